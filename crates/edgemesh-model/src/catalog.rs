@@ -1,0 +1,199 @@
+//! The catalog: every validated object the sources currently report, tagged with its source.
+//!
+//! Sources apply changes as they arrive (cheap map updates); [`Catalog::build_snapshot`] is called
+//! off the hot path, debounced, to produce the next immutable [`Snapshot`](crate::Snapshot).
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use crate::spec::{DestinationRuleSpec, EndpointSetSpec, NodeSpec, ObjectKey, ServiceSpec};
+
+/// Where an object came from. A relist of one source never removes another source's objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SourceId {
+    KubeApi,
+    Manifests,
+}
+
+impl fmt::Display for SourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SourceId::KubeApi => "kube-api",
+            SourceId::Manifests => "manifests",
+        })
+    }
+}
+
+/// The kinds of object the catalog holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ResourceKind {
+    Service,
+    EndpointSlice,
+    Endpoints,
+    DestinationRule,
+    Node,
+}
+
+impl ResourceKind {
+    pub const ALL: [ResourceKind; 5] = [
+        ResourceKind::Service,
+        ResourceKind::EndpointSlice,
+        ResourceKind::Endpoints,
+        ResourceKind::DestinationRule,
+        ResourceKind::Node,
+    ];
+
+    /// The Kubernetes `kind` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Service => "Service",
+            ResourceKind::EndpointSlice => "EndpointSlice",
+            ResourceKind::Endpoints => "Endpoints",
+            ResourceKind::DestinationRule => "DestinationRule",
+            ResourceKind::Node => "Node",
+        }
+    }
+}
+
+impl fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `kind namespace/name` of one object.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResourceRef {
+    pub kind: ResourceKind,
+    pub key: ObjectKey,
+}
+
+impl fmt::Display for ResourceRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind, self.key)
+    }
+}
+
+/// One validated object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resource {
+    Service(ServiceSpec),
+    EndpointSlice(EndpointSetSpec),
+    Endpoints(EndpointSetSpec),
+    DestinationRule(DestinationRuleSpec),
+    Node(NodeSpec),
+}
+
+impl Resource {
+    pub fn reference(&self) -> ResourceRef {
+        let (kind, key) = match self {
+            Resource::Service(s) => (ResourceKind::Service, s.key.clone()),
+            Resource::EndpointSlice(e) => (ResourceKind::EndpointSlice, e.key.clone()),
+            Resource::Endpoints(e) => (ResourceKind::Endpoints, e.key.clone()),
+            Resource::DestinationRule(d) => (ResourceKind::DestinationRule, d.key.clone()),
+            Resource::Node(n) => (ResourceKind::Node, ObjectKey::cluster(n.name.clone())),
+        };
+        ResourceRef { kind, key }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Entry {
+    pub(crate) source: SourceId,
+    pub(crate) resource: Resource,
+}
+
+/// Every object currently known, plus which (source, kind) pairs have completed a first listing.
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    pub(crate) entries: HashMap<ResourceRef, Entry>,
+    synced: HashSet<(SourceId, ResourceKind)>,
+}
+
+impl Catalog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds or replaces one object.
+    pub fn upsert(&mut self, source: SourceId, resource: Resource) {
+        self.entries.insert(resource.reference(), Entry { source, resource });
+    }
+
+    /// Removes one object; returns whether it was present.
+    pub fn remove(&mut self, reference: &ResourceRef) -> bool {
+        self.entries.remove(reference).is_some()
+    }
+
+    /// Replaces everything `source` reported for `kind` with `items` (a full relist), and marks
+    /// the pair as synced.
+    pub fn replace_kind(&mut self, source: SourceId, kind: ResourceKind, items: Vec<Resource>) {
+        self.entries.retain(|r, e| !(r.kind == kind && e.source == source));
+        for item in items {
+            self.upsert(source, item);
+        }
+        self.mark_synced(source, kind);
+    }
+
+    /// Records that `source` has delivered its complete view of `kind` (possibly empty, e.g. a
+    /// cluster without the Istio CRDs).
+    pub fn mark_synced(&mut self, source: SourceId, kind: ResourceKind) {
+        self.synced.insert((source, kind));
+    }
+
+    pub fn is_synced(&self, source: SourceId, kind: ResourceKind) -> bool {
+        self.synced.contains(&(source, kind))
+    }
+
+    /// Number of objects of all kinds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn get(&self, reference: &ResourceRef) -> Option<&Resource> {
+        self.entries.get(reference).map(|e| &e.resource)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{NodeSpec, ServiceKind};
+
+    fn svc(name: &str) -> Resource {
+        Resource::Service(ServiceSpec {
+            key: ObjectKey::new("ns", name),
+            kind: ServiceKind::Headless,
+            ports: vec![],
+            has_proxy_name_label: false,
+            session_affinity: None,
+        })
+    }
+
+    #[test]
+    fn relist_replaces_only_its_own_source_and_kind() {
+        let mut c = Catalog::new();
+        c.upsert(SourceId::KubeApi, svc("a"));
+        c.upsert(SourceId::Manifests, svc("b"));
+        c.upsert(SourceId::KubeApi, Resource::Node(NodeSpec { name: "n".into(), addresses: vec![] }));
+        c.replace_kind(SourceId::KubeApi, ResourceKind::Service, vec![svc("c")]);
+        let names: HashSet<_> = c.entries.keys().map(|r| r.key.name.clone()).collect();
+        assert_eq!(names, HashSet::from(["b".into(), "c".into(), "n".into()]));
+        assert!(c.is_synced(SourceId::KubeApi, ResourceKind::Service));
+        assert!(!c.is_synced(SourceId::KubeApi, ResourceKind::Node));
+    }
+
+    #[test]
+    fn remove_reports_presence() {
+        let mut c = Catalog::new();
+        c.upsert(SourceId::Manifests, svc("a"));
+        let r = svc("a").reference();
+        assert!(c.remove(&r));
+        assert!(!c.remove(&r));
+        assert!(c.is_empty());
+    }
+}

@@ -1,0 +1,70 @@
+//! Builders of specs for tests and benchmarks (not used by the agent itself).
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::catalog::{Catalog, Resource, SourceId};
+use crate::spec::{
+    EndpointPortSpec, EndpointSetSpec, EndpointSpec, EndpointSubset, ObjectKey, Protocol,
+    ServiceKind, ServicePortSpec, ServiceSpec, TargetPort,
+};
+
+/// A ClusterIP service with one TCP port named `http`.
+pub fn cluster_ip_service(namespace: &str, name: &str, ip: IpAddr, port: u16) -> ServiceSpec {
+    ServiceSpec {
+        key: ObjectKey::new(namespace, name),
+        kind: ServiceKind::ClusterIp { cluster_ips: vec![ip] },
+        ports: vec![ServicePortSpec {
+            name: "http".into(),
+            protocol: Protocol::Tcp,
+            port,
+            target_port: TargetPort::Number(port),
+            app_protocol: None,
+        }],
+        has_proxy_name_label: false,
+        session_affinity: None,
+    }
+}
+
+/// An EndpointSlice for `service` with one ready endpoint per IP, port `http`.
+pub fn endpoint_slice(service: &ServiceSpec, ips: &[(IpAddr, &str)], port: u16) -> EndpointSetSpec {
+    EndpointSetSpec {
+        key: ObjectKey::new(&service.key.namespace, format!("{}-slice", service.key.name)),
+        service: service.key.clone(),
+        subsets: vec![EndpointSubset {
+            ports: vec![EndpointPortSpec { name: "http".into(), protocol: Protocol::Tcp, port }],
+            endpoints: ips
+                .iter()
+                .map(|(ip, node)| EndpointSpec {
+                    ip: *ip,
+                    ready: true,
+                    node_name: Some((*node).to_string()),
+                    hostname: None,
+                })
+                .collect(),
+        }],
+    }
+}
+
+/// A catalog of `services` ClusterIP services with `endpoints_per_service` endpoints each, spread
+/// over 100 nodes: the shape of the 10,000-service benchmark.
+pub fn large_catalog(services: u32, endpoints_per_service: u32) -> Catalog {
+    let mut catalog = Catalog::new();
+    let mut items = Vec::new();
+    for i in 0..services {
+        let ip = IpAddr::V4(Ipv4Addr::from(0x0a60_0000 + i));
+        let svc = cluster_ip_service("bench", &format!("svc-{i}"), ip, 80);
+        let eps: Vec<(IpAddr, String)> = (0..endpoints_per_service)
+            .map(|j| {
+                let n = i * endpoints_per_service + j;
+                (IpAddr::V4(Ipv4Addr::from(0x0af4_0000 + n)), format!("node-{}", n % 100))
+            })
+            .collect();
+        let eps: Vec<(IpAddr, &str)> = eps.iter().map(|(ip, n)| (*ip, n.as_str())).collect();
+        items.push(Resource::EndpointSlice(endpoint_slice(&svc, &eps, 8080)));
+        items.push(Resource::Service(svc));
+    }
+    for item in items {
+        catalog.upsert(SourceId::Manifests, item);
+    }
+    catalog
+}

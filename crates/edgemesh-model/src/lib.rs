@@ -1,0 +1,19 @@
+//! Domain types of edgemesh.
+//!
+//! Sources (the Kubernetes API, a manifests directory) convert their objects into the validated
+//! *specs* of [`spec`] and put them into a [`Catalog`]. The catalog builds an immutable, versioned
+//! [`Snapshot`] which the data path (proxier, proxy, DNS) reads lock-free through a
+//! [`SnapshotCell`]. Nothing here performs I/O.
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+pub mod fixtures;
+pub mod snapshot;
+pub mod spec;
+
+pub use catalog::{Catalog, Resource, ResourceKind, ResourceRef, SourceId};
+pub use snapshot::{
+    Backend, BuildOptions, BuildReport, Endpoint, Frontend, ProxyDecision, Service, ServicePort,
+    SkipReason, Snapshot, SnapshotCell,
+};
+pub use spec::*;

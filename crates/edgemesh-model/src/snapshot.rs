@@ -1,0 +1,202 @@
+//! The immutable, versioned view of the mesh that the data path reads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+use crate::spec::{
+    ClientIpAffinity, LbPolicy, NodeSpec, ObjectKey, Protocol, ServiceFilterMode, ServiceKind,
+};
+
+mod build;
+
+/// What a client dials: a ClusterIP, a port and a protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Frontend {
+    pub ip: IpAddr,
+    pub port: u16,
+    pub protocol: Protocol,
+}
+
+/// One ready backend of a service port.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backend {
+    pub addr: SocketAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<Arc<str>>,
+}
+
+/// One ready endpoint address of a service, as DNS needs it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoint {
+    pub ip: IpAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+}
+
+/// A service port with its resolved backends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePort {
+    pub name: String,
+    pub protocol: Protocol,
+    pub port: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_protocol: Option<String>,
+    pub backends: Arc<[Backend]>,
+}
+
+/// Why a service gets no proxy rule (it is still served by DNS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SkipReason {
+    Headless,
+    ExternalName,
+    /// Excluded by `serviceFilterMode` and the service-proxy-name label.
+    FilteredByLabel,
+    /// A manifest without `clusterIP`: nothing to intercept.
+    NoClusterIp,
+}
+
+/// Whether the agent intercepts a service's ClusterIP traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ProxyDecision {
+    Proxied,
+    Skipped(SkipReason),
+}
+
+/// A service as the data path sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Service {
+    pub key: ObjectKey,
+    #[serde(flatten)]
+    pub kind: ServiceKind,
+    pub proxy: ProxyDecision,
+    pub lb_policy: LbPolicy,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_affinity: Option<ClientIpAffinity>,
+    pub ports: Vec<ServicePort>,
+    /// Ready endpoint addresses, unique by IP.
+    pub endpoints: Vec<Endpoint>,
+}
+
+impl Service {
+    pub fn is_proxied(&self) -> bool {
+        self.proxy == ProxyDecision::Proxied
+    }
+
+    /// The ClusterIPs (empty for headless and ExternalName services).
+    pub fn cluster_ips(&self) -> &[IpAddr] {
+        match &self.kind {
+            ServiceKind::ClusterIp { cluster_ips } => cluster_ips,
+            _ => &[],
+        }
+    }
+}
+
+/// Inputs of a rebuild that do not come from the sources.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BuildOptions {
+    pub filter_mode: ServiceFilterMode,
+    pub version: u64,
+}
+
+/// What a rebuild noticed that an operator should know (each message names the object).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BuildReport {
+    pub warnings: Vec<String>,
+}
+
+/// An immutable, versioned view of every service, its backends and policy.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub version: u64,
+    pub services: BTreeMap<ObjectKey, Arc<Service>>,
+    pub nodes: BTreeMap<String, NodeSpec>,
+    frontends: HashMap<Frontend, (Arc<Service>, usize)>,
+}
+
+impl Snapshot {
+    /// The empty snapshot the agent starts from (version 0).
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// The proxied service port a client reaches at `frontend`, if any.
+    pub fn route(&self, frontend: &Frontend) -> Option<(&Arc<Service>, &ServicePort)> {
+        let (service, index) = self.frontends.get(frontend)?;
+        Some((service, service.ports.get(*index)?))
+    }
+
+    pub fn service(&self, key: &ObjectKey) -> Option<&Arc<Service>> {
+        self.services.get(key)
+    }
+
+    /// Every intercepted frontend, in a stable order (for rule generation).
+    pub fn proxied_frontends(&self) -> impl Iterator<Item = (Frontend, &ServicePort)> {
+        let mut all: Vec<_> =
+            self.frontends.iter().map(|(f, (s, i))| (*f, &s.ports[*i])).collect();
+        all.sort_by_key(|(f, _)| *f);
+        all.into_iter()
+    }
+
+    /// Number of intercepted frontends.
+    pub fn frontend_count(&self) -> usize {
+        self.frontends.len()
+    }
+}
+
+impl Serialize for Snapshot {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Services<'a>(&'a BTreeMap<ObjectKey, Arc<Service>>);
+        impl Serialize for Services<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(self.0.len()))?;
+                for (key, service) in self.0 {
+                    map.serialize_entry(&key.to_string(), service.as_ref())?;
+                }
+                map.end()
+            }
+        }
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("version", &self.version)?;
+        map.serialize_entry("services", &Services(&self.services))?;
+        map.serialize_entry("nodes", &self.nodes)?;
+        map.end()
+    }
+}
+
+/// Lock-free publication of the current [`Snapshot`]: the control plane stores, the data path
+/// loads without ever waiting on it.
+#[derive(Debug)]
+pub struct SnapshotCell(ArcSwap<Snapshot>);
+
+impl SnapshotCell {
+    pub fn new(initial: Snapshot) -> Self {
+        Self(ArcSwap::from_pointee(initial))
+    }
+
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.0.load_full()
+    }
+
+    pub fn store(&self, snapshot: Arc<Snapshot>) {
+        self.0.store(snapshot);
+    }
+}
+
+impl Default for SnapshotCell {
+    fn default() -> Self {
+        Self::new(Snapshot::empty())
+    }
+}

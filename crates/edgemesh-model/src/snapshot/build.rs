@@ -1,0 +1,238 @@
+//! Catalog → Snapshot: join services with their endpoints and policy, apply the service filter.
+//!
+//! Pure and deterministic: the same catalog and options give the same snapshot.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use super::{
+    Backend, BuildOptions, BuildReport, Endpoint, Frontend, ProxyDecision, Service, ServicePort,
+    SkipReason, Snapshot,
+};
+use crate::catalog::{Catalog, Resource};
+use crate::spec::{
+    DestinationRuleSpec, EndpointSetSpec, EndpointSubset, LbPolicy, NodeSpec, ObjectKey,
+    ServiceFilterMode, ServiceKind, ServicePortSpec, ServiceSpec,
+};
+
+/// The catalog's objects grouped by the service they belong to.
+#[derive(Default)]
+struct Grouped<'a> {
+    services: Vec<&'a ServiceSpec>,
+    slices: HashMap<&'a ObjectKey, Vec<&'a EndpointSetSpec>>,
+    endpoints: HashMap<&'a ObjectKey, Vec<&'a EndpointSetSpec>>,
+    rules: HashMap<&'a ObjectKey, &'a DestinationRuleSpec>,
+    nodes: BTreeMap<String, NodeSpec>,
+}
+
+impl<'a> Grouped<'a> {
+    fn new(catalog: &'a Catalog) -> Self {
+        let mut g = Grouped::default();
+        for entry in catalog.entries.values() {
+            match &entry.resource {
+                Resource::Service(s) => g.services.push(s),
+                Resource::EndpointSlice(e) => g.slices.entry(&e.service).or_default().push(e),
+                Resource::Endpoints(e) => g.endpoints.entry(&e.service).or_default().push(e),
+                Resource::DestinationRule(d) => {
+                    g.rules.insert(&d.key, d);
+                }
+                Resource::Node(n) => {
+                    g.nodes.insert(n.name.clone(), n.clone());
+                }
+            }
+        }
+        // Deterministic order, so that conflicts are always resolved the same way.
+        g.services.sort_by(|a, b| a.key.cmp(&b.key));
+        g
+    }
+
+    /// EndpointSlices win over core Endpoints when both exist for a service.
+    fn endpoint_sets(&self, service: &ObjectKey) -> &[&'a EndpointSetSpec] {
+        self.slices
+            .get(service)
+            .or_else(|| self.endpoints.get(service))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+}
+
+impl Catalog {
+    /// Builds the snapshot the data path will read. Never fails: anything odd is reported in
+    /// [`BuildReport::warnings`] and handled conservatively.
+    pub fn build_snapshot(&self, options: BuildOptions) -> (Snapshot, BuildReport) {
+        let grouped = Grouped::new(self);
+        let mut report = BuildReport::default();
+        let mut node_names = NodeNames::default();
+        let mut snapshot = Snapshot { version: options.version, ..Snapshot::default() };
+        for spec in &grouped.services {
+            let sets = grouped.endpoint_sets(&spec.key);
+            let rule = grouped.rules.get(&spec.key).copied();
+            let service =
+                build_service(spec, sets, rule, options.filter_mode, &mut node_names, &mut report);
+            let service = Arc::new(service);
+            index_frontends(&service, &mut snapshot.frontends, &mut report);
+            snapshot.services.insert(spec.key.clone(), service);
+        }
+        snapshot.nodes = grouped.nodes;
+        report.warnings.sort();
+        (snapshot, report)
+    }
+}
+
+fn build_service(
+    spec: &ServiceSpec,
+    sets: &[&EndpointSetSpec],
+    rule: Option<&DestinationRuleSpec>,
+    filter_mode: ServiceFilterMode,
+    node_names: &mut NodeNames,
+    report: &mut BuildReport,
+) -> Service {
+    let ports = spec
+        .ports
+        .iter()
+        .map(|port| ServicePort {
+            name: port.name.clone(),
+            protocol: port.protocol,
+            port: port.port,
+            app_protocol: port.app_protocol.clone(),
+            backends: backends_for(port, sets, node_names),
+        })
+        .collect();
+    Service {
+        key: spec.key.clone(),
+        kind: spec.kind.clone(),
+        proxy: proxy_decision(spec, filter_mode),
+        lb_policy: lb_policy(spec, rule, report),
+        session_affinity: spec.session_affinity,
+        ports,
+        endpoints: ready_endpoints(sets, node_names),
+    }
+}
+
+fn proxy_decision(spec: &ServiceSpec, filter_mode: ServiceFilterMode) -> ProxyDecision {
+    let skip = match &spec.kind {
+        ServiceKind::Headless => Some(SkipReason::Headless),
+        ServiceKind::ExternalName { .. } => Some(SkipReason::ExternalName),
+        _ if !filter_mode.proxies(spec.has_proxy_name_label) => Some(SkipReason::FilteredByLabel),
+        ServiceKind::ClusterIp { cluster_ips } if cluster_ips.is_empty() => {
+            Some(SkipReason::NoClusterIp)
+        }
+        ServiceKind::ClusterIp { .. } => None,
+    };
+    skip.map_or(ProxyDecision::Proxied, ProxyDecision::Skipped)
+}
+
+/// ClientIP session affinity takes precedence over a DestinationRule, as in EdgeMesh: the rule's
+/// policy is ignored and a warning names both objects.
+fn lb_policy(
+    spec: &ServiceSpec,
+    rule: Option<&DestinationRuleSpec>,
+    report: &mut BuildReport,
+) -> LbPolicy {
+    match (rule, spec.session_affinity) {
+        (None, _) => LbPolicy::default(),
+        (Some(rule), None) => rule.policy.clone(),
+        (Some(rule), Some(_)) => {
+            report.warnings.push(format!(
+                "DestinationRule {} ignored: Service {} has sessionAffinity ClientIP, which takes \
+                 precedence",
+                rule.key, spec.key
+            ));
+            LbPolicy::default()
+        }
+    }
+}
+
+/// Ready backends of one service port, unique by address, in a stable order.
+fn backends_for(
+    port: &ServicePortSpec,
+    sets: &[&EndpointSetSpec],
+    node_names: &mut NodeNames,
+) -> Arc<[Backend]> {
+    let mut seen = HashSet::new();
+    let mut backends = Vec::new();
+    for subset in sets.iter().flat_map(|s| &s.subsets) {
+        let Some(target) = matching_port(port, subset) else { continue };
+        for ep in subset.endpoints.iter().filter(|e| e.ready) {
+            let addr = SocketAddr::new(ep.ip, target);
+            if seen.insert(addr) {
+                backends.push(Backend { addr, node_name: node_names.intern(&ep.node_name) });
+            }
+        }
+    }
+    backends.sort_by_key(|b| b.addr);
+    backends.into()
+}
+
+/// The endpoint port serving `port`: the one with the same name and protocol (that is how the
+/// endpoints controller names them); for a single-port service, a lone port of the same protocol.
+fn matching_port(port: &ServicePortSpec, subset: &EndpointSubset) -> Option<u16> {
+    let same_protocol = || subset.ports.iter().filter(|p| p.protocol == port.protocol);
+    same_protocol().find(|p| p.name == port.name).map(|p| p.port).or_else(|| {
+        let mut candidates = same_protocol();
+        match (candidates.next(), candidates.next()) {
+            (Some(only), None) if port.name.is_empty() || subset.ports.len() == 1 => Some(only.port),
+            _ => None,
+        }
+    })
+}
+
+fn ready_endpoints(sets: &[&EndpointSetSpec], node_names: &mut NodeNames) -> Vec<Endpoint> {
+    let mut seen: HashSet<IpAddr> = HashSet::new();
+    let mut endpoints: Vec<Endpoint> = sets
+        .iter()
+        .flat_map(|s| &s.subsets)
+        .flat_map(|subset| &subset.endpoints)
+        .filter(|e| e.ready && seen.insert(e.ip))
+        .map(|e| Endpoint {
+            ip: e.ip,
+            node_name: node_names.intern(&e.node_name),
+            hostname: e.hostname.clone(),
+        })
+        .collect();
+    endpoints.sort_by_key(|e| e.ip);
+    endpoints
+}
+
+fn index_frontends(
+    service: &Arc<Service>,
+    frontends: &mut HashMap<Frontend, (Arc<Service>, usize)>,
+    report: &mut BuildReport,
+) {
+    if !service.is_proxied() {
+        return;
+    }
+    for ip in service.cluster_ips() {
+        for (index, port) in service.ports.iter().enumerate() {
+            let frontend = Frontend { ip: *ip, port: port.port, protocol: port.protocol };
+            if let Some((other, _)) = frontends.get(&frontend) {
+                report.warnings.push(format!(
+                    "Service {} and Service {} both claim {}:{}/{}; keeping {}",
+                    other.key, service.key, ip, port.port, port.protocol, other.key
+                ));
+                continue;
+            }
+            frontends.insert(frontend, (Arc::clone(service), index));
+        }
+    }
+}
+
+/// Shares one allocation per node name across all backends of a snapshot.
+#[derive(Default)]
+struct NodeNames(HashMap<String, Arc<str>>);
+
+impl NodeNames {
+    fn intern(&mut self, name: &Option<String>) -> Option<Arc<str>> {
+        let name = name.as_deref()?;
+        if let Some(shared) = self.0.get(name) {
+            return Some(Arc::clone(shared));
+        }
+        let shared: Arc<str> = Arc::from(name);
+        self.0.insert(name.to_string(), Arc::clone(&shared));
+        Some(shared)
+    }
+}
+
+#[cfg(test)]
+mod tests;
