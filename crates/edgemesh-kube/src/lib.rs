@@ -1,1 +1,9 @@
-//! (being written)
+//! Service discovery: the ONLY crate that speaks Kubernetes types.
+//!
+//! Sources (the Kubernetes API and a manifests directory) convert objects into validated model
+//! specs ([`convert`]) and send [`SourceEvent`]s to the [`publisher`], which applies them to one
+//! [`Catalog`](edgemesh_model::Catalog), rebuilds the Snapshot off the hot path (debounced) and
+//! publishes it.
+#![forbid(unsafe_code)]
+
+pub mod convert;

@@ -117,7 +117,8 @@ impl Catalog {
 
     /// Adds or replaces one object.
     pub fn upsert(&mut self, source: SourceId, resource: Resource) {
-        self.entries.insert(resource.reference(), Entry { source, resource });
+        self.entries
+            .insert(resource.reference(), Entry { source, resource });
     }
 
     /// Removes one object; returns whether it was present.
@@ -128,7 +129,8 @@ impl Catalog {
     /// Replaces everything `source` reported for `kind` with `items` (a full relist), and marks
     /// the pair as synced.
     pub fn replace_kind(&mut self, source: SourceId, kind: ResourceKind, items: Vec<Resource>) {
-        self.entries.retain(|r, e| !(r.kind == kind && e.source == source));
+        self.entries
+            .retain(|r, e| !(r.kind == kind && e.source == source));
         for item in items {
             self.upsert(source, item);
         }
@@ -179,7 +181,13 @@ mod tests {
         let mut c = Catalog::new();
         c.upsert(SourceId::KubeApi, svc("a"));
         c.upsert(SourceId::Manifests, svc("b"));
-        c.upsert(SourceId::KubeApi, Resource::Node(NodeSpec { name: "n".into(), addresses: vec![] }));
+        c.upsert(
+            SourceId::KubeApi,
+            Resource::Node(NodeSpec {
+                name: "n".into(),
+                addresses: vec![],
+            }),
+        );
         c.replace_kind(SourceId::KubeApi, ResourceKind::Service, vec![svc("c")]);
         let names: HashSet<_> = c.entries.keys().map(|r| r.key.name.clone()).collect();
         assert_eq!(names, HashSet::from(["b".into(), "c".into(), "n".into()]));

@@ -12,7 +12,9 @@ use crate::spec::{
 pub fn cluster_ip_service(namespace: &str, name: &str, ip: IpAddr, port: u16) -> ServiceSpec {
     ServiceSpec {
         key: ObjectKey::new(namespace, name),
-        kind: ServiceKind::ClusterIp { cluster_ips: vec![ip] },
+        kind: ServiceKind::ClusterIp {
+            cluster_ips: vec![ip],
+        },
         ports: vec![ServicePortSpec {
             name: "http".into(),
             protocol: Protocol::Tcp,
@@ -28,10 +30,17 @@ pub fn cluster_ip_service(namespace: &str, name: &str, ip: IpAddr, port: u16) ->
 /// An EndpointSlice for `service` with one ready endpoint per IP, port `http`.
 pub fn endpoint_slice(service: &ServiceSpec, ips: &[(IpAddr, &str)], port: u16) -> EndpointSetSpec {
     EndpointSetSpec {
-        key: ObjectKey::new(&service.key.namespace, format!("{}-slice", service.key.name)),
+        key: ObjectKey::new(
+            &service.key.namespace,
+            format!("{}-slice", service.key.name),
+        ),
         service: service.key.clone(),
         subsets: vec![EndpointSubset {
-            ports: vec![EndpointPortSpec { name: "http".into(), protocol: Protocol::Tcp, port }],
+            ports: vec![EndpointPortSpec {
+                name: "http".into(),
+                protocol: Protocol::Tcp,
+                port,
+            }],
             endpoints: ips
                 .iter()
                 .map(|(ip, node)| EndpointSpec {
@@ -56,7 +65,10 @@ pub fn large_catalog(services: u32, endpoints_per_service: u32) -> Catalog {
         let eps: Vec<(IpAddr, String)> = (0..endpoints_per_service)
             .map(|j| {
                 let n = i * endpoints_per_service + j;
-                (IpAddr::V4(Ipv4Addr::from(0x0af4_0000 + n)), format!("node-{}", n % 100))
+                (
+                    IpAddr::V4(Ipv4Addr::from(0x0af4_0000 + n)),
+                    format!("node-{}", n % 100),
+                )
             })
             .collect();
         let eps: Vec<(IpAddr, &str)> = eps.iter().map(|(ip, n)| (*ip, n.as_str())).collect();

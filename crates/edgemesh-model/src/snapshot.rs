@@ -144,8 +144,11 @@ impl Snapshot {
 
     /// Every intercepted frontend, in a stable order (for rule generation).
     pub fn proxied_frontends(&self) -> impl Iterator<Item = (Frontend, &ServicePort)> {
-        let mut all: Vec<_> =
-            self.frontends.iter().map(|(f, (s, i))| (*f, &s.ports[*i])).collect();
+        let mut all: Vec<_> = self
+            .frontends
+            .iter()
+            .map(|(f, (s, i))| (*f, &s.ports[*i]))
+            .collect();
         all.sort_by_key(|(f, _)| *f);
         all.into_iter()
     }

@@ -22,7 +22,10 @@ pub struct ObjectKey {
 
 impl ObjectKey {
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { namespace: namespace.into(), name: name.into() }
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
     }
 
     /// Key of a cluster-scoped object such as a Node.
@@ -108,7 +111,11 @@ impl ServiceFilterMode {
 
 /// How a Service is addressed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "type")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "type"
+)]
 pub enum ServiceKind {
     /// A virtual IP per IP family; empty only for a manifest that has not been assigned one.
     ClusterIp { cluster_ips: Vec<IpAddr> },

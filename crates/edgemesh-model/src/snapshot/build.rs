@@ -64,12 +64,21 @@ impl Catalog {
         let grouped = Grouped::new(self);
         let mut report = BuildReport::default();
         let mut node_names = NodeNames::default();
-        let mut snapshot = Snapshot { version: options.version, ..Snapshot::default() };
+        let mut snapshot = Snapshot {
+            version: options.version,
+            ..Snapshot::default()
+        };
         for spec in &grouped.services {
             let sets = grouped.endpoint_sets(&spec.key);
             let rule = grouped.rules.get(&spec.key).copied();
-            let service =
-                build_service(spec, sets, rule, options.filter_mode, &mut node_names, &mut report);
+            let service = build_service(
+                spec,
+                sets,
+                rule,
+                options.filter_mode,
+                &mut node_names,
+                &mut report,
+            );
             let service = Arc::new(service);
             index_frontends(&service, &mut snapshot.frontends, &mut report);
             snapshot.services.insert(spec.key.clone(), service);
@@ -153,11 +162,16 @@ fn backends_for(
     let mut seen = HashSet::new();
     let mut backends = Vec::new();
     for subset in sets.iter().flat_map(|s| &s.subsets) {
-        let Some(target) = matching_port(port, subset) else { continue };
+        let Some(target) = matching_port(port, subset) else {
+            continue;
+        };
         for ep in subset.endpoints.iter().filter(|e| e.ready) {
             let addr = SocketAddr::new(ep.ip, target);
             if seen.insert(addr) {
-                backends.push(Backend { addr, node_name: node_names.intern(&ep.node_name) });
+                backends.push(Backend {
+                    addr,
+                    node_name: node_names.intern(&ep.node_name),
+                });
             }
         }
     }
@@ -169,13 +183,18 @@ fn backends_for(
 /// endpoints controller names them); for a single-port service, a lone port of the same protocol.
 fn matching_port(port: &ServicePortSpec, subset: &EndpointSubset) -> Option<u16> {
     let same_protocol = || subset.ports.iter().filter(|p| p.protocol == port.protocol);
-    same_protocol().find(|p| p.name == port.name).map(|p| p.port).or_else(|| {
-        let mut candidates = same_protocol();
-        match (candidates.next(), candidates.next()) {
-            (Some(only), None) if port.name.is_empty() || subset.ports.len() == 1 => Some(only.port),
-            _ => None,
-        }
-    })
+    same_protocol()
+        .find(|p| p.name == port.name)
+        .map(|p| p.port)
+        .or_else(|| {
+            let mut candidates = same_protocol();
+            match (candidates.next(), candidates.next()) {
+                (Some(only), None) if port.name.is_empty() || subset.ports.len() == 1 => {
+                    Some(only.port)
+                }
+                _ => None,
+            }
+        })
 }
 
 fn ready_endpoints(sets: &[&EndpointSetSpec], node_names: &mut NodeNames) -> Vec<Endpoint> {
@@ -205,7 +224,11 @@ fn index_frontends(
     }
     for ip in service.cluster_ips() {
         for (index, port) in service.ports.iter().enumerate() {
-            let frontend = Frontend { ip: *ip, port: port.port, protocol: port.protocol };
+            let frontend = Frontend {
+                ip: *ip,
+                port: port.port,
+                protocol: port.protocol,
+            };
             if let Some((other, _)) = frontends.get(&frontend) {
                 report.warnings.push(format!(
                     "Service {} and Service {} both claim {}:{}/{}; keeping {}",

@@ -23,7 +23,11 @@ fn catalog_with(items: Vec<Resource>) -> Catalog {
 }
 
 fn frontend(last: u8, port: u16) -> Frontend {
-    Frontend { ip: ip(last), port, protocol: Protocol::Tcp }
+    Frontend {
+        ip: ip(last),
+        port,
+        protocol: Protocol::Tcp,
+    }
 }
 
 #[test]
@@ -32,7 +36,10 @@ fn service_with_slice_routes_to_ready_backends() {
     let mut slice = endpoint_slice(&svc, &[(pod(1), "n1"), (pod(2), "n2")], 8080);
     slice.subsets[0].endpoints[1].ready = false;
     let c = catalog_with(vec![Resource::Service(svc), Resource::EndpointSlice(slice)]);
-    let (snap, report) = c.build_snapshot(BuildOptions { version: 7, ..Default::default() });
+    let (snap, report) = c.build_snapshot(BuildOptions {
+        version: 7,
+        ..Default::default()
+    });
     assert_eq!(snap.version, 7);
     assert!(report.warnings.is_empty());
     let (service, port) = snap.route(&frontend(1, 80)).expect("routed");
@@ -55,9 +62,20 @@ fn filter_modes_decide_which_services_are_proxied() {
         (ServiceFilterMode::FilterIfLabelDoesNotExists, false, true),
     ];
     for (filter_mode, plain_routed, labelled_routed) in cases {
-        let (snap, _) = c.build_snapshot(BuildOptions { filter_mode, version: 1 });
-        assert_eq!(snap.route(&frontend(1, 80)).is_some(), plain_routed, "{filter_mode:?}");
-        assert_eq!(snap.route(&frontend(2, 80)).is_some(), labelled_routed, "{filter_mode:?}");
+        let (snap, _) = c.build_snapshot(BuildOptions {
+            filter_mode,
+            version: 1,
+        });
+        assert_eq!(
+            snap.route(&frontend(1, 80)).is_some(),
+            plain_routed,
+            "{filter_mode:?}"
+        );
+        assert_eq!(
+            snap.route(&frontend(2, 80)).is_some(),
+            labelled_routed,
+            "{filter_mode:?}"
+        );
         // Filtered services stay in the snapshot for DNS.
         assert_eq!(snap.services.len(), 2);
     }
@@ -68,7 +86,9 @@ fn headless_and_external_name_are_kept_but_not_proxied() {
     let mut headless = cluster_ip_service("ns", "db", ip(1), 5432);
     headless.kind = ServiceKind::Headless;
     let mut external = cluster_ip_service("ns", "ext", ip(2), 443);
-    external.kind = ServiceKind::ExternalName { external_name: "example.org".into() };
+    external.kind = ServiceKind::ExternalName {
+        external_name: "example.org".into(),
+    };
     let slice = endpoint_slice(&headless, &[(pod(9), "n1")], 5432);
     let c = catalog_with(vec![
         Resource::Service(headless),
@@ -87,20 +107,37 @@ fn headless_and_external_name_are_kept_but_not_proxied() {
 #[test]
 fn destination_rule_sets_policy_unless_client_ip_affinity_wins() {
     let svc = cluster_ip_service("ns", "web", ip(1), 80);
-    let rule = DestinationRuleSpec { key: svc.key.clone(), policy: LbPolicy::Random };
-    let c = catalog_with(vec![Resource::Service(svc.clone()), Resource::DestinationRule(rule)]);
+    let rule = DestinationRuleSpec {
+        key: svc.key.clone(),
+        policy: LbPolicy::Random,
+    };
+    let c = catalog_with(vec![
+        Resource::Service(svc.clone()),
+        Resource::DestinationRule(rule),
+    ]);
     let (snap, report) = c.build_snapshot(BuildOptions::default());
-    assert_eq!(snap.service(&svc.key).expect("svc").lb_policy, LbPolicy::Random);
+    assert_eq!(
+        snap.service(&svc.key).expect("svc").lb_policy,
+        LbPolicy::Random
+    );
     assert!(report.warnings.is_empty());
 
     let mut sticky = svc.clone();
-    sticky.session_affinity = Some(ClientIpAffinity { timeout: Duration::from_secs(60) });
+    sticky.session_affinity = Some(ClientIpAffinity {
+        timeout: Duration::from_secs(60),
+    });
     let mut c = c;
     c.upsert(SourceId::Manifests, Resource::Service(sticky));
     let (snap, report) = c.build_snapshot(BuildOptions::default());
-    assert_eq!(snap.service(&svc.key).expect("svc").lb_policy, LbPolicy::RoundRobin);
+    assert_eq!(
+        snap.service(&svc.key).expect("svc").lb_policy,
+        LbPolicy::RoundRobin
+    );
     assert_eq!(report.warnings.len(), 1);
-    assert!(report.warnings[0].contains("DestinationRule ns/web ignored"), "{report:?}");
+    assert!(
+        report.warnings[0].contains("DestinationRule ns/web ignored"),
+        "{report:?}"
+    );
 }
 
 #[test]
@@ -148,7 +185,10 @@ fn two_services_claiming_one_frontend_keep_the_first_and_warn() {
     let b = cluster_ip_service("ns", "b", ip(1), 80);
     let c = catalog_with(vec![Resource::Service(b), Resource::Service(a)]);
     let (snap, report) = c.build_snapshot(BuildOptions::default());
-    assert_eq!(snap.route(&frontend(1, 80)).expect("routed").0.key.name, "a");
+    assert_eq!(
+        snap.route(&frontend(1, 80)).expect("routed").0.key.name,
+        "a"
+    );
     assert_eq!(report.warnings.len(), 1);
 }
 
@@ -157,7 +197,10 @@ fn snapshot_serializes_to_json_with_readable_keys() {
     let svc = cluster_ip_service("ns", "web", ip(1), 80);
     let slice = endpoint_slice(&svc, &[(pod(1), "n1")], 8080);
     let c = catalog_with(vec![Resource::Service(svc), Resource::EndpointSlice(slice)]);
-    let (snap, _) = c.build_snapshot(BuildOptions { version: 3, ..Default::default() });
+    let (snap, _) = c.build_snapshot(BuildOptions {
+        version: 3,
+        ..Default::default()
+    });
     let json = serde_json::to_value(&snap).expect("json");
     assert_eq!(json["version"], 3);
     let web = &json["services"]["ns/web"];
@@ -172,5 +215,9 @@ fn large_catalog_builds_every_frontend() {
     let (snap, report) = c.build_snapshot(BuildOptions::default());
     assert!(report.warnings.is_empty());
     assert_eq!(snap.frontend_count(), 1_000);
-    assert!(snap.services.values().all(|s| s.ports[0].backends.len() == 3));
+    assert!(
+        snap.services
+            .values()
+            .all(|s| s.ports[0].backends.len() == 3)
+    );
 }

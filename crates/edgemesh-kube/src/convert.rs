@@ -1,0 +1,339 @@
+//! Kubernetes objects → validated model specs.
+//!
+//! Every conversion either yields a spec whose invariants the rest of the agent relies on, or an
+//! [`InvalidObject`] naming the object and what is wrong with it; the caller logs and skips it.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use edgemesh_model::{
+    ClientIpAffinity, DestinationRuleSpec, EndpointPortSpec, EndpointSetSpec, EndpointSpec,
+    EndpointSubset, HashKey, LbPolicy, NodeAddress, NodeSpec, ObjectKey, Protocol, ResourceKind,
+    SERVICE_PROXY_NAME_LABEL, ServiceKind, ServicePortSpec, ServiceSpec, TargetPort,
+};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Service, ServicePort};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::Value;
+
+/// An object that cannot be used, with the reason. Displays as `Service ns/name: reason`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} {key}: {reason}")]
+pub struct InvalidObject {
+    pub kind: ResourceKind,
+    pub key: ObjectKey,
+    pub reason: String,
+}
+
+type Result<T> = std::result::Result<T, InvalidObject>;
+
+/// Label EndpointSlices carry to name their service.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// The object's key; manifests may omit the namespace, which then means `default`.
+pub fn object_key(meta: &ObjectMeta, namespaced: bool) -> ObjectKey {
+    let name = meta.name.clone().unwrap_or_default();
+    if !namespaced {
+        return ObjectKey::cluster(name);
+    }
+    let namespace = meta
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_string());
+    ObjectKey::new(namespace, name)
+}
+
+fn invalid(kind: ResourceKind, key: &ObjectKey, reason: impl Into<String>) -> InvalidObject {
+    InvalidObject {
+        kind,
+        key: key.clone(),
+        reason: reason.into(),
+    }
+}
+
+fn require_name(kind: ResourceKind, key: &ObjectKey) -> Result<()> {
+    if key.name.is_empty() {
+        return Err(invalid(kind, key, "metadata.name is missing"));
+    }
+    Ok(())
+}
+
+fn port_number(value: i32, what: &str) -> std::result::Result<u16, String> {
+    u16::try_from(value)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("{what} {value} is out of range 1-65535"))
+}
+
+fn protocol(value: Option<&String>) -> std::result::Result<Protocol, String> {
+    value.map_or(Ok(Protocol::Tcp), |p| p.parse().map_err(|e| format!("{e}")))
+}
+
+/// Converts a Service.
+pub fn service(svc: &Service) -> Result<ServiceSpec> {
+    let kind = ResourceKind::Service;
+    let key = object_key(&svc.metadata, true);
+    require_name(kind, &key)?;
+    let spec = svc
+        .spec
+        .as_ref()
+        .ok_or_else(|| invalid(kind, &key, "spec is missing"))?;
+    let service_kind = service_kind(spec).map_err(|r| invalid(kind, &key, r))?;
+    let ports = service_ports(spec.ports.as_deref().unwrap_or_default())
+        .map_err(|r| invalid(kind, &key, r))?;
+    if ports.is_empty() && matches!(service_kind, ServiceKind::ClusterIp { .. }) {
+        return Err(invalid(kind, &key, "spec.ports is empty"));
+    }
+    let has_proxy_name_label = svc
+        .metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(SERVICE_PROXY_NAME_LABEL));
+    Ok(ServiceSpec {
+        key,
+        kind: service_kind,
+        ports,
+        has_proxy_name_label,
+        session_affinity: session_affinity(spec),
+    })
+}
+
+fn service_kind(
+    spec: &k8s_openapi::api::core::v1::ServiceSpec,
+) -> std::result::Result<ServiceKind, String> {
+    if spec.type_.as_deref() == Some("ExternalName") {
+        let external_name = spec.external_name.clone().unwrap_or_default();
+        if external_name.is_empty() {
+            return Err("type ExternalName without spec.externalName".into());
+        }
+        return Ok(ServiceKind::ExternalName { external_name });
+    }
+    let ips: Vec<&String> = match (&spec.cluster_ips, &spec.cluster_ip) {
+        (Some(ips), _) if !ips.is_empty() => ips.iter().collect(),
+        (_, Some(ip)) if !ip.is_empty() => vec![ip],
+        _ => vec![],
+    };
+    if ips.first().is_some_and(|ip| ip.as_str() == "None") {
+        return Ok(ServiceKind::Headless);
+    }
+    let cluster_ips = ips
+        .into_iter()
+        .map(|ip| {
+            ip.parse::<IpAddr>()
+                .map_err(|_| format!("spec.clusterIP '{ip}' is not an IP address"))
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(ServiceKind::ClusterIp { cluster_ips })
+}
+
+fn service_ports(ports: &[ServicePort]) -> std::result::Result<Vec<ServicePortSpec>, String> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(ports.len());
+    for (i, p) in ports.iter().enumerate() {
+        let port = port_number(p.port, &format!("spec.ports[{i}].port"))?;
+        let protocol =
+            protocol(p.protocol.as_ref()).map_err(|e| format!("spec.ports[{i}]: {e}"))?;
+        if !seen.insert((port, protocol)) {
+            return Err(format!(
+                "spec.ports[{i}]: port {port}/{protocol} is listed twice"
+            ));
+        }
+        let target_port = match &p.target_port {
+            None => TargetPort::Number(port),
+            Some(IntOrString::Int(n)) => {
+                TargetPort::Number(port_number(*n, &format!("spec.ports[{i}].targetPort"))?)
+            }
+            Some(IntOrString::String(name)) => TargetPort::Name(name.clone()),
+        };
+        out.push(ServicePortSpec {
+            name: p.name.clone().unwrap_or_default(),
+            protocol,
+            port,
+            target_port,
+            app_protocol: p.app_protocol.clone(),
+        });
+    }
+    Ok(out)
+}
+
+fn session_affinity(spec: &k8s_openapi::api::core::v1::ServiceSpec) -> Option<ClientIpAffinity> {
+    if spec.session_affinity.as_deref() != Some("ClientIP") {
+        return None;
+    }
+    let seconds = spec
+        .session_affinity_config
+        .as_ref()
+        .and_then(|c| c.client_ip.as_ref())
+        .and_then(|c| c.timeout_seconds)
+        .and_then(|s| u64::try_from(s).ok())
+        .filter(|s| *s > 0);
+    let timeout = seconds.map_or(ClientIpAffinity::DEFAULT_TIMEOUT, Duration::from_secs);
+    Some(ClientIpAffinity { timeout })
+}
+
+/// Converts an EndpointSlice (discovery.k8s.io/v1).
+pub fn endpoint_slice(slice: &EndpointSlice) -> Result<EndpointSetSpec> {
+    let kind = ResourceKind::EndpointSlice;
+    let key = object_key(&slice.metadata, true);
+    require_name(kind, &key)?;
+    let service_name = slice
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        .ok_or_else(|| invalid(kind, &key, format!("label {SERVICE_NAME_LABEL} is missing")))?;
+    let mut ports = Vec::new();
+    for (i, p) in slice.ports.iter().flatten().enumerate() {
+        let Some(number) = p.port else { continue };
+        let port =
+            port_number(number, &format!("ports[{i}].port")).map_err(|r| invalid(kind, &key, r))?;
+        let protocol = protocol(p.protocol.as_ref()).map_err(|r| invalid(kind, &key, r))?;
+        ports.push(EndpointPortSpec {
+            name: p.name.clone().unwrap_or_default(),
+            protocol,
+            port,
+        });
+    }
+    let mut endpoints = Vec::new();
+    for ep in slice.endpoints.iter().flatten() {
+        // Kubernetes: a nil `ready` condition means ready.
+        let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+        for address in &ep.addresses {
+            let ip = address.parse().map_err(|_| {
+                invalid(
+                    kind,
+                    &key,
+                    format!("endpoint address '{address}' is not an IP"),
+                )
+            })?;
+            endpoints.push(EndpointSpec {
+                ip,
+                ready,
+                node_name: ep.node_name.clone(),
+                hostname: ep.hostname.clone(),
+            });
+        }
+    }
+    let service = ObjectKey::new(key.namespace.clone(), service_name.clone());
+    Ok(EndpointSetSpec {
+        key,
+        service,
+        subsets: vec![EndpointSubset { ports, endpoints }],
+    })
+}
+
+/// Converts a core v1 Endpoints object (used when the server has no EndpointSlices).
+pub fn endpoints(eps: &Endpoints) -> Result<EndpointSetSpec> {
+    let kind = ResourceKind::Endpoints;
+    let key = object_key(&eps.metadata, true);
+    require_name(kind, &key)?;
+    let mut subsets = Vec::new();
+    for subset in eps.subsets.iter().flatten() {
+        let mut ports = Vec::new();
+        for p in subset.ports.iter().flatten() {
+            let port = port_number(p.port, "subsets[].ports[].port")
+                .map_err(|r| invalid(kind, &key, r))?;
+            let protocol = protocol(p.protocol.as_ref()).map_err(|r| invalid(kind, &key, r))?;
+            ports.push(EndpointPortSpec {
+                name: p.name.clone().unwrap_or_default(),
+                protocol,
+                port,
+            });
+        }
+        let ready = subset.addresses.iter().flatten().map(|a| (a, true));
+        let not_ready = subset
+            .not_ready_addresses
+            .iter()
+            .flatten()
+            .map(|a| (a, false));
+        let mut endpoints = Vec::new();
+        for (address, ready) in ready.chain(not_ready) {
+            let ip = address.ip.parse().map_err(|_| {
+                invalid(kind, &key, format!("address '{}' is not an IP", address.ip))
+            })?;
+            endpoints.push(EndpointSpec {
+                ip,
+                ready,
+                node_name: address.node_name.clone(),
+                hostname: address.hostname.clone(),
+            });
+        }
+        subsets.push(EndpointSubset { ports, endpoints });
+    }
+    Ok(EndpointSetSpec {
+        service: key.clone(),
+        key,
+        subsets,
+    })
+}
+
+/// Converts a Node (only its name and addresses matter to the mesh).
+pub fn node(node: &Node) -> Result<NodeSpec> {
+    let key = object_key(&node.metadata, false);
+    require_name(ResourceKind::Node, &key)?;
+    let addresses = node
+        .status
+        .iter()
+        .flat_map(|s| s.addresses.iter().flatten())
+        .filter_map(|a| {
+            Some(NodeAddress {
+                kind: a.type_.clone(),
+                ip: a.address.parse().ok()?,
+            })
+        })
+        .collect();
+    Ok(NodeSpec {
+        name: key.name,
+        addresses,
+    })
+}
+
+/// Converts an Istio DestinationRule (any served version), given as JSON so that unknown fields
+/// and versions are tolerated. Only `spec.trafficPolicy.loadBalancer` is read.
+pub fn destination_rule(value: &Value) -> Result<DestinationRuleSpec> {
+    let kind = ResourceKind::DestinationRule;
+    let meta: ObjectMeta =
+        serde_json::from_value(value.get("metadata").cloned().unwrap_or_default())
+            .map_err(|e| invalid(kind, &ObjectKey::new("", ""), format!("bad metadata: {e}")))?;
+    let key = object_key(&meta, true);
+    require_name(kind, &key)?;
+    let lb = value.pointer("/spec/trafficPolicy/loadBalancer");
+    let policy = lb
+        .map_or(Ok(LbPolicy::default()), lb_policy)
+        .map_err(|r| invalid(kind, &key, r))?;
+    Ok(DestinationRuleSpec { key, policy })
+}
+
+/// Istio's `LoadBalancerSettings`, restricted to what EdgeMesh supports.
+fn lb_policy(lb: &Value) -> std::result::Result<LbPolicy, String> {
+    if let Some(simple) = lb.get("simple") {
+        return match simple.as_str() {
+            Some("ROUND_ROBIN") | Some("UNSPECIFIED") => Ok(LbPolicy::RoundRobin),
+            Some("RANDOM") => Ok(LbPolicy::Random),
+            _ => Err(format!(
+                "trafficPolicy.loadBalancer.simple {simple} is not supported \
+                 (supported: ROUND_ROBIN, RANDOM, or consistentHash)"
+            )),
+        };
+    }
+    let Some(hash) = lb.get("consistentHash") else {
+        return Err("trafficPolicy.loadBalancer has neither simple nor consistentHash".into());
+    };
+    if let Some(header) = hash.get("httpHeaderName").and_then(Value::as_str) {
+        return Ok(LbPolicy::ConsistentHash(HashKey::HttpHeader(
+            header.to_ascii_lowercase(),
+        )));
+    }
+    if hash.get("useSourceIp").and_then(Value::as_bool) == Some(true) {
+        return Ok(LbPolicy::ConsistentHash(HashKey::SourceIp));
+    }
+    Err(format!(
+        "trafficPolicy.loadBalancer.consistentHash {hash} is not supported \
+         (supported: httpHeaderName, useSourceIp: true)"
+    ))
+}
+
+#[cfg(test)]
+mod tests;
