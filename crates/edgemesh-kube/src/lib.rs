@@ -6,4 +6,9 @@
 //! publishes it.
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod convert;
+pub mod publisher;
+pub mod source;
+
+pub use publisher::{Publisher, Readiness, SourceEvent};

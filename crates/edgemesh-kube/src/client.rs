@@ -1,0 +1,54 @@
+//! Building a Kubernetes client for each way the agent can reach an API server.
+
+use std::path::Path;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+/// Why no client could be built; names the input that was wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    #[error("kubeconfig {path}: {message}")]
+    Kubeconfig { path: String, message: String },
+    #[error("API server URL '{url}' is invalid: {message}")]
+    Url { url: String, message: String },
+    #[error("in-cluster configuration unavailable: {0}")]
+    InCluster(String),
+    #[error("cannot create a Kubernetes client: {0}")]
+    Client(String),
+}
+
+/// A client from a kubeconfig file (its current context).
+pub async fn from_kubeconfig(path: &Path) -> Result<Client, ClientError> {
+    let err = |message: String| ClientError::Kubeconfig {
+        path: path.display().to_string(),
+        message,
+    };
+    let kubeconfig = Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    build(config)
+}
+
+/// A client for a plain URL: `kubeAPIConfig.master`, KubeEdge's metaServer or the edge hub.
+pub fn from_url(url: &str) -> Result<Client, ClientError> {
+    let uri = url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| ClientError::Url {
+            url: url.into(),
+            message: e.to_string(),
+        })?;
+    build(Config::new(uri))
+}
+
+/// The pod's service account (`KUBERNETES_SERVICE_HOST`, token and CA files).
+pub fn in_cluster() -> Result<Client, ClientError> {
+    let config = Config::incluster().map_err(|e| ClientError::InCluster(e.to_string()))?;
+    build(config)
+}
+
+fn build(config: Config) -> Result<Client, ClientError> {
+    Client::try_from(config).map_err(|e| ClientError::Client(e.to_string()))
+}

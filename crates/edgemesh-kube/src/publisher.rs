@@ -1,0 +1,206 @@
+//! Applies source events to the catalog and publishes debounced Snapshots.
+//!
+//! Sources only send cheap events; the rebuild happens here, at most once per debounce window,
+//! and the result is swapped into the [`SnapshotCell`] the data path reads without locking.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use edgemesh_model::{
+    BuildOptions, Catalog, Resource, ResourceKind, ResourceRef, Snapshot, SnapshotCell, SourceId,
+};
+use tokio::sync::{mpsc, watch};
+use tokio::time::timeout_at;
+
+/// What a source reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceEvent {
+    /// An object was added or changed.
+    Apply(SourceId, Resource),
+    /// An object was deleted (or became invalid).
+    Delete(SourceId, ResourceRef),
+    /// The complete current set of one kind (initial list or relist).
+    Relist(SourceId, ResourceKind, Vec<Resource>),
+    /// The source will never report this kind (e.g. no Istio CRDs); count it as synced.
+    NotServed(SourceId, ResourceKind),
+}
+
+/// Shared view of whether every expected (source, kind) pair has completed its first sync and
+/// a Snapshot including them has been published.
+#[derive(Debug, Default)]
+pub struct Readiness(AtomicBool);
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Owns the catalog; the only writer of the Snapshot.
+#[derive(Debug)]
+pub struct Publisher {
+    catalog: Catalog,
+    options: BuildOptions,
+    expected: Vec<(SourceId, ResourceKind)>,
+    cell: Arc<SnapshotCell>,
+    updates: watch::Sender<Arc<Snapshot>>,
+    readiness: Arc<Readiness>,
+    debounce: Duration,
+    reported: HashSet<String>,
+}
+
+impl Publisher {
+    /// `sources` are the sources that must each sync every kind before the agent is ready.
+    pub fn new(sources: &[SourceId], options: BuildOptions, debounce: Duration) -> Self {
+        let expected = sources
+            .iter()
+            .flat_map(|s| ResourceKind::ALL.map(|k| (*s, k)))
+            .collect();
+        let (updates, _) = watch::channel(Arc::new(Snapshot::empty()));
+        Self {
+            catalog: Catalog::new(),
+            options,
+            expected,
+            cell: Arc::new(SnapshotCell::default()),
+            updates,
+            readiness: Arc::new(Readiness::default()),
+            debounce,
+            reported: HashSet::new(),
+        }
+    }
+
+    /// Lock-free access to the current Snapshot, for the data path.
+    pub fn cell(&self) -> Arc<SnapshotCell> {
+        Arc::clone(&self.cell)
+    }
+
+    /// Change notifications, for control-plane consumers (proxier, DNS zone).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.updates.subscribe()
+    }
+
+    pub fn readiness(&self) -> Arc<Readiness> {
+        Arc::clone(&self.readiness)
+    }
+
+    /// Runs until every sender of `events` is dropped.
+    pub async fn run(mut self, mut events: mpsc::Receiver<SourceEvent>) {
+        while let Some(first) = events.recv().await {
+            self.apply(first);
+            let deadline = tokio::time::Instant::now() + self.debounce;
+            while let Ok(Some(event)) = timeout_at(deadline, events.recv()).await {
+                self.apply(event);
+            }
+            self.publish();
+        }
+        tracing::debug!("all sources stopped; publisher exits");
+    }
+
+    fn apply(&mut self, event: SourceEvent) {
+        match event {
+            SourceEvent::Apply(source, resource) => self.catalog.upsert(source, resource),
+            SourceEvent::Delete(_, reference) => {
+                self.catalog.remove(&reference);
+            }
+            SourceEvent::Relist(source, kind, items) => {
+                self.catalog.replace_kind(source, kind, items)
+            }
+            SourceEvent::NotServed(source, kind) => self.catalog.mark_synced(source, kind),
+        }
+    }
+
+    fn publish(&mut self) {
+        let started = Instant::now();
+        self.options.version += 1;
+        let (snapshot, report) = self.catalog.build_snapshot(self.options);
+        self.report_new_warnings(report.warnings);
+        let snapshot = Arc::new(snapshot);
+        self.cell.store(Arc::clone(&snapshot));
+        self.updates.send_replace(Arc::clone(&snapshot));
+        let synced = self
+            .expected
+            .iter()
+            .all(|(s, k)| self.catalog.is_synced(*s, *k));
+        if synced && !self.readiness.is_ready() {
+            tracing::info!(
+                version = snapshot.version,
+                "all sources synced; agent is ready"
+            );
+            self.readiness.0.store(true, Ordering::Release);
+        }
+        tracing::debug!(
+            version = snapshot.version,
+            services = snapshot.services.len(),
+            frontends = snapshot.frontend_count(),
+            build_ms = started.elapsed().as_secs_f64() * 1e3,
+            "snapshot published"
+        );
+    }
+
+    /// Logs each distinct warning once, not at every rebuild.
+    fn report_new_warnings(&mut self, warnings: Vec<String>) {
+        for warning in warnings {
+            if !self.reported.contains(&warning) {
+                tracing::warn!("{warning}");
+                self.reported.insert(warning);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgemesh_model::fixtures::cluster_ip_service;
+
+    fn service(name: &str) -> Resource {
+        Resource::Service(cluster_ip_service(
+            "ns",
+            name,
+            "10.96.0.1".parse().unwrap(),
+            80,
+        ))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_in_one_window_give_one_snapshot_and_readiness_waits_for_all_kinds() {
+        let publisher = Publisher::new(
+            &[SourceId::Manifests],
+            BuildOptions::default(),
+            Duration::from_millis(50),
+        );
+        let cell = publisher.cell();
+        let readiness = publisher.readiness();
+        let mut updates = publisher.subscribe();
+        let (tx, rx) = mpsc::channel(16);
+        let task = tokio::spawn(publisher.run(rx));
+
+        tx.send(SourceEvent::Relist(
+            SourceId::Manifests,
+            ResourceKind::Service,
+            vec![service("a")],
+        ))
+        .await
+        .unwrap();
+        tx.send(SourceEvent::Apply(SourceId::Manifests, service("b")))
+            .await
+            .unwrap();
+        updates.changed().await.unwrap();
+        let snap = cell.load();
+        assert_eq!(snap.version, 1, "both events in one rebuild");
+        assert_eq!(snap.services.len(), 2);
+        assert!(!readiness.is_ready(), "other kinds not synced yet");
+
+        for kind in ResourceKind::ALL {
+            tx.send(SourceEvent::NotServed(SourceId::Manifests, kind))
+                .await
+                .unwrap();
+        }
+        updates.changed().await.unwrap();
+        assert!(readiness.is_ready());
+        drop(tx);
+        task.await.unwrap();
+    }
+}
