@@ -1,0 +1,113 @@
+//! `edgemesh agent`: wires sources → publisher → Snapshot → admin endpoint.
+
+mod admin;
+mod settings;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use edgemesh_kube::source::{api, manifests};
+use edgemesh_kube::{Publisher, SourceEvent, client};
+use edgemesh_model::BuildOptions;
+use edgemesh_telemetry::{LogFormat, init_logging};
+use tokio::sync::mpsc;
+
+use crate::cli::{AgentArgs, LogFormatArg};
+pub use settings::{ApiTarget, Settings};
+
+/// Window in which source events are batched into one Snapshot rebuild.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+/// Exit status for invalid configuration, before anything on the host was touched.
+const EXIT_INVALID_CONFIG: u8 = 2;
+
+pub fn main(args: AgentArgs) -> ExitCode {
+    let format = match args.log_format {
+        LogFormatArg::Text => LogFormat::Text,
+        LogFormatArg::Json => LogFormat::Json,
+    };
+    let settings = match Settings::load(&args) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("edgemesh: invalid configuration: {e}");
+            return ExitCode::from(EXIT_INVALID_CONFIG);
+        }
+    };
+    init_logging(&args.log_level, format);
+    for warning in &settings.warnings {
+        tracing::warn!("config: {warning}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build();
+    let result = runtime
+        .context("cannot start the async runtime")
+        .and_then(|rt| rt.block_on(run(settings)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: Settings) -> anyhow::Result<()> {
+    tracing::info!(node = %settings.node_name, version = env!("CARGO_PKG_VERSION"), "starting edgemesh agent");
+    let options = BuildOptions {
+        filter_mode: settings.filter_mode,
+        version: 0,
+    };
+    let publisher = Publisher::new(&settings.sources(), options, DEBOUNCE);
+    let admin = admin::routes(publisher.cell(), publisher.readiness());
+    let (events, rx) = mpsc::channel(1024);
+    tokio::spawn(publisher.run(rx));
+    start_sources(&settings, events).await?;
+    let (addr, serving) = admin
+        .bind(settings.admin_addr)
+        .await
+        .with_context(|| format!("cannot listen on admin address {}", settings.admin_addr))?;
+    tracing::info!("admin endpoint listening on {addr}");
+    tokio::spawn(serving);
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+async fn start_sources(
+    settings: &Settings,
+    events: mpsc::Sender<SourceEvent>,
+) -> anyhow::Result<()> {
+    if let Some(dir) = settings.manifests.clone() {
+        let events = events.clone();
+        tokio::spawn(async move {
+            if let Err(e) = manifests::run(dir, events).await {
+                tracing::error!("manifests source stopped: {e}");
+            }
+        });
+    }
+    if let Some(target) = &settings.api {
+        let client = match target {
+            ApiTarget::Kubeconfig(path) => client::from_kubeconfig(path).await?,
+            ApiTarget::Url(url) => client::from_url(url)?,
+            ApiTarget::InCluster => client::in_cluster()?,
+        };
+        tracing::info!(api = %target, "watching the Kubernetes API");
+        tokio::spawn(api::run(client, events));
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,71 @@
+//! Command-line interface.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// edgemesh: an edge service mesh for Kubernetes.
+///
+/// Applications on edge nodes reach each other through ordinary Kubernetes Services, across LANs
+/// and NAT, and keep working while the edge is cut off from the cloud.
+#[derive(Debug, Parser)]
+#[command(name = "edgemesh", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the node agent: service discovery, ClusterIP proxy, node-local DNS, tunnel.
+    Agent(AgentArgs),
+    /// Print the version and build information.
+    Version,
+}
+
+/// Flags of `edgemesh agent`. Flags override the config file.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// EdgeMesh agent config file (apiVersion agent.edgemesh.config.kubeedge.io/v1alpha1,
+    /// kind EdgeMeshAgent). Without it, the defaults of an EdgeMesh edge node apply.
+    #[arg(long, short = 'c', value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Name of the node this agent runs on (falls back to the host name).
+    #[arg(long, env = "NODE_NAME", value_name = "NAME")]
+    pub node_name: Option<String>,
+
+    /// kubeconfig file used to reach the Kubernetes API (overrides kubeAPIConfig.kubeConfig).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// URL of the Kubernetes API server, e.g. http://127.0.0.1:10550 for KubeEdge's metaServer
+    /// or the edge hub (overrides kubeAPIConfig.master).
+    #[arg(long, value_name = "URL")]
+    pub master: Option<String>,
+
+    /// Directory of YAML manifests (Services, EndpointSlices, Endpoints, Nodes, DestinationRules),
+    /// watched live. Alone, it runs the agent fully offline with no API server.
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Option<PathBuf>,
+
+    /// Address of the admin endpoint (/healthz, /readyz, /metrics, /debug/snapshot).
+    /// Port 0 picks a free port; the chosen address is logged.
+    #[arg(long, value_name = "ADDR")]
+    pub admin_addr: Option<SocketAddr>,
+
+    /// Log filter in RUST_LOG syntax (RUST_LOG, when set, wins).
+    #[arg(long, default_value = "info", value_name = "FILTER")]
+    pub log_level: String,
+
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormatArg::Text)]
+    pub log_format: LogFormatArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}

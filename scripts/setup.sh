@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what edgemesh needs to build, run and be tested on a fresh Debian/Ubuntu machine.
+# Idempotent: safe to run again.
+set -euo pipefail
+
+packages=(
+  iptables nftables iproute2   # the proxier's backends and the test kit's network namespaces
+  curl dnsutils ncat           # real clients used by the tests (curl, dig, ncat)
+  python3-websockets           # a real WebSocket client/server for the tests
+  iperf3 wrk                   # benchmarks (scripts/bench-*.sh)
+  procps psmisc                # ps/pkill for process checks
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust (rustup) first" >&2; exit 1; }
+command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
+rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
+echo "setup: ok"
