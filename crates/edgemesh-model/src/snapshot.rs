@@ -1,6 +1,8 @@
 //! The immutable, versioned view of the mesh that the data path reads.
 
 use std::collections::{BTreeMap, HashMap};
+
+use foldhash::fast::RandomState as FastHash;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -123,7 +125,9 @@ pub struct Snapshot {
     pub version: u64,
     pub services: BTreeMap<ObjectKey, Arc<Service>>,
     pub nodes: BTreeMap<String, NodeSpec>,
-    frontends: HashMap<Frontend, (Arc<Service>, usize)>,
+    /// Looked up once per connection: a fast non-cryptographic hash (keys are not attacker-chosen
+    /// beyond what the API server already accepted).
+    frontends: HashMap<Frontend, (Arc<Service>, usize), FastHash>,
 }
 
 impl Snapshot {

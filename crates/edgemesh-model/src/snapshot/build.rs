@@ -2,9 +2,11 @@
 //!
 //! Pure and deterministic: the same catalog and options give the same snapshot.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::sync::Arc;
+
+use foldhash::fast::RandomState as FastHash;
 
 use super::{
     Backend, BuildOptions, BuildReport, Endpoint, Frontend, ProxyDecision, Service, ServicePort,
@@ -20,9 +22,9 @@ use crate::spec::{
 #[derive(Default)]
 struct Grouped<'a> {
     services: Vec<&'a ServiceSpec>,
-    slices: HashMap<&'a ObjectKey, Vec<&'a EndpointSetSpec>>,
-    endpoints: HashMap<&'a ObjectKey, Vec<&'a EndpointSetSpec>>,
-    rules: HashMap<&'a ObjectKey, &'a DestinationRuleSpec>,
+    slices: HashMap<&'a ObjectKey, Vec<&'a EndpointSetSpec>, FastHash>,
+    endpoints: HashMap<&'a ObjectKey, Vec<&'a EndpointSetSpec>, FastHash>,
+    rules: HashMap<&'a ObjectKey, &'a DestinationRuleSpec, FastHash>,
     nodes: BTreeMap<String, NodeSpec>,
 }
 
@@ -68,6 +70,8 @@ impl Catalog {
             version: options.version,
             ..Snapshot::default()
         };
+        snapshot.frontends.reserve(grouped.services.len());
+        let mut services = Vec::with_capacity(grouped.services.len());
         for spec in &grouped.services {
             let sets = grouped.endpoint_sets(&spec.key);
             let rule = grouped.rules.get(&spec.key).copied();
@@ -81,8 +85,10 @@ impl Catalog {
             );
             let service = Arc::new(service);
             index_frontends(&service, &mut snapshot.frontends, &mut report);
-            snapshot.services.insert(spec.key.clone(), service);
+            services.push((spec.key.clone(), service));
         }
+        // Already sorted by key, so the map is bulk-built without per-insert key comparisons.
+        snapshot.services = services.into_iter().collect();
         snapshot.nodes = grouped.nodes;
         report.warnings.sort();
         (snapshot, report)
@@ -159,23 +165,25 @@ fn backends_for(
     sets: &[&EndpointSetSpec],
     node_names: &mut NodeNames,
 ) -> Arc<[Backend]> {
-    let mut seen = HashSet::new();
     let mut backends = Vec::new();
     for subset in sets.iter().flat_map(|s| &s.subsets) {
         let Some(target) = matching_port(port, subset) else {
             continue;
         };
-        for ep in subset.endpoints.iter().filter(|e| e.ready) {
-            let addr = SocketAddr::new(ep.ip, target);
-            if seen.insert(addr) {
-                backends.push(Backend {
-                    addr,
+        backends.extend(
+            subset
+                .endpoints
+                .iter()
+                .filter(|e| e.ready)
+                .map(|ep| Backend {
+                    addr: SocketAddr::new(ep.ip, target),
                     node_name: node_names.intern(&ep.node_name),
-                });
-            }
-        }
+                }),
+        );
     }
+    // Sorting then deduplicating beats a hash set for the handful of endpoints a port has.
     backends.sort_by_key(|b| b.addr);
+    backends.dedup_by_key(|b| b.addr);
     backends.into()
 }
 
@@ -198,12 +206,11 @@ fn matching_port(port: &ServicePortSpec, subset: &EndpointSubset) -> Option<u16>
 }
 
 fn ready_endpoints(sets: &[&EndpointSetSpec], node_names: &mut NodeNames) -> Vec<Endpoint> {
-    let mut seen: HashSet<IpAddr> = HashSet::new();
     let mut endpoints: Vec<Endpoint> = sets
         .iter()
         .flat_map(|s| &s.subsets)
         .flat_map(|subset| &subset.endpoints)
-        .filter(|e| e.ready && seen.insert(e.ip))
+        .filter(|e| e.ready)
         .map(|e| Endpoint {
             ip: e.ip,
             node_name: node_names.intern(&e.node_name),
@@ -211,12 +218,13 @@ fn ready_endpoints(sets: &[&EndpointSetSpec], node_names: &mut NodeNames) -> Vec
         })
         .collect();
     endpoints.sort_by_key(|e| e.ip);
+    endpoints.dedup_by_key(|e| e.ip);
     endpoints
 }
 
 fn index_frontends(
     service: &Arc<Service>,
-    frontends: &mut HashMap<Frontend, (Arc<Service>, usize)>,
+    frontends: &mut HashMap<Frontend, (Arc<Service>, usize), FastHash>,
     report: &mut BuildReport,
 ) {
     if !service.is_proxied() {
@@ -243,7 +251,7 @@ fn index_frontends(
 
 /// Shares one allocation per node name across all backends of a snapshot.
 #[derive(Default)]
-struct NodeNames(HashMap<String, Arc<str>>);
+struct NodeNames(HashMap<String, Arc<str>, FastHash>);
 
 impl NodeNames {
     fn intern(&mut self, name: &Option<String>) -> Option<Arc<str>> {
