@@ -1,1 +1,33 @@
-//! (being written)
+//! The proxier's rules: which ClusterIP traffic the kernel hands to the agent's transparent proxy.
+//!
+//! - [`desired_rules`] turns a [`Snapshot`](edgemesh_model::Snapshot) into a [`RuleSet`] (pure):
+//!   a constant number of rules plus one set element per intercepted frontend.
+//! - [`trace`] tells what those rules do to one packet, for fast tests.
+//! - [`RuleBackend`] applies a rule set atomically: [`NftBackend`] (our own `table inet
+//!   edgemesh`, one `nft -f -` per sync, base chains at priority -110, ahead of kube-proxy),
+//!   [`IptablesBackend`] (EdgeMesh's `KUBE-PORTALS-*` chains through `iptables-restore
+//!   --noflush`, with the jumps kept ahead of `KUBE-SERVICES`) and [`FakeBackend`].
+//! - Every command goes through a [`CommandRunner`], so tests run them inside a network namespace.
+//!
+//! See `docs/proxier.md` for the chains, priorities and what an operator can inspect.
+#![forbid(unsafe_code)]
+
+pub mod backend;
+pub mod error;
+pub mod fixtures;
+pub mod iptables;
+pub mod nft;
+pub mod rules;
+pub mod runner;
+pub mod trace;
+
+pub use backend::{BackendKind, FakeBackend, RuleBackend, SyncStats, select_backend};
+pub use error::{NetfilterError, Result};
+pub use iptables::{IptablesBackend, render_iptables};
+pub use nft::{NftBackend, render_nft, render_nft_cleanup};
+pub use rules::{
+    DEFAULT_BYPASS_MARK, DEFAULT_TCP_PROXY_PORT, DEFAULT_TPROXY_MARK, Hook, IpFamily, MarkMatch,
+    RuleOptions, RuleSet, UdpOptions, desired_rules,
+};
+pub use runner::{CommandRunner, SystemRunner};
+pub use trace::{Packet, Verdict, trace};

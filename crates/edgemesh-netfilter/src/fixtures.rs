@@ -1,0 +1,108 @@
+//! Snapshots for tests, golden files and benchmarks (not used by the agent itself).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use edgemesh_model::fixtures::cluster_ip_service;
+use edgemesh_model::{
+    BuildOptions, Catalog, ObjectKey, Protocol, Resource, ServiceKind, ServicePortSpec,
+    ServiceSpec, Snapshot, SourceId, TargetPort,
+};
+
+/// `10.96.0.10` TCP 80 of `default/web`.
+pub const WEB_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 96, 0, 10));
+/// `fd00:10:96::a`, the IPv6 ClusterIP of `default/web`.
+pub const WEB_V6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0x10, 0x96, 0, 0, 0, 0, 0xa));
+/// `kube-system/dns`: UDP and TCP 53.
+pub const DNS_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 96, 0, 53));
+/// `monitoring/node-exporter`, carrying the service-proxy-name label.
+pub const LABELLED_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 96, 0, 20));
+/// `default/sctp`, an SCTP service.
+pub const SCTP_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 96, 0, 30));
+
+fn port(name: &str, protocol: Protocol, port: u16) -> ServicePortSpec {
+    ServicePortSpec {
+        name: name.into(),
+        protocol,
+        port,
+        target_port: TargetPort::Number(port),
+        app_protocol: None,
+    }
+}
+
+fn service(ns: &str, name: &str, kind: ServiceKind, ports: Vec<ServicePortSpec>) -> ServiceSpec {
+    ServiceSpec {
+        key: ObjectKey::new(ns, name),
+        kind,
+        ports,
+        has_proxy_name_label: false,
+        session_affinity: None,
+    }
+}
+
+/// A small cluster: a dual-stack web service, a DNS service (UDP+TCP), a labelled service, a
+/// headless one, an ExternalName and an SCTP one.
+pub fn sample_snapshot() -> Snapshot {
+    let web = ServiceKind::ClusterIp {
+        cluster_ips: vec![WEB_V4, WEB_V6],
+    };
+    let dns = ServiceKind::ClusterIp {
+        cluster_ips: vec![DNS_V4],
+    };
+    let sctp = ServiceKind::ClusterIp {
+        cluster_ips: vec![SCTP_V4],
+    };
+    let external = ServiceKind::ExternalName {
+        external_name: "example.com".into(),
+    };
+    let mut labelled = cluster_ip_service("monitoring", "node-exporter", LABELLED_V4, 9100);
+    labelled.has_proxy_name_label = true;
+    let services = [
+        service("default", "web", web, vec![port("http", Protocol::Tcp, 80)]),
+        service(
+            "kube-system",
+            "dns",
+            dns,
+            vec![
+                port("dns", Protocol::Udp, 53),
+                port("dns-tcp", Protocol::Tcp, 53),
+            ],
+        ),
+        service(
+            "default",
+            "sctp",
+            sctp,
+            vec![port("s", Protocol::Sctp, 9999)],
+        ),
+        service(
+            "default",
+            "headless",
+            ServiceKind::Headless,
+            vec![port("http", Protocol::Tcp, 80)],
+        ),
+        service(
+            "default",
+            "ext",
+            external,
+            vec![port("http", Protocol::Tcp, 80)],
+        ),
+        labelled,
+    ];
+    snapshot_of(services)
+}
+
+/// `count` ClusterIP services (10.96.0.0 upwards), one TCP port 80 each.
+pub fn many_services(count: u32) -> Snapshot {
+    let services = (0..count).map(|i| {
+        let ip = IpAddr::V4(Ipv4Addr::from(0x0a60_0000 + i));
+        cluster_ip_service("bench", &format!("svc-{i}"), ip, 80)
+    });
+    snapshot_of(services)
+}
+
+fn snapshot_of(services: impl IntoIterator<Item = ServiceSpec>) -> Snapshot {
+    let mut catalog = Catalog::new();
+    for spec in services {
+        catalog.upsert(SourceId::Manifests, Resource::Service(spec));
+    }
+    catalog.build_snapshot(BuildOptions::default()).0
+}

@@ -1,0 +1,196 @@
+//! The iptables backend, for hosts without nftables: EdgeMesh's chain names, one
+//! `iptables-restore --noflush` per family and sync, and the jumps kept first.
+
+pub mod order;
+
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+use edgemesh_model::Protocol;
+
+use crate::backend::{RuleBackend, SyncStats};
+use crate::error::Result;
+use crate::rules::{Action, ChainType, Hook, IpFamily, Match, RuleSet};
+use crate::runner::CommandRunner;
+use order::{CONTAINER_CHAIN, HOST_CHAIN, JumpState, NatTable, plan_cleanup, plan_jumps};
+
+/// The nat section for one family: our chains declared (which flushes them under `--noflush`),
+/// refilled, then `jump_lines` (from [`order::plan_jumps`]). UDP chains are not rendered: UDP
+/// interception needs nftables.
+pub fn render_iptables(rules: &RuleSet, family: IpFamily, jump_lines: &[String]) -> String {
+    let mut out = String::with_capacity(128 + rules.elements.len() * 128);
+    out.push_str("*nat\n");
+    let _ = writeln!(out, ":{CONTAINER_CHAIN} - [0:0]\n:{HOST_CHAIN} - [0:0]");
+    for chain in rules
+        .chains
+        .iter()
+        .filter(|c| c.chain_type == ChainType::Nat)
+    {
+        let name = match chain.hook {
+            Hook::Prerouting => CONTAINER_CHAIN,
+            Hook::Output => HOST_CHAIN,
+        };
+        for rule in &chain.rules {
+            render_rule(&mut out, rules, family, name, rule);
+        }
+    }
+    for line in jump_lines {
+        let _ = writeln!(out, "{line}");
+    }
+    out.push_str("COMMIT\n");
+    out
+}
+
+fn render_rule(
+    out: &mut String,
+    rules: &RuleSet,
+    family: IpFamily,
+    chain: &str,
+    rule: &crate::rules::Rule,
+) {
+    let target = match rule.then {
+        Action::Return => "RETURN".to_string(),
+        Action::Redirect { port } => format!("REDIRECT --to-ports {port}"),
+        // Only nat chains are rendered, and they only return or redirect.
+        _ => return,
+    };
+    match rule.when {
+        Match::Mark(m) => {
+            let _ = writeln!(
+                out,
+                "-A {chain} -m mark --mark {:#x}/{:#x} -j {target}",
+                m.value, m.mask
+            );
+        }
+        Match::Intercepted {
+            family: f,
+            protocol,
+        } if f == family => {
+            let proto = if protocol == Protocol::Tcp {
+                "tcp"
+            } else {
+                "udp"
+            };
+            let prefix = if family == IpFamily::V4 { 32 } else { 128 };
+            for (frontend, label) in rules.elements_of(family, protocol) {
+                let label = label.replace('"', "");
+                let _ = writeln!(
+                    out,
+                    "-A {chain} -d {}/{prefix} -p {proto} -m comment --comment \"{label}\" \
+                     -m {proto} --dport {} -j {target}",
+                    frontend.ip, frontend.port
+                );
+            }
+        }
+        Match::Intercepted { .. } => {}
+    }
+}
+
+/// The save/restore programs of one family.
+fn tools(family: IpFamily) -> (&'static str, &'static str) {
+    match family {
+        IpFamily::V4 => ("iptables-save", "iptables-restore"),
+        IpFamily::V6 => ("ip6tables-save", "ip6tables-restore"),
+    }
+}
+
+/// Applies rule sets with `iptables-restore --noflush -w` (and `ip6tables-restore`).
+#[derive(Debug)]
+pub struct IptablesBackend {
+    runner: Arc<dyn CommandRunner>,
+    families: Vec<IpFamily>,
+}
+
+impl IptablesBackend {
+    /// Both families.
+    pub fn new(runner: Arc<dyn CommandRunner>) -> Self {
+        Self::with_families(runner, &[IpFamily::V4, IpFamily::V6])
+    }
+
+    /// Only these families (e.g. IPv4 on a host where IPv6 is disabled).
+    pub fn with_families(runner: Arc<dyn CommandRunner>, families: &[IpFamily]) -> Self {
+        Self {
+            runner,
+            families: families.to_vec(),
+        }
+    }
+
+    /// Whether `iptables-save -t nat` works here.
+    pub fn probe(runner: &dyn CommandRunner) -> Result<()> {
+        runner
+            .run("iptables-save", &["-t", "nat"], None)
+            .map(|_| ())
+    }
+
+    /// The nat table of `family` as the kernel holds it.
+    pub fn save(&self, family: IpFamily) -> Result<String> {
+        self.runner.run(tools(family).0, &["-t", "nat"], None)
+    }
+
+    fn restore(&self, family: IpFamily, text: &str) -> Result<()> {
+        let args = ["--noflush", "-w", "5"];
+        self.runner
+            .run(tools(family).1, &args, Some(text))
+            .map(|_| ())
+    }
+
+    /// Puts the jumps back at position 1 if they are not; true when something was out of order.
+    /// Run after each sync and on a timer: kube-proxy prepends its own jump when it restarts.
+    pub fn check_and_repair_order(&mut self) -> Result<bool> {
+        let mut repaired = false;
+        for family in self.families.clone() {
+            let (lines, state) = plan_jumps(&NatTable::parse(&self.save(family)?));
+            if lines.is_empty() {
+                continue;
+            }
+            let text = format!("*nat\n{}\nCOMMIT\n", lines.join("\n"));
+            self.restore(family, &text)?;
+            repaired |= state == JumpState::OutOfOrder;
+        }
+        Ok(repaired)
+    }
+}
+
+impl RuleBackend for IptablesBackend {
+    fn name(&self) -> &'static str {
+        "iptables"
+    }
+
+    fn apply(&mut self, rules: &RuleSet) -> Result<SyncStats> {
+        let started = Instant::now();
+        let mut bytes = 0;
+        let mut repaired = false;
+        for family in self.families.clone() {
+            let (lines, state) = plan_jumps(&NatTable::parse(&self.save(family)?));
+            let text = render_iptables(rules, family, &lines);
+            self.restore(family, &text)?;
+            bytes += text.len();
+            repaired |= state == JumpState::OutOfOrder;
+        }
+        if rules.options.udp.is_some() {
+            tracing::warn!("the iptables backend does not intercept UDP; use nftables for UDP");
+        }
+        Ok(SyncStats {
+            backend: self.name(),
+            frontends: rules.elements.len(),
+            bytes,
+            duration: started.elapsed(),
+            order_repaired: repaired,
+        })
+    }
+
+    fn cleanup(&mut self) -> Result<()> {
+        for family in self.families.clone() {
+            let lines = plan_cleanup(&NatTable::parse(&self.save(family)?));
+            if !lines.is_empty() {
+                self.restore(family, &format!("*nat\n{}\nCOMMIT\n", lines.join("\n")))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn repair(&mut self) -> Result<bool> {
+        self.check_and_repair_order()
+    }
+}

@@ -1,0 +1,190 @@
+//! The nftables backend: our own `table inet edgemesh`, replaced whole in one `nft -f -`
+//! transaction per sync.
+
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+use edgemesh_model::Protocol;
+
+use crate::backend::{RuleBackend, SyncStats};
+use crate::error::Result;
+use crate::rules::{Action, ChainType, Hook, IpFamily, Match, RuleSet};
+use crate::runner::CommandRunner;
+
+/// Family and name of our table.
+pub const NFT_TABLE: &str = "inet edgemesh";
+
+/// The whole transaction for one sync: create the table if absent (so the delete cannot fail),
+/// delete it, define it anew. The kernel applies all of it or none of it.
+pub fn render_nft(rules: &RuleSet) -> String {
+    let mut out = String::with_capacity(256 + rules.elements.len() * 32);
+    out.push_str(&render_nft_cleanup());
+    let _ = writeln!(out, "table {NFT_TABLE} {{");
+    render_set(&mut out, rules, IpFamily::V4);
+    render_set(&mut out, rules, IpFamily::V6);
+    for chain in &rules.chains {
+        let _ = writeln!(out, "\tchain {} {{", chain.name);
+        let _ = writeln!(
+            out,
+            "\t\ttype {} hook {} priority {}; policy accept;",
+            chain_type(chain.chain_type),
+            hook(chain.hook),
+            chain.priority
+        );
+        for rule in &chain.rules {
+            let _ = writeln!(out, "\t\t{} {}", condition(&rule.when), action(rule));
+        }
+        out.push_str("\t}\n");
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// Removes our table, whether or not it exists.
+pub fn render_nft_cleanup() -> String {
+    format!("table {NFT_TABLE} {{}}\ndelete table {NFT_TABLE}\n")
+}
+
+fn set_name(family: IpFamily) -> &'static str {
+    match family {
+        IpFamily::V4 => "svc4",
+        IpFamily::V6 => "svc6",
+    }
+}
+
+fn render_set(out: &mut String, rules: &RuleSet, family: IpFamily) {
+    let addr_type = match family {
+        IpFamily::V4 => "ipv4_addr",
+        IpFamily::V6 => "ipv6_addr",
+    };
+    let _ = writeln!(out, "\tset {} {{", set_name(family));
+    let _ = writeln!(out, "\t\ttype {addr_type} . inet_proto . inet_service");
+    let mut elements = rules
+        .elements
+        .keys()
+        .filter(|f| IpFamily::of(&f.ip) == family)
+        .peekable();
+    if elements.peek().is_some() {
+        out.push_str("\t\telements = {");
+        for (i, f) in elements.enumerate() {
+            let sep = if i == 0 { " " } else { ",\n\t\t\t" };
+            let _ = write!(out, "{sep}{} . {} . {}", f.ip, l4(f.protocol), f.port);
+        }
+        out.push_str(" }\n");
+    }
+    out.push_str("\t}\n");
+}
+
+fn l4(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+        Protocol::Sctp => "sctp",
+    }
+}
+
+fn chain_type(t: ChainType) -> &'static str {
+    match t {
+        ChainType::Nat => "nat",
+        ChainType::Filter => "filter",
+        ChainType::Route => "route",
+    }
+}
+
+fn hook(h: Hook) -> &'static str {
+    match h {
+        Hook::Prerouting => "prerouting",
+        Hook::Output => "output",
+    }
+}
+
+fn condition(m: &Match) -> String {
+    match *m {
+        Match::Mark(mark) => format!("meta mark & {:#010x} == {:#010x}", mark.mask, mark.value),
+        Match::Intercepted { family, protocol } => {
+            let addr = match family {
+                IpFamily::V4 => "ip",
+                IpFamily::V6 => "ip6",
+            };
+            format!(
+                "meta l4proto {} {addr} daddr . meta l4proto . th dport @{}",
+                l4(protocol),
+                set_name(family)
+            )
+        }
+    }
+}
+
+fn action(rule: &crate::rules::Rule) -> String {
+    match rule.then {
+        Action::Return => "return".into(),
+        Action::Redirect { port } => format!("redirect to :{port}"),
+        Action::Tproxy { port, mark } => {
+            let family = match rule.when {
+                Match::Intercepted {
+                    family: IpFamily::V6,
+                    ..
+                } => "ip6",
+                _ => "ip",
+            };
+            format!("tproxy {family} to :{port} meta mark set {mark:#010x} accept")
+        }
+        Action::SetMark(mark) => format!("meta mark set {mark:#010x}"),
+        Action::NoTrack => "notrack".into(),
+    }
+}
+
+/// Applies rule sets with `nft -f -`.
+#[derive(Debug)]
+pub struct NftBackend {
+    runner: Arc<dyn CommandRunner>,
+}
+
+impl NftBackend {
+    pub fn new(runner: Arc<dyn CommandRunner>) -> Self {
+        Self { runner }
+    }
+
+    /// Whether `nft` runs and can list tables here (it needs CAP_NET_ADMIN and kernel support).
+    pub fn probe(runner: &dyn CommandRunner) -> Result<()> {
+        runner.run("nft", &["list", "tables"], None).map(|_| ())
+    }
+
+    /// Our table as the kernel holds it (`nft list table inet edgemesh`).
+    pub fn list(&self) -> Result<String> {
+        self.runner
+            .run("nft", &["list", "table", "inet", "edgemesh"], None)
+    }
+}
+
+impl RuleBackend for NftBackend {
+    fn name(&self) -> &'static str {
+        "nftables"
+    }
+
+    fn apply(&mut self, rules: &RuleSet) -> Result<SyncStats> {
+        let started = Instant::now();
+        let text = render_nft(rules);
+        self.runner.run("nft", &["-f", "-"], Some(&text))?;
+        Ok(SyncStats {
+            backend: self.name(),
+            frontends: rules.elements.len(),
+            bytes: text.len(),
+            duration: started.elapsed(),
+            order_repaired: false,
+        })
+    }
+
+    fn cleanup(&mut self) -> Result<()> {
+        let text = render_nft_cleanup();
+        self.runner
+            .run("nft", &["-f", "-"], Some(&text))
+            .map(|_| ())
+    }
+
+    /// Priorities, not positions, order our chains ahead of kube-proxy: nothing to repair.
+    fn repair(&mut self) -> Result<bool> {
+        Ok(false)
+    }
+}

@@ -1,0 +1,278 @@
+//! Snapshot → the rules the kernel should hold (pure).
+//!
+//! Rules are modelled as objects (the knftables idea): a handful of chains whose rules do not
+//! depend on the number of services, plus one set of intercepted frontends. The renderers turn the
+//! same objects into nft or iptables-restore text, and the [tracer](crate::trace) evaluates them, so
+//! a fast test of the tracer is a test of what gets installed.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use edgemesh_model::{Frontend, Protocol, Snapshot};
+
+/// The transparent TCP proxy port of the agent (EdgeMesh's default).
+pub const DEFAULT_TCP_PROXY_PORT: u16 = 40001;
+/// The agent marks its own upstream sockets with this (`SO_MARK`); such packets are never
+/// intercepted again. Bit 0x1000 is not used by kube-proxy (0x4000 masquerade, 0x8000 drop),
+/// flannel (0x4000) or Calico (0xffff0000 by default).
+pub const DEFAULT_BYPASS_MARK: MarkMatch = MarkMatch {
+    value: 0x1000,
+    mask: 0x1000,
+};
+/// Mark that sends intercepted UDP to the local routing table (TPROXY).
+pub const DEFAULT_TPROXY_MARK: u32 = 0x2000;
+
+/// `mark & mask == value`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MarkMatch {
+    pub value: u32,
+    pub mask: u32,
+}
+
+impl MarkMatch {
+    pub fn matches(self, mark: u32) -> bool {
+        mark & self.mask == self.value
+    }
+}
+
+/// UDP interception through TPROXY. The policy route that brings marked packets to the local
+/// stack (`ip rule add fwmark MARK lookup T; ip route add local default dev lo table T`) is not a
+/// netfilter rule and is installed by the agent, not by this crate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UdpOptions {
+    /// Port of the `IP_TRANSPARENT` UDP socket.
+    pub port: u16,
+    /// Mark set on intercepted UDP; the agent's `ip rule` matches it.
+    pub mark: u32,
+}
+
+/// Inputs of rule generation that do not come from the Snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuleOptions {
+    /// TCP is REDIRECTed here; the proxy reads the target with `SO_ORIGINAL_DST`.
+    pub tcp_port: u16,
+    /// `None`: UDP services are not intercepted (iptables mode, or UDP proxy disabled).
+    pub udp: Option<UdpOptions>,
+    /// Packets of the agent's own upstream sockets.
+    pub bypass_mark: MarkMatch,
+}
+
+impl Default for RuleOptions {
+    fn default() -> Self {
+        Self {
+            tcp_port: DEFAULT_TCP_PROXY_PORT,
+            udp: None,
+            bypass_mark: DEFAULT_BYPASS_MARK,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IpFamily {
+    V4,
+    V6,
+}
+
+impl IpFamily {
+    pub fn of(ip: &IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(_) => IpFamily::V4,
+            IpAddr::V6(_) => IpFamily::V6,
+        }
+    }
+}
+
+/// Where a packet enters: from containers/other hosts, or from the host itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Hook {
+    Prerouting,
+    Output,
+}
+
+/// The base-chain type (nftables' `type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChainType {
+    Nat,
+    Filter,
+    Route,
+}
+
+/// What a rule checks. Every rule has exactly one condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Match {
+    /// The packet carries the bypass mark.
+    Mark(MarkMatch),
+    /// Destination address, protocol and port are an intercepted frontend of this family and
+    /// protocol (the set lookup).
+    Intercepted {
+        family: IpFamily,
+        protocol: Protocol,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Leave this chain (the next chain or kube-proxy decides).
+    Return,
+    /// nat: rewrite the destination to a local address and this port.
+    Redirect { port: u16 },
+    /// Hand the packet to a transparent socket on this port, and set the mark.
+    Tproxy { port: u16, mark: u32 },
+    /// Set the mark and go on (the route hook then re-routes through the local table).
+    SetMark(u32),
+    /// Skip conntrack, so no NAT chain (ours or kube-proxy's) ever sees the packet.
+    NoTrack,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub when: Match,
+    pub then: Action,
+}
+
+/// A base chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chain {
+    pub name: &'static str,
+    pub hook: Hook,
+    pub chain_type: ChainType,
+    pub priority: i32,
+    pub rules: Vec<Rule>,
+}
+
+/// nat priority: ahead of kube-proxy's DNAT (dstnat, -100). The first NAT chain that binds a
+/// connection's destination wins; later ones are not consulted for it.
+pub const NAT_PRIORITY: i32 = -110;
+/// Where TPROXY and the re-routing mark run (mangle).
+pub const MANGLE_PRIORITY: i32 = -150;
+/// Where conntrack is skipped for intercepted UDP (raw).
+pub const RAW_PRIORITY: i32 = -300;
+
+/// Everything the kernel should hold for one Snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleSet {
+    pub options: RuleOptions,
+    pub chains: Vec<Chain>,
+    /// Intercepted frontends with a `namespace/name:port` label for comments and logs.
+    pub elements: BTreeMap<Frontend, String>,
+    /// Proxied frontends that these options cannot intercept (SCTP, UDP without TPROXY).
+    pub not_intercepted: Vec<Frontend>,
+}
+
+impl RuleSet {
+    /// Elements of one family and protocol, in a stable order.
+    pub fn elements_of(
+        &self,
+        family: IpFamily,
+        protocol: Protocol,
+    ) -> impl Iterator<Item = (&Frontend, &str)> {
+        self.elements
+            .iter()
+            .filter(move |(f, _)| IpFamily::of(&f.ip) == family && f.protocol == protocol)
+            .map(|(f, label)| (f, label.as_str()))
+    }
+
+    pub fn rule_count(&self) -> usize {
+        self.chains.iter().map(|c| c.rules.len()).sum()
+    }
+
+    pub fn contains(&self, frontend: &Frontend) -> bool {
+        self.elements.contains_key(frontend)
+    }
+}
+
+/// The rules for `snapshot`: only its proxied frontends are intercepted.
+pub fn desired_rules(snapshot: &Snapshot, opts: &RuleOptions) -> RuleSet {
+    let mut elements = BTreeMap::new();
+    let mut not_intercepted = Vec::new();
+    for (frontend, port) in snapshot.proxied_frontends() {
+        if !intercepts(opts, frontend.protocol) {
+            not_intercepted.push(frontend);
+            continue;
+        }
+        let service = snapshot
+            .route(&frontend)
+            .map(|(s, _)| s.key.to_string())
+            .unwrap_or_default();
+        elements.insert(frontend, format!("{service}:{}", port.name));
+    }
+    RuleSet {
+        options: *opts,
+        chains: chains(opts),
+        elements,
+        not_intercepted,
+    }
+}
+
+fn intercepts(opts: &RuleOptions, protocol: Protocol) -> bool {
+    match protocol {
+        Protocol::Tcp => true,
+        Protocol::Udp => opts.udp.is_some(),
+        Protocol::Sctp => false,
+    }
+}
+
+/// The chains: their rules depend on the options only, never on the number of services.
+fn chains(opts: &RuleOptions) -> Vec<Chain> {
+    use ChainType::{Filter, Nat, Route};
+    use Hook::{Output, Prerouting};
+    let redirect = Action::Redirect {
+        port: opts.tcp_port,
+    };
+    let tcp = |name, hook| base(name, hook, Nat, NAT_PRIORITY).with(opts, Protocol::Tcp, redirect);
+    let mut all = vec![tcp("nat_prerouting", Prerouting), tcp("nat_output", Output)];
+    if let Some(udp) = opts.udp {
+        let tproxy = Action::Tproxy {
+            port: udp.port,
+            mark: udp.mark,
+        };
+        let notrack = |name, hook| base(name, hook, Filter, RAW_PRIORITY);
+        all.extend([
+            notrack("udp_raw_prerouting", Prerouting).with(opts, Protocol::Udp, Action::NoTrack),
+            notrack("udp_raw_output", Output).with(opts, Protocol::Udp, Action::NoTrack),
+            base("udp_prerouting", Prerouting, Filter, MANGLE_PRIORITY).with(
+                opts,
+                Protocol::Udp,
+                tproxy,
+            ),
+            base("udp_output", Output, Route, MANGLE_PRIORITY).with(
+                opts,
+                Protocol::Udp,
+                Action::SetMark(udp.mark),
+            ),
+        ]);
+    }
+    all
+}
+
+fn base(name: &'static str, hook: Hook, chain_type: ChainType, priority: i32) -> Chain {
+    Chain {
+        name,
+        hook,
+        chain_type,
+        priority,
+        rules: Vec::new(),
+    }
+}
+
+impl Chain {
+    /// Three rules: bypass marked packets, then act on intercepted v4 and v6 frontends.
+    fn with(mut self, opts: &RuleOptions, protocol: Protocol, action: Action) -> Self {
+        let intercepted = |family| Rule {
+            when: Match::Intercepted { family, protocol },
+            then: action,
+        };
+        self.rules = vec![
+            Rule {
+                when: Match::Mark(opts.bypass_mark),
+                then: Action::Return,
+            },
+            intercepted(IpFamily::V4),
+            intercepted(IpFamily::V6),
+        ];
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests;

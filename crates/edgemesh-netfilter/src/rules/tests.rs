@@ -1,0 +1,127 @@
+use std::net::{IpAddr, Ipv4Addr};
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::fixtures::{
+    DNS_V4, LABELLED_V4, SCTP_V4, WEB_V4, WEB_V6, many_services, sample_snapshot,
+};
+use crate::trace::{Packet, Verdict, trace};
+
+const UDP: UdpOptions = UdpOptions {
+    port: 40002,
+    mark: DEFAULT_TPROXY_MARK,
+};
+
+fn with_udp() -> RuleOptions {
+    RuleOptions {
+        udp: Some(UDP),
+        ..RuleOptions::default()
+    }
+}
+
+const TCP_PROXY: Verdict = Verdict::Redirect {
+    port: DEFAULT_TCP_PROXY_PORT,
+};
+const UDP_PROXY: Verdict = Verdict::Tproxy { port: 40002 };
+const OTHER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 96, 0, 99));
+const BYPASS: u32 = DEFAULT_BYPASS_MARK.value;
+
+#[test]
+fn packets_are_traced_to_the_expected_verdict() {
+    use Hook::{Output, Prerouting};
+    use Protocol::{Sctp, Tcp, Udp};
+    #[rustfmt::skip]
+    let cases: &[(&str, Packet, Verdict)] = &[
+        ("proxied v4 from a container", Packet::new(Prerouting, Tcp, WEB_V4, 80), TCP_PROXY),
+        ("proxied v4 from the host", Packet::new(Output, Tcp, WEB_V4, 80), TCP_PROXY),
+        ("proxied v6", Packet::new(Prerouting, Tcp, WEB_V6, 80), TCP_PROXY),
+        ("other port of a proxied IP", Packet::new(Prerouting, Tcp, WEB_V4, 81), Verdict::Continue),
+        ("unknown ClusterIP", Packet::new(Output, Tcp, OTHER, 80), Verdict::Continue),
+        ("labelled service", Packet::new(Prerouting, Tcp, LABELLED_V4, 9100), Verdict::Continue),
+        ("SCTP is never intercepted", Packet::new(Prerouting, Sctp, SCTP_V4, 9999), Verdict::Continue),
+        ("the agent's own socket", Packet::new(Output, Tcp, WEB_V4, 80).with_mark(BYPASS), Verdict::Continue),
+        ("bypass bit among others", Packet::new(Prerouting, Tcp, WEB_V4, 80).with_mark(BYPASS | 0x4000), Verdict::Continue),
+        ("other marks do not bypass", Packet::new(Prerouting, Tcp, WEB_V4, 80).with_mark(0x4000), TCP_PROXY),
+        ("UDP port of a TCP frontend", Packet::new(Prerouting, Udp, WEB_V4, 80), Verdict::Continue),
+        ("DNS over TCP", Packet::new(Output, Tcp, DNS_V4, 53), TCP_PROXY),
+        ("UDP without TPROXY", Packet::new(Prerouting, Udp, DNS_V4, 53), Verdict::Continue),
+    ];
+    let rules = desired_rules(&sample_snapshot(), &RuleOptions::default());
+    for (name, packet, want) in cases {
+        assert_eq!(trace(&rules, packet), *want, "{name}");
+    }
+}
+
+#[test]
+fn udp_is_tproxied_from_containers_and_from_the_host() {
+    use Hook::{Output, Prerouting};
+    use Protocol::Udp;
+    let rules = desired_rules(&sample_snapshot(), &with_udp());
+    #[rustfmt::skip]
+    let cases: &[(&str, Packet, Verdict)] = &[
+        ("UDP from a container", Packet::new(Prerouting, Udp, DNS_V4, 53), UDP_PROXY),
+        ("UDP from the host, re-routed through lo", Packet::new(Output, Udp, DNS_V4, 53), UDP_PROXY),
+        ("the agent's own UDP socket", Packet::new(Output, Udp, DNS_V4, 53).with_mark(BYPASS), Verdict::Continue),
+        ("UDP to a TCP-only frontend", Packet::new(Output, Udp, WEB_V4, 80), Verdict::Continue),
+        ("TCP is still redirected", Packet::new(Output, Protocol::Tcp, DNS_V4, 53), TCP_PROXY),
+    ];
+    for (name, packet, want) in cases {
+        assert_eq!(trace(&rules, packet), *want, "{name}");
+    }
+}
+
+#[test]
+fn only_proxied_frontends_become_elements() {
+    let rules = desired_rules(&sample_snapshot(), &RuleOptions::default());
+    let ips: Vec<IpAddr> = rules.elements.keys().map(|f| f.ip).collect();
+    assert_eq!(ips, [WEB_V4, DNS_V4, WEB_V6], "{:?}", rules.elements);
+    assert!(!ips.contains(&LABELLED_V4));
+    let missed: Vec<_> = rules.not_intercepted.iter().map(|f| f.protocol).collect();
+    assert_eq!(missed, [Protocol::Sctp, Protocol::Udp]);
+}
+
+#[test]
+fn elements_are_labelled_with_service_and_port() {
+    let rules = desired_rules(&sample_snapshot(), &RuleOptions::default());
+    let labels: Vec<&str> = rules.elements.values().map(String::as_str).collect();
+    assert!(labels.contains(&"default/web:http"), "{labels:?}");
+    assert!(labels.contains(&"kube-system/dns:dns-tcp"), "{labels:?}");
+}
+
+#[test]
+fn nat_chains_run_ahead_of_kube_proxy() {
+    let rules = desired_rules(&sample_snapshot(), &with_udp());
+    for chain in &rules.chains {
+        assert!(
+            chain.priority < -100,
+            "{} at {}",
+            chain.name,
+            chain.priority
+        );
+        assert_eq!(
+            chain.rules[0].then,
+            Action::Return,
+            "{} bypass first",
+            chain.name
+        );
+    }
+}
+
+proptest! {
+    #[test]
+    fn n_services_give_n_elements_and_constant_rules(n in 0u32..300) {
+        let rules = desired_rules(&many_services(n), &RuleOptions::default());
+        prop_assert_eq!(rules.elements.len(), n as usize);
+        prop_assert_eq!(rules.rule_count(), 6);
+    }
+
+    #[test]
+    fn every_element_is_redirected_and_nothing_else(n in 1u32..100, probe in 0u32..200) {
+        let rules = desired_rules(&many_services(n), &RuleOptions::default());
+        let ip = IpAddr::V4(Ipv4Addr::from(0x0a60_0000 + probe));
+        let got = trace(&rules, &Packet::new(Hook::Prerouting, Protocol::Tcp, ip, 80));
+        let want = if probe < n { TCP_PROXY } else { Verdict::Continue };
+        prop_assert_eq!(got, want);
+    }
+}
