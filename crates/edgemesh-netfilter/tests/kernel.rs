@@ -1,0 +1,226 @@
+//! Real-kernel tests, each in a network namespace it creates (needs root; fails, never skips,
+//! without it). Addresses: 10.96.0.0/12 made local inside the namespace only.
+
+// Helpers below are test code: a failed step panics with its error.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::{Landed, Netns, connect_and_see, listen};
+use edgemesh_model::{Frontend, Protocol};
+use edgemesh_netfilter::fixtures::{WEB_V4, sample_snapshot};
+use edgemesh_netfilter::iptables::order::{CONTAINER_CHAIN, HOST_CHAIN};
+use edgemesh_netfilter::{
+    DEFAULT_BYPASS_MARK, IpFamily, IptablesBackend, NftBackend, RuleBackend, RuleOptions, RuleSet,
+    desired_rules,
+};
+
+const WEB: &str = "10.96.0.10:80";
+const DNS_TCP: &str = "10.96.0.53:53";
+
+fn sample_rules() -> RuleSet {
+    desired_rules(&sample_snapshot(), &RuleOptions::default())
+}
+
+fn without_web(mut rules: RuleSet) -> RuleSet {
+    let web = Frontend {
+        ip: WEB_V4,
+        port: 80,
+        protocol: Protocol::Tcp,
+    };
+    assert!(rules.elements.remove(&web).is_some());
+    rules
+}
+
+/// A namespace where 10.96.0.0/12 is routable (REDIRECT on output needs a route first).
+fn cluster_ns() -> Netns {
+    let ns = Netns::new();
+    ns.exec(
+        "ip",
+        &["route", "add", "local", "10.96.0.0/12", "dev", "lo"],
+    );
+    ns
+}
+
+/// Where a connection to `target` from inside `ns` lands, with a proxy listening on 40001 and the
+/// "real" destination on port 80.
+fn probe(ns: &Netns, target: &str, mark: u32) -> Landed {
+    let target: SocketAddr = target.parse().unwrap();
+    ns.enter(move || {
+        let proxy = listen("0.0.0.0:40001");
+        let direct = listen("0.0.0.0:80");
+        connect_and_see(target, mark, &proxy, &direct)
+    })
+}
+
+fn proxied(target: &str) -> Landed {
+    Landed::Proxy {
+        original_dst: target.parse().unwrap(),
+    }
+}
+
+/// kube-proxy-style DNAT of the web ClusterIP to 127.0.0.1:80, jumped from nat OUTPUT first.
+fn install_kube_proxy(ns: &Netns) {
+    let rules = "*nat\n:KUBE-SERVICES - [0:0]\n\
+        -A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 127.0.0.1:80\n\
+        -I PREROUTING 1 -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n\
+        -I OUTPUT 1 -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n\
+        COMMIT\n";
+    ns.runner()
+        .run("iptables-restore", &["--noflush"], Some(rules))
+        .unwrap();
+}
+
+fn nft_table(ns: &Netns) -> String {
+    ns.exec("nft", &["list", "tables"])
+}
+
+#[test]
+fn nft_installs_replaces_and_cleans_up() {
+    let ns = cluster_ns();
+    let mut backend = NftBackend::new(ns.runner());
+    let stats = backend.apply(&sample_rules()).unwrap();
+    assert_eq!(stats.frontends, 3);
+    backend.apply(&sample_rules()).unwrap();
+    let listed = backend.list().unwrap();
+    assert!(listed.contains("10.96.0.10 . tcp . 80"), "{listed}");
+    assert!(listed.contains("fd00:10:96::a . tcp . 80"), "{listed}");
+    assert_eq!(
+        listed.matches("chain nat_prerouting").count(),
+        1,
+        "{listed}"
+    );
+
+    backend.apply(&without_web(sample_rules())).unwrap();
+    let listed = backend.list().unwrap();
+    assert!(!listed.contains("10.96.0.10 ."), "{listed}");
+    assert!(listed.contains("10.96.0.53 . tcp . 53"), "{listed}");
+
+    backend.cleanup().unwrap();
+    assert!(!nft_table(&ns).contains("edgemesh"));
+    backend.cleanup().unwrap();
+}
+
+#[test]
+fn nft_redirects_ahead_of_kube_proxy_and_spares_marked_sockets() {
+    let ns = cluster_ns();
+    install_kube_proxy(&ns);
+    assert_eq!(probe(&ns, WEB, 0), Landed::Direct, "kube-proxy DNAT alone");
+    let mut backend = NftBackend::new(ns.runner());
+    backend.apply(&sample_rules()).unwrap();
+    assert_eq!(probe(&ns, WEB, 0), proxied(WEB));
+    assert_eq!(probe(&ns, DNS_TCP, 0), proxied(DNS_TCP));
+    assert_eq!(probe(&ns, WEB, DEFAULT_BYPASS_MARK.value), Landed::Direct);
+    backend.apply(&without_web(sample_rules())).unwrap();
+    assert_eq!(probe(&ns, WEB, 0), Landed::Direct);
+    backend.cleanup().unwrap();
+    assert_eq!(probe(&ns, DNS_TCP, 0), Landed::Refused);
+}
+
+fn save(ns: &Netns, family: IpFamily) -> String {
+    let tool = if family == IpFamily::V4 {
+        "iptables-save"
+    } else {
+        "ip6tables-save"
+    };
+    ns.exec(tool, &["-t", "nat"])
+}
+
+/// The targets of a base chain's rules, in order.
+fn jump_order(save: &str, base: &str) -> Vec<String> {
+    let prefix = format!("-A {base} ");
+    save.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|spec| {
+            spec.split(" -j ")
+                .nth(1)
+                .map(|t| t.split(' ').next().unwrap_or("").to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn iptables_installs_replaces_and_cleans_up() {
+    let ns = cluster_ns();
+    let mut backend = IptablesBackend::new(ns.runner());
+    backend.apply(&sample_rules()).unwrap();
+    let stats = backend.apply(&sample_rules()).unwrap();
+    assert!(!stats.order_repaired);
+    for family in [IpFamily::V4, IpFamily::V6] {
+        let saved = save(&ns, family);
+        assert_eq!(
+            jump_order(&saved, "PREROUTING"),
+            [CONTAINER_CHAIN],
+            "{saved}"
+        );
+        assert_eq!(jump_order(&saved, "OUTPUT"), [HOST_CHAIN], "{saved}");
+    }
+    let v4 = save(&ns, IpFamily::V4);
+    assert!(v4.contains("-d 10.96.0.10/32"), "{v4}");
+    assert_eq!(v4.matches("-j REDIRECT").count(), 4, "{v4}");
+    assert!(save(&ns, IpFamily::V6).contains("-d fd00:10:96::a/128"));
+
+    backend.apply(&without_web(sample_rules())).unwrap();
+    let v4 = save(&ns, IpFamily::V4);
+    assert!(!v4.contains("10.96.0.10"), "{v4}");
+    assert_eq!(v4.matches("-j REDIRECT").count(), 2, "{v4}");
+
+    backend.cleanup().unwrap();
+    for family in [IpFamily::V4, IpFamily::V6] {
+        let saved = save(&ns, family);
+        assert!(!saved.contains("KUBE-PORTALS"), "{saved}");
+    }
+    backend.cleanup().unwrap();
+}
+
+#[test]
+fn iptables_repairs_order_after_kube_proxy_prepends() {
+    let ns = cluster_ns();
+    let mut backend = IptablesBackend::new(ns.runner());
+    backend.apply(&sample_rules()).unwrap();
+    assert_eq!(probe(&ns, WEB, 0), proxied(WEB));
+    assert_eq!(probe(&ns, WEB, DEFAULT_BYPASS_MARK.value), Landed::Direct);
+
+    install_kube_proxy(&ns);
+    let saved = save(&ns, IpFamily::V4);
+    assert_eq!(jump_order(&saved, "OUTPUT"), ["KUBE-SERVICES", HOST_CHAIN]);
+    assert_eq!(
+        probe(&ns, WEB, 0),
+        Landed::Direct,
+        "kube-proxy won while out of order"
+    );
+
+    assert!(
+        backend.check_and_repair_order().unwrap(),
+        "a repair was due"
+    );
+    let saved = save(&ns, IpFamily::V4);
+    assert_eq!(
+        jump_order(&saved, "PREROUTING"),
+        [CONTAINER_CHAIN, "KUBE-SERVICES"]
+    );
+    assert_eq!(jump_order(&saved, "OUTPUT"), [HOST_CHAIN, "KUBE-SERVICES"]);
+    assert_eq!(probe(&ns, WEB, 0), proxied(WEB));
+    assert!(
+        !backend.check_and_repair_order().unwrap(),
+        "nothing left to repair"
+    );
+
+    backend.cleanup().unwrap();
+    let saved = save(&ns, IpFamily::V4);
+    assert_eq!(jump_order(&saved, "OUTPUT"), ["KUBE-SERVICES"], "{saved}");
+}
+
+#[test]
+fn iptables_sync_itself_restores_order() {
+    let ns = cluster_ns();
+    let mut backend = IptablesBackend::new(ns.runner());
+    backend.apply(&sample_rules()).unwrap();
+    install_kube_proxy(&ns);
+    let stats = backend.apply(&sample_rules()).unwrap();
+    assert!(stats.order_repaired);
+    let saved = save(&ns, IpFamily::V4);
+    assert_eq!(jump_order(&saved, "OUTPUT"), [HOST_CHAIN, "KUBE-SERVICES"]);
+}
