@@ -224,3 +224,86 @@ fn iptables_sync_itself_restores_order() {
     let saved = save(&ns, IpFamily::V4);
     assert_eq!(jump_order(&saved, "OUTPUT"), [HOST_CHAIN, "KUBE-SERVICES"]);
 }
+
+/// kube-proxy-style UDP DNAT of the DNS ClusterIP, and the agent's policy route for TPROXY.
+fn udp_setup(ns: &Netns) {
+    let rules = "*nat\n:KUBE-SERVICES - [0:0]\n\
+        -A KUBE-SERVICES -d 10.96.0.53/32 -p udp -m udp --dport 53 -j DNAT --to-destination 127.0.0.1:53\n\
+        -I PREROUTING 1 -j KUBE-SERVICES\n-I OUTPUT 1 -j KUBE-SERVICES\nCOMMIT\n";
+    ns.runner()
+        .run("iptables-restore", &["--noflush"], Some(rules))
+        .unwrap();
+    ns.exec(
+        "ip",
+        &["rule", "add", "fwmark", "0x2000/0x2000", "lookup", "100"],
+    );
+    ns.exec(
+        "ip",
+        &[
+            "route",
+            "add",
+            "local",
+            "0.0.0.0/0",
+            "dev",
+            "lo",
+            "table",
+            "100",
+        ],
+    );
+}
+
+/// Sends one datagram to 10.96.0.53:53 from inside `ns`; true when the transparent socket on
+/// 40002 got it, false when the socket on port 53 (kube-proxy's DNAT target) did.
+fn udp_lands_on_tproxy(ns: &Netns) -> bool {
+    use socket2::{Domain, Socket, Type};
+    use std::net::UdpSocket;
+    use std::time::Duration;
+    ns.enter(|| {
+        let transparent = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+        transparent.set_ip_transparent_v4(true).unwrap();
+        let any: SocketAddr = "0.0.0.0:40002".parse().unwrap();
+        transparent.bind(&any.into()).unwrap();
+        let transparent: UdpSocket = transparent.into();
+        let direct = UdpSocket::bind("0.0.0.0:53").unwrap();
+        for socket in [&transparent, &direct] {
+            socket
+                .set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+        }
+        let client = UdpSocket::bind("0.0.0.0:0").unwrap();
+        client.send_to(b"q", "10.96.0.53:53").unwrap();
+        let mut buf = [0u8; 8];
+        if transparent.recv_from(&mut buf).is_ok() {
+            return true;
+        }
+        assert!(
+            direct.recv_from(&mut buf).is_ok(),
+            "the datagram reached neither socket"
+        );
+        false
+    })
+}
+
+#[test]
+fn nft_udp_tproxy_wins_over_kube_proxy_dnat() {
+    let ns = cluster_ns();
+    udp_setup(&ns);
+    assert!(!udp_lands_on_tproxy(&ns), "kube-proxy DNAT alone");
+    let opts = RuleOptions {
+        udp: Some(edgemesh_netfilter::UdpOptions {
+            port: 40002,
+            mark: edgemesh_netfilter::DEFAULT_TPROXY_MARK,
+        }),
+        ..RuleOptions::default()
+    };
+    let mut backend = NftBackend::new(ns.runner());
+    backend
+        .apply(&desired_rules(&sample_snapshot(), &opts))
+        .unwrap();
+    assert!(udp_lands_on_tproxy(&ns), "host-originated UDP is TPROXYed");
+    backend.cleanup().unwrap();
+    assert!(
+        !udp_lands_on_tproxy(&ns),
+        "after cleanup kube-proxy gets it again"
+    );
+}
