@@ -1,0 +1,43 @@
+//! Errors of the DNS server and of the bridge device set-up.
+
+use std::net::SocketAddr;
+
+/// Why the DNS server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DnsError {
+    #[error("clusterDomain '{domain}' is not a valid DNS name: {reason}")]
+    InvalidClusterDomain { domain: String, reason: String },
+    #[error(
+        "DNS listen address {0} is a wildcard: listen on the bridge address (e.g. 169.254.96.16:53) instead"
+    )]
+    WildcardListen(SocketAddr),
+    #[error("no DNS listen address configured")]
+    NoListenAddress,
+    #[error("cannot bind DNS {protocol} socket on {addr}: {source}")]
+    Bind {
+        protocol: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("DNS server stopped: {0}")]
+    Server(String),
+}
+
+/// Why the bridge device could not be ensured.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BridgeError {
+    #[error("cannot open a netlink socket: {0}")]
+    Connect(std::io::Error),
+    #[error("netlink request '{what}' for device '{device}' failed: {source}")]
+    Netlink {
+        what: &'static str,
+        device: String,
+        source: rtnetlink::Error,
+    },
+    #[error("device '{0}' was created but cannot be found afterwards")]
+    Vanished(String),
+    #[error("invalid bridge device name '{0}': 1 to 15 characters, no '/' or whitespace")]
+    InvalidName(String),
+}

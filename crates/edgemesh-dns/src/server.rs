@@ -1,0 +1,108 @@
+//! Sockets: bind exactly the configured addresses (UDP and TCP), then run hickory's `Server`
+//! with our handler until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use edgemesh_model::SnapshotCell;
+use hickory_server::Server;
+use tokio::net::{TcpListener, UdpSocket};
+use tracing::info;
+
+use crate::config::DnsConfig;
+use crate::error::DnsError;
+use crate::handler::DnsHandler;
+use crate::metrics::DnsMetrics;
+use crate::resolve::Resolver;
+
+/// Size of the per-connection TCP response buffer handed to hickory.
+const TCP_RESPONSE_BUFFER: usize = 32;
+
+/// A bound, not yet running, DNS server.
+#[derive(Debug)]
+pub struct DnsServer {
+    handler: DnsHandler,
+    udp: Vec<UdpSocket>,
+    tcp: Vec<TcpListener>,
+    local: Vec<SocketAddr>,
+    tcp_idle_timeout: std::time::Duration,
+}
+
+impl DnsServer {
+    /// Validates `config` and binds every listen address. A port of 0 picks a free port that
+    /// UDP and TCP then share (tests).
+    pub async fn bind(
+        config: &DnsConfig,
+        snapshots: Arc<SnapshotCell>,
+        metrics: Arc<DnsMetrics>,
+    ) -> Result<Self, DnsError> {
+        if config.listen.is_empty() {
+            return Err(DnsError::NoListenAddress);
+        }
+        if let Some(wild) = config.listen.iter().find(|a| a.ip().is_unspecified()) {
+            return Err(DnsError::WildcardListen(*wild));
+        }
+        let handler = DnsHandler::new(Resolver::new(config, snapshots, metrics)?);
+        let mut server = Self {
+            handler,
+            udp: Vec::new(),
+            tcp: Vec::new(),
+            local: Vec::new(),
+            tcp_idle_timeout: config.tcp_idle_timeout,
+        };
+        for addr in &config.listen {
+            let bind = |protocol, source| DnsError::Bind {
+                protocol,
+                addr: *addr,
+                source,
+            };
+            let udp = UdpSocket::bind(addr).await.map_err(|e| bind("UDP", e))?;
+            let local = udp.local_addr().map_err(|e| bind("UDP", e))?;
+            let tcp = TcpListener::bind(local).await.map_err(|e| bind("TCP", e))?;
+            server.udp.push(udp);
+            server.tcp.push(tcp);
+            server.local.push(local);
+        }
+        Ok(server)
+    }
+
+    /// The addresses actually bound (UDP and TCP share each).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local
+    }
+
+    pub fn handler(&self) -> &DnsHandler {
+        &self.handler
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and waits for the listeners.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), DnsError> {
+        let mut server = Server::new(self.handler);
+        for socket in self.udp {
+            server.register_socket(socket);
+        }
+        for listener in self.tcp {
+            server.register_listener(listener, self.tcp_idle_timeout, TCP_RESPONSE_BUFFER);
+        }
+        info!(listen = ?self.local, "DNS server running");
+        let stopped = tokio::select! {
+            result = server.block_until_done() => result,
+            () = shutdown => server.shutdown_gracefully().await,
+        };
+        stopped.map_err(|e| DnsError::Server(e.to_string()))
+    }
+}
+
+/// Binds and serves `config` until `shutdown` completes.
+pub async fn serve(
+    config: &DnsConfig,
+    snapshots: Arc<SnapshotCell>,
+    metrics: Arc<DnsMetrics>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DnsError> {
+    DnsServer::bind(config, snapshots, metrics)
+        .await?
+        .run(shutdown)
+        .await
+}
