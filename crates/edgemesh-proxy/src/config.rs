@@ -1,0 +1,77 @@
+//! Settings of the data path, with the defaults we chose and why.
+
+use std::time::Duration;
+
+/// The agent's transparent TCP port (EdgeMesh's default; the netfilter rules REDIRECT here).
+pub const DEFAULT_TCP_PORT: u16 = 40001;
+/// `SO_MARK` on every upstream socket, so the agent's own traffic is never intercepted again.
+/// Same bit as `edgemesh_netfilter::DEFAULT_BYPASS_MARK` (0x1000, unused by kube-proxy,
+/// flannel and Calico); the binary must pass the same value to both crates.
+pub const DEFAULT_BYPASS_MARK: u32 = 0x1000;
+
+/// How the proxy behaves; `Default` gives the production values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxyConfig {
+    /// Upper bound on one upstream connect attempt.
+    pub connect_timeout: Duration,
+    /// Endpoints tried per client connection before the client is reset (at least 1).
+    pub max_dial_attempts: usize,
+    /// Mark set on upstream sockets; 0 disables marking (then no CAP_NET_ADMIN is needed).
+    pub mark: u32,
+    /// A TCP connection with no byte in either direction for this long is closed on both sides.
+    /// One hour: far above any sane application keep-alive (HTTP servers use 5–120 s, gRPC
+    /// pings at most every few minutes) yet bounded, so half-dead peers behind NAT that never
+    /// send a FIN or RST cannot pin sockets forever. `None` disables it (kube-proxy's behaviour).
+    pub tcp_idle_timeout: Option<Duration>,
+    /// Bounds of the HTTP request-head read done only for header-hash policies.
+    pub http_head: HttpHeadLimits,
+    /// Relay implementation for TCP↔TCP.
+    pub relay: RelayMode,
+    /// A UDP flow with no datagram in either direction for this long is forgotten
+    /// (conntrack's UDP stream timeout is 120 s; DNS-like flows end far sooner).
+    pub udp_idle_timeout: Duration,
+    /// Most concurrent UDP sessions; new flows beyond it are dropped (each session owns sockets).
+    pub max_udp_sessions: usize,
+}
+
+/// Bounds of the request-head read for header-hash policies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpHeadLimits {
+    /// Bytes read while looking for the end of the head; beyond it we hash on the source IP.
+    pub max_bytes: usize,
+    /// Time allowed for the head to arrive; beyond it we hash on the source IP.
+    pub timeout: Duration,
+}
+
+/// How bytes move between the client and a TCP upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelayMode {
+    /// `splice(2)` through a pipe: no copy into user space (measured fastest, see benches/).
+    Splice,
+    /// A user-space copy with a buffer of this many bytes per direction.
+    Copy { buffer: usize },
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            max_dial_attempts: 3,
+            mark: DEFAULT_BYPASS_MARK,
+            tcp_idle_timeout: Some(Duration::from_secs(3600)),
+            http_head: HttpHeadLimits::default(),
+            relay: RelayMode::Splice,
+            udp_idle_timeout: Duration::from_secs(120),
+            max_udp_sessions: 65_536,
+        }
+    }
+}
+
+impl Default for HttpHeadLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 16 * 1024,
+            timeout: Duration::from_secs(2),
+        }
+    }
+}

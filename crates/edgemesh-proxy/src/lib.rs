@@ -1,0 +1,34 @@
+//! The userspace data path of edgemesh.
+//!
+//! TCP: one transparent listener (REDIRECT + `SO_ORIGINAL_DST`) serves every service. Each
+//! connection reads top to bottom in [`Proxy`]: accept → original destination → route (a
+//! lock-free [`edgemesh_model::SnapshotCell`] lookup) → balance ([`edgemesh_lb::Balancer`]) →
+//! dial ([`Dialer`], retrying other endpoints) → relay (`splice(2)` for TCP↔TCP). A port whose
+//! service hashes on an HTTP header gets its request head read first (bounded).
+//!
+//! UDP: one `IP_TRANSPARENT` socket receives TPROXY'd datagrams for every UDP service; see
+//! [`udp`] for the sessions and the kernel set-up it expects.
+//!
+//! No `unsafe` here: the syscalls (`splice`, `pipe2`, `recvmsg` with `IP_RECVORIGDSTADDR`) go
+//! through nix and socket2.
+#![forbid(unsafe_code)]
+
+pub mod classify;
+pub mod config;
+pub mod connect;
+pub mod dialer;
+mod error;
+pub mod http_head;
+pub mod metrics;
+pub mod origdst;
+mod proxy;
+pub mod relay;
+pub mod testing;
+pub mod udp;
+
+pub use config::{DEFAULT_BYPASS_MARK, DEFAULT_TCP_PORT, HttpHeadLimits, ProxyConfig, RelayMode};
+pub use dialer::{Dialer, DirectDialer, Upstream, UpstreamIo};
+pub use error::ProxyError;
+pub use metrics::{Metrics, MetricsSnapshot};
+pub use origdst::{OriginalDst, SoOriginalDst};
+pub use proxy::Proxy;

@@ -1,0 +1,119 @@
+//! TCP↔TCP relay with `splice(2)`: socket → pipe → socket, the bytes never enter user space.
+//! Safe code only: nix wraps the syscalls; tokio's readiness drives the non-blocking calls.
+//! Each direction owns a pipe (two file descriptors), so a spliced connection costs six fds.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::AtomicU64;
+
+use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice};
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+use super::{Activity, shutdown_write};
+use crate::metrics::Metrics;
+
+/// Most bytes moved per splice call; the pipe is enlarged to match when the kernel allows.
+const CHUNK: usize = 256 * 1024;
+
+/// Splices both ways until each direction reached EOF (and half-closed the other side).
+pub async fn both_ways(
+    client: &TcpStream,
+    upstream: &TcpStream,
+    activity: &Activity,
+    metrics: &Metrics,
+) -> io::Result<()> {
+    let upload = one_way(
+        client,
+        upstream,
+        activity,
+        &metrics.bytes_client_to_upstream,
+    );
+    let download = one_way(
+        upstream,
+        client,
+        activity,
+        &metrics.bytes_upstream_to_client,
+    );
+    tokio::try_join!(upload, download).map(|_| ())
+}
+
+async fn one_way(
+    from: &TcpStream,
+    to: &TcpStream,
+    activity: &Activity,
+    counter: &AtomicU64,
+) -> io::Result<()> {
+    let pipe = Pipe::new()?;
+    loop {
+        let n = fill(from, &pipe).await?;
+        if n == 0 {
+            shutdown_write(to);
+            return Ok(());
+        }
+        drain(&pipe, to, n).await?;
+        activity.touch();
+        Metrics::add(counter, n as u64);
+    }
+}
+
+/// A non-blocking pipe used as the in-kernel buffer of one direction.
+struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    capacity: usize,
+}
+
+impl Pipe {
+    fn new() -> io::Result<Self> {
+        let (read, write) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
+        // A larger pipe means fewer syscalls per byte; the default (64 KiB) is kept if the
+        // kernel refuses (pipe-max-size or the per-user pipe budget).
+        let wanted = i32::try_from(CHUNK).unwrap_or(i32::MAX);
+        let capacity = fcntl(&write, FcntlArg::F_SETPIPE_SZ(wanted))
+            .ok()
+            .and_then(|c| usize::try_from(c).ok())
+            .unwrap_or(64 * 1024)
+            .min(CHUNK);
+        Ok(Self {
+            read,
+            write,
+            capacity,
+        })
+    }
+}
+
+fn flags() -> SpliceFFlags {
+    SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE
+}
+
+/// Moves what the socket has (up to the pipe's capacity) into the empty pipe; 0 means EOF.
+async fn fill(from: &TcpStream, pipe: &Pipe) -> io::Result<usize> {
+    loop {
+        from.readable().await?;
+        let moved = from.try_io(Interest::READABLE, || {
+            splice(from, None, &pipe.write, None, pipe.capacity, flags()).map_err(io::Error::from)
+        });
+        match moved {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Writes all `n` bytes held in the pipe to the socket.
+async fn drain(pipe: &Pipe, to: &TcpStream, mut n: usize) -> io::Result<()> {
+    while n > 0 {
+        to.writable().await?;
+        let moved = to.try_io(Interest::WRITABLE, || {
+            splice(&pipe.read, None, to, None, n, flags()).map_err(io::Error::from)
+        });
+        match moved {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(m) => n -= m,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! UDP through TPROXY: one transparent socket for every UDP service port, one session per
+//! (client, original destination) flow, expired after an idle period.
+//!
+//! # What the kernel side must provide (the netfilter engineer's rules)
+//!
+//! For IPv4, with `MARK` the TPROXY mark, `T` a free routing table and `PORT` the port of
+//! [`TproxySocket::bind`]:
+//!
+//! ```text
+//! ip rule add fwmark MARK lookup T
+//! ip route add local 0.0.0.0/0 dev lo table T
+//! # prerouting (filter-type chain, priority mangle): traffic from pods / other hosts
+//! meta l4proto udp ip daddr . udp dport @udp_services tproxy ip to :PORT meta mark set MARK accept
+//! # output (route-type chain): traffic the host itself sends is marked, re-routed to lo and
+//! # comes back through prerouting where the rule above takes it
+//! meta mark & BYPASS != BYPASS ip daddr . udp dport @udp_services meta mark set MARK
+//! ```
+//!
+//! The agent's own upstream sockets carry the bypass mark ([`crate::ProxyConfig::mark`]) and
+//! the output rule must skip them. The reply sockets send from the service address with
+//! `IP_TRANSPARENT`, which needs no rule.
+//!
+//! Sockets: one receiver in total, and per live session one upstream socket plus one reply
+//! socket — nothing per service port. Sessions are capped by
+//! [`crate::ProxyConfig::max_udp_sessions`]. IPv6 is not done yet (the same with
+//! `IPV6_TRANSPARENT` / `IPV6_RECVORIGDSTADDR`).
+
+mod session;
+mod socket;
+
+pub use socket::{Received, TproxySocket};
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::metrics::Metrics;
+use crate::proxy::Proxy;
+use session::Session;
+
+/// Live sessions by (client, original destination).
+pub(crate) type Sessions = Arc<Mutex<HashMap<(SocketAddr, SocketAddr), Arc<Session>>>>;
+
+/// Largest UDP payload.
+const MAX_DATAGRAM: usize = 65_535;
+
+impl Proxy {
+    /// Receives forever on the transparent socket and forwards each datagram to its session's
+    /// backend, creating the session on the flow's first datagram.
+    pub async fn serve_udp(&self, socket: TproxySocket) -> io::Result<()> {
+        let sessions: Sessions = Arc::default();
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        loop {
+            let received = match socket.recv(&mut buf).await {
+                Ok(received) => received,
+                Err(error) => {
+                    tracing::debug!(%error, "UDP receive failed");
+                    continue;
+                }
+            };
+            self.forward(&sessions, received, &buf[..received.len]);
+        }
+    }
+
+    fn forward(&self, sessions: &Sessions, received: Received, payload: &[u8]) {
+        let metrics = &self.inner.metrics;
+        let Some(session) = self.session_for(sessions, received) else {
+            return Metrics::inc(&metrics.udp_datagrams_dropped);
+        };
+        // Never wait on one flow: a full socket buffer drops the datagram, as the network would.
+        match session.upstream.try_send(payload) {
+            Ok(n) => {
+                session.activity.touch();
+                Metrics::add(&metrics.bytes_client_to_upstream, n as u64);
+            }
+            Err(_) => Metrics::inc(&metrics.udp_datagrams_dropped),
+        }
+    }
+
+    fn session_for(&self, sessions: &Sessions, received: Received) -> Option<Arc<Session>> {
+        let key = (received.client, received.original_dst);
+        let mut table = sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(session) = table.get(&key) {
+            return Some(Arc::clone(session));
+        }
+        if table.len() >= self.inner.config.max_udp_sessions {
+            tracing::warn!(
+                limit = table.len(),
+                "UDP session limit reached, dropping new flow"
+            );
+            return None;
+        }
+        let session = Arc::new(session::open(self, received)?);
+        table.insert(key, Arc::clone(&session));
+        drop(table);
+        session::spawn_replies(
+            self.clone(),
+            Arc::clone(sessions),
+            key,
+            Arc::clone(&session),
+        );
+        Some(session)
+    }
+}

@@ -1,0 +1,123 @@
+//! The sockets of the UDP path: the one `IP_TRANSPARENT` receiver for every UDP service, the
+//! per-session reply socket that speaks *from* the service address, and the marked upstream.
+
+use std::io::{self, IoSliceMut};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::AsRawFd;
+
+use nix::sys::socket::{
+    ControlMessageOwned, MsgFlags, SockaddrIn, recvmsg, setsockopt, sockopt::Ipv4OrigDstAddr,
+};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+
+use crate::ProxyError;
+
+/// A datagram as TPROXY handed it over: who sent it and where it was going.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    pub len: usize,
+    pub client: SocketAddr,
+    pub original_dst: SocketAddr,
+}
+
+/// The transparent receiver (IPv4). It expects the netfilter side to deliver intercepted UDP
+/// with `tproxy ip to :PORT` (see the [`super`] docs for the full rule set).
+#[derive(Debug)]
+pub struct TproxySocket {
+    socket: UdpSocket,
+}
+
+impl TproxySocket {
+    /// Binds the receiver; needs CAP_NET_ADMIN (`IP_TRANSPARENT`).
+    pub fn bind(addr: SocketAddrV4) -> Result<Self, ProxyError> {
+        let setup = |what| move |source| ProxyError::UdpSetup { what, source };
+        let socket =
+            Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(setup("socket"))?;
+        socket
+            .set_ip_transparent_v4(true)
+            .map_err(setup("IP_TRANSPARENT"))?;
+        setsockopt(&socket, Ipv4OrigDstAddr, &true)
+            .map_err(|e| setup("IP_RECVORIGDSTADDR")(e.into()))?;
+        socket
+            .set_reuse_address(true)
+            .map_err(setup("SO_REUSEADDR"))?;
+        socket.set_nonblocking(true).map_err(setup("O_NONBLOCK"))?;
+        socket
+            .bind(&SocketAddr::V4(addr).into())
+            .map_err(setup("bind"))?;
+        let socket = UdpSocket::from_std(socket.into()).map_err(setup("register with tokio"))?;
+        Ok(Self { socket })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Waits for the next datagram and reads it with its original destination.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+        self.socket
+            .async_io(Interest::READABLE, || {
+                recv_with_original_dst(&self.socket, buf)
+            })
+            .await
+    }
+}
+
+fn recv_with_original_dst(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Received> {
+    let mut cmsg = nix::cmsg_space!(nix::libc::sockaddr_in);
+    let mut iov = [IoSliceMut::new(buf)];
+    let fd = socket.as_raw_fd();
+    let msg = recvmsg::<SockaddrIn>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_DONTWAIT)?;
+    let client = msg
+        .address
+        .map(|a| SocketAddr::V4(SocketAddrV4::new(a.ip(), a.port())))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "datagram without source"))?;
+    let original_dst = msg
+        .cmsgs()?
+        .find_map(|c| match c {
+            ControlMessageOwned::Ipv4OrigDstAddr(sa) => Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)),
+                u16::from_be(sa.sin_port),
+            ))),
+            _ => None,
+        })
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no IP_ORIGDSTADDR"))?;
+    Ok(Received {
+        len: msg.bytes,
+        client,
+        original_dst,
+    })
+}
+
+/// A socket bound (transparently) to the service address, used only to send replies so the
+/// client sees them come from the address it sent to. It stays unconnected on purpose: a
+/// connected one would match TPROXY's "established" lookup and swallow the client's next
+/// datagrams.
+pub fn reply_socket(from: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(from), Type::DGRAM, Some(Protocol::UDP))?;
+    match from {
+        SocketAddr::V4(_) => socket.set_ip_transparent_v4(true)?,
+        SocketAddr::V6(_) => socket.set_ip_transparent_v6(true)?,
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&from.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// A marked socket connected to the backend (replies from anyone else are dropped by the kernel).
+pub fn upstream_socket(backend: SocketAddr, mark: u32) -> io::Result<UdpSocket> {
+    let socket = Socket::new(
+        Domain::for_address(backend),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    if mark != 0 {
+        socket.set_mark(mark)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.connect(&backend.into())?;
+    UdpSocket::from_std(socket.into())
+}
