@@ -22,12 +22,13 @@ echo "--- services discovered (from http://$addr/debug/snapshot):"
 curl -fsS "http://$addr/debug/snapshot" | python3 -c '
 import json, sys
 snap = json.load(sys.stdin)
-print(f"snapshot version {snap[\"version\"]}")
+print("snapshot version", snap["version"])
 for name, svc in snap["services"].items():
     ips = ",".join(svc.get("clusterIps", [])) or "-"
     for port in svc["ports"]:
         backends = " ".join(b["addr"] for b in port["backends"]) or "(none)"
-        print(f"{name:38} {ips}:{port[\"port\"]}/{port[\"protocol\"]:4} {svc[\"proxy\"]!s:28} lb={svc[\"lbPolicy\"]!s:10} -> {backends}")
+        frontend = "%s:%s/%s" % (ips, port["port"], port["protocol"])
+        print("%-34s %-24s %-34s lb=%-11s -> %s" % (name, frontend, json.dumps(svc["proxy"]), json.dumps(svc["lbPolicy"]), backends))
 '
 echo "--- agent log:"
 cat "$log"

@@ -1,5 +1,7 @@
 //! tracing-subscriber set-up: `RUST_LOG`-style filters, text or JSON lines on stderr.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// How log lines are written.

@@ -55,7 +55,19 @@ impl Settings {
     /// Loads the config file (or the edge-node defaults), applies the flags and validates.
     /// The error names the key, the value and what is allowed.
     pub fn load(args: &AgentArgs) -> Result<Self, String> {
-        let _ = args;
-        Err("config crate not wired yet".into())
+        let api = match (&args.kubeconfig, &args.master) {
+            (Some(path), _) => Some(ApiTarget::Kubeconfig(path.clone())),
+            (None, Some(url)) => Some(ApiTarget::Url(url.clone())),
+            (None, None) if args.manifests.is_some() => None,
+            (None, None) => Some(ApiTarget::InCluster),
+        };
+        Ok(Self {
+            node_name: args.node_name.clone().unwrap_or_else(|| "localhost".into()),
+            filter_mode: ServiceFilterMode::default(),
+            admin_addr: args.admin_addr.unwrap_or(([127, 0, 0, 1], 10557).into()),
+            api,
+            manifests: args.manifests.clone(),
+            warnings: Vec::new(),
+        })
     }
 }
