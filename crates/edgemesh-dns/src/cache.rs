@@ -93,10 +93,14 @@ impl DnsCache {
         Lookup::Miss
     }
 
-    /// Stores an upstream answer; only NOERROR and NXDOMAIN are worth keeping.
-    pub fn insert(&self, key: CacheKey, answer: CachedAnswer, now: Instant) {
+    /// Stores an upstream answer (only NOERROR and NXDOMAIN are worth keeping) and returns it
+    /// as clients should see it: no TTL above the cache's maximum, so clients do not keep a
+    /// name longer than we would.
+    pub fn insert(&self, key: CacheKey, answer: CachedAnswer, now: Instant) -> CachedAnswer {
+        let max = secs(self.policy.max_ttl);
+        let answer = with_ttl(&answer, |ttl| ttl.min(max));
         if !matches!(answer.rcode, ResponseCode::NoError | ResponseCode::NXDomain) {
-            return;
+            return answer;
         }
         let ttl = cache_ttl(&answer).min(self.policy.max_ttl);
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
@@ -106,11 +110,12 @@ impl DnsCache {
         entries.insert(
             key,
             Entry {
-                answer,
+                answer: answer.clone(),
                 stored: now,
                 ttl,
             },
         );
+        answer
     }
 
     pub fn len(&self) -> usize {
@@ -177,4 +182,121 @@ fn with_ttl(answer: &CachedAnswer, ttl: impl Fn(u32) -> u32) -> CachedAnswer {
 
 fn secs(d: Duration) -> u32 {
     u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::rdata::{A, SOA};
+
+    const T: Duration = Duration::from_secs(1);
+
+    fn cache(capacity: usize) -> DnsCache {
+        DnsCache::new(CachePolicy {
+            max_ttl: 30 * T,
+            serve_stale_for: 100 * T,
+            stale_answer_ttl: 7 * T,
+            capacity,
+        })
+    }
+
+    fn key(n: &str) -> CacheKey {
+        CacheKey::new(&Name::from_ascii(n).unwrap(), RecordType::A, DNSClass::IN)
+    }
+
+    fn positive(ttl: u32) -> CachedAnswer {
+        let name = Name::from_ascii("a.example.").unwrap();
+        CachedAnswer {
+            rcode: ResponseCode::NoError,
+            answers: vec![Record::from_rdata(
+                name,
+                ttl,
+                RData::A(A([192, 0, 2, 1].into())),
+            )],
+            authorities: vec![],
+        }
+    }
+
+    fn ttl_of(l: Lookup) -> Option<(bool, u32)> {
+        match l {
+            Lookup::Fresh(a) => Some((true, a.answers[0].ttl)),
+            Lookup::Stale(a) => Some((false, a.answers[0].ttl)),
+            Lookup::Miss => None,
+        }
+    }
+
+    #[test]
+    fn fresh_then_stale_then_gone() {
+        let c = cache(10);
+        let t0 = Instant::now();
+        let shown = c.insert(key("a.example."), positive(300), t0);
+        assert_eq!(shown.answers[0].ttl, 30, "capped by max_ttl");
+        let k = key("A.EXAMPLE.");
+        let table = [
+            (0, Some((true, 30))),
+            (10, Some((true, 20))),
+            (30, Some((false, 7))),
+            (129, Some((false, 7))),
+            (130, None),
+        ];
+        for (after, expected) in table {
+            assert_eq!(
+                ttl_of(c.lookup(&k, t0 + after * T)),
+                expected,
+                "after {after}s"
+            );
+        }
+    }
+
+    #[test]
+    fn short_record_ttls_win_and_servfail_is_not_kept() {
+        let c = cache(10);
+        let t0 = Instant::now();
+        c.insert(key("a.example."), positive(5), t0);
+        assert_eq!(
+            ttl_of(c.lookup(&key("a.example."), t0 + 5 * T)),
+            Some((false, 7))
+        );
+        let mut fail = positive(5);
+        fail.rcode = ResponseCode::ServFail;
+        c.insert(key("b.example."), fail, t0);
+        assert_eq!(c.lookup(&key("b.example."), t0), Lookup::Miss);
+    }
+
+    #[test]
+    fn negative_answers_live_for_the_soa_minimum() {
+        let c = cache(10);
+        let t0 = Instant::now();
+        let zone = Name::from_ascii("example.").unwrap();
+        let soa = SOA::new(zone.clone(), zone.clone(), 1, 1, 1, 1, 12);
+        let nx = CachedAnswer {
+            rcode: ResponseCode::NXDomain,
+            answers: vec![],
+            authorities: vec![Record::from_rdata(zone, 3600, RData::SOA(soa))],
+        };
+        c.insert(key("x.example."), nx, t0);
+        assert!(matches!(
+            c.lookup(&key("x.example."), t0 + 11 * T),
+            Lookup::Fresh(_)
+        ));
+        assert!(matches!(
+            c.lookup(&key("x.example."), t0 + 12 * T),
+            Lookup::Stale(_)
+        ));
+    }
+
+    #[test]
+    fn capacity_is_a_hard_bound_that_evicts_the_oldest() {
+        let c = cache(3);
+        let t0 = Instant::now();
+        for i in 0..5u32 {
+            c.insert(key(&format!("n{i}.example.")), positive(300), t0 + i * T);
+        }
+        assert_eq!(c.len(), 3);
+        assert_eq!(c.lookup(&key("n0.example."), t0 + 5 * T), Lookup::Miss);
+        assert!(matches!(
+            c.lookup(&key("n4.example."), t0 + 5 * T),
+            Lookup::Fresh(_)
+        ));
+    }
 }

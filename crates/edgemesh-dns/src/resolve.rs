@@ -157,8 +157,7 @@ impl Resolver {
                     answers: message.answers,
                     authorities: message.authorities,
                 };
-                self.cache.insert(key, answer.clone(), Instant::now());
-                from_cache(answer)
+                from_cache(self.cache.insert(key, answer, Instant::now()))
             }
             Err(error) => {
                 self.metrics.upstream_failure();
