@@ -2,7 +2,7 @@
 //! silence, never a panic or a hang; and a property test over arbitrary bytes.
 
 // Test helpers below panic on failure on purpose: that is the test failing.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
