@@ -1,0 +1,153 @@
+//! Keys edgemesh does not read, sorted into why: EdgeMesh fills them at run time, they belong to
+//! an older EdgeMesh, or they are simply unknown. And features accepted but not implemented.
+
+use crate::error::Warning;
+use crate::{API_VERSION, AgentConfig, KIND};
+
+/// Keys EdgeMesh documents as "do not configure": it overwrites them at start-up.
+const RUNTIME_KEYS: &[&str] = &[
+    "kubeAPIConfig.mode",
+    "modules.edgeDNS.listenInterface",
+    "modules.edgeDNS.kubeAPIConfig",
+    "modules.edgeProxy.listenInterface",
+    "modules.edgeProxy.socks5Proxy.nodeName",
+    "modules.edgeProxy.socks5Proxy.namespace",
+    "modules.edgeProxy.loadBalancer.caller",
+    "modules.edgeProxy.loadBalancer.nodeName",
+    "modules.edgeTunnel.mode",
+    "modules.edgeTunnel.nodeName",
+    "modules.edgeTunnel.configPath",
+    "modules.edgeCNI.encapsulationIP",
+];
+
+/// Keys of EdgeMesh ≤ 1.9 (and of its gateway config), with what replaced them.
+const LEGACY_KEYS: &[(&str, &str)] = &[
+    (
+        "commonConfig.mode",
+        "the mode is detected from the environment",
+    ),
+    (
+        "commonConfig.configMapName",
+        "the file is read from --config",
+    ),
+    (
+        "goChassisConfig",
+        "load balancing follows each service's DestinationRule; the ring is set in modules.edgeProxy.loadBalancer.consistentHash",
+    ),
+    (
+        "modules.edgeProxy.subNet",
+        "every ClusterIP known to the API is intercepted",
+    ),
+    (
+        "modules.edgeGateway",
+        "the gateway has its own config (EdgeMeshGateway)",
+    ),
+    (
+        "modules.tunnel",
+        "the tunnel is configured in modules.edgeTunnel",
+    ),
+    (
+        "modules.networking",
+        "the proxy is configured in modules.edgeProxy",
+    ),
+    ("pprofConfig", "it belongs in commonConfig.pprofConfig"),
+];
+
+/// The warning for one key the typed parse ignored.
+pub(super) fn classify(key: &str) -> Warning {
+    if RUNTIME_KEYS.iter().any(|k| under(key, k)) {
+        return Warning::new(key, "set by EdgeMesh at run time, not by the file; ignored");
+    }
+    if let Some((_, instead)) = LEGACY_KEYS.iter().find(|(k, _)| under(key, k)) {
+        return Warning::new(
+            key,
+            format!("key of an older EdgeMesh release, ignored: {instead}"),
+        );
+    }
+    Warning::new(key, "unknown key, ignored")
+}
+
+/// Whether `key` is `prefix` or lies under it.
+fn under(key: &str, prefix: &str) -> bool {
+    key.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
+}
+
+/// Settings that are valid but that edgemesh does not act on.
+pub(super) fn notices(config: &AgentConfig) -> Vec<Warning> {
+    let mut out = Vec::new();
+    if config.api_version != API_VERSION {
+        let message = format!("expected '{API_VERSION}'; read as that version anyway");
+        out.push(Warning::new("apiVersion", message));
+    }
+    if config.kind != KIND {
+        let message = format!("expected '{KIND}'; read as that kind anyway");
+        out.push(Warning::new("kind", message));
+    }
+    let modules = &config.modules;
+    let unsupported = [
+        (
+            modules.edge_cni.enable,
+            "modules.edgeCNI.enable",
+            "EdgeMesh's edge CNI is not implemented by edgemesh; ignored",
+        ),
+        (
+            modules.edge_proxy.socks5_proxy.enable,
+            "modules.edgeProxy.socks5Proxy.enable",
+            "the SOCKS5 proxy is not implemented by edgemesh; ignored",
+        ),
+        (
+            config.common_config.pprof_config.enable_profiling,
+            "commonConfig.pprofConfig.enableProfiling",
+            "Go pprof does not apply to edgemesh; see /metrics on the admin address; ignored",
+        ),
+        (
+            config.kube_api_config.delete_kube_config,
+            "kubeAPIConfig.deleteKubeConfig",
+            "edgemesh never deletes the kubeconfig; ignored",
+        ),
+    ];
+    for (enabled, key, message) in unsupported {
+        if enabled {
+            out.push(Warning::new(key, message));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ignored_keys_are_sorted_by_why() {
+        let cases = [
+            ("modules.edgeProxy.fooBar", "unknown key, ignored"),
+            ("kubeAPIConfig.mode", "set by EdgeMesh at run time"),
+            (
+                "modules.edgeDNS.kubeAPIConfig",
+                "set by EdgeMesh at run time",
+            ),
+            ("goChassisConfig", "older EdgeMesh release"),
+            (
+                "goChassisConfig.protocol.tcpBufferSize",
+                "older EdgeMesh release",
+            ),
+            ("modules.tunnel", "older EdgeMesh release"),
+            ("modules.tunnelx", "unknown key"),
+            ("modules.edgeProxy.subNet", "older EdgeMesh release"),
+            ("kubeAPIConfig.modeX", "unknown key"),
+        ];
+        for (key, want) in cases {
+            let warning = classify(key);
+            assert_eq!(warning.key, key);
+            assert!(warning.message.contains(want), "{key}: {}", warning.message);
+        }
+    }
+
+    #[test]
+    fn defaults_raise_no_notices() {
+        assert!(notices(&AgentConfig::default()).is_empty());
+        assert!(notices(&AgentConfig::edge_defaults()).is_empty());
+    }
+}

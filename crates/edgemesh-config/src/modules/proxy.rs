@@ -1,0 +1,86 @@
+//! `modules.edgeProxy`: the ClusterIP proxy.
+
+use edgemesh_model::ServiceFilterMode;
+use serde::Deserialize;
+
+use crate::checked::{Checked, Port, ProxyBackend};
+use crate::nullable;
+
+/// The one transparent proxy port (edgemesh extension; EdgeMesh ≤ 1.9 used the same key).
+pub const DEFAULT_PROXY_LISTEN_PORT: u16 = 40001;
+
+/// `modules.edgeProxy`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct EdgeProxy {
+    pub enable: bool,
+    #[serde(deserialize_with = "nullable")]
+    pub socks5_proxy: Socks5Proxy,
+    #[serde(deserialize_with = "nullable")]
+    pub load_balancer: LoadBalancer,
+    pub service_filter_mode: Checked<ServiceFilterMode>,
+    /// edgemesh extension: the single transparent proxy port.
+    pub listen_port: Checked<Port>,
+    /// edgemesh extension: how ClusterIP traffic is intercepted.
+    pub backend: Checked<ProxyBackend>,
+}
+
+impl Default for EdgeProxy {
+    /// EdgeMesh's default: disabled (its shipped ConfigMap enables it).
+    fn default() -> Self {
+        Self {
+            enable: false,
+            socks5_proxy: Socks5Proxy::default(),
+            load_balancer: LoadBalancer::default(),
+            service_filter_mode: Checked::new(ServiceFilterMode::FilterIfLabelExists),
+            listen_port: Checked::new(Port(DEFAULT_PROXY_LISTEN_PORT)),
+            backend: Checked::new(ProxyBackend::Auto),
+        }
+    }
+}
+
+/// `modules.edgeProxy.socks5Proxy` (accepted; edgemesh has no SOCKS5 server yet).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Socks5Proxy {
+    pub enable: bool,
+    pub listen_port: Checked<Port>,
+}
+
+impl Default for Socks5Proxy {
+    fn default() -> Self {
+        Self {
+            enable: false,
+            listen_port: Checked::new(Port(10800)),
+        }
+    }
+}
+
+/// `modules.edgeProxy.loadBalancer`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct LoadBalancer {
+    #[serde(deserialize_with = "nullable")]
+    pub consistent_hash: ConsistentHash,
+}
+
+/// `modules.edgeProxy.loadBalancer.consistentHash`: the ring used by DestinationRules with
+/// `consistentHash` (consistent hashing with bounded loads).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ConsistentHash {
+    pub partition_count: i64,
+    pub replication_factor: i64,
+    /// Bound on a backend's load relative to the average (≥ 1.0).
+    pub load: f64,
+}
+
+impl Default for ConsistentHash {
+    fn default() -> Self {
+        Self {
+            partition_count: 100,
+            replication_factor: 10,
+            load: 1.25,
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! `validate()`: every value checked against what is allowed, before anything touches the host.
+//!
+//! Stricter than EdgeMesh in two ways, both deliberate: keys of disabled modules are checked
+//! too (a typo should not wait for the day the module is switched on), and values EdgeMesh
+//! would only trip over at run time (ports, addresses, periods) are rejected up front.
+
+mod rules;
+
+use std::path::Path;
+
+use crate::checked::{Checked, ConfigValue};
+use crate::error::{ConfigError, ConfigErrors};
+use crate::{AgentConfig, CommonConfig, EdgeDns, EdgeProxy, EdgeTunnel};
+
+impl AgentConfig {
+    /// Every invalid value, in file order; `Ok` when there is none.
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut v = Collector::default();
+        self.check_kube_api(&mut v);
+        check_common(&self.common_config, &mut v);
+        if let Some(dir) = &self.manifests {
+            v.dir("--manifests", dir);
+        }
+        check_dns(&self.modules.edge_dns, &mut v);
+        check_proxy(&self.modules.edge_proxy, &mut v);
+        check_tunnel(&self.modules.edge_tunnel, &mut v);
+        v.finish()
+    }
+
+    fn check_kube_api(&self, v: &mut Collector) {
+        let api = &self.kube_api_config;
+        if let Some(master) = api.master() {
+            v.rule(
+                self.key_name("kubeAPIConfig.master"),
+                master,
+                rules::http_url,
+            );
+        }
+        if let Some(path) = api.kubeconfig() {
+            v.file(self.key_name("kubeAPIConfig.kubeConfig"), path);
+        }
+        let server = &api.meta_server.server;
+        v.rule(
+            "kubeAPIConfig.metaServer.server",
+            server.as_str(),
+            rules::http_url,
+        );
+    }
+}
+
+fn check_common(common: &CommonConfig, v: &mut Collector) {
+    let name = &common.bridge_device_name;
+    v.rule(
+        "commonConfig.bridgeDeviceName",
+        name.as_str(),
+        rules::interface_name,
+    );
+    v.checked("commonConfig.bridgeDeviceIP", &common.bridge_device_ip);
+    v.checked("commonConfig.adminAddr", &common.admin_addr);
+}
+
+fn check_dns(dns: &EdgeDns, v: &mut Collector) {
+    v.checked("modules.edgeDNS.listenPort", &dns.listen_port);
+    for (i, server) in dns.cache_dns.upstream_servers.iter().enumerate() {
+        let key = format!("modules.edgeDNS.cacheDNS.upstreamServers[{i}]");
+        v.rule(&key, server.as_str(), rules::upstream_server);
+    }
+    v.at_least(
+        "modules.edgeDNS.cacheDNS.cacheTTL",
+        dns.cache_dns.cache_ttl,
+        0,
+    );
+    v.rule(
+        "modules.edgeDNS.clusterDomain",
+        dns.cluster_domain.as_str(),
+        rules::dns_domain,
+    );
+    v.rule("modules.edgeDNS.ttl", &dns.ttl, rules::ttl);
+}
+
+fn check_proxy(proxy: &EdgeProxy, v: &mut Collector) {
+    v.checked(
+        "modules.edgeProxy.socks5Proxy.listenPort",
+        &proxy.socks5_proxy.listen_port,
+    );
+    let ring = &proxy.load_balancer.consistent_hash;
+    let prefix = "modules.edgeProxy.loadBalancer.consistentHash";
+    v.at_least(&format!("{prefix}.partitionCount"), ring.partition_count, 1);
+    v.at_least(
+        &format!("{prefix}.replicationFactor"),
+        ring.replication_factor,
+        1,
+    );
+    v.rule(&format!("{prefix}.load"), &ring.load, rules::load_factor);
+    v.checked(
+        "modules.edgeProxy.serviceFilterMode",
+        &proxy.service_filter_mode,
+    );
+    v.checked("modules.edgeProxy.listenPort", &proxy.listen_port);
+    v.checked("modules.edgeProxy.backend", &proxy.backend);
+}
+
+fn check_tunnel(tunnel: &EdgeTunnel, v: &mut Collector) {
+    let prefix = "modules.edgeTunnel";
+    v.checked(&format!("{prefix}.listenPort"), &tunnel.listen_port);
+    v.checked(&format!("{prefix}.transport"), &tunnel.transport);
+    for (i, relay) in tunnel.relay_nodes.iter().enumerate() {
+        let node = format!("{prefix}.relayNodes[{i}]");
+        v.rule(
+            &format!("{node}.nodeName"),
+            relay.node_name.as_str(),
+            rules::node_name,
+        );
+        for (j, address) in relay.advertise_address.iter().enumerate() {
+            let key = format!("{node}.advertiseAddress[{j}]");
+            v.rule(&key, address.as_str(), rules::ip_address);
+        }
+    }
+    v.at_least(&format!("{prefix}.maxCandidates"), tunnel.max_candidates, 0);
+    v.at_least(
+        &format!("{prefix}.heartbeatPeriod"),
+        tunnel.heartbeat_period,
+        1,
+    );
+    v.at_least(&format!("{prefix}.finderPeriod"), tunnel.finder_period, 1);
+    if tunnel.psk.enable {
+        v.rule(
+            &format!("{prefix}.psk.path"),
+            tunnel.psk.path.as_str(),
+            rules::non_empty_path,
+        );
+    }
+    let limits = &tunnel.tunnel_limit_config;
+    let limit_keys = [
+        ("tunnelBaseStreamIn", limits.tunnel_base_stream_in),
+        ("tunnelBaseStreamOut", limits.tunnel_base_stream_out),
+        ("tunnelPeerBaseStreamIn", limits.tunnel_peer_base_stream_in),
+        (
+            "tunnelPeerBaseStreamOut",
+            limits.tunnel_peer_base_stream_out,
+        ),
+    ];
+    for (name, value) in limit_keys {
+        v.at_least(&format!("{prefix}.tunnelLimitConfig.{name}"), value, 0);
+    }
+    v.checked(
+        &format!("{prefix}.metricConfig.port"),
+        &tunnel.metric_config.port,
+    );
+}
+
+/// Gathers errors so the operator sees all of them at once.
+#[derive(Default)]
+struct Collector {
+    errors: Vec<ConfigError>,
+}
+
+impl Collector {
+    fn checked<T: ConfigValue>(&mut self, key: &str, value: &Checked<T>) {
+        if !value.is_valid() {
+            self.errors
+                .push(ConfigError::invalid(key, value.raw(), T::ALLOWED));
+        }
+    }
+
+    /// `rule` returns what is allowed when `value` is not.
+    fn rule<V: std::fmt::Display + ?Sized>(
+        &mut self,
+        key: &str,
+        value: &V,
+        rule: impl FnOnce(&V) -> Result<(), &'static str>,
+    ) {
+        if let Err(allowed) = rule(value) {
+            self.errors.push(ConfigError::invalid(key, value, allowed));
+        }
+    }
+
+    fn at_least(&mut self, key: &str, value: i64, min: i64) {
+        if value < min {
+            let allowed = format!("an integer >= {min}");
+            self.errors.push(ConfigError::invalid(key, value, &allowed));
+        }
+    }
+
+    fn file(&mut self, key: &str, path: &Path) {
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => self.errors.push(ConfigError::NotAFile {
+                key: key.into(),
+                path: path.into(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.errors.push(ConfigError::FileMissing {
+                    key: key.into(),
+                    path: path.into(),
+                });
+            }
+            Err(e) => self.inaccessible(key, path, &e),
+        }
+    }
+
+    fn dir(&mut self, key: &str, path: &Path) {
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => self.errors.push(ConfigError::NotADirectory {
+                key: key.into(),
+                path: path.into(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.errors.push(ConfigError::DirMissing {
+                    key: key.into(),
+                    path: path.into(),
+                });
+            }
+            Err(e) => self.inaccessible(key, path, &e),
+        }
+    }
+
+    fn inaccessible(&mut self, key: &str, path: &Path, error: &std::io::Error) {
+        self.errors.push(ConfigError::Inaccessible {
+            key: key.into(),
+            path: path.into(),
+            reason: error.to_string(),
+        });
+    }
+
+    fn finish(self) -> Result<(), ConfigErrors> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(self.errors))
+        }
+    }
+}
