@@ -69,7 +69,9 @@ impl Proxy {
             return Metrics::inc(&metrics.udp_datagrams_dropped);
         };
         // Never wait on one flow: a full socket buffer drops the datagram, as the network would.
-        match session.upstream.try_send(payload) {
+        // A plain non-blocking send: tokio's `try_send` refuses until the reactor has seen the
+        // new socket writable, which would drop every flow's first datagram.
+        match socket2::SockRef::from(&session.upstream).send(payload) {
             Ok(n) => {
                 session.activity.touch();
                 Metrics::add(&metrics.bytes_client_to_upstream, n as u64);

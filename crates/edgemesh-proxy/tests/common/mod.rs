@@ -2,6 +2,8 @@
 //! with an injected original destination.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod netns;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
