@@ -10,6 +10,8 @@
 //!                                                         host change)      to start)
 //! ```
 //!
+//! [`prepare`] runs all of it (plus the node name) in one call.
+//!
 //! Nothing here touches the host except reading the config file and, in `validate`, checking
 //! that the files and directories it names exist. The full key reference, with what edgemesh
 //! acts on and what it only accepts, is `docs/configuration.md`.
@@ -24,6 +26,7 @@ mod kube_api;
 mod load;
 mod modules;
 mod overrides;
+mod prepare;
 mod validate;
 
 use std::path::PathBuf;
@@ -45,6 +48,7 @@ pub use kube_api::{
 pub use load::Loaded;
 pub use modules::*;
 pub use overrides::{NodeName, NodeNameSource, Overrides, resolve_node_name, system_hostname};
+pub use prepare::{Prepared, prepare, prepare_with};
 
 /// The `apiVersion` of EdgeMesh's agent config.
 pub const API_VERSION: &str = "agent.edgemesh.config.kubeedge.io/v1alpha1";
