@@ -74,17 +74,27 @@ impl<R: RandomSource, C: Clock> LoadBalancer<R, C> {
         &self.shards[self.shard_of.hash_one(frontend) as usize % SHARDS]
     }
 
-    /// The frontend's state, created on its first pick.
-    fn state(&self, frontend: &Frontend, port: &ServicePort) -> Arc<FrontendState> {
+    /// Runs `f` on the frontend's state, creating it on the first pick. The shard's read lock
+    /// is held during `f` (a pick is short) instead of cloning the state's `Arc`: one shared
+    /// cache-line round trip less per pick.
+    fn with_state<T>(
+        &self,
+        frontend: &Frontend,
+        port: &ServicePort,
+        f: impl FnOnce(&FrontendState) -> T,
+    ) -> T {
         let shard = self.shard(frontend);
         if let Some(state) = read(shard).get(frontend) {
-            return Arc::clone(state);
+            return f(state);
         }
-        let mut map = shard.write().unwrap_or_else(|p| p.into_inner());
-        let state = map
-            .entry(*frontend)
-            .or_insert_with(|| Arc::new(FrontendState::new(&port.backends, &self.rng)));
-        Arc::clone(state)
+        let state = {
+            let mut map = shard.write().unwrap_or_else(|p| p.into_inner());
+            let state = map
+                .entry(*frontend)
+                .or_insert_with(|| Arc::new(FrontendState::new(&port.backends, &self.rng)));
+            Arc::clone(state)
+        };
+        f(&state)
     }
 
     fn pick_index(
@@ -196,13 +206,14 @@ impl<R: RandomSource, C: Clock> Balancer for LoadBalancer<R, C> {
         if port.backends.is_empty() {
             return None;
         }
-        let state = self.state(frontend, port);
-        let tables = state.tables(&port.backends, &self.rng);
-        let core = &tables.core;
-        let index = self.pick_index(&state, core, service, ctx)?;
-        Some(Picked {
-            backend: core.backends[index].clone(),
-            lease: core.lease(index, &state.total),
+        self.with_state(frontend, port, |state| {
+            let tables = state.tables(&port.backends, &self.rng);
+            let core = &tables.core;
+            let index = self.pick_index(state, core, service, ctx)?;
+            Some(Picked {
+                backend: core.backends[index].clone(),
+                lease: core.lease(index, &state.total),
+            })
         })
     }
 }

@@ -79,7 +79,7 @@ impl PortCore {
 
     /// The next round-robin position (wraps; exact spread over any `n × len` picks).
     pub(crate) fn next_rr(&self) -> usize {
-        self.rr_next.fetch_add(1, Ordering::Relaxed) % self.len()
+        self.rr_next.fetch_add(1, Ordering::Relaxed) % self.len().max(1)
     }
 
     pub(crate) fn ring(&self, config: &ConsistentHashConfig) -> &HashRing {

@@ -1,0 +1,116 @@
+//! A pick allocates nothing in the steady state (the state of a frontend, its hash ring and an
+//! affinity entry are allocated once, on first use).
+//!
+//! Counting allocations needs a global allocator, whose trait is `unsafe` to implement; this
+//! test binary only wraps the system allocator and counts calls.
+#![allow(unsafe_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use edgemesh_lb::{Balancer, LoadBalancer, PickContext};
+use edgemesh_model::{
+    Backend, ClientIpAffinity, Frontend, HashKey, LbPolicy, ObjectKey, Protocol, ProxyDecision,
+    Service, ServiceKind, ServicePort,
+};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn service(policy: LbPolicy, affinity: bool) -> Service {
+    Service {
+        key: ObjectKey::new("ns", "svc"),
+        kind: ServiceKind::ClusterIp {
+            cluster_ips: vec![],
+        },
+        proxy: ProxyDecision::Proxied,
+        lb_policy: policy,
+        session_affinity: affinity.then_some(ClientIpAffinity {
+            timeout: Duration::from_secs(60),
+        }),
+        ports: vec![],
+        endpoints: vec![],
+    }
+}
+
+fn port(n: u8) -> ServicePort {
+    ServicePort {
+        name: "http".into(),
+        protocol: Protocol::Tcp,
+        port: 80,
+        app_protocol: None,
+        backends: (0..n)
+            .map(|i| Backend {
+                addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, i)), 8080),
+                node_name: Some("node-a".into()),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn steady_state_picks_do_not_allocate() {
+    let frontend = Frontend {
+        ip: IpAddr::V4(Ipv4Addr::new(10, 96, 0, 1)),
+        port: 80,
+        protocol: Protocol::Tcp,
+    };
+    let port = port(100);
+    let header = service(
+        LbPolicy::ConsistentHash(HashKey::HttpHeader("x-user".into())),
+        false,
+    );
+    let cases = [
+        ("round robin", service(LbPolicy::RoundRobin, false)),
+        ("random", service(LbPolicy::Random, false)),
+        (
+            "hash",
+            service(LbPolicy::ConsistentHash(HashKey::SourceIp), false),
+        ),
+        ("hash by header", header),
+        ("affinity", service(LbPolicy::RoundRobin, true)),
+    ];
+    let exclude = [SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)),
+        8080,
+    )];
+    for (name, svc) in cases {
+        let lb = LoadBalancer::default();
+        let pick_all = || {
+            for c in 0..64u8 {
+                let ctx = PickContext {
+                    client: IpAddr::V4(Ipv4Addr::new(203, 0, 113, c)),
+                    http_header: Some("alice"),
+                    exclude: &exclude,
+                };
+                assert!(lb.pick(&frontend, &svc, &port, &ctx).is_some());
+            }
+        };
+        pick_all(); // first use: frontend state, ring, affinity entries
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        for _ in 0..10 {
+            pick_all();
+        }
+        let allocated = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        assert_eq!(allocated, 0, "{name}: {allocated} allocations in 640 picks");
+    }
+}
