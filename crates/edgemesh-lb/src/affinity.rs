@@ -15,10 +15,25 @@ pub(crate) const SWEEP_PER_PICK: usize = 4;
 /// Most clients remembered per frontend; beyond it the oldest entry is evicted.
 pub const MAX_AFFINITY_ENTRIES: usize = 1 << 16;
 
+/// One client's remembered backend.
 #[derive(Debug, Clone, Copy)]
-struct Sticky {
+pub(crate) struct Sticky {
     backend: SocketAddr,
     last_used: Instant,
+}
+
+impl Sticky {
+    pub(crate) fn backend(&self) -> SocketAddr {
+        self.backend
+    }
+
+    /// Records a use of `backend` (the same or a replacement) at `now`.
+    pub(crate) fn use_at(&mut self, backend: SocketAddr, now: Instant) {
+        *self = Sticky {
+            backend,
+            last_used: now,
+        };
+    }
 }
 
 #[derive(Debug, Default)]
@@ -36,15 +51,23 @@ fn alive(last_used: Instant, now: Instant, timeout: Duration) -> bool {
 
 impl AffinityTable {
     /// The backend `client` is stuck to, if its entry has not expired.
-    pub(crate) fn lookup(
+    #[cfg(test)]
+    fn lookup(&mut self, client: IpAddr, now: Instant, timeout: Duration) -> Option<SocketAddr> {
+        self.live_mut(client, now, timeout).map(|s| s.backend())
+    }
+
+    /// `client`'s entry if it has not expired, to refresh or replace in place (one hash lookup
+    /// on the hot path, where a lookup-then-insert would take two).
+    pub(crate) fn live_mut(
         &mut self,
         client: IpAddr,
         now: Instant,
         timeout: Duration,
-    ) -> Option<SocketAddr> {
+    ) -> Option<&mut Sticky> {
         self.timeout = timeout;
-        let sticky = self.entries.get(&client)?;
-        alive(sticky.last_used, now, timeout).then_some(sticky.backend)
+        self.entries
+            .get_mut(&client)
+            .filter(|sticky| alive(sticky.last_used, now, timeout))
     }
 
     /// Sticks `client` to `backend` from `now` on (refreshing an existing entry in place).

@@ -129,15 +129,19 @@ impl<R: RandomSource, C: Clock> LoadBalancer<R, C> {
     ) -> Option<usize> {
         let now = self.clock.now();
         let mut table = state.affinity.lock().unwrap_or_else(|p| p.into_inner());
-        let remembered = table
-            .lookup(ctx.client, now, affinity.timeout)
-            .filter(|addr| !ctx.exclude.contains(addr))
-            .and_then(|addr| core.position(addr));
         table.sweep(now, SWEEP_PER_PICK);
-        let index = match remembered {
-            Some(i) => i,
-            None => policy::round_robin(core, ctx.exclude)?,
-        };
+        if let Some(sticky) = table.live_mut(ctx.client, now, affinity.timeout) {
+            let remembered = Some(sticky.backend())
+                .filter(|addr| !ctx.exclude.contains(addr))
+                .and_then(|addr| core.position(addr));
+            let index = match remembered {
+                Some(i) => i,
+                None => policy::round_robin(core, ctx.exclude)?,
+            };
+            sticky.use_at(core.addr(index), now);
+            return Some(index);
+        }
+        let index = policy::round_robin(core, ctx.exclude)?;
         table.stick(ctx.client, core.addr(index), now);
         Some(index)
     }
