@@ -75,3 +75,16 @@ proptest! {
         exercise(&text);
     }
 }
+
+#[test]
+fn deeply_nested_input_is_an_error_not_a_stack_overflow() {
+    for depth in [1_000, 100_000] {
+        let flow = format!("fooBar: {}{}\n", "[".repeat(depth), "]".repeat(depth));
+        let block: String = (0..depth.min(5_000))
+            .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+            .collect();
+        for text in [flow, format!("unknown:\n{block}")] {
+            exercise(&text);
+        }
+    }
+}
