@@ -3,9 +3,13 @@
 //!
 //! - [`netns`]: one network namespace per [`netns::Netns`], deleted on drop (also on panic).
 //! - [`topology`]: hosts, LANs (bridges in a switch namespace), veth links, routes, NAT routers.
+//! - [`process`]: start the real `edgemesh` binary, capture its log, wait for readiness.
+//! - [`http`]: a tiny blocking HTTP/1.1 GET client.
 //!
 //! See `docs/testkit.md` for how to use each part.
 #![forbid(unsafe_code)]
 
+pub mod http;
 pub mod netns;
+pub mod process;
 pub mod topology;
