@@ -36,6 +36,9 @@ pub struct DnsConfig {
     pub cache_capacity: usize,
     /// How long an idle TCP client connection is kept.
     pub tcp_idle_timeout: Duration,
+    /// Upstream exchanges in flight at once; past that, queries get the stale cache or SERVFAIL
+    /// at once instead of piling up behind a dead upstream.
+    pub max_upstream_inflight: usize,
 }
 
 impl Default for DnsConfig {
@@ -52,6 +55,7 @@ impl Default for DnsConfig {
             cache_dns_mode: false,
             cache_capacity: 10_000,
             tcp_idle_timeout: Duration::from_secs(5),
+            max_upstream_inflight: 1024,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 use edgemesh_model::SnapshotCell;
 use hickory_proto::op::{Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
+use tokio::sync::Semaphore;
 use tracing::debug;
 
 use crate::cache::{CacheKey, CachePolicy, CachedAnswer, DnsCache, Lookup};
@@ -16,7 +17,7 @@ use crate::handler::Reply;
 use crate::metrics::DnsMetrics;
 use crate::names::Target;
 use crate::reverse::ReverseCache;
-use crate::upstream::Forwarder;
+use crate::upstream::{Forwarder, UpstreamError};
 use crate::zone::{Zone, ZoneAnswer};
 
 /// Everything a query needs; shared by all listeners.
@@ -29,6 +30,7 @@ pub struct Resolver {
     forwarder: Forwarder,
     metrics: Arc<DnsMetrics>,
     cache_dns_mode: bool,
+    upstream_slots: Semaphore,
 }
 
 impl Resolver {
@@ -58,6 +60,7 @@ impl Resolver {
             forwarder: Forwarder::new(config.upstreams.clone(), config.upstream_timeout),
             metrics,
             cache_dns_mode: config.cache_dns_mode,
+            upstream_slots: Semaphore::new(config.max_upstream_inflight.max(1)),
         })
     }
 
@@ -146,7 +149,11 @@ impl Resolver {
             Lookup::Miss => None,
         };
         self.metrics.forwarded();
-        match self.forwarder.forward(query, recursion_desired).await {
+        let exchange = match self.upstream_slots.try_acquire() {
+            Ok(_slot) => self.forwarder.forward(query, recursion_desired).await,
+            Err(_) => Err(UpstreamError::Busy),
+        };
+        match exchange {
             Ok(exchange) => {
                 if exchange.retried_over_tcp {
                     self.metrics.tcp_retry();

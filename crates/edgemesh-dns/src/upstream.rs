@@ -23,6 +23,8 @@ const MAX_UDP_RESPONSE: usize = 4096;
 pub enum UpstreamError {
     #[error("no upstream DNS server configured")]
     NoUpstreams,
+    #[error("too many upstream queries in flight")]
+    Busy,
     #[error("no upstream DNS server answered within {0:?}")]
     Timeout(Duration),
     #[error("upstream {upstream}: {source}")]

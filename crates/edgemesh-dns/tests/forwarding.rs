@@ -287,3 +287,25 @@ async fn wildcard_and_missing_listen_addresses_are_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("a..b"), "{err}");
 }
+
+#[tokio::test]
+async fn queries_beyond_the_inflight_bound_fail_at_once() {
+    let upstream = FakeUpstream::start(zone(&[], 300), Behaviour::Silent).await;
+    let dns = start(vec![upstream.addr], |c| c.max_upstream_inflight = 1).await;
+    let slow = tokio::spawn(async move {
+        ask_udp(dns.addr, &query_message("a.example.", RecordType::A, false)).await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let busy = ask_udp(dns.addr, &query_message("b.example.", RecordType::A, false)).await;
+    assert_eq!(busy.metadata.response_code, ResponseCode::ServFail);
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        slow.await.unwrap().metadata.response_code,
+        ResponseCode::ServFail
+    );
+}
