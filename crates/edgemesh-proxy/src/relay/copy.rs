@@ -1,9 +1,13 @@
-//! The user-space relay: a buffer per direction. Used for non-TCP upstreams (tunnel streams)
-//! and when configured instead of splice.
+//! The user-space relay for non-TCP upstreams (tunnel streams) and when configured instead of
+//! splice: tokio's `copy_bidirectional_with_sizes` (it half-closes each direction on EOF and
+//! overlaps reads with writes), over streams that record activity and count bytes as they go.
 
 use std::io;
+use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
+use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::Activity;
@@ -15,53 +19,67 @@ pub const DEFAULT_BUFFER: usize = 256 * 1024;
 /// Copies both ways until each direction reached EOF (and was half-closed on the other side).
 pub async fn both_ways<U: AsyncRead + AsyncWrite + Unpin>(
     client: &mut TcpStream,
-    upstream: U,
+    mut upstream: U,
     prefix: &[u8],
     buffer: usize,
     activity: &Activity,
     metrics: &Metrics,
 ) -> io::Result<()> {
-    let (mut up_read, mut up_write) = tokio::io::split(upstream);
-    up_write.write_all(prefix).await?;
+    upstream.write_all(prefix).await?;
     Metrics::add(&metrics.bytes_client_to_upstream, prefix.len() as u64);
-    let (mut client_read, mut client_write) = client.split();
-    let upload = one_way(
-        &mut client_read,
-        &mut up_write,
-        buffer,
+    let mut client = Tracked {
+        inner: client,
         activity,
-        &metrics.bytes_client_to_upstream,
-    );
-    let download = one_way(
-        &mut up_read,
-        &mut client_write,
-        buffer,
+        read_bytes: &metrics.bytes_client_to_upstream,
+    };
+    let mut upstream = Tracked {
+        inner: upstream,
         activity,
-        &metrics.bytes_upstream_to_client,
-    );
-    tokio::try_join!(upload, download).map(|_| ())
+        read_bytes: &metrics.bytes_upstream_to_client,
+    };
+    let size = buffer.max(1);
+    tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, size, size).await?;
+    Ok(())
 }
 
-async fn one_way<R, W>(
-    from: &mut R,
-    to: &mut W,
-    buffer: usize,
-    activity: &Activity,
-    counter: &std::sync::atomic::AtomicU64,
-) -> io::Result<()>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut buf = vec![0u8; buffer.max(1)];
-    loop {
-        let n = from.read(&mut buf).await?;
-        if n == 0 {
-            // Half-close: the peer on the other side sees EOF; the other direction goes on.
-            return to.shutdown().await;
+/// A stream that touches `activity` and counts every byte read from it.
+struct Tracked<'a, T> {
+    inner: T,
+    activity: &'a Activity,
+    read_bytes: &'a AtomicU64,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Tracked<'_, T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            self.activity.touch();
+            Metrics::add(self.read_bytes, n as u64);
         }
-        to.write_all(&buf[..n]).await?;
-        activity.touch();
-        Metrics::add(counter, n as u64);
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<'_, T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
