@@ -11,14 +11,19 @@ pub enum LogFormat {
     Json,
 }
 
+/// Dependencies whose warnings are noise to an operator (netlink-packet-route warns about every
+/// kernel attribute newer than itself).
+const QUIET_DEPENDENCIES: &str = "netlink_packet_route=error";
+
 /// Installs the global subscriber. `filter` uses `RUST_LOG` syntax (e.g. `info,edgemesh_kube=debug`);
 /// the `RUST_LOG` environment variable, when set, wins.
 pub fn init_logging(filter: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(filter))
+        .or_else(|_| EnvFilter::try_new(format!("{filter},{QUIET_DEPENDENCIES}")))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // A second call (tests) keeps the first subscriber.
     let _ = match format {

@@ -1,7 +1,10 @@
 //! `edgemesh agent`: wires sources → publisher → Snapshot → admin endpoint.
 
 mod admin;
+mod datapath;
+mod proxier;
 mod settings;
+mod udp_routing;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -28,8 +31,10 @@ pub fn main(args: AgentArgs) -> ExitCode {
     };
     let settings = match Settings::load(&args) {
         Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("edgemesh: invalid configuration: {e}");
+        Err(errors) => {
+            for error in errors.iter() {
+                eprintln!("edgemesh: invalid configuration: {error}");
+            }
             return ExitCode::from(EXIT_INVALID_CONFIG);
         }
     };
@@ -41,9 +46,16 @@ pub fn main(args: AgentArgs) -> ExitCode {
         .worker_threads(2)
         .enable_all()
         .build();
+    let cleanup = args.cleanup;
     let result = runtime
         .context("cannot start the async runtime")
-        .and_then(|rt| rt.block_on(run(settings)));
+        .and_then(|rt| {
+            if cleanup {
+                rt.block_on(datapath::cleanup())
+            } else {
+                rt.block_on(run(settings))
+            }
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -60,7 +72,11 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         version: 0,
     };
     let publisher = Publisher::new(&settings.sources(), options, DEBOUNCE);
-    let admin = admin::routes(publisher.cell(), publisher.readiness());
+    let datapath = match &settings.proxy {
+        Some(proxy) => Some(datapath::start(proxy, publisher.cell(), publisher.subscribe()).await?),
+        None => None,
+    };
+    let admin = admin::routes(publisher.cell(), publisher.readiness(), datapath);
     let (events, rx) = mpsc::channel(1024);
     tokio::spawn(publisher.run(rx));
     start_sources(&settings, events).await?;

@@ -55,6 +55,12 @@ pub struct AgentArgs {
     #[arg(long, value_name = "ADDR")]
     pub admin_addr: Option<SocketAddr>,
 
+    /// Remove everything the agent installed on this host (nftables table, iptables chains and
+    /// jumps, the UDP policy route), then exit. Rules are otherwise left in place on a stop or a
+    /// crash, so a restarting agent takes over without a gap.
+    #[arg(long)]
+    pub cleanup: bool,
+
     /// Log filter in RUST_LOG syntax (RUST_LOG, when set, wins).
     #[arg(long, default_value = "info", value_name = "FILTER")]
     pub log_level: String,

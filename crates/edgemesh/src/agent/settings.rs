@@ -4,7 +4,13 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use edgemesh_config::{
+    ApiEndpoint, ConfigErrors, DEFAULT_ADMIN_ADDR, Env, Overrides, Prepared, ProxyBackend, prepare,
+};
+use edgemesh_config::{DEFAULT_PROXY_LISTEN_PORT, EdgeProxy};
+use edgemesh_lb::ConsistentHashConfig;
 use edgemesh_model::{ServiceFilterMode, SourceId};
+use edgemesh_netfilter::BackendKind;
 
 use crate::cli::AgentArgs;
 
@@ -27,6 +33,15 @@ impl fmt::Display for ApiTarget {
     }
 }
 
+/// `modules.edgeProxy`: the transparent proxy and the proxier.
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    /// One port for TCP (REDIRECT) and UDP (TPROXY).
+    pub port: u16,
+    pub backend: BackendKind,
+    pub consistent_hash: ConsistentHashConfig,
+}
+
 /// The resolved settings of one agent run.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -35,6 +50,8 @@ pub struct Settings {
     pub admin_addr: SocketAddr,
     pub api: Option<ApiTarget>,
     pub manifests: Option<PathBuf>,
+    /// `None` when `modules.edgeProxy.enable` is false.
+    pub proxy: Option<ProxySettings>,
     /// Non-fatal findings (unknown keys, fallbacks) to log once logging is up.
     pub warnings: Vec<String>,
 }
@@ -52,22 +69,72 @@ impl Settings {
         sources
     }
 
-    /// Loads the config file (or the edge-node defaults), applies the flags and validates.
-    /// The error names the key, the value and what is allowed.
-    pub fn load(args: &AgentArgs) -> Result<Self, String> {
-        let api = match (&args.kubeconfig, &args.master) {
-            (Some(path), _) => Some(ApiTarget::Kubeconfig(path.clone())),
-            (None, Some(url)) => Some(ApiTarget::Url(url.clone())),
-            (None, None) if args.manifests.is_some() => None,
-            (None, None) => Some(ApiTarget::InCluster),
+    /// Loads the config file (or the edge-node defaults), applies the flags and validates,
+    /// before anything on the host is touched. Each error line names the key, the value and
+    /// what is allowed.
+    pub fn load(args: &AgentArgs) -> Result<Self, ConfigErrors> {
+        let overrides = Overrides {
+            node_name: args.node_name.clone(),
+            kubeconfig: args.kubeconfig.clone(),
+            master: args.master.clone(),
+            manifests_dir: args.manifests.clone(),
+            admin_addr: args.admin_addr,
         };
-        Ok(Self {
-            node_name: args.node_name.clone().unwrap_or_else(|| "localhost".into()),
-            filter_mode: ServiceFilterMode::default(),
-            admin_addr: args.admin_addr.unwrap_or(([127, 0, 0, 1], 10557).into()),
+        let prepared = prepare(args.config.as_deref(), &overrides, &Env::from_process())?;
+        Ok(Self::from_prepared(prepared))
+    }
+
+    fn from_prepared(prepared: Prepared) -> Self {
+        let Prepared {
+            config,
+            node,
+            discovery,
+            warnings,
+        } = prepared;
+        let proxy_config = &config.modules.edge_proxy;
+        let api = discovery.api.map(|endpoint| match endpoint {
+            ApiEndpoint::Kubeconfig(path) => ApiTarget::Kubeconfig(path),
+            ApiEndpoint::Master(url) | ApiEndpoint::MetaServer(url) => ApiTarget::Url(url),
+            ApiEndpoint::InCluster => ApiTarget::InCluster,
+        });
+        Self {
+            node_name: node.name,
+            filter_mode: proxy_config.service_filter_mode.get().unwrap_or_default(),
+            admin_addr: config
+                .common_config
+                .admin_addr
+                .get()
+                .unwrap_or(DEFAULT_ADMIN_ADDR),
             api,
-            manifests: args.manifests.clone(),
-            warnings: Vec::new(),
-        })
+            manifests: discovery.manifests,
+            proxy: proxy_config
+                .enable
+                .then(|| ProxySettings::from_config(proxy_config)),
+            warnings: warnings.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+impl ProxySettings {
+    fn from_config(proxy: &EdgeProxy) -> Self {
+        let hash = &proxy.load_balancer.consistent_hash;
+        // validate() has checked every value, so the fallbacks are never used.
+        let count = |v: i64| usize::try_from(v).unwrap_or(1);
+        Self {
+            port: proxy
+                .listen_port
+                .get()
+                .map_or(DEFAULT_PROXY_LISTEN_PORT, |p| p.0),
+            backend: match proxy.backend.get().unwrap_or_default() {
+                ProxyBackend::Auto => BackendKind::Auto,
+                ProxyBackend::Nftables => BackendKind::Nftables,
+                ProxyBackend::Iptables => BackendKind::Iptables,
+            },
+            consistent_hash: ConsistentHashConfig {
+                partition_count: count(hash.partition_count),
+                replication_factor: count(hash.replication_factor),
+                load: hash.load,
+            },
+        }
     }
 }

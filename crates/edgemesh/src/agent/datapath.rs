@@ -1,0 +1,145 @@
+//! The data path: the transparent proxy (TCP, and UDP through TPROXY) and the proxier that
+//! points ClusterIP traffic at it.
+//!
+//! Order matters: the listeners are bound before the first rule is installed, so a rule never
+//! points at a port nobody listens on.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+
+use anyhow::Context;
+use edgemesh_lb::LoadBalancer;
+use edgemesh_model::{Snapshot, SnapshotCell};
+use edgemesh_netfilter::{
+    BackendKind, CommandRunner, DEFAULT_BYPASS_MARK, RuleOptions, SystemRunner, UdpOptions,
+    select_backend,
+};
+use edgemesh_proxy::udp::TproxySocket;
+use edgemesh_proxy::{DirectDialer, Metrics, Proxy, ProxyConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::proxier::{self, ProxierStats};
+use super::settings::ProxySettings;
+use super::udp_routing;
+
+/// Handles the admin endpoint reads.
+#[derive(Debug, Clone)]
+pub struct DataPath {
+    pub proxy_metrics: Arc<Metrics>,
+    pub proxier: Arc<ProxierStats>,
+}
+
+pub async fn start(
+    settings: &ProxySettings,
+    cell: Arc<SnapshotCell>,
+    updates: watch::Receiver<Arc<Snapshot>>,
+) -> anyhow::Result<DataPath> {
+    let balancer = Arc::new(
+        LoadBalancer::new(settings.consistent_hash)
+            .context("modules.edgeProxy.loadBalancer.consistentHash")?,
+    );
+    let dialer = Arc::new(DirectDialer::new(DEFAULT_BYPASS_MARK.value)?);
+    let config = ProxyConfig {
+        mark: DEFAULT_BYPASS_MARK.value,
+        ..ProxyConfig::default()
+    };
+    let proxy = Proxy::new(config, cell, balancer.clone(), dialer);
+
+    let tcp_addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, settings.port));
+    let listener = TcpListener::bind(tcp_addr)
+        .await
+        .with_context(|| format!("cannot listen on the transparent proxy port {tcp_addr}"))?;
+    let serving = proxy.clone();
+    tokio::spawn(async move {
+        if let Err(e) = serving.serve_tcp(listener).await {
+            tracing::error!("TCP proxy stopped: {e}");
+        }
+    });
+
+    let runner: Arc<dyn CommandRunner> = Arc::new(SystemRunner::new());
+    let backend = tokio::task::spawn_blocking({
+        let runner = Arc::clone(&runner);
+        let kind = settings.backend;
+        move || select_backend(kind, runner)
+    })
+    .await??;
+    let udp = start_udp(settings, &proxy, backend.name()).await;
+    tracing::info!(backend = backend.name(), tcp = %tcp_addr, udp = udp.is_some(), "transparent proxy listening; programming ClusterIP interception");
+    let options = RuleOptions {
+        tcp_port: settings.port,
+        udp,
+        ..RuleOptions::default()
+    };
+    let stats = Arc::new(ProxierStats::default());
+    tokio::spawn(proxier::run(
+        backend,
+        options,
+        updates,
+        balancer,
+        Arc::clone(&stats),
+    ));
+    Ok(DataPath {
+        proxy_metrics: Arc::clone(proxy.metrics()),
+        proxier: stats,
+    })
+}
+
+/// `edgemesh agent --cleanup`: removes the rules of both backends and the UDP policy route.
+/// Each step is idempotent; every failure is reported, and a partial cleanup is an error.
+pub async fn cleanup() -> anyhow::Result<()> {
+    let runner: Arc<dyn CommandRunner> = Arc::new(SystemRunner::new());
+    let mut failures = Vec::new();
+    for kind in [BackendKind::Nftables, BackendKind::Iptables] {
+        let runner = Arc::clone(&runner);
+        let removed =
+            tokio::task::spawn_blocking(move || select_backend(kind, runner)?.cleanup()).await?;
+        match removed {
+            Ok(()) => tracing::info!("removed the {kind} rules"),
+            Err(e) => failures.push(format!("{kind}: {e}")),
+        }
+    }
+    match udp_routing::remove(edgemesh_netfilter::DEFAULT_TPROXY_MARK).await {
+        Ok(()) => tracing::info!("removed the UDP TPROXY policy route"),
+        Err(e) => failures.push(format!("UDP policy route: {e:#}")),
+    }
+    anyhow::ensure!(
+        failures.is_empty(),
+        "cleanup incomplete: {}",
+        failures.join("; ")
+    );
+    Ok(())
+}
+
+/// UDP needs nftables (TPROXY), the policy route for the TPROXY mark and a transparent socket;
+/// without any of them UDP services are left alone (logged) and TCP still works.
+async fn start_udp(settings: &ProxySettings, proxy: &Proxy, backend: &str) -> Option<UdpOptions> {
+    if backend != "nftables" {
+        tracing::warn!(
+            "UDP services are not intercepted with the {backend} backend (TPROXY needs nftables)"
+        );
+        return None;
+    }
+    let options = UdpOptions {
+        port: settings.port,
+        mark: edgemesh_netfilter::DEFAULT_TPROXY_MARK,
+    };
+    if let Err(e) = udp_routing::ensure(options.mark).await {
+        tracing::warn!("UDP services are not intercepted: {e:#}");
+        return None;
+    }
+    let socket = match TproxySocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, settings.port)) {
+        Ok(socket) => socket,
+        Err(e) => {
+            tracing::warn!("UDP services are not intercepted: {e}");
+            return None;
+        }
+    };
+    let serving = proxy.clone();
+    tokio::spawn(async move {
+        if let Err(e) = serving.serve_udp(socket).await {
+            tracing::error!("UDP proxy stopped: {e}");
+        }
+    });
+    Some(options)
+}

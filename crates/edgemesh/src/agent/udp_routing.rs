@@ -1,0 +1,125 @@
+//! The policy route UDP TPROXY needs: packets carrying the TPROXY mark are delivered locally
+//! (`ip rule add fwmark MARK lookup 100` + `ip route add local 0.0.0.0/0 dev lo table 100`),
+//! installed through netlink, idempotently.
+
+use std::net::Ipv4Addr;
+
+use anyhow::Context;
+use futures::TryStreamExt;
+use rtnetlink::packet_route::route::{RouteScope, RouteType};
+use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
+use rtnetlink::{Handle, IpVersion, RouteMessageBuilder};
+
+/// Routing table of the TPROXY local route (the value used in the kernel's TPROXY documentation).
+pub const TPROXY_TABLE: u32 = 100;
+
+/// Ensures the rule and the route exist.
+pub async fn ensure(mark: u32) -> anyhow::Result<()> {
+    let (connection, handle, _) =
+        rtnetlink::new_connection().context("cannot open a netlink socket")?;
+    let connection = tokio::spawn(connection);
+    let result = ensure_with(&handle, mark).await;
+    connection.abort();
+    result
+}
+
+async fn ensure_with(handle: &Handle, mark: u32) -> anyhow::Result<()> {
+    if !rule_exists(handle, mark).await? {
+        let add = handle
+            .rule()
+            .add()
+            .v4()
+            .fw_mark(mark)
+            .table_id(TPROXY_TABLE)
+            .action(RuleAction::ToTable);
+        add.execute()
+            .await
+            .with_context(|| format!("ip rule add fwmark {mark:#x} lookup {TPROXY_TABLE}"))?;
+    }
+    let lo = loopback_index(handle).await?;
+    let route = RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(Ipv4Addr::UNSPECIFIED, 0)
+        .kind(RouteType::Local)
+        .scope(RouteScope::Host)
+        .table_id(TPROXY_TABLE)
+        .output_interface(lo)
+        .build();
+    handle
+        .route()
+        .add(route)
+        .replace()
+        .execute()
+        .await
+        .with_context(|| format!("ip route replace local 0.0.0.0/0 dev lo table {TPROXY_TABLE}"))
+}
+
+/// Removes the rule and the route (idempotent: absent ones are fine).
+pub async fn remove(mark: u32) -> anyhow::Result<()> {
+    let (connection, handle, _) =
+        rtnetlink::new_connection().context("cannot open a netlink socket")?;
+    let connection = tokio::spawn(connection);
+    let result = remove_with(&handle, mark).await;
+    connection.abort();
+    result
+}
+
+async fn remove_with(handle: &Handle, mark: u32) -> anyhow::Result<()> {
+    for rule in matching_rules(handle, mark).await? {
+        handle
+            .rule()
+            .del(rule)
+            .execute()
+            .await
+            .context("ip rule del")?;
+    }
+    let routes: Vec<_> = handle
+        .route()
+        .get(
+            RouteMessageBuilder::<Ipv4Addr>::new()
+                .table_id(TPROXY_TABLE)
+                .build(),
+        )
+        .execute()
+        .try_collect()
+        .await
+        .context("ip route list table")?;
+    for route in routes
+        .into_iter()
+        .filter(|r| r.header.kind == RouteType::Local)
+    {
+        handle
+            .route()
+            .del(route)
+            .execute()
+            .await
+            .context("ip route del")?;
+    }
+    Ok(())
+}
+
+async fn rule_exists(handle: &Handle, mark: u32) -> anyhow::Result<bool> {
+    Ok(!matching_rules(handle, mark).await?.is_empty())
+}
+
+async fn matching_rules(handle: &Handle, mark: u32) -> anyhow::Result<Vec<RuleMessage>> {
+    let rules: Vec<_> = handle
+        .rule()
+        .get(IpVersion::V4)
+        .execute()
+        .try_collect()
+        .await
+        .context("ip rule list")?;
+    Ok(rules
+        .into_iter()
+        .filter(|rule| {
+            let has = |wanted: &RuleAttribute| rule.attributes.iter().any(|a| a == wanted);
+            has(&RuleAttribute::FwMark(mark)) && has(&RuleAttribute::Table(TPROXY_TABLE))
+        })
+        .collect())
+}
+
+async fn loopback_index(handle: &Handle) -> anyhow::Result<u32> {
+    let mut links = handle.link().get().match_name("lo".into()).execute();
+    let link = links.try_next().await.context("ip link show lo")?;
+    link.map(|l| l.header.index).context("no loopback device")
+}
