@@ -28,8 +28,8 @@ fn world() -> &'static World {
         catalog.upsert(SourceId::Manifests, Resource::Service(web));
         let snapshot = catalog.build_snapshot(BuildOptions::default()).0;
         let cell = Arc::new(SnapshotCell::new(snapshot));
-        let resolver = Resolver::new(&DnsConfig::default(), cell, Arc::new(DnsMetrics::default()))
-            .unwrap();
+        let resolver =
+            Resolver::new(&DnsConfig::default(), cell, Arc::new(DnsMetrics::default())).unwrap();
         World {
             runtime: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -43,7 +43,11 @@ fn world() -> &'static World {
 fuzz_target!(|data: &[u8]| {
     let world = world();
     let src: SocketAddr = "192.0.2.10:5353".parse().unwrap();
-    let protocol = if data.first().is_some_and(|b| b & 1 == 1) { Protocol::Tcp } else { Protocol::Udp };
+    let protocol = if data.first().is_some_and(|b| b & 1 == 1) {
+        Protocol::Tcp
+    } else {
+        Protocol::Udp
+    };
     let answer = world
         .runtime
         .block_on(handle_packet(&world.handler, data, src, protocol));
