@@ -5,10 +5,12 @@
 //! - [`topology`]: hosts, LANs (bridges in a switch namespace), veth links, routes, NAT routers.
 //! - [`process`]: start the real `edgemesh` binary, capture its log, wait for readiness.
 //! - [`http`]: a tiny blocking HTTP/1.1 GET client.
+//! - [`apiserver`]: a test double of kube-apiserver (list/watch/CRUD over JSON objects).
 //!
 //! See `docs/testkit.md` for how to use each part.
 #![forbid(unsafe_code)]
 
+pub mod apiserver;
 pub mod http;
 pub mod netns;
 pub mod process;
