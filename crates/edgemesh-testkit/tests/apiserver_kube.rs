@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use edgemesh_testkit::apiserver::{ApiServer, ISTIO_GROUP};
 use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use serde_json::json;
 
@@ -200,4 +201,39 @@ async fn kube_watcher_honours_label_selectors_and_transitions() {
     expect(&mut stream, &[("Apply", "b")]).await;
     server.apply(labelled("a", "db")).unwrap();
     expect(&mut stream, &[("Delete", "a")]).await;
+}
+
+#[tokio::test]
+async fn kube_merge_patches_and_status_subresource() {
+    let server = ApiServer::start().unwrap();
+    server
+        .apply(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "edge-1", "labels": {"a": "1"}}, "spec": {}}))
+        .unwrap();
+    let nodes: Api<Node> = Api::all(client(&server));
+    let patch = json!({"metadata": {"labels": {"b": "2"}}, "status": {"phase": "ignored"}});
+    let patched = nodes
+        .patch_status("edge-1", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let labels = patched.metadata.labels.unwrap();
+    assert!(
+        !labels.contains_key("b"),
+        "a status patch leaves metadata alone"
+    );
+    assert_eq!(patched.status.unwrap().phase.as_deref(), Some("ignored"));
+    let patched = nodes
+        .patch("edge-1", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let labels = patched.metadata.labels.unwrap();
+    assert_eq!((labels["a"].as_str(), labels["b"].as_str()), ("1", "2"));
+    let json_patch = Patch::<Node>::Json(serde_json::from_value(json!([])).unwrap());
+    let err = nodes
+        .patch("edge-1", &PatchParams::default(), &json_patch)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 415),
+        "{err:?}"
+    );
 }

@@ -178,13 +178,6 @@ fn write(
     obj: Value,
     check_rv: bool,
 ) -> Result<Response<Body>, ApiError> {
-    if target.subresource.as_deref().is_some_and(|s| s != "status") {
-        return Err(ApiError::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        ));
-    }
     let r = target.resource;
     let obj = store::normalize(r, &target.version, obj, target.namespace.as_deref())?;
     let stored = shared.store().replace(r, obj, check_rv)?;

@@ -104,6 +104,9 @@ async fn resource_request(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_owned();
+    if target.subresource.as_deref().is_some_and(|s| s != "status") {
+        return Err(not_found_path());
+    }
     let is_watch = target.legacy_watch
         || matches!(params.get("watch").map(String::as_str), Some("1" | "true"));
     match (method, target.name.is_some()) {
