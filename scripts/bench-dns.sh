@@ -12,7 +12,7 @@ set -euo pipefail
 
 SERVICES=${SERVICES:-10000}
 DURATION=${DURATION:-10}
-RATE=${RATE:-10000}
+RATE=${RATE:-5000}
 EXTERNAL=${EXTERNAL:-1000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target-dns}
@@ -48,13 +48,14 @@ awk -v n="$SERVICES" 'BEGIN { for (i = 0; i < n; i++) { ip = 0x0a600000 + i;
     int(ip / 16777216) % 256, int(ip / 65536) % 256, int(ip / 256) % 256, ip % 256 } }' >"$WORK/baseline.conf"
 
 DNSMASQ=(dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces --port=53 --user=root)
-in_ns "${DNSMASQ[@]}" --listen-address=127.0.0.2 --local-ttl=300 --conf-file="$WORK/upstream.conf" 2>"$WORK/upstream.log" &
+# Started with `ip netns exec` directly (not through a shell function) so that $! is the server.
+ip netns exec "$NS" "${DNSMASQ[@]}" --listen-address=127.0.0.2 --local-ttl=300 --conf-file="$WORK/upstream.conf" 2>"$WORK/upstream.log" &
 PIDS+=($!)
-in_ns "${DNSMASQ[@]}" --listen-address=127.0.0.3 --server=127.0.0.2 --cache-size=10000 --local-ttl=30 \
+ip netns exec "$NS" "${DNSMASQ[@]}" --listen-address=127.0.0.3 --server=127.0.0.2 --cache-size=10000 --local-ttl=30 \
   --conf-file="$WORK/baseline.conf" 2>"$WORK/baseline.log" &
 PIDS+=($!)
 BASELINE_PID=$!
-in_ns "$SERVER" 127.0.0.1:53 127.0.0.2:53 "$SERVICES" 2>"$WORK/ours.log" &
+ip netns exec "$NS" "$SERVER" 127.0.0.1:53 127.0.0.2:53 "$SERVICES" 2>"$WORK/ours.log" &
 PIDS+=($!)
 OURS_PID=$!
 

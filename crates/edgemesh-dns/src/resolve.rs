@@ -77,7 +77,7 @@ impl Resolver {
             Target::Cluster(_) => self.cluster(query, recursion_desired).await,
             Target::Reverse(ip) => {
                 let snapshot = self.snapshots.load();
-                let index = self.reverse.get(&self.zone, &snapshot);
+                let index = self.reverse.get(&snapshot);
                 match self
                     .zone
                     .answer_reverse(&index.1, query.name(), ip, query.query_type())
@@ -92,6 +92,14 @@ impl Resolver {
 
     async fn cluster(&self, query: &Query, recursion_desired: bool) -> Reply {
         let snapshot = self.snapshots.load();
+        if snapshot.version == 0 {
+            // Nothing published yet: an NXDOMAIN now would be cached by clients for names
+            // that exist. SERVFAIL makes them retry (cacheDNS mode asks the cluster DNS).
+            return match self.cache_dns_mode {
+                true => self.forward(query, recursion_desired).await,
+                false => Reply::error(ResponseCode::ServFail),
+            };
+        }
         let answer = self
             .zone
             .answer(&snapshot, query.name(), query.query_type());

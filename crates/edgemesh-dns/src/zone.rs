@@ -94,7 +94,10 @@ impl Zone {
         ip: IpAddr,
         qtype: RecordType,
     ) -> Option<ZoneAnswer> {
-        let targets = index.names(ip)?;
+        let targets = index.names(self, ip);
+        if targets.is_empty() {
+            return None;
+        }
         let mut out = ZoneAnswer::empty();
         if matches!(qtype, RecordType::PTR | RecordType::ANY) {
             for target in targets {

@@ -285,7 +285,7 @@ fn custom_cluster_domain() {
 #[test]
 fn ptr_for_cluster_ips_and_endpoints() {
     let z = zone();
-    let index = ReverseIndex::build(&z, &snapshot());
+    let index = ReverseIndex::build(&snapshot());
     let ptr = |ip_s: &str| {
         z.answer_reverse(&index, &name("x.in-addr.arpa."), ip(ip_s), RecordType::PTR)
             .map(|a| {

@@ -178,8 +178,7 @@ async fn answers_follow_the_snapshot_immediately() {
     assert_eq!(addresses(&answer), vec!["10.96.0.10"]);
     assert!(answer.metadata.authoritative);
     assert!(answer.edns.is_some(), "EDNS is echoed");
-    dns.snapshots
-        .store(Arc::new(edgemesh_model::Snapshot::empty()));
+    dns.snapshots.store(Arc::new(empty_snapshot(2)));
     let gone = ask_udp(dns.addr, &q).await;
     assert_eq!(gone.metadata.response_code, ResponseCode::NXDomain);
     assert!(gone.edns.is_some());
@@ -306,6 +305,18 @@ async fn queries_beyond_the_inflight_bound_fail_at_once() {
     );
     assert_eq!(
         slow.await.unwrap().metadata.response_code,
+        ResponseCode::ServFail
+    );
+}
+
+#[tokio::test]
+async fn before_the_first_snapshot_cluster_names_get_servfail_not_nxdomain() {
+    let dns = start(vec![], |_| {}).await;
+    dns.snapshots
+        .store(Arc::new(edgemesh_model::Snapshot::empty()));
+    let q = query_message("web.ns.svc.cluster.local.", RecordType::A, true);
+    assert_eq!(
+        ask_udp(dns.addr, &q).await.metadata.response_code,
         ResponseCode::ServFail
     );
 }

@@ -213,7 +213,7 @@ fn dig_against_the_bridge_address_in_a_namespace() {
 
     // A deleted service is NXDOMAIN on the very next query.
     let deleted_at = Instant::now();
-    snapshots.store(Arc::new(edgemesh_model::Snapshot::empty()));
+    snapshots.store(Arc::new(empty_snapshot(2)));
     assert_eq!(ns.status(&[at, "web.ns.svc.cluster.local"]), "NXDOMAIN");
     assert!(deleted_at.elapsed() < Duration::from_secs(1));
 

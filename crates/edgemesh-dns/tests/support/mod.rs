@@ -224,3 +224,13 @@ pub fn snapshot(endpoints: u32, version: u64) -> Snapshot {
     })
     .0
 }
+
+/// A published Snapshot (version > 0) without any service.
+pub fn empty_snapshot(version: u64) -> Snapshot {
+    Catalog::new()
+        .build_snapshot(BuildOptions {
+            version,
+            ..BuildOptions::default()
+        })
+        .0
+}
