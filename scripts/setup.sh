@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   iptables nftables iproute2   # the proxier's backends and the test kit's network namespaces
   curl dnsutils ncat           # real clients used by the tests (curl, dig, ncat)
+  dnsmasq-base                 # a real upstream DNS server for the DNS tests (binary only, no service)
   python3-websockets           # a real WebSocket client/server for the tests
   iperf3 wrk                   # benchmarks (scripts/bench-*.sh)
   procps psmisc                # ps/pkill for process checks

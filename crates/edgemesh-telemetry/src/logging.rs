@@ -11,9 +11,9 @@ pub enum LogFormat {
     Json,
 }
 
-/// Dependencies whose warnings are noise to an operator (netlink-packet-route warns about every
-/// kernel attribute newer than itself).
-const QUIET_DEPENDENCIES: &str = "netlink_packet_route=error";
+/// Dependencies whose routine output is noise to an operator: netlink-packet-route warns about
+/// every kernel attribute newer than itself, hickory-server logs every DNS query at info.
+const QUIET_DEPENDENCIES: &str = "netlink_packet_route=error,hickory_server=warn";
 
 /// Installs the global subscriber. `filter` uses `RUST_LOG` syntax (e.g. `info,edgemesh_kube=debug`);
 /// the `RUST_LOG` environment variable, when set, wins.

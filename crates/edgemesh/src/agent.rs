@@ -2,6 +2,7 @@
 
 mod admin;
 mod datapath;
+mod dns;
 mod proxier;
 mod settings;
 mod udp_routing;
@@ -76,7 +77,11 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         Some(proxy) => Some(datapath::start(proxy, publisher.cell(), publisher.subscribe()).await?),
         None => None,
     };
-    let admin = admin::routes(publisher.cell(), publisher.readiness(), datapath);
+    let dns = match settings.dns.clone() {
+        Some(dns) => Some(dns::start(dns, publisher.cell()).await?),
+        None => None,
+    };
+    let admin = admin::routes(publisher.cell(), publisher.readiness(), datapath, dns);
     let (events, rx) = mpsc::channel(1024);
     tokio::spawn(publisher.run(rx));
     start_sources(&settings, events).await?;

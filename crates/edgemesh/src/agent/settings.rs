@@ -12,6 +12,7 @@ use edgemesh_lb::ConsistentHashConfig;
 use edgemesh_model::{ServiceFilterMode, SourceId};
 use edgemesh_netfilter::BackendKind;
 
+use super::dns::DnsSettings;
 use crate::cli::AgentArgs;
 
 /// How the agent reaches a Kubernetes API server.
@@ -52,6 +53,8 @@ pub struct Settings {
     pub manifests: Option<PathBuf>,
     /// `None` when `modules.edgeProxy.enable` is false.
     pub proxy: Option<ProxySettings>,
+    /// `None` when `modules.edgeDNS.enable` is false.
+    pub dns: Option<DnsSettings>,
     /// Non-fatal findings (unknown keys, fallbacks) to log once logging is up.
     pub warnings: Vec<String>,
 }
@@ -110,6 +113,7 @@ impl Settings {
             proxy: proxy_config
                 .enable
                 .then(|| ProxySettings::from_config(proxy_config)),
+            dns: DnsSettings::from_config(&config),
             warnings: warnings.iter().map(ToString::to_string).collect(),
         }
     }

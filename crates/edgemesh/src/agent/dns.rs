@@ -1,0 +1,107 @@
+//! Node-local DNS: the bridge device with EdgeMesh's address, and the server on it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use edgemesh_config::AgentConfig;
+use edgemesh_dns::{
+    DnsConfig, DnsMetrics, DnsServer, ensure_bridge_device, upstreams_from_resolv_conf,
+};
+use edgemesh_model::SnapshotCell;
+
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// `modules.edgeDNS` and the bridge device of `commonConfig`.
+#[derive(Debug, Clone)]
+pub struct DnsSettings {
+    pub bridge_name: String,
+    pub bridge_ip: IpAddr,
+    pub server: DnsConfig,
+}
+
+impl DnsSettings {
+    /// `None` when `modules.edgeDNS.enable` is false. Values were validated by the config crate.
+    pub fn from_config(config: &AgentConfig) -> Option<Self> {
+        let dns = &config.modules.edge_dns;
+        if !dns.enable {
+            return None;
+        }
+        let bridge_ip = config
+            .common_config
+            .bridge_device_ip
+            .get()
+            .map_or(edgemesh_dns::DEFAULT_BRIDGE_IP, IpAddr::V4);
+        let port = dns
+            .listen_port
+            .get()
+            .map_or(edgemesh_dns::DEFAULT_LISTEN_PORT, |p| p.0);
+        let seconds = |s: i64| Duration::from_secs(u64::try_from(s).unwrap_or(0));
+        let server = DnsConfig {
+            listen: vec![SocketAddr::new(bridge_ip, port)],
+            cluster_domain: dns.cluster_domain.clone(),
+            ttl: seconds(dns.ttl),
+            upstreams: dns
+                .cache_dns
+                .upstream_servers
+                .iter()
+                .filter_map(|s| upstream(s))
+                .collect(),
+            cache_ttl: seconds(dns.cache_dns.cache_ttl),
+            cache_dns_mode: dns.cache_dns.enable,
+            ..DnsConfig::default()
+        };
+        Some(Self {
+            bridge_name: config.common_config.bridge_device_name.clone(),
+            bridge_ip,
+            server,
+        })
+    }
+}
+
+/// `IP` or `IP:port` (validated by the config crate).
+fn upstream(text: &str) -> Option<SocketAddr> {
+    text.parse().ok().or_else(|| {
+        text.parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, 53))
+    })
+}
+
+/// Creates the bridge device, binds the server and serves in the background.
+pub async fn start(
+    settings: DnsSettings,
+    cell: Arc<SnapshotCell>,
+) -> anyhow::Result<Arc<DnsMetrics>> {
+    let DnsSettings {
+        bridge_name,
+        bridge_ip,
+        mut server,
+    } = settings;
+    ensure_bridge_device(&bridge_name, bridge_ip, 32)
+        .await
+        .with_context(|| {
+            format!("cannot set up the DNS bridge device {bridge_name} with {bridge_ip}/32")
+        })?;
+    if server.upstreams.is_empty() {
+        let text = std::fs::read_to_string(RESOLV_CONF).unwrap_or_default();
+        server.upstreams = upstreams_from_resolv_conf(&text, &[bridge_ip]);
+        if server.upstreams.is_empty() {
+            tracing::warn!(
+                "no upstream DNS server in {RESOLV_CONF}; only cluster names will resolve"
+            );
+        }
+    }
+    let metrics = Arc::new(DnsMetrics::default());
+    let dns = DnsServer::bind(&server, cell, Arc::clone(&metrics))
+        .await
+        .with_context(|| format!("cannot listen for DNS on {:?}", server.listen))?;
+    tracing::info!(listen = ?dns.local_addrs(), upstreams = ?server.upstreams, domain = %server.cluster_domain, "node-local DNS serving");
+    tokio::spawn(async move {
+        if let Err(e) = dns.run(std::future::pending()).await {
+            tracing::error!("DNS server stopped: {e}");
+        }
+    });
+    Ok(metrics)
+}
