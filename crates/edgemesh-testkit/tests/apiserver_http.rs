@@ -305,3 +305,25 @@ fn netns_apiserver_serves_from_a_listener_inside_a_namespace() {
     });
     assert_eq!(status, 200, "{body}");
 }
+
+#[test]
+fn list_pages_with_limit_and_continue_like_upstream() {
+    let server = ApiServer::start().unwrap();
+    for i in 0..5 {
+        server.apply(svc(&format!("s{i}"), "ns", "a")).unwrap();
+    }
+    let (_, first) = get_json(&server, "/api/v1/services?limit=2");
+    let rv = first["metadata"]["resourceVersion"].clone();
+    let mut names: Vec<String> = Vec::new();
+    let mut page = first;
+    for _ in 0..5 {
+        names.extend(page["items"].as_array().unwrap().iter().map(|i| i["metadata"]["name"].as_str().unwrap().to_string()));
+        assert_eq!(page["metadata"]["resourceVersion"], rv, "continued pages keep the list's version");
+        let Some(token) = page["metadata"]["continue"].as_str() else { break };
+        assert!(page["items"].as_array().unwrap().len() == 2);
+        page = get_json(&server, &format!("/api/v1/services?limit=2&continue={token}")).1;
+    }
+    assert_eq!(names, ["s0", "s1", "s2", "s3", "s4"]);
+    let (status, _) = get(&server, "/api/v1/services?limit=2&continue=garbage");
+    assert_eq!(status, 400);
+}

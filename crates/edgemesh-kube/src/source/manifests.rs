@@ -160,12 +160,36 @@ fn is_manifest(path: &Path) -> bool {
     )
 }
 
+/// Largest manifest file read (a whole cluster's Services and EndpointSlices fit easily).
+const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// The parser's default budget (1,024 documents, 250,000 nodes) rejects one honest file holding
+/// a few thousand Services. Without aliases every node and document costs a few bytes of text,
+/// so the caps grow with the file's size: large files load, while aliases ("billion laughs")
+/// can still not expand a file far beyond its own size.
+fn yaml_options(text_len: usize) -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_documents = budget.max_documents.max(text_len / 4);
+    budget.max_nodes = budget.max_nodes.max(text_len / 2);
+    budget.max_events = budget.max_events.max(text_len * 2);
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
+}
+
 /// Parses one file; Err only for a file that cannot be read or parsed at all. Objects that parse
 /// but are invalid are logged and skipped here, so the rest of the file still loads.
 fn read_file(path: &Path) -> Result<Vec<Resource>, String> {
+    let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+    if size > MAX_FILE_BYTES {
+        return Err(format!(
+            "file is {size} bytes, more than the {MAX_FILE_BYTES} allowed"
+        ));
+    }
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let docs: Vec<serde_json::Value> =
-        serde_saphyr::from_multiple(&text).map_err(|e| format!("YAML error: {e}"))?;
+        serde_saphyr::from_multiple_with_options(&text, yaml_options(text.len()))
+            .map_err(|e| format!("YAML error: {e}"))?;
     let mut resources = Vec::new();
     for doc in documents::flatten_lists(docs) {
         match documents::decode(&doc) {

@@ -65,21 +65,67 @@ pub fn list(
     params: &HashMap<String, String>,
 ) -> Result<Response<Body>, ApiError> {
     let filter = Filter::from_request(target, params)?;
+    let page = Page::from_params(params)?;
     let r = target.resource;
     let store = shared.store();
-    let items: Vec<Value> = store
+    let matching = store
         .list(r, target.namespace.as_deref())
         .into_iter()
-        .filter(|o| filter.matches(o))
-        .map(|o| list_item(r, &target.version, o))
-        .collect();
+        .filter(|o| filter.matches(o) && page.after.as_ref().is_none_or(|(_, last)| &object_key(o) > last));
+    let mut items: Vec<Value> = matching.take(page.limit.saturating_add(1)).collect();
+    let more = items.len() > page.limit;
+    items.truncate(page.limit);
+    // A continued list keeps the resourceVersion of its first page, as upstream does.
+    let rv = page.after.as_ref().map_or(store.rv, |(rv, _)| *rv);
+    let mut metadata = json!({"resourceVersion": rv.to_string()});
+    if more && let Some(last) = items.last() {
+        let (namespace, name) = object_key(last);
+        metadata["continue"] = json!(format!("{rv}/{namespace}/{name}"));
+    }
+    let items: Vec<Value> = items.into_iter().map(|o| list_item(r, &target.version, o)).collect();
     let list = json!({
         "kind": format!("{}List", r.kind),
         "apiVersion": r.api_version(&target.version),
-        "metadata": {"resourceVersion": store.rv.to_string()},
+        "metadata": metadata,
         "items": items,
     });
     Ok(json_response(StatusCode::OK, &list))
+}
+
+/// `limit` and `continue` of a list request. The token is `<resourceVersion>/<namespace>/<name>`
+/// of the last item returned; later pages list the current objects after that key (upstream
+/// serves them from the first page's snapshot, which only differs under concurrent writes).
+struct Page {
+    limit: usize,
+    after: Option<(u64, (String, String))>,
+}
+
+impl Page {
+    fn from_params(params: &HashMap<String, String>) -> Result<Page, ApiError> {
+        let limit = match params.get("limit").map(|l| l.parse::<usize>()) {
+            None | Some(Ok(0)) => usize::MAX,
+            Some(Ok(n)) => n,
+            Some(Err(_)) => return Err(ApiError::bad_request("limit must be a non-negative integer")),
+        };
+        let after = match params.get("continue").filter(|c| !c.is_empty()) {
+            None => None,
+            Some(token) => Some(parse_continue(token).ok_or_else(|| {
+                ApiError::bad_request(format!("invalid continue token '{token}'"))
+            })?),
+        };
+        Ok(Page { limit, after })
+    }
+}
+
+fn parse_continue(token: &str) -> Option<(u64, (String, String))> {
+    let mut parts = token.splitn(3, '/');
+    let rv = parts.next()?.parse().ok()?;
+    Some((rv, (parts.next()?.to_string(), parts.next()?.to_string())))
+}
+
+fn object_key(obj: &Value) -> (String, String) {
+    let text = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+    (text("/metadata/namespace"), text("/metadata/name"))
 }
 
 /// Upstream omits kind/apiVersion on the items of built-in lists; CRD lists keep them.

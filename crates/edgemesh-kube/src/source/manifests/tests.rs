@@ -96,3 +96,33 @@ fn hidden_and_foreign_files_are_ignored() {
     dir.rescan().unwrap();
     assert_eq!(services(&dir), ["ns/web"]);
 }
+
+#[test]
+fn one_file_may_hold_more_than_the_parsers_default_1024_documents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text: String = (0..1_200)
+        .map(|i| {
+            SERVICE
+                .replace("name: web", &format!("name: web-{i}"))
+                .replace("10.96.0.10", &format!("10.96.{}.{}", i / 250, i % 250 + 1))
+        })
+        .collect();
+    std::fs::write(tmp.path().join("many.yaml"), text).unwrap();
+    let mut dir = ManifestsDir::new(tmp.path());
+    dir.rescan().unwrap();
+    assert_eq!(services(&dir).len(), 1_200);
+}
+
+#[test]
+fn alias_bombs_are_still_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    for level in 1..12 {
+        let prev = (b'a' + level - 1) as char;
+        let name = (b'a' + level) as char;
+        bomb.push_str(&format!("{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+    }
+    let path = tmp.path().join("bomb.yaml");
+    std::fs::write(&path, bomb).unwrap();
+    assert!(read_file(&path).is_err());
+}
