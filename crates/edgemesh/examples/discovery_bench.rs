@@ -16,9 +16,15 @@ use serde_json::json;
 
 fn main() {
     require_root();
-    println!("| services | endpoints | modules | ready after | RSS | peak RSS | one change visible after |");
+    println!(
+        "| services | endpoints | modules | ready after | RSS | peak RSS | one change visible after |"
+    );
     println!("|---:|---:|---|---:|---:|---:|---:|");
-    for (services, modules) in [(1_000, "discovery only"), (10_000, "discovery only"), (10_000, "proxy + DNS (defaults)")] {
+    for (services, modules) in [
+        (1_000, "discovery only"),
+        (10_000, "discovery only"),
+        (10_000, "proxy + DNS (defaults)"),
+    ] {
         measure(services, modules);
     }
 }
@@ -33,13 +39,37 @@ fn measure(services: u32, modules: &str) {
     }
     let config = tempfile::NamedTempFile::new().unwrap();
     let disabled = "modules:\n  edgeProxy: {enable: false}\n  edgeDNS: {enable: false}\n";
-    let body = if modules == "discovery only" { disabled } else { "" };
-    std::fs::write(config.path(), format!("apiVersion: agent.edgemesh.config.kubeedge.io/v1alpha1\nkind: EdgeMeshAgent\n{body}")).unwrap();
+    let body = if modules == "discovery only" {
+        disabled
+    } else {
+        ""
+    };
+    std::fs::write(
+        config.path(),
+        format!(
+            "apiVersion: agent.edgemesh.config.kubeedge.io/v1alpha1\nkind: EdgeMeshAgent\n{body}"
+        ),
+    )
+    .unwrap();
     let url = api.url();
-    let args = ["agent", "--config", config.path().to_str().unwrap(), "--master", &url, "--admin-addr", "127.0.0.1:0", "--node-name", "bench", "--log-level", "warn,edgemesh::agent=info"];
+    let args = [
+        "agent",
+        "--config",
+        config.path().to_str().unwrap(),
+        "--master",
+        &url,
+        "--admin-addr",
+        "127.0.0.1:0",
+        "--node-name",
+        "bench",
+        "--log-level",
+        "warn,edgemesh::agent=info",
+    ];
     let started = Instant::now();
     let mut agent = Process::start(edgemesh_bin().unwrap(), &args, Some(&ns)).unwrap();
-    agent.wait_ready(Duration::from_secs(120)).unwrap_or_else(|e| panic!("{e}\n{}", agent.logs()));
+    agent
+        .wait_ready(Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("{e}\n{}", agent.logs()));
     let ready = started.elapsed();
     std::thread::sleep(Duration::from_secs(1));
     // Steady state, before anything asks for /debug/snapshot (which renders the whole snapshot
@@ -49,12 +79,18 @@ fn measure(services: u32, modules: &str) {
     let changed = Instant::now();
     api.apply(slice(0, 1)).unwrap();
     while snapshot_version(&agent) == version {
-        assert!(changed.elapsed() < Duration::from_secs(30), "change never visible");
+        assert!(
+            changed.elapsed() < Duration::from_secs(30),
+            "change never visible"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let change = changed.elapsed();
     let (_, body) = agent.http_get("/debug/snapshot").unwrap();
-    assert!(body.contains("192.0.2.250"), "the change is in the published snapshot");
+    assert!(
+        body.contains("192.0.2.250"),
+        "the change is in the published snapshot"
+    );
     println!(
         "| {services} | {} | {modules} | {:.2} s | {:.1} MiB | {:.1} MiB | {:.0} ms |",
         services * 3,
@@ -68,7 +104,11 @@ fn measure(services: u32, modules: &str) {
 
 fn snapshot_version(agent: &Process) -> String {
     let (_, metrics) = agent.http_get("/metrics").unwrap();
-    metrics.lines().find(|l| l.starts_with("edgemesh_snapshot_version ")).unwrap_or_default().to_string()
+    metrics
+        .lines()
+        .find(|l| l.starts_with("edgemesh_snapshot_version "))
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// VmRSS and VmHWM of `pid`, in MiB.
@@ -102,7 +142,9 @@ fn slice(i: u32, generation: u32) -> serde_json::Value {
             format!("10.{}.{}.{}", 128 + n / 65_536, (n / 256) % 256, n % 256)
         }
     };
-    let endpoints: Vec<_> = (0..3).map(|j| json!({"addresses": [ip(j)], "nodeName": format!("node-{}", j)})).collect();
+    let endpoints: Vec<_> = (0..3)
+        .map(|j| json!({"addresses": [ip(j)], "nodeName": format!("node-{}", j)}))
+        .collect();
     json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
            "metadata": {"name": format!("svc-{i}-x"), "namespace": "bench",
                         "labels": {"kubernetes.io/service-name": format!("svc-{i}")}},

@@ -1,86 +1,44 @@
-//! A network-namespace guard and socket helpers for the real-kernel tests (a local stand-in
-//! until `edgemesh_testkit::netns::Netns` lands).
+//! The test kit's network namespace with the shorthands these tests use, and socket helpers
+//! for the real-kernel tests.
 #![allow(dead_code)]
 // Test helpers: a failed set-up step should panic with its error.
 #![allow(clippy::unwrap_used)]
 
-use std::fs::File;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use edgemesh_netfilter::{CommandRunner, SystemRunner};
-use nix::sched::{CloneFlags, setns};
+pub use edgemesh_testkit::netns::require_root;
 use socket2::{Domain, Socket, Type};
 
-/// Fails (never skips) when the test cannot manage namespaces and netfilter.
-pub fn require_root() {
-    let uid = Command::new("id").arg("-u").output().map(|o| o.stdout);
-    let is_root = uid.is_ok_and(|out| String::from_utf8_lossy(&out).trim() == "0");
-    assert!(
-        is_root,
-        "this test needs root (network namespaces and netfilter); run as root"
-    );
-}
-
-/// A network namespace `em-nf-<pid>-<n>` with `lo` up, deleted on drop (also on panic).
+/// A network namespace with `lo` up, deleted on drop (also on panic). Fails (never skips)
+/// without root.
 #[derive(Debug)]
-pub struct Netns {
-    pub name: String,
-}
+pub struct Netns(edgemesh_testkit::netns::Netns);
 
 impl Netns {
     pub fn new() -> Self {
         require_root();
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let ns = Netns {
-            name: format!("em-nf-{}-{n}", std::process::id()),
-        };
-        run("ip", &["netns", "add", &ns.name]);
-        ns.exec("ip", &["link", "set", "lo", "up"]);
-        ns
+        Self(edgemesh_testkit::netns::Netns::new("nf").unwrap_or_else(|e| panic!("netns: {e}")))
     }
 
     /// Runs a command inside the namespace; panics with its stderr on failure.
     pub fn exec(&self, program: &str, args: &[&str]) -> String {
-        self.runner()
-            .run(program, args, None)
+        self.0
+            .exec_ok(program, args)
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Runs the backends' commands inside the namespace.
     pub fn runner(&self) -> Arc<dyn CommandRunner> {
-        Arc::new(SystemRunner::in_netns(&self.name))
+        Arc::new(SystemRunner::in_netns(self.0.name()))
     }
 
     /// Runs `f` on a thread that has entered the namespace (sockets it opens live there).
     pub fn enter<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/var/run/netns/{}", self.name);
-        let handle = std::thread::spawn(move || {
-            let file = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-            setns(&file, CloneFlags::CLONE_NEWNET).unwrap_or_else(|e| panic!("setns: {e}"));
-            f()
-        });
-        handle
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        self.0.run(f)
     }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn run(program: &str, args: &[&str]) -> String {
-    SystemRunner::new()
-        .run(program, args, None)
-        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Where a connection to `target` landed: the proxy listener (with its `SO_ORIGINAL_DST`) or the

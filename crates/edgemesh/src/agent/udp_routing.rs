@@ -15,10 +15,19 @@ pub const TPROXY_TABLE: u32 = 100;
 
 /// Ensures the rule and the route exist.
 pub async fn ensure(mark: u32) -> anyhow::Result<()> {
+    with_netlink(|handle| async move { ensure_with(&handle, mark).await }).await
+}
+
+/// Runs `f` with a netlink handle whose connection lives exactly as long as `f`.
+async fn with_netlink<F, Fut>(f: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Handle) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     let (connection, handle, _) =
         rtnetlink::new_connection().context("cannot open a netlink socket")?;
     let connection = tokio::spawn(connection);
-    let result = ensure_with(&handle, mark).await;
+    let result = f(handle).await;
     connection.abort();
     result
 }
@@ -55,12 +64,7 @@ async fn ensure_with(handle: &Handle, mark: u32) -> anyhow::Result<()> {
 
 /// Removes the rule and the route (idempotent: absent ones are fine).
 pub async fn remove(mark: u32) -> anyhow::Result<()> {
-    let (connection, handle, _) =
-        rtnetlink::new_connection().context("cannot open a netlink socket")?;
-    let connection = tokio::spawn(connection);
-    let result = remove_with(&handle, mark).await;
-    connection.abort();
-    result
+    with_netlink(|handle| async move { remove_with(&handle, mark).await }).await
 }
 
 async fn remove_with(handle: &Handle, mark: u32) -> anyhow::Result<()> {
