@@ -317,11 +317,26 @@ fn list_pages_with_limit_and_continue_like_upstream() {
     let mut names: Vec<String> = Vec::new();
     let mut page = first;
     for _ in 0..5 {
-        names.extend(page["items"].as_array().unwrap().iter().map(|i| i["metadata"]["name"].as_str().unwrap().to_string()));
-        assert_eq!(page["metadata"]["resourceVersion"], rv, "continued pages keep the list's version");
-        let Some(token) = page["metadata"]["continue"].as_str() else { break };
+        names.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["metadata"]["name"].as_str().unwrap().to_string()),
+        );
+        assert_eq!(
+            page["metadata"]["resourceVersion"], rv,
+            "continued pages keep the list's version"
+        );
+        let Some(token) = page["metadata"]["continue"].as_str() else {
+            break;
+        };
         assert!(page["items"].as_array().unwrap().len() == 2);
-        page = get_json(&server, &format!("/api/v1/services?limit=2&continue={token}")).1;
+        page = get_json(
+            &server,
+            &format!("/api/v1/services?limit=2&continue={token}"),
+        )
+        .1;
     }
     assert_eq!(names, ["s0", "s1", "s2", "s3", "s4"]);
     let (status, _) = get(&server, "/api/v1/services?limit=2&continue=garbage");

@@ -71,7 +71,13 @@ pub fn list(
     let matching = store
         .list(r, target.namespace.as_deref())
         .into_iter()
-        .filter(|o| filter.matches(o) && page.after.as_ref().is_none_or(|(_, last)| &object_key(o) > last));
+        .filter(|o| {
+            filter.matches(o)
+                && page
+                    .after
+                    .as_ref()
+                    .is_none_or(|(_, last)| &object_key(o) > last)
+        });
     let mut items: Vec<Value> = matching.take(page.limit.saturating_add(1)).collect();
     let more = items.len() > page.limit;
     items.truncate(page.limit);
@@ -82,7 +88,10 @@ pub fn list(
         let (namespace, name) = object_key(last);
         metadata["continue"] = json!(format!("{rv}/{namespace}/{name}"));
     }
-    let items: Vec<Value> = items.into_iter().map(|o| list_item(r, &target.version, o)).collect();
+    let items: Vec<Value> = items
+        .into_iter()
+        .map(|o| list_item(r, &target.version, o))
+        .collect();
     let list = json!({
         "kind": format!("{}List", r.kind),
         "apiVersion": r.api_version(&target.version),
@@ -105,7 +114,11 @@ impl Page {
         let limit = match params.get("limit").map(|l| l.parse::<usize>()) {
             None | Some(Ok(0)) => usize::MAX,
             Some(Ok(n)) => n,
-            Some(Err(_)) => return Err(ApiError::bad_request("limit must be a non-negative integer")),
+            Some(Err(_)) => {
+                return Err(ApiError::bad_request(
+                    "limit must be a non-negative integer",
+                ));
+            }
         };
         let after = match params.get("continue").filter(|c| !c.is_empty()) {
             None => None,
@@ -124,7 +137,12 @@ fn parse_continue(token: &str) -> Option<(u64, (String, String))> {
 }
 
 fn object_key(obj: &Value) -> (String, String) {
-    let text = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+    let text = |p: &str| {
+        obj.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     (text("/metadata/namespace"), text("/metadata/name"))
 }
 
