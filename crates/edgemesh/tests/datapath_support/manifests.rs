@@ -1,0 +1,154 @@
+//! Services, EndpointSlices and DestinationRules as the tests write them (JSON is YAML).
+
+use serde_json::{Map, Value, json};
+
+use super::NODE_NAME;
+
+/// One service port and the pod port it targets.
+#[derive(Debug, Clone, Copy)]
+pub struct Port {
+    pub name: &'static str,
+    /// u32 so a test can write an invalid port (70000).
+    pub port: u32,
+    pub target: u16,
+    pub protocol: &'static str,
+}
+
+pub const HTTP: Port = Port {
+    name: "http",
+    port: 80,
+    target: 8080,
+    protocol: "TCP",
+};
+pub const HTTPS: Port = Port {
+    name: "https",
+    port: 443,
+    target: 8443,
+    protocol: "TCP",
+};
+pub const ECHO: Port = Port {
+    name: "echo",
+    port: 7000,
+    target: 9000,
+    protocol: "TCP",
+};
+pub const UDP: Port = Port {
+    name: "udp",
+    port: 7001,
+    target: 9001,
+    protocol: "UDP",
+};
+pub const WS: Port = Port {
+    name: "ws",
+    port: 8765,
+    target: 8765,
+    protocol: "TCP",
+};
+
+/// A Service in namespace `shop` and its one EndpointSlice.
+#[derive(Debug, Clone)]
+pub struct Svc {
+    name: String,
+    cluster_ip: String,
+    ports: Vec<Port>,
+    endpoints: Vec<(String, String)>,
+    spec: Map<String, Value>,
+    labels: Map<String, Value>,
+}
+
+impl Svc {
+    /// `name` at `cluster_ip` with the HTTP port and no endpoints yet.
+    pub fn new(name: &str, cluster_ip: &str) -> Svc {
+        Svc {
+            name: name.into(),
+            cluster_ip: cluster_ip.into(),
+            ports: vec![HTTP],
+            endpoints: Vec::new(),
+            spec: Map::new(),
+            labels: Map::new(),
+        }
+    }
+
+    pub fn ports(mut self, ports: &[Port]) -> Svc {
+        self.ports = ports.to_vec();
+        self
+    }
+
+    /// Endpoints on this node (the agent's node name).
+    pub fn endpoints(mut self, ips: &[&str]) -> Svc {
+        for ip in ips {
+            self.endpoints.push(((*ip).into(), NODE_NAME.into()));
+        }
+        self
+    }
+
+    /// An endpoint on another node.
+    pub fn remote_endpoint(mut self, ip: &str, node: &str) -> Svc {
+        self.endpoints.push((ip.into(), node.into()));
+        self
+    }
+
+    /// Sets `spec.KEY = value` (e.g. sessionAffinity).
+    pub fn spec(mut self, key: &str, value: Value) -> Svc {
+        self.spec.insert(key.into(), value);
+        self
+    }
+
+    pub fn label(mut self, key: &str, value: &str) -> Svc {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// The Service and the EndpointSlice as a two-document YAML file.
+    pub fn yaml(&self) -> String {
+        format!("{}\n---\n{}\n", self.service(), self.slice())
+    }
+
+    fn service(&self) -> Value {
+        let ports: Vec<Value> = self
+            .ports
+            .iter()
+            .map(|p| json!({"name": p.name, "port": p.port, "protocol": p.protocol, "targetPort": p.target}))
+            .collect();
+        let mut spec = self.spec.clone();
+        spec.insert("clusterIP".into(), json!(self.cluster_ip));
+        spec.insert("ports".into(), json!(ports));
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": self.name, "namespace": "shop", "labels": self.labels},
+            "spec": spec,
+        })
+    }
+
+    fn slice(&self) -> Value {
+        let ports: Vec<Value> = self
+            .ports
+            .iter()
+            .map(|p| json!({"name": p.name, "port": p.target, "protocol": p.protocol}))
+            .collect();
+        let endpoints: Vec<Value> = self
+            .endpoints
+            .iter()
+            .map(|(ip, node)| json!({"addresses": [ip], "nodeName": node, "conditions": {"ready": true}}))
+            .collect();
+        json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": format!("{}-x1", self.name), "namespace": "shop",
+                         "labels": {"kubernetes.io/service-name": self.name}},
+            "addressType": "IPv4",
+            "ports": ports,
+            "endpoints": endpoints,
+        })
+    }
+}
+
+/// A DestinationRule named like the service with `trafficPolicy.loadBalancer = lb`.
+pub fn destination_rule(service: &str, lb: Value) -> String {
+    let rule = json!({
+        "apiVersion": "networking.istio.io/v1beta1", "kind": "DestinationRule",
+        "metadata": {"name": service, "namespace": "shop"},
+        "spec": {"host": format!("{service}.shop.svc.cluster.local"),
+                 "trafficPolicy": {"loadBalancer": lb}},
+    });
+    format!("{rule}\n")
+}
