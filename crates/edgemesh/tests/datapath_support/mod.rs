@@ -139,6 +139,15 @@ impl Cluster {
     /// Starts the agent on the node with `backend`; `extra` is YAML appended under
     /// `modules.edgeProxy` (indent it by four spaces).
     pub fn start_agent(&self, backend: Backend, extra: &str) -> NodeAgent {
+        let args = self.agent_args(backend, extra);
+        let agent = NodeAgent::start(self.node.clone(), args, backend);
+        let gap = agent.wait_rules_installed();
+        eprintln!("rules of every proxied service installed {gap:?} after /readyz said 200");
+        agent
+    }
+
+    /// The agent's command line (its config file is written now).
+    pub fn agent_args(&self, backend: Backend, extra: &str) -> Vec<String> {
         let config = self.files.path().join("edgemesh-agent.yaml");
         let body = format!(
             "apiVersion: agent.edgemesh.config.kubeedge.io/v1alpha1\nkind: EdgeMeshAgent\n\
@@ -147,7 +156,7 @@ impl Cluster {
             backend.name()
         );
         std::fs::write(&config, body).unwrap();
-        let args = vec![
+        vec![
             "agent".to_string(),
             "--manifests".into(),
             path_str(self.manifests.path()).into(),
@@ -157,8 +166,7 @@ impl Cluster {
             "127.0.0.1:0".into(),
             "--config".into(),
             path_str(&config).into(),
-        ];
-        NodeAgent::start(self.node.clone(), args)
+        ]
     }
 
     /// `nft list set inet edgemesh svc4` in the node.
@@ -192,10 +200,12 @@ pub struct NodeAgent {
     pub process: Process,
     node: Host,
     args: Vec<String>,
+    backend: Backend,
 }
 
 impl NodeAgent {
-    fn start(node: Host, args: Vec<String>) -> NodeAgent {
+    /// Starts the agent and waits for /readyz.
+    fn start(node: Host, args: Vec<String>, backend: Backend) -> NodeAgent {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let process = Process::start(env!("CARGO_BIN_EXE_edgemesh"), &argv, Some(node.netns()))
             .expect("start edgemesh");
@@ -203,11 +213,31 @@ impl NodeAgent {
             process,
             node,
             args,
+            backend,
         };
         if let Err(e) = agent.process.wait_ready(READY_TIMEOUT) {
             panic!("agent not ready: {e}");
         }
         agent
+    }
+
+    /// /readyz turns 200 once the sources synced, before the proxier's first apply (see the
+    /// report of the data-path tests): wait until every proxied ClusterIP is in the rules.
+    pub fn wait_rules_installed(&self) -> Duration {
+        let installed = || {
+            let rules = match self.backend {
+                Backend::Nftables => rules_text(
+                    &self.node,
+                    &["nft", "list", "set", "inet", "edgemesh", "svc4"],
+                ),
+                Backend::Iptables => rules_text(&self.node, &["iptables-save", "-t", "nat"]),
+            };
+            proxied_cluster_ips(&self.snapshot())
+                .iter()
+                .all(|ip| rules.contains(ip.as_str()))
+        };
+        wait_until("rules of every proxied service", READY_TIMEOUT, installed)
+            .unwrap_or_else(|e| panic!("{e}\n--- agent log:\n{}", self.logs()))
     }
 
     /// SIGKILL (no cleanup at all), then the same command line again; waits for /readyz.
@@ -216,10 +246,13 @@ impl NodeAgent {
             mut process,
             node,
             args,
+            backend,
         } = self;
         process.kill().unwrap();
         drop(process);
-        NodeAgent::start(node, args)
+        let agent = NodeAgent::start(node, args, backend);
+        agent.wait_rules_installed();
+        agent
     }
 
     pub fn logs(&self) -> String {
@@ -268,6 +301,25 @@ impl NodeAgent {
     pub fn node(&self) -> &Host {
         &self.node
     }
+}
+
+/// The first ClusterIP of every service the snapshot says the agent proxies.
+pub fn proxied_cluster_ips(snapshot: &Value) -> Vec<String> {
+    let Some(services) = snapshot["services"].as_object() else {
+        return Vec::new();
+    };
+    services
+        .values()
+        .filter(|s| s["proxy"] == "proxied")
+        .filter_map(|s| s["clusterIps"][0].as_str().map(String::from))
+        .collect()
+}
+
+/// Output of a rule listing in `node`; empty while the table does not exist yet.
+fn rules_text(node: &Host, argv: &[&str]) -> String {
+    node.exec(argv[0], &argv[1..])
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap_or_default()
 }
 
 /// Backend addresses of port `port_index` of `shop/name` in a snapshot, sorted.
