@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use edgemesh_model::{
@@ -30,11 +30,17 @@ pub enum SourceEvent {
 /// Shared view of whether every expected (source, kind) pair has completed its first sync and
 /// a Snapshot including them has been published.
 #[derive(Debug, Default)]
-pub struct Readiness(AtomicBool);
+pub struct Readiness(AtomicU64);
 
 impl Readiness {
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.ready_version().is_some()
+    }
+
+    /// Version of the first Snapshot that included every source's complete view; consumers that
+    /// apply Snapshots (the proxier) are caught up once they have applied this one.
+    pub fn ready_version(&self) -> Option<u64> {
+        Some(self.0.load(Ordering::Acquire)).filter(|v| *v > 0)
     }
 }
 
@@ -128,7 +134,7 @@ impl Publisher {
                 version = snapshot.version,
                 "all sources synced; agent is ready"
             );
-            self.readiness.0.store(true, Ordering::Release);
+            self.readiness.0.store(snapshot.version, Ordering::Release);
         }
         tracing::debug!(
             version = snapshot.version,

@@ -214,13 +214,10 @@ fn agent_lifecycle_service_removed_and_sigkill_restart_with_iptables() {
     service_removed_then_sigkill_and_restart(Backend::Iptables, "lc-ipt");
 }
 
-/// Found while writing these tests: /readyz turns 200 when the sources have synced, but the
-/// proxier applies the first rules ~20-60 ms later (debounce + `nft -f`), so a client (or a
-/// readiness-gated rollout) that trusts /readyz can reach a ClusterIP before it is intercepted.
-/// 5 of 5 manual runs showed an empty `svc4` set at the first 200. Readiness should also wait
-/// for the first successful proxier sync of a Snapshot at least as new as the ready one.
+/// A ready agent intercepts every service it reported: /readyz waits for the first rule sync of
+/// a Snapshot at least as new as the one that completed the sources' sync. (Before that fix,
+/// 5 of 5 runs showed an empty `svc4` set at the first 200.)
 #[test]
-#[ignore = "product gap: /readyz does not wait for the first rule sync (see the doc comment)"]
 fn agent_readyz_implies_rules_installed() {
     let cluster = Cluster::new("rdy", 1);
     cluster.apply(

@@ -9,6 +9,7 @@ use edgemesh_model::SnapshotCell;
 use edgemesh_telemetry::{AdminServer, Reply};
 
 use super::datapath::DataPath;
+use super::proxier::ProxierStats;
 
 pub fn routes(
     cell: Arc<SnapshotCell>,
@@ -17,16 +18,13 @@ pub fn routes(
     dns: Option<Arc<DnsMetrics>>,
 ) -> AdminServer {
     let snapshot_cell = Arc::clone(&cell);
+    let proxier = datapath.as_ref().map(|d| Arc::clone(&d.proxier));
     AdminServer::new()
         .route("/healthz", || Reply::text(200, "ok\n"))
         .route("/readyz", move || {
-            if readiness.is_ready() {
-                Reply::text(200, "ready\n")
-            } else {
-                Reply::text(
-                    503,
-                    "not ready: waiting for the first complete sync of every source\n",
-                )
+            match readiness_problem(&readiness, proxier.as_deref()) {
+                None => Reply::text(200, "ready\n"),
+                Some(problem) => Reply::text(503, format!("not ready: {problem}\n")),
             }
         })
         .route("/debug/snapshot", move || {
@@ -45,6 +43,23 @@ pub fn routes(
             }
             Reply::text(200, text)
         })
+}
+
+/// Ready once every source has delivered a complete view *and*, when the proxy runs, the rules
+/// of that view are installed: a ready agent intercepts every service it reported.
+fn readiness_problem(
+    readiness: &Readiness,
+    proxier: Option<&ProxierStats>,
+) -> Option<&'static str> {
+    let Some(version) = readiness.ready_version() else {
+        return Some("waiting for the first complete sync of every source");
+    };
+    match proxier {
+        Some(p) if p.last_synced_version.load(Ordering::Acquire) < version => {
+            Some("waiting for the first rule sync")
+        }
+        _ => None,
+    }
 }
 
 /// One metric: name, help text, Prometheus type, value.

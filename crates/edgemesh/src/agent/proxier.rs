@@ -24,6 +24,8 @@ pub struct ProxierStats {
     pub order_repairs: AtomicU64,
     pub last_sync_micros: AtomicU64,
     pub last_frontends: AtomicU64,
+    /// Version of the last Snapshot whose rules are installed (0: none yet).
+    pub last_synced_version: AtomicU64,
 }
 
 type SharedBackend = Arc<Mutex<Box<dyn RuleBackend>>>;
@@ -64,6 +66,9 @@ async fn sync(
     match applied {
         Ok(Ok(result)) => {
             stats.syncs.fetch_add(1, Ordering::Relaxed);
+            stats
+                .last_synced_version
+                .store(snapshot.version, Ordering::Release);
             stats
                 .last_sync_micros
                 .store(result.duration.as_micros() as u64, Ordering::Relaxed);
