@@ -7,7 +7,8 @@ packages=(
   iptables nftables iproute2   # the proxier's backends and the test kit's network namespaces
   curl dnsutils ncat           # real clients used by the tests (curl, dig, ncat)
   dnsmasq-base                 # a real upstream DNS server for the DNS tests (binary only, no service)
-  python3-websockets           # a real WebSocket client/server for the tests
+  python3-websockets           # a real WebSocket client/server for the tests (Debian's /usr/bin/python3)
+  openssl                      # self-signed certificates for the HTTPS backend in the tests
   iperf3 wrk                   # benchmarks (scripts/bench-*.sh)
   procps psmisc                # ps/pkill for process checks
 )
