@@ -38,6 +38,11 @@ fn agent_rules_survive_a_crash_and_cleanup_removes_them() {
             .contains("inet edgemesh")
     );
 
+    let local_before = ns
+        .exec_ok("ip", &["route", "show", "table", "local"])
+        .unwrap();
+    assert!(local_before.contains("127.0.0.0/8"), "{local_before}");
+
     let cleanup = ns
         .command(env!("CARGO_BIN_EXE_edgemesh"))
         .args(["agent", "--cleanup", "--node-name", "n"])
@@ -63,6 +68,12 @@ fn agent_rules_survive_a_crash_and_cleanup_removes_them() {
             .trim(),
         "",
         "route left over"
+    );
+    // Only our route goes: the kernel's local table (loopback, host addresses) is untouched.
+    assert_eq!(
+        ns.exec_ok("ip", &["route", "show", "table", "local"])
+            .unwrap(),
+        local_before
     );
     let again = ns
         .command(env!("CARGO_BIN_EXE_edgemesh"))

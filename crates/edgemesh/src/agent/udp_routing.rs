@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use anyhow::Context;
 use futures::TryStreamExt;
-use rtnetlink::packet_route::route::{RouteScope, RouteType};
+use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage, RouteScope, RouteType};
 use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use rtnetlink::{Handle, IpVersion, RouteMessageBuilder};
 
@@ -87,10 +87,9 @@ async fn remove_with(handle: &Handle, mark: u32) -> anyhow::Result<()> {
         .try_collect()
         .await
         .context("ip route list table")?;
-    for route in routes
-        .into_iter()
-        .filter(|r| r.header.kind == RouteType::Local)
-    {
+    // The dump is not filtered by table (the kernel ignores the request's table without strict
+    // checking): keep only our route, never the local table's 127.0.0.0/8 or host addresses.
+    for route in routes.into_iter().filter(is_tproxy_route) {
         handle
             .route()
             .del(route)
@@ -99,6 +98,21 @@ async fn remove_with(handle: &Handle, mark: u32) -> anyhow::Result<()> {
             .context("ip route del")?;
     }
     Ok(())
+}
+
+/// `local 0.0.0.0/0 dev lo table 100`, the route [`ensure`] installs.
+fn is_tproxy_route(route: &RouteMessage) -> bool {
+    let table = route
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(route.header.table));
+    table == TPROXY_TABLE
+        && route.header.kind == RouteType::Local
+        && route.header.destination_prefix_length == 0
 }
 
 async fn rule_exists(handle: &Handle, mark: u32) -> anyhow::Result<bool> {
