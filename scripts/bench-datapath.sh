@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# ClusterIP data-path figures: direct-to-backend vs through the agent, side by side in one run,
+# inside two throwaway network namespaces (never the host's own network stack).
+#
+#   node ns  192.0.2.1   edgemesh agent (release build) + the clients (iperf3, wrk, curl)
+#   pod  ns  192.0.2.11  http_server :8080 (scripts/bench/http_server.rs) + iperf3 -s :5201
+#   Service bench/web 10.96.0.10: 80 -> 8080, 5201 -> 5201; bulk services in 10.97.0.0/16
+#
+# Prints one markdown table (docs/benchmarks.md explains it). Needs root, iperf3, wrk, curl,
+# python3, rustc (apt-get install iperf3 wrk curl python3: done here when missing).
+#   DURATION=10 scripts/bench-datapath.sh
+set -euo pipefail
+
+DURATION=${DURATION:-10}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+
+[ "$(id -u)" = 0 ] || { echo "bench-datapath.sh: needs root (creates network namespaces)" >&2; exit 1; }
+missing=()
+for tool in iperf3 wrk curl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+cargo build -q --release -p edgemesh --bin edgemesh
+BIN=$CARGO_TARGET_DIR/release/edgemesh
+WORK=$(mktemp -d)
+rustc -O --edition 2021 "$ROOT/scripts/bench/http_server.rs" -o "$WORK/http_server"
+
+NODE=emdp-node-$$
+POD=emdp-pod-$$
+PIDS=()
+AGENT=""
+cleanup() {
+  for pid in "${PIDS[@]}" $AGENT; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  ip netns del "$NODE" 2>/dev/null || true
+  ip netns del "$POD" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+in_node() { ip netns exec "$NODE" "$@"; }
+in_pod() { ip netns exec "$POD" "$@"; }
+
+ip netns add "$NODE"
+ip netns add "$POD"
+ip -n "$NODE" link add eth0 type veth peer name eth0 netns "$POD"
+ip -n "$NODE" addr add 192.0.2.1/24 dev eth0
+ip -n "$POD" addr add 192.0.2.11/24 dev eth0
+for ns in "$NODE" "$POD"; do ip -n "$ns" link set lo up; ip -n "$ns" link set eth0 up; done
+ip -n "$NODE" route add 10.96.0.0/12 dev eth0
+
+ip netns exec "$POD" "$WORK/http_server" 192.0.2.11:8080 2>/dev/null &
+PIDS+=($!)
+ip netns exec "$POD" iperf3 -s -B 192.0.2.11 -p 5201 >/dev/null 2>&1 &
+PIDS+=($!)
+
+MANIFESTS=$WORK/manifests
+mkdir -p "$MANIFESTS"
+cat >"$MANIFESTS/web.yaml" <<'EOF'
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: bench}
+spec:
+  clusterIP: 10.96.0.10
+  ports: [{name: http, port: 80, targetPort: 8080}, {name: iperf, port: 5201, targetPort: 5201}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-x, namespace: bench, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{name: http, port: 8080}, {name: iperf, port: 5201}]
+endpoints: [{addresses: ["192.0.2.11"], conditions: {ready: true}}]
+EOF
+
+# --- the agent ------------------------------------------------------------------------------
+ADMIN=""
+start_agent() { # backend
+  printf 'apiVersion: agent.edgemesh.config.kubeedge.io/v1alpha1\nkind: EdgeMeshAgent\nmodules:\n  edgeDNS:\n    enable: false\n  edgeProxy:\n    enable: true\n    backend: %s\n' "$1" >"$WORK/config.yaml"
+  ip netns exec "$NODE" "$BIN" agent --manifests "$MANIFESTS" --node-name bench-node \
+    --admin-addr 127.0.0.1:0 --config "$WORK/config.yaml" >"$WORK/agent-$1.log" 2>&1 &
+  AGENT=$!
+  for _ in $(seq 1 200); do
+    ADMIN=$(grep -o 'admin endpoint listening on [0-9.:]*' "$WORK/agent-$1.log" | awk '{print $NF}' || true)
+    [ -n "$ADMIN" ] && in_node curl -sf "http://$ADMIN/readyz" >/dev/null 2>&1 && break
+    sleep 0.05
+  done
+  wait_rule "$1" 10.96.0.10 || { cat "$WORK/agent-$1.log" >&2; exit 1; }
+}
+stop_agent() {
+  kill "$AGENT"; wait "$AGENT" 2>/dev/null || true; AGENT=""
+  in_node "$BIN" agent --cleanup >/dev/null 2>&1
+}
+has_rule() { # backend ip
+  if [ "$1" = nftables ]; then
+    in_node nft get element inet edgemesh svc4 "{ $2 . tcp . 80 }" >/dev/null 2>&1
+  else
+    # Through a file: `grep -q` closing the pipe early would fail the pipeline (pipefail).
+    in_node iptables-save -t nat >"$WORK/nat.txt" && grep -q -- "-d $2/32 " "$WORK/nat.txt"
+  fi
+}
+wait_rule() { # backend ip: polls every 10 ms (plus the listing's own time), at most ~60 s
+  for _ in $(seq 1 6000); do has_rule "$1" "$2" && return 0; sleep 0.01; done
+  echo "rule for $2 never appeared" >&2; return 1
+}
+metric() { in_node curl -sf "http://$ADMIN/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+now_ms() { date +%s%3N; }
+cluster_ip() { python3 -c "import ipaddress,sys; print(ipaddress.IPv4Address('10.97.0.0') + int(sys.argv[1]))" "$1"; }
+
+# load_services BACKEND N: replaces the bulk manifest with N services; prints
+# "end-to-end ms (file renamed into the directory -> last service's rule present), apply ms".
+load_services() {
+  python3 "$ROOT/scripts/bench/services.py" "$2" 192.0.2.11 >"$WORK/bulk.staging"
+  local last start
+  last=$(cluster_ip $(($2 - 1)))
+  start=$(now_ms)
+  mv "$WORK/bulk.staging" "$MANIFESTS/bulk.yaml"
+  wait_rule "$1" "$last"
+  echo "$(($(now_ms) - start)) $(awk "BEGIN {printf \"%.0f\", $(metric edgemesh_proxier_last_sync_microseconds) / 1000}")"
+}
+
+# --- measurements ---------------------------------------------------------------------------
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$AGENT/stat"; }
+rss_kib() { awk -v k="${1:-VmRSS:}" '$1 == k {print $2}' "/proc/$AGENT/status"; }
+iperf_gbps() { # target
+  in_node iperf3 -c "$1" -p 5201 -t "$DURATION" -J |
+    python3 -c "import json,sys; print('%.2f' % (json.load(sys.stdin)['end']['sum_received']['bits_per_second'] / 1e9))"
+}
+# wrk_run URL CONNS: "requests/s p50_us p99_us"
+wrk_run() {
+  local threads=2
+  [ "$2" = 1 ] && threads=1
+  in_node wrk -t"$threads" -c"$2" -d"${DURATION}s" --latency "$1" | awk '
+    function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; if (v ~ /s$/) return v * 1e6; return v }
+    /Requests\/sec/ { rps = $2 } $1 == "50%" { p50 = us($2) } $1 == "99%" { p99 = us($2) }
+    END { printf "%.0f %.0f %.0f\n", rps, p50, p99 }'
+}
+# first_connections URLs...: median of curl time_total (µs), one new connection per URL
+first_connections() {
+  for url in "$@"; do in_node curl -s -o /dev/null -w '%{time_total}\n' --max-time 5 "$url"; done |
+    sort -n | awk '{v[NR] = $1 * 1e6} END {printf "%.0f", v[int((NR + 1) / 2)]}'
+}
+sample_urls() { # N: 20 never-contacted ClusterIPs spread over the N services
+  for i in $(seq 0 19); do echo "http://$(cluster_ip $((i * $1 / 20 + 1)))/"; done
+}
+
+echo "load before: $(uptime)" >&2
+start_agent nftables
+echo "bulk TCP (iperf3 ${DURATION}s)..." >&2
+IPERF_DIRECT=$(iperf_gbps 192.0.2.11)
+T0=$(cpu_ticks); S0=$(date +%s.%N)
+IPERF_AGENT=$(iperf_gbps 10.96.0.10)
+IPERF_CPU=$(awk -v t="$(($(cpu_ticks) - T0))" -v s="$S0" -v e="$(date +%s.%N)" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f", 100 * t / hz / (e - s)}')
+declare -A WRK
+for c in 1 16 64; do
+  echo "wrk ${c} connections..." >&2
+  WRK[direct-$c]=$(wrk_run http://192.0.2.11:8080/ "$c")
+  T0=$(cpu_ticks); S0=$(date +%s.%N)
+  WRK[agent-$c]=$(wrk_run http://10.96.0.10/ "$c")
+  WRK[cpu-$c]=$(awk -v t="$(($(cpu_ticks) - T0))" -v s="$S0" -v e="$(date +%s.%N)" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f", 100 * t / hz / (e - s)}')
+done
+RSS_LOAD=$(rss_kib); HWM_LOAD=$(rss_kib VmHWM:)
+
+echo "services: first connections, sync times, memory..." >&2
+FIRST_DIRECT=$(first_connections $(for _ in $(seq 1 20); do echo http://192.0.2.11:8080/; done))
+declare -A SYNC FIRST
+SYNC[nftables-100]=$(load_services nftables 100)
+FIRST[100]=$(first_connections $(sample_urls 100))
+SYNC[nftables-1000]=$(load_services nftables 1000)
+sleep 1
+RSS_1000=$(rss_kib)
+SYNC[nftables-10000]=$(load_services nftables 10000)
+FIRST[10000]=$(first_connections $(sample_urls 10000))
+RSS_10000=$(rss_kib)
+rm "$MANIFESTS/bulk.yaml"
+stop_agent
+start_agent iptables
+SYNC[iptables-1000]=$(load_services iptables 1000)
+SYNC[iptables-10000]=$(load_services iptables 10000)
+rm "$MANIFESTS/bulk.yaml"
+stop_agent
+echo "load after: $(uptime)" >&2
+
+# --- the table ------------------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
+field() { echo "$1" | awk -v i="$2" '{print $i}'; }
+echo
+echo "| figure | direct | through the agent | agent / direct |"
+echo "|---|---:|---:|---:|"
+echo "| bulk TCP (iperf3, 1 stream), Gbit/s | $IPERF_DIRECT | $IPERF_AGENT | $(ratio "$IPERF_AGENT" "$IPERF_DIRECT") |"
+for c in 1 16 64; do
+  d=${WRK[direct-$c]}; a=${WRK[agent-$c]}
+  echo "| HTTP requests/s, $c conn (wrk) | $(field "$d" 1) | $(field "$a" 1) | $(ratio "$(field "$a" 1)" "$(field "$d" 1)") |"
+  echo "| HTTP p50 / p99 latency, $c conn, µs | $(field "$d" 2) / $(field "$d" 3) | $(field "$a" 2) / $(field "$a" 3) | +$(($(field "$a" 3) - $(field "$d" 3))) µs p99 |"
+done
+echo "| first connection (curl time_total, median of 20), µs: 100 services | $FIRST_DIRECT | ${FIRST[100]} | |"
+echo "| first connection, µs: 10,000 services | $FIRST_DIRECT | ${FIRST[10000]} | 10k / 100: $(ratio "${FIRST[10000]}" "${FIRST[100]}") |"
+echo
+echo "| agent | value |"
+echo "|---|---:|"
+echo "| CPU during iperf3 (% of one core) | $IPERF_CPU |"
+for c in 1 16 64; do echo "| CPU during wrk $c conn (% of one core) | ${WRK[cpu-$c]} |"; done
+echo "| RSS after the load runs (peak), MiB | $(awk "BEGIN {printf \"%.1f (%.1f)\", $RSS_LOAD / 1024, $HWM_LOAD / 1024}") |"
+echo "| RSS with 1,000 services, MiB | $(awk "BEGIN {printf \"%.1f\", $RSS_1000 / 1024}") |"
+echo "| RSS with 10,000 services, MiB | $(awk "BEGIN {printf \"%.1f\", $RSS_10000 / 1024}") |"
+for key in nftables-100 nftables-1000 nftables-10000 iptables-1000 iptables-10000; do
+  echo "| sync ${key/-/ } services: file written → rule present / proxier apply, ms | $(field "${SYNC[$key]}" 1) / $(field "${SYNC[$key]}" 2) |"
+done
