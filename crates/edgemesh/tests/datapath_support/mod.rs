@@ -221,8 +221,9 @@ impl NodeAgent {
         agent
     }
 
-    /// /readyz turns 200 once the sources synced, before the proxier's first apply (see the
-    /// report of the data-path tests): wait until every proxied ClusterIP is in the rules.
+    /// Waits until every proxied ClusterIP is in the rules (immediate since /readyz waits for
+    /// the first rule sync; `agent_readyz_implies_rules_installed` pins that): a cheap guard so
+    /// the traffic tests never race the proxier.
     pub fn wait_rules_installed(&self) -> Duration {
         let installed = || {
             let rules = match self.backend {
