@@ -89,7 +89,12 @@ pub fn netns(tag: &str) -> Netns {
 
 /// Backend addresses of the first port of `ns/name`, sorted.
 pub fn backends(snapshot: &Value, key: &str) -> Vec<String> {
-    let mut out: Vec<String> = snapshot["services"][key]["ports"][0]["backends"]
+    port_backends(snapshot, key, 0)
+}
+
+/// Backend addresses of port `port_index` of `ns/name`, sorted.
+pub fn port_backends(snapshot: &Value, key: &str, port_index: usize) -> Vec<String> {
+    let mut out: Vec<String> = snapshot["services"][key]["ports"][port_index]["backends"]
         .as_array()
         .map(|b| {
             b.iter()

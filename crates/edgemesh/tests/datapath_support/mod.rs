@@ -11,6 +11,9 @@
 mod clients;
 mod manifests;
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -325,17 +328,7 @@ fn rules_text(node: &Host, argv: &[&str]) -> String {
 
 /// Backend addresses of port `port_index` of `shop/name` in a snapshot, sorted.
 pub fn snapshot_backends(snapshot: &Value, name: &str, port_index: usize) -> Vec<String> {
-    let key = format!("shop/{name}");
-    let mut out: Vec<String> = snapshot["services"][key]["ports"][port_index]["backends"]
-        .as_array()
-        .map(|b| {
-            b.iter()
-                .filter_map(|b| b["addr"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
+    common::port_backends(snapshot, &format!("shop/{name}"), port_index)
 }
 
 /// Polls `check` every 20 ms until it holds (Ok: how long it took) or `timeout` passes.
