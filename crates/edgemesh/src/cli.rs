@@ -20,6 +20,11 @@ pub struct Cli {
 pub enum Command {
     /// Run the node agent: service discovery, ClusterIP proxy, node-local DNS, tunnel.
     Agent(AgentArgs),
+    /// Run the edge hub: an HTTPS kube-apiserver proxy that caches for offline operation.
+    Hub(crate::hub::HubArgs),
+    /// Build a multi-LAN edge cluster from network namespaces on this machine and run the examples.
+    #[command(subcommand)]
+    Playground(crate::playground::PlaygroundCommand),
     /// Print the version and build information.
     Version,
 }
