@@ -1,0 +1,47 @@
+//! Errors of the edge hub. Each names what was wrong and, where it helps, what to do.
+
+use std::path::PathBuf;
+
+/// A selector the hub cannot evaluate offline.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SelectorError {
+    #[error(
+        "invalid label selector term '{0}' (expected key=value, key!=value, key in (a,b), key notin (a,b), key or !key)"
+    )]
+    Label(String),
+    #[error("invalid field selector term '{0}' (expected field=value or field!=value)")]
+    Field(String),
+}
+
+/// Errors starting or running the hub.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HubError {
+    #[error("invalid hub configuration: {0}")]
+    Config(String),
+    #[error("cannot read {what} {path}: {source}")]
+    ReadFile {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid {what} {path}: {reason}")]
+    BadFile {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cache directory {path}: {source}")]
+    Cache {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("TLS setup: {0}")]
+    Tls(String),
+}

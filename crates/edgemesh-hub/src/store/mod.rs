@@ -1,0 +1,389 @@
+//! The response cache: in memory for fast answers, mirrored to disk in YurtHub's layout so it
+//! survives restarts. Memory is loaded from disk at start; every change goes to memory at once
+//! and to disk through one ordered writer.
+//!
+//! Crash safety of lists: before the objects of a list are written, the list's record is removed
+//! from the metadata file; it is written back only after the last object. A crash in between
+//! leaves valid objects but no claim that the list is complete, so offline that list is "not
+//! cached" (an error), never a half-written list.
+
+mod disk;
+mod load;
+mod resource;
+mod writer;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use bytes::Bytes;
+use serde_json::Value;
+
+pub use disk::{is_safe_component, write_atomic};
+pub use resource::{CachedObject, ListRecord, ListScope, Meta, ResourceCache};
+pub use writer::WriterStats;
+
+use crate::error::{HubError, SelectorError};
+use crate::request::ResourceKey;
+
+type Resources = HashMap<(String, ResourceKey), ResourceCache>;
+
+/// An answer from the cache.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    Found(Bytes),
+    /// A complete list says the object does not exist.
+    NotFound,
+    /// The cache cannot tell: never stored for this agent.
+    NotCached,
+}
+
+/// Counts for the admin endpoint.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CacheStats {
+    pub agents: usize,
+    pub resources: usize,
+    pub objects: usize,
+    pub discovery_documents: usize,
+    pub files_written: u64,
+    pub bytes_written: u64,
+    pub write_errors: u64,
+}
+
+/// The cache. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Cache {
+    root: PathBuf,
+    resources: RwLock<Resources>,
+    discovery: RwLock<HashMap<(String, String), Bytes>>,
+    writer: writer::Writer,
+}
+
+impl Cache {
+    /// Opens (creating) `root` and loads what a previous run left, cleaning up after a crash.
+    pub fn open(root: &Path) -> Result<Self, HubError> {
+        let cache_err = |source| HubError::Cache {
+            path: root.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(root).map_err(cache_err)?;
+        let loaded = load::load(root).map_err(cache_err)?;
+        let writer = writer::Writer::spawn().map_err(cache_err)?;
+        Ok(Self {
+            root: root.to_path_buf(),
+            resources: RwLock::new(loaded.resources),
+            discovery: RwLock::new(loaded.discovery),
+            writer,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Resources> {
+        self.resources.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Resources> {
+        self.resources.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn resource_dir(&self, agent: &str, key: &ResourceKey) -> PathBuf {
+        self.root.join(agent).join(key.dir_name())
+    }
+
+    fn queue_meta(&self, agent: &str, key: &ResourceKey, meta: &Meta) {
+        if let Ok(bytes) = serde_json::to_vec(meta) {
+            let path = self.resource_dir(agent, key).join(disk::META_FILE);
+            self.writer.send(writer::Op::Write(path, bytes));
+        }
+    }
+
+    fn queue_object(&self, agent: &str, key: &ResourceKey, object: &CachedObject) {
+        let path = disk::object_path(
+            &self.resource_dir(agent, key),
+            &object.namespace,
+            &object.name,
+        );
+        self.writer
+            .send(writer::Op::Write(path, object.bytes.to_vec()));
+    }
+
+    fn queue_removal(&self, agent: &str, key: &ResourceKey, namespace: &str, name: &str) {
+        let path = disk::object_path(&self.resource_dir(agent, key), namespace, name);
+        self.writer.send(writer::Op::Remove(path));
+    }
+
+    /// Stores a complete list response (`{"kind":"PodList","items":[…]}`) for `scope`.
+    pub fn store_list(
+        &self,
+        agent: &str,
+        key: &ResourceKey,
+        scope: &ListScope,
+        list: Value,
+    ) -> Result<usize, StoreError> {
+        let (list_kind, rv, items) = split_list(list, key)?;
+        let mut all = self.write();
+        let cache = all.entry((agent.to_string(), key.clone())).or_default();
+        cache.meta.list_kind = list_kind;
+        // Withdraw the claim first: a crash while the objects are written must not leave it.
+        let had_record = cache.meta.lists.iter().any(|r| r.same_scope(scope));
+        if had_record {
+            let mut withdrawn = cache.meta.clone();
+            withdrawn.lists.retain(|r| !r.same_scope(scope));
+            self.queue_meta(agent, key, &withdrawn);
+        }
+        let count = items.len();
+        let change = cache.replace_list(scope, items, rv)?;
+        for (namespace, name) in &change.removed {
+            self.queue_removal(agent, key, namespace, name);
+        }
+        for object_key in &change.written {
+            if let Some(object) = cache.objects.get(object_key) {
+                self.queue_object(agent, key, object);
+            }
+        }
+        self.queue_meta(agent, key, &cache.meta);
+        Ok(count)
+    }
+
+    /// Stores (or replaces) one object, from a get or a watch event.
+    pub fn store_object(&self, agent: &str, key: &ResourceKey, value: Value) -> bool {
+        let Some(object) = valid_object(value, key) else {
+            return false;
+        };
+        let mut all = self.write();
+        let cache = all.entry((agent.to_string(), key.clone())).or_default();
+        if cache
+            .objects
+            .get(&object.key())
+            .is_some_and(|old| old.bytes == object.bytes)
+        {
+            return true;
+        }
+        self.queue_object(agent, key, &object);
+        cache.objects.insert(object.key(), Arc::new(object));
+        true
+    }
+
+    /// Forgets one object (deleted upstream, or a get answered 404).
+    pub fn remove_object(&self, agent: &str, key: &ResourceKey, namespace: &str, name: &str) {
+        let mut all = self.write();
+        if let Some(cache) = all.get_mut(&(agent.to_string(), key.clone()))
+            && cache
+                .objects
+                .remove(&(namespace.to_string(), name.to_string()))
+                .is_some()
+        {
+            self.queue_removal(agent, key, namespace, name);
+        }
+    }
+
+    /// Remembers that the apiserver accepted `credential` (a hash) for this resource.
+    pub fn record_credential(&self, agent: &str, key: &ResourceKey, credential: &str) {
+        if self.credential_known(agent, key, credential) {
+            return;
+        }
+        let mut all = self.write();
+        let cache = all.entry((agent.to_string(), key.clone())).or_default();
+        if cache.meta.credentials.insert(credential.to_string()) {
+            self.queue_meta(agent, key, &cache.meta);
+        }
+    }
+
+    pub fn credential_known(&self, agent: &str, key: &ResourceKey, credential: &str) -> bool {
+        self.read()
+            .get(&(agent.to_string(), key.clone()))
+            .is_some_and(|c| c.meta.credentials.contains(credential))
+    }
+
+    /// A list response body from the cache.
+    pub fn list(
+        &self,
+        agent: &str,
+        key: &ResourceKey,
+        scope: &ListScope,
+    ) -> Result<Lookup, SelectorError> {
+        let all = self.read();
+        let Some(cache) = all.get(&(agent.to_string(), key.clone())) else {
+            return Ok(Lookup::NotCached);
+        };
+        let Some((items, rv)) = cache.list(scope)? else {
+            return Ok(Lookup::NotCached);
+        };
+        let list_kind = if cache.meta.list_kind.is_empty() {
+            "List"
+        } else {
+            &cache.meta.list_kind
+        };
+        Ok(Lookup::Found(render_list(
+            list_kind,
+            &key.api_version(),
+            &rv,
+            &items,
+        )))
+    }
+
+    /// One object from the cache.
+    pub fn get(&self, agent: &str, key: &ResourceKey, namespace: &str, name: &str) -> Lookup {
+        let all = self.read();
+        let Some(cache) = all.get(&(agent.to_string(), key.clone())) else {
+            return Lookup::NotCached;
+        };
+        if let Some(object) = cache
+            .objects
+            .get(&(namespace.to_string(), name.to_string()))
+        {
+            return Lookup::Found(object.bytes.clone());
+        }
+        let scope = ListScope {
+            namespace: (!namespace.is_empty()).then(|| namespace.to_string()),
+            ..ListScope::default()
+        };
+        match cache.covering(&scope) {
+            Some(_) => Lookup::NotFound,
+            None => Lookup::NotCached,
+        }
+    }
+
+    /// The newest resourceVersion cached, `None` if nothing of that resource is cached.
+    pub fn newest_version(&self, agent: &str, key: &ResourceKey) -> Option<String> {
+        self.read()
+            .get(&(agent.to_string(), key.clone()))
+            .map(ResourceCache::newest_version)
+    }
+
+    /// Whether anything (objects or a list record) is cached for this agent and resource.
+    pub fn has_resource(&self, agent: &str, key: &ResourceKey) -> bool {
+        self.read().contains_key(&(agent.to_string(), key.clone()))
+    }
+
+    pub fn store_discovery(&self, agent: &str, path: &str, body: Bytes) {
+        let Some(file) = disk::discovery_file_name(path) else {
+            return;
+        };
+        let mut docs = self.discovery.write().unwrap_or_else(|e| e.into_inner());
+        let slot = (agent.to_string(), path.to_string());
+        if docs.get(&slot) == Some(&body) {
+            return;
+        }
+        let file = self.root.join(agent).join(disk::DISCOVERY_DIR).join(file);
+        self.writer.send(writer::Op::Write(file, body.to_vec()));
+        docs.insert(slot, body);
+    }
+
+    /// A discovery document: this agent's, else any agent's (discovery is not per client).
+    pub fn discovery(&self, agent: &str, path: &str) -> Option<Bytes> {
+        let docs = self.discovery.read().unwrap_or_else(|e| e.into_inner());
+        docs.get(&(agent.to_string(), path.to_string()))
+            .cloned()
+            .or_else(|| {
+                docs.iter()
+                    .find(|((_, p), _)| p == path)
+                    .map(|(_, body)| body.clone())
+            })
+    }
+
+    /// Waits until every change so far is on disk (tests, shutdown).
+    pub fn flush(&self) {
+        self.writer.flush_blocking();
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let all = self.read();
+        let agents: std::collections::BTreeSet<_> = all.keys().map(|(a, _)| a).collect();
+        let stats = &self.writer.stats;
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        CacheStats {
+            agents: agents.len(),
+            resources: all.len(),
+            objects: all.values().map(|c| c.objects.len()).sum(),
+            discovery_documents: self.discovery.read().map(|d| d.len()).unwrap_or(0),
+            files_written: load(&stats.files_written),
+            bytes_written: load(&stats.bytes_written),
+            write_errors: load(&stats.errors),
+        }
+    }
+}
+
+/// Why a response could not be cached.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("not a list: {0}")]
+    NotAList(String),
+    #[error(transparent)]
+    Selector(#[from] SelectorError),
+}
+
+/// `(list kind, resourceVersion, objects)` of a list; items get their `kind`/`apiVersion` filled
+/// in so each file on disk is a complete object.
+fn split_list(
+    list: Value,
+    key: &ResourceKey,
+) -> Result<(String, String, Vec<CachedObject>), StoreError> {
+    let Value::Object(mut map) = list else {
+        return Err(StoreError::NotAList("body is not a JSON object".into()));
+    };
+    let list_kind = map
+        .get("kind")
+        .and_then(Value::as_str)
+        .filter(|k| k.ends_with("List"))
+        .ok_or_else(|| StoreError::NotAList("kind does not end in List".into()))?
+        .to_string();
+    let rv = map
+        .get("metadata")
+        .and_then(|m| m.get("resourceVersion"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let Some(Value::Array(items)) = map.remove("items") else {
+        return Err(StoreError::NotAList("no items array".into()));
+    };
+    let kind = list_kind.trim_end_matches("List").to_string();
+    let objects = items
+        .into_iter()
+        .filter_map(|mut item| {
+            if let Value::Object(fields) = &mut item {
+                fields
+                    .entry("kind")
+                    .or_insert_with(|| Value::String(kind.clone()));
+                fields
+                    .entry("apiVersion")
+                    .or_insert_with(|| Value::String(key.api_version()));
+            }
+            valid_object(item, key)
+        })
+        .collect();
+    Ok((list_kind, rv, objects))
+}
+
+/// An object whose namespace and name are safe file names.
+fn valid_object(value: Value, _key: &ResourceKey) -> Option<CachedObject> {
+    let object = CachedObject::new(value)?;
+    let namespace_ok = object.namespace.is_empty() || is_safe_component(&object.namespace);
+    (namespace_ok && is_safe_component(&object.name)).then_some(object)
+}
+
+/// `{"kind":…,"apiVersion":…,"metadata":{"resourceVersion":…},"items":[…]}` from stored bytes.
+fn render_list(kind: &str, api_version: &str, rv: &str, items: &[Arc<CachedObject>]) -> Bytes {
+    let header = serde_json::json!({"kind": kind, "apiVersion": api_version,
+                                    "metadata": {"resourceVersion": rv}});
+    let mut out = serde_json::to_vec(&header).unwrap_or_default();
+    out.pop(); // the closing brace
+    out.extend_from_slice(b",\"items\":[");
+    let size: usize = items.iter().map(|o| o.bytes.len() + 1).sum();
+    out.reserve(size + 2);
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&item.bytes);
+    }
+    out.extend_from_slice(b"]}");
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,121 @@
+use serde_json::json;
+
+use super::*;
+
+fn pods() -> ResourceKey {
+    ResourceKey {
+        group: String::new(),
+        version: "v1".into(),
+        resource: "pods".into(),
+    }
+}
+
+fn pod_list(names: &[&str], rv: &str) -> Value {
+    let items: Vec<_> = names
+        .iter()
+        .map(|n| json!({"metadata": {"name": n, "namespace": "prod", "resourceVersion": rv}}))
+        .collect();
+    json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items})
+}
+
+fn all() -> ListScope {
+    ListScope::default()
+}
+
+fn listed(cache: &Cache) -> Value {
+    match cache.list("kubectl", &pods(), &all()).unwrap() {
+        Lookup::Found(bytes) => serde_json::from_slice(&bytes).unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn lists_survive_a_restart_with_kind_filled_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    cache
+        .store_list("kubectl", &pods(), &all(), pod_list(&["a", "b"], "5"))
+        .unwrap();
+    cache.record_credential("kubectl", &pods(), "abc");
+    cache.flush();
+    let file = dir.path().join("kubectl/pods.v1.core/prod/a");
+    let on_disk: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    assert_eq!(on_disk["kind"], "Pod");
+    drop(cache);
+
+    let cache = Cache::open(dir.path()).unwrap();
+    let list = listed(&cache);
+    assert_eq!(list["kind"], "PodList");
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+    assert!(cache.credential_known("kubectl", &pods(), "abc"));
+    assert_eq!(
+        cache.get("kubectl", &pods(), "prod", "zzz"),
+        Lookup::NotFound
+    );
+    assert_eq!(cache.get("other", &pods(), "prod", "a"), Lookup::NotCached);
+}
+
+#[test]
+fn a_relist_removes_vanished_objects_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    cache
+        .store_list("kubectl", &pods(), &all(), pod_list(&["a", "b"], "5"))
+        .unwrap();
+    cache
+        .store_list("kubectl", &pods(), &all(), pod_list(&["b"], "6"))
+        .unwrap();
+    cache.flush();
+    assert!(!dir.path().join("kubectl/pods.v1.core/prod/a").exists());
+    assert_eq!(listed(&cache)["metadata"]["resourceVersion"], "6");
+}
+
+#[test]
+fn start_up_cleans_temp_files_and_garbage() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = dir.path().join("kubectl/pods.v1.core/prod");
+    std::fs::create_dir_all(&res).unwrap();
+    std::fs::write(res.join(".tmp-a-1-1"), b"{\"metadata\":").unwrap();
+    std::fs::write(res.join("torn"), b"{\"metadata\":").unwrap();
+    std::fs::write(
+        res.join("ok"),
+        br#"{"metadata":{"name":"ok","namespace":"prod"}}"#,
+    )
+    .unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    assert!(!res.join(".tmp-a-1-1").exists());
+    assert!(!res.join("torn").exists());
+    assert!(matches!(
+        cache.get("kubectl", &pods(), "prod", "ok"),
+        Lookup::Found(_)
+    ));
+    // Objects without a list record are served by name, but never as a list.
+    assert_eq!(
+        cache.list("kubectl", &pods(), &all()).unwrap(),
+        Lookup::NotCached
+    );
+}
+
+#[test]
+fn unsafe_names_are_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let evil = json!({"metadata": {"name": "..", "namespace": "prod"}});
+    assert!(!cache.store_object("kubectl", &pods(), evil));
+}
+
+#[test]
+fn discovery_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    cache.store_discovery(
+        "kubectl",
+        "/apis/apps/v1",
+        Bytes::from_static(b"{\"kind\":\"APIResourceList\"}"),
+    );
+    cache.flush();
+    drop(cache);
+    let cache = Cache::open(dir.path()).unwrap();
+    assert!(cache.discovery("other", "/apis/apps/v1").is_some());
+    assert!(cache.discovery("other", "/api").is_none());
+}
