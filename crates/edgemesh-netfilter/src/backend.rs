@@ -20,6 +20,8 @@ pub struct SyncStats {
     /// Size of the transaction text sent to the tool.
     pub bytes: usize,
     pub duration: Duration,
+    /// Frontends the kernel DNATs itself (nftables fast path), a subset of `frontends`.
+    pub fast_path: usize,
     /// Our jumps had been displaced (iptables only) and were moved back first.
     pub order_repaired: bool,
 }
@@ -121,6 +123,7 @@ impl RuleBackend for FakeBackend {
             frontends: rules.elements.len(),
             bytes: 0,
             duration: Duration::ZERO,
+            fast_path: rules.fast.len(),
             order_repaired: std::mem::take(&mut self.displaced),
         })
     }

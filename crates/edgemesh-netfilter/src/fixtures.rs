@@ -2,10 +2,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use edgemesh_model::fixtures::cluster_ip_service;
+use edgemesh_model::fixtures::{cluster_ip_service, endpoint_slice};
 use edgemesh_model::{
-    BuildOptions, Catalog, ObjectKey, Protocol, Resource, ServiceKind, ServicePortSpec,
-    ServiceSpec, Snapshot, SourceId, TargetPort,
+    BuildOptions, Catalog, DestinationRuleSpec, HashKey, LbPolicy, ObjectKey, Protocol, Resource,
+    ServiceKind, ServicePortSpec, ServiceSpec, Snapshot, SourceId, TargetPort,
 };
 
 /// `10.96.0.10` TCP 80 of `default/web`.
@@ -97,6 +97,53 @@ pub fn many_services(count: u32) -> Snapshot {
         cluster_ip_service("bench", &format!("svc-{i}"), ip, 80)
     });
     snapshot_of(services)
+}
+
+/// `10.96.1.1`: `fast/rr`, round robin over two endpoints of this node (`n1`).
+pub const FAST_RR_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 96, 1, 1));
+/// `10.96.1.2`: `fast/random`, a DestinationRule `RANDOM`, one local endpoint, one unnamed.
+pub const FAST_RANDOM_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 96, 1, 2));
+/// `10.96.1.3`: `fast/hash`, consistent hash by source IP: the proxy's.
+pub const HASH_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 96, 1, 3));
+/// `10.96.1.4`: `fast/remote`, one endpoint on node `n2`: the proxy's (tunnel).
+pub const REMOTE_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 96, 1, 4));
+/// `10.96.1.5`: `fast/single`, one endpoint of this node.
+pub const SINGLE_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 96, 1, 5));
+
+/// Services with endpoints and every policy, seen from node `n1` (the fast-path fixture).
+pub fn policies_snapshot() -> Snapshot {
+    let ip = |last| IpAddr::V4(Ipv4Addr::new(192, 0, 2, last));
+    let mut catalog = Catalog::new();
+    let mut add = |name: &str, vip, endpoints: &[(IpAddr, &str)], policy: Option<LbPolicy>| {
+        let svc = cluster_ip_service("fast", name, vip, 80);
+        let slice = endpoint_slice(&svc, endpoints, 8080);
+        if let Some(policy) = policy {
+            let rule = DestinationRuleSpec {
+                key: svc.key.clone(),
+                policy,
+            };
+            catalog.upsert(SourceId::Manifests, Resource::DestinationRule(rule));
+        }
+        catalog.upsert(SourceId::Manifests, Resource::Service(svc));
+        catalog.upsert(SourceId::Manifests, Resource::EndpointSlice(slice));
+    };
+    add("rr", FAST_RR_V4, &[(ip(11), "n1"), (ip(12), "n1")], None);
+    add(
+        "random",
+        FAST_RANDOM_V4,
+        &[(ip(11), "n1"), (ip(13), "n1")],
+        Some(LbPolicy::Random),
+    );
+    let hash = LbPolicy::ConsistentHash(HashKey::SourceIp);
+    add(
+        "hash",
+        HASH_V4,
+        &[(ip(11), "n1"), (ip(12), "n1")],
+        Some(hash),
+    );
+    add("remote", REMOTE_V4, &[(ip(21), "n2")], None);
+    add("single", SINGLE_V4, &[(ip(11), "n1")], None);
+    catalog.build_snapshot(BuildOptions::default()).0
 }
 
 fn snapshot_of(services: impl IntoIterator<Item = ServiceSpec>) -> Snapshot {

@@ -2,6 +2,8 @@
 //!
 //! - [`desired_rules`] turns a [`Snapshot`](edgemesh_model::Snapshot) into a [`RuleSet`] (pure):
 //!   a constant number of rules plus one set element per intercepted frontend.
+//! - The kernel fast path ([`FastPathOptions`]): TCP frontends that need no userspace decision
+//!   (round robin or random over endpoints of this node) are DNATed by nftables itself.
 //! - [`trace`] tells what those rules do to one packet, for fast tests.
 //! - [`RuleBackend`] applies a rule set atomically: [`NftBackend`] (our own `table inet
 //!   edgemesh`, one `nft -f -` per sync, base chains at priority -110, ahead of kube-proxy),
@@ -26,8 +28,8 @@ pub use error::{NetfilterError, Result};
 pub use iptables::{IptablesBackend, render_iptables};
 pub use nft::{NftBackend, render_nft, render_nft_cleanup};
 pub use rules::{
-    DEFAULT_BYPASS_MARK, DEFAULT_TCP_PROXY_PORT, DEFAULT_TPROXY_MARK, Hook, IpFamily, MarkMatch,
-    RuleOptions, RuleSet, UdpOptions, desired_rules,
+    DEFAULT_BYPASS_MARK, DEFAULT_TCP_PROXY_PORT, DEFAULT_TPROXY_MARK, FastPathOptions, FastRoute,
+    Hook, IpFamily, MarkMatch, RuleOptions, RuleSet, Spread, UdpOptions, desired_rules,
 };
 pub use runner::{CommandRunner, SystemRunner};
 pub use trace::{Packet, Verdict, trace};

@@ -12,6 +12,8 @@ use crate::error::Result;
 use crate::rules::{Action, ChainType, Hook, IpFamily, Match, RuleSet};
 use crate::runner::CommandRunner;
 
+mod fast;
+
 /// Family and name of our table.
 pub const NFT_TABLE: &str = "inet edgemesh";
 
@@ -23,6 +25,7 @@ pub fn render_nft(rules: &RuleSet) -> String {
     let _ = writeln!(out, "table {NFT_TABLE} {{");
     render_set(&mut out, rules, IpFamily::V4);
     render_set(&mut out, rules, IpFamily::V6);
+    fast::render(&mut out, rules);
     for chain in &rules.chains {
         let _ = writeln!(out, "\tchain {} {{", chain.name);
         let _ = writeln!(
@@ -96,23 +99,32 @@ fn hook(h: Hook) -> &'static str {
     match h {
         Hook::Prerouting => "prerouting",
         Hook::Output => "output",
+        Hook::Postrouting => "postrouting",
     }
 }
 
 fn condition(m: &Match) -> String {
     match *m {
         Match::Mark(mark) => format!("meta mark & {:#010x} == {:#010x}", mark.mask, mark.value),
-        Match::Intercepted { family, protocol } => {
-            let addr = match family {
-                IpFamily::V4 => "ip",
-                IpFamily::V6 => "ip6",
-            };
-            format!(
-                "meta l4proto {} {addr} daddr . meta l4proto . th dport @{}",
-                l4(protocol),
-                set_name(family)
-            )
-        }
+        Match::Intercepted { family, protocol } => format!(
+            "meta l4proto {} {} daddr . meta l4proto . th dport @{}",
+            l4(protocol),
+            addr(family),
+            set_name(family)
+        ),
+        Match::FastPath { family } => format!("{} daddr . meta l4proto . th dport", addr(family)),
+        Match::FastPathReply { family } => format!(
+            "meta l4proto tcp ct status dnat ct original {} daddr . ct original proto-dst @{}",
+            addr(family),
+            fast::set_name(family)
+        ),
+    }
+}
+
+fn addr(family: IpFamily) -> &'static str {
+    match family {
+        IpFamily::V4 => "ip",
+        IpFamily::V6 => "ip6",
     }
 }
 
@@ -132,6 +144,11 @@ fn action(rule: &crate::rules::Rule) -> String {
         }
         Action::SetMark(mark) => format!("meta mark set {mark:#010x}"),
         Action::NoTrack => "notrack".into(),
+        Action::DnatToBackends => match rule.when {
+            Match::FastPath { family } => format!("vmap @{}", fast::map_name(family)),
+            _ => "accept".into(),
+        },
+        Action::Masquerade => "masquerade".into(),
     }
 }
 
@@ -172,6 +189,7 @@ impl RuleBackend for NftBackend {
             frontends: rules.elements.len(),
             bytes: text.len(),
             duration: started.elapsed(),
+            fast_path: rules.fast.len(),
             order_repaired: false,
         })
     }

@@ -10,6 +10,9 @@ use std::net::IpAddr;
 
 use edgemesh_model::{Frontend, Protocol, Snapshot};
 
+mod fast_path;
+pub use fast_path::{FastPathOptions, FastRoute, Spread, fast_route};
+
 /// The transparent TCP proxy port of the agent (EdgeMesh's default).
 pub const DEFAULT_TCP_PROXY_PORT: u16 = 40001;
 /// The agent marks its own upstream sockets with this (`SO_MARK`); such packets are never
@@ -47,7 +50,7 @@ pub struct UdpOptions {
 }
 
 /// Inputs of rule generation that do not come from the Snapshot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleOptions {
     /// TCP is REDIRECTed here; the proxy reads the target with `SO_ORIGINAL_DST`.
     pub tcp_port: u16,
@@ -55,6 +58,10 @@ pub struct RuleOptions {
     pub udp: Option<UdpOptions>,
     /// Packets of the agent's own upstream sockets.
     pub bypass_mark: MarkMatch,
+    /// `Some`: TCP frontends the kernel can balance alone are DNATed in the kernel
+    /// ([`fast_path`](self::fast_route)); only the nftables backend renders it, the others proxy
+    /// those frontends like any other.
+    pub fast_path: Option<FastPathOptions>,
 }
 
 impl Default for RuleOptions {
@@ -63,6 +70,7 @@ impl Default for RuleOptions {
             tcp_port: DEFAULT_TCP_PROXY_PORT,
             udp: None,
             bypass_mark: DEFAULT_BYPASS_MARK,
+            fast_path: None,
         }
     }
 }
@@ -87,6 +95,8 @@ impl IpFamily {
 pub enum Hook {
     Prerouting,
     Output,
+    /// Leaving the host (source NAT).
+    Postrouting,
 }
 
 /// The base-chain type (nftables' `type`).
@@ -108,6 +118,11 @@ pub enum Match {
         family: IpFamily,
         protocol: Protocol,
     },
+    /// Destination is a fast-path frontend of this family (the verdict-map lookup).
+    FastPath { family: IpFamily },
+    /// The connection was DNATed from a fast-path frontend of this family (conntrack's
+    /// original destination).
+    FastPathReply { family: IpFamily },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +137,10 @@ pub enum Action {
     SetMark(u32),
     /// Skip conntrack, so no NAT chain (ours or kube-proxy's) ever sees the packet.
     NoTrack,
+    /// nat: DNAT to one of the frontend's backends (the per-frontend fast-path chain).
+    DnatToBackends,
+    /// nat: rewrite the source to the outgoing interface's address.
+    Masquerade,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,6 +166,8 @@ pub const NAT_PRIORITY: i32 = -110;
 pub const MANGLE_PRIORITY: i32 = -150;
 /// Where conntrack is skipped for intercepted UDP (raw).
 pub const RAW_PRIORITY: i32 = -300;
+/// Source NAT of fast-path connections: ahead of kube-proxy's and the CNI's masquerade (100).
+pub const SNAT_PRIORITY: i32 = 90;
 
 /// Everything the kernel should hold for one Snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,6 +178,9 @@ pub struct RuleSet {
     pub elements: BTreeMap<Frontend, String>,
     /// Proxied frontends that these options cannot intercept (SCTP, UDP without TPROXY).
     pub not_intercepted: Vec<Frontend>,
+    /// Intercepted frontends the kernel DNATs itself (a subset of `elements`: a backend that
+    /// does not render the fast path still redirects them to the proxy).
+    pub fast: BTreeMap<Frontend, FastRoute>,
 }
 
 impl RuleSet {
@@ -185,22 +209,30 @@ impl RuleSet {
 pub fn desired_rules(snapshot: &Snapshot, opts: &RuleOptions) -> RuleSet {
     let mut elements = BTreeMap::new();
     let mut not_intercepted = Vec::new();
+    let mut fast = BTreeMap::new();
     for (frontend, port) in snapshot.proxied_frontends() {
         if !intercepts(opts, frontend.protocol) {
             not_intercepted.push(frontend);
             continue;
         }
-        let service = snapshot
-            .route(&frontend)
-            .map(|(s, _)| s.key.to_string())
-            .unwrap_or_default();
-        elements.insert(frontend, format!("{service}:{}", port.name));
+        let Some((service, _)) = snapshot.route(&frontend) else {
+            continue;
+        };
+        let kernel = opts
+            .fast_path
+            .as_ref()
+            .and_then(|fp| fast_route(&frontend, service, port, fp));
+        if let Some(route) = kernel {
+            fast.insert(frontend, route);
+        }
+        elements.insert(frontend, format!("{}:{}", service.key, port.name));
     }
     RuleSet {
-        options: *opts,
+        options: opts.clone(),
         chains: chains(opts),
         elements,
         not_intercepted,
+        fast,
     }
 }
 
@@ -219,8 +251,17 @@ fn chains(opts: &RuleOptions) -> Vec<Chain> {
     let redirect = Action::Redirect {
         port: opts.tcp_port,
     };
-    let tcp = |name, hook| base(name, hook, Nat, NAT_PRIORITY).with(opts, Protocol::Tcp, redirect);
+    let tcp = |name, hook| {
+        let chain = base(name, hook, Nat, NAT_PRIORITY).with(opts, Protocol::Tcp, redirect);
+        match opts.fast_path {
+            Some(_) => chain.fast_path_first(),
+            None => chain,
+        }
+    };
     let mut all = vec![tcp("nat_prerouting", Prerouting), tcp("nat_output", Output)];
+    if opts.fast_path.is_some() {
+        all.push(masquerade_fast_path());
+    }
     if let Some(udp) = opts.udp {
         let tproxy = Action::Tproxy {
             port: udp.port,
@@ -272,6 +313,34 @@ impl Chain {
         ];
         self
     }
+
+    /// Fast-path frontends are DNATed before the rules that redirect to the proxy see them.
+    fn fast_path_first(mut self) -> Self {
+        let dispatch = |family| Rule {
+            when: Match::FastPath { family },
+            then: Action::DnatToBackends,
+        };
+        self.rules
+            .splice(1..1, [dispatch(IpFamily::V4), dispatch(IpFamily::V6)]);
+        self
+    }
+}
+
+/// Fast-path connections leave with the node's address, as the proxy's own would, so replies
+/// always return through this node's conntrack (pods on one bridge without br_netfilter, hairpin).
+fn masquerade_fast_path() -> Chain {
+    let masquerade = |family| Rule {
+        when: Match::FastPathReply { family },
+        then: Action::Masquerade,
+    };
+    let mut chain = base(
+        "nat_postrouting",
+        Hook::Postrouting,
+        ChainType::Nat,
+        SNAT_PRIORITY,
+    );
+    chain.rules = vec![masquerade(IpFamily::V4), masquerade(IpFamily::V6)];
+    chain
 }
 
 #[cfg(test)]

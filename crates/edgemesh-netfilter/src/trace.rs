@@ -44,6 +44,8 @@ pub enum Verdict {
     Redirect { port: u16 },
     /// Delivered to the transparent UDP socket on this port.
     Tproxy { port: u16 },
+    /// DNATed by the kernel to one of the frontend's backends (the fast path).
+    Dnat,
     /// Our rules let it through untouched (kube-proxy or plain routing handle it).
     Continue,
 }
@@ -83,7 +85,8 @@ fn run_hook(rules: &RuleSet, packet: &mut Packet) -> Option<Verdict> {
                 Action::Redirect { port } => return Some(Verdict::Redirect { port }),
                 Action::Tproxy { port, .. } => return Some(Verdict::Tproxy { port }),
                 Action::SetMark(mark) => packet.mark = mark,
-                Action::NoTrack => {}
+                Action::NoTrack | Action::Masquerade => {}
+                Action::DnatToBackends => return Some(Verdict::Dnat),
             }
         }
     }
@@ -91,17 +94,19 @@ fn run_hook(rules: &RuleSet, packet: &mut Packet) -> Option<Verdict> {
 }
 
 fn matches(rules: &RuleSet, condition: &Match, packet: &Packet) -> bool {
+    let frontend = Frontend {
+        ip: packet.daddr,
+        port: packet.dport,
+        protocol: packet.protocol,
+    };
+    let family_matches = |family| IpFamily::of(&packet.daddr) == family;
     match *condition {
         Match::Mark(mark) => mark.matches(packet.mark),
         Match::Intercepted { family, protocol } => {
-            let frontend = Frontend {
-                ip: packet.daddr,
-                port: packet.dport,
-                protocol: packet.protocol,
-            };
-            IpFamily::of(&packet.daddr) == family
-                && packet.protocol == protocol
-                && rules.contains(&frontend)
+            family_matches(family) && packet.protocol == protocol && rules.contains(&frontend)
         }
+        Match::FastPath { family } => family_matches(family) && rules.fast.contains_key(&frontend),
+        // Conntrack state is not modelled: the tracer follows a packet up to its DNAT.
+        Match::FastPathReply { .. } => false,
     }
 }

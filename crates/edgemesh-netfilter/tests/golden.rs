@@ -4,11 +4,11 @@
 
 use std::path::PathBuf;
 
-use edgemesh_netfilter::fixtures::sample_snapshot;
+use edgemesh_netfilter::fixtures::{policies_snapshot, sample_snapshot};
 use edgemesh_netfilter::iptables::order::{NatTable, plan_jumps};
 use edgemesh_netfilter::{
-    DEFAULT_TPROXY_MARK, IpFamily, RuleOptions, UdpOptions, desired_rules, render_iptables,
-    render_nft,
+    DEFAULT_TPROXY_MARK, FastPathOptions, IpFamily, RuleOptions, UdpOptions, desired_rules,
+    render_iptables, render_nft,
 };
 
 fn check(name: &str, actual: &str) {
@@ -65,5 +65,19 @@ fn iptables_first_sync_per_family() {
     check(
         "sample-v6.iptables",
         &render_iptables(&rules, IpFamily::V6, &jumps),
+    );
+}
+
+#[test]
+fn nft_with_the_kernel_fast_path() {
+    let opts = RuleOptions {
+        fast_path: Some(FastPathOptions {
+            local_node: Some("n1".into()),
+        }),
+        ..RuleOptions::default()
+    };
+    check(
+        "policies-fast-path.nft",
+        &render_nft(&desired_rules(&policies_snapshot(), &opts)),
     );
 }

@@ -10,11 +10,11 @@ use std::net::SocketAddr;
 
 use common::{Landed, Netns, connect_and_see, listen};
 use edgemesh_model::{Frontend, Protocol};
-use edgemesh_netfilter::fixtures::{WEB_V4, sample_snapshot};
+use edgemesh_netfilter::fixtures::{WEB_V4, policies_snapshot, sample_snapshot};
 use edgemesh_netfilter::iptables::order::{CONTAINER_CHAIN, HOST_CHAIN};
 use edgemesh_netfilter::{
-    DEFAULT_BYPASS_MARK, IpFamily, IptablesBackend, NftBackend, RuleBackend, RuleOptions, RuleSet,
-    desired_rules,
+    DEFAULT_BYPASS_MARK, FastPathOptions, IpFamily, IptablesBackend, NftBackend, RuleBackend,
+    RuleOptions, RuleSet, desired_rules,
 };
 
 const WEB: &str = "10.96.0.10:80";
@@ -305,5 +305,58 @@ fn nft_udp_tproxy_wins_over_kube_proxy_dnat() {
     assert!(
         !udp_lands_on_tproxy(&ns),
         "after cleanup kube-proxy gets it again"
+    );
+}
+
+/// Kernel fast path: round robin is DNATed by the kernel itself, alternating exactly between the
+/// two endpoints; a consistent-hash service still reaches the proxy port.
+#[test]
+fn nft_fast_path_dnats_round_robin_in_the_kernel() {
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+
+    let ns = cluster_ns();
+    for ip in ["192.0.2.11/32", "192.0.2.12/32"] {
+        ns.exec("ip", &["addr", "add", ip, "dev", "lo"]);
+    }
+    let opts = RuleOptions {
+        fast_path: Some(FastPathOptions {
+            local_node: Some("n1".into()),
+        }),
+        ..RuleOptions::default()
+    };
+    let rules = desired_rules(&policies_snapshot(), &opts);
+    let stats = NftBackend::new(ns.runner()).apply(&rules).unwrap();
+    assert_eq!((stats.frontends, stats.fast_path), (5, 3));
+
+    let landed: Vec<String> = ns.enter(|| {
+        let serve = |addr: &str| {
+            let listener = TcpListener::bind(addr).unwrap();
+            let name = addr.to_string();
+            std::thread::spawn(move || {
+                for stream in listener.incoming().take(8) {
+                    use std::io::Write;
+                    let _ = stream.unwrap().write_all(name.as_bytes());
+                }
+            });
+        };
+        serve("192.0.2.11:8080");
+        serve("192.0.2.12:8080");
+        (0..6)
+            .map(|_| {
+                let mut reply = String::new();
+                let mut stream = TcpStream::connect("10.96.1.1:80").unwrap();
+                stream.read_to_string(&mut reply).unwrap();
+                reply
+            })
+            .collect()
+    });
+    let first = landed.iter().filter(|l| *l == &landed[0]).count();
+    assert_eq!(first, 3, "round robin over two endpoints: {landed:?}");
+    assert!(landed.windows(2).all(|w| w[0] != w[1]), "{landed:?}");
+    assert_eq!(
+        probe(&ns, "10.96.1.3:80", 0),
+        proxied("10.96.1.3:80"),
+        "consistent hash stays with the proxy"
     );
 }

@@ -74,7 +74,15 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     };
     let publisher = Publisher::new(&settings.sources(), options, DEBOUNCE);
     let datapath = match &settings.proxy {
-        Some(proxy) => Some(datapath::start(proxy, publisher.cell(), publisher.subscribe()).await?),
+        Some(proxy) => Some(
+            datapath::start(
+                proxy,
+                &settings.node_name,
+                publisher.cell(),
+                publisher.subscribe(),
+            )
+            .await?,
+        ),
         None => None,
     };
     let dns = match settings.dns.clone() {

@@ -1,5 +1,6 @@
 //! Issue acceptance (ClusterIP data path): HTTP, HTTPS, TCP echo, UDP echo and WebSocket from
-//! the node to a ClusterIP reach a real pod through the real agent, with both backends.
+//! the node to a ClusterIP reach a real pod through the real agent, with both backends, and with
+//! nftables both through the kernel fast path (default) and through the userspace proxy.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step should panic
 mod datapath_support;
 
@@ -9,13 +10,24 @@ use datapath_support::{Backend, Cluster, ECHO, HTTP, HTTPS, Svc, UDP, WS};
 
 const IP: &str = "10.96.0.10";
 
-fn every_kind_through_the_agent(backend: Backend, tag: &str) {
+/// Where the agent sends the TCP kinds.
+#[derive(Clone, Copy, PartialEq)]
+enum TcpPath {
+    KernelFastPath,
+    Proxy,
+}
+
+fn every_kind_through_the_agent(backend: Backend, tcp_path: TcpPath, tag: &str) {
     let cluster = Cluster::new(tag, 1);
     let web = Svc::new("web", IP)
         .ports(&[HTTP, HTTPS, ECHO, UDP, WS])
         .endpoints(&cluster.pod_ips());
     cluster.apply("web.yaml", &web.yaml());
-    let mut agent = cluster.start_agent(backend, "");
+    let extra = match tcp_path {
+        TcpPath::KernelFastPath => "",
+        TcpPath::Proxy => "    kernelFastPath: false\n",
+    };
+    let mut agent = cluster.start_agent(backend, extra);
 
     // Nothing but the agent answers 10.96.0.10 in the node (the LAN has no such host).
     assert_eq!(
@@ -47,18 +59,31 @@ fn every_kind_through_the_agent(backend: Backend, tag: &str) {
         }
     }
     let accepted = agent.metric("edgemesh_proxy_tcp_accepted_total");
-    assert!(
-        accepted >= 4.0,
-        "4 TCP kinds went through the proxy, counted {accepted}"
-    );
+    let in_kernel = agent.metric("edgemesh_proxier_fast_path_frontends");
+    match tcp_path {
+        TcpPath::KernelFastPath => assert!(
+            in_kernel == 4.0 && accepted == 0.0,
+            "4 TCP ports DNATed by the kernel ({in_kernel}), none through the proxy ({accepted})"
+        ),
+        TcpPath::Proxy => assert!(
+            in_kernel == 0.0 && accepted >= 4.0,
+            "4 TCP kinds went through the proxy ({accepted}), none in the kernel ({in_kernel})"
+        ),
+    }
 }
 
 #[test]
 fn agent_datapath_serves_every_kind_with_nftables() {
-    every_kind_through_the_agent(Backend::Nftables, "dpk-nft");
+    every_kind_through_the_agent(Backend::Nftables, TcpPath::KernelFastPath, "dpk-nft");
+}
+
+#[test]
+fn agent_datapath_serves_every_kind_with_nftables_through_the_proxy() {
+    every_kind_through_the_agent(Backend::Nftables, TcpPath::Proxy, "dpk-nfp");
 }
 
 #[test]
 fn agent_datapath_serves_every_kind_with_iptables() {
-    every_kind_through_the_agent(Backend::Iptables, "dpk-ipt");
+    // iptables has no fast path: the default config proxies everything.
+    every_kind_through_the_agent(Backend::Iptables, TcpPath::Proxy, "dpk-ipt");
 }

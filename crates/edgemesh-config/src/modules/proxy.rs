@@ -23,6 +23,9 @@ pub struct EdgeProxy {
     pub listen_port: Checked<Port>,
     /// edgemesh extension: how ClusterIP traffic is intercepted.
     pub backend: Checked<ProxyBackend>,
+    /// edgemesh extension: with nftables, TCP services balanced round robin or random over
+    /// endpoints of this node are DNATed by the kernel instead of passing through the proxy.
+    pub kernel_fast_path: bool,
 }
 
 impl Default for EdgeProxy {
@@ -35,6 +38,7 @@ impl Default for EdgeProxy {
             service_filter_mode: Checked::new(ServiceFilterMode::FilterIfLabelExists),
             listen_port: Checked::new(Port(DEFAULT_PROXY_LISTEN_PORT)),
             backend: Checked::new(ProxyBackend::Auto),
+            kernel_fast_path: true,
         }
     }
 }

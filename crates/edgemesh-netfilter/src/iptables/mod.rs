@@ -17,7 +17,8 @@ use order::{CONTAINER_CHAIN, HOST_CHAIN, JumpState, NatTable, plan_cleanup, plan
 
 /// The nat section for one family: our chains declared (which flushes them under `--noflush`),
 /// refilled, then `jump_lines` (from [`order::plan_jumps`]). UDP chains are not rendered: UDP
-/// interception needs nftables.
+/// interception needs nftables. Neither is the kernel fast path: its frontends are redirected to
+/// the proxy like the others (they are in `rules.elements` too).
 pub fn render_iptables(rules: &RuleSet, family: IpFamily, jump_lines: &[String]) -> String {
     let mut out = String::with_capacity(128 + rules.elements.len() * 128);
     out.push_str("*nat\n");
@@ -30,6 +31,8 @@ pub fn render_iptables(rules: &RuleSet, family: IpFamily, jump_lines: &[String])
         let name = match chain.hook {
             Hook::Prerouting => CONTAINER_CHAIN,
             Hook::Output => HOST_CHAIN,
+            // Only the fast path's masquerade lives there, and iptables has no fast path.
+            Hook::Postrouting => continue,
         };
         for rule in &chain.rules {
             render_rule(&mut out, rules, family, name, rule);
@@ -83,7 +86,7 @@ fn render_rule(
                 );
             }
         }
-        Match::Intercepted { .. } => {}
+        Match::Intercepted { .. } | Match::FastPath { .. } | Match::FastPathReply { .. } => {}
     }
 }
 
@@ -176,6 +179,7 @@ impl RuleBackend for IptablesBackend {
             frontends: rules.elements.len(),
             bytes,
             duration: started.elapsed(),
+            fast_path: 0,
             order_repaired: repaired,
         })
     }

@@ -4,7 +4,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::fixtures::{
-    DNS_V4, LABELLED_V4, SCTP_V4, WEB_V4, WEB_V6, many_services, sample_snapshot,
+    DNS_V4, FAST_RANDOM_V4, FAST_RR_V4, HASH_V4, LABELLED_V4, REMOTE_V4, SCTP_V4, SINGLE_V4,
+    WEB_V4, WEB_V6, many_services, policies_snapshot, sample_snapshot,
 };
 use crate::trace::{Packet, Verdict, trace};
 
@@ -106,6 +107,55 @@ fn nat_chains_run_ahead_of_kube_proxy() {
             chain.name
         );
     }
+}
+
+fn fast_path_on_n1() -> RuleOptions {
+    RuleOptions {
+        fast_path: Some(FastPathOptions {
+            local_node: Some("n1".into()),
+        }),
+        ..with_udp()
+    }
+}
+
+#[test]
+fn the_kernel_balances_what_needs_no_userspace_decision() {
+    use Hook::{Output, Prerouting};
+    use Protocol::Tcp;
+    let rules = desired_rules(&policies_snapshot(), &fast_path_on_n1());
+    #[rustfmt::skip]
+    let cases: &[(&str, Packet, Verdict)] = &[
+        ("round robin over local endpoints", Packet::new(Prerouting, Tcp, FAST_RR_V4, 80), Verdict::Dnat),
+        ("from the host too", Packet::new(Output, Tcp, FAST_RR_V4, 80), Verdict::Dnat),
+        ("random", Packet::new(Output, Tcp, FAST_RANDOM_V4, 80), Verdict::Dnat),
+        ("a single endpoint", Packet::new(Output, Tcp, SINGLE_V4, 80), Verdict::Dnat),
+        ("consistent hash goes to the proxy", Packet::new(Output, Tcp, HASH_V4, 80), TCP_PROXY),
+        ("an endpoint on another node goes to the proxy", Packet::new(Output, Tcp, REMOTE_V4, 80), TCP_PROXY),
+        ("the agent's own socket is never touched", Packet::new(Output, Tcp, FAST_RR_V4, 80).with_mark(BYPASS), Verdict::Continue),
+        ("other ports are not ours", Packet::new(Output, Tcp, FAST_RR_V4, 81), Verdict::Continue),
+    ];
+    for (name, packet, want) in cases {
+        assert_eq!(trace(&rules, packet), *want, "{name}");
+    }
+    let rr = &rules.fast[&Frontend {
+        ip: FAST_RR_V4,
+        port: 80,
+        protocol: Tcp,
+    }];
+    assert_eq!(
+        (rr.label.as_str(), rr.spread, rr.backends.len()),
+        ("fast/rr:http", Spread::RoundRobin, 2)
+    );
+}
+
+#[test]
+fn fast_path_frontends_stay_redirected_where_the_backend_cannot_dnat() {
+    let rules = desired_rules(&policies_snapshot(), &fast_path_on_n1());
+    assert_eq!(rules.fast.len(), 3, "{:?}", rules.fast.keys());
+    assert!(rules.fast.keys().all(|f| rules.contains(f)));
+    let off = desired_rules(&policies_snapshot(), &with_udp());
+    assert!(off.fast.is_empty());
+    assert!(off.chains.iter().all(|c| c.hook != Hook::Postrouting));
 }
 
 proptest! {

@@ -129,6 +129,12 @@ fn datapath_metrics(datapath: &DataPath) -> String {
             load(&p.last_sync_micros),
         ),
         (
+            "edgemesh_proxier_fast_path_frontends",
+            "Frontends the kernel DNATs itself (nftables fast path), not through the proxy.",
+            "gauge",
+            load(&p.last_fast_path),
+        ),
+        (
             "edgemesh_proxy_tcp_accepted_total",
             "TCP connections accepted.",
             "counter",

@@ -11,8 +11,8 @@ use anyhow::Context;
 use edgemesh_lb::LoadBalancer;
 use edgemesh_model::{Snapshot, SnapshotCell};
 use edgemesh_netfilter::{
-    BackendKind, CommandRunner, DEFAULT_BYPASS_MARK, RuleOptions, SystemRunner, UdpOptions,
-    select_backend,
+    BackendKind, CommandRunner, DEFAULT_BYPASS_MARK, FastPathOptions, RuleOptions, SystemRunner,
+    UdpOptions, select_backend,
 };
 use edgemesh_proxy::udp::TproxySocket;
 use edgemesh_proxy::{DirectDialer, Metrics, Proxy, ProxyConfig};
@@ -32,6 +32,7 @@ pub struct DataPath {
 
 pub async fn start(
     settings: &ProxySettings,
+    node_name: &str,
     cell: Arc<SnapshotCell>,
     updates: watch::Receiver<Arc<Snapshot>>,
 ) -> anyhow::Result<DataPath> {
@@ -69,6 +70,7 @@ pub async fn start(
     let options = RuleOptions {
         tcp_port: settings.port,
         udp,
+        fast_path: fast_path(settings, backend.name(), node_name),
         ..RuleOptions::default()
     };
     let stats = Arc::new(ProxierStats::default());
@@ -82,6 +84,17 @@ pub async fn start(
     Ok(DataPath {
         proxy_metrics: Arc::clone(proxy.metrics()),
         proxier: stats,
+    })
+}
+
+/// The kernel fast path needs nftables (numgen DNAT maps); with iptables every frontend is proxied.
+fn fast_path(settings: &ProxySettings, backend: &str, node_name: &str) -> Option<FastPathOptions> {
+    let on = settings.kernel_fast_path && backend == "nftables";
+    if settings.kernel_fast_path && !on {
+        tracing::info!("kernel fast path off: it needs the nftables backend, not {backend}");
+    }
+    on.then(|| FastPathOptions {
+        local_node: Some(Arc::from(node_name)),
     })
 }
 

@@ -24,6 +24,8 @@ pub struct ProxierStats {
     pub order_repairs: AtomicU64,
     pub last_sync_micros: AtomicU64,
     pub last_frontends: AtomicU64,
+    /// Of those, DNATed by the kernel itself (fast path).
+    pub last_fast_path: AtomicU64,
     /// Version of the last Snapshot whose rules are installed (0: none yet).
     pub last_synced_version: AtomicU64,
 }
@@ -45,7 +47,7 @@ pub async fn run(
     ));
     loop {
         let snapshot = Arc::clone(&updates.borrow_and_update());
-        sync(&backend, &snapshot, options, &stats).await;
+        sync(&backend, &snapshot, &options, &stats).await;
         balancer.prune(&snapshot);
         if updates.changed().await.is_err() {
             return;
@@ -57,10 +59,10 @@ pub async fn run(
 async fn sync(
     backend: &SharedBackend,
     snapshot: &Snapshot,
-    options: RuleOptions,
+    options: &RuleOptions,
     stats: &ProxierStats,
 ) {
-    let rules = desired_rules(snapshot, &options);
+    let rules = desired_rules(snapshot, options);
     let backend = Arc::clone(backend);
     let applied = tokio::task::spawn_blocking(move || backend.blocking_lock().apply(&rules)).await;
     match applied {
@@ -75,6 +77,9 @@ async fn sync(
             stats
                 .last_frontends
                 .store(result.frontends as u64, Ordering::Relaxed);
+            stats
+                .last_fast_path
+                .store(result.fast_path as u64, Ordering::Relaxed);
             if result.order_repaired {
                 stats.order_repairs.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(

@@ -41,6 +41,8 @@ pub struct ProxySettings {
     pub port: u16,
     pub backend: BackendKind,
     pub consistent_hash: ConsistentHashConfig,
+    /// DNAT in the kernel what needs no userspace decision (nftables only).
+    pub kernel_fast_path: bool,
 }
 
 /// The resolved settings of one agent run.
@@ -139,6 +141,7 @@ impl ProxySettings {
                 replication_factor: count(hash.replication_factor),
                 load: hash.load,
             },
+            kernel_fast_path: proxy.kernel_fast_path,
         }
     }
 }
