@@ -1,17 +1,171 @@
-//! `edgemesh playground`: a multi-LAN edge cluster from network namespaces. Placeholder.
+//! `edgemesh playground`: a multi-LAN edge cluster from network namespaces on this machine
+//! (crate `edgemesh-playground`); this module only parses the command line and prints.
 
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand, ValueEnum};
+use edgemesh_playground::check::table;
+use edgemesh_playground::pods::Program;
+use edgemesh_playground::up::{UpOptions, UpOutcome};
+use edgemesh_playground::{Plan, PlaygroundError, agents};
 
 /// Subcommands of `edgemesh playground`.
 #[derive(Debug, Subcommand)]
 pub enum PlaygroundCommand {
-    /// Build the cluster and start the agents and pods.
-    Up,
+    /// Build the cluster (cloud node, LAN A with two edge nodes, LAN B with one, NAT routers)
+    /// and start an agent on every node and the example pods. Safe to run twice.
+    Up {
+        #[command(flatten)]
+        common: Common,
+        /// Start the agents with the tunnel, so cross-LAN checks run instead of being skipped.
+        #[arg(long, default_value_t = agents::TUNNEL_DEFAULT)]
+        tunnel: bool,
+    },
+    /// Run the checks a user would by hand (HTTP, TCP, UDP, WebSocket, DNS, load balancing,
+    /// the filtered service) from a node in each LAN; exits non-zero if any fails.
+    Check {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Run a command on a node, e.g. `exec edge-a2 -- curl hostname-lb-svc.edgemesh-test:12345`.
+    Exec {
+        #[command(flatten)]
+        common: Common,
+        /// cloud, edge-a1, edge-a2, edge-b1, router-a or router-b.
+        node: String,
+        /// The command and its arguments (after `--`).
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Remove every namespace, link, rule, process and file the playground created (also
+    /// after a crash). Safe to run twice.
+    Down {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// A pod program (started by `up` inside a node).
+    #[command(hide = true)]
+    Pod(PodArgs),
 }
 
-pub fn main(_command: PlaygroundCommand) -> ExitCode {
-    eprintln!("edgemesh playground: not built yet");
-    ExitCode::from(2)
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Prefix of every namespace and of the state directory (lets CI run beside a user's
+    /// playground): 1-8 lowercase letters or digits.
+    #[arg(long, env = "EDGEMESH_PLAYGROUND_PREFIX", default_value = edgemesh_playground::DEFAULT_PREFIX)]
+    prefix: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PodArgs {
+    program: PodProgram,
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    port: u16,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PodProgram {
+    Hostname,
+    TcpEcho,
+    UdpEcho,
+    WsEcho,
+}
+
+pub fn main(command: PlaygroundCommand) -> ExitCode {
+    let result = match command {
+        PlaygroundCommand::Up { common, tunnel } => up(&common, tunnel),
+        PlaygroundCommand::Check { common } => check(&common),
+        PlaygroundCommand::Exec {
+            common,
+            node,
+            command,
+        } => exec(&common, &node, &command),
+        PlaygroundCommand::Down { common } => down(&common),
+        PlaygroundCommand::Pod(args) => pod(&args),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("edgemesh playground: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+fn say(line: &str) {
+    println!("playground: {line}");
+}
+
+fn up(common: &Common, tunnel: bool) -> Result<ExitCode, PlaygroundError> {
+    let plan = Plan::new(&common.prefix)?;
+    let binary = std::env::current_exe().map_err(|source| PlaygroundError::Spawn {
+        command: "locate the running edgemesh binary".into(),
+        source,
+    })?;
+    let options = UpOptions {
+        plan,
+        binary,
+        tunnel,
+    };
+    match edgemesh_playground::up::up(&options, &mut say)? {
+        UpOutcome::AlreadyUp(state) => say(&format!(
+            "already up ({} namespaces, {} processes running, tunnel {}); nothing changed",
+            state.namespaces.len(),
+            state.processes.len(),
+            if state.tunnel { "on" } else { "off" }
+        )),
+        UpOutcome::Built { .. } => say(&format!(
+            "up. Try: edgemesh playground check   or   edgemesh playground exec edge-a2 -- curl -s hostname-lb-svc.edgemesh-test:12345{}",
+            prefix_hint(&options.plan)
+        )),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn prefix_hint(plan: &Plan) -> String {
+    if plan.prefix() == edgemesh_playground::DEFAULT_PREFIX {
+        String::new()
+    } else {
+        format!("  (add --prefix {})", plan.prefix())
+    }
+}
+
+fn check(common: &Common) -> Result<ExitCode, PlaygroundError> {
+    let plan = Plan::new(&common.prefix)?;
+    let report = edgemesh_playground::check::check(&plan)?;
+    print!("{}", table::render(&report));
+    Ok(if report.failed() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn exec(common: &Common, node: &str, command: &[String]) -> Result<ExitCode, PlaygroundError> {
+    let plan = Plan::new(&common.prefix)?;
+    let status = edgemesh_playground::exec::exec(&plan, node, command)?;
+    let code = status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(1);
+    Ok(ExitCode::from(code))
+}
+
+fn down(common: &Common) -> Result<ExitCode, PlaygroundError> {
+    let plan = Plan::new(&common.prefix)?;
+    let done = edgemesh_playground::down::down(&plan, &mut say)?;
+    if done.is_empty() {
+        say(&format!("nothing to remove: no {}-* namespaces, processes or files", plan.prefix()));
+    } else {
+        say(&format!("down: removed {} things", done.len()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pod(args: &PodArgs) -> Result<ExitCode, PlaygroundError> {
+    let program = match args.program {
+        PodProgram::Hostname => Program::Hostname,
+        PodProgram::TcpEcho => Program::TcpEcho,
+        PodProgram::UdpEcho => Program::UdpEcho,
+        PodProgram::WsEcho => Program::WsEcho,
+    };
+    edgemesh_playground::pod::run(program, &args.name, args.port)?;
+    Ok(ExitCode::SUCCESS)
 }

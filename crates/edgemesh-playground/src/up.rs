@@ -1,0 +1,194 @@
+//! `edgemesh playground up`: namespaces, links, NAT, the manifests directory, an agent per node
+//! and the pods; waits until every agent is ready and every pod listens.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::agents::{self, ADMIN_ADDR};
+use crate::host::{list_netns, require_root};
+use crate::plan::{NODES, Plan};
+use crate::pods::PODS;
+use crate::state::{self, ProcessRecord, State};
+use crate::{PlaygroundError, build, down, manifests, netns, procs};
+
+/// How long an agent or a pod may take to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What `up` is asked to do.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub plan: Plan,
+    /// The `edgemesh` binary run for agents and pods (normally the running one).
+    pub binary: PathBuf,
+    /// Start the agents with the tunnel (see [`crate::agents`]).
+    pub tunnel: bool,
+}
+
+/// What `up` found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpOutcome {
+    /// A healthy playground was already up; nothing changed.
+    AlreadyUp(State),
+    /// Built from scratch (after removing leftovers when `cleaned` is non-empty).
+    Built { state: State, cleaned: Vec<String> },
+}
+
+/// Builds the playground unless a healthy one is up. `say` receives progress lines.
+pub fn up(options: &UpOptions, say: &mut dyn FnMut(&str)) -> Result<UpOutcome, PlaygroundError> {
+    require_root()?;
+    let plan = &options.plan;
+    if let Some(state) = state::load(plan)?
+        && healthy(&state)?
+    {
+        return Ok(UpOutcome::AlreadyUp(state));
+    }
+    let leftovers = down::find(plan)?;
+    let cleaned = if leftovers.is_empty() {
+        Vec::new()
+    } else {
+        say("found an incomplete playground (a crash or an interrupted run); removing it first");
+        down::remove(plan, &leftovers, say)?
+    };
+    let state = build_and_start(options, say)?;
+    Ok(UpOutcome::Built { state, cleaned })
+}
+
+/// Whether every namespace exists and every process of `state` is alive.
+pub fn healthy(state: &State) -> Result<bool, PlaygroundError> {
+    let present = list_netns()?;
+    let namespaces = state.namespaces.iter().all(|n| present.contains(n));
+    let processes = state.processes.iter().all(|p| state::alive(p.pid));
+    Ok(namespaces && processes && !state.processes.is_empty())
+}
+
+fn build_and_start(
+    options: &UpOptions,
+    say: &mut dyn FnMut(&str),
+) -> Result<State, PlaygroundError> {
+    let plan = &options.plan;
+    let dir = plan.state_dir();
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).map_err(|e| PlaygroundError::file(&logs, e))?;
+    let (namespaces, files) = build::topology(plan)?;
+    say(&format!(
+        "created {} network namespaces ({}-*): cloud, LAN A (edge-a1, edge-a2), LAN B (edge-b1), 2 NAT routers, 1 switch",
+        namespaces.len(),
+        plan.prefix()
+    ));
+    let mut state = State {
+        prefix: plan.prefix().to_owned(),
+        tunnel: options.tunnel,
+        namespaces,
+        processes: Vec::new(),
+        files,
+    };
+    state::save(plan, &state)?;
+    let manifests = dir.join("manifests");
+    let count = manifests::write_dir(&manifests)?;
+    say(&format!(
+        "wrote {count} manifest files to {}",
+        manifests.display()
+    ));
+    let config = dir.join("edgemesh-agent.yaml");
+    state::write_atomic(&config, &agents::config_yaml(options.tunnel))?;
+    let started = start_all(options, &config, &manifests, &logs, &mut state);
+    state::save(plan, &state)?;
+    started?;
+    wait_ready(&state)?;
+    say(&format!(
+        "started {} agents (tunnel {}) and {} pods; all ready",
+        NODES.len(),
+        if options.tunnel { "on" } else { "off" },
+        PODS.len()
+    ));
+    Ok(state)
+}
+
+/// Starts every agent and pod, recording each in `state` as it goes (so `down` can stop them
+/// even if a later one fails).
+fn start_all(
+    options: &UpOptions,
+    config: &Path,
+    manifests: &Path,
+    logs: &Path,
+    state: &mut State,
+) -> Result<(), PlaygroundError> {
+    let plan = &options.plan;
+    for node in &NODES {
+        let args = agents::args(node, config, manifests);
+        let name = format!("agent/{}", node.name);
+        let ns = plan.netns(node.name);
+        let record = procs::spawn_detached(&name, &ns, &options.binary, &args, logs)?;
+        state.processes.push(record);
+    }
+    for pod in &PODS {
+        let args: Vec<String> = [
+            "playground",
+            "pod",
+            pod.program.as_str(),
+            "--name",
+            pod.name,
+            "--port",
+            &pod.port.to_string(),
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let name = format!("pod/{}", pod.name);
+        let ns = plan.netns(pod.node);
+        let record = procs::spawn_detached(&name, &ns, &options.binary, &args, logs)?;
+        state.processes.push(record);
+    }
+    Ok(())
+}
+
+/// Waits for every agent's /readyz and every pod's "ready" line (one shared deadline).
+fn wait_ready(state: &State) -> Result<(), PlaygroundError> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    for process in &state.processes {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if process.name.starts_with("pod/") {
+            procs::wait_for_log(&process.name, &process.log, crate::pod::READY, left)?;
+        } else {
+            wait_agent(process, left)?;
+        }
+    }
+    Ok(())
+}
+
+fn wait_agent(agent: &ProcessRecord, timeout: Duration) -> Result<(), PlaygroundError> {
+    let started = Instant::now();
+    loop {
+        if !state::alive(agent.pid) {
+            return Err(procs::not_ready(&agent.name, timeout, &agent.log));
+        }
+        if agent_ready(&agent.netns)? {
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            return Err(procs::not_ready(&agent.name, timeout, &agent.log));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `GET /readyz` on the agent of `netns` answers 200.
+pub(crate) fn agent_ready(netns: &str) -> Result<bool, PlaygroundError> {
+    netns::run_in(netns, || {
+        crate::http::get(
+            ADMIN_ADDR,
+            "localhost",
+            "/readyz",
+            &[],
+            Duration::from_secs(2),
+        )
+        .is_ok_and(|(status, _)| status == 200)
+    })
+}
+
+/// Namespaces of `plan` that exist now (used to report what `up` would clash with).
+pub fn existing_netns(plan: &Plan) -> Result<Vec<String>, PlaygroundError> {
+    Ok(list_netns()?
+        .into_iter()
+        .filter(|n| plan.owns_netns(n))
+        .collect())
+}
