@@ -1,0 +1,181 @@
+//! One tunnel node as a process, for the namespace tests and `scripts/bench-tunnel.sh`.
+//!
+//! Besides the tunnel it can forward local ports into it (`--forward 127.0.0.1:7001=node/ip:port`,
+//! `--forward-udp ...`) and write `/debug/peers` data to a file every 500 ms (`--peers-out`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use edgemesh_model::SnapshotCell;
+use edgemesh_tunnel::snapshot_file::{AllowedEndpoint, snapshot_from_endpoints};
+use edgemesh_tunnel::{RelayNode, Tunnel, TunnelConfig, TunnelHandle};
+use tokio::net::{TcpListener, UdpSocket};
+
+#[derive(Parser, Debug)]
+struct Args {
+    #[arg(long)]
+    node: String,
+    #[arg(long)]
+    key: PathBuf,
+    #[arg(long)]
+    psk: Option<PathBuf>,
+    #[arg(long)]
+    pins: Option<PathBuf>,
+    #[arg(long, default_value_t = edgemesh_tunnel::DEFAULT_LISTEN_PORT)]
+    listen_port: u16,
+    /// `name=ip[,ip]`, repeatable.
+    #[arg(long)]
+    relay: Vec<String>,
+    /// JSON list of allowed endpoints (see `snapshot_file`).
+    #[arg(long)]
+    endpoints: Option<PathBuf>,
+    #[arg(long)]
+    own_addr: Vec<IpAddr>,
+    #[arg(long)]
+    no_mdns: bool,
+    /// `listen=node/ip:port`, repeatable.
+    #[arg(long)]
+    forward: Vec<String>,
+    #[arg(long)]
+    forward_udp: Vec<String>,
+    #[arg(long)]
+    peers_out: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
+    let args = Args::parse();
+    let snapshot = match &args.endpoints {
+        Some(path) => {
+            let eps: Vec<AllowedEndpoint> = serde_json::from_slice(&std::fs::read(path)?)
+                .with_context(|| format!("endpoints file {}", path.display()))?;
+            snapshot_from_endpoints(&eps)
+        }
+        None => Default::default(),
+    };
+    let mut config = TunnelConfig::new(&args.node, &args.key);
+    config.psk_path = args.psk.clone();
+    config.pins_path = args.pins.clone();
+    config.listen_port = args.listen_port;
+    config.mdns = !args.no_mdns;
+    config.own_addrs = args.own_addr.clone();
+    config.relays = args
+        .relay
+        .iter()
+        .map(|r| parse_relay(r))
+        .collect::<anyhow::Result<_>>()?;
+    let tunnel = Tunnel::start(config, Arc::new(SnapshotCell::new(snapshot)))?;
+    let handle = tunnel.handle();
+    for spec in &args.forward {
+        let (listen, node, target) = parse_forward(spec)?;
+        tokio::spawn(forward_tcp(
+            handle.clone(),
+            TcpListener::bind(listen).await?,
+            node,
+            target,
+        ));
+    }
+    for spec in &args.forward_udp {
+        let (listen, node, target) = parse_forward(spec)?;
+        tokio::spawn(forward_udp(
+            handle.clone(),
+            UdpSocket::bind(listen).await?,
+            node,
+            target,
+        ));
+    }
+    if let Some(path) = args.peers_out.clone() {
+        tokio::spawn(write_peers(handle.clone(), path));
+    }
+    tracing::info!("forwarders ready");
+    tokio::signal::ctrl_c().await?;
+    tunnel.stop();
+    Ok(())
+}
+
+fn parse_relay(spec: &str) -> anyhow::Result<RelayNode> {
+    let Some((name, ips)) = spec.split_once('=') else {
+        bail!("--relay wants name=ip[,ip], got {spec}")
+    };
+    let advertise_addresses = ips.split(',').map(str::parse).collect::<Result<_, _>>()?;
+    Ok(RelayNode {
+        node_name: name.into(),
+        advertise_addresses,
+    })
+}
+
+fn parse_forward(spec: &str) -> anyhow::Result<(SocketAddr, String, SocketAddr)> {
+    let (listen, rest) = spec
+        .split_once('=')
+        .context("--forward wants listen=node/ip:port")?;
+    let (node, target) = rest
+        .split_once('/')
+        .context("--forward wants listen=node/ip:port")?;
+    Ok((listen.parse()?, node.to_owned(), target.parse()?))
+}
+
+async fn forward_tcp(
+    handle: TunnelHandle,
+    listener: TcpListener,
+    node: String,
+    target: SocketAddr,
+) {
+    while let Ok((mut client, _)) = listener.accept().await {
+        let (handle, node) = (handle.clone(), node.clone());
+        tokio::spawn(async move {
+            match handle.open_tcp(&node, target).await {
+                Ok(mut stream) => {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut stream).await;
+                }
+                Err(error) => tracing::warn!(%error, "forward failed"),
+            }
+        });
+    }
+}
+
+/// One tunnelled flow per client address.
+async fn forward_udp(handle: TunnelHandle, socket: UdpSocket, node: String, target: SocketAddr) {
+    let socket = Arc::new(socket);
+    let mut flows = std::collections::HashMap::new();
+    let mut buf = vec![0u8; 65_535];
+    while let Ok((n, client)) = socket.recv_from(&mut buf).await {
+        if !flows.contains_key(&client) {
+            let Ok(flow) = handle.open_udp(&node, target).await else {
+                tracing::warn!("UDP forward failed");
+                continue;
+            };
+            let flow = Arc::new(flow);
+            let (flow2, socket2) = (Arc::clone(&flow), Arc::clone(&socket));
+            tokio::spawn(async move {
+                while let Some(d) = flow2.recv().await {
+                    let _ = socket2.send_to(&d, client).await;
+                }
+            });
+            flows.insert(client, flow);
+        }
+        if let Some(flow) = flows.get(&client) {
+            flow.send(&buf[..n]);
+        }
+    }
+}
+
+async fn write_peers(handle: TunnelHandle, path: PathBuf) {
+    loop {
+        if let Ok(peers) = handle.peers().await
+            && let Ok(json) = serde_json::to_vec_pretty(&peers)
+        {
+            let tmp = path.with_extension("tmp");
+            if std::fs::write(&tmp, json).is_ok() {
+                let _ = std::fs::rename(&tmp, &path);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -1,0 +1,125 @@
+//! The local side: find node X's agent, open a stream, send CONNECT, wait for the answer.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::{PeerId, Stream};
+use tokio::sync::oneshot;
+use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt as _};
+
+use crate::TunnelError;
+use crate::discovery;
+use crate::policy::WireProtocol;
+use crate::shared::{Command, Shared};
+use crate::stats::Counted;
+use crate::wire::{self, MsgType, PROXY_PROTOCOL, Proxy};
+
+/// A byte stream to an endpoint on another node, through the tunnel.
+pub type TunnelStream = Counted<Compat<Stream>>;
+
+const VERIFY_WAIT: Duration = Duration::from_secs(5);
+
+/// Opens a stream to `node`'s agent and has it dial `target` over `protocol`.
+pub(crate) async fn open(
+    shared: &Arc<Shared>,
+    node: &str,
+    protocol: WireProtocol,
+    target: SocketAddr,
+) -> Result<TunnelStream, TunnelError> {
+    let peer = resolve(shared, node).await?;
+    connect(shared, node, peer).await?;
+    verified(shared, node, peer).await?;
+    let mut stream = shared
+        .control()
+        .open_stream(peer, PROXY_PROTOCOL)
+        .await
+        .map_err(|e| TunnelError::OpenStream {
+            node: node.to_owned(),
+            reason: e.to_string(),
+        })?;
+    handshake(&mut stream, shared.me(), node, protocol, target).await?;
+    Ok(Counted::new(stream.compat(), shared.counters(peer)))
+}
+
+async fn handshake(
+    stream: &mut Stream,
+    me: &str,
+    node: &str,
+    protocol: WireProtocol,
+    target: SocketAddr,
+) -> Result<(), TunnelError> {
+    let proto_err = |e: std::io::Error| TunnelError::Protocol {
+        node: node.to_owned(),
+        reason: e.to_string(),
+    };
+    let connect = Proxy {
+        r#type: Some(MsgType::Connect as i32),
+        protocol: Some(protocol.as_str().to_owned()),
+        // EdgeMesh sends the *destination* node name here.
+        node_name: Some(node.to_owned()),
+        ip: Some(target.ip().to_string()),
+        port: Some(i32::from(target.port())),
+    };
+    let _ = me;
+    wire::write_msg(stream, &connect).await.map_err(proto_err)?;
+    let answer: Proxy = wire::read_msg(stream).await.map_err(proto_err)?;
+    match answer.kind() {
+        Some(MsgType::Success) => Ok(()),
+        _ => Err(TunnelError::Refused {
+            node: node.to_owned(),
+            target: format!("{} {target}", protocol.as_str()),
+        }),
+    }
+}
+
+/// The peer of `node`: known (verified or pinned), else asked of each connected relay.
+async fn resolve(shared: &Arc<Shared>, node: &str) -> Result<PeerId, TunnelError> {
+    if let Some(peer) = shared.peer_of(node) {
+        return Ok(peer);
+    }
+    let (reply, relays) = oneshot::channel();
+    shared.send(Command::Relays { reply }).await?;
+    for relay in relays.await.map_err(|_| TunnelError::Stopped)? {
+        if let Some(peer) = discovery::lookup(shared, relay, node).await {
+            tracing::debug!(%node, %peer, %relay, "relay told us who the node is");
+            return Ok(peer);
+        }
+    }
+    Err(TunnelError::UnknownNode(node.to_owned()))
+}
+
+async fn connect(shared: &Shared, node: &str, peer: PeerId) -> Result<(), TunnelError> {
+    let (reply, answer) = oneshot::channel();
+    shared.send(Command::Connect { peer, reply }).await?;
+    let reason = match tokio::time::timeout(shared.config.dial_timeout * 2, answer).await {
+        Ok(Ok(Ok(()))) => return Ok(()),
+        Ok(Ok(Err(reason))) => reason,
+        Ok(Err(_)) => return Err(TunnelError::Stopped),
+        Err(_) => "timed out".to_owned(),
+    };
+    Err(TunnelError::Connect {
+        node: node.to_owned(),
+        peer,
+        reason,
+    })
+}
+
+/// Waits (bounded) until the connected peer has proved, by the discovery handshake, that it is
+/// `node`: a lookup answer alone is never trusted.
+async fn verified(shared: &Shared, node: &str, peer: PeerId) -> Result<(), TunnelError> {
+    let deadline = tokio::time::Instant::now() + VERIFY_WAIT;
+    loop {
+        let changed = shared.directory_changed.notified();
+        if shared.is_verified(node, peer) {
+            return Ok(());
+        }
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            return Err(TunnelError::Connect {
+                node: node.to_owned(),
+                peer,
+                reason: "the peer did not prove it is this node (discovery handshake missing or name pinned to another key)".into(),
+            });
+        }
+    }
+}

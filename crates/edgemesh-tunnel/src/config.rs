@@ -1,0 +1,68 @@
+//! What a [`crate::Tunnel`] is started with (the agent maps EdgeMesh's `modules.edgeTunnel`
+//! onto it).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// EdgeMesh's default `modules.edgeTunnel.listenPort`.
+pub const DEFAULT_LISTEN_PORT: u16 = 20006;
+
+/// One entry of `relayNodes`: a node that serves as relay, and where it can be reached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelayNode {
+    pub node_name: String,
+    /// IP addresses (EdgeMesh's `advertiseAddress`); the port is the relay's listen port.
+    pub advertise_addresses: Vec<IpAddr>,
+}
+
+/// Start-up settings of the tunnel.
+#[derive(Clone, Debug)]
+pub struct TunnelConfig {
+    /// This node's name (the Kubernetes Node name).
+    pub node_name: String,
+    /// Port to listen on (TCP), on every address of `listen_ips`.
+    pub listen_port: u16,
+    /// Addresses to listen on; empty means `0.0.0.0`.
+    pub listen_ips: Vec<IpAddr>,
+    /// Relays; when `node_name` is among them this node serves as a relay.
+    pub relays: Vec<RelayNode>,
+    /// EdgeMesh's PSK file; `None` runs without a private network (not for production).
+    pub psk_path: Option<PathBuf>,
+    /// Where the node's identity key lives (created on first start).
+    pub key_path: PathBuf,
+    /// Where node name ↔ peer id pins are kept; `None` keeps them in memory only.
+    pub pins_path: Option<PathBuf>,
+    /// Find peers of the same LAN by mDNS.
+    pub mdns: bool,
+    /// This node's own addresses, reachable through the tunnel for SOCKS5-style access.
+    pub own_addrs: Vec<IpAddr>,
+    /// A tunnelled UDP flow with no datagram either way for this long is closed.
+    pub udp_idle_timeout: Duration,
+    /// How long an agent waits for the endpoint it was asked to dial.
+    pub dial_timeout: Duration,
+}
+
+impl TunnelConfig {
+    /// Defaults for everything but the node name and the key path.
+    pub fn new(node_name: impl Into<String>, key_path: impl Into<PathBuf>) -> Self {
+        TunnelConfig {
+            node_name: node_name.into(),
+            listen_port: DEFAULT_LISTEN_PORT,
+            listen_ips: Vec::new(),
+            relays: Vec::new(),
+            psk_path: None,
+            key_path: key_path.into(),
+            pins_path: None,
+            mdns: true,
+            own_addrs: Vec::new(),
+            udp_idle_timeout: Duration::from_secs(60),
+            dial_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Whether this node is named in `relayNodes`.
+    pub fn is_relay(&self) -> bool {
+        self.relays.iter().any(|r| r.node_name == self.node_name)
+    }
+}

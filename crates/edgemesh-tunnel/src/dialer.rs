@@ -1,0 +1,79 @@
+//! [`TunnelDialer`]: the proxy's [`Dialer`] that sends traffic for endpoints on other nodes
+//! through the tunnel and everything else to an inner (direct) dialer.
+
+use std::io;
+use std::sync::Arc;
+
+use edgemesh_model::{Backend, Frontend, Protocol};
+use edgemesh_proxy::{Dialer, Upstream};
+use futures::future::BoxFuture;
+
+use crate::TunnelHandle;
+
+/// Where a backend is dialled from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    Direct,
+    Tunnel,
+}
+
+/// Pure routing rule: an endpoint on this node, or with no node name, is dialled directly.
+pub fn route(backend: &Backend, me: &str) -> Route {
+    match backend.node_name.as_deref() {
+        Some(node) if node != me => Route::Tunnel,
+        _ => Route::Direct,
+    }
+}
+
+/// Dials local endpoints with `inner` and remote ones through the tunnel.
+#[derive(Debug, Clone)]
+pub struct TunnelDialer<D> {
+    inner: D,
+    tunnel: TunnelHandle,
+    me: Arc<str>,
+}
+
+impl<D: Dialer> TunnelDialer<D> {
+    pub fn new(inner: D, tunnel: TunnelHandle) -> Self {
+        let me = Arc::from(tunnel.node_name());
+        TunnelDialer { inner, tunnel, me }
+    }
+}
+
+impl<D: Dialer> Dialer for TunnelDialer<D> {
+    fn dial<'a>(
+        &'a self,
+        backend: &'a Backend,
+        frontend: &'a Frontend,
+    ) -> BoxFuture<'a, io::Result<Upstream>> {
+        if route(backend, &self.me) == Route::Direct || frontend.protocol != Protocol::Tcp {
+            return self.inner.dial(backend, frontend);
+        }
+        Box::pin(async move {
+            let node = backend.node_name.as_deref().unwrap_or_default();
+            let stream = self.tunnel.open_tcp(node, backend.addr).await?;
+            Ok(Upstream::Stream(Box::new(stream)))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        let b = |node: Option<&str>| Backend {
+            addr: "10.244.0.5:80".parse().unwrap(),
+            node_name: node.map(Arc::from),
+        };
+        let cases = [
+            (None, Route::Direct),
+            (Some("me"), Route::Direct),
+            (Some("other"), Route::Tunnel),
+        ];
+        for (node, want) in cases {
+            assert_eq!(route(&b(node), "me"), want, "{node:?}");
+        }
+    }
+}

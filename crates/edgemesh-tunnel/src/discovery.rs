@@ -1,0 +1,131 @@
+//! EdgeMesh's discovery handshake (`/libp2p/tunnel-discovery/1.0.0`): on every new connection
+//! each side tells the other its node name, and the claim is checked against the pins. Relays
+//! also answer LOOKUP requests: "which peer is node X?" from the names they verified.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use libp2p::{PeerId, Stream};
+
+use crate::shared::{Command, Shared};
+use crate::wire::{self, DISCOVERY_PROTOCOL, Discovery, LOOKUP, MsgType};
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn msg(kind: MsgType, protocol: &str, node: &str) -> Discovery {
+    Discovery {
+        r#type: Some(kind as i32),
+        protocol: Some(protocol.to_owned()),
+        node_name: Some(node.to_owned()),
+        peer_id: None,
+    }
+}
+
+/// Outbound side, run once per newly connected peer.
+pub(crate) async fn handshake(shared: Arc<Shared>, peer: PeerId) {
+    let exchange = async {
+        let mut stream = shared
+            .control()
+            .open_stream(peer, DISCOVERY_PROTOCOL)
+            .await
+            .map_err(|e| e.to_string())?;
+        let hello = msg(MsgType::Connect, "MDNS", shared.me());
+        wire::write_msg(&mut stream, &hello)
+            .await
+            .map_err(|e| e.to_string())?;
+        let answer: Discovery = wire::read_msg(&mut stream)
+            .await
+            .map_err(|e| e.to_string())?;
+        match (answer.kind(), answer.node_name) {
+            (Some(MsgType::Success), Some(name)) if !name.is_empty() => Ok(name),
+            (kind, _) => Err(format!("peer answered {kind:?}")),
+        }
+    };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange).await {
+        Ok(Ok(name)) => accept_claim(&shared, &name, peer).await,
+        Ok(Err(reason)) => tracing::debug!(%peer, %reason, "discovery handshake failed"),
+        Err(_) => tracing::debug!(%peer, "discovery handshake timed out"),
+    }
+}
+
+async fn accept_claim(shared: &Shared, name: &str, peer: PeerId) {
+    match shared.claim(name, peer) {
+        Ok(true) => tracing::info!(node = %name, %peer, "peer identified"),
+        Ok(false) => {
+            let _ = shared.send(Command::Disconnect { peer }).await;
+        }
+        Err(error) => tracing::warn!(%error, "cannot save peer pins"),
+    }
+}
+
+/// Inbound side: answers handshakes and lookups until the tunnel stops.
+pub(crate) async fn serve(shared: Arc<Shared>, mut incoming: libp2p_stream::IncomingStreams) {
+    while let Some((peer, stream)) = incoming.next().await {
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let served = tokio::time::timeout(HANDSHAKE_TIMEOUT, answer(&shared, peer, stream));
+            if served.await.is_err() {
+                tracing::debug!(%peer, "inbound discovery timed out");
+            }
+        });
+    }
+}
+
+async fn answer(shared: &Shared, peer: PeerId, mut stream: Stream) {
+    let Ok(request) = wire::read_msg::<_, Discovery>(&mut stream).await else {
+        return;
+    };
+    let protocol = request.protocol.clone().unwrap_or_default();
+    let node = request.node_name.clone().unwrap_or_default();
+    let reply = if protocol == LOOKUP {
+        lookup_answer(shared, &node)
+    } else {
+        match shared.claim(&node, peer) {
+            Ok(true) => {
+                tracing::info!(%node, %peer, "peer identified");
+                msg(MsgType::Success, &protocol, shared.me())
+            }
+            _ => {
+                let _ = wire::write_msg(&mut stream, &msg(MsgType::Failed, &protocol, "")).await;
+                let _ = shared.send(Command::Disconnect { peer }).await;
+                return;
+            }
+        }
+    };
+    let _ = wire::write_msg(&mut stream, &reply).await;
+}
+
+fn lookup_answer(shared: &Shared, node: &str) -> Discovery {
+    let known = shared.directory().live.get(node).copied();
+    match known {
+        Some(peer) => Discovery {
+            peer_id: Some(peer.to_bytes()),
+            ..msg(MsgType::Success, LOOKUP, node)
+        },
+        None => msg(MsgType::Failed, LOOKUP, node),
+    }
+}
+
+/// Asks `relay` which peer is `node`.
+pub(crate) async fn lookup(shared: &Shared, relay: PeerId, node: &str) -> Option<PeerId> {
+    let ask = async {
+        let mut stream = shared
+            .control()
+            .open_stream(relay, DISCOVERY_PROTOCOL)
+            .await
+            .ok()?;
+        wire::write_msg(&mut stream, &msg(MsgType::Connect, LOOKUP, node))
+            .await
+            .ok()?;
+        let answer: Discovery = wire::read_msg(&mut stream).await.ok()?;
+        if answer.kind() != Some(MsgType::Success) {
+            return None;
+        }
+        PeerId::from_bytes(&answer.peer_id?).ok()
+    };
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, ask)
+        .await
+        .ok()
+        .flatten()
+}

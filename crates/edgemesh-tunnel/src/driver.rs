@@ -1,0 +1,452 @@
+//! The task that owns the swarm: connections, relays and reservations, mDNS, hole punching.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use libp2p::core::ConnectedPoint;
+use libp2p::core::transport::ListenerId;
+use libp2p::multiaddr::Protocol as Ma;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, dcutr, mdns, ping, relay};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::behaviour::{Behaviour, BehaviourEvent};
+use crate::config::RelayNode;
+use crate::discovery;
+use crate::shared::{Command, Shared};
+use crate::stats::PathKind;
+
+/// Log line (followed by the address) when the tunnel listens: tests wait for it.
+pub const LISTENING: &str = "tunnel listening on ";
+const RELAY_REDIAL: Duration = Duration::from_secs(3);
+
+/// One open connection, for `/debug/peers`.
+#[derive(Clone, Debug)]
+pub struct ConnSummary {
+    pub peer: PeerId,
+    pub remote: Multiaddr,
+    pub path: PathKind,
+    pub rtt: Option<Duration>,
+}
+
+#[derive(Debug)]
+struct Conn {
+    remote: Multiaddr,
+    path: PathKind,
+}
+
+/// A configured relay and our state with it.
+#[derive(Debug)]
+struct RelaySlot {
+    node: String,
+    addrs: Vec<Multiaddr>,
+    peer: Option<PeerId>,
+    listener: Option<ListenerId>,
+    last_dial: Option<Instant>,
+}
+
+pub(crate) struct Driver {
+    swarm: Swarm<Behaviour>,
+    shared: Arc<Shared>,
+    relays: Vec<RelaySlot>,
+    conns: HashMap<PeerId, HashMap<ConnectionId, Conn>>,
+    rtt: HashMap<PeerId, Duration>,
+    lan_addrs: HashMap<PeerId, Vec<Multiaddr>>,
+    waiters: HashMap<PeerId, Vec<oneshot::Sender<Result<(), String>>>>,
+}
+
+impl Driver {
+    pub(crate) fn new(swarm: Swarm<Behaviour>, shared: Arc<Shared>) -> Self {
+        let mut driver = Driver {
+            swarm,
+            relays: Vec::new(),
+            conns: HashMap::new(),
+            rtt: HashMap::new(),
+            lan_addrs: HashMap::new(),
+            waiters: HashMap::new(),
+            shared,
+        };
+        driver.set_relays(driver.shared.config.relays.clone());
+        driver
+    }
+
+    pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_event(event),
+                command = commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    None => return,
+                },
+                _ = tick.tick() => self.maintain_relays(),
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Connect { peer, reply } => self.connect(peer, reply),
+            Command::Disconnect { peer } => {
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            Command::Connections { reply } => {
+                let _ = reply.send(self.summaries());
+            }
+            Command::Relays { reply } => {
+                let _ = reply.send(self.relays.iter().filter_map(|r| r.peer).collect());
+            }
+            Command::SetRelays(relays) => self.set_relays(relays),
+        }
+    }
+
+    fn summaries(&self) -> Vec<ConnSummary> {
+        let mut all = Vec::new();
+        for (peer, conns) in &self.conns {
+            for conn in conns.values() {
+                all.push(ConnSummary {
+                    peer: *peer,
+                    remote: conn.remote.clone(),
+                    path: conn.path,
+                    rtt: self.rtt.get(peer).copied(),
+                });
+            }
+        }
+        all
+    }
+
+    /// Dials `peer` unless connected: its LAN addresses when mDNS found it (a LAN peer is
+    /// never reached through a relay), otherwise a circuit through every relay we hold.
+    fn connect(&mut self, peer: PeerId, reply: oneshot::Sender<Result<(), String>>) {
+        if self.swarm.is_connected(&peer) {
+            let _ = reply.send(Ok(()));
+            return;
+        }
+        let addrs = match self.lan_addrs.get(&peer) {
+            Some(lan) if !lan.is_empty() => lan.clone(),
+            _ => self.circuit_addrs(peer),
+        };
+        if addrs.is_empty() {
+            let _ = reply.send(Err("no LAN address and no relay connected".into()));
+            return;
+        }
+        self.waiters.entry(peer).or_default().push(reply);
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addrs)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        if let Err(error) = self.swarm.dial(opts) {
+            tracing::debug!(%peer, %error, "dial not started (maybe one is in flight)");
+        }
+    }
+
+    fn circuit_addrs(&self, peer: PeerId) -> Vec<Multiaddr> {
+        let mut out = Vec::new();
+        for slot in self.relays.iter().filter(|r| r.listener.is_some()) {
+            let Some(relay) = slot.peer else { continue };
+            for addr in &slot.addrs {
+                out.push(
+                    addr.clone()
+                        .with(Ma::P2p(relay))
+                        .with(Ma::P2pCircuit)
+                        .with(Ma::P2p(peer)),
+                );
+            }
+        }
+        out
+    }
+
+    fn set_relays(&mut self, relays: Vec<RelayNode>) {
+        let port = self.shared.config.listen_port;
+        let me = self.shared.me().to_owned();
+        let mut slots = Vec::new();
+        for relay in relays.into_iter().filter(|r| r.node_name != me) {
+            let addrs: Vec<Multiaddr> = relay
+                .advertise_addresses
+                .iter()
+                .map(|ip| Multiaddr::from(*ip).with(Ma::Tcp(port)))
+                .collect();
+            // Keep the state of relays that stay.
+            let kept = self
+                .relays
+                .iter()
+                .position(|s| s.node == relay.node_name && s.addrs == addrs);
+            match kept {
+                Some(i) => slots.push(self.relays.swap_remove(i)),
+                None => slots.push(RelaySlot {
+                    node: relay.node_name,
+                    addrs,
+                    peer: None,
+                    listener: None,
+                    last_dial: None,
+                }),
+            }
+        }
+        for gone in std::mem::replace(&mut self.relays, slots) {
+            tracing::info!(relay = %gone.node, "relay removed from relayNodes");
+            if let Some(listener) = gone.listener {
+                self.swarm.remove_listener(listener);
+            }
+        }
+    }
+
+    /// Re-dials relays we are not connected to, and asks for a reservation on those we are.
+    fn maintain_relays(&mut self) {
+        let now = Instant::now();
+        for slot in &mut self.relays {
+            match slot.peer {
+                None => {
+                    let due = slot.last_dial.is_none_or(|t| now - t >= RELAY_REDIAL);
+                    if due {
+                        slot.last_dial = Some(now);
+                        for addr in &slot.addrs {
+                            if let Err(error) = self.swarm.dial(addr.clone()) {
+                                tracing::warn!(relay = %slot.node, %addr, %error, "cannot dial relay");
+                            }
+                        }
+                    }
+                }
+                Some(peer) if slot.listener.is_none() => {
+                    let Some(addr) = slot.addrs.first() else {
+                        continue;
+                    };
+                    let circuit = addr.clone().with(Ma::P2p(peer)).with(Ma::P2pCircuit);
+                    match self.swarm.listen_on(circuit) {
+                        Ok(id) => slot.listener = Some(id),
+                        Err(error) => {
+                            tracing::warn!(relay = %slot.node, %error, "cannot ask relay for a reservation")
+                        }
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!("{LISTENING}{address}");
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                num_established,
+                ..
+            } => self.on_established(peer_id, connection_id, &endpoint, num_established.get()),
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                num_established,
+                cause,
+                ..
+            } => self.on_closed(peer_id, connection_id, num_established, cause),
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::warn!(peer = ?peer_id, %error, "connection attempt failed");
+                if let Some(peer) = peer_id {
+                    self.answer_waiters(peer, Err(error.to_string()));
+                }
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } => {
+                self.on_listener_closed(listener_id, format!("{reason:?}"));
+            }
+            SwarmEvent::ListenerError { listener_id, error } => {
+                self.on_listener_closed(listener_id, error.to_string());
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour(event),
+            _ => {}
+        }
+    }
+
+    fn on_established(
+        &mut self,
+        peer: PeerId,
+        id: ConnectionId,
+        endpoint: &ConnectedPoint,
+        count: u32,
+    ) {
+        let relayed = endpoint.is_relayed();
+        let had_relay = self
+            .conns
+            .get(&peer)
+            .is_some_and(|c| c.values().any(|c| c.path == PathKind::Relayed));
+        // A direct connection that appears while a relayed one exists is the punch (DCUtR).
+        let path = match (relayed, had_relay) {
+            (true, _) => PathKind::Relayed,
+            (false, true) => PathKind::Punched,
+            (false, false) => PathKind::Direct,
+        };
+        let remote = endpoint.get_remote_address().clone();
+        tracing::info!(%peer, %remote, ?path, "connection established");
+        self.conns
+            .entry(peer)
+            .or_default()
+            .insert(id, Conn { remote, path });
+        if let ConnectedPoint::Dialer { address, .. } = endpoint {
+            for slot in self.relays.iter_mut().filter(|s| s.addrs.contains(address)) {
+                slot.peer = Some(peer);
+                self.shared.directory().relays.insert(peer);
+                tracing::info!(relay = %slot.node, %peer, "connected to relay");
+            }
+        }
+        if !relayed {
+            self.drop_relayed(peer);
+        }
+        self.answer_waiters(peer, Ok(()));
+        if count == 1 {
+            tokio::spawn(discovery::handshake(Arc::clone(&self.shared), peer));
+        }
+    }
+
+    /// A direct connection exists: relayed ones to the same peer are closed so that new streams
+    /// take the direct path (streams still open on them end).
+    fn drop_relayed(&mut self, peer: PeerId) {
+        let Some(conns) = self.conns.get(&peer) else {
+            return;
+        };
+        let relayed: Vec<ConnectionId> = conns
+            .iter()
+            .filter(|(_, c)| c.path == PathKind::Relayed)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in relayed {
+            tracing::info!(%peer, "direct path up: closing the relayed connection");
+            self.swarm.close_connection(id);
+        }
+    }
+
+    fn on_closed(
+        &mut self,
+        peer: PeerId,
+        id: ConnectionId,
+        remaining: u32,
+        cause: Option<libp2p::swarm::ConnectionError>,
+    ) {
+        if let Some(conns) = self.conns.get_mut(&peer) {
+            conns.remove(&id);
+        }
+        if remaining > 0 {
+            return;
+        }
+        tracing::info!(%peer, cause = ?cause, "disconnected");
+        self.conns.remove(&peer);
+        self.shared.forget_live(peer);
+        for slot in self.relays.iter_mut().filter(|s| s.peer == Some(peer)) {
+            tracing::warn!(relay = %slot.node, "lost the relay; will redial");
+            slot.peer = None;
+            if let Some(listener) = slot.listener.take() {
+                self.swarm.remove_listener(listener);
+            }
+        }
+        self.shared.directory().relays.remove(&peer);
+    }
+
+    fn on_listener_closed(&mut self, listener: ListenerId, reason: String) {
+        for slot in self
+            .relays
+            .iter_mut()
+            .filter(|s| s.listener == Some(listener))
+        {
+            tracing::warn!(relay = %slot.node, %reason, "relay reservation ended");
+            slot.listener = None;
+        }
+    }
+
+    fn answer_waiters(&mut self, peer: PeerId, result: Result<(), String>) {
+        for waiter in self.waiters.remove(&peer).unwrap_or_default() {
+            let _ = waiter.send(result.clone());
+        }
+    }
+
+    fn on_behaviour(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => self.on_mdns(found),
+            BehaviourEvent::Mdns(mdns::Event::Expired(gone)) => {
+                for (peer, addr) in gone {
+                    if let Some(addrs) = self.lan_addrs.get_mut(&peer) {
+                        addrs.retain(|a| *a != addr);
+                    }
+                }
+            }
+            BehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            }) => {
+                self.rtt.insert(peer, rtt);
+            }
+            BehaviourEvent::Dcutr(dcutr::Event {
+                remote_peer_id,
+                result,
+            }) => {
+                self.on_punch(remote_peer_id, result);
+            }
+            BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted {
+                relay_peer_id,
+                renewal,
+                ..
+            }) => {
+                if !renewal {
+                    tracing::info!(relay = %relay_peer_id, "relay reservation accepted");
+                }
+            }
+            BehaviourEvent::RelayServer(relay::Event::ReservationReqDenied {
+                src_peer_id, ..
+            }) => {
+                tracing::warn!(peer = %src_peer_id, "denied a relay reservation");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_mdns(&mut self, found: Vec<(PeerId, Multiaddr)>) {
+        for (peer, addr) in found {
+            if peer == *self.swarm.local_peer_id() {
+                continue;
+            }
+            let addrs = self.lan_addrs.entry(peer).or_default();
+            if !addrs.contains(&addr) {
+                addrs.push(addr);
+            }
+        }
+        // Connect to LAN peers right away: the discovery handshake then learns their names.
+        let peers: Vec<PeerId> = self.lan_addrs.keys().copied().collect();
+        for peer in peers {
+            let connected_directly = self
+                .conns
+                .get(&peer)
+                .is_some_and(|c| c.values().any(|c| c.path != PathKind::Relayed));
+            if !connected_directly {
+                let addrs = self.lan_addrs.get(&peer).cloned().unwrap_or_default();
+                let opts = DialOpts::peer_id(peer)
+                    .addresses(addrs)
+                    .condition(PeerCondition::NotDialing)
+                    .build();
+                let _ = self.swarm.dial(opts);
+            }
+        }
+    }
+
+    fn on_punch(&mut self, peer: PeerId, result: Result<ConnectionId, dcutr::Error>) {
+        match result {
+            Ok(id) => {
+                tracing::info!(%peer, "hole punch succeeded: direct path");
+                if let Some(conn) = self.conns.get_mut(&peer).and_then(|c| c.get_mut(&id)) {
+                    conn.path = PathKind::Punched;
+                }
+                self.drop_relayed(peer);
+            }
+            Err(error) => {
+                tracing::warn!(%peer, %error, "hole punch failed (symmetric NAT or filtered): staying on the relay");
+            }
+        }
+    }
+}

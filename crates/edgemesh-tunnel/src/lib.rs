@@ -1,0 +1,239 @@
+//! Node-to-node streams across NAT for edgemesh: direct in a LAN, hole-punched when NAT allows,
+//! relayed otherwise — on rust-libp2p, speaking EdgeMesh's tunnel protocol.
+//!
+//! - [`Tunnel::start`] builds the libp2p node (TCP + PSK + noise + yamux, relay v2, DCUtR,
+//!   identify, ping, mDNS) and serves inbound tunnel streams.
+//! - [`TunnelHandle::open_tcp`] / [`TunnelHandle::open_udp`] reach an endpoint on another node;
+//!   that node's agent dials it only if it is a ready endpoint on that node in *its* snapshot.
+//! - [`TunnelDialer`] plugs the tunnel into the proxy's `Dialer` seam.
+//! - [`TunnelHandle::peers`] is the data of `/debug/peers`.
+//!
+//! Security model: the PSK keeps non-members out (pnet over TCP); each node has its own random
+//! key ([`identity`]); node names are bound to keys by pins ([`pins`]). See `docs/tunnel.md`.
+#![forbid(unsafe_code)]
+
+mod behaviour;
+mod client;
+pub mod config;
+pub mod dialer;
+mod discovery;
+mod driver;
+mod error;
+mod fsutil;
+pub mod identity;
+pub mod pins;
+pub mod policy;
+pub mod psk;
+mod server;
+mod shared;
+pub mod snapshot_file;
+pub mod stats;
+pub mod udp;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use edgemesh_model::SnapshotCell;
+use libp2p::multiaddr::Protocol as Ma;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+pub use client::TunnelStream;
+pub use config::{DEFAULT_LISTEN_PORT, RelayNode, TunnelConfig};
+pub use dialer::TunnelDialer;
+pub use driver::LISTENING;
+pub use error::TunnelError;
+pub use stats::{PathKind, PeerReport};
+pub use udp::UdpTunnel;
+
+use policy::WireProtocol;
+use shared::{Command, Directory, Shared};
+
+/// A running tunnel. Dropping every handle does not stop it; [`Tunnel::stop`] does.
+#[derive(Debug)]
+pub struct Tunnel {
+    handle: TunnelHandle,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// A cheap, cloneable handle to a running tunnel.
+#[derive(Debug, Clone)]
+pub struct TunnelHandle {
+    shared: Arc<Shared>,
+    peer_id: PeerId,
+}
+
+impl Tunnel {
+    /// Loads the key (creating it once), the PSK and the pins, listens, and starts serving.
+    /// Must be called inside a tokio runtime.
+    pub fn start(config: TunnelConfig, snapshot: Arc<SnapshotCell>) -> Result<Tunnel, TunnelError> {
+        let keypair = identity::load_or_create_keypair(&config.key_path)?;
+        let peer_id = keypair.public().to_peer_id();
+        let psk = config.psk_path.as_deref().map(psk::load_psk).transpose()?;
+        let pins = match &config.pins_path {
+            Some(path) => pins::PeerPins::load(path)?,
+            None => pins::PeerPins::in_memory(),
+        };
+        let mut swarm = behaviour::build_swarm(keypair, psk, config.is_relay(), config.mdns)?;
+        listen(&mut swarm, &config)?;
+        let mut control = swarm.behaviour().stream.new_control();
+        let proxy_in = control
+            .accept(wire::PROXY_PROTOCOL)
+            .map_err(|e| TunnelError::Swarm(e.to_string()))?;
+        let discovery_in = control
+            .accept(wire::DISCOVERY_PROTOCOL)
+            .map_err(|e| TunnelError::Swarm(e.to_string()))?;
+        let (commands, command_rx) = mpsc::channel(256);
+        let shared = Arc::new(Shared {
+            directory: Mutex::new(Directory {
+                pins,
+                live: HashMap::new(),
+                relays: Default::default(),
+            }),
+            directory_changed: Notify::new(),
+            counters: Mutex::new(HashMap::new()),
+            commands,
+            control: Mutex::new(control),
+            snapshot,
+            config,
+        });
+        tracing::info!(node = %shared.me(), peer = %peer_id, relay = shared.config.is_relay(), "tunnel starting");
+        let driver = driver::Driver::new(swarm, Arc::clone(&shared));
+        let tasks = vec![
+            tokio::spawn(driver.run(command_rx)),
+            tokio::spawn(server::serve(Arc::clone(&shared), proxy_in)),
+            tokio::spawn(discovery::serve(Arc::clone(&shared), discovery_in)),
+        ];
+        Ok(Tunnel {
+            handle: TunnelHandle { shared, peer_id },
+            tasks,
+        })
+    }
+
+    pub fn handle(&self) -> TunnelHandle {
+        self.handle.clone()
+    }
+
+    /// Stops the swarm and the stream servers (open streams end).
+    pub fn stop(self) {
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Listens on every configured address; a relay also announces its advertise addresses as
+/// confirmed external addresses (a relay does not offer the hop protocol without one).
+fn listen(
+    swarm: &mut libp2p::Swarm<behaviour::Behaviour>,
+    config: &TunnelConfig,
+) -> Result<(), TunnelError> {
+    let unspecified = [IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
+    let ips = if config.listen_ips.is_empty() {
+        &unspecified[..]
+    } else {
+        &config.listen_ips[..]
+    };
+    for ip in ips {
+        let addr = Multiaddr::from(*ip).with(Ma::Tcp(config.listen_port));
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| TunnelError::ListenAddr {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?;
+    }
+    let me = config
+        .relays
+        .iter()
+        .filter(|r| r.node_name == config.node_name);
+    for ip in me.flat_map(|r| r.advertise_addresses.iter()) {
+        swarm.add_external_address(Multiaddr::from(*ip).with(Ma::Tcp(config.listen_port)));
+    }
+    Ok(())
+}
+
+impl TunnelHandle {
+    /// This node's name.
+    pub fn node_name(&self) -> &str {
+        self.shared.me()
+    }
+
+    /// This node's peer id (derived from its key).
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// A TCP stream to `target`, an endpoint on `node`, dialled by `node`'s agent.
+    pub async fn open_tcp(
+        &self,
+        node: &str,
+        target: SocketAddr,
+    ) -> Result<TunnelStream, TunnelError> {
+        client::open(&self.shared, node, WireProtocol::Tcp, target).await
+    }
+
+    /// A UDP flow to `target`, an endpoint on `node` (one stream for the whole flow).
+    pub async fn open_udp(&self, node: &str, target: SocketAddr) -> Result<UdpTunnel, TunnelError> {
+        let stream = client::open(&self.shared, node, WireProtocol::UdpFramed, target).await?;
+        Ok(UdpTunnel::spawn(stream, target))
+    }
+
+    /// Replaces `relayNodes` without a restart.
+    pub async fn set_relays(&self, relays: Vec<RelayNode>) -> Result<(), TunnelError> {
+        self.shared.send(Command::SetRelays(relays)).await
+    }
+
+    /// The peers, their paths, RTT and traffic: the data of `/debug/peers`.
+    pub async fn peers(&self) -> Result<Vec<PeerReport>, TunnelError> {
+        let (reply, answer) = oneshot::channel();
+        self.shared.send(Command::Connections { reply }).await?;
+        let conns = answer.await.map_err(|_| TunnelError::Stopped)?;
+        Ok(stats_report(&self.shared, conns))
+    }
+}
+
+fn stats_report(shared: &Shared, conns: Vec<driver::ConnSummary>) -> Vec<PeerReport> {
+    let mut by_peer: std::collections::BTreeMap<PeerId, Vec<driver::ConnSummary>> =
+        Default::default();
+    for conn in conns {
+        by_peer.entry(conn.peer).or_default().push(conn);
+    }
+    let dir = shared.directory();
+    let names: HashMap<PeerId, String> = dir.live.iter().map(|(n, p)| (*p, n.clone())).collect();
+    let relays = dir.relays.clone();
+    drop(dir);
+    by_peer
+        .into_iter()
+        .map(|(peer, conns)| {
+            let counters = shared.counters(peer);
+            // The best path in use: any direct connection beats a relayed one.
+            let path = conns
+                .iter()
+                .map(|c| c.path)
+                .min_by_key(|p| match p {
+                    PathKind::Direct => 0,
+                    PathKind::Punched => 1,
+                    PathKind::Relayed => 2,
+                })
+                .unwrap_or(PathKind::Relayed);
+            PeerReport {
+                peer_id: peer.to_string(),
+                node_name: names.get(&peer).cloned(),
+                path,
+                addresses: conns.iter().map(|c| c.remote.to_string()).collect(),
+                is_relay: relays.contains(&peer),
+                rtt_ms: conns
+                    .first()
+                    .and_then(|c| c.rtt)
+                    .map(|d| d.as_secs_f64() * 1000.0),
+                streams_open: stats::load(&counters.streams_open),
+                streams_total: stats::load(&counters.streams_total),
+                bytes_sent: stats::load(&counters.bytes_sent),
+                bytes_received: stats::load(&counters.bytes_received),
+            }
+        })
+        .collect()
+}

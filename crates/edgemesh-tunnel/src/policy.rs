@@ -1,0 +1,161 @@
+//! Which destinations a remote agent may make this node dial: never an open proxy.
+//!
+//! A CONNECT is honoured only for a ready endpoint (backend) of a Service in *this* node's
+//! snapshot that lives on *this* node, with the matching protocol; or, for SOCKS5-style access
+//! to the node itself, a TCP port on one of this node's own addresses.
+
+use std::net::{IpAddr, SocketAddr};
+
+use edgemesh_model::{Protocol, Snapshot};
+
+/// The transport a CONNECT asks for, as spelled on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WireProtocol {
+    /// `tcp`: a byte stream.
+    Tcp,
+    /// `udp-framed`: datagrams with a 2-byte length prefix each (edgemesh's own; see `udp`).
+    UdpFramed,
+    /// `udp`: EdgeMesh's unframed UDP over a stream, which loses datagram boundaries; refused.
+    UdpLegacy,
+}
+
+impl WireProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WireProtocol::Tcp => "tcp",
+            WireProtocol::UdpFramed => "udp-framed",
+            WireProtocol::UdpLegacy => "udp",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<WireProtocol> {
+        match s {
+            "tcp" => Some(WireProtocol::Tcp),
+            "udp-framed" => Some(WireProtocol::UdpFramed),
+            "udp" => Some(WireProtocol::UdpLegacy),
+            _ => None,
+        }
+    }
+
+    fn model(self) -> Protocol {
+        match self {
+            WireProtocol::Tcp => Protocol::Tcp,
+            WireProtocol::UdpFramed | WireProtocol::UdpLegacy => Protocol::Udp,
+        }
+    }
+}
+
+/// Why a CONNECT was accepted or refused (logged with the request).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// A ready endpoint of a service, on this node.
+    Endpoint,
+    /// A TCP port on this node's own address (SOCKS5 access by node name).
+    NodeAddress,
+    RefusedNotAnEndpoint,
+    RefusedOtherNode,
+    RefusedLegacyUdp,
+}
+
+impl Verdict {
+    pub fn allowed(self) -> bool {
+        matches!(self, Verdict::Endpoint | Verdict::NodeAddress)
+    }
+}
+
+/// Decides whether `me` may dial `target` over `protocol` for a remote agent.
+pub fn check_destination(
+    snapshot: &Snapshot,
+    me: &str,
+    own_addrs: &[IpAddr],
+    protocol: WireProtocol,
+    target: SocketAddr,
+) -> Verdict {
+    if protocol == WireProtocol::UdpLegacy {
+        return Verdict::RefusedLegacyUdp;
+    }
+    let mut elsewhere = false;
+    let backends = snapshot
+        .services
+        .values()
+        .flat_map(|s| s.ports.iter())
+        .filter(|p| p.protocol == protocol.model())
+        .flat_map(|p| p.backends.iter())
+        .filter(|b| b.addr == target);
+    for backend in backends {
+        match backend.node_name.as_deref() {
+            Some(node) if node == me => return Verdict::Endpoint,
+            _ => elsewhere = true,
+        }
+    }
+    let own = own_addrs.contains(&target.ip()) || node_has_addr(snapshot, me, target.ip());
+    if protocol == WireProtocol::Tcp && own {
+        return Verdict::NodeAddress;
+    }
+    if elsewhere {
+        Verdict::RefusedOtherNode
+    } else {
+        Verdict::RefusedNotAnEndpoint
+    }
+}
+
+fn node_has_addr(snapshot: &Snapshot, me: &str, ip: IpAddr) -> bool {
+    snapshot
+        .nodes
+        .get(me)
+        .is_some_and(|n| n.addresses.iter().any(|a| a.ip == ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot_file::{AllowedEndpoint, snapshot_from_endpoints};
+
+    fn ep(proto: Protocol, addr: &str, node: &str) -> AllowedEndpoint {
+        AllowedEndpoint {
+            protocol: proto,
+            addr: addr.parse().unwrap(),
+            node: node.into(),
+        }
+    }
+
+    #[test]
+    fn only_ready_endpoints_on_this_node_are_dialled() {
+        let snap = snapshot_from_endpoints(&[
+            ep(Protocol::Tcp, "10.244.1.5:8080", "me"),
+            ep(Protocol::Udp, "10.244.1.5:53", "me"),
+            ep(Protocol::Tcp, "10.244.2.7:8080", "other"),
+        ]);
+        let own: [IpAddr; 1] = ["192.0.2.10".parse().unwrap()];
+        use Verdict::*;
+        use WireProtocol::*;
+        let cases = [
+            (Tcp, "10.244.1.5:8080", Endpoint),
+            (UdpFramed, "10.244.1.5:53", Endpoint),
+            (UdpFramed, "10.244.1.5:8080", RefusedNotAnEndpoint),
+            (Tcp, "10.244.1.5:53", RefusedNotAnEndpoint),
+            (Tcp, "10.244.1.5:22", RefusedNotAnEndpoint),
+            (Tcp, "10.244.2.7:8080", RefusedOtherNode),
+            (Tcp, "192.0.2.10:22", NodeAddress),
+            (UdpFramed, "192.0.2.10:22", RefusedNotAnEndpoint),
+            (UdpLegacy, "10.244.1.5:53", RefusedLegacyUdp),
+            (Tcp, "127.0.0.1:8080", RefusedNotAnEndpoint),
+        ];
+        for (proto, target, want) in cases {
+            let got = check_destination(&snap, "me", &own, proto, target.parse().unwrap());
+            assert_eq!(got, want, "{proto:?} {target}");
+        }
+    }
+
+    #[test]
+    fn wire_names_round_trip() {
+        for p in [
+            WireProtocol::Tcp,
+            WireProtocol::UdpFramed,
+            WireProtocol::UdpLegacy,
+        ] {
+            assert_eq!(WireProtocol::parse(p.as_str()), Some(p));
+        }
+        assert_eq!(WireProtocol::parse("sctp"), None);
+    }
+}

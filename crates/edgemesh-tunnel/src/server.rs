@@ -1,0 +1,133 @@
+//! The remote side of a tunnel stream: read CONNECT, check the destination against this node's
+//! snapshot, dial it, answer SUCCESS or FAILED, then splice.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use futures::StreamExt as _;
+use libp2p::{PeerId, Stream};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio_util::compat::FuturesAsyncReadCompatExt as _;
+
+use crate::policy::{WireProtocol, check_destination};
+use crate::shared::Shared;
+use crate::stats::Counted;
+use crate::udp;
+use crate::wire::{self, MsgType, Proxy};
+
+/// Serves inbound proxy streams until the tunnel stops.
+pub(crate) async fn serve(shared: Arc<Shared>, mut incoming: libp2p_stream::IncomingStreams) {
+    while let Some((peer, stream)) = incoming.next().await {
+        tokio::spawn(handle(Arc::clone(&shared), peer, stream));
+    }
+}
+
+/// A CONNECT, validated.
+struct Request {
+    protocol: WireProtocol,
+    target: SocketAddr,
+}
+
+fn parse(msg: &Proxy) -> Result<Request, String> {
+    if msg.kind() != Some(MsgType::Connect) {
+        return Err(format!("expected CONNECT, got {:?}", msg.kind()));
+    }
+    let proto = msg.protocol.as_deref().unwrap_or_default();
+    let protocol =
+        WireProtocol::parse(proto).ok_or_else(|| format!("unknown protocol '{proto}'"))?;
+    let ip: IpAddr = msg.ip.as_deref().unwrap_or_default().parse().map_err(|_| {
+        format!(
+            "'{}' is not an IP address",
+            msg.ip.as_deref().unwrap_or_default()
+        )
+    })?;
+    let port = msg
+        .port
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("invalid port {:?}", msg.port))?;
+    Ok(Request {
+        protocol,
+        target: SocketAddr::new(ip, port),
+    })
+}
+
+async fn handle(shared: Arc<Shared>, peer: PeerId, mut stream: Stream) {
+    let Ok(msg) = wire::read_msg::<_, Proxy>(&mut stream).await else {
+        return;
+    };
+    let request = match parse(&msg) {
+        Ok(request) => request,
+        Err(reason) => return refuse(stream, peer, &reason).await,
+    };
+    let snapshot = shared.snapshot.load();
+    let cfg = &shared.config;
+    let verdict = check_destination(
+        &snapshot,
+        &cfg.node_name,
+        &cfg.own_addrs,
+        request.protocol,
+        request.target,
+    );
+    if !verdict.allowed() {
+        let reason = format!(
+            "{} {} refused: {verdict:?}",
+            request.protocol.as_str(),
+            request.target
+        );
+        return refuse(stream, peer, &reason).await;
+    }
+    let counters = shared.counters(peer);
+    match request.protocol {
+        WireProtocol::Tcp => {
+            let dialed =
+                tokio::time::timeout(cfg.dial_timeout, TcpStream::connect(request.target)).await;
+            let Ok(Ok(upstream)) = dialed else {
+                return refuse(stream, peer, &format!("dial {} failed", request.target)).await;
+            };
+            let _ = upstream.set_nodelay(true);
+            if wire::write_msg(&mut stream, &Proxy::answer(MsgType::Success))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let mut tunnel = Counted::new(stream.compat(), counters);
+            let mut upstream = upstream;
+            let _ = tokio::io::copy_bidirectional(&mut tunnel, &mut upstream).await;
+        }
+        _ => {
+            let Ok(socket) = udp_socket(request.target).await else {
+                return refuse(
+                    stream,
+                    peer,
+                    &format!("UDP socket to {} failed", request.target),
+                )
+                .await;
+            };
+            if wire::write_msg(&mut stream, &Proxy::answer(MsgType::Success))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let tunnel = Counted::new(stream.compat(), counters);
+            udp::serve_remote(tunnel, socket, cfg.udp_idle_timeout).await;
+        }
+    }
+}
+
+async fn udp_socket(target: SocketAddr) -> std::io::Result<UdpSocket> {
+    let bind: SocketAddr = match target {
+        SocketAddr::V4(_) => "0.0.0.0:0".parse().map_err(std::io::Error::other)?,
+        SocketAddr::V6(_) => "[::]:0".parse().map_err(std::io::Error::other)?,
+    };
+    let socket = UdpSocket::bind(bind).await?;
+    socket.connect(target).await?;
+    Ok(socket)
+}
+
+async fn refuse(mut stream: Stream, peer: PeerId, reason: &str) {
+    tracing::warn!(%peer, %reason, "tunnel request refused");
+    let _ = wire::write_msg(&mut stream, &Proxy::answer(MsgType::Failed)).await;
+}

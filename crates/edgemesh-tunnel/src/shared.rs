@@ -1,0 +1,119 @@
+//! State shared by the swarm driver, the stream handlers and the handles.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use edgemesh_model::SnapshotCell;
+use libp2p::PeerId;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::TunnelError;
+use crate::config::{RelayNode, TunnelConfig};
+use crate::pins::{PeerPins, PinVerdict};
+use crate::stats::PeerCounters;
+
+/// Requests to the task that owns the swarm.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Make sure a connection to `peer` exists (direct when a LAN address is known, else through
+    /// the relays).
+    Connect {
+        peer: PeerId,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Close every connection to `peer` (it failed the name check).
+    Disconnect { peer: PeerId },
+    /// Connections as the driver knows them, for `/debug/peers`.
+    Connections {
+        reply: oneshot::Sender<Vec<crate::driver::ConnSummary>>,
+    },
+    /// Peers currently serving this node as relays.
+    Relays { reply: oneshot::Sender<Vec<PeerId>> },
+    /// Replace `relayNodes` without a restart.
+    SetRelays(Vec<RelayNode>),
+}
+
+/// Names of peers: pinned (trust on first use, persisted) and verified on a live connection.
+#[derive(Debug)]
+pub(crate) struct Directory {
+    pub pins: PeerPins,
+    /// Names verified by a discovery handshake on a current connection.
+    pub live: HashMap<String, PeerId>,
+    pub relays: HashSet<PeerId>,
+}
+
+pub(crate) struct Shared {
+    pub config: TunnelConfig,
+    pub snapshot: Arc<SnapshotCell>,
+    pub directory: Mutex<Directory>,
+    pub directory_changed: Notify,
+    pub counters: Mutex<HashMap<PeerId, Arc<PeerCounters>>>,
+    pub commands: mpsc::Sender<Command>,
+    pub control: Mutex<libp2p_stream::Control>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("node", &self.config.node_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub fn me(&self) -> &str {
+        &self.config.node_name
+    }
+
+    pub fn directory(&self) -> MutexGuard<'_, Directory> {
+        self.directory
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn control(&self) -> libp2p_stream::Control {
+        self.control
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn counters(&self, peer: PeerId) -> Arc<PeerCounters> {
+        let mut all = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(all.entry(peer).or_default())
+    }
+
+    /// Records that `peer` proved it is `node` (after the pin check). `false`: refused.
+    pub fn claim(&self, node: &str, peer: PeerId) -> Result<bool, TunnelError> {
+        let verdict = self.directory().pins.check(node, peer)?;
+        if let PinVerdict::Conflict(pinned) = verdict {
+            tracing::warn!(%node, %peer, %pinned, "refusing peer: it claims a node name pinned to another key (remove the pin if the node was re-installed)");
+            return Ok(false);
+        }
+        self.directory().live.insert(node.to_owned(), peer);
+        self.directory_changed.notify_waiters();
+        Ok(true)
+    }
+
+    /// The verified (or pinned) peer of `node`.
+    pub fn peer_of(&self, node: &str) -> Option<PeerId> {
+        let dir = self.directory();
+        dir.live.get(node).copied().or_else(|| dir.pins.get(node))
+    }
+
+    /// Whether `peer`'s name `node` has been verified on a live connection.
+    pub fn is_verified(&self, node: &str, peer: PeerId) -> bool {
+        self.directory().live.get(node) == Some(&peer)
+    }
+
+    pub fn forget_live(&self, peer: PeerId) {
+        self.directory().live.retain(|_, p| *p != peer);
+    }
+
+    pub async fn send(&self, command: Command) -> Result<(), TunnelError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| TunnelError::Stopped)
+    }
+}

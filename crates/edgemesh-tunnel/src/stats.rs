@@ -1,0 +1,121 @@
+//! Per-peer counters and the `/debug/peers` report.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Traffic through the tunnel with one peer (both directions of every stream).
+#[derive(Debug, Default)]
+pub struct PeerCounters {
+    pub streams_open: AtomicU64,
+    pub streams_total: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+}
+
+/// How this node reaches a peer right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathKind {
+    /// A plain connection (same LAN, or a reachable public address).
+    Direct,
+    /// A direct connection obtained by DCUtR hole punching.
+    Punched,
+    /// Only through a relay's circuit.
+    Relayed,
+}
+
+/// One peer as `/debug/peers` shows it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerReport {
+    pub peer_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    pub path: PathKind,
+    /// Remote addresses of the open connections.
+    pub addresses: Vec<String>,
+    pub is_relay: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+    pub streams_open: u64,
+    pub streams_total: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+/// Decrements `streams_open` when the stream it belongs to is dropped.
+#[derive(Debug)]
+struct OpenGuard(Arc<PeerCounters>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.streams_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A stream whose bytes are added to its peer's counters.
+#[derive(Debug)]
+pub struct Counted<S> {
+    inner: S,
+    guard: OpenGuard,
+}
+
+impl<S> Counted<S> {
+    pub fn new(inner: S, counters: Arc<PeerCounters>) -> Self {
+        counters.streams_open.fetch_add(1, Ordering::Relaxed);
+        counters.streams_total.fetch_add(1, Ordering::Relaxed);
+        Counted {
+            inner,
+            guard: OpenGuard(counters),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = (buf.filled().len() - before) as u64;
+        self.guard.0.bytes_received.fetch_add(n, Ordering::Relaxed);
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &polled {
+            self.guard
+                .0
+                .bytes_sent
+                .fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Reads a counter.
+pub(crate) fn load(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}

@@ -1,0 +1,182 @@
+//! EdgeMesh's wire format: protocol ids, and proto2 messages each preceded by an unsigned varint
+//! length (go-msgio `protoio` delimited framing), at most [`MAX_MESSAGE`] bytes.
+
+use std::io;
+
+use futures::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use libp2p::StreamProtocol;
+
+/// The proxy protocol: one CONNECT, one SUCCESS/FAILED answer, then raw bytes.
+pub const PROXY_PROTOCOL: StreamProtocol = StreamProtocol::new("/libp2p/tunnel-proxy/1.0.0");
+/// The discovery handshake: each side tells the other its node name.
+pub const DISCOVERY_PROTOCOL: StreamProtocol =
+    StreamProtocol::new("/libp2p/tunnel-discovery/1.0.0");
+/// Largest message EdgeMesh reads (`MaxReadSize`).
+pub const MAX_MESSAGE: usize = 4096;
+
+/// `Proxy.Type` / `Discovery.Type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
+#[repr(i32)]
+pub enum MsgType {
+    Connect = 0,
+    Success = 1,
+    Failed = 2,
+}
+
+/// `proxy.Proxy` (proto2).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Proxy {
+    #[prost(enumeration = "MsgType", optional, tag = "1")]
+    pub r#type: Option<i32>,
+    #[prost(string, optional, tag = "2")]
+    pub protocol: Option<String>,
+    #[prost(string, optional, tag = "3")]
+    pub node_name: Option<String>,
+    #[prost(string, optional, tag = "4")]
+    pub ip: Option<String>,
+    #[prost(int32, optional, tag = "5")]
+    pub port: Option<i32>,
+}
+
+/// `discovery.Discovery` (proto2), plus one extension field EdgeMesh ignores as unknown.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Discovery {
+    #[prost(enumeration = "MsgType", optional, tag = "1")]
+    pub r#type: Option<i32>,
+    /// EdgeMesh: "MDNS" or "DHT"; edgemesh also sends [`LOOKUP`] to ask a relay for a node.
+    #[prost(string, optional, tag = "2")]
+    pub protocol: Option<String>,
+    #[prost(string, optional, tag = "3")]
+    pub node_name: Option<String>,
+    /// Extension: in a LOOKUP answer, the peer id (bytes) of the node asked for.
+    #[prost(bytes = "vec", optional, tag = "100")]
+    pub peer_id: Option<Vec<u8>>,
+}
+
+/// `Discovery.protocol` of a name lookup sent to a relay.
+pub const LOOKUP: &str = "LOOKUP";
+
+impl Proxy {
+    pub fn kind(&self) -> Option<MsgType> {
+        MsgType::try_from(self.r#type.unwrap_or(0)).ok()
+    }
+
+    pub fn answer(kind: MsgType) -> Proxy {
+        Proxy {
+            r#type: Some(kind as i32),
+            ..Proxy::default()
+        }
+    }
+}
+
+impl Discovery {
+    pub fn kind(&self) -> Option<MsgType> {
+        MsgType::try_from(self.r#type.unwrap_or(0)).ok()
+    }
+}
+
+/// Writes one length-delimited message.
+pub async fn write_msg<W, M>(w: &mut W, msg: &M) -> io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+    M: prost::Message,
+{
+    let buf = msg.encode_length_delimited_to_vec();
+    w.write_all(&buf).await?;
+    w.flush().await
+}
+
+/// Reads one length-delimited message of at most [`MAX_MESSAGE`] bytes.
+pub async fn read_msg<R, M>(r: &mut R) -> io::Result<M>
+where
+    R: AsyncRead + Unpin,
+    M: prost::Message + Default,
+{
+    let len = read_varint(r).await?;
+    if len > MAX_MESSAGE as u64 {
+        return Err(invalid(format!(
+            "message of {len} bytes exceeds the {MAX_MESSAGE}-byte limit"
+        )));
+    }
+    let mut buf = vec![0u8; len as usize];
+    r.read_exact(&mut buf).await?;
+    M::decode(buf.as_slice()).map_err(|e| invalid(format!("undecodable message: {e}")))
+}
+
+async fn read_varint<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let mut byte = [0u8; 1];
+        r.read_exact(&mut byte).await?;
+        value |= u64::from(byte[0] & 0x7f) << shift;
+        if byte[0] & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(invalid("length varint longer than 10 bytes".into()))
+}
+
+fn invalid(reason: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+    use proptest::prelude::*;
+    use prost::Message as _;
+
+    /// Bytes a Go agent sends for CONNECT{tcp, node1, 10.0.0.1, 80}, encoded by hand from the
+    /// proto2 rules (field 1 varint 0, fields 2-4 strings, field 5 varint).
+    #[test]
+    fn connect_matches_edgemesh_bytes() {
+        let msg = Proxy {
+            r#type: Some(0),
+            protocol: Some("tcp".into()),
+            node_name: Some("node1".into()),
+            ip: Some("10.0.0.1".into()),
+            port: Some(80),
+        };
+        let mut want = vec![0x08, 0x00, 0x12, 0x03];
+        want.extend(b"tcp");
+        want.extend([0x1a, 0x05]);
+        want.extend(b"node1");
+        want.extend([0x22, 0x08]);
+        want.extend(b"10.0.0.1");
+        want.extend([0x28, 0x50]);
+        let mut framed = vec![want.len() as u8];
+        framed.extend(&want);
+        assert_eq!(msg.encode_length_delimited_to_vec(), framed);
+    }
+
+    #[test]
+    fn an_oversized_length_is_refused_before_allocating() {
+        let bytes = [0xff, 0xff, 0x03];
+        let err = block_on(read_msg::<_, Proxy>(&mut &bytes[..])).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn a_truncated_message_is_an_error() {
+        let bytes = [0x05, 0x08];
+        assert!(block_on(read_msg::<_, Proxy>(&mut &bytes[..])).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn proxy_round_trips(kind in 0i32..3, proto in "[a-z]{0,8}", node in ".{0,40}", ip in "[0-9.]{0,15}", port in any::<i32>()) {
+            let msg = Proxy { r#type: Some(kind), protocol: Some(proto), node_name: Some(node), ip: Some(ip), port: Some(port) };
+            let mut buf = Vec::new();
+            block_on(write_msg(&mut buf, &msg)).unwrap();
+            let back: Proxy = block_on(read_msg(&mut buf.as_slice())).unwrap();
+            prop_assert_eq!(back, msg);
+        }
+
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = block_on(read_msg::<_, Proxy>(&mut bytes.as_slice()));
+            let _ = block_on(read_msg::<_, Discovery>(&mut bytes.as_slice()));
+        }
+    }
+}
