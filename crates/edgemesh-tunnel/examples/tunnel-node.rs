@@ -146,7 +146,7 @@ async fn forward_udp(handle: TunnelHandle, socket: UdpSocket, node: String, targ
     let mut flows = std::collections::HashMap::new();
     let mut buf = vec![0u8; 65_535];
     while let Ok((n, client)) = socket.recv_from(&mut buf).await {
-        if !flows.contains_key(&client) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = flows.entry(client) {
             let Ok(flow) = handle.open_udp(&node, target).await else {
                 tracing::warn!("UDP forward failed");
                 continue;
@@ -158,7 +158,7 @@ async fn forward_udp(handle: TunnelHandle, socket: UdpSocket, node: String, targ
                     let _ = socket2.send_to(&d, client).await;
                 }
             });
-            flows.insert(client, flow);
+            slot.insert(flow);
         }
         if let Some(flow) = flows.get(&client) {
             flow.send(&buf[..n]);

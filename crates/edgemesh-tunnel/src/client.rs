@@ -100,7 +100,7 @@ async fn connect(shared: &Shared, node: &str, peer: PeerId) -> Result<(), Tunnel
     };
     Err(TunnelError::Connect {
         node: node.to_owned(),
-        peer,
+        peer: peer.to_string(),
         reason,
     })
 }
@@ -117,7 +117,7 @@ async fn verified(shared: &Shared, node: &str, peer: PeerId) -> Result<(), Tunne
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             return Err(TunnelError::Connect {
                 node: node.to_owned(),
-                peer,
+                peer: peer.to_string(),
                 reason: "the peer did not prove it is this node (discovery handshake missing or name pinned to another key)".into(),
             });
         }

@@ -391,12 +391,10 @@ impl Driver {
             }
             BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted {
                 relay_peer_id,
-                renewal,
+                renewal: false,
                 ..
             }) => {
-                if !renewal {
-                    tracing::info!(relay = %relay_peer_id, "relay reservation accepted");
-                }
+                tracing::info!(relay = %relay_peer_id, "relay reservation accepted");
             }
             BehaviourEvent::RelayServer(relay::Event::ReservationReqDenied {
                 src_peer_id, ..

@@ -3,8 +3,6 @@
 use std::io;
 use std::path::PathBuf;
 
-use libp2p::PeerId;
-
 /// Everything that can fail while starting or using the tunnel.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -35,7 +33,8 @@ pub enum TunnelError {
     #[error("cannot connect to node '{node}' (peer {peer}): {reason}")]
     Connect {
         node: String,
-        peer: PeerId,
+        /// The peer id, as text (a `PeerId` would make every `Result` of this crate large).
+        peer: String,
         reason: String,
     },
     #[error("opening a tunnel stream to node '{node}' failed: {reason}")]
