@@ -3,13 +3,31 @@
 //!
 //! Entry point: [`Hub::start`] with a [`HubConfig`], then [`RunningHub::serve`]. The decision
 //! logic is in pure modules ([`request`], [`selector`], [`health`], [`agents`]); the cache is
-//! [`store::Cache`].
+//! [`store::Cache`]. See `docs/edge-hub.md` for the cache layout, offline rules and security model.
 #![forbid(unsafe_code)]
 
 pub mod agents;
+pub mod config;
+mod configmap;
+mod creds;
 pub mod error;
+pub mod health;
+mod hub;
+mod metrics;
+mod offline;
+mod passthrough;
+mod proxy;
 pub mod request;
 pub mod selector;
+mod server;
+mod state;
+mod status;
 pub mod store;
+mod tls;
+pub mod upstream;
+mod watch;
 
+pub use config::HubConfig;
 pub use error::{HubError, SelectorError};
+pub use health::HealthConfig;
+pub use hub::{Hub, HubStatus, RunningHub, StatusHandle, UpstreamStatus};

@@ -107,7 +107,7 @@ pub struct ResourceRequest {
 /// What the request is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    Resource(ResourceRequest),
+    Resource(Box<ResourceRequest>),
     /// `/version`, `/api`, `/api/v1`, `/apis`, `/apis/<g>`, `/apis/<g>/<v>`, `/openapi/...`.
     Discovery,
     Other,
@@ -151,7 +151,7 @@ impl RequestInfo {
         }
         Self {
             verb,
-            target: Target::Resource(request),
+            target: Target::Resource(Box::new(request)),
         }
     }
 

@@ -254,6 +254,14 @@ impl Cache {
             .map(ResourceCache::newest_version)
     }
 
+    /// The object kind (`Pod`) of a resource, from its stored list kind.
+    pub fn object_kind(&self, agent: &str, key: &ResourceKey) -> String {
+        self.read()
+            .get(&(agent.to_string(), key.clone()))
+            .map(|c| c.meta.list_kind.trim_end_matches("List").to_string())
+            .unwrap_or_default()
+    }
+
     /// Whether anything (objects or a list record) is cached for this agent and resource.
     pub fn has_resource(&self, agent: &str, key: &ResourceKey) -> bool {
         self.read().contains_key(&(agent.to_string(), key.clone()))

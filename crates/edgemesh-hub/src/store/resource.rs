@@ -77,6 +77,9 @@ impl ListRecord {
     }
 }
 
+/// The objects of a list answer and the resourceVersion to report.
+pub type ListAnswer = (Vec<Arc<CachedObject>>, String);
+
 /// What a list request asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListScope {
@@ -186,7 +189,7 @@ impl ResourceCache {
     pub fn list(
         &self,
         scope: &ListScope,
-    ) -> Result<Option<(Vec<Arc<CachedObject>>, String)>, crate::error::SelectorError> {
+    ) -> Result<Option<ListAnswer>, crate::error::SelectorError> {
         let Some(record) = self.covering(scope) else {
             return Ok(None);
         };

@@ -1,0 +1,115 @@
+//! Settings of the hub, with YurtHub's defaults where it has one.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::HubError;
+use crate::health::HealthConfig;
+use crate::upstream::Upstream;
+
+/// Default HTTPS address for pods (edge-hub's and YurtHub's).
+pub const DEFAULT_SECURE_ADDR: &str = "169.254.2.1:10268";
+/// Default plain-HTTP address for node components (YurtHub's proxy port).
+pub const DEFAULT_INSECURE_ADDR: &str = "127.0.0.1:10261";
+/// Default cache directory (YurtHub's `--disk-cache-path`, edge-hub's documented path).
+pub const DEFAULT_CACHE_DIR: &str = "/etc/kubernetes/cache";
+
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// HTTPS listener (needs `cert_file` and `key_file`); `None` disables it.
+    pub secure_addr: Option<SocketAddr>,
+    /// Plain HTTP listener; `None` disables it.
+    pub insecure_addr: Option<SocketAddr>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Upstream apiserver URLs, in failover order.
+    pub server_addrs: Vec<String>,
+    /// PEM bundle of the CA(s) that sign the upstreams' serving certificates.
+    pub ca_file: Option<PathBuf>,
+    /// Bearer token file for the hub's own requests (reading the ConfigMap).
+    pub token_file: Option<PathBuf>,
+    pub cache_dir: PathBuf,
+    /// `cache_agents` from the command line (comma separated, `*` = all).
+    pub cache_agents: String,
+    /// `namespace/name` of the ConfigMap with `cache_agents`; `None` disables it.
+    pub config_map: Option<(String, String)>,
+    pub config_poll_interval: Duration,
+    pub health: HealthConfig,
+    pub connect_timeout: Duration,
+    pub bookmark_interval: Duration,
+    pub cert_poll_interval: Duration,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            secure_addr: DEFAULT_SECURE_ADDR.parse().ok(),
+            insecure_addr: DEFAULT_INSECURE_ADDR.parse().ok(),
+            cert_file: None,
+            key_file: None,
+            server_addrs: Vec::new(),
+            ca_file: None,
+            token_file: None,
+            cache_dir: PathBuf::from(DEFAULT_CACHE_DIR),
+            cache_agents: String::new(),
+            config_map: Some(("kube-system".into(), "edge-hub-cfg".into())),
+            config_poll_interval: Duration::from_secs(10),
+            health: HealthConfig::default(),
+            connect_timeout: Duration::from_secs(2),
+            bookmark_interval: Duration::from_secs(10),
+            cert_poll_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+impl HubConfig {
+    /// Checks the settings and parses the upstream URLs.
+    pub fn validate(&self) -> Result<Vec<Upstream>, HubError> {
+        let bad = |m: &str| Err(HubError::Config(m.to_string()));
+        if self.server_addrs.is_empty() {
+            return bad(
+                "--server-addr is required (the upstream apiserver URL, e.g. https://10.0.0.1:6443)",
+            );
+        }
+        if self.secure_addr.is_none() && self.insecure_addr.is_none() {
+            return bad("both listeners are disabled; set --secure-addr or --insecure-addr");
+        }
+        if self.secure_addr.is_some() && (self.cert_file.is_none() || self.key_file.is_none()) {
+            return bad(
+                "the HTTPS listener needs --cert-file and --key-file (or disable it with --secure-addr '')",
+            );
+        }
+        let h = &self.health;
+        if h.interval.is_zero()
+            || h.timeout.is_zero()
+            || h.failure_threshold == 0
+            || h.success_threshold == 0
+        {
+            return bad("health probe interval, timeout and thresholds must be greater than zero");
+        }
+        self.server_addrs
+            .iter()
+            .map(|u| Upstream::parse(u))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_problem() {
+        let mut config = HubConfig::default();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("--server-addr"), "{err}");
+        config.server_addrs = vec!["https://192.0.2.1:6443".into()];
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("--cert-file"), "{err}");
+        config.secure_addr = None;
+        assert_eq!(config.validate().unwrap().len(), 1);
+        config.server_addrs.push("nonsense".into());
+        assert!(config.validate().is_err());
+    }
+}

@@ -1,0 +1,38 @@
+//! Credential binding: the hash of what a client presented (its `Authorization` header), so a
+//! cached response is served offline only to a client the apiserver accepted while online.
+
+use http::HeaderMap;
+use sha2::{Digest, Sha256};
+
+/// Hex SHA-256 of the client's credentials; anonymous clients hash the empty string. The token
+/// itself is never stored.
+pub fn credential_hash(headers: &HeaderMap) -> String {
+    let presented = headers
+        .get(http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes())
+        .unwrap_or(b"");
+    let digest = Sha256::digest(presented);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether the client presented credentials at all.
+pub fn has_credentials(headers: &HeaderMap) -> bool {
+    headers.contains_key(http::header::AUTHORIZATION)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn different_tokens_hash_differently() {
+        let mut a = HeaderMap::new();
+        a.insert(http::header::AUTHORIZATION, "Bearer a".parse().unwrap());
+        let mut b = HeaderMap::new();
+        b.insert(http::header::AUTHORIZATION, "Bearer b".parse().unwrap());
+        assert_ne!(credential_hash(&a), credential_hash(&b));
+        assert_eq!(credential_hash(&a).len(), 64);
+        assert!(!credential_hash(&a).contains("Bearer"));
+        assert!(!has_credentials(&HeaderMap::new()));
+    }
+}

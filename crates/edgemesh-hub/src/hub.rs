@@ -1,0 +1,191 @@
+//! Start-up and wiring: open the cache, bind the listeners, then run the prober, the ConfigMap
+//! poller, the certificate reloader and the accept loops.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::agents::{AgentList, CacheAgents};
+use crate::config::HubConfig;
+use crate::error::HubError;
+use crate::health::Health;
+use crate::metrics::Metrics;
+use crate::state::State;
+use crate::store::{Cache, CacheStats};
+use crate::tls::ReloadingCert;
+use crate::{configmap, server, upstream};
+
+/// Builder entry point.
+#[derive(Debug)]
+pub struct Hub;
+
+/// A started hub: cache loaded, listeners bound. [`RunningHub::serve`] runs it.
+#[derive(Debug)]
+pub struct RunningHub {
+    state: Arc<State>,
+    config: HubConfig,
+    secure: Option<(TcpListener, Arc<ReloadingCert>)>,
+    plain: Option<TcpListener>,
+    pub secure_addr: Option<SocketAddr>,
+    pub insecure_addr: Option<SocketAddr>,
+}
+
+/// What `/debug/hub` shows.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HubStatus {
+    pub online: bool,
+    pub upstreams: Vec<UpstreamStatus>,
+    pub cache_agents_flags: String,
+    pub cache_agents_config_map: String,
+    pub cache: CacheStats,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UpstreamStatus {
+    pub url: String,
+    pub healthy: bool,
+    pub consecutive_failures: u32,
+}
+
+impl Hub {
+    /// Validates `config`, loads the cache from disk and binds the listeners.
+    pub async fn start(config: HubConfig, registry: &mut Registry) -> Result<RunningHub, HubError> {
+        let upstreams = Arc::new(config.validate()?);
+        let loading = Instant::now();
+        let cache_dir = config.cache_dir.clone();
+        let cache = tokio::task::spawn_blocking(move || Cache::open(&cache_dir))
+            .await
+            .map_err(|e| HubError::Config(format!("cache loader panicked: {e}")))??;
+        let stats = cache.stats();
+        tracing::info!(
+            objects = stats.objects,
+            resources = stats.resources,
+            "cache loaded from {} in {:?}",
+            config.cache_dir.display(),
+            loading.elapsed()
+        );
+        let agents = CacheAgents::new(
+            AgentList::parse(&config.cache_agents),
+            configmap::load_persisted(&config.cache_dir),
+        );
+        let health = Arc::new(Health::new(upstreams.len(), config.health.clone()));
+        let metrics = Metrics::register(registry);
+        metrics.observe_health(&health, &upstreams);
+        let state = Arc::new(State {
+            cache: Arc::new(cache),
+            agents: Arc::new(agents),
+            health,
+            upstreams,
+            client: upstream::client(config.ca_file.as_deref(), config.connect_timeout)?,
+            metrics,
+            bookmark_interval: config.bookmark_interval,
+        });
+        let secure = match (config.secure_addr, &config.cert_file, &config.key_file) {
+            (Some(addr), Some(cert), Some(key)) => {
+                Some((bind(addr).await?, ReloadingCert::load(cert, key)?))
+            }
+            _ => None,
+        };
+        let plain = match config.insecure_addr {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let secure_addr = secure.as_ref().and_then(|(l, _)| l.local_addr().ok());
+        let insecure_addr = plain.as_ref().and_then(|l| l.local_addr().ok());
+        Ok(RunningHub {
+            state,
+            config,
+            secure,
+            plain,
+            secure_addr,
+            insecure_addr,
+        })
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, HubError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| HubError::Bind { addr, source })
+}
+
+impl RunningHub {
+    /// A cheap handle for status reports while [`RunningHub::serve`] runs.
+    pub fn status_handle(&self) -> StatusHandle {
+        StatusHandle(Arc::clone(&self.state))
+    }
+
+    /// Serves until the process ends.
+    pub async fn serve(self) -> Result<(), HubError> {
+        let state = self.state;
+        let prober = upstream::run_prober_with_metrics(Arc::clone(&state));
+        let mut tasks = vec![tokio::spawn(prober)];
+        if let Some((namespace, name)) = self.config.config_map.clone() {
+            let poll = configmap::run(
+                Arc::clone(&state),
+                namespace,
+                name,
+                self.config.token_file.clone(),
+                self.config.config_poll_interval,
+            );
+            tasks.push(tokio::spawn(poll));
+        }
+        if let Some((listener, cert)) = self.secure {
+            let acceptor = TlsAcceptor::from(cert.server_config()?);
+            tasks.push(tokio::spawn(
+                Arc::clone(&cert).watch(self.config.cert_poll_interval),
+            ));
+            tasks.push(tokio::spawn(server::serve_tls(
+                listener,
+                acceptor,
+                Arc::clone(&state),
+            )));
+        }
+        if let Some(listener) = self.plain {
+            tasks.push(tokio::spawn(server::serve_plain(
+                listener,
+                Arc::clone(&state),
+            )));
+        }
+        // Every task loops forever; the first to end (a panic) ends the hub.
+        let (result, _, _) = futures::future::select_all(tasks).await;
+        Err(HubError::Config(format!(
+            "a hub task ended unexpectedly: {result:?}"
+        )))
+    }
+}
+
+/// Reads the hub's state for the admin endpoint.
+#[derive(Debug, Clone)]
+pub struct StatusHandle(Arc<State>);
+
+impl StatusHandle {
+    pub fn status(&self) -> HubStatus {
+        let state = &self.0;
+        let upstreams = state
+            .upstreams
+            .iter()
+            .zip(state.health.states())
+            .map(|(u, s)| UpstreamStatus {
+                url: u.url.clone(),
+                healthy: s.healthy,
+                consecutive_failures: s.failures,
+            })
+            .collect();
+        HubStatus {
+            online: state.health.is_online(),
+            upstreams,
+            cache_agents_flags: state.agents.flags().render(),
+            cache_agents_config_map: state.agents.config_map().render(),
+            cache: state.cache.stats(),
+        }
+    }
+
+    pub fn is_online(&self) -> bool {
+        self.0.health.is_online()
+    }
+}

@@ -1,0 +1,64 @@
+//! Prometheus metrics of the hub, registered in the registry the binary passes in.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::health::Health;
+use crate::upstream::Upstream;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// `upstream`, `cache` or `hub` (an error the hub answered itself).
+    pub served_by: String,
+    pub verb: String,
+    pub code: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    pub upstream: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    pub requests: Family<RequestLabels, Counter>,
+    pub online: Gauge,
+    pub upstream_healthy: Family<UpstreamLabels, Gauge>,
+}
+
+impl Metrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        registry.register(
+            "edgemesh_hub_requests",
+            "Requests handled by the edge hub, by who answered them",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            "edgemesh_hub_cloud_online",
+            "1 while at least one upstream apiserver is healthy, 0 while the hub serves from its cache",
+            metrics.online.clone(),
+        );
+        registry.register(
+            "edgemesh_hub_upstream_healthy",
+            "Health of each upstream apiserver (1 healthy, 0 unhealthy)",
+            metrics.upstream_healthy.clone(),
+        );
+        metrics
+    }
+
+    pub fn observe_health(&self, health: &Health, upstreams: &[Upstream]) {
+        self.online.set(i64::from(health.is_online()));
+        for (state, upstream) in health.states().iter().zip(upstreams) {
+            let labels = UpstreamLabels {
+                upstream: upstream.url.clone(),
+            };
+            self.upstream_healthy
+                .get_or_create(&labels)
+                .set(i64::from(state.healthy));
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Online: the request goes to an upstream with the client's own headers (its bearer token, so
+//! the apiserver still enforces RBAC); the response comes back untouched and streaming. For a
+//! cached agent the response is also stored: bodies of get/list/discovery are buffered and
+//! stored, watch events are applied to the cache as they stream by.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use crate::proxy::Client;
+use crate::request::{RequestInfo, Target, Verb};
+use crate::state::State;
+use crate::store::ListScope;
+use crate::upstream::{Body, BoxError};
+use crate::watch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Hop-by-hop headers, never forwarded (except Connection/Upgrade on an upgrade).
+const HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+];
+
+pub async fn forward(
+    state: &Arc<State>,
+    index: usize,
+    parts: &mut http::request::Parts,
+    body: Body,
+    info: &RequestInfo,
+    client: &Client,
+) -> Result<Response<Body>, ForwardError> {
+    let caching = client.cached && info.is_cacheable();
+    let upgrade = parts.headers.contains_key(header::UPGRADE);
+    let request = upstream_request(state, index, parts, body, caching, upgrade)?;
+    let mut response = state.client.request(request).await.map_err(|e| {
+        if e.is_connect() {
+            ForwardError::Connect(error_chain(&e))
+        } else {
+            ForwardError::Other(error_chain(&e))
+        }
+    })?;
+    if upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        splice_upgrade(parts, &mut response);
+        return Ok(response.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync()));
+    }
+    strip_hop_by_hop(response.headers_mut());
+    if !caching {
+        return Ok(response.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync()));
+    }
+    Ok(cache_response(state, info, client, parts.uri.path(), response).await)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}
+
+fn upstream_request(
+    state: &State,
+    index: usize,
+    parts: &http::request::Parts,
+    body: Body,
+    caching: bool,
+    upgrade: bool,
+) -> Result<Request<Body>, ForwardError> {
+    let upstream = &state.upstreams[index];
+    let path = upstream_path(&parts.uri, caching);
+    let uri = upstream
+        .uri(&path)
+        .map_err(|e| ForwardError::Other(e.to_string()))?;
+    let mut builder = Request::builder().method(parts.method.clone()).uri(uri);
+    let mut headers = parts.headers.clone();
+    headers.remove(header::HOST);
+    if !upgrade {
+        strip_hop_by_hop(&mut headers);
+    }
+    if caching {
+        // Stored answers must be plain JSON objects: no Table, no protobuf, no gzip.
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        headers.remove(header::ACCEPT_ENCODING);
+    }
+    if let Some(h) = builder.headers_mut() {
+        *h = headers;
+    }
+    builder
+        .body(body)
+        .map_err(|e| ForwardError::Other(e.to_string()))
+}
+
+/// The path and query sent upstream. A cached agent's first list page is asked for whole
+/// (`limit` dropped) so the cache can swap in a complete list.
+fn upstream_path(uri: &http::Uri, caching: bool) -> String {
+    let path = uri.path();
+    let Some(query) = uri.query() else {
+        return path.to_string();
+    };
+    if !caching || query.contains("continue=") {
+        return format!("{path}?{query}");
+    }
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|kv| !kv.starts_with("limit="))
+        .collect();
+    if kept.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    }
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
+/// After a 101 from upstream, joins the client's connection and the upstream's, both ways.
+fn splice_upgrade(parts: &mut http::request::Parts, response: &mut Response<Incoming>) {
+    let Some(client_side) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
+        tracing::warn!("upgrade requested but the client connection cannot be upgraded");
+        return;
+    };
+    let upstream_side = hyper::upgrade::on(response);
+    tokio::spawn(async move {
+        let (client_io, upstream_io) = match tokio::try_join!(client_side, upstream_side) {
+            Ok(both) => both,
+            Err(e) => {
+                tracing::warn!("upgrade failed: {e}");
+                return;
+            }
+        };
+        let mut a = TokioIo::new(client_io);
+        let mut b = TokioIo::new(upstream_io);
+        let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+    });
+}
+
+async fn cache_response(
+    state: &Arc<State>,
+    info: &RequestInfo,
+    client: &Client,
+    path: &str,
+    response: Response<Incoming>,
+) -> Response<Body> {
+    let status = response.status();
+    if info.verb == Verb::Watch && status.is_success() {
+        return watch::tee(state, info, client, response);
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            let message = format!("edge hub: reading the upstream response failed: {e}");
+            return crate::proxy::reply(StatusCode::BAD_GATEWAY, "BadGateway", &message);
+        }
+    };
+    store(state, info, client, path, status, &bytes);
+    let body = Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    Response::from_parts(parts, body)
+}
+
+/// Stores a buffered get/list/discovery answer.
+fn store(
+    state: &State,
+    info: &RequestInfo,
+    client: &Client,
+    path: &str,
+    status: StatusCode,
+    bytes: &Bytes,
+) {
+    let agent = &client.agent;
+    let resource = match &info.target {
+        Target::Discovery if status.is_success() => {
+            state.cache.store_discovery(agent, path, bytes.clone());
+            return;
+        }
+        Target::Resource(r) => r,
+        _ => return,
+    };
+    if status == StatusCode::NOT_FOUND && info.verb == Verb::Get {
+        let ns = resource.namespace.as_deref().unwrap_or("");
+        let name = resource.name.as_deref().unwrap_or("");
+        state.cache.remove_object(agent, &resource.key, ns, name);
+        return;
+    }
+    if !status.is_success() {
+        return;
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return;
+    };
+    state
+        .cache
+        .record_credential(agent, &resource.key, &client.credential);
+    if info.verb == Verb::List && !resource.query.has_continue {
+        let scope = ListScope {
+            namespace: resource.namespace.clone(),
+            label_selector: resource.query.label_selector.clone(),
+            field_selector: resource.query.field_selector.clone(),
+        };
+        if let Err(e) = state.cache.store_list(agent, &resource.key, &scope, value) {
+            tracing::debug!("not caching {path}: {e}");
+        }
+    } else if info.verb == Verb::Get {
+        state.cache.store_object(agent, &resource.key, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_is_dropped_only_for_cached_first_pages() {
+        let table = [
+            ("/api/v1/pods?limit=500", true, "/api/v1/pods"),
+            (
+                "/api/v1/pods?limit=500&labelSelector=a",
+                true,
+                "/api/v1/pods?labelSelector=a",
+            ),
+            (
+                "/api/v1/pods?limit=500&continue=abc",
+                true,
+                "/api/v1/pods?limit=500&continue=abc",
+            ),
+            ("/api/v1/pods?limit=500", false, "/api/v1/pods?limit=500"),
+            ("/api/v1/pods", true, "/api/v1/pods"),
+        ];
+        for (uri, caching, expected) in table {
+            let uri: http::Uri = uri.parse().unwrap();
+            assert_eq!(upstream_path(&uri, caching), expected);
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! One request, top to bottom: classify → online? forward (and cache what passes) : answer from
+//! the cache → one log line in the spirit of edge-hub's
+//! (`kubectl list pods: /api/v1/pods with status code 200, spent 2.1ms`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+
+use crate::creds::credential_hash;
+use crate::health::Outcome;
+use crate::metrics::RequestLabels;
+use crate::request::{RequestInfo, agent_name};
+use crate::state::State;
+use crate::status::status_body;
+use crate::store::is_safe_component;
+use crate::upstream::{Body, BoxError, empty_body};
+use crate::{offline, passthrough};
+
+/// Who answered a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServedBy {
+    Upstream,
+    Cache,
+    Hub,
+}
+
+impl ServedBy {
+    fn as_str(self) -> &'static str {
+        match self {
+            ServedBy::Upstream => "upstream",
+            ServedBy::Cache => "cache",
+            ServedBy::Hub => "hub",
+        }
+    }
+}
+
+/// What the handlers need to know about the client beyond the request itself.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub agent: String,
+    /// The agent is in `cache_agents` (and its name is a safe directory name).
+    pub cached: bool,
+    pub credential: String,
+    pub has_credentials: bool,
+}
+
+pub async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let uri = request.uri().clone();
+    let info = RequestInfo::parse(request.method(), uri.path(), uri.query());
+    let client = client_of(&state, request.headers());
+    let (response, served_by) = route(&state, request, &info, &client).await;
+    let code = response.status().as_u16();
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    tracing::info!(
+        served_by = served_by.as_str(),
+        "{} {} {}: {path} with status code {code}, spent {:?}",
+        client.agent,
+        info.verb.as_str(),
+        info.resource_label(),
+        started.elapsed()
+    );
+    let labels = RequestLabels {
+        served_by: served_by.as_str().to_string(),
+        verb: info.verb.as_str().to_string(),
+        code,
+    };
+    state.metrics.requests.get_or_create(&labels).inc();
+    response
+}
+
+fn client_of(state: &State, headers: &HeaderMap) -> Client {
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let agent = agent_name(user_agent).to_string();
+    let cached = state.agents.caches(&agent) && is_safe_component(&agent);
+    Client {
+        agent,
+        cached,
+        credential: credential_hash(headers),
+        has_credentials: crate::creds::has_credentials(headers),
+    }
+}
+
+async fn route(
+    state: &Arc<State>,
+    request: Request<Incoming>,
+    info: &RequestInfo,
+    client: &Client,
+) -> (Response<Body>, ServedBy) {
+    let (mut parts, body) = request.into_parts();
+    let mut body = Some(body);
+    // Failover: a request without a body is retried on the next healthy upstream when its
+    // upstream cannot be reached; one with a body is sent once.
+    for _attempt in 0..state.upstreams.len() {
+        let Some(index) = state.health.pick() else {
+            break;
+        };
+        let attempt_body = match body.take() {
+            Some(b) if has_body(&parts) => b.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
+            _ => empty_body(),
+        };
+        match passthrough::forward(state, index, &mut parts, attempt_body, info, client).await {
+            Ok(response) => return (response, ServedBy::Upstream),
+            Err(passthrough::ForwardError::Connect(e)) => {
+                tracing::warn!("upstream {} unreachable: {e}", state.upstreams[index].url);
+                state.health.record(index, Outcome::ConnectFailed);
+                state
+                    .metrics
+                    .observe_health(&state.health, &state.upstreams);
+                if has_body(&parts) {
+                    break;
+                }
+            }
+            Err(passthrough::ForwardError::Other(e)) => {
+                let message = format!(
+                    "edge hub: upstream {} failed: {e}",
+                    state.upstreams[index].url
+                );
+                return (
+                    reply(StatusCode::BAD_GATEWAY, "BadGateway", &message),
+                    ServedBy::Hub,
+                );
+            }
+        }
+    }
+    offline::answer(state, &parts, info, client)
+}
+
+fn has_body(parts: &http::request::Parts) -> bool {
+    !matches!(parts.method, http::Method::GET | http::Method::HEAD)
+        || parts.headers.contains_key(header::UPGRADE)
+}
+
+/// A `Status` response the hub gives itself.
+pub fn reply(code: StatusCode, reason: &str, message: &str) -> Response<Body> {
+    json_response(code, status_body(code, reason, message))
+}
+
+pub fn json_response(code: StatusCode, body: Bytes) -> Response<Body> {
+    let mut response = Response::new(
+        Full::new(body)
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = code;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}

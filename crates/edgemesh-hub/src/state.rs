@@ -1,0 +1,22 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::agents::CacheAgents;
+use crate::health::Health;
+use crate::metrics::Metrics;
+use crate::store::Cache;
+use crate::upstream::{HttpClient, Upstream};
+
+#[derive(Debug)]
+pub struct State {
+    pub cache: Arc<Cache>,
+    pub agents: Arc<CacheAgents>,
+    pub health: Arc<Health>,
+    pub upstreams: Arc<Vec<Upstream>>,
+    pub client: HttpClient,
+    pub metrics: Metrics,
+    /// How often an offline watch that asked for bookmarks gets one.
+    pub bookmark_interval: Duration,
+}

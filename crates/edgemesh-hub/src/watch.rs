@@ -1,0 +1,182 @@
+//! Watches. Online, a cached agent's watch stream is passed through frame by frame while each
+//! complete event line is applied to the cache. The stream is ended when the hub goes offline,
+//! so the client re-watches and gets the offline watch. Offline, a watch is held open (with
+//! bookmarks if asked) and ended when the cloud returns, so the client relists fresh data.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use http::Response;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use serde_json::Value;
+use tokio::sync::watch as signal;
+
+use crate::proxy::Client;
+use crate::request::{RequestInfo, ResourceKey};
+use crate::state::State;
+use crate::store::Cache;
+use crate::upstream::{Body, BoxError};
+
+/// Applies the events of an online watch to the cache as they pass.
+pub fn tee(
+    state: &Arc<State>,
+    info: &RequestInfo,
+    client: &Client,
+    response: Response<Incoming>,
+) -> Response<Body> {
+    let Some(resource) = info.resource() else {
+        return response.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync());
+    };
+    state
+        .cache
+        .record_credential(&client.agent, &resource.key, &client.credential);
+    let mut applier = EventApplier {
+        cache: Arc::clone(&state.cache),
+        agent: client.agent.clone(),
+        key: resource.key.clone(),
+        pending: BytesMut::new(),
+    };
+    let online = state.health.subscribe();
+    let (parts, body) = response.into_parts();
+    let frames = body.into_data_stream().map(move |chunk| {
+        if let Ok(data) = &chunk {
+            applier.feed(data);
+        }
+        chunk.map(Frame::data).map_err(|e| Box::new(e) as BoxError)
+    });
+    let frames = frames.take_until(until_offline(online));
+    Response::from_parts(parts, StreamBody::new(frames).boxed_unsync())
+}
+
+async fn until_offline(mut online: signal::Receiver<bool>) {
+    let _ = online.wait_for(|up| !*up).await;
+}
+
+async fn until_online(mut online: signal::Receiver<bool>) {
+    let _ = online.wait_for(|up| *up).await;
+}
+
+/// Splits the stream into lines and applies each event.
+struct EventApplier {
+    cache: Arc<Cache>,
+    agent: String,
+    key: ResourceKey,
+    pending: BytesMut,
+}
+
+impl EventApplier {
+    fn feed(&mut self, data: &Bytes) {
+        self.pending.extend_from_slice(data);
+        while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
+            let line = self.pending.split_to(end + 1);
+            self.apply(&line);
+        }
+    }
+
+    fn apply(&self, line: &[u8]) {
+        let Ok(mut event) = serde_json::from_slice::<Value>(line) else {
+            return;
+        };
+        let kind = event
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let Some(object) = event.get_mut("object").map(Value::take) else {
+            return;
+        };
+        match kind.as_str() {
+            "ADDED" | "MODIFIED" => {
+                self.cache.store_object(&self.agent, &self.key, object);
+            }
+            "DELETED" => {
+                let field = |p: &str| object.pointer(p).and_then(Value::as_str).unwrap_or("");
+                let (ns, name) = (field("/metadata/namespace"), field("/metadata/name"));
+                self.cache.remove_object(&self.agent, &self.key, ns, name);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The body of an offline watch: bookmarks every `interval` when asked for, ends when the cloud
+/// returns or after `timeout`.
+pub fn offline_body(
+    state: &State,
+    agent: &str,
+    key: &ResourceKey,
+    bookmarks: bool,
+    timeout: Option<Duration>,
+) -> Body {
+    let kind = state.cache.object_kind(agent, key);
+    let cache = Arc::clone(&state.cache);
+    let (agent, key) = (agent.to_string(), key.clone());
+    let interval = state.bookmark_interval;
+    let ticks = futures::stream::unfold((), move |()| async move {
+        tokio::time::sleep(interval).await;
+        Some(((), ()))
+    });
+    let events = ticks
+        .filter(move |()| futures::future::ready(bookmarks))
+        .map(move |()| {
+            let rv = cache.newest_version(&agent, &key).unwrap_or_default();
+            Ok::<_, BoxError>(Frame::data(bookmark(&kind, &key.api_version(), &rv)))
+        });
+    let online = state.health.subscribe();
+    let limit = timeout.unwrap_or(Duration::from_secs(30 * 60));
+    let end = async move {
+        tokio::select! {
+            () = until_online(online) => {}
+            () = tokio::time::sleep(limit) => {}
+        }
+    };
+    StreamBody::new(events.take_until(Box::pin(end))).boxed_unsync()
+}
+
+fn bookmark(kind: &str, api_version: &str, rv: &str) -> Bytes {
+    let event = serde_json::json!({"type": "BOOKMARK",
+        "object": {"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": rv}}});
+    let mut line = serde_json::to_vec(&event).unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_split_across_frames_are_applied_once_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(Cache::open(dir.path()).unwrap());
+        let key = ResourceKey {
+            group: String::new(),
+            version: "v1".into(),
+            resource: "pods".into(),
+        };
+        let mut applier = EventApplier {
+            cache: Arc::clone(&cache),
+            agent: "a".into(),
+            key: key.clone(),
+            pending: BytesMut::new(),
+        };
+        let event = br#"{"type":"ADDED","object":{"metadata":{"name":"p","namespace":"n","resourceVersion":"9"}}}"#;
+        applier.feed(&Bytes::copy_from_slice(&event[..20]));
+        assert!(!cache.has_resource("a", &key));
+        let mut rest = event[20..].to_vec();
+        rest.push(b'\n');
+        applier.feed(&Bytes::from(rest));
+        assert!(matches!(
+            cache.get("a", &key, "n", "p"),
+            crate::store::Lookup::Found(_)
+        ));
+        applier.feed(&Bytes::from_static(b"{\"type\":\"DELETED\",\"object\":{\"metadata\":{\"name\":\"p\",\"namespace\":\"n\"}}}\n"));
+        assert_eq!(
+            cache.get("a", &key, "n", "p"),
+            crate::store::Lookup::NotCached
+        );
+    }
+}
