@@ -31,6 +31,10 @@ pub(crate) fn topology(plan: &Plan) -> Result<(Vec<String>, Vec<PathBuf>), Playg
             "eth1",
         )?;
         exec_in(&ns, "sysctl", &["-q", "-w", "net.ipv4.ip_forward=1"])?;
+        // Every "no route" (LAN A ↔ LAN B without the tunnel) answered at once: with the
+        // default rate limit, a burst of proxy dials to the other LAN would hang in connect
+        // instead of failing over to a reachable replica. Per-namespace sysctl.
+        exec_in(&ns, "sysctl", &["-q", "-w", "net.ipv4.icmp_ratelimit=0"])?;
         masquerade(plan, &ns, "eth1")?;
     }
     let mut files = Vec::new();

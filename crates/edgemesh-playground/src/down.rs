@@ -98,6 +98,10 @@ pub fn remove(
     }
     // The shared root goes when the last prefix is gone (fails harmlessly while not empty).
     let _ = std::fs::remove_dir(plan.state_dir().parent().unwrap_or(Path::new("/")));
+    // Same for /etc/netns, which `up` may have created.
+    if !leftovers.netns_etc.is_empty() {
+        let _ = std::fs::remove_dir("/etc/netns");
+    }
     match first_error {
         Some(e) => Err(e),
         None => Ok(done),

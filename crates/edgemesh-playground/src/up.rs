@@ -130,6 +130,8 @@ fn start_all(
             pod.name,
             "--port",
             &pod.port.to_string(),
+            "--prefix",
+            plan.prefix(),
         ]
         .map(str::to_owned)
         .to_vec();

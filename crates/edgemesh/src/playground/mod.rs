@@ -59,6 +59,9 @@ pub struct Common {
 
 #[derive(Debug, Args)]
 pub struct PodArgs {
+    /// Which playground the pod belongs to (shows in `ps`; `down` finds pods by namespace).
+    #[command(flatten)]
+    common: Common,
     program: PodProgram,
     #[arg(long)]
     name: String,
@@ -144,7 +147,10 @@ fn check(common: &Common) -> Result<ExitCode, PlaygroundError> {
 fn exec(common: &Common, node: &str, command: &[String]) -> Result<ExitCode, PlaygroundError> {
     let plan = Plan::new(&common.prefix)?;
     let status = edgemesh_playground::exec::exec(&plan, node, command)?;
-    let code = status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(1);
+    let code = status
+        .code()
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(1);
     Ok(ExitCode::from(code))
 }
 
@@ -152,7 +158,10 @@ fn down(common: &Common) -> Result<ExitCode, PlaygroundError> {
     let plan = Plan::new(&common.prefix)?;
     let done = edgemesh_playground::down::down(&plan, &mut say)?;
     if done.is_empty() {
-        say(&format!("nothing to remove: no {}-* namespaces, processes or files", plan.prefix()));
+        say(&format!(
+            "nothing to remove: no {}-* namespaces, processes or files",
+            plan.prefix()
+        ));
     } else {
         say(&format!("down: removed {} things", done.len()));
     }
