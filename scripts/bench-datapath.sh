@@ -3,6 +3,8 @@
 # inside two throwaway network namespaces (never the host's own network stack).
 #
 #   node ns  192.0.2.1   edgemesh agent (release build) + the clients (iperf3, wrk, curl)
+#   Both TCP paths are measured: "kernel" (default: nftables fast path DNAT) and "proxy"
+#   (kernelFastPath: false, the userspace transparent proxy), each against its own direct run.
 #   pod  ns  192.0.2.11  http_server :8080 (scripts/bench/http_server.rs) + iperf3 -s :5201
 #   Service bench/web 10.96.0.10: 80 -> 8080, 5201 -> 5201; bulk services in 10.97.0.0/16
 #
@@ -75,8 +77,8 @@ EOF
 
 # --- the agent ------------------------------------------------------------------------------
 ADMIN=""
-start_agent() { # backend
-  printf 'apiVersion: agent.edgemesh.config.kubeedge.io/v1alpha1\nkind: EdgeMeshAgent\nmodules:\n  edgeDNS:\n    enable: false\n  edgeProxy:\n    enable: true\n    backend: %s\n' "$1" >"$WORK/config.yaml"
+start_agent() { # backend [kernelFastPath: true|false]
+  printf 'apiVersion: agent.edgemesh.config.kubeedge.io/v1alpha1\nkind: EdgeMeshAgent\nmodules:\n  edgeDNS:\n    enable: false\n  edgeProxy:\n    enable: true\n    backend: %s\n    kernelFastPath: %s\n' "$1" "${2:-true}" >"$WORK/config.yaml"
   ip netns exec "$NODE" "$BIN" agent --manifests "$MANIFESTS" --node-name bench-node \
     --admin-addr 127.0.0.1:0 --config "$WORK/config.yaml" >"$WORK/agent-$1.log" 2>&1 &
   AGENT=$!
@@ -144,22 +146,31 @@ sample_urls() { # N: 20 never-contacted ClusterIPs spread over the N services
   for i in $(seq 0 19); do echo "http://$(cluster_ip $((i * $1 / 20 + 1)))/"; done
 }
 
+cpu_since() { # ticks seconds: % of one core the agent used since then
+  awk -v t="$(($(cpu_ticks) - $1))" -v s="$2" -v e="$(date +%s.%N)" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f", 100 * t / hz / (e - s)}'
+}
 echo "load before: $(uptime)" >&2
-start_agent nftables
-echo "bulk TCP (iperf3 ${DURATION}s)..." >&2
-IPERF_DIRECT=$(iperf_gbps 192.0.2.11)
-T0=$(cpu_ticks); S0=$(date +%s.%N)
-IPERF_AGENT=$(iperf_gbps 10.96.0.10)
-IPERF_CPU=$(awk -v t="$(($(cpu_ticks) - T0))" -v s="$S0" -v e="$(date +%s.%N)" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f", 100 * t / hz / (e - s)}')
-declare -A WRK
-for c in 1 16 64; do
-  echo "wrk ${c} connections..." >&2
-  WRK[direct-$c]=$(wrk_run http://192.0.2.11:8080/ "$c")
+declare -A IPERF WRK CPU
+# Each path is measured right after its own direct baseline, so both see the same machine load.
+# kernel: the default (nftables fast path DNAT); proxy: kernelFastPath false (userspace splice).
+for path in kernel proxy; do
+  start_agent nftables "$([ "$path" = kernel ] && echo true || echo false)"
+  echo "$path path: bulk TCP (iperf3 ${DURATION}s)..." >&2
+  IPERF[direct-$path]=$(iperf_gbps 192.0.2.11)
   T0=$(cpu_ticks); S0=$(date +%s.%N)
-  WRK[agent-$c]=$(wrk_run http://10.96.0.10/ "$c")
-  WRK[cpu-$c]=$(awk -v t="$(($(cpu_ticks) - T0))" -v s="$S0" -v e="$(date +%s.%N)" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f", 100 * t / hz / (e - s)}')
+  IPERF[$path]=$(iperf_gbps 10.96.0.10)
+  CPU[iperf-$path]=$(cpu_since "$T0" "$S0")
+  for c in 1 16 64; do
+    echo "$path path: wrk ${c} connections..." >&2
+    WRK[direct-$path-$c]=$(wrk_run http://192.0.2.11:8080/ "$c")
+    T0=$(cpu_ticks); S0=$(date +%s.%N)
+    WRK[$path-$c]=$(wrk_run http://10.96.0.10/ "$c")
+    CPU[wrk-$path-$c]=$(cpu_since "$T0" "$S0")
+  done
+  RSS_LOAD=$(rss_kib); HWM_LOAD=$(rss_kib VmHWM:)
+  stop_agent
 done
-RSS_LOAD=$(rss_kib); HWM_LOAD=$(rss_kib VmHWM:)
+start_agent nftables
 
 echo "services: first connections, sync times, memory..." >&2
 FIRST_DIRECT=$(first_connections $(for _ in $(seq 1 20); do echo http://192.0.2.11:8080/; done))
@@ -185,22 +196,27 @@ echo "load after: $(uptime)" >&2
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
 field() { echo "$1" | awk -v i="$2" '{print $i}'; }
 echo
-echo "| figure | direct | through the agent | agent / direct |"
-echo "|---|---:|---:|---:|"
-echo "| bulk TCP (iperf3, 1 stream), Gbit/s | $IPERF_DIRECT | $IPERF_AGENT | $(ratio "$IPERF_AGENT" "$IPERF_DIRECT") |"
-for c in 1 16 64; do
-  d=${WRK[direct-$c]}; a=${WRK[agent-$c]}
-  echo "| HTTP requests/s, $c conn (wrk) | $(field "$d" 1) | $(field "$a" 1) | $(ratio "$(field "$a" 1)" "$(field "$d" 1)") |"
-  echo "| HTTP p50 / p99 latency, $c conn, µs | $(field "$d" 2) / $(field "$d" 3) | $(field "$a" 2) / $(field "$a" 3) | +$(($(field "$a" 3) - $(field "$d" 3))) µs p99 |"
+echo "| figure | path | direct | through the agent | agent / direct |"
+echo "|---|---|---:|---:|---:|"
+for path in kernel proxy; do
+  d=${IPERF[direct-$path]}; a=${IPERF[$path]}
+  echo "| bulk TCP (iperf3, 1 stream), Gbit/s | $path | $d | $a | $(ratio "$a" "$d") |"
+  for c in 1 16 64; do
+    d=${WRK[direct-$path-$c]}; a=${WRK[$path-$c]}
+    echo "| HTTP requests/s, $c conn (wrk) | $path | $(field "$d" 1) | $(field "$a" 1) | $(ratio "$(field "$a" 1)" "$(field "$d" 1)") |"
+    echo "| HTTP p50 / p99 latency, $c conn, µs | $path | $(field "$d" 2) / $(field "$d" 3) | $(field "$a" 2) / $(field "$a" 3) | $(printf '%+d' $(($(field "$a" 3) - $(field "$d" 3)))) µs p99 |"
+  done
 done
-echo "| first connection (curl time_total, median of 20), µs: 100 services | $FIRST_DIRECT | ${FIRST[100]} | |"
-echo "| first connection, µs: 10,000 services | $FIRST_DIRECT | ${FIRST[10000]} | 10k / 100: $(ratio "${FIRST[10000]}" "${FIRST[100]}") |"
+echo "| first connection (curl time_total, median of 20), µs: 100 services | kernel | $FIRST_DIRECT | ${FIRST[100]} | |"
+echo "| first connection, µs: 10,000 services | kernel | $FIRST_DIRECT | ${FIRST[10000]} | 10k / 100: $(ratio "${FIRST[10000]}" "${FIRST[100]}") |"
 echo
 echo "| agent | value |"
 echo "|---|---:|"
-echo "| CPU during iperf3 (% of one core) | $IPERF_CPU |"
-for c in 1 16 64; do echo "| CPU during wrk $c conn (% of one core) | ${WRK[cpu-$c]} |"; done
-echo "| RSS after the load runs (peak), MiB | $(awk "BEGIN {printf \"%.1f (%.1f)\", $RSS_LOAD / 1024, $HWM_LOAD / 1024}") |"
+for path in kernel proxy; do
+  echo "| CPU during iperf3, $path path (% of one core) | ${CPU[iperf-$path]} |"
+  for c in 1 16 64; do echo "| CPU during wrk $c conn, $path path (% of one core) | ${CPU[wrk-$path-$c]} |"; done
+done
+echo "| RSS after the proxy-path load runs (peak), MiB | $(awk "BEGIN {printf \"%.1f (%.1f)\", $RSS_LOAD / 1024, $HWM_LOAD / 1024}") |"
 echo "| RSS with 1,000 services, MiB | $(awk "BEGIN {printf \"%.1f\", $RSS_1000 / 1024}") |"
 echo "| RSS with 10,000 services, MiB | $(awk "BEGIN {printf \"%.1f\", $RSS_10000 / 1024}") |"
 for key in nftables-100 nftables-1000 nftables-10000 iptables-1000 iptables-10000; do

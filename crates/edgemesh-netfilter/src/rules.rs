@@ -118,8 +118,9 @@ pub enum Match {
         family: IpFamily,
         protocol: Protocol,
     },
-    /// Destination is a fast-path frontend of this family (the verdict-map lookup).
-    FastPath { family: IpFamily },
+    /// Destination is a fast-path frontend of this family with one backend (`single`: a DNAT
+    /// map lookup, no chain) or several (a verdict map to its `numgen` chain).
+    FastPath { family: IpFamily, single: bool },
     /// The connection was DNATed from a fast-path frontend of this family (conntrack's
     /// original destination).
     FastPathReply { family: IpFamily },
@@ -316,12 +317,14 @@ impl Chain {
 
     /// Fast-path frontends are DNATed before the rules that redirect to the proxy see them.
     fn fast_path_first(mut self) -> Self {
-        let dispatch = |family| Rule {
-            when: Match::FastPath { family },
+        let dispatch = |family, single| Rule {
+            when: Match::FastPath { family, single },
             then: Action::DnatToBackends,
         };
-        self.rules
-            .splice(1..1, [dispatch(IpFamily::V4), dispatch(IpFamily::V6)]);
+        let rules = [IpFamily::V4, IpFamily::V6]
+            .into_iter()
+            .flat_map(|family| [dispatch(family, false), dispatch(family, true)]);
+        self.rules.splice(1..1, rules);
         self
     }
 }

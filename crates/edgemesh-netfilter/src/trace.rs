@@ -105,7 +105,13 @@ fn matches(rules: &RuleSet, condition: &Match, packet: &Packet) -> bool {
         Match::Intercepted { family, protocol } => {
             family_matches(family) && packet.protocol == protocol && rules.contains(&frontend)
         }
-        Match::FastPath { family } => family_matches(family) && rules.fast.contains_key(&frontend),
+        Match::FastPath { family, single } => {
+            family_matches(family)
+                && rules
+                    .fast
+                    .get(&frontend)
+                    .is_some_and(|route| (route.backends.len() == 1) == single)
+        }
         // Conntrack state is not modelled: the tracer follows a packet up to its DNAT.
         Match::FastPathReply { .. } => false,
     }

@@ -309,7 +309,8 @@ fn nft_udp_tproxy_wins_over_kube_proxy_dnat() {
 }
 
 /// Kernel fast path: round robin is DNATed by the kernel itself, alternating exactly between the
-/// two endpoints; a consistent-hash service still reaches the proxy port.
+/// two endpoints, a one-endpoint service goes through the DNAT map; a consistent-hash service
+/// still reaches the proxy port.
 #[test]
 fn nft_fast_path_dnats_round_robin_in_the_kernel() {
     use std::io::Read;
@@ -342,14 +343,18 @@ fn nft_fast_path_dnats_round_robin_in_the_kernel() {
         };
         serve("192.0.2.11:8080");
         serve("192.0.2.12:8080");
-        (0..6)
-            .map(|_| {
-                let mut reply = String::new();
-                let mut stream = TcpStream::connect("10.96.1.1:80").unwrap();
-                stream.read_to_string(&mut reply).unwrap();
-                reply
-            })
-            .collect()
+        let fetch = |target: &str| {
+            let mut reply = String::new();
+            let mut stream = TcpStream::connect(target).unwrap();
+            stream.read_to_string(&mut reply).unwrap();
+            reply
+        };
+        let single = fetch("10.96.1.5:80");
+        assert_eq!(
+            single, "192.0.2.11:8080",
+            "one backend: the DNAT map, no chain"
+        );
+        (0..6).map(|_| fetch("10.96.1.1:80")).collect()
     });
     let first = landed.iter().filter(|l| *l == &landed[0]).count();
     assert_eq!(first, 3, "round robin over two endpoints: {landed:?}");

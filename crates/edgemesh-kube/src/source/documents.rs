@@ -15,21 +15,21 @@ pub enum Decoded {
     Invalid(InvalidObject),
 }
 
-/// Expands `kind: List` documents and drops empty ones (`---` at the end of a file).
-pub fn flatten_lists(docs: Vec<Value>) -> Vec<Value> {
-    let mut out = Vec::with_capacity(docs.len());
-    for doc in docs {
-        match doc.get("kind").and_then(Value::as_str) {
-            Some(kind) if kind == "List" || kind.ends_with("List") => {
-                if let Some(Value::Array(items)) = doc.get("items") {
-                    out.extend(items.iter().cloned());
-                }
-            }
-            _ if doc.is_null() => {}
-            _ => out.push(doc),
-        }
+/// The objects of one document: the items of a `kind: List`, nothing for an empty document
+/// (`---` at the end of a file), the document itself otherwise.
+pub fn expand_list(doc: Value) -> Vec<Value> {
+    let is_list = doc
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|kind| kind.ends_with("List"));
+    match doc {
+        Value::Null => Vec::new(),
+        Value::Object(mut list) if is_list => match list.remove("items") {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        },
+        other => vec![other],
     }
-    out
 }
 
 /// Decodes one manifest document by its `apiVersion` and `kind`.
@@ -128,6 +128,7 @@ mod tests {
     #[test]
     fn lists_are_expanded() {
         let list = json!({"kind": "List", "items": [{"kind": "Service"}, {"kind": "Node"}]});
-        assert_eq!(flatten_lists(vec![list, Value::Null]).len(), 2);
+        assert_eq!(expand_list(list).len(), 2);
+        assert!(expand_list(Value::Null).is_empty());
     }
 }

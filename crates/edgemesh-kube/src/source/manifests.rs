@@ -186,16 +186,25 @@ fn read_file(path: &Path) -> Result<Vec<Resource>, String> {
             "file is {size} bytes, more than the {MAX_FILE_BYTES} allowed"
         ));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let docs: Vec<serde_json::Value> =
-        serde_saphyr::from_multiple_with_options(&text, yaml_options(text.len()))
-            .map_err(|e| format!("YAML error: {e}"))?;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut reader = std::io::BufReader::new(file);
+    let size = usize::try_from(size).unwrap_or(usize::MAX);
+    // Streamed one document at a time: holding every document of a 10,000-Service file as
+    // untyped values at once cost ~100 MiB of peak memory that the allocator then kept.
+    let docs =
+        serde_saphyr::read_with_options::<_, serde_json::Value>(&mut reader, yaml_options(size));
     let mut resources = Vec::new();
-    for doc in documents::flatten_lists(docs) {
-        match documents::decode(&doc) {
-            Decoded::Resource(r) => resources.push(r),
-            Decoded::Ignored => {}
-            Decoded::Invalid(e) => tracing::warn!("manifests: {}: skipping {e}", path.display()),
+    for doc in docs {
+        // Any error rejects the whole file, so it keeps its last good content.
+        let doc = doc.map_err(|e| format!("YAML error: {e}"))?;
+        for item in documents::expand_list(doc) {
+            match documents::decode(&item) {
+                Decoded::Resource(r) => resources.push(r),
+                Decoded::Ignored => {}
+                Decoded::Invalid(e) => {
+                    tracing::warn!("manifests: {}: skipping {e}", path.display());
+                }
+            }
         }
     }
     Ok(resources)

@@ -1,8 +1,12 @@
-//! nft text of the kernel fast path: a verdict map from frontend to a per-frontend chain that
-//! DNATs with `numgen`, and a set of the same frontends for the masquerade rule.
+//! nft text of the kernel fast path: frontends with one backend are DNATed through one map
+//! (`daddr . dport : backend`, no chain: 10,000 of them cost one map, not 10,000 chains); those
+//! with several go through a verdict map to a per-frontend chain that DNATs with `numgen`. A set
+//! of all of them drives the masquerade rule.
 
 use std::fmt::Write;
 use std::net::SocketAddr;
+
+use edgemesh_model::Frontend;
 
 use crate::rules::{FastRoute, IpFamily, RuleSet, Spread};
 
@@ -11,6 +15,14 @@ pub fn map_name(family: IpFamily) -> &'static str {
     match family {
         IpFamily::V4 => "fast4",
         IpFamily::V6 => "fast6",
+    }
+}
+
+/// DNAT map of one family's single-backend frontends: `daddr . dport : backend addr . port`.
+pub fn single_map_name(family: IpFamily) -> &'static str {
+    match family {
+        IpFamily::V4 => "fastone4",
+        IpFamily::V6 => "fastone6",
     }
 }
 
@@ -29,9 +41,10 @@ pub fn render(out: &mut String, rules: &RuleSet) {
     }
     for family in [IpFamily::V4, IpFamily::V6] {
         render_map(out, rules, family);
+        render_single_map(out, rules, family);
         render_set(out, rules, family);
     }
-    for (index, route) in rules.fast.values().enumerate() {
+    for (index, (_, route)) in balanced(rules) {
         let _ = writeln!(
             out,
             "\tchain fast_{index} {{\n\t\tmeta l4proto tcp dnat {} to {} comment \"{}\"\n\t}}",
@@ -49,12 +62,42 @@ fn render_map(out: &mut String, rules: &RuleSet, family: IpFamily) {
         map_name(family),
         addr_type(family)
     );
+    let elements = balanced(rules)
+        .filter(|(_, (f, _))| IpFamily::of(&f.ip) == family)
+        .map(|(index, (f, _))| format!("{} . tcp . {} : goto fast_{index}", f.ip, f.port));
+    render_elements(out, elements);
+    out.push_str("\t}\n");
+}
+
+/// Frontends with several backends, numbered: the `fast_N` chains.
+fn balanced(rules: &RuleSet) -> impl Iterator<Item = (usize, (&Frontend, &FastRoute))> {
+    rules
+        .fast
+        .iter()
+        .filter(|(_, route)| route.backends.len() > 1)
+        .enumerate()
+}
+
+fn render_single_map(out: &mut String, rules: &RuleSet, family: IpFamily) {
+    let addr = addr_type(family);
+    let _ = writeln!(
+        out,
+        "\tmap {} {{\n\t\ttype {addr} . inet_service : {addr} . inet_service",
+        single_map_name(family),
+    );
     let elements = rules
         .fast
-        .keys()
-        .enumerate()
-        .filter(|(_, f)| IpFamily::of(&f.ip) == family)
-        .map(|(index, f)| format!("{} . tcp . {} : goto fast_{index}", f.ip, f.port));
+        .iter()
+        .filter_map(|(f, route)| match route.backends.as_slice() {
+            [only] if IpFamily::of(&f.ip) == family => Some(format!(
+                "{} . {} : {} . {}",
+                f.ip,
+                f.port,
+                only.ip(),
+                only.port()
+            )),
+            _ => None,
+        });
     render_elements(out, elements);
     out.push_str("\t}\n");
 }
@@ -102,11 +145,8 @@ fn family_keyword(route: &FastRoute) -> &'static str {
     }
 }
 
-/// One backend: its address; several: a `numgen` map over them, in the snapshot's order.
+/// A `numgen` map over the backends, in the snapshot's order.
 fn target(route: &FastRoute) -> String {
-    if let [only] = route.backends.as_slice() {
-        return only.to_string();
-    }
     let generator = match route.spread {
         Spread::RoundRobin => "inc",
         Spread::Random => "random",
