@@ -1,6 +1,7 @@
 //! `edgemesh playground`: a multi-LAN edge cluster from network namespaces on this machine
 //! (crate `edgemesh-playground`); this module only parses the command line and prints.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -95,8 +96,9 @@ pub fn main(command: PlaygroundCommand) -> ExitCode {
     })
 }
 
+/// Progress to stdout; a closed pipe (`| head`) must not abort `up` or `down` half-way.
 fn say(line: &str) {
-    println!("playground: {line}");
+    let _ = writeln!(std::io::stdout(), "playground: {line}");
 }
 
 fn up(common: &Common, tunnel: bool) -> Result<ExitCode, PlaygroundError> {
@@ -136,7 +138,7 @@ fn prefix_hint(plan: &Plan) -> String {
 fn check(common: &Common) -> Result<ExitCode, PlaygroundError> {
     let plan = Plan::new(&common.prefix)?;
     let report = edgemesh_playground::check::check(&plan)?;
-    print!("{}", table::render(&report));
+    let _ = write!(std::io::stdout(), "{}", table::render(&report));
     Ok(if report.failed() == 0 {
         ExitCode::SUCCESS
     } else {
