@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use edgemesh_model::SnapshotCell;
-use edgemesh_tunnel::snapshot_file::{AllowedEndpoint, snapshot_from_endpoints};
-use edgemesh_tunnel::{RelayNode, Tunnel, TunnelConfig, TunnelHandle};
+use edgemesh_tunnel::snapshot_file::{AllowedEndpoint, snapshot_from_endpoints, with_nodes};
+use edgemesh_tunnel::{RelayNode, Socks5Server, Tunnel, TunnelConfig, TunnelHandle};
 use tokio::net::{TcpListener, UdpSocket};
 
 #[derive(Parser, Debug)]
@@ -44,6 +44,12 @@ struct Args {
     forward_udp: Vec<String>,
     #[arg(long)]
     peers_out: Option<PathBuf>,
+    /// `name=ip`: a Node and its InternalIP (what SOCKS5 resolves names with), repeatable.
+    #[arg(long)]
+    node_addr: Vec<String>,
+    /// Serve SOCKS5 (access to nodes by name) on this address.
+    #[arg(long)]
+    socks5: Option<SocketAddr>,
 }
 
 #[tokio::main]
@@ -60,6 +66,15 @@ async fn main() -> anyhow::Result<()> {
         }
         None => Default::default(),
     };
+    let nodes = args
+        .node_addr
+        .iter()
+        .map(|spec| {
+            let (name, ip) = spec.split_once('=').context("--node-addr wants name=ip")?;
+            Ok((name.to_owned(), ip.parse()?))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let snapshot = with_nodes(snapshot, &nodes);
     let mut config = TunnelConfig::new(&args.node, &args.key);
     config.psk_path = args.psk.clone();
     config.pins_path = args.pins.clone();
@@ -90,6 +105,11 @@ async fn main() -> anyhow::Result<()> {
             node,
             target,
         ));
+    }
+    if let Some(addr) = args.socks5 {
+        let server = Socks5Server::bind(addr, handle.clone()).await?;
+        tracing::info!(addr = ?server.local_addr(), "SOCKS5 listening");
+        tokio::spawn(server.serve());
     }
     if let Some(path) = args.peers_out.clone() {
         tokio::spawn(write_peers(handle.clone(), path));

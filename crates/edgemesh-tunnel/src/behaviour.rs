@@ -59,7 +59,9 @@ pub(crate) fn build_swarm(
                     key.public(),
                 )),
                 ping: ping::Behaviour::new(
-                    ping::Config::new().with_interval(Duration::from_secs(5)),
+                    ping::Config::new()
+                        .with_interval(Duration::from_secs(5))
+                        .with_timeout(Duration::from_secs(10)),
                 ),
                 mdns: Toggle::from(mdns_behaviour(mdns_on, peer)),
                 stream: libp2p_stream::Behaviour::new(),

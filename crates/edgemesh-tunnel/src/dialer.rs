@@ -5,10 +5,10 @@ use std::io;
 use std::sync::Arc;
 
 use edgemesh_model::{Backend, Frontend, Protocol};
-use edgemesh_proxy::{Dialer, Upstream};
+use edgemesh_proxy::{DatagramChannel, DatagramDial, Dialer, Upstream};
 use futures::future::BoxFuture;
 
-use crate::TunnelHandle;
+use crate::{TunnelHandle, UdpTunnel};
 
 /// Where a backend is dialled from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +54,30 @@ impl<D: Dialer> Dialer for TunnelDialer<D> {
             let stream = self.tunnel.open_tcp(node, backend.addr).await?;
             Ok(Upstream::Stream(Box::new(stream)))
         })
+    }
+
+    /// UDP flows to endpoints on other nodes go through a framed tunnel flow.
+    fn dial_udp(&self, backend: &Backend, _frontend: &Frontend) -> Option<DatagramDial> {
+        if route(backend, &self.me) == Route::Direct {
+            return None;
+        }
+        let tunnel = self.tunnel.clone();
+        let node = backend.node_name.as_deref().unwrap_or_default().to_owned();
+        let target = backend.addr;
+        Some(Box::pin(async move {
+            let flow = tunnel.open_udp(&node, target).await?;
+            Ok(Box::new(flow) as Box<dyn DatagramChannel>)
+        }))
+    }
+}
+
+impl DatagramChannel for UdpTunnel {
+    fn send(&self, datagram: &[u8]) -> bool {
+        UdpTunnel::send(self, datagram)
+    }
+
+    fn recv(&self) -> BoxFuture<'_, Option<Vec<u8>>> {
+        Box::pin(UdpTunnel::recv(self))
     }
 }
 

@@ -1,6 +1,6 @@
 //! The task that owns the swarm: connections, relays and reservations, mDNS, hole punching.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::config::RelayNode;
 use crate::discovery;
 use crate::shared::{Command, Shared};
-use crate::stats::PathKind;
+use crate::stats::{self, PathKind};
 
 /// Log line (followed by the address) when the tunnel listens: tests wait for it.
 pub const LISTENING: &str = "tunnel listening on ";
@@ -56,6 +56,8 @@ pub(crate) struct Driver {
     rtt: HashMap<PeerId, Duration>,
     lan_addrs: HashMap<PeerId, Vec<Multiaddr>>,
     waiters: HashMap<PeerId, Vec<oneshot::Sender<Result<(), String>>>>,
+    /// Peers with a direct path whose relayed connection is kept until their streams end.
+    draining: HashSet<PeerId>,
 }
 
 impl Driver {
@@ -67,6 +69,7 @@ impl Driver {
             rtt: HashMap::new(),
             lan_addrs: HashMap::new(),
             waiters: HashMap::new(),
+            draining: HashSet::new(),
             shared,
         };
         driver.set_relays(driver.shared.config.relays.clone());
@@ -82,7 +85,10 @@ impl Driver {
                     Some(command) => self.on_command(command),
                     None => return,
                 },
-                _ = tick.tick() => self.maintain_relays(),
+                _ = tick.tick() => {
+                    self.maintain_relays();
+                    self.finish_draining();
+                }
             }
         }
     }
@@ -307,19 +313,40 @@ impl Driver {
     }
 
     /// A direct connection exists: relayed ones to the same peer are closed so that new streams
-    /// take the direct path (streams still open on them end).
+    /// take the direct path — but not while tunnel streams are open with the peer (they may ride
+    /// on the relayed connection, and cutting them would break a live session): then the relayed
+    /// connection is kept until the peer's streams have all ended ([`Driver::finish_draining`]).
     fn drop_relayed(&mut self, peer: PeerId) {
-        let Some(conns) = self.conns.get(&peer) else {
+        let open = stats::load(&self.shared.counters(peer).streams_open);
+        if open > 0 {
+            if self.draining.insert(peer) {
+                tracing::info!(%peer, open, "direct path up: keeping the relayed connection until its streams end");
+            }
             return;
+        }
+        self.draining.remove(&peer);
+        for id in self.relayed_conns(peer) {
+            tracing::info!(%peer, "direct path up: closing the relayed connection");
+            self.swarm.close_connection(id);
+        }
+    }
+
+    fn relayed_conns(&self, peer: PeerId) -> Vec<ConnectionId> {
+        let Some(conns) = self.conns.get(&peer) else {
+            return Vec::new();
         };
-        let relayed: Vec<ConnectionId> = conns
+        conns
             .iter()
             .filter(|(_, c)| c.path == PathKind::Relayed)
             .map(|(id, _)| *id)
-            .collect();
-        for id in relayed {
-            tracing::info!(%peer, "direct path up: closing the relayed connection");
-            self.swarm.close_connection(id);
+            .collect()
+    }
+
+    /// Closes the relayed connections kept for streams that have ended since.
+    fn finish_draining(&mut self) {
+        let peers: Vec<PeerId> = self.draining.iter().copied().collect();
+        for peer in peers {
+            self.drop_relayed(peer);
         }
     }
 
@@ -338,6 +365,7 @@ impl Driver {
         }
         tracing::info!(%peer, cause = ?cause, "disconnected");
         self.conns.remove(&peer);
+        self.draining.remove(&peer);
         self.shared.forget_live(peer);
         for slot in self.relays.iter_mut().filter(|s| s.peer == Some(peer)) {
             tracing::warn!(relay = %slot.node, "lost the relay; will redial");
@@ -382,6 +410,16 @@ impl Driver {
                 ..
             }) => {
                 self.rtt.insert(peer, rtt);
+            }
+            BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(error),
+            }) => {
+                // A peer (or relay) that vanished without closing its sockets: give up on this
+                // connection so that the next stream takes another path (another relay).
+                tracing::warn!(%peer, %error, "peer does not answer pings: closing this connection");
+                self.swarm.close_connection(connection);
             }
             BehaviourEvent::Dcutr(dcutr::Event {
                 remote_peer_id,

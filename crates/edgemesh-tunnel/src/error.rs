@@ -43,6 +43,11 @@ pub enum TunnelError {
     Refused { node: String, target: String },
     #[error("tunnel protocol error with node '{node}': {reason}")]
     Protocol { node: String, reason: String },
+    #[error("cannot listen for SOCKS5 clients on {addr}: {source}")]
+    Socks5Bind {
+        addr: std::net::SocketAddr,
+        source: io::Error,
+    },
     #[error("the tunnel has stopped")]
     Stopped,
 }

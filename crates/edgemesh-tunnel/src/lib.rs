@@ -7,6 +7,7 @@
 //!   that node's agent dials it only if it is a ready endpoint on that node in *its* snapshot.
 //! - [`TunnelDialer`] plugs the tunnel into the proxy's `Dialer` seam.
 //! - [`TunnelHandle::peers`] is the data of `/debug/peers`.
+//! - [`Socks5Server`] reaches nodes by name through the tunnel (`socks5Proxy`).
 //!
 //! Security model: the PSK keeps non-members out (pnet over TCP); each node has its own random
 //! key ([`identity`]); node names are bound to keys by pins ([`pins`]). See `docs/tunnel.md`.
@@ -27,6 +28,7 @@ pub mod psk;
 mod server;
 mod shared;
 pub mod snapshot_file;
+pub mod socks5;
 pub mod stats;
 pub mod udp;
 pub mod wire;
@@ -45,6 +47,7 @@ pub use config::{DEFAULT_LISTEN_PORT, RelayNode, TunnelConfig};
 pub use dialer::TunnelDialer;
 pub use driver::LISTENING;
 pub use error::TunnelError;
+pub use socks5::Socks5Server;
 pub use stats::{PathKind, PeerReport};
 pub use udp::UdpTunnel;
 

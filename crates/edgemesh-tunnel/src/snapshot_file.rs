@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use edgemesh_model::{
     BuildOptions, Catalog, EndpointPortSpec, EndpointSetSpec, EndpointSpec, EndpointSubset,
-    ObjectKey, Protocol, Resource, ServiceKind, ServicePortSpec, ServiceSpec, Snapshot, SourceId,
-    TargetPort,
+    NodeAddress, NodeSpec, ObjectKey, Protocol, Resource, ServiceKind, ServicePortSpec,
+    ServiceSpec, Snapshot, SourceId, TargetPort,
 };
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +28,21 @@ pub fn snapshot_from_endpoints(endpoints: &[AllowedEndpoint]) -> Snapshot {
         catalog.upsert(SourceId::Manifests, Resource::EndpointSlice(slice));
     }
     catalog.build_snapshot(BuildOptions::default()).0
+}
+
+/// Adds Nodes (name and InternalIP) to a snapshot: what SOCKS5 resolves node names with.
+pub fn with_nodes(mut snapshot: Snapshot, nodes: &[(String, IpAddr)]) -> Snapshot {
+    for (name, ip) in nodes {
+        let spec = NodeSpec {
+            name: name.clone(),
+            addresses: vec![NodeAddress {
+                kind: "InternalIP".into(),
+                ip: *ip,
+            }],
+        };
+        snapshot.nodes.insert(name.clone(), spec);
+    }
+    snapshot
 }
 
 fn one_endpoint_service(i: usize, ep: &AllowedEndpoint) -> (ServiceSpec, EndpointSetSpec) {
