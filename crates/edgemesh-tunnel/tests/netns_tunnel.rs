@@ -2,201 +2,17 @@
 //!
 //! Topology: an "internet" bridge 203.0.113.0/24 with the cloud node(s) (relays); LAN A
 //! 192.0.2.0/24 (a1, a2) and LAN B 198.51.100.0/24 (b1), each behind a MASQUERADE router.
+//! Each `netns_*` test builds its own topology (own namespace tag), so they run in parallel.
 //! Needs root: fails loudly otherwise.
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+mod netns_support;
 
-use anyhow::{Context as _, Result, bail};
-use edgemesh_testkit::netns::{Netns, require_root};
-use edgemesh_testkit::process::Process;
-use edgemesh_testkit::topology::{Host, Nat, Topology};
+use std::time::Duration;
 
-const ECHO_TCP: &str = r#"
-import socket, sys, threading
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(128)
-def serve(c):
-    while True:
-        d = c.recv(65536)
-        if not d: break
-        c.sendall(d)
-    c.close()
-while True:
-    c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
-"#;
-
-const ECHO_UDP: &str = r#"
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-s.bind((sys.argv[1], int(sys.argv[2])))
-while True:
-    d, a = s.recvfrom(65535); s.sendto(d, a)
-"#;
-
-fn node_bin() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let profile = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("no target dir")?;
-    let bin = profile.join("examples/tunnel-node");
-    if !bin.is_file() {
-        bail!(
-            "{} missing: run `cargo test -p edgemesh-tunnel` (it builds examples)",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
-
-struct World {
-    /// Kept alive for the test's duration (dropping it deletes the namespaces).
-    _topo: Topology,
-    dir: tempfile::TempDir,
-    procs: Vec<Process>,
-}
-
-impl World {
-    fn file(&self, name: &str, content: &str) -> Result<String> {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, content)?;
-        Ok(path.to_string_lossy().into_owned())
-    }
-
-    fn python(&mut self, host: &Netns, script: &str, ip: &str, port: u16) -> Result<()> {
-        let p = Process::start(
-            "python3",
-            &["-c", script, ip, &port.to_string()],
-            Some(host),
-        )?;
-        self.procs.push(p);
-        Ok(())
-    }
-
-    /// Starts a node; returns its index in `procs`.
-    fn node(&mut self, host: &Netns, name: &str, psk: &str, extra: &[&str]) -> Result<usize> {
-        let key = self.dir.path().join(format!("{name}.key"));
-        let key = key.to_string_lossy().into_owned();
-        let mut args = vec!["--node", name, "--key", &key, "--psk", psk];
-        args.extend_from_slice(extra);
-        let env = [("RUST_LOG", "info,libp2p_mdns=warn")];
-        let mut p = Process::start_with(node_bin()?, &args, Some(host), &env)?;
-        p.wait_for_log("forwarders ready", Duration::from_secs(20))?;
-        self.procs.push(p);
-        Ok(self.procs.len() - 1)
-    }
-}
-
-struct Hosts {
-    cloud: Host,
-    a1: Host,
-    a2: Host,
-    b1: Host,
-}
-
-fn build(tag: &str, nat: Nat) -> Result<(Topology, Hosts)> {
-    let mut t = Topology::new(tag)?;
-    let wan = t.lan("internet")?;
-    let lan_a = t.lan("a")?;
-    let lan_b = t.lan("b")?;
-    let cloud = t.host("cloud")?;
-    t.attach(&cloud, &wan, "203.0.113.10/24")?;
-    t.router("ra", &lan_a, "192.0.2.1/24", &wan, "203.0.113.2/24", nat)?;
-    t.router("rb", &lan_b, "198.51.100.1/24", &wan, "203.0.113.3/24", nat)?;
-    let a1 = t.host("a1")?;
-    t.attach(&a1, &lan_a, "192.0.2.10/24")?;
-    t.default_route(&a1, "192.0.2.1")?;
-    let a2 = t.host("a2")?;
-    t.attach(&a2, &lan_a, "192.0.2.11/24")?;
-    t.default_route(&a2, "192.0.2.1")?;
-    let b1 = t.host("b1")?;
-    t.attach(&b1, &lan_b, "198.51.100.10/24")?;
-    t.default_route(&b1, "198.51.100.1")?;
-    Ok((t, Hosts { cloud, a1, a2, b1 }))
-}
-
-fn endpoints(node: &str, eps: &[(&str, &str)]) -> String {
-    let items: Vec<String> = eps
-        .iter()
-        .map(|(proto, addr)| format!(r#"{{"protocol":"{proto}","addr":"{addr}","node":"{node}"}}"#))
-        .collect();
-    format!("[{}]", items.join(","))
-}
-
-/// Sends `msg` through `addr` (inside `ns`) and expects it echoed.
-fn tcp_echo(ns: &Netns, addr: &str, msg: &[u8]) -> Result<()> {
-    let addr: SocketAddr = addr.parse()?;
-    ns.run(|| -> Result<()> {
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))?;
-        s.write_all(msg)?;
-        let mut got = vec![0u8; msg.len()];
-        s.read_exact(&mut got)?;
-        if got != msg {
-            bail!("echo mismatch");
-        }
-        Ok(())
-    })
-}
-
-fn eventually(
-    what: &str,
-    timeout: Duration,
-    mut f: impl FnMut() -> Result<()>,
-) -> Result<Duration> {
-    let start = Instant::now();
-    let mut last = String::new();
-    while start.elapsed() < timeout {
-        match f() {
-            Ok(()) => return Ok(start.elapsed()),
-            Err(e) => last = e.to_string(),
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    bail!("{what}: not within {timeout:?}; last error: {last}")
-}
-
-/// Sends `count` datagrams through `addr` keeping at most 128 unanswered (a timeout counts the
-/// oldest as lost); returns how many came back.
-fn udp_echo(ns: &Netns, addr: &str, count: u32) -> Result<u32> {
-    let addr: SocketAddr = addr.parse()?;
-    ns.run(|| -> Result<u32> {
-        let s = UdpSocket::bind("127.0.0.1:0")?;
-        s.connect(addr)?;
-        s.set_read_timeout(Some(Duration::from_millis(300)))?;
-        let (mut sent, mut got, mut lost) = (0u32, 0u32, 0u32);
-        let mut buf = [0u8; 64];
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while got + lost < count && Instant::now() < deadline {
-            while sent < count && sent < got + lost + 128 {
-                s.send(&sent.to_be_bytes())?;
-                sent += 1;
-            }
-            match s.recv(&mut buf) {
-                Ok(_) => got += 1,
-                Err(_) => lost += 1,
-            }
-        }
-        Ok(got)
-    })
-}
-
-fn peers_json(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
-fn path_of(json: &str, node: &str) -> Option<String> {
-    let peers: serde_json::Value = serde_json::from_str(json).ok()?;
-    peers
-        .as_array()?
-        .iter()
-        .find(|p| p["nodeName"] == node)
-        .map(|p| p["path"].as_str().unwrap_or("").to_owned())
-}
+use anyhow::Result;
+use edgemesh_testkit::netns::require_root;
+use edgemesh_testkit::topology::Nat;
+use netns_support::*;
 
 #[test]
 fn netns_tunnel_paths_cone_nat() -> Result<()> {
@@ -329,5 +145,177 @@ fn netns_tunnel_paths_cone_nat() -> Result<()> {
         "wrong PSK must not connect"
     );
     let _ = evil;
+    Ok(())
+}
+
+/// Two relays, symmetric NAT (`--random-fully`) on both routers: LAN A → LAN B works and stays
+/// relayed; SIGKILL the relay carrying the path and traffic recovers through the other one.
+#[test]
+fn netns_tunnel_relay_failover_symmetric_nat() -> Result<()> {
+    /// The time within which a cross-LAN path must recover after its relay dies.
+    const RECOVERY: Duration = Duration::from_secs(10);
+    require_root();
+    let (topo, h) = build("tf", Nat::MasqueradeFullyRandom)?;
+    let mut w = World {
+        _topo: topo,
+        dir: tempfile::tempdir()?,
+        procs: Vec::new(),
+    };
+    let psk = w.file("psk", "mesh-secret")?;
+    w.python(&h.b1, ECHO_TCP, "198.51.100.10", 8080)?;
+    let ep_b1 = w.file(
+        "b1.json",
+        &endpoints("b1", &[("TCP", "198.51.100.10:8080")]),
+    )?;
+    let relays = [
+        "--relay",
+        "cloud=203.0.113.10",
+        "--relay",
+        "cloud2=203.0.113.11",
+    ];
+    let cloud = w.node(&h.cloud, "cloud", &psk, &relays)?;
+    let cloud2 = w.node(&h.cloud2, "cloud2", &psk, &relays)?;
+    let b1 = w.node(
+        &h.b1,
+        "b1",
+        &psk,
+        &[&relays[..], &["--endpoints", &ep_b1]].concat(),
+    )?;
+    wait_log_count(
+        &w.procs[b1],
+        "relay reservation accepted",
+        2,
+        Duration::from_secs(20),
+    )?;
+    let peers_out = w.dir.path().join("a1-peers.json");
+    let peers_arg = peers_out.to_string_lossy().into_owned();
+    let forward = ["--forward", "127.0.0.1:7002=b1/198.51.100.10:8080"];
+    let a1_args = [&relays[..], &forward, &["--peers-out", &peers_arg]].concat();
+    let a1 = w.node(&h.a1, "a1", &psk, &a1_args)?;
+    wait_log_count(
+        &w.procs[a1],
+        "relay reservation accepted",
+        2,
+        Duration::from_secs(20),
+    )?;
+    eventually("a1 → b1 through a relay", Duration::from_secs(30), || {
+        tcp_echo(&h.a1, "127.0.0.1:7002", b"hello b1")
+    })?;
+    // Give DCUtR its chance: with ports randomised on both sides it must not get through.
+    std::thread::sleep(Duration::from_secs(3));
+    let json = peers_json(&peers_out);
+    assert_eq!(path_of(&json, "b1").as_deref(), Some("relayed"), "{json}");
+    let via = addresses_of(&json, "b1");
+    let carrier = if via.iter().any(|a| a.contains("203.0.113.11")) {
+        cloud2
+    } else {
+        cloud
+    };
+    eprintln!("a1 → b1 via {via:?}; killing the relay carrying it");
+    w.procs[carrier].kill()?;
+    let recovered = eventually("a1 → b1 after the relay died", RECOVERY * 3, || {
+        tcp_echo(&h.a1, "127.0.0.1:7002", b"still there")
+    })?;
+    eprintln!("relay failover: traffic recovered {recovered:?} after SIGKILL");
+    assert!(
+        recovered <= RECOVERY,
+        "recovery took {recovered:?} (> {RECOVERY:?})"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let json = peers_json(&peers_out);
+    assert_eq!(path_of(&json, "b1").as_deref(), Some("relayed"), "{json}");
+    Ok(())
+}
+
+/// Cone NAT: SOCKS5 by node name to a TCP server ("sshd") in the other LAN; a long-lived stream
+/// survives whatever path changes happen; an impostor claiming b1's name with another key is
+/// refused by a1 and by the relay, and b1 stays reachable.
+#[test]
+fn netns_tunnel_socks5_and_impersonation() -> Result<()> {
+    require_root();
+    let (topo, h) = build("ti", Nat::Masquerade)?;
+    let mut w = World {
+        _topo: topo,
+        dir: tempfile::tempdir()?,
+        procs: Vec::new(),
+    };
+    let psk = w.file("psk", "mesh-secret")?;
+    w.python(&h.b1, ECHO_TCP, "198.51.100.10", 2222)?;
+    w.python(&h.b1, ECHO_TCP, "198.51.100.10", 8080)?;
+    let ep_b1 = w.file(
+        "b1.json",
+        &endpoints("b1", &[("TCP", "198.51.100.10:8080")]),
+    )?;
+    let relay = ["--relay", "cloud=203.0.113.10"];
+    let cloud = w.node(&h.cloud, "cloud", &psk, &relay)?;
+    let b1_args = [
+        &relay[..],
+        &["--endpoints", &ep_b1, "--own-addr", "198.51.100.10"],
+    ]
+    .concat();
+    let b1 = w.node(&h.b1, "b1", &psk, &b1_args)?;
+    w.procs[b1].wait_for_log("relay reservation accepted", Duration::from_secs(20))?;
+    let peers_out = w.dir.path().join("a1-peers.json");
+    let peers_arg = peers_out.to_string_lossy().into_owned();
+    let a1_args = [
+        &relay[..],
+        &["--socks5", "127.0.0.1:10800", "--peers-out", &peers_arg],
+        &[
+            "--node-addr",
+            "b1=198.51.100.10",
+            "--node-addr",
+            "a1=192.0.2.10",
+        ],
+        &["--forward", "127.0.0.1:7002=b1/198.51.100.10:8080"],
+    ]
+    .concat();
+    let a1 = w.node(&h.a1, "a1", &psk, &a1_args)?;
+    w.procs[a1].wait_for_log("relay reservation accepted", Duration::from_secs(20))?;
+
+    // "ssh" to b1 by name, through SOCKS5 and the tunnel.
+    let proxy = "127.0.0.1:10800";
+    let cold = eventually("SOCKS5 a1 → b1:2222", Duration::from_secs(30), || {
+        let got = ncat_socks5(&h.a1, proxy, "b1", 2222, "SSH-2.0-hello\n")?;
+        anyhow::ensure!(got == "SSH-2.0-hello\n", "got {got:?}");
+        Ok(())
+    })?;
+    eprintln!("SOCKS5 first echo after {cold:?}");
+    // By the node's address too; and refusals with SOCKS error codes.
+    let by_ip = ncat_socks5(&h.a1, proxy, "198.51.100.10", 2222, "by ip\n")?;
+    assert_eq!(by_ip, "by ip\n");
+    let unknown = ncat_socks5(&h.a1, proxy, "nobody", 22, "x");
+    assert!(unknown.is_err(), "unknown node must fail: {unknown:?}");
+    let not_a_node = ncat_socks5(&h.a1, proxy, "198.51.100.1", 22, "x");
+    assert!(
+        not_a_node.is_err(),
+        "an address of no node must fail: {not_a_node:?}"
+    );
+    let closed_port = ncat_socks5(&h.a1, proxy, "b1", 2223, "x");
+    assert!(
+        closed_port.is_err(),
+        "closed port must fail: {closed_port:?}"
+    );
+    let logs = w.procs[a1].logs();
+    assert!(
+        logs.contains("not a known node"),
+        "a1 should log the refusal:\n{logs}"
+    );
+
+    // A long-lived stream, open across the path changes that follow.
+    let long_lived = LongLived::open(&h.a1, "127.0.0.1:7002")?;
+
+    // The impostor: same PSK, in LAN A (mDNS finds it), claims "b1" with its own key.
+    let impostor = w.node_keyed(&h.a2, "b1", "impostor", &psk, &relay)?;
+    wait_log_count(&w.procs[a1], "refusing peer", 1, Duration::from_secs(20))?;
+    wait_log_count(&w.procs[cloud], "refusing peer", 1, Duration::from_secs(20))?;
+    let _ = impostor;
+    let again = ncat_socks5(&h.a1, proxy, "b1", 2222, "still the real b1\n")?;
+    assert_eq!(again, "still the real b1\n");
+    tcp_echo(&h.a1, "127.0.0.1:7002", b"real b1 endpoint")?;
+
+    long_lived.check(b"after the path changes")?;
+    let json = peers_json(&peers_out);
+    eprintln!("a1 /debug/peers: {json}");
+    eprintln!("b1 path: {:?}", path_of(&json, "b1"));
     Ok(())
 }

@@ -1,0 +1,304 @@
+//! Helpers of the namespace tests: the topology, node processes, echo backends, probes.
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use edgemesh_testkit::netns::Netns;
+use edgemesh_testkit::process::Process;
+use edgemesh_testkit::topology::{Host, Nat, Topology};
+
+pub const ECHO_TCP: &str = r#"
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(128)
+def serve(c):
+    while True:
+        d = c.recv(65536)
+        if not d: break
+        c.sendall(d)
+    c.close()
+while True:
+    c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+"#;
+
+pub const ECHO_UDP: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+s.bind((sys.argv[1], int(sys.argv[2])))
+while True:
+    d, a = s.recvfrom(65535); s.sendto(d, a)
+"#;
+
+pub fn node_bin() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("no target dir")?;
+    let bin = profile.join("examples/tunnel-node");
+    if !bin.is_file() {
+        bail!(
+            "{} missing: run `cargo test -p edgemesh-tunnel` (it builds examples)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+pub struct World {
+    /// Kept alive for the test's duration (dropping it deletes the namespaces).
+    pub _topo: Topology,
+    pub dir: tempfile::TempDir,
+    pub procs: Vec<Process>,
+}
+
+impl World {
+    pub fn file(&self, name: &str, content: &str) -> Result<String> {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, content)?;
+        Ok(path.to_string_lossy().into_owned())
+    }
+
+    pub fn python(&mut self, host: &Netns, script: &str, ip: &str, port: u16) -> Result<()> {
+        let p = Process::start(
+            "python3",
+            &["-c", script, ip, &port.to_string()],
+            Some(host),
+        )?;
+        self.procs.push(p);
+        Ok(())
+    }
+
+    /// Starts a node; returns its index in `procs`.
+    pub fn node(&mut self, host: &Netns, name: &str, psk: &str, extra: &[&str]) -> Result<usize> {
+        self.node_keyed(host, name, name, psk, extra)
+    }
+
+    /// Like [`World::node`] with the identity key kept under `key_name` (an impostor of a node
+    /// has its own key).
+    pub fn node_keyed(
+        &mut self,
+        host: &Netns,
+        name: &str,
+        key_name: &str,
+        psk: &str,
+        extra: &[&str],
+    ) -> Result<usize> {
+        let key = self.dir.path().join(format!("{key_name}.key"));
+        let key = key.to_string_lossy().into_owned();
+        let mut args = vec!["--node", name, "--key", &key, "--psk", psk];
+        args.extend_from_slice(extra);
+        let env = [("RUST_LOG", "info,libp2p_mdns=warn")];
+        let mut p = Process::start_with(node_bin()?, &args, Some(host), &env)?;
+        p.wait_for_log("forwarders ready", Duration::from_secs(20))?;
+        self.procs.push(p);
+        Ok(self.procs.len() - 1)
+    }
+}
+
+pub struct Hosts {
+    pub cloud: Host,
+    /// A second cloud node (203.0.113.11), for relay failover.
+    pub cloud2: Host,
+    pub a1: Host,
+    pub a2: Host,
+    pub b1: Host,
+}
+
+pub fn build(tag: &str, nat: Nat) -> Result<(Topology, Hosts)> {
+    let mut t = Topology::new(tag)?;
+    let wan = t.lan("internet")?;
+    let lan_a = t.lan("a")?;
+    let lan_b = t.lan("b")?;
+    let cloud = t.host("cloud")?;
+    t.attach(&cloud, &wan, "203.0.113.10/24")?;
+    let cloud2 = t.host("cloud2")?;
+    t.attach(&cloud2, &wan, "203.0.113.11/24")?;
+    t.router("ra", &lan_a, "192.0.2.1/24", &wan, "203.0.113.2/24", nat)?;
+    t.router("rb", &lan_b, "198.51.100.1/24", &wan, "203.0.113.3/24", nat)?;
+    let a1 = t.host("a1")?;
+    t.attach(&a1, &lan_a, "192.0.2.10/24")?;
+    t.default_route(&a1, "192.0.2.1")?;
+    let a2 = t.host("a2")?;
+    t.attach(&a2, &lan_a, "192.0.2.11/24")?;
+    t.default_route(&a2, "192.0.2.1")?;
+    let b1 = t.host("b1")?;
+    t.attach(&b1, &lan_b, "198.51.100.10/24")?;
+    t.default_route(&b1, "198.51.100.1")?;
+    Ok((
+        t,
+        Hosts {
+            cloud,
+            cloud2,
+            a1,
+            a2,
+            b1,
+        },
+    ))
+}
+
+pub fn endpoints(node: &str, eps: &[(&str, &str)]) -> String {
+    let items: Vec<String> = eps
+        .iter()
+        .map(|(proto, addr)| format!(r#"{{"protocol":"{proto}","addr":"{addr}","node":"{node}"}}"#))
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+/// Sends `msg` through `addr` (inside `ns`) and expects it echoed.
+pub fn tcp_echo(ns: &Netns, addr: &str, msg: &[u8]) -> Result<()> {
+    let addr: SocketAddr = addr.parse()?;
+    ns.run(|| -> Result<()> {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.write_all(msg)?;
+        let mut got = vec![0u8; msg.len()];
+        s.read_exact(&mut got)?;
+        if got != msg {
+            bail!("echo mismatch");
+        }
+        Ok(())
+    })
+}
+
+pub fn eventually(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> Result<()>,
+) -> Result<Duration> {
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < timeout {
+        match f() {
+            Ok(()) => return Ok(start.elapsed()),
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bail!("{what}: not within {timeout:?}; last error: {last}")
+}
+
+/// Sends `count` datagrams through `addr` keeping at most 128 unanswered (a timeout counts the
+/// oldest as lost); returns how many came back.
+pub fn udp_echo(ns: &Netns, addr: &str, count: u32) -> Result<u32> {
+    let addr: SocketAddr = addr.parse()?;
+    ns.run(|| -> Result<u32> {
+        let s = UdpSocket::bind("127.0.0.1:0")?;
+        s.connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_millis(300)))?;
+        let (mut sent, mut got, mut lost) = (0u32, 0u32, 0u32);
+        let mut buf = [0u8; 64];
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while got + lost < count && Instant::now() < deadline {
+            while sent < count && sent < got + lost + 128 {
+                s.send(&sent.to_be_bytes())?;
+                sent += 1;
+            }
+            match s.recv(&mut buf) {
+                Ok(_) => got += 1,
+                Err(_) => lost += 1,
+            }
+        }
+        Ok(got)
+    })
+}
+
+pub fn peers_json(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+pub fn path_of(json: &str, node: &str) -> Option<String> {
+    let peers: serde_json::Value = serde_json::from_str(json).ok()?;
+    peers
+        .as_array()?
+        .iter()
+        .find(|p| p["nodeName"] == node)
+        .map(|p| p["path"].as_str().unwrap_or("").to_owned())
+}
+
+/// Waits until `needle` appears in `count` log lines of `proc`.
+pub fn wait_log_count(proc: &Process, needle: &str, count: usize, timeout: Duration) -> Result<()> {
+    eventually(&format!("{count}× {needle:?}"), timeout, || {
+        let seen = proc.logs().matches(needle).count();
+        if seen >= count {
+            Ok(())
+        } else {
+            bail!("seen {seen}")
+        }
+    })
+    .map(drop)
+    .with_context(|| proc.logs())
+}
+
+/// `echo msg | ncat --proxy-type socks5 --proxy PROXY HOST PORT` inside `ns`: what ncat printed,
+/// or an error with its stderr (ncat's exit status says whether the proxy refused).
+pub fn ncat_socks5(ns: &Netns, proxy: &str, host: &str, port: u16, msg: &str) -> Result<String> {
+    let port = port.to_string();
+    let mut child = ns
+        .command("timeout")
+        .args(["10", "ncat", "--proxy-type", "socks5", "--proxy", proxy])
+        .args(["--proxy-dns", "remote", host, &port])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("ncat")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(msg.as_bytes())?;
+    } // dropped: EOF, ncat half-closes, the echo server closes, ncat exits
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "ncat to {host}:{port} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Where `node`'s connections at this observer go (remote addresses from `/debug/peers`).
+pub fn addresses_of(json: &str, node: &str) -> Vec<String> {
+    let Ok(peers) = serde_json::from_str::<serde_json::Value>(json) else {
+        return Vec::new();
+    };
+    let Some(peers) = peers.as_array() else {
+        return Vec::new();
+    };
+    peers
+        .iter()
+        .filter(|p| p["nodeName"] == node)
+        .flat_map(|p| p["addresses"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// A TCP connection kept open inside a namespace (the socket is created there and stays usable
+/// from any thread).
+pub struct LongLived(TcpStream);
+
+impl LongLived {
+    pub fn open(ns: &Netns, addr: &str) -> Result<LongLived> {
+        let addr: SocketAddr = addr.parse()?;
+        let s = ns.run(|| TcpStream::connect_timeout(&addr, Duration::from_secs(5)))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let ll = LongLived(s);
+        ll.check(b"first")?;
+        Ok(ll)
+    }
+
+    /// Sends `msg` and expects it echoed.
+    pub fn check(&self, msg: &[u8]) -> Result<()> {
+        let mut s = &self.0;
+        s.write_all(msg)?;
+        let mut got = vec![0u8; msg.len()];
+        s.read_exact(&mut got)
+            .context("the long-lived stream was cut")?;
+        anyhow::ensure!(got == msg, "echo mismatch");
+        Ok(())
+    }
+}
