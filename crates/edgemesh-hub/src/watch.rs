@@ -21,6 +21,9 @@ use crate::store::Cache;
 use crate::upstream::{Body, BoxError};
 
 /// Applies the events of an online watch to the cache as they pass.
+///
+/// The stream ends when the hub goes offline (the upstream connection may be silently dead), and
+/// the client's response is then held open, without events, until the cloud returns.
 pub fn tee(
     state: &Arc<State>,
     info: &RequestInfo,
@@ -47,8 +50,18 @@ pub fn tee(
         }
         chunk.map(Frame::data).map_err(|e| Box::new(e) as BoxError)
     });
-    let frames = frames.take_until(until_offline(online));
+    // Cut when the hub goes offline, then held open (silent) until the cloud returns, so a
+    // client watching across the cut keeps its watch and relists when it ends.
+    let hold = hold_while_offline(state.health.subscribe());
+    let frames = frames.take_until(until_offline(online)).chain(hold);
     Response::from_parts(parts, StreamBody::new(frames).boxed_unsync())
+}
+
+/// An empty stream that ends at once when online, or when the cloud returns.
+fn hold_while_offline(
+    online: signal::Receiver<bool>,
+) -> impl futures::Stream<Item = Result<Frame<Bytes>, BoxError>> {
+    futures::stream::once(until_online(online)).filter_map(|()| futures::future::ready(None))
 }
 
 async fn until_offline(mut online: signal::Receiver<bool>) {

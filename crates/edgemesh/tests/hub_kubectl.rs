@@ -1,0 +1,154 @@
+//! The edge hub with real kubectl, across a real link cut (issue #5 acceptance): online through
+//! the hub, offline from its cache (a held watch, a clear error on create, nothing for other
+//! clients or other tokens), and fresh data again once the link is back.
+
+mod hub_support;
+
+use std::time::{Duration, Instant};
+
+use hub_support::*;
+
+#[test]
+fn real_hub_kubectl_online_offline_and_back() {
+    let world = World::new("hubk");
+    seed(&world.api);
+    let cache = tempfile::tempdir().unwrap();
+    let hub = world.start_hub(cache.path(), &["--cache-agents", "kubectl"]);
+    let work = tempfile::tempdir().unwrap();
+    let kubeconfig = world.kubeconfig(work.path(), TOKEN);
+    let stranger = world.kubeconfig(work.path(), "another-token");
+
+    // Online, through the HTTPS listener on the hub's link-local address.
+    let online = world.kubectl(&kubeconfig, &["get", "pods,svc,configmaps", "-A"]);
+    assert!(
+        online.status.success(),
+        "online: {}\n{}",
+        stderr(&online),
+        hub.logs()
+    );
+    for name in ["web-1", "web-2", "db-1", "settings"] {
+        assert!(
+            stdout(&online).contains(name),
+            "{name} missing online:\n{}",
+            stdout(&online)
+        );
+    }
+    assert!(
+        hub.logs().contains("kubectl list pods: /api/v1/pods"),
+        "{}",
+        hub.logs()
+    );
+    let device = world
+        .edge
+        .exec_ok("ip", &["-o", "addr", "show", "dev", "edgemesh-hub0"])
+        .unwrap();
+    assert!(device.contains("169.254.2.1/32"), "{device}");
+
+    world.cut();
+    wait_online(&hub, false);
+
+    let offline = world.kubectl(&kubeconfig, &["get", "pods,svc,configmaps", "-A"]);
+    assert!(
+        offline.status.success(),
+        "offline: {}\n{}",
+        stderr(&offline),
+        hub.logs()
+    );
+    // Same rows (the AGE column moves on).
+    let rows = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    assert_eq!(
+        rows(&stdout(&offline)),
+        rows(&stdout(&online)),
+        "offline answer differs from the online one"
+    );
+    let one = world.kubectl(
+        &kubeconfig,
+        &[
+            "get",
+            "pod",
+            "web-1",
+            "-n",
+            "prod",
+            "-o",
+            "jsonpath={.spec.nodeName}",
+        ],
+    );
+    assert_eq!(stdout(&one), "n1", "{}", stderr(&one));
+
+    let create = world.kubectl(
+        &kubeconfig,
+        &[
+            "create",
+            "configmap",
+            "new",
+            "-n",
+            "prod",
+            "--from-literal=a=b",
+        ],
+    );
+    assert!(!create.status.success());
+    assert!(
+        stderr(&create).contains("not possible offline"),
+        "{}",
+        stderr(&create)
+    );
+
+    let refused = world.kubectl(&stranger, &["get", "pods", "-A"]);
+    assert!(
+        !refused.status.success(),
+        "another token was served offline: {}",
+        stdout(&refused)
+    );
+    assert!(
+        stderr(&refused).contains("Forbidden") || stderr(&refused).contains("forbidden"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // A watch started offline is held open, and closed when the link comes back.
+    let watch_cache = tempfile::tempdir().unwrap();
+    let mut watch = world.edge.command("kubectl");
+    watch
+        .env("KUBECONFIG", &kubeconfig)
+        .arg("--cache-dir")
+        .arg(watch_cache.path())
+        .args(["get", "pods", "-n", "prod", "-w", "-o", "name"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut watcher = watch.spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        watcher.try_wait().unwrap().is_none(),
+        "kubectl -w ended while offline"
+    );
+
+    world
+        .api
+        .apply(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "fresh", "namespace": "prod"}, "spec": {"containers": []}}))
+        .unwrap();
+    world.restore();
+    wait_online(&hub, true);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while watcher.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = watcher.kill();
+            panic!(
+                "the offline watch was not closed when the cloud came back\n{}",
+                hub.logs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let fresh = world.kubectl(&kubeconfig, &["get", "pods", "-n", "prod", "-o", "name"]);
+    assert!(
+        stdout(&fresh).contains("pod/fresh"),
+        "{}\n{}",
+        stdout(&fresh),
+        stderr(&fresh)
+    );
+}
