@@ -1,0 +1,258 @@
+//! Watches offline, live cache_agents from the ConfigMap, identity forwarding, and the HTTPS
+//! listener's certificate reload.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] functions
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const TOKEN: &str = "t";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_watch_gets_bookmarks_and_ends_when_the_cloud_returns() {
+    let api = apiserver();
+    let relay = Relay::start(api.addr()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hub = start_hub(config(&format!("http://{}", relay.addr), dir.path(), "app")).await;
+    let base = format!("http://{}", hub.addr);
+    assert_eq!(
+        get(
+            &format!("{base}/api/v1/namespaces/prod/pods"),
+            "app",
+            Some(TOKEN)
+        )
+        .await
+        .0,
+        200
+    );
+    relay.cut();
+    wait_online(&hub, false).await;
+
+    let url = format!(
+        "{base}/api/v1/namespaces/prod/pods?watch=true&allowWatchBookmarks=true&resourceVersion=1"
+    );
+    let request = http::Request::get(url)
+        .header("user-agent", "app")
+        .header("authorization", "Bearer t")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = client().request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .expect("no bookmark")
+        .unwrap()
+        .unwrap()
+        .into_data()
+        .unwrap();
+    let event = json(std::str::from_utf8(&frame).unwrap().trim());
+    assert_eq!(event["type"], "BOOKMARK");
+    assert_eq!(event["object"]["kind"], "Pod");
+
+    relay.restore().await;
+    let started = Instant::now();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .expect("watch not closed")
+        {
+            None => break,
+            Some(Ok(_bookmark)) => assert!(started.elapsed() < Duration::from_secs(5)),
+            Some(Err(e)) => panic!("{e}"),
+        }
+    }
+    // A watch of something never listed is refused, not held.
+    relay.cut();
+    wait_online(&hub, false).await;
+    let (code, _) = get(
+        &format!("{base}/api/v1/services?watch=true"),
+        "app",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(code, 503);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_agents_follow_the_config_map_live_and_survive_a_restart() {
+    let api = apiserver();
+    let dir = tempfile::tempdir().unwrap();
+    let hub = start_hub(config(&api.url(), dir.path(), "")).await;
+    let base = format!("http://{}", hub.addr);
+    api.apply(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "edge-hub-cfg", "namespace": "kube-system"},
+        "data": {"cache_agents": "edge-app, other"}}))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hub.status.status().cache_agents_config_map != "edge-app,other" {
+        assert!(Instant::now() < deadline, "ConfigMap never applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        get(&format!("{base}/api/v1/pods"), "edge-app", Some(TOKEN))
+            .await
+            .0,
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !dir.path().join("edge-app/pods.v1.core/prod/web-1").exists() {
+        assert!(Instant::now() < deadline, "edge-app not cached");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(hub);
+    // Restarted with the cloud unreachable: the persisted list still applies.
+    let offline = start_hub(config("http://127.0.0.1:9", dir.path(), "")).await;
+    assert_eq!(
+        offline.status.status().cache_agents_config_map,
+        "edge-app,other"
+    );
+    let (code, body) = get(
+        &format!("http://{}/api/v1/pods", offline.addr),
+        "edge-app",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+}
+
+/// An upstream that records the request head it gets and answers a fixed JSON object.
+async fn recording_upstream() -> (std::net::SocketAddr, tokio::sync::mpsc::Receiver<String>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let body = r#"{"kind":"Status","status":"Success"}"#;
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+                let _ = tx.send(head).await;
+            });
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clients_own_credentials_reach_the_upstream_untouched() {
+    let (upstream, mut heads) = recording_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&format!("http://{upstream}"), dir.path(), "");
+    cfg.health.interval = Duration::from_secs(3600);
+    let hub = start_hub(cfg).await;
+    let (code, _) = call(
+        "POST",
+        &format!("http://{}/api/v1/namespaces/a/configmaps", hub.addr),
+        "pod-x",
+        Some("secret-token"),
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let head = tokio::time::timeout(Duration::from_secs(5), heads.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if head.starts_with("POST /api/v1/namespaces/a/configmaps") {
+            let lower = head.to_ascii_lowercase();
+            assert!(
+                lower.contains("authorization: bearer secret-token"),
+                "{head}"
+            );
+            assert!(lower.contains("user-agent: pod-x"), "{head}");
+            break;
+        }
+        assert!(Instant::now() < deadline);
+    }
+}
+
+fn issue(ca: &rcgen::Issuer<'_, rcgen::KeyPair>, cn: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(vec!["kubernetes.default.svc".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    let cert = params.signed_by(&key, ca).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+async fn served_common_name(addr: std::net::SocketAddr, ca_pem: &str) -> String {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("kubernetes.default.svc").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    let cert = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    // The CN is in the DER as UTF8String/PrintableString; find our marker.
+    let der = String::from_utf8_lossy(cert.as_ref()).into_owned();
+    ["first", "second"]
+        .iter()
+        .find(|cn| der.contains(&format!("hub-{cn}")))
+        .unwrap_or(&"?")
+        .to_string()
+}
+
+use rustls::pki_types::pem::PemObject;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_serving_certificate_is_reloaded_when_its_files_change() {
+    let api = apiserver();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let ca = rcgen::Issuer::new(ca_params, ca_key);
+    let (cert_file, key_file) = (dir.path().join("hub.crt"), dir.path().join("hub.key"));
+    let (cert, key) = issue(&ca, "hub-first");
+    std::fs::write(&cert_file, cert).unwrap();
+    std::fs::write(&key_file, key).unwrap();
+    let mut cfg = config(&api.url(), &dir.path().join("cache"), "");
+    cfg.secure_addr = Some("127.0.0.1:0".parse().unwrap());
+    cfg.insecure_addr = None;
+    cfg.cert_file = Some(cert_file.clone());
+    cfg.key_file = Some(key_file.clone());
+    cfg.cert_poll_interval = Duration::from_millis(100);
+    let hub = start_hub(cfg).await;
+    assert_eq!(served_common_name(hub.addr, &ca_cert.pem()).await, "first");
+
+    // Written as cert managers do: new files renamed into place.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (cert, key) = issue(&ca, "hub-second");
+    std::fs::write(dir.path().join("new.key"), key).unwrap();
+    std::fs::write(dir.path().join("new.crt"), cert).unwrap();
+    std::fs::rename(dir.path().join("new.key"), &key_file).unwrap();
+    std::fs::rename(dir.path().join("new.crt"), &cert_file).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while served_common_name(hub.addr, &ca_cert.pem()).await != "second" {
+        assert!(Instant::now() < deadline, "certificate never reloaded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
