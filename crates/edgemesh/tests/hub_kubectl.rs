@@ -109,6 +109,29 @@ fn real_hub_kubectl_online_offline_and_back() {
         stderr(&refused)
     );
 
+    // Another client (curl's User-Agent) with the very token kubectl used: nothing from the cache.
+    let ca = world.certs.path("ca.crt");
+    let auth = format!("Authorization: Bearer {TOKEN}");
+    let mut curl = world.edge.command("curl");
+    curl.args([
+        "-s",
+        "-w",
+        "\n%{http_code}",
+        "--cacert",
+        &ca,
+        "-H",
+        &auth,
+        "https://169.254.2.1:10268/api/v1/pods",
+    ]);
+    let other = run_bounded(curl, Duration::from_secs(20));
+    let answer = stdout(&other);
+    assert!(
+        answer.ends_with("503") && answer.contains("not in cache_agents"),
+        "{answer}"
+    );
+    let (_, metrics) = hub.http_get("/metrics").unwrap();
+    assert!(metrics.contains("edgemesh_hub_cloud_online 0"), "{metrics}");
+
     // A watch started offline is held open, and closed when the link comes back.
     let watch_cache = tempfile::tempdir().unwrap();
     let mut watch = world.edge.command("kubectl");
