@@ -58,6 +58,8 @@ pub(crate) struct Driver {
     waiters: HashMap<PeerId, Vec<oneshot::Sender<Result<(), String>>>>,
     /// Peers with a direct path whose relayed connection is kept until their streams end.
     draining: HashSet<PeerId>,
+    /// Dials started for `Connect` requests (answered when they fail).
+    our_dials: HashMap<ConnectionId, PeerId>,
 }
 
 impl Driver {
@@ -70,6 +72,7 @@ impl Driver {
             lan_addrs: HashMap::new(),
             waiters: HashMap::new(),
             draining: HashSet::new(),
+            our_dials: HashMap::new(),
             shared,
         };
         driver.set_relays(driver.shared.config.relays.clone());
@@ -139,13 +142,30 @@ impl Driver {
             let _ = reply.send(Err("no LAN address and no relay connected".into()));
             return;
         }
-        self.waiters.entry(peer).or_default().push(reply);
+        let waiting = self.waiters.entry(peer).or_default();
+        waiting.push(reply);
+        if waiting.len() > 1 {
+            return; // our dial for an earlier request is in flight
+        }
+        // Not `NotDialing`: a hole punch attempt to this peer may be in flight, and under a NAT
+        // that drops its SYNs it only fails after the dial timeout; the relay must not wait.
         let opts = DialOpts::peer_id(peer)
             .addresses(addrs)
-            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .condition(PeerCondition::Disconnected)
             .build();
-        if let Err(error) = self.swarm.dial(opts) {
-            tracing::debug!(%peer, %error, "dial not started (maybe one is in flight)");
+        let id = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.our_dials.insert(id, peer);
+            }
+            Err(error) => {
+                tracing::debug!(%peer, %error, "dial not started");
+                let result = match self.swarm.is_connected(&peer) {
+                    true => Ok(()),
+                    false => Err(error.to_string()),
+                };
+                self.answer_waiters(peer, result);
+            }
         }
     }
 
@@ -251,9 +271,15 @@ impl Driver {
                 cause,
                 ..
             } => self.on_closed(peer_id, connection_id, num_established, cause),
-            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+            SwarmEvent::OutgoingConnectionError {
+                peer_id,
+                connection_id,
+                error,
+            } => {
                 tracing::warn!(peer = ?peer_id, %error, "connection attempt failed");
-                if let Some(peer) = peer_id {
+                // Only our own dials answer waiters: a failed hole punch or relay dial to the
+                // same peer says nothing about the path being dialled for them.
+                if let Some(peer) = self.our_dials.remove(&connection_id) {
                     self.answer_waiters(peer, Err(error.to_string()));
                 }
             }
@@ -296,6 +322,7 @@ impl Driver {
             .entry(peer)
             .or_default()
             .insert(id, Conn { remote, path });
+        self.our_dials.remove(&id);
         if let ConnectedPoint::Dialer { address, .. } = endpoint {
             for slot in self.relays.iter_mut().filter(|s| s.addrs.contains(address)) {
                 slot.peer = Some(peer);

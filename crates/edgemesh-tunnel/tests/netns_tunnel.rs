@@ -153,7 +153,7 @@ fn netns_tunnel_paths_cone_nat() -> Result<()> {
 #[test]
 fn netns_tunnel_relay_failover_symmetric_nat() -> Result<()> {
     /// The time within which a cross-LAN path must recover after its relay dies.
-    const RECOVERY: Duration = Duration::from_secs(10);
+    const RECOVERY: Duration = Duration::from_secs(5);
     require_root();
     let (topo, h) = build("tf", Nat::MasqueradeFullyRandom)?;
     let mut w = World {
@@ -227,9 +227,10 @@ fn netns_tunnel_relay_failover_symmetric_nat() -> Result<()> {
     Ok(())
 }
 
-/// Cone NAT: SOCKS5 by node name to a TCP server ("sshd") in the other LAN; a long-lived stream
-/// survives whatever path changes happen; an impostor claiming b1's name with another key is
-/// refused by a1 and by the relay, and b1 stays reachable.
+/// Cone NAT: SOCKS5 by node name to a TCP server ("sshd") in the other LAN; the hole punch is
+/// held back (LAN A's router drops what goes to LAN B's router) until a long-lived stream is open
+/// on the relayed path, then let through: the path upgrades to `punched` and the stream survives;
+/// an impostor claiming b1's name with another key is refused by a1 and by the relay.
 #[test]
 fn netns_tunnel_socks5_and_impersonation() -> Result<()> {
     require_root();
@@ -246,6 +247,7 @@ fn netns_tunnel_socks5_and_impersonation() -> Result<()> {
         "b1.json",
         &endpoints("b1", &[("TCP", "198.51.100.10:8080")]),
     )?;
+    block_forwarding_to(&h.ra, "203.0.113.3")?;
     let relay = ["--relay", "cloud=203.0.113.10"];
     let cloud = w.node(&h.cloud, "cloud", &psk, &relay)?;
     let b1_args = [
@@ -301,8 +303,26 @@ fn netns_tunnel_socks5_and_impersonation() -> Result<()> {
         "a1 should log the refusal:\n{logs}"
     );
 
-    // A long-lived stream, open across the path changes that follow.
+    // A long-lived stream on the relayed path; then the punch gets through (its SYNs are
+    // retransmitted) and the path upgrades while the stream is open.
     let long_lived = LongLived::open(&h.a1, "127.0.0.1:7002")?;
+    assert_eq!(
+        path_of(&peers_json(&peers_out), "b1").as_deref(),
+        Some("relayed")
+    );
+    unblock(&h.ra)?;
+    let upgraded = eventually("path a1 → b1 punched", Duration::from_secs(30), || {
+        let path = path_of(&peers_json(&peers_out), "b1");
+        anyhow::ensure!(path.as_deref() == Some("punched"), "path {path:?}");
+        Ok(())
+    })?;
+    eprintln!("hole punch through the cone NATs {upgraded:?} after unblocking");
+    long_lived.check(b"after the upgrade")?;
+    let logs = w.procs[a1].logs();
+    assert!(
+        logs.contains("keeping the relayed connection until its streams end"),
+        "the relayed connection must be kept for the open stream:\n{logs}"
+    );
 
     // The impostor: same PSK, in LAN A (mDNS finds it), claims "b1" with its own key.
     let impostor = w.node_keyed(&h.a2, "b1", "impostor", &psk, &relay)?;
@@ -313,9 +333,19 @@ fn netns_tunnel_socks5_and_impersonation() -> Result<()> {
     assert_eq!(again, "still the real b1\n");
     tcp_echo(&h.a1, "127.0.0.1:7002", b"real b1 endpoint")?;
 
-    long_lived.check(b"after the path changes")?;
+    long_lived.check(b"after the impostor")?;
+    // Once the stream ends the relayed connection goes; new streams take the punched path.
+    drop(long_lived);
+    // (Either side may close it: each keeps it only while it counts open streams.)
+    eventually("relayed connection closed", Duration::from_secs(10), || {
+        let via = addresses_of(&peers_json(&peers_out), "b1");
+        let relayed = via.iter().any(|a| a.contains("p2p-circuit"));
+        anyhow::ensure!(!via.is_empty() && !relayed, "a1 → b1 via {via:?}");
+        Ok(())
+    })?;
     let json = peers_json(&peers_out);
     eprintln!("a1 /debug/peers: {json}");
-    eprintln!("b1 path: {:?}", path_of(&json, "b1"));
+    assert_eq!(path_of(&json, "b1").as_deref(), Some("punched"), "{json}");
+    tcp_echo(&h.a1, "127.0.0.1:7002", b"over the punched path")?;
     Ok(())
 }

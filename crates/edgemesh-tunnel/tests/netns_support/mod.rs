@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use edgemesh_testkit::netns::Netns;
 use edgemesh_testkit::process::Process;
-use edgemesh_testkit::topology::{Host, Nat, Topology};
+use edgemesh_testkit::topology::{Host, Nat, Router, Topology};
 
 pub const ECHO_TCP: &str = r#"
 import socket, sys, threading
@@ -56,6 +56,19 @@ pub struct World {
     pub procs: Vec<Process>,
 }
 
+/// With TUNNEL_TEST_KEEP_LOGS=DIR, each node's output is copied to DIR when the test ends.
+impl Drop for World {
+    fn drop(&mut self) {
+        let Ok(dir) = std::env::var("TUNNEL_TEST_KEEP_LOGS") else {
+            return;
+        };
+        for (i, p) in self.procs.iter().enumerate() {
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::copy(p.log_path(), Path::new(&dir).join(format!("proc-{i}.log")));
+        }
+    }
+}
+
 impl World {
     pub fn file(&self, name: &str, content: &str) -> Result<String> {
         let path = self.dir.path().join(name);
@@ -92,7 +105,9 @@ impl World {
         let key = key.to_string_lossy().into_owned();
         let mut args = vec!["--node", name, "--key", &key, "--psk", psk];
         args.extend_from_slice(extra);
-        let env = [("RUST_LOG", "info,libp2p_mdns=warn")];
+        // TUNNEL_TEST_LOG overrides the filter (e.g. `info,libp2p_dcutr=debug` to study punches).
+        let filter = std::env::var("TUNNEL_TEST_LOG").unwrap_or("info,libp2p_mdns=warn".into());
+        let env = [("RUST_LOG", filter.as_str())];
         let mut p = Process::start_with(node_bin()?, &args, Some(host), &env)?;
         p.wait_for_log("forwarders ready", Duration::from_secs(20))?;
         self.procs.push(p);
@@ -107,6 +122,8 @@ pub struct Hosts {
     pub a1: Host,
     pub a2: Host,
     pub b1: Host,
+    /// LAN A's router.
+    pub ra: Router,
 }
 
 pub fn build(tag: &str, nat: Nat) -> Result<(Topology, Hosts)> {
@@ -118,8 +135,10 @@ pub fn build(tag: &str, nat: Nat) -> Result<(Topology, Hosts)> {
     t.attach(&cloud, &wan, "203.0.113.10/24")?;
     let cloud2 = t.host("cloud2")?;
     t.attach(&cloud2, &wan, "203.0.113.11/24")?;
-    t.router("ra", &lan_a, "192.0.2.1/24", &wan, "203.0.113.2/24", nat)?;
-    t.router("rb", &lan_b, "198.51.100.1/24", &wan, "203.0.113.3/24", nat)?;
+    let ra = t.router("ra", &lan_a, "192.0.2.1/24", &wan, "203.0.113.2/24", nat)?;
+    let rb = t.router("rb", &lan_b, "198.51.100.1/24", &wan, "203.0.113.3/24", nat)?;
+    home_router_firewall(&ra)?;
+    home_router_firewall(&rb)?;
     let a1 = t.host("a1")?;
     t.attach(&a1, &lan_a, "192.0.2.10/24")?;
     t.default_route(&a1, "192.0.2.1")?;
@@ -137,8 +156,51 @@ pub fn build(tag: &str, nat: Nat) -> Result<(Topology, Hosts)> {
             a1,
             a2,
             b1,
+            ra,
         },
     ))
+}
+
+/// What a home router does with an unsolicited connection from the internet: drop it. (Without
+/// this the router's own stack answers a SYN to its WAN address with a RST, and that RST kills
+/// the other side's simultaneous-open attempt: no TCP hole punch could ever succeed.)
+fn home_router_firewall(router: &Router) -> Result<()> {
+    let rules = format!(
+        "table inet home_fw {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    iifname \"{}\" ct state new drop\n  }}\n}}\n",
+        router.wan_if
+    );
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("fw.nft");
+    std::fs::write(&path, rules)?;
+    router
+        .host
+        .exec_ok("nft", &["-f", &path.to_string_lossy()])
+        .context("home router firewall")?;
+    Ok(())
+}
+
+/// Makes `router` drop what it forwards to `ip` (no direct path there) until [`unblock`].
+pub fn block_forwarding_to(router: &Router, ip: &str) -> Result<()> {
+    let rules = format!(
+        "table inet test_block {{\n  chain block_forward {{\n    type filter hook forward priority 0; policy accept;\n    ip daddr {ip} drop\n  }}\n}}\n"
+    );
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("block.nft");
+    std::fs::write(&path, rules)?;
+    router
+        .host
+        .exec_ok("nft", &["-f", &path.to_string_lossy()])
+        .context("block rule")?;
+    Ok(())
+}
+
+/// Removes the rule of [`block_forwarding_to`].
+pub fn unblock(router: &Router) -> Result<()> {
+    router
+        .host
+        .exec_ok("nft", &["delete", "table", "inet", "test_block"])
+        .context("unblock")?;
+    Ok(())
 }
 
 pub fn endpoints(node: &str, eps: &[(&str, &str)]) -> String {
