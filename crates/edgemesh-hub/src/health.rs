@@ -138,6 +138,12 @@ impl Health {
             .clone()
     }
 
+    /// Resolves when the hub is (or becomes) offline: a request waiting on a silent upstream
+    /// (a link that drops packets) is given up as soon as the probes notice.
+    pub async fn offline(&self) {
+        let _ = self.subscribe().wait_for(|online| !*online).await;
+    }
+
     /// Changes of the online state (for offline watches that must end when the cloud returns).
     pub fn subscribe(&self) -> watch::Receiver<bool> {
         self.online.subscribe()

@@ -188,4 +188,9 @@ impl StatusHandle {
     pub fn is_online(&self) -> bool {
         self.0.health.is_online()
     }
+
+    /// Blocks until every cache write queued so far is on disk (call before a clean exit).
+    pub fn flush_cache(&self) {
+        self.0.cache.flush();
+    }
 }

@@ -48,7 +48,13 @@ pub async fn forward(
     let caching = client.cached && info.is_cacheable();
     let upgrade = parts.headers.contains_key(header::UPGRADE);
     let request = upstream_request(state, index, parts, body, caching, upgrade)?;
-    let mut response = state.client.request(request).await.map_err(|e| {
+    let answer = tokio::select! {
+        answer = state.client.request(request) => answer,
+        () = state.health.offline() => {
+            return Err(ForwardError::Connect("the cloud became unreachable while waiting for an answer".into()));
+        }
+    };
+    let mut response = answer.map_err(|e| {
         if e.is_connect() {
             ForwardError::Connect(error_chain(&e))
         } else {
@@ -170,7 +176,14 @@ async fn cache_response(
         return watch::tee(state, info, client, response);
     }
     let (parts, body) = response.into_parts();
-    let bytes = match body.collect().await {
+    let collected = tokio::select! {
+        collected = body.collect() => collected,
+        () = state.health.offline() => {
+            let message = "edge hub: the cloud became unreachable while the answer was being read";
+            return crate::proxy::reply(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", message);
+        }
+    };
+    let bytes = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
             let message = format!("edge hub: reading the upstream response failed: {e}");

@@ -103,7 +103,9 @@ async fn cache_agents_follow_the_config_map_live_and_survive_a_restart() {
         200
     );
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !dir.path().join("edge-app/pods.v1.core/prod/web-1").exists() {
+    while !std::fs::read_to_string(dir.path().join("edge-app/pods.v1.core/.edgemesh-meta.json"))
+        .is_ok_and(|meta| meta.contains("resource_version"))
+    {
         assert!(Instant::now() < deadline, "edge-app not cached");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -228,7 +228,7 @@ async fn run(config: HubConfig, args: &HubFlags) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let hub = Hub::start(config, &mut registry).await?;
     let status = hub.status_handle();
-    let admin = admin_routes(status, Arc::new(registry));
+    let admin = admin_routes(status.clone(), Arc::new(registry));
     let (admin_addr, admin_serving) = admin
         .bind(args.admin_addr)
         .await
@@ -241,11 +241,16 @@ async fn run(config: HubConfig, args: &HubFlags) -> anyhow::Result<()> {
     if let Some(addr) = hub.insecure_addr {
         tracing::info!("hub listening on http://{addr}");
     }
-    tokio::select! {
+    let flusher = status.clone();
+    let result = tokio::select! {
         result = hub.serve() => result.context("edge hub stopped"),
         _ = tokio::signal::ctrl_c() => Ok(()),
         () = sigterm() => Ok(()),
-    }
+    };
+    // Queued cache writes are atomic either way; finishing them keeps the lists complete.
+    let _ = tokio::task::spawn_blocking(move || flusher.flush_cache()).await;
+    tracing::info!("edge hub stopped");
+    result
 }
 
 async fn sigterm() {
