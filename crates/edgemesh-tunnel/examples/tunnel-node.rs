@@ -152,7 +152,7 @@ async fn forward_tcp(
         tokio::spawn(async move {
             match handle.open_tcp(&node, target).await {
                 Ok(mut stream) => {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut stream).await;
+                    let _ = edgemesh_tunnel::splice(&mut client, &mut stream).await;
                 }
                 Err(error) => tracing::warn!(%error, "forward failed"),
             }

@@ -74,8 +74,16 @@ pub(crate) fn build_swarm(
     Ok(swarm)
 }
 
+/// Concurrent streams per connection, i.e. tunnelled connections between two nodes (yamux's
+/// default, 512, is below what one busy node pair needs). Yamux requires 256 KiB of connection
+/// receive window per stream: 4,096 × 256 KiB is its default 1 GiB window — a cap on buffered
+/// data, not an allocation.
+const MAX_STREAMS_PER_CONNECTION: usize = 4096;
+
 fn yamux_config() -> yamux::Config {
-    yamux::Config::default()
+    let mut config = yamux::Config::default();
+    config.set_max_num_streams(MAX_STREAMS_PER_CONNECTION);
+    config
 }
 
 /// TCP, then the PSK handshake (when configured) before anything else, then noise and yamux.

@@ -29,6 +29,7 @@ mod server;
 mod shared;
 pub mod snapshot_file;
 pub mod socks5;
+pub mod splice;
 pub mod stats;
 pub mod udp;
 pub mod wire;
@@ -48,6 +49,7 @@ pub use dialer::TunnelDialer;
 pub use driver::LISTENING;
 pub use error::TunnelError;
 pub use socks5::Socks5Server;
+pub use splice::splice;
 pub use stats::{PathKind, PeerReport};
 pub use udp::UdpTunnel;
 

@@ -94,7 +94,7 @@ async fn handle(shared: Arc<Shared>, peer: PeerId, mut stream: Stream) {
             }
             let mut tunnel = Counted::new(stream.compat(), counters);
             let mut upstream = upstream;
-            let _ = tokio::io::copy_bidirectional(&mut tunnel, &mut upstream).await;
+            let _ = crate::splice(&mut tunnel, &mut upstream).await;
         }
         _ => {
             let Ok(socket) = udp_socket(request.target).await else {

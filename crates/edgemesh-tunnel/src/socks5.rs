@@ -140,14 +140,14 @@ async fn connect_and_splice(
             return;
         };
         if send_reply(&mut client, Reply::Succeeded).await.is_ok() {
-            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            let _ = crate::splice(&mut client, &mut upstream).await;
         }
         return;
     }
     match tunnel.open_tcp(&target.node, target.addr).await {
         Ok(mut stream) => {
             if send_reply(&mut client, Reply::Succeeded).await.is_ok() {
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut stream).await;
+                let _ = crate::splice(&mut client, &mut stream).await;
             }
         }
         Err(error) => {

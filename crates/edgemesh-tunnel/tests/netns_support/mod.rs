@@ -1,4 +1,6 @@
 //! Helpers of the namespace tests: the topology, node processes, echo backends, probes.
+// Shared by two test binaries (netns_tunnel, netns_bench), each using a subset.
+#![allow(dead_code)]
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
