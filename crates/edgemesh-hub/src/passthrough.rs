@@ -190,7 +190,16 @@ async fn cache_response(
             return crate::proxy::reply(StatusCode::BAD_GATEWAY, "BadGateway", &message);
         }
     };
-    store(state, info, client, path, status, &bytes);
+    // Parsing and storing a big list takes milliseconds: do it off the response path. Order
+    // against the watch events that follow is kept by resourceVersion (see `replace_list`).
+    let (task_state, info, client, path) = (
+        Arc::clone(state),
+        info.clone(),
+        client.clone(),
+        path.to_string(),
+    );
+    let stored = bytes.clone();
+    tokio::task::spawn_blocking(move || store(&task_state, &info, &client, &path, status, &stored));
     let body = Full::new(bytes)
         .map_err(|never| match never {})
         .boxed_unsync();

@@ -44,6 +44,7 @@ fn start_hub(upstream: &str, cache: &Path) -> (Process, SocketAddr) {
     let line = hub
         .wait_for_log("hub listening on http://", Duration::from_secs(20))
         .unwrap();
+    hub.admin_addr(Duration::from_secs(5)).unwrap();
     let addr = line
         .rsplit("http://")
         .next()
@@ -68,6 +69,23 @@ fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).unwrap();
     edgemesh_testkit::http::parse_response(&raw).unwrap()
+}
+
+/// Waits (bounded) until this hub process has written `n` cache files.
+fn wait_files_written(hub: &Process, n: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, body) = hub.http_get("/debug/hub").unwrap();
+        let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if status["cache"]["files_written"].as_u64().unwrap_or(0) >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {body} after 20 s"
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    }
 }
 
 fn change_everything(api: &ApiServer, round: u64) {
@@ -125,8 +143,9 @@ fn hub_sigkill_during_cache_writes_leaves_only_complete_objects() {
         let (mut hub, addr) = start_hub(&upstream, cache.path());
         let (code, body) = get(addr, "/api/v1/namespaces/burst/configmaps");
         assert_eq!(code, 200, "{body}");
-        // The answer is back before the disk writes are done: kill somewhere in the burst.
-        std::thread::sleep(Duration::from_millis(5 + (round * 37) % 120));
+        // The answer is back before the disk writes are done: kill somewhere in the burst,
+        // a bit later each round.
+        wait_files_written(&hub, 20 + round * (OBJECTS as u64 / ROUNDS));
         hub.kill().unwrap();
         let (count, rounds) = check_files(cache.path());
         if count < OBJECTS || rounds.len() > 1 {

@@ -155,11 +155,10 @@ impl Cache {
         };
         let mut all = self.write();
         let cache = all.entry((agent.to_string(), key.clone())).or_default();
-        if cache
-            .objects
-            .get(&object.key())
-            .is_some_and(|old| old.bytes == object.bytes)
-        {
+        if cache.objects.get(&object.key()).is_some_and(|old| {
+            old.bytes == object.bytes
+                || resource::is_newer(&old.resource_version, &object.resource_version)
+        }) {
             return true;
         }
         self.queue_object(agent, key, &object);

@@ -42,6 +42,16 @@ impl CachedObject {
     }
 }
 
+/// Whether resourceVersion `a` is newer than `b`. resourceVersions are opaque to clients, but
+/// every apiserver hands out etcd revisions (integers); anything else compares as "not newer", so
+/// the latest write wins as before.
+pub fn is_newer(a: &str, b: &str) -> bool {
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(a), Ok(b)) => a > b,
+        _ => false,
+    }
+}
+
 /// A list the apiserver answered in full: which namespace and selectors it covered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListRecord {
@@ -150,10 +160,12 @@ impl ResourceCache {
     ) -> Result<ListChange, crate::error::SelectorError> {
         let matcher = scope.matcher()?;
         let fresh: BTreeSet<_> = items.iter().map(CachedObject::key).collect();
+        // Objects a newer watch event brought in are not the list's to remove or overwrite.
         let removed: Vec<_> = self
             .objects
             .iter()
             .filter(|(key, object)| matcher.matches(object) && !fresh.contains(*key))
+            .filter(|(_, object)| !is_newer(&object.resource_version, &resource_version))
             .map(|(key, _)| key.clone())
             .collect();
         for key in &removed {
@@ -161,13 +173,12 @@ impl ResourceCache {
         }
         let mut written = Vec::with_capacity(items.len());
         for item in items {
-            let unchanged = self
-                .objects
-                .get(&item.key())
-                .is_some_and(|old| old.bytes == item.bytes);
-            if !unchanged {
-                written.push(item.key());
+            if self.objects.get(&item.key()).is_some_and(|old| {
+                old.bytes == item.bytes || is_newer(&old.resource_version, &item.resource_version)
+            }) {
+                continue;
             }
+            written.push(item.key());
             self.objects.insert(item.key(), Arc::new(item));
         }
         self.meta.lists.retain(|r| !r.same_scope(scope));
@@ -304,6 +315,40 @@ mod tests {
             names(&cache, &scope(Some("c"), None)).unwrap(),
             Vec::<String>::new()
         );
+    }
+
+    fn obj_at(ns: &str, name: &str, rv: &str) -> CachedObject {
+        CachedObject::new(
+            json!({"metadata": {"name": name, "namespace": ns, "resourceVersion": rv}}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_older_list_never_undoes_newer_watch_events() {
+        let mut cache = ResourceCache::default();
+        let all = scope(None, None);
+        // A watch event (rv 20) landed before the list (rv 10) that preceded it.
+        let newer = obj_at("a", "x", "20");
+        cache.objects.insert(newer.key(), Arc::new(newer));
+        let added_later = obj_at("a", "y", "21");
+        cache
+            .objects
+            .insert(added_later.key(), Arc::new(added_later));
+        let change = cache
+            .replace_list(&all, vec![obj_at("a", "x", "9")], "10".into())
+            .unwrap();
+        assert!(
+            change.written.is_empty() && change.removed.is_empty(),
+            "{change:?}"
+        );
+        assert_eq!(
+            cache.objects[&("a".into(), "x".into())].resource_version,
+            "20"
+        );
+        assert!(!is_newer("9", "10"));
+        assert!(is_newer("11", "10"));
+        assert!(!is_newer("abc", "10"));
     }
 
     #[test]
