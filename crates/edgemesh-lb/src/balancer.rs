@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 
 use edgemesh_model::{ClientIpAffinity, Frontend, LbPolicy, Service, ServicePort, Snapshot};
@@ -111,9 +110,8 @@ impl<R: RandomSource, C: Clock> LoadBalancer<R, C> {
             LbPolicy::RoundRobin => policy::round_robin(core, ctx.exclude),
             LbPolicy::Random => policy::random(core, ctx.exclude, &self.rng),
             LbPolicy::ConsistentHash(key) => {
-                let live = state.total.load(Ordering::Relaxed);
                 let key_hash = policy::key_hash(key, ctx);
-                policy::consistent_hash(core, &self.config, key_hash, live, ctx.exclude)
+                policy::consistent_hash(core, &self.config, key_hash, ctx.exclude)
             }
         }
     }

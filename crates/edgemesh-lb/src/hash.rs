@@ -7,11 +7,8 @@
 //!   `ceil(partition_count / backends * load)` (so no backend owns much more than its share);
 //! - a key belongs to partition `hash(key) % partition_count`.
 //!
-//! On top of that static placement, [`pick`](crate::LoadBalancer) bounds *live connections*:
-//! when the partition's backend already holds `ceil(load * (live + 1) / backends)` connections,
-//! the walk continues clockwise to the next backend under the bound (Mirrokni et al.,
-//! "Consistent Hashing with Bounded Loads", the scheme of Envoy's and HAProxy's
-//! `hash-balance-factor`).
+//! Live connections do not move keys (EdgeMesh's behaviour too): a key stays on its backend
+//! until that backend leaves the set or a dial to it fails.
 //!
 //! The hash is FNV-1a followed by the SplitMix64 finaliser: deterministic across processes and
 //! versions (every agent maps a key to the same backend) and well mixed for short inputs.

@@ -56,59 +56,17 @@ pub(crate) fn key_hash(key: &HashKey, ctx: &PickContext<'_>) -> u64 {
     }
 }
 
-/// Most live connections a backend may hold before a new one is placed on it:
-/// `ceil(load * (live + 1) / backends)`, never below 1.
-pub(crate) fn load_cap(live: usize, backends: usize, load: f64) -> usize {
-    let cap = (load * (live as f64 + 1.0) / backends.max(1) as f64).ceil();
-    (cap as usize).max(1)
-}
-
-/// Consistent hash with bounded load: the partition's backend, or the next one clockwise that
-/// is under the live-connection cap. When every allowed backend is at the cap (possible only
-/// with exclusions) the first allowed one clockwise is returned.
+/// Consistent hash: the backend that owns the key's partition (placement already caps each
+/// backend's share of partitions by `load`, as EdgeMesh does), or the next allowed one clockwise
+/// when it is excluded (a failed dial). Live connections never move a key: session persistence
+/// is why users choose this policy, and a lingering connection must not break it.
 pub(crate) fn consistent_hash(
     core: &PortCore,
     config: &ConsistentHashConfig,
     key_hash: u64,
-    live: usize,
     exclude: &[SocketAddr],
 ) -> Option<usize> {
     let ring = core.ring(config);
-    let cap = load_cap(live, core.len(), config.load);
-    let mut first_allowed = None;
-    for i in ring.walk(ring.partition(key_hash)) {
-        if !allowed(core, i, exclude) {
-            continue;
-        }
-        if core.load(i) < cap {
-            return Some(i);
-        }
-        first_allowed.get_or_insert(i);
-    }
-    first_allowed
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn load_cap_matches_the_formula() {
-        // (live, backends, load, cap)
-        let cases = [
-            (0, 3, 1.25, 1),
-            (2, 3, 1.25, 2),
-            (11, 4, 1.25, 4),
-            (99, 10, 1.25, 13),
-            (100, 100, 1.0, 2),
-            (5, 0, 1.25, 8),
-        ];
-        for (live, n, load, want) in cases {
-            assert_eq!(
-                load_cap(live, n, load),
-                want,
-                "live={live} n={n} load={load}"
-            );
-        }
-    }
+    ring.walk(ring.partition(key_hash))
+        .find(|&i| allowed(core, i, exclude))
 }

@@ -56,12 +56,11 @@ fn agent_random_stays_within_a_binomial_bound() {
     }
 }
 
-/// Bounded-load caveat (crates/edgemesh-lb): a backend holding `ceil(load × (live + 1) /
-/// backends)` live connections is passed over. With the default `load: 1.25` and 3 backends
-/// that cap is 1 while the previous connection is still being torn down in the agent, so even
-/// strictly sequential curls from one source split (seen: 10 on pod-c, 2 on pod-a). `load: 10`
-/// lifts the cap (4 live connections) above what one sequential client reaches.
-const UNBOUNDED_LOAD: &str = "    loadBalancer:\n      consistentHash:\n        load: 10\n";
+/// `load: 10`: partitions are capped at `ceil(partitionCount / backends × load)` per backend
+/// (crates/edgemesh-lb), so with the default 1.25 removing a backend also re-places partitions
+/// that had overflowed from one remaining backend to another. A load this high lifts the cap,
+/// so the ring alone decides, which is the property the header test checks.
+const UNCAPPED_PARTITIONS: &str = "    loadBalancer:\n      consistentHash:\n        load: 10\n";
 
 #[test]
 fn agent_consistent_hash_by_source_ip_keeps_each_client_on_one_backend() {
@@ -71,7 +70,8 @@ fn agent_consistent_hash_by_source_ip_keeps_each_client_on_one_backend() {
     for client in clients {
         cluster.add_node_address(client);
     }
-    let _agent = cluster.start_agent(Backend::Nftables, UNBOUNDED_LOAD);
+    // The default load: live connections never move a client (EdgeMesh's session persistence).
+    let _agent = cluster.start_agent(Backend::Nftables, "");
     for client in clients {
         let counts = tally(&cluster.curl_many(URL, 12, &["--interface", client]));
         eprintln!("source {client}: {counts:?}");
@@ -83,17 +83,12 @@ fn agent_consistent_hash_by_source_ip_keeps_each_client_on_one_backend() {
     }
 }
 
-/// Bounded load: besides the live-connection cap above, partitions are capped at
-/// `ceil(partitionCount / backends × load)` per backend (crates/edgemesh-lb), so with the
-/// default load 1.25 removing a backend also re-places partitions that had overflowed from one
-/// remaining backend to another: keys not on the removed backend can move. `load: 10` lifts
-/// both caps above anything this test reaches (100 partitions, one connection at a time), so
-/// the ring alone decides, which is the property tested.
+/// Removing a backend moves only the keys it held (see [`UNCAPPED_PARTITIONS`]).
 #[test]
 fn agent_consistent_hash_by_header_moves_only_the_removed_backends_keys() {
     let rule = json!({"consistentHash": {"httpHeaderName": "X-User"}});
     let cluster = three_pods("chhdr", Some(rule));
-    let agent = cluster.start_agent(Backend::Nftables, UNBOUNDED_LOAD);
+    let agent = cluster.start_agent(Backend::Nftables, UNCAPPED_PARTITIONS);
     let users: Vec<String> = (0..40).map(|i| format!("user-{i}")).collect();
     let before = backend_per_user(&cluster, &users);
     assert!(
