@@ -24,6 +24,17 @@ pub enum Upstream {
     Stream(Box<dyn UpstreamIo>),
 }
 
+/// A datagram flow to a backend that is not reached with a plain UDP socket (a tunnel flow).
+pub trait DatagramChannel: Send + Sync + fmt::Debug {
+    /// Queues one datagram without waiting; `false` when it was dropped (full or closed).
+    fn send(&self, datagram: &[u8]) -> bool;
+    /// The backend's next datagram; `None` once the flow is closed.
+    fn recv(&self) -> BoxFuture<'_, Option<Vec<u8>>>;
+}
+
+/// Opening a [`DatagramChannel`]; owns what it needs, so the proxy can run it in its own task.
+pub type DatagramDial = BoxFuture<'static, io::Result<Box<dyn DatagramChannel>>>;
+
 /// Opens connections to backends. The proxy bounds each call with its connect timeout.
 pub trait Dialer: Send + Sync + 'static {
     fn dial<'a>(
@@ -31,6 +42,12 @@ pub trait Dialer: Send + Sync + 'static {
         backend: &'a Backend,
         frontend: &'a Frontend,
     ) -> BoxFuture<'a, io::Result<Upstream>>;
+
+    /// UDP: `None` (the default) sends the flow's datagrams from a plain marked socket straight
+    /// to the backend; `Some` opens a datagram channel instead (an endpoint behind the tunnel).
+    fn dial_udp(&self, _backend: &Backend, _frontend: &Frontend) -> Option<DatagramDial> {
+        None
+    }
 }
 
 /// Connects straight to the backend's address with a marked socket.

@@ -27,7 +27,7 @@ pub mod testing;
 pub mod udp;
 
 pub use config::{DEFAULT_BYPASS_MARK, DEFAULT_TCP_PORT, HttpHeadLimits, ProxyConfig, RelayMode};
-pub use dialer::{Dialer, DirectDialer, Upstream, UpstreamIo};
+pub use dialer::{DatagramChannel, DatagramDial, Dialer, DirectDialer, Upstream, UpstreamIo};
 pub use error::ProxyError;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use origdst::{OriginalDst, SoOriginalDst};

@@ -68,15 +68,12 @@ impl Proxy {
         let Some(session) = self.session_for(sessions, received) else {
             return Metrics::inc(&metrics.udp_datagrams_dropped);
         };
-        // Never wait on one flow: a full socket buffer drops the datagram, as the network would.
-        // A plain non-blocking send: tokio's `try_send` refuses until the reactor has seen the
-        // new socket writable, which would drop every flow's first datagram.
-        match socket2::SockRef::from(&session.upstream).send(payload) {
-            Ok(n) => {
-                session.activity.touch();
-                Metrics::add(&metrics.bytes_client_to_upstream, n as u64);
-            }
-            Err(_) => Metrics::inc(&metrics.udp_datagrams_dropped),
+        // Never wait on one flow: a full buffer drops the datagram, as the network would.
+        if session.send(payload) {
+            session.activity.touch();
+            Metrics::add(&metrics.bytes_client_to_upstream, payload.len() as u64);
+        } else {
+            Metrics::inc(&metrics.udp_datagrams_dropped);
         }
     }
 
@@ -93,7 +90,8 @@ impl Proxy {
             );
             return None;
         }
-        let session = Arc::new(session::open(self, received)?);
+        let (session, channel) = session::open(self, received)?;
+        let session = Arc::new(session);
         table.insert(key, Arc::clone(&session));
         drop(table);
         session::spawn_replies(
@@ -101,6 +99,7 @@ impl Proxy {
             Arc::clone(sessions),
             key,
             Arc::clone(&session),
+            channel,
         );
         Some(session)
     }

@@ -1,4 +1,8 @@
 //! One UDP flow: route and balance once, then relay replies back until the flow goes idle.
+//!
+//! A flow to a backend this node reaches directly uses a marked socket connected to it; a flow
+//! the dialer sends elsewhere (the tunnel) queues its datagrams until the channel is open, then
+//! pumps both ways through it.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError};
@@ -6,26 +10,67 @@ use std::sync::{Arc, PoisonError};
 use edgemesh_lb::{PickContext, Picked};
 use edgemesh_model::{Frontend, Protocol};
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 
 use super::socket::{reply_socket, upstream_socket};
 use super::{MAX_DATAGRAM, Received, Sessions};
+use crate::dialer::{DatagramChannel, DatagramDial};
 use crate::metrics::{ActiveGuard, Metrics};
 use crate::proxy::Proxy;
 use crate::relay::Activity;
 
+/// Datagrams a flow may queue while its channel opens; more are dropped, as a network would.
+const CHANNEL_QUEUE: usize = 256;
+
 /// A live flow: where its datagrams go, and the balancer's lease on that backend.
 #[derive(Debug)]
 pub(crate) struct Session {
-    pub(crate) upstream: UdpSocket,
+    upstream: Upstream,
     reply: UdpSocket,
     client: SocketAddr,
     pub(crate) activity: Activity,
     _picked: Picked,
 }
 
+#[derive(Debug)]
+enum Upstream {
+    /// A marked socket connected to the backend.
+    Socket(UdpSocket),
+    /// The queue in front of a datagram channel.
+    Channel(mpsc::Sender<Vec<u8>>),
+}
+
+/// What the flow's task needs to open its datagram channel.
+pub(crate) struct ChannelStart {
+    dial: DatagramDial,
+    queue: mpsc::Receiver<Vec<u8>>,
+}
+
+impl Session {
+    /// Sends without waiting on the flow; `false` when the datagram was dropped.
+    pub(crate) fn send(&self, payload: &[u8]) -> bool {
+        match &self.upstream {
+            // A plain non-blocking send: tokio's `try_send` refuses until the reactor has seen
+            // the new socket writable, which would drop every flow's first datagram.
+            Upstream::Socket(socket) => socket2::SockRef::from(socket).send(payload).is_ok(),
+            Upstream::Channel(queue) => queue.try_send(payload.to_vec()).is_ok(),
+        }
+    }
+
+    async fn reply(&self, datagram: &[u8], metrics: &Metrics) {
+        match self.reply.send_to(datagram, self.client).await {
+            Ok(sent) => {
+                self.activity.touch();
+                Metrics::add(&metrics.bytes_upstream_to_client, sent as u64);
+            }
+            Err(_) => Metrics::inc(&metrics.udp_datagrams_dropped),
+        }
+    }
+}
+
 /// Routes the flow's first datagram and opens its sockets; `None` (logged) when it cannot be
 /// served: no such service, no endpoint, or a socket error.
-pub(crate) fn open(proxy: &Proxy, received: Received) -> Option<Session> {
+pub(crate) fn open(proxy: &Proxy, received: Received) -> Option<(Session, Option<ChannelStart>)> {
     let frontend = Frontend {
         ip: received.original_dst.ip().to_canonical(),
         port: received.original_dst.port(),
@@ -45,19 +90,31 @@ pub(crate) fn open(proxy: &Proxy, received: Received) -> Option<Session> {
         Metrics::inc(&inner.metrics.no_endpoint);
         return None;
     };
-    let sockets = upstream_socket(picked.backend.addr, inner.config.mark)
-        .and_then(|up| Ok((up, reply_socket(received.original_dst)?)));
+    let (upstream, channel) = match inner.dialer.dial_udp(&picked.backend, &frontend) {
+        Some(dial) => {
+            let (tx, queue) = mpsc::channel(CHANNEL_QUEUE);
+            (
+                Ok(Upstream::Channel(tx)),
+                Some(ChannelStart { dial, queue }),
+            )
+        }
+        None => (
+            upstream_socket(picked.backend.addr, inner.config.mark).map(Upstream::Socket),
+            None,
+        ),
+    };
+    let sockets = upstream.and_then(|up| Ok((up, reply_socket(received.original_dst)?)));
     match sockets {
         Ok((upstream, reply)) => {
             Metrics::inc(&inner.metrics.udp_sessions_created);
-            let activity = Activity::new();
-            Some(Session {
+            let session = Session {
                 upstream,
                 reply,
                 client: received.client,
-                activity,
+                activity: Activity::new(),
                 _picked: picked,
-            })
+            };
+            Some((session, channel))
         }
         Err(error) => {
             tracing::warn!(%error, ?frontend, backend = %picked.backend.addr, "UDP session set-up failed");
@@ -72,14 +129,21 @@ pub(crate) fn spawn_replies(
     sessions: Sessions,
     key: (SocketAddr, SocketAddr),
     session: Arc<Session>,
+    channel: Option<ChannelStart>,
 ) {
     tokio::spawn(async move {
         let metrics = &proxy.inner.metrics;
         let _active = ActiveGuard::new(&metrics.udp_sessions_active);
-        let idle = proxy.inner.config.udp_idle_timeout;
+        let config = &proxy.inner.config;
+        let relay = async {
+            match channel {
+                Some(start) => pump(&session, start, config.connect_timeout, metrics).await,
+                None => relay_replies(&session, metrics).await,
+            }
+        };
         tokio::select! {
-            () = relay_replies(&session, metrics) => {}
-            () = session.activity.idle_for(idle) => {}
+            () = relay => {}
+            () = session.activity.idle_for(config.udp_idle_timeout) => {}
         }
         let mut table = sessions.lock().unwrap_or_else(PoisonError::into_inner);
         table.remove(&key);
@@ -87,18 +151,47 @@ pub(crate) fn spawn_replies(
 }
 
 async fn relay_replies(session: &Session, metrics: &Metrics) {
+    let Upstream::Socket(upstream) = &session.upstream else {
+        return;
+    };
     let mut buf = vec![0u8; MAX_DATAGRAM];
-    loop {
-        // A refused port (ICMP) or similar error ends the flow early instead of spinning.
-        let Ok(n) = session.upstream.recv(&mut buf).await else {
+    // A refused port (ICMP) or similar error ends the flow early instead of spinning.
+    while let Ok(n) = upstream.recv(&mut buf).await {
+        session.reply(&buf[..n], metrics).await;
+    }
+}
+
+/// Opens the channel (bounded by the connect timeout), then moves queued datagrams out and
+/// replies back until either side closes.
+async fn pump(
+    session: &Session,
+    start: ChannelStart,
+    timeout: std::time::Duration,
+    metrics: &Metrics,
+) {
+    let ChannelStart { dial, mut queue } = start;
+    let channel: Box<dyn DatagramChannel> = match tokio::time::timeout(timeout, dial).await {
+        Ok(Ok(channel)) => channel,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, client = %session.client, "UDP flow: the channel did not open");
             return;
-        };
-        match session.reply.send_to(&buf[..n], session.client).await {
-            Ok(sent) => {
-                session.activity.touch();
-                Metrics::add(&metrics.bytes_upstream_to_client, sent as u64);
-            }
-            Err(_) => Metrics::inc(&metrics.udp_datagrams_dropped),
+        }
+        Err(_) => {
+            tracing::warn!(client = %session.client, ?timeout, "UDP flow: the channel did not open in time");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            datagram = queue.recv() => match datagram {
+                Some(datagram) if !channel.send(&datagram) => Metrics::inc(&metrics.udp_datagrams_dropped),
+                Some(_) => {}
+                None => return,
+            },
+            reply = channel.recv() => match reply {
+                Some(datagram) => session.reply(&datagram, metrics).await,
+                None => return,
+            },
         }
     }
 }
