@@ -5,6 +5,7 @@ mod datapath;
 mod dns;
 mod proxier;
 mod settings;
+mod tunnel;
 mod udp_routing;
 
 use std::process::ExitCode;
@@ -73,11 +74,17 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         version: 0,
     };
     let publisher = Publisher::new(&settings.sources(), options, DEBOUNCE);
+    let tunnel = match &settings.tunnel {
+        Some(t) => Some(tunnel::start(t, &settings.node_name, publisher.cell())?),
+        None => None,
+    };
+    let tunnel_handle = tunnel.as_ref().map(edgemesh_tunnel::Tunnel::handle);
     let datapath = match &settings.proxy {
         Some(proxy) => Some(
             datapath::start(
                 proxy,
                 &settings.node_name,
+                tunnel_handle.clone(),
                 publisher.cell(),
                 publisher.subscribe(),
             )
@@ -89,7 +96,14 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         Some(dns) => Some(dns::start(dns, publisher.cell()).await?),
         None => None,
     };
-    let admin = admin::routes(publisher.cell(), publisher.readiness(), datapath, dns);
+    let peers = tunnel_handle.map(tunnel::report_peers);
+    let admin = admin::routes(
+        publisher.cell(),
+        publisher.readiness(),
+        datapath,
+        dns,
+        peers,
+    );
     let (events, rx) = mpsc::channel(1024);
     tokio::spawn(publisher.run(rx));
     start_sources(&settings, events).await?;
@@ -101,6 +115,9 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     tokio::spawn(serving);
     shutdown_signal().await;
     tracing::info!("shutting down");
+    if let Some(tunnel) = tunnel {
+        tunnel.stop();
+    }
     Ok(())
 }
 

@@ -60,6 +60,15 @@ pub struct AgentArgs {
     #[arg(long, value_name = "ADDR")]
     pub admin_addr: Option<SocketAddr>,
 
+    /// Directory for state kept across restarts: the tunnel's node key and the peer pins.
+    #[arg(
+        long,
+        env = "EDGEMESH_STATE_DIR",
+        default_value = "/var/lib/edgemesh",
+        value_name = "DIR"
+    )]
+    pub state_dir: PathBuf,
+
     /// Remove everything the agent installed on this host (nftables table, iptables chains and
     /// jumps, the UDP policy route), then exit. Rules are otherwise left in place on a stop or a
     /// crash, so a restarting agent takes over without a gap.

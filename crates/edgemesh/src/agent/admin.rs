@@ -1,7 +1,7 @@
 //! The agent's admin routes.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError};
 
 use edgemesh_dns::DnsMetrics;
 use edgemesh_kube::Readiness;
@@ -10,16 +10,27 @@ use edgemesh_telemetry::{AdminServer, Reply};
 
 use super::datapath::DataPath;
 use super::proxier::ProxierStats;
+use super::tunnel::PeersReport;
 
 pub fn routes(
     cell: Arc<SnapshotCell>,
     readiness: Arc<Readiness>,
     datapath: Option<DataPath>,
     dns: Option<Arc<DnsMetrics>>,
+    peers: Option<PeersReport>,
 ) -> AdminServer {
     let snapshot_cell = Arc::clone(&cell);
     let proxier = datapath.as_ref().map(|d| Arc::clone(&d.proxier));
     AdminServer::new()
+        .route("/debug/peers", move || match &peers {
+            Some(report) => Reply::json(
+                report
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone(),
+            ),
+            None => Reply::text(404, "the tunnel is off (modules.edgeTunnel.enable)\n"),
+        })
         .route("/healthz", || Reply::text(200, "ok\n"))
         .route("/readyz", move || {
             match readiness_problem(&readiness, proxier.as_deref()) {

@@ -15,7 +15,8 @@ use edgemesh_netfilter::{
     UdpOptions, select_backend,
 };
 use edgemesh_proxy::udp::TproxySocket;
-use edgemesh_proxy::{DirectDialer, Metrics, Proxy, ProxyConfig};
+use edgemesh_proxy::{Dialer, DirectDialer, Metrics, Proxy, ProxyConfig};
+use edgemesh_tunnel::{TunnelDialer, TunnelHandle};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -33,6 +34,7 @@ pub struct DataPath {
 pub async fn start(
     settings: &ProxySettings,
     node_name: &str,
+    tunnel: Option<TunnelHandle>,
     cell: Arc<SnapshotCell>,
     updates: watch::Receiver<Arc<Snapshot>>,
 ) -> anyhow::Result<DataPath> {
@@ -40,7 +42,13 @@ pub async fn start(
         LoadBalancer::new(settings.consistent_hash)
             .context("modules.edgeProxy.loadBalancer.consistentHash")?,
     );
-    let dialer = Arc::new(DirectDialer::new(DEFAULT_BYPASS_MARK.value)?);
+    let direct = DirectDialer::new(DEFAULT_BYPASS_MARK.value)?;
+    // Endpoints on other nodes go through the tunnel when it runs; without it they are dialed
+    // directly (a flat network, or they fail and the proxy retries another endpoint).
+    let dialer: Arc<dyn Dialer> = match tunnel {
+        Some(handle) => Arc::new(TunnelDialer::new(direct, handle)),
+        None => Arc::new(direct),
+    };
     let config = ProxyConfig {
         mark: DEFAULT_BYPASS_MARK.value,
         ..ProxyConfig::default()

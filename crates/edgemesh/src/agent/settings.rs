@@ -13,6 +13,7 @@ use edgemesh_model::{ServiceFilterMode, SourceId};
 use edgemesh_netfilter::BackendKind;
 
 use super::dns::DnsSettings;
+use super::tunnel::TunnelSettings;
 use crate::cli::AgentArgs;
 
 /// How the agent reaches a Kubernetes API server.
@@ -57,6 +58,8 @@ pub struct Settings {
     pub proxy: Option<ProxySettings>,
     /// `None` when `modules.edgeDNS.enable` is false.
     pub dns: Option<DnsSettings>,
+    /// `None` when `modules.edgeTunnel.enable` is false.
+    pub tunnel: Option<TunnelSettings>,
     /// Non-fatal findings (unknown keys, fallbacks) to log once logging is up.
     pub warnings: Vec<String>,
 }
@@ -86,10 +89,10 @@ impl Settings {
             admin_addr: args.admin_addr,
         };
         let prepared = prepare(args.config.as_deref(), &overrides, &Env::from_process())?;
-        Ok(Self::from_prepared(prepared))
+        Ok(Self::from_prepared(prepared, args.state_dir.clone()))
     }
 
-    fn from_prepared(prepared: Prepared) -> Self {
+    fn from_prepared(prepared: Prepared, state_dir: PathBuf) -> Self {
         let Prepared {
             config,
             node,
@@ -116,6 +119,7 @@ impl Settings {
                 .enable
                 .then(|| ProxySettings::from_config(proxy_config)),
             dns: DnsSettings::from_config(&config),
+            tunnel: TunnelSettings::from_config(&config.modules.edge_tunnel, state_dir),
             warnings: warnings.iter().map(ToString::to_string).collect(),
         }
     }
