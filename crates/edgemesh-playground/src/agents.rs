@@ -1,16 +1,13 @@
-//! How the playground starts an agent on a node. This is the ONE place that decides whether the
-//! agents run the tunnel: today [`TUNNEL_DEFAULT`] is false because `edgemesh-tunnel` is not
-//! wired into the agent yet, so `check` reports the cross-LAN checks as SKIP (needs tunnel).
-//! Once it is, set [`TUNNEL_DEFAULT`] to true (or pass `up --tunnel`) and adjust
-//! [`config_yaml`] to the agent's tunnel settings; every check then must PASS.
+//! How the playground starts an agent on a node. The agents run the tunnel unless `up
+//! --no-tunnel` (which shows what breaks without it: `check` then reports the cross-LAN checks
+//! as SKIP (needs tunnel)). With the tunnel every agent has its own state directory (its node
+//! key) and all share one PSK file.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
 
 use crate::plan::{NODES, NodeSpec, Site};
 
-/// Whether `up` starts the agents with the tunnel when not told otherwise.
-pub const TUNNEL_DEFAULT: bool = false;
 /// The agent's admin endpoint inside each node's namespace (the agent's default).
 pub const ADMIN_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 10557));
 /// The node-local DNS the agents serve (EdgeMesh's bridge address).
@@ -18,18 +15,21 @@ pub const DNS_ADDR: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(169, 254, 96, 16), 53));
 
 /// The agent config file every node uses (EdgeMesh's format): proxy on nftables (UDP needs
-/// TPROXY), node-local DNS, and with `tunnel` the edgeTunnel module with the cloud node as relay.
-pub fn config_yaml(tunnel: bool) -> String {
+/// TPROXY), node-local DNS, and with `tunnel` (the PSK file) the edgeTunnel module with the
+/// cloud node as relay.
+pub fn config_yaml(tunnel: Option<&Path>) -> String {
     let mut yaml = String::from(
         "apiVersion: agent.edgemesh.config.kubeedge.io/v1alpha1\n\
          kind: EdgeMeshAgent\n\
          modules:\n  edgeDNS:\n    enable: true\n  edgeProxy:\n    enable: true\n    backend: nftables\n",
     );
-    if tunnel {
+    if let Some(psk) = tunnel {
         let relay = relay_node();
         yaml.push_str(&format!(
-            "  edgeTunnel:\n    enable: true\n    relayNodes:\n      - nodeName: {}\n        advertiseAddress:\n          - {}\n",
-            relay.name, relay.ip
+            "  edgeTunnel:\n    enable: true\n    psk:\n      enable: true\n      path: {}\n    relayNodes:\n      - nodeName: {}\n        advertiseAddress:\n          - {}\n",
+            psk.display(),
+            relay.name,
+            relay.ip
         ));
     }
     yaml
@@ -43,10 +43,12 @@ pub fn relay_node() -> &'static NodeSpec {
         .unwrap_or(&NODES[0])
 }
 
-/// The agent's command line (after the binary).
-pub fn args(node: &NodeSpec, config: &Path, manifests: &Path) -> Vec<String> {
+/// The agent's command line (after the binary); `state` is the directory of all nodes' state.
+pub fn args(node: &NodeSpec, config: &Path, manifests: &Path, state: &Path) -> Vec<String> {
     vec![
         "agent".into(),
+        "--state-dir".into(),
+        state.join(node.name).display().to_string(),
         "--config".into(),
         config.display().to_string(),
         "--manifests".into(),
@@ -74,20 +76,27 @@ mod tests {
 
     #[test]
     fn the_tunnel_setting_only_adds_the_tunnel_module() {
-        let off = config_yaml(false);
-        let on = config_yaml(true);
+        let off = config_yaml(None);
+        let on = config_yaml(Some(Path::new("/run/p/psk")));
         assert!(!off.contains("edgeTunnel"));
         assert!(on.starts_with(&off));
         assert!(on.contains("nodeName: cloud") && on.contains("203.0.113.10"));
+        assert!(on.contains("path: /run/p/psk"));
     }
 
     #[test]
     fn args_name_the_node_and_the_manifests() {
-        let args = args(&NODES[1], Path::new("/c.yaml"), Path::new("/m"));
+        let args = args(
+            &NODES[1],
+            Path::new("/c.yaml"),
+            Path::new("/m"),
+            Path::new("/s"),
+        );
         let text = args.join(" ");
         assert_eq!(
             text,
-            "agent --config /c.yaml --manifests /m --node-name edge-a1 --admin-addr 127.0.0.1:10557"
+            "agent --state-dir /s/edge-a1 --config /c.yaml --manifests /m --node-name edge-a1 \
+             --admin-addr 127.0.0.1:10557"
         );
     }
 }

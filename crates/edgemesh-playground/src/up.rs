@@ -90,7 +90,14 @@ fn build_and_start(
         manifests.display()
     ));
     let config = dir.join("edgemesh-agent.yaml");
-    state::write_atomic(&config, &agents::config_yaml(options.tunnel))?;
+    let psk = dir.join("psk");
+    if options.tunnel {
+        state::write_atomic(&psk, &new_psk()?)?;
+    }
+    state::write_atomic(
+        &config,
+        &agents::config_yaml(options.tunnel.then_some(&*psk)),
+    )?;
     let started = start_all(options, &config, &manifests, &logs, &mut state);
     state::save(plan, &state)?;
     started?;
@@ -115,7 +122,7 @@ fn start_all(
 ) -> Result<(), PlaygroundError> {
     let plan = &options.plan;
     for node in &NODES {
-        let args = agents::args(node, config, manifests);
+        let args = agents::args(node, config, manifests, &plan.state_dir().join("nodes"));
         let name = format!("agent/{}", node.name);
         let ns = plan.netns(node.name);
         let record = procs::spawn_detached(&name, &ns, &options.binary, &args, logs)?;
@@ -151,19 +158,30 @@ fn wait_ready(state: &State) -> Result<(), PlaygroundError> {
         if process.name.starts_with("pod/") {
             procs::wait_for_log(&process.name, &process.log, crate::pod::READY, left)?;
         } else {
-            wait_agent(process, left)?;
+            wait_agent(process, state.tunnel, left)?;
         }
     }
     Ok(())
 }
 
-fn wait_agent(agent: &ProcessRecord, timeout: Duration) -> Result<(), PlaygroundError> {
+/// Ready, and with the tunnel connected to the relay (other nodes are reached through it on
+/// first use), so the first `check` does not race the tunnel's start-up.
+fn wait_agent(
+    agent: &ProcessRecord,
+    tunnel: bool,
+    timeout: Duration,
+) -> Result<(), PlaygroundError> {
     let started = Instant::now();
     loop {
         if !state::alive(agent.pid) {
             return Err(procs::not_ready(&agent.name, timeout, &agent.log));
         }
-        if agent_ready(&agent.netns)? {
+        let relay = agents::relay_node().name;
+        let at_relay = || -> Result<bool, PlaygroundError> {
+            Ok(agent.name == format!("agent/{relay}")
+                || tunnel_peers(&agent.netns)?.contains(relay))
+        };
+        if agent_ready(&agent.netns)? && (!tunnel || at_relay()?) {
             return Ok(());
         }
         if started.elapsed() > timeout {
@@ -171,6 +189,24 @@ fn wait_agent(agent: &ProcessRecord, timeout: Duration) -> Result<(), Playground
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The nodes the agent of `netns` has a tunnel connection to (`/debug/peers`).
+fn tunnel_peers(netns: &str) -> Result<std::collections::BTreeSet<String>, PlaygroundError> {
+    netns::run_in(netns, || {
+        let Ok((200, body)) = crate::http::get(
+            ADMIN_ADDR,
+            "localhost",
+            "/debug/peers",
+            &[],
+            Duration::from_secs(2),
+        ) else {
+            return Default::default();
+        };
+        let peers: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap_or_default();
+        let named = peers.iter().filter_map(|p| p.get("nodeName")?.as_str());
+        named.map(str::to_owned).collect()
+    })
 }
 
 /// `GET /readyz` on the agent of `netns` answers 200.
@@ -193,4 +229,15 @@ pub fn existing_netns(plan: &Plan) -> Result<Vec<String>, PlaygroundError> {
         .into_iter()
         .filter(|n| plan.owns_netns(n))
         .collect())
+}
+
+/// A fresh pre-shared key file for the playground's mesh (EdgeMesh hashes the file's bytes).
+fn new_psk() -> Result<String, PlaygroundError> {
+    use std::io::Read;
+    let path = Path::new("/dev/urandom");
+    let mut key = [0u8; 32];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut key))
+        .map_err(|e| PlaygroundError::file(path, e))?;
+    Ok(key.iter().map(|b| format!("{b:02x}")).collect::<String>() + "\n")
 }

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use edgemesh_playground::check::table;
 use edgemesh_playground::pods::Program;
 use edgemesh_playground::up::{UpOptions, UpOutcome};
-use edgemesh_playground::{Plan, PlaygroundError, agents};
+use edgemesh_playground::{Plan, PlaygroundError};
 
 /// Subcommands of `edgemesh playground`.
 #[derive(Debug, Subcommand)]
@@ -18,9 +18,10 @@ pub enum PlaygroundCommand {
     Up {
         #[command(flatten)]
         common: Common,
-        /// Start the agents with the tunnel, so cross-LAN checks run instead of being skipped.
-        #[arg(long, default_value_t = agents::TUNNEL_DEFAULT)]
-        tunnel: bool,
+        /// Start the agents without the tunnel: nodes then reach only their own LAN, and the
+        /// cross-LAN checks are reported as skipped.
+        #[arg(long)]
+        no_tunnel: bool,
     },
     /// Run the checks a user would by hand (HTTP, TCP, UDP, WebSocket, DNS, load balancing,
     /// the filtered service) from a node in each LAN; exits non-zero if any fails.
@@ -80,7 +81,7 @@ enum PodProgram {
 
 pub fn main(command: PlaygroundCommand) -> ExitCode {
     let result = match command {
-        PlaygroundCommand::Up { common, tunnel } => up(&common, tunnel),
+        PlaygroundCommand::Up { common, no_tunnel } => up(&common, !no_tunnel),
         PlaygroundCommand::Check { common } => check(&common),
         PlaygroundCommand::Exec {
             common,
