@@ -86,7 +86,21 @@ fn all_errors_are_reported_at_once_and_nothing_starts() {
 fn agent_runs_with_edgemesh_shipped_config_and_warns_on_unknown_keys() {
     let dir = tempfile::tempdir().unwrap();
     let manifests = dir.path().to_str().unwrap();
-    let shipped = format!("{FIXTURES}/edgemesh-shipped-configmap.yaml");
+    // As shipped, plus the PSK the DaemonSet mounts at /etc/edgemesh/psk, here in a temp file
+    // (its edgeTunnel is on, so the agent reads the key).
+    let secrets = tempfile::tempdir().unwrap();
+    let psk = secrets.path().join("psk");
+    std::fs::write(&psk, "a pre-shared key\n").unwrap();
+    let tunnel_on = "  edgeTunnel:\n    enable: true\n";
+    // The fixture is verbatim, CRLF line ends included.
+    let text = std::fs::read_to_string(format!("{FIXTURES}/edgemesh-shipped-configmap.yaml"))
+        .unwrap()
+        .replace("\r\n", "\n");
+    assert!(text.contains(tunnel_on), "the shipped config changed shape");
+    let with_psk = format!("{tunnel_on}    psk:\n      path: {}\n", psk.display());
+    let shipped_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(shipped_file.path(), text.replace(tunnel_on, &with_psk)).unwrap();
+    let shipped = shipped_file.path().to_str().unwrap().to_owned();
     let agent = Agent::start(
         netns("cfg"),
         &["--config", &shipped, "--manifests", manifests],
@@ -145,4 +159,38 @@ fn agent_runs_with_edgemesh_docs_example_and_a_kubeconfig() {
         "{}",
         agent.logs()
     );
+}
+
+/// The tunnel's PSK is read before anything on the host is touched: a missing file stops the
+/// agent at once with a message naming the file and the key.
+#[test]
+fn agent_with_the_tunnel_and_no_psk_file_exits_naming_it() {
+    let file =
+        config_file("modules:\n  edgeTunnel:\n    enable: true\n    psk:\n      path: /no/psk\n");
+    let state = tempfile::tempdir().unwrap();
+    // In a namespace of its own and bounded: were the check missing, the tunnel would listen.
+    let out = netns("psk")
+        .exec(
+            "timeout",
+            &[
+                "10",
+                env!("CARGO_BIN_EXE_edgemesh"),
+                "agent",
+                "--config",
+                file.path().to_str().unwrap(),
+                "--state-dir",
+                state.path().to_str().unwrap(),
+            ],
+        )
+        .unwrap();
+    let (code, stderr) = (out.status.code(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        code.is_some_and(|c| c != 0 && c != 124),
+        "{code:?}: {stderr}"
+    );
+    assert!(
+        stderr.contains("cannot read PSK file /no/psk") && stderr.contains("psk.path"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("programming ClusterIP"), "{stderr}");
 }

@@ -14,22 +14,33 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Agent {
     pub process: Process,
     pub netns: Netns,
+    /// `--state-dir` (the tunnel's key): never the host's /var/lib/edgemesh.
+    pub state: tempfile::TempDir,
 }
 
 impl Agent {
-    /// Starts `edgemesh agent ARGS --admin-addr 127.0.0.1:0 --node-name test-node` in `netns`.
+    /// Starts `edgemesh agent ARGS --admin-addr 127.0.0.1:0 --node-name test-node` in `netns`,
+    /// with a state directory of its own.
     pub fn start(netns: Netns, args: &[&str]) -> Agent {
+        let state = tempfile::tempdir().unwrap();
+        let state_dir = state.path().to_str().unwrap().to_owned();
         let mut all = vec![
             "agent",
             "--admin-addr",
             "127.0.0.1:0",
             "--node-name",
             "test-node",
+            "--state-dir",
+            &state_dir,
         ];
         all.extend_from_slice(args);
         let process = Process::start(env!("CARGO_BIN_EXE_edgemesh"), &all, Some(&netns))
             .expect("start edgemesh");
-        Agent { process, netns }
+        Agent {
+            process,
+            netns,
+            state,
+        }
     }
 
     /// Waits for /readyz, printing the agent's log if it never comes.
