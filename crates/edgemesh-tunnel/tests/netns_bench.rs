@@ -89,7 +89,21 @@ fn netns_bench_tunnel_figures() -> Result<()> {
         "time to first byte, cold path a1→b1 (lookup, circuit, handshake; punch follows)",
         &millis(ttfb(&h.a1, "127.0.0.1:7302")?),
     ));
-    wait_path(&peers_out, "b1", "punched")?;
+    // The TCP punch sometimes stalls in release builds (see docs/tunnel.md): restart a1 and
+    // try again, a bounded number of times, and say how many it took.
+    let mut tries = 1;
+    while wait_path(&peers_out, "b1", "punched").is_err() {
+        anyhow::ensure!(tries < 4, "no hole punch in {tries} tries");
+        tries += 1;
+        w.procs[a1].kill()?;
+        a1 = w.node(&h.a1, "a1", &psk, &a1_args)?;
+        w.procs[a1].wait_for_log("relay reservation accepted", Duration::from_secs(20))?;
+        tcp_echo(&h.a1, "127.0.0.1:7302", b"again")?;
+    }
+    rows.push(row(
+        "hole punch a1→b1: attempts (a1 restarts) until punched",
+        &tries.to_string(),
+    ));
     let raw_lan = iperf(&h.a1, "192.0.2.11", 5201)?;
     let raw_wan = iperf(&h.a1, "203.0.113.10", 5201)?;
     rows.push(row(
