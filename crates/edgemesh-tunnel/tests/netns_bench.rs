@@ -18,6 +18,8 @@ use netns_support::*;
 
 const IPERF_SECONDS: &str = "5";
 const IDLE_CONNECTIONS: usize = 1000;
+/// A typical edge uplink, for the shaped runs (token bucket on a1's egress).
+const SHAPED_MBIT: u32 = 200;
 
 #[test]
 #[ignore = "figures: run by scripts/bench-tunnel.sh (release build)"]
@@ -124,6 +126,26 @@ fn netns_bench_tunnel_figures() -> Result<()> {
         "throughput punched tunnel a1→b1",
         &ratio(punched, raw_wan),
     ));
+    // The same on a link shaped like an edge uplink: the tunnel's CPU ceiling stops mattering.
+    shape(&h.a1, Some(SHAPED_MBIT))?;
+    let shaped_lan = iperf(&h.a1, "192.0.2.11", 5201)?;
+    let shaped_wan = iperf(&h.a1, "203.0.113.10", 5201)?;
+    let shaped_direct = iperf(&h.a1, "127.0.0.1", 7201)?;
+    let shaped_punched = iperf(&h.a1, "127.0.0.1", 7301)?;
+    shape(&h.a1, None)?;
+    let label = format!("a1's link shaped to {SHAPED_MBIT} Mbit/s");
+    rows.push(row(
+        &format!("throughput raw LAN, {label}"),
+        &gbps(shaped_lan),
+    ));
+    rows.push(row(
+        &format!("throughput direct tunnel, {label}"),
+        &ratio(shaped_direct, shaped_lan),
+    ));
+    rows.push(row(
+        &format!("throughput punched tunnel, {label}"),
+        &ratio(shaped_punched, shaped_wan),
+    ));
     rows.push(row(
         "echo RTT p50 raw LAN a1→a2",
         &micros(echo_p50(&h.a1, "192.0.2.11:8080")?),
@@ -155,6 +177,13 @@ fn netns_bench_tunnel_figures() -> Result<()> {
     ));
     wait_path(&peers_out, "b1", "relayed")?;
     let relayed = iperf(&h.a1, "127.0.0.1", 7301)?;
+    shape(&h.a1, Some(SHAPED_MBIT))?;
+    let shaped_relayed = iperf(&h.a1, "127.0.0.1", 7301)?;
+    shape(&h.a1, None)?;
+    rows.push(row(
+        &format!("throughput relayed tunnel, a1's link shaped to {SHAPED_MBIT} Mbit/s"),
+        &ratio(shaped_relayed, shaped_wan),
+    ));
     rows.push(row(
         "throughput relayed tunnel a1→cloud→b1",
         &ratio(relayed, raw_wan),
@@ -188,6 +217,34 @@ fn gbps(bps: f64) -> String {
 
 fn ratio(bps: f64, raw: f64) -> String {
     format!("{} ({:.2}× raw)", gbps(bps), bps / raw)
+}
+
+/// Shapes a1's egress (its only link, 192.0.2.10) with a token bucket; `None` removes it.
+fn shape(a1: &Netns, mbit: Option<u32>) -> Result<()> {
+    let dev = a1.exec_ok(
+        "sh",
+        &[
+            "-c",
+            "ip -o -4 addr show to 192.0.2.10/32 | awk '{print $2}'",
+        ],
+    )?;
+    let dev = dev.trim();
+    match mbit {
+        Some(m) => {
+            let rate = format!("{m}mbit");
+            a1.exec_ok(
+                "tc",
+                &[
+                    "qdisc", "replace", "dev", dev, "root", "tbf", "rate", &rate, "burst", "256kb",
+                    "latency", "50ms",
+                ],
+            )?;
+        }
+        None => {
+            a1.exec_ok("tc", &["qdisc", "del", "dev", dev, "root"])?;
+        }
+    }
+    Ok(())
 }
 
 fn millis(ms: f64) -> String {
