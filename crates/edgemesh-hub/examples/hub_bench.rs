@@ -78,7 +78,7 @@ fn start_hub(upstream: &str, cache: &Path) -> (Process, SocketAddr) {
         "--admin-addr",
         "127.0.0.1:0",
         "--log-level",
-        "warn,edgemesh_hub=warn",
+        "warn,edgemesh=info",
         "--heartbeat-interval",
         "200ms",
         "--heartbeat-failed-retry",
