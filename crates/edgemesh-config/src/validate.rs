@@ -98,6 +98,9 @@ fn check_proxy(proxy: &EdgeProxy, v: &mut Collector) {
     );
     v.checked("modules.edgeProxy.listenPort", &proxy.listen_port);
     v.checked("modules.edgeProxy.backend", &proxy.backend);
+    if let Some(hub) = &proxy.edge_hub_address {
+        v.checked("modules.edgeProxy.edgeHubAddress", hub);
+    }
 }
 
 fn check_tunnel(tunnel: &EdgeTunnel, v: &mut Collector) {

@@ -111,6 +111,10 @@ impl Service {
 pub struct BuildOptions {
     pub filter_mode: ServiceFilterMode,
     pub version: u64,
+    /// The edge hub: when set, every TCP port of the `default/kubernetes` Service has this one
+    /// backend instead of the apiserver's endpoints, so unmodified pods that use
+    /// `KUBERNETES_SERVICE_HOST` reach the apiserver through the hub (and its offline cache).
+    pub apiserver_via: Option<SocketAddr>,
 }
 
 /// What a rebuild noticed that an operator should know (each message names the object).

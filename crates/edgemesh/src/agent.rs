@@ -72,6 +72,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let options = BuildOptions {
         filter_mode: settings.filter_mode,
         version: 0,
+        apiserver_via: settings.apiserver_via,
     };
     let publisher = Publisher::new(&settings.sources(), options, DEBOUNCE);
     let tunnel = match &settings.tunnel {

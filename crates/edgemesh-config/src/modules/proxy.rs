@@ -1,5 +1,7 @@
 //! `modules.edgeProxy`: the ClusterIP proxy.
 
+use std::net::SocketAddr;
+
 use edgemesh_model::ServiceFilterMode;
 use serde::Deserialize;
 
@@ -26,6 +28,9 @@ pub struct EdgeProxy {
     /// edgemesh extension: with nftables, TCP services balanced round robin or random over
     /// endpoints of this node are DNATed by the kernel instead of passing through the proxy.
     pub kernel_fast_path: bool,
+    /// edgemesh extension: the edge hub's `IP:port` (e.g. `169.254.2.1:10268`); when set, the
+    /// `default/kubernetes` Service is sent to the hub instead of the apiserver.
+    pub edge_hub_address: Option<Checked<SocketAddr>>,
 }
 
 impl Default for EdgeProxy {
@@ -39,6 +44,7 @@ impl Default for EdgeProxy {
             listen_port: Checked::new(Port(DEFAULT_PROXY_LISTEN_PORT)),
             backend: Checked::new(ProxyBackend::Auto),
             kernel_fast_path: true,
+            edge_hub_address: None,
         }
     }
 }

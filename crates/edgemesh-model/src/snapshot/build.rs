@@ -14,7 +14,7 @@ use super::{
 };
 use crate::catalog::{Catalog, Resource};
 use crate::spec::{
-    DestinationRuleSpec, EndpointSetSpec, EndpointSubset, LbPolicy, NodeSpec, ObjectKey,
+    DestinationRuleSpec, EndpointSetSpec, EndpointSubset, LbPolicy, NodeSpec, ObjectKey, Protocol,
     ServiceFilterMode, ServiceKind, ServicePortSpec, ServiceSpec,
 };
 
@@ -75,7 +75,7 @@ impl Catalog {
         for spec in &grouped.services {
             let sets = grouped.endpoint_sets(&spec.key);
             let rule = grouped.rules.get(&spec.key).copied();
-            let service = build_service(
+            let mut service = build_service(
                 spec,
                 sets,
                 rule,
@@ -83,6 +83,9 @@ impl Catalog {
                 &mut node_names,
                 &mut report,
             );
+            if let Some(hub) = options.apiserver_via {
+                send_apiserver_to(hub, &mut service);
+            }
             let service = Arc::new(service);
             index_frontends(&service, &mut snapshot.frontends, &mut report);
             services.push((spec.key.clone(), service));
@@ -122,6 +125,24 @@ fn build_service(
         session_affinity: spec.session_affinity,
         ports,
         endpoints: ready_endpoints(sets, node_names),
+    }
+}
+
+/// `default/kubernetes`: the Service pods reach the apiserver by (`KUBERNETES_SERVICE_HOST`).
+fn send_apiserver_to(hub: SocketAddr, service: &mut Service) {
+    if service.key.namespace != "default" || service.key.name != "kubernetes" {
+        return;
+    }
+    let hub: Arc<[Backend]> = Arc::new([Backend {
+        addr: hub,
+        node_name: None,
+    }]);
+    for port in service
+        .ports
+        .iter_mut()
+        .filter(|p| p.protocol == Protocol::Tcp)
+    {
+        port.backends = Arc::clone(&hub);
     }
 }
 

@@ -51,6 +51,8 @@ pub struct ProxySettings {
 pub struct Settings {
     pub node_name: String,
     pub filter_mode: ServiceFilterMode,
+    /// `modules.edgeProxy.edgeHubAddress`: where the `default/kubernetes` Service is sent.
+    pub apiserver_via: Option<SocketAddr>,
     pub admin_addr: SocketAddr,
     pub api: Option<ApiTarget>,
     pub manifests: Option<PathBuf>,
@@ -108,6 +110,7 @@ impl Settings {
         Self {
             node_name: node.name,
             filter_mode: proxy_config.service_filter_mode.get().unwrap_or_default(),
+            apiserver_via: proxy_config.edge_hub_address.as_ref().and_then(|a| a.get()),
             admin_addr: config
                 .common_config
                 .admin_addr

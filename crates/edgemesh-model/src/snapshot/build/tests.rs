@@ -65,6 +65,7 @@ fn filter_modes_decide_which_services_are_proxied() {
         let (snap, _) = c.build_snapshot(BuildOptions {
             filter_mode,
             version: 1,
+            ..Default::default()
         });
         assert_eq!(
             snap.route(&frontend(1, 80)).is_some(),
@@ -220,4 +221,34 @@ fn large_catalog_builds_every_frontend() {
             .values()
             .all(|s| s.ports[0].backends.len() == 3)
     );
+}
+
+#[test]
+fn the_kubernetes_service_goes_to_the_edge_hub_when_one_is_set() {
+    let hub: std::net::SocketAddr = "169.254.2.1:10268".parse().unwrap();
+    let api = cluster_ip_service("default", "kubernetes", ip(1), 443);
+    let other = cluster_ip_service("other", "kubernetes", ip(2), 443);
+    let items = vec![
+        Resource::EndpointSlice(endpoint_slice(&api, &[(pod(100), "master")], 6443)),
+        Resource::EndpointSlice(endpoint_slice(&other, &[(pod(101), "n1")], 6443)),
+        Resource::Service(api),
+        Resource::Service(other),
+    ];
+    let c = catalog_with(items);
+    let backends = |options: BuildOptions, last: u8| -> Vec<String> {
+        let (snap, _) = c.build_snapshot(options);
+        let (_, port) = snap.route(&frontend(last, 443)).expect("routed");
+        port.backends.iter().map(|b| b.addr.to_string()).collect()
+    };
+    let via_hub = BuildOptions {
+        apiserver_via: Some(hub),
+        ..Default::default()
+    };
+    assert_eq!(backends(via_hub, 1), ["169.254.2.1:10268"]);
+    assert_eq!(
+        backends(via_hub, 2),
+        ["192.0.2.101:6443"],
+        "only default/kubernetes"
+    );
+    assert_eq!(backends(BuildOptions::default(), 1), ["192.0.2.100:6443"]);
 }
