@@ -79,10 +79,6 @@ fn start_hub(upstream: &str, cache: &Path) -> (Process, SocketAddr) {
         "127.0.0.1:0",
         "--log-level",
         "warn,edgemesh=info",
-        "--heartbeat-interval",
-        "200ms",
-        "--heartbeat-failed-retry",
-        "1",
         "--connect-timeout",
         "300ms",
     ];
@@ -145,7 +141,7 @@ async fn measure(pods: usize) -> String {
     let n = if pods > 5_000 { 50 } else { 200 };
     let list = "/api/v1/pods";
     let get = "/api/v1/namespaces/ns-7/pods/pod-7";
-    let (hub, hub_addr) = start_hub(&api.url(), cache.path());
+    let (mut hub, hub_addr) = start_hub(&api.url(), cache.path());
     let mut rows = Vec::new();
     for (what, path, count) in [("list all", list, n), ("get one", get, 500)] {
         let direct = latency(api.addr(), path, "bench", count).await;
@@ -153,6 +149,7 @@ async fn measure(pods: usize) -> String {
         let cached = latency(hub_addr, path, CACHED, count).await;
         rows.push((what, path, count, direct, through, cached));
     }
+    wait_cached(&mut hub, pods as u64);
     drop(hub);
     drop(api);
     // Offline: the same cache, the upstream gone (nothing listens on port 9).
@@ -163,6 +160,23 @@ async fn measure(pods: usize) -> String {
     }
     drop(hub);
     start_to_serve(pods, cache.path()).await
+}
+
+/// Waits until the hub has written every object (stores run off the response path).
+fn wait_cached(hub: &mut Process, objects: u64) {
+    hub.admin_addr(Duration::from_secs(5)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (_, body) = hub.http_get("/debug/hub").unwrap();
+        let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let written = status["cache"]["files_written"].as_u64().unwrap_or(0);
+        if status["cache"]["objects"].as_u64().unwrap_or(0) >= objects && written > objects {
+            std::thread::sleep(Duration::from_millis(500));
+            return;
+        }
+        assert!(Instant::now() < deadline, "cache never filled: {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 async fn start_to_serve(pods: usize, cache: &Path) -> String {
