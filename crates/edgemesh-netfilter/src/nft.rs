@@ -112,11 +112,7 @@ fn condition(m: &Match) -> String {
             addr(family),
             set_name(family)
         ),
-        Match::FastPath {
-            family,
-            single: false,
-        } => format!("{} daddr . meta l4proto . th dport", addr(family)),
-        Match::FastPath { single: true, .. } => "meta l4proto tcp".into(),
+        Match::FastPath { .. } => "meta l4proto tcp".into(),
         Match::FastPathReply { family } => format!(
             "meta l4proto tcp ct status dnat ct original {} daddr . ct original proto-dst @{}",
             addr(family),
@@ -149,18 +145,13 @@ fn action(rule: &crate::rules::Rule) -> String {
         Action::SetMark(mark) => format!("meta mark set {mark:#010x}"),
         Action::NoTrack => "notrack".into(),
         Action::DnatToBackends => match rule.when {
-            Match::FastPath {
-                family,
-                single: false,
-            } => format!("vmap @{}", fast::map_name(family)),
-            Match::FastPath {
-                family,
-                single: true,
-            } => format!(
-                "dnat {0} to {0} daddr . th dport map @{1}",
+            Match::FastPath { family, group } => format!(
+                "dnat {} to {} map @{}",
                 addr(family),
-                fast::single_map_name(family)
+                fast::key(family, group),
+                fast::map_name(family, group)
             ),
+            // Rule generation pairs this action with FastPath only.
             _ => "accept".into(),
         },
         Action::Masquerade => "masquerade".into(),

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use edgemesh_model::{Frontend, Protocol, Snapshot};
 
 mod fast_path;
-pub use fast_path::{FastPathOptions, FastRoute, Spread, fast_route};
+pub use fast_path::{FastGroup, FastPathOptions, FastRoute, Spread, fast_route};
 
 /// The transparent TCP proxy port of the agent (EdgeMesh's default).
 pub const DEFAULT_TCP_PROXY_PORT: u16 = 40001;
@@ -118,9 +118,9 @@ pub enum Match {
         family: IpFamily,
         protocol: Protocol,
     },
-    /// Destination is a fast-path frontend of this family with one backend (`single`: a DNAT
-    /// map lookup, no chain) or several (a verdict map to its `numgen` chain).
-    FastPath { family: IpFamily, single: bool },
+    /// Destination is a fast-path frontend of this family and group (its spread and number of
+    /// backends): one DNAT map lookup keyed by destination, port and `numgen` slot.
+    FastPath { family: IpFamily, group: FastGroup },
     /// The connection was DNATed from a fast-path frontend of this family (conntrack's
     /// original destination).
     FastPathReply { family: IpFamily },
@@ -230,7 +230,7 @@ pub fn desired_rules(snapshot: &Snapshot, opts: &RuleOptions) -> RuleSet {
     }
     RuleSet {
         options: opts.clone(),
-        chains: chains(opts),
+        chains: chains(opts, &fast),
         elements,
         not_intercepted,
         fast,
@@ -246,7 +246,7 @@ fn intercepts(opts: &RuleOptions, protocol: Protocol) -> bool {
 }
 
 /// The chains: their rules depend on the options only, never on the number of services.
-fn chains(opts: &RuleOptions) -> Vec<Chain> {
+fn chains(opts: &RuleOptions, fast: &BTreeMap<Frontend, FastRoute>) -> Vec<Chain> {
     use ChainType::{Filter, Nat, Route};
     use Hook::{Output, Prerouting};
     let redirect = Action::Redirect {
@@ -255,7 +255,7 @@ fn chains(opts: &RuleOptions) -> Vec<Chain> {
     let tcp = |name, hook| {
         let chain = base(name, hook, Nat, NAT_PRIORITY).with(opts, Protocol::Tcp, redirect);
         match opts.fast_path {
-            Some(_) => chain.fast_path_first(),
+            Some(_) => chain.fast_path_first(fast),
             None => chain,
         }
     };
@@ -315,15 +315,18 @@ impl Chain {
         self
     }
 
-    /// Fast-path frontends are DNATed before the rules that redirect to the proxy see them.
-    fn fast_path_first(mut self) -> Self {
-        let dispatch = |family, single| Rule {
-            when: Match::FastPath { family, single },
+    /// Fast-path frontends are DNATed before the rules that redirect to the proxy see them:
+    /// one rule per family and group present, so the rule count follows the number of distinct
+    /// endpoint counts, never the number of services.
+    fn fast_path_first(mut self, fast: &BTreeMap<Frontend, FastRoute>) -> Self {
+        let groups: std::collections::BTreeSet<(IpFamily, FastGroup)> = fast
+            .iter()
+            .map(|(f, route)| (IpFamily::of(&f.ip), route.group()))
+            .collect();
+        let rules = groups.into_iter().map(|(family, group)| Rule {
+            when: Match::FastPath { family, group },
             then: Action::DnatToBackends,
-        };
-        let rules = [IpFamily::V4, IpFamily::V6]
-            .into_iter()
-            .flat_map(|family| [dispatch(family, false), dispatch(family, true)]);
+        });
         self.rules.splice(1..1, rules);
         self
     }

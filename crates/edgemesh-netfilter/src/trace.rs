@@ -105,12 +105,12 @@ fn matches(rules: &RuleSet, condition: &Match, packet: &Packet) -> bool {
         Match::Intercepted { family, protocol } => {
             family_matches(family) && packet.protocol == protocol && rules.contains(&frontend)
         }
-        Match::FastPath { family, single } => {
+        Match::FastPath { family, group } => {
             family_matches(family)
                 && rules
                     .fast
                     .get(&frontend)
-                    .is_some_and(|route| (route.backends.len() == 1) == single)
+                    .is_some_and(|route| route.group() == group)
         }
         // Conntrack state is not modelled: the tracer follows a packet up to its DNAT.
         Match::FastPathReply { .. } => false,

@@ -1,30 +1,13 @@
-//! nft text of the kernel fast path: frontends with one backend are DNATed through one map
-//! (`daddr . dport : backend`, no chain: 10,000 of them cost one map, not 10,000 chains); those
-//! with several go through a verdict map to a per-frontend chain that DNATs with `numgen`. A set
-//! of all of them drives the masquerade rule.
+//! nft text of the kernel fast path. Frontends are grouped by spread and number of backends
+//! ([`FastGroup`]); each group present has ONE map keyed by destination, port and `numgen`
+//! slot, and one rule that looks it up, so 10,000 services cost map elements, not 10,000
+//! chains (measured: 0.4 s against 55 s for one chain and anonymous map each). A set of every
+//! fast-path frontend drives the masquerade rule.
 
+use std::collections::BTreeSet;
 use std::fmt::Write;
-use std::net::SocketAddr;
 
-use edgemesh_model::Frontend;
-
-use crate::rules::{FastRoute, IpFamily, RuleSet, Spread};
-
-/// Verdict map of one family: `daddr . l4proto . dport : goto fast_N`.
-pub fn map_name(family: IpFamily) -> &'static str {
-    match family {
-        IpFamily::V4 => "fast4",
-        IpFamily::V6 => "fast6",
-    }
-}
-
-/// DNAT map of one family's single-backend frontends: `daddr . dport : backend addr . port`.
-pub fn single_map_name(family: IpFamily) -> &'static str {
-    match family {
-        IpFamily::V4 => "fastone4",
-        IpFamily::V6 => "fastone6",
-    }
-}
+use crate::rules::{FastGroup, IpFamily, RuleSet, Spread};
 
 /// Set of one family's fast-path frontends: `daddr . dport` (TCP only).
 pub fn set_name(family: IpFamily) -> &'static str {
@@ -34,80 +17,79 @@ pub fn set_name(family: IpFamily) -> &'static str {
     }
 }
 
-/// The maps, sets and per-frontend chains; nothing when the fast path is off.
+/// `fast4_rr_3`: the DNAT map of one family and group.
+pub fn map_name(family: IpFamily, group: FastGroup) -> String {
+    let v = match family {
+        IpFamily::V4 => 4,
+        IpFamily::V6 => 6,
+    };
+    format!("fast{v}_{}_{}", spread_name(group.spread), group.backends)
+}
+
+/// The lookup key: destination and port, then the slot `numgen` picks (none for one backend).
+pub fn key(family: IpFamily, group: FastGroup) -> String {
+    let addr = addr(family);
+    match group.backends {
+        1 => format!("{addr} daddr . tcp dport"),
+        n => format!(
+            "{addr} daddr . tcp dport . numgen {} mod {n}",
+            generator(group.spread)
+        ),
+    }
+}
+
+/// The maps and the masquerade sets; nothing when the fast path is off.
 pub fn render(out: &mut String, rules: &RuleSet) {
     if rules.options.fast_path.is_none() {
         return;
     }
+    let groups: BTreeSet<(IpFamily, FastGroup)> = rules
+        .fast
+        .iter()
+        .map(|(f, route)| (IpFamily::of(&f.ip), route.group()))
+        .collect();
+    for (family, group) in groups {
+        render_map(out, rules, family, group);
+    }
     for family in [IpFamily::V4, IpFamily::V6] {
-        render_map(out, rules, family);
-        render_single_map(out, rules, family);
         render_set(out, rules, family);
     }
-    for (index, (_, route)) in balanced(rules) {
-        let _ = writeln!(
-            out,
-            "\tchain fast_{index} {{\n\t\tmeta l4proto tcp dnat {} to {} comment \"{}\"\n\t}}",
-            family_keyword(route),
-            target(route),
-            comment(&route.label)
-        );
-    }
 }
 
-fn render_map(out: &mut String, rules: &RuleSet, family: IpFamily) {
+fn render_map(out: &mut String, rules: &RuleSet, family: IpFamily, group: FastGroup) {
     let _ = writeln!(
         out,
-        "\tmap {} {{\n\t\ttype {} . inet_proto . inet_service : verdict",
-        map_name(family),
-        addr_type(family)
+        "\tmap {} {{\n\t\ttypeof {} : {} daddr . tcp dport",
+        map_name(family, group),
+        key(family, group),
+        addr(family)
     );
-    let elements = balanced(rules)
-        .filter(|(_, (f, _))| IpFamily::of(&f.ip) == family)
-        .map(|(index, (f, _))| format!("{} . tcp . {} : goto fast_{index}", f.ip, f.port));
-    render_elements(out, elements);
-    out.push_str("\t}\n");
-}
-
-/// Frontends with several backends, numbered: the `fast_N` chains.
-fn balanced(rules: &RuleSet) -> impl Iterator<Item = (usize, (&Frontend, &FastRoute))> {
-    rules
+    let members = rules
         .fast
         .iter()
-        .filter(|(_, route)| route.backends.len() > 1)
-        .enumerate()
-}
-
-fn render_single_map(out: &mut String, rules: &RuleSet, family: IpFamily) {
-    let addr = addr_type(family);
-    let _ = writeln!(
-        out,
-        "\tmap {} {{\n\t\ttype {addr} . inet_service : {addr} . inet_service",
-        single_map_name(family),
-    );
-    let elements = rules
-        .fast
-        .iter()
-        .filter_map(|(f, route)| match route.backends.as_slice() {
-            [only] if IpFamily::of(&f.ip) == family => Some(format!(
-                "{} . {} : {} . {}",
-                f.ip,
-                f.port,
-                only.ip(),
-                only.port()
-            )),
-            _ => None,
-        });
+        .filter(|(f, route)| IpFamily::of(&f.ip) == family && route.group() == group);
+    let elements = members.flat_map(|(f, route)| {
+        route.backends.iter().enumerate().map(move |(slot, b)| {
+            let slot = match group.backends {
+                1 => String::new(),
+                _ => format!(" . {slot}"),
+            };
+            format!("{} . {}{slot} : {} . {}", f.ip, f.port, b.ip(), b.port())
+        })
+    });
     render_elements(out, elements);
     out.push_str("\t}\n");
 }
 
 fn render_set(out: &mut String, rules: &RuleSet, family: IpFamily) {
+    let addr_type = match family {
+        IpFamily::V4 => "ipv4_addr",
+        IpFamily::V6 => "ipv6_addr",
+    };
     let _ = writeln!(
         out,
-        "\tset {} {{\n\t\ttype {} . inet_service",
-        set_name(family),
-        addr_type(family)
+        "\tset {} {{\n\t\ttype {addr_type} . inet_service",
+        set_name(family)
     );
     let elements = rules
         .fast
@@ -131,40 +113,23 @@ fn render_elements(out: &mut String, elements: impl Iterator<Item = String>) {
     out.push_str(" }\n");
 }
 
-fn addr_type(family: IpFamily) -> &'static str {
+fn addr(family: IpFamily) -> &'static str {
     match family {
-        IpFamily::V4 => "ipv4_addr",
-        IpFamily::V6 => "ipv6_addr",
+        IpFamily::V4 => "ip",
+        IpFamily::V6 => "ip6",
     }
 }
 
-fn family_keyword(route: &FastRoute) -> &'static str {
-    match route.backends.first() {
-        Some(SocketAddr::V6(_)) => "ip6",
-        _ => "ip",
+fn spread_name(spread: Spread) -> &'static str {
+    match spread {
+        Spread::RoundRobin => "rr",
+        Spread::Random => "random",
     }
 }
 
-/// A `numgen` map over the backends, in the snapshot's order.
-fn target(route: &FastRoute) -> String {
-    let generator = match route.spread {
+fn generator(spread: Spread) -> &'static str {
+    match spread {
         Spread::RoundRobin => "inc",
         Spread::Random => "random",
-    };
-    let slots: Vec<String> = route
-        .backends
-        .iter()
-        .enumerate()
-        .map(|(i, b)| format!("{i} : {} . {}", b.ip(), b.port()))
-        .collect();
-    format!(
-        "numgen {generator} mod {} map {{ {} }}",
-        route.backends.len(),
-        slots.join(", ")
-    )
-}
-
-/// nft comments are at most 128 bytes and cannot hold a double quote.
-fn comment(label: &str) -> String {
-    label.replace('"', "").chars().take(120).collect()
+    }
 }

@@ -21,12 +21,35 @@ pub struct FastPathOptions {
 }
 
 /// How the kernel spreads new connections over the backends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Spread {
-    /// `numgen inc`: exactly even over consecutive connections.
+    /// `numgen inc`: one counter per group of frontends with as many backends, so one service's
+    /// consecutive connections alternate exactly while it is the group's only traffic, and spread
+    /// evenly in any case.
     RoundRobin,
     /// `numgen random`.
     Random,
+}
+
+/// Frontends DNATed by one rule: same spread, same number of backends. `numgen` takes a
+/// constant modulus, so each group has its own rule and map; with one backend there is no choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FastGroup {
+    pub spread: Spread,
+    pub backends: usize,
+}
+
+impl FastRoute {
+    pub fn group(&self) -> FastGroup {
+        let spread = match self.backends.len() {
+            1 => Spread::RoundRobin,
+            _ => self.spread,
+        };
+        FastGroup {
+            spread,
+            backends: self.backends.len(),
+        }
+    }
 }
 
 /// A frontend the kernel DNATs to its backends.
