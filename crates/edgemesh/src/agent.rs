@@ -80,6 +80,9 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         None => None,
     };
     let tunnel_handle = tunnel.as_ref().map(edgemesh_tunnel::Tunnel::handle);
+    if let (Some(t), Some(handle)) = (&settings.tunnel, &tunnel_handle) {
+        tunnel::start_socks5(t, handle.clone()).await?;
+    }
     let datapath = match &settings.proxy {
         Some(proxy) => Some(
             datapath::start(

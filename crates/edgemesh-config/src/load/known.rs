@@ -92,9 +92,9 @@ pub(super) fn notices(config: &AgentConfig) -> Vec<Warning> {
             "EdgeMesh's edge CNI is not implemented by edgemesh; ignored",
         ),
         (
-            modules.edge_proxy.socks5_proxy.enable,
+            modules.edge_proxy.socks5_proxy.enable && !modules.edge_tunnel.enable,
             "modules.edgeProxy.socks5Proxy.enable",
-            "the SOCKS5 proxy is not implemented by edgemesh; ignored",
+            "the SOCKS5 proxy reaches nodes through the tunnel, which is off; ignored",
         ),
         (
             config.common_config.pprof_config.enable_profiling,

@@ -49,7 +49,8 @@ impl Default for EdgeProxy {
     }
 }
 
-/// `modules.edgeProxy.socks5Proxy` (accepted; edgemesh has no SOCKS5 server yet).
+/// `modules.edgeProxy.socks5Proxy`: reach a node by name through the tunnel (EdgeMesh's SSH
+/// guide), on the bridge device's address.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Socks5Proxy {

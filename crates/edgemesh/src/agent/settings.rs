@@ -122,7 +122,7 @@ impl Settings {
                 .enable
                 .then(|| ProxySettings::from_config(proxy_config)),
             dns: DnsSettings::from_config(&config),
-            tunnel: TunnelSettings::from_config(&config.modules.edge_tunnel, state_dir),
+            tunnel: TunnelSettings::from_config(&config, state_dir),
             warnings: warnings.iter().map(ToString::to_string).collect(),
         }
     }

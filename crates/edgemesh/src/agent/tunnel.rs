@@ -3,14 +3,14 @@
 //! The agent starts it before the data path, so the proxy's dialer can send connections and UDP
 //! flows for endpoints on other nodes through it; `/debug/peers` shows its peers and paths.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError};
 
 use anyhow::Context;
-use edgemesh_config::{EdgeTunnel, Transport};
+use edgemesh_config::{AgentConfig, Transport};
 use edgemesh_model::SnapshotCell;
-use edgemesh_tunnel::{RelayNode, Tunnel, TunnelConfig, TunnelHandle};
+use edgemesh_tunnel::{RelayNode, Socks5Server, Tunnel, TunnelConfig, TunnelHandle};
 
 /// `modules.edgeTunnel`, resolved.
 #[derive(Debug, Clone)]
@@ -21,13 +21,16 @@ pub struct TunnelSettings {
     pub psk_path: Option<PathBuf>,
     /// Where the node's key and the name ↔ key pins are kept.
     pub state_dir: PathBuf,
+    /// `modules.edgeProxy.socks5Proxy`: the bridge device and the address to serve on.
+    pub socks5: Option<(String, SocketAddr)>,
     /// Settings edgemesh reads but does not act on, to warn about once.
     pub ignored: Vec<String>,
 }
 
 impl TunnelSettings {
     /// `None` when the tunnel is off.
-    pub fn from_config(tunnel: &EdgeTunnel, state_dir: PathBuf) -> Option<Self> {
+    pub fn from_config(config: &AgentConfig, state_dir: PathBuf) -> Option<Self> {
+        let tunnel = &config.modules.edge_tunnel;
         if !tunnel.enable {
             return None;
         }
@@ -46,9 +49,25 @@ impl TunnelSettings {
             relays: tunnel.relay_nodes.iter().map(relay_node).collect(),
             psk_path: tunnel.psk.enable.then(|| PathBuf::from(&tunnel.psk.path)),
             state_dir,
+            socks5: socks5_address(config),
             ignored,
         })
     }
+}
+
+/// EdgeMesh serves SOCKS5 on the bridge device's address (`169.254.96.16:10800`).
+fn socks5_address(config: &AgentConfig) -> Option<(String, SocketAddr)> {
+    let socks5 = &config.modules.edge_proxy.socks5_proxy;
+    if !socks5.enable {
+        return None;
+    }
+    let common = &config.common_config;
+    let ip = common.bridge_device_ip.get()?;
+    let port = socks5.listen_port.get()?.0;
+    Some((
+        common.bridge_device_name.clone(),
+        SocketAddr::from((ip, port)),
+    ))
 }
 
 /// validate() has checked every address, so none is dropped here.
@@ -83,6 +102,8 @@ pub fn start(
     config.relays = settings.relays.clone();
     config.psk_path = settings.psk_path.clone();
     config.pins_path = Some(settings.state_dir.join("tunnel-pins.json"));
+    // SOCKS5 clients reach this node's own addresses through the tunnel, and only those.
+    config.own_addrs = own_addresses();
     let tunnel =
         Tunnel::start(config, cell).context("cannot start the tunnel (modules.edgeTunnel)")?;
     tracing::info!(
@@ -115,3 +136,44 @@ pub fn report_peers(handle: TunnelHandle) -> PeersReport {
 }
 
 const PEERS_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The host's addresses, except loopback and link-local ones (the bridge device's).
+fn own_addresses() -> Vec<IpAddr> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    let mut ips: Vec<IpAddr> = addrs
+        .filter_map(|a| {
+            let address = a.address?;
+            let ip = match (address.as_sockaddr_in(), address.as_sockaddr_in6()) {
+                (Some(v4), _) => IpAddr::V4(v4.ip()),
+                (_, Some(v6)) => IpAddr::V6(v6.ip()),
+                _ => return None,
+            };
+            let link_local = match ip {
+                IpAddr::V4(v4) => v4.is_link_local(),
+                IpAddr::V6(v6) => v6.is_unicast_link_local(),
+            };
+            (!ip.is_loopback() && !link_local).then_some(ip)
+        })
+        .collect();
+    ips.sort();
+    ips.dedup();
+    ips
+}
+
+/// Serves SOCKS5 on the bridge device's address (created here when DNS has not done it).
+pub async fn start_socks5(settings: &TunnelSettings, handle: TunnelHandle) -> anyhow::Result<()> {
+    let Some((device, addr)) = settings.socks5.clone() else {
+        return Ok(());
+    };
+    edgemesh_dns::ensure_bridge_device(&device, addr.ip(), 32)
+        .await
+        .with_context(|| format!("cannot set up {device} with {} for SOCKS5", addr.ip()))?;
+    let server = Socks5Server::bind(addr, handle)
+        .await
+        .with_context(|| format!("cannot serve SOCKS5 on {addr}"))?;
+    tracing::info!(%addr, "SOCKS5 proxy serving (reach a node by name through the tunnel)");
+    tokio::spawn(server.serve());
+    Ok(())
+}
