@@ -10,6 +10,9 @@ use crate::plan::{NODES, NodeSpec, Site};
 
 /// The agent's admin endpoint inside each node's namespace (the agent's default).
 pub const ADMIN_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 10557));
+/// The SOCKS5 proxy the agents serve with the tunnel (EdgeMesh's `socks5Proxy` address).
+pub const SOCKS5_ADDR: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(169, 254, 96, 16), 10800));
 /// The node-local DNS the agents serve (EdgeMesh's bridge address).
 pub const DNS_ADDR: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(169, 254, 96, 16), 53));
@@ -23,6 +26,10 @@ pub fn config_yaml(tunnel: Option<&Path>) -> String {
          kind: EdgeMeshAgent\n\
          modules:\n  edgeDNS:\n    enable: true\n  edgeProxy:\n    enable: true\n    backend: nftables\n",
     );
+    if tunnel.is_some() {
+        // Reach a node by name through the tunnel, as in EdgeMesh's SSH guide.
+        yaml.push_str("    socks5Proxy:\n      enable: true\n");
+    }
     if let Some(psk) = tunnel {
         let relay = relay_node();
         yaml.push_str(&format!(
@@ -79,7 +86,7 @@ mod tests {
         let off = config_yaml(None);
         let on = config_yaml(Some(Path::new("/run/p/psk")));
         assert!(!off.contains("edgeTunnel"));
-        assert!(on.starts_with(&off));
+        assert!(on.contains("socks5Proxy:\n      enable: true") && !off.contains("socks5"));
         assert!(on.contains("nodeName: cloud") && on.contains("203.0.113.10"));
         assert!(on.contains("path: /run/p/psk"));
     }

@@ -9,6 +9,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::PlaygroundError;
+use crate::plan::{NODES, NodeSpec};
 use crate::pods::{PODS, PodSpec};
 
 /// One example file, compiled into the binary so the playground runs from anywhere.
@@ -218,12 +219,28 @@ pub fn write_dir(dir: &Path) -> Result<usize, PlaygroundError> {
             slices.extend(endpoint_slice(&svc));
         }
     }
-    // JSON is YAML: one document per slice.
+    // JSON is YAML: one document per object.
     let text: Vec<String> = slices.iter().map(Value::to_string).collect();
     let path = dir.join(SLICES_FILE);
     std::fs::write(&path, text.join("\n---\n") + "\n")
         .map_err(|e| PlaygroundError::file(&path, e))?;
-    Ok(EXAMPLES.len() + 1)
+    let nodes: Vec<String> = NODES.iter().map(|n| node_object(n).to_string()).collect();
+    let path = dir.join(NODES_FILE);
+    std::fs::write(&path, nodes.join("\n---\n") + "\n")
+        .map_err(|e| PlaygroundError::file(&path, e))?;
+    Ok(EXAMPLES.len() + 2)
+}
+
+/// The generated Node objects (their InternalIPs let SOCKS5 reach a node by name).
+pub const NODES_FILE: &str = "zz-playground-nodes.yaml";
+
+/// A Node as the API would report it: its name and InternalIP.
+pub fn node_object(node: &NodeSpec) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": node.name},
+        "status": {"addresses": [{"type": "InternalIP", "address": node.ip.to_string()}]}
+    })
 }
 
 #[cfg(test)]
@@ -306,6 +323,6 @@ mod tests {
         names.sort();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(names.len(), written);
-        assert_eq!(names.last().map(String::as_str), Some(SLICES_FILE));
+        assert!(names.iter().any(|n| n == SLICES_FILE) && names.iter().any(|n| n == NODES_FILE));
     }
 }

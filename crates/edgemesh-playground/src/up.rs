@@ -181,7 +181,7 @@ fn wait_agent(
             Ok(agent.name == format!("agent/{relay}")
                 || tunnel_peers(&agent.netns)?.contains(relay))
         };
-        if agent_ready(&agent.netns)? && (!tunnel || at_relay()?) {
+        if agent_ready(&agent.netns)? && (!tunnel || at_relay()? && reserved(agent)) {
             return Ok(());
         }
         if started.elapsed() > timeout {
@@ -189,6 +189,15 @@ fn wait_agent(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The relay holds a reservation for this node (the relay itself needs none), so peers in other
+/// LANs can reach it through the relay from the first connection on.
+fn reserved(agent: &ProcessRecord) -> bool {
+    let relay = agents::relay_node().name;
+    agent.name == format!("agent/{relay}")
+        || std::fs::read_to_string(&agent.log)
+            .is_ok_and(|log| log.contains("relay reservation accepted"))
 }
 
 /// The nodes the agent of `netns` has a tunnel connection to (`/debug/peers`).

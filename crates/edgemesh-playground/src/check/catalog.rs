@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use crate::manifests::ServiceInfo;
 use crate::plan::{NodeSpec, Site};
+use crate::pods::PodSpec;
 
 /// What a check does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,6 +31,9 @@ pub enum Kind {
     SessionAffinity,
     /// A service with the filter label: its ClusterIP is not intercepted.
     NotProxied,
+    /// SOCKS5 (`169.254.96.16:10800`) to a node of another LAN by its name, then HTTP to the
+    /// service's pod there: EdgeMesh's `ssh -o ProxyCommand="nc --proxy-type socks5 ..."`.
+    Socks5,
 }
 
 /// How the client addresses the service.
@@ -63,6 +67,7 @@ impl Kind {
             Kind::ConsistentHash => "LB consistent hash sticks",
             Kind::SessionAffinity => "ClientIP affinity sticks",
             Kind::NotProxied => "filtered service not proxied",
+            Kind::Socks5 => "SOCKS5 to a node by name",
         }
     }
 }
@@ -81,6 +86,10 @@ impl Check {
         let port = svc.ports.first().map_or(0, |p| p.port);
         let target = match (self.kind, self.via) {
             (Kind::Dns, _) => format!("{} → {}", svc.dns_short(), svc.cluster_ip),
+            (Kind::Socks5, _) => match remote_pod(svc, self.from) {
+                Some(pod) => format!("socks5 → {}:{}", pod.node, pod.port),
+                None => "socks5 → (no pod in another site)".into(),
+            },
             (_, Via::ClusterIp) => format!("{}:{port}", svc.cluster_ip),
             (_, Via::Dns) => format!("{}:{port}", svc.dns_short()),
         };
@@ -100,6 +109,13 @@ impl Check {
     }
 }
 
+/// A pod of `svc` outside the client's site: what the SOCKS5 check reaches by node name.
+pub fn remote_pod(svc: &ServiceInfo, from: &NodeSpec) -> Option<&'static PodSpec> {
+    svc.pods()
+        .into_iter()
+        .find(|p| p.node_spec().is_some_and(|n| n.site != from.site))
+}
+
 /// The tunnel rule: a check that must reach every pod needs the tunnel as soon as one pod is
 /// elsewhere; "some replica answers" needs it only when none is in the client's site.
 pub fn needs_tunnel(kind: Kind, client: Site, pod_sites: &HashSet<Site>) -> bool {
@@ -116,7 +132,7 @@ pub fn catalog(services: &[ServiceInfo]) -> Vec<Check> {
     use Via::{ClusterIp as Ip, Dns as Name};
     let node = |name: &str| crate::plan::node(name);
     let svc = |name: &str| services.iter().find(|s| s.name == name).cloned();
-    let rows: [(Kind, &str, Via, &str); 33] = [
+    let rows: [(Kind, &str, Via, &str); 34] = [
         (AgentReady, "cloud", Ip, ""),
         (AgentReady, "edge-a1", Ip, ""),
         (AgentReady, "edge-a2", Ip, ""),
@@ -150,6 +166,7 @@ pub fn catalog(services: &[ServiceInfo]) -> Vec<Check> {
         (SessionAffinity, "edge-b1", Ip, "web-affinity-svc"),
         (NotProxied, "edge-a2", Ip, "web-filtered-svc"),
         (NotProxied, "edge-b1", Ip, "web-filtered-svc"),
+        (Socks5, "edge-a2", Name, "hostname-lb-svc"),
     ];
     rows.iter()
         .filter_map(|&(kind, from, via, service)| {
@@ -200,7 +217,7 @@ mod tests {
     fn every_row_resolves_and_each_lan_has_passing_and_tunnel_checks() {
         let services = crate::manifests::services().unwrap();
         let checks = catalog(&services);
-        assert_eq!(checks.len(), 33, "a row names an unknown node or service");
+        assert_eq!(checks.len(), 34, "a row names an unknown node or service");
         for site in [Site::LanA, Site::LanB] {
             let from_site: Vec<_> = checks.iter().filter(|c| c.from.site == site).collect();
             assert!(from_site.iter().any(|c| c.needs_tunnel()), "{site:?}");

@@ -10,7 +10,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 
 use super::catalog::{Check, Kind, Via};
 use super::verdict::{self, Verdict};
-use crate::agents::{ADMIN_ADDR, DNS_ADDR};
+use crate::agents::{ADMIN_ADDR, DNS_ADDR, SOCKS5_ADDR};
 use crate::manifests::ServiceInfo;
 use crate::pod::ws;
 
@@ -48,6 +48,60 @@ pub(super) fn run(check: &Check) -> Verdict {
         Kind::UdpEcho => udp_echo(addr),
         Kind::WebSocket => websocket(addr, &host, &pods),
         Kind::NotProxied => not_proxied(addr),
+        Kind::Socks5 => {
+            let pod =
+                super::catalog::remote_pod(svc, check.from).ok_or("no pod in another site")?;
+            socks5_http(pod.node, pod.port, pod.name)
+        }
+    }
+}
+
+/// Through the agent's SOCKS5 proxy to `node:port` by name, then one HTTP GET whose answer must
+/// name `pod`.
+fn socks5_http(node: &str, port: u16, pod: &str) -> Verdict {
+    let mut stream = connect(SOCKS5_ADDR)?;
+    let io = |e: std::io::Error| format!("SOCKS5: {e}");
+    stream.write_all(&[5, 1, 0]).map_err(io)?;
+    let mut choice = [0u8; 2];
+    stream.read_exact(&mut choice).map_err(io)?;
+    if choice != [5, 0] {
+        return Err(format!("SOCKS5 method refused: {choice:?}"));
+    }
+    let mut request = vec![
+        5,
+        1,
+        0,
+        3,
+        u8::try_from(node.len()).map_err(|e| e.to_string())?,
+    ];
+    request.extend_from_slice(node.as_bytes());
+    request.extend_from_slice(&port.to_be_bytes());
+    stream.write_all(&request).map_err(io)?;
+    let mut head = [0u8; 4];
+    stream.read_exact(&mut head).map_err(io)?;
+    if head[1] != 0 {
+        return Err(format!(
+            "SOCKS5 CONNECT {node}:{port} refused with code {}",
+            head[1]
+        ));
+    }
+    let rest = match head[3] {
+        1 => 6,
+        4 => 18,
+        _ => return Err(format!("SOCKS5 reply address type {}", head[3])),
+    };
+    stream.read_exact(&mut vec![0u8; rest]).map_err(io)?;
+    let request = format!("GET / HTTP/1.0\r\nHost: {node}:{port}\r\n\r\n");
+    stream.write_all(request.as_bytes()).map_err(io)?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).map_err(io)?;
+    if answer.contains(pod) {
+        Ok(format!("{pod} answered through the tunnel"))
+    } else {
+        Err(format!(
+            "expected {pod}, got {:?}",
+            answer.lines().last().unwrap_or("")
+        ))
     }
 }
 
