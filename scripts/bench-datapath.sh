@@ -111,8 +111,8 @@ cluster_ip() { python3 -c "import ipaddress,sys; print(ipaddress.IPv4Address('10
 
 # load_services BACKEND N: replaces the bulk manifest with N services; prints
 # "end-to-end ms (file renamed into the directory -> last service's rule present), apply ms".
-load_services() {
-  python3 "$ROOT/scripts/bench/services.py" "$2" 192.0.2.11 >"$WORK/bulk.staging"
+load_services() { # backend N [endpoint IPs, comma separated]
+  python3 "$ROOT/scripts/bench/services.py" "$2" "${3:-192.0.2.11}" >"$WORK/bulk.staging"
   local last start
   last=$(cluster_ip $(($2 - 1)))
   start=$(now_ms)
@@ -183,6 +183,10 @@ RSS_1000=$(rss_kib)
 SYNC[nftables-10000]=$(load_services nftables 10000)
 FIRST[10000]=$(first_connections $(sample_urls 10000))
 RSS_10000=$(rss_kib)
+# Two endpoints each: every service needs its own numgen chain (one endpoint is a map entry).
+rm "$MANIFESTS/bulk.yaml"
+sleep 1
+SYNC[nftables-10000-2ep]=$(load_services nftables 10000 192.0.2.11,192.0.2.12)
 rm "$MANIFESTS/bulk.yaml"
 stop_agent
 start_agent iptables
@@ -219,6 +223,7 @@ done
 echo "| RSS after the proxy-path load runs (peak), MiB | $(awk "BEGIN {printf \"%.1f (%.1f)\", $RSS_LOAD / 1024, $HWM_LOAD / 1024}") |"
 echo "| RSS with 1,000 services, MiB | $(awk "BEGIN {printf \"%.1f\", $RSS_1000 / 1024}") |"
 echo "| RSS with 10,000 services, MiB | $(awk "BEGIN {printf \"%.1f\", $RSS_10000 / 1024}") |"
-for key in nftables-100 nftables-1000 nftables-10000 iptables-1000 iptables-10000; do
-  echo "| sync ${key/-/ } services: file written → rule present / proxier apply, ms | $(field "${SYNC[$key]}" 1) / $(field "${SYNC[$key]}" 2) |"
+for key in nftables-100 nftables-1000 nftables-10000 nftables-10000-2ep iptables-1000 iptables-10000; do
+  name="${key/-/ } services"; name=${name/-2ep services/ services, 2 endpoints each}
+  echo "| sync $name: file written → rule present / proxier apply, ms | $(field "${SYNC[$key]}" 1) / $(field "${SYNC[$key]}" 2) |"
 done

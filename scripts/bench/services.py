@@ -1,13 +1,14 @@
 """Writes N Services (+ one EndpointSlice each) as one multi-document manifest on stdout.
 
-usage: services.py N BACKEND_IP [FIRST_INDEX]
-Service bench-I gets ClusterIP 10.97.0.0 + I (inside 10.96.0.0/12), port 80 -> BACKEND_IP:8080.
+usage: services.py N BACKEND_IP[,BACKEND_IP...]
+Service bench-I gets ClusterIP 10.97.0.0 + I (inside 10.96.0.0/12), port 80 -> BACKEND_IP:8080
+(one ready endpoint per BACKEND_IP).
 """
 import ipaddress
 import json
 import sys
 
-count, backend = int(sys.argv[1]), sys.argv[2]
+count, backends = int(sys.argv[1]), sys.argv[2].split(",")
 base = ipaddress.IPv4Address("10.97.0.0")
 docs = []
 for i in range(count):
@@ -23,6 +24,6 @@ for i in range(count):
                      "labels": {"kubernetes.io/service-name": name}},
         "addressType": "IPv4",
         "ports": [{"name": "http", "port": 8080}],
-        "endpoints": [{"addresses": [backend], "conditions": {"ready": True}}],
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in backends],
     }))
 print("\n---\n".join(docs))
