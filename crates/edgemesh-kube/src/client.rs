@@ -49,6 +49,14 @@ pub fn in_cluster() -> Result<Client, ClientError> {
     build(config)
 }
 
-fn build(config: Config) -> Result<Client, ClientError> {
+/// What the agent says it is: the edge hub caches by User-Agent (`cache_agents`), so an agent
+/// pointed at the hub can list `edgemesh-agent` and restart offline from the cache.
+pub const USER_AGENT: &str = concat!("edgemesh-agent/", env!("CARGO_PKG_VERSION"));
+
+fn build(mut config: Config) -> Result<Client, ClientError> {
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(USER_AGENT),
+    ));
     Client::try_from(config).map_err(|e| ClientError::Client(e.to_string()))
 }
