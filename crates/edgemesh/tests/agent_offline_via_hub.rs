@@ -40,13 +40,12 @@ fn curl(ns: &Netns, url: &str) -> String {
 fn wait_offline(hub: &Process) {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(20) {
-        if let Ok((_, body)) = hub.http_get("/metrics") {
-            if body
-                .lines()
+        let offline = hub.http_get("/metrics").is_ok_and(|(_, body)| {
+            body.lines()
                 .any(|l| l.starts_with("edgemesh_hub_cloud_online") && l.ends_with(" 0"))
-            {
-                return;
-            }
+        });
+        if offline {
+            return;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
