@@ -176,11 +176,13 @@ echo "services: first connections, sync times, memory..." >&2
 FIRST_DIRECT=$(first_connections $(for _ in $(seq 1 20); do echo http://192.0.2.11:8080/; done))
 declare -A SYNC FIRST
 SYNC[nftables-100]=$(load_services nftables 100)
+sleep 2 # let the agent finish with the new Snapshot: the figure is the kernel's lookup cost
 FIRST[100]=$(first_connections $(sample_urls 100))
 SYNC[nftables-1000]=$(load_services nftables 1000)
 sleep 1
 RSS_1000=$(rss_kib)
 SYNC[nftables-10000]=$(load_services nftables 10000)
+sleep 2
 FIRST[10000]=$(first_connections $(sample_urls 10000))
 RSS_10000=$(rss_kib)
 # Two endpoints each: every service needs its own numgen chain (one endpoint is a map entry).
