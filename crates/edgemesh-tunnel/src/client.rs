@@ -30,6 +30,36 @@ pub(crate) async fn open(
     let peer = resolve(shared, node).await?;
     connect(shared, node, peer).await?;
     verified(shared, node, peer).await?;
+    let mut attempt = 1;
+    loop {
+        match open_and_handshake(shared, node, peer, protocol, target).await {
+            Ok(stream) => return Ok(Counted::new(stream.compat(), shared.counters(peer))),
+            // Two nodes that dial each other at once (mDNS on both sides) briefly hold two
+            // connections and one is closed; a stream opened on it dies before its answer.
+            // Nothing was sent past CONNECT, so one more try on the surviving connection is safe.
+            Err(e @ (TunnelError::Protocol { .. } | TunnelError::OpenStream { .. }))
+                if attempt < OPEN_ATTEMPTS =>
+            {
+                tracing::debug!(node, error = %e, "tunnel stream lost while opening; retrying");
+                attempt += 1;
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Attempts at opening a stream whose connection closed under it.
+const OPEN_ATTEMPTS: u32 = 3;
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+async fn open_and_handshake(
+    shared: &Arc<Shared>,
+    node: &str,
+    peer: PeerId,
+    protocol: WireProtocol,
+    target: SocketAddr,
+) -> Result<Stream, TunnelError> {
     let mut stream = shared
         .control()
         .open_stream(peer, PROXY_PROTOCOL)
@@ -39,7 +69,7 @@ pub(crate) async fn open(
             reason: e.to_string(),
         })?;
     handshake(&mut stream, shared.me(), node, protocol, target).await?;
-    Ok(Counted::new(stream.compat(), shared.counters(peer)))
+    Ok(stream)
 }
 
 async fn handshake(
