@@ -57,26 +57,41 @@ fn set_name(family: IpFamily) -> &'static str {
 }
 
 fn render_set(out: &mut String, rules: &RuleSet, family: IpFamily) {
-    let addr_type = match family {
-        IpFamily::V4 => "ipv4_addr",
-        IpFamily::V6 => "ipv6_addr",
-    };
     let _ = writeln!(out, "\tset {} {{", set_name(family));
-    let _ = writeln!(out, "\t\ttype {addr_type} . inet_proto . inet_service");
-    let mut elements = rules
+    let _ = writeln!(
+        out,
+        "\t\ttype {} . inet_proto . inet_service",
+        addr_type(family)
+    );
+    let elements = rules
         .elements
         .keys()
         .filter(|f| IpFamily::of(&f.ip) == family)
-        .peekable();
-    if elements.peek().is_some() {
-        out.push_str("\t\telements = {");
-        for (i, f) in elements.enumerate() {
-            let sep = if i == 0 { " " } else { ",\n\t\t\t" };
-            let _ = write!(out, "{sep}{} . {} . {}", f.ip, l4(f.protocol), f.port);
-        }
-        out.push_str(" }\n");
-    }
+        .map(|f| format!("{} . {} . {}", f.ip, l4(f.protocol), f.port));
+    render_elements(out, elements);
     out.push_str("\t}\n");
+}
+
+/// `elements = { a, b, ... }` of a set or map; nothing for none.
+fn render_elements(out: &mut String, elements: impl Iterator<Item = String>) {
+    let mut elements = elements.peekable();
+    if elements.peek().is_none() {
+        return;
+    }
+    out.push_str("\t\telements = {");
+    for (i, element) in elements.enumerate() {
+        let sep = if i == 0 { " " } else { ",\n\t\t\t" };
+        let _ = write!(out, "{sep}{element}");
+    }
+    out.push_str(" }\n");
+}
+
+/// The nft type of one family's addresses.
+fn addr_type(family: IpFamily) -> &'static str {
+    match family {
+        IpFamily::V4 => "ipv4_addr",
+        IpFamily::V6 => "ipv6_addr",
+    }
 }
 
 fn l4(protocol: Protocol) -> &'static str {

@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
+use super::{addr, addr_type, render_elements};
 use crate::rules::{FastGroup, IpFamily, RuleSet, Spread};
 
 /// Set of one family's fast-path frontends: `daddr . dport` (TCP only).
@@ -82,14 +83,11 @@ fn render_map(out: &mut String, rules: &RuleSet, family: IpFamily, group: FastGr
 }
 
 fn render_set(out: &mut String, rules: &RuleSet, family: IpFamily) {
-    let addr_type = match family {
-        IpFamily::V4 => "ipv4_addr",
-        IpFamily::V6 => "ipv6_addr",
-    };
     let _ = writeln!(
         out,
-        "\tset {} {{\n\t\ttype {addr_type} . inet_service",
-        set_name(family)
+        "\tset {} {{\n\t\ttype {} . inet_service",
+        set_name(family),
+        addr_type(family)
     );
     let elements = rules
         .fast
@@ -98,26 +96,6 @@ fn render_set(out: &mut String, rules: &RuleSet, family: IpFamily) {
         .map(|f| format!("{} . {}", f.ip, f.port));
     render_elements(out, elements);
     out.push_str("\t}\n");
-}
-
-fn render_elements(out: &mut String, elements: impl Iterator<Item = String>) {
-    let mut elements = elements.peekable();
-    if elements.peek().is_none() {
-        return;
-    }
-    out.push_str("\t\telements = {");
-    for (i, element) in elements.enumerate() {
-        let sep = if i == 0 { " " } else { ",\n\t\t\t" };
-        let _ = write!(out, "{sep}{element}");
-    }
-    out.push_str(" }\n");
-}
-
-fn addr(family: IpFamily) -> &'static str {
-    match family {
-        IpFamily::V4 => "ip",
-        IpFamily::V6 => "ip6",
-    }
 }
 
 fn spread_name(spread: Spread) -> &'static str {
