@@ -5,43 +5,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step should panic
 
 mod common;
+mod hub_support;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::{Agent, netns, service_json, slice_json};
 use edgemesh_testkit::apiserver::ApiServer;
 use edgemesh_testkit::process::Process;
+use hub_support::Certs;
 
 const KUBERNETES_IP: &str = "10.96.0.1";
 const HUB: &str = "169.254.2.1:10268";
-
-/// A self-signed serving certificate valid for the ClusterIP and the hub address.
-fn serving_cert(dir: &Path) -> (String, String) {
-    let (cert, key) = (dir.join("hub.crt"), dir.join("hub.key"));
-    let status = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=kubernetes"])
-        .args([
-            "-addext",
-            "subjectAltName=DNS:kubernetes.default.svc,IP:10.96.0.1,IP:169.254.2.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    (cert.display().to_string(), key.display().to_string())
-}
 
 #[test]
 fn agent_sends_the_kubernetes_service_to_the_edge_hub() {
@@ -66,7 +40,13 @@ fn agent_sends_the_kubernetes_service_to_the_edge_hub() {
     api.apply(slice).unwrap();
 
     let files = tempfile::tempdir().unwrap();
-    let (cert, key) = serving_cert(files.path());
+    // A serving certificate valid for the ClusterIP and the hub address.
+    let certs = Certs::new();
+    certs.issue(
+        "hub",
+        "DNS:kubernetes.default.svc,IP:10.96.0.1,IP:169.254.2.1",
+    );
+    let (cert, key) = (certs.path("hub.crt"), certs.path("hub.key"));
     let cache = files.path().join("cache");
     let hub_args = [
         "hub",

@@ -4,14 +4,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step should panic
 
 mod common;
+mod hub_support;
 
 use std::io::{Read, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Agent, backends, netns, service_json, slice_json};
 use edgemesh_testkit::apiserver::ApiServer;
 use edgemesh_testkit::netns::Netns;
 use edgemesh_testkit::process::Process;
+use hub_support::wait_online;
 
 const HUB: &str = "http://127.0.0.1:10261";
 
@@ -35,21 +37,6 @@ fn serve_pod(ns: &Netns) {
 fn curl(ns: &Netns, url: &str) -> String {
     let out = ns.exec("curl", &["-sS", "--max-time", "3", url]).unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn wait_offline(hub: &Process) {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(20) {
-        let offline = hub.http_get("/metrics").is_ok_and(|(_, body)| {
-            body.lines()
-                .any(|l| l.starts_with("edgemesh_hub_cloud_online") && l.ends_with(" 0"))
-        });
-        if offline {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("the hub never noticed the outage:\n{}", hub.logs());
 }
 
 #[test]
@@ -108,7 +95,7 @@ fn agent_restarts_offline_from_the_hub_cache() {
 
     // The cloud goes away; the agent restarts with no rules left from its previous life.
     api.set_available(false);
-    wait_offline(&hub);
+    wait_online(&hub, false);
     let Agent {
         mut process,
         netns: ns,
