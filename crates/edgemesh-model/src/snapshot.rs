@@ -33,6 +33,15 @@ pub struct Backend {
     pub node_name: Option<Arc<str>>,
 }
 
+impl Backend {
+    /// Whether this node reaches the backend without the tunnel: it runs on `node`, or carries
+    /// no node name (manifests of an offline site). The tunnel's dialer and the kernel fast path
+    /// decide with this one rule.
+    pub fn is_local_to(&self, node: &str) -> bool {
+        self.node_name.as_deref().is_none_or(|n| n == node)
+    }
+}
+
 /// One ready endpoint address of a service, as DNS needs it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

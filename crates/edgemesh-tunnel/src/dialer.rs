@@ -19,9 +19,10 @@ pub enum Route {
 
 /// Pure routing rule: an endpoint on this node, or with no node name, is dialled directly.
 pub fn route(backend: &Backend, me: &str) -> Route {
-    match backend.node_name.as_deref() {
-        Some(node) if node != me => Route::Tunnel,
-        _ => Route::Direct,
+    if backend.is_local_to(me) {
+        Route::Direct
+    } else {
+        Route::Tunnel
     }
 }
 

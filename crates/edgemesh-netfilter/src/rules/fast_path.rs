@@ -77,10 +77,11 @@ pub fn fast_route(
         LbPolicy::ConsistentHash(_) => return None,
     };
     // A DNAT cannot cross address families, and endpoints on other nodes go through the tunnel.
-    let usable = |b: &Backend| {
-        (b.node_name.is_none() || b.node_name == opts.local_node)
-            && b.addr.is_ipv4() == frontend.ip.is_ipv4()
+    let local = |b: &Backend| match opts.local_node.as_deref() {
+        Some(node) => b.is_local_to(node),
+        None => b.node_name.is_none(),
     };
+    let usable = |b: &Backend| local(b) && b.addr.is_ipv4() == frontend.ip.is_ipv4();
     let backends = &port.backends;
     if backends.is_empty() || !backends.iter().all(usable) {
         return None;
