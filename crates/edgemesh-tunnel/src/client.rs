@@ -28,10 +28,14 @@ pub(crate) async fn open(
     target: SocketAddr,
 ) -> Result<TunnelStream, TunnelError> {
     let peer = resolve(shared, node).await?;
-    connect(shared, node, peer).await?;
-    verified(shared, node, peer).await?;
     let mut attempt = 1;
     loop {
+        // Connect on every attempt: if the connection died, our driver redials over the paths
+        // it knows (LAN, or circuits through the relays we hold). Left to itself, the stream
+        // layer would dial every address it ever heard of, such as the peer's NAT address,
+        // and wait out a TCP timeout there.
+        connect(shared, node, peer).await?;
+        verified(shared, node, peer).await?;
         match open_and_handshake(shared, node, peer, protocol, target).await {
             Ok(stream) => return Ok(Counted::new(stream.compat(), shared.counters(peer))),
             // Two nodes that dial each other at once (mDNS on both sides) briefly hold two
