@@ -21,6 +21,10 @@ done
 # `cargo test` builds the example the test starts, in the same (release) profile.
 nice -n 15 cargo test -q --release -p edgemesh-tunnel --test netns_bench --no-run
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-nice -n 15 cargo test -q --release -p edgemesh-tunnel --test netns_bench -- \
-  --ignored --nocapture --test-threads 1 2>&1 | grep -E '^\|'
+# Both ways of applying the PSK, one after the other: in the noise handshake (the default) and
+# pnet (EdgeMesh-compatible).
+for pnet in "" 1; do
+  TUNNEL_BENCH_PNET=$pnet nice -n 15 cargo test -q --release -p edgemesh-tunnel --test netns_bench -- \
+    --ignored --nocapture --test-threads 1 2>&1 | grep -E '^\|'
+done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -170,6 +170,34 @@ impl ConfigValue for Transport {
     }
 }
 
+/// How the tunnel applies its PSK (`modules.edgeTunnel.psk.mode`, an edgemesh extension).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum PskMode {
+    /// In the noise handshake: one cipher on the data (edgemesh agents only).
+    #[default]
+    Noise,
+    /// go-libp2p's private network, as EdgeMesh's Go agents apply it.
+    Pnet,
+}
+
+impl ConfigValue for PskMode {
+    const ALLOWED: &'static str = "noise, pnet";
+    fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "noise" => Some(PskMode::Noise),
+            "pnet" => Some(PskMode::Pnet),
+            _ => None,
+        }
+    }
+    fn render(&self) -> String {
+        match self {
+            PskMode::Noise => "noise",
+            PskMode::Pnet => "pnet",
+        }
+        .to_owned()
+    }
+}
+
 /// How ClusterIP traffic is intercepted (`modules.edgeProxy.backend`, an edgemesh extension).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum ProxyBackend {

@@ -33,7 +33,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer};
 
-pub use checked::{Checked, ConfigValue, Port, ProxyBackend, Transport};
+pub use checked::{Checked, ConfigValue, Port, ProxyBackend, PskMode, Transport};
 pub use common::{
     CommonConfig, DEFAULT_ADMIN_ADDR, DEFAULT_BRIDGE_DEVICE_IP, DEFAULT_BRIDGE_DEVICE_NAME,
     PprofConfig,

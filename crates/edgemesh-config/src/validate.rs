@@ -132,6 +132,7 @@ fn check_tunnel(tunnel: &EdgeTunnel, v: &mut Collector) {
             tunnel.psk.path.as_str(),
             rules::non_empty_path,
         );
+        v.checked(&format!("{prefix}.psk.mode"), &tunnel.psk.mode);
     }
     let limits = &tunnel.tunnel_limit_config;
     let limit_keys = [

@@ -17,6 +17,10 @@ fn each_invalid_value_yields_its_exact_message() {
             "modules.edgeTunnel.transport: invalid value 'carrier-pigeon' (allowed: tcp, ws, quic)",
         ),
         (
+            "modules:\n  edgeTunnel:\n    psk:\n      mode: rc4\n",
+            "modules.edgeTunnel.psk.mode: invalid value 'rc4' (allowed: noise, pnet)",
+        ),
+        (
             "kubeAPIConfig:\n  kubeConfig: /nope\n",
             "kubeAPIConfig.kubeConfig: file '/nope' does not exist",
         ),

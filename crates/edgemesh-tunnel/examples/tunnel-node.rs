@@ -12,7 +12,7 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 use edgemesh_model::SnapshotCell;
 use edgemesh_tunnel::snapshot_file::{AllowedEndpoint, snapshot_from_endpoints, with_nodes};
-use edgemesh_tunnel::{RelayNode, Socks5Server, Tunnel, TunnelConfig, TunnelHandle};
+use edgemesh_tunnel::{PskMode, RelayNode, Socks5Server, Tunnel, TunnelConfig, TunnelHandle};
 use tokio::net::{TcpListener, UdpSocket};
 
 #[derive(Parser, Debug)]
@@ -23,6 +23,9 @@ struct Args {
     key: PathBuf,
     #[arg(long)]
     psk: Option<PathBuf>,
+    /// Apply the PSK as EdgeMesh's Go agents do (pnet) instead of in the noise handshake.
+    #[arg(long)]
+    pnet: bool,
     #[arg(long)]
     pins: Option<PathBuf>,
     #[arg(long, default_value_t = edgemesh_tunnel::DEFAULT_LISTEN_PORT)]
@@ -77,6 +80,9 @@ async fn main() -> anyhow::Result<()> {
     let snapshot = with_nodes(snapshot, &nodes);
     let mut config = TunnelConfig::new(&args.node, &args.key);
     config.psk_path = args.psk.clone();
+    if args.pnet {
+        config.psk_mode = PskMode::Pnet;
+    }
     config.pins_path = args.pins.clone();
     config.listen_port = args.listen_port;
     config.mdns = !args.no_mdns;

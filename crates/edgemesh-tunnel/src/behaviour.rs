@@ -1,4 +1,4 @@
-//! The libp2p stack: TCP + pnet (PSK) + noise + yamux, relay v2 (client, and server on relay
+//! The libp2p stack: TCP + noise (PSK in its prologue, or pnet under it) + yamux, relay v2 (client, and server on relay
 //! nodes), DCUtR hole punching, identify, ping, mDNS, and generic streams.
 
 use std::time::Duration;
@@ -8,7 +8,7 @@ use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::Boxed;
 use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
-use libp2p::pnet::{PnetConfig, PreSharedKey};
+use libp2p::pnet::PnetConfig;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
@@ -16,6 +16,7 @@ use libp2p::{
 };
 
 use crate::TunnelError;
+use crate::psk::Membership;
 
 /// Identify protocol name of edgemesh agents.
 const IDENTIFY_PROTOCOL: &str = "/edgemesh/id/1.0.0";
@@ -34,19 +35,21 @@ pub(crate) struct Behaviour {
 /// Builds the swarm; `relay_server` turns on the hop protocol (relay nodes only).
 pub(crate) fn build_swarm(
     keypair: Keypair,
-    psk: Option<PreSharedKey>,
+    membership: Membership,
     relay_server: bool,
     mdns_on: bool,
 ) -> Result<Swarm<Behaviour>, TunnelError> {
     let swarm_err = |e: &dyn std::fmt::Display| TunnelError::Swarm(e.to_string());
+    // Relayed connections run their own noise handshake end to end: it carries the prologue too.
+    let relayed = membership.clone();
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_other_transport(|key| {
-            tcp_transport(key, psk)
+            tcp_transport(key, membership)
                 .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
         })
         .map_err(|e| swarm_err(&e))?
-        .with_relay_client(noise::Config::new, yamux_config)
+        .with_relay_client(move |key: &Keypair| relayed.noise(key), yamux_config)
         .map_err(|e| swarm_err(&e))?
         .with_behaviour(|key, relay_client| {
             let peer = key.public().to_peer_id();
@@ -86,13 +89,14 @@ fn yamux_config() -> yamux::Config {
     config
 }
 
-/// TCP, then the PSK handshake (when configured) before anything else, then noise and yamux.
+/// TCP, then the pnet handshake (in pnet mode) before anything else, then noise and yamux.
 fn tcp_transport(
     key: &Keypair,
-    psk: Option<PreSharedKey>,
+    membership: Membership,
 ) -> Result<Boxed<(PeerId, StreamMuxerBox)>, noise::Error> {
     let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
-    let noise = noise::Config::new(key)?;
+    let noise = membership.noise(key)?;
+    let psk = membership.pnet();
     let transport = tcp
         .and_then(move |socket, _| async move {
             match psk {

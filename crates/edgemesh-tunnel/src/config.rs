@@ -5,6 +5,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::PskMode;
+
 /// EdgeMesh's default `modules.edgeTunnel.listenPort`.
 pub const DEFAULT_LISTEN_PORT: u16 = 20006;
 
@@ -29,6 +31,8 @@ pub struct TunnelConfig {
     pub relays: Vec<RelayNode>,
     /// EdgeMesh's PSK file; `None` runs without a private network (not for production).
     pub psk_path: Option<PathBuf>,
+    /// How the PSK is applied: all members must agree.
+    pub psk_mode: PskMode,
     /// Where the node's identity key lives (created on first start).
     pub key_path: PathBuf,
     /// Where node name ↔ peer id pins are kept; `None` keeps them in memory only.
@@ -52,6 +56,7 @@ impl TunnelConfig {
             listen_ips: Vec::new(),
             relays: Vec::new(),
             psk_path: None,
+            psk_mode: PskMode::default(),
             key_path: key_path.into(),
             pins_path: None,
             mdns: true,

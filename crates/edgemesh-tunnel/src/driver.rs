@@ -276,11 +276,27 @@ impl Driver {
                 connection_id,
                 error,
             } => {
-                tracing::warn!(peer = ?peer_id, %error, "connection attempt failed");
+                let error = error.to_string();
+                match handshake_hint(&error) {
+                    Some(hint) => {
+                        tracing::warn!(peer = ?peer_id, %error, "connection attempt failed: {hint}")
+                    }
+                    None => tracing::warn!(peer = ?peer_id, %error, "connection attempt failed"),
+                }
                 // Only our own dials answer waiters: a failed hole punch or relay dial to the
                 // same peer says nothing about the path being dialled for them.
                 if let Some(peer) = self.our_dials.remove(&connection_id) {
-                    self.answer_waiters(peer, Err(error.to_string()));
+                    self.answer_waiters(peer, Err(error));
+                }
+            }
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
+                ..
+            } => {
+                let error = error.to_string();
+                if let Some(hint) = handshake_hint(&error) {
+                    tracing::warn!(from = %send_back_addr, %error, "refused a connection: {hint}");
                 }
             }
             SwarmEvent::ListenerClosed {
@@ -512,4 +528,13 @@ impl Driver {
             }
         }
     }
+}
+
+/// What a failed transport handshake most likely means, for the log: the PSK layer is the only
+/// part of the handshake two honest members can disagree on.
+fn handshake_hint(error: &str) -> Option<&'static str> {
+    error.contains("Handshake").then_some(
+        "handshake failed: the other side holds another PSK, or applies it another way \
+         (modules.edgeTunnel.psk.mode: noise or pnet, which must be the same on every node)",
+    )
 }

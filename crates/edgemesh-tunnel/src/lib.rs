@@ -1,7 +1,7 @@
 //! Node-to-node streams across NAT for edgemesh: direct in a LAN, hole-punched when NAT allows,
 //! relayed otherwise — on rust-libp2p, speaking EdgeMesh's tunnel protocol.
 //!
-//! - [`Tunnel::start`] builds the libp2p node (TCP + PSK + noise + yamux, relay v2, DCUtR,
+//! - [`Tunnel::start`] builds the libp2p node (TCP + noise with the PSK + yamux, relay v2, DCUtR,
 //!   identify, ping, mDNS) and serves inbound tunnel streams.
 //! - [`TunnelHandle::open_tcp`] / [`TunnelHandle::open_udp`] reach an endpoint on another node;
 //!   that node's agent dials it only if it is a ready endpoint on that node in *its* snapshot.
@@ -9,8 +9,9 @@
 //! - [`TunnelHandle::peers`] is the data of `/debug/peers`.
 //! - [`Socks5Server`] reaches nodes by name through the tunnel (`socks5Proxy`).
 //!
-//! Security model: the PSK keeps non-members out (pnet over TCP); each node has its own random
-//! key ([`identity`]); node names are bound to keys by pins ([`pins`]). See `docs/tunnel.md`.
+//! Security model: the PSK keeps non-members out (in the noise handshake, or pnet as EdgeMesh
+//! does: [`PskMode`]); each node has its own random key ([`identity`]); node names are bound to
+//! keys by pins ([`pins`]). See `docs/tunnel.md`.
 #![forbid(unsafe_code)]
 
 mod behaviour;
@@ -48,6 +49,7 @@ pub use config::{DEFAULT_LISTEN_PORT, RelayNode, TunnelConfig};
 pub use dialer::TunnelDialer;
 pub use driver::LISTENING;
 pub use error::TunnelError;
+pub use psk::PskMode;
 pub use socks5::Socks5Server;
 pub use splice::splice;
 pub use stats::{PathKind, PeerReport};
@@ -76,12 +78,13 @@ impl Tunnel {
     pub fn start(config: TunnelConfig, snapshot: Arc<SnapshotCell>) -> Result<Tunnel, TunnelError> {
         let keypair = identity::load_or_create_keypair(&config.key_path)?;
         let peer_id = keypair.public().to_peer_id();
-        let psk = config.psk_path.as_deref().map(psk::load_psk).transpose()?;
+        let membership = psk::Membership::load(config.psk_path.as_deref(), config.psk_mode)?;
         let pins = match &config.pins_path {
             Some(path) => pins::PeerPins::load(path)?,
             None => pins::PeerPins::in_memory(),
         };
-        let mut swarm = behaviour::build_swarm(keypair, psk, config.is_relay(), config.mdns)?;
+        let mut swarm =
+            behaviour::build_swarm(keypair, membership, config.is_relay(), config.mdns)?;
         listen(&mut swarm, &config)?;
         let mut control = swarm.behaviour().stream.new_control();
         let proxy_in = control

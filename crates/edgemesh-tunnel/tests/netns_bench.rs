@@ -18,8 +18,8 @@ use netns_support::*;
 
 const IPERF_SECONDS: &str = "5";
 const IDLE_CONNECTIONS: usize = 1000;
-/// A typical edge uplink, for the shaped runs (token bucket on a1's egress).
-const SHAPED_MBIT: u32 = 200;
+/// Edge links, for the shaped runs (token bucket on a1's egress): a typical uplink, and gigabit.
+const SHAPED_MBITS: [u32; 2] = [200, 1000];
 
 #[test]
 #[ignore = "figures: run by scripts/bench-tunnel.sh (release build)"]
@@ -51,7 +51,11 @@ fn netns_bench_tunnel_figures() -> Result<()> {
             &[("TCP", "198.51.100.10:5201"), ("TCP", "198.51.100.10:8080")],
         ),
     )?;
-    let relay = ["--relay", "cloud=203.0.113.10"];
+    // TUNNEL_BENCH_PNET=1: every node applies the PSK as EdgeMesh's Go agents do (pnet) instead
+    // of in the noise handshake; scripts/bench-tunnel.sh runs both.
+    let pnet = std::env::var("TUNNEL_BENCH_PNET").is_ok_and(|v| v == "1");
+    let mode: &[&str] = if pnet { &["--pnet"] } else { &[] };
+    let relay = [mode, &["--relay", "cloud=203.0.113.10"]].concat();
     let cloud = w.node(&h.cloud, "cloud", &psk, &relay)?;
     let a2 = w.node(
         &h.a2,
@@ -79,7 +83,7 @@ fn netns_bench_tunnel_figures() -> Result<()> {
     .concat();
     let mut a1 = w.node(&h.a1, "a1", &psk, &a1_args)?;
     w.procs[a1].wait_for_log("relay reservation accepted", Duration::from_secs(20))?;
-    let mut rows = Vec::new();
+    let mut rows = vec![row("PSK mode", if pnet { "pnet" } else { "noise" })];
 
     // Direct (same LAN) and hole-punched (cone NATs) paths.
     std::thread::sleep(Duration::from_secs(1));
@@ -126,26 +130,27 @@ fn netns_bench_tunnel_figures() -> Result<()> {
         "throughput punched tunnel a1→b1",
         &ratio(punched, raw_wan),
     ));
-    // The same on a link shaped like an edge uplink: the tunnel's CPU ceiling stops mattering.
-    shape(&h.a1, Some(SHAPED_MBIT))?;
-    let shaped_lan = iperf(&h.a1, "192.0.2.11", 5201)?;
-    let shaped_wan = iperf(&h.a1, "203.0.113.10", 5201)?;
-    let shaped_direct = iperf(&h.a1, "127.0.0.1", 7201)?;
-    let shaped_punched = iperf(&h.a1, "127.0.0.1", 7301)?;
-    shape(&h.a1, None)?;
-    let label = format!("a1's link shaped to {SHAPED_MBIT} Mbit/s");
-    rows.push(row(
-        &format!("throughput raw LAN, {label}"),
-        &gbps(shaped_lan),
-    ));
-    rows.push(row(
-        &format!("throughput direct tunnel, {label}"),
-        &ratio(shaped_direct, shaped_lan),
-    ));
-    rows.push(row(
-        &format!("throughput punched tunnel, {label}"),
-        &ratio(shaped_punched, shaped_wan),
-    ));
+    // The same on links shaped like edge links, where the tunnel's CPU ceiling may not matter.
+    let mut shaped_wan = Vec::new();
+    for mbit in SHAPED_MBITS {
+        shape(&h.a1, Some(mbit))?;
+        let lan = iperf(&h.a1, "192.0.2.11", 5201)?;
+        let wan = iperf(&h.a1, "203.0.113.10", 5201)?;
+        let direct = iperf(&h.a1, "127.0.0.1", 7201)?;
+        let punched = iperf(&h.a1, "127.0.0.1", 7301)?;
+        shape(&h.a1, None)?;
+        let label = format!("a1's link shaped to {mbit} Mbit/s");
+        rows.push(row(&format!("throughput raw LAN, {label}"), &gbps(lan)));
+        rows.push(row(
+            &format!("throughput direct tunnel, {label}"),
+            &ratio(direct, lan),
+        ));
+        rows.push(row(
+            &format!("throughput punched tunnel, {label}"),
+            &ratio(punched, wan),
+        ));
+        shaped_wan.push(wan);
+    }
     rows.push(row(
         "echo RTT p50 raw LAN a1→a2",
         &micros(echo_p50(&h.a1, "192.0.2.11:8080")?),
@@ -177,13 +182,15 @@ fn netns_bench_tunnel_figures() -> Result<()> {
     ));
     wait_path(&peers_out, "b1", "relayed")?;
     let relayed = iperf(&h.a1, "127.0.0.1", 7301)?;
-    shape(&h.a1, Some(SHAPED_MBIT))?;
-    let shaped_relayed = iperf(&h.a1, "127.0.0.1", 7301)?;
-    shape(&h.a1, None)?;
-    rows.push(row(
-        &format!("throughput relayed tunnel, a1's link shaped to {SHAPED_MBIT} Mbit/s"),
-        &ratio(shaped_relayed, shaped_wan),
-    ));
+    for (mbit, wan) in SHAPED_MBITS.into_iter().zip(shaped_wan) {
+        shape(&h.a1, Some(mbit))?;
+        let shaped_relayed = iperf(&h.a1, "127.0.0.1", 7301)?;
+        shape(&h.a1, None)?;
+        rows.push(row(
+            &format!("throughput relayed tunnel, a1's link shaped to {mbit} Mbit/s"),
+            &ratio(shaped_relayed, wan),
+        ));
+    }
     rows.push(row(
         "throughput relayed tunnel a1→cloud→b1",
         &ratio(relayed, raw_wan),

@@ -124,32 +124,43 @@ fn netns_tunnel_paths_cone_nat() -> Result<()> {
         "{b_path:?}"
     );
 
-    // A node with the wrong PSK cannot reach anyone.
-    let evil = w.node(
-        &h.a1,
-        "evil",
-        &bad_psk,
-        &[
+    // Outsiders in LAN A (found by mDNS, and told of the relay) reach no one: a node with
+    // another PSK, then one with the right PSK applied the other way (pnet, as for EdgeMesh's
+    // Go agents): modes do not mix.
+    let outsiders = [("evil", &bad_psk, None), ("pnet", &psk, Some("--pnet"))];
+    for (name, key, mode) in outsiders {
+        let mut args = vec![
             "--relay",
             relay,
-            "--listen-port",
-            "20007",
-            "--no-mdns",
             "--forward",
             "127.0.0.1:7101=a2/192.0.2.11:8080",
-        ],
-    )?;
-    std::thread::sleep(Duration::from_secs(3));
-    assert!(
-        tcp_echo(&h.a1, "127.0.0.1:7101", b"x").is_err(),
-        "wrong PSK must not connect"
-    );
-    let _ = evil;
+        ];
+        args.extend(mode);
+        let outsider = w.node(&h.a3, name, key, &args)?;
+        // It dials the relay (and its LAN neighbours, found by mDNS), and is refused.
+        wait_log_count(
+            &w.procs[outsider],
+            "handshake failed: the other side holds another PSK",
+            1,
+            Duration::from_secs(20),
+        )?;
+        assert!(
+            tcp_echo(&h.a3, "127.0.0.1:7101", b"x").is_err(),
+            "{name} must not connect"
+        );
+        let logs = w.procs[outsider].logs();
+        assert!(
+            !logs.contains("relay reservation accepted"),
+            "the relay must refuse {name}:\n{logs}"
+        );
+        w.procs[outsider].kill()?;
+    }
     Ok(())
 }
 
-/// Two relays, symmetric NAT (`--random-fully`) on both routers: LAN A → LAN B works and stays
-/// relayed; SIGKILL the relay carrying the path and traffic recovers through the other one.
+/// Two relays, symmetric NAT (`--random-fully`) on both routers, PSK in pnet mode: LAN A → LAN B
+/// works and stays relayed; SIGKILL the relay carrying the path and traffic recovers through the
+/// other one.
 #[test]
 fn netns_tunnel_relay_failover_symmetric_nat() -> Result<()> {
     /// The time within which a cross-LAN path must recover after its relay dies.
@@ -167,7 +178,10 @@ fn netns_tunnel_relay_failover_symmetric_nat() -> Result<()> {
         "b1.json",
         &endpoints("b1", &[("TCP", "198.51.100.10:8080")]),
     )?;
+    // Every node of this test applies the PSK as EdgeMesh's Go agents do (pnet), so the
+    // compatible mode is covered through relaying and failover; the other tests use the default.
     let relays = [
+        "--pnet",
         "--relay",
         "cloud=203.0.113.10",
         "--relay",

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::checked::{Checked, Port, Transport};
+use crate::checked::{Checked, Port, PskMode, Transport};
 use crate::nullable;
 
 /// `modules.edgeTunnel`.
@@ -67,12 +67,15 @@ pub struct RelayNode {
     pub advertise_address: Vec<String>,
 }
 
-/// `modules.edgeTunnel.psk`: libp2p private-network pre-shared key file.
+/// `modules.edgeTunnel.psk`: the mesh's pre-shared key file, and how it is applied.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Psk {
     pub enable: bool,
     pub path: String,
+    /// edgemesh extension: `noise` (default) or `pnet` (while EdgeMesh's Go agents are in the
+    /// mesh); every node must use the same.
+    pub mode: Checked<PskMode>,
 }
 
 impl Default for Psk {
@@ -80,6 +83,7 @@ impl Default for Psk {
         Self {
             enable: true,
             path: "/etc/edgemesh/psk".to_owned(),
+            mode: Checked::new(PskMode::Noise),
         }
     }
 }

@@ -123,6 +123,8 @@ pub struct Hosts {
     pub cloud2: Host,
     pub a1: Host,
     pub a2: Host,
+    /// A third LAN A host, for outsiders (another PSK, another PSK mode).
+    pub a3: Host,
     pub b1: Host,
     /// LAN A's router.
     pub ra: Router,
@@ -147,6 +149,9 @@ pub fn build(tag: &str, nat: Nat) -> Result<(Topology, Hosts)> {
     let a2 = t.host("a2")?;
     t.attach(&a2, &lan_a, "192.0.2.11/24")?;
     t.default_route(&a2, "192.0.2.1")?;
+    let a3 = t.host("a3")?;
+    t.attach(&a3, &lan_a, "192.0.2.12/24")?;
+    t.default_route(&a3, "192.0.2.1")?;
     let b1 = t.host("b1")?;
     t.attach(&b1, &lan_b, "198.51.100.10/24")?;
     t.default_route(&b1, "198.51.100.1")?;
@@ -157,6 +162,7 @@ pub fn build(tag: &str, nat: Nat) -> Result<(Topology, Hosts)> {
             cloud2,
             a1,
             a2,
+            a3,
             b1,
             ra,
         },

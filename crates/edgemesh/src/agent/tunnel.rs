@@ -10,7 +10,7 @@ use std::sync::{Arc, PoisonError};
 use anyhow::Context;
 use edgemesh_config::{AgentConfig, Transport};
 use edgemesh_model::SnapshotCell;
-use edgemesh_tunnel::{RelayNode, Socks5Server, Tunnel, TunnelConfig, TunnelHandle};
+use edgemesh_tunnel::{PskMode, RelayNode, Socks5Server, Tunnel, TunnelConfig, TunnelHandle};
 
 /// `modules.edgeTunnel`, resolved.
 #[derive(Debug, Clone)]
@@ -19,6 +19,7 @@ pub struct TunnelSettings {
     pub relays: Vec<RelayNode>,
     /// EdgeMesh's PSK file; `None` when `psk.enable` is false.
     pub psk_path: Option<PathBuf>,
+    pub psk_mode: PskMode,
     /// Where the node's key and the name ↔ key pins are kept.
     pub state_dir: PathBuf,
     /// `modules.edgeProxy.socks5Proxy`: the bridge device and the address to serve on.
@@ -48,6 +49,10 @@ impl TunnelSettings {
             listen_port: tunnel.listen_port.get().map_or(20006, |p| p.0),
             relays: tunnel.relay_nodes.iter().map(relay_node).collect(),
             psk_path: tunnel.psk.enable.then(|| PathBuf::from(&tunnel.psk.path)),
+            psk_mode: match tunnel.psk.mode.get().unwrap_or_default() {
+                edgemesh_config::PskMode::Noise => PskMode::Noise,
+                edgemesh_config::PskMode::Pnet => PskMode::Pnet,
+            },
             state_dir,
             socks5: socks5_address(config),
             ignored,
@@ -101,6 +106,7 @@ pub fn start(
     config.listen_port = settings.listen_port;
     config.relays = settings.relays.clone();
     config.psk_path = settings.psk_path.clone();
+    config.psk_mode = settings.psk_mode;
     config.pins_path = Some(settings.state_dir.join("tunnel-pins.json"));
     // SOCKS5 clients reach this node's own addresses through the tunnel, and only those.
     config.own_addrs = own_addresses();
