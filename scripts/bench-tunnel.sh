@@ -18,13 +18,20 @@ for tool in iperf3 python3; do
   command -v "$tool" >/dev/null || { echo "bench-tunnel.sh: $tool missing (apt-get install $tool)" >&2; exit 1; }
 done
 
-# `cargo test` builds the example the test starts, in the same (release) profile.
+# The test starts the example `tunnel-node`: build it in the same (release) profile.
+nice -n 15 cargo build -q --release -p edgemesh-tunnel --examples
 nice -n 15 cargo test -q --release -p edgemesh-tunnel --test netns_bench --no-run
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Both ways of applying the PSK, one after the other: in the noise handshake (the default) and
 # pnet (EdgeMesh-compatible).
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 for pnet in "" 1; do
-  TUNNEL_BENCH_PNET=$pnet nice -n 15 cargo test -q --release -p edgemesh-tunnel --test netns_bench -- \
-    --ignored --nocapture --test-threads 1 2>&1 | grep -E '^\|'
+  if ! TUNNEL_BENCH_PNET=$pnet nice -n 15 cargo test -q --release -p edgemesh-tunnel \
+    --test netns_bench -- --ignored --nocapture --test-threads 1 >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    exit 1
+  fi
+  grep -E '^\|' "$log"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
