@@ -2,18 +2,6 @@
 
 use std::path::PathBuf;
 
-/// A selector the hub cannot evaluate offline.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SelectorError {
-    #[error(
-        "invalid label selector term '{0}' (expected key=value, key!=value, key in (a,b), key notin (a,b), key or !key)"
-    )]
-    Label(String),
-    #[error("invalid field selector term '{0}' (expected field=value or field!=value)")]
-    Field(String),
-}
-
 /// Errors starting or running the hub.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -18,7 +18,6 @@ mod offline;
 mod passthrough;
 mod proxy;
 pub mod request;
-pub mod selector;
 mod server;
 mod state;
 mod status;
@@ -28,6 +27,7 @@ pub mod upstream;
 mod watch;
 
 pub use config::HubConfig;
-pub use error::{HubError, SelectorError};
+pub use edgemesh_selector::SelectorError;
+pub use error::HubError;
 pub use health::HealthConfig;
 pub use hub::{Hub, HubStatus, RunningHub, StatusHandle, UpstreamStatus};

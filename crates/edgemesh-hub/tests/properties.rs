@@ -3,8 +3,8 @@
 
 use edgemesh_hub::agents::AgentList;
 use edgemesh_hub::request::ResourceKey;
-use edgemesh_hub::selector::{FieldSelector, LabelSelector};
 use edgemesh_hub::store::{CachedObject, ListScope, ResourceCache};
+use edgemesh_selector::{FieldSelector, LabelSelector};
 use proptest::prelude::*;
 use serde_json::json;
 

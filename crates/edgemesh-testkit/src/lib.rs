@@ -6,6 +6,7 @@
 //! - [`process`]: start the real `edgemesh` binary, capture its log, wait for readiness.
 //! - [`http`]: a tiny blocking HTTP/1.1 GET client.
 //! - [`apiserver`]: a test double of kube-apiserver (list/watch/CRUD over JSON objects).
+//! - [`tls`]: a CA and certificates it signs (openssl), for HTTPS tests.
 //!
 //! See `docs/testkit.md` for how to use each part.
 #![forbid(unsafe_code)]
@@ -14,4 +15,5 @@ pub mod apiserver;
 pub mod http;
 pub mod netns;
 pub mod process;
+pub mod tls;
 pub mod topology;

@@ -23,7 +23,9 @@ pub use disk::{is_safe_component, write_atomic};
 pub use resource::{CachedObject, ListRecord, ListScope, Meta, ResourceCache};
 pub use writer::WriterStats;
 
-use crate::error::{HubError, SelectorError};
+use edgemesh_selector::SelectorError;
+
+use crate::error::HubError;
 use crate::request::ResourceKey;
 
 type Resources = HashMap<(String, ResourceKey), ResourceCache>;

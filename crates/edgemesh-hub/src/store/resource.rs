@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::selector::{FieldSelector, LabelSelector};
+use edgemesh_selector::{FieldSelector, LabelSelector, SelectorError};
 
 /// One cached object, kept parsed (for selectors) and serialized (for fast answers).
 #[derive(Debug)]
@@ -99,7 +99,7 @@ pub struct ListScope {
 }
 
 impl ListScope {
-    fn matcher(&self) -> Result<Matcher, crate::error::SelectorError> {
+    fn matcher(&self) -> Result<Matcher, SelectorError> {
         Ok(Matcher {
             namespace: self.namespace.clone(),
             labels: LabelSelector::parse(self.label_selector.as_deref().unwrap_or(""))?,
@@ -157,7 +157,7 @@ impl ResourceCache {
         scope: &ListScope,
         items: Vec<CachedObject>,
         resource_version: String,
-    ) -> Result<ListChange, crate::error::SelectorError> {
+    ) -> Result<ListChange, SelectorError> {
         let matcher = scope.matcher()?;
         let fresh: BTreeSet<_> = items.iter().map(CachedObject::key).collect();
         // Objects a newer watch event brought in are not the list's to remove or overwrite.
@@ -197,10 +197,7 @@ impl ResourceCache {
     }
 
     /// Matching objects and the resourceVersion to report, or `None` if never listed in full.
-    pub fn list(
-        &self,
-        scope: &ListScope,
-    ) -> Result<Option<ListAnswer>, crate::error::SelectorError> {
+    pub fn list(&self, scope: &ListScope) -> Result<Option<ListAnswer>, SelectorError> {
         let Some(record) = self.covering(scope) else {
             return Ok(None);
         };

@@ -16,7 +16,6 @@
 mod resources;
 mod rest;
 mod route;
-mod selector;
 mod server;
 mod status;
 mod store;
@@ -31,8 +30,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub use edgemesh_selector::{FieldSelector, LabelSelector};
 pub use resources::{DISCOVERY_GROUP, ISTIO_GROUP};
-pub use selector::{FieldSelector, LabelSelector};
 pub use status::ApiError;
 
 use resources::Served;

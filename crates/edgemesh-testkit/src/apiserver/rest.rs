@@ -2,13 +2,13 @@
 
 use std::collections::HashMap;
 
+use edgemesh_selector::{FieldSelector, LabelSelector};
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::Shared;
 use super::resources::Resource;
 use super::route::Target;
-use super::selector::{FieldSelector, LabelSelector};
 use super::server::{Body, json as json_response};
 use super::status::ApiError;
 use super::store;
@@ -27,14 +27,21 @@ impl Filter {
         params: &HashMap<String, String>,
     ) -> Result<Filter, ApiError> {
         let labels = LabelSelector::parse(params.get("labelSelector").map_or("", String::as_str))
-            .map_err(ApiError::bad_request)?;
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let mut field_text = params.get("fieldSelector").cloned().unwrap_or_default();
         // A watch on one object's path: the same as selecting it by name.
         if let Some(name) = &target.name {
             field_text = format!("metadata.name={name},{field_text}");
         }
-        let fields = FieldSelector::parse(&field_text, &target.resource.field_labels())
-            .map_err(ApiError::bad_request)?;
+        let fields =
+            FieldSelector::parse(&field_text).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        // Like upstream, a field the resource does not index is an error, not "matches nothing".
+        let supported = target.resource.field_labels();
+        if let Some(field) = fields.fields().find(|f| !supported.contains(f)) {
+            return Err(ApiError::bad_request(format!(
+                "field label not supported: {field}"
+            )));
+        }
         Ok(Filter {
             namespace: target.namespace.clone(),
             labels,

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use edgemesh_testkit::netns::require_root;
 use edgemesh_testkit::process::Process;
+use edgemesh_testkit::tls::Certs;
 use edgemesh_testkit::topology::{Host, Topology};
 use serde_json::Value;
 
@@ -62,6 +63,8 @@ pub struct Cluster {
     pub node: Host,
     pub manifests: tempfile::TempDir,
     files: tempfile::TempDir,
+    /// The pods' HTTPS certificate (HTTPS is passed through, so only the pods read it).
+    _certs: Certs,
     // Last: namespaces go after the processes inside them were dropped (killed).
     topo: Topology,
 }
@@ -78,7 +81,9 @@ impl Cluster {
         node.exec_ok("ip", &["route", "add", "10.96.0.0/12", "dev", "eth0"])
             .unwrap();
         let files = tempfile::tempdir().unwrap();
-        let (cert, key) = self_signed_cert(files.path());
+        let certs = Certs::new();
+        certs.issue("web", "DNS:web.shop.svc");
+        let (cert, key) = (certs.path("web.crt"), certs.path("web.key"));
         let script = files.path().join("pod_server.py");
         std::fs::write(&script, POD_SERVER).unwrap();
         let mut started = Vec::new();
@@ -87,13 +92,7 @@ impl Cluster {
             let ip = format!("192.0.2.{}", 11 + i);
             let host = topo.host(&name).unwrap();
             topo.attach(&host, &lan, &format!("{ip}/24")).unwrap();
-            let args = [
-                path_str(&script),
-                &name,
-                &ip,
-                path_str(&cert),
-                path_str(&key),
-            ];
+            let args = [path_str(&script), &name, &ip, &cert, &key];
             let server = Process::start(PYTHON, &args, Some(host.netns())).unwrap();
             started.push(Pod {
                 name,
@@ -113,6 +112,7 @@ impl Cluster {
             node,
             manifests: tempfile::tempdir().unwrap(),
             files,
+            _certs: certs,
             topo,
         }
     }
@@ -356,29 +356,6 @@ pub fn tally(answers: &[String]) -> std::collections::BTreeMap<String, usize> {
         *counts.entry(answer.clone()).or_insert(0) += 1;
     }
     counts
-}
-
-fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", "/CN=web.shop.svc"])
-        .args(["-keyout", path_str(&key), "-out", path_str(&cert)])
-        .output()
-        .expect("openssl (Debian package openssl) is needed for the HTTPS pod");
-    assert!(
-        out.status.success(),
-        "openssl req: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (cert, key)
 }
 
 fn path_str(path: &Path) -> &str {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use edgemesh_testkit::apiserver::ApiServer;
 use edgemesh_testkit::netns::{Netns, require_root};
 use edgemesh_testkit::process::Process;
+pub use edgemesh_testkit::tls::Certs;
 use edgemesh_testkit::topology::{Host, Topology};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_edgemesh");
@@ -19,105 +20,18 @@ pub const EDGE_IP: &str = "198.51.100.2";
 pub const HUB_IP: &str = "169.254.2.1";
 pub const TOKEN: &str = "token-of-edge-app";
 
-/// A CA and certificates signed by it, in a temporary directory.
-pub struct Certs {
-    pub dir: tempfile::TempDir,
-}
-
-impl Certs {
-    pub fn new() -> Certs {
-        let dir = tempfile::tempdir().unwrap();
-        let certs = Certs { dir };
-        certs.openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=edge-hub-test-ca",
-        ]);
-        certs.issue("upstream", &format!("IP:{CLOUD_IP}"));
-        certs.issue(
-            "hub",
-            &format!(
-                "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,\
+/// The test CA with the upstream's and the hub's serving certificates (`upstream.crt`, `hub.crt`).
+pub fn hub_certs() -> Certs {
+    let certs = Certs::new();
+    certs.issue("upstream", &format!("IP:{CLOUD_IP}"));
+    certs.issue(
+        "hub",
+        &format!(
+            "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,\
             DNS:kubernetes.default.svc.cluster.local,IP:10.96.0.1,IP:{HUB_IP},IP:127.0.0.1"
-            ),
-        );
-        certs
-    }
-
-    fn openssl(&self, args: &[&str]) {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .expect("openssl is needed by the hub tests (apt-get install openssl)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// `<name>.crt`/`<name>.key` with the given subjectAltName, signed by the CA.
-    pub fn issue(&self, name: &str, san: &str) {
-        let (key, csr, crt, ext) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.crt"),
-            format!("{name}.ext"),
-        );
-        std::fs::write(
-            self.dir.path().join(&ext),
-            format!("subjectAltName={san}\n"),
-        )
-        .unwrap();
-        self.openssl(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            &format!("/CN={name}"),
-        ]);
-        self.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            &crt,
-            "-days",
-            "1",
-            "-extfile",
-            &ext,
-        ]);
-    }
-
-    pub fn path(&self, file: &str) -> String {
-        self.dir.path().join(file).to_string_lossy().into_owned()
-    }
+        ),
+    );
+    certs
 }
 
 /// Cloud and edge namespaces joined by one veth ("the link").
@@ -153,7 +67,7 @@ impl World {
             .bookmark_interval(Duration::from_millis(500))
             .start_on(listener)
             .unwrap();
-        let certs = Certs::new();
+        let certs = hub_certs();
         let front_cache = tempfile::tempdir().unwrap();
         let front = start_front(&cloud, &api, &certs, front_cache.path());
         World {

@@ -1,13 +1,27 @@
-//! Label and field selectors applied to cached objects offline, with the apiserver's syntax.
+//! Kubernetes label and field selectors, with the apiserver's syntax and matching rules, applied
+//! to objects as JSON: the edge hub filters its offline cache with them, and the test kit's
+//! apiserver double filters its lists and watches.
 //!
 //! Field selectors are evaluated as a dotted path into the object (`metadata.name`,
 //! `spec.nodeName`, `status.phase`), which covers the field labels the apiserver supports for the
-//! built-in types.
+//! built-in types; which fields a resource supports is the caller's business
+//! ([`FieldSelector::fields`]).
+#![forbid(unsafe_code)]
 
 use serde_json::Value;
 
-use crate::error::SelectorError;
+/// A selector that does not parse; the text names the bad term.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    #[error(
+        "invalid label selector term '{0}' (expected key=value, key!=value, key in (a,b), key notin (a,b), key or !key)"
+    )]
+    Label(String),
+    #[error("invalid field selector term '{0}' (expected field=value or field!=value)")]
+    Field(String),
+}
 
+/// One label requirement. `!=` and `notin` also match objects without the label, as upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum LabelTerm {
     Equals(String, String),
@@ -18,15 +32,12 @@ enum LabelTerm {
     NotExists(String),
 }
 
-/// A parsed label selector (terms are ANDed).
+/// A parsed `labelSelector`: every term must hold (comma = AND).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LabelSelector(Vec<LabelTerm>);
 
-/// A parsed field selector (terms are ANDed).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldSelector(Vec<(String, bool, String)>);
-
 impl LabelSelector {
+    /// Parses `a=b,c!=d,e in (x,y),!f`; an error names the bad term.
     pub fn parse(text: &str) -> Result<Self, SelectorError> {
         split_top_level(text)
             .into_iter()
@@ -36,6 +47,7 @@ impl LabelSelector {
             .map(Self)
     }
 
+    /// Whether `object`'s `metadata.labels` satisfy every term.
     pub fn matches(&self, object: &Value) -> bool {
         let labels = object.pointer("/metadata/labels");
         let get = |key: &str| labels.and_then(|l| l.get(key)).and_then(Value::as_str);
@@ -50,38 +62,64 @@ impl LabelSelector {
     }
 }
 
+/// One field requirement: the field, whether it must equal (`=`/`==`) or differ (`!=`), the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FieldTerm {
+    field: String,
+    equal: bool,
+    value: String,
+}
+
+/// A parsed `fieldSelector`: every term must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldSelector(Vec<FieldTerm>);
+
 impl FieldSelector {
+    /// Parses `metadata.name=x,spec.nodeName!=y`.
     pub fn parse(text: &str) -> Result<Self, SelectorError> {
         let mut terms = Vec::new();
         for term in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            let bad = || SelectorError::Field(term.to_owned());
             let (field, equal, value) = if let Some((f, v)) = term.split_once("!=") {
                 (f, false, v)
-            } else if let Some((f, v)) = term.split_once("==") {
-                (f, true, v)
-            } else if let Some((f, v)) = term.split_once('=') {
+            } else if let Some((f, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
                 (f, true, v)
             } else {
-                return Err(SelectorError::Field(term.to_string()));
+                return Err(bad());
             };
             if field.trim().is_empty() {
-                return Err(SelectorError::Field(term.to_string()));
+                return Err(bad());
             }
-            terms.push((field.trim().to_string(), equal, value.trim().to_string()));
+            terms.push(FieldTerm {
+                field: field.trim().to_owned(),
+                equal,
+                value: value.trim().to_owned(),
+            });
         }
         Ok(Self(terms))
     }
 
+    /// The fields the selector reads, for a caller that supports only some.
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|t| t.field.as_str())
+    }
+
+    /// Whether every term holds for `object` (a missing field reads as "").
     pub fn matches(&self, object: &Value) -> bool {
-        self.0.iter().all(|(field, equal, value)| {
-            let pointer = format!("/{}", field.replace('.', "/"));
-            let actual = match object.pointer(&pointer) {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Bool(b)) => b.to_string(),
-                Some(Value::Number(n)) => n.to_string(),
-                _ => String::new(),
-            };
-            (actual == *value) == *equal
-        })
+        self.0
+            .iter()
+            .all(|t| (field_value(object, &t.field) == t.value) == t.equal)
+    }
+}
+
+/// A dotted field path read as upstream prints it (`true`/`false` for booleans).
+fn field_value(object: &Value, path: &str) -> String {
+    let pointer = format!("/{}", path.replace('.', "/"));
+    match object.pointer(&pointer) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Bool(b)) => b.to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
     }
 }
 
@@ -105,36 +143,43 @@ fn split_top_level(text: &str) -> Vec<&str> {
 }
 
 fn parse_label_term(term: &str) -> Result<LabelTerm, SelectorError> {
-    let bad = || SelectorError::Label(term.to_string());
+    let bad = || SelectorError::Label(term.to_owned());
     if let Some(key) = term.strip_prefix('!') {
         return valid_key(key.trim())
             .map(LabelTerm::NotExists)
             .ok_or_else(bad);
     }
+    for (op, negate) in [(" notin ", true), (" in ", false)] {
+        if let Some((key, set)) = term.split_once(op) {
+            let key = valid_key(key.trim()).ok_or_else(bad)?;
+            let values = parse_set(set.trim()).ok_or_else(bad)?;
+            return Ok(match negate {
+                true => LabelTerm::NotIn(key, values),
+                false => LabelTerm::In(key, values),
+            });
+        }
+    }
     if let Some((k, v)) = term.split_once("!=") {
         let key = valid_key(k.trim()).ok_or_else(bad)?;
-        return Ok(LabelTerm::NotEquals(key, v.trim().to_string()));
+        return Ok(LabelTerm::NotEquals(key, v.trim().to_owned()));
     }
     if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
         let key = valid_key(k.trim()).ok_or_else(bad)?;
-        return Ok(LabelTerm::Equals(key, v.trim().to_string()));
-    }
-    if let Some(open) = term.find('(') {
-        let close = term.rfind(')').filter(|c| *c > open).ok_or_else(bad)?;
-        let mut head = term[..open].split_whitespace();
-        let key = head.next().and_then(valid_key).ok_or_else(bad)?;
-        let op = head.next().ok_or_else(bad)?;
-        let values = term[open + 1..close]
-            .split(',')
-            .map(|v| v.trim().to_string())
-            .collect();
-        return match op {
-            "in" => Ok(LabelTerm::In(key, values)),
-            "notin" => Ok(LabelTerm::NotIn(key, values)),
-            _ => Err(bad()),
-        };
+        return Ok(LabelTerm::Equals(key, v.trim().to_owned()));
     }
     valid_key(term).map(LabelTerm::Exists).ok_or_else(bad)
+}
+
+/// `(a, b)` → `["a", "b"]`; `None` without both parentheses.
+fn parse_set(set: &str) -> Option<Vec<String>> {
+    let inner = set.strip_prefix('(')?.strip_suffix(')')?;
+    Some(
+        inner
+            .split(',')
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .collect(),
+    )
 }
 
 fn valid_key(key: &str) -> Option<String> {
@@ -142,7 +187,7 @@ fn valid_key(key: &str) -> Option<String> {
         && key
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
-    ok.then(|| key.to_string())
+    ok.then(|| key.to_owned())
 }
 
 #[cfg(test)]
@@ -153,25 +198,30 @@ mod tests {
     fn pod() -> Value {
         json!({"metadata": {"name": "web-1", "namespace": "prod",
                             "labels": {"app": "web", "tier": "front"}},
-               "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}})
+               "spec": {"nodeName": "n1", "hostNetwork": true}, "status": {"phase": "Running"}})
     }
 
     #[test]
-    fn label_selectors() {
+    fn label_selectors_match_like_upstream() {
         let table = [
             ("", true),
             ("app=web", true),
             ("app==web", true),
             ("app!=web", false),
             ("app=db", false),
+            ("app!=db", true),
+            ("missing!=x", true),
             ("app", true),
             ("!app", false),
             ("!missing", true),
             ("tier in (front,back)", true),
+            ("app in (db)", false),
             ("tier notin (front)", false),
             ("missing notin (x)", true),
+            ("missing in (x)", false),
             ("app=web,tier in (back)", false),
             ("app=web, tier in (a, front)", true),
+            ("app in (web,db),tier", true),
         ];
         for (text, expected) in table {
             let selector = LabelSelector::parse(text).unwrap();
@@ -180,9 +230,10 @@ mod tests {
     }
 
     #[test]
-    fn bad_label_selectors_are_errors() {
-        for text in ["app in x", "=web", "a b c (x)", "app in (x"] {
-            assert!(LabelSelector::parse(text).is_err(), "{text}");
+    fn bad_label_selectors_name_the_term() {
+        for text in ["app in x", "=web", "a b c (x)", "app in (x", "a b"] {
+            let err = LabelSelector::parse(text).unwrap_err();
+            assert!(err.to_string().contains(text), "{err}");
         }
     }
 
@@ -193,12 +244,20 @@ mod tests {
             ("metadata.name!=web-1", false),
             ("metadata.namespace==prod,spec.nodeName=n1", true),
             ("status.phase=Pending", false),
+            ("spec.hostNetwork=true", true),
             ("spec.missing=", true),
         ];
         for (text, expected) in table {
             let selector = FieldSelector::parse(text).unwrap();
             assert_eq!(selector.matches(&pod()), expected, "{text}");
         }
-        assert!(FieldSelector::parse("nonsense").is_err());
+        for text in ["nonsense", "=x"] {
+            assert!(FieldSelector::parse(text).is_err(), "{text}");
+        }
+        let selector = FieldSelector::parse("metadata.name=a,spec.nodeName!=b").unwrap();
+        assert_eq!(
+            selector.fields().collect::<Vec<_>>(),
+            ["metadata.name", "spec.nodeName"]
+        );
     }
 }
