@@ -4,6 +4,15 @@
 use std::path::Path;
 use std::process::Command;
 
+/// `openssl req` arguments for a new unencrypted P-256 key.
+const NEW_KEY: &[&str] = &[
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+];
+
 /// A CA (`ca.crt`, `ca.key`) and the certificates issued by it, in a temporary directory that
 /// lives as long as this value. Panics when openssl is missing or fails: test set-up only.
 #[derive(Debug)]
@@ -17,23 +26,16 @@ impl Certs {
         let certs = Certs {
             dir: tempfile::tempdir().unwrap_or_else(|e| panic!("temporary directory: {e}")),
         };
-        certs.openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=edgemesh-test-ca",
-        ]);
+        let self_signed = ["-x509", "-keyout", "ca.key", "-out", "ca.crt", "-days", "1"];
+        certs.openssl(
+            &[
+                &["req"],
+                NEW_KEY,
+                &self_signed,
+                &["-subj", "/CN=edgemesh-test-ca"],
+            ]
+            .concat(),
+        );
         certs
     }
 
@@ -52,20 +54,8 @@ impl Certs {
         )
         .unwrap_or_else(|e| panic!("writing {ext}: {e}"));
         let subject = format!("/CN={name}");
-        self.openssl(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            &subject,
-        ]);
+        let request = ["-keyout", &key, "-out", &csr, "-subj", &subject];
+        self.openssl(&[&["req"], NEW_KEY, &request].concat());
         self.openssl(&[
             "x509",
             "-req",
