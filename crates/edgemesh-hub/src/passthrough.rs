@@ -233,9 +233,6 @@ fn store(
     if !status.is_success() {
         return;
     }
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
-        return;
-    };
     state
         .cache
         .record_credential(agent, &resource.key, &client.credential);
@@ -245,10 +242,12 @@ fn store(
             label_selector: resource.query.label_selector.clone(),
             field_selector: resource.query.field_selector.clone(),
         };
-        if let Err(e) = state.cache.store_list(agent, &resource.key, &scope, value) {
+        if let Err(e) = state.cache.store_list(agent, &resource.key, &scope, bytes) {
             tracing::debug!("not caching {path}: {e}");
         }
-    } else if info.verb == Verb::Get {
+    } else if info.verb == Verb::Get
+        && let Ok(value) = serde_json::from_slice(bytes)
+    {
         state.cache.store_object(agent, &resource.key, value);
     }
 }

@@ -47,6 +47,11 @@ impl LabelSelector {
             .map(Self)
     }
 
+    /// Whether the selector selects everything (no terms).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Whether `object`'s `metadata.labels` satisfy every term.
     pub fn matches(&self, object: &Value) -> bool {
         let labels = object.pointer("/metadata/labels");
@@ -97,6 +102,11 @@ impl FieldSelector {
             });
         }
         Ok(Self(terms))
+    }
+
+    /// Whether the selector selects everything (no terms).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// The fields the selector reads, for a caller that supports only some.

@@ -100,8 +100,7 @@ fn load_object_file(path: &Path, cache: &mut ResourceCache) -> std::io::Result<(
     }
     let parsed = fs::read(path)
         .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .and_then(CachedObject::new)
+        .and_then(|bytes| CachedObject::from_bytes(bytes.into()))
         .filter(|o| o.name == name);
     match parsed {
         Some(object) => {

@@ -18,8 +18,10 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 pub use disk::{is_safe_component, write_atomic};
+use resource::ObjectHead;
 pub use resource::{CachedObject, ListRecord, ListScope, Meta, ResourceCache};
 pub use writer::WriterStats;
 
@@ -123,7 +125,7 @@ impl Cache {
         agent: &str,
         key: &ResourceKey,
         scope: &ListScope,
-        list: Value,
+        list: &[u8],
     ) -> Result<usize, StoreError> {
         let (list_kind, rv, items) = split_list(list, key)?;
         let mut all = self.write();
@@ -152,7 +154,7 @@ impl Cache {
 
     /// Stores (or replaces) one object, from a get or a watch event.
     pub fn store_object(&self, agent: &str, key: &ResourceKey, value: Value) -> bool {
-        let Some(object) = valid_object(value, key) else {
+        let Some(object) = CachedObject::new(value).filter(is_safe_object) else {
             return false;
         };
         let mut all = self.write();
@@ -329,50 +331,72 @@ pub enum StoreError {
 /// `(list kind, resourceVersion, objects)` of a list; items get their `kind`/`apiVersion` filled
 /// in so each file on disk is a complete object.
 fn split_list(
-    list: Value,
+    list: &[u8],
     key: &ResourceKey,
 ) -> Result<(String, String, Vec<CachedObject>), StoreError> {
-    let Value::Object(mut map) = list else {
-        return Err(StoreError::NotAList("body is not a JSON object".into()));
-    };
-    let list_kind = map
-        .get("kind")
-        .and_then(Value::as_str)
+    let list: RawList<'_> =
+        serde_json::from_slice(list).map_err(|e| StoreError::NotAList(e.to_string()))?;
+    let list_kind = list
+        .kind
         .filter(|k| k.ends_with("List"))
-        .ok_or_else(|| StoreError::NotAList("kind does not end in List".into()))?
-        .to_string();
-    let rv = map
-        .get("metadata")
-        .and_then(|m| m.get("resourceVersion"))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let Some(Value::Array(items)) = map.remove("items") else {
-        return Err(StoreError::NotAList("no items array".into()));
-    };
-    let kind = list_kind.trim_end_matches("List").to_string();
+        .ok_or_else(|| StoreError::NotAList("kind does not end in List".into()))?;
+    let items = list
+        .items
+        .ok_or_else(|| StoreError::NotAList("no items array".into()))?;
+    let kind = list_kind.trim_end_matches("List");
+    let api_version = key.api_version();
     let objects = items
         .into_iter()
-        .filter_map(|mut item| {
-            if let Value::Object(fields) = &mut item {
-                fields
-                    .entry("kind")
-                    .or_insert_with(|| Value::String(kind.clone()));
-                fields
-                    .entry("apiVersion")
-                    .or_insert_with(|| Value::String(key.api_version()));
-            }
-            valid_object(item, key)
-        })
+        .filter_map(|item| list_item(item, kind, &api_version))
+        .filter(is_safe_object)
         .collect();
-    Ok((list_kind, rv, objects))
+    Ok((list_kind, list.metadata.resource_version, objects))
 }
 
-/// An object whose namespace and name are safe file names.
-fn valid_object(value: Value, _key: &ResourceKey) -> Option<CachedObject> {
-    let object = CachedObject::new(value)?;
+/// What the cache reads of a list: its items stay text.
+#[derive(serde::Deserialize)]
+struct RawList<'a> {
+    kind: Option<String>,
+    #[serde(default)]
+    metadata: ListMetadata,
+    #[serde(borrow)]
+    items: Option<Vec<&'a RawValue>>,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct ListMetadata {
+    #[serde(default, rename = "resourceVersion")]
+    resource_version: String,
+}
+
+/// One list item as an object of its own: the upstream's text, with the `kind` and `apiVersion`
+/// that list items leave out put in front (a get of the object answers with both).
+fn list_item(item: &RawValue, kind: &str, api_version: &str) -> Option<CachedObject> {
+    let text = item.get();
+    let head: ObjectHead = serde_json::from_str(text).ok()?;
+    // Valid JSON whose head parsed is an object: it starts with '{' and has a member (the name).
+    let members = text.strip_prefix('{')?;
+    let mut bytes = Vec::with_capacity(text.len() + 64);
+    bytes.push(b'{');
+    let missing = [
+        ("kind", head.kind.is_none(), kind),
+        ("apiVersion", head.api_version.is_none(), api_version),
+    ];
+    for (field, absent, value) in missing {
+        if absent {
+            bytes.extend_from_slice(format!("\"{field}\":").as_bytes());
+            bytes.extend_from_slice(&serde_json::to_vec(value).ok()?);
+            bytes.push(b',');
+        }
+    }
+    bytes.extend_from_slice(members.as_bytes());
+    Some(CachedObject::with_head(head.metadata, Bytes::from(bytes)))
+}
+
+/// Whether the object's namespace and name are safe file names.
+fn is_safe_object(object: &CachedObject) -> bool {
     let namespace_ok = object.namespace.is_empty() || is_safe_component(&object.namespace);
-    (namespace_ok && is_safe_component(&object.name)).then_some(object)
+    namespace_ok && is_safe_component(&object.name)
 }
 
 /// `{"kind":…,"apiVersion":…,"metadata":{"resourceVersion":…},"items":[…]}` from stored bytes.

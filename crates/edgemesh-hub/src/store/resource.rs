@@ -2,7 +2,7 @@
 //! and the credentials the apiserver accepted for it. Pure: the disk side lives in `mod.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -10,14 +10,33 @@ use serde_json::Value;
 
 use edgemesh_selector::{FieldSelector, LabelSelector, SelectorError};
 
-/// One cached object, kept parsed (for selectors) and serialized (for fast answers).
+/// One cached object: its serialized form (answers are these bytes) and, parsed only when a
+/// selector needs it, its JSON tree.
 #[derive(Debug)]
 pub struct CachedObject {
     pub namespace: String,
     pub name: String,
     pub resource_version: String,
-    pub value: Value,
     pub bytes: Bytes,
+    parsed: OnceLock<Value>,
+}
+
+/// What the cache reads of an object's JSON; everything else is skipped without being built.
+#[derive(Deserialize)]
+pub(crate) struct ObjectHead {
+    pub kind: Option<String>,
+    #[serde(rename = "apiVersion")]
+    pub api_version: Option<String>,
+    pub metadata: HeadMetadata,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct HeadMetadata {
+    pub name: String,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default, rename = "resourceVersion")]
+    pub resource_version: String,
 }
 
 impl CachedObject {
@@ -32,9 +51,33 @@ impl CachedObject {
             namespace,
             name,
             resource_version,
-            value,
             bytes,
+            parsed: OnceLock::from(value),
         })
+    }
+
+    /// From one object's JSON text, reading only its metadata; `None` when the text is not a
+    /// complete JSON object with a name.
+    pub fn from_bytes(bytes: Bytes) -> Option<Self> {
+        let head: ObjectHead = serde_json::from_slice(&bytes).ok()?;
+        Some(Self::with_head(head.metadata, bytes))
+    }
+
+    /// From text already known to be valid JSON whose metadata is `metadata`.
+    pub(crate) fn with_head(metadata: HeadMetadata, bytes: Bytes) -> Self {
+        Self {
+            namespace: metadata.namespace,
+            name: metadata.name,
+            resource_version: metadata.resource_version,
+            bytes,
+            parsed: OnceLock::new(),
+        }
+    }
+
+    /// The JSON tree, parsed on first use (selectors on labels and fields).
+    pub fn value(&self) -> &Value {
+        self.parsed
+            .get_or_init(|| serde_json::from_slice(&self.bytes).unwrap_or(Value::Null))
     }
 
     pub fn key(&self) -> (String, String) {
@@ -119,8 +162,8 @@ impl Matcher {
         self.namespace
             .as_ref()
             .is_none_or(|ns| *ns == object.namespace)
-            && self.labels.matches(&object.value)
-            && self.fields.matches(&object.value)
+            && (self.labels.is_empty() || self.labels.matches(object.value()))
+            && (self.fields.is_empty() || self.fields.matches(object.value()))
     }
 }
 

@@ -10,12 +10,13 @@ fn pods() -> ResourceKey {
     }
 }
 
-fn pod_list(names: &[&str], rv: &str) -> Value {
+fn pod_list(names: &[&str], rv: &str) -> Vec<u8> {
     let items: Vec<_> = names
         .iter()
         .map(|n| json!({"metadata": {"name": n, "namespace": "prod", "resourceVersion": rv}}))
         .collect();
-    json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items})
+    let list = json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items});
+    serde_json::to_vec(&list).unwrap()
 }
 
 fn all() -> ListScope {
@@ -34,7 +35,7 @@ fn lists_survive_a_restart_with_kind_filled_in() {
     let dir = tempfile::tempdir().unwrap();
     let cache = Cache::open(dir.path()).unwrap();
     cache
-        .store_list("kubectl", &pods(), &all(), pod_list(&["a", "b"], "5"))
+        .store_list("kubectl", &pods(), &all(), &pod_list(&["a", "b"], "5"))
         .unwrap();
     cache.record_credential("kubectl", &pods(), "abc");
     cache.flush();
@@ -60,10 +61,10 @@ fn a_relist_removes_vanished_objects_from_disk() {
     let dir = tempfile::tempdir().unwrap();
     let cache = Cache::open(dir.path()).unwrap();
     cache
-        .store_list("kubectl", &pods(), &all(), pod_list(&["a", "b"], "5"))
+        .store_list("kubectl", &pods(), &all(), &pod_list(&["a", "b"], "5"))
         .unwrap();
     cache
-        .store_list("kubectl", &pods(), &all(), pod_list(&["b"], "6"))
+        .store_list("kubectl", &pods(), &all(), &pod_list(&["b"], "6"))
         .unwrap();
     cache.flush();
     assert!(!dir.path().join("kubectl/pods.v1.core/prod/a").exists());
@@ -118,4 +119,64 @@ fn discovery_round_trip() {
     let cache = Cache::open(dir.path()).unwrap();
     assert!(cache.discovery("other", "/apis/apps/v1").is_some());
     assert!(cache.discovery("other", "/api").is_none());
+}
+
+#[test]
+fn list_items_keep_the_upstream_text_with_kind_and_api_version_put_in_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let body = br#"{"kind":"PodList","metadata":{"resourceVersion":"9"},"items":[
+        {"metadata":{"name":"a","namespace":"prod","labels":{"app":"web"}},"spec":{"z":1,"a":2}},
+        {"kind":"Pod","apiVersion":"v1","metadata":{"name":"b","namespace":"prod"}},
+        {"metadata":{"name":"../escape","namespace":"prod"}},
+        {"metadata":{"namespace":"prod"}},
+        42
+    ]}"#;
+    assert_eq!(
+        cache.store_list("kubectl", &pods(), &all(), body).unwrap(),
+        2
+    );
+    let Lookup::Found(a) = cache.get("kubectl", &pods(), "prod", "a") else {
+        panic!("a not cached");
+    };
+    // Upstream key order kept ("z" before "a"), the missing fields added, valid JSON.
+    assert_eq!(
+        std::str::from_utf8(&a).unwrap(),
+        r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"a","namespace":"prod","labels":{"app":"web"}},"spec":{"z":1,"a":2}}"#
+    );
+    let Lookup::Found(b) = cache.get("kubectl", &pods(), "prod", "b") else {
+        panic!("b not cached");
+    };
+    assert_eq!(
+        std::str::from_utf8(&b).unwrap(),
+        r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"b","namespace":"prod"}}"#
+    );
+    // Selectors still see the labels.
+    let web = ListScope {
+        label_selector: Some("app=web".into()),
+        ..ListScope::default()
+    };
+    let Lookup::Found(list) = cache.list("kubectl", &pods(), &web).unwrap() else {
+        panic!("no list");
+    };
+    let list: Value = serde_json::from_slice(&list).unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_body_that_is_not_a_list_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    for body in [
+        &b"{\"kind\":\"Pod\"}"[..],
+        b"{\"kind\":\"PodList\"}",
+        b"[1,2]",
+        b"{\"kind\":\"PodList\",\"items\":[1,",
+    ] {
+        assert!(
+            cache.store_list("kubectl", &pods(), &all(), body).is_err(),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
 }
