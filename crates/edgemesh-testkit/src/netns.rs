@@ -26,6 +26,9 @@ pub fn require_root() {
     }
 }
 
+/// Ports our binaries listen on by default that fall in Linux's ephemeral port range.
+const RESERVED_PORTS: &str = "40001";
+
 /// A uniquely named network namespace, deleted on drop.
 #[derive(Debug)]
 pub struct Netns {
@@ -42,6 +45,11 @@ impl Netns {
         // From here on the guard owns the namespace: an error below still deletes it.
         let ns = Netns { name };
         ns.exec_ok("ip", &["link", "set", "lo", "up"])?;
+        // The agent's proxy port (EdgeMesh's 40001) lies in Linux's ephemeral range: an outgoing
+        // connection made first (a hub dialling the apiserver double) could take it and fail the
+        // agent's start. Reserve it, as an operator would on a node (docs/troubleshooting.md).
+        let reserve = format!("echo {RESERVED_PORTS} > /proc/sys/net/ipv4/ip_local_reserved_ports");
+        ns.exec_ok("sh", &["-c", &reserve])?;
         Ok(ns)
     }
 

@@ -39,8 +39,9 @@ pub(crate) async fn open(
         match open_and_handshake(shared, node, peer, protocol, target).await {
             Ok(stream) => return Ok(Counted::new(stream.compat(), shared.counters(peer))),
             // Two nodes that dial each other at once (mDNS on both sides) briefly hold two
-            // connections and one is closed; a stream opened on it dies before its answer.
-            // Nothing was sent past CONNECT, so one more try on the surviving connection is safe.
+            // connections and one is closed, as is a relayed one once a punch succeeds; a stream
+            // opened on it dies, or waits, before its answer. Nothing was sent past CONNECT, so
+            // another try (on a connection picked anew) is safe.
             Err(e @ (TunnelError::Protocol { .. } | TunnelError::OpenStream { .. }))
                 if attempt < OPEN_ATTEMPTS =>
             {
@@ -53,9 +54,14 @@ pub(crate) async fn open(
     }
 }
 
-/// Attempts at opening a stream whose connection closed under it.
-const OPEN_ATTEMPTS: u32 = 3;
+/// Attempts at opening a stream whose connection closed (or was closing) under it.
+const OPEN_ATTEMPTS: u32 = 4;
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// Opening a stream on a live connection takes one round trip. The stream layer puts a stream on
+/// any connection to the peer, also on one that is closing (the relayed connection after a
+/// punch), where the request waits until that connection is gone; that can take long.
+const STREAM_OPEN_TIMEOUT: Duration = Duration::from_secs(2);
 
 async fn open_and_handshake(
     shared: &Arc<Shared>,
@@ -64,15 +70,25 @@ async fn open_and_handshake(
     protocol: WireProtocol,
     target: SocketAddr,
 ) -> Result<Stream, TunnelError> {
-    let mut stream = shared
-        .control()
-        .open_stream(peer, PROXY_PROTOCOL)
+    let open_failed = |reason: String| TunnelError::OpenStream {
+        node: node.to_owned(),
+        reason,
+    };
+    let mut control = shared.control();
+    let opening = control.open_stream(peer, PROXY_PROTOCOL);
+    let mut stream = tokio::time::timeout(STREAM_OPEN_TIMEOUT, opening)
         .await
-        .map_err(|e| TunnelError::OpenStream {
+        .map_err(|_| open_failed(format!("no stream within {STREAM_OPEN_TIMEOUT:?}")))?
+        .map_err(|e| open_failed(e.to_string()))?;
+    // The remote agent answers once it has dialled the target, which it gives `dial_timeout`.
+    let answer_within = shared.config.dial_timeout + STREAM_OPEN_TIMEOUT;
+    let handshaking = handshake(&mut stream, shared.me(), node, protocol, target);
+    tokio::time::timeout(answer_within, handshaking)
+        .await
+        .map_err(|_| TunnelError::Protocol {
             node: node.to_owned(),
-            reason: e.to_string(),
-        })?;
-    handshake(&mut stream, shared.me(), node, protocol, target).await?;
+            reason: format!("no answer to CONNECT within {answer_within:?}"),
+        })??;
     Ok(stream)
 }
 
