@@ -57,9 +57,8 @@ impl DnsServer {
                 addr: *addr,
                 source,
             };
-            let udp = UdpSocket::bind(addr).await.map_err(|e| bind("UDP", e))?;
+            let (udp, tcp) = bind_pair(*addr).await.map_err(|(p, e)| bind(p, e))?;
             let local = udp.local_addr().map_err(|e| bind("UDP", e))?;
-            let tcp = TcpListener::bind(local).await.map_err(|e| bind("TCP", e))?;
             server.udp.push(udp);
             server.tcp.push(tcp);
             server.local.push(local);
@@ -105,4 +104,29 @@ pub async fn serve(
         .await?
         .run(shutdown)
         .await
+}
+
+/// Tries for a port free for both protocols when `addr` asks for any port (0).
+const ANY_PORT_TRIES: usize = 16;
+
+/// UDP and TCP on the same address. With port 0 the UDP socket picks the port, and a TCP socket
+/// (another process's connection, say) may already use that port: then try another.
+async fn bind_pair(
+    addr: SocketAddr,
+) -> Result<(UdpSocket, TcpListener), (&'static str, std::io::Error)> {
+    let tries = if addr.port() == 0 { ANY_PORT_TRIES } else { 1 };
+    let mut last = None;
+    for _ in 0..tries {
+        let udp = UdpSocket::bind(addr).await.map_err(|e| ("UDP", e))?;
+        let local = udp.local_addr().map_err(|e| ("UDP", e))?;
+        match TcpListener::bind(local).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last = Some(e),
+            Err(e) => return Err(("TCP", e)),
+        }
+    }
+    Err((
+        "TCP",
+        last.unwrap_or_else(|| std::io::Error::from(std::io::ErrorKind::AddrInUse)),
+    ))
 }

@@ -55,13 +55,14 @@ pub(crate) async fn open(
 }
 
 /// Attempts at opening a stream whose connection closed (or was closing) under it.
-const OPEN_ATTEMPTS: u32 = 4;
+const OPEN_ATTEMPTS: u32 = 5;
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// Opening a stream on a live connection takes one round trip. The stream layer puts a stream on
-/// any connection to the peer, also on one that is closing (the relayed connection after a
-/// punch), where the request waits until that connection is gone; that can take long.
-const STREAM_OPEN_TIMEOUT: Duration = Duration::from_secs(2);
+/// a connection to the peer picked at random, also on one that is closing (the relayed
+/// connection after a punch, one whose relay died), where the request can wait for seconds
+/// until that connection is gone: give up early and pick again.
+const STREAM_OPEN_TIMEOUT: Duration = Duration::from_secs(1);
 
 async fn open_and_handshake(
     shared: &Arc<Shared>,

@@ -240,7 +240,8 @@ fn netns_tunnel_relay_failover_symmetric_nat() -> Result<()> {
     eprintln!("relay failover: traffic recovered {recovered:?} after SIGKILL");
     assert!(
         recovered <= RECOVERY,
-        "recovery took {recovered:?} (> {RECOVERY:?})"
+        "recovery took {recovered:?} (> {RECOVERY:?}); a1:\n{}",
+        w.procs[a1].logs()
     );
     std::thread::sleep(Duration::from_secs(1));
     let json = peers_json(&peers_out);

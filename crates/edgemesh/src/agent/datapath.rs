@@ -56,9 +56,13 @@ pub async fn start(
     let proxy = Proxy::new(config, cell, balancer.clone(), dialer);
 
     let tcp_addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, settings.port));
-    let listener = TcpListener::bind(tcp_addr)
-        .await
-        .with_context(|| format!("cannot listen on the transparent proxy port {tcp_addr}"))?;
+    let listener = TcpListener::bind(tcp_addr).await.with_context(|| {
+        format!(
+            "cannot listen on the transparent proxy port {tcp_addr} (modules.edgeProxy.listenPort; \
+                 if nothing else listens there, an outgoing connection may hold it as its \
+                 ephemeral port: see docs/troubleshooting.md)"
+        )
+    })?;
     let serving = proxy.clone();
     tokio::spawn(async move {
         if let Err(e) = serving.serve_tcp(listener).await {
