@@ -98,6 +98,22 @@ fn host_state() -> HostState {
 }
 
 /// Command lines of processes that belong to this test's playground.
+/// The end of each agent's log, to tell why a check failed (`down` removes them).
+fn agent_logs() -> String {
+    let dir = format!("/run/edgemesh-playground/{PREFIX}/logs");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return format!("(no logs in {dir})");
+    };
+    let mut out = String::new();
+    for entry in entries.filter_map(Result::ok) {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(40)..];
+        out += &format!("--- {}\n{}\n", entry.path().display(), tail.join("\n"));
+    }
+    out
+}
+
 fn playground_processes() -> Vec<String> {
     let marker = format!("/run/edgemesh-playground/{PREFIX}");
     let mut found = Vec::new();
@@ -135,7 +151,11 @@ fn e2e_playground_up_check_exec_down_leaves_nothing_behind() {
     let check = playground(&["check"]);
     let table = stdout(&check);
     println!("{table}");
-    assert!(check.status.success(), "a check failed:\n{table}");
+    assert!(
+        check.status.success(),
+        "a check failed:\n{table}\n{}",
+        agent_logs()
+    );
     assert!(table.contains("CHECK") && table.contains("RESULT") && table.contains("TIME"));
     assert!(!table.contains("FAIL"), "{table}");
     // The agents run the tunnel: the cross-LAN checks run too, none is skipped.
