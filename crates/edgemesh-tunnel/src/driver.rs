@@ -60,7 +60,14 @@ pub(crate) struct Driver {
     draining: HashSet<PeerId>,
     /// Dials started for `Connect` requests (answered when they fail).
     our_dials: HashMap<ConnectionId, PeerId>,
+    /// LAN peers not yet connected directly, and how many more times the tick redials them.
+    lan_redials: HashMap<PeerId, u8>,
 }
+
+/// Redials (one per second) of a LAN peer whose first dial failed. Two nodes that find each other
+/// by mDNS at the same moment dial each other from their listen ports at once: TCP makes one
+/// connection of the two, both sides start noise as its initiator, and the handshake fails.
+const LAN_REDIALS: u8 = 5;
 
 impl Driver {
     pub(crate) fn new(swarm: Swarm<Behaviour>, shared: Arc<Shared>) -> Self {
@@ -73,6 +80,7 @@ impl Driver {
             waiters: HashMap::new(),
             draining: HashSet::new(),
             our_dials: HashMap::new(),
+            lan_redials: HashMap::new(),
             shared,
         };
         driver.set_relays(driver.shared.config.relays.clone());
@@ -91,6 +99,7 @@ impl Driver {
                 _ = tick.tick() => {
                     self.maintain_relays();
                     self.finish_draining();
+                    self.redial_lan_peers();
                 }
             }
         }
@@ -499,17 +508,40 @@ impl Driver {
         // Connect to LAN peers right away: the discovery handshake then learns their names.
         let peers: Vec<PeerId> = self.lan_addrs.keys().copied().collect();
         for peer in peers {
-            let connected_directly = self
-                .conns
-                .get(&peer)
-                .is_some_and(|c| c.values().any(|c| c.path != PathKind::Relayed));
-            if !connected_directly {
-                let addrs = self.lan_addrs.get(&peer).cloned().unwrap_or_default();
-                let opts = DialOpts::peer_id(peer)
-                    .addresses(addrs)
-                    .condition(PeerCondition::NotDialing)
-                    .build();
-                let _ = self.swarm.dial(opts);
+            if self.dial_lan_peer(peer) {
+                self.lan_redials.entry(peer).or_insert(LAN_REDIALS);
+            }
+        }
+    }
+
+    /// Dials a LAN peer at its mDNS addresses unless it is connected directly; whether it dialled.
+    fn dial_lan_peer(&mut self, peer: PeerId) -> bool {
+        let connected_directly = self
+            .conns
+            .get(&peer)
+            .is_some_and(|c| c.values().any(|c| c.path != PathKind::Relayed));
+        let addrs = self.lan_addrs.get(&peer).cloned().unwrap_or_default();
+        if connected_directly || addrs.is_empty() {
+            return false;
+        }
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addrs)
+            .condition(PeerCondition::NotDialing)
+            .build();
+        let _ = self.swarm.dial(opts);
+        true
+    }
+
+    /// Gives LAN peers that are still not connected directly another dial, a bounded number of
+    /// times ([`LAN_REDIALS`]).
+    fn redial_lan_peers(&mut self) {
+        let peers: Vec<PeerId> = self.lan_redials.keys().copied().collect();
+        for peer in peers {
+            let left = self.lan_redials.get(&peer).copied().unwrap_or(0);
+            if left == 0 || !self.dial_lan_peer(peer) {
+                self.lan_redials.remove(&peer);
+            } else {
+                self.lan_redials.insert(peer, left - 1);
             }
         }
     }
