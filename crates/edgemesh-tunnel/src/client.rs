@@ -34,8 +34,7 @@ pub(crate) async fn open(
         // it knows (LAN, or circuits through the relays we hold). Left to itself, the stream
         // layer would dial every address it ever heard of, such as the peer's NAT address,
         // and wait out a TCP timeout there.
-        connect(shared, node, peer).await?;
-        verified(shared, node, peer).await?;
+        connect_verified(shared, node, peer).await?;
         match open_and_handshake(shared, node, peer, protocol, target).await {
             Ok(stream) => return Ok(Counted::new(stream.compat(), shared.counters(peer))),
             // Two nodes that dial each other at once (mDNS on both sides) briefly hold two
@@ -156,21 +155,40 @@ async fn connect(shared: &Shared, node: &str, peer: PeerId) -> Result<(), Tunnel
     })
 }
 
-/// Waits (bounded) until the connected peer has proved, by the discovery handshake, that it is
-/// `node`: a lookup answer alone is never trusted.
-async fn verified(shared: &Shared, node: &str, peer: PeerId) -> Result<(), TunnelError> {
+/// Connects and waits (bounded by [`VERIFY_WAIT`]) until the peer has proved, by the discovery
+/// handshake, that it is `node`: a lookup answer alone is never trusted. The proof belongs to a
+/// connection: when that connection dies during the wait (its relay was killed), connect again
+/// instead of waiting for a proof that cannot come.
+async fn connect_verified(shared: &Shared, node: &str, peer: PeerId) -> Result<(), TunnelError> {
     let deadline = tokio::time::Instant::now() + VERIFY_WAIT;
     loop {
-        let changed = shared.directory_changed.notified();
-        if shared.is_verified(node, peer) {
+        connect(shared, node, peer).await?;
+        let step_end = deadline.min(tokio::time::Instant::now() + VERIFY_STEP);
+        if proved_by(shared, node, peer, step_end).await {
             return Ok(());
         }
-        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+        if tokio::time::Instant::now() >= deadline {
             return Err(TunnelError::Connect {
                 node: node.to_owned(),
                 peer: peer.to_string(),
                 reason: "the peer did not prove it is this node (discovery handshake missing or name pinned to another key)".into(),
             });
+        }
+    }
+}
+
+/// How long to wait for the proof before making sure the connection is still there.
+const VERIFY_STEP: Duration = Duration::from_millis(500);
+
+/// Whether `peer` proves it is `node` by `until`.
+async fn proved_by(shared: &Shared, node: &str, peer: PeerId, until: tokio::time::Instant) -> bool {
+    loop {
+        let changed = shared.directory_changed.notified();
+        if shared.is_verified(node, peer) {
+            return true;
+        }
+        if tokio::time::timeout_at(until, changed).await.is_err() {
+            return false;
         }
     }
 }
