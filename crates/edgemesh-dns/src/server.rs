@@ -110,8 +110,9 @@ pub async fn serve(
 const ANY_PORT_TRIES: usize = 16;
 
 /// UDP and TCP on the same address. With port 0 the UDP socket picks the port, and a TCP socket
-/// (another process's connection, say) may already use that port: then try another.
-async fn bind_pair(
+/// (another process's connection, say) may already use that port: then try another. The error
+/// names the protocol that failed.
+pub async fn bind_pair(
     addr: SocketAddr,
 ) -> Result<(UdpSocket, TcpListener), (&'static str, std::io::Error)> {
     let tries = if addr.port() == 0 { ANY_PORT_TRIES } else { 1 };

@@ -106,18 +106,20 @@ async fn upstream_half_close_keeps_the_request_flowing() {
     }
 }
 
-/// Expects the proxy to close `client` fast, with a reset or an EOF.
+/// Expects the proxy to close `client` with a reset or an EOF at once, not after a dial timeout
+/// (seconds): the bound leaves room for a loaded CI machine.
 async fn assert_fast_close(mut client: TcpStream) {
-    let start = Instant::now();
     let mut buf = [0u8; 16];
-    let read = tokio::time::timeout(Duration::from_millis(100), client.read(&mut buf)).await;
-    let read = read.expect("client was not closed within 100 ms");
+    let read = tokio::time::timeout(FAST_CLOSE, client.read(&mut buf)).await;
+    let read = read.unwrap_or_else(|_| panic!("client was not closed within {FAST_CLOSE:?}"));
     assert!(
         matches!(&read, Ok(0)) || matches!(&read, Err(e) if e.kind() == ErrorKind::ConnectionReset),
         "expected EOF or ECONNRESET, got {read:?}"
     );
-    assert!(start.elapsed() < Duration::from_millis(100));
 }
+
+/// Well below the proxy's dial timeout (5 s), well above a scheduling hiccup.
+const FAST_CLOSE: Duration = Duration::from_secs(1);
 
 #[tokio::test]
 async fn no_endpoint_resets_the_client_at_once() {

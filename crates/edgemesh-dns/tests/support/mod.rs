@@ -14,7 +14,7 @@ use hickory_proto::op::{Edns, Message, MessageType, Query, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
 
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -43,9 +43,11 @@ pub struct Zone {
 
 impl FakeUpstream {
     pub async fn start(zone: Zone, behaviour: Behaviour) -> Self {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let any_port = "127.0.0.1:0".parse().unwrap();
+        let (udp, tcp) = edgemesh_dns::server::bind_pair(any_port)
+            .await
+            .unwrap_or_else(|(protocol, e)| panic!("fake upstream {protocol}: {e}"));
         let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).await.unwrap();
         let queries = Arc::new(AtomicUsize::new(0));
         let zone = Arc::new(zone);
         let (z, q) = (zone.clone(), queries.clone());
