@@ -9,28 +9,16 @@ mod hub_support;
 
 use std::time::Duration;
 
-use common::{Agent, netns, service_json, slice_json};
-use edgemesh_testkit::apiserver::ApiServer;
+use common::{Agent, service_json, slice_json};
 use edgemesh_testkit::process::Process;
-use hub_support::Certs;
+use hub_support::{Certs, edge_node_with_api};
 
 const KUBERNETES_IP: &str = "10.96.0.1";
 const HUB: &str = "169.254.2.1:10268";
 
 #[test]
 fn agent_sends_the_kubernetes_service_to_the_edge_hub() {
-    let ns = netns("hubr");
-    // Output-hook DNAT needs a route to the ClusterIP first.
-    ns.exec_ok(
-        "ip",
-        &["route", "add", "local", "10.96.0.0/12", "dev", "lo"],
-    )
-    .unwrap();
-    let api = ApiServer::from_listener(
-        ns.run(|| std::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap(),
-    )
-    .unwrap();
+    let (ns, api) = edge_node_with_api("hubr");
     let mut kubernetes = service_json("default", "kubernetes", KUBERNETES_IP, 443);
     kubernetes["spec"]["ports"][0]["name"] = "https".into();
     api.apply(kubernetes).unwrap();

@@ -9,11 +9,10 @@ mod hub_support;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use common::{Agent, backends, netns, service_json, slice_json};
-use edgemesh_testkit::apiserver::ApiServer;
+use common::{Agent, backends, service_json, slice_json};
 use edgemesh_testkit::netns::Netns;
 use edgemesh_testkit::process::Process;
-use hub_support::wait_online;
+use hub_support::{edge_node_with_api, wait_online};
 
 const HUB: &str = "http://127.0.0.1:10261";
 
@@ -41,18 +40,8 @@ fn curl(ns: &Netns, url: &str) -> String {
 
 #[test]
 fn agent_restarts_offline_from_the_hub_cache() {
-    let ns = netns("hubo");
-    ns.exec_ok(
-        "ip",
-        &["route", "add", "local", "10.96.0.0/12", "dev", "lo"],
-    )
-    .unwrap();
+    let (ns, api) = edge_node_with_api("hubo");
     serve_pod(&ns);
-    let api = ApiServer::from_listener(
-        ns.run(|| std::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap(),
-    )
-    .unwrap();
     api.apply(service_json("shop", "web", "10.96.0.10", 80))
         .unwrap();
     api.apply(slice_json("shop", "web", &["192.0.2.11"], 8080))

@@ -20,6 +20,22 @@ pub const EDGE_IP: &str = "198.51.100.2";
 pub const HUB_IP: &str = "169.254.2.1";
 pub const TOKEN: &str = "token-of-edge-app";
 
+/// An edge node for an agent next to a hub: a namespace whose ClusterIP range is routed locally
+/// (the agent's output-hook DNAT needs a route first), with the apiserver double inside it.
+pub fn edge_node_with_api(tag: &str) -> (Netns, ApiServer) {
+    require_root();
+    let ns = Netns::new(tag).expect("create network namespace");
+    ns.exec_ok(
+        "ip",
+        &["route", "add", "local", "10.96.0.0/12", "dev", "lo"],
+    )
+    .unwrap();
+    let listener = ns
+        .run(|| std::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    (ns, ApiServer::from_listener(listener).unwrap())
+}
+
 /// The test CA with the upstream's and the hub's serving certificates (`upstream.crt`, `hub.crt`).
 pub fn hub_certs() -> Certs {
     let certs = Certs::new();
