@@ -23,11 +23,14 @@ nice -n 15 cargo build -q --release -p edgemesh-tunnel --examples
 nice -n 15 cargo test -q --release -p edgemesh-tunnel --test netns_bench --no-run
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Both ways of applying the PSK, one after the other: in the noise handshake (the default) and
-# pnet (EdgeMesh-compatible).
+# pnet (EdgeMesh-compatible); then the noise mode with `transport: quic`. TUNNEL_BENCH_MODES
+# picks some of them ("noise quic").
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-for pnet in "" 1; do
-  if ! TUNNEL_BENCH_PNET=$pnet nice -n 15 cargo test -q --release -p edgemesh-tunnel \
+for mode in ${TUNNEL_BENCH_MODES:-noise pnet quic}; do
+  pnet=$([ "$mode" = pnet ] && echo 1 || true)
+  quic=$([ "$mode" = quic ] && echo 1 || true)
+  if ! TUNNEL_BENCH_PNET=$pnet TUNNEL_BENCH_QUIC=$quic nice -n 15 cargo test -q --release -p edgemesh-tunnel \
     --test netns_bench -- --ignored --nocapture --test-threads 1 >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     exit 1

@@ -54,9 +54,17 @@ pub fn in_cluster() -> Result<Client, ClientError> {
 pub const USER_AGENT: &str = concat!("edgemesh-agent/", env!("CARGO_PKG_VERSION"));
 
 fn build(mut config: Config) -> Result<Client, ClientError> {
+    use_ring_for_tls();
     config.headers.push((
         http::header::USER_AGENT,
         http::HeaderValue::from_static(USER_AGENT),
     ));
     Client::try_from(config).map_err(|e| ClientError::Client(e.to_string()))
+}
+
+/// kube builds its TLS configuration with rustls' process-wide default provider, which rustls
+/// cannot choose when two are linked (ring, ours; aws-lc-rs, brought by libp2p's QUIC): it
+/// panics. Install ring once; a second call finds it installed and changes nothing.
+pub fn use_ring_for_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -15,6 +15,9 @@ use serde_json::json;
 const STEP: Duration = Duration::from_secs(15);
 
 fn client(server: &ApiServer) -> kube::Client {
+    // rustls cannot pick a default crypto provider when the workspace links two (see
+    // edgemesh_kube::client::use_ring_for_tls).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = kube::Config::new(server.url().parse().unwrap());
     kube::Client::try_from(config).unwrap()
 }

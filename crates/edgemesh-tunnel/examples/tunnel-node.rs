@@ -26,6 +26,9 @@ struct Args {
     /// Apply the PSK as EdgeMesh's Go agents do (pnet) instead of in the noise handshake.
     #[arg(long)]
     pnet: bool,
+    /// QUIC next to TCP (`transport: quic`).
+    #[arg(long)]
+    quic: bool,
     #[arg(long)]
     pins: Option<PathBuf>,
     #[arg(long, default_value_t = edgemesh_tunnel::DEFAULT_LISTEN_PORT)]
@@ -84,6 +87,7 @@ async fn main() -> anyhow::Result<()> {
         config.psk_mode = PskMode::Pnet;
     }
     config.pins_path = args.pins.clone();
+    config.quic = args.quic;
     config.listen_port = args.listen_port;
     config.mdns = !args.no_mdns;
     config.own_addrs = args.own_addr.clone();

@@ -1,43 +1,55 @@
-//! The libp2p stack: TCP + noise (PSK in its prologue, or pnet under it) + yamux, relay v2 (client, and server on relay
-//! nodes), DCUtR hole punching, identify, ping, mDNS, and generic streams.
+//! The libp2p stack: TCP + noise (PSK in its prologue, or pnet under it) + yamux, optionally QUIC
+//! (for proven members only: [`QuicGate`]), relay v2 (client, and server on relay nodes), DCUtR
+//! hole punching, identify, ping, mDNS, and generic streams.
 
 use std::time::Duration;
 
 use futures::future::Either;
 use libp2p::core::muxing::StreamMuxerBox;
-use libp2p::core::transport::Boxed;
+use libp2p::core::transport::{Boxed, OptionalTransport};
 use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
 use libp2p::pnet::PnetConfig;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{
-    PeerId, Swarm, Transport as _, dcutr, identify, mdns, noise, ping, relay, tcp, yamux,
-};
+use libp2p::{PeerId, Swarm, Transport as _, identify, mdns, noise, ping, quic, relay, tcp, yamux};
 
 use crate::TunnelError;
 use crate::psk::Membership;
+use crate::punch::Punch;
+use crate::quic_gate::QuicGate;
 
 /// Identify protocol name of edgemesh agents.
 const IDENTIFY_PROTOCOL: &str = "/edgemesh/id/1.0.0";
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// First, so that a refused QUIC connection reaches no other behaviour.
+    pub quic_gate: QuicGate,
     pub relay_client: relay::client::Behaviour,
     pub relay_server: Toggle<relay::Behaviour>,
-    pub dcutr: dcutr::Behaviour,
+    pub dcutr: Punch,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub stream: libp2p_stream::Behaviour,
 }
 
-/// Builds the swarm; `relay_server` turns on the hop protocol (relay nodes only).
+/// What the swarm is built with, besides the key and the PSK.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StackOptions {
+    /// Serve the relay hop protocol (relay nodes only).
+    pub relay_server: bool,
+    pub mdns: bool,
+    /// QUIC next to TCP.
+    pub quic: bool,
+}
+
+/// Builds the swarm.
 pub(crate) fn build_swarm(
     keypair: Keypair,
     membership: Membership,
-    relay_server: bool,
-    mdns_on: bool,
+    options: StackOptions,
 ) -> Result<Swarm<Behaviour>, TunnelError> {
     let swarm_err = |e: &dyn std::fmt::Display| TunnelError::Swarm(e.to_string());
     // Relayed connections run their own noise handshake end to end: it carries the prologue too.
@@ -49,14 +61,19 @@ pub(crate) fn build_swarm(
                 .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
         })
         .map_err(|e| swarm_err(&e))?
+        .with_other_transport(|key| quic_transport(key, options.quic))
+        .map_err(|e| swarm_err(&e))?
         .with_relay_client(move |key: &Keypair| relayed.noise(key), yamux_config)
         .map_err(|e| swarm_err(&e))?
         .with_behaviour(|key, relay_client| {
             let peer = key.public().to_peer_id();
             Ok(Behaviour {
+                quic_gate: QuicGate::default(),
                 relay_client,
-                relay_server: Toggle::from(relay_server.then(|| relay_server_behaviour(peer))),
-                dcutr: dcutr::Behaviour::new(peer),
+                relay_server: Toggle::from(
+                    options.relay_server.then(|| relay_server_behaviour(peer)),
+                ),
+                dcutr: Punch::new(peer, options.quic),
                 identify: identify::Behaviour::new(identify::Config::new(
                     IDENTIFY_PROTOCOL.into(),
                     key.public(),
@@ -66,7 +83,7 @@ pub(crate) fn build_swarm(
                         .with_interval(Duration::from_secs(5))
                         .with_timeout(Duration::from_secs(10)),
                 ),
-                mdns: Toggle::from(mdns_behaviour(mdns_on, peer)),
+                mdns: Toggle::from(mdns_behaviour(options.mdns, peer)),
                 stream: libp2p_stream::Behaviour::new(),
             })
         })
@@ -113,6 +130,20 @@ fn tcp_transport(
         .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
         .boxed();
     Ok(transport)
+}
+
+/// QUIC v1 when `on` (libp2p's TLS 1.3 inside; membership is checked by [`QuicGate`]).
+fn quic_transport(key: &Keypair, on: bool) -> Boxed<(PeerId, StreamMuxerBox)> {
+    let quic = match on {
+        true => {
+            let mut config = quic::Config::new(key);
+            config.max_concurrent_stream_limit = MAX_STREAMS_PER_CONNECTION as u32;
+            OptionalTransport::some(quic::tokio::Transport::new(config))
+        }
+        false => OptionalTransport::none(),
+    };
+    quic.map(|(peer, connection), _| (peer, StreamMuxerBox::new(connection)))
+        .boxed()
 }
 
 /// Relay limits sized for a data tunnel: the defaults (2 min, 128 KiB per circuit) would cut

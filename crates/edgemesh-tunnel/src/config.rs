@@ -23,8 +23,11 @@ pub struct RelayNode {
 pub struct TunnelConfig {
     /// This node's name (the Kubernetes Node name).
     pub node_name: String,
-    /// Port to listen on (TCP), on every address of `listen_ips`.
+    /// Port to listen on (TCP, and UDP for QUIC), on every address of `listen_ips`.
     pub listen_port: u16,
+    /// QUIC next to TCP, for peers that have proven their membership over TCP (direct and
+    /// hole-punched paths; relays stay on TCP). Only with [`PskMode::Noise`].
+    pub quic: bool,
     /// Addresses to listen on; empty means `0.0.0.0`.
     pub listen_ips: Vec<IpAddr>,
     /// Relays; when `node_name` is among them this node serves as a relay.
@@ -53,6 +56,7 @@ impl TunnelConfig {
         TunnelConfig {
             node_name: node_name.into(),
             listen_port: DEFAULT_LISTEN_PORT,
+            quic: false,
             listen_ips: Vec::new(),
             relays: Vec::new(),
             psk_path: None,

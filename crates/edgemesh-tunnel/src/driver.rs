@@ -10,14 +10,15 @@ use libp2p::core::transport::ListenerId;
 use libp2p::multiaddr::Protocol as Ma;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, dcutr, mdns, ping, relay};
+use libp2p::{Multiaddr, PeerId, Swarm, dcutr, identify, mdns, ping, relay};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::config::RelayNode;
 use crate::discovery;
+use crate::quic_gate::is_direct_quic;
 use crate::shared::{Command, Shared};
-use crate::stats::{self, PathKind};
+use crate::stats::{self, PathKind, TransportKind};
 
 /// Log line (followed by the address) when the tunnel listens: tests wait for it.
 pub const LISTENING: &str = "tunnel listening on ";
@@ -29,6 +30,7 @@ pub struct ConnSummary {
     pub peer: PeerId,
     pub remote: Multiaddr,
     pub path: PathKind,
+    pub transport: TransportKind,
     pub rtt: Option<Duration>,
 }
 
@@ -36,6 +38,21 @@ pub struct ConnSummary {
 struct Conn {
     remote: Multiaddr,
     path: PathKind,
+    transport: TransportKind,
+}
+
+impl Conn {
+    /// Which connection new streams should use: QUIC, then direct TCP, then a relay. On a link
+    /// with a relay, TCP and QUIC rank the same: reservations and circuits ride on the TCP
+    /// connection, and closing it would cut them.
+    fn rank(&self, relay_link: bool) -> u8 {
+        match (self.path, self.transport) {
+            (PathKind::Relayed, _) => 2,
+            (_, TransportKind::Tcp) => 1,
+            (_, TransportKind::Quic) if relay_link => 1,
+            (_, TransportKind::Quic) => 0,
+        }
+    }
 }
 
 /// A configured relay and our state with it.
@@ -56,8 +73,15 @@ pub(crate) struct Driver {
     rtt: HashMap<PeerId, Duration>,
     lan_addrs: HashMap<PeerId, Vec<Multiaddr>>,
     waiters: HashMap<PeerId, Vec<oneshot::Sender<Result<(), String>>>>,
-    /// Peers with a direct path whose relayed connection is kept until their streams end.
+    /// Peers with a better path whose worse connections are kept until their streams end.
     draining: HashSet<PeerId>,
+    /// QUIC dials to peers connected over TCP (the upgrade): failures only log.
+    quic_upgrades: HashMap<ConnectionId, PeerId>,
+    /// Peers we have reached through a relay: outside the LAN, a direct connection to one of
+    /// them is a punched one even when it comes after the relayed connection closed.
+    met_via_relay: HashSet<PeerId>,
+    /// LAN peers on TCP, and how many more times the tick tries to move them to QUIC.
+    quic_retries: HashMap<PeerId, u8>,
     /// Dials started for `Connect` requests (answered when they fail).
     our_dials: HashMap<ConnectionId, PeerId>,
     /// LAN peers not yet connected directly, and how many more times the tick redials them.
@@ -69,6 +93,9 @@ pub(crate) struct Driver {
 /// connection of the two, both sides start noise as its initiator, and the handshake fails.
 const LAN_REDIALS: u8 = 5;
 
+/// Further attempts (one per second) to move a LAN peer from TCP to QUIC.
+const QUIC_RETRIES: u8 = 10;
+
 impl Driver {
     pub(crate) fn new(swarm: Swarm<Behaviour>, shared: Arc<Shared>) -> Self {
         let mut driver = Driver {
@@ -79,6 +106,9 @@ impl Driver {
             lan_addrs: HashMap::new(),
             waiters: HashMap::new(),
             draining: HashSet::new(),
+            quic_upgrades: HashMap::new(),
+            quic_retries: HashMap::new(),
+            met_via_relay: HashSet::new(),
             our_dials: HashMap::new(),
             lan_redials: HashMap::new(),
             shared,
@@ -100,6 +130,7 @@ impl Driver {
                     self.maintain_relays();
                     self.finish_draining();
                     self.redial_lan_peers();
+                    self.retry_quic_upgrades();
                 }
             }
         }
@@ -129,6 +160,7 @@ impl Driver {
                     peer: *peer,
                     remote: conn.remote.clone(),
                     path: conn.path,
+                    transport: conn.transport,
                     rtt: self.rtt.get(peer).copied(),
                 });
             }
@@ -143,9 +175,10 @@ impl Driver {
             let _ = reply.send(Ok(()));
             return;
         }
-        let addrs = match self.lan_addrs.get(&peer) {
-            Some(lan) if !lan.is_empty() => lan.clone(),
-            _ => self.circuit_addrs(peer),
+        let lan = self.lan_dial_addrs(peer);
+        let addrs = match lan.is_empty() {
+            false => lan,
+            true => self.circuit_addrs(peer),
         };
         if addrs.is_empty() {
             let _ = reply.send(Err("no LAN address and no relay connected".into()));
@@ -292,6 +325,9 @@ impl Driver {
                     }
                     None => tracing::warn!(peer = ?peer_id, %error, "connection attempt failed"),
                 }
+                if self.quic_upgrades.remove(&connection_id).is_some() {
+                    tracing::warn!(peer = ?peer_id, %error, "QUIC upgrade failed (UDP filtered?): staying on TCP");
+                }
                 // Only our own dials answer waiters: a failed hole punch or relay dial to the
                 // same peer says nothing about the path being dialled for them.
                 if let Some(peer) = self.our_dials.remove(&connection_id) {
@@ -331,32 +367,61 @@ impl Driver {
         count: u32,
     ) {
         let relayed = endpoint.is_relayed();
-        let had_relay = self
-            .conns
-            .get(&peer)
-            .is_some_and(|c| c.values().any(|c| c.path == PathKind::Relayed));
-        // A direct connection that appears while a relayed one exists is the punch (DCUtR).
-        let path = match (relayed, had_relay) {
+        let punched_before = self.conns.get(&peer).is_some_and(|c| {
+            c.values()
+                .any(|c| matches!(c.path, PathKind::Relayed | PathKind::Punched))
+        }) || (self.met_via_relay.contains(&peer)
+            && !self.lan_addrs.contains_key(&peer));
+        if relayed {
+            self.met_via_relay.insert(peer);
+        }
+        // A direct connection that appears while a relayed (or punched) one exists is the punch
+        // (DCUtR punches TCP and QUIC at once).
+        let path = match (relayed, punched_before) {
             (true, _) => PathKind::Relayed,
             (false, true) => PathKind::Punched,
             (false, false) => PathKind::Direct,
         };
         let remote = endpoint.get_remote_address().clone();
-        tracing::info!(%peer, %remote, ?path, "connection established");
-        self.conns
-            .entry(peer)
-            .or_default()
-            .insert(id, Conn { remote, path });
+        let transport = match is_direct_quic(&remote) {
+            true => TransportKind::Quic,
+            false => TransportKind::Tcp,
+        };
+        tracing::info!(%peer, %remote, ?path, ?transport, "connection established");
+        self.conns.entry(peer).or_default().insert(
+            id,
+            Conn {
+                remote,
+                path,
+                transport,
+            },
+        );
         self.our_dials.remove(&id);
+        self.quic_upgrades.remove(&id);
         if let ConnectedPoint::Dialer { address, .. } = endpoint {
+            let mut relay_quic = Vec::new();
             for slot in self.relays.iter_mut().filter(|s| s.addrs.contains(address)) {
                 slot.peer = Some(peer);
                 self.shared.directory().relays.insert(peer);
                 tracing::info!(relay = %slot.node, %peer, "connected to relay");
+                relay_quic.extend(slot.addrs.iter().filter_map(tcp_to_quic));
+            }
+            // A QUIC connection to the relay too: its identify tells us our public QUIC address,
+            // and the NAT mapping it opens is what a QUIC hole punch goes through.
+            if self.shared.config.quic && !relay_quic.is_empty() {
+                self.dial_quic(peer, relay_quic);
             }
         }
-        if !relayed {
-            self.drop_relayed(peer);
+        self.drop_superseded(peer);
+        match (path, transport) {
+            (PathKind::Direct, TransportKind::Tcp) => {
+                self.quic_retries.entry(peer).or_insert(QUIC_RETRIES);
+                self.upgrade_to_quic(peer);
+            }
+            (_, TransportKind::Quic) => {
+                self.quic_retries.remove(&peer);
+            }
+            _ => {}
         }
         self.answer_waiters(peer, Ok(()));
         if count == 1 {
@@ -364,42 +429,128 @@ impl Driver {
         }
     }
 
-    /// A direct connection exists: relayed ones to the same peer are closed so that new streams
-    /// take the direct path — but not while tunnel streams are open with the peer (they may ride
-    /// on the relayed connection, and cutting them would break a live session): then the relayed
-    /// connection is kept until the peer's streams have all ended ([`Driver::finish_draining`]).
-    fn drop_relayed(&mut self, peer: PeerId) {
+    /// A better path exists (direct beats relayed, QUIC beats TCP): the worse connections to
+    /// the same peer are closed so that new streams take the better one (libp2p-stream picks any
+    /// connection) — but not while tunnel streams are open with the peer (they may ride on a
+    /// worse connection, and cutting them would break a live session): then those are kept
+    /// until the peer's streams have all ended ([`Driver::finish_draining`]).
+    fn drop_superseded(&mut self, peer: PeerId) {
+        let worse = self.superseded_conns(peer);
+        if worse.is_empty() {
+            self.draining.remove(&peer);
+            return;
+        }
         let open = stats::load(&self.shared.counters(peer).streams_open);
         if open > 0 {
             if self.draining.insert(peer) {
-                tracing::info!(%peer, open, "direct path up: keeping the relayed connection until its streams end");
+                tracing::info!(%peer, open, "better path up: keeping the previous connection until its streams end");
             }
             return;
         }
         self.draining.remove(&peer);
-        for id in self.relayed_conns(peer) {
-            tracing::info!(%peer, "direct path up: closing the relayed connection");
+        for (id, remote) in worse {
+            tracing::info!(%peer, %remote, "better path up: closing this connection");
             self.swarm.close_connection(id);
         }
     }
 
-    fn relayed_conns(&self, peer: PeerId) -> Vec<ConnectionId> {
+    fn superseded_conns(&self, peer: PeerId) -> Vec<(ConnectionId, Multiaddr)> {
         let Some(conns) = self.conns.get(&peer) else {
+            return Vec::new();
+        };
+        let relay_link = self.is_relay_link(peer);
+        let Some(best) = conns.values().map(|c| c.rank(relay_link)).min() else {
             return Vec::new();
         };
         conns
             .iter()
-            .filter(|(_, c)| c.path == PathKind::Relayed)
-            .map(|(id, _)| *id)
+            .filter(|(_, c)| c.rank(relay_link) > best)
+            .map(|(id, c)| (*id, c.remote.clone()))
             .collect()
     }
 
-    /// Closes the relayed connections kept for streams that have ended since.
+    /// Whether `peer` is one of our relays, or we are a relay (and `peer` may hold a reservation).
+    fn is_relay_link(&self, peer: PeerId) -> bool {
+        self.shared.config.is_relay() || self.relays.iter().any(|r| r.peer == Some(peer))
+    }
+
+    /// Closes the superseded connections kept for streams that have ended since.
     fn finish_draining(&mut self) {
         let peers: Vec<PeerId> = self.draining.iter().copied().collect();
         for peer in peers {
-            self.drop_relayed(peer);
+            self.drop_superseded(peer);
         }
+    }
+
+    /// Tries the QUIC upgrade again for LAN peers still on TCP (mDNS may not have announced
+    /// their QUIC address yet, or the first dial raced the peer's view of our TCP connection),
+    /// a bounded number of times ([`QUIC_RETRIES`]).
+    fn retry_quic_upgrades(&mut self) {
+        let peers: Vec<PeerId> = self.quic_retries.keys().copied().collect();
+        for peer in peers {
+            let left = self.quic_retries.get(&peer).copied().unwrap_or(0);
+            if left == 0 || !self.swarm.is_connected(&peer) {
+                self.quic_retries.remove(&peer);
+                continue;
+            }
+            self.quic_retries.insert(peer, left - 1);
+            self.upgrade_to_quic(peer);
+        }
+    }
+
+    /// A LAN peer reached over TCP has proven its membership: move to QUIC if it listens on it.
+    /// Only the side with the lower peer id dials, so that the two do not open two connections.
+    fn upgrade_to_quic(&mut self, peer: PeerId) {
+        if !self.shared.config.quic || *self.swarm.local_peer_id() > peer {
+            return;
+        }
+        let quic: Vec<Multiaddr> = self
+            .lan_addrs
+            .get(&peer)
+            .into_iter()
+            .flatten()
+            .filter(|a| is_direct_quic(a))
+            .cloned()
+            .collect();
+        if !quic.is_empty() {
+            self.dial_quic(peer, quic);
+        }
+    }
+
+    /// Dials a peer already met over TCP at its QUIC addresses, unless a QUIC connection to it
+    /// exists or is being dialled.
+    fn dial_quic(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        let has_quic = self
+            .conns
+            .get(&peer)
+            .is_some_and(|c| c.values().any(|c| c.transport == TransportKind::Quic));
+        if has_quic || self.quic_upgrades.values().any(|p| *p == peer) {
+            return;
+        }
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addrs)
+            .condition(PeerCondition::Always)
+            .build();
+        let id = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.quic_upgrades.insert(id, peer);
+            }
+            Err(error) => tracing::debug!(%peer, %error, "QUIC dial not started"),
+        }
+    }
+
+    /// The LAN addresses to dial `peer` at: QUIC ones only once the peer has proven its
+    /// membership over TCP ([`crate::quic_gate`]).
+    fn lan_dial_addrs(&self, peer: PeerId) -> Vec<Multiaddr> {
+        let quic_ok = self.shared.config.quic && self.swarm.behaviour().quic_gate.is_proven(&peer);
+        self.lan_addrs
+            .get(&peer)
+            .into_iter()
+            .flatten()
+            .filter(|a| quic_ok || !is_direct_quic(a))
+            .cloned()
+            .collect()
     }
 
     fn on_closed(
@@ -473,6 +624,12 @@ impl Driver {
                 tracing::warn!(%peer, %error, "peer does not answer pings: closing this connection");
                 self.swarm.close_connection(connection);
             }
+            BehaviourEvent::Identify(identify::Event::Received { info, .. }) => {
+                self.swarm
+                    .behaviour_mut()
+                    .dcutr
+                    .observed(&info.observed_addr);
+            }
             BehaviourEvent::Dcutr(dcutr::Event {
                 remote_peer_id,
                 result,
@@ -520,7 +677,7 @@ impl Driver {
             .conns
             .get(&peer)
             .is_some_and(|c| c.values().any(|c| c.path != PathKind::Relayed));
-        let addrs = self.lan_addrs.get(&peer).cloned().unwrap_or_default();
+        let addrs = self.lan_dial_addrs(peer);
         if connected_directly || addrs.is_empty() {
             return false;
         }
@@ -553,7 +710,7 @@ impl Driver {
                 if let Some(conn) = self.conns.get_mut(&peer).and_then(|c| c.get_mut(&id)) {
                     conn.path = PathKind::Punched;
                 }
-                self.drop_relayed(peer);
+                self.drop_superseded(peer);
             }
             Err(error) => {
                 tracing::warn!(%peer, %error, "hole punch failed (symmetric NAT or filtered): staying on the relay");
@@ -562,11 +719,42 @@ impl Driver {
     }
 }
 
+/// `/ip4/x/tcp/p` → `/ip4/x/udp/p/quic-v1`: a peer listens on the same port for both.
+fn tcp_to_quic(addr: &Multiaddr) -> Option<Multiaddr> {
+    let mut out = Multiaddr::empty();
+    let mut had_tcp = false;
+    for part in addr.iter() {
+        match part {
+            Ma::Tcp(port) => {
+                had_tcp = true;
+                out.push(Ma::Udp(port));
+                out.push(Ma::QuicV1);
+            }
+            other => out.push(other),
+        }
+    }
+    had_tcp.then_some(out)
+}
+
 /// What a failed transport handshake most likely means, for the log: the PSK layer is the only
 /// part of the handshake two honest members can disagree on.
 fn handshake_hint(error: &str) -> Option<&'static str> {
-    error.contains("Handshake").then_some(
+    error.contains("Handshake failed").then_some(
         "handshake failed: the other side holds another PSK, or applies it another way \
          (modules.edgeTunnel.psk.mode: noise or pnet, which must be the same on every node)",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_quic_address_is_its_tcp_address_on_udp() {
+        let tcp: Multiaddr = "/ip4/203.0.113.10/tcp/20006".parse().expect("address");
+        let quic = tcp_to_quic(&tcp).expect("has TCP");
+        assert_eq!(quic.to_string(), "/ip4/203.0.113.10/udp/20006/quic-v1");
+        let circuit: Multiaddr = "/p2p-circuit".parse().expect("address");
+        assert_eq!(tcp_to_quic(&circuit), None);
+    }
 }

@@ -26,6 +26,10 @@ pub enum TunnelError {
     ListenAddr { addr: String, reason: String },
     #[error("relay {node}: advertise address '{addr}' is not an IP address")]
     RelayAddr { node: String, addr: String },
+    #[error(
+        "QUIC needs psk.mode noise: in pnet mode the mesh may hold EdgeMesh Go agents, whose keys derive from their node names"
+    )]
+    QuicWithPnet,
     #[error("building the libp2p swarm failed: {0}")]
     Swarm(String),
     #[error("node '{0}' is unknown: not in this LAN (mDNS) and no relay knows it")]

@@ -26,6 +26,8 @@ pub mod identity;
 pub mod pins;
 pub mod policy;
 pub mod psk;
+mod punch;
+mod quic_gate;
 mod server;
 mod shared;
 pub mod snapshot_file;
@@ -52,7 +54,7 @@ pub use error::TunnelError;
 pub use psk::PskMode;
 pub use socks5::Socks5Server;
 pub use splice::splice;
-pub use stats::{PathKind, PeerReport};
+pub use stats::{PathKind, PeerReport, TransportKind};
 pub use udp::UdpTunnel;
 
 use policy::WireProtocol;
@@ -76,6 +78,9 @@ impl Tunnel {
     /// Loads the key (creating it once), the PSK and the pins, listens, and starts serving.
     /// Must be called inside a tokio runtime.
     pub fn start(config: TunnelConfig, snapshot: Arc<SnapshotCell>) -> Result<Tunnel, TunnelError> {
+        if config.quic && config.psk_mode == PskMode::Pnet {
+            return Err(TunnelError::QuicWithPnet);
+        }
         let keypair = identity::load_or_create_keypair(&config.key_path)?;
         let peer_id = keypair.public().to_peer_id();
         let membership = psk::Membership::load(config.psk_path.as_deref(), config.psk_mode)?;
@@ -83,8 +88,12 @@ impl Tunnel {
             Some(path) => pins::PeerPins::load(path)?,
             None => pins::PeerPins::in_memory(),
         };
-        let mut swarm =
-            behaviour::build_swarm(keypair, membership, config.is_relay(), config.mdns)?;
+        let options = behaviour::StackOptions {
+            relay_server: config.is_relay(),
+            mdns: config.mdns,
+            quic: config.quic,
+        };
+        let mut swarm = behaviour::build_swarm(keypair, membership, options)?;
         listen(&mut swarm, &config)?;
         let mut control = swarm.behaviour().stream.new_control();
         let proxy_in = control
@@ -145,13 +154,19 @@ fn listen(
         &config.listen_ips[..]
     };
     for ip in ips {
-        let addr = Multiaddr::from(*ip).with(Ma::Tcp(config.listen_port));
-        swarm
-            .listen_on(addr.clone())
-            .map_err(|e| TunnelError::ListenAddr {
-                addr: addr.to_string(),
-                reason: e.to_string(),
-            })?;
+        let tcp = Multiaddr::from(*ip).with(Ma::Tcp(config.listen_port));
+        let quic = Multiaddr::from(*ip)
+            .with(Ma::Udp(config.listen_port))
+            .with(Ma::QuicV1);
+        let addrs = std::iter::once(tcp).chain(config.quic.then_some(quic));
+        for addr in addrs {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| TunnelError::ListenAddr {
+                    addr: addr.to_string(),
+                    reason: e.to_string(),
+                })?;
+        }
     }
     let me = config
         .relays
@@ -217,20 +232,17 @@ fn stats_report(shared: &Shared, conns: Vec<driver::ConnSummary>) -> Vec<PeerRep
         .into_iter()
         .map(|(peer, conns)| {
             let counters = shared.counters(peer);
-            // The best path in use: any direct connection beats a relayed one.
-            let path = conns
+            // The best path in use: any direct connection beats a relayed one, QUIC beats TCP.
+            let (path, transport) = conns
                 .iter()
-                .map(|c| c.path)
-                .min_by_key(|p| match p {
-                    PathKind::Direct => 0,
-                    PathKind::Punched => 1,
-                    PathKind::Relayed => 2,
-                })
-                .unwrap_or(PathKind::Relayed);
+                .map(|c| (c.path, c.transport))
+                .min_by_key(|(path, transport)| (*path, *transport == TransportKind::Tcp))
+                .unwrap_or((PathKind::Relayed, TransportKind::Tcp));
             PeerReport {
                 peer_id: peer.to_string(),
                 node_name: names.get(&peer).cloned(),
                 path,
+                transport,
                 addresses: conns.iter().map(|c| c.remote.to_string()).collect(),
                 is_relay: relays.contains(&peer),
                 rtt_ms: conns

@@ -17,8 +17,8 @@ pub struct PeerCounters {
     pub bytes_received: AtomicU64,
 }
 
-/// How this node reaches a peer right now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// How this node reaches a peer right now, best first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PathKind {
     /// A plain connection (same LAN, or a reachable public address).
@@ -29,6 +29,16 @@ pub enum PathKind {
     Relayed,
 }
 
+/// What a connection runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// TCP + noise + yamux (also every relayed circuit).
+    Tcp,
+    /// QUIC v1 (TLS 1.3), between members proven over TCP.
+    Quic,
+}
+
 /// One peer as `/debug/peers` shows it.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -37,6 +47,8 @@ pub struct PeerReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,
     pub path: PathKind,
+    /// The transport of the connection on `path`.
+    pub transport: TransportKind,
     /// Remote addresses of the open connections.
     pub addresses: Vec<String>,
     pub is_relay: bool,

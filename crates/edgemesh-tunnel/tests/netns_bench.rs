@@ -52,9 +52,16 @@ fn netns_bench_tunnel_figures() -> Result<()> {
         ),
     )?;
     // TUNNEL_BENCH_PNET=1: every node applies the PSK as EdgeMesh's Go agents do (pnet) instead
-    // of in the noise handshake; scripts/bench-tunnel.sh runs both.
+    // of in the noise handshake; TUNNEL_BENCH_QUIC=1: `transport: quic` (noise mode only).
+    // scripts/bench-tunnel.sh runs the three.
     let pnet = std::env::var("TUNNEL_BENCH_PNET").is_ok_and(|v| v == "1");
-    let mode: &[&str] = if pnet { &["--pnet"] } else { &[] };
+    let quic = std::env::var("TUNNEL_BENCH_QUIC").is_ok_and(|v| v == "1");
+    let (mode, transport): (&[&str], &str) = match (pnet, quic) {
+        (true, _) => (&["--pnet"], "tcp"),
+        (false, true) => (&["--quic"], "quic"),
+        (false, false) => (&[], "tcp"),
+    };
+    let settle = Duration::from_secs(20);
     let relay = [mode, &["--relay", "cloud=203.0.113.10"]].concat();
     let cloud = w.node(&h.cloud, "cloud", &psk, &relay)?;
     let a2 = w.node(
@@ -83,7 +90,10 @@ fn netns_bench_tunnel_figures() -> Result<()> {
     .concat();
     let mut a1 = w.node(&h.a1, "a1", &psk, &a1_args)?;
     w.procs[a1].wait_for_log("relay reservation accepted", Duration::from_secs(20))?;
-    let mut rows = vec![row("PSK mode", if pnet { "pnet" } else { "noise" })];
+    let mut rows = vec![
+        row("PSK mode", if pnet { "pnet" } else { "noise" }),
+        row("transport (direct and punched paths)", transport),
+    ];
 
     // Direct (same LAN) and hole-punched (cone NATs) paths.
     std::thread::sleep(Duration::from_secs(1));
@@ -98,7 +108,7 @@ fn netns_bench_tunnel_figures() -> Result<()> {
     // The TCP punch sometimes stalls in release builds (see docs/tunnel.md): restart a1 and
     // try again, a bounded number of times, and say how many it took.
     let mut tries = 1;
-    while wait_path(&peers_out, "b1", "punched").is_err() {
+    while wait_path(&peers_out, "b1", "punched", transport, settle).is_err() {
         anyhow::ensure!(tries < 4, "no hole punch in {tries} tries");
         tries += 1;
         w.procs[a1].kill()?;
@@ -110,6 +120,7 @@ fn netns_bench_tunnel_figures() -> Result<()> {
         "hole punch a1→b1: attempts (a1 restarts) until punched",
         &tries.to_string(),
     ));
+    wait_path(&peers_out, "a2", "direct", transport, settle)?;
     let raw_lan = iperf(&h.a1, "192.0.2.11", 5201)?;
     let raw_wan = iperf(&h.a1, "203.0.113.10", 5201)?;
     rows.push(row(
@@ -180,7 +191,7 @@ fn netns_bench_tunnel_figures() -> Result<()> {
         "time to first byte, cold path a1→b1, relayed",
         &millis(ttfb(&h.a1, "127.0.0.1:7302")?),
     ));
-    wait_path(&peers_out, "b1", "relayed")?;
+    wait_path(&peers_out, "b1", "relayed", "tcp", settle)?;
     let relayed = iperf(&h.a1, "127.0.0.1", 7301)?;
     for (mbit, wan) in SHAPED_MBITS.into_iter().zip(shaped_wan) {
         shape(&h.a1, Some(mbit))?;
@@ -256,19 +267,6 @@ fn shape(a1: &Netns, mbit: Option<u32>) -> Result<()> {
 
 fn millis(ms: f64) -> String {
     format!("{ms:.0} ms")
-}
-
-fn wait_path(peers_out: &std::path::Path, node: &str, want: &str) -> Result<()> {
-    eventually(
-        &format!("path to {node} {want}"),
-        Duration::from_secs(20),
-        || {
-            let path = path_of(&peers_json(peers_out), node);
-            anyhow::ensure!(path.as_deref() == Some(want), "path {path:?}");
-            Ok(())
-        },
-    )
-    .map(drop)
 }
 
 /// RSS growth of each process while `IDLE_CONNECTIONS` tunnelled connections through `addr`

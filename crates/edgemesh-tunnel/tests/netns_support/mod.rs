@@ -66,7 +66,9 @@ impl Drop for World {
         };
         for (i, p) in self.procs.iter().enumerate() {
             let _ = std::fs::create_dir_all(&dir);
-            let _ = std::fs::copy(p.log_path(), Path::new(&dir).join(format!("proc-{i}.log")));
+            // Named by test process too: tests run in parallel.
+            let name = format!("{}-proc-{i}.log", std::process::id());
+            let _ = std::fs::copy(p.log_path(), Path::new(&dir).join(name));
         }
     }
 }
@@ -282,12 +284,47 @@ pub fn peers_json(path: &Path) -> String {
 }
 
 pub fn path_of(json: &str, node: &str) -> Option<String> {
+    field_of(json, node, "path")
+}
+
+/// `tcp` or `quic`: the transport of the path `/debug/peers` reports for `node`.
+pub fn transport_of(json: &str, node: &str) -> Option<String> {
+    field_of(json, node, "transport")
+}
+
+fn field_of(json: &str, node: &str, field: &str) -> Option<String> {
     let peers: serde_json::Value = serde_json::from_str(json).ok()?;
     peers
         .as_array()?
         .iter()
         .find(|p| p["nodeName"] == node)
-        .map(|p| p["path"].as_str().unwrap_or("").to_owned())
+        .map(|p| p[field].as_str().unwrap_or("").to_owned())
+}
+
+/// Waits until `/debug/peers` (written to `peers_out`) shows `node` on `path` over `transport`.
+pub fn wait_path(
+    peers_out: &Path,
+    node: &str,
+    path: &str,
+    transport: &str,
+    timeout: Duration,
+) -> Result<Duration> {
+    eventually(&format!("{node}: {path} over {transport}"), timeout, || {
+        let json = peers_json(peers_out);
+        let seen = (path_of(&json, node), transport_of(&json, node));
+        anyhow::ensure!(
+            seen.0.as_deref() == Some(path) && seen.1.as_deref() == Some(transport),
+            "{seen:?} in {json}"
+        );
+        Ok(())
+    })
+}
+
+/// Runs the `quic-probe` example (an outsider with stock libp2p QUIC) against `addr`.
+pub fn quic_probe(ns: &Netns, addr: &str) -> Result<String> {
+    let bin = node_bin()?.with_file_name("quic-probe");
+    let out = ns.exec(&bin.to_string_lossy(), &[addr])?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Waits until `needle` appears in `count` log lines of `proc`.

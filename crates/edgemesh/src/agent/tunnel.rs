@@ -20,6 +20,8 @@ pub struct TunnelSettings {
     /// EdgeMesh's PSK file; `None` when `psk.enable` is false.
     pub psk_path: Option<PathBuf>,
     pub psk_mode: PskMode,
+    /// `transport: quic`: QUIC next to TCP.
+    pub quic: bool,
     /// Where the node's key and the name ↔ key pins are kept.
     pub state_dir: PathBuf,
     /// `modules.edgeProxy.socks5Proxy`: the bridge device and the address to serve on.
@@ -36,11 +38,27 @@ impl TunnelSettings {
             return None;
         }
         let mut ignored = Vec::new();
-        if let Some(transport) = tunnel.transport.get().filter(|t| *t != Transport::Tcp) {
-            ignored.push(format!(
-                "modules.edgeTunnel.transport {transport:?}: only tcp is built, using tcp"
-            ));
-        }
+        let psk_mode = match tunnel.psk.mode.get().unwrap_or_default() {
+            edgemesh_config::PskMode::Noise => PskMode::Noise,
+            edgemesh_config::PskMode::Pnet => PskMode::Pnet,
+        };
+        let quic = match tunnel.transport.get().unwrap_or(Transport::Tcp) {
+            Transport::Tcp => false,
+            Transport::Quic if psk_mode == PskMode::Pnet => {
+                ignored.push(
+                    "modules.edgeTunnel.transport quic needs psk.mode noise (with pnet, the \
+                     mesh may hold EdgeMesh Go agents, whose keys anyone can derive from their \
+                     node names, and QUIC admits peers by key): using tcp"
+                        .into(),
+                );
+                false
+            }
+            Transport::Quic => true,
+            Transport::Ws => {
+                ignored.push("modules.edgeTunnel.transport ws is not built: using tcp".into());
+                false
+            }
+        };
         if tunnel.listen_interfaces != "*" {
             ignored
                 .push("modules.edgeTunnel.listenInterfaces: listening on every interface".into());
@@ -49,10 +67,8 @@ impl TunnelSettings {
             listen_port: tunnel.listen_port.get().map_or(20006, |p| p.0),
             relays: tunnel.relay_nodes.iter().map(relay_node).collect(),
             psk_path: tunnel.psk.enable.then(|| PathBuf::from(&tunnel.psk.path)),
-            psk_mode: match tunnel.psk.mode.get().unwrap_or_default() {
-                edgemesh_config::PskMode::Noise => PskMode::Noise,
-                edgemesh_config::PskMode::Pnet => PskMode::Pnet,
-            },
+            psk_mode,
+            quic,
             state_dir,
             socks5: socks5_address(config),
             ignored,
@@ -107,6 +123,7 @@ pub fn start(
     config.relays = settings.relays.clone();
     config.psk_path = settings.psk_path.clone();
     config.psk_mode = settings.psk_mode;
+    config.quic = settings.quic;
     config.pins_path = Some(settings.state_dir.join("tunnel-pins.json"));
     // SOCKS5 clients reach this node's own addresses through the tunnel, and only those.
     config.own_addrs = own_addresses();
@@ -114,6 +131,7 @@ pub fn start(
         Tunnel::start(config, cell).context("cannot start the tunnel (modules.edgeTunnel)")?;
     tracing::info!(
         port = settings.listen_port,
+        quic = settings.quic,
         relays = settings.relays.len(),
         "tunnel started"
     );
