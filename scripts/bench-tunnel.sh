@@ -32,7 +32,8 @@ for mode in ${TUNNEL_BENCH_MODES:-noise pnet quic}; do
   quic=$([ "$mode" = quic ] && echo 1 || true)
   if ! TUNNEL_BENCH_PNET=$pnet TUNNEL_BENCH_QUIC=$quic nice -n 15 cargo test -q --release -p edgemesh-tunnel \
     --test netns_bench -- --ignored --nocapture --test-threads 1 >"$log" 2>&1; then
-    tail -n 40 "$log" >&2
+    # The figures measured so far and the error, without the backtrace.
+    grep -vE '^\s+([0-9]+: |at )' "$log" | tail -n 40 >&2
     exit 1
   fi
   grep -E '^\|' "$log"

@@ -1,4 +1,7 @@
 //! The task that owns the swarm: connections, relays and reservations, mDNS, hole punching.
+//!
+//! `lan.rs`: peers found by mDNS; `paths.rs`: which connection to a peer new streams should use,
+//! and closing the others; `quic.rs`: moving proven peers to QUIC.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -18,7 +21,13 @@ use crate::config::RelayNode;
 use crate::discovery;
 use crate::quic_gate::is_direct_quic;
 use crate::shared::{Command, Shared};
-use crate::stats::{self, PathKind, TransportKind};
+use crate::stats::{PathKind, TransportKind};
+
+mod lan;
+mod paths;
+mod quic;
+
+use quic::{QUIC_RETRIES, tcp_to_quic};
 
 /// Log line (followed by the address) when the tunnel listens: tests wait for it.
 pub const LISTENING: &str = "tunnel listening on ";
@@ -41,20 +50,6 @@ struct Conn {
     transport: TransportKind,
 }
 
-impl Conn {
-    /// Which connection new streams should use: QUIC, then direct TCP, then a relay. On a link
-    /// with a relay, TCP and QUIC rank the same: reservations and circuits ride on the TCP
-    /// connection, and closing it would cut them.
-    fn rank(&self, relay_link: bool) -> u8 {
-        match (self.path, self.transport) {
-            (PathKind::Relayed, _) => 2,
-            (_, TransportKind::Tcp) => 1,
-            (_, TransportKind::Quic) if relay_link => 1,
-            (_, TransportKind::Quic) => 0,
-        }
-    }
-}
-
 /// A configured relay and our state with it.
 #[derive(Debug)]
 struct RelaySlot {
@@ -73,8 +68,9 @@ pub(crate) struct Driver {
     rtt: HashMap<PeerId, Duration>,
     lan_addrs: HashMap<PeerId, Vec<Multiaddr>>,
     waiters: HashMap<PeerId, Vec<oneshot::Sender<Result<(), String>>>>,
-    /// Peers with a better path whose worse connections are kept until their streams end.
-    draining: HashSet<PeerId>,
+    /// Peers with a better path whose worse connections are kept until their streams end, and
+    /// the rank of that better path.
+    draining: HashMap<PeerId, u8>,
     /// QUIC dials to peers connected over TCP (the upgrade): failures only log.
     quic_upgrades: HashMap<ConnectionId, PeerId>,
     /// Peers we have reached through a relay: outside the LAN, a direct connection to one of
@@ -88,14 +84,6 @@ pub(crate) struct Driver {
     lan_redials: HashMap<PeerId, u8>,
 }
 
-/// Redials (one per second) of a LAN peer whose first dial failed. Two nodes that find each other
-/// by mDNS at the same moment dial each other from their listen ports at once: TCP makes one
-/// connection of the two, both sides start noise as its initiator, and the handshake fails.
-const LAN_REDIALS: u8 = 5;
-
-/// Further attempts (one per second) to move a LAN peer from TCP to QUIC.
-const QUIC_RETRIES: u8 = 10;
-
 impl Driver {
     pub(crate) fn new(swarm: Swarm<Behaviour>, shared: Arc<Shared>) -> Self {
         let mut driver = Driver {
@@ -105,7 +93,7 @@ impl Driver {
             rtt: HashMap::new(),
             lan_addrs: HashMap::new(),
             waiters: HashMap::new(),
-            draining: HashSet::new(),
+            draining: HashMap::new(),
             quic_upgrades: HashMap::new(),
             quic_retries: HashMap::new(),
             met_via_relay: HashSet::new(),
@@ -388,14 +376,13 @@ impl Driver {
             false => TransportKind::Tcp,
         };
         tracing::info!(%peer, %remote, ?path, ?transport, "connection established");
-        self.conns.entry(peer).or_default().insert(
-            id,
-            Conn {
-                remote,
-                path,
-                transport,
-            },
-        );
+        let conn = Conn {
+            remote,
+            path,
+            transport,
+        };
+        let rank = conn.rank(self.is_relay_link(peer));
+        self.conns.entry(peer).or_default().insert(id, conn);
         self.our_dials.remove(&id);
         self.quic_upgrades.remove(&id);
         if let ConnectedPoint::Dialer { address, .. } = endpoint {
@@ -412,7 +399,7 @@ impl Driver {
                 self.dial_quic(peer, relay_quic);
             }
         }
-        self.drop_superseded(peer);
+        self.drop_superseded(peer, rank);
         match (path, transport) {
             (PathKind::Direct, TransportKind::Tcp) => {
                 self.quic_retries.entry(peer).or_insert(QUIC_RETRIES);
@@ -427,130 +414,6 @@ impl Driver {
         if count == 1 {
             tokio::spawn(discovery::handshake(Arc::clone(&self.shared), peer));
         }
-    }
-
-    /// A better path exists (direct beats relayed, QUIC beats TCP): the worse connections to
-    /// the same peer are closed so that new streams take the better one (libp2p-stream picks any
-    /// connection) — but not while tunnel streams are open with the peer (they may ride on a
-    /// worse connection, and cutting them would break a live session): then those are kept
-    /// until the peer's streams have all ended ([`Driver::finish_draining`]).
-    fn drop_superseded(&mut self, peer: PeerId) {
-        let worse = self.superseded_conns(peer);
-        if worse.is_empty() {
-            self.draining.remove(&peer);
-            return;
-        }
-        let open = stats::load(&self.shared.counters(peer).streams_open);
-        if open > 0 {
-            if self.draining.insert(peer) {
-                tracing::info!(%peer, open, "better path up: keeping the previous connection until its streams end");
-            }
-            return;
-        }
-        self.draining.remove(&peer);
-        for (id, remote) in worse {
-            tracing::info!(%peer, %remote, "better path up: closing this connection");
-            self.swarm.close_connection(id);
-        }
-    }
-
-    fn superseded_conns(&self, peer: PeerId) -> Vec<(ConnectionId, Multiaddr)> {
-        let Some(conns) = self.conns.get(&peer) else {
-            return Vec::new();
-        };
-        let relay_link = self.is_relay_link(peer);
-        let Some(best) = conns.values().map(|c| c.rank(relay_link)).min() else {
-            return Vec::new();
-        };
-        conns
-            .iter()
-            .filter(|(_, c)| c.rank(relay_link) > best)
-            .map(|(id, c)| (*id, c.remote.clone()))
-            .collect()
-    }
-
-    /// Whether `peer` is one of our relays, or we are a relay (and `peer` may hold a reservation).
-    fn is_relay_link(&self, peer: PeerId) -> bool {
-        self.shared.config.is_relay() || self.relays.iter().any(|r| r.peer == Some(peer))
-    }
-
-    /// Closes the superseded connections kept for streams that have ended since.
-    fn finish_draining(&mut self) {
-        let peers: Vec<PeerId> = self.draining.iter().copied().collect();
-        for peer in peers {
-            self.drop_superseded(peer);
-        }
-    }
-
-    /// Tries the QUIC upgrade again for LAN peers still on TCP (mDNS may not have announced
-    /// their QUIC address yet, or the first dial raced the peer's view of our TCP connection),
-    /// a bounded number of times ([`QUIC_RETRIES`]).
-    fn retry_quic_upgrades(&mut self) {
-        let peers: Vec<PeerId> = self.quic_retries.keys().copied().collect();
-        for peer in peers {
-            let left = self.quic_retries.get(&peer).copied().unwrap_or(0);
-            if left == 0 || !self.swarm.is_connected(&peer) {
-                self.quic_retries.remove(&peer);
-                continue;
-            }
-            self.quic_retries.insert(peer, left - 1);
-            self.upgrade_to_quic(peer);
-        }
-    }
-
-    /// A LAN peer reached over TCP has proven its membership: move to QUIC if it listens on it.
-    /// Only the side with the lower peer id dials, so that the two do not open two connections.
-    fn upgrade_to_quic(&mut self, peer: PeerId) {
-        if !self.shared.config.quic || *self.swarm.local_peer_id() > peer {
-            return;
-        }
-        let quic: Vec<Multiaddr> = self
-            .lan_addrs
-            .get(&peer)
-            .into_iter()
-            .flatten()
-            .filter(|a| is_direct_quic(a))
-            .cloned()
-            .collect();
-        if !quic.is_empty() {
-            self.dial_quic(peer, quic);
-        }
-    }
-
-    /// Dials a peer already met over TCP at its QUIC addresses, unless a QUIC connection to it
-    /// exists or is being dialled.
-    fn dial_quic(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
-        let has_quic = self
-            .conns
-            .get(&peer)
-            .is_some_and(|c| c.values().any(|c| c.transport == TransportKind::Quic));
-        if has_quic || self.quic_upgrades.values().any(|p| *p == peer) {
-            return;
-        }
-        let opts = DialOpts::peer_id(peer)
-            .addresses(addrs)
-            .condition(PeerCondition::Always)
-            .build();
-        let id = opts.connection_id();
-        match self.swarm.dial(opts) {
-            Ok(()) => {
-                self.quic_upgrades.insert(id, peer);
-            }
-            Err(error) => tracing::debug!(%peer, %error, "QUIC dial not started"),
-        }
-    }
-
-    /// The LAN addresses to dial `peer` at: QUIC ones only once the peer has proven its
-    /// membership over TCP ([`crate::quic_gate`]).
-    fn lan_dial_addrs(&self, peer: PeerId) -> Vec<Multiaddr> {
-        let quic_ok = self.shared.config.quic && self.swarm.behaviour().quic_gate.is_proven(&peer);
-        self.lan_addrs
-            .get(&peer)
-            .into_iter()
-            .flatten()
-            .filter(|a| quic_ok || !is_direct_quic(a))
-            .cloned()
-            .collect()
     }
 
     fn on_closed(
@@ -651,89 +514,6 @@ impl Driver {
             _ => {}
         }
     }
-
-    fn on_mdns(&mut self, found: Vec<(PeerId, Multiaddr)>) {
-        for (peer, addr) in found {
-            if peer == *self.swarm.local_peer_id() {
-                continue;
-            }
-            let addrs = self.lan_addrs.entry(peer).or_default();
-            if !addrs.contains(&addr) {
-                addrs.push(addr);
-            }
-        }
-        // Connect to LAN peers right away: the discovery handshake then learns their names.
-        let peers: Vec<PeerId> = self.lan_addrs.keys().copied().collect();
-        for peer in peers {
-            if self.dial_lan_peer(peer) {
-                self.lan_redials.entry(peer).or_insert(LAN_REDIALS);
-            }
-        }
-    }
-
-    /// Dials a LAN peer at its mDNS addresses unless it is connected directly; whether it dialled.
-    fn dial_lan_peer(&mut self, peer: PeerId) -> bool {
-        let connected_directly = self
-            .conns
-            .get(&peer)
-            .is_some_and(|c| c.values().any(|c| c.path != PathKind::Relayed));
-        let addrs = self.lan_dial_addrs(peer);
-        if connected_directly || addrs.is_empty() {
-            return false;
-        }
-        let opts = DialOpts::peer_id(peer)
-            .addresses(addrs)
-            .condition(PeerCondition::NotDialing)
-            .build();
-        let _ = self.swarm.dial(opts);
-        true
-    }
-
-    /// Gives LAN peers that are still not connected directly another dial, a bounded number of
-    /// times ([`LAN_REDIALS`]).
-    fn redial_lan_peers(&mut self) {
-        let peers: Vec<PeerId> = self.lan_redials.keys().copied().collect();
-        for peer in peers {
-            let left = self.lan_redials.get(&peer).copied().unwrap_or(0);
-            if left == 0 || !self.dial_lan_peer(peer) {
-                self.lan_redials.remove(&peer);
-            } else {
-                self.lan_redials.insert(peer, left - 1);
-            }
-        }
-    }
-
-    fn on_punch(&mut self, peer: PeerId, result: Result<ConnectionId, dcutr::Error>) {
-        match result {
-            Ok(id) => {
-                tracing::info!(%peer, "hole punch succeeded: direct path");
-                if let Some(conn) = self.conns.get_mut(&peer).and_then(|c| c.get_mut(&id)) {
-                    conn.path = PathKind::Punched;
-                }
-                self.drop_superseded(peer);
-            }
-            Err(error) => {
-                tracing::warn!(%peer, %error, "hole punch failed (symmetric NAT or filtered): staying on the relay");
-            }
-        }
-    }
-}
-
-/// `/ip4/x/tcp/p` → `/ip4/x/udp/p/quic-v1`: a peer listens on the same port for both.
-fn tcp_to_quic(addr: &Multiaddr) -> Option<Multiaddr> {
-    let mut out = Multiaddr::empty();
-    let mut had_tcp = false;
-    for part in addr.iter() {
-        match part {
-            Ma::Tcp(port) => {
-                had_tcp = true;
-                out.push(Ma::Udp(port));
-                out.push(Ma::QuicV1);
-            }
-            other => out.push(other),
-        }
-    }
-    had_tcp.then_some(out)
 }
 
 /// What a failed transport handshake most likely means, for the log: the PSK layer is the only
@@ -743,18 +523,4 @@ fn handshake_hint(error: &str) -> Option<&'static str> {
         "handshake failed: the other side holds another PSK, or applies it another way \
          (modules.edgeTunnel.psk.mode: noise or pnet, which must be the same on every node)",
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn relay_quic_address_is_its_tcp_address_on_udp() {
-        let tcp: Multiaddr = "/ip4/203.0.113.10/tcp/20006".parse().expect("address");
-        let quic = tcp_to_quic(&tcp).expect("has TCP");
-        assert_eq!(quic.to_string(), "/ip4/203.0.113.10/udp/20006/quic-v1");
-        let circuit: Multiaddr = "/p2p-circuit".parse().expect("address");
-        assert_eq!(tcp_to_quic(&circuit), None);
-    }
 }

@@ -1,0 +1,98 @@
+//! Several connections to one peer (relayed, punched, direct; TCP, QUIC): which one new streams
+//! should use, and closing the others once their streams have ended.
+
+use libp2p::swarm::ConnectionId;
+use libp2p::{Multiaddr, PeerId, dcutr};
+
+use super::{Conn, Driver};
+use crate::stats::{self, PathKind, TransportKind};
+
+impl Conn {
+    /// Which connection new streams should use: QUIC, then direct TCP, then a relay. On a link
+    /// with a relay, TCP and QUIC rank the same: reservations and circuits ride on the TCP
+    /// connection, and closing it would cut them.
+    pub(super) fn rank(&self, relay_link: bool) -> u8 {
+        match (self.path, self.transport) {
+            (PathKind::Relayed, _) => 2,
+            (_, TransportKind::Tcp) => 1,
+            (_, TransportKind::Quic) if relay_link => 1,
+            (_, TransportKind::Quic) => 0,
+        }
+    }
+}
+
+impl Driver {
+    /// A path of rank `better` has come up (direct beats relayed, QUIC beats TCP): the worse
+    /// connections to the same peer are closed so that new streams take the better one
+    /// (libp2p-stream picks any connection) — but not while tunnel streams are open with the
+    /// peer (they may ride on a worse connection, and cutting them would break a live session):
+    /// then those are kept until the peer's streams have all ended
+    /// ([`Driver::finish_draining`]). Measured against the *new* connection, not the best known:
+    /// a peer that restarted leaves a dead direct connection behind for up to a ping timeout,
+    /// and the relayed connection it comes back on must not be closed in its favour.
+    pub(super) fn drop_superseded(&mut self, peer: PeerId, better: u8) {
+        let worse = self.conns_worse_than(peer, better);
+        if worse.is_empty() {
+            self.draining.remove(&peer);
+            return;
+        }
+        let open = stats::load(&self.shared.counters(peer).streams_open);
+        if open > 0 {
+            if self.draining.insert(peer, better).is_none() {
+                tracing::info!(%peer, open, "better path up: keeping the previous connection until its streams end");
+            }
+            return;
+        }
+        self.draining.remove(&peer);
+        for (id, remote) in worse {
+            tracing::info!(%peer, %remote, "better path up: closing this connection");
+            self.swarm.close_connection(id);
+        }
+    }
+
+    pub(super) fn conns_worse_than(
+        &self,
+        peer: PeerId,
+        rank: u8,
+    ) -> Vec<(ConnectionId, Multiaddr)> {
+        let Some(conns) = self.conns.get(&peer) else {
+            return Vec::new();
+        };
+        let relay_link = self.is_relay_link(peer);
+        conns
+            .iter()
+            .filter(|(_, c)| c.rank(relay_link) > rank)
+            .map(|(id, c)| (*id, c.remote.clone()))
+            .collect()
+    }
+
+    /// Whether `peer` is one of our relays, or we are a relay (and `peer` may hold a reservation).
+    pub(super) fn is_relay_link(&self, peer: PeerId) -> bool {
+        self.shared.config.is_relay() || self.relays.iter().any(|r| r.peer == Some(peer))
+    }
+
+    /// Closes the superseded connections kept for streams that have ended since.
+    pub(super) fn finish_draining(&mut self) {
+        let draining: Vec<(PeerId, u8)> = self.draining.iter().map(|(p, r)| (*p, *r)).collect();
+        for (peer, better) in draining {
+            self.drop_superseded(peer, better);
+        }
+    }
+
+    pub(super) fn on_punch(&mut self, peer: PeerId, result: Result<ConnectionId, dcutr::Error>) {
+        match result {
+            Ok(id) => {
+                tracing::info!(%peer, "hole punch succeeded: direct path");
+                let relay_link = self.is_relay_link(peer);
+                if let Some(conn) = self.conns.get_mut(&peer).and_then(|c| c.get_mut(&id)) {
+                    conn.path = PathKind::Punched;
+                    let rank = conn.rank(relay_link);
+                    self.drop_superseded(peer, rank);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%peer, %error, "hole punch failed (symmetric NAT or filtered): staying on the relay");
+            }
+        }
+    }
+}
