@@ -19,8 +19,8 @@ pub const DNS_ADDR: SocketAddr =
 
 /// The agent config file every node uses (EdgeMesh's format): proxy on nftables (UDP needs
 /// TPROXY), node-local DNS, and with `tunnel` (the PSK file) the edgeTunnel module with the
-/// cloud node as relay.
-pub fn config_yaml(tunnel: Option<&Path>) -> String {
+/// cloud node as relay, over QUIC next to TCP when `quic`.
+pub fn config_yaml(tunnel: Option<&Path>, quic: bool) -> String {
     let mut yaml = String::from(
         "apiVersion: agent.edgemesh.config.kubeedge.io/v1alpha1\n\
          kind: EdgeMeshAgent\n\
@@ -38,6 +38,9 @@ pub fn config_yaml(tunnel: Option<&Path>) -> String {
             relay.name,
             relay.ip
         ));
+        if quic {
+            yaml.push_str("    transport: quic\n");
+        }
     }
     yaml
 }
@@ -83,8 +86,11 @@ mod tests {
 
     #[test]
     fn the_tunnel_setting_only_adds_the_tunnel_module() {
-        let off = config_yaml(None);
-        let on = config_yaml(Some(Path::new("/run/p/psk")));
+        let off = config_yaml(None, true);
+        let on = config_yaml(Some(Path::new("/run/p/psk")), false);
+        let quic = config_yaml(Some(Path::new("/run/p/psk")), true);
+        assert!(!on.contains("transport") && !off.contains("transport"));
+        assert!(quic.contains("\n    transport: quic\n"));
         assert!(!off.contains("edgeTunnel"));
         assert!(on.contains("socks5Proxy:\n      enable: true") && !off.contains("socks5"));
         assert!(on.contains("nodeName: cloud") && on.contains("203.0.113.10"));

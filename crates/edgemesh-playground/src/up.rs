@@ -22,6 +22,8 @@ pub struct UpOptions {
     pub binary: PathBuf,
     /// Start the agents with the tunnel (see [`crate::agents`]).
     pub tunnel: bool,
+    /// The tunnel with `transport: quic`.
+    pub quic: bool,
 }
 
 /// What `up` found and did.
@@ -96,7 +98,7 @@ fn build_and_start(
     }
     state::write_atomic(
         &config,
-        &agents::config_yaml(options.tunnel.then_some(&*psk)),
+        &agents::config_yaml(options.tunnel.then_some(&*psk), options.quic),
     )?;
     let started = start_all(options, &config, &manifests, &logs, &mut state);
     state::save(plan, &state)?;
@@ -105,7 +107,11 @@ fn build_and_start(
     say(&format!(
         "started {} agents (tunnel {}) and {} pods; all ready",
         NODES.len(),
-        if options.tunnel { "on" } else { "off" },
+        match (options.tunnel, options.quic) {
+            (false, _) => "off",
+            (true, false) => "on",
+            (true, true) => "on, QUIC",
+        },
         PODS.len()
     ));
     Ok(state)

@@ -1,6 +1,8 @@
-//! End to end: `edgemesh playground up`, `check` (every check passes, across the LANs through
-//! the tunnel too; the table is printed), `exec`, `down`, and nothing left behind on the host: the same
-//! `ip netns list`, `ip link`, `nft list ruleset`, `iptables-save` and no playground process.
+//! End to end: `edgemesh playground up --quic`, `check` (every check passes, across the LANs
+//! through the tunnel too; the table is printed), `exec`, `down`, and nothing left behind on the
+//! host: the same `ip netns list`, `ip link`, `nft list ruleset`, `iptables-save` and no
+//! playground process. The agents run the tunnel with `transport: quic` here (and `/debug/peers`
+//! must show QUIC in use); `scripts/demo.sh`, which CI runs too, covers the default TCP.
 //! Runs under its own prefix so it never touches a user's playground (`emp`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step should panic
 
@@ -138,10 +140,10 @@ fn e2e_playground_up_check_exec_down_leaves_nothing_behind() {
     let before = host_state();
     let guard = Down;
 
-    let up = playground(&["up"]);
+    let up = playground(&["up", "--quic"]);
     assert!(up.status.success(), "up failed");
-    assert!(stdout(&up).contains("all ready"));
-    let again = playground(&["up"]);
+    assert!(stdout(&up).contains("(tunnel on, QUIC)"), "{}", stdout(&up));
+    let again = playground(&["up", "--quic"]);
     assert!(again.status.success());
     assert!(
         stdout(&again).contains("already up"),
@@ -162,6 +164,26 @@ fn e2e_playground_up_check_exec_down_leaves_nothing_behind() {
     assert!(!table.contains("SKIP"), "{table}");
     let passed = table.lines().filter(|l| l.contains(" PASS ")).count();
     assert!(passed >= 30, "only {passed} checks passed:\n{table}");
+
+    // The two nodes of LAN A talk over QUIC (they met over TCP first).
+    let quic_in_use = (0..20).any(|_| {
+        let peers = playground(&[
+            "exec",
+            "edge-a1",
+            "--",
+            "curl",
+            "-sS",
+            "--max-time",
+            "2",
+            "127.0.0.1:10557/debug/peers",
+        ]);
+        let quic = stdout(&peers).contains(r#""transport": "quic""#);
+        if !quic {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        quic
+    });
+    assert!(quic_in_use, "no QUIC path on edge-a1:\n{}", agent_logs());
 
     // By hand, as in EdgeMesh's guide: curl by name from a node (its resolv.conf → the agent).
     let curl = playground(&[

@@ -201,3 +201,29 @@ pub async fn start_socks5(settings: &TunnelSettings, handle: TunnelHandle) -> an
     tokio::spawn(server.serve());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgemesh_config::RunningMode;
+
+    fn settings(tunnel_yaml: &str) -> TunnelSettings {
+        let yaml = format!("modules:\n  edgeTunnel:\n    enable: true\n{tunnel_yaml}");
+        let loaded = AgentConfig::from_yaml(&yaml, "test.yaml", RunningMode::Edge)
+            .unwrap_or_else(|e| panic!("{e}"));
+        TunnelSettings::from_config(&loaded.config, PathBuf::from("/state"))
+            .unwrap_or_else(|| panic!("tunnel enabled"))
+    }
+
+    #[test]
+    fn transport_quic_turns_quic_on_only_with_the_noise_psk_mode() {
+        assert!(!settings("").quic, "tcp by default");
+        let quic = settings("    transport: quic\n");
+        assert!(quic.quic && quic.ignored.is_empty(), "{:?}", quic.ignored);
+        let pnet = settings("    transport: quic\n    psk:\n      mode: pnet\n");
+        assert!(!pnet.quic);
+        assert!(pnet.ignored[0].contains("quic needs psk.mode noise"));
+        let ws = settings("    transport: ws\n");
+        assert!(!ws.quic && ws.ignored[0].contains("ws is not built"));
+    }
+}

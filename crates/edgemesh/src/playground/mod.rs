@@ -22,6 +22,10 @@ pub enum PlaygroundCommand {
         /// cross-LAN checks are reported as skipped.
         #[arg(long)]
         no_tunnel: bool,
+        /// Run the tunnel with `transport: quic`: nodes of a LAN move to QUIC once they have met
+        /// over TCP, and the cross-LAN path is hole-punched over UDP.
+        #[arg(long, conflicts_with = "no_tunnel")]
+        quic: bool,
     },
     /// Run the checks a user would by hand (HTTP, TCP, UDP, WebSocket, DNS, load balancing,
     /// the filtered service) from a node in each LAN; exits non-zero if any fails.
@@ -81,7 +85,11 @@ enum PodProgram {
 
 pub fn main(command: PlaygroundCommand) -> ExitCode {
     let result = match command {
-        PlaygroundCommand::Up { common, no_tunnel } => up(&common, !no_tunnel),
+        PlaygroundCommand::Up {
+            common,
+            no_tunnel,
+            quic,
+        } => up(&common, !no_tunnel, quic),
         PlaygroundCommand::Check { common } => check(&common),
         PlaygroundCommand::Exec {
             common,
@@ -102,7 +110,7 @@ fn say(line: &str) {
     let _ = writeln!(std::io::stdout(), "playground: {line}");
 }
 
-fn up(common: &Common, tunnel: bool) -> Result<ExitCode, PlaygroundError> {
+fn up(common: &Common, tunnel: bool, quic: bool) -> Result<ExitCode, PlaygroundError> {
     let plan = Plan::new(&common.prefix)?;
     let binary = std::env::current_exe().map_err(|source| PlaygroundError::Spawn {
         command: "locate the running edgemesh binary".into(),
@@ -112,6 +120,7 @@ fn up(common: &Common, tunnel: bool) -> Result<ExitCode, PlaygroundError> {
         plan,
         binary,
         tunnel,
+        quic,
     };
     match edgemesh_playground::up::up(&options, &mut say)? {
         UpOutcome::AlreadyUp(state) => say(&format!(
