@@ -25,12 +25,7 @@ const SHAPED_MBITS: [u32; 2] = [200, 1000];
 #[ignore = "figures: run by scripts/bench-tunnel.sh (release build)"]
 fn netns_bench_tunnel_figures() -> Result<()> {
     require_root();
-    let (topo, h) = build("tb", Nat::Masquerade)?;
-    let mut w = World {
-        _topo: topo,
-        dir: tempfile::tempdir()?,
-        procs: Vec::new(),
-    };
+    let (mut w, h) = World::build("tb", Nat::Masquerade)?;
     let psk = w.file("psk", "mesh-secret")?;
     for (host, ip) in [(&h.a2, "192.0.2.11"), (&h.b1, "198.51.100.10")] {
         iperf_server(&mut w, host, ip)?;
@@ -64,18 +59,8 @@ fn netns_bench_tunnel_figures() -> Result<()> {
     let settle = Duration::from_secs(20);
     let relay = [mode, &["--relay", "cloud=203.0.113.10"]].concat();
     let cloud = w.node(&h.cloud, "cloud", &psk, &relay)?;
-    let a2 = w.node(
-        &h.a2,
-        "a2",
-        &psk,
-        &[&relay[..], &["--endpoints", &ep_a2]].concat(),
-    )?;
-    let b1 = w.node(
-        &h.b1,
-        "b1",
-        &psk,
-        &[&relay[..], &["--endpoints", &ep_b1]].concat(),
-    )?;
+    let a2 = w.node_serving(&h.a2, "a2", &psk, &relay, &ep_a2)?;
+    let b1 = w.node_serving(&h.b1, "b1", &psk, &relay, &ep_b1)?;
     w.procs[b1].wait_for_log("relay reservation accepted", Duration::from_secs(20))?;
     let peers_out = w.dir.path().join("a1-peers.json");
     let peers_arg = peers_out.to_string_lossy().into_owned();
@@ -121,6 +106,15 @@ fn netns_bench_tunnel_figures() -> Result<()> {
         &tries.to_string(),
     ));
     wait_path(&peers_out, "a2", "direct", transport, settle)?;
+    // Memory first: after the throughput runs the heap keeps freed transfer buffers (QUIC's are
+    // megabytes), and idle connections would fit in them unseen.
+    memory_rows(
+        &mut rows,
+        &h.a1,
+        "127.0.0.1:7202",
+        "direct",
+        &[("a1", w.procs[a1].pid()), ("a2", w.procs[a2].pid())],
+    )?;
     let raw_lan = iperf(&h.a1, "192.0.2.11", 5201)?;
     let raw_wan = iperf(&h.a1, "203.0.113.10", 5201)?;
     rows.push(row(
@@ -174,13 +168,6 @@ fn netns_bench_tunnel_figures() -> Result<()> {
         "echo RTT p50 punched tunnel",
         &micros(echo_p50(&h.a1, "127.0.0.1:7302")?),
     ));
-    memory_rows(
-        &mut rows,
-        &h.a1,
-        "127.0.0.1:7202",
-        "direct",
-        &[("a1", w.procs[a1].pid()), ("a2", w.procs[a2].pid())],
-    )?;
 
     // Relayed: a1 restarts while LAN A's router drops what goes to LAN B's router (no punch).
     block_forwarding_to(&h.ra, "203.0.113.3")?;

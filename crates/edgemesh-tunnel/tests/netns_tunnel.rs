@@ -17,49 +17,19 @@ use netns_support::*;
 #[test]
 fn netns_tunnel_paths_cone_nat() -> Result<()> {
     require_root();
-    let (topo, h) = build("tc", Nat::Masquerade)?;
-    let mut w = World {
-        _topo: topo,
-        dir: tempfile::tempdir()?,
-        procs: Vec::new(),
-    };
+    let (mut w, h) = World::build("tc", Nat::Masquerade)?;
     let psk = w.file("psk", "mesh-secret")?;
     let bad_psk = w.file("bad-psk", "not-the-secret")?;
-    w.python(&h.a2, ECHO_TCP, "192.0.2.11", 8080)?;
-    w.python(&h.b1, ECHO_TCP, "198.51.100.10", 8080)?;
-    w.python(&h.b1, ECHO_UDP, "198.51.100.10", 9053)?;
+    let (ep_a2, ep_b1) = echo_backends(&mut w, &h)?;
     w.python(&h.cloud, ECHO_TCP, "203.0.113.10", 8080)?;
     let ep_cloud = w.file(
         "cloud.json",
         &endpoints("cloud", &[("TCP", "203.0.113.10:8080")]),
     )?;
-    let ep_a2 = w.file("a2.json", &endpoints("a2", &[("TCP", "192.0.2.11:8080")]))?;
-    let ep_b1 = w.file(
-        "b1.json",
-        &endpoints(
-            "b1",
-            &[("TCP", "198.51.100.10:8080"), ("UDP", "198.51.100.10:9053")],
-        ),
-    )?;
     let relay = "cloud=203.0.113.10";
-    w.node(
-        &h.cloud,
-        "cloud",
-        &psk,
-        &["--relay", relay, "--endpoints", &ep_cloud],
-    )?;
-    w.node(
-        &h.a2,
-        "a2",
-        &psk,
-        &["--relay", relay, "--endpoints", &ep_a2],
-    )?;
-    let b1 = w.node(
-        &h.b1,
-        "b1",
-        &psk,
-        &["--relay", relay, "--endpoints", &ep_b1],
-    )?;
+    w.node_serving(&h.cloud, "cloud", &psk, &["--relay", relay], &ep_cloud)?;
+    w.node_serving(&h.a2, "a2", &psk, &["--relay", relay], &ep_a2)?;
+    let b1 = w.node_serving(&h.b1, "b1", &psk, &["--relay", relay], &ep_b1)?;
     w.procs[b1].wait_for_log("relay reservation accepted", Duration::from_secs(20))?;
     let peers_out = w.dir.path().join("a1-peers.json");
     let peers_arg = peers_out.to_string_lossy().into_owned();
@@ -183,12 +153,7 @@ fn netns_tunnel_relay_failover_symmetric_nat() -> Result<()> {
     /// The time within which a cross-LAN path must recover after its relay dies.
     const RECOVERY: Duration = Duration::from_secs(5);
     require_root();
-    let (topo, h) = build("tf", Nat::MasqueradeFullyRandom)?;
-    let mut w = World {
-        _topo: topo,
-        dir: tempfile::tempdir()?,
-        procs: Vec::new(),
-    };
+    let (mut w, h) = World::build("tf", Nat::MasqueradeFullyRandom)?;
     let psk = w.file("psk", "mesh-secret")?;
     w.python(&h.b1, ECHO_TCP, "198.51.100.10", 8080)?;
     let ep_b1 = w.file(
@@ -206,12 +171,7 @@ fn netns_tunnel_relay_failover_symmetric_nat() -> Result<()> {
     ];
     let cloud = w.node(&h.cloud, "cloud", &psk, &relays)?;
     let cloud2 = w.node(&h.cloud2, "cloud2", &psk, &relays)?;
-    let b1 = w.node(
-        &h.b1,
-        "b1",
-        &psk,
-        &[&relays[..], &["--endpoints", &ep_b1]].concat(),
-    )?;
+    let b1 = w.node_serving(&h.b1, "b1", &psk, &relays, &ep_b1)?;
     wait_log_count(
         &w.procs[b1],
         "relay reservation accepted",
@@ -266,12 +226,7 @@ fn netns_tunnel_relay_failover_symmetric_nat() -> Result<()> {
 #[test]
 fn netns_tunnel_socks5_and_impersonation() -> Result<()> {
     require_root();
-    let (topo, h) = build("ti", Nat::Masquerade)?;
-    let mut w = World {
-        _topo: topo,
-        dir: tempfile::tempdir()?,
-        procs: Vec::new(),
-    };
+    let (mut w, h) = World::build("ti", Nat::Masquerade)?;
     let psk = w.file("psk", "mesh-secret")?;
     w.python(&h.b1, ECHO_TCP, "198.51.100.10", 2222)?;
     w.python(&h.b1, ECHO_TCP, "198.51.100.10", 8080)?;
@@ -387,38 +342,13 @@ fn netns_tunnel_socks5_and_impersonation() -> Result<()> {
 #[test]
 fn netns_tunnel_quic_paths_and_membership() -> Result<()> {
     require_root();
-    let (topo, h) = build("tq", Nat::Masquerade)?;
-    let mut w = World {
-        _topo: topo,
-        dir: tempfile::tempdir()?,
-        procs: Vec::new(),
-    };
+    let (mut w, h) = World::build("tq", Nat::Masquerade)?;
     let psk = w.file("psk", "mesh-secret")?;
-    w.python(&h.a2, ECHO_TCP, "192.0.2.11", 8080)?;
-    w.python(&h.b1, ECHO_TCP, "198.51.100.10", 8080)?;
-    w.python(&h.b1, ECHO_UDP, "198.51.100.10", 9053)?;
-    let ep_a2 = w.file("a2.json", &endpoints("a2", &[("TCP", "192.0.2.11:8080")]))?;
-    let ep_b1 = w.file(
-        "b1.json",
-        &endpoints(
-            "b1",
-            &[("TCP", "198.51.100.10:8080"), ("UDP", "198.51.100.10:9053")],
-        ),
-    )?;
+    let (ep_a2, ep_b1) = echo_backends(&mut w, &h)?;
     let quic = ["--quic", "--relay", "cloud=203.0.113.10"];
     let cloud = w.node(&h.cloud, "cloud", &psk, &quic)?;
-    let a2 = w.node(
-        &h.a2,
-        "a2",
-        &psk,
-        &[&quic[..], &["--endpoints", &ep_a2]].concat(),
-    )?;
-    let b1 = w.node(
-        &h.b1,
-        "b1",
-        &psk,
-        &[&quic[..], &["--endpoints", &ep_b1]].concat(),
-    )?;
+    let a2 = w.node_serving(&h.a2, "a2", &psk, &quic, &ep_a2)?;
+    let b1 = w.node_serving(&h.b1, "b1", &psk, &quic, &ep_b1)?;
     w.procs[b1].wait_for_log("relay reservation accepted", Duration::from_secs(20))?;
     let peers_out = w.dir.path().join("a1-peers.json");
     let peers_arg = peers_out.to_string_lossy().into_owned();
@@ -474,4 +404,21 @@ fn netns_tunnel_quic_paths_and_membership() -> Result<()> {
     }
     tcp_echo(&h.a1, "127.0.0.1:7002", b"members unaffected")?;
     Ok(())
+}
+
+/// TCP echo on a2 and b1 (port 8080), UDP echo on b1 (9053); the files listing them as those
+/// nodes' endpoints: (a2's, b1's).
+fn echo_backends(w: &mut World, h: &Hosts) -> Result<(String, String)> {
+    w.python(&h.a2, ECHO_TCP, "192.0.2.11", 8080)?;
+    w.python(&h.b1, ECHO_TCP, "198.51.100.10", 8080)?;
+    w.python(&h.b1, ECHO_UDP, "198.51.100.10", 9053)?;
+    let ep_a2 = w.file("a2.json", &endpoints("a2", &[("TCP", "192.0.2.11:8080")]))?;
+    let ep_b1 = w.file(
+        "b1.json",
+        &endpoints(
+            "b1",
+            &[("TCP", "198.51.100.10:8080"), ("UDP", "198.51.100.10:9053")],
+        ),
+    )?;
+    Ok((ep_a2, ep_b1))
 }

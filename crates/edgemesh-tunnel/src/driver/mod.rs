@@ -179,13 +179,8 @@ impl Driver {
         }
         // Not `NotDialing`: a hole punch attempt to this peer may be in flight, and under a NAT
         // that drops its SYNs it only fails after the dial timeout; the relay must not wait.
-        let opts = DialOpts::peer_id(peer)
-            .addresses(addrs)
-            .condition(PeerCondition::Disconnected)
-            .build();
-        let id = opts.connection_id();
-        match self.swarm.dial(opts) {
-            Ok(()) => {
+        match self.dial(peer, addrs, PeerCondition::Disconnected) {
+            Ok(id) => {
                 self.our_dials.insert(id, peer);
             }
             Err(error) => {
@@ -197,6 +192,21 @@ impl Driver {
                 self.answer_waiters(peer, result);
             }
         }
+    }
+
+    /// Dials `peer` at `addrs`; the id of the connection being dialled, to follow its outcome.
+    fn dial(
+        &mut self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        condition: PeerCondition,
+    ) -> Result<ConnectionId, libp2p::swarm::DialError> {
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addrs)
+            .condition(condition)
+            .build();
+        let id = opts.connection_id();
+        self.swarm.dial(opts).map(|()| id)
     }
 
     fn circuit_addrs(&self, peer: PeerId) -> Vec<Multiaddr> {

@@ -3,7 +3,7 @@
 //! from DCUtR itself (`punch.rs`).
 
 use libp2p::multiaddr::Protocol as Ma;
-use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::dial_opts::PeerCondition;
 use libp2p::{Multiaddr, PeerId};
 
 use super::Driver;
@@ -59,13 +59,8 @@ impl Driver {
         if has_quic || self.quic_upgrades.values().any(|p| *p == peer) {
             return;
         }
-        let opts = DialOpts::peer_id(peer)
-            .addresses(addrs)
-            .condition(PeerCondition::Always)
-            .build();
-        let id = opts.connection_id();
-        match self.swarm.dial(opts) {
-            Ok(()) => {
+        match self.dial(peer, addrs, PeerCondition::Always) {
+            Ok(id) => {
                 self.quic_upgrades.insert(id, peer);
             }
             Err(error) => tracing::debug!(%peer, %error, "QUIC dial not started"),

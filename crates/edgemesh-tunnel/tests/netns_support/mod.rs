@@ -74,6 +74,17 @@ impl Drop for World {
 }
 
 impl World {
+    /// A fresh topology (namespace names tagged `tag`, routers doing `nat`) with no process yet.
+    pub fn build(tag: &str, nat: Nat) -> Result<(World, Hosts)> {
+        let (topo, hosts) = build(tag, nat)?;
+        let world = World {
+            _topo: topo,
+            dir: tempfile::tempdir()?,
+            procs: Vec::new(),
+        };
+        Ok((world, hosts))
+    }
+
     pub fn file(&self, name: &str, content: &str) -> Result<String> {
         let path = self.dir.path().join(name);
         std::fs::write(&path, content)?;
@@ -93,6 +104,23 @@ impl World {
     /// Starts a node; returns its index in `procs`.
     pub fn node(&mut self, host: &Netns, name: &str, psk: &str, extra: &[&str]) -> Result<usize> {
         self.node_keyed(host, name, name, psk, extra)
+    }
+
+    /// Like [`World::node`], serving the endpoints listed in the file `endpoints`.
+    pub fn node_serving(
+        &mut self,
+        host: &Netns,
+        name: &str,
+        psk: &str,
+        args: &[&str],
+        endpoints: &str,
+    ) -> Result<usize> {
+        self.node(
+            host,
+            name,
+            psk,
+            &[args, &["--endpoints", endpoints]].concat(),
+        )
     }
 
     /// Like [`World::node`] with the identity key kept under `key_name` (an impostor of a node
