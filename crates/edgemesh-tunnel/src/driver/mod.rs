@@ -413,7 +413,7 @@ impl Driver {
         match (path, transport) {
             (PathKind::Direct, TransportKind::Tcp) => {
                 self.quic_retries.entry(peer).or_insert(QUIC_RETRIES);
-                self.upgrade_to_quic(peer);
+                self.upgrade_to_quic(peer, true);
             }
             (_, TransportKind::Quic) => {
                 self.quic_retries.remove(&peer);

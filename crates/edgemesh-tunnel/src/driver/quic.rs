@@ -13,6 +13,9 @@ use crate::stats::TransportKind;
 /// Further attempts (one per second) to move a LAN peer from TCP to QUIC.
 pub(super) const QUIC_RETRIES: u8 = 10;
 
+/// Of those, how many are left to the side with the lower peer id alone.
+const LEADER_ONLY_TRIES: u8 = 3;
+
 impl Driver {
     /// Tries the QUIC upgrade again for LAN peers still on TCP (mDNS may not have announced
     /// their QUIC address yet, or the first dial raced the peer's view of our TCP connection),
@@ -26,14 +29,20 @@ impl Driver {
                 continue;
             }
             self.quic_retries.insert(peer, left - 1);
-            self.upgrade_to_quic(peer);
+            // After a few tries by the side that leads, the other side tries too: the leader may
+            // not know our QUIC address (mDNS answers a newcomer's query at once, but the
+            // newcomer is only heard of at the others' next query, seconds to minutes later).
+            let leader_only = QUIC_RETRIES - left < LEADER_ONLY_TRIES;
+            self.upgrade_to_quic(peer, leader_only);
         }
     }
 
     /// A LAN peer reached over TCP has proven its membership: move to QUIC if it listens on it.
-    /// Only the side with the lower peer id dials, so that the two do not open two connections.
-    pub(super) fn upgrade_to_quic(&mut self, peer: PeerId) {
-        if !self.shared.config.quic || *self.swarm.local_peer_id() > peer {
+    /// With `leader_only`, only the side with the lower peer id dials, so that the two do not
+    /// open two connections.
+    pub(super) fn upgrade_to_quic(&mut self, peer: PeerId, leader_only: bool) {
+        let leader = *self.swarm.local_peer_id() < peer;
+        if !self.shared.config.quic || (leader_only && !leader) {
             return;
         }
         let quic: Vec<Multiaddr> = self
