@@ -232,11 +232,11 @@ fn stats_report(shared: &Shared, conns: Vec<driver::ConnSummary>) -> Vec<PeerRep
         .into_iter()
         .map(|(peer, conns)| {
             let counters = shared.counters(peer);
-            // The best path in use: any direct connection beats a relayed one, QUIC beats TCP.
+            // The best path in use (the one new streams take); `direct` before `punched` at par.
             let (path, transport) = conns
                 .iter()
                 .map(|c| (c.path, c.transport))
-                .min_by_key(|(path, transport)| (*path, *transport == TransportKind::Tcp))
+                .min_by_key(|(path, transport)| (stats::preference(*path, *transport), *path))
                 .unwrap_or((PathKind::Relayed, TransportKind::Tcp));
             PeerReport {
                 peer_id: peer.to_string(),

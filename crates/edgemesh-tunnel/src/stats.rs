@@ -39,6 +39,17 @@ pub enum TransportKind {
     Quic,
 }
 
+/// Which connection to a peer new streams should use, lowest first: QUIC (direct or punched),
+/// then TCP (direct or punched), then a relay's circuit. The driver closes the worse ones once
+/// a better one is up; `/debug/peers` reports the best.
+pub(crate) fn preference(path: PathKind, transport: TransportKind) -> u8 {
+    match (path, transport) {
+        (PathKind::Relayed, _) => 2,
+        (_, TransportKind::Tcp) => 1,
+        (_, TransportKind::Quic) => 0,
+    }
+}
+
 /// One peer as `/debug/peers` shows it.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,10 +1,10 @@
 //! Peers of this LAN, found by mDNS: dialled at once (the discovery handshake then learns their
 //! names), and redialled a few times when the first dial fails.
 
-use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::dial_opts::PeerCondition;
 use libp2p::{Multiaddr, PeerId};
 
-use super::Driver;
+use super::{Driver, next_tries};
 use crate::stats::PathKind;
 
 /// Redials (one per second) of a LAN peer whose first dial failed. Two nodes that find each other
@@ -42,24 +42,16 @@ impl Driver {
         if connected_directly || addrs.is_empty() {
             return false;
         }
-        let opts = DialOpts::peer_id(peer)
-            .addresses(addrs)
-            .condition(PeerCondition::NotDialing)
-            .build();
-        let _ = self.swarm.dial(opts);
+        let _ = self.dial(peer, addrs, PeerCondition::NotDialing);
         true
     }
 
     /// Gives LAN peers that are still not connected directly another dial, a bounded number of
     /// times ([`LAN_REDIALS`]).
     pub(super) fn redial_lan_peers(&mut self) {
-        let peers: Vec<PeerId> = self.lan_redials.keys().copied().collect();
-        for peer in peers {
-            let left = self.lan_redials.get(&peer).copied().unwrap_or(0);
-            if left == 0 || !self.dial_lan_peer(peer) {
+        for (peer, _) in next_tries(&mut self.lan_redials) {
+            if !self.dial_lan_peer(peer) {
                 self.lan_redials.remove(&peer);
-            } else {
-                self.lan_redials.insert(peer, left - 1);
             }
         }
     }

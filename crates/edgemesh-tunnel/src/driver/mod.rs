@@ -19,7 +19,6 @@ use tokio::sync::{mpsc, oneshot};
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::config::RelayNode;
 use crate::discovery;
-use crate::quic_gate::is_direct_quic;
 use crate::shared::{Command, Shared};
 use crate::stats::{PathKind, TransportKind};
 
@@ -47,7 +46,6 @@ pub struct ConnSummary {
 struct Conn {
     remote: Multiaddr,
     path: PathKind,
-    transport: TransportKind,
 }
 
 /// A configured relay and our state with it.
@@ -82,6 +80,20 @@ pub(crate) struct Driver {
     our_dials: HashMap<ConnectionId, PeerId>,
     /// LAN peers not yet connected directly, and how many more times the tick redials them.
     lan_redials: HashMap<PeerId, u8>,
+}
+
+/// One tick of a bounded per-peer retry: the peers with tries left, each with the count it had
+/// before this try; counts go down by one, and peers with none left are forgotten.
+fn next_tries(tries: &mut HashMap<PeerId, u8>) -> Vec<(PeerId, u8)> {
+    tries.retain(|_, left| *left > 0);
+    tries
+        .iter_mut()
+        .map(|(peer, left)| {
+            let had = *left;
+            *left -= 1;
+            (*peer, had)
+        })
+        .collect()
 }
 
 impl Driver {
@@ -148,7 +160,7 @@ impl Driver {
                     peer: *peer,
                     remote: conn.remote.clone(),
                     path: conn.path,
-                    transport: conn.transport,
+                    transport: conn.transport(),
                     rtt: self.rtt.get(peer).copied(),
                 });
             }
@@ -380,17 +392,12 @@ impl Driver {
             (false, true) => PathKind::Punched,
             (false, false) => PathKind::Direct,
         };
-        let remote = endpoint.get_remote_address().clone();
-        let transport = match is_direct_quic(&remote) {
-            true => TransportKind::Quic,
-            false => TransportKind::Tcp,
-        };
-        tracing::info!(%peer, %remote, ?path, ?transport, "connection established");
         let conn = Conn {
-            remote,
+            remote: endpoint.get_remote_address().clone(),
             path,
-            transport,
         };
+        let transport = conn.transport();
+        tracing::info!(%peer, remote = %conn.remote, ?path, ?transport, "connection established");
         let rank = conn.rank(self.is_relay_link(peer));
         self.conns.entry(peer).or_default().insert(id, conn);
         self.our_dials.remove(&id);

@@ -5,18 +5,26 @@ use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId, dcutr};
 
 use super::{Conn, Driver};
+use crate::quic_gate::is_direct_quic;
 use crate::stats::{self, PathKind, TransportKind};
 
 impl Conn {
-    /// Which connection new streams should use: QUIC, then direct TCP, then a relay. On a link
-    /// with a relay, TCP and QUIC rank the same: reservations and circuits ride on the TCP
+    /// Where this connection stands among a peer's ([`stats::preference`]), except that on a
+    /// link with a relay TCP and QUIC rank the same: reservations and circuits ride on the TCP
     /// connection, and closing it would cut them.
     pub(super) fn rank(&self, relay_link: bool) -> u8 {
-        match (self.path, self.transport) {
-            (PathKind::Relayed, _) => 2,
-            (_, TransportKind::Tcp) => 1,
-            (_, TransportKind::Quic) if relay_link => 1,
-            (_, TransportKind::Quic) => 0,
+        let transport = match relay_link {
+            true => TransportKind::Tcp,
+            false => self.transport(),
+        };
+        stats::preference(self.path, transport)
+    }
+
+    /// QUIC or TCP, read from the remote address.
+    pub(super) fn transport(&self) -> TransportKind {
+        match is_direct_quic(&self.remote) {
+            true => TransportKind::Quic,
+            false => TransportKind::Tcp,
         }
     }
 }

@@ -6,7 +6,7 @@ use libp2p::multiaddr::Protocol as Ma;
 use libp2p::swarm::dial_opts::PeerCondition;
 use libp2p::{Multiaddr, PeerId};
 
-use super::Driver;
+use super::{Driver, next_tries};
 use crate::quic_gate::is_direct_quic;
 use crate::stats::TransportKind;
 
@@ -21,14 +21,11 @@ impl Driver {
     /// their QUIC address yet, or the first dial raced the peer's view of our TCP connection),
     /// a bounded number of times ([`QUIC_RETRIES`]).
     pub(super) fn retry_quic_upgrades(&mut self) {
-        let peers: Vec<PeerId> = self.quic_retries.keys().copied().collect();
-        for peer in peers {
-            let left = self.quic_retries.get(&peer).copied().unwrap_or(0);
-            if left == 0 || !self.swarm.is_connected(&peer) {
+        for (peer, left) in next_tries(&mut self.quic_retries) {
+            if !self.swarm.is_connected(&peer) {
                 self.quic_retries.remove(&peer);
                 continue;
             }
-            self.quic_retries.insert(peer, left - 1);
             // After a few tries by the side that leads, the other side tries too: the leader may
             // not know our QUIC address (mDNS answers a newcomer's query at once, but the
             // newcomer is only heard of at the others' next query, seconds to minutes later).
@@ -64,7 +61,7 @@ impl Driver {
         let has_quic = self
             .conns
             .get(&peer)
-            .is_some_and(|c| c.values().any(|c| c.transport == TransportKind::Quic));
+            .is_some_and(|c| c.values().any(|c| c.transport() == TransportKind::Quic));
         if has_quic || self.quic_upgrades.values().any(|p| *p == peer) {
             return;
         }
