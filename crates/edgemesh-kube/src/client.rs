@@ -65,6 +65,6 @@ fn build(mut config: Config) -> Result<Client, ClientError> {
 /// kube builds its TLS configuration with rustls' process-wide default provider, which rustls
 /// cannot choose when two are linked (ring, ours; aws-lc-rs, brought by libp2p's QUIC): it
 /// panics. Install ring once; a second call finds it installed and changes nothing.
-pub fn use_ring_for_tls() {
+fn use_ring_for_tls() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -99,7 +99,6 @@ fn host_state() -> HostState {
     }
 }
 
-/// Command lines of processes that belong to this test's playground.
 /// The end of each agent's log, to tell why a check failed (`down` removes them).
 fn agent_logs() -> String {
     let dir = format!("/run/edgemesh-playground/{PREFIX}/logs");
@@ -116,6 +115,7 @@ fn agent_logs() -> String {
     out
 }
 
+/// Command lines of processes that belong to this test's playground.
 fn playground_processes() -> Vec<String> {
     let marker = format!("/run/edgemesh-playground/{PREFIX}");
     let mut found = Vec::new();

@@ -160,7 +160,7 @@ pub struct Hosts {
     pub ra: Router,
 }
 
-pub fn build(tag: &str, nat: Nat) -> Result<(Topology, Hosts)> {
+fn build(tag: &str, nat: Nat) -> Result<(Topology, Hosts)> {
     let mut t = Topology::new(tag)?;
     let wan = t.lan("internet")?;
     let lan_a = t.lan("a")?;
