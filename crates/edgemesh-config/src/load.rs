@@ -73,18 +73,19 @@ type Parsed = (Option<AgentConfig>, Vec<String>);
 /// the path of the key that failed.
 fn parse_typed(text: &str, file: &str) -> Result<Parsed, ConfigError> {
     let mut failed_at = None;
-    let outcome = serde_saphyr::with_deserializer_from_str_with_options(text, yaml_options(), |de| {
-        let mut ignored = Vec::new();
-        let mut record = |path: serde_ignored::Path<'_>| ignored.push(dotted(&path));
-        let tracked = serde_ignored::Deserializer::new(de, &mut record);
-        match serde_path_to_error::deserialize::<_, Option<AgentConfig>>(tracked) {
-            Ok(config) => Ok((config, ignored)),
-            Err(e) => {
-                failed_at = Some(e.path().to_string());
-                Err(e.into_inner())
+    let outcome =
+        serde_saphyr::with_deserializer_from_str_with_options(text, yaml_options(), |de| {
+            let mut ignored = Vec::new();
+            let mut record = |path: serde_ignored::Path<'_>| ignored.push(dotted(&path));
+            let tracked = serde_ignored::Deserializer::new(de, &mut record);
+            match serde_path_to_error::deserialize::<_, Option<AgentConfig>>(tracked) {
+                Ok(config) => Ok((config, ignored)),
+                Err(e) => {
+                    failed_at = Some(e.path().to_string());
+                    Err(e.into_inner())
+                }
             }
-        }
-    });
+        });
     outcome.map_err(|e| parse_error(file, &key_path(failed_at.as_deref()), &e))
 }
 

@@ -82,4 +82,3 @@ pub struct AgentArgs {
     #[command(flatten)]
     pub log: LogArgs,
 }
-

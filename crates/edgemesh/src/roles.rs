@@ -76,7 +76,10 @@ mod tests {
         let default_config = ["edgemesh", "agent", "--config-file", EDGEMESH_AGENT_CONFIG];
         let cases: [(&[&str], Invocation); 8] = [
             (&["edgemesh", "hub"], edgemesh(&["edgemesh", "hub"])),
-            (&["/usr/local/bin/edgemesh-agent"], edgemesh(&default_config)),
+            (
+                &["/usr/local/bin/edgemesh-agent"],
+                edgemesh(&default_config),
+            ),
             (
                 &["edgemesh-agent", "--v=4"],
                 edgemesh(&[&default_config[..], &["--v=4"]].concat()),

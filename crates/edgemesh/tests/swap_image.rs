@@ -45,7 +45,13 @@ struct PodFiles {
 impl PodFiles {
     fn new() -> PodFiles {
         let root = tempfile::tempdir().unwrap();
-        for dir in ["etc/upper", "etc/work", "varlib/upper", "varlib/work", "bin"] {
+        for dir in [
+            "etc/upper",
+            "etc/work",
+            "varlib/upper",
+            "varlib/work",
+            "bin",
+        ] {
             std::fs::create_dir_all(root.path().join(dir)).unwrap();
         }
         // The image's entry point: `edgemesh-agent`, a link to the one binary.
@@ -158,7 +164,10 @@ fn edgemesh_manifest_configmap_starts_the_image_with_no_args() {
     let manifest = format!("{FIXTURES}/edgemesh-manifests/04-configmap.yaml");
     let (agent, _ns) = agent_from(&manifest, &[], ns);
     let logs = agent.logs();
-    assert!(logs.contains("KubeEdge metaServer") || logs.contains("127.0.0.1:10550"), "{logs}");
+    assert!(
+        logs.contains("KubeEdge metaServer") || logs.contains("127.0.0.1:10550"),
+        "{logs}"
+    );
     assert!(logs.contains("tunnel started"), "{logs}");
 }
 

@@ -202,7 +202,12 @@ mod tests {
 
     #[test]
     fn no_duplicates_no_warnings() {
-        for text in ["", "# only a comment\n", "a: 1\nb: {a: 1}\nc: [1, 2]\n", "a: [b, c"] {
+        for text in [
+            "",
+            "# only a comment\n",
+            "a: 1\nb: {a: 1}\nc: [1, 2]\n",
+            "a: [b, c",
+        ] {
             assert!(find(text).is_empty(), "{text:?}");
         }
     }
