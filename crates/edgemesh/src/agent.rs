@@ -34,6 +34,13 @@ pub fn main(args: AgentArgs) -> ExitCode {
             return ExitCode::from(crate::EXIT_INVALID_CONFIG);
         }
     };
+    if args.check_config {
+        for warning in &settings.warnings {
+            println!("warning: {warning}");
+        }
+        println!("configuration is valid");
+        return ExitCode::SUCCESS;
+    }
     args.log.init();
     for warning in &settings.warnings {
         tracing::warn!("config: {warning}");

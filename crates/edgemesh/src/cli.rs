@@ -79,6 +79,12 @@ pub struct AgentArgs {
     #[arg(long)]
     pub cleanup: bool,
 
+    /// Read and validate the config file and flags, print every warning, and exit: 0 when the
+    /// agent would start, 2 when it would refuse. Touches nothing on the host (use it on a copy of
+    /// a ConfigMap before swapping the image).
+    #[arg(long, conflicts_with = "cleanup")]
+    pub check_config: bool,
+
     #[command(flatten)]
     pub log: LogArgs,
 }

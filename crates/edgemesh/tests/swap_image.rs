@@ -246,3 +246,32 @@ fn run(program: &Path, args: &[&str]) -> (i32, String) {
     );
     (out.status.code().unwrap_or(-1), text)
 }
+
+/// `--check-config` on a ConfigMap's file before the swap: warnings printed, exit 0 when the agent
+/// would start, 2 (with the reason) when it would refuse; nothing else happens.
+#[test]
+fn check_config_judges_a_configmap_before_the_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |manifest: &str| {
+        let config = configmap_data(manifest, "edgemesh-agent-cfg");
+        let file = dir.path().join("edgemesh-agent.yaml");
+        std::fs::write(&file, config[CONFIG_KEY].as_str().unwrap()).unwrap();
+        let args = [
+            "agent",
+            "--check-config",
+            "--config",
+            file.to_str().unwrap(),
+        ];
+        run(Path::new(env!("CARGO_BIN_EXE_edgemesh")), &args)
+    };
+    let (code, out) = check(&format!("{FIXTURES}/edgemesh-helm/rendered-defaults.yaml"));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("configuration is valid"), "{out}");
+    // Every value set: the duplicate is a warning; the kubeconfig it names is not on this host.
+    let (code, out) = check(&format!("{FIXTURES}/edgemesh-helm/rendered-all.yaml"));
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("kubeAPIConfig.kubeConfig: file '/etc/edgemesh/kubeconfig' does not exist"),
+        "{out}"
+    );
+}
