@@ -36,13 +36,21 @@ pub struct Target {
     pub legacy_watch: bool,
 }
 
-/// Parses a request path against what `served` serves.
+/// Parses a request path against what `served` serves. Like kube-apiserver (Go's URL decoding
+/// and path cleaning), `%XX` escapes are decoded and `.`/`..` segments resolved first:
+/// `/openapi/../api/v1/pods` is the pods list.
 pub fn parse(path: &str, served: &Served) -> Route {
-    let segs: Vec<&str> = path
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
+    let mut segs: Vec<String> = Vec::new();
+    for seg in path.split('/').map(percent_decode) {
+        match seg.as_str() {
+            "" | "." => {}
+            ".." => {
+                segs.pop();
+            }
+            _ => segs.push(seg),
+        }
+    }
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     match segs.as_slice() {
         ["version"] => Route::Version,
         ["api"] => Route::CoreVersions,
