@@ -11,6 +11,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::agents::{AgentList, CacheAgents};
 use crate::config::HubConfig;
+use crate::creds::OwnToken;
 use crate::error::HubError;
 use crate::health::Health;
 use crate::metrics::Metrics;
@@ -83,6 +84,7 @@ impl Hub {
             client: upstream::client(config.ca_file.as_deref(), config.connect_timeout)?,
             metrics,
             bookmark_interval: config.bookmark_interval,
+            own_token: OwnToken::new(config.token_file.as_deref()),
         });
         let secure = match (config.secure_addr, &config.cert_file, &config.key_file) {
             (Some(addr), Some(cert), Some(key)) => {
@@ -129,7 +131,6 @@ impl RunningHub {
                 Arc::clone(&state),
                 namespace,
                 name,
-                self.config.token_file.clone(),
                 self.config.config_poll_interval,
             );
             tasks.push(tokio::spawn(poll));

@@ -38,6 +38,17 @@ impl ServedBy {
     }
 }
 
+/// Which listener a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Front {
+    /// Plain HTTP on loopback: node components (kubelet-like daemons, the agent with
+    /// `--master http://127.0.0.1:10261`), which present no credentials of their own. As
+    /// YurtHub does, the hub forwards them with the node's identity (`--token-file`).
+    Node,
+    /// HTTPS for pods: each client authenticates itself.
+    Pod,
+}
+
 /// What the handlers need to know about the client beyond the request itself.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -48,8 +59,18 @@ pub struct Client {
     pub has_credentials: bool,
 }
 
-pub async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Body> {
+pub async fn handle(
+    state: Arc<State>,
+    front: Front,
+    mut request: Request<Incoming>,
+) -> Response<Body> {
     let started = Instant::now();
+    if front == Front::Node && !request.headers().contains_key(header::AUTHORIZATION) {
+        // Before the credential hash is taken: the cache is bound to the node's identity.
+        if let Some(token) = state.own_token.header() {
+            request.headers_mut().insert(header::AUTHORIZATION, token);
+        }
+    }
     let uri = request.uri().clone();
     let info = RequestInfo::parse(request.method(), uri.path(), uri.query());
     let client = client_of(&state, request.headers());

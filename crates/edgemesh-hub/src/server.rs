@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
 use tokio_rustls::TlsAcceptor;
 
-use crate::proxy;
+use crate::proxy::{self, Front};
 use crate::state::State;
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,7 +45,7 @@ pub async fn serve_plain(listener: TcpListener, state: Arc<State>) {
         let task = tokio::spawn({
             let pending = pending.clone();
             async move {
-                serve_connection(stream, state, first_request).await;
+                serve_connection(stream, state, Front::Node, first_request).await;
                 pending.leave(id);
             }
         });
@@ -65,7 +65,7 @@ pub async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<
             let pending = pending.clone();
             async move {
                 match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => serve_connection(tls, state, first_request).await,
+                    Ok(Ok(tls)) => serve_connection(tls, state, Front::Pod, first_request).await,
                     Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
                     Err(_) => tracing::debug!("TLS handshake timed out"),
                 }
@@ -102,14 +102,18 @@ async fn accept(listener: &TcpListener, pending: &Pending) -> Option<TcpStream> 
     }
 }
 
-async fn serve_connection<S>(stream: S, state: Arc<State>, first_request: FirstRequest)
-where
+async fn serve_connection<S>(
+    stream: S,
+    state: Arc<State>,
+    front: Front,
+    first_request: FirstRequest,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |request| {
         first_request.seen();
         let state = Arc::clone(&state);
-        async move { Ok::<_, Infallible>(proxy::handle(state, request).await) }
+        async move { Ok::<_, Infallible>(proxy::handle(state, front, request).await) }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())

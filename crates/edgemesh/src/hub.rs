@@ -34,7 +34,9 @@ pub struct HubFlags {
     #[arg(long, value_name = "PATH")]
     pub ca_file: Option<PathBuf>,
 
-    /// Bearer token file for the hub's own requests (reading ConfigMap kube-system/edge-hub-cfg).
+    /// Bearer token file: the node's identity, for the hub's own requests (reading ConfigMap
+    /// kube-system/edge-hub-cfg) and for node components on the plain-HTTP front that send no
+    /// credentials (as YurtHub does). Read at each use, so a rotated token applies at once.
     #[arg(long, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
 
