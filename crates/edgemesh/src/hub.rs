@@ -276,7 +276,10 @@ fn admin_routes(status: StatusHandle, registry: Arc<Registry>) -> AdminServer {
     let debug = status.clone();
     AdminServer::new()
         .route("/healthz", || Reply::text(200, "ok\n"))
-        .route("/readyz", || Reply::text(200, "ready\n"))
+        .route("/readyz", move || match status.readiness() {
+            Ok(reason) => Reply::text(200, format!("ready: {reason}\n")),
+            Err(reason) => Reply::text(503, format!("not ready: {reason}\n")),
+        })
         .route("/debug/hub", move || {
             match serde_json::to_vec_pretty(&debug.status()) {
                 Ok(body) => Reply::json(body),
