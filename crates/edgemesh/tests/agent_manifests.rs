@@ -147,3 +147,41 @@ fn agent_applies_both_service_filter_modes() {
         assert_eq!(rules.matches("10.96.0.2").count(), 1, "{mode}: {rules}");
     }
 }
+
+/// Issue #18, item 16: three `ln -s . loopN` in the directory made every rescan walk thousands
+/// of directories on the async threads (DNS and the admin endpoint stopped answering); a file
+/// rewritten in place (truncate, then write) dropped its service from the Snapshot for a moment.
+#[test]
+fn agent_survives_symlink_loops_and_in_place_rewrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap().to_string();
+    let file = dir.path().join("web.yaml");
+    let content = service_yaml("web", "10.96.0.10", "192.0.2.1");
+    std::fs::write(&file, &content).unwrap();
+    for i in 0..3 {
+        std::os::unix::fs::symlink(".", dir.path().join(format!("loop{i}"))).unwrap();
+    }
+    let agent = Agent::start(netns("manloop"), &["--manifests", &path]).ready();
+    assert!(agent.logs().contains("a symlink loop"), "{}", agent.logs());
+    let mut missing = 0;
+    let samples = 120;
+    for round in 0..samples {
+        // Rewritten in place, as `echo > file` or a plain editor save does.
+        std::fs::write(&file, "").unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        std::fs::write(&file, &content).unwrap();
+        let started = std::time::Instant::now();
+        let snapshot = agent.snapshot();
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "round {round}: the admin endpoint took {:?}",
+            started.elapsed()
+        );
+        missing += usize::from(!has_service(&snapshot, "shop/web"));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        missing, 0,
+        "shop/web missing in {missing} of {samples} samples"
+    );
+}

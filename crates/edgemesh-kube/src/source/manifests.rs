@@ -5,9 +5,13 @@
 //! tests. Each change re-reads only the files whose inode, size or mtime changed, then reports the
 //! union of all files as a relist, so several files may define objects and a removed file removes
 //! its objects. A file that fails to parse keeps its last good content (an editor saving a typo
-//! must not take services down) and is reported with its path and line.
+//! must not take services down) and is reported with its path and line. A file changed less than
+//! a moment ago is read only once it has been quiet that long, so a rewrite in place (truncate,
+//! then write) is never read half-written. Directories are entered once each, however many
+//! symlinks lead to them (`ln -s . loop` must not make the walk explode), and rescans run off the
+//! async threads, so DNS and the admin endpoint never wait for a slow directory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -24,6 +28,8 @@ const RESCAN_INTERVAL: Duration = Duration::from_secs(10);
 /// Editors write a file in several steps; wait this long after an event before reading.
 const SETTLE: Duration = Duration::from_millis(30);
 const MAX_DEPTH: usize = 8;
+/// A file modified more recently than this is left for the next rescan (it may be mid-write).
+const QUIET: Duration = Duration::from_millis(250);
 
 /// Why the manifests source could not start.
 #[derive(Debug, thiserror::Error)]
@@ -59,29 +65,64 @@ struct FileState {
 pub struct ManifestsDir {
     root: PathBuf,
     files: BTreeMap<PathBuf, FileState>,
+    /// How long a changed file must have been left alone before it is read.
+    quiet: Duration,
+    /// Some changed file was left for later by the last rescan.
+    deferred: bool,
+    /// Paths already reported as skipped (symlink loops, special files), so each is logged once.
+    reported: BTreeSet<PathBuf>,
 }
 
 impl ManifestsDir {
+    /// A directory whose changed files are read at once (tests); [`run`] waits for them to
+    /// settle.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
             files: BTreeMap::new(),
+            quiet: Duration::ZERO,
+            deferred: false,
+            reported: BTreeSet::new(),
         }
+    }
+
+    /// Reads a changed file only once it has not been modified for `quiet`.
+    pub fn settling(mut self, quiet: Duration) -> Self {
+        self.quiet = quiet;
+        self
+    }
+
+    /// Whether the last rescan left a changed file for later.
+    pub fn deferred(&self) -> bool {
+        self.deferred
     }
 
     /// Re-reads changed files and forgets removed ones; returns whether anything changed.
     pub fn rescan(&mut self) -> Result<bool, ManifestsError> {
-        let mut present = Vec::new();
-        collect_files(&self.root, 0, &mut present).map_err(|source| ManifestsError::Io {
-            path: self.root.clone(),
-            source,
-        })?;
+        let mut walk = Walk::default();
+        walk.collect(&self.root, 0)
+            .map_err(|source| ManifestsError::Io {
+                path: self.root.clone(),
+                source,
+            })?;
+        for (path, why) in walk.skipped {
+            if self.reported.insert(path.clone()) {
+                tracing::warn!("manifests: {}: {why}; skipped", path.display());
+            }
+        }
+        let present = walk.files;
         let before = self.files.len();
         self.files
             .retain(|path, _| present.iter().any(|(p, _)| p == path));
         let mut changed = self.files.len() != before;
+        self.deferred = false;
+        let now = SystemTime::now();
         for (path, stamp) in present {
             if self.files.get(&path).is_some_and(|f| f.stamp == stamp) {
+                continue;
+            }
+            if now.duration_since(stamp.modified).unwrap_or_default() < self.quiet {
+                self.deferred = true;
                 continue;
             }
             changed = true;
@@ -124,33 +165,59 @@ impl ManifestsDir {
     }
 }
 
-/// Files with a manifest extension, skipping hidden files (editor swap files) and directories.
-fn collect_files(dir: &Path, depth: usize, out: &mut Vec<(PathBuf, Stamp)>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() && depth < MAX_DEPTH {
-            collect_files(&path, depth + 1, out)?;
-        } else if meta.is_file() && is_manifest(&path) {
-            let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-            out.push((
-                path,
-                Stamp {
-                    inode: meta.ino(),
-                    len: meta.len(),
-                    modified,
-                },
+/// One walk of the directory tree: manifest files found, and what was skipped and why.
+#[derive(Default)]
+struct Walk {
+    files: Vec<(PathBuf, Stamp)>,
+    skipped: Vec<(PathBuf, &'static str)>,
+    /// Directories entered, by device and inode: a symlink back to one is not followed again.
+    entered: HashSet<(u64, u64)>,
+}
+
+impl Walk {
+    /// Files with a manifest extension, skipping hidden files (editor swap files). Symlinks are
+    /// followed (a ConfigMap volume is made of them), each directory once.
+    fn collect(&mut self, dir: &Path, depth: usize) -> std::io::Result<()> {
+        let meta = std::fs::metadata(dir)?;
+        if !self.entered.insert((meta.dev(), meta.ino())) {
+            self.skipped.push((
+                dir.to_path_buf(),
+                "a directory already read (a symlink loop)",
             ));
+            return Ok(());
         }
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() && depth < MAX_DEPTH {
+                if let Err(e) = self.collect(&path, depth + 1) {
+                    tracing::debug!("manifests: {}: {e}", path.display());
+                }
+            } else if is_manifest(&path) {
+                if meta.is_file() {
+                    self.files.push((path, stamp_of(&meta)));
+                } else if !meta.is_dir() {
+                    self.skipped
+                        .push((path, "not a regular file (a FIFO, socket or device)"));
+                }
+            }
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+fn stamp_of(meta: &std::fs::Metadata) -> Stamp {
+    Stamp {
+        inode: meta.ino(),
+        len: meta.len(),
+        modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+    }
 }
 
 fn is_manifest(path: &Path) -> bool {
@@ -196,7 +263,10 @@ fn read_file(path: &Path) -> Result<Vec<Resource>, String> {
     let mut resources = Vec::new();
     for doc in docs {
         // Any error rejects the whole file, so it keeps its last good content.
-        let doc = doc.map_err(|e| format!("YAML error: {e}"))?;
+        let doc = doc.map_err(|e| match first_invalid_utf8(path) {
+            Some(offset) => format!("not UTF-8 text: invalid byte at offset {offset}"),
+            None => format!("YAML error: {e}"),
+        })?;
         for item in documents::expand_list(doc) {
             match documents::decode(&item) {
                 Decoded::Resource(r) => resources.push(r),
@@ -208,6 +278,32 @@ fn read_file(path: &Path) -> Result<Vec<Resource>, String> {
         }
     }
     Ok(resources)
+}
+
+/// The offset of the first byte that is not UTF-8 (the YAML reader only says "IO error").
+fn first_invalid_utf8(path: &Path) -> Option<u64> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut carried, mut offset) = (0usize, 0u64);
+    loop {
+        let n = file.read(&mut buf[carried..]).ok()?;
+        let filled = carried + n;
+        match std::str::from_utf8(&buf[..filled]) {
+            Ok(_) if n == 0 => return None,
+            Ok(_) => carried = 0,
+            // A sequence cut by the chunk's end: keep its bytes for the next read.
+            Err(e) if e.error_len().is_none() && n > 0 => {
+                let valid = e.valid_up_to();
+                buf.copy_within(valid..filled, 0);
+                carried = filled - valid;
+                offset += valid as u64;
+                continue;
+            }
+            Err(e) => return Some(offset + e.valid_up_to() as u64),
+        }
+        offset += filled as u64;
+    }
 }
 
 /// Watches `root` until `events` is closed.
@@ -227,8 +323,16 @@ pub async fn run(root: PathBuf, events: mpsc::Sender<SourceEvent>) -> Result<(),
             path: root.clone(),
             source,
         })?;
-    let mut dir = ManifestsDir::new(&root);
-    dir.rescan()?;
+    let (mut dir, first) = rescanned(ManifestsDir::new(&root).settling(QUIET)).await;
+    first?;
+    // The first view is complete: a file being written at start-up is waited for (readiness
+    // must not come from a directory read without it).
+    while dir.deferred() {
+        tokio::time::sleep(QUIET).await;
+        let (scanned, result) = rescanned(dir).await;
+        dir = scanned;
+        result?;
+    }
     tracing::info!(path = %root.display(), files = dir.files.len(), "manifests directory loaded");
     loop {
         for event in dir.relist_events() {
@@ -236,20 +340,45 @@ pub async fn run(root: PathBuf, events: mpsc::Sender<SourceEvent>) -> Result<(),
                 return Ok(());
             }
         }
-        wait_for_change(&mut dir, &mut wake).await;
+        dir = wait_for_change(dir, &mut wake).await;
     }
 }
 
-/// Sleeps until a rescan finds a change (after an inotify wake-up or the periodic timer).
-async fn wait_for_change(dir: &mut ManifestsDir, wake: &mut mpsc::Receiver<()>) {
+/// Rescans on a blocking thread: a huge or looping directory must not hold an async worker.
+async fn rescanned(mut dir: ManifestsDir) -> (ManifestsDir, Result<bool, ManifestsError>) {
+    let root = dir.root.clone();
+    let scan = tokio::task::spawn_blocking(move || {
+        let result = dir.rescan();
+        (dir, result)
+    });
+    match scan.await {
+        Ok(done) => done,
+        // The scan panicked: start from nothing rather than stop watching.
+        Err(e) => {
+            tracing::error!("manifests: rescan of {} failed: {e}", root.display());
+            (ManifestsDir::new(&root).settling(QUIET), Ok(false))
+        }
+    }
+}
+
+/// Sleeps until a rescan finds a change (after an inotify wake-up, the periodic timer, or the
+/// quiet period of a file that was changing).
+async fn wait_for_change(mut dir: ManifestsDir, wake: &mut mpsc::Receiver<()>) -> ManifestsDir {
     loop {
+        let next = if dir.deferred() {
+            QUIET
+        } else {
+            RESCAN_INTERVAL
+        };
         tokio::select! {
             _ = wake.recv() => tokio::time::sleep(SETTLE).await,
-            _ = tokio::time::sleep(RESCAN_INTERVAL) => {}
+            _ = tokio::time::sleep(next) => {}
         }
         while wake.try_recv().is_ok() {}
-        match dir.rescan() {
-            Ok(true) => return,
+        let (scanned, result) = rescanned(dir).await;
+        dir = scanned;
+        match result {
+            Ok(true) => return dir,
             Ok(false) => {}
             Err(e) => tracing::warn!("{e}; keeping the last good state"),
         }

@@ -126,3 +126,96 @@ fn alias_bombs_are_still_refused() {
     std::fs::write(&path, bomb).unwrap();
     assert!(read_file(&path).is_err());
 }
+
+/// `ln -s . loop` three times made each rescan walk 3^8 directories and stalled the agent; each
+/// directory is now entered once, and the loop is reported (once) as skipped.
+#[test]
+fn symlink_loops_are_entered_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("a.yaml"), SERVICE).unwrap();
+    for i in 0..3 {
+        std::os::unix::fs::symlink(".", tmp.path().join(format!("loop{i}"))).unwrap();
+    }
+    let mut dir = ManifestsDir::new(tmp.path());
+    let started = std::time::Instant::now();
+    assert!(dir.rescan().unwrap());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(services(&dir), ["ns/web"]);
+    assert_eq!(dir.files.len(), 1, "{:?}", dir.files.keys());
+    assert_eq!(
+        dir.reported.len(),
+        3,
+        "each loop reported: {:?}",
+        dir.reported
+    );
+    assert!(!dir.rescan().unwrap());
+}
+
+#[test]
+fn special_files_are_skipped_and_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("pipe.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::write(tmp.path().join("a.yaml"), SERVICE).unwrap();
+    let mut dir = ManifestsDir::new(tmp.path());
+    assert!(dir.rescan().unwrap());
+    assert_eq!(services(&dir), ["ns/web"]);
+    assert!(dir.reported.contains(&fifo));
+}
+
+/// A file rewritten in place (truncated, then written) must not be read in between: its
+/// services would vanish from the Snapshot for a moment.
+#[test]
+fn a_file_being_rewritten_keeps_its_content_until_it_is_quiet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a.yaml");
+    std::fs::write(&file, SERVICE).unwrap();
+    let quiet = Duration::from_millis(300);
+    let mut dir = ManifestsDir::new(tmp.path()).settling(quiet);
+    std::thread::sleep(quiet);
+    assert!(dir.rescan().unwrap());
+    assert_eq!(services(&dir), ["ns/web"]);
+    // Truncated: the writer has not written the new content yet.
+    std::fs::write(&file, "").unwrap();
+    assert!(!dir.rescan().unwrap());
+    assert!(dir.deferred());
+    assert_eq!(services(&dir), ["ns/web"], "read half-written");
+    std::fs::write(&file, SERVICE.replace("name: web", "name: web2")).unwrap();
+    std::thread::sleep(quiet);
+    assert!(dir.rescan().unwrap());
+    assert!(!dir.deferred());
+    assert_eq!(services(&dir), ["ns/web2"]);
+}
+
+#[test]
+fn a_file_that_is_not_utf8_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("a.yaml"),
+        b"kind: Service\nmetadata: {name: \xff\xfe}\n",
+    )
+    .unwrap();
+    let error = read_file(&tmp.path().join("a.yaml")).unwrap_err();
+    assert!(
+        error.contains("not UTF-8 text: invalid byte at offset 31"),
+        "{error}"
+    );
+    // Across the reader's 64 KiB chunks too: a valid multi-byte character on the boundary.
+    let mut text = "#".repeat(64 * 1024 - 1).into_bytes();
+    text.extend_from_slice("é\n".as_bytes());
+    text.extend_from_slice(b"x: \xff\n");
+    std::fs::write(tmp.path().join("b.yaml"), &text).unwrap();
+    let error = read_file(&tmp.path().join("b.yaml")).unwrap_err();
+    assert!(
+        error.contains(&format!("offset {}", 64 * 1024 + 5)),
+        "{error}"
+    );
+}
