@@ -141,6 +141,7 @@ async fn start_sources(
         let client = match target {
             ApiTarget::Kubeconfig(path) => client::from_kubeconfig(path).await?,
             ApiTarget::Url(url) => client::from_url(url)?,
+            ApiTarget::MetaServer { url, tls } => client::for_meta_server(url, tls.as_ref())?,
             ApiTarget::InCluster => client::in_cluster()?,
         };
         tracing::info!(api = %target, "watching the Kubernetes API");

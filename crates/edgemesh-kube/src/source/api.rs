@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use crate::convert::{self, InvalidObject, object_key};
 use crate::publisher::SourceEvent;
 use forward::{Ended, Plan, Role, forward};
-use refusal::{Grant, Refusal, classify};
+use refusal::{Grant, Refusal, classify, describe};
 
 const ISTIO_GROUP: &str = "networking.istio.io";
 const ISTIO_VERSIONS: [&str; 2] = ["v1beta1", "v1alpha3"];
@@ -238,7 +238,10 @@ where
         match ask().await {
             Ok(answer) => return answer,
             Err(e) => {
-                tracing::warn!("API discovery failed, retrying in {DISCOVERY_RETRY:?}: {e}");
+                tracing::warn!(
+                    "API discovery failed, retrying in {DISCOVERY_RETRY:?}: {}",
+                    describe(&e)
+                );
                 on_failure();
                 tokio::time::sleep(DISCOVERY_RETRY).await;
             }

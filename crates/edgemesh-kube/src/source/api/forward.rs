@@ -10,7 +10,7 @@ use futures::{Stream, StreamExt};
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::mpsc;
 
-use super::refusal::{Grant, Refusal, classify_watch};
+use super::refusal::{Grant, Refusal, classify_watch, describe};
 use crate::convert::InvalidObject;
 use crate::publisher::SourceEvent;
 
@@ -145,11 +145,16 @@ fn report_error(plan: Plan, error: &watcher::Error, refusal: Option<&Refusal>) {
     match refusal {
         Some(refusal @ Refusal::Forbidden(_)) => tracing::error!(
             %kind,
-            "the API server forbids {} (retrying with backoff): {error}; {}",
+            "the API server forbids {} (retrying with backoff): {}; {}",
             plan.grant,
+            describe(error),
             plan.grant.hint(refusal)
         ),
-        _ => tracing::warn!(%kind, "watch error (the watcher retries with backoff): {error}"),
+        _ => tracing::warn!(
+            %kind,
+            "watch error (the watcher retries with backoff): {}",
+            describe(error)
+        ),
     }
 }
 

@@ -59,6 +59,21 @@ pub fn classify_watch(error: &watcher::Error) -> Option<Refusal> {
     }
 }
 
+/// `error` with its causes ("...: client error (Connect): invalid peer certificate: ..."): a
+/// TLS or connection failure is only named by its innermost source.
+pub fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// A resource the agent reads: what to grant when RBAC forbids it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Grant {
@@ -184,5 +199,17 @@ mod tests {
             ),
             "{hint}"
         );
+    }
+
+    #[test]
+    fn a_description_carries_every_cause_once() {
+        let io = std::io::Error::other("invalid peer certificate: UnknownIssuer");
+        let outer = watcher::Error::InitialListFailed(kube::Error::ReadEvents(io));
+        let text = describe(&outer);
+        assert!(
+            text.starts_with("failed to perform initial object list"),
+            "{text}"
+        );
+        assert_eq!(text.matches("UnknownIssuer").count(), 1, "{text}");
     }
 }
