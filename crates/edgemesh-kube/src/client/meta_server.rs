@@ -57,6 +57,12 @@ fn configure(config: &mut Config, tls: &MetaServerTls) -> Result<(), ClientError
         let roots = ca_certificates(&tls.ca_file)?;
         client_identity(tls)?;
         check_pairing(&roots, tls)?;
+        // Named here so that a later "invalid peer certificate" points at the file to check.
+        tracing::info!(
+            tlsCaFile = %tls.ca_file.display(),
+            tlsCertFile = %tls.cert_file.display(),
+            "the metaServer's certificate is checked against tlsCaFile; the client certificate is tlsCertFile"
+        );
         config.root_cert = Some(roots.into_iter().map(|c| c.to_vec()).collect());
         set_identity(config, tls);
     }
