@@ -1,7 +1,7 @@
 //! Issue #12 acceptance: the agent as EdgeMesh's manifests deploy it, against servers that say
 //! "no": KubeEdge's metaServer (500 for API discovery, no EndpointSlices, HTTPS with a client
 //! certificate) and a kube-apiserver whose RBAC forbids EndpointSlices and Nodes (EdgeMesh's
-//! own ClusterRole). Both times the agent is ready within 2 s and a ClusterIP connection made in
+//! own ClusterRole, here also forbidding DestinationRules). Both times the agent is ready within 2 s and a ClusterIP connection made in
 //! the node's namespace reaches the pod named by core Endpoints.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step should panic
 mod datapath_support;
@@ -42,6 +42,19 @@ fn endpoints(ip: &str) -> Value {
 /// read slices it must not read.
 fn decoy_slice() -> Value {
     common::slice_json("shop", "web", &["203.0.113.99"], 8080)
+}
+
+/// A DestinationRule for `web` in `api_version` (EdgeMesh's informer reads v1alpha3).
+fn hash_rule(api_version: &str) -> Value {
+    json!({
+        "apiVersion": api_version, "kind": "DestinationRule",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"host": "web", "trafficPolicy": {"loadBalancer": {"consistentHash": {"httpHeaderName": "X-User"}}}}
+    })
+}
+
+fn lb_policy(agent: &NodeAgent) -> Value {
+    agent.snapshot()["services"]["shop/web"]["lbPolicy"].clone()
 }
 
 /// The double, listening on 127.0.0.1 inside `netns`, holding the service and its endpoints.
@@ -133,6 +146,8 @@ fn metaserver_over_https_with_a_client_certificate_serves_core_endpoints() {
         .endpointslices(false)
         .https(certs.https(true));
     let api = api_in(cluster.node.netns(), builder, &cluster.pods[0].ip);
+    api.apply(hash_rule("networking.istio.io/v1alpha3"))
+        .unwrap();
     let files = tempfile::tempdir().unwrap();
     let c = &certs.certs;
     let keys = security(
@@ -145,6 +160,8 @@ fn metaserver_over_https_with_a_client_certificate_serves_core_endpoints() {
     let agent = start_ready(&cluster, &["--config", &config]);
 
     assert_web_reaches(&cluster, &agent, "pod-a");
+    // Discovery refused, the rules are watched in v1alpha3 directly, as EdgeMesh does.
+    assert_eq!(lb_policy(&agent)["consistentHash"]["httpHeader"], "x-user");
     let logs = agent.logs();
     assert!(
         logs.contains("does not answer API discovery for discovery.k8s.io/v1"),
@@ -165,13 +182,15 @@ fn metaserver_over_https_with_a_client_certificate_serves_core_endpoints() {
 }
 
 #[test]
-fn rbac_forbidding_endpointslices_and_nodes_falls_back_to_core_endpoints() {
+fn rbac_forbidding_slices_nodes_and_rules_falls_back_to_endpoints_and_round_robin() {
     let cluster = Cluster::new("rbac", 1);
     let builder = ApiServer::builder()
         .forbid("endpointslices")
-        .forbid("nodes");
+        .forbid("nodes")
+        .forbid("destinationrules");
     let api = api_in(cluster.node.netns(), builder, &cluster.pods[0].ip);
     api.apply(decoy_slice()).unwrap();
+    api.apply(hash_rule("networking.istio.io/v1beta1")).unwrap();
     let agent = start_ready(&cluster, &["--master", &api.url()]);
 
     assert_web_reaches(&cluster, &agent, "pod-a");
@@ -187,6 +206,13 @@ fn rbac_forbidding_endpointslices_and_nodes_falls_back_to_core_endpoints() {
     assert_eq!(logs.matches(grant).count(), 1, "{logs}");
     assert_eq!(logs.matches("Nodes cannot be listed").count(), 1, "{logs}");
     assert!(logs.contains("on nodes (core API group)"), "{logs}");
+    let rules = "DestinationRules cannot be listed";
+    assert_eq!(logs.matches(rules).count(), 1, "{logs}");
+    assert!(
+        logs.contains("on destinationrules in API group networking.istio.io"),
+        "{logs}"
+    );
+    assert_eq!(lb_policy(&agent), "roundRobin");
     let slice_lists = api
         .requests()
         .iter()
