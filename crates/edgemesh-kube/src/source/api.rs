@@ -38,26 +38,11 @@ const ISTIO_FALLBACK_VERSION: &str = "v1alpha3";
 const SLICES_API: &str = "discovery.k8s.io/v1";
 const DISCOVERY_RETRY: Duration = Duration::from_secs(2);
 
-const SERVICES: Grant = Grant {
-    group: "",
-    resource: "services",
-};
-const ENDPOINTS: Grant = Grant {
-    group: "",
-    resource: "endpoints",
-};
-const ENDPOINT_SLICES: Grant = Grant {
-    group: "discovery.k8s.io",
-    resource: "endpointslices",
-};
-const NODES: Grant = Grant {
-    group: "",
-    resource: "nodes",
-};
-const DESTINATION_RULES: Grant = Grant {
-    group: ISTIO_GROUP,
-    resource: "destinationrules",
-};
+const SERVICES: Grant = Grant::new("", "services");
+const ENDPOINTS: Grant = Grant::new("", "endpoints");
+const ENDPOINT_SLICES: Grant = Grant::new("discovery.k8s.io", "endpointslices");
+const NODES: Grant = Grant::new("", "nodes");
+const DESTINATION_RULES: Grant = Grant::new(ISTIO_GROUP, "destinationrules");
 
 type Events = mpsc::Sender<SourceEvent>;
 

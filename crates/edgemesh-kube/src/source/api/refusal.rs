@@ -83,6 +83,10 @@ pub struct Grant {
 }
 
 impl Grant {
+    pub const fn new(group: &'static str, resource: &'static str) -> Grant {
+        Grant { group, resource }
+    }
+
     /// "grant system:serviceaccount:kubeedge:edgemesh-agent get, list and watch on ..."; the
     /// subject is read from RBAC's message (`User "..." cannot ...`) when it names one.
     pub fn hint(&self, refusal: &Refusal) -> String {
