@@ -81,7 +81,7 @@ async fn watch_nodes(client: Client, events: Events) {
 
 /// EndpointSlices when served and allowed, else core Endpoints (as EdgeMesh itself watches).
 async fn watch_endpoints(client: Client, events: Events) {
-    match retry_discovery(|| serves(&client, SLICES_API, "endpointslices"), || {}).await {
+    match retry_discovery(|| serves(&client, SLICES_API, "endpointslices"), &mut None).await {
         Ok(true) => {
             let plan = Plan {
                 replaces: Some(ResourceKind::Endpoints),
@@ -162,18 +162,12 @@ async fn watch_destination_rules(client: Client, events: Events) {
 /// The served DestinationRule version; when discovery itself is refused (the metaServer), the
 /// version EdgeMesh watches. While discovery fails, readiness does not wait for the rules.
 async fn istio_version(client: &Client, events: &Events) -> Option<&'static str> {
-    let mut released = false;
+    let mut release = Some(events);
     for version in ISTIO_VERSIONS {
         let api_version = format!("{ISTIO_GROUP}/{version}");
         let answer = retry_discovery(
             || serves(client, &api_version, "destinationrules"),
-            || {
-                if !released {
-                    released = true;
-                    tracing::warn!("readiness does not wait for DestinationRules while API discovery fails (still trying)");
-                    let _ = events.try_send(not_served_event(ResourceKind::DestinationRule));
-                }
-            },
+            &mut release,
         )
         .await;
         match answer {
@@ -213,8 +207,8 @@ fn is_not_found(error: &kube::Error) -> bool {
 }
 
 /// Discovery must get an answer before a watcher starts: retry (logging) until the server
-/// answers; `on_failure` runs at each failed try.
-async fn retry_discovery<F, Fut, T>(mut ask: F, mut on_failure: impl FnMut()) -> T
+/// answers. With `release`, the first failure tells readiness not to wait for DestinationRules.
+async fn retry_discovery<F, Fut, T>(mut ask: F, release: &mut Option<&Events>) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, kube::Error>>,
@@ -227,7 +221,12 @@ where
                     "API discovery failed, retrying in {DISCOVERY_RETRY:?}: {}",
                     describe(&e)
                 );
-                on_failure();
+                if let Some(events) = release.take() {
+                    tracing::warn!(
+                        "readiness does not wait for DestinationRules while API discovery fails (still trying)"
+                    );
+                    not_served(events, ResourceKind::DestinationRule).await;
+                }
                 tokio::time::sleep(DISCOVERY_RETRY).await;
             }
         }
@@ -252,11 +251,9 @@ fn plan(kind: ResourceKind, role: Role, grant: Grant) -> Plan {
 }
 
 async fn not_served(events: &Events, kind: ResourceKind) {
-    let _ = events.send(not_served_event(kind)).await;
-}
-
-fn not_served_event(kind: ResourceKind) -> SourceEvent {
-    SourceEvent::NotServed(SourceId::KubeApi, kind)
+    let _ = events
+        .send(SourceEvent::NotServed(SourceId::KubeApi, kind))
+        .await;
 }
 
 async fn watch<K, F>(api: Api<K>, plan: Plan, events: Events, convert: F) -> Ended
