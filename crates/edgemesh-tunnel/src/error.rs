@@ -22,7 +22,7 @@ pub enum TunnelError {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("invalid listen address {addr}: {reason}")]
+    #[error("cannot listen on {addr}: {reason}")]
     ListenAddr { addr: String, reason: String },
     #[error("relay {node}: advertise address '{addr}' is not an IP address")]
     RelayAddr { node: String, addr: String },
@@ -67,4 +67,14 @@ impl From<TunnelError> for io::Error {
         };
         io::Error::new(kind, error)
     }
+}
+
+/// The innermost cause of `error`: libp2p wraps an OS error (the port is taken) in layers that
+/// print nothing or repeat it.
+pub(crate) fn root_cause(error: &dyn std::error::Error) -> String {
+    let mut cause = error;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
 }
