@@ -164,7 +164,7 @@ fn metaserver_over_https_with_a_client_certificate_serves_core_endpoints() {
     assert_eq!(lb_policy(&agent)["consistentHash"]["httpHeader"], "x-user");
     let logs = agent.logs();
     assert!(
-        logs.contains("does not answer API discovery for discovery.k8s.io/v1"),
+        logs.contains("KubeEdge metaServer: watching core Endpoints, as EdgeMesh does"),
         "{logs}"
     );
     assert!(api.tls_errors().is_empty(), "{:?}", api.tls_errors());

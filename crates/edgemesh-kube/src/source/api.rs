@@ -46,12 +46,24 @@ const DESTINATION_RULES: Grant = Grant::new(ISTIO_GROUP, "destinationrules");
 
 type Events = mpsc::Sender<SourceEvent>;
 
+/// Which endpoint API the source may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EndpointsApi {
+    /// EndpointSlices when served and allowed, else core Endpoints.
+    #[default]
+    Discover,
+    /// Core Endpoints only: for KubeEdge's metaServer, which EdgeMesh reads core Endpoints
+    /// from (and whose offline cache therefore holds them). From KubeEdge 1.23 on its API
+    /// discovery passes through to the cloud and would offer EndpointSlices.
+    CoreOnly,
+}
+
 /// Starts every watcher; returns when `events` is closed.
-pub async fn run(client: Client, events: Events) {
+pub async fn run(client: Client, events: Events, endpoints: EndpointsApi) {
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(watch_services(client.clone(), events.clone()));
     tasks.spawn(watch_nodes(client.clone(), events.clone()));
-    tasks.spawn(watch_endpoints(client.clone(), events.clone()));
+    tasks.spawn(watch_endpoints(client.clone(), events.clone(), endpoints));
     tasks.spawn(watch_destination_rules(client, events));
     while tasks.join_next().await.is_some() {}
 }
@@ -80,8 +92,14 @@ async fn watch_nodes(client: Client, events: Events) {
 }
 
 /// EndpointSlices when served and allowed, else core Endpoints (as EdgeMesh itself watches).
-async fn watch_endpoints(client: Client, events: Events) {
-    match retry_discovery(|| serves(&client, SLICES_API, "endpointslices"), &mut None).await {
+async fn watch_endpoints(client: Client, events: Events, endpoints: EndpointsApi) {
+    let discovered = match endpoints {
+        EndpointsApi::Discover => {
+            retry_discovery(|| serves(&client, SLICES_API, "endpointslices"), &mut None).await
+        }
+        EndpointsApi::CoreOnly => Ok(false),
+    };
+    match discovered {
         Ok(true) => {
             let plan = Plan {
                 replaces: Some(ResourceKind::Endpoints),
@@ -104,6 +122,9 @@ async fn watch_endpoints(client: Client, events: Events) {
                 refusal.message(),
                 fix(ENDPOINT_SLICES, &refusal)
             );
+        }
+        Ok(false) if endpoints == EndpointsApi::CoreOnly => {
+            tracing::info!("KubeEdge metaServer: watching core Endpoints, as EdgeMesh does")
         }
         Ok(false) => tracing::info!(
             "the API server does not serve {SLICES_API} EndpointSlices; watching core Endpoints"
