@@ -1,9 +1,13 @@
 //! Building a Kubernetes client for each way the agent can reach an API server.
 
+mod meta_server;
+
 use std::path::Path;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
+
+pub use meta_server::{MetaServerTls, SERVICE_ACCOUNT_TOKEN, for_meta_server};
 
 /// Why no client could be built; names the input that was wrong.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +21,13 @@ pub enum ClientError {
     InCluster(String),
     #[error("cannot create a Kubernetes client: {0}")]
     Client(String),
+    /// A file named by `kubeAPIConfig.metaServer.security` is unreadable or invalid.
+    #[error("{key} {path}: {message}")]
+    TlsFile {
+        key: &'static str,
+        path: String,
+        message: String,
+    },
 }
 
 /// A client from a kubeconfig file (its current context).
@@ -34,13 +45,15 @@ pub async fn from_kubeconfig(path: &Path) -> Result<Client, ClientError> {
 
 /// A client for a plain URL: `kubeAPIConfig.master`, KubeEdge's metaServer or the edge hub.
 pub fn from_url(url: &str) -> Result<Client, ClientError> {
-    let uri = url
-        .parse()
+    build(Config::new(parse_url(url)?))
+}
+
+fn parse_url(url: &str) -> Result<http::Uri, ClientError> {
+    url.parse()
         .map_err(|e: http::uri::InvalidUri| ClientError::Url {
             url: url.into(),
             message: e.to_string(),
-        })?;
-    build(Config::new(uri))
+        })
 }
 
 /// The pod's service account (`KUBERNETES_SERVICE_HOST`, token and CA files).

@@ -145,10 +145,15 @@ async fn start_sources(
         let client = match target {
             ApiTarget::Kubeconfig(path) => client::from_kubeconfig(path).await?,
             ApiTarget::Url(url) => client::from_url(url)?,
+            ApiTarget::MetaServer { url, tls } => client::for_meta_server(url, tls.as_ref())?,
             ApiTarget::InCluster => client::in_cluster()?,
         };
+        let endpoints = match target {
+            ApiTarget::MetaServer { .. } => api::EndpointsApi::CoreOnly,
+            _ => api::EndpointsApi::Discover,
+        };
         tracing::info!(api = %target, "watching the Kubernetes API");
-        tokio::spawn(api::run(client, events));
+        tokio::spawn(api::run(client, events, endpoints));
     }
     Ok(())
 }

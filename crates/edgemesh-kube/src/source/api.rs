@@ -2,85 +2,273 @@
 //!
 //! Watchers buffer the initial list and report it whole at `InitDone` (a relist replaces the
 //! previous view atomically, so a reconnect never exposes half a list); afterwards each event is
-//! forwarded as it comes. Discovery decides between EndpointSlices and core Endpoints, and whether
-//! the Istio DestinationRule CRD exists; a cluster without it works, with one log line.
+//! forwarded as it comes.
+//!
+//! The agent degrades instead of stalling: EdgeMesh's own ClusterRole grants neither
+//! EndpointSlices nor Nodes, and KubeEdge's metaServer answers API discovery with 500
+//! "isn't supported". So EndpointSlices that are not served, not discoverable or refused fall
+//! back to core Endpoints; refused Nodes or DestinationRules are done without; readiness never
+//! waits for an optional kind ([`forward::Role`]). Each fallback is logged once.
+
+mod forward;
+mod refusal;
 
 use std::fmt::Debug;
 use std::time::Duration;
 
-use edgemesh_model::{Resource, ResourceKind, ResourceRef, SourceId};
-use futures::{Stream, StreamExt};
+use edgemesh_model::{Resource, ResourceKind, SourceId};
 use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher;
 use kube::{Client, Resource as KubeResource};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use crate::convert::{self, InvalidObject, object_key};
 use crate::publisher::SourceEvent;
+use forward::{Ended, Plan, Role, forward};
+use refusal::{Grant, Refusal, classify, describe};
 
 const ISTIO_GROUP: &str = "networking.istio.io";
 const ISTIO_VERSIONS: [&str; 2] = ["v1beta1", "v1alpha3"];
+/// The version EdgeMesh's informer watches: used when API discovery cannot be asked.
+const ISTIO_FALLBACK_VERSION: &str = "v1alpha3";
+const SLICES_API: &str = "discovery.k8s.io/v1";
 const DISCOVERY_RETRY: Duration = Duration::from_secs(2);
+
+const SERVICES: Grant = Grant::new("", "services");
+const ENDPOINTS: Grant = Grant::new("", "endpoints");
+const ENDPOINT_SLICES: Grant = Grant::new("discovery.k8s.io", "endpointslices");
+const NODES: Grant = Grant::new("", "nodes");
+const DESTINATION_RULES: Grant = Grant::new(ISTIO_GROUP, "destinationrules");
 
 type Events = mpsc::Sender<SourceEvent>;
 
+/// Which endpoint API the source may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EndpointsApi {
+    /// EndpointSlices when served and allowed, else core Endpoints.
+    #[default]
+    Discover,
+    /// Core Endpoints only: for KubeEdge's metaServer, which EdgeMesh reads core Endpoints
+    /// from (and whose offline cache therefore holds them). From KubeEdge 1.23 on its API
+    /// discovery passes through to the cloud and would offer EndpointSlices.
+    CoreOnly,
+}
+
 /// Starts every watcher; returns when `events` is closed.
-pub async fn run(client: Client, events: Events) {
-    let use_slices =
-        retry_discovery(|| serves(&client, "discovery.k8s.io/v1", "endpointslices")).await;
-    let istio_version = istio_version(&client).await;
+pub async fn run(client: Client, events: Events, endpoints: EndpointsApi) {
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(watch(
-        Api::<Service>::all(client.clone()),
-        ResourceKind::Service,
-        events.clone(),
-        |s| convert::service(s).map(Resource::Service),
-    ));
-    tasks.spawn(watch(
-        Api::<Node>::all(client.clone()),
-        ResourceKind::Node,
-        events.clone(),
-        |n| convert::node(n).map(Resource::Node),
-    ));
-    if use_slices {
-        not_served(&events, ResourceKind::Endpoints).await;
-        tasks.spawn(watch(
-            Api::<EndpointSlice>::all(client.clone()),
-            ResourceKind::EndpointSlice,
-            events.clone(),
-            |s| convert::endpoint_slice(s).map(Resource::EndpointSlice),
-        ));
-    } else {
-        tracing::info!(
-            "the API server does not serve discovery.k8s.io/v1 EndpointSlices; watching core Endpoints"
-        );
-        not_served(&events, ResourceKind::EndpointSlice).await;
-        tasks.spawn(watch(
-            Api::<Endpoints>::all(client.clone()),
-            ResourceKind::Endpoints,
-            events.clone(),
-            |e| convert::endpoints(e).map(Resource::Endpoints),
-        ));
-    }
-    match istio_version {
-        Some(version) => {
-            let gvk = GroupVersionKind::gvk(ISTIO_GROUP, version, "DestinationRule");
-            let resource = ApiResource::from_gvk_with_plural(&gvk, "destinationrules");
-            let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
-            tasks.spawn(watch_dynamic(api, events.clone()));
-        }
-        None => {
-            tracing::info!(
-                "Istio DestinationRule CRD not installed; every service uses round robin"
-            );
-            not_served(&events, ResourceKind::DestinationRule).await;
-        }
-    }
+    tasks.spawn(watch_services(client.clone(), events.clone()));
+    tasks.spawn(watch_nodes(client.clone(), events.clone()));
+    tasks.spawn(watch_endpoints(client.clone(), events.clone(), endpoints));
+    tasks.spawn(watch_destination_rules(client, events));
     while tasks.join_next().await.is_some() {}
+}
+
+async fn watch_services(client: Client, events: Events) {
+    let plan = plan(ResourceKind::Service, Role::Required, SERVICES);
+    watch(Api::<Service>::all(client), plan, events, |s| {
+        convert::service(s).map(Resource::Service)
+    })
+    .await;
+}
+
+async fn watch_nodes(client: Client, events: Events) {
+    let plan = plan(ResourceKind::Node, Role::Optional, NODES);
+    let ended = watch(Api::<Node>::all(client), plan, events, |n| {
+        convert::node(n).map(Resource::Node)
+    })
+    .await;
+    if let Ended::Refused(refusal) = ended {
+        tracing::warn!(
+            "Nodes cannot be listed ({}); node addresses stay unknown, so the SOCKS5 proxy cannot resolve node names and the tunnel does not accept requests for this node's own addresses. {}",
+            refusal.message(),
+            fix(NODES, &refusal)
+        );
+    }
+}
+
+/// EndpointSlices when served and allowed, else core Endpoints (as EdgeMesh itself watches).
+async fn watch_endpoints(client: Client, events: Events, endpoints: EndpointsApi) {
+    let discovered = match endpoints {
+        EndpointsApi::Discover => {
+            retry_discovery(|| serves(&client, SLICES_API, "endpointslices"), &mut None).await
+        }
+        EndpointsApi::CoreOnly => Ok(false),
+    };
+    match discovered {
+        Ok(true) => {
+            let plan = Plan {
+                replaces: Some(ResourceKind::Endpoints),
+                ..plan(
+                    ResourceKind::EndpointSlice,
+                    Role::Replaceable,
+                    ENDPOINT_SLICES,
+                )
+            };
+            let slices = Api::<EndpointSlice>::all(client.clone());
+            let ended = watch(slices, plan, events.clone(), |s| {
+                convert::endpoint_slice(s).map(Resource::EndpointSlice)
+            })
+            .await;
+            let Ended::Refused(refusal) = ended else {
+                return;
+            };
+            tracing::warn!(
+                "EndpointSlices cannot be listed ({}); watching core Endpoints instead. {}",
+                refusal.message(),
+                fix(ENDPOINT_SLICES, &refusal)
+            );
+        }
+        Ok(false) if endpoints == EndpointsApi::CoreOnly => {
+            tracing::info!("KubeEdge metaServer: watching core Endpoints, as EdgeMesh does")
+        }
+        Ok(false) => tracing::info!(
+            "the API server does not serve {SLICES_API} EndpointSlices; watching core Endpoints"
+        ),
+        Err(refusal) => tracing::info!(
+            "the API server does not answer API discovery for {SLICES_API} ({}); watching core Endpoints",
+            refusal.message()
+        ),
+    }
+    not_served(&events, ResourceKind::EndpointSlice).await;
+    let plan = plan(ResourceKind::Endpoints, Role::Required, ENDPOINTS);
+    watch(Api::<Endpoints>::all(client), plan, events, |e| {
+        convert::endpoints(e).map(Resource::Endpoints)
+    })
+    .await;
+}
+
+/// Istio DestinationRules, optional: without the CRD, or refused, every service uses round robin.
+async fn watch_destination_rules(client: Client, events: Events) {
+    let Some(version) = istio_version(&client, &events).await else {
+        tracing::info!("Istio DestinationRule CRD not installed; every service uses round robin");
+        not_served(&events, ResourceKind::DestinationRule).await;
+        return;
+    };
+    let gvk = GroupVersionKind::gvk(ISTIO_GROUP, version, "DestinationRule");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "destinationrules");
+    let api = Api::<DynamicObject>::all_with(client, &resource);
+    let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+    let convert = |o: &DynamicObject| {
+        let value = serde_json::to_value(o).unwrap_or_default();
+        convert::destination_rule(&value).map(Resource::DestinationRule)
+    };
+    let plan = plan(
+        ResourceKind::DestinationRule,
+        Role::Optional,
+        DESTINATION_RULES,
+    );
+    let ended = forward(stream, plan, events, convert, |o| {
+        object_key(&o.metadata, true)
+    })
+    .await;
+    match ended {
+        Ended::Refused(refusal @ Refusal::Forbidden(_)) => tracing::warn!(
+            "DestinationRules cannot be listed ({}); every service uses round robin. {}",
+            refusal.message(),
+            fix(DESTINATION_RULES, &refusal)
+        ),
+        Ended::Refused(refusal) => tracing::info!(
+            "DestinationRules are not served ({}); every service uses round robin",
+            refusal.message()
+        ),
+        Ended::Closed => {}
+    }
+}
+
+/// The served DestinationRule version; when discovery itself is refused (the metaServer), the
+/// version EdgeMesh watches. While discovery fails, readiness does not wait for the rules.
+async fn istio_version(client: &Client, events: &Events) -> Option<&'static str> {
+    let mut release = Some(events);
+    for version in ISTIO_VERSIONS {
+        let api_version = format!("{ISTIO_GROUP}/{version}");
+        let answer = retry_discovery(
+            || serves(client, &api_version, "destinationrules"),
+            &mut release,
+        )
+        .await;
+        match answer {
+            Ok(true) => return Some(version),
+            Ok(false) => {}
+            Err(refusal) => {
+                tracing::info!(
+                    "API discovery for {api_version} refused ({}); watching {ISTIO_GROUP}/{ISTIO_FALLBACK_VERSION} DestinationRules directly",
+                    refusal.message()
+                );
+                return Some(ISTIO_FALLBACK_VERSION);
+            }
+        }
+    }
+    None
+}
+
+/// Whether `api_version` serves `plural` (404: not served); `Err(Refusal)` when discovery itself
+/// is refused (403, the metaServer's 500); the outer `Err` for errors worth retrying.
+async fn serves(
+    client: &Client,
+    api_version: &str,
+    plural: &str,
+) -> Result<Result<bool, Refusal>, kube::Error> {
+    match client.list_api_group_resources(api_version).await {
+        Ok(list) => Ok(Ok(list.resources.iter().any(|r| r.name == plural))),
+        Err(e) => match classify(&e) {
+            Some(Refusal::Unsupported(_)) if is_not_found(&e) => Ok(Ok(false)),
+            Some(refusal) => Ok(Err(refusal)),
+            None => Err(e),
+        },
+    }
+}
+
+fn is_not_found(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
+}
+
+/// Discovery must get an answer before a watcher starts: retry (logging) until the server
+/// answers. With `release`, the first failure tells readiness not to wait for DestinationRules.
+async fn retry_discovery<F, Fut, T>(mut ask: F, release: &mut Option<&Events>) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    loop {
+        match ask().await {
+            Ok(answer) => return answer,
+            Err(e) => {
+                tracing::warn!(
+                    "API discovery failed, retrying in {DISCOVERY_RETRY:?}: {}",
+                    describe(&e)
+                );
+                if let Some(events) = release.take() {
+                    tracing::warn!(
+                        "readiness does not wait for DestinationRules while API discovery fails (still trying)"
+                    );
+                    not_served(events, ResourceKind::DestinationRule).await;
+                }
+                tokio::time::sleep(DISCOVERY_RETRY).await;
+            }
+        }
+    }
+}
+
+/// What to do about a refusal: a 403 names the grant; a 404 or 500 says the server lacks it.
+fn fix(grant: Grant, refusal: &Refusal) -> String {
+    match refusal {
+        Refusal::Forbidden(_) => format!("To enable them, {}", grant.hint(refusal)),
+        Refusal::Unsupported(_) => format!("The API server does not serve {grant}."),
+    }
+}
+
+fn plan(kind: ResourceKind, role: Role, grant: Grant) -> Plan {
+    Plan {
+        kind,
+        role,
+        grant,
+        replaces: None,
+    }
 }
 
 async fn not_served(events: &Events, kind: ResourceKind) {
@@ -89,136 +277,15 @@ async fn not_served(events: &Events, kind: ResourceKind) {
         .await;
 }
 
-/// Whether `api_version` serves `plural`; Err when the server could not be asked.
-async fn serves(client: &Client, api_version: &str, plural: &str) -> Result<bool, kube::Error> {
-    match client.list_api_group_resources(api_version).await {
-        Ok(list) => Ok(list.resources.iter().any(|r| r.name == plural)),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-async fn istio_version(client: &Client) -> Option<&'static str> {
-    for version in ISTIO_VERSIONS {
-        let api_version = format!("{ISTIO_GROUP}/{version}");
-        if retry_discovery(|| serves(client, &api_version, "destinationrules")).await {
-            return Some(version);
-        }
-    }
-    None
-}
-
-/// Discovery must get an answer before watchers start: retry (logging) until the server answers.
-async fn retry_discovery<F, Fut>(mut ask: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<bool, kube::Error>>,
-{
-    loop {
-        match ask().await {
-            Ok(answer) => return answer,
-            Err(e) => {
-                tracing::warn!("API discovery failed, retrying in {DISCOVERY_RETRY:?}: {e}");
-                tokio::time::sleep(DISCOVERY_RETRY).await;
-            }
-        }
-    }
-}
-
-async fn watch<K, F>(api: Api<K>, kind: ResourceKind, events: Events, convert: F)
+async fn watch<K, F>(api: Api<K>, plan: Plan, events: Events, convert: F) -> Ended
 where
     K: KubeResource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
     F: Fn(&K) -> Result<Resource, InvalidObject>,
 {
-    let namespaced = kind != ResourceKind::Node;
+    let namespaced = plan.kind != ResourceKind::Node;
     let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
-    forward(
-        stream,
-        kind,
-        events,
-        |o: &K| convert(o),
-        |o: &K| object_key(o.meta(), namespaced),
-    )
-    .await;
-}
-
-async fn watch_dynamic(api: Api<DynamicObject>, events: Events) {
-    let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
-    let convert = |o: &DynamicObject| {
-        let value = serde_json::to_value(o).unwrap_or_default();
-        convert::destination_rule(&value).map(Resource::DestinationRule)
-    };
-    forward(
-        stream,
-        ResourceKind::DestinationRule,
-        events,
-        convert,
-        |o| object_key(&o.metadata, true),
-    )
-    .await;
-}
-
-/// Turns watcher events into source events. Invalid objects are logged and treated as absent.
-async fn forward<K, S, C, KeyOf>(
-    stream: S,
-    kind: ResourceKind,
-    events: Events,
-    convert: C,
-    key_of: KeyOf,
-) where
-    S: Stream<Item = Result<Event<K>, watcher::Error>>,
-    C: Fn(&K) -> Result<Resource, InvalidObject>,
-    KeyOf: Fn(&K) -> edgemesh_model::ObjectKey,
-{
-    let mut stream = std::pin::pin!(stream);
-    let mut buffer = Vec::new();
-    while let Some(item) = stream.next().await {
-        let event = match item {
-            Ok(Event::Init) => {
-                buffer.clear();
-                continue;
-            }
-            Ok(Event::InitApply(object)) => {
-                buffer.extend(valid(&convert, &object));
-                continue;
-            }
-            Ok(Event::InitDone) => {
-                tracing::debug!(%kind, objects = buffer.len(), "initial list complete");
-                SourceEvent::Relist(SourceId::KubeApi, kind, std::mem::take(&mut buffer))
-            }
-            Ok(Event::Apply(object)) => match valid(&convert, &object) {
-                Some(resource) => SourceEvent::Apply(SourceId::KubeApi, resource),
-                None => SourceEvent::Delete(
-                    SourceId::KubeApi,
-                    ResourceRef {
-                        kind,
-                        key: key_of(&object),
-                    },
-                ),
-            },
-            Ok(Event::Delete(object)) => SourceEvent::Delete(
-                SourceId::KubeApi,
-                ResourceRef {
-                    kind,
-                    key: key_of(&object),
-                },
-            ),
-            Err(e) => {
-                tracing::warn!(%kind, "watch error (the watcher retries with backoff): {e}");
-                continue;
-            }
-        };
-        if events.send(event).await.is_err() {
-            return;
-        }
-    }
-}
-
-fn valid<K>(
-    convert: &impl Fn(&K) -> Result<Resource, InvalidObject>,
-    object: &K,
-) -> Option<Resource> {
-    convert(object)
-        .map_err(|e| tracing::warn!("skipping {e}"))
-        .ok()
+    forward(stream, plan, events, convert, |o: &K| {
+        object_key(o.meta(), namespaced)
+    })
+    .await
 }

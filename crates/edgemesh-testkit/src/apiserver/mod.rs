@@ -13,6 +13,8 @@
 //!
 //! It runs on its own runtime thread, so synchronous and async tests can both use it.
 
+mod access;
+mod https;
 mod resources;
 mod rest;
 mod route;
@@ -30,10 +32,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub use access::DEFAULT_USER;
 pub use edgemesh_selector::{FieldSelector, LabelSelector};
+pub use https::Https;
 pub use resources::{DISCOVERY_GROUP, ISTIO_GROUP};
 pub use status::ApiError;
 
+use access::Access;
 use resources::Served;
 use store::Store;
 
@@ -49,11 +54,20 @@ struct Shared {
     open_watches: AtomicUsize,
     bookmark_interval: Duration,
     addr: SocketAddr,
+    access: Access,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    tls_errors: Mutex<Vec<String>>,
 }
 
 impl Shared {
     fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn tls_errors(&self) -> MutexGuard<'_, Vec<String>> {
+        self.tls_errors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -63,6 +77,8 @@ pub struct Builder {
     endpointslices: bool,
     istio: bool,
     bookmark_interval: Duration,
+    access: Access,
+    https: Option<Https>,
 }
 
 impl Default for Builder {
@@ -71,6 +87,11 @@ impl Default for Builder {
             endpointslices: true,
             istio: true,
             bookmark_interval: Duration::from_secs(2),
+            access: Access {
+                user: DEFAULT_USER.to_owned(),
+                ..Access::default()
+            },
+            https: None,
         }
     }
 }
@@ -94,6 +115,33 @@ impl Builder {
         self
     }
 
+    /// Behave like KubeEdge's metaServer (before 1.23): every non-resource path but `/version`
+    /// (API discovery: `/api`, `/apis`, `/apis/{group}/{version}`, ...) answers 500
+    /// "request[PATH::get] isn't supported". Combine with `endpointslices(false)`.
+    pub fn meta_server(mut self) -> Self {
+        self.access.meta_server = true;
+        self
+    }
+
+    /// RBAC forbids every verb on `plural` (e.g. "endpointslices", "nodes") with the apiserver's
+    /// 403 Status; discovery still lists it, as RBAC does not filter discovery.
+    pub fn forbid(mut self, plural: &str) -> Self {
+        self.access.forbidden.push(plural.to_owned());
+        self
+    }
+
+    /// The user 403 messages name (default [`DEFAULT_USER`]).
+    pub fn user(mut self, user: &str) -> Self {
+        self.access.user = user.to_owned();
+        self
+    }
+
+    /// Serve HTTPS instead of HTTP ([`ApiServer::url`] says `https://`).
+    pub fn https(mut self, https: Https) -> Self {
+        self.https = Some(https);
+        self
+    }
+
     /// Starts on `127.0.0.1:0`.
     pub fn start(self) -> std::io::Result<ApiServer> {
         self.start_on(TcpListener::bind("127.0.0.1:0")?)
@@ -102,6 +150,7 @@ impl Builder {
     /// Starts on a listener the caller made (for example inside a network namespace).
     pub fn start_on(self, listener: TcpListener) -> std::io::Result<ApiServer> {
         let addr = listener.local_addr()?;
+        let tls = self.https.as_ref().map(https::server_config).transpose()?;
         listener.set_nonblocking(true)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -122,6 +171,9 @@ impl Builder {
             open_watches: AtomicUsize::new(0),
             bookmark_interval: self.bookmark_interval,
             addr,
+            access: self.access,
+            tls,
+            tls_errors: Mutex::new(Vec::new()),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let serving = shared.clone();
@@ -163,9 +215,19 @@ impl ApiServer {
         Builder::default().start_on(listener)
     }
 
-    /// `http://ip:port`.
+    /// `http://ip:port`, or `https://` when serving HTTPS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.shared.addr)
+        let scheme = if self.shared.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.shared.addr)
+    }
+
+    /// Why TLS handshakes failed so far (HTTPS only), e.g. a client without a certificate.
+    pub fn tls_errors(&self) -> Vec<String> {
+        self.shared.tls_errors().clone()
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -33,11 +33,13 @@ pub async fn serve(
                 Ok((stream, _)) => {
                     let shared = shared.clone();
                     tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |req| handle(shared.clone(), req));
-                        // A client hanging up or a cut watch ends the connection: nothing to report.
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+                        match shared.tls.clone() {
+                            Some(config) => match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
+                                Ok(tls) => serve_connection(tls, shared).await,
+                                Err(e) => shared.tls_errors().push(e.to_string()),
+                            },
+                            None => serve_connection(stream, shared).await,
+                        }
                     });
                 }
                 // Out of descriptors and the like: back off a little rather than spin.
@@ -45,6 +47,17 @@ pub async fn serve(
             },
         }
     }
+}
+
+async fn serve_connection<S>(stream: S, shared: Arc<Shared>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| handle(shared.clone(), req));
+    // A client hanging up or a cut watch ends the connection: nothing to report.
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
@@ -65,7 +78,15 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             "the server is currently unable to handle the request",
         )));
     }
-    let result = match route::parse(req.uri().path(), &shared.served) {
+    let route = route::parse(req.uri().path(), &shared.served);
+    let watch = matches!(&route, Route::Resource(t) if is_watch(t, req.uri().query()));
+    if let Some(refusal) = shared
+        .access
+        .check(&route, req.method(), req.uri().path(), watch)
+    {
+        return Ok(error(&refusal));
+    }
+    let result = match route {
         Route::Resource(target) => resource_request(&shared, target, req).await,
         Route::NotFound => Err(not_found_path()),
         other if req.method() == Method::GET => discovery(&shared, other),
@@ -107,10 +128,10 @@ async fn resource_request(
     if target.subresource.as_deref().is_some_and(|s| s != "status") {
         return Err(not_found_path());
     }
-    let is_watch = target.legacy_watch
-        || matches!(params.get("watch").map(String::as_str), Some("1" | "true"));
     match (method, target.name.is_some()) {
-        (Method::GET, _) if is_watch => super::watch::start(shared, &target, &params),
+        (Method::GET, _) if is_watch(&target, req.uri().query()) => {
+            super::watch::start(shared, &target, &params)
+        }
         (Method::GET, false) => super::rest::list(shared, &target, &params),
         (Method::GET, true) => super::rest::get(shared, &target),
         (Method::POST, false) => super::rest::create(shared, &target, read_json(req).await?),
@@ -125,6 +146,11 @@ async fn resource_request(
             "the server does not allow this method on the requested resource",
         )),
     }
+}
+
+fn is_watch(target: &Target, query: Option<&str>) -> bool {
+    let params = route::query_params(query);
+    target.legacy_watch || matches!(params.get("watch").map(String::as_str), Some("1" | "true"))
 }
 
 async fn read_json(req: Request<Incoming>) -> Result<Value, ApiError> {

@@ -13,6 +13,9 @@ pub struct ApiError {
     pub details: Option<(String, String, String)>,
 }
 
+/// How `apierrors.NewInternalError` prefixes its cause.
+pub const INTERNAL_ERROR_PREFIX: &str = "Internal error occurred: ";
+
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
         ApiError {
@@ -86,6 +89,10 @@ impl ApiError {
                 details["group"] = json!(group);
             }
             status["details"] = details;
+        }
+        // An internal error carries its cause, as NewInternalError does.
+        if let Some(cause) = self.message.strip_prefix(INTERNAL_ERROR_PREFIX) {
+            status["details"] = json!({"causes": [{"message": cause}]});
         }
         status
     }

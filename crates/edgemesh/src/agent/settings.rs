@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use edgemesh_config::{
     ApiEndpoint, ConfigErrors, DEFAULT_ADMIN_ADDR, Env, Overrides, Prepared, ProxyBackend, prepare,
 };
-use edgemesh_config::{DEFAULT_PROXY_LISTEN_PORT, EdgeProxy};
+use edgemesh_config::{DEFAULT_PROXY_LISTEN_PORT, EdgeProxy, MetaServerSecurity};
+use edgemesh_kube::client::{MetaServerTls, SERVICE_ACCOUNT_TOKEN};
 use edgemesh_lb::ConsistentHashConfig;
 use edgemesh_model::{ServiceFilterMode, SourceId};
 use edgemesh_netfilter::BackendKind;
@@ -20,8 +21,13 @@ use crate::cli::AgentArgs;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiTarget {
     Kubeconfig(PathBuf),
-    /// `kubeAPIConfig.master`, KubeEdge's metaServer or the edge hub.
+    /// `kubeAPIConfig.master` or the edge hub.
     Url(String),
+    /// KubeEdge's metaServer, with `security` when it requires authorization.
+    MetaServer {
+        url: String,
+        tls: Option<MetaServerTls>,
+    },
     InCluster,
 }
 
@@ -30,6 +36,7 @@ impl fmt::Display for ApiTarget {
         match self {
             ApiTarget::Kubeconfig(path) => write!(f, "kubeconfig {}", path.display()),
             ApiTarget::Url(url) => f.write_str(url),
+            ApiTarget::MetaServer { url, .. } => write!(f, "KubeEdge metaServer {url}"),
             ApiTarget::InCluster => f.write_str("in-cluster service account"),
         }
     }
@@ -104,7 +111,11 @@ impl Settings {
         let proxy_config = &config.modules.edge_proxy;
         let api = discovery.api.map(|endpoint| match endpoint {
             ApiEndpoint::Kubeconfig(path) => ApiTarget::Kubeconfig(path),
-            ApiEndpoint::Master(url) | ApiEndpoint::MetaServer(url) => ApiTarget::Url(url),
+            ApiEndpoint::Master(url) => ApiTarget::Url(url),
+            ApiEndpoint::MetaServer(url) => ApiTarget::MetaServer {
+                url,
+                tls: meta_server_tls(&config.kube_api_config.meta_server.security),
+            },
             ApiEndpoint::InCluster => ApiTarget::InCluster,
         });
         Self {
@@ -126,6 +137,17 @@ impl Settings {
             warnings: warnings.iter().map(ToString::to_string).collect(),
         }
     }
+}
+
+/// EdgeMesh uses `security`'s files only when the metaServer requires authorization.
+fn meta_server_tls(security: &MetaServerSecurity) -> Option<MetaServerTls> {
+    security.require_authorization.then(|| MetaServerTls {
+        ca_file: security.tls_ca_file.clone(),
+        cert_file: security.tls_cert_file.clone(),
+        key_file: security.tls_private_key_file.clone(),
+        insecure_skip_tls_verify: security.insecure_skip_tls_verify,
+        token_file: SERVICE_ACCOUNT_TOKEN.into(),
+    })
 }
 
 impl ProxySettings {

@@ -22,6 +22,11 @@ impl Agent {
     /// Starts `edgemesh agent ARGS --admin-addr 127.0.0.1:0 --node-name test-node` in `netns`,
     /// with a state directory of its own.
     pub fn start(netns: Netns, args: &[&str]) -> Agent {
+        Agent::start_with_env(netns, args, &[])
+    }
+
+    /// [`Agent::start`] with extra environment variables.
+    pub fn start_with_env(netns: Netns, args: &[&str], env: &[(&str, &str)]) -> Agent {
         let state = tempfile::tempdir().unwrap();
         let state_dir = state.path().to_str().unwrap().to_owned();
         let mut all = vec![
@@ -34,7 +39,7 @@ impl Agent {
             &state_dir,
         ];
         all.extend_from_slice(args);
-        let process = Process::start(env!("CARGO_BIN_EXE_edgemesh"), &all, Some(&netns))
+        let process = Process::start_with(env!("CARGO_BIN_EXE_edgemesh"), &all, Some(&netns), env)
             .expect("start edgemesh");
         Agent {
             process,

@@ -12,7 +12,7 @@ mod clients;
 mod manifests;
 
 #[path = "../common/mod.rs"]
-mod common;
+pub mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -149,6 +149,20 @@ impl Cluster {
         agent
     }
 
+    /// Starts the agent with `args` (after `agent`) and extra `env`, without a manifests
+    /// directory; waits for /readyz only.
+    pub fn start_agent_with(
+        &self,
+        backend: Backend,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> NodeAgent {
+        let mut argv = vec!["agent".to_string(), "--node-name".into(), NODE_NAME.into()];
+        argv.extend(["--admin-addr", "127.0.0.1:0"].map(String::from));
+        argv.extend(args.iter().map(|a| a.to_string()));
+        NodeAgent::start_with_env(self.node.clone(), argv, env, backend)
+    }
+
     /// The agent's command line (its config file is written now).
     pub fn agent_args(&self, backend: Backend, extra: &str) -> Vec<String> {
         let config = self.files.path().join("edgemesh-agent.yaml");
@@ -209,9 +223,23 @@ pub struct NodeAgent {
 impl NodeAgent {
     /// Starts the agent and waits for /readyz.
     fn start(node: Host, args: Vec<String>, backend: Backend) -> NodeAgent {
+        NodeAgent::start_with_env(node, args, &[], backend)
+    }
+
+    fn start_with_env(
+        node: Host,
+        args: Vec<String>,
+        env: &[(&str, &str)],
+        backend: Backend,
+    ) -> NodeAgent {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        let process = Process::start(env!("CARGO_BIN_EXE_edgemesh"), &argv, Some(node.netns()))
-            .expect("start edgemesh");
+        let process = Process::start_with(
+            env!("CARGO_BIN_EXE_edgemesh"),
+            &argv,
+            Some(node.netns()),
+            env,
+        )
+        .expect("start edgemesh");
         let mut agent = NodeAgent {
             process,
             node,
