@@ -51,6 +51,7 @@ pub async fn start(
     };
     let config = ProxyConfig {
         mark: DEFAULT_BYPASS_MARK.value,
+        local_node: Some(Arc::from(node_name)),
         ..ProxyConfig::default()
     };
     let proxy = Proxy::new(config, cell, balancer.clone(), dialer);
