@@ -86,7 +86,34 @@ fn render_rule(
                 );
             }
         }
-        Match::Intercepted { .. } | Match::FastPath { .. } | Match::FastPathReply { .. } => {}
+        Match::NodePort {
+            family: f,
+            protocol,
+        } if f == family => {
+            let proto = if protocol == Protocol::Tcp {
+                "tcp"
+            } else {
+                "udp"
+            };
+            let loopback = if family == IpFamily::V4 {
+                "127.0.0.0/8"
+            } else {
+                "::1/128"
+            };
+            for (frontend, label) in rules.node_ports_of(family, protocol) {
+                let label = label.replace('"', "");
+                let _ = writeln!(
+                    out,
+                    "-A {chain} -m addrtype --dst-type LOCAL ! -d {loopback} -p {proto} \
+                     -m comment --comment \"{label} nodePort\" -m {proto} --dport {} -j {target}",
+                    frontend.port
+                );
+            }
+        }
+        Match::Intercepted { .. }
+        | Match::NodePort { .. }
+        | Match::FastPath { .. }
+        | Match::FastPathReply { .. } => {}
     }
 }
 
