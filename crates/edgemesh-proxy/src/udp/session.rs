@@ -87,7 +87,7 @@ pub(crate) fn open(proxy: &Proxy, received: Received) -> Option<(Session, Option
     };
     let Some(picked) = inner
         .balancer
-        .pick(&frontend, &service, &service.ports[index], &ctx)
+        .pick(&frontend, service, &service.ports[index], &ctx)
     else {
         Metrics::inc(&inner.metrics.no_endpoint);
         return None;
