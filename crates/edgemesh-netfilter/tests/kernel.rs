@@ -45,12 +45,12 @@ fn cluster_ns() -> Netns {
 }
 
 /// Where a connection to `target` from inside `ns` lands, with a proxy listening on 40001 and the
-/// "real" destination on port 80.
+/// "real" destination listening on the target's port.
 fn probe(ns: &Netns, target: &str, mark: u32) -> Landed {
     let target: SocketAddr = target.parse().unwrap();
     ns.enter(move || {
         let proxy = listen("0.0.0.0:40001");
-        let direct = listen("0.0.0.0:80");
+        let direct = listen(&format!("0.0.0.0:{}", target.port()));
         connect_and_see(target, mark, &proxy, &direct)
     })
 }
@@ -117,6 +117,44 @@ fn nft_redirects_ahead_of_kube_proxy_and_spares_marked_sockets() {
     assert_eq!(probe(&ns, WEB, 0), Landed::Direct);
     backend.cleanup().unwrap();
     assert_eq!(probe(&ns, DNS_TCP, 0), Landed::Refused);
+}
+
+/// The sample's node port (`default/shop`), and the labelled service's.
+const NODE_PORT: &str = "192.0.2.1:30080";
+const FILTERED_NODE_PORT: &str = "192.0.2.1:30910";
+const NODE_PORT_ON_LOOPBACK: &str = "127.0.0.1:30080";
+const EXTERNAL_IP: &str = "198.51.100.10:80";
+
+/// Node ports are redirected at the node's own address, not on loopback nor for a filtered
+/// service; an external IP (routable, not local) is redirected like a ClusterIP.
+fn node_ports_land_on_the_proxy<B: RuleBackend>(backend_in: impl FnOnce(&Netns) -> B) {
+    let ns = cluster_ns();
+    // A veth pair inside the namespace: the node's LAN interface (no dummy module here).
+    ns.exec("ip", &["link", "add", "eth0", "type", "veth", "peer", "name", "lan0"]);
+    ns.exec("ip", &["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+    ns.exec("ip", &["link", "set", "eth0", "up"]);
+    ns.exec("ip", &["link", "set", "lan0", "up"]);
+    ns.exec("ip", &["route", "add", "198.51.100.0/24", "dev", "eth0"]);
+    let mut backend = backend_in(&ns);
+    backend.apply(&sample_rules()).unwrap();
+    assert_eq!(probe(&ns, NODE_PORT, 0), proxied(NODE_PORT));
+    assert_eq!(probe(&ns, NODE_PORT_ON_LOOPBACK, 0), Landed::Direct);
+    assert_eq!(probe(&ns, FILTERED_NODE_PORT, 0), Landed::Direct);
+    assert_eq!(probe(&ns, EXTERNAL_IP, 0), proxied(EXTERNAL_IP));
+    let marked = probe(&ns, NODE_PORT, DEFAULT_BYPASS_MARK.value);
+    assert_eq!(marked, Landed::Direct, "the agent's own sockets");
+    backend.cleanup().unwrap();
+    assert_eq!(probe(&ns, NODE_PORT, 0), Landed::Direct);
+}
+
+#[test]
+fn nft_redirects_node_ports_at_local_addresses_only() {
+    node_ports_land_on_the_proxy(|ns| NftBackend::new(ns.runner()));
+}
+
+#[test]
+fn iptables_redirects_node_ports_at_local_addresses_only() {
+    node_ports_land_on_the_proxy(|ns| IptablesBackend::with_families(ns.runner(), &[IpFamily::V4]));
 }
 
 fn save(ns: &Netns, family: IpFamily) -> String {
