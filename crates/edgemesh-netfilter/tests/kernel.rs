@@ -197,13 +197,14 @@ fn iptables_installs_replaces_and_cleans_up() {
     }
     let v4 = save(&ns, IpFamily::V4);
     assert!(v4.contains("-d 10.96.0.10/32"), "{v4}");
-    assert_eq!(v4.matches("-j REDIRECT").count(), 4, "{v4}");
+    // web, dns-tcp, and shop's ClusterIP, external IP and node port; in both chains.
+    assert_eq!(v4.matches("-j REDIRECT").count(), 10, "{v4}");
     assert!(save(&ns, IpFamily::V6).contains("-d fd00:10:96::a/128"));
 
     backend.apply(&without_web(sample_rules())).unwrap();
     let v4 = save(&ns, IpFamily::V4);
     assert!(!v4.contains("10.96.0.10"), "{v4}");
-    assert_eq!(v4.matches("-j REDIRECT").count(), 2, "{v4}");
+    assert_eq!(v4.matches("-j REDIRECT").count(), 8, "{v4}");
 
     backend.cleanup().unwrap();
     for family in [IpFamily::V4, IpFamily::V6] {
