@@ -82,11 +82,13 @@ fn nft_installs_replaces_and_cleans_up() {
     let ns = cluster_ns();
     let mut backend = NftBackend::new(ns.runner());
     let stats = backend.apply(&sample_rules()).unwrap();
-    assert_eq!(stats.frontends, 3);
+    // web (v4, v6), dns-tcp, and shop's ClusterIP, external IP and node port.
+    assert_eq!(stats.frontends, 6);
     backend.apply(&sample_rules()).unwrap();
     let listed = backend.list().unwrap();
     assert!(listed.contains("10.96.0.10 . tcp . 80"), "{listed}");
     assert!(listed.contains("fd00:10:96::a . tcp . 80"), "{listed}");
+    assert!(listed.contains("fib daddr type local"), "{listed}");
     assert_eq!(
         listed.matches("chain nat_prerouting").count(),
         1,
