@@ -132,7 +132,12 @@ const EXTERNAL_IP: &str = "198.51.100.10:80";
 fn node_ports_land_on_the_proxy<B: RuleBackend>(backend_in: impl FnOnce(&Netns) -> B) {
     let ns = cluster_ns();
     // A veth pair inside the namespace: the node's LAN interface (no dummy module here).
-    ns.exec("ip", &["link", "add", "eth0", "type", "veth", "peer", "name", "lan0"]);
+    ns.exec(
+        "ip",
+        &[
+            "link", "add", "eth0", "type", "veth", "peer", "name", "lan0",
+        ],
+    );
     ns.exec("ip", &["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
     ns.exec("ip", &["link", "set", "eth0", "up"]);
     ns.exec("ip", &["link", "set", "lan0", "up"]);
@@ -369,7 +374,8 @@ fn nft_fast_path_dnats_round_robin_in_the_kernel() {
     };
     let rules = desired_rules(&policies_snapshot(), &opts);
     let stats = NftBackend::new(ns.runner()).apply(&rules).unwrap();
-    assert_eq!((stats.frontends, stats.fast_path), (5, 3));
+    // + fast/exposed: ClusterIP and external IP in the kernel, node port proxied.
+    assert_eq!((stats.frontends, stats.fast_path), (8, 5));
 
     let landed: Vec<String> = ns.enter(|| {
         let serve = |addr: &str| {
