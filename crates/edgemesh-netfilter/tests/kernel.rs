@@ -45,12 +45,17 @@ fn cluster_ns() -> Netns {
 }
 
 /// Where a connection to `target` from inside `ns` lands, with a proxy listening on 40001 and the
-/// "real" destination listening on the target's port.
+/// "real" destination on port 80.
 fn probe(ns: &Netns, target: &str, mark: u32) -> Landed {
+    probe_with_direct_port(ns, target, mark, 80)
+}
+
+/// [`probe`] with the "real" destination listening on `direct_port`.
+fn probe_with_direct_port(ns: &Netns, target: &str, mark: u32, direct_port: u16) -> Landed {
     let target: SocketAddr = target.parse().unwrap();
     ns.enter(move || {
         let proxy = listen("0.0.0.0:40001");
-        let direct = listen(&format!("0.0.0.0:{}", target.port()));
+        let direct = listen(&format!("0.0.0.0:{direct_port}"));
         connect_and_see(target, mark, &proxy, &direct)
     })
 }
@@ -144,14 +149,19 @@ fn node_ports_land_on_the_proxy<B: RuleBackend>(backend_in: impl FnOnce(&Netns) 
     ns.exec("ip", &["route", "add", "198.51.100.0/24", "dev", "eth0"]);
     let mut backend = backend_in(&ns);
     backend.apply(&sample_rules()).unwrap();
-    assert_eq!(probe(&ns, NODE_PORT, 0), proxied(NODE_PORT));
-    assert_eq!(probe(&ns, NODE_PORT_ON_LOOPBACK, 0), Landed::Direct);
-    assert_eq!(probe(&ns, FILTERED_NODE_PORT, 0), Landed::Direct);
-    assert_eq!(probe(&ns, EXTERNAL_IP, 0), proxied(EXTERNAL_IP));
-    let marked = probe(&ns, NODE_PORT, DEFAULT_BYPASS_MARK.value);
+    // The "real" destination listens at the probed port.
+    let probe = |target: &str, mark| {
+        let port = target.parse::<SocketAddr>().unwrap().port();
+        probe_with_direct_port(&ns, target, mark, port)
+    };
+    assert_eq!(probe(NODE_PORT, 0), proxied(NODE_PORT));
+    assert_eq!(probe(NODE_PORT_ON_LOOPBACK, 0), Landed::Direct);
+    assert_eq!(probe(FILTERED_NODE_PORT, 0), Landed::Direct);
+    assert_eq!(probe(EXTERNAL_IP, 0), proxied(EXTERNAL_IP));
+    let marked = probe(NODE_PORT, DEFAULT_BYPASS_MARK.value);
     assert_eq!(marked, Landed::Direct, "the agent's own sockets");
     backend.cleanup().unwrap();
-    assert_eq!(probe(&ns, NODE_PORT, 0), Landed::Direct);
+    assert_eq!(probe(NODE_PORT, 0), Landed::Direct);
 }
 
 #[test]
