@@ -70,50 +70,60 @@ fn render_rule(
             family: f,
             protocol,
         } if f == family => {
-            let proto = if protocol == Protocol::Tcp {
-                "tcp"
-            } else {
-                "udp"
-            };
             let prefix = if family == IpFamily::V4 { 32 } else { 128 };
             for (frontend, label) in rules.elements_of(family, protocol) {
-                let label = label.replace('"', "");
-                let _ = writeln!(
-                    out,
-                    "-A {chain} -d {}/{prefix} -p {proto} -m comment --comment \"{label}\" \
-                     -m {proto} --dport {} -j {target}",
-                    frontend.ip, frontend.port
-                );
+                let to = format!("-d {}/{prefix}", frontend.ip);
+                let line = PortRule::new(&to, protocol, frontend.port);
+                line.write(out, chain, label, &target);
             }
         }
         Match::NodePort {
             family: f,
             protocol,
         } if f == family => {
-            let proto = if protocol == Protocol::Tcp {
-                "tcp"
-            } else {
-                "udp"
-            };
             let loopback = if family == IpFamily::V4 {
                 "127.0.0.0/8"
             } else {
                 "::1/128"
             };
+            let to = format!("-m addrtype --dst-type LOCAL ! -d {loopback}");
             for (frontend, label) in rules.node_ports_of(family, protocol) {
-                let label = label.replace('"', "");
-                let _ = writeln!(
-                    out,
-                    "-A {chain} -m addrtype --dst-type LOCAL ! -d {loopback} -p {proto} \
-                     -m comment --comment \"{label} nodePort\" -m {proto} --dport {} -j {target}",
-                    frontend.port
-                );
+                let line = PortRule::new(&to, protocol, frontend.port);
+                line.write(out, chain, &format!("{label} nodePort"), &target);
             }
         }
         Match::Intercepted { .. }
         | Match::NodePort { .. }
         | Match::FastPath { .. }
         | Match::FastPathReply { .. } => {}
+    }
+}
+
+/// One `-A` line for traffic to `to` (address or node-port match) at a protocol and port.
+struct PortRule<'a> {
+    to: &'a str,
+    protocol: &'static str,
+    port: u16,
+}
+
+impl<'a> PortRule<'a> {
+    fn new(to: &'a str, protocol: Protocol, port: u16) -> Self {
+        let protocol = if protocol == Protocol::Tcp {
+            "tcp"
+        } else {
+            "udp"
+        };
+        Self { to, protocol, port }
+    }
+
+    fn write(&self, out: &mut String, chain: &str, label: &str, target: &str) {
+        let Self { to, protocol, port } = self;
+        let label = label.replace('"', "");
+        let _ = writeln!(
+            out,
+            "-A {chain} {to} -p {protocol} -m comment --comment \"{label}\" \
+             -m {protocol} --dport {port} -j {target}"
+        );
     }
 }
 
