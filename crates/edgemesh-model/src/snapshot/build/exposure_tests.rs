@@ -179,3 +179,23 @@ fn dual_stack_node_ports_listen_on_both_families() {
         Some(Frontend::node_port(v6.ip, 30080, Protocol::Tcp))
     );
 }
+
+#[test]
+fn debug_snapshot_shows_the_exposure_in_kubernetes_spelling() {
+    let snap = build(
+        vec![web(ExternalTrafficPolicy::Local)],
+        ServiceFilterMode::default(),
+    );
+    let json = serde_json::to_value(&snap).expect("serializes");
+    let web = &json["services"]["ns/web"];
+    assert_eq!(web["type"], "exposed");
+    assert_eq!(web["clusterIps"][0], "10.96.0.1");
+    assert_eq!(
+        web["exposure"],
+        serde_json::json!({
+            "nodePorts": [{"protocol": "TCP", "port": 80, "nodePort": 30080}],
+            "externalIps": ["198.51.100.10"],
+            "externalTrafficPolicy": "Local",
+        })
+    );
+}
