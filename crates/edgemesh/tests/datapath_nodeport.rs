@@ -103,6 +103,16 @@ fn node_port_and_external_ip_from_a_lan_host(backend: Backend, tag: &str) {
     assert!(none_local.is_err(), "{none_local:?}");
     assert!(agent.metric("edgemesh_proxy_tcp_no_endpoint_total") >= 1.0);
 
+    // The kernel fast path (nftables) DNATs web's ClusterIP and external IP (round robin, only
+    // local endpoints); node ports always go through the proxy.
+    let in_kernel = agent.metric("edgemesh_proxier_fast_path_frontends");
+    let want = if backend == Backend::Nftables {
+        2.0
+    } else {
+        0.0
+    };
+    assert_eq!(in_kernel, want, "fast-path frontends");
+
     // UDP: TPROXY with nftables; the iptables backend intercepts no UDP at all.
     let by_node_port = udp_echo_on(&lan_host, NODE_IP, WEB_UDP_NODE_PORT, "datagram");
     let by_external_ip = udp_echo_on(&lan_host, WEB_EXTERNAL_IP, 7001, "datagram");
