@@ -1,4 +1,5 @@
-//! Pure decisions about a routed connection: does it need its HTTP request head read?
+//! Pure decisions about a routed connection: does it need its HTTP request head read, and which
+//! backends may it not use?
 
 use std::net::SocketAddr;
 
@@ -107,6 +108,7 @@ mod tests {
         assert_eq!(hash_header(&svc, &http), Some("x-user"));
         assert_eq!(hash_header(&svc, &tcp), None);
     }
+
     #[test]
     fn local_policy_excludes_other_nodes_backends_for_external_traffic_only() {
         use edgemesh_model::{Backend, Exposure, ExternalTrafficPolicy, Frontend, ServiceKind};
@@ -148,33 +150,15 @@ mod tests {
             endpoints: vec![],
         };
         let there: Vec<SocketAddr> = vec![backend(12, None).addr];
+        use ExternalTrafficPolicy::{Cluster, Local};
+        #[rustfmt::skip]
         let table = [
-            (
-                ExternalTrafficPolicy::Local,
-                node_port,
-                Some("here"),
-                there.clone(),
-            ),
-            (
-                ExternalTrafficPolicy::Local,
-                external_ip,
-                Some("here"),
-                there.clone(),
-            ),
-            (
-                ExternalTrafficPolicy::Local,
-                cluster_ip,
-                Some("here"),
-                vec![],
-            ),
-            (
-                ExternalTrafficPolicy::Cluster,
-                node_port,
-                Some("here"),
-                vec![],
-            ),
+            (Local, node_port, Some("here"), there.clone()),
+            (Local, external_ip, Some("here"), there.clone()),
+            (Local, cluster_ip, Some("here"), vec![]),
+            (Cluster, node_port, Some("here"), vec![]),
             // Without a node name nothing is foreign.
-            (ExternalTrafficPolicy::Local, node_port, None, vec![]),
+            (Local, node_port, None, vec![]),
         ];
         for (policy, frontend, node, want) in table {
             let got = foreign_backends(&service(policy), &http, &frontend, node);
