@@ -92,7 +92,7 @@ pub fn service(svc: &Service) -> Result<ServiceSpec> {
         .labels
         .as_ref()
         .is_some_and(|l| l.contains_key(SERVICE_PROXY_NAME_LABEL));
-    let service_kind = with_exposure(service_kind, spec).map_err(|r| invalid(kind, &key, r))?;
+    let service_kind = with_exposure(service_kind, svc).map_err(|r| invalid(kind, &key, r))?;
     Ok(ServiceSpec {
         key,
         kind: service_kind,
@@ -131,16 +131,22 @@ fn service_kind(
 }
 
 /// A ClusterIP service with node ports or external IPs becomes [`ServiceKind::Exposed`].
-fn with_exposure(
-    kind: ServiceKind,
-    spec: &k8s_openapi::api::core::v1::ServiceSpec,
-) -> std::result::Result<ServiceKind, String> {
+fn with_exposure(kind: ServiceKind, svc: &Service) -> std::result::Result<ServiceKind, String> {
     let ServiceKind::ClusterIp { cluster_ips } = kind else {
         return Ok(kind);
     };
+    let Some(spec) = svc.spec.as_ref() else {
+        return Ok(ServiceKind::ClusterIp { cluster_ips });
+    };
+    let mut external = external_ips(spec.external_ips.as_deref().unwrap_or_default())?;
+    for ip in load_balancer_ips(svc)? {
+        if !external.contains(&ip) {
+            external.push(ip);
+        }
+    }
     let exposure = Exposure {
         node_ports: node_ports(spec.ports.as_deref().unwrap_or_default())?,
-        external_ips: external_ips(spec.external_ips.as_deref().unwrap_or_default())?,
+        external_ips: external,
         external_traffic_policy: external_traffic_policy(spec)?,
     };
     if exposure.is_empty() {
@@ -176,6 +182,31 @@ fn external_ips(ips: &[String]) -> std::result::Result<Vec<IpAddr>, String> {
                 .map_err(|_| format!("spec.externalIPs '{ip}' is not an IP address"))
         })
         .collect()
+}
+
+/// `status.loadBalancer.ingress[].ip`, served like external IPs (as EdgeMesh's userspace proxier
+/// and kube-proxy do), except those with `ipMode: Proxy`: that load balancer proxies itself and
+/// the node must not short-circuit it (kube-proxy skips them too).
+fn load_balancer_ips(svc: &Service) -> std::result::Result<Vec<IpAddr>, String> {
+    let ingress = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_deref())
+        .unwrap_or_default();
+    let mut ips = Vec::new();
+    for (i, entry) in ingress.iter().enumerate() {
+        let Some(ip) = entry.ip.as_deref().filter(|ip| !ip.is_empty()) else {
+            continue;
+        };
+        if entry.ip_mode.as_deref() == Some("Proxy") {
+            continue;
+        }
+        ips.push(ip.parse::<IpAddr>().map_err(|_| {
+            format!("status.loadBalancer.ingress[{i}].ip '{ip}' is not an IP address")
+        })?);
+    }
+    Ok(ips)
 }
 
 fn external_traffic_policy(

@@ -120,7 +120,7 @@ pub enum ServiceKind {
     /// A virtual IP per IP family; empty only for a manifest that has not been assigned one.
     ClusterIp { cluster_ips: Vec<IpAddr> },
     /// A ClusterIP service that is also reachable from outside the cluster: node ports
-    /// (`type: NodePort` or `LoadBalancer`) and/or `spec.externalIPs`. A variant of its own
+    /// (`type: NodePort` or `LoadBalancer`), `spec.externalIPs` and/or load-balancer ingress IPs. A variant of its own
     /// rather than fields on every service, so that code which builds plain ClusterIP specs is
     /// unaffected; [`ServiceKind::cluster_ips`] reads the ClusterIPs of both.
     Exposed {
@@ -180,7 +180,8 @@ pub struct NodePortSpec {
 pub struct Exposure {
     /// `spec.ports[].nodePort`: every local address of the node (but loopback) at this port.
     pub node_ports: Vec<NodePortSpec>,
-    /// `spec.externalIPs`: extra addresses at the service's ports.
+    /// `spec.externalIPs` and `status.loadBalancer.ingress[].ip` (but `ipMode: Proxy`): extra
+    /// addresses at the service's ports.
     pub external_ips: Vec<IpAddr>,
     pub external_traffic_policy: ExternalTrafficPolicy,
 }

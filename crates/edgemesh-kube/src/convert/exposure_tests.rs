@@ -4,10 +4,18 @@ use super::*;
 use serde_json::json;
 
 fn convert(spec: Value) -> std::result::Result<ServiceSpec, InvalidObject> {
+    convert_with_status(spec, json!({}))
+}
+
+fn convert_with_status(
+    spec: Value,
+    status: Value,
+) -> std::result::Result<ServiceSpec, InvalidObject> {
     let svc: Service = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "web", "namespace": "ns"},
-        "spec": spec
+        "spec": spec,
+        "status": status
     }))
     .expect("valid Service json");
     service(&svc)
@@ -130,4 +138,38 @@ fn bad_exposure_is_rejected_with_a_reason() {
         assert!(error.starts_with("Service ns/web: "), "{error}");
         assert!(error.contains(want), "{spec}: {error}");
     }
+}
+
+#[test]
+fn load_balancer_ingress_ips_are_served_like_external_ips() {
+    let spec = json!({"type": "LoadBalancer", "clusterIP": "10.96.0.10",
+                      "externalIPs": ["198.51.100.10"],
+                      "ports": [{"port": 80, "nodePort": 31000}]});
+    let status = json!({"loadBalancer": {"ingress": [
+        {"ip": "198.51.100.20"},
+        {"ip": "198.51.100.10"},
+        {"hostname": "lb.example.org"},
+        {"ip": "198.51.100.30", "ipMode": "Proxy"},
+        {"ip": "198.51.100.40", "ipMode": "VIP"}
+    ]}});
+    let s = convert_with_status(spec.clone(), status).expect("converts");
+    let ips: Vec<String> = s
+        .kind
+        .exposure()
+        .expect("exposed")
+        .external_ips
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    // Duplicates once; hostnames and ipMode: Proxy are not ours to intercept.
+    assert_eq!(ips, ["198.51.100.10", "198.51.100.20", "198.51.100.40"]);
+
+    let bad = json!({"loadBalancer": {"ingress": [{"ip": "lb"}]}});
+    let error = convert_with_status(spec, bad)
+        .expect_err("rejected")
+        .to_string();
+    assert!(
+        error.contains("status.loadBalancer.ingress[0].ip 'lb' is not an IP address"),
+        "{error}"
+    );
 }
