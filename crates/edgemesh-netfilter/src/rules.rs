@@ -54,7 +54,8 @@ pub struct UdpOptions {
 pub struct RuleOptions {
     /// TCP is REDIRECTed here; the proxy reads the target with `SO_ORIGINAL_DST`.
     pub tcp_port: u16,
-    /// `None`: UDP services are not intercepted (iptables mode, or UDP proxy disabled).
+    /// `None`: UDP services are not intercepted (UDP proxy unavailable: no policy route or no
+    /// transparent socket).
     pub udp: Option<UdpOptions>,
     /// Packets of the agent's own upstream sockets.
     pub bypass_mark: MarkMatch,

@@ -340,8 +340,9 @@ fn udp_lands_on_tproxy(ns: &Netns) -> bool {
     })
 }
 
-#[test]
-fn nft_udp_tproxy_wins_over_kube_proxy_dnat() {
+/// Host-sent UDP to a ClusterIP reaches the transparent socket although a kube-proxy DNAT for
+/// it is installed; after cleanup kube-proxy gets it again.
+fn udp_tproxy_wins_over_kube_proxy_dnat<B: RuleBackend>(backend_in: impl FnOnce(&Netns) -> B) {
     let ns = cluster_ns();
     udp_setup(&ns);
     assert!(!udp_lands_on_tproxy(&ns), "kube-proxy DNAT alone");
@@ -352,16 +353,62 @@ fn nft_udp_tproxy_wins_over_kube_proxy_dnat() {
         }),
         ..RuleOptions::default()
     };
-    let mut backend = NftBackend::new(ns.runner());
-    backend
-        .apply(&desired_rules(&sample_snapshot(), &opts))
-        .unwrap();
+    let mut backend = backend_in(&ns);
+    let rules = desired_rules(&sample_snapshot(), &opts);
+    backend.apply(&rules).unwrap();
+    backend.apply(&rules).unwrap();
     assert!(udp_lands_on_tproxy(&ns), "host-originated UDP is TPROXYed");
     backend.cleanup().unwrap();
     assert!(
         !udp_lands_on_tproxy(&ns),
         "after cleanup kube-proxy gets it again"
     );
+}
+
+#[test]
+fn nft_udp_tproxy_wins_over_kube_proxy_dnat() {
+    udp_tproxy_wins_over_kube_proxy_dnat(|ns| NftBackend::new(ns.runner()));
+}
+
+#[test]
+fn iptables_udp_tproxy_wins_over_kube_proxy_dnat() {
+    udp_tproxy_wins_over_kube_proxy_dnat(|ns| {
+        IptablesBackend::with_families(ns.runner(), &[IpFamily::V4])
+    });
+}
+
+/// A sync without UDP removes the UDP chains an earlier run left (they would send UDP to a
+/// port nobody listens on), and one jump per base chain is kept across syncs.
+#[test]
+fn iptables_udp_chains_are_kept_single_and_removed_when_udp_is_off() {
+    let ns = cluster_ns();
+    let udp = RuleOptions {
+        udp: Some(edgemesh_netfilter::UdpOptions {
+            port: 40002,
+            mark: edgemesh_netfilter::DEFAULT_TPROXY_MARK,
+        }),
+        ..RuleOptions::default()
+    };
+    let mut backend = IptablesBackend::with_families(ns.runner(), &[IpFamily::V4]);
+    backend
+        .apply(&desired_rules(&sample_snapshot(), &udp))
+        .unwrap();
+    backend
+        .apply(&desired_rules(&sample_snapshot(), &udp))
+        .unwrap();
+    let mangle = ns.exec("iptables-save", &["-t", "mangle"]);
+    assert_eq!(
+        jump_order(&mangle, "PREROUTING"),
+        ["EDGEMESH-UDP-CONTAINER"],
+        "{mangle}"
+    );
+    assert_eq!(mangle.matches("-j TPROXY").count(), 4, "{mangle}");
+    let mut restarted = IptablesBackend::with_families(ns.runner(), &[IpFamily::V4]);
+    restarted.apply(&sample_rules()).unwrap();
+    for table in ["raw", "mangle"] {
+        let saved = ns.exec("iptables-save", &["-t", table]);
+        assert!(!saved.contains("EDGEMESH-UDP"), "{saved}");
+    }
 }
 
 /// Kernel fast path: round robin is DNATed by the kernel itself, alternating exactly between the

@@ -2,6 +2,7 @@
 //! `iptables-restore --noflush` per family and sync, and the jumps kept first.
 
 pub mod order;
+pub mod udp;
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -16,9 +17,9 @@ use crate::runner::CommandRunner;
 use order::{CONTAINER_CHAIN, HOST_CHAIN, JumpState, NatTable, plan_cleanup, plan_jumps};
 
 /// The nat section for one family: our chains declared (which flushes them under `--noflush`),
-/// refilled, then `jump_lines` (from [`order::plan_jumps`]). UDP chains are not rendered: UDP
-/// interception needs nftables. Neither is the kernel fast path: its frontends are redirected to
-/// the proxy like the others (they are in `rules.elements` too).
+/// refilled, then `jump_lines` (from [`order::plan_jumps`]). The UDP chains live in raw and
+/// mangle ([`udp::render_udp`]). The kernel fast path is not rendered: its frontends are
+/// redirected to the proxy like the others (they are in `rules.elements` too).
 pub fn render_iptables(rules: &RuleSet, family: IpFamily, jump_lines: &[String]) -> String {
     let mut out = String::with_capacity(128 + rules.elements.len() * 128);
     out.push_str("*nat\n");
@@ -45,7 +46,7 @@ pub fn render_iptables(rules: &RuleSet, family: IpFamily, jump_lines: &[String])
     out
 }
 
-fn render_rule(
+pub(crate) fn render_rule(
     out: &mut String,
     rules: &RuleSet,
     family: IpFamily,
@@ -55,8 +56,13 @@ fn render_rule(
     let target = match rule.then {
         Action::Return => "RETURN".to_string(),
         Action::Redirect { port } => format!("REDIRECT --to-ports {port}"),
-        // Only nat chains are rendered, and they only return or redirect.
-        _ => return,
+        Action::NoTrack => "CT --notrack".to_string(),
+        Action::Tproxy { port, mark } => {
+            format!("TPROXY --on-port {port} --tproxy-mark {mark:#x}/{mark:#x}")
+        }
+        Action::SetMark(mark) => format!("MARK --set-mark {mark:#x}"),
+        // The kernel fast path is nftables-only.
+        Action::DnatToBackends | Action::Masquerade => return,
     };
     match rule.when {
         Match::Mark(m) => {
@@ -140,6 +146,9 @@ fn tools(family: IpFamily) -> (&'static str, &'static str) {
 pub struct IptablesBackend {
     runner: Arc<dyn CommandRunner>,
     families: Vec<IpFamily>,
+    /// Whether a sync without UDP has removed the UDP chains an earlier run may have left
+    /// (checked once: they would send UDP to a port nobody listens on).
+    udp_leftovers_checked: bool,
 }
 
 impl IptablesBackend {
@@ -153,6 +162,7 @@ impl IptablesBackend {
         Self {
             runner,
             families: families.to_vec(),
+            udp_leftovers_checked: false,
         }
     }
 
@@ -166,6 +176,29 @@ impl IptablesBackend {
     /// The nat table of `family` as the kernel holds it.
     pub fn save(&self, family: IpFamily) -> Result<String> {
         self.runner.run(tools(family).0, &["-t", "nat"], None)
+    }
+
+    /// `iptables-save -t raw` and `-t mangle` of `family` (the UDP chains' tables).
+    fn save_udp_tables(&self, family: IpFamily) -> Result<[String; 2]> {
+        let [raw, mangle] = udp::UDP_TABLES;
+        let save = |table| self.runner.run(tools(family).0, &["-t", table], None);
+        Ok([save(raw)?, save(mangle)?])
+    }
+
+    /// The UDP part of a sync: the chains when UDP is on; when it is off, the removal (once) of
+    /// chains an earlier run left.
+    fn apply_udp(&mut self, rules: &RuleSet, family: IpFamily) -> Result<usize> {
+        let text = match rules.options.udp {
+            Some(_) => udp::render_udp(rules, family, &self.save_udp_tables(family)?),
+            None if !self.udp_leftovers_checked => {
+                udp::render_udp_cleanup(&self.save_udp_tables(family)?)
+            }
+            None => String::new(),
+        };
+        if !text.is_empty() {
+            self.restore(family, &text)?;
+        }
+        Ok(text.len())
     }
 
     fn restore(&self, family: IpFamily, text: &str) -> Result<()> {
@@ -205,12 +238,10 @@ impl RuleBackend for IptablesBackend {
             let (lines, state) = plan_jumps(&NatTable::parse(&self.save(family)?));
             let text = render_iptables(rules, family, &lines);
             self.restore(family, &text)?;
-            bytes += text.len();
+            bytes += text.len() + self.apply_udp(rules, family)?;
             repaired |= state == JumpState::OutOfOrder;
         }
-        if rules.options.udp.is_some() {
-            tracing::warn!("the iptables backend does not intercept UDP; use nftables for UDP");
-        }
+        self.udp_leftovers_checked = true;
         Ok(SyncStats {
             backend: self.name(),
             frontends: rules.elements.len(),
@@ -226,6 +257,10 @@ impl RuleBackend for IptablesBackend {
             let lines = plan_cleanup(&NatTable::parse(&self.save(family)?));
             if !lines.is_empty() {
                 self.restore(family, &format!("*nat\n{}\nCOMMIT\n", lines.join("\n")))?;
+            }
+            let udp = udp::render_udp_cleanup(&self.save_udp_tables(family)?);
+            if !udp.is_empty() {
+                self.restore(family, &udp)?;
             }
         }
         Ok(())
