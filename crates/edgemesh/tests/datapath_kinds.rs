@@ -25,7 +25,7 @@ fn every_kind_through_the_agent(backend: Backend, tcp_path: TcpPath, tag: &str) 
         TcpPath::KernelFastPath => "",
         TcpPath::Proxy => "    kernelFastPath: false\n",
     };
-    let mut agent = cluster.start_agent(backend, extra);
+    let agent = cluster.start_agent(backend, extra);
 
     // Nothing but the agent answers 10.96.0.10 in the node (the LAN has no such host).
     assert_eq!(
