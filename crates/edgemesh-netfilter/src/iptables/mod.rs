@@ -12,7 +12,7 @@ use edgemesh_model::Protocol;
 
 use crate::backend::{RuleBackend, SyncStats};
 use crate::error::Result;
-use crate::rules::{Action, ChainType, Hook, IpFamily, Match, RuleSet};
+use crate::rules::{Action, Chain, ChainType, Hook, IpFamily, Match, RuleSet};
 use crate::runner::CommandRunner;
 use order::{CONTAINER_CHAIN, HOST_CHAIN, JumpState, NatTable, plan_cleanup, plan_jumps};
 
@@ -22,28 +22,58 @@ use order::{CONTAINER_CHAIN, HOST_CHAIN, JumpState, NatTable, plan_cleanup, plan
 /// redirected to the proxy like the others (they are in `rules.elements` too).
 pub fn render_iptables(rules: &RuleSet, family: IpFamily, jump_lines: &[String]) -> String {
     let mut out = String::with_capacity(128 + rules.elements.len() * 128);
-    out.push_str("*nat\n");
-    let _ = writeln!(out, ":{CONTAINER_CHAIN} - [0:0]\n:{HOST_CHAIN} - [0:0]");
-    for chain in rules
+    let nat = rules
         .chains
         .iter()
-        .filter(|c| c.chain_type == ChainType::Nat)
-    {
-        let name = match chain.hook {
-            Hook::Prerouting => CONTAINER_CHAIN,
-            Hook::Output => HOST_CHAIN,
-            // Only the fast path's masquerade lives there, and iptables has no fast path.
-            Hook::Postrouting => continue,
-        };
-        for rule in &chain.rules {
-            render_rule(&mut out, rules, family, name, rule);
-        }
-    }
-    for line in jump_lines {
-        let _ = writeln!(out, "{line}");
-    }
-    out.push_str("COMMIT\n");
+        .filter(|c| c.chain_type == ChainType::Nat);
+    let section = Section {
+        table: "nat",
+        ours: [CONTAINER_CHAIN, HOST_CHAIN],
+        jump_lines,
+    };
+    section.render(&mut out, rules, family, nat);
     out
+}
+
+/// One table of a restore: our two chains declared (which flushes them under `--noflush`), the
+/// rule set's chains rendered into them by hook, then the jump lines.
+pub(crate) struct Section<'a> {
+    pub(crate) table: &'a str,
+    /// Our chains for PREROUTING (containers, other hosts) and OUTPUT (the host).
+    pub(crate) ours: [&'a str; 2],
+    pub(crate) jump_lines: &'a [String],
+}
+
+impl Section<'_> {
+    pub(crate) fn render<'c>(
+        &self,
+        out: &mut String,
+        rules: &RuleSet,
+        family: IpFamily,
+        chains: impl Iterator<Item = &'c Chain>,
+    ) {
+        let [container, host] = self.ours;
+        let _ = writeln!(
+            out,
+            "*{}\n:{container} - [0:0]\n:{host} - [0:0]",
+            self.table
+        );
+        for chain in chains {
+            let name = match chain.hook {
+                Hook::Prerouting => container,
+                Hook::Output => host,
+                // Only the fast path's masquerade lives there, and iptables has no fast path.
+                Hook::Postrouting => continue,
+            };
+            for rule in &chain.rules {
+                render_rule(out, rules, family, name, rule);
+            }
+        }
+        for line in self.jump_lines {
+            let _ = writeln!(out, "{line}");
+        }
+        out.push_str("COMMIT\n");
+    }
 }
 
 pub(crate) fn render_rule(

@@ -4,9 +4,9 @@
 
 use std::fmt::Write;
 
+use super::Section;
 use super::order::{NatTable, plan_cleanup_of, plan_jumps_to};
-use super::render_rule;
-use crate::rules::{Chain, ChainType, Hook, IpFamily, MANGLE_PRIORITY, RAW_PRIORITY, RuleSet};
+use crate::rules::{Chain, ChainType, IpFamily, MANGLE_PRIORITY, RAW_PRIORITY, RuleSet};
 
 pub const RAW_CONTAINER_CHAIN: &str = "EDGEMESH-UDP-RAW-CONTAINER";
 pub const RAW_HOST_CHAIN: &str = "EDGEMESH-UDP-RAW-HOST";
@@ -50,23 +50,13 @@ pub fn render_udp(rules: &RuleSet, family: IpFamily, saved: &[String; 2]) -> Str
     for (table, saved) in TABLES.iter().zip(saved) {
         let current = NatTable::parse_table(saved, table.name);
         let (jump_lines, _) = plan_jumps_to(&current, &table.jumps);
-        let _ = writeln!(out, "*{}", table.name);
-        for (_, ours) in table.jumps {
-            let _ = writeln!(out, ":{ours} - [0:0]");
-        }
-        for chain in rules.chains.iter().filter(|c| is_in(c, table)) {
-            let name = match chain.hook {
-                Hook::Prerouting => table.jumps[0].1,
-                _ => table.jumps[1].1,
-            };
-            for rule in &chain.rules {
-                render_rule(&mut out, rules, family, name, rule);
-            }
-        }
-        for line in jump_lines {
-            let _ = writeln!(out, "{line}");
-        }
-        out.push_str("COMMIT\n");
+        let section = Section {
+            table: table.name,
+            ours: [table.jumps[0].1, table.jumps[1].1],
+            jump_lines: &jump_lines,
+        };
+        let chains = rules.chains.iter().filter(|c| is_in(c, table));
+        section.render(&mut out, rules, family, chains);
     }
     out
 }
