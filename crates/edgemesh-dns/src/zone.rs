@@ -166,7 +166,7 @@ impl Zone {
         out: &mut ZoneAnswer,
     ) -> bool {
         match &service.kind {
-            ServiceKind::ClusterIp { cluster_ips } => {
+            ServiceKind::ClusterIp { cluster_ips } | ServiceKind::Exposed { cluster_ips, .. } => {
                 if qtype == RecordType::SRV {
                     self.srv(service, qname, qtype, None, out);
                 } else {

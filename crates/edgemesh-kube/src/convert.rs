@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use edgemesh_model::{
     ClientIpAffinity, DestinationRuleSpec, EndpointPortSpec, EndpointSetSpec, EndpointSpec,
-    EndpointSubset, HashKey, LbPolicy, NodeAddress, NodeSpec, ObjectKey, Protocol, ResourceKind,
-    SERVICE_PROXY_NAME_LABEL, ServiceKind, ServicePortSpec, ServiceSpec, TargetPort,
+    EndpointSubset, Exposure, ExternalTrafficPolicy, HashKey, LbPolicy, NodeAddress, NodePortSpec,
+    NodeSpec, ObjectKey, Protocol, ResourceKind, SERVICE_PROXY_NAME_LABEL, ServiceKind,
+    ServicePortSpec, ServiceSpec, TargetPort,
 };
 use k8s_openapi::api::core::v1::{Endpoints, Node, Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -91,6 +92,7 @@ pub fn service(svc: &Service) -> Result<ServiceSpec> {
         .labels
         .as_ref()
         .is_some_and(|l| l.contains_key(SERVICE_PROXY_NAME_LABEL));
+    let service_kind = with_exposure(service_kind, svc).map_err(|r| invalid(kind, &key, r))?;
     Ok(ServiceSpec {
         key,
         kind: service_kind,
@@ -126,6 +128,97 @@ fn service_kind(
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(ServiceKind::ClusterIp { cluster_ips })
+}
+
+/// A ClusterIP service with node ports or external IPs becomes [`ServiceKind::Exposed`].
+fn with_exposure(kind: ServiceKind, svc: &Service) -> std::result::Result<ServiceKind, String> {
+    let ServiceKind::ClusterIp { cluster_ips } = kind else {
+        return Ok(kind);
+    };
+    let Some(spec) = svc.spec.as_ref() else {
+        return Ok(ServiceKind::ClusterIp { cluster_ips });
+    };
+    let mut external = external_ips(spec.external_ips.as_deref().unwrap_or_default())?;
+    for ip in load_balancer_ips(svc)? {
+        if !external.contains(&ip) {
+            external.push(ip);
+        }
+    }
+    let exposure = Exposure {
+        node_ports: node_ports(spec.ports.as_deref().unwrap_or_default())?,
+        external_ips: external,
+        external_traffic_policy: external_traffic_policy(spec)?,
+    };
+    if exposure.is_empty() {
+        return Ok(ServiceKind::ClusterIp { cluster_ips });
+    }
+    Ok(ServiceKind::Exposed {
+        cluster_ips,
+        exposure,
+    })
+}
+
+/// `spec.ports[].nodePort` where set and non-zero (a LoadBalancer with
+/// `allocateLoadBalancerNodePorts: false` has none).
+fn node_ports(ports: &[ServicePort]) -> std::result::Result<Vec<NodePortSpec>, String> {
+    let mut out = Vec::new();
+    for (i, p) in ports.iter().enumerate() {
+        let Some(node_port) = p.node_port.filter(|n| *n != 0) else {
+            continue;
+        };
+        out.push(NodePortSpec {
+            protocol: protocol(p.protocol.as_ref()).map_err(|e| format!("spec.ports[{i}]: {e}"))?,
+            port: port_number(p.port, &format!("spec.ports[{i}].port"))?,
+            node_port: port_number(node_port, &format!("spec.ports[{i}].nodePort"))?,
+        });
+    }
+    Ok(out)
+}
+
+fn external_ips(ips: &[String]) -> std::result::Result<Vec<IpAddr>, String> {
+    ips.iter()
+        .map(|ip| {
+            ip.parse::<IpAddr>()
+                .map_err(|_| format!("spec.externalIPs '{ip}' is not an IP address"))
+        })
+        .collect()
+}
+
+/// `status.loadBalancer.ingress[].ip`, served like external IPs (as EdgeMesh's userspace proxier
+/// and kube-proxy do), except those with `ipMode: Proxy`: that load balancer proxies itself and
+/// the node must not short-circuit it (kube-proxy skips them too).
+fn load_balancer_ips(svc: &Service) -> std::result::Result<Vec<IpAddr>, String> {
+    let ingress = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_deref())
+        .unwrap_or_default();
+    let mut ips = Vec::new();
+    for (i, entry) in ingress.iter().enumerate() {
+        let Some(ip) = entry.ip.as_deref().filter(|ip| !ip.is_empty()) else {
+            continue;
+        };
+        if entry.ip_mode.as_deref() == Some("Proxy") {
+            continue;
+        }
+        ips.push(ip.parse::<IpAddr>().map_err(|_| {
+            format!("status.loadBalancer.ingress[{i}].ip '{ip}' is not an IP address")
+        })?);
+    }
+    Ok(ips)
+}
+
+fn external_traffic_policy(
+    spec: &k8s_openapi::api::core::v1::ServiceSpec,
+) -> std::result::Result<ExternalTrafficPolicy, String> {
+    match spec.external_traffic_policy.as_deref() {
+        None | Some("") | Some("Cluster") => Ok(ExternalTrafficPolicy::Cluster),
+        Some("Local") => Ok(ExternalTrafficPolicy::Local),
+        Some(other) => Err(format!(
+            "spec.externalTrafficPolicy '{other}' is not Cluster or Local"
+        )),
+    }
 }
 
 fn service_ports(ports: &[ServicePort]) -> std::result::Result<Vec<ServicePortSpec>, String> {
@@ -335,5 +428,7 @@ fn lb_policy(lb: &Value) -> std::result::Result<LbPolicy, String> {
     ))
 }
 
+#[cfg(test)]
+mod exposure_tests;
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::catalog::{Catalog, Resource, SourceId};
 use crate::spec::{
-    EndpointPortSpec, EndpointSetSpec, EndpointSpec, EndpointSubset, ObjectKey, Protocol,
+    EndpointPortSpec, EndpointSetSpec, EndpointSpec, EndpointSubset, Exposure, ObjectKey, Protocol,
     ServiceKind, ServicePortSpec, ServiceSpec, TargetPort,
 };
 
@@ -25,6 +25,16 @@ pub fn cluster_ip_service(namespace: &str, name: &str, ip: IpAddr, port: u16) ->
         has_proxy_name_label: false,
         session_affinity: None,
     }
+}
+
+/// `service` (a ClusterIP spec) also reachable from outside as `exposure` says.
+pub fn exposed(mut service: ServiceSpec, exposure: Exposure) -> ServiceSpec {
+    let cluster_ips = service.kind.cluster_ips().to_vec();
+    service.kind = ServiceKind::Exposed {
+        cluster_ips,
+        exposure,
+    };
+    service
 }
 
 /// An EndpointSlice for `service` with one ready endpoint per IP, port `http`.

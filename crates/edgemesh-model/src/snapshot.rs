@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use foldhash::fast::RandomState as FastHash;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -11,7 +11,8 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use crate::spec::{
-    ClientIpAffinity, LbPolicy, NodeSpec, ObjectKey, Protocol, ServiceFilterMode, ServiceKind,
+    ClientIpAffinity, ExternalTrafficPolicy, LbPolicy, NodeSpec, ObjectKey, Protocol,
+    ServiceFilterMode, ServiceKind,
 };
 
 mod build;
@@ -22,6 +23,28 @@ pub struct Frontend {
     pub ip: IpAddr,
     pub port: u16,
     pub protocol: Protocol,
+}
+
+impl Frontend {
+    /// The frontend of a node port. The unspecified address of the family stands for "any local
+    /// address of this node": the kernel rule matches the local addresses, and the proxy maps a
+    /// connection to `nodeIP:nodePort` back here with [`Snapshot::resolve`].
+    pub fn node_port(family_of: IpAddr, node_port: u16, protocol: Protocol) -> Self {
+        let ip = match family_of {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
+        Self {
+            ip,
+            port: node_port,
+            protocol,
+        }
+    }
+
+    /// Whether this is a node port (see [`Frontend::node_port`]).
+    pub fn is_node_port(&self) -> bool {
+        self.ip.is_unspecified()
+    }
 }
 
 /// One ready backend of a service port.
@@ -108,10 +131,17 @@ impl Service {
 
     /// The ClusterIPs (empty for headless and ExternalName services).
     pub fn cluster_ips(&self) -> &[IpAddr] {
-        match &self.kind {
-            ServiceKind::ClusterIp { cluster_ips } => cluster_ips,
-            _ => &[],
-        }
+        self.kind.cluster_ips()
+    }
+
+    /// Whether a connection that reached this service at `frontend` may only use endpoints of
+    /// this node: `externalTrafficPolicy: Local` for traffic by a node port or an external IP
+    /// (ClusterIP traffic always uses every endpoint, as in kube-proxy).
+    pub fn local_endpoints_only(&self, frontend: &Frontend) -> bool {
+        self.kind.exposure().is_some_and(|e| {
+            e.external_traffic_policy == ExternalTrafficPolicy::Local
+                && (frontend.is_node_port() || e.external_ips.contains(&frontend.ip))
+        })
     }
 }
 
@@ -153,6 +183,19 @@ impl Snapshot {
     pub fn route(&self, frontend: &Frontend) -> Option<(&Arc<Service>, &ServicePort)> {
         let (service, index) = self.frontends.get(frontend)?;
         Some((service, service.ports.get(*index)?))
+    }
+
+    /// The frontend serving a connection whose original destination is `dst`: `dst` itself when
+    /// it is a ClusterIP or external IP frontend, else the node port at `dst`'s port. The kernel
+    /// hands the proxy only intercepted frontends and local addresses at a node port, so a
+    /// destination that is no frontend of its own is a node port (ClusterIPs and external IPs
+    /// win over node ports, as in kube-proxy, whose node-port rules come last).
+    pub fn resolve(&self, dst: &Frontend) -> Option<Frontend> {
+        if self.frontends.contains_key(dst) {
+            return Some(*dst);
+        }
+        let node_port = Frontend::node_port(dst.ip, dst.port, dst.protocol);
+        self.frontends.contains_key(&node_port).then_some(node_port)
     }
 
     pub fn service(&self, key: &ObjectKey) -> Option<&Arc<Service>> {

@@ -119,10 +119,77 @@ impl ServiceFilterMode {
 pub enum ServiceKind {
     /// A virtual IP per IP family; empty only for a manifest that has not been assigned one.
     ClusterIp { cluster_ips: Vec<IpAddr> },
+    /// A ClusterIP service that is also reachable from outside the cluster: node ports
+    /// (`type: NodePort` or `LoadBalancer`), `spec.externalIPs` and/or load-balancer ingress IPs. A variant of its own
+    /// rather than fields on every service, so that code which builds plain ClusterIP specs is
+    /// unaffected; [`ServiceKind::cluster_ips`] reads the ClusterIPs of both.
+    Exposed {
+        cluster_ips: Vec<IpAddr>,
+        exposure: Exposure,
+    },
     /// `clusterIP: None`: DNS answers with the endpoints themselves.
     Headless,
     /// `type: ExternalName`: DNS answers with a CNAME.
     ExternalName { external_name: String },
+}
+
+impl ServiceKind {
+    /// The ClusterIPs (empty for headless and ExternalName services).
+    pub fn cluster_ips(&self) -> &[IpAddr] {
+        match self {
+            ServiceKind::ClusterIp { cluster_ips } | ServiceKind::Exposed { cluster_ips, .. } => {
+                cluster_ips
+            }
+            ServiceKind::Headless | ServiceKind::ExternalName { .. } => &[],
+        }
+    }
+
+    /// How the service is reached from outside the cluster, if it is.
+    pub fn exposure(&self) -> Option<&Exposure> {
+        match self {
+            ServiceKind::Exposed { exposure, .. } => Some(exposure),
+            _ => None,
+        }
+    }
+}
+
+/// `spec.externalTrafficPolicy`: which endpoints serve traffic that arrives by a node port or
+/// an external IP.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub enum ExternalTrafficPolicy {
+    /// Every ready endpoint (Kubernetes' default).
+    #[default]
+    Cluster,
+    /// Only the endpoints on the node the traffic arrived at; none there: refused.
+    Local,
+}
+
+/// The node port of one service port (`spec.ports[].nodePort`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodePortSpec {
+    pub protocol: Protocol,
+    /// The service port it belongs to.
+    pub port: u16,
+    pub node_port: u16,
+}
+
+/// How a service is reached from outside the cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Exposure {
+    /// `spec.ports[].nodePort`: every local address of the node (but loopback) at this port.
+    pub node_ports: Vec<NodePortSpec>,
+    /// `spec.externalIPs` and `status.loadBalancer.ingress[].ip` (but `ipMode: Proxy`): extra
+    /// addresses at the service's ports.
+    pub external_ips: Vec<IpAddr>,
+    pub external_traffic_policy: ExternalTrafficPolicy,
+}
+
+impl Exposure {
+    pub fn is_empty(&self) -> bool {
+        self.node_ports.is_empty() && self.external_ips.is_empty()
+    }
 }
 
 /// `targetPort` of a service port.

@@ -2,10 +2,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use edgemesh_model::fixtures::{cluster_ip_service, endpoint_slice};
+use edgemesh_model::fixtures::{cluster_ip_service, endpoint_slice, exposed};
 use edgemesh_model::{
-    BuildOptions, Catalog, DestinationRuleSpec, HashKey, LbPolicy, ObjectKey, Protocol, Resource,
-    ServiceKind, ServicePortSpec, ServiceSpec, Snapshot, SourceId, TargetPort,
+    BuildOptions, Catalog, DestinationRuleSpec, Exposure, ExternalTrafficPolicy, HashKey, LbPolicy,
+    NodePortSpec, ObjectKey, Protocol, Resource, ServiceKind, ServicePortSpec, ServiceSpec,
+    Snapshot, SourceId, TargetPort,
 };
 
 /// `10.96.0.10` TCP 80 of `default/web`.
@@ -39,8 +40,60 @@ fn service(ns: &str, name: &str, kind: ServiceKind, ports: Vec<ServicePortSpec>)
     }
 }
 
+/// `default/shop`: ClusterIP `10.96.0.40`, node ports TCP 30080 and UDP 30053, external IP
+/// `198.51.100.10`.
+pub const SHOP_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 96, 0, 40));
+pub const SHOP_EXTERNAL_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 10));
+pub const SHOP_NODE_PORT_TCP: u16 = 30080;
+pub const SHOP_NODE_PORT_UDP: u16 = 30053;
+/// The node port of `monitoring/exporter-np`, which carries the service-proxy-name label.
+pub const LABELLED_NODE_PORT: u16 = 30910;
+
+fn node_port(protocol: Protocol, port: u16, node_port: u16) -> NodePortSpec {
+    NodePortSpec {
+        protocol,
+        port,
+        node_port,
+    }
+}
+
+/// `default/shop` and the labelled `monitoring/exporter-np`: the node-port services of the
+/// sample.
+fn node_port_services() -> [ServiceSpec; 2] {
+    let shop = ServiceKind::Exposed {
+        cluster_ips: vec![SHOP_V4],
+        exposure: Exposure {
+            node_ports: vec![
+                node_port(Protocol::Tcp, 80, SHOP_NODE_PORT_TCP),
+                node_port(Protocol::Udp, 53, SHOP_NODE_PORT_UDP),
+            ],
+            external_ips: vec![SHOP_EXTERNAL_V4],
+            external_traffic_policy: ExternalTrafficPolicy::Cluster,
+        },
+    };
+    let shop = service(
+        "default",
+        "shop",
+        shop,
+        vec![
+            port("http", Protocol::Tcp, 80),
+            port("dns", Protocol::Udp, 53),
+        ],
+    );
+    let exporter = cluster_ip_service("monitoring", "exporter-np", LABELLED_V4, 9101);
+    let mut exporter = exposed(
+        exporter,
+        Exposure {
+            node_ports: vec![node_port(Protocol::Tcp, 9101, LABELLED_NODE_PORT)],
+            ..Exposure::default()
+        },
+    );
+    exporter.has_proxy_name_label = true;
+    [shop, exporter]
+}
+
 /// A small cluster: a dual-stack web service, a DNS service (UDP+TCP), a labelled service, a
-/// headless one, an ExternalName and an SCTP one.
+/// headless one, an ExternalName, an SCTP one, and the node-port services.
 pub fn sample_snapshot() -> Snapshot {
     let web = ServiceKind::ClusterIp {
         cluster_ips: vec![WEB_V4, WEB_V6],
@@ -87,7 +140,7 @@ pub fn sample_snapshot() -> Snapshot {
         ),
         labelled,
     ];
-    snapshot_of(services)
+    snapshot_of(services.into_iter().chain(node_port_services()))
 }
 
 /// `count` ClusterIP services (10.96.0.0 upwards), one TCP port 80 each.
@@ -109,6 +162,11 @@ pub const HASH_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 96, 1, 3));
 pub const REMOTE_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 96, 1, 4));
 /// `10.96.1.5`: `fast/single`, one endpoint of this node.
 pub const SINGLE_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 96, 1, 5));
+
+/// `10.96.1.6`: `fast/exposed`, one endpoint of this node, node port 30081, external IP
+/// `198.51.100.16`, `externalTrafficPolicy: Local`.
+pub const EXPOSED_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 96, 1, 6));
+pub const EXPOSED_EXTERNAL_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 16));
 
 /// Services with endpoints and every policy, seen from node `n1` (the fast-path fixture).
 pub fn policies_snapshot() -> Snapshot {
@@ -143,6 +201,19 @@ pub fn policies_snapshot() -> Snapshot {
     );
     add("remote", REMOTE_V4, &[(ip(21), "n2")], None);
     add("single", SINGLE_V4, &[(ip(11), "n1")], None);
+    // Round robin over this node's endpoints, reached by a node port and an external IP too:
+    // the ClusterIP and the external IP are DNATed in the kernel, the node port is proxied.
+    let exposed_svc = exposed(
+        cluster_ip_service("fast", "exposed", EXPOSED_V4, 80),
+        Exposure {
+            node_ports: vec![node_port(Protocol::Tcp, 80, 30081)],
+            external_ips: vec![EXPOSED_EXTERNAL_V4],
+            external_traffic_policy: ExternalTrafficPolicy::Local,
+        },
+    );
+    let slice = endpoint_slice(&exposed_svc, &[(ip(11), "n1")], 8080);
+    catalog.upsert(SourceId::Manifests, Resource::Service(exposed_svc));
+    catalog.upsert(SourceId::Manifests, Resource::EndpointSlice(slice));
     catalog.build_snapshot(BuildOptions::default()).0
 }
 

@@ -1,4 +1,5 @@
-//! The proxier's rules: which ClusterIP traffic the kernel hands to the agent's transparent proxy.
+//! The proxier's rules: which ClusterIP, external-IP and node-port traffic the kernel hands to the
+//! agent's transparent proxy.
 //!
 //! - [`desired_rules`] turns a [`Snapshot`](edgemesh_model::Snapshot) into a [`RuleSet`] (pure):
 //!   a constant number of rules plus one set element per intercepted frontend.
@@ -8,7 +9,8 @@
 //! - [`RuleBackend`] applies a rule set atomically: [`NftBackend`] (our own `table inet
 //!   edgemesh`, one `nft -f -` per sync, base chains at priority -110, ahead of kube-proxy),
 //!   [`IptablesBackend`] (EdgeMesh's `KUBE-PORTALS-*` chains through `iptables-restore
-//!   --noflush`, with the jumps kept ahead of `KUBE-SERVICES`) and [`FakeBackend`].
+//!   --noflush`, with the jumps kept ahead of `KUBE-SERVICES`; UDP in `EDGEMESH-UDP-*` chains of
+//!   raw and mangle) and [`FakeBackend`].
 //! - Every command goes through a [`CommandRunner`], so tests run them inside a network namespace.
 //!
 //! See `docs/proxier.md` for the chains, priorities and what an operator can inspect.

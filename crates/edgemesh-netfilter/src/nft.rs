@@ -25,6 +25,8 @@ pub fn render_nft(rules: &RuleSet) -> String {
     let _ = writeln!(out, "table {NFT_TABLE} {{");
     render_set(&mut out, rules, IpFamily::V4);
     render_set(&mut out, rules, IpFamily::V6);
+    render_node_port_set(&mut out, rules, IpFamily::V4);
+    render_node_port_set(&mut out, rules, IpFamily::V6);
     fast::render(&mut out, rules);
     for chain in &rules.chains {
         let _ = writeln!(out, "\tchain {} {{", chain.name);
@@ -66,10 +68,38 @@ fn render_set(out: &mut String, rules: &RuleSet, family: IpFamily) {
     let elements = rules
         .elements
         .keys()
-        .filter(|f| IpFamily::of(&f.ip) == family)
+        .filter(|f| IpFamily::of(&f.ip) == family && !f.is_node_port())
         .map(|f| format!("{} . {} . {}", f.ip, l4(f.protocol), f.port));
     render_elements(out, elements);
     out.push_str("\t}\n");
+}
+
+fn node_port_set_name(family: IpFamily) -> &'static str {
+    match family {
+        IpFamily::V4 => "nodeport4",
+        IpFamily::V6 => "nodeport6",
+    }
+}
+
+/// Node ports of one family: protocol and port only, the address is any local one.
+fn render_node_port_set(out: &mut String, rules: &RuleSet, family: IpFamily) {
+    let _ = writeln!(out, "\tset {} {{", node_port_set_name(family));
+    out.push_str("\t\ttype inet_proto . inet_service\n");
+    let elements = rules
+        .elements
+        .keys()
+        .filter(|f| IpFamily::of(&f.ip) == family && f.is_node_port())
+        .map(|f| format!("{} . {}", l4(f.protocol), f.port));
+    render_elements(out, elements);
+    out.push_str("\t}\n");
+}
+
+/// Loopback is not a node-port address (as in kube-proxy's nftables mode).
+fn loopback(family: IpFamily) -> &'static str {
+    match family {
+        IpFamily::V4 => "127.0.0.0/8",
+        IpFamily::V6 => "::1",
+    }
 }
 
 /// `elements = { a, b, ... }` of a set or map; nothing for none.
@@ -127,6 +157,13 @@ fn condition(m: &Match) -> String {
             addr(family),
             set_name(family)
         ),
+        Match::NodePort { family, protocol } => format!(
+            "meta l4proto {} {} daddr != {} fib daddr type local meta l4proto . th dport @{}",
+            l4(protocol),
+            addr(family),
+            loopback(family),
+            node_port_set_name(family)
+        ),
         Match::FastPath { .. } => "meta l4proto tcp".into(),
         Match::FastPathReply { family } => format!(
             "meta l4proto tcp ct status dnat ct original {} daddr . ct original proto-dst @{}",
@@ -150,6 +187,10 @@ fn action(rule: &crate::rules::Rule) -> String {
         Action::Tproxy { port, mark } => {
             let family = match rule.when {
                 Match::Intercepted {
+                    family: IpFamily::V6,
+                    ..
+                }
+                | Match::NodePort {
                     family: IpFamily::V6,
                     ..
                 } => "ip6",

@@ -54,7 +54,8 @@ pub struct UdpOptions {
 pub struct RuleOptions {
     /// TCP is REDIRECTed here; the proxy reads the target with `SO_ORIGINAL_DST`.
     pub tcp_port: u16,
-    /// `None`: UDP services are not intercepted (iptables mode, or UDP proxy disabled).
+    /// `None`: UDP services are not intercepted (UDP proxy unavailable: no policy route or no
+    /// transparent socket).
     pub udp: Option<UdpOptions>,
     /// Packets of the agent's own upstream sockets.
     pub bypass_mark: MarkMatch,
@@ -115,6 +116,12 @@ pub enum Match {
     /// Destination address, protocol and port are an intercepted frontend of this family and
     /// protocol (the set lookup).
     Intercepted {
+        family: IpFamily,
+        protocol: Protocol,
+    },
+    /// Destination is a local address of this node other than loopback, and protocol and port
+    /// are a node port of this family (nft `fib daddr type local`, iptables `addrtype LOCAL`).
+    NodePort {
         family: IpFamily,
         protocol: Protocol,
     },
@@ -185,8 +192,28 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
-    /// Elements of one family and protocol, in a stable order.
+    /// Address elements (ClusterIPs and external IPs) of one family and protocol, in a stable
+    /// order.
     pub fn elements_of(
+        &self,
+        family: IpFamily,
+        protocol: Protocol,
+    ) -> impl Iterator<Item = (&Frontend, &str)> {
+        self.all_of(family, protocol)
+            .filter(|(f, _)| !f.is_node_port())
+    }
+
+    /// Node-port elements of one family and protocol, in a stable order.
+    pub fn node_ports_of(
+        &self,
+        family: IpFamily,
+        protocol: Protocol,
+    ) -> impl Iterator<Item = (&Frontend, &str)> {
+        self.all_of(family, protocol)
+            .filter(|(f, _)| f.is_node_port())
+    }
+
+    fn all_of(
         &self,
         family: IpFamily,
         protocol: Protocol,
@@ -212,16 +239,19 @@ pub fn desired_rules(snapshot: &Snapshot, opts: &RuleOptions) -> RuleSet {
     let mut not_intercepted = Vec::new();
     let mut fast = BTreeMap::new();
     for (frontend, port) in snapshot.proxied_frontends() {
-        if !intercepts(opts, frontend.protocol) {
+        if !intercepts(opts, &frontend) {
             not_intercepted.push(frontend);
             continue;
         }
         let Some((service, _)) = snapshot.route(&frontend) else {
             continue;
         };
+        // Node ports always go through the proxy: it maps nodeIP:nodePort back to the service
+        // and applies externalTrafficPolicy (docs/proxier.md).
         let kernel = opts
             .fast_path
             .as_ref()
+            .filter(|_| !frontend.is_node_port())
             .and_then(|fp| fast_route(&frontend, service, port, fp));
         if let Some(route) = kernel {
             fast.insert(frontend, route);
@@ -237,12 +267,15 @@ pub fn desired_rules(snapshot: &Snapshot, opts: &RuleOptions) -> RuleSet {
     }
 }
 
-fn intercepts(opts: &RuleOptions, protocol: Protocol) -> bool {
-    match protocol {
-        Protocol::Tcp => true,
-        Protocol::Udp => opts.udp.is_some(),
-        Protocol::Sctp => false,
-    }
+/// Whether these options can hand `frontend` to the proxy. A node port equal to the proxy's
+/// own port is not intercepted: the proxy's listener must stay reachable as itself.
+fn intercepts(opts: &RuleOptions, frontend: &Frontend) -> bool {
+    let proxy_port = match frontend.protocol {
+        Protocol::Tcp => Some(opts.tcp_port),
+        Protocol::Udp => opts.udp.map(|udp| udp.port),
+        Protocol::Sctp => None,
+    };
+    proxy_port.is_some_and(|port| !(frontend.is_node_port() && frontend.port == port))
 }
 
 /// The chains: their rules depend on the options only, never on the number of services.
@@ -298,19 +331,31 @@ fn base(name: &'static str, hook: Hook, chain_type: ChainType, priority: i32) ->
 }
 
 impl Chain {
-    /// Three rules: bypass marked packets, then act on intercepted v4 and v6 frontends.
+    /// Five rules: bypass marked packets, act on intercepted v4 and v6 addresses, then on v4
+    /// and v6 node ports (last, as kube-proxy's KUBE-NODEPORTS: an address frontend wins).
     fn with(mut self, opts: &RuleOptions, protocol: Protocol, action: Action) -> Self {
-        let intercepted = |family| Rule {
-            when: Match::Intercepted { family, protocol },
-            then: action,
-        };
+        let rule = |when| Rule { when, then: action };
         self.rules = vec![
             Rule {
                 when: Match::Mark(opts.bypass_mark),
                 then: Action::Return,
             },
-            intercepted(IpFamily::V4),
-            intercepted(IpFamily::V6),
+            rule(Match::Intercepted {
+                family: IpFamily::V4,
+                protocol,
+            }),
+            rule(Match::Intercepted {
+                family: IpFamily::V6,
+                protocol,
+            }),
+            rule(Match::NodePort {
+                family: IpFamily::V4,
+                protocol,
+            }),
+            rule(Match::NodePort {
+                family: IpFamily::V6,
+                protocol,
+            }),
         ];
         self
     }
@@ -349,5 +394,7 @@ fn masquerade_fast_path() -> Chain {
     chain
 }
 
+#[cfg(test)]
+mod node_port_tests;
 #[cfg(test)]
 mod tests;

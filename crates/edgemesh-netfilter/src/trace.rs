@@ -17,6 +17,8 @@ pub struct Packet {
     pub protocol: Protocol,
     pub dport: u16,
     pub mark: u32,
+    /// The destination is an address of this host (what `fib daddr type local` tells).
+    pub daddr_is_local: bool,
 }
 
 impl Packet {
@@ -28,7 +30,14 @@ impl Packet {
             protocol,
             dport,
             mark: 0,
+            daddr_is_local: false,
         }
+    }
+
+    /// The destination is one of this host's addresses.
+    pub fn to_local_address(mut self) -> Self {
+        self.daddr_is_local = true;
+        self
     }
 
     pub fn with_mark(mut self, mark: u32) -> Self {
@@ -104,6 +113,14 @@ fn matches(rules: &RuleSet, condition: &Match, packet: &Packet) -> bool {
         Match::Mark(mark) => mark.matches(packet.mark),
         Match::Intercepted { family, protocol } => {
             family_matches(family) && packet.protocol == protocol && rules.contains(&frontend)
+        }
+        Match::NodePort { family, protocol } => {
+            let node_port = Frontend::node_port(packet.daddr, packet.dport, packet.protocol);
+            family_matches(family)
+                && packet.protocol == protocol
+                && packet.daddr_is_local
+                && !packet.daddr.is_loopback()
+                && rules.contains(&node_port)
         }
         Match::FastPath { family, group } => {
             family_matches(family)

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use edgemesh_netfilter::fixtures::{policies_snapshot, sample_snapshot};
 use edgemesh_netfilter::iptables::order::{NatTable, plan_jumps};
+use edgemesh_netfilter::iptables::udp::render_udp;
 use edgemesh_netfilter::{
     DEFAULT_TPROXY_MARK, FastPathOptions, IpFamily, RuleOptions, UdpOptions, desired_rules,
     render_iptables, render_nft,
@@ -79,5 +80,22 @@ fn nft_with_the_kernel_fast_path() {
     check(
         "policies-fast-path.nft",
         &render_nft(&desired_rules(&policies_snapshot(), &opts)),
+    );
+}
+
+#[test]
+fn iptables_udp_first_sync() {
+    let opts = RuleOptions {
+        udp: Some(UdpOptions {
+            port: 40002,
+            mark: DEFAULT_TPROXY_MARK,
+        }),
+        ..RuleOptions::default()
+    };
+    let rules = desired_rules(&sample_snapshot(), &opts);
+    let nothing_yet = [String::new(), String::new()];
+    check(
+        "sample-udp-v4.iptables",
+        &render_udp(&rules, IpFamily::V4, &nothing_yet),
     );
 }

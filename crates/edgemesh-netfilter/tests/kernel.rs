@@ -47,10 +47,15 @@ fn cluster_ns() -> Netns {
 /// Where a connection to `target` from inside `ns` lands, with a proxy listening on 40001 and the
 /// "real" destination on port 80.
 fn probe(ns: &Netns, target: &str, mark: u32) -> Landed {
+    probe_with_direct_port(ns, target, mark, 80)
+}
+
+/// [`probe`] with the "real" destination listening on `direct_port`.
+fn probe_with_direct_port(ns: &Netns, target: &str, mark: u32, direct_port: u16) -> Landed {
     let target: SocketAddr = target.parse().unwrap();
     ns.enter(move || {
         let proxy = listen("0.0.0.0:40001");
-        let direct = listen("0.0.0.0:80");
+        let direct = listen(&format!("0.0.0.0:{direct_port}"));
         connect_and_see(target, mark, &proxy, &direct)
     })
 }
@@ -82,11 +87,13 @@ fn nft_installs_replaces_and_cleans_up() {
     let ns = cluster_ns();
     let mut backend = NftBackend::new(ns.runner());
     let stats = backend.apply(&sample_rules()).unwrap();
-    assert_eq!(stats.frontends, 3);
+    // web (v4, v6), dns-tcp, and shop's ClusterIP, external IP and node port.
+    assert_eq!(stats.frontends, 6);
     backend.apply(&sample_rules()).unwrap();
     let listed = backend.list().unwrap();
     assert!(listed.contains("10.96.0.10 . tcp . 80"), "{listed}");
     assert!(listed.contains("fd00:10:96::a . tcp . 80"), "{listed}");
+    assert!(listed.contains("fib daddr type local"), "{listed}");
     assert_eq!(
         listed.matches("chain nat_prerouting").count(),
         1,
@@ -117,6 +124,54 @@ fn nft_redirects_ahead_of_kube_proxy_and_spares_marked_sockets() {
     assert_eq!(probe(&ns, WEB, 0), Landed::Direct);
     backend.cleanup().unwrap();
     assert_eq!(probe(&ns, DNS_TCP, 0), Landed::Refused);
+}
+
+/// The sample's node port (`default/shop`), and the labelled service's.
+const NODE_PORT: &str = "192.0.2.1:30080";
+const FILTERED_NODE_PORT: &str = "192.0.2.1:30910";
+const NODE_PORT_ON_LOOPBACK: &str = "127.0.0.1:30080";
+const EXTERNAL_IP: &str = "198.51.100.10:80";
+
+/// Node ports are redirected at the node's own address, not on loopback nor for a filtered
+/// service; an external IP (routable, not local) is redirected like a ClusterIP.
+fn node_ports_land_on_the_proxy<B: RuleBackend>(backend_in: impl FnOnce(&Netns) -> B) {
+    let ns = cluster_ns();
+    // A veth pair inside the namespace: the node's LAN interface (no dummy module here).
+    ns.exec(
+        "ip",
+        &[
+            "link", "add", "eth0", "type", "veth", "peer", "name", "lan0",
+        ],
+    );
+    ns.exec("ip", &["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+    ns.exec("ip", &["link", "set", "eth0", "up"]);
+    ns.exec("ip", &["link", "set", "lan0", "up"]);
+    ns.exec("ip", &["route", "add", "198.51.100.0/24", "dev", "eth0"]);
+    let mut backend = backend_in(&ns);
+    backend.apply(&sample_rules()).unwrap();
+    // The "real" destination listens at the probed port.
+    let probe = |target: &str, mark| {
+        let port = target.parse::<SocketAddr>().unwrap().port();
+        probe_with_direct_port(&ns, target, mark, port)
+    };
+    assert_eq!(probe(NODE_PORT, 0), proxied(NODE_PORT));
+    assert_eq!(probe(NODE_PORT_ON_LOOPBACK, 0), Landed::Direct);
+    assert_eq!(probe(FILTERED_NODE_PORT, 0), Landed::Direct);
+    assert_eq!(probe(EXTERNAL_IP, 0), proxied(EXTERNAL_IP));
+    let marked = probe(NODE_PORT, DEFAULT_BYPASS_MARK.value);
+    assert_eq!(marked, Landed::Direct, "the agent's own sockets");
+    backend.cleanup().unwrap();
+    assert_eq!(probe(NODE_PORT, 0), Landed::Direct);
+}
+
+#[test]
+fn nft_redirects_node_ports_at_local_addresses_only() {
+    node_ports_land_on_the_proxy(|ns| NftBackend::new(ns.runner()));
+}
+
+#[test]
+fn iptables_redirects_node_ports_at_local_addresses_only() {
+    node_ports_land_on_the_proxy(|ns| IptablesBackend::with_families(ns.runner(), &[IpFamily::V4]));
 }
 
 fn save(ns: &Netns, family: IpFamily) -> String {
@@ -159,13 +214,14 @@ fn iptables_installs_replaces_and_cleans_up() {
     }
     let v4 = save(&ns, IpFamily::V4);
     assert!(v4.contains("-d 10.96.0.10/32"), "{v4}");
-    assert_eq!(v4.matches("-j REDIRECT").count(), 4, "{v4}");
+    // web, dns-tcp, and shop's ClusterIP, external IP and node port; in both chains.
+    assert_eq!(v4.matches("-j REDIRECT").count(), 10, "{v4}");
     assert!(save(&ns, IpFamily::V6).contains("-d fd00:10:96::a/128"));
 
     backend.apply(&without_web(sample_rules())).unwrap();
     let v4 = save(&ns, IpFamily::V4);
     assert!(!v4.contains("10.96.0.10"), "{v4}");
-    assert_eq!(v4.matches("-j REDIRECT").count(), 2, "{v4}");
+    assert_eq!(v4.matches("-j REDIRECT").count(), 8, "{v4}");
 
     backend.cleanup().unwrap();
     for family in [IpFamily::V4, IpFamily::V6] {
@@ -284,8 +340,9 @@ fn udp_lands_on_tproxy(ns: &Netns) -> bool {
     })
 }
 
-#[test]
-fn nft_udp_tproxy_wins_over_kube_proxy_dnat() {
+/// Host-sent UDP to a ClusterIP reaches the transparent socket although a kube-proxy DNAT for
+/// it is installed; after cleanup kube-proxy gets it again.
+fn udp_tproxy_wins_over_kube_proxy_dnat<B: RuleBackend>(backend_in: impl FnOnce(&Netns) -> B) {
     let ns = cluster_ns();
     udp_setup(&ns);
     assert!(!udp_lands_on_tproxy(&ns), "kube-proxy DNAT alone");
@@ -296,16 +353,62 @@ fn nft_udp_tproxy_wins_over_kube_proxy_dnat() {
         }),
         ..RuleOptions::default()
     };
-    let mut backend = NftBackend::new(ns.runner());
-    backend
-        .apply(&desired_rules(&sample_snapshot(), &opts))
-        .unwrap();
+    let mut backend = backend_in(&ns);
+    let rules = desired_rules(&sample_snapshot(), &opts);
+    backend.apply(&rules).unwrap();
+    backend.apply(&rules).unwrap();
     assert!(udp_lands_on_tproxy(&ns), "host-originated UDP is TPROXYed");
     backend.cleanup().unwrap();
     assert!(
         !udp_lands_on_tproxy(&ns),
         "after cleanup kube-proxy gets it again"
     );
+}
+
+#[test]
+fn nft_udp_tproxy_wins_over_kube_proxy_dnat() {
+    udp_tproxy_wins_over_kube_proxy_dnat(|ns| NftBackend::new(ns.runner()));
+}
+
+#[test]
+fn iptables_udp_tproxy_wins_over_kube_proxy_dnat() {
+    udp_tproxy_wins_over_kube_proxy_dnat(|ns| {
+        IptablesBackend::with_families(ns.runner(), &[IpFamily::V4])
+    });
+}
+
+/// A sync without UDP removes the UDP chains an earlier run left (they would send UDP to a
+/// port nobody listens on), and one jump per base chain is kept across syncs.
+#[test]
+fn iptables_udp_chains_are_kept_single_and_removed_when_udp_is_off() {
+    let ns = cluster_ns();
+    let udp = RuleOptions {
+        udp: Some(edgemesh_netfilter::UdpOptions {
+            port: 40002,
+            mark: edgemesh_netfilter::DEFAULT_TPROXY_MARK,
+        }),
+        ..RuleOptions::default()
+    };
+    let mut backend = IptablesBackend::with_families(ns.runner(), &[IpFamily::V4]);
+    backend
+        .apply(&desired_rules(&sample_snapshot(), &udp))
+        .unwrap();
+    backend
+        .apply(&desired_rules(&sample_snapshot(), &udp))
+        .unwrap();
+    let mangle = ns.exec("iptables-save", &["-t", "mangle"]);
+    assert_eq!(
+        jump_order(&mangle, "PREROUTING"),
+        ["EDGEMESH-UDP-CONTAINER"],
+        "{mangle}"
+    );
+    assert_eq!(mangle.matches("-j TPROXY").count(), 4, "{mangle}");
+    let mut restarted = IptablesBackend::with_families(ns.runner(), &[IpFamily::V4]);
+    restarted.apply(&sample_rules()).unwrap();
+    for table in ["raw", "mangle"] {
+        let saved = ns.exec("iptables-save", &["-t", table]);
+        assert!(!saved.contains("EDGEMESH-UDP"), "{saved}");
+    }
 }
 
 /// Kernel fast path: round robin is DNATed by the kernel itself, alternating exactly between the
@@ -328,7 +431,8 @@ fn nft_fast_path_dnats_round_robin_in_the_kernel() {
     };
     let rules = desired_rules(&policies_snapshot(), &opts);
     let stats = NftBackend::new(ns.runner()).apply(&rules).unwrap();
-    assert_eq!((stats.frontends, stats.fast_path), (5, 3));
+    // + fast/exposed: ClusterIP and external IP in the kernel, node port proxied.
+    assert_eq!((stats.frontends, stats.fast_path), (8, 5));
 
     let landed: Vec<String> = ns.enter(|| {
         let serve = |addr: &str| {

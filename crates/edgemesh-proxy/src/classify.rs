@@ -1,6 +1,9 @@
-//! Pure decisions about a routed connection: does it need its HTTP request head read?
+//! Pure decisions about a routed connection: does it need its HTTP request head read, and which
+//! backends may it not use?
 
-use edgemesh_model::{HashKey, LbPolicy, Service, ServicePort};
+use std::net::SocketAddr;
+
+use edgemesh_model::{Frontend, HashKey, LbPolicy, Service, ServicePort};
 
 /// `appProtocol` values that mean HTTP/1 or cleartext HTTP/2 (Kubernetes' standard names and
 /// the IANA-style ones Istio accepts).
@@ -24,6 +27,28 @@ pub fn hash_header<'s>(service: &'s Service, port: &ServicePort) -> Option<&'s s
         LbPolicy::ConsistentHash(HashKey::HttpHeader(name)) if is_http_port(port) => Some(name),
         _ => None,
     }
+}
+
+/// Backends a connection that reached `service` at `frontend` must not use: with
+/// `externalTrafficPolicy: Local`, for node-port and external-IP traffic, those of other nodes
+/// (kube-proxy's rule; none left means the connection is refused).
+pub fn foreign_backends(
+    service: &Service,
+    port: &ServicePort,
+    frontend: &Frontend,
+    local_node: Option<&str>,
+) -> Vec<SocketAddr> {
+    let Some(node) = local_node else {
+        return Vec::new();
+    };
+    if !service.local_endpoints_only(frontend) {
+        return Vec::new();
+    }
+    port.backends
+        .iter()
+        .filter(|b| !b.is_local_to(node))
+        .map(|b| b.addr)
+        .collect()
 }
 
 #[cfg(test)]
@@ -82,5 +107,62 @@ mod tests {
         svc.lb_policy = LbPolicy::ConsistentHash(HashKey::HttpHeader("x-user".into()));
         assert_eq!(hash_header(&svc, &http), Some("x-user"));
         assert_eq!(hash_header(&svc, &tcp), None);
+    }
+
+    #[test]
+    fn local_policy_excludes_other_nodes_backends_for_external_traffic_only() {
+        use edgemesh_model::{Backend, Exposure, ExternalTrafficPolicy, Frontend, ServiceKind};
+        let backend = |last: u8, node: Option<&str>| Backend {
+            addr: SocketAddr::from(([192, 0, 2, last], 8080)),
+            node_name: node.map(Into::into),
+        };
+        let mut http = port("http", None);
+        http.backends = vec![
+            backend(11, Some("here")),
+            backend(12, Some("there")),
+            backend(13, None),
+        ]
+        .into();
+        let cluster_ip = Frontend {
+            ip: [10, 96, 0, 1].into(),
+            port: 80,
+            protocol: Protocol::Tcp,
+        };
+        let external_ip = Frontend {
+            ip: [198, 51, 100, 10].into(),
+            ..cluster_ip
+        };
+        let node_port = Frontend::node_port(cluster_ip.ip, 30080, Protocol::Tcp);
+        let service = |policy| Service {
+            key: edgemesh_model::ObjectKey::new("ns", "s"),
+            kind: ServiceKind::Exposed {
+                cluster_ips: vec![cluster_ip.ip],
+                exposure: Exposure {
+                    external_ips: vec![external_ip.ip],
+                    external_traffic_policy: policy,
+                    ..Exposure::default()
+                },
+            },
+            proxy: edgemesh_model::ProxyDecision::Proxied,
+            lb_policy: LbPolicy::RoundRobin,
+            session_affinity: None,
+            ports: vec![],
+            endpoints: vec![],
+        };
+        let there: Vec<SocketAddr> = vec![backend(12, None).addr];
+        use ExternalTrafficPolicy::{Cluster, Local};
+        #[rustfmt::skip]
+        let table = [
+            (Local, node_port, Some("here"), there.clone()),
+            (Local, external_ip, Some("here"), there.clone()),
+            (Local, cluster_ip, Some("here"), vec![]),
+            (Cluster, node_port, Some("here"), vec![]),
+            // Without a node name nothing is foreign.
+            (Local, node_port, None, vec![]),
+        ];
+        for (policy, frontend, node, want) in table {
+            let got = foreign_backends(&service(policy), &http, &frontend, node);
+            assert_eq!(got, want, "{policy:?} {frontend:?} {node:?}");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Settings of the data path, with the defaults we chose and why.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The agent's transparent TCP port (EdgeMesh's default; the netfilter rules REDIRECT here).
@@ -32,6 +33,10 @@ pub struct ProxyConfig {
     pub udp_idle_timeout: Duration,
     /// Most concurrent UDP sessions; new flows beyond it are dropped (each session owns sockets).
     pub max_udp_sessions: usize,
+    /// This node's name: with `externalTrafficPolicy: Local`, traffic that arrived by a node
+    /// port or an external IP may only use endpoints on it (or without a node name). `None`:
+    /// every endpoint counts as local.
+    pub local_node: Option<Arc<str>>,
 }
 
 /// Bounds of the request-head read for header-hash policies.
@@ -63,6 +68,7 @@ impl Default for ProxyConfig {
             relay: RelayMode::Splice,
             udp_idle_timeout: Duration::from_secs(120),
             max_udp_sessions: 65_536,
+            local_node: None,
         }
     }
 }

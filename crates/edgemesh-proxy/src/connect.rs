@@ -17,6 +17,8 @@ pub struct Target<'a> {
     pub frontend: &'a Frontend,
     pub service: &'a Service,
     pub port: &'a ServicePort,
+    /// Backends this connection must not use (`externalTrafficPolicy: Local`).
+    pub foreign: &'a [SocketAddr],
 }
 
 /// Who is asking, as the balancer needs it.
@@ -50,7 +52,8 @@ pub async fn dial_any(
     limits: DialLimits,
     metrics: &Metrics,
 ) -> Result<Connected, ProxyError> {
-    let mut failed: Vec<SocketAddr> = Vec::new();
+    // Foreign backends are excluded like failed ones; they do not count as failures.
+    let mut failed: Vec<SocketAddr> = target.foreign.to_vec();
     let mut last_error: Option<(SocketAddr, io::Error)> = None;
     for attempt in 0..limits.attempts.max(1) {
         let ctx = PickContext {
@@ -181,6 +184,7 @@ mod tests {
             frontend: &frontend,
             service: &service,
             port: &port,
+            foreign: &[],
         };
         let client = Client {
             ip: [127, 0, 0, 1].into(),

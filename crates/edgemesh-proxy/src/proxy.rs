@@ -12,7 +12,7 @@ use edgemesh_model::{Frontend, Protocol, Service, SnapshotCell};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::Instrument;
 
-use crate::classify::hash_header;
+use crate::classify::{foreign_backends, hash_header};
 use crate::config::ProxyConfig;
 use crate::connect::{Client, DialLimits, Target, dial_any};
 use crate::dialer::Dialer;
@@ -42,6 +42,15 @@ impl std::fmt::Debug for Proxy {
             .field("config", &self.inner.config)
             .finish_non_exhaustive()
     }
+}
+
+/// Where a connection goes: the frontend that serves it (for a node port, the node-port
+/// frontend rather than the `nodeIP:nodePort` the client dialed: balancer state is kept per
+/// frontend), the service and the index of its port.
+pub(crate) struct Routed {
+    pub(crate) frontend: Frontend,
+    pub(crate) service: Arc<Service>,
+    pub(crate) index: usize,
 }
 
 /// Pause after an accept error such as EMFILE, so a full fd table does not spin a core.
@@ -106,17 +115,20 @@ impl Proxy {
         let Some(frontend) = self.frontend_of(&client, peer) else {
             return reset(&client);
         };
-        let Some((service, port_index)) = self.route(&frontend) else {
+        let Some(routed) = self.route(&frontend) else {
             return reset(&client);
         };
+        let (service, port_index) = (&routed.service, routed.index);
         let port = &service.ports[port_index];
         let head = self
-            .read_head_if_needed(&mut client, &service, port_index)
+            .read_head_if_needed(&mut client, service, port_index)
             .await;
+        let foreign = self.foreign_backends(&routed);
         let target = Target {
-            frontend: &frontend,
-            service: &service,
+            frontend: &routed.frontend,
+            service,
             port,
+            foreign: &foreign,
         };
         let who = Client {
             ip: peer.ip().to_canonical(),
@@ -171,13 +183,18 @@ impl Proxy {
         }
     }
 
-    /// The service and port index at `frontend`. Only the service is kept, not the whole
-    /// Snapshot, so long connections do not pin old snapshots in memory.
-    pub(crate) fn route(&self, frontend: &Frontend) -> Option<(Arc<Service>, usize)> {
+    /// The service and port a connection to `dst` is for. Only the service is kept, not the
+    /// whole Snapshot, so long connections do not pin old snapshots in memory.
+    pub(crate) fn route(&self, dst: &Frontend) -> Option<Routed> {
         let snapshot = self.inner.snapshots.load();
-        let routed = snapshot.route(frontend).and_then(|(service, port)| {
+        let routed = snapshot.resolve(dst).and_then(|frontend| {
+            let (service, port) = snapshot.route(&frontend)?;
             let index = service.ports.iter().position(|p| std::ptr::eq(p, port))?;
-            Some((Arc::clone(service), index))
+            Some(Routed {
+                frontend,
+                service: Arc::clone(service),
+                index,
+            })
         });
         let counter = match routed {
             Some(_) => &self.inner.metrics.routed,
@@ -185,6 +202,13 @@ impl Proxy {
         };
         Metrics::inc(counter);
         routed
+    }
+
+    /// Backends the routed connection must not use (`externalTrafficPolicy: Local`).
+    pub(crate) fn foreign_backends(&self, routed: &Routed) -> Vec<SocketAddr> {
+        let local_node = self.inner.config.local_node.as_deref();
+        let port = &routed.service.ports[routed.index];
+        foreign_backends(&routed.service, port, &routed.frontend, local_node)
     }
 
     async fn read_head_if_needed(

@@ -4,8 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step should panic
 mod datapath_support;
 
-use std::time::Duration;
-
 use datapath_support::{Backend, Cluster, ECHO, HTTP, HTTPS, Svc, UDP, WS};
 
 const IP: &str = "10.96.0.10";
@@ -27,7 +25,7 @@ fn every_kind_through_the_agent(backend: Backend, tcp_path: TcpPath, tag: &str) 
         TcpPath::KernelFastPath => "",
         TcpPath::Proxy => "    kernelFastPath: false\n",
     };
-    let mut agent = cluster.start_agent(backend, extra);
+    let agent = cluster.start_agent(backend, extra);
 
     // Nothing but the agent answers 10.96.0.10 in the node (the LAN has no such host).
     assert_eq!(
@@ -44,20 +42,10 @@ fn every_kind_through_the_agent(backend: Backend, tcp_path: TcpPath, tag: &str) 
         cluster.ws_echo(IP, 8765, "ping").as_deref(),
         Ok("pod-a:ping")
     );
-    match backend {
-        Backend::Nftables => {
-            // The reply comes from the ClusterIP:port the client sent to (TPROXY path).
-            let answer = cluster.udp_echo(IP, 7001, "datagram");
-            assert_eq!(answer.as_deref(), Ok("datagram from 10.96.0.10:7001"));
-            assert!(agent.metric("edgemesh_proxy_udp_sessions_total") >= 1.0);
-        }
-        Backend::Iptables => {
-            let line = agent.wait_log("UDP services are not intercepted", Duration::from_secs(5));
-            assert!(line.contains("iptables"), "{line}");
-            // Not intercepted: the datagram goes to the LAN where nobody has the ClusterIP.
-            assert!(cluster.udp_echo(IP, 7001, "datagram").is_err());
-        }
-    }
+    // Both backends TPROXY UDP: the reply comes from the ClusterIP:port the client sent to.
+    let answer = cluster.udp_echo(IP, 7001, "datagram");
+    assert_eq!(answer.as_deref(), Ok("datagram from 10.96.0.10:7001"));
+    assert!(agent.metric("edgemesh_proxy_udp_sessions_total") >= 1.0);
     let accepted = agent.metric("edgemesh_proxy_tcp_accepted_total");
     let in_kernel = agent.metric("edgemesh_proxier_fast_path_frontends");
     match tcp_path {

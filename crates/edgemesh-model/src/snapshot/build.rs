@@ -3,7 +3,7 @@
 //! Pure and deterministic: the same catalog and options give the same snapshot.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use foldhash::fast::RandomState as FastHash;
@@ -151,10 +151,12 @@ fn proxy_decision(spec: &ServiceSpec, filter_mode: ServiceFilterMode) -> ProxyDe
         ServiceKind::Headless => Some(SkipReason::Headless),
         ServiceKind::ExternalName { .. } => Some(SkipReason::ExternalName),
         _ if !filter_mode.proxies(spec.has_proxy_name_label) => Some(SkipReason::FilteredByLabel),
-        ServiceKind::ClusterIp { cluster_ips } if cluster_ips.is_empty() => {
+        ServiceKind::ClusterIp { cluster_ips } | ServiceKind::Exposed { cluster_ips, .. }
+            if cluster_ips.is_empty() =>
+        {
             Some(SkipReason::NoClusterIp)
         }
-        ServiceKind::ClusterIp { .. } => None,
+        ServiceKind::ClusterIp { .. } | ServiceKind::Exposed { .. } => None,
     };
     skip.map_or(ProxyDecision::Proxied, ProxyDecision::Skipped)
 }
@@ -251,22 +253,60 @@ fn index_frontends(
     if !service.is_proxied() {
         return;
     }
-    for ip in service.cluster_ips() {
+    for (frontend, index) in service_frontends(service) {
+        if let Some((other, _)) = frontends.get(&frontend) {
+            report.warnings.push(format!(
+                "Service {} and Service {} both claim {}; keeping {}",
+                other.key,
+                service.key,
+                describe(&frontend),
+                other.key
+            ));
+            continue;
+        }
+        frontends.insert(frontend, (Arc::clone(service), index));
+    }
+}
+
+/// Every frontend of a proxied service with the index of its port: each ClusterIP and external
+/// IP at each port, and each node port once per IP family of the ClusterIPs.
+fn service_frontends(service: &Service) -> Vec<(Frontend, usize)> {
+    let exposure = service.kind.exposure();
+    let external_ips = exposure.map_or(&[][..], |e| &e.external_ips[..]);
+    let mut out = Vec::new();
+    for ip in service.cluster_ips().iter().chain(external_ips) {
         for (index, port) in service.ports.iter().enumerate() {
             let frontend = Frontend {
                 ip: *ip,
                 port: port.port,
                 protocol: port.protocol,
             };
-            if let Some((other, _)) = frontends.get(&frontend) {
-                report.warnings.push(format!(
-                    "Service {} and Service {} both claim {}:{}/{}; keeping {}",
-                    other.key, service.key, ip, port.port, port.protocol, other.key
-                ));
-                continue;
-            }
-            frontends.insert(frontend, (Arc::clone(service), index));
+            out.push((frontend, index));
         }
+    }
+    let node_ports = exposure.map_or(&[][..], |e| &e.node_ports[..]);
+    let mut families: Vec<IpAddr> = service.cluster_ips().to_vec();
+    families.dedup_by_key(|ip| ip.is_ipv4());
+    for node_port in node_ports {
+        let index = service
+            .ports
+            .iter()
+            .position(|p| p.protocol == node_port.protocol && p.port == node_port.port);
+        let Some(index) = index else { continue };
+        for family in &families {
+            let frontend = Frontend::node_port(*family, node_port.node_port, node_port.protocol);
+            out.push((frontend, index));
+        }
+    }
+    out
+}
+
+/// `ip:port/protocol`, or `node port port/protocol`, for warnings.
+fn describe(frontend: &Frontend) -> String {
+    if frontend.is_node_port() {
+        format!("node port {}/{}", frontend.port, frontend.protocol)
+    } else {
+        format!("{}:{}/{}", frontend.ip, frontend.port, frontend.protocol)
     }
 }
 
@@ -286,5 +326,7 @@ impl NodeNames {
     }
 }
 
+#[cfg(test)]
+mod exposure_tests;
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,7 @@
 //! `iptables-restore --noflush` per family and sync, and the jumps kept first.
 
 pub mod order;
+pub mod udp;
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -11,41 +12,71 @@ use edgemesh_model::Protocol;
 
 use crate::backend::{RuleBackend, SyncStats};
 use crate::error::Result;
-use crate::rules::{Action, ChainType, Hook, IpFamily, Match, RuleSet};
+use crate::rules::{Action, Chain, ChainType, Hook, IpFamily, Match, RuleSet};
 use crate::runner::CommandRunner;
 use order::{CONTAINER_CHAIN, HOST_CHAIN, JumpState, NatTable, plan_cleanup, plan_jumps};
 
 /// The nat section for one family: our chains declared (which flushes them under `--noflush`),
-/// refilled, then `jump_lines` (from [`order::plan_jumps`]). UDP chains are not rendered: UDP
-/// interception needs nftables. Neither is the kernel fast path: its frontends are redirected to
-/// the proxy like the others (they are in `rules.elements` too).
+/// refilled, then `jump_lines` (from [`order::plan_jumps`]). The UDP chains live in raw and
+/// mangle ([`udp::render_udp`]). The kernel fast path is not rendered: its frontends are
+/// redirected to the proxy like the others (they are in `rules.elements` too).
 pub fn render_iptables(rules: &RuleSet, family: IpFamily, jump_lines: &[String]) -> String {
     let mut out = String::with_capacity(128 + rules.elements.len() * 128);
-    out.push_str("*nat\n");
-    let _ = writeln!(out, ":{CONTAINER_CHAIN} - [0:0]\n:{HOST_CHAIN} - [0:0]");
-    for chain in rules
+    let nat = rules
         .chains
         .iter()
-        .filter(|c| c.chain_type == ChainType::Nat)
-    {
-        let name = match chain.hook {
-            Hook::Prerouting => CONTAINER_CHAIN,
-            Hook::Output => HOST_CHAIN,
-            // Only the fast path's masquerade lives there, and iptables has no fast path.
-            Hook::Postrouting => continue,
-        };
-        for rule in &chain.rules {
-            render_rule(&mut out, rules, family, name, rule);
-        }
-    }
-    for line in jump_lines {
-        let _ = writeln!(out, "{line}");
-    }
-    out.push_str("COMMIT\n");
+        .filter(|c| c.chain_type == ChainType::Nat);
+    let section = Section {
+        table: "nat",
+        ours: [CONTAINER_CHAIN, HOST_CHAIN],
+        jump_lines,
+    };
+    section.render(&mut out, rules, family, nat);
     out
 }
 
-fn render_rule(
+/// One table of a restore: our two chains declared (which flushes them under `--noflush`), the
+/// rule set's chains rendered into them by hook, then the jump lines.
+pub(crate) struct Section<'a> {
+    pub(crate) table: &'a str,
+    /// Our chains for PREROUTING (containers, other hosts) and OUTPUT (the host).
+    pub(crate) ours: [&'a str; 2],
+    pub(crate) jump_lines: &'a [String],
+}
+
+impl Section<'_> {
+    pub(crate) fn render<'c>(
+        &self,
+        out: &mut String,
+        rules: &RuleSet,
+        family: IpFamily,
+        chains: impl Iterator<Item = &'c Chain>,
+    ) {
+        let [container, host] = self.ours;
+        let _ = writeln!(
+            out,
+            "*{}\n:{container} - [0:0]\n:{host} - [0:0]",
+            self.table
+        );
+        for chain in chains {
+            let name = match chain.hook {
+                Hook::Prerouting => container,
+                Hook::Output => host,
+                // Only the fast path's masquerade lives there, and iptables has no fast path.
+                Hook::Postrouting => continue,
+            };
+            for rule in &chain.rules {
+                render_rule(out, rules, family, name, rule);
+            }
+        }
+        for line in self.jump_lines {
+            let _ = writeln!(out, "{line}");
+        }
+        out.push_str("COMMIT\n");
+    }
+}
+
+pub(crate) fn render_rule(
     out: &mut String,
     rules: &RuleSet,
     family: IpFamily,
@@ -55,8 +86,13 @@ fn render_rule(
     let target = match rule.then {
         Action::Return => "RETURN".to_string(),
         Action::Redirect { port } => format!("REDIRECT --to-ports {port}"),
-        // Only nat chains are rendered, and they only return or redirect.
-        _ => return,
+        Action::NoTrack => "CT --notrack".to_string(),
+        Action::Tproxy { port, mark } => {
+            format!("TPROXY --on-port {port} --tproxy-mark {mark:#x}/{mark:#x}")
+        }
+        Action::SetMark(mark) => format!("MARK --set-mark {mark:#x}"),
+        // The kernel fast path is nftables-only.
+        Action::DnatToBackends | Action::Masquerade => return,
     };
     match rule.when {
         Match::Mark(m) => {
@@ -70,23 +106,60 @@ fn render_rule(
             family: f,
             protocol,
         } if f == family => {
-            let proto = if protocol == Protocol::Tcp {
-                "tcp"
-            } else {
-                "udp"
-            };
             let prefix = if family == IpFamily::V4 { 32 } else { 128 };
             for (frontend, label) in rules.elements_of(family, protocol) {
-                let label = label.replace('"', "");
-                let _ = writeln!(
-                    out,
-                    "-A {chain} -d {}/{prefix} -p {proto} -m comment --comment \"{label}\" \
-                     -m {proto} --dport {} -j {target}",
-                    frontend.ip, frontend.port
-                );
+                let to = format!("-d {}/{prefix}", frontend.ip);
+                let line = PortRule::new(&to, protocol, frontend.port);
+                line.write(out, chain, label, &target);
             }
         }
-        Match::Intercepted { .. } | Match::FastPath { .. } | Match::FastPathReply { .. } => {}
+        Match::NodePort {
+            family: f,
+            protocol,
+        } if f == family => {
+            let loopback = if family == IpFamily::V4 {
+                "127.0.0.0/8"
+            } else {
+                "::1/128"
+            };
+            let to = format!("-m addrtype --dst-type LOCAL ! -d {loopback}");
+            for (frontend, label) in rules.node_ports_of(family, protocol) {
+                let line = PortRule::new(&to, protocol, frontend.port);
+                line.write(out, chain, &format!("{label} nodePort"), &target);
+            }
+        }
+        Match::Intercepted { .. }
+        | Match::NodePort { .. }
+        | Match::FastPath { .. }
+        | Match::FastPathReply { .. } => {}
+    }
+}
+
+/// One `-A` line for traffic to `to` (address or node-port match) at a protocol and port.
+struct PortRule<'a> {
+    to: &'a str,
+    protocol: &'static str,
+    port: u16,
+}
+
+impl<'a> PortRule<'a> {
+    fn new(to: &'a str, protocol: Protocol, port: u16) -> Self {
+        let protocol = if protocol == Protocol::Tcp {
+            "tcp"
+        } else {
+            "udp"
+        };
+        Self { to, protocol, port }
+    }
+
+    fn write(&self, out: &mut String, chain: &str, label: &str, target: &str) {
+        let Self { to, protocol, port } = self;
+        let label = label.replace('"', "");
+        let _ = writeln!(
+            out,
+            "-A {chain} {to} -p {protocol} -m comment --comment \"{label}\" \
+             -m {protocol} --dport {port} -j {target}"
+        );
     }
 }
 
@@ -103,6 +176,9 @@ fn tools(family: IpFamily) -> (&'static str, &'static str) {
 pub struct IptablesBackend {
     runner: Arc<dyn CommandRunner>,
     families: Vec<IpFamily>,
+    /// Whether a sync without UDP has removed the UDP chains an earlier run may have left
+    /// (checked once: they would send UDP to a port nobody listens on).
+    udp_leftovers_checked: bool,
 }
 
 impl IptablesBackend {
@@ -116,6 +192,7 @@ impl IptablesBackend {
         Self {
             runner,
             families: families.to_vec(),
+            udp_leftovers_checked: false,
         }
     }
 
@@ -129,6 +206,29 @@ impl IptablesBackend {
     /// The nat table of `family` as the kernel holds it.
     pub fn save(&self, family: IpFamily) -> Result<String> {
         self.runner.run(tools(family).0, &["-t", "nat"], None)
+    }
+
+    /// `iptables-save -t raw` and `-t mangle` of `family` (the UDP chains' tables).
+    fn save_udp_tables(&self, family: IpFamily) -> Result<[String; 2]> {
+        let [raw, mangle] = udp::UDP_TABLES;
+        let save = |table| self.runner.run(tools(family).0, &["-t", table], None);
+        Ok([save(raw)?, save(mangle)?])
+    }
+
+    /// The UDP part of a sync: the chains when UDP is on; when it is off, the removal (once) of
+    /// chains an earlier run left.
+    fn apply_udp(&mut self, rules: &RuleSet, family: IpFamily) -> Result<usize> {
+        let text = match rules.options.udp {
+            Some(_) => udp::render_udp(rules, family, &self.save_udp_tables(family)?),
+            None if !self.udp_leftovers_checked => {
+                udp::render_udp_cleanup(&self.save_udp_tables(family)?)
+            }
+            None => String::new(),
+        };
+        if !text.is_empty() {
+            self.restore(family, &text)?;
+        }
+        Ok(text.len())
     }
 
     fn restore(&self, family: IpFamily, text: &str) -> Result<()> {
@@ -168,12 +268,10 @@ impl RuleBackend for IptablesBackend {
             let (lines, state) = plan_jumps(&NatTable::parse(&self.save(family)?));
             let text = render_iptables(rules, family, &lines);
             self.restore(family, &text)?;
-            bytes += text.len();
+            bytes += text.len() + self.apply_udp(rules, family)?;
             repaired |= state == JumpState::OutOfOrder;
         }
-        if rules.options.udp.is_some() {
-            tracing::warn!("the iptables backend does not intercept UDP; use nftables for UDP");
-        }
+        self.udp_leftovers_checked = true;
         Ok(SyncStats {
             backend: self.name(),
             frontends: rules.elements.len(),
@@ -189,6 +287,10 @@ impl RuleBackend for IptablesBackend {
             let lines = plan_cleanup(&NatTable::parse(&self.save(family)?));
             if !lines.is_empty() {
                 self.restore(family, &format!("*nat\n{}\nCOMMIT\n", lines.join("\n")))?;
+            }
+            let udp = udp::render_udp_cleanup(&self.save_udp_tables(family)?);
+            if !udp.is_empty() {
+                self.restore(family, &udp)?;
             }
         }
         Ok(())

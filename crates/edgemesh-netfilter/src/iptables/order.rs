@@ -31,11 +31,16 @@ pub struct NatTable {
 impl NatTable {
     /// Parses the `*nat` section of `iptables-save` output; other tables are ignored.
     pub fn parse(save: &str) -> Self {
+        Self::parse_table(save, "nat")
+    }
+
+    /// Parses the `*{name}` section (`raw`, `mangle`: the UDP chains) the same way.
+    pub fn parse_table(save: &str, name: &str) -> Self {
         let mut table = NatTable::default();
         let mut in_nat = false;
         for line in save.lines().map(str::trim) {
-            if let Some(name) = line.strip_prefix('*') {
-                in_nat = name == "nat";
+            if let Some(section) = line.strip_prefix('*') {
+                in_nat = section == name;
             } else if !in_nat {
                 continue;
             } else if let Some(decl) = line.strip_prefix(':') {
@@ -77,9 +82,14 @@ pub enum JumpState {
 /// Restore lines that put exactly one jump to ours at position 1 of each base chain, and how the
 /// jumps stood. No lines when they are in order.
 pub fn plan_jumps(table: &NatTable) -> (Vec<String>, JumpState) {
+    plan_jumps_to(table, &JUMPS)
+}
+
+/// [`plan_jumps`] for other (base chain, our chain) pairs, e.g. the UDP chains of raw and mangle.
+pub fn plan_jumps_to(table: &NatTable, jumps: &[(&str, &str)]) -> (Vec<String>, JumpState) {
     let mut lines = Vec::new();
     let mut state = JumpState::InOrder;
-    for (base, ours) in JUMPS {
+    for &(base, ours) in jumps {
         let rules = table.rules_of(base);
         let positions: Vec<usize> = (0..rules.len())
             .filter(|&i| jumps_to(&rules[i], ours))
@@ -102,12 +112,17 @@ pub fn plan_jumps(table: &NatTable) -> (Vec<String>, JumpState) {
 /// Restore lines that remove our jumps and chains (only what exists, so the restore cannot fail
 /// on a missing rule).
 pub fn plan_cleanup(table: &NatTable) -> Vec<String> {
+    plan_cleanup_of(table, &JUMPS)
+}
+
+/// [`plan_cleanup`] for other (base chain, our chain) pairs.
+pub fn plan_cleanup_of(table: &NatTable, jumps: &[(&str, &str)]) -> Vec<String> {
     let mut lines = Vec::new();
-    for (base, ours) in JUMPS {
+    for &(base, ours) in jumps {
         let jumps = table.rules_of(base).iter().filter(|s| jumps_to(s, ours));
         lines.extend(jumps.map(|spec| format!("-D {base} {spec}")));
     }
-    for (_, ours) in JUMPS {
+    for &(_, ours) in jumps {
         if table.chains.contains(ours) {
             lines.push(format!("-F {ours}"));
             lines.push(format!("-X {ours}"));

@@ -4,8 +4,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::fixtures::{
-    DNS_V4, FAST_RANDOM_V4, FAST_RR_V4, HASH_V4, LABELLED_V4, REMOTE_V4, SCTP_V4, SINGLE_V4,
-    WEB_V4, WEB_V6, many_services, policies_snapshot, sample_snapshot,
+    DNS_V4, FAST_RANDOM_V4, FAST_RR_V4, HASH_V4, LABELLED_V4, REMOTE_V4, SCTP_V4, SHOP_EXTERNAL_V4,
+    SHOP_V4, SINGLE_V4, WEB_V4, WEB_V6, many_services, policies_snapshot, sample_snapshot,
 };
 use crate::trace::{Packet, Verdict, trace};
 
@@ -76,10 +76,18 @@ fn udp_is_tproxied_from_containers_and_from_the_host() {
 fn only_proxied_frontends_become_elements() {
     let rules = desired_rules(&sample_snapshot(), &RuleOptions::default());
     let ips: Vec<IpAddr> = rules.elements.keys().map(|f| f.ip).collect();
-    assert_eq!(ips, [WEB_V4, DNS_V4, WEB_V6], "{:?}", rules.elements);
+    let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    assert_eq!(
+        ips,
+        [any, WEB_V4, SHOP_V4, DNS_V4, SHOP_EXTERNAL_V4, WEB_V6],
+        "{:?}",
+        rules.elements
+    );
     assert!(!ips.contains(&LABELLED_V4));
     let missed: Vec<_> = rules.not_intercepted.iter().map(|f| f.protocol).collect();
-    assert_eq!(missed, [Protocol::Sctp, Protocol::Udp]);
+    use Protocol::{Sctp, Udp};
+    // Without TPROXY: shop's UDP node port, SCTP, shop's and DNS's UDP ports, shop's external IP.
+    assert_eq!(missed, [Udp, Sctp, Udp, Udp, Udp]);
 }
 
 #[test]
@@ -151,7 +159,8 @@ fn the_kernel_balances_what_needs_no_userspace_decision() {
 #[test]
 fn fast_path_frontends_stay_redirected_where_the_backend_cannot_dnat() {
     let rules = desired_rules(&policies_snapshot(), &fast_path_on_n1());
-    assert_eq!(rules.fast.len(), 3, "{:?}", rules.fast.keys());
+    // rr, random, single, and exposed's ClusterIP and external IP (never its node port).
+    assert_eq!(rules.fast.len(), 5, "{:?}", rules.fast.keys());
     assert!(rules.fast.keys().all(|f| rules.contains(f)));
     let off = desired_rules(&policies_snapshot(), &with_udp());
     assert!(off.fast.is_empty());
@@ -163,7 +172,7 @@ proptest! {
     fn n_services_give_n_elements_and_constant_rules(n in 0u32..300) {
         let rules = desired_rules(&many_services(n), &RuleOptions::default());
         prop_assert_eq!(rules.elements.len(), n as usize);
-        prop_assert_eq!(rules.rule_count(), 6);
+        prop_assert_eq!(rules.rule_count(), 10);
     }
 
     #[test]

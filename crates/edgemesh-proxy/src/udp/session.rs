@@ -76,16 +76,18 @@ pub(crate) fn open(proxy: &Proxy, received: Received) -> Option<(Session, Option
         port: received.original_dst.port(),
         protocol: Protocol::Udp,
     };
-    let (service, index) = proxy.route(&frontend)?;
+    let routed = proxy.route(&frontend)?;
+    let (frontend, service, index) = (routed.frontend, &routed.service, routed.index);
+    let foreign = proxy.foreign_backends(&routed);
     let inner = &proxy.inner;
     let ctx = PickContext {
         client: received.client.ip(),
         http_header: None,
-        exclude: &[],
+        exclude: &foreign,
     };
     let Some(picked) = inner
         .balancer
-        .pick(&frontend, &service, &service.ports[index], &ctx)
+        .pick(&frontend, service, &service.ports[index], &ctx)
     else {
         Metrics::inc(&inner.metrics.no_endpoint);
         return None;

@@ -51,6 +51,7 @@ pub async fn start(
     };
     let config = ProxyConfig {
         mark: DEFAULT_BYPASS_MARK.value,
+        local_node: Some(Arc::from(node_name)),
         ..ProxyConfig::default()
     };
     let proxy = Proxy::new(config, cell, balancer.clone(), dialer);
@@ -77,7 +78,7 @@ pub async fn start(
         move || select_backend(kind, runner)
     })
     .await??;
-    let udp = start_udp(settings, &proxy, backend.name()).await;
+    let udp = start_udp(settings, &proxy).await;
     tracing::info!(backend = backend.name(), tcp = %tcp_addr, udp = udp.is_some(), "transparent proxy listening; programming ClusterIP interception");
     let options = RuleOptions {
         tcp_port: settings.port,
@@ -136,15 +137,9 @@ pub async fn cleanup() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// UDP needs nftables (TPROXY), the policy route for the TPROXY mark and a transparent socket;
-/// without any of them UDP services are left alone (logged) and TCP still works.
-async fn start_udp(settings: &ProxySettings, proxy: &Proxy, backend: &str) -> Option<UdpOptions> {
-    if backend != "nftables" {
-        tracing::warn!(
-            "UDP services are not intercepted with the {backend} backend (TPROXY needs nftables)"
-        );
-        return None;
-    }
+/// UDP needs TPROXY (either backend), the policy route for the TPROXY mark and a transparent
+/// socket; without any of them UDP services are left alone (logged) and TCP still works.
+async fn start_udp(settings: &ProxySettings, proxy: &Proxy) -> Option<UdpOptions> {
     let options = UdpOptions {
         port: settings.port,
         mark: edgemesh_netfilter::DEFAULT_TPROXY_MARK,

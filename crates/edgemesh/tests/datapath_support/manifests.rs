@@ -54,6 +54,8 @@ pub struct Svc {
     endpoints: Vec<(String, String)>,
     spec: Map<String, Value>,
     labels: Map<String, Value>,
+    /// `spec.ports[].nodePort` by port name.
+    node_ports: Vec<(&'static str, u16)>,
 }
 
 impl Svc {
@@ -66,7 +68,12 @@ impl Svc {
             endpoints: Vec::new(),
             spec: Map::new(),
             labels: Map::new(),
+            node_ports: Vec::new(),
         }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn ports(mut self, ports: &[Port]) -> Svc {
@@ -94,6 +101,13 @@ impl Svc {
         self
     }
 
+    /// `type: NodePort` with `node_port` on the port named like `port.name`.
+    pub fn node_port(mut self, port: Port, node_port: u16) -> Svc {
+        self.spec.insert("type".into(), json!("NodePort"));
+        self.node_ports.push((port.name, node_port));
+        self
+    }
+
     pub fn label(mut self, key: &str, value: &str) -> Svc {
         self.labels.insert(key.into(), value.into());
         self
@@ -108,7 +122,13 @@ impl Svc {
         let ports: Vec<Value> = self
             .ports
             .iter()
-            .map(|p| json!({"name": p.name, "port": p.port, "protocol": p.protocol, "targetPort": p.target}))
+            .map(|p| {
+                let mut port = json!({"name": p.name, "port": p.port, "protocol": p.protocol, "targetPort": p.target});
+                if let Some((_, node_port)) = self.node_ports.iter().find(|(n, _)| *n == p.name) {
+                    port["nodePort"] = json!(node_port);
+                }
+                port
+            })
             .collect();
         let mut spec = self.spec.clone();
         spec.insert("clusterIP".into(), json!(self.cluster_ip));

@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 use edgemesh_testkit::netns::require_root;
 use edgemesh_testkit::process::Process;
 use edgemesh_testkit::tls::Certs;
-use edgemesh_testkit::topology::{Host, Topology};
+use edgemesh_testkit::topology::{Host, Lan, Topology};
 use serde_json::Value;
 
+pub use clients::{curl_on, udp_echo_on};
 pub use manifests::{ECHO, HTTP, HTTPS, Port, Svc, UDP, WS, destination_rule};
 
 /// The agent's `--node-name` and the nodeName of local endpoints.
@@ -63,6 +64,7 @@ pub struct Cluster {
     pub node: Host,
     pub manifests: tempfile::TempDir,
     files: tempfile::TempDir,
+    lan: Lan,
     /// The pods' HTTPS certificate (HTTPS is passed through, so only the pods read it).
     _certs: Certs,
     // Last: namespaces go after the processes inside them were dropped (killed).
@@ -112,6 +114,7 @@ impl Cluster {
             node,
             manifests: tempfile::tempdir().unwrap(),
             files,
+            lan,
             _certs: certs,
             topo,
         }
@@ -130,6 +133,19 @@ impl Cluster {
 
     pub fn delete(&self, file: &str) {
         std::fs::remove_file(self.manifests.path().join(file)).unwrap();
+    }
+
+    /// Another host on the node's LAN at `ip` (a "LAN host" outside the cluster), sending
+    /// `routed_via_node` (e.g. external IPs) to the node.
+    pub fn lan_host(&mut self, name: &str, ip: &str, routed_via_node: &[&str]) -> Host {
+        let host = self.topo.host(name).unwrap();
+        self.topo
+            .attach(&host, &self.lan, &format!("{ip}/24"))
+            .unwrap();
+        for prefix in routed_via_node {
+            self.topo.route(&host, prefix, NODE_IP).unwrap();
+        }
+        host
     }
 
     /// Adds another address to the node's LAN interface (a second client source).
