@@ -27,14 +27,14 @@ pub(crate) async fn open(
     protocol: WireProtocol,
     target: SocketAddr,
 ) -> Result<TunnelStream, TunnelError> {
-    let peer = resolve(shared, node).await?;
+    let mut peer = resolve(shared, node).await?;
     let mut attempt = 1;
     loop {
         // Connect on every attempt: if the connection died, our driver redials over the paths
         // it knows (LAN, or circuits through the relays we hold). Left to itself, the stream
         // layer would dial every address it ever heard of, such as the peer's NAT address,
         // and wait out a TCP timeout there.
-        connect_verified(shared, node, peer).await?;
+        peer = connect_current(shared, node, peer).await?;
         match open_and_handshake(shared, node, peer, protocol, target).await {
             Ok(stream) => return Ok(Counted::new(stream.compat(), shared.counters(peer))),
             // Two nodes that dial each other at once (mDNS on both sides) briefly hold two
@@ -123,20 +123,47 @@ async fn handshake(
     }
 }
 
-/// The peer of `node`: known (verified or pinned), else asked of each connected relay.
+/// The peer of `node`: known (verified or bound), else asked of each connected relay.
 async fn resolve(shared: &Arc<Shared>, node: &str) -> Result<PeerId, TunnelError> {
     if let Some(peer) = shared.peer_of(node) {
         return Ok(peer);
     }
+    ask_relays(shared, node)
+        .await
+        .ok_or_else(|| TunnelError::UnknownNode(node.to_owned()))
+}
+
+/// Which peer each connected relay says is `node` (the first answer).
+async fn ask_relays(shared: &Shared, node: &str) -> Option<PeerId> {
     let (reply, relays) = oneshot::channel();
-    shared.send(Command::Relays { reply }).await?;
-    for relay in relays.await.map_err(|_| TunnelError::Stopped)? {
+    shared.send(Command::Relays { reply }).await.ok()?;
+    for relay in relays.await.ok()? {
         if let Some(peer) = discovery::lookup(shared, relay, node).await {
             tracing::debug!(%node, %peer, %relay, "relay told us who the node is");
-            return Ok(peer);
+            return Some(peer);
         }
     }
-    Err(TunnelError::UnknownNode(node.to_owned()))
+    None
+}
+
+/// Connects to `peer` as `node`; when that fails, the key we know may be stale (the node
+/// restarted with a new one and proves it with its certificate): the peer the relays now know
+/// as `node` is tried instead. The peer connected to.
+async fn connect_current(shared: &Shared, node: &str, peer: PeerId) -> Result<PeerId, TunnelError> {
+    let error = match connect_verified(shared, node, peer).await {
+        Ok(()) => return Ok(peer),
+        Err(error) => error,
+    };
+    let fresh = shared.live_peer_of(node).filter(|p| *p != peer);
+    let fresh = match fresh {
+        Some(p) => Some(p),
+        None => ask_relays(shared, node).await.filter(|p| *p != peer),
+    };
+    let Some(fresh) = fresh else {
+        return Err(error);
+    };
+    tracing::info!(%node, old = %peer, new = %fresh, "the node's known key is unreachable; trying the key it now has");
+    connect_verified(shared, node, fresh).await.map(|()| fresh)
 }
 
 async fn connect(shared: &Shared, node: &str, peer: PeerId) -> Result<(), TunnelError> {
