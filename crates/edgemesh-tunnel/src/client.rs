@@ -149,7 +149,11 @@ async fn ask_relays(shared: &Shared, node: &str) -> Option<PeerId> {
 /// Connects to `peer` as `node`; when that fails, the key we know may be stale (the node
 /// restarted with a new one and proves it with its certificate): the peer the relays now know
 /// as `node` is tried instead. The peer connected to.
-async fn connect_current(shared: &Shared, node: &str, peer: PeerId) -> Result<PeerId, TunnelError> {
+async fn connect_current(
+    shared: &Arc<Shared>,
+    node: &str,
+    peer: PeerId,
+) -> Result<PeerId, TunnelError> {
     let error = match connect_verified(shared, node, peer).await {
         Ok(()) => return Ok(peer),
         Err(error) => error,
@@ -186,8 +190,13 @@ async fn connect(shared: &Shared, node: &str, peer: PeerId) -> Result<(), Tunnel
 /// handshake, that it is `node`: a lookup answer alone is never trusted. The proof belongs to a
 /// connection: when that connection dies during the wait (its relay was killed), connect again
 /// instead of waiting for a proof that cannot come.
-async fn connect_verified(shared: &Shared, node: &str, peer: PeerId) -> Result<(), TunnelError> {
+async fn connect_verified(
+    shared: &Arc<Shared>,
+    node: &str,
+    peer: PeerId,
+) -> Result<(), TunnelError> {
     let deadline = tokio::time::Instant::now() + VERIFY_WAIT;
+    let mut steps = 0;
     loop {
         connect(shared, node, peer).await?;
         let step_end = deadline.min(tokio::time::Instant::now() + VERIFY_STEP);
@@ -201,8 +210,17 @@ async fn connect_verified(shared: &Shared, node: &str, peer: PeerId) -> Result<(
                 reason: "the peer did not prove it is this node (discovery handshake missing or name pinned to another key)".into(),
             });
         }
+        steps += 1;
+        if steps == REHANDSHAKE_AFTER_STEPS {
+            // The handshake of a connection runs once; if its streams landed on a duplicate
+            // connection that was being closed, it ended without a verdict: run it again.
+            tokio::spawn(discovery::handshake(Arc::clone(shared), peer));
+        }
     }
 }
+
+/// Steps of [`VERIFY_STEP`] without a proof after which the discovery handshake is run again.
+const REHANDSHAKE_AFTER_STEPS: u32 = 2;
 
 /// How long to wait for the proof before making sure the connection is still there.
 const VERIFY_STEP: Duration = Duration::from_millis(500);

@@ -10,7 +10,7 @@ use futures::StreamExt as _;
 use libp2p::{PeerId, Stream};
 
 use crate::attest::{self, Evidence};
-use crate::shared::{Command, Shared};
+use crate::shared::{Command, Shared, Verdict};
 use crate::wire::{self, DISCOVERY_PROTOCOL, Discovery, LOOKUP, MsgType};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,10 +56,11 @@ pub(crate) async fn handshake(shared: Arc<Shared>, peer: PeerId) {
 
 async fn accept_claim(shared: &Shared, name: &str, peer: PeerId, evidence: Evidence) {
     match shared.claim(name, peer, evidence).await {
-        Ok(true) => tracing::info!(node = %name, %peer, "peer identified"),
-        Ok(false) => {
+        Ok(Verdict::Accepted) => tracing::info!(node = %name, %peer, "peer identified"),
+        Ok(Verdict::Refused) => {
             let _ = shared.send(Command::Disconnect { peer }).await;
         }
+        Ok(Verdict::Undecided) => {}
         Err(error) => tracing::warn!(%error, "cannot save peer pins"),
     }
 }
@@ -89,11 +90,13 @@ async fn answer(shared: &Shared, peer: PeerId, mut stream: Stream) {
         // The claimant proves the name (or not) before it is answered.
         let evidence = attest::fetch(shared, peer, &node).await;
         match shared.claim(&node, peer, evidence).await {
-            Ok(true) => {
+            Ok(Verdict::Accepted) => {
                 tracing::info!(%node, %peer, "peer identified");
                 msg(MsgType::Success, &protocol, shared.me())
             }
-            _ => {
+            // No verdict: no answer either (the peer's handshake fails without a refusal).
+            Ok(Verdict::Undecided) => return,
+            Ok(Verdict::Refused) | Err(_) => {
                 let _ = wire::write_msg(&mut stream, &msg(MsgType::Failed, &protocol, "")).await;
                 let _ = shared.send(Command::Disconnect { peer }).await;
                 return;

@@ -93,18 +93,21 @@ impl Shared {
     }
 
     /// Decides on `peer`'s claim to be `node`, given what its attestation proved, and records
-    /// it when accepted. `false`: refused (the caller disconnects the peer). A peer whose
-    /// binding an attestation replaced is disconnected here.
+    /// it when accepted. A peer whose binding an attestation replaced is disconnected here.
     pub async fn claim(
         &self,
         node: &str,
         peer: PeerId,
         evidence: Evidence,
-    ) -> Result<bool, TunnelError> {
+    ) -> Result<Verdict, TunnelError> {
         let claim = match &evidence {
             Evidence::Forged(reason) => {
                 tracing::warn!(%node, %peer, %reason, "refusing peer: its node attestation is false");
-                return Ok(false);
+                return Ok(Verdict::Refused);
+            }
+            Evidence::Unavailable(reason) => {
+                tracing::debug!(%node, %peer, %reason, "no answer to the attestation request: the claim waits for the next handshake");
+                return Ok(Verdict::Undecided);
             }
             Evidence::Attested => Claim::Attested,
             Evidence::Unattested(_) => Claim::Unattested,
@@ -116,12 +119,12 @@ impl Shared {
         let replaced = match verdict {
             PinVerdict::Conflict(bound) => {
                 log_conflict(node, peer, bound.peer, bound.attested, &evidence);
-                return Ok(false);
+                return Ok(Verdict::Refused);
             }
             PinVerdict::Unattested => {
                 let reason = unattested_reason(&evidence);
                 tracing::warn!(%node, %peer, %reason, "refusing peer: it did not prove its node name with a node certificate (modules.edgeTunnel.nodeIdentity.unattestedPeers)");
-                return Ok(false);
+                return Ok(Verdict::Refused);
             }
             PinVerdict::Attested { replaced } => {
                 tracing::info!(%node, %peer, previous = ?replaced, "node name attested by the node's certificate");
@@ -135,7 +138,7 @@ impl Shared {
             // The name's earlier key (a restarted node's old one, or an impostor's pin).
             let _ = self.send(Command::Disconnect { peer: old }).await;
         }
-        Ok(true)
+        Ok(Verdict::Accepted)
     }
 
     /// The verified (or pinned) peer of `node`.
@@ -166,9 +169,21 @@ impl Shared {
     }
 }
 
+/// What became of a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Accepted,
+    /// Refused: the caller disconnects the peer.
+    Refused,
+    /// No verdict (the attestation request got no answer): nothing recorded, nobody cut off.
+    Undecided,
+}
+
 fn unattested_reason(evidence: &Evidence) -> &str {
     match evidence {
-        Evidence::Unattested(reason) | Evidence::Forged(reason) => reason,
+        Evidence::Unattested(reason) | Evidence::Forged(reason) | Evidence::Unavailable(reason) => {
+            reason
+        }
         Evidence::Attested => "",
     }
 }

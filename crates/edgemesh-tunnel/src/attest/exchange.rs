@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use futures::StreamExt as _;
 use libp2p::{PeerId, Stream, StreamProtocol};
+use libp2p_stream::OpenStreamError;
 use ring::rand::{SecureRandom as _, SystemRandom};
 
 use super::Evidence;
@@ -78,17 +79,39 @@ async fn answer(shared: &Shared, me: PeerId, mut stream: Stream) {
     let _ = wire::write_msg(&mut stream, &attestation.unwrap_or_default()).await;
 }
 
+/// Tries at asking for the attestation when the stream fails: while two connections to a peer
+/// exist (both sides dialled at once), a stream may land on the one being closed.
+const FETCH_ATTEMPTS: u32 = 3;
+const FETCH_PAUSE: Duration = Duration::from_millis(100);
+
+/// Why no attestation came back.
+enum NoAnswer {
+    /// The peer does not speak the protocol: it cannot attest.
+    Unsupported(String),
+    /// The stream failed (closing connection, timeout): no verdict.
+    Transport(String),
+}
+
 /// Asks `peer` to prove that it is `node`, and judges the answer.
 pub(crate) async fn fetch(shared: &Shared, peer: PeerId, node: &str) -> Evidence {
     let mut nonce = [0u8; NONCE_LEN];
     if SystemRandom::new().fill(&mut nonce).is_err() {
-        return Evidence::Unattested("no randomness for a nonce".into());
+        return Evidence::Unavailable("no randomness for a nonce".into());
     }
-    let asked = tokio::time::timeout(EXCHANGE_TIMEOUT, request(shared, peer, &nonce)).await;
-    let attestation = match asked {
-        Ok(Ok(attestation)) => attestation,
-        Ok(Err(reason)) => return Evidence::Unattested(reason),
-        Err(_) => return Evidence::Unattested("no attestation within 5 s".into()),
+    let mut attempt = 1;
+    let attestation = loop {
+        let asked = tokio::time::timeout(EXCHANGE_TIMEOUT, request(shared, peer, &nonce)).await;
+        let reason = match asked {
+            Ok(Ok(attestation)) => break attestation,
+            Ok(Err(NoAnswer::Unsupported(reason))) => return Evidence::Unattested(reason),
+            Ok(Err(NoAnswer::Transport(reason))) => reason,
+            Err(_) => format!("no attestation within {EXCHANGE_TIMEOUT:?}"),
+        };
+        if attempt == FETCH_ATTEMPTS {
+            return Evidence::Unavailable(reason);
+        }
+        attempt += 1;
+        tokio::time::sleep(FETCH_PAUSE).await;
     };
     if attestation.cert_chain.is_empty() {
         return Evidence::Unattested("the peer has no node certificate".into());
@@ -106,21 +129,25 @@ pub(crate) async fn fetch(shared: &Shared, peer: PeerId, node: &str) -> Evidence
     }
 }
 
-async fn request(shared: &Shared, peer: PeerId, nonce: &[u8]) -> Result<Attestation, String> {
-    let mut stream = shared
-        .control()
-        .open_stream(peer, ATTEST_PROTOCOL)
-        .await
-        .map_err(|e| {
-            format!("the peer does not attest (EdgeMesh Go agent or older edgemesh): {e}")
-        })?;
+async fn request(shared: &Shared, peer: PeerId, nonce: &[u8]) -> Result<Attestation, NoAnswer> {
+    let opened = shared.control().open_stream(peer, ATTEST_PROTOCOL).await;
+    let mut stream = match opened {
+        Ok(stream) => stream,
+        Err(OpenStreamError::UnsupportedProtocol(_)) => {
+            return Err(NoAnswer::Unsupported(
+                "the peer does not attest (an EdgeMesh Go agent, or an older edgemesh)".into(),
+            ));
+        }
+        Err(e) => return Err(NoAnswer::Transport(e.to_string())),
+    };
     let request = AttestationRequest {
         nonce: Some(nonce.to_vec()),
     };
+    let transport = |e: std::io::Error| NoAnswer::Transport(e.to_string());
     wire::write_msg(&mut stream, &request)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(transport)?;
     wire::read_msg_limited(&mut stream, MAX_ATTESTATION)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(transport)
 }

@@ -44,6 +44,9 @@ pub enum Evidence {
     /// An attestation that is false (names another node, another peer id, a bad signature):
     /// always refused.
     Forged(String),
+    /// No answer came (the connection closed under the request, a timeout): no verdict, the
+    /// claim is neither accepted nor refused.
+    Unavailable(String),
 }
 
 /// This node's side of attestation: the credential it proves its own name with, the CAs it

@@ -1,0 +1,303 @@
+//! Node identity across restarts and against impostors, with real processes in network
+//! namespaces: every node holds a node certificate (`CN=system:node:<name>`) from one cluster
+//! CA and attests its name with it.
+//!
+//! Topology as in `netns_tunnel.rs`: the cloud relay on the "internet" bridge, LAN A
+//! 192.0.2.0/24 (a1, a2, a3) and LAN B 198.51.100.0/24 (b1), each behind a MASQUERADE router.
+//! Needs root: fails loudly otherwise.
+
+mod netns_support;
+#[path = "../src/attest/test_certs.rs"]
+mod test_certs;
+
+use std::io::Read as _;
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use edgemesh_testkit::netns::{Netns, require_root};
+use edgemesh_testkit::process::Process;
+use edgemesh_testkit::topology::Nat;
+use netns_support::*;
+use test_certs::TestCa;
+
+/// Answers each connection with the client's address, then closes: which agent dialled.
+const WHOAMI: &str = r#"
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(128)
+while True:
+    c, a = s.accept(); c.sendall(a[0].encode()); c.close()
+"#;
+
+const RELAY: &str = "cloud=203.0.113.10";
+
+/// The cluster CA, and the arguments that give a node its certificate, the CA and a pins file
+/// (its state: `<state>.key` is the key, `<state>-pins.json` the bindings).
+struct Cluster {
+    ca: TestCa,
+    ca_file: String,
+}
+
+impl Cluster {
+    fn new(w: &World) -> Cluster {
+        let ca = TestCa::new("cluster-ca");
+        let ca_file = ca
+            .write(w.dir.path(), "ca.crt")
+            .to_string_lossy()
+            .into_owned();
+        Cluster { ca, ca_file }
+    }
+
+    /// `--cert`, `--cert-key` for a certificate naming `cert_name` (none: `None`), `--ca`, and
+    /// `--pins` under `state`.
+    fn args(&self, w: &World, cert_name: Option<&str>, state: &str) -> Vec<String> {
+        let pins = w.dir.path().join(format!("{state}-pins.json"));
+        let mut args = vec!["--ca".into(), self.ca_file.clone()];
+        args.extend(["--pins".into(), pins.to_string_lossy().into_owned()]);
+        if let Some(name) = cert_name {
+            let (crt, key) = self
+                .ca
+                .node_cert(name)
+                .write(w.dir.path(), &format!("{state}-node"));
+            args.extend(["--cert".into(), crt.to_string_lossy().into_owned()]);
+            args.extend(["--cert-key".into(), key.to_string_lossy().into_owned()]);
+        }
+        args
+    }
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// The first peer id in `line` (Ed25519 peer ids start `12D3KooW`; logs are coloured, so an id
+/// is found by its shape).
+fn first_peer_id(line: &str) -> Option<String> {
+    let start = line.find("12D3KooW")?;
+    let id = line[start..]
+        .chars()
+        .take_while(char::is_ascii_alphanumeric);
+    Some(id.collect())
+}
+
+/// The peer id a node process logged when it came up.
+fn peer_id(proc: &Process) -> Result<String> {
+    let logs = proc.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("forwarders ready"))
+        .context("no 'forwarders ready' line")?;
+    first_peer_id(line).context("no peer id in the line")
+}
+
+/// The peers `proc` refused (each refusal logs the node name, then the refused peer's id).
+fn refused_peers(proc: &Process) -> Vec<String> {
+    proc.logs()
+        .lines()
+        .filter(|l| l.contains("refusing peer"))
+        .filter_map(first_peer_id)
+        .collect()
+}
+
+/// Restart with an empty state dir: b1 (LAN B, behind NAT, reached through the relay or a
+/// punched path) is killed, its key and bindings deleted, and started again with a new key.
+/// Traffic a1 → b1 and b1 → a1 through the tunnel recovers within 5 s of the kill, because b1
+/// proves its name with its certificate and every peer rebinds the name at once.
+#[test]
+fn netns_identity_restart_with_empty_state_recovers() -> Result<()> {
+    /// The acceptance bound, from SIGKILL to traffic flowing both ways again.
+    const RECOVERY: Duration = Duration::from_secs(5);
+    require_root();
+    let (mut w, h) = World::build("tr", Nat::Masquerade)?;
+    let psk = w.file("psk", "mesh-secret")?;
+    let cluster = Cluster::new(&w);
+    w.python(&h.a1, ECHO_TCP, "192.0.2.10", 8080)?;
+    w.python(&h.b1, ECHO_TCP, "198.51.100.10", 8080)?;
+    let ep_a1 = w.file("a1.json", &endpoints("a1", &[("TCP", "192.0.2.10:8080")]))?;
+    let ep_b1 = w.file(
+        "b1.json",
+        &endpoints("b1", &[("TCP", "198.51.100.10:8080")]),
+    )?;
+    let relay = ["--relay", RELAY];
+    let cloud_args = cluster.args(&w, Some("cloud"), "cloud");
+    let cloud = w.node(
+        &h.cloud,
+        "cloud",
+        &psk,
+        &[&relay[..], &strs(&cloud_args)].concat(),
+    )?;
+    let b1_args = [
+        relay.map(String::from).to_vec(),
+        cluster.args(&w, Some("b1"), "b1"),
+        vec![
+            "--forward".into(),
+            "127.0.0.1:7010=a1/192.0.2.10:8080".into(),
+        ],
+    ]
+    .concat();
+    let b1 = w.node_serving(&h.b1, "b1", &psk, &strs(&b1_args), &ep_b1)?;
+    w.procs[b1].wait_for_log("relay reservation accepted", Duration::from_secs(20))?;
+    let a1_args = [
+        relay.map(String::from).to_vec(),
+        cluster.args(&w, Some("a1"), "a1"),
+        vec![
+            "--forward".into(),
+            "127.0.0.1:7002=b1/198.51.100.10:8080".into(),
+        ],
+    ]
+    .concat();
+    let a1 = w.node_serving(&h.a1, "a1", &psk, &strs(&a1_args), &ep_a1)?;
+    let both_ways = || -> Result<()> {
+        tcp_echo(&h.a1, "127.0.0.1:7002", b"a1 to b1")?;
+        tcp_echo(&h.b1, "127.0.0.1:7010", b"b1 to a1")
+    };
+    eventually(
+        "a1 ⇄ b1 before the restart",
+        Duration::from_secs(30),
+        both_ways,
+    )
+    .with_context(|| w.procs[a1].logs())?;
+    let old_peer = peer_id(&w.procs[b1])?;
+
+    w.procs[b1].kill()?;
+    let killed = Instant::now();
+    for state in ["b1.key", "b1-pins.json"] {
+        std::fs::remove_file(w.dir.path().join(state)).with_context(|| state.to_owned())?;
+    }
+    let b1 = w.node_serving(&h.b1, "b1", &psk, &strs(&b1_args), &ep_b1)?;
+    let started = killed.elapsed();
+    eventually("a1 ⇄ b1 after the restart", RECOVERY * 4, both_ways)
+        .with_context(|| format!("a1:\n{}\nb1:\n{}", w.procs[a1].logs(), w.procs[b1].logs()))?;
+    let recovered = killed.elapsed();
+    let new_peer = peer_id(&w.procs[b1])?;
+    eprintln!(
+        "b1 restarted with an empty state dir (new key {new_peer}, was {old_peer}): process up {started:?}, traffic both ways {recovered:?} after SIGKILL"
+    );
+    assert_ne!(new_peer, old_peer, "the state dir was emptied: a new key");
+    assert!(
+        recovered <= RECOVERY,
+        "recovery took {recovered:?} (> {RECOVERY:?}); a1:\n{}",
+        w.procs[a1].logs()
+    );
+    for (name, proc) in [("a1", a1), ("cloud", cloud)] {
+        let refused = refused_peers(&w.procs[proc]);
+        assert!(refused.is_empty(), "{name} refused peers {refused:?}");
+        let attested = w.procs[proc].logs().contains(&new_peer);
+        assert!(attested, "{name} never saw b1's new key");
+    }
+    Ok(())
+}
+
+/// A member with the PSK claims a2's name from a3, in a2's LAN, racing a1 whose state is fresh
+/// (new key, no bindings): first an impostor with no certificate, then one with a valid
+/// certificate for its own name (a3). The impostor is surely first: a1 starts while the real
+/// a2 is down, and a2 comes back (with an empty state dir too) two seconds later. a1 sends a2's
+/// traffic to the real a2 only — the backend, which answers with the address that dialled it,
+/// never sees a3's — refuses the impostor, and never refuses the real a2; neither does the
+/// relay. (With `--unattested tofu` on a1 the first round fails: the impostor is pinned and
+/// answers, as in the incident this test reproduces.)
+#[test]
+fn netns_identity_impostor_never_gets_the_traffic() -> Result<()> {
+    require_root();
+    let (mut w, h) = World::build("ta", Nat::Masquerade)?;
+    let psk = w.file("psk", "mesh-secret")?;
+    let cluster = Cluster::new(&w);
+    w.python(&h.a2, WHOAMI, "192.0.2.11", 8080)?;
+    // The impostor serves "a2's" endpoint too: if it got a2's traffic, it would dial the
+    // backend from 192.0.2.12.
+    let ep_a2 = w.file("a2.json", &endpoints("a2", &[("TCP", "192.0.2.11:8080")]))?;
+    let relay = ["--relay", RELAY];
+    let cloud_args = cluster.args(&w, Some("cloud"), "cloud");
+    let cloud = w.node(
+        &h.cloud,
+        "cloud",
+        &psk,
+        &[&relay[..], &strs(&cloud_args)].concat(),
+    )?;
+    let a2_identity = cluster.args(&w, Some("a2"), "a2");
+    let a2_args = [&relay[..], &strs(&a2_identity)].concat();
+    let forward = "127.0.0.1:7001";
+
+    let rounds = [
+        ("no certificate", None),
+        ("a valid certificate for a3", Some("a3")),
+    ];
+    for (round, (what, cert)) in rounds.into_iter().enumerate() {
+        let state = format!("impostor{round}");
+        let impostor_args = [
+            relay.map(String::from).to_vec(),
+            cluster.args(&w, cert, &state),
+            vec!["--endpoints".into(), ep_a2.clone()],
+        ]
+        .concat();
+        let impostor = w.node_keyed(&h.a3, "a2", &state, &psk, &strs(&impostor_args))?;
+        let impostor_peer = peer_id(&w.procs[impostor])?;
+        let fresh = format!("a1-fresh{round}");
+        let a1_args = [
+            relay.map(String::from).to_vec(),
+            cluster.args(&w, Some("a1"), &fresh),
+            vec!["--forward".into(), format!("{forward}=a2/192.0.2.11:8080")],
+        ]
+        .concat();
+        let a1 = w.node_keyed(&h.a1, "a1", &fresh, &psk, &strs(&a1_args))?;
+        let early = whoami_answers(&h.a1, forward, usize::MAX, Duration::from_secs(2));
+        // The real a2 comes (back) with an empty state dir: a new key.
+        for file in ["a2.key", "a2-pins.json"] {
+            let _ = std::fs::remove_file(w.dir.path().join(file));
+        }
+        let real = w.node_serving(&h.a2, "a2", &psk, &a2_args, &ep_a2)?;
+        let real_peer = peer_id(&w.procs[real])?;
+        let answers = whoami_answers(&h.a1, forward, 10, Duration::from_secs(20));
+        eprintln!(
+            "impostor with {what}: a2's backend saw {early:?} while a2 was down, then {answers:?}"
+        );
+        let logs = || format!("a1:\n{}", w.procs[a1].logs());
+        assert!(
+            early.iter().chain(&answers).all(|a| a == "192.0.2.11"),
+            "a2's traffic reached the impostor ({what}): {early:?} {answers:?}\n{}",
+            logs()
+        );
+        assert_eq!(answers.len(), 10, "the real a2 was not reached\n{}", logs());
+        wait_log_count(&w.procs[a1], "refusing peer", 1, Duration::from_secs(10))?;
+        for (name, proc) in [("a1", a1), ("cloud", cloud)] {
+            let refused = refused_peers(&w.procs[proc]);
+            assert!(
+                !refused.contains(&real_peer),
+                "{name} refused the real a2 ({real_peer}): {refused:?}"
+            );
+        }
+        let refused_impostor = refused_peers(&w.procs[a1]).contains(&impostor_peer);
+        assert!(refused_impostor, "a1 did not refuse the impostor ({what})");
+        for proc in [a1, impostor, real] {
+            w.procs[proc].kill()?;
+        }
+    }
+    Ok(())
+}
+
+/// Connects through `addr` (in `ns`) as fast as the tunnel allows until `want` answers came
+/// back or `window` is over: the answers (the first ones race the impostor).
+fn whoami_answers(ns: &Netns, addr: &str, want: usize, window: Duration) -> Vec<String> {
+    let Ok(addr) = addr.parse::<SocketAddr>() else {
+        return Vec::new();
+    };
+    let start = Instant::now();
+    let mut answers = Vec::new();
+    while answers.len() < want && start.elapsed() < window {
+        match ns.run(|| whoami(addr)) {
+            Ok(answer) => answers.push(answer),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    answers
+}
+
+fn whoami(addr: SocketAddr) -> Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)?;
+    anyhow::ensure!(!answer.is_empty(), "the tunnel closed the connection");
+    Ok(answer)
+}
