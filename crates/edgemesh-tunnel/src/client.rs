@@ -12,7 +12,7 @@ use crate::TunnelError;
 use crate::discovery;
 use crate::policy::WireProtocol;
 use crate::shared::{Command, Shared};
-use crate::stats::Counted;
+use crate::stats::{Counted, Opening};
 use crate::wire::{self, MsgType, PROXY_PROTOCOL, Proxy};
 
 /// A byte stream to an endpoint on another node, through the tunnel.
@@ -35,8 +35,13 @@ pub(crate) async fn open(
         // layer would dial every address it ever heard of, such as the peer's NAT address,
         // and wait out a TCP timeout there.
         peer = connect_current(shared, node, peer).await?;
+        let opening = Opening::new(shared.counters(peer));
         match open_and_handshake(shared, node, peer, protocol, target).await {
-            Ok(stream) => return Ok(Counted::new(stream.compat(), shared.counters(peer))),
+            Ok(stream) => {
+                let stream = Counted::new(stream.compat(), shared.counters(peer));
+                drop(opening);
+                return Ok(stream);
+            }
             // Two nodes that dial each other at once (mDNS on both sides) briefly hold two
             // connections and one is closed, as is a relayed one once a punch succeeds; a stream
             // opened on it dies, or waits, before its answer. Nothing was sent past CONNECT, so
