@@ -67,6 +67,22 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// `--relay`, the identity arguments of [`Cluster::args`], then `extra`.
+    fn node_args(
+        &self,
+        w: &World,
+        cert_name: Option<&str>,
+        state: &str,
+        extra: &[&str],
+    ) -> Vec<String> {
+        let mut args = vec!["--relay".to_owned(), RELAY.to_owned()];
+        args.extend(self.args(w, cert_name, state));
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    }
+}
+
 fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
@@ -119,34 +135,14 @@ fn netns_identity_restart_with_empty_state_recovers() -> Result<()> {
         "b1.json",
         &endpoints("b1", &[("TCP", "198.51.100.10:8080")]),
     )?;
-    let relay = ["--relay", RELAY];
-    let cloud_args = cluster.args(&w, Some("cloud"), "cloud");
-    let cloud = w.node(
-        &h.cloud,
-        "cloud",
-        &psk,
-        &[&relay[..], &strs(&cloud_args)].concat(),
-    )?;
-    let b1_args = [
-        relay.map(String::from).to_vec(),
-        cluster.args(&w, Some("b1"), "b1"),
-        vec![
-            "--forward".into(),
-            "127.0.0.1:7010=a1/192.0.2.10:8080".into(),
-        ],
-    ]
-    .concat();
+    let cloud_args = cluster.node_args(&w, Some("cloud"), "cloud", &[]);
+    let cloud = w.node(&h.cloud, "cloud", &psk, &strs(&cloud_args))?;
+    let b1_forward = ["--forward", "127.0.0.1:7010=a1/192.0.2.10:8080"];
+    let b1_args = cluster.node_args(&w, Some("b1"), "b1", &b1_forward);
     let b1 = w.node_serving(&h.b1, "b1", &psk, &strs(&b1_args), &ep_b1)?;
     w.procs[b1].wait_for_log("relay reservation accepted", Duration::from_secs(20))?;
-    let a1_args = [
-        relay.map(String::from).to_vec(),
-        cluster.args(&w, Some("a1"), "a1"),
-        vec![
-            "--forward".into(),
-            "127.0.0.1:7002=b1/198.51.100.10:8080".into(),
-        ],
-    ]
-    .concat();
+    let a1_forward = ["--forward", "127.0.0.1:7002=b1/198.51.100.10:8080"];
+    let a1_args = cluster.node_args(&w, Some("a1"), "a1", &a1_forward);
     let a1 = w.node_serving(&h.a1, "a1", &psk, &strs(&a1_args), &ep_a1)?;
     let both_ways = || -> Result<()> {
         tcp_echo(&h.a1, "127.0.0.1:7002", b"a1 to b1")?;
@@ -207,17 +203,11 @@ fn netns_identity_impostor_never_gets_the_traffic() -> Result<()> {
     // The impostor serves "a2's" endpoint too: if it got a2's traffic, it would dial the
     // backend from 192.0.2.12.
     let ep_a2 = w.file("a2.json", &endpoints("a2", &[("TCP", "192.0.2.11:8080")]))?;
-    let relay = ["--relay", RELAY];
-    let cloud_args = cluster.args(&w, Some("cloud"), "cloud");
-    let cloud = w.node(
-        &h.cloud,
-        "cloud",
-        &psk,
-        &[&relay[..], &strs(&cloud_args)].concat(),
-    )?;
-    let a2_identity = cluster.args(&w, Some("a2"), "a2");
-    let a2_args = [&relay[..], &strs(&a2_identity)].concat();
+    let cloud_args = cluster.node_args(&w, Some("cloud"), "cloud", &[]);
+    let cloud = w.node(&h.cloud, "cloud", &psk, &strs(&cloud_args))?;
+    let a2_args = cluster.node_args(&w, Some("a2"), "a2", &[]);
     let forward = "127.0.0.1:7001";
+    let a1_forward = format!("{forward}=a2/192.0.2.11:8080");
 
     let rounds = [
         ("no certificate", None),
@@ -225,28 +215,18 @@ fn netns_identity_impostor_never_gets_the_traffic() -> Result<()> {
     ];
     for (round, (what, cert)) in rounds.into_iter().enumerate() {
         let state = format!("impostor{round}");
-        let impostor_args = [
-            relay.map(String::from).to_vec(),
-            cluster.args(&w, cert, &state),
-            vec!["--endpoints".into(), ep_a2.clone()],
-        ]
-        .concat();
+        let impostor_args = cluster.node_args(&w, cert, &state, &["--endpoints", &ep_a2]);
         let impostor = w.node_keyed(&h.a3, "a2", &state, &psk, &strs(&impostor_args))?;
         let impostor_peer = peer_id(&w.procs[impostor])?;
         let fresh = format!("a1-fresh{round}");
-        let a1_args = [
-            relay.map(String::from).to_vec(),
-            cluster.args(&w, Some("a1"), &fresh),
-            vec!["--forward".into(), format!("{forward}=a2/192.0.2.11:8080")],
-        ]
-        .concat();
+        let a1_args = cluster.node_args(&w, Some("a1"), &fresh, &["--forward", &a1_forward]);
         let a1 = w.node_keyed(&h.a1, "a1", &fresh, &psk, &strs(&a1_args))?;
         let early = whoami_answers(&h.a1, forward, usize::MAX, Duration::from_secs(2));
         // The real a2 comes (back) with an empty state dir: a new key.
         for file in ["a2.key", "a2-pins.json"] {
             let _ = std::fs::remove_file(w.dir.path().join(file));
         }
-        let real = w.node_serving(&h.a2, "a2", &psk, &a2_args, &ep_a2)?;
+        let real = w.node_serving(&h.a2, "a2", &psk, &strs(&a2_args), &ep_a2)?;
         let real_peer = peer_id(&w.procs[real])?;
         let answers = whoami_answers(&h.a1, forward, 10, Duration::from_secs(20));
         eprintln!(
