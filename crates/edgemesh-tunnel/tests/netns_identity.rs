@@ -107,6 +107,19 @@ fn peer_id(proc: &Process) -> Result<String> {
     first_peer_id(line).context("no peer id in the line")
 }
 
+/// `text` without the colours of the log (ANSI escape sequences).
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('\x1b') {
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        rest = rest.find('m').map_or("", |end| &rest[end + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The peers `proc` refused (each refusal logs the node name, then the refused peer's id).
 fn refused_peers(proc: &Process) -> Vec<String> {
     proc.logs()
@@ -252,6 +265,57 @@ fn netns_identity_impostor_never_gets_the_traffic() -> Result<()> {
         for proc in [a1, impostor, real] {
             w.procs[proc].kill()?;
         }
+    }
+    Ok(())
+}
+
+/// `psk.mode: pnet`, as while EdgeMesh's Go agents are in the mesh: b1 has no certificate (it
+/// stands in for a Go agent, which never attests), the relay and a1 have theirs. `auto` is then
+/// trust-on-first-use for unattested names, so b1 is accepted and traffic flows both ways; the
+/// certified nodes still attest to each other.
+#[test]
+fn netns_identity_pnet_mesh_keeps_members_without_certificates() -> Result<()> {
+    require_root();
+    let (mut w, h) = World::build("tp", Nat::Masquerade)?;
+    let psk = w.file("psk", "mesh-secret")?;
+    let cluster = Cluster::new(&w);
+    w.python(&h.a1, ECHO_TCP, "192.0.2.10", 8080)?;
+    w.python(&h.b1, ECHO_TCP, "198.51.100.10", 8080)?;
+    let ep_a1 = w.file("a1.json", &endpoints("a1", &[("TCP", "192.0.2.10:8080")]))?;
+    let ep_b1 = w.file(
+        "b1.json",
+        &endpoints("b1", &[("TCP", "198.51.100.10:8080")]),
+    )?;
+    let cloud_args = cluster.node_args(&w, Some("cloud"), "cloud", &["--pnet"]);
+    let cloud = w.node(&h.cloud, "cloud", &psk, &strs(&cloud_args))?;
+    let b1_extra = ["--pnet", "--forward", "127.0.0.1:7010=a1/192.0.2.10:8080"];
+    let b1_args = cluster.node_args(&w, None, "b1", &b1_extra);
+    let b1 = w.node_serving(&h.b1, "b1", &psk, &strs(&b1_args), &ep_b1)?;
+    w.procs[b1].wait_for_log("relay reservation accepted", Duration::from_secs(20))?;
+    let a1_extra = [
+        "--pnet",
+        "--forward",
+        "127.0.0.1:7002=b1/198.51.100.10:8080",
+    ];
+    let a1_args = cluster.node_args(&w, Some("a1"), "a1", &a1_extra);
+    let a1 = w.node_serving(&h.a1, "a1", &psk, &strs(&a1_args), &ep_a1)?;
+    eventually("a1 ⇄ b1 in a pnet mesh", Duration::from_secs(30), || {
+        tcp_echo(&h.a1, "127.0.0.1:7002", b"a1 to b1")?;
+        tcp_echo(&h.b1, "127.0.0.1:7010", b"b1 to a1")
+    })
+    .with_context(|| w.procs[a1].logs())?;
+    let logs = plain(&w.procs[a1].logs());
+    assert!(
+        logs.contains("peers without a valid attestation are trusted on first use"),
+        "auto in pnet mode must be TOFU:\n{logs}"
+    );
+    assert!(
+        logs.contains("node name attested") && logs.contains("node=cloud"),
+        "the certified relay still attests:\n{logs}"
+    );
+    for (name, proc) in [("a1", a1), ("cloud", cloud), ("b1", b1)] {
+        let refused = refused_peers(&w.procs[proc]);
+        assert!(refused.is_empty(), "{name} refused peers {refused:?}");
     }
     Ok(())
 }
