@@ -129,71 +129,104 @@ fn refused_peers(proc: &Process) -> Vec<String> {
         .collect()
 }
 
-/// Restart with an empty state dir: b1 (LAN B, behind NAT, reached through the relay or a
-/// punched path) is killed, its key and bindings deleted, and started again with a new key.
-/// Traffic a1 → b1 and b1 → a1 through the tunnel recovers within 5 s of the kill, because b1
-/// proves its name with its certificate and every peer rebinds the name at once.
+/// The acceptance bound, from SIGKILL to traffic flowing both ways again.
+const RECOVERY: Duration = Duration::from_secs(5);
+
+/// Restart with an empty state dir, across NAT and in a LAN: b1 (LAN B, reached through the relay
+/// or a punched path), then a2 (a1's LAN, found by mDNS), each killed, its key and bindings
+/// deleted, and started again with a new key. Traffic between a1 and the node, both ways,
+/// recovers within 5 s of the kill: the node proves its name with its certificate and every
+/// peer rebinds the name at once.
 #[test]
 fn netns_identity_restart_with_empty_state_recovers() -> Result<()> {
-    /// The acceptance bound, from SIGKILL to traffic flowing both ways again.
-    const RECOVERY: Duration = Duration::from_secs(5);
     require_root();
     let (mut w, h) = World::build("tr", Nat::Masquerade)?;
     let psk = w.file("psk", "mesh-secret")?;
     let cluster = Cluster::new(&w);
-    w.python(&h.a1, ECHO_TCP, "192.0.2.10", 8080)?;
-    w.python(&h.b1, ECHO_TCP, "198.51.100.10", 8080)?;
-    let ep_a1 = w.file("a1.json", &endpoints("a1", &[("TCP", "192.0.2.10:8080")]))?;
-    let ep_b1 = w.file(
-        "b1.json",
-        &endpoints("b1", &[("TCP", "198.51.100.10:8080")]),
-    )?;
+    let backends = [
+        (&h.a1, "a1", "192.0.2.10"),
+        (&h.a2, "a2", "192.0.2.11"),
+        (&h.b1, "b1", "198.51.100.10"),
+    ];
+    let mut eps = Vec::new();
+    for (host, name, ip) in backends {
+        w.python(host, ECHO_TCP, ip, 8080)?;
+        let addr = format!("{ip}:8080");
+        eps.push(w.file(&format!("{name}.json"), &endpoints(name, &[("TCP", &addr)]))?);
+    }
     let cloud_args = cluster.node_args(&w, Some("cloud"), "cloud", &[]);
     let cloud = w.node(&h.cloud, "cloud", &psk, &strs(&cloud_args))?;
-    let b1_forward = ["--forward", "127.0.0.1:7010=a1/192.0.2.10:8080"];
-    let b1_args = cluster.node_args(&w, Some("b1"), "b1", &b1_forward);
-    let b1 = w.node_serving(&h.b1, "b1", &psk, &strs(&b1_args), &ep_b1)?;
+    let to_a1 = |port: u16| format!("127.0.0.1:{port}=a1/192.0.2.10:8080");
+    let b1_args = cluster.node_args(&w, Some("b1"), "b1", &["--forward", &to_a1(7010)]);
+    let b1 = w.node_serving(&h.b1, "b1", &psk, &strs(&b1_args), &eps[2])?;
     w.procs[b1].wait_for_log("relay reservation accepted", Duration::from_secs(20))?;
-    let a1_forward = ["--forward", "127.0.0.1:7002=b1/198.51.100.10:8080"];
+    let a2_args = cluster.node_args(&w, Some("a2"), "a2", &["--forward", &to_a1(7011)]);
+    let a2 = w.node_serving(&h.a2, "a2", &psk, &strs(&a2_args), &eps[1])?;
+    let a1_forward = [
+        "--forward",
+        "127.0.0.1:7002=b1/198.51.100.10:8080",
+        "--forward",
+        "127.0.0.1:7001=a2/192.0.2.11:8080",
+    ];
     let a1_args = cluster.node_args(&w, Some("a1"), "a1", &a1_forward);
-    let a1 = w.node_serving(&h.a1, "a1", &psk, &strs(&a1_args), &ep_a1)?;
-    let both_ways = || -> Result<()> {
+    let a1 = w.node_serving(&h.a1, "a1", &psk, &strs(&a1_args), &eps[0])?;
+    let with_b1 = || -> Result<()> {
         tcp_echo(&h.a1, "127.0.0.1:7002", b"a1 to b1")?;
         tcp_echo(&h.b1, "127.0.0.1:7010", b"b1 to a1")
     };
-    eventually(
-        "a1 ⇄ b1 before the restart",
-        Duration::from_secs(30),
-        both_ways,
-    )
+    let with_a2 = || -> Result<()> {
+        tcp_echo(&h.a1, "127.0.0.1:7001", b"a1 to a2")?;
+        tcp_echo(&h.a2, "127.0.0.1:7011", b"a2 to a1")
+    };
+    eventually("a1 ⇄ b1, a1 ⇄ a2", Duration::from_secs(30), || {
+        with_b1()?;
+        with_a2()
+    })
     .with_context(|| w.procs[a1].logs())?;
-    let old_peer = peer_id(&w.procs[b1])?;
 
-    w.procs[b1].kill()?;
-    let killed = Instant::now();
-    for state in ["b1.key", "b1-pins.json"] {
-        std::fs::remove_file(w.dir.path().join(state)).with_context(|| state.to_owned())?;
-    }
-    let b1 = w.node_serving(&h.b1, "b1", &psk, &strs(&b1_args), &ep_b1)?;
-    let started = killed.elapsed();
-    eventually("a1 ⇄ b1 after the restart", RECOVERY * 4, both_ways)
-        .with_context(|| format!("a1:\n{}\nb1:\n{}", w.procs[a1].logs(), w.procs[b1].logs()))?;
-    let recovered = killed.elapsed();
-    let new_peer = peer_id(&w.procs[b1])?;
-    eprintln!(
-        "b1 restarted with an empty state dir (new key {new_peer}, was {old_peer}): process up {started:?}, traffic both ways {recovered:?} after SIGKILL"
-    );
-    assert_ne!(new_peer, old_peer, "the state dir was emptied: a new key");
-    assert!(
-        recovered <= RECOVERY,
-        "recovery took {recovered:?} (> {RECOVERY:?}); a1:\n{}",
-        w.procs[a1].logs()
-    );
-    for (name, proc) in [("a1", a1), ("cloud", cloud)] {
-        let refused = refused_peers(&w.procs[proc]);
-        assert!(refused.is_empty(), "{name} refused peers {refused:?}");
-        let attested = w.procs[proc].logs().contains(&new_peer);
-        assert!(attested, "{name} never saw b1's new key");
+    let restarts = [
+        (
+            "b1",
+            &h.b1,
+            b1,
+            &b1_args,
+            &eps[2],
+            &with_b1 as &dyn Fn() -> Result<()>,
+        ),
+        ("a2", &h.a2, a2, &a2_args, &eps[1], &with_a2),
+    ];
+    for (name, host, proc, args, ep, both_ways) in restarts {
+        let old_peer = peer_id(&w.procs[proc])?;
+        w.procs[proc].kill()?;
+        let killed = Instant::now();
+        for state in [format!("{name}.key"), format!("{name}-pins.json")] {
+            std::fs::remove_file(w.dir.path().join(&state)).context(state)?;
+        }
+        let new = w.node_serving(host, name, &psk, &strs(args), ep)?;
+        let started = killed.elapsed();
+        eventually(
+            &format!("a1 ⇄ {name} after its restart"),
+            RECOVERY * 4,
+            both_ways,
+        )
+        .with_context(|| format!("a1:\n{}", w.procs[a1].logs()))?;
+        let recovered = killed.elapsed();
+        let new_peer = peer_id(&w.procs[new])?;
+        eprintln!(
+            "{name} restarted with an empty state dir (new key {new_peer}, was {old_peer}): process up {started:?}, traffic both ways {recovered:?} after SIGKILL"
+        );
+        assert_ne!(new_peer, old_peer, "the state dir was emptied: a new key");
+        assert!(
+            recovered <= RECOVERY,
+            "{name}: recovery took {recovered:?} (> {RECOVERY:?}); a1:\n{}",
+            w.procs[a1].logs()
+        );
+        for (observer, proc) in [("a1", a1), ("cloud", cloud)] {
+            let refused = refused_peers(&w.procs[proc]);
+            assert!(refused.is_empty(), "{observer} refused peers {refused:?}");
+            let rebound = w.procs[proc].logs().contains(&new_peer);
+            assert!(rebound, "{observer} never saw {name}'s new key");
+        }
     }
     Ok(())
 }
