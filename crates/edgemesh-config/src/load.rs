@@ -1,5 +1,6 @@
 //! Reading the file: typed parse, unknown keys as warnings, EdgeMesh's mode-dependent defaults.
 
+mod duplicates;
 mod known;
 mod probe;
 
@@ -35,7 +36,11 @@ impl AgentConfig {
         if mode == RunningMode::Cloud {
             apply_cloud_defaults(&mut config, &present);
         }
-        let mut warnings: Vec<Warning> = ignored.iter().map(|k| known::classify(k)).collect();
+        let mut warnings: Vec<Warning> = duplicates::find(text)
+            .iter()
+            .map(duplicates::Duplicate::warning)
+            .collect();
+        warnings.extend(ignored.iter().map(|k| known::classify(k)));
         warnings.extend(present.legacy_alias_warnings());
         warnings.extend(known::notices(&config));
         Ok(Loaded { config, warnings })
@@ -54,24 +59,33 @@ fn apply_cloud_defaults(config: &mut AgentConfig, present: &probe::Present) {
     }
 }
 
+/// How EdgeMesh's YAML reader (Go's, through sigs.k8s.io/yaml) takes a file: a key written twice
+/// keeps its last value (`duplicates` warns about it).
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
+    }
+}
+
 type Parsed = (Option<AgentConfig>, Vec<String>);
 
 /// One pass that yields the typed config, the path of every key serde ignored and, on error,
 /// the path of the key that failed.
 fn parse_typed(text: &str, file: &str) -> Result<Parsed, ConfigError> {
     let mut failed_at = None;
-    let outcome = serde_saphyr::with_deserializer_from_str(text, |de| {
-        let mut ignored = Vec::new();
-        let mut record = |path: serde_ignored::Path<'_>| ignored.push(dotted(&path));
-        let tracked = serde_ignored::Deserializer::new(de, &mut record);
-        match serde_path_to_error::deserialize::<_, Option<AgentConfig>>(tracked) {
-            Ok(config) => Ok((config, ignored)),
-            Err(e) => {
-                failed_at = Some(e.path().to_string());
-                Err(e.into_inner())
+    let outcome =
+        serde_saphyr::with_deserializer_from_str_with_options(text, yaml_options(), |de| {
+            let mut ignored = Vec::new();
+            let mut record = |path: serde_ignored::Path<'_>| ignored.push(dotted(&path));
+            let tracked = serde_ignored::Deserializer::new(de, &mut record);
+            match serde_path_to_error::deserialize::<_, Option<AgentConfig>>(tracked) {
+                Ok(config) => Ok((config, ignored)),
+                Err(e) => {
+                    failed_at = Some(e.path().to_string());
+                    Err(e.into_inner())
+                }
             }
-        }
-    });
+        });
     outcome.map_err(|e| parse_error(file, &key_path(failed_at.as_deref()), &e))
 }
 

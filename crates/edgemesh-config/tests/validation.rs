@@ -86,7 +86,7 @@ fn each_invalid_value_yields_its_exact_message() {
         ),
         (
             "modules:\n  edgeTunnel:\n    relayNodes:\n    - advertiseAddress: [203.0.113.7]\n",
-            "modules.edgeTunnel.relayNodes[0].nodeName: invalid value '' (allowed: a Kubernetes node name (lowercase letters, digits, '-' and '.'))",
+            "modules.edgeTunnel.relayNodes[0].nodeName: invalid value '' (allowed: a node name (no spaces), e.g. edge-node-1)",
         ),
         (
             "modules:\n  edgeTunnel:\n    relayNodes:\n    - nodeName: relay-1\n      advertiseAddress: [203.0.113.7, relay.example]\n",

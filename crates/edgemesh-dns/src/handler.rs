@@ -6,7 +6,9 @@ use std::sync::Arc;
 use edgemesh_model::SnapshotCell;
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Record};
+use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use tracing::debug;
@@ -14,7 +16,8 @@ use tracing::debug;
 use crate::metrics::DnsMetrics;
 use crate::resolve::Resolver;
 
-/// Largest request we look at (a query is a few dozen bytes; this leaves room for EDNS options).
+/// Requests this long or longer are refused with FORMERR (a query is a few dozen bytes; this
+/// leaves room for EDNS options). It is also hickory's UDP receive buffer size.
 pub const MAX_REQUEST_BYTES: usize = 4096;
 /// The EDNS UDP payload size we advertise to clients.
 pub const CLIENT_UDP_PAYLOAD: u16 = 1232;
@@ -73,7 +76,8 @@ impl DnsHandler {
 
 /// The one question of a request we are willing to answer, or the error code to answer with.
 fn checked_query(request: &Request) -> Result<&Query, ResponseCode> {
-    if request.as_slice().len() > MAX_REQUEST_BYTES {
+    // A UDP datagram is read into a buffer of this size: one that fills it was cut short.
+    if request.as_slice().len() >= MAX_REQUEST_BYTES {
         return Err(ResponseCode::FormErr);
     }
     if request.metadata.op_code != OpCode::Query {
@@ -88,6 +92,63 @@ fn checked_query(request: &Request) -> Result<&Query, ResponseCode> {
     Ok(query.original())
 }
 
+/// The largest answer a UDP client takes: its EDNS payload size (at least 512, at most what we
+/// advertise), or 512 without EDNS (RFC 1035). `None` over TCP.
+fn udp_limit(request: &Request) -> Option<usize> {
+    (request.protocol() == Protocol::Udp).then(|| {
+        request.edns.as_ref().map_or(512, |e| {
+            usize::from(e.max_payload().clamp(512, CLIENT_UDP_PAYLOAD))
+        })
+    })
+}
+
+/// Makes `reply` fit in `limit` bytes by dropping whole records — additionals and authorities,
+/// then answers from the end — and says whether it had to (the answer then carries TC and the
+/// client asks again over TCP). hickory's encoder, left to it, cuts the record that does not fit
+/// and sends that record's bytes after the message end.
+fn fit(reply: &mut Reply, request: &Request, edns: Option<&Edns>, limit: usize) -> bool {
+    if encoded_len(reply, request, edns) <= limit {
+        return false;
+    }
+    reply.additionals.clear();
+    reply.authorities.clear();
+    // The most answers that fit: binary search over how many are kept.
+    let all = std::mem::take(&mut reply.answers);
+    let (mut fits, mut too_many) = (0, all.len() + 1);
+    while too_many - fits > 1 {
+        let middle = (fits + too_many) / 2;
+        reply.answers = all[..middle].to_vec();
+        if encoded_len(reply, request, edns) <= limit {
+            fits = middle;
+        } else {
+            too_many = middle;
+        }
+    }
+    reply.answers = all[..fits].to_vec();
+    true
+}
+
+/// The size of the response encoded exactly as hickory's server will encode it.
+fn encoded_len(reply: &Reply, request: &Request, edns: Option<&Edns>) -> usize {
+    let mut builder = MessageResponseBuilder::new(&request.queries, None);
+    if let Some(edns) = edns {
+        builder.edns(edns);
+    }
+    let response = builder.build(
+        Metadata::response_from_request(&request.metadata),
+        reply.answers.iter(),
+        reply.authorities.iter(),
+        std::iter::empty(),
+        reply.additionals.iter(),
+    );
+    let mut bytes = Vec::with_capacity(512);
+    let mut encoder = BinEncoder::new(&mut bytes);
+    match response.destructive_emit(&mut encoder) {
+        Ok(_) => bytes.len(),
+        Err(_) => usize::MAX,
+    }
+}
+
 #[async_trait::async_trait]
 impl RequestHandler for DnsHandler {
     async fn handle_request<R: ResponseHandler, T: Time>(
@@ -97,17 +158,20 @@ impl RequestHandler for DnsHandler {
     ) -> ResponseInfo {
         let metrics = self.resolver.metrics();
         metrics.query();
-        let reply = self.reply(request).await;
-        let mut metadata = Metadata::response_from_request(&request.metadata);
-        metadata.response_code = reply.rcode;
-        metadata.authoritative = reply.authoritative;
-        metadata.recursion_available = true;
+        let mut reply = self.reply(request).await;
         // RFC 6891: a request with OPT gets an OPT back; hickory leaves that to the handler.
         let edns = request.edns.as_ref().map(|_| {
             let mut edns = Edns::new();
             edns.set_max_payload(CLIENT_UDP_PAYLOAD);
             edns
         });
+        let truncated =
+            udp_limit(request).is_some_and(|limit| fit(&mut reply, request, edns.as_ref(), limit));
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        metadata.response_code = reply.rcode;
+        metadata.authoritative = reply.authoritative;
+        metadata.recursion_available = true;
+        metadata.truncation = truncated;
         let mut builder = MessageResponseBuilder::new(&request.queries, None);
         if let Some(edns) = &edns {
             builder.edns(edns);

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use edgemesh_dns::{DnsConfig, DnsError, DnsMetrics, DnsServer};
 use edgemesh_model::SnapshotCell;
-use hickory_proto::op::ResponseCode;
+use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use support::*;
 use tokio::sync::oneshot;
 
@@ -168,6 +169,51 @@ async fn large_cluster_answers_truncate_over_udp_and_complete_over_tcp() {
     assert!(udp.metadata.truncation);
     assert!(addresses(&udp).len() < 100);
     assert_eq!(addresses(&ask_tcp(dns.addr, &q).await).len(), 100);
+}
+
+/// A truncated UDP answer is a complete message: hickory's encoder leaves the bytes of the
+/// record that did not fit after the message end (12 junk bytes without EDNS).
+#[tokio::test]
+async fn truncated_udp_answers_end_where_their_last_record_ends() {
+    let dns = start(vec![], |_| {}).await;
+    dns.snapshots.store(Arc::new(snapshot(100, 2)));
+    for edns in [false, true] {
+        let q = query_message("many.ns.svc.cluster.local.", RecordType::A, edns);
+        let raw = ask_udp_raw(dns.addr, &q).await;
+        let limit = if edns { 1232 } else { 512 };
+        assert!(raw.len() <= limit, "edns {edns}: {} bytes", raw.len());
+        let mut decoder = BinDecoder::new(&raw);
+        let answer = Message::read(&mut decoder).unwrap();
+        assert!(answer.metadata.truncation, "edns {edns}");
+        let junk = decoder.len();
+        assert_eq!(
+            junk,
+            0,
+            "edns {edns}: junk after the message {:?} (counts {:?}, len {})",
+            &raw[raw.len() - junk..],
+            answer.answers.len(),
+            raw.len()
+        );
+    }
+}
+
+/// hickory reads a UDP datagram into 4,096 bytes: a 60,000-byte query arrived cut to its first
+/// 4,096 bytes and was answered NOERROR, although oversized queries are refused (docs/dns.md).
+#[tokio::test]
+async fn oversized_queries_get_formerr_over_udp_too() {
+    let dns = start(vec![], |_| {}).await;
+    let q = query_message("web.ns.svc.cluster.local.", RecordType::A, false);
+    let mut bytes = q.to_vec().unwrap();
+    bytes.resize(60_000, 0);
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.send_to(&bytes, dns.addr).await.unwrap();
+    let mut buf = vec![0u8; 65535];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buf))
+        .await
+        .expect("no answer")
+        .unwrap();
+    let answer = Message::from_vec(&buf[..n]).unwrap();
+    assert_eq!(answer.metadata.response_code, ResponseCode::FormErr);
 }
 
 #[tokio::test]

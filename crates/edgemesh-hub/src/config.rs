@@ -27,7 +27,8 @@ pub struct HubConfig {
     pub server_addrs: Vec<String>,
     /// PEM bundle of the CA(s) that sign the upstreams' serving certificates.
     pub ca_file: Option<PathBuf>,
-    /// Bearer token file for the hub's own requests (reading the ConfigMap).
+    /// Bearer token file: the node's identity, for the hub's own requests (reading the
+    /// ConfigMap) and for plain-front clients without credentials.
     pub token_file: Option<PathBuf>,
     pub cache_dir: PathBuf,
     /// `cache_agents` from the command line (comma separated, `*` = all).

@@ -33,17 +33,11 @@ enum Found {
     Unknown,
 }
 
-pub async fn run(
-    state: Arc<State>,
-    namespace: String,
-    name: String,
-    token_file: Option<PathBuf>,
-    every: Duration,
-) {
+pub async fn run(state: Arc<State>, namespace: String, name: String, every: Duration) {
     let path = format!("/api/v1/namespaces/{namespace}/configmaps/{name}");
     loop {
         if let Some(index) = state.health.pick() {
-            let found = poll(&state, index, &path, token_file.as_deref()).await;
+            let found = poll(&state, index, &path).await;
             apply(&state, found);
         }
         tokio::time::sleep(every).await;
@@ -66,18 +60,13 @@ fn apply(state: &State, found: Found) {
     }
 }
 
-async fn poll(state: &State, index: usize, path: &str, token_file: Option<&Path>) -> Found {
+async fn poll(state: &State, index: usize, path: &str) -> Found {
     let Ok(uri) = state.upstreams[index].uri(path) else {
         return Found::Unknown;
     };
     let mut builder = Request::get(uri).header(header::ACCEPT, "application/json");
-    if let Some(file) = token_file {
-        match std::fs::read_to_string(file) {
-            Ok(token) => {
-                builder = builder.header(header::AUTHORIZATION, format!("Bearer {}", token.trim()))
-            }
-            Err(e) => tracing::warn!("cannot read --token-file {}: {e}", file.display()),
-        }
+    if let Some(token) = state.own_token.header() {
+        builder = builder.header(header::AUTHORIZATION, token);
     }
     let Ok(request) = builder.body(empty_body()) else {
         return Found::Unknown;

@@ -1,8 +1,36 @@
 //! Credential binding: the hash of what a client presented (its `Authorization` header), so a
 //! cached response is served offline only to a client the apiserver accepted while online.
 
-use http::HeaderMap;
+use std::path::{Path, PathBuf};
+
+use http::{HeaderMap, HeaderValue};
 use sha2::{Digest, Sha256};
+
+/// The hub's own bearer token (`--token-file`), read at each use: kubelet rotates projected
+/// service-account tokens in place.
+#[derive(Debug, Clone, Default)]
+pub struct OwnToken {
+    file: Option<PathBuf>,
+}
+
+impl OwnToken {
+    pub fn new(file: Option<&Path>) -> Self {
+        Self {
+            file: file.map(Path::to_path_buf),
+        }
+    }
+
+    /// `Bearer <token>`, or `None` without a token file (a read failure is logged).
+    pub fn header(&self) -> Option<HeaderValue> {
+        let file = self.file.as_deref()?;
+        let token = std::fs::read_to_string(file)
+            .map_err(|e| tracing::warn!("cannot read --token-file {}: {e}", file.display()))
+            .ok()?;
+        HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+            .map_err(|_| tracing::warn!("--token-file {} is not a valid token", file.display()))
+            .ok()
+    }
+}
 
 /// Hex SHA-256 of the client's credentials; anonymous clients hash the empty string. The token
 /// itself is never stored.

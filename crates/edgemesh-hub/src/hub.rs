@@ -11,6 +11,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::agents::{AgentList, CacheAgents};
 use crate::config::HubConfig;
+use crate::creds::OwnToken;
 use crate::error::HubError;
 use crate::health::Health;
 use crate::metrics::Metrics;
@@ -83,6 +84,7 @@ impl Hub {
             client: upstream::client(config.ca_file.as_deref(), config.connect_timeout)?,
             metrics,
             bookmark_interval: config.bookmark_interval,
+            own_token: OwnToken::new(config.token_file.as_deref()),
         });
         let secure = match (config.secure_addr, &config.cert_file, &config.key_file) {
             (Some(addr), Some(cert), Some(key)) => {
@@ -129,7 +131,6 @@ impl RunningHub {
                 Arc::clone(&state),
                 namespace,
                 name,
-                self.config.token_file.clone(),
                 self.config.config_poll_interval,
             );
             tasks.push(tokio::spawn(poll));
@@ -189,8 +190,55 @@ impl StatusHandle {
         self.0.health.is_online()
     }
 
+    /// `/readyz`: whether the hub can answer, and why. Online it forwards; offline it is ready
+    /// only while its cache holds something to serve.
+    pub fn readiness(&self) -> Result<String, String> {
+        let status = self.status();
+        readiness(status.online, &status.upstreams, status.cache.objects)
+    }
+
     /// Blocks until every cache write queued so far is on disk (call before a clean exit).
     pub fn flush_cache(&self) {
         self.0.cache.flush();
+    }
+}
+
+fn readiness(online: bool, upstreams: &[UpstreamStatus], objects: usize) -> Result<String, String> {
+    if online {
+        let healthy: Vec<&str> = upstreams
+            .iter()
+            .filter(|u| u.healthy)
+            .map(|u| u.url.as_str())
+            .collect();
+        return Ok(format!("online: forwarding to {}", healthy.join(", ")));
+    }
+    if objects > 0 {
+        return Ok(format!(
+            "offline: serving {objects} cached objects until an upstream is healthy again"
+        ));
+    }
+    Err("offline and nothing cached: no upstream is healthy and the cache is empty".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_follows_upstreams_and_cache() {
+        let up = |healthy| UpstreamStatus {
+            url: "https://cloud:6443".into(),
+            healthy,
+            consecutive_failures: 0,
+        };
+        let ready = readiness(true, &[up(true)], 0).unwrap();
+        assert!(
+            ready.contains("online: forwarding to https://cloud:6443"),
+            "{ready}"
+        );
+        let cached = readiness(false, &[up(false)], 12).unwrap();
+        assert!(cached.contains("serving 12 cached objects"), "{cached}");
+        let err = readiness(false, &[up(false)], 0).unwrap_err();
+        assert!(err.contains("nothing cached"), "{err}");
     }
 }

@@ -243,7 +243,7 @@ fn store(
             field_selector: resource.query.field_selector.clone(),
         };
         if let Err(e) = state.cache.store_list(agent, &resource.key, &scope, bytes) {
-            tracing::debug!("not caching {path}: {e}");
+            tracing::warn!("not caching {path}: {e}");
         }
     } else if info.verb == Verb::Get
         && let Ok(value) = serde_json::from_slice(bytes)

@@ -3,7 +3,7 @@
 //! (`kubectl list pods: /api/v1/pods with status code 200, spent 2.1ms`).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode, header};
@@ -13,11 +13,11 @@ use hyper::body::Incoming;
 use crate::creds::credential_hash;
 use crate::health::Outcome;
 use crate::metrics::RequestLabels;
-use crate::request::{RequestInfo, agent_name};
+use crate::request::{RequestInfo, Verb, agent_name};
 use crate::state::State;
 use crate::status::status_body;
 use crate::store::is_safe_component;
-use crate::upstream::{Body, BoxError, empty_body};
+use crate::upstream::{self, Body, BoxError, empty_body};
 use crate::{offline, passthrough};
 
 /// Who answered a request.
@@ -38,6 +38,17 @@ impl ServedBy {
     }
 }
 
+/// Which listener a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Front {
+    /// Plain HTTP on loopback: node components (kubelet-like daemons, the agent with
+    /// `--master http://127.0.0.1:10261`), which present no credentials of their own. As
+    /// YurtHub does, the hub forwards them with the node's identity (`--token-file`).
+    Node,
+    /// HTTPS for pods: each client authenticates itself.
+    Pod,
+}
+
 /// What the handlers need to know about the client beyond the request itself.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -48,8 +59,18 @@ pub struct Client {
     pub has_credentials: bool,
 }
 
-pub async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Body> {
+pub async fn handle(
+    state: Arc<State>,
+    front: Front,
+    mut request: Request<Incoming>,
+) -> Response<Body> {
     let started = Instant::now();
+    if front == Front::Node && !request.headers().contains_key(header::AUTHORIZATION) {
+        // Before the credential hash is taken: the cache is bound to the node's identity.
+        if let Some(token) = state.own_token.header() {
+            request.headers_mut().insert(header::AUTHORIZATION, token);
+        }
+    }
     let uri = request.uri().clone();
     let info = RequestInfo::parse(request.method(), uri.path(), uri.query());
     let client = client_of(&state, request.headers());
@@ -105,8 +126,8 @@ async fn route(
             Some(b) if has_body(&parts) => b.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
             _ => empty_body(),
         };
-        match passthrough::forward(state, index, &mut parts, attempt_body, info, client).await {
-            Ok(response) => return (response, ServedBy::Upstream),
+        match forward_or_cache(state, index, &mut parts, attempt_body, info, client).await {
+            Ok(answer) => return answer,
             Err(passthrough::ForwardError::Connect(e)) => {
                 tracing::warn!("upstream {} unreachable: {e}", state.upstreams[index].url);
                 state.health.record(index, Outcome::ConnectFailed);
@@ -130,6 +151,66 @@ async fn route(
         }
     }
     offline::answer(state, &parts, info, client)
+}
+
+/// How long a cached client's read waits for its upstream before the hub asks whether the
+/// cloud is still there, and how long that question may take. With the defaults a silent cloud
+/// loss gets its first answer from the cache after ~2 s instead of after the prober's verdict
+/// (interval × failures, ~15 s).
+const ANSWER_WAIT: Duration = Duration::from_secs(1);
+const QUICK_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Forwards the request. A get or list of a cached client that gets no answer within
+/// [`ANSWER_WAIT`] triggers a probe of that upstream; only when the probe fails too is the
+/// request answered from the cache (if the cache can answer it), so a healthy but slow cloud is
+/// always waited for and never answered with stale data.
+async fn forward_or_cache(
+    state: &Arc<State>,
+    index: usize,
+    parts: &mut http::request::Parts,
+    body: Body,
+    info: &RequestInfo,
+    client: &Client,
+) -> Result<(Response<Body>, ServedBy), passthrough::ForwardError> {
+    let may_fall_back = client.cached
+        && info.is_cacheable()
+        && matches!(info.verb, Verb::Get | Verb::List)
+        && !has_body(parts);
+    let request_parts = copy_of(parts);
+    let forward = passthrough::forward(state, index, parts, body, info, client);
+    let mut forward = std::pin::pin!(forward);
+    if may_fall_back {
+        tokio::select! {
+            answer = &mut forward => return answer.map(|r| (r, ServedBy::Upstream)),
+            () = tokio::time::sleep(ANSWER_WAIT) => {}
+        }
+        let upstream = &state.upstreams[index];
+        let path = &state.health.config().path;
+        let probe = upstream::probe(&state.client, upstream, path, QUICK_PROBE_TIMEOUT);
+        tokio::select! {
+            answer = &mut forward => return answer.map(|r| (r, ServedBy::Upstream)),
+            outcome = probe => if outcome != Outcome::Success {
+                state.health.record(index, Outcome::Failure);
+                let (response, served_by) = offline::answer(state, &request_parts, info, client);
+                if served_by == ServedBy::Cache {
+                    tracing::warn!(upstream = %upstream.url, "no answer and no answer to a probe: answered from the cache while the cloud's health is decided");
+                    return Ok((response, served_by));
+                }
+            }
+        }
+    }
+    forward.await.map(|r| (r, ServedBy::Upstream))
+}
+
+/// The request head again (`Parts` is not `Clone`), for an answer from the cache after the
+/// original went upstream.
+fn copy_of(parts: &http::request::Parts) -> http::request::Parts {
+    let mut request = Request::new(());
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = parts.uri.clone();
+    *request.version_mut() = parts.version;
+    *request.headers_mut() = parts.headers.clone();
+    request.into_parts().0
 }
 
 fn has_body(parts: &http::request::Parts) -> bool {

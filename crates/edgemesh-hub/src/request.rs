@@ -124,7 +124,14 @@ impl RequestInfo {
     pub fn parse(method: &Method, path: &str, query: Option<&str>) -> Self {
         let query_params = parse_query(query.unwrap_or(""));
         let watch_param = query_params.1;
-        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let Some(decoded) = canonical_segments(path) else {
+            // Whatever the upstream makes of it, the hub neither caches nor answers it.
+            return Self {
+                verb: Verb::Other,
+                target: Target::Other,
+            };
+        };
+        let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
         if is_discovery(&segments) {
             let verb = if method == Method::GET {
                 Verb::Get
@@ -190,6 +197,42 @@ impl RequestInfo {
     }
 }
 
+/// The path's segments, percent-decoded, when the path is in the one form the hub classifies:
+/// no empty, `.` or `..` segment (an upstream would resolve `/openapi/../api/v1/pods` to pods,
+/// which the hub must not take for discovery) and no `/` or NUL hidden in an escape.
+fn canonical_segments(path: &str) -> Option<Vec<String>> {
+    let rest = path.strip_prefix('/')?;
+    if rest.is_empty() {
+        return Some(Vec::new());
+    }
+    rest.split('/')
+        .map(|raw| {
+            let decoded = percent_decode(raw)?;
+            let usable =
+                !matches!(decoded.as_str(), "" | "." | "..") && !decoded.contains(['/', '\0']);
+            usable.then_some(decoded)
+        })
+        .collect()
+}
+
+/// `%XX` escapes decoded; `None` for a broken escape or bytes that are not UTF-8.
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 fn is_discovery(segments: &[&str]) -> bool {
     match segments {
         ["version"] | ["api"] | ["api", _] | ["apis"] | ["apis", _] | ["apis", _, _] => true,
@@ -251,11 +294,17 @@ fn parse_resource(segments: &[&str], query: Query) -> Option<(ResourceRequest, b
     Some((request, legacy_watch))
 }
 
-/// The hub's query parameters and whether `watch` was asked for.
+/// The hub's query parameters and whether `watch` was asked for. A parameter given twice counts
+/// with its first value only, as kube-apiserver reads it: were the hub to read another value than
+/// the upstream answered, the upstream's answer would be cached under the wrong selector.
 fn parse_query(query: &str) -> (Query, bool) {
     let mut parsed = Query::default();
     let mut watch = false;
+    let mut seen = std::collections::HashSet::new();
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        if !seen.insert(key.clone()) {
+            continue;
+        }
         let value = value.into_owned();
         match key.as_ref() {
             "labelSelector" if !value.is_empty() => parsed.label_selector = Some(value),
@@ -429,6 +478,52 @@ mod tests {
         assert_eq!(q.resource_version.as_deref(), Some("12"));
         assert!(q.allow_bookmarks);
         assert_eq!(q.timeout_seconds, Some(30));
+    }
+
+    /// kube-apiserver takes the first of repeated parameters; so must the hub, or it records the
+    /// upstream's answer under another selector than the one answered.
+    /// What an upstream would resolve to another path is never classified (so never cached or
+    /// answered offline); escapes are decoded as the apiserver decodes them.
+    #[test]
+    fn only_canonical_paths_are_classified() {
+        let others = [
+            "/openapi/../api/v1/namespaces/default/pods",
+            "/openapi/%2e%2e/api/v1/pods",
+            "/api/v1/./pods",
+            "//api/v1/pods",
+            "/api/v1/pods/",
+            "/api/v1/namespaces/a%2Fb/pods",
+            "/api/v1/namespaces/a%zz/pods",
+            "/api/v1/namespaces/a%00/pods",
+        ];
+        for uri in others {
+            let info = parse(Method::GET, uri);
+            assert_eq!(info.target, Target::Other, "{uri}");
+            assert!(!info.is_cacheable(), "{uri}");
+        }
+        let info = parse(Method::GET, "/api/v1/namespaces/def%61ult/pods");
+        assert_eq!(
+            info.resource().unwrap().namespace.as_deref(),
+            Some("default")
+        );
+        assert_eq!(parse(Method::GET, "/").target, Target::Other);
+        assert_eq!(parse(Method::GET, "/openapi/v2").target, Target::Discovery);
+    }
+
+    #[test]
+    fn repeated_parameters_keep_the_first_value() {
+        let info = parse(
+            Method::GET,
+            "/api/v1/pods?labelSelector=app%3Dnone&labelSelector=app%3Dweb&watch=0&watch=1&labelSelector=",
+        );
+        let q = &info.resource().unwrap().query;
+        assert_eq!(info.verb, Verb::List);
+        assert_eq!(q.label_selector.as_deref(), Some("app=none"));
+        let info = parse(
+            Method::GET,
+            "/api/v1/pods?labelSelector=&labelSelector=app%3Dweb",
+        );
+        assert_eq!(info.resource().unwrap().query.label_selector, None);
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::agents::CacheAgents;
+use crate::creds::OwnToken;
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::store::Cache;
@@ -19,4 +20,6 @@ pub struct State {
     pub metrics: Metrics,
     /// How often an offline watch that asked for bookmarks gets one.
     pub bookmark_interval: Duration,
+    /// The node's identity, for the hub's own requests and node components on the plain front.
+    pub own_token: OwnToken,
 }

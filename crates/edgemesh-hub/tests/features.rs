@@ -185,6 +185,56 @@ async fn the_clients_own_credentials_reach_the_upstream_untouched() {
     }
 }
 
+/// Node components on the plain (loopback) front present no credentials: as YurtHub does, the
+/// hub sends them upstream with the node's identity (`--token-file`), so `edgemesh agent
+/// --master http://127.0.0.1:10261` is not anonymous. A client that brings its own keeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_components_on_the_plain_front_are_sent_with_the_node_identity() {
+    let (upstream, mut heads) = recording_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "node-token\n").unwrap();
+    let mut cfg = config(&format!("http://{upstream}"), dir.path(), "");
+    cfg.health.interval = Duration::from_secs(3600);
+    cfg.token_file = Some(token.clone());
+    let hub = start_hub(cfg).await;
+    let mut authorization_of = async |path: &str, own: Option<&str>| {
+        let (code, _) = get(&format!("http://{}{path}", hub.addr), "edgemesh-agent", own).await;
+        assert_eq!(code, 200);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let head = tokio::time::timeout(Duration::from_secs(5), heads.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            if head.starts_with(&format!("GET {path} ")) {
+                return head.lines().find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("authorization: ")
+                        .map(str::to_owned)
+                });
+            }
+            assert!(Instant::now() < deadline);
+        }
+    };
+    assert_eq!(
+        authorization_of("/api/v1/services", None).await.as_deref(),
+        Some("bearer node-token")
+    );
+    assert_eq!(
+        authorization_of("/api/v1/endpoints", Some("own-token"))
+            .await
+            .as_deref(),
+        Some("bearer own-token")
+    );
+    // A rotated token is used from the next request on.
+    std::fs::write(&token, "rotated\n").unwrap();
+    assert_eq!(
+        authorization_of("/api/v1/nodes", None).await.as_deref(),
+        Some("bearer rotated")
+    );
+}
+
 fn issue(ca: &rcgen::Issuer<'_, rcgen::KeyPair>, cn: &str) -> (String, String) {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params =

@@ -26,7 +26,7 @@ pub enum TunnelError {
         "cannot use {path} as a CA for node certificates: {reason} (modules.edgeTunnel.nodeIdentity.caFiles)"
     )]
     TrustAnchor { path: PathBuf, reason: String },
-    #[error("invalid listen address {addr}: {reason}")]
+    #[error("cannot listen on {addr}: {reason}")]
     ListenAddr { addr: String, reason: String },
     #[error("relay {node}: advertise address '{addr}' is not an IP address")]
     RelayAddr { node: String, addr: String },
@@ -71,4 +71,14 @@ impl From<TunnelError> for io::Error {
         };
         io::Error::new(kind, error)
     }
+}
+
+/// The innermost cause of `error`: libp2p wraps an OS error (the port is taken) in layers that
+/// print nothing or repeat it.
+pub(crate) fn root_cause(error: &dyn std::error::Error) -> String {
+    let mut cause = error;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
 }

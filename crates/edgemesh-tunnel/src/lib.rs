@@ -181,7 +181,7 @@ fn listen(
                 .listen_on(addr.clone())
                 .map_err(|e| TunnelError::ListenAddr {
                     addr: addr.to_string(),
-                    reason: e.to_string(),
+                    reason: error::root_cause(&e),
                 })?;
         }
     }

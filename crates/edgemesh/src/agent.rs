@@ -4,6 +4,7 @@ mod admin;
 mod datapath;
 mod dns;
 mod proxier;
+mod reload;
 mod settings;
 mod tunnel;
 mod udp_routing;
@@ -15,32 +16,32 @@ use anyhow::Context;
 use edgemesh_kube::source::{api, manifests};
 use edgemesh_kube::{Publisher, SourceEvent, client};
 use edgemesh_model::BuildOptions;
-use edgemesh_telemetry::{LogFormat, init_logging};
 use tokio::sync::mpsc;
 
-use crate::cli::{AgentArgs, LogFormatArg};
+use crate::cli::AgentArgs;
 pub use settings::{ApiTarget, Settings};
 
 /// Window in which source events are batched into one Snapshot rebuild.
 const DEBOUNCE: Duration = Duration::from_millis(50);
-/// Exit status for invalid configuration, before anything on the host was touched.
-const EXIT_INVALID_CONFIG: u8 = 2;
 
 pub fn main(args: AgentArgs) -> ExitCode {
-    let format = match args.log_format {
-        LogFormatArg::Text => LogFormat::Text,
-        LogFormatArg::Json => LogFormat::Json,
-    };
     let settings = match Settings::load(&args) {
         Ok(settings) => settings,
         Err(errors) => {
             for error in errors.iter() {
                 eprintln!("edgemesh: invalid configuration: {error}");
             }
-            return ExitCode::from(EXIT_INVALID_CONFIG);
+            return ExitCode::from(crate::EXIT_INVALID_CONFIG);
         }
     };
-    init_logging(&args.log_level, format);
+    if args.check_config {
+        for warning in &settings.warnings {
+            println!("warning: {warning}");
+        }
+        println!("configuration is valid");
+        return ExitCode::SUCCESS;
+    }
+    args.log.init();
     for warning in &settings.warnings {
         tracing::warn!("config: {warning}");
     }
@@ -55,7 +56,7 @@ pub fn main(args: AgentArgs) -> ExitCode {
             if cleanup {
                 rt.block_on(datapath::cleanup())
             } else {
-                rt.block_on(run(settings))
+                rt.block_on(run(settings, args))
             }
         });
     match result {
@@ -67,7 +68,7 @@ pub fn main(args: AgentArgs) -> ExitCode {
     }
 }
 
-async fn run(settings: Settings) -> anyhow::Result<()> {
+async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
     tracing::info!(node = %settings.node_name, version = env!("CARGO_PKG_VERSION"), "starting edgemesh agent");
     let options = BuildOptions {
         filter_mode: settings.filter_mode,
@@ -82,6 +83,9 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let tunnel_handle = tunnel.as_ref().map(edgemesh_tunnel::Tunnel::handle);
     if let (Some(t), Some(handle)) = (&settings.tunnel, &tunnel_handle) {
         tunnel::start_socks5(t, handle.clone()).await?;
+        if let Some(path) = args.config.clone() {
+            reload::follow_relays(args, path, handle.clone(), t.relays.clone());
+        }
     }
     let datapath = match &settings.proxy {
         Some(proxy) => Some(

@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+
+use crate::logs::LogArgs;
 
 /// edgemesh: an edge service mesh for Kubernetes.
 ///
@@ -30,11 +32,13 @@ pub enum Command {
 }
 
 /// Flags of `edgemesh agent`. Flags override the config file.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct AgentArgs {
     /// EdgeMesh agent config file (apiVersion agent.edgemesh.config.kubeedge.io/v1alpha1,
-    /// kind EdgeMeshAgent). Without it, the defaults of an EdgeMesh edge node apply.
-    #[arg(long, short = 'c', value_name = "PATH")]
+    /// kind EdgeMeshAgent); `--config-file` is EdgeMesh's name for it. Without it, the defaults
+    /// of an EdgeMesh edge node apply, except when started as `edgemesh-agent` (EdgeMesh's image
+    /// entry point), where it is EdgeMesh's /etc/edgemesh/config/edgemesh-agent.yaml.
+    #[arg(long, short = 'c', visible_alias = "config-file", value_name = "PATH")]
     pub config: Option<PathBuf>,
 
     /// Name of the node this agent runs on (falls back to the host name).
@@ -75,17 +79,12 @@ pub struct AgentArgs {
     #[arg(long)]
     pub cleanup: bool,
 
-    /// Log filter in RUST_LOG syntax (RUST_LOG, when set, wins).
-    #[arg(long, default_value = "info", value_name = "FILTER")]
-    pub log_level: String,
+    /// Read and validate the config file and flags, print every warning, and exit: 0 when the
+    /// agent would start, 2 when it would refuse. Touches nothing on the host (use it on a copy of
+    /// a ConfigMap before swapping the image).
+    #[arg(long, conflicts_with = "cleanup")]
+    pub check_config: bool,
 
-    /// Log line format.
-    #[arg(long, value_enum, default_value_t = LogFormatArg::Text)]
-    pub log_format: LogFormatArg,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormatArg {
-    Text,
-    Json,
+    #[command(flatten)]
+    pub log: LogArgs,
 }

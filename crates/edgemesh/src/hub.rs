@@ -12,12 +12,9 @@ use clap::Args;
 use edgemesh_hub::config::{DEFAULT_CACHE_DIR, DEFAULT_INSECURE_ADDR, DEFAULT_SECURE_ADDR};
 use edgemesh_hub::{HealthConfig, Hub, HubConfig, StatusHandle};
 use edgemesh_telemetry::prometheus_client::registry::Registry;
-use edgemesh_telemetry::{AdminServer, LogFormat, Reply, init_logging};
+use edgemesh_telemetry::{AdminServer, Reply};
 
-use crate::cli::LogFormatArg;
-
-/// Exit status for invalid flags, before anything on the host was touched.
-const EXIT_INVALID_CONFIG: u8 = 2;
+use crate::logs::LogArgs;
 
 /// Flags of `edgemesh hub` (boxed: they are many, and the CLI enum stays small).
 #[derive(Debug, Args)]
@@ -37,7 +34,9 @@ pub struct HubFlags {
     #[arg(long, value_name = "PATH")]
     pub ca_file: Option<PathBuf>,
 
-    /// Bearer token file for the hub's own requests (reading ConfigMap kube-system/edge-hub-cfg).
+    /// Bearer token file: the node's identity, for the hub's own requests (reading ConfigMap
+    /// kube-system/edge-hub-cfg) and for node components on the plain-HTTP front that send no
+    /// credentials (as YurtHub does). Read at each use, so a rotated token applies at once.
     #[arg(long, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
 
@@ -113,13 +112,8 @@ pub struct HubFlags {
     #[arg(long, default_value = "127.0.0.1:10267", value_name = "ADDR")]
     pub admin_addr: SocketAddr,
 
-    /// Log filter in RUST_LOG syntax (RUST_LOG, when set, wins).
-    #[arg(long, default_value = "info", value_name = "FILTER")]
-    pub log_level: String,
-
-    /// Log line format.
-    #[arg(long, value_enum, default_value_t = LogFormatArg::Text)]
-    pub log_format: LogFormatArg,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// `500ms`, `2s`, `1m`, or a bare number of seconds.
@@ -197,14 +191,10 @@ pub fn main(args: HubArgs) -> ExitCode {
         Ok(config) => config,
         Err(e) => {
             eprintln!("edgemesh hub: {e}");
-            return ExitCode::from(EXIT_INVALID_CONFIG);
+            return ExitCode::from(crate::EXIT_INVALID_CONFIG);
         }
     };
-    let format = match args.log_format {
-        LogFormatArg::Text => LogFormat::Text,
-        LogFormatArg::Json => LogFormat::Json,
-    };
-    init_logging(&args.log_level, format);
+    args.log.init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -286,7 +276,10 @@ fn admin_routes(status: StatusHandle, registry: Arc<Registry>) -> AdminServer {
     let debug = status.clone();
     AdminServer::new()
         .route("/healthz", || Reply::text(200, "ok\n"))
-        .route("/readyz", || Reply::text(200, "ready\n"))
+        .route("/readyz", move || match status.readiness() {
+            Ok(reason) => Reply::text(200, format!("ready: {reason}\n")),
+            Err(reason) => Reply::text(503, format!("not ready: {reason}\n")),
+        })
         .route("/debug/hub", move || {
             match serde_json::to_vec_pretty(&debug.status()) {
                 Ok(body) => Reply::json(body),

@@ -4,14 +4,29 @@
 mod agent;
 mod cli;
 mod hub;
+mod logs;
 mod playground;
+mod roles;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Exit status for a command line or configuration that cannot run, before anything on the
+/// host was touched.
+pub const EXIT_INVALID_CONFIG: u8 = 2;
+
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let argv = match roles::invocation(std::env::args_os().collect()) {
+        roles::Invocation::Edgemesh(argv) => argv,
+        roles::Invocation::Unavailable(name) => {
+            eprintln!(
+                "{name}: this build of edgemesh has no {name} role yet; run `edgemesh --help` for the roles it has"
+            );
+            return ExitCode::from(EXIT_INVALID_CONFIG);
+        }
+    };
+    let cli = cli::Cli::parse_from(argv);
     match cli.command {
         cli::Command::Agent(args) => agent::main(args),
         cli::Command::Hub(args) => hub::main(args),

@@ -14,6 +14,17 @@ fn real_hub_kubectl_online_offline_and_back() {
     seed(&world.api);
     let cache = tempfile::tempdir().unwrap();
     let hub = world.start_hub(cache.path(), &["--cache-agents", "kubectl"]);
+    let (code, ready) = hub.http_get("/readyz").unwrap();
+    assert_eq!(code, 200, "{ready}");
+    assert!(ready.contains("online"), "{ready}");
+    // Offline with nothing cached the hub cannot answer anything: not ready.
+    world.cut();
+    wait_online(&hub, false);
+    let (code, ready) = hub.http_get("/readyz").unwrap();
+    assert_eq!(code, 503, "{ready}");
+    assert!(ready.contains("nothing cached"), "{ready}");
+    world.restore();
+    wait_online(&hub, true);
     let work = tempfile::tempdir().unwrap();
     let kubeconfig = world.kubeconfig(work.path(), TOKEN);
     let stranger = world.kubeconfig(work.path(), "another-token");
@@ -46,6 +57,11 @@ fn real_hub_kubectl_online_offline_and_back() {
 
     world.cut();
     wait_online(&hub, false);
+    let (code, ready) = hub.http_get("/readyz").unwrap();
+    assert!(
+        code == 200 && ready.contains("cached objects"),
+        "{code} {ready}"
+    );
 
     let offline = world.kubectl(&kubeconfig, &["get", "pods,svc,configmaps", "-A"]);
     assert!(

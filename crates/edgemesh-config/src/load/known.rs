@@ -107,12 +107,86 @@ pub(super) fn notices(config: &AgentConfig) -> Vec<Warning> {
             "edgemesh never deletes the kubeconfig; ignored",
         ),
     ];
-    for (enabled, key, message) in unsupported {
+    let all = unsupported
+        .into_iter()
+        .chain(api_not_applied(config))
+        .chain(tunnel_not_applied(config));
+    for (enabled, key, message) in all {
         if enabled {
             out.push(Warning::new(key, message));
         }
     }
     out
+}
+
+type Notice = (bool, &'static str, &'static str);
+
+/// `kubeAPIConfig` keys client-go applies and edgemesh's client does not need.
+fn api_not_applied(config: &AgentConfig) -> [Notice; 2] {
+    let api = &config.kube_api_config;
+    let fresh = crate::KubeApiConfig::default();
+    [
+        (
+            api.qps != fresh.qps,
+            "kubeAPIConfig.qps",
+            "client-go's request rate limit; edgemesh makes one list and one watch per kind, without a limiter; ignored",
+        ),
+        (
+            api.burst != fresh.burst,
+            "kubeAPIConfig.burst",
+            "client-go's request burst; edgemesh makes one list and one watch per kind, without a limiter; ignored",
+        ),
+    ]
+}
+
+/// `modules.edgeTunnel` keys that tune go-libp2p's machinery, which edgemesh's tunnel does not
+/// have; warned only when the tunnel is on and the file changed them from EdgeMesh's default.
+fn tunnel_not_applied(config: &AgentConfig) -> [Notice; 8] {
+    let tunnel = &config.modules.edge_tunnel;
+    let fresh = crate::EdgeTunnel::default();
+    let changed = |differs: bool| tunnel.enable && differs;
+    [
+        (
+            changed(tunnel.rendezvous != fresh.rendezvous),
+            "modules.edgeTunnel.rendezvous",
+            "edgemesh finds LAN peers by mDNS and others through relays, without a rendezvous string; ignored",
+        ),
+        (
+            changed(tunnel.enable_ipfs_log),
+            "modules.edgeTunnel.enableIpfsLog",
+            "the tunnel logs through --v / --log-level (e.g. --log-level info,libp2p=debug); ignored",
+        ),
+        (
+            changed(tunnel.max_candidates != fresh.max_candidates),
+            "modules.edgeTunnel.maxCandidates",
+            "edgemesh reserves a circuit on every relay in relayNodes; ignored",
+        ),
+        (
+            changed(tunnel.heartbeat_period != fresh.heartbeat_period),
+            "modules.edgeTunnel.heartbeatPeriod",
+            "peers (relays included) are pinged every 5 s and redialed when they stop answering; ignored",
+        ),
+        (
+            changed(tunnel.finder_period != fresh.finder_period),
+            "modules.edgeTunnel.finderPeriod",
+            "relays come from relayNodes (reloaded when the file changes), not from a finder; ignored",
+        ),
+        (
+            changed(tunnel.tunnel_limit_config != fresh.tunnel_limit_config),
+            "modules.edgeTunnel.tunnelLimitConfig",
+            "go-libp2p's resource manager limits are not applied by edgemesh; ignored",
+        ),
+        (
+            changed(!tunnel.extra_filtered_interfaces.is_empty()),
+            "modules.edgeTunnel.extraFilteredInterfaces",
+            "the tunnel listens on every interface; ignored",
+        ),
+        (
+            changed(tunnel.metric_config.enable),
+            "modules.edgeTunnel.metricConfig.enable",
+            "edgemesh serves its metrics on the admin address (/metrics), not on metricConfig.port; ignored",
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -18,7 +18,8 @@ pub(super) struct Present {
 impl Present {
     /// Runs after the typed parse succeeded, so the text is valid YAML of the right shape.
     pub fn scan(text: &str) -> Self {
-        let probe: Option<Probe> = serde_saphyr::from_str(text).unwrap_or_default();
+        let probe: Option<Probe> =
+            serde_saphyr::from_str_with_options(text, super::yaml_options()).unwrap_or_default();
         let probe = probe.unwrap_or_default();
         let api = probe.kube_api_config.unwrap_or_default();
         let common = probe.common_config.unwrap_or_default();

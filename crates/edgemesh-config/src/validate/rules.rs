@@ -51,31 +51,27 @@ pub fn ip_address(value: &str) -> Rule {
     )
 }
 
-/// A Kubernetes node name (a DNS subdomain, as node names are).
+/// A node name as EdgeMesh takes it: any non-empty word (its HA guide names relays `R1`, `R2`;
+/// Go derives a peer id from whatever is written). Whitespace is refused: it is EdgeMesh's
+/// unedited placeholder `<your relay node name1>`, never a node.
 pub fn node_name(value: &str) -> Rule {
-    let allowed = "a Kubernetes node name (lowercase letters, digits, '-' and '.')";
-    let ok = dns_name(value, false) && value.len() <= 253;
-    require(ok, allowed)
+    let ok = !value.is_empty() && !value.chars().any(|c| c.is_whitespace() || c.is_control());
+    require(ok, "a node name (no spaces), e.g. edge-node-1")
 }
 
 /// A DNS domain such as `cluster.local` (a trailing dot is allowed).
 pub fn dns_domain(value: &str) -> Rule {
     let name = value.strip_suffix('.').unwrap_or(value);
-    require(dns_name(name, true), "a DNS domain, e.g. cluster.local")
+    require(dns_name(name), "a DNS domain, e.g. cluster.local")
 }
 
-/// Labels of 1..=63 letters, digits and inner hyphens; `upper` allows uppercase letters.
-fn dns_name(name: &str, upper: bool) -> bool {
+/// Labels of 1..=63 letters, digits and inner hyphens.
+fn dns_name(name: &str) -> bool {
     let label_ok = |label: &str| {
         (1..=63).contains(&label.len())
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label.chars().all(|c| {
-                c.is_ascii_lowercase()
-                    || c.is_ascii_digit()
-                    || c == '-'
-                    || (upper && c.is_ascii_uppercase())
-            })
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     };
     !name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok)
 }
@@ -152,7 +148,8 @@ mod tests {
     fn names() {
         assert_eq!(node_name("ke-edge1"), Ok(()));
         assert_eq!(node_name("node.example.com"), Ok(()));
-        for bad in ["", "Edge1", "-a", "a_b", "<your relay node name1>"] {
+        assert_eq!(node_name("R1"), Ok(()));
+        for bad in ["", " ", "a b", "<your relay node name1>"] {
             assert!(node_name(bad).is_err(), "{bad}");
         }
         assert_eq!(dns_domain("cluster.local"), Ok(()));

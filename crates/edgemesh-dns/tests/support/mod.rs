@@ -155,7 +155,8 @@ pub fn query_message(name: &str, qtype: RecordType, edns: bool) -> Message {
     m
 }
 
-pub async fn ask_udp(server: SocketAddr, message: &Message) -> Message {
+/// The answer datagram, as received.
+pub async fn ask_udp_raw(server: SocketAddr, message: &Message) -> Vec<u8> {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     socket
         .send_to(&message.to_vec().unwrap(), server)
@@ -166,7 +167,12 @@ pub async fn ask_udp(server: SocketAddr, message: &Message) -> Message {
         .await
         .expect("no UDP answer in time")
         .unwrap();
-    let answer = Message::from_vec(&buf[..n]).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+pub async fn ask_udp(server: SocketAddr, message: &Message) -> Message {
+    let answer = Message::from_vec(&ask_udp_raw(server, message).await).unwrap();
     assert_eq!(answer.metadata.id, message.metadata.id);
     assert_eq!(answer.metadata.message_type, MessageType::Response);
     answer

@@ -5,9 +5,13 @@
 //! A write goes to a hidden temporary file in the same directory, is fsynced, renamed over the
 //! target and the directory is fsynced: a reader (or the next start after a crash) sees the old
 //! file or the new one, never a mix. Leftover temporary files are removed at start-up.
+//!
+//! The cache holds what the apiserver gave authorised clients (Secrets and ConfigMaps among
+//! them): files are 0600 and directories 0700, readable by the hub's user only.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -27,7 +31,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| invalid("path has no file name"))?;
-    fs::create_dir_all(dir)?;
+    create_private_dir(dir)?;
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let temp = dir.join(format!(
         "{TEMP_PREFIX}{file_name}-{}-{n}",
@@ -42,11 +46,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn write_and_rename(temp: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = File::create(temp)?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(temp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     drop(file);
     fs::rename(temp, path)
+}
+
+/// Creates `dir` and its missing parents as 0700, and makes `dir` itself 0700 if it existed
+/// (a cache root made by an earlier release was 0755).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
 }
 
 /// Removes `path` (absent is fine) and fsyncs its directory.

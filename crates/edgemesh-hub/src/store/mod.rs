@@ -70,7 +70,7 @@ impl Cache {
             path: root.to_path_buf(),
             source,
         };
-        std::fs::create_dir_all(root).map_err(cache_err)?;
+        disk::create_private_dir(root).map_err(cache_err)?;
         let loaded = load::load(root).map_err(cache_err)?;
         let writer = writer::Writer::spawn().map_err(cache_err)?;
         Ok(Self {
@@ -324,6 +324,12 @@ impl Cache {
 pub enum StoreError {
     #[error("not a list: {0}")]
     NotAList(String),
+    /// One item that cannot be stored makes the whole list unstorable: a list recorded complete
+    /// without it would answer offline that the object does not exist.
+    #[error(
+        "item {0} has no usable metadata (a name and namespace that are safe file names); the list is not cached"
+    )]
+    UnstorableItem(usize),
     #[error(transparent)]
     Selector(#[from] SelectorError),
 }
@@ -347,9 +353,13 @@ fn split_list(
     let api_version = key.api_version();
     let objects = items
         .into_iter()
-        .filter_map(|item| list_item(item, kind, &api_version))
-        .filter(is_safe_object)
-        .collect();
+        .enumerate()
+        .map(|(index, item)| {
+            list_item(item, kind, &api_version)
+                .filter(is_safe_object)
+                .ok_or(StoreError::UnstorableItem(index))
+        })
+        .collect::<Result<_, _>>()?;
     Ok((list_kind, list.metadata.resource_version, objects))
 }
 

@@ -130,6 +130,9 @@ impl ListRecord {
     }
 }
 
+/// Records of complete lists with a label or field selector kept per resource and agent.
+pub const MAX_SELECTED_LISTS: usize = 64;
+
 /// The objects of a list answer and the resourceVersion to report.
 pub type ListAnswer = (Vec<Arc<CachedObject>>, String);
 
@@ -203,12 +206,14 @@ impl ResourceCache {
     ) -> Result<ListChange, SelectorError> {
         let matcher = scope.matcher()?;
         let fresh: BTreeSet<_> = items.iter().map(CachedObject::key).collect();
-        // Objects a newer watch event brought in are not the list's to remove or overwrite.
+        // A complete list is the upstream's truth, whatever the resourceVersions: after an etcd
+        // restore they go backwards, and objects kept for a "newer" version would be ghosts. An
+        // event that raced the list comes again on the watch that follows it (from the list's
+        // resourceVersion), so nothing newer is lost for long.
         let removed: Vec<_> = self
             .objects
             .iter()
             .filter(|(key, object)| matcher.matches(object) && !fresh.contains(*key))
-            .filter(|(_, object)| !is_newer(&object.resource_version, &resource_version))
             .map(|(key, _)| key.clone())
             .collect();
         for key in &removed {
@@ -216,9 +221,11 @@ impl ResourceCache {
         }
         let mut written = Vec::with_capacity(items.len());
         for item in items {
-            if self.objects.get(&item.key()).is_some_and(|old| {
-                old.bytes == item.bytes || is_newer(&old.resource_version, &item.resource_version)
-            }) {
+            if self
+                .objects
+                .get(&item.key())
+                .is_some_and(|old| old.bytes == item.bytes)
+            {
                 continue;
             }
             written.push(item.key());
@@ -231,7 +238,21 @@ impl ResourceCache {
             field_selector: scope.field_selector.clone(),
             resource_version,
         });
+        self.forget_oldest_selected_lists();
         Ok(ListChange { written, removed })
+    }
+
+    /// Keeps at most [`MAX_SELECTED_LISTS`] records of lists with a selector, the newest: a
+    /// client that lists with ever new selectors must not grow the metadata file (rewritten on
+    /// every list) without bound. Forgetting a record only makes that list "not cached" offline.
+    fn forget_oldest_selected_lists(&mut self) {
+        let selected = self.meta.lists.iter().filter(|r| !r.unselected()).count();
+        let mut excess = selected.saturating_sub(MAX_SELECTED_LISTS);
+        self.meta.lists.retain(|r| {
+            let forget = excess > 0 && !r.unselected();
+            excess -= usize::from(forget);
+            !forget
+        });
     }
 
     /// The covering list record, if the cache can answer a list with `scope` truthfully.
@@ -364,31 +385,60 @@ mod tests {
         .unwrap()
     }
 
+    /// After an etcd restore resourceVersions go backwards: a complete list replaces whatever
+    /// the cache holds, objects with higher versions (from before the restore) included.
     #[test]
-    fn an_older_list_never_undoes_newer_watch_events() {
+    fn a_complete_list_replaces_the_cache_whatever_the_versions() {
         let mut cache = ResourceCache::default();
         let all = scope(None, None);
-        // A watch event (rv 20) landed before the list (rv 10) that preceded it.
-        let newer = obj_at("a", "x", "20");
-        cache.objects.insert(newer.key(), Arc::new(newer));
-        let added_later = obj_at("a", "y", "21");
         cache
-            .objects
-            .insert(added_later.key(), Arc::new(added_later));
+            .replace_list(
+                &all,
+                vec![obj_at("a", "x", "20"), obj_at("a", "gone", "21")],
+                "21".into(),
+            )
+            .unwrap();
         let change = cache
             .replace_list(&all, vec![obj_at("a", "x", "9")], "10".into())
             .unwrap();
-        assert!(
-            change.written.is_empty() && change.removed.is_empty(),
-            "{change:?}"
-        );
+        assert_eq!(change.removed, vec![("a".into(), "gone".into())]);
+        assert_eq!(change.written, vec![("a".into(), "x".into())]);
         assert_eq!(
             cache.objects[&("a".into(), "x".into())].resource_version,
-            "20"
+            "9"
         );
+        assert_eq!(names(&cache, &all).unwrap(), vec!["x"]);
         assert!(!is_newer("9", "10"));
         assert!(is_newer("11", "10"));
         assert!(!is_newer("abc", "10"));
+    }
+
+    #[test]
+    fn selected_list_records_are_bounded_oldest_first() {
+        let mut cache = ResourceCache::default();
+        cache
+            .replace_list(&scope(None, None), vec![], "1".into())
+            .unwrap();
+        for i in 0..1500 {
+            let selector = format!("app=a{i}");
+            cache
+                .replace_list(&scope(None, Some(&selector)), vec![], "2".into())
+                .unwrap();
+        }
+        assert_eq!(cache.meta.lists.len(), MAX_SELECTED_LISTS + 1);
+        assert!(cache.meta.lists.iter().any(|r| r.unselected()));
+        assert!(cache.covering(&scope(None, Some("app=a1499"))).is_some());
+        let oldest_kept = 1500 - MAX_SELECTED_LISTS;
+        let kept = format!("app=a{oldest_kept}");
+        let forgotten = format!("app=a{}", oldest_kept - 1);
+        let record = |s: &str| {
+            cache
+                .meta
+                .lists
+                .iter()
+                .any(|r| r.label_selector.as_deref() == Some(s))
+        };
+        assert!(record(&kept) && !record(&forgotten));
     }
 
     #[test]

@@ -127,10 +127,7 @@ fn list_items_keep_the_upstream_text_with_kind_and_api_version_put_in_front() {
     let cache = Cache::open(dir.path()).unwrap();
     let body = br#"{"kind":"PodList","metadata":{"resourceVersion":"9"},"items":[
         {"metadata":{"name":"a","namespace":"prod","labels":{"app":"web"}},"spec":{"z":1,"a":2}},
-        {"kind":"Pod","apiVersion":"v1","metadata":{"name":"b","namespace":"prod"}},
-        {"metadata":{"name":"../escape","namespace":"prod"}},
-        {"metadata":{"namespace":"prod"}},
-        42
+        {"kind":"Pod","apiVersion":"v1","metadata":{"name":"b","namespace":"prod"}}
     ]}"#;
     assert_eq!(
         cache.store_list("kubectl", &pods(), &all(), body).unwrap(),
@@ -178,5 +175,80 @@ fn a_body_that_is_not_a_list_is_refused() {
             "{}",
             String::from_utf8_lossy(body)
         );
+    }
+}
+
+/// A list with one item the cache cannot store (no name, an unsafe name, not an object) is not
+/// cached at all, and the cache keeps what it had: recorded complete without that item, it would
+/// answer offline that the object does not exist.
+#[test]
+fn a_list_with_an_unstorable_item_is_refused_whole_and_the_cache_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let good = br#"{"kind":"PodList","metadata":{"resourceVersion":"9"},"items":[
+        {"metadata":{"name":"a","namespace":"prod"}},
+        {"metadata":{"name":"b","namespace":"prod"}}
+    ]}"#;
+    assert_eq!(
+        cache.store_list("kubectl", &pods(), &all(), good).unwrap(),
+        2
+    );
+    let bad_items = [
+        r#"{"metadata":{"namespace":"prod"}}"#,
+        r#"{"metadata":{"name":"../escape","namespace":"prod"}}"#,
+        r#"{"metadata":{"name":"a/b","namespace":"prod"}}"#,
+        r#"{"metadata":{"name":"","namespace":"prod"}}"#,
+        r#"{"metadata":{"name":"x","namespace":"def/ault"}}"#,
+        r#"42"#,
+    ];
+    for bad in bad_items {
+        let body = format!(
+            r#"{{"kind":"PodList","metadata":{{"resourceVersion":"10"}},"items":[{{"metadata":{{"name":"c","namespace":"prod"}}}},{bad}]}}"#
+        );
+        let err = cache
+            .store_list("kubectl", &pods(), &all(), body.as_bytes())
+            .unwrap_err();
+        assert!(matches!(err, StoreError::UnstorableItem(1)), "{bad}: {err}");
+        let Lookup::Found(list) = cache.list("kubectl", &pods(), &all()).unwrap() else {
+            panic!("{bad}: the previous list was dropped");
+        };
+        let list: serde_json::Value = serde_json::from_slice(&list).unwrap();
+        let names: Vec<_> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, ["a", "b"], "{bad}");
+    }
+}
+
+/// Cached Secrets and ConfigMaps must not be readable by other local users.
+#[test]
+fn cache_files_are_0600_in_0700_directories() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("cache");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cache = Cache::open(&root).unwrap();
+    cache
+        .store_list("kubectl", &pods(), &all(), &pod_list(&["a"], "5"))
+        .unwrap();
+    cache.flush();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for d in [
+        "",
+        "kubectl",
+        "kubectl/pods.v1.core",
+        "kubectl/pods.v1.core/prod",
+    ] {
+        assert_eq!(mode(&root.join(d)), 0o700, "{d}");
+    }
+    for f in [
+        "kubectl/pods.v1.core/prod/a",
+        "kubectl/pods.v1.core/.edgemesh-meta.json",
+    ] {
+        assert_eq!(mode(&root.join(f)), 0o600, "{f}");
     }
 }

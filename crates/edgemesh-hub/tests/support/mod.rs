@@ -23,6 +23,7 @@ pub struct Relay {
     pub addr: SocketAddr,
     target: SocketAddr,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    frozen: tokio::sync::watch::Sender<bool>,
 }
 
 impl Relay {
@@ -32,6 +33,7 @@ impl Relay {
             addr: listener.local_addr().unwrap(),
             target,
             tasks: Arc::default(),
+            frozen: tokio::sync::watch::Sender::new(false),
         };
         relay.serve(listener);
         relay
@@ -39,17 +41,35 @@ impl Relay {
 
     fn serve(&self, listener: TcpListener) {
         let (target, tasks) = (self.target, Arc::clone(&self.tasks));
+        let frozen = self.frozen.clone();
         let accept = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
+                let mut frozen = frozen.subscribe();
                 let conn = tokio::spawn(async move {
+                    if *frozen.borrow() {
+                        return std::future::pending::<()>().await;
+                    }
                     if let Ok(mut upstream) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                        let froze = tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => false,
+                            _ = frozen.wait_for(|f| *f) => true,
+                        };
+                        if froze {
+                            // Hold both ends open and pass nothing, like a link that drops packets.
+                            std::future::pending::<()>().await;
+                        }
                     }
                 });
                 tasks.lock().unwrap().push(conn);
             }
         });
         self.tasks.lock().unwrap().push(accept);
+    }
+
+    /// A silent loss: connections stay open (new ones are accepted) but nothing passes, so the
+    /// hub sees no error, only silence.
+    pub fn freeze(&self) {
+        self.frozen.send_replace(true);
     }
 
     pub fn cut(&self) {

@@ -36,13 +36,21 @@ pub struct Target {
     pub legacy_watch: bool,
 }
 
-/// Parses a request path against what `served` serves.
+/// Parses a request path against what `served` serves. Like kube-apiserver (Go's URL decoding
+/// and path cleaning), `%XX` escapes are decoded and `.`/`..` segments resolved first:
+/// `/openapi/../api/v1/pods` is the pods list.
 pub fn parse(path: &str, served: &Served) -> Route {
-    let segs: Vec<&str> = path
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
+    let mut segs: Vec<String> = Vec::new();
+    for seg in path.split('/').map(percent_decode) {
+        match seg.as_str() {
+            "" | "." => {}
+            ".." => {
+                segs.pop();
+            }
+            _ => segs.push(seg),
+        }
+    }
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     match segs.as_slice() {
         ["version"] => Route::Version,
         ["api"] => Route::CoreVersions,
@@ -101,17 +109,17 @@ fn resource_route(group: &str, version: &str, rest: &[&str], served: &Served) ->
     })
 }
 
-/// Decoded query parameters (`+` and `%XX` decoded).
+/// Decoded query parameters (`+` and `%XX` decoded). A parameter given twice keeps its first
+/// value, as kube-apiserver reads them (`url.Values` into list options takes element 0).
 pub fn query_params(query: Option<&str>) -> HashMap<String, String> {
-    query
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
+    let mut params = HashMap::new();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        params
+            .entry(percent_decode(k))
+            .or_insert_with(|| percent_decode(v));
+    }
+    params
 }
 
 fn percent_decode(text: &str) -> String {
@@ -208,6 +216,8 @@ mod tests {
             "labelSelector=app%20in%20%28a%2Cb%29&watch=1&x=a+b&bad=%zz",
         ));
         assert_eq!(q["labelSelector"], "app in (a,b)");
+        let repeated = query_params(Some("labelSelector=a%3D1&labelSelector=a%3D2"));
+        assert_eq!(repeated["labelSelector"], "a=1", "the first value wins");
         assert_eq!(q["watch"], "1");
         assert_eq!(q["x"], "a b");
         assert_eq!(q["bad"], "%zz");

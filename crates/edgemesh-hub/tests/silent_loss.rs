@@ -1,0 +1,97 @@
+//! Issue #18, item 2: after a silent cloud loss (packets dropped, no error), the first answer from
+//! the cache must come within 3 s, not after the prober's verdict (interval × failures, ~15 s);
+//! and a cloud that is healthy but slow is waited for, never answered with stale data.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use edgemesh_hub::HealthConfig;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const TOKEN: &str = "token-a";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_answer_from_the_cache_within_3s_of_a_silent_loss() {
+    let api = apiserver();
+    let relay = Relay::start(api.addr()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&format!("http://{}", relay.addr), dir.path(), "kubectl");
+    cfg.health = HealthConfig::default();
+    cfg.connect_timeout = Duration::from_secs(2);
+    let hub = start_hub(cfg).await;
+    let pods = format!("http://{}/api/v1/namespaces/prod/pods", hub.addr);
+    let (code, body) = get(&pods, "kubectl", Some(TOKEN)).await;
+    assert_eq!(code, 200, "{body}");
+
+    relay.freeze();
+    let started = Instant::now();
+    let (code, body) = get(&pods, "kubectl", Some(TOKEN)).await;
+    let took = started.elapsed();
+    eprintln!("first answer after the silent loss: {code} in {took:?}");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(names(&json(&body)), ["db-1", "web-1"]);
+    assert!(took <= Duration::from_secs(3), "took {took:?}");
+    assert!(
+        hub.status.is_online(),
+        "answered before the prober's verdict"
+    );
+}
+
+/// An upstream whose pod list takes 2.5 s (a big list on a busy apiserver) but whose health
+/// endpoint answers at once; the first list is quick, so the cache holds an older answer.
+async fn slow_upstream() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut lists = 0;
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 8192];
+            let n = stream.read(&mut buf).await.unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let (delay, body) = if head.starts_with("GET /api/v1/pods") {
+                lists += 1;
+                let name = if lists == 1 { "old" } else { "new" };
+                let delay = if lists == 1 { 0 } else { 2500 };
+                let list = format!(
+                    r#"{{"kind":"PodList","apiVersion":"v1","metadata":{{"resourceVersion":"{lists}"}},"items":[{{"metadata":{{"name":"{name}","namespace":"a"}}}}]}}"#
+                );
+                (delay, list)
+            } else {
+                (0, r#"{"kind":"Status","status":"Success"}"#.to_owned())
+            };
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_but_slow_cloud_is_waited_for() {
+    let upstream = slow_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&format!("http://{upstream}"), dir.path(), "kubectl");
+    cfg.health = HealthConfig::default();
+    let hub = start_hub(cfg).await;
+    let pods = format!("http://{}/api/v1/pods", hub.addr);
+    let (code, body) = get(&pods, "kubectl", Some(TOKEN)).await;
+    assert_eq!((code, names(&json(&body))), (200, vec!["old".to_string()]));
+    let started = Instant::now();
+    let (code, body) = get(&pods, "kubectl", Some(TOKEN)).await;
+    eprintln!("slow list answered in {:?}", started.elapsed());
+    assert_eq!(
+        (code, names(&json(&body))),
+        (200, vec!["new".to_string()]),
+        "stale answer"
+    );
+}
