@@ -165,3 +165,48 @@ fn log_summary(
 
 #[cfg(test)]
 pub(crate) mod test_certs;
+
+#[cfg(test)]
+mod tests {
+    use super::test_certs::TestCa;
+    use super::*;
+    use crate::config::CredentialFiles;
+
+    /// `auto` refuses unattested peers only where this node's own certificate proves its name
+    /// and no Go agent can be a member (`noise`); explicit choices win.
+    #[test]
+    fn the_policy_resolved_from_auto() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new("cluster-ca");
+        let ca_file = ca.write(dir.path(), "ca.crt");
+        let (cert, key) = ca.node_cert("b1").write(dir.path(), "b1");
+        let (other_cert, other_key) = ca.node_cert("a3").write(dir.path(), "a3");
+        let own = Some(CredentialFiles { cert, key });
+        let other = Some(CredentialFiles {
+            cert: other_cert,
+            key: other_key,
+        });
+        use PskMode::{Noise, Pnet};
+        use UnattestedPeers::{Auto, Refuse, TrustOnFirstUse as Tofu};
+        let cases = [
+            (Auto, own.clone(), Noise, Policy::Refuse),
+            (Auto, own.clone(), Pnet, Policy::TrustOnFirstUse),
+            (Auto, None, Noise, Policy::TrustOnFirstUse),
+            // A certificate for another name (the node's own check fails): no attestation.
+            (Auto, other, Noise, Policy::TrustOnFirstUse),
+            (Refuse, None, Pnet, Policy::Refuse),
+            (Tofu, own, Noise, Policy::TrustOnFirstUse),
+        ];
+        for (i, (unattested, credential, psk_mode, want)) in cases.into_iter().enumerate() {
+            let config = NodeIdentityConfig {
+                credential,
+                ca_files: vec![ca_file.clone()],
+                shared_cert_files: Vec::new(),
+                unattested,
+            };
+            let identity =
+                NodeIdentity::resolve(&config, "b1", PeerId::random(), psk_mode).unwrap();
+            assert_eq!(identity.policy, want, "case {i}");
+        }
+    }
+}
