@@ -10,7 +10,7 @@ use std::path::Path;
 
 use crate::checked::{Checked, ConfigValue};
 use crate::error::{ConfigError, ConfigErrors};
-use crate::{AgentConfig, CommonConfig, EdgeDns, EdgeProxy, EdgeTunnel};
+use crate::{AgentConfig, CommonConfig, EdgeDns, EdgeProxy, EdgeTunnel, NodeIdentity};
 
 impl AgentConfig {
     /// Every invalid value, in file order; `Ok` when there is none.
@@ -151,6 +151,37 @@ fn check_tunnel(tunnel: &EdgeTunnel, v: &mut Collector) {
         &format!("{prefix}.metricConfig.port"),
         &tunnel.metric_config.port,
     );
+    check_node_identity(&tunnel.node_identity, tunnel.enable, v);
+}
+
+/// Files named explicitly must exist (the defaults are used only where they exist).
+fn check_node_identity(identity: &NodeIdentity, enabled: bool, v: &mut Collector) {
+    let prefix = "modules.edgeTunnel.nodeIdentity";
+    v.checked(
+        &format!("{prefix}.unattestedPeers"),
+        &identity.unattested_peers,
+    );
+    if !enabled {
+        return;
+    }
+    if identity.cert_file.is_empty() && !identity.key_file.is_empty() {
+        v.errors.push(ConfigError::invalid(
+            &format!("{prefix}.keyFile"),
+            &identity.key_file,
+            "empty unless certFile is set",
+        ));
+    }
+    for (key, path) in [
+        ("certFile", &identity.cert_file),
+        ("keyFile", &identity.key_file),
+    ] {
+        if !path.is_empty() {
+            v.file(&format!("{prefix}.{key}"), Path::new(path));
+        }
+    }
+    for (i, path) in identity.ca_files.iter().enumerate() {
+        v.file(&format!("{prefix}.caFiles[{i}]"), Path::new(path));
+    }
 }
 
 /// Gathers errors so the operator sees all of them at once.

@@ -12,7 +12,10 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 use edgemesh_model::SnapshotCell;
 use edgemesh_tunnel::snapshot_file::{AllowedEndpoint, snapshot_from_endpoints, with_nodes};
-use edgemesh_tunnel::{PskMode, RelayNode, Socks5Server, Tunnel, TunnelConfig, TunnelHandle};
+use edgemesh_tunnel::{
+    CredentialFiles, NodeIdentityConfig, PskMode, RelayNode, Socks5Server, Tunnel, TunnelConfig,
+    TunnelHandle, UnattestedPeers,
+};
 use tokio::net::{TcpListener, UdpSocket};
 
 #[derive(Parser, Debug)]
@@ -56,6 +59,26 @@ struct Args {
     /// Serve SOCKS5 (access to nodes by name) on this address.
     #[arg(long)]
     socks5: Option<SocketAddr>,
+    /// This node's certificate (PEM), to attest its name with; its key is `--cert-key`.
+    #[arg(long, requires = "cert_key")]
+    cert: Option<PathBuf>,
+    #[arg(long)]
+    cert_key: Option<PathBuf>,
+    /// A CA certificate trusted to issue node certificates, repeatable.
+    #[arg(long)]
+    ca: Vec<PathBuf>,
+    /// What to do with peers that do not attest their name: auto, refuse or tofu.
+    #[arg(long, default_value = "auto", value_parser = parse_unattested)]
+    unattested: UnattestedPeers,
+}
+
+fn parse_unattested(s: &str) -> Result<UnattestedPeers, String> {
+    match s {
+        "auto" => Ok(UnattestedPeers::Auto),
+        "refuse" => Ok(UnattestedPeers::Refuse),
+        "tofu" => Ok(UnattestedPeers::TrustOnFirstUse),
+        other => Err(format!("auto, refuse or tofu, got {other}")),
+    }
 }
 
 #[tokio::main]
@@ -87,6 +110,16 @@ async fn main() -> anyhow::Result<()> {
         config.psk_mode = PskMode::Pnet;
     }
     config.pins_path = args.pins.clone();
+    config.node_identity = NodeIdentityConfig {
+        credential: args
+            .cert
+            .clone()
+            .zip(args.cert_key.clone())
+            .map(|(cert, key)| CredentialFiles { cert, key }),
+        ca_files: args.ca.clone(),
+        shared_cert_files: Vec::new(),
+        unattested: args.unattested,
+    };
     config.quic = args.quic;
     config.listen_port = args.listen_port;
     config.mdns = !args.no_mdns;
@@ -124,7 +157,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(path) = args.peers_out.clone() {
         tokio::spawn(write_peers(handle.clone(), path));
     }
-    tracing::info!("forwarders ready");
+    tracing::info!(peer = %handle.peer_id(), "forwarders ready");
     tokio::signal::ctrl_c().await?;
     tunnel.stop();
     Ok(())

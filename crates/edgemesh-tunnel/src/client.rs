@@ -12,7 +12,7 @@ use crate::TunnelError;
 use crate::discovery;
 use crate::policy::WireProtocol;
 use crate::shared::{Command, Shared};
-use crate::stats::Counted;
+use crate::stats::{Counted, Opening};
 use crate::wire::{self, MsgType, PROXY_PROTOCOL, Proxy};
 
 /// A byte stream to an endpoint on another node, through the tunnel.
@@ -27,16 +27,21 @@ pub(crate) async fn open(
     protocol: WireProtocol,
     target: SocketAddr,
 ) -> Result<TunnelStream, TunnelError> {
-    let peer = resolve(shared, node).await?;
+    let mut peer = resolve(shared, node).await?;
     let mut attempt = 1;
     loop {
         // Connect on every attempt: if the connection died, our driver redials over the paths
         // it knows (LAN, or circuits through the relays we hold). Left to itself, the stream
         // layer would dial every address it ever heard of, such as the peer's NAT address,
         // and wait out a TCP timeout there.
-        connect_verified(shared, node, peer).await?;
+        peer = connect_current(shared, node, peer).await?;
+        let opening = Opening::new(shared.counters(peer));
         match open_and_handshake(shared, node, peer, protocol, target).await {
-            Ok(stream) => return Ok(Counted::new(stream.compat(), shared.counters(peer))),
+            Ok(stream) => {
+                let stream = Counted::new(stream.compat(), shared.counters(peer));
+                drop(opening);
+                return Ok(stream);
+            }
             // Two nodes that dial each other at once (mDNS on both sides) briefly hold two
             // connections and one is closed, as is a relayed one once a punch succeeds; a stream
             // opened on it dies, or waits, before its answer. Nothing was sent past CONNECT, so
@@ -123,20 +128,51 @@ async fn handshake(
     }
 }
 
-/// The peer of `node`: known (verified or pinned), else asked of each connected relay.
+/// The peer of `node`: known (verified or bound), else asked of each connected relay.
 async fn resolve(shared: &Arc<Shared>, node: &str) -> Result<PeerId, TunnelError> {
     if let Some(peer) = shared.peer_of(node) {
         return Ok(peer);
     }
+    ask_relays(shared, node)
+        .await
+        .ok_or_else(|| TunnelError::UnknownNode(node.to_owned()))
+}
+
+/// Which peer each connected relay says is `node` (the first answer).
+async fn ask_relays(shared: &Shared, node: &str) -> Option<PeerId> {
     let (reply, relays) = oneshot::channel();
-    shared.send(Command::Relays { reply }).await?;
-    for relay in relays.await.map_err(|_| TunnelError::Stopped)? {
+    shared.send(Command::Relays { reply }).await.ok()?;
+    for relay in relays.await.ok()? {
         if let Some(peer) = discovery::lookup(shared, relay, node).await {
             tracing::debug!(%node, %peer, %relay, "relay told us who the node is");
-            return Ok(peer);
+            return Some(peer);
         }
     }
-    Err(TunnelError::UnknownNode(node.to_owned()))
+    None
+}
+
+/// Connects to `peer` as `node`; when that fails, the key we know may be stale (the node
+/// restarted with a new one and proves it with its certificate): the peer the relays now know
+/// as `node` is tried instead. The peer connected to.
+async fn connect_current(
+    shared: &Arc<Shared>,
+    node: &str,
+    peer: PeerId,
+) -> Result<PeerId, TunnelError> {
+    let error = match connect_verified(shared, node, peer).await {
+        Ok(()) => return Ok(peer),
+        Err(error) => error,
+    };
+    let fresh = shared.live_peer_of(node).filter(|p| *p != peer);
+    let fresh = match fresh {
+        Some(p) => Some(p),
+        None => ask_relays(shared, node).await.filter(|p| *p != peer),
+    };
+    let Some(fresh) = fresh else {
+        return Err(error);
+    };
+    tracing::info!(%node, old = %peer, new = %fresh, "the node's known key is unreachable; trying the key it now has");
+    connect_verified(shared, node, fresh).await.map(|()| fresh)
 }
 
 async fn connect(shared: &Shared, node: &str, peer: PeerId) -> Result<(), TunnelError> {
@@ -159,8 +195,13 @@ async fn connect(shared: &Shared, node: &str, peer: PeerId) -> Result<(), Tunnel
 /// handshake, that it is `node`: a lookup answer alone is never trusted. The proof belongs to a
 /// connection: when that connection dies during the wait (its relay was killed), connect again
 /// instead of waiting for a proof that cannot come.
-async fn connect_verified(shared: &Shared, node: &str, peer: PeerId) -> Result<(), TunnelError> {
+async fn connect_verified(
+    shared: &Arc<Shared>,
+    node: &str,
+    peer: PeerId,
+) -> Result<(), TunnelError> {
     let deadline = tokio::time::Instant::now() + VERIFY_WAIT;
+    let mut steps = 0;
     loop {
         connect(shared, node, peer).await?;
         let step_end = deadline.min(tokio::time::Instant::now() + VERIFY_STEP);
@@ -174,8 +215,17 @@ async fn connect_verified(shared: &Shared, node: &str, peer: PeerId) -> Result<(
                 reason: "the peer did not prove it is this node (discovery handshake missing or name pinned to another key)".into(),
             });
         }
+        steps += 1;
+        if steps == REHANDSHAKE_AFTER_STEPS {
+            // The handshake of a connection runs once; if its streams landed on a duplicate
+            // connection that was being closed, it ended without a verdict: run it again.
+            tokio::spawn(discovery::handshake(Arc::clone(shared), peer));
+        }
     }
 }
+
+/// Steps of [`VERIFY_STEP`] without a proof after which the discovery handshake is run again.
+const REHANDSHAKE_AFTER_STEPS: u32 = 2;
 
 /// How long to wait for the proof before making sure the connection is still there.
 const VERIFY_STEP: Duration = Duration::from_millis(500);

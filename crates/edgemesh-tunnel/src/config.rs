@@ -40,6 +40,8 @@ pub struct TunnelConfig {
     pub key_path: PathBuf,
     /// Where node name ↔ peer id pins are kept; `None` keeps them in memory only.
     pub pins_path: Option<PathBuf>,
+    /// How this node proves its name, and which proofs it accepts from others.
+    pub node_identity: NodeIdentityConfig,
     /// Find peers of the same LAN by mDNS.
     pub mdns: bool,
     /// This node's own addresses, reachable through the tunnel for SOCKS5-style access.
@@ -63,6 +65,7 @@ impl TunnelConfig {
             psk_mode: PskMode::default(),
             key_path: key_path.into(),
             pins_path: None,
+            node_identity: NodeIdentityConfig::default(),
             mdns: true,
             own_addrs: Vec::new(),
             udp_idle_timeout: Duration::from_secs(60),
@@ -74,4 +77,39 @@ impl TunnelConfig {
     pub fn is_relay(&self) -> bool {
         self.relays.iter().any(|r| r.node_name == self.node_name)
     }
+}
+
+/// A node certificate (PEM, the node's first, then any intermediates) and its private key (PEM;
+/// may be the same file, as kubelet's `kubelet-client-current.pem`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// What a node does with a peer that does not prove its node name with a node certificate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UnattestedPeers {
+    /// `Refuse` when this node's own certificate proves its name to its own trust anchors and
+    /// the PSK is in `noise` mode (no EdgeMesh Go agent can be a member); otherwise
+    /// `TrustOnFirstUse`.
+    #[default]
+    Auto,
+    /// Every peer must attest its name.
+    Refuse,
+    /// A peer that does not attest is pinned on first use, unless its name has been attested.
+    TrustOnFirstUse,
+}
+
+/// Node attestation settings (`modules.edgeTunnel.nodeIdentity`).
+#[derive(Clone, Debug, Default)]
+pub struct NodeIdentityConfig {
+    /// This node's credential; `None`: it cannot attest.
+    pub credential: Option<CredentialFiles>,
+    /// CA certificates (PEM) trusted to issue node certificates.
+    pub ca_files: Vec<PathBuf>,
+    /// Certificates every member may hold (EdgeMesh's shared `metaServerSecret` `server.crt`):
+    /// an attestation made with one proves nothing.
+    pub shared_cert_files: Vec<PathBuf>,
+    pub unattested: UnattestedPeers,
 }

@@ -1,5 +1,6 @@
 //! EdgeMesh's discovery handshake (`/libp2p/tunnel-discovery/1.0.0`): on every new connection
-//! each side tells the other its node name, and the claim is checked against the pins. Relays
+//! each side tells the other its node name; the claimant is asked to prove it
+//! ([`crate::attest`], a protocol of its own) and the claim is checked against the bindings. Relays
 //! also answer LOOKUP requests: "which peer is node X?" from the names they verified.
 
 use std::sync::Arc;
@@ -8,7 +9,8 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use libp2p::{PeerId, Stream};
 
-use crate::shared::{Command, Shared};
+use crate::attest::{self, Evidence};
+use crate::shared::{Command, Shared, Verdict};
 use crate::wire::{self, DISCOVERY_PROTOCOL, Discovery, LOOKUP, MsgType};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,18 +45,22 @@ pub(crate) async fn handshake(shared: Arc<Shared>, peer: PeerId) {
         }
     };
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange).await {
-        Ok(Ok(name)) => accept_claim(&shared, &name, peer).await,
+        Ok(Ok(name)) => {
+            let evidence = attest::fetch(&shared, peer, &name).await;
+            accept_claim(&shared, &name, peer, evidence).await
+        }
         Ok(Err(reason)) => tracing::debug!(%peer, %reason, "discovery handshake failed"),
         Err(_) => tracing::debug!(%peer, "discovery handshake timed out"),
     }
 }
 
-async fn accept_claim(shared: &Shared, name: &str, peer: PeerId) {
-    match shared.claim(name, peer) {
-        Ok(true) => tracing::info!(node = %name, %peer, "peer identified"),
-        Ok(false) => {
+async fn accept_claim(shared: &Shared, name: &str, peer: PeerId, evidence: Evidence) {
+    match shared.claim(name, peer, evidence).await {
+        Ok(Verdict::Accepted) => tracing::info!(node = %name, %peer, "peer identified"),
+        Ok(Verdict::Refused) => {
             let _ = shared.send(Command::Disconnect { peer }).await;
         }
+        Ok(Verdict::Undecided) => {}
         Err(error) => tracing::warn!(%error, "cannot save peer pins"),
     }
 }
@@ -81,12 +87,16 @@ async fn answer(shared: &Shared, peer: PeerId, mut stream: Stream) {
     let reply = if protocol == LOOKUP {
         lookup_answer(shared, &node)
     } else {
-        match shared.claim(&node, peer) {
-            Ok(true) => {
+        // The claimant proves the name (or not) before it is answered.
+        let evidence = attest::fetch(shared, peer, &node).await;
+        match shared.claim(&node, peer, evidence).await {
+            Ok(Verdict::Accepted) => {
                 tracing::info!(%node, %peer, "peer identified");
                 msg(MsgType::Success, &protocol, shared.me())
             }
-            _ => {
+            // No verdict: no answer either (the peer's handshake fails without a refusal).
+            Ok(Verdict::Undecided) => return,
+            Ok(Verdict::Refused) | Err(_) => {
                 let _ = wire::write_msg(&mut stream, &msg(MsgType::Failed, &protocol, "")).await;
                 let _ = shared.send(Command::Disconnect { peer }).await;
                 return;

@@ -22,6 +22,10 @@ pub enum TunnelError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error(
+        "cannot use {path} as a CA for node certificates: {reason} (modules.edgeTunnel.nodeIdentity.caFiles)"
+    )]
+    TrustAnchor { path: PathBuf, reason: String },
     #[error("cannot listen on {addr}: {reason}")]
     ListenAddr { addr: String, reason: String },
     #[error("relay {node}: advertise address '{addr}' is not an IP address")]

@@ -11,9 +11,11 @@
 //!
 //! Security model: the PSK keeps non-members out (in the noise handshake, or pnet as EdgeMesh
 //! does: [`PskMode`]); each node has its own random key ([`identity`]); node names are bound to
-//! keys by pins ([`pins`]). See `docs/tunnel.md`.
+//! keys by the node's certificate ([`attest`]), or pinned on first use where no certificate
+//! exists ([`pins`]). See `docs/tunnel.md`.
 #![forbid(unsafe_code)]
 
+pub mod attest;
 mod behaviour;
 mod client;
 pub mod config;
@@ -47,7 +49,10 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 pub use client::TunnelStream;
-pub use config::{DEFAULT_LISTEN_PORT, RelayNode, TunnelConfig};
+pub use config::{
+    CredentialFiles, DEFAULT_LISTEN_PORT, NodeIdentityConfig, RelayNode, TunnelConfig,
+    UnattestedPeers,
+};
 pub use dialer::TunnelDialer;
 pub use driver::LISTENING;
 pub use error::TunnelError;
@@ -84,6 +89,12 @@ impl Tunnel {
         let keypair = identity::load_or_create_keypair(&config.key_path)?;
         let peer_id = keypair.public().to_peer_id();
         let membership = psk::Membership::load(config.psk_path.as_deref(), config.psk_mode)?;
+        let identity = attest::NodeIdentity::resolve(
+            &config.node_identity,
+            &config.node_name,
+            peer_id,
+            config.psk_mode,
+        )?;
         let pins = match &config.pins_path {
             Some(path) => pins::PeerPins::load(path)?,
             None => pins::PeerPins::in_memory(),
@@ -102,6 +113,9 @@ impl Tunnel {
         let discovery_in = control
             .accept(wire::DISCOVERY_PROTOCOL)
             .map_err(|e| TunnelError::Swarm(e.to_string()))?;
+        let attest_in = control
+            .accept(attest::ATTEST_PROTOCOL)
+            .map_err(|e| TunnelError::Swarm(e.to_string()))?;
         let (commands, command_rx) = mpsc::channel(256);
         let shared = Arc::new(Shared {
             directory: Mutex::new(Directory {
@@ -115,6 +129,8 @@ impl Tunnel {
             control: Mutex::new(control),
             snapshot,
             config,
+            peer_id,
+            identity,
         });
         tracing::info!(node = %shared.me(), peer = %peer_id, relay = shared.config.is_relay(), "tunnel starting");
         let driver = driver::Driver::new(swarm, Arc::clone(&shared));
@@ -122,6 +138,7 @@ impl Tunnel {
             tokio::spawn(driver.run(command_rx)),
             tokio::spawn(server::serve(Arc::clone(&shared), proxy_in)),
             tokio::spawn(discovery::serve(Arc::clone(&shared), discovery_in)),
+            tokio::spawn(attest::serve(Arc::clone(&shared), attest_in)),
         ];
         Ok(Tunnel {
             handle: TunnelHandle { shared, peer_id },

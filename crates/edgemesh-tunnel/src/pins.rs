@@ -1,35 +1,77 @@
-//! Node name ↔ peer id binding: the first key seen for a node name is pinned (kept on disk), and
-//! a later peer claiming the same name with another key is refused.
+//! Node name ↔ peer id bindings, kept on disk: attested by the node's certificate, or pinned on
+//! first use (TOFU) where no attestation exists.
 //!
 //! The name a peer claims comes from the discovery handshake on an authenticated (noise)
-//! connection, so a pin binds a name to a key the peer proved it holds. Trust on first use: a
-//! member that claims a name before its real owner ever connected wins the pin; operators can
-//! pre-seed pins (the same JSON file) or remove a stale one after re-installing a node.
+//! connection, so a binding ties a name to a key the peer proved it holds. An attested binding
+//! (the peer proved the name with its node certificate, [`crate::attest`]) replaces any earlier
+//! binding of that name — a node restarted with a new key is accepted at once — and from then on
+//! an unattested claim of that name by another key is refused. A TOFU pin is made only for a
+//! name never attested, and only when the policy allows unattested peers.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use libp2p::PeerId;
+use serde::{Deserialize, Serialize};
 
 use crate::TunnelError;
 use crate::fsutil::write_atomic;
+
+/// A name's binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Binding {
+    pub peer: PeerId,
+    /// Proved with a node certificate (else pinned on first use).
+    pub attested: bool,
+}
+
+/// What the claimant proved (a false attestation never gets here: it is refused before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    Attested,
+    Unattested,
+}
+
+/// What this node does with unattested claims (resolved from `unattestedPeers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    Refuse,
+    TrustOnFirstUse,
+}
 
 /// What checking a claim decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PinVerdict {
     /// The name was already bound to this peer.
     Known,
-    /// First time this name is seen: it is now bound to this peer.
+    /// First time this name is seen: it is now pinned to this peer (unattested).
     Pinned,
+    /// The peer attested the name: it is now bound to it, replacing `replaced` if any.
+    Attested { replaced: Option<PeerId> },
     /// The name is bound to another peer: refuse.
-    Conflict(PeerId),
+    Conflict(Binding),
+    /// The policy refuses claims without attestation.
+    Unattested,
 }
 
-/// The pin table, optionally persisted as JSON `{ "node-name": "peer id", ... }`.
+/// The binding table, optionally persisted as JSON: `{"node": "peer id"}` for a TOFU pin (the
+/// format of earlier versions), `{"node": {"peer": "peer id", "attested": true}}` for an
+/// attested binding.
 #[derive(Debug, Default)]
 pub struct PeerPins {
-    pins: BTreeMap<String, PeerId>,
+    pins: BTreeMap<String, Binding>,
     path: Option<PathBuf>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum Stored {
+    Pinned(String),
+    Bound {
+        peer: String,
+        #[serde(default)]
+        attested: bool,
+    },
 }
 
 impl PeerPins {
@@ -58,24 +100,34 @@ impl PeerPins {
 
     /// The peer bound to `node`, if any.
     pub fn get(&self, node: &str) -> Option<PeerId> {
-        self.pins.get(node).copied()
+        self.pins.get(node).map(|b| b.peer)
     }
 
     /// The node name bound to `peer`, if any.
     pub fn name_of(&self, peer: &PeerId) -> Option<&str> {
         self.pins
             .iter()
-            .find(|(_, p)| *p == peer)
+            .find(|(_, b)| b.peer == *peer)
             .map(|(n, _)| n.as_str())
     }
 
-    /// Checks that `peer` may use the name `node`, pinning it on first sight (and saving).
-    pub fn check(&mut self, node: &str, peer: PeerId) -> Result<PinVerdict, TunnelError> {
-        let verdict = decide(self.get(node), peer);
-        if verdict == PinVerdict::Pinned {
-            self.pins.insert(node.to_owned(), peer);
-            self.save()?;
-        }
+    /// Checks `peer`'s `claim` of the name `node`, recording (and saving) a new binding.
+    pub fn check(
+        &mut self,
+        node: &str,
+        peer: PeerId,
+        claim: Claim,
+        policy: Policy,
+    ) -> Result<PinVerdict, TunnelError> {
+        let verdict = decide(self.pins.get(node).copied(), peer, claim, policy);
+        let attested = match verdict {
+            PinVerdict::Pinned => false,
+            PinVerdict::Attested { .. } => true,
+            _ => return Ok(verdict),
+        };
+        self.pins
+            .insert(node.to_owned(), Binding { peer, attested });
+        self.save()?;
         Ok(verdict)
     }
 
@@ -83,10 +135,10 @@ impl PeerPins {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let text: BTreeMap<&str, String> = self
+        let text: BTreeMap<&str, Stored> = self
             .pins
             .iter()
-            .map(|(n, p)| (n.as_str(), p.to_string()))
+            .map(|(n, b)| (n.as_str(), stored(b)))
             .collect();
         let json = serde_json::to_vec_pretty(&text).map_err(|e| TunnelError::PinsDecode {
             path: path.clone(),
@@ -96,26 +148,56 @@ impl PeerPins {
     }
 }
 
-/// The pure decision: the pinned peer (if any) against the claiming one.
-pub fn decide(pinned: Option<PeerId>, claimant: PeerId) -> PinVerdict {
-    match pinned {
-        None => PinVerdict::Pinned,
-        Some(p) if p == claimant => PinVerdict::Known,
-        Some(p) => PinVerdict::Conflict(p),
+fn stored(b: &Binding) -> Stored {
+    match b.attested {
+        false => Stored::Pinned(b.peer.to_string()),
+        true => Stored::Bound {
+            peer: b.peer.to_string(),
+            attested: true,
+        },
     }
 }
 
-fn decode(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, PeerId>, TunnelError> {
-    let raw: BTreeMap<String, String> =
+/// The pure decision: the name's current binding (if any) against the claimant.
+pub fn decide(
+    current: Option<Binding>,
+    claimant: PeerId,
+    claim: Claim,
+    policy: Policy,
+) -> PinVerdict {
+    match (claim, current) {
+        (Claim::Attested, Some(b)) if b.peer == claimant && b.attested => PinVerdict::Known,
+        (Claim::Attested, Some(b)) if b.peer != claimant => PinVerdict::Attested {
+            replaced: Some(b.peer),
+        },
+        (Claim::Attested, _) => PinVerdict::Attested { replaced: None },
+        // The key was bound before (attested, or pinned while that was allowed).
+        (Claim::Unattested, Some(b))
+            if b.peer == claimant && (b.attested || policy == Policy::TrustOnFirstUse) =>
+        {
+            PinVerdict::Known
+        }
+        (Claim::Unattested, Some(b)) if b.peer != claimant => PinVerdict::Conflict(b),
+        (Claim::Unattested, _) if policy == Policy::Refuse => PinVerdict::Unattested,
+        (Claim::Unattested, _) => PinVerdict::Pinned,
+    }
+}
+
+fn decode(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, Binding>, TunnelError> {
+    let raw: BTreeMap<String, Stored> =
         serde_json::from_slice(bytes).map_err(|source| TunnelError::PinsDecode {
             path: path.to_owned(),
             source,
         })?;
     let mut pins = BTreeMap::new();
-    for (node, peer) in raw {
+    for (node, entry) in raw {
+        let (peer, attested) = match entry {
+            Stored::Pinned(peer) => (peer, false),
+            Stored::Bound { peer, attested } => (peer, attested),
+        };
         match peer.parse::<PeerId>() {
             Ok(peer) => {
-                pins.insert(node, peer);
+                pins.insert(node, Binding { peer, attested });
             }
             Err(e) => {
                 tracing::warn!(path = %path.display(), %node, %peer, error = %e, "ignoring a pin whose peer id does not parse")
@@ -128,34 +210,128 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, PeerId>, TunnelE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Claim::{Attested, Unattested};
+    use Policy::{Refuse, TrustOnFirstUse as Tofu};
 
     #[test]
     fn decisions() {
         let (a, b) = (PeerId::random(), PeerId::random());
+        let pin = |peer| {
+            Some(Binding {
+                peer,
+                attested: false,
+            })
+        };
+        let att = |peer| {
+            Some(Binding {
+                peer,
+                attested: true,
+            })
+        };
         let cases = [
-            (None, a, PinVerdict::Pinned),
-            (Some(a), a, PinVerdict::Known),
-            (Some(a), b, PinVerdict::Conflict(a)),
+            // TOFU where nothing is attested, as before.
+            (None, a, Unattested, Tofu, PinVerdict::Pinned),
+            (pin(a), a, Unattested, Tofu, PinVerdict::Known),
+            (
+                pin(a),
+                b,
+                Unattested,
+                Tofu,
+                PinVerdict::Conflict(Binding {
+                    peer: a,
+                    attested: false,
+                }),
+            ),
+            // An attestation replaces any binding: a restarted node with a new key, or a name
+            // an impostor was pinned to.
+            (
+                None,
+                a,
+                Attested,
+                Tofu,
+                PinVerdict::Attested { replaced: None },
+            ),
+            (
+                pin(a),
+                b,
+                Attested,
+                Tofu,
+                PinVerdict::Attested { replaced: Some(a) },
+            ),
+            (
+                att(a),
+                b,
+                Attested,
+                Refuse,
+                PinVerdict::Attested { replaced: Some(a) },
+            ),
+            (
+                pin(a),
+                a,
+                Attested,
+                Refuse,
+                PinVerdict::Attested { replaced: None },
+            ),
+            (att(a), a, Attested, Refuse, PinVerdict::Known),
+            // Unattested claims of an attested name by another key: refused under any policy.
+            (
+                att(a),
+                b,
+                Unattested,
+                Tofu,
+                PinVerdict::Conflict(Binding {
+                    peer: a,
+                    attested: true,
+                }),
+            ),
+            (att(a), a, Unattested, Refuse, PinVerdict::Known),
+            // Policy refuse: no TOFU, and old TOFU pins no longer admit.
+            (None, a, Unattested, Refuse, PinVerdict::Unattested),
+            (pin(a), a, Unattested, Refuse, PinVerdict::Unattested),
         ];
-        for (pinned, claimant, want) in cases {
-            assert_eq!(decide(pinned, claimant), want);
+        for (i, (current, claimant, claim, policy, want)) in cases.into_iter().enumerate() {
+            assert_eq!(decide(current, claimant, claim, policy), want, "case {i}");
         }
     }
 
     #[test]
-    fn pins_survive_a_restart_and_refuse_another_key() {
+    fn bindings_survive_a_restart_and_refuse_another_key() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pins.json");
-        let (a, b) = (PeerId::random(), PeerId::random());
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
         let mut pins = PeerPins::load(&path).unwrap();
-        assert_eq!(pins.check("edge-1", a).unwrap(), PinVerdict::Pinned);
-        let mut reloaded = PeerPins::load(&path).unwrap();
-        assert_eq!(reloaded.check("edge-1", a).unwrap(), PinVerdict::Known);
         assert_eq!(
-            reloaded.check("edge-1", b).unwrap(),
-            PinVerdict::Conflict(a)
+            pins.check("edge-1", a, Unattested, Tofu).unwrap(),
+            PinVerdict::Pinned
         );
+        assert_eq!(
+            pins.check("edge-2", b, Attested, Tofu).unwrap(),
+            PinVerdict::Attested { replaced: None }
+        );
+        let mut reloaded = PeerPins::load(&path).unwrap();
+        assert_eq!(
+            reloaded.check("edge-1", a, Unattested, Tofu).unwrap(),
+            PinVerdict::Known
+        );
+        assert!(matches!(
+            reloaded.check("edge-1", c, Unattested, Tofu).unwrap(),
+            PinVerdict::Conflict(_)
+        ));
+        assert!(matches!(
+            reloaded.check("edge-2", c, Unattested, Tofu).unwrap(),
+            PinVerdict::Conflict(Binding { attested: true, .. })
+        ));
         assert_eq!(reloaded.name_of(&a), Some("edge-1"));
+    }
+
+    #[test]
+    fn the_old_pins_format_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pins.json");
+        let peer = PeerId::random();
+        std::fs::write(&path, format!(r#"{{"edge-1": "{peer}"}}"#)).unwrap();
+        let pins = PeerPins::load(&path).unwrap();
+        assert_eq!(pins.get("edge-1"), Some(peer));
     }
 
     #[test]

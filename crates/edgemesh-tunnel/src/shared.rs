@@ -8,8 +8,9 @@ use libp2p::PeerId;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::TunnelError;
+use crate::attest::{Evidence, NodeIdentity};
 use crate::config::{RelayNode, TunnelConfig};
-use crate::pins::{PeerPins, PinVerdict};
+use crate::pins::{Claim, PeerPins, PinVerdict};
 use crate::stats::PeerCounters;
 
 /// Requests to the task that owns the swarm.
@@ -33,7 +34,8 @@ pub(crate) enum Command {
     SetRelays(Vec<RelayNode>),
 }
 
-/// Names of peers: pinned (trust on first use, persisted) and verified on a live connection.
+/// Names of peers: bound (attested, or pinned on first use; persisted) and verified on a live
+/// connection.
 #[derive(Debug)]
 pub(crate) struct Directory {
     pub pins: PeerPins,
@@ -44,6 +46,9 @@ pub(crate) struct Directory {
 
 pub(crate) struct Shared {
     pub config: TunnelConfig,
+    /// This node's peer id.
+    pub peer_id: PeerId,
+    pub identity: NodeIdentity,
     pub snapshot: Arc<SnapshotCell>,
     pub directory: Mutex<Directory>,
     pub directory_changed: Notify,
@@ -83,22 +88,68 @@ impl Shared {
         Arc::clone(all.entry(peer).or_default())
     }
 
-    /// Records that `peer` proved it is `node` (after the pin check). `false`: refused.
-    pub fn claim(&self, node: &str, peer: PeerId) -> Result<bool, TunnelError> {
-        let verdict = self.directory().pins.check(node, peer)?;
-        if let PinVerdict::Conflict(pinned) = verdict {
-            tracing::warn!(%node, %peer, %pinned, "refusing peer: it claims a node name pinned to another key (remove the pin if the node was re-installed)");
-            return Ok(false);
-        }
+    pub fn local_peer(&self) -> &PeerId {
+        &self.peer_id
+    }
+
+    /// Decides on `peer`'s claim to be `node`, given what its attestation proved, and records
+    /// it when accepted. A peer whose binding an attestation replaced is disconnected here.
+    pub async fn claim(
+        &self,
+        node: &str,
+        peer: PeerId,
+        evidence: Evidence,
+    ) -> Result<Verdict, TunnelError> {
+        let claim = match &evidence {
+            Evidence::Forged(reason) => {
+                tracing::warn!(%node, %peer, %reason, "refusing peer: its node attestation is false");
+                return Ok(Verdict::Refused);
+            }
+            Evidence::Unavailable(reason) => {
+                tracing::debug!(%node, %peer, %reason, "no answer to the attestation request: the claim waits for the next handshake");
+                return Ok(Verdict::Undecided);
+            }
+            Evidence::Attested => Claim::Attested,
+            Evidence::Unattested(_) => Claim::Unattested,
+        };
+        let verdict = self
+            .directory()
+            .pins
+            .check(node, peer, claim, self.identity.policy)?;
+        let replaced = match verdict {
+            PinVerdict::Conflict(bound) => {
+                log_conflict(node, peer, bound.peer, bound.attested, &evidence);
+                return Ok(Verdict::Refused);
+            }
+            PinVerdict::Unattested => {
+                let reason = unattested_reason(&evidence);
+                tracing::warn!(%node, %peer, %reason, "refusing peer: it did not prove its node name with a node certificate (modules.edgeTunnel.nodeIdentity.unattestedPeers)");
+                return Ok(Verdict::Refused);
+            }
+            PinVerdict::Attested { replaced } => {
+                tracing::info!(%node, %peer, previous = ?replaced, "node name attested by the node's certificate");
+                replaced
+            }
+            PinVerdict::Known | PinVerdict::Pinned => None,
+        };
         self.directory().live.insert(node.to_owned(), peer);
         self.directory_changed.notify_waiters();
-        Ok(true)
+        if let Some(old) = replaced.filter(|old| *old != peer) {
+            // The name's earlier key (a restarted node's old one, or an impostor's pin).
+            let _ = self.send(Command::Disconnect { peer: old }).await;
+        }
+        Ok(Verdict::Accepted)
     }
 
     /// The verified (or pinned) peer of `node`.
     pub fn peer_of(&self, node: &str) -> Option<PeerId> {
         let dir = self.directory();
         dir.live.get(node).copied().or_else(|| dir.pins.get(node))
+    }
+
+    /// The peer verified as `node` on a live connection.
+    pub fn live_peer_of(&self, node: &str) -> Option<PeerId> {
+        self.directory().live.get(node).copied()
     }
 
     /// Whether `peer`'s name `node` has been verified on a live connection.
@@ -115,5 +166,33 @@ impl Shared {
             .send(command)
             .await
             .map_err(|_| TunnelError::Stopped)
+    }
+}
+
+/// What became of a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Accepted,
+    /// Refused: the caller disconnects the peer.
+    Refused,
+    /// No verdict (the attestation request got no answer): nothing recorded, nobody cut off.
+    Undecided,
+}
+
+fn unattested_reason(evidence: &Evidence) -> &str {
+    match evidence {
+        Evidence::Unattested(reason) | Evidence::Forged(reason) | Evidence::Unavailable(reason) => {
+            reason
+        }
+        Evidence::Attested => "",
+    }
+}
+
+fn log_conflict(node: &str, peer: PeerId, bound: PeerId, attested: bool, evidence: &Evidence) {
+    let reason = unattested_reason(evidence);
+    if attested {
+        tracing::warn!(%node, %peer, pinned = %bound, %reason, "refusing peer: it claims a node name whose owner proved it with a node certificate, and proves nothing itself");
+    } else {
+        tracing::warn!(%node, %peer, pinned = %bound, %reason, "refusing peer: it claims a node name pinned to another key (remove the pin if the node was re-installed, or give nodes their certificates: modules.edgeTunnel.nodeIdentity)");
     }
 }

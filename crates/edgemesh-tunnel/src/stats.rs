@@ -81,6 +81,23 @@ impl Drop for OpenGuard {
     }
 }
 
+/// A stream being opened (CONNECT sent, no answer yet) counts as open while this lives, so
+/// that a better path coming up meanwhile does not close the connection under it: the CONNECT
+/// would then wait out the whole answer timeout before being retried.
+#[derive(Debug)]
+pub(crate) struct Opening {
+    _guard: OpenGuard,
+}
+
+impl Opening {
+    pub(crate) fn new(counters: Arc<PeerCounters>) -> Self {
+        counters.streams_open.fetch_add(1, Ordering::Relaxed);
+        Opening {
+            _guard: OpenGuard(counters),
+        }
+    }
+}
+
 /// A stream whose bytes are added to its peer's counters.
 #[derive(Debug)]
 pub struct Counted<S> {

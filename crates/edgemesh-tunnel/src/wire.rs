@@ -92,10 +92,20 @@ where
     R: AsyncRead + Unpin,
     M: prost::Message + Default,
 {
+    read_msg_limited(r, MAX_MESSAGE).await
+}
+
+/// Reads one length-delimited message of at most `max` bytes (edgemesh's own protocols, whose
+/// messages may be larger than EdgeMesh's limit).
+pub async fn read_msg_limited<R, M>(r: &mut R, max: usize) -> io::Result<M>
+where
+    R: AsyncRead + Unpin,
+    M: prost::Message + Default,
+{
     let len = read_varint(r).await?;
-    if len > MAX_MESSAGE as u64 {
+    if len > max as u64 {
         return Err(invalid(format!(
-            "message of {len} bytes exceeds the {MAX_MESSAGE}-byte limit"
+            "message of {len} bytes exceeds the {max}-byte limit"
         )));
     }
     let mut buf = vec![0u8; len as usize];

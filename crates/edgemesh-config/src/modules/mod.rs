@@ -10,7 +10,10 @@ use serde::Deserialize;
 pub use cni::{EdgeCni, MeshCidrConfig};
 pub use dns::{CacheDns, DEFAULT_CLUSTER_DOMAIN, EdgeDns};
 pub use proxy::{ConsistentHash, DEFAULT_PROXY_LISTEN_PORT, EdgeProxy, LoadBalancer, Socks5Proxy};
-pub use tunnel::{EdgeTunnel, MetricConfig, Psk, RelayNode, TunnelLimitConfig};
+pub use tunnel::{
+    DEFAULT_NODE_CAS, DEFAULT_NODE_CREDENTIALS, EdgeTunnel, MetricConfig, NodeIdentity, Psk,
+    RelayNode, TunnelLimitConfig, UnattestedPeers,
+};
 
 use crate::nullable;
 

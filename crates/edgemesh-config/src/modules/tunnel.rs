@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::checked::{Checked, Port, PskMode, Transport};
+use crate::checked::{Checked, ConfigValue, Port, PskMode, Transport};
 use crate::nullable;
 
 /// `modules.edgeTunnel`.
@@ -33,6 +33,9 @@ pub struct EdgeTunnel {
     pub extra_filtered_interfaces: String,
     #[serde(deserialize_with = "nullable")]
     pub metric_config: MetricConfig,
+    /// edgemesh extension: how a node proves its name to the others.
+    #[serde(deserialize_with = "nullable")]
+    pub node_identity: NodeIdentity,
 }
 
 impl Default for EdgeTunnel {
@@ -52,6 +55,7 @@ impl Default for EdgeTunnel {
             listen_interfaces: "*".to_owned(),
             extra_filtered_interfaces: String::new(),
             metric_config: MetricConfig::default(),
+            node_identity: NodeIdentity::default(),
         }
     }
 }
@@ -127,5 +131,103 @@ impl Default for MetricConfig {
             enable: false,
             port: Checked::new(Port(9999)),
         }
+    }
+}
+
+/// Where kubelet and KubeEdge's edgecore keep a node's client certificate and key
+/// (`CN=system:node:<name>`, `O=system:nodes`), in the order they are looked for.
+pub const DEFAULT_NODE_CREDENTIALS: &[(&str, &str)] = &[
+    (
+        "/var/lib/kubelet/pki/kubelet-client-current.pem",
+        "/var/lib/kubelet/pki/kubelet-client-current.pem",
+    ),
+    (
+        "/etc/kubeedge/certs/server.crt",
+        "/etc/kubeedge/certs/server.key",
+    ),
+];
+
+/// CAs that issue node certificates: KubeEdge cloudcore's (on edge nodes, and in EdgeMesh's
+/// `metaServerSecret`), and the cluster CA (every pod's service-account `ca.crt`).
+pub const DEFAULT_NODE_CAS: &[&str] = &[
+    "/etc/kubeedge/ca/rootCA.crt",
+    "/etc/edgemesh/metaserver/rootCA.crt",
+    "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+];
+
+/// `modules.edgeTunnel.nodeIdentity` (edgemesh extension): the node certificate a node proves
+/// its name with, the CAs it trusts to name others, and what it does with peers that prove
+/// nothing. Empty paths mean the defaults that exist on the host.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct NodeIdentity {
+    /// PEM certificate (chain) naming this node; empty: the first of
+    /// [`DEFAULT_NODE_CREDENTIALS`] that exists.
+    pub cert_file: String,
+    /// PEM private key of `certFile`; empty: `certFile` itself (kubelet keeps both in one file).
+    pub key_file: String,
+    /// PEM CA certificates trusted to issue node certificates; empty: every one of
+    /// [`DEFAULT_NODE_CAS`] that exists.
+    #[serde(deserialize_with = "nullable")]
+    pub ca_files: Vec<String>,
+    pub unattested_peers: Checked<UnattestedPeers>,
+}
+
+impl Default for NodeIdentity {
+    fn default() -> Self {
+        Self {
+            cert_file: String::new(),
+            key_file: String::new(),
+            ca_files: Vec::new(),
+            unattested_peers: Checked::new(UnattestedPeers::Auto),
+        }
+    }
+}
+
+/// `modules.edgeTunnel.nodeIdentity.unattestedPeers`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum UnattestedPeers {
+    /// `refuse` when this node's own certificate proves its name (with `psk.mode: noise`),
+    /// else `trustOnFirstUse`.
+    #[default]
+    Auto,
+    Refuse,
+    TrustOnFirstUse,
+}
+
+impl ConfigValue for UnattestedPeers {
+    const ALLOWED: &'static str = "auto, refuse, trustOnFirstUse";
+    fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "auto" => Some(UnattestedPeers::Auto),
+            "refuse" => Some(UnattestedPeers::Refuse),
+            "trustOnFirstUse" => Some(UnattestedPeers::TrustOnFirstUse),
+            _ => None,
+        }
+    }
+    fn render(&self) -> String {
+        match self {
+            UnattestedPeers::Auto => "auto",
+            UnattestedPeers::Refuse => "refuse",
+            UnattestedPeers::TrustOnFirstUse => "trustOnFirstUse",
+        }
+        .to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unattested_peers_round_trips_and_refuses_other_spellings() {
+        for v in [
+            UnattestedPeers::Auto,
+            UnattestedPeers::Refuse,
+            UnattestedPeers::TrustOnFirstUse,
+        ] {
+            assert_eq!(UnattestedPeers::parse(&v.render()), Some(v));
+        }
+        assert_eq!(UnattestedPeers::parse("tofu"), None);
     }
 }

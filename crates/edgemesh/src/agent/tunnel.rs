@@ -4,13 +4,18 @@
 //! flows for endpoints on other nodes through it; `/debug/peers` shows its peers and paths.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
 
 use anyhow::Context;
-use edgemesh_config::{AgentConfig, Transport};
+use edgemesh_config::{
+    AgentConfig, DEFAULT_NODE_CAS, DEFAULT_NODE_CREDENTIALS, Transport, UnattestedPeers,
+};
 use edgemesh_model::SnapshotCell;
-use edgemesh_tunnel::{PskMode, RelayNode, Socks5Server, Tunnel, TunnelConfig, TunnelHandle};
+use edgemesh_tunnel::{
+    CredentialFiles, NodeIdentityConfig, PskMode, RelayNode, Socks5Server, Tunnel, TunnelConfig,
+    TunnelHandle,
+};
 
 /// `modules.edgeTunnel`, resolved.
 #[derive(Debug, Clone)]
@@ -24,6 +29,8 @@ pub struct TunnelSettings {
     pub quic: bool,
     /// Where the node's key and the name ↔ key pins are kept.
     pub state_dir: PathBuf,
+    /// The node certificate this node attests its name with, the CAs it trusts.
+    pub node_identity: NodeIdentityConfig,
     /// `modules.edgeProxy.socks5Proxy`: the bridge device and the address to serve on.
     pub socks5: Option<(String, SocketAddr)>,
     /// Settings edgemesh reads but does not act on, to warn about once.
@@ -70,9 +77,50 @@ impl TunnelSettings {
             psk_mode,
             quic,
             state_dir,
+            node_identity: node_identity(config, Path::exists),
             socks5: socks5_address(config),
             ignored,
         })
+    }
+}
+
+/// `modules.edgeTunnel.nodeIdentity`, with empty paths replaced by the defaults that `exists`:
+/// kubelet's or edgecore's certificate, KubeEdge's and the cluster's CAs. EdgeMesh's
+/// `metaServerSecret` certificate is one Secret mounted on every node, so it never proves a
+/// name: it is passed as a shared certificate.
+fn node_identity(config: &AgentConfig, exists: impl Fn(&Path) -> bool) -> NodeIdentityConfig {
+    let identity = &config.modules.edge_tunnel.node_identity;
+    let credential = match identity.cert_file.as_str() {
+        "" => DEFAULT_NODE_CREDENTIALS
+            .iter()
+            .map(|(cert, key)| (Path::new(cert), Path::new(key)))
+            .find(|(cert, key)| exists(cert) && exists(key))
+            .map(|(cert, key)| (cert.to_owned(), key.to_owned())),
+        cert => {
+            let key = Some(identity.key_file.as_str()).filter(|k| !k.is_empty());
+            Some((cert.into(), key.unwrap_or(cert).into()))
+        }
+    };
+    let ca_files = match identity.ca_files.is_empty() {
+        true => DEFAULT_NODE_CAS
+            .iter()
+            .map(Path::new)
+            .filter(|p| exists(p))
+            .map(Path::to_owned)
+            .collect(),
+        false => identity.ca_files.iter().map(PathBuf::from).collect(),
+    };
+    let unattested = match identity.unattested_peers.get().unwrap_or_default() {
+        UnattestedPeers::Auto => edgemesh_tunnel::UnattestedPeers::Auto,
+        UnattestedPeers::Refuse => edgemesh_tunnel::UnattestedPeers::Refuse,
+        UnattestedPeers::TrustOnFirstUse => edgemesh_tunnel::UnattestedPeers::TrustOnFirstUse,
+    };
+    let metaserver = &config.kube_api_config.meta_server.security;
+    NodeIdentityConfig {
+        credential: credential.map(|(cert, key)| CredentialFiles { cert, key }),
+        ca_files,
+        shared_cert_files: vec![metaserver.tls_cert_file.clone()],
+        unattested,
     }
 }
 
@@ -125,6 +173,7 @@ pub fn start(
     config.psk_mode = settings.psk_mode;
     config.quic = settings.quic;
     config.pins_path = Some(settings.state_dir.join("tunnel-pins.json"));
+    config.node_identity = settings.node_identity.clone();
     // SOCKS5 clients reach this node's own addresses through the tunnel, and only those.
     config.own_addrs = own_addresses();
     let tunnel =
@@ -213,6 +262,59 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         TunnelSettings::from_config(&loaded.config, PathBuf::from("/state"))
             .unwrap_or_else(|| panic!("tunnel enabled"))
+    }
+
+    fn identity(tunnel_yaml: &str, present: &[&str]) -> NodeIdentityConfig {
+        let yaml = format!("modules:\n  edgeTunnel:\n    enable: true\n{tunnel_yaml}");
+        let loaded = AgentConfig::from_yaml(&yaml, "test.yaml", RunningMode::Edge)
+            .unwrap_or_else(|e| panic!("{e}"));
+        node_identity(&loaded.config, |p| {
+            present.iter().any(|q| Path::new(q) == p)
+        })
+    }
+
+    #[test]
+    fn node_identity_defaults_take_the_files_that_exist() {
+        let kubelet = "/var/lib/kubelet/pki/kubelet-client-current.pem";
+        let sa_ca = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
+        let cloud = identity("", &[kubelet, sa_ca]);
+        let cred = cloud.credential.unwrap_or_else(|| panic!("kubelet's"));
+        assert_eq!(
+            (cred.cert.to_str(), cred.key.to_str()),
+            (Some(kubelet), Some(kubelet))
+        );
+        assert_eq!(cloud.ca_files, vec![PathBuf::from(sa_ca)]);
+        let edge_files = [
+            "/etc/kubeedge/certs/server.crt",
+            "/etc/kubeedge/certs/server.key",
+            "/etc/kubeedge/ca/rootCA.crt",
+            "/etc/edgemesh/metaserver/rootCA.crt",
+        ];
+        let edge = identity("", &edge_files);
+        let cred = edge.credential.unwrap_or_else(|| panic!("edgecore's"));
+        assert_eq!(cred.key, PathBuf::from("/etc/kubeedge/certs/server.key"));
+        assert_eq!(edge.ca_files.len(), 2);
+        // The metaServerSecret certificate is every node's: never a credential, always shared.
+        assert_eq!(
+            edge.shared_cert_files,
+            vec![PathBuf::from("/etc/edgemesh/metaserver/server.crt")]
+        );
+        let none = identity("", &[]);
+        assert!(none.credential.is_none() && none.ca_files.is_empty());
+        assert_eq!(none.unattested, edgemesh_tunnel::UnattestedPeers::Auto);
+    }
+
+    #[test]
+    fn node_identity_explicit_files_win_and_a_lone_cert_file_holds_the_key() {
+        let yaml = "    nodeIdentity:\n      certFile: /pki/node.pem\n      caFiles: [/pki/ca.crt]\n      unattestedPeers: refuse\n";
+        let got = identity(yaml, &["/var/lib/kubelet/pki/kubelet-client-current.pem"]);
+        let cred = got.credential.unwrap_or_else(|| panic!("explicit"));
+        assert_eq!(
+            (cred.cert.to_str(), cred.key.to_str()),
+            (Some("/pki/node.pem"), Some("/pki/node.pem"))
+        );
+        assert_eq!(got.ca_files, vec![PathBuf::from("/pki/ca.crt")]);
+        assert_eq!(got.unattested, edgemesh_tunnel::UnattestedPeers::Refuse);
     }
 
     #[test]
