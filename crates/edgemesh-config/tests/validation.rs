@@ -206,10 +206,6 @@ fn syntax_and_type_errors_name_the_file_the_line_and_the_key() {
             "test.yaml:3:17: modules.edgeProxy.listenPort: ",
         ),
         (
-            "modules:\n  edgeProxy:\n    enable: true\n    enable: false\n",
-            "test.yaml:4:5: modules.edgeProxy: duplicate",
-        ),
-        (
             "a: 1\n---\nb: 2\n",
             "test.yaml:3:1: .: more than one YAML document",
         ),
@@ -224,6 +220,25 @@ fn syntax_and_type_errors_name_the_file_the_line_and_the_key() {
         );
         assert!(!text.contains('\n'), "one line: {text:?}");
     }
+}
+
+/// Go's YAML, which EdgeMesh reads its file with, keeps the last of a key written twice, and
+/// EdgeMesh's Helm chart writes `serviceFilterMode` twice: a warning naming both lines, not a
+/// refusal.
+#[test]
+fn a_key_written_twice_is_a_warning_and_the_last_value_wins() {
+    let yaml = "modules:\n  edgeProxy:\n    enable: true\n    enable: false\n";
+    let loaded = AgentConfig::from_yaml(yaml, "test.yaml", RunningMode::Edge).unwrap();
+    assert!(
+        !loaded.config.modules.edge_proxy.enable,
+        "the last value wins"
+    );
+    let warning = loaded
+        .warnings
+        .iter()
+        .find(|w| w.key == "modules.edgeProxy.enable")
+        .unwrap_or_else(|| panic!("no warning: {:?}", loaded.warnings));
+    assert!(warning.message.contains("lines 3 and 4"), "{warning}");
 }
 
 #[test]

@@ -12,8 +12,11 @@ pub enum LogFormat {
 }
 
 /// Dependencies whose routine output is noise to an operator: netlink-packet-route warns about
-/// every kernel attribute newer than itself, hickory-server logs every DNS query at info.
-const QUIET_DEPENDENCIES: &str = "netlink_packet_route=error,hickory_server=warn";
+/// every kernel attribute newer than itself, hickory-server logs every DNS query at info, and
+/// kube's client logs every non-2xx answer as an ERROR (KubeEdge's metaServer answers API
+/// discovery with 500 by design; the agent reports what each failure means itself).
+const QUIET_DEPENDENCIES: &str =
+    "netlink_packet_route=error,hickory_server=warn,kube_client::client::builder=off";
 
 /// Installs the global subscriber. `filter` uses `RUST_LOG` syntax (e.g. `info,edgemesh_kube=debug`);
 /// the `RUST_LOG` environment variable, when set, wins.

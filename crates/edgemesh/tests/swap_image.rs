@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use common::{READY_TIMEOUT, has_service, netns, service_json, slice_json};
+use common::{READY_TIMEOUT, backends, netns, service_json};
 use edgemesh_testkit::apiserver::ApiServer;
 use edgemesh_testkit::netns::Netns;
 use edgemesh_testkit::process::Process;
@@ -104,19 +104,28 @@ impl PodFiles {
     }
 }
 
-/// The apiserver double where an edge node's agent looks by default: KubeEdge's metaServer.
+/// The apiserver double where an edge node's agent looks by default, behaving as KubeEdge's
+/// metaServer (500 for API discovery, core Endpoints).
 fn meta_server(ns: &Netns) -> ApiServer {
     let listener = ns
         .run(|| std::net::TcpListener::bind("127.0.0.1:10550"))
         .unwrap();
-    let api = ApiServer::from_listener(listener).unwrap();
+    let api = ApiServer::builder()
+        .meta_server()
+        .start_on(listener)
+        .unwrap();
     let mut service = service_json("shop", "web", "10.96.0.10", 80);
     // Proxied under either serviceFilterMode.
     service["metadata"]["labels"] =
         serde_json::json!({"service.edgemesh.kubeedge.io/service-proxy-name": "edgemesh"});
     api.apply(service).unwrap();
-    api.apply(slice_json("shop", "web", &["10.244.1.5"], 8080))
-        .unwrap();
+    api.apply(serde_json::json!({
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "subsets": [{"addresses": [{"ip": "10.244.1.5"}],
+                     "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}]
+    }))
+    .unwrap();
     api
 }
 
@@ -143,9 +152,10 @@ fn agent_from(manifest: &str, extra_files: &[(&str, String)], ns: Netns) -> (Pro
     let (status, body) = agent.http_get("/debug/snapshot").unwrap();
     assert_eq!(status, 200, "{body}");
     let snapshot: Value = serde_json::from_str(&body).unwrap();
-    assert!(
-        has_service(&snapshot, "shop/web"),
-        "{manifest}: shop/web missing\n{snapshot:#}\n--- log:\n{}",
+    assert_eq!(
+        backends(&snapshot, "shop/web"),
+        ["10.244.1.5:8080"],
+        "{manifest}\n{snapshot:#}\n--- log:\n{}",
         agent.logs()
     );
     let logs = agent.logs();
