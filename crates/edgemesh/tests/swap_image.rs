@@ -132,14 +132,26 @@ fn meta_server(ns: &Netns) -> ApiServer {
 /// Mounts the ConfigMaps of `manifest` as EdgeMesh's DaemonSet does, starts the agent, and
 /// returns it once ready with the metaServer's service in its Snapshot.
 fn agent_from(manifest: &str, extra_files: &[(&str, String)], ns: Netns) -> (Process, Netns) {
+    let psk = configmap_data(manifest, "edgemesh-agent-psk")["psk"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    agent_with_psk(manifest, &psk, extra_files, ns)
+}
+
+fn agent_with_psk(
+    manifest: &str,
+    psk: &str,
+    extra_files: &[(&str, String)],
+    ns: Netns,
+) -> (Process, Netns) {
     let files = PodFiles::new();
     let config = configmap_data(manifest, "edgemesh-agent-cfg");
-    let psk = configmap_data(manifest, "edgemesh-agent-psk");
     files.etc_file(
         "/etc/edgemesh/config/edgemesh-agent.yaml",
         config[CONFIG_KEY].as_str().unwrap(),
     );
-    files.etc_file("/etc/edgemesh/psk", psk["psk"].as_str().unwrap());
+    files.etc_file("/etc/edgemesh/psk", psk);
     for (path, text) in extra_files {
         files.etc_file(path, text);
     }
@@ -221,6 +233,42 @@ fn edgemesh_helm_chart_with_every_value_starts_the_image_with_no_args() {
         1,
         "warned once:\n{logs}"
     );
+}
+
+/// Our own `deploy/agent.yaml`: EdgeMesh's DaemonSet shape (no command or args, the same mounts
+/// plus state and node certificates), and its ConfigMap starts the image as the DaemonSet does.
+#[test]
+fn our_deploy_manifest_keeps_edgemesh_shape_and_starts() {
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/agent.yaml");
+    let text = std::fs::read_to_string(manifest).unwrap();
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let daemonset = docs.iter().find(|d| d["kind"] == "DaemonSet").unwrap();
+    let container = &daemonset["spec"]["template"]["spec"]["containers"][0];
+    assert!(
+        container["command"].is_null() && container["args"].is_null(),
+        "{container}"
+    );
+    let mounts: Vec<&str> = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["mountPath"].as_str())
+        .collect();
+    for path in [
+        "/etc/edgemesh/config",
+        "/etc/edgemesh",
+        "/etc/resolv.conf",
+        "/etc/localtime",
+        "/etc/edgemesh/metaserver",
+        "/var/lib/edgemesh",
+        "/var/lib/kubelet/pki",
+        "/etc/kubeedge/certs",
+    ] {
+        assert!(mounts.contains(&path), "{path} not mounted: {mounts:?}");
+    }
+    let ns = netns("swapdep");
+    let _api = meta_server(&ns);
+    agent_with_psk(manifest, "a pre-shared key", &[], ns);
 }
 
 /// EdgeMesh's flags (`--config-file`, klog's `--v`) are taken under the image's entry point name;
