@@ -266,6 +266,33 @@ fn our_deploy_manifest_keeps_edgemesh_shape_and_starts() {
     ] {
         assert!(mounts.contains(&path), "{path} not mounted: {mounts:?}");
     }
+    // The migration patch adds exactly these volumes to EdgeMesh's DaemonSet: the two files
+    // must not drift apart.
+    let patch = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/migrate-patch.yaml"
+    );
+    let patch: Value = serde_saphyr::from_str(&std::fs::read_to_string(patch).unwrap()).unwrap();
+    let pod = &daemonset["spec"]["template"]["spec"];
+    for volume in patch["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+    {
+        let ours = pod["volumes"].as_array().unwrap();
+        assert!(
+            ours.contains(volume),
+            "{volume} differs from deploy/agent.yaml"
+        );
+    }
+    let patched = &patch["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(patched["name"], container["name"]);
+    for mount in patched["volumeMounts"].as_array().unwrap() {
+        let ours = container["volumeMounts"].as_array().unwrap();
+        assert!(
+            ours.contains(mount),
+            "{mount} differs from deploy/agent.yaml"
+        );
+    }
     let ns = netns("swapdep");
     let _api = meta_server(&ns);
     agent_with_psk(manifest, "a pre-shared key", &[], ns);
