@@ -338,3 +338,38 @@ fn go_discovery_frames_decode_and_encode_to_the_same_bytes() {
         );
     }
 }
+
+/// Go's `udp` has no framing of its own: after the CONNECT frame (and the SUCCESS answer) each
+/// datagram is written to the stream as it is, and each read is taken as one datagram
+/// (`netutil.ProxyConnUDP`). Ours, in that mode, reads and writes the same bytes.
+#[test]
+fn go_unframed_udp_streams_read_and_write_as_go_does() {
+    use edgemesh_tunnel::udp::{Framing, read_datagram, write_datagram};
+    let frames: Vec<Frame> = fixture("proxy-frames.json");
+    let connect = frames.iter().find(|f| f.name == "connect_udp").unwrap();
+    // A DNS query for example.org, as a Go client would send it after the CONNECT.
+    let datagram = unhex("abcd01000001000000000000076578616d706c65036f72670000010001");
+    let stream = [unhex(&connect.bytes_hex), datagram.clone()].concat();
+    block_on(async {
+        let mut reader = stream.as_slice();
+        let msg: Proxy = wire::read_msg(&mut reader).await.unwrap();
+        assert_eq!(msg.protocol.as_deref(), Some("udp"));
+        let mut buf = vec![0u8; 4096];
+        let n = read_datagram(&mut reader, &mut buf, Framing::Unframed)
+            .await
+            .unwrap();
+        assert_eq!(n, Some(datagram.len()));
+        assert_eq!(&buf[..datagram.len()], &datagram[..]);
+        assert_eq!(
+            read_datagram(&mut reader, &mut buf, Framing::Unframed)
+                .await
+                .unwrap(),
+            None
+        );
+        let mut out = Vec::new();
+        write_datagram(&mut out, &datagram, Framing::Unframed)
+            .await
+            .unwrap();
+        assert_eq!(out, datagram, "Go reads the datagram's bytes, nothing else");
+    });
+}
