@@ -90,6 +90,9 @@ fn go_agent(w: &mut World, host: &Netns, name: &str, relays: &[(&str, &str)]) ->
          \x20 edgeTunnel:\n    enable: true\n    psk:\n      enable: true\n      path: {psk}\n\
          \x20   relayNodes:\n{relay_yaml}"
     );
+    // GO_MESH_IPFS_LOG=1: go-libp2p's own debug logs (autorelay, holepunch) in the agent's output.
+    let ipfs_log = std::env::var("GO_MESH_IPFS_LOG").is_ok();
+    let config = format!("{config}    enableIpfsLog: {ipfs_log}\n");
     let cfg = w.file(&format!("{name}-agent.yaml"), &config)?;
     let env = [("NODE_NAME", name), ("NAMESPACE", "kubeedge")];
     let args = ["--config-file", cfg.as_str(), "--v=4"];
@@ -117,6 +120,29 @@ fn capture(w: &mut World, host: &Netns, file: &str) -> Result<()> {
     w.procs.push(Process::start("tcpdump", &args, Some(host))?);
     std::thread::sleep(Duration::from_millis(500));
     Ok(())
+}
+
+/// TCP (8080) and UDP (9053) echo servers at `ip` on `host`; returns the endpoints file that
+/// lets our node `node` serve them.
+fn echo_backends(w: &mut World, host: &Netns, node: &str, ip: &str) -> Result<String> {
+    w.python(host, ECHO_TCP, ip, 8080)?;
+    w.python(host, ECHO_UDP, ip, 9053)?;
+    let (tcp, udp) = (format!("{ip}:8080"), format!("{ip}:9053"));
+    w.file(
+        &format!("{node}.json"),
+        &endpoints(node, &[("TCP", &tcp), ("UDP", &udp)]),
+    )
+}
+
+/// Arguments of our node b1: relay, endpoints, `/debug/peers` file and `extra` forwarders.
+fn b1_args(relay: &str, endpoints: &str, peers: &std::path::Path, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["--relay", relay, "--endpoints", endpoints, "--peers-out"]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    args.push(peers.to_string_lossy().into_owned());
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
 }
 
 /// One probe's outcome, printed in the summary.
@@ -176,17 +202,26 @@ fn udp(ns: &Netns, addr: &str) -> Result<String> {
     Ok(format!("{got} of 20 datagrams echoed"))
 }
 
-/// Prints every outcome; true when all passed. (TUNNEL_TEST_KEEP_LOGS=DIR keeps every
-/// process's output, Go agents included.)
-fn summary(outcomes: &[Outcome]) -> bool {
+/// Prints every outcome, then fails unless exactly the probes named in `known_failures` failed:
+/// these are the limits of a mixed mesh recorded in docs/tunnel.md, and a change either way
+/// means that page needs updating. (TUNNEL_TEST_KEEP_LOGS=DIR keeps every process's output.)
+fn summary(outcomes: &[Outcome], known_failures: &[&str]) -> Result<()> {
     eprintln!("==== mixed mesh summary ====");
+    let mut unexpected = Vec::new();
     for o in outcomes {
-        match &o.result {
-            Ok(d) => eprintln!("PASS  {}: {d}", o.what),
-            Err(e) => eprintln!("FAIL  {}: {e:#}", o.what),
+        let known = known_failures.contains(&o.what.as_str());
+        match (&o.result, known) {
+            (Ok(d), false) => eprintln!("PASS  {}: {d}", o.what),
+            (Err(e), true) => eprintln!("FAIL  {} (known limit): {e:#}", o.what),
+            (Ok(_), true) => unexpected.push(format!("{} now works", o.what)),
+            (Err(e), false) => unexpected.push(format!("{} failed: {e:#}", o.what)),
         }
     }
-    outcomes.iter().all(|o| o.result.is_ok())
+    anyhow::ensure!(
+        unexpected.is_empty(),
+        "outcomes differ from docs/tunnel.md: {unexpected:?}"
+    );
+    Ok(())
 }
 
 /// Go a1 (LAN A) with Rust a2 (LAN A, its own random key) and Rust b1 (LAN B, the key Go
@@ -200,58 +235,58 @@ fn go_mixed_mesh_through_our_relay() -> Result<()> {
     let (mut w, h) = World::build("gmr", Nat::Masquerade)?;
     let _api = api_in_cloud(&h.cloud)?;
     capture(&mut w, &h.cloud, "rust-relay.pcap")?;
-    for (host, ip) in [
-        (&h.b1, "198.51.100.10"),
-        (&h.a1, "192.0.2.10"),
-        (&h.a2, "192.0.2.11"),
-    ] {
-        w.python(host, ECHO_TCP, ip, 8080)?;
-        w.python(host, ECHO_UDP, ip, 9053)?;
-    }
+    let ep_b1 = echo_backends(&mut w, &h.b1, "b1", "198.51.100.10")?;
+    let ep_a2 = echo_backends(&mut w, &h.a2, "a2", "192.0.2.11")?;
+    echo_backends(&mut w, &h.a1, "a1", "192.0.2.10")?;
     install_go_identity(&w, "cloud")?;
     install_go_identity(&w, "b1")?;
     let relay = "cloud=203.0.113.10";
     rust_node(&mut w, &h.cloud, "cloud", &["--relay", relay])?;
-    let ep_b1 = w.file(
-        "b1.json",
-        &endpoints(
-            "b1",
-            &[("TCP", "198.51.100.10:8080"), ("UDP", "198.51.100.10:9053")],
-        ),
-    )?;
-    let ep_a2 = w.file(
-        "a2.json",
-        &endpoints(
-            "a2",
-            &[("TCP", "192.0.2.11:8080"), ("UDP", "192.0.2.11:9053")],
-        ),
-    )?;
     let peers_b1 = w.dir.path().join("b1-peers.json");
-    let b1_args = [
-        "--relay",
-        relay,
-        "--endpoints",
-        &ep_b1,
-        "--peers-out",
-        &peers_b1.to_string_lossy(),
+    let forwards = [
         "--forward",
         "127.0.0.1:7001=a1/192.0.2.10:8080",
         "--forward-udp",
         "127.0.0.1:7002=a1/192.0.2.10:9053",
     ];
+    let b1_args = b1_args(relay, &ep_b1, &peers_b1, &forwards);
+    let b1_args: Vec<&str> = b1_args.iter().map(String::as_str).collect();
     let b1 = rust_node(&mut w, &h.b1, "b1", &b1_args)?;
-    let a2 = rust_node(
-        &mut w,
-        &h.a2,
-        "a2",
-        &["--relay", relay, "--endpoints", &ep_a2],
-    )?;
+    let peers_a2 = w.dir.path().join("a2-peers.json");
+    let a2_args = [
+        "--relay",
+        relay,
+        "--endpoints",
+        &ep_a2,
+        "--peers-out",
+        &peers_a2.to_string_lossy(),
+        "--forward",
+        "127.0.0.1:7003=a1/192.0.2.10:8080",
+    ];
+    let a2 = rust_node(&mut w, &h.a2, "a2", &a2_args)?;
     for node in [b1, a2] {
         w.procs[node].wait_for_log("relay reservation accepted", Duration::from_secs(20))?;
     }
     let a1 = go_agent(&mut w, &h.a1, "a1", &[("cloud", "203.0.113.10")])?;
     w.procs[a1].wait_for_log("success bootstrapped", Duration::from_secs(30))?;
+    // Rust -> Go first, from a cold start. EdgeMesh's agent at af87d6dc never reserves a slot on
+    // a relay (its autorelay has minCandidates 0, and go-libp2p 0.28's relay finder then never
+    // reads the candidates EdgeMesh feeds it: the NO_RESERVATION of kubeedge/edgemesh#574), so
+    // only a connection the Go agent opened itself carries streams to it.
     let outcomes = [
+        probe(
+            "Rust a2 -> our relay -> Go a1 (same LAN), TCP, from a1's start",
+            Duration::from_secs(150),
+            || tcp(&h.a2, "127.0.0.1:7003"),
+        ),
+        probe(
+            "Rust b1 -> our relay -> Go a1, TCP",
+            Duration::from_secs(30),
+            || tcp(&h.b1, "127.0.0.1:7001"),
+        ),
+        probe("Rust b1 -> Go a1, UDP", Duration::from_secs(10), || {
+            udp(&h.b1, "127.0.0.1:7002")
+        }),
         probe(
             "Go a1 -> our relay -> Rust b1 (Go-derived key), TCP via ClusterIP",
             Duration::from_secs(30),
@@ -267,21 +302,32 @@ fn go_mixed_mesh_through_our_relay() -> Result<()> {
             Duration::from_secs(15),
             || tcp(&h.a1, &format!("{CLUSTER_IP_A2}:8080")),
         ),
-        // Go agents reserve a slot on their relays only when their relay finder runs (every 60 s).
+        // Now that a1 has opened a connection to b1, b1's streams to a1 ride on it.
         probe(
-            "Rust b1 -> our relay -> Go a1, TCP",
-            Duration::from_secs(90),
+            "Rust b1 -> Go a1 over the connection a1 opened, TCP",
+            Duration::from_secs(15),
             || tcp(&h.b1, "127.0.0.1:7001"),
         ),
-        probe("Rust b1 -> Go a1, UDP", Duration::from_secs(10), || {
-            udp(&h.b1, "127.0.0.1:7002")
-        }),
+        probe(
+            "Rust b1 -> Go a1 over the connection a1 opened, UDP",
+            Duration::from_secs(10),
+            || udp(&h.b1, "127.0.0.1:7002"),
+        ),
     ];
     std::thread::sleep(Duration::from_secs(3));
-    let path = path_of(&peers_json(&peers_b1), "a1");
-    eprintln!("b1's path to a1 (/debug/peers): {path:?}");
-    summary(&outcomes);
-    Ok(())
+    for (observer, peers) in [("b1", &peers_b1), ("a2", &peers_a2)] {
+        let path = path_of(&peers_json(peers), "a1");
+        eprintln!("{observer}'s path to a1 (/debug/peers): {path:?}");
+    }
+    summary(
+        &outcomes,
+        &[
+            "Rust a2 -> our relay -> Go a1 (same LAN), TCP, from a1's start",
+            "Rust b1 -> our relay -> Go a1, TCP",
+            "Rust b1 -> Go a1, UDP",
+            "Go a1 -> Rust a2 (same LAN, random key), TCP via ClusterIP",
+        ],
+    )
 }
 
 /// Go a1 (LAN A) and Rust b1 (LAN B, the key Go derives from "b1") through EdgeMesh's own relay
@@ -294,32 +340,16 @@ fn go_mixed_mesh_through_a_go_relay() -> Result<()> {
     let (mut w, h) = World::build("gmg", Nat::Masquerade)?;
     let _api = api_in_cloud(&h.cloud)?;
     capture(&mut w, &h.cloud2, "go-relay.pcap")?;
-    for (host, ip) in [(&h.b1, "198.51.100.10"), (&h.a1, "192.0.2.10")] {
-        w.python(host, ECHO_TCP, ip, 8080)?;
-        w.python(host, ECHO_UDP, ip, 9053)?;
-    }
+    let ep_b1 = echo_backends(&mut w, &h.b1, "b1", "198.51.100.10")?;
+    echo_backends(&mut w, &h.a1, "a1", "192.0.2.10")?;
     let relays = [("relay", "203.0.113.11")];
     let go_relay = go_agent(&mut w, &h.cloud2, "relay", &relays)?;
     w.procs[go_relay].wait_for_log("Run as a relay node", Duration::from_secs(10))?;
     install_go_identity(&w, "b1")?;
-    let ep_b1 = w.file(
-        "b1.json",
-        &endpoints(
-            "b1",
-            &[("TCP", "198.51.100.10:8080"), ("UDP", "198.51.100.10:9053")],
-        ),
-    )?;
     let peers_b1 = w.dir.path().join("b1-peers.json");
-    let b1_args = [
-        "--relay",
-        "relay=203.0.113.11",
-        "--endpoints",
-        &ep_b1,
-        "--peers-out",
-        &peers_b1.to_string_lossy(),
-        "--forward",
-        "127.0.0.1:7001=a1/192.0.2.10:8080",
-    ];
+    let forward = ["--forward", "127.0.0.1:7001=a1/192.0.2.10:8080"];
+    let b1_args = b1_args("relay=203.0.113.11", &ep_b1, &peers_b1, &forward);
+    let b1_args: Vec<&str> = b1_args.iter().map(String::as_str).collect();
     // A Go relay with no public address offers none in its reservation answer (go-libp2p
     // 0.28), which rust-libp2p refuses: b1 connects to it but holds no reservation.
     let b1 = rust_node(&mut w, &h.b1, "b1", &b1_args)?;
@@ -341,6 +371,11 @@ fn go_mixed_mesh_through_a_go_relay() -> Result<()> {
     std::thread::sleep(Duration::from_secs(3));
     let path = path_of(&peers_json(&peers_b1), "a1");
     eprintln!("b1's path to a1 (/debug/peers): {path:?}");
-    summary(&outcomes);
-    Ok(())
+    summary(
+        &outcomes,
+        &[
+            "Go a1 -> Go relay -> Rust b1 (Go-derived key), TCP via ClusterIP",
+            "Rust b1 -> Go relay -> Go a1, TCP",
+        ],
+    )
 }
