@@ -52,20 +52,20 @@ pub(crate) fn build_swarm(
     options: StackOptions,
 ) -> Result<Swarm<Behaviour>, TunnelError> {
     let swarm_err = |e: &dyn std::fmt::Display| TunnelError::Swarm(e.to_string());
-    // Relayed connections run their own noise handshake end to end: it carries the prologue too.
+    // Relayed connections run their own pnet and noise handshakes end to end (the noise one
+    // carries the prologue too).
     let relayed = membership.clone();
+    let (relay_transport, relay_client) = relay::client::new(keypair.public().to_peer_id());
+    let boxed = |e: noise::Error| Box::new(e) as Box<dyn std::error::Error + Send + Sync>;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        .with_other_transport(|key| {
-            tcp_transport(key, membership)
-                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
-        })
+        .with_other_transport(|key| tcp_transport(key, membership).map_err(boxed))
         .map_err(|e| swarm_err(&e))?
         .with_other_transport(|key| quic_transport(key, options.quic))
         .map_err(|e| swarm_err(&e))?
-        .with_relay_client(move |key: &Keypair| relayed.noise(key), yamux_config)
+        .with_other_transport(|key| secure(relay_transport, key, relayed).map_err(boxed))
         .map_err(|e| swarm_err(&e))?
-        .with_behaviour(|key, relay_client| {
+        .with_behaviour(|key| {
             let peer = key.public().to_peer_id();
             Ok(Behaviour {
                 quic_gate: QuicGate::default(),
@@ -106,15 +106,33 @@ fn yamux_config() -> yamux::Config {
     config
 }
 
-/// TCP, then the pnet handshake (in pnet mode) before anything else, then noise and yamux.
+/// TCP, secured by [`secure`].
 fn tcp_transport(
     key: &Keypair,
     membership: Membership,
 ) -> Result<Boxed<(PeerId, StreamMuxerBox)>, noise::Error> {
     let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
+    secure(tcp, key, membership)
+}
+
+/// The pnet handshake (in pnet mode) before anything else, then noise and yamux: on TCP and on
+/// relayed circuits alike, as go-libp2p's upgrader does (EdgeMesh's Go agents send pnet's nonce
+/// first on a circuit too, and fail with "privnet: could not read full nonce" without it).
+fn secure<T>(
+    transport: T,
+    key: &Keypair,
+    membership: Membership,
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, noise::Error>
+where
+    T: libp2p::Transport + Send + Unpin + 'static,
+    T::Output: futures::AsyncRead + futures::AsyncWrite + Send + Unpin + 'static,
+    T::Error: Send + Sync + 'static,
+    T::Dial: Send + 'static,
+    T::ListenerUpgrade: Send + 'static,
+{
     let noise = membership.noise(key)?;
     let psk = membership.pnet();
-    let transport = tcp
+    let transport = transport
         .and_then(move |socket, _| async move {
             match psk {
                 Some(psk) => PnetConfig::new(psk)

@@ -24,8 +24,26 @@ fn msg(kind: MsgType, protocol: &str, node: &str) -> Discovery {
     }
 }
 
+/// A failed handshake is tried again this often, this many times: EdgeMesh's Go agent connects
+/// to its relays before it registers its stream handlers, so a relay's handshake with a Go agent
+/// that just started is refused ("protocol not supported") and would leave the name unknown.
+const HANDSHAKE_ATTEMPTS: u32 = 3;
+const HANDSHAKE_RETRY_PAUSE: Duration = Duration::from_secs(1);
+
 /// Outbound side, run once per newly connected peer.
 pub(crate) async fn handshake(shared: Arc<Shared>, peer: PeerId) {
+    for attempt in 1..=HANDSHAKE_ATTEMPTS {
+        if attempt > 1 {
+            tokio::time::sleep(HANDSHAKE_RETRY_PAUSE).await;
+        }
+        if handshake_once(&shared, peer).await {
+            return;
+        }
+    }
+}
+
+/// One handshake; false when it failed (the peer may not serve the protocol yet).
+async fn handshake_once(shared: &Arc<Shared>, peer: PeerId) -> bool {
     let exchange = async {
         let mut stream = shared
             .control()
@@ -46,12 +64,14 @@ pub(crate) async fn handshake(shared: Arc<Shared>, peer: PeerId) {
     };
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange).await {
         Ok(Ok(name)) => {
-            let evidence = attest::fetch(&shared, peer, &name).await;
-            accept_claim(&shared, &name, peer, evidence).await
+            let evidence = attest::fetch(shared, peer, &name).await;
+            accept_claim(shared, &name, peer, evidence).await;
+            return true;
         }
         Ok(Err(reason)) => tracing::debug!(%peer, %reason, "discovery handshake failed"),
         Err(_) => tracing::debug!(%peer, "discovery handshake timed out"),
     }
+    false
 }
 
 async fn accept_claim(shared: &Shared, name: &str, peer: PeerId, evidence: Evidence) {
@@ -125,7 +145,10 @@ pub(crate) async fn lookup(shared: &Shared, relay: PeerId, node: &str) -> Option
             .open_stream(relay, DISCOVERY_PROTOCOL)
             .await
             .ok()?;
-        wire::write_msg(&mut stream, &msg(MsgType::Connect, LOOKUP, node))
+        // Not CONNECT: EdgeMesh's Go agent takes any CONNECT on this protocol for a peer
+        // announcing its own name, and would map `node` to us. It drops other types unanswered;
+        // our relays look at `protocol` only.
+        wire::write_msg(&mut stream, &msg(MsgType::Success, LOOKUP, node))
             .await
             .ok()?;
         let answer: Discovery = wire::read_msg(&mut stream).await.ok()?;

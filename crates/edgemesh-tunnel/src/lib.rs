@@ -215,10 +215,19 @@ impl TunnelHandle {
         client::open(&self.shared, node, WireProtocol::Tcp, target).await
     }
 
-    /// A UDP flow to `target`, an endpoint on `node` (one stream for the whole flow).
+    /// A UDP flow to `target`, an endpoint on `node` (one stream for the whole flow). A node that
+    /// refuses `udp-framed` is asked again for EdgeMesh's unframed `udp`: an EdgeMesh Go agent
+    /// knows no other (it refuses `udp-framed` as an unsupported protocol).
     pub async fn open_udp(&self, node: &str, target: SocketAddr) -> Result<UdpTunnel, TunnelError> {
-        let stream = client::open(&self.shared, node, WireProtocol::UdpFramed, target).await?;
-        Ok(UdpTunnel::spawn(stream, target))
+        match client::open(&self.shared, node, WireProtocol::UdpFramed, target).await {
+            Ok(stream) => Ok(UdpTunnel::spawn(stream, target, udp::Framing::Framed)),
+            Err(TunnelError::Refused { .. }) => {
+                let stream =
+                    client::open(&self.shared, node, WireProtocol::UdpLegacy, target).await?;
+                Ok(UdpTunnel::spawn(stream, target, udp::Framing::Unframed))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Replaces `relayNodes` without a restart.

@@ -15,7 +15,8 @@ pub enum WireProtocol {
     Tcp,
     /// `udp-framed`: datagrams with a 2-byte length prefix each (edgemesh's own; see `udp`).
     UdpFramed,
-    /// `udp`: EdgeMesh's unframed UDP over a stream, which loses datagram boundaries; refused.
+    /// `udp`: EdgeMesh's unframed UDP over a stream (see `udp::Framing::Unframed`), spoken with
+    /// EdgeMesh's Go agents during a migration.
     UdpLegacy,
 }
 
@@ -54,7 +55,6 @@ pub enum Verdict {
     NodeAddress,
     RefusedNotAnEndpoint,
     RefusedOtherNode,
-    RefusedLegacyUdp,
 }
 
 impl Verdict {
@@ -71,9 +71,6 @@ pub fn check_destination(
     protocol: WireProtocol,
     target: SocketAddr,
 ) -> Verdict {
-    if protocol == WireProtocol::UdpLegacy {
-        return Verdict::RefusedLegacyUdp;
-    }
     let mut elsewhere = false;
     let backends = snapshot
         .services
@@ -138,7 +135,8 @@ mod tests {
             (Tcp, "10.244.2.7:8080", RefusedOtherNode),
             (Tcp, "192.0.2.10:22", NodeAddress),
             (UdpFramed, "192.0.2.10:22", RefusedNotAnEndpoint),
-            (UdpLegacy, "10.244.1.5:53", RefusedLegacyUdp),
+            (UdpLegacy, "10.244.1.5:53", Endpoint),
+            (UdpLegacy, "10.244.1.5:8080", RefusedNotAnEndpoint),
             (Tcp, "127.0.0.1:8080", RefusedNotAnEndpoint),
         ];
         for (proto, target, want) in cases {

@@ -112,7 +112,11 @@ async fn handle(shared: Arc<Shared>, peer: PeerId, mut stream: Stream) {
                 return;
             }
             let tunnel = Counted::new(stream.compat(), counters);
-            udp::serve_remote(tunnel, socket, cfg.udp_idle_timeout).await;
+            let framing = match request.protocol {
+                WireProtocol::UdpLegacy => udp::Framing::Unframed,
+                _ => udp::Framing::Framed,
+            };
+            udp::serve_remote(tunnel, socket, cfg.udp_idle_timeout, framing).await;
         }
     }
 }

@@ -2,6 +2,11 @@
 //! its bytes, so boundaries survive; one stream carries a whole flow (never one per datagram),
 //! and a flow with no datagram either way for the idle timeout ends.
 //!
+//! EdgeMesh's Go agents speak only `udp`: datagrams written to the stream as they are, each
+//! read taken as one datagram ([`Framing::Unframed`]). Boundaries survive only while the stream
+//! hands over one write per read (usually so for sparse traffic such as DNS); it is spoken only
+//! with Go agents, while any are left in the mesh.
+//!
 //! Loss, not stalls: a full queue drops the datagram, as a network would.
 
 use std::io;
@@ -16,6 +21,45 @@ use tokio::sync::{Mutex, mpsc};
 pub const MAX_DATAGRAM: usize = 65_535;
 /// Datagrams queued per direction of a flow before new ones are dropped.
 const QUEUE: usize = 1024;
+
+/// How datagrams are delimited on the stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// `udp-framed`: a 2-byte length before each datagram.
+    Framed,
+    /// EdgeMesh's `udp`: raw bytes, one read is one datagram.
+    Unframed,
+}
+
+/// Writes one datagram as `framing` wants it.
+pub async fn write_datagram<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    datagram: &[u8],
+    framing: Framing,
+) -> io::Result<()> {
+    match framing {
+        Framing::Framed => write_frame(w, datagram).await,
+        Framing::Unframed => {
+            w.write_all(datagram).await?;
+            w.flush().await
+        }
+    }
+}
+
+/// Reads one datagram into `buf`; `None` at a clean end of stream.
+pub async fn read_datagram<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut [u8],
+    framing: Framing,
+) -> io::Result<Option<usize>> {
+    match framing {
+        Framing::Framed => read_frame(r, buf).await,
+        Framing::Unframed => match r.read(buf).await? {
+            0 => Ok(None),
+            n => Ok(Some(n)),
+        },
+    }
+}
 
 /// Writes one frame.
 pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, datagram: &[u8]) -> io::Result<()> {
@@ -48,7 +92,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
 
 /// Remote side: relays frames from the stream to the connected `socket` and back, until the
 /// flow has been silent both ways for `idle` or the stream closes.
-pub(crate) async fn serve_remote<S>(stream: S, socket: UdpSocket, idle: Duration)
+pub(crate) async fn serve_remote<S>(stream: S, socket: UdpSocket, idle: Duration, framing: Framing)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -61,7 +105,7 @@ where
     };
     let to_backend = async {
         let mut buf = vec![0u8; MAX_DATAGRAM];
-        while let Ok(Some(n)) = read_frame(&mut rd, &mut buf).await {
+        while let Ok(Some(n)) = read_datagram(&mut rd, &mut buf, framing).await {
             touch();
             // A refused or full socket drops this datagram; the flow goes on.
             let _ = socket.send(&buf[..n]).await;
@@ -75,7 +119,7 @@ where
                 continue;
             };
             touch();
-            if write_frame(&mut wr, &buf[..n]).await.is_err() {
+            if write_datagram(&mut wr, &buf[..n], framing).await.is_err() {
                 return;
             }
         }
@@ -109,7 +153,7 @@ pub struct UdpTunnel {
 }
 
 impl UdpTunnel {
-    pub(crate) fn spawn<S>(stream: S, target: SocketAddr) -> UdpTunnel
+    pub(crate) fn spawn<S>(stream: S, target: SocketAddr, framing: Framing) -> UdpTunnel
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
@@ -118,7 +162,7 @@ impl UdpTunnel {
         let (mut rd, mut wr) = tokio::io::split(stream);
         tokio::spawn(async move {
             while let Some(datagram) = out_rx.recv().await {
-                if write_frame(&mut wr, &datagram).await.is_err() {
+                if write_datagram(&mut wr, &datagram, framing).await.is_err() {
                     return;
                 }
             }
@@ -126,7 +170,7 @@ impl UdpTunnel {
         });
         tokio::spawn(async move {
             let mut buf = vec![0u8; MAX_DATAGRAM];
-            while let Ok(Some(n)) = read_frame(&mut rd, &mut buf).await {
+            while let Ok(Some(n)) = read_datagram(&mut rd, &mut buf, framing).await {
                 // Never wait on a slow reader: drop instead (the flow keeps going).
                 let _ = in_tx.try_send(buf[..n].to_vec());
             }
@@ -199,8 +243,13 @@ mod tests {
         let (local, remote) = tokio::io::duplex(1 << 20);
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         socket.connect(echo_addr).await.unwrap();
-        tokio::spawn(serve_remote(remote, socket, Duration::from_secs(5)));
-        let flow = UdpTunnel::spawn(local, echo_addr);
+        tokio::spawn(serve_remote(
+            remote,
+            socket,
+            Duration::from_secs(5),
+            Framing::Framed,
+        ));
+        let flow = UdpTunnel::spawn(local, echo_addr, Framing::Framed);
         let total = 100_000u32;
         let mut received = 0u32;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
