@@ -76,6 +76,10 @@ fn check_dns(dns: &EdgeDns, v: &mut Collector) {
         rules::dns_domain,
     );
     v.rule("modules.edgeDNS.ttl", &dns.ttl, rules::ttl);
+    for (i, network) in dns.allowed_clients.iter().enumerate() {
+        let key = format!("modules.edgeDNS.allowedClients[{i}]");
+        v.rule(&key, network.as_str(), rules::cidr);
+    }
 }
 
 fn check_proxy(proxy: &EdgeProxy, v: &mut Collector) {

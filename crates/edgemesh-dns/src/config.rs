@@ -3,6 +3,8 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use edgemesh_model::Cidr;
+
 /// EdgeMesh's `commonConfig.bridgeDeviceName` default.
 pub const DEFAULT_BRIDGE_DEVICE: &str = "edgemesh0";
 /// EdgeMesh's `commonConfig.bridgeDeviceIP` default (a /32 on the bridge device).
@@ -39,6 +41,19 @@ pub struct DnsConfig {
     /// Upstream exchanges in flight at once; past that, queries get the stale cache or SERVFAIL
     /// at once instead of piling up behind a dead upstream.
     pub max_upstream_inflight: usize,
+    /// Who may ask (anyone else gets REFUSED).
+    pub clients: ClientPolicy,
+}
+
+/// Who the node-local DNS answers: the node itself and its pods, not its LAN neighbours (a host
+/// that routes 169.254.96.16 via the node would otherwise have an open resolver, and an
+/// amplifier, in every edge node).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientPolicy {
+    /// This node's name: its Node object's addresses and `podCIDRs` are allowed.
+    pub node: Option<String>,
+    /// Networks allowed besides (edgemesh's `modules.edgeDNS.allowedClients`).
+    pub allowed: Vec<Cidr>,
 }
 
 impl Default for DnsConfig {
@@ -56,6 +71,7 @@ impl Default for DnsConfig {
             cache_capacity: 10_000,
             tcp_idle_timeout: Duration::from_secs(5),
             max_upstream_inflight: 1024,
+            clients: ClientPolicy::default(),
         }
     }
 }

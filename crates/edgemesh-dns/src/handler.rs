@@ -1,6 +1,7 @@
 //! The hickory `RequestHandler`: checks the request, answers cluster names from the Snapshot,
 //! forwards the rest through the cache, and writes the response (echoing EDNS).
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use edgemesh_model::SnapshotCell;
@@ -13,6 +14,8 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 use tracing::debug;
 
+use crate::clients;
+use crate::config::ClientPolicy;
 use crate::metrics::DnsMetrics;
 use crate::resolve::Resolver;
 
@@ -45,13 +48,26 @@ impl Reply {
 #[derive(Clone, Debug)]
 pub struct DnsHandler {
     resolver: Arc<Resolver>,
+    clients: Arc<ClientPolicy>,
+    /// The server's own addresses: the node's queries to them come from them.
+    listen: Arc<[IpAddr]>,
 }
 
 impl DnsHandler {
+    /// A handler that answers every client (tests, fuzzing); see [`DnsHandler::for_clients`].
     pub fn new(resolver: Resolver) -> Self {
         Self {
             resolver: Arc::new(resolver),
+            clients: Arc::default(),
+            listen: Arc::from([]),
         }
+    }
+
+    /// Answers only the clients `policy` allows, for a server listening on `listen`.
+    pub fn for_clients(mut self, policy: ClientPolicy, listen: &[SocketAddr]) -> Self {
+        self.clients = Arc::new(policy);
+        self.listen = listen.iter().map(SocketAddr::ip).collect();
+        self
     }
 
     pub fn metrics(&self) -> &Arc<DnsMetrics> {
@@ -64,6 +80,11 @@ impl DnsHandler {
 
     /// The reply to a parsed request, before encoding.
     pub async fn reply(&self, request: &Request) -> Reply {
+        let snapshot = self.resolver.snapshots().load();
+        if !clients::allowed(&self.clients, &snapshot, &self.listen, request.src().ip()) {
+            debug!(src = %request.src(), "refused: not this node or its pods");
+            return Reply::error(ResponseCode::Refused);
+        }
         match checked_query(request) {
             Ok(query) => {
                 let rd = request.metadata.recursion_desired;

@@ -14,6 +14,7 @@
 
 pub mod bridge;
 pub mod cache;
+pub mod clients;
 pub mod config;
 pub mod error;
 pub mod handler;
@@ -28,7 +29,7 @@ pub mod zone;
 
 pub use bridge::{BridgeStatus, ensure_bridge_device};
 pub use config::{
-    DEFAULT_BRIDGE_DEVICE, DEFAULT_BRIDGE_IP, DEFAULT_LISTEN_PORT, DnsConfig,
+    ClientPolicy, DEFAULT_BRIDGE_DEVICE, DEFAULT_BRIDGE_IP, DEFAULT_LISTEN_PORT, DnsConfig,
     upstreams_from_resolv_conf,
 };
 pub use error::{BridgeError, DnsError};

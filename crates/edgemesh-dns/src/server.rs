@@ -43,7 +43,8 @@ impl DnsServer {
         if let Some(wild) = config.listen.iter().find(|a| a.ip().is_unspecified()) {
             return Err(DnsError::WildcardListen(*wild));
         }
-        let handler = DnsHandler::new(Resolver::new(config, snapshots, metrics)?);
+        let handler = DnsHandler::new(Resolver::new(config, snapshots, metrics)?)
+            .for_clients(config.clients.clone(), &config.listen);
         let mut server = Self {
             handler,
             udp: Vec::new(),

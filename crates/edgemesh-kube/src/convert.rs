@@ -380,7 +380,22 @@ pub fn node(node: &Node) -> Result<NodeSpec> {
     Ok(NodeSpec {
         name: key.name,
         addresses,
+        pod_cidrs: pod_cidrs(node),
     })
+}
+
+/// `spec.podCIDRs`, else `spec.podCIDR`; an entry that does not parse is left out (the node's
+/// pods are then answered only if another entry or the allow-list covers them).
+fn pod_cidrs(node: &Node) -> Vec<edgemesh_model::Cidr> {
+    let Some(spec) = &node.spec else {
+        return Vec::new();
+    };
+    let listed = spec.pod_cidrs.iter().flatten();
+    let texts: Vec<&String> = match listed.clone().next() {
+        Some(_) => listed.collect(),
+        None => spec.pod_cidr.iter().collect(),
+    };
+    texts.into_iter().filter_map(|t| t.parse().ok()).collect()
 }
 
 /// Converts an Istio DestinationRule (any served version), given as JSON so that unknown fields

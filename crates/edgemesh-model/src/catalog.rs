@@ -185,7 +185,7 @@ mod tests {
             SourceId::KubeApi,
             Resource::Node(NodeSpec {
                 name: "n".into(),
-                addresses: vec![],
+                ..NodeSpec::default()
             }),
         );
         c.replace_kind(SourceId::KubeApi, ResourceKind::Service, vec![svc("c")]);

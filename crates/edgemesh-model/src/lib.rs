@@ -7,11 +7,13 @@
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+mod cidr;
 pub mod fixtures;
 pub mod snapshot;
 pub mod spec;
 
 pub use catalog::{Catalog, Resource, ResourceKind, ResourceRef, SourceId};
+pub use cidr::{Cidr, InvalidCidr};
 pub use snapshot::{
     Backend, BuildOptions, BuildReport, Endpoint, Frontend, ProxyDecision, Service, ServicePort,
     SkipReason, Snapshot, SnapshotCell,

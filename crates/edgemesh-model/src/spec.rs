@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Cidr;
+
 /// Label that takes a Service out of (or, in `FilterIfLabelDoesNotExists` mode, into) edgemesh.
 pub const SERVICE_PROXY_NAME_LABEL: &str = "service.edgemesh.kubeedge.io/service-proxy-name";
 
@@ -308,10 +310,12 @@ pub struct NodeAddress {
 }
 
 /// A validated Node.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct NodeSpec {
     pub name: String,
     pub addresses: Vec<NodeAddress>,
+    /// `spec.podCIDRs` (or `spec.podCIDR`): the pod addresses this node hands out.
+    pub pod_cidrs: Vec<Cidr>,
 }
 
 mod secs {

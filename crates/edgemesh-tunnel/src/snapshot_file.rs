@@ -39,6 +39,7 @@ pub fn with_nodes(mut snapshot: Snapshot, nodes: &[(String, IpAddr)]) -> Snapsho
                 kind: "InternalIP".into(),
                 ip: *ip,
             }],
+            ..NodeSpec::default()
         };
         snapshot.nodes.insert(name.clone(), spec);
     }

@@ -224,3 +224,73 @@ fn agent_dns_answers_cluster_names_forwards_and_serves_stale() {
         "{metrics}"
     );
 }
+
+/// Issue #18, item 15: a LAN neighbour that routes 169.254.96.16 via the node had an open
+/// resolver (forwarding included, an amplifier); only the node and its pods (its Node's
+/// `podCIDR`) are answered now, others get REFUSED, with `allowedClients` for the exceptions.
+#[test]
+fn agent_dns_answers_the_node_and_its_pods_not_lan_neighbours() {
+    use edgemesh_testkit::process::Process;
+    use edgemesh_testkit::topology::Topology;
+
+    edgemesh_testkit::netns::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    let node_object = "---\napiVersion: v1\nkind: Node\nmetadata: {name: test-node}\n\
+                       spec: {podCIDR: 10.244.1.0/24}\n\
+                       status: {addresses: [{type: InternalIP, address: 198.51.100.1}]}\n";
+    std::fs::write(
+        manifests.join("shop.yaml"),
+        format!("{MANIFESTS}{node_object}"),
+    )
+    .unwrap();
+    let mut topology = Topology::new("dnsacl").unwrap();
+    let node = topology.host("node").unwrap();
+    let neighbour = topology.host("lan").unwrap();
+    let pod = topology.host("pod").unwrap();
+    topology
+        .link(&node, "198.51.100.1/24", &neighbour, "198.51.100.7/24")
+        .unwrap();
+    topology
+        .link(&node, "10.244.1.1/24", &pod, "10.244.1.5/24")
+        .unwrap();
+    topology
+        .route(&neighbour, "169.254.96.16/32", "198.51.100.1")
+        .unwrap();
+    topology.default_route(&pod, "10.244.1.1").unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let args = [
+        "agent",
+        "--config",
+        &config(dir.path()),
+        "--manifests",
+        manifests.to_str().unwrap(),
+        "--admin-addr",
+        "127.0.0.1:0",
+        "--node-name",
+        "test-node",
+        "--state-dir",
+        state.path().to_str().unwrap(),
+    ];
+    let mut agent =
+        Process::start(env!("CARGO_BIN_EXE_edgemesh"), &args, Some(node.netns())).unwrap();
+    agent
+        .wait_ready(common::READY_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", agent.logs()));
+    let name = format!("web.shop.svc.{DOMAIN}");
+    let ip = "169.254.96.16";
+    assert_eq!(
+        dig(node.netns(), ip, &name, "A"),
+        ("NOERROR".into(), "10.96.0.10".into())
+    );
+    assert_eq!(
+        dig(pod.netns(), ip, &name, "A"),
+        ("NOERROR".into(), "10.96.0.10".into())
+    );
+    assert_eq!(dig(neighbour.netns(), ip, &name, "A").0, "REFUSED");
+    assert_eq!(
+        dig(neighbour.netns(), ip, "external.example", "A").0,
+        "REFUSED"
+    );
+}

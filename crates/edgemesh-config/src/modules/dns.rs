@@ -21,6 +21,10 @@ pub struct EdgeDns {
     pub cluster_domain: String,
     /// edgemesh extension: TTL in seconds of answers for cluster names.
     pub ttl: i64,
+    /// edgemesh extension: networks (`10.0.0.0/8`) whose clients are answered besides this node
+    /// and its pods (its Node's `podCIDRs`); others get REFUSED.
+    #[serde(deserialize_with = "nullable")]
+    pub allowed_clients: Vec<String>,
 }
 
 impl Default for EdgeDns {
@@ -32,6 +36,7 @@ impl Default for EdgeDns {
             cache_dns: CacheDns::default(),
             cluster_domain: DEFAULT_CLUSTER_DOMAIN.to_owned(),
             ttl: 30,
+            allowed_clients: Vec::new(),
         }
     }
 }

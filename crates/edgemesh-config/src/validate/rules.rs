@@ -44,6 +44,14 @@ pub fn upstream_server(value: &str) -> Rule {
     )
 }
 
+/// An IP network such as `10.244.0.0/16`.
+pub fn cidr(value: &str) -> Rule {
+    require(
+        value.parse::<edgemesh_model::Cidr>().is_ok(),
+        "an IP network, e.g. 10.244.0.0/16",
+    )
+}
+
 pub fn ip_address(value: &str) -> Rule {
     require(
         value.parse::<IpAddr>().is_ok(),
@@ -152,6 +160,8 @@ mod tests {
         for bad in ["", " ", "a b", "<your relay node name1>"] {
             assert!(node_name(bad).is_err(), "{bad}");
         }
+        assert_eq!(cidr("10.244.0.0/16"), Ok(()));
+        assert!(cidr("10.244.0.0").is_err() && cidr("10.0.0.0/40").is_err());
         assert_eq!(dns_domain("cluster.local"), Ok(()));
         assert_eq!(dns_domain("cluster.local."), Ok(()));
         assert_eq!(dns_domain("Cluster.Local"), Ok(()));

@@ -209,3 +209,30 @@ fn node_keeps_parsable_addresses() {
     assert_eq!(spec.name, "edge-1");
     assert_eq!(spec.addresses.len(), 1);
 }
+
+#[test]
+fn node_pod_ranges_come_from_pod_cidrs_else_pod_cidr() {
+    let ranges = |spec: Value| {
+        let n: Node = serde_json::from_value(json!({"metadata": {"name": "n"}, "spec": spec}))
+            .expect("valid node");
+        let converted = node(&n).expect("converts");
+        converted
+            .pod_cidrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ranges(json!({"podCIDR": "10.244.1.0/24", "podCIDRs": ["10.244.1.0/24", "fd00:1::/64"]})),
+        ["10.244.1.0/24", "fd00:1::/64"]
+    );
+    assert_eq!(
+        ranges(json!({"podCIDR": "10.244.2.0/24"})),
+        ["10.244.2.0/24"]
+    );
+    assert_eq!(
+        ranges(json!({"podCIDR": "not a range"})),
+        Vec::<String>::new()
+    );
+    assert!(ranges(json!({})).is_empty());
+}

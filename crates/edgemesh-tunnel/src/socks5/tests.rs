@@ -15,6 +15,7 @@ fn snapshot() -> Snapshot {
                 ip: ip.parse().unwrap(),
             })
             .collect(),
+        ..NodeSpec::default()
     };
     for n in [
         node(

@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use edgemesh_config::AgentConfig;
 use edgemesh_dns::{
-    DnsConfig, DnsMetrics, DnsServer, ensure_bridge_device, upstreams_from_resolv_conf,
+    ClientPolicy, DnsConfig, DnsMetrics, DnsServer, ensure_bridge_device,
+    upstreams_from_resolv_conf,
 };
 use edgemesh_model::SnapshotCell;
 
@@ -23,7 +24,8 @@ pub struct DnsSettings {
 
 impl DnsSettings {
     /// `None` when `modules.edgeDNS.enable` is false. Values were validated by the config crate.
-    pub fn from_config(config: &AgentConfig) -> Option<Self> {
+    /// `node_name` is this node: its Node's addresses and pod ranges may ask.
+    pub fn from_config(config: &AgentConfig, node_name: &str) -> Option<Self> {
         let dns = &config.modules.edge_dns;
         if !dns.enable {
             return None;
@@ -50,6 +52,14 @@ impl DnsSettings {
                 .collect(),
             cache_ttl: seconds(dns.cache_dns.cache_ttl),
             cache_dns_mode: dns.cache_dns.enable,
+            clients: ClientPolicy {
+                node: Some(node_name.to_owned()),
+                allowed: dns
+                    .allowed_clients
+                    .iter()
+                    .filter_map(|c| c.parse().ok())
+                    .collect(),
+            },
             ..DnsConfig::default()
         };
         Some(Self {

@@ -119,6 +119,7 @@ impl Settings {
             ApiEndpoint::InCluster => ApiTarget::InCluster,
         });
         Self {
+            dns: DnsSettings::from_config(&config, &node.name),
             node_name: node.name,
             filter_mode: proxy_config.service_filter_mode.get().unwrap_or_default(),
             apiserver_via: proxy_config.edge_hub_address.as_ref().and_then(|a| a.get()),
@@ -132,7 +133,6 @@ impl Settings {
             proxy: proxy_config
                 .enable
                 .then(|| ProxySettings::from_config(proxy_config)),
-            dns: DnsSettings::from_config(&config),
             tunnel: TunnelSettings::from_config(&config, state_dir),
             warnings: warnings.iter().map(ToString::to_string).collect(),
         }
