@@ -69,7 +69,7 @@ pub async fn forward(
     if !caching {
         return Ok(response.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync()));
     }
-    Ok(cache_response(state, info, client, parts.uri.path(), response).await)
+    Ok(cache_response(state, index, info, client, parts.uri.path(), response).await)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -166,6 +166,7 @@ fn splice_upgrade(parts: &mut http::request::Parts, response: &mut Response<Inco
 
 async fn cache_response(
     state: &Arc<State>,
+    index: usize,
     info: &RequestInfo,
     client: &Client,
     path: &str,
@@ -173,7 +174,7 @@ async fn cache_response(
 ) -> Response<Body> {
     let status = response.status();
     if info.verb == Verb::Watch && status.is_success() {
-        return watch::tee(state, info, client, response);
+        return watch::tee(state, index, info, client, response);
     }
     let (parts, body) = response.into_parts();
     let collected = tokio::select! {

@@ -4,6 +4,7 @@
 //! bookmarks if asked) and ended when the cloud returns, so the client relists fresh data.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -14,18 +15,23 @@ use hyper::body::{Frame, Incoming};
 use serde_json::Value;
 use tokio::sync::watch as signal;
 
+use crate::health::Outcome;
 use crate::proxy::Client;
 use crate::request::{RequestInfo, ResourceKey};
 use crate::state::State;
 use crate::store::Cache;
-use crate::upstream::{Body, BoxError};
+use crate::upstream::{self, Body, BoxError};
 
 /// Applies the events of an online watch to the cache as they pass.
 ///
 /// The stream ends when the hub goes offline (the upstream connection may be silently dead), and
-/// the client's response is then held open, without events, until the cloud returns.
+/// the client's response is then held open, without events, until the cloud returns. When the
+/// upstream connection breaks (the apiserver died: reset or EOF mid-stream), the break is not
+/// passed on either: the upstream is probed, and if it is gone the watch is held open while the
+/// hub decides and for as long as it stays offline ([`ride_out_break`]).
 pub fn tee(
     state: &Arc<State>,
+    index: usize,
     info: &RequestInfo,
     client: &Client,
     response: Response<Incoming>,
@@ -44,24 +50,70 @@ pub fn tee(
     };
     let online = state.health.subscribe();
     let (parts, body) = response.into_parts();
-    let frames = body.into_data_stream().map(move |chunk| {
-        if let Ok(data) = &chunk {
-            applier.feed(data);
-        }
-        chunk.map(Frame::data).map_err(|e| Box::new(e) as BoxError)
-    });
+    let broke = Arc::new(AtomicBool::new(false));
+    let broke_flag = Arc::clone(&broke);
+    let frames = body
+        .into_data_stream()
+        .take_while(move |chunk| {
+            let ok = chunk.is_ok();
+            if !ok {
+                broke_flag.store(true, Ordering::Relaxed);
+            }
+            futures::future::ready(ok)
+        })
+        .filter_map(move |chunk| {
+            let frame = chunk.ok().map(|data| {
+                applier.feed(&data);
+                Ok::<_, BoxError>(Frame::data(data))
+            });
+            futures::future::ready(frame)
+        });
+    let after_break = silent(ride_out_break(Arc::clone(state), index, broke));
     // Cut when the hub goes offline, then held open (silent) until the cloud returns, so a
     // client watching across the cut keeps its watch and relists when it ends.
     let hold = hold_while_offline(state.health.subscribe());
-    let frames = frames.take_until(until_offline(online)).chain(hold);
+    let frames = frames
+        .chain(after_break)
+        .take_until(until_offline(online))
+        .chain(hold);
     Response::from_parts(parts, StreamBody::new(frames).boxed_unsync())
+}
+
+/// After the upstream side of a watch broke: ends at once when the upstream still answers a
+/// probe (the client re-watches); otherwise waits for the hub's verdict (the caller cuts over to
+/// the offline hold as soon as the hub is offline) and ends if the cloud is declared healthy.
+async fn ride_out_break(state: Arc<State>, index: usize, broke: Arc<AtomicBool>) {
+    if !broke.load(Ordering::Relaxed) {
+        return;
+    }
+    let upstream = &state.upstreams[index];
+    let path = &state.health.config().path;
+    if upstream::probe(&state.client, upstream, path, BREAK_PROBE_TIMEOUT).await == Outcome::Success
+    {
+        return;
+    }
+    state.health.record(index, Outcome::Failure);
+    let config = state.health.config();
+    let verdict = (config.interval + config.timeout) * config.failure_threshold.max(1);
+    let mut online = state.health.subscribe();
+    let _ = tokio::time::timeout(verdict, online.wait_for(|up| !*up)).await;
+}
+
+/// How long the probe after a broken watch may take.
+const BREAK_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A stream that runs `work` and yields nothing.
+fn silent(
+    work: impl std::future::Future<Output = ()> + Send + 'static,
+) -> impl futures::Stream<Item = Result<Frame<Bytes>, BoxError>> {
+    futures::stream::once(work).filter_map(|()| futures::future::ready(None))
 }
 
 /// An empty stream that ends at once when online, or when the cloud returns.
 fn hold_while_offline(
     online: signal::Receiver<bool>,
 ) -> impl futures::Stream<Item = Result<Frame<Bytes>, BoxError>> {
-    futures::stream::once(until_online(online)).filter_map(|()| futures::future::ready(None))
+    silent(until_online(online))
 }
 
 async fn until_offline(mut online: signal::Receiver<bool>) {

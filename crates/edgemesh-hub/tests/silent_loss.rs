@@ -95,3 +95,73 @@ async fn a_healthy_but_slow_cloud_is_waited_for() {
         "stale answer"
     );
 }
+
+/// Issue #18, item 1: a watch passing through the hub ended ("unexpected EOF") when the apiserver
+/// died, seconds before the hub declared the cloud offline, although a watch is to be held open
+/// until the cloud returns. Now the break is ridden out: held while the hub decides and while it
+/// is offline, ended cleanly when the cloud is back (the client then relists).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_survives_the_apiserver_dying() {
+    use http_body_util::{BodyExt, Full};
+
+    let api = apiserver();
+    let relay = Relay::start(api.addr()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&format!("http://{}", relay.addr), dir.path(), "kubectl");
+    cfg.health = HealthConfig {
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_millis(500),
+        failure_threshold: 3,
+        success_threshold: 1,
+        path: "/version".into(),
+    };
+    let hub = start_hub(cfg).await;
+    let base = format!("http://{}", hub.addr);
+    let (code, body) = get(&format!("{base}/api/v1/pods"), "kubectl", Some(TOKEN)).await;
+    assert_eq!(code, 200, "{body}");
+    let rv = json(&body)["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let request = http::Request::get(format!(
+        "{base}/api/v1/pods?watch=true&resourceVersion={rv}"
+    ))
+    .header("user-agent", "kubectl")
+    .header("authorization", format!("Bearer {TOKEN}"))
+    .body(Full::new(bytes::Bytes::new()))
+    .unwrap();
+    let response = client().request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut watch = response.into_body();
+
+    relay.cut();
+    let cut = Instant::now();
+    // Held: no end and no error, through the hub's verdict and the outage.
+    match tokio::time::timeout(Duration::from_secs(6), watch.frame()).await {
+        Err(_) => {}
+        Ok(None) => panic!(
+            "the watch ended {:?} after the apiserver died",
+            cut.elapsed()
+        ),
+        Ok(Some(Err(e))) => panic!(
+            "the watch broke {:?} after the apiserver died: {e}",
+            cut.elapsed()
+        ),
+        Ok(Some(Ok(frame))) => assert!(frame.is_data(), "unexpected frame"),
+    }
+    assert!(!hub.status.is_online(), "the hub decided offline meanwhile");
+
+    relay.restore().await;
+    let back = Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(8), async {
+        while let Some(frame) = watch.frame().await {
+            frame.expect("ended cleanly");
+        }
+    })
+    .await;
+    assert!(
+        end.is_ok(),
+        "the watch was not ended when the cloud came back"
+    );
+    eprintln!("watch ended {:?} after the cloud returned", back.elapsed());
+}
