@@ -39,6 +39,9 @@ pub struct HubConfig {
     pub health: HealthConfig,
     pub connect_timeout: Duration,
     pub bookmark_interval: Duration,
+    /// How long an upstream answer that the hub buffers for its cache may go without a byte
+    /// before the request fails with 504 (a stalled upstream must not hold it forever).
+    pub body_stall_timeout: Duration,
     pub cert_poll_interval: Duration,
 }
 
@@ -59,6 +62,7 @@ impl Default for HubConfig {
             health: HealthConfig::default(),
             connect_timeout: Duration::from_secs(2),
             bookmark_interval: Duration::from_secs(10),
+            body_stall_timeout: Duration::from_secs(30),
             cert_poll_interval: Duration::from_secs(5),
         }
     }

@@ -84,6 +84,7 @@ impl Hub {
             client: upstream::client(config.ca_file.as_deref(), config.connect_timeout)?,
             metrics,
             bookmark_interval: config.bookmark_interval,
+            body_stall_timeout: config.body_stall_timeout,
             own_token: OwnToken::new(config.token_file.as_deref()),
         });
         let secure = match (config.secure_addr, &config.cert_file, &config.key_file) {

@@ -178,21 +178,27 @@ async fn cache_response(
     }
     let (parts, body) = response.into_parts();
     let collected = tokio::select! {
-        collected = body.collect() => collected,
+        collected = collect_unless_stalled(body, state.body_stall_timeout) => collected,
         () = state.health.offline() => {
             let message = "edge hub: the cloud became unreachable while the answer was being read";
             return crate::proxy::reply(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", message);
         }
     };
     let bytes = match collected {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) => {
+        Ok(bytes) => bytes,
+        Err(BodyError::Stalled(after)) => {
+            let message =
+                format!("edge hub: the upstream sent no part of its answer for {after:?}");
+            return crate::proxy::reply(StatusCode::GATEWAY_TIMEOUT, "Timeout", &message);
+        }
+        Err(BodyError::Read(e)) => {
             let message = format!("edge hub: reading the upstream response failed: {e}");
             return crate::proxy::reply(StatusCode::BAD_GATEWAY, "BadGateway", &message);
         }
     };
-    // Parsing and storing a big list takes milliseconds: do it off the response path. Order
-    // against the watch events that follow is kept by resourceVersion (see `replace_list`).
+    // Parsing and storing a big list takes milliseconds: do it off the response path. A watch
+    // event that overtakes it is undone by the list for a moment and comes again on the watch
+    // that follows the list (see `replace_list`).
     let (task_state, info, client, path) = (
         Arc::clone(state),
         info.clone(),
@@ -205,6 +211,34 @@ async fn cache_response(
         .map_err(|never| match never {})
         .boxed_unsync();
     Response::from_parts(parts, body)
+}
+
+#[derive(Debug)]
+enum BodyError {
+    Read(hyper::Error),
+    /// No frame for this long: an upstream that stalls mid-body must not hold the request (and
+    /// its buffer) forever.
+    Stalled(std::time::Duration),
+}
+
+/// The whole body, unless a frame takes longer than `stall` to come.
+async fn collect_unless_stalled(
+    mut body: Incoming,
+    stall: std::time::Duration,
+) -> Result<Bytes, BodyError> {
+    let mut bytes = bytes::BytesMut::new();
+    loop {
+        match tokio::time::timeout(stall, body.frame()).await {
+            Err(_) => return Err(BodyError::Stalled(stall)),
+            Ok(None) => return Ok(bytes.freeze()),
+            Ok(Some(Err(e))) => return Err(BodyError::Read(e)),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    bytes.extend_from_slice(&data);
+                }
+            }
+        }
+    }
 }
 
 /// Stores a buffered get/list/discovery answer.

@@ -116,9 +116,10 @@ async fn route(
 ) -> (Response<Body>, ServedBy) {
     let (mut parts, body) = request.into_parts();
     let mut body = Some(body);
-    // Failover: a request without a body is retried on the next healthy upstream when its
-    // upstream cannot be reached; one with a body is sent once.
-    for _attempt in 0..state.upstreams.len() {
+    // Failover: a request without a body is retried when its upstream cannot be reached (on the
+    // same upstream if a probe shows it is there, else on the next healthy one); one with a body
+    // is sent once.
+    for _attempt in 0..=state.upstreams.len() {
         let Some(index) = state.health.pick() else {
             break;
         };
@@ -130,10 +131,7 @@ async fn route(
             Ok(answer) => return answer,
             Err(passthrough::ForwardError::Connect(e)) => {
                 tracing::warn!("upstream {} unreachable: {e}", state.upstreams[index].url);
-                state.health.record(index, Outcome::ConnectFailed);
-                state
-                    .metrics
-                    .observe_health(&state.health, &state.upstreams);
+                mark_unreachable(state, index).await;
                 if has_body(&parts) {
                     break;
                 }
@@ -200,6 +198,25 @@ async fn forward_or_cache(
         }
     }
     forward.await.map(|r| (r, ServedBy::Upstream))
+}
+
+/// One request could not connect. That alone is no cloud outage (a lost SYN, a full backlog):
+/// the upstream is marked unhealthy only if a probe cannot reach it either — before, one connect
+/// timeout switched the whole hub offline and cut every request in flight.
+async fn mark_unreachable(state: &Arc<State>, index: usize) {
+    if !state.health.is_online() {
+        return;
+    }
+    let upstream = &state.upstreams[index];
+    let path = &state.health.config().path;
+    if upstream::probe(&state.client, upstream, path, QUICK_PROBE_TIMEOUT).await == Outcome::Success
+    {
+        return;
+    }
+    state.health.record(index, Outcome::ConnectFailed);
+    state
+        .metrics
+        .observe_health(&state.health, &state.upstreams);
 }
 
 /// The request head again (`Parts` is not `Clone`), for an answer from the cache after the

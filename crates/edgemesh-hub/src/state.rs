@@ -20,6 +20,8 @@ pub struct State {
     pub metrics: Metrics,
     /// How often an offline watch that asked for bookmarks gets one.
     pub bookmark_interval: Duration,
+    /// How long an answer being buffered for the cache may go without a byte.
+    pub body_stall_timeout: Duration,
     /// The node's identity, for the hub's own requests and node components on the plain front.
     pub own_token: OwnToken,
 }

@@ -42,12 +42,11 @@ pub fn tee(
     state
         .cache
         .record_credential(&client.agent, &resource.key, &client.credential);
-    let mut applier = EventApplier {
-        cache: Arc::clone(&state.cache),
-        agent: client.agent.clone(),
-        key: resource.key.clone(),
-        pending: BytesMut::new(),
-    };
+    let mut applier = EventApplier::new(
+        Arc::clone(&state.cache),
+        client.agent.clone(),
+        resource.key.clone(),
+    );
     let online = state.health.subscribe();
     let (parts, body) = response.into_parts();
     let broke = Arc::new(AtomicBool::new(false));
@@ -124,20 +123,57 @@ async fn until_online(mut online: signal::Receiver<bool>) {
     let _ = online.wait_for(|up| *up).await;
 }
 
+/// The longest watch event line the cache applies (a big object is a few hundred KiB). A stream
+/// that sends more without a newline is not a watch the cache can follow: it stops applying it
+/// (the bytes still reach the client) instead of buffering without bound.
+const MAX_EVENT_LINE: usize = 16 * 1024 * 1024;
+
 /// Splits the stream into lines and applies each event.
 struct EventApplier {
     cache: Arc<Cache>,
     agent: String,
     key: ResourceKey,
     pending: BytesMut,
+    /// How much of `pending` is known to hold no newline: each byte is scanned once.
+    scanned: usize,
+    /// Gave up on this stream (a line longer than [`MAX_EVENT_LINE`]).
+    abandoned: bool,
 }
 
 impl EventApplier {
+    fn new(cache: Arc<Cache>, agent: String, key: ResourceKey) -> Self {
+        Self {
+            cache,
+            agent,
+            key,
+            pending: BytesMut::new(),
+            scanned: 0,
+            abandoned: false,
+        }
+    }
+
     fn feed(&mut self, data: &Bytes) {
+        if self.abandoned {
+            return;
+        }
         self.pending.extend_from_slice(data);
-        while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
-            let line = self.pending.split_to(end + 1);
+        while let Some(offset) = self.pending[self.scanned..]
+            .iter()
+            .position(|b| *b == b'\n')
+        {
+            let line = self.pending.split_to(self.scanned + offset + 1);
+            self.scanned = 0;
             self.apply(&line);
+        }
+        self.scanned = self.pending.len();
+        if self.pending.len() > MAX_EVENT_LINE {
+            tracing::warn!(
+                agent = %self.agent,
+                resource = %self.key.dir_name(),
+                "watch stream sent more than {MAX_EVENT_LINE} bytes without a line end; its events are no longer cached"
+            );
+            self.pending = BytesMut::new();
+            self.abandoned = true;
         }
     }
 
@@ -222,12 +258,7 @@ mod tests {
             version: "v1".into(),
             resource: "pods".into(),
         };
-        let mut applier = EventApplier {
-            cache: Arc::clone(&cache),
-            agent: "a".into(),
-            key: key.clone(),
-            pending: BytesMut::new(),
-        };
+        let mut applier = EventApplier::new(Arc::clone(&cache), "a".into(), key.clone());
         let event = br#"{"type":"ADDED","object":{"metadata":{"name":"p","namespace":"n","resourceVersion":"9"}}}"#;
         applier.feed(&Bytes::copy_from_slice(&event[..20]));
         assert!(!cache.has_resource("a", &key));
@@ -242,6 +273,33 @@ mod tests {
         assert_eq!(
             cache.get("a", &key, "n", "p"),
             crate::store::Lookup::NotCached
+        );
+    }
+
+    /// A stream without newlines was rescanned from its start at every chunk (quadratic: a core
+    /// burnt) and buffered without bound; now each byte is scanned once and the buffer is capped.
+    #[test]
+    fn a_stream_without_line_ends_is_scanned_once_and_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(Cache::open(dir.path()).unwrap());
+        let key = ResourceKey {
+            group: String::new(),
+            version: "v1".into(),
+            resource: "pods".into(),
+        };
+        let mut applier = EventApplier::new(cache, "a".into(), key);
+        let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+        let started = std::time::Instant::now();
+        for _ in 0..(MAX_EVENT_LINE / chunk.len() + 8) {
+            applier.feed(&chunk);
+        }
+        assert!(applier.abandoned);
+        assert!(applier.pending.is_empty(), "buffer released");
+        // Quadratic rescanning of 16 MiB in 64 KiB chunks takes minutes; linear, milliseconds.
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
         );
     }
 }

@@ -165,3 +165,45 @@ async fn a_watch_survives_the_apiserver_dying() {
     );
     eprintln!("watch ended {:?} after the cloud returned", back.elapsed());
 }
+
+/// Issue #18, item 13: an upstream that stalls in the middle of an answer the hub buffers for its
+/// cache held the request (and its buffer) forever; it now fails with 504 once no byte came for
+/// the stall timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_stalls_mid_answer_gives_504() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if head.starts_with("GET /api/v1/pods") {
+                    let partial = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"kind\":\"PodList\",";
+                    let _ = stream.write_all(partial.as_bytes()).await;
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                } else {
+                    let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+                    let _ = stream.write_all(ok.as_bytes()).await;
+                }
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&format!("http://{upstream}"), dir.path(), "kubectl");
+    cfg.health.interval = Duration::from_secs(3600);
+    cfg.body_stall_timeout = Duration::from_millis(500);
+    let hub = start_hub(cfg).await;
+    let started = Instant::now();
+    let (code, body) = get(
+        &format!("http://{}/api/v1/pods", hub.addr),
+        "kubectl",
+        Some(TOKEN),
+    )
+    .await;
+    eprintln!("stalled answer: {code} after {:?}", started.elapsed());
+    assert_eq!(code, 504, "{body}");
+    assert!(body.contains("no part of its answer"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
