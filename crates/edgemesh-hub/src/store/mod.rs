@@ -52,6 +52,10 @@ pub struct CacheStats {
     pub files_written: u64,
     pub bytes_written: u64,
     pub write_errors: u64,
+    /// Writes replaced by a newer one of the same file before they reached the disk.
+    pub writes_coalesced: u64,
+    /// Disk operations waiting.
+    pub write_backlog: usize,
 }
 
 /// The cache. Cheap to share behind an `Arc`.
@@ -100,7 +104,7 @@ impl Cache {
     fn queue_meta(&self, agent: &str, key: &ResourceKey, meta: &Meta) {
         if let Ok(bytes) = serde_json::to_vec(meta) {
             let path = self.resource_dir(agent, key).join(disk::META_FILE);
-            self.writer.send(writer::Op::Write(path, bytes));
+            self.writer.send(writer::Op::WriteInOrder(path, bytes));
         }
     }
 
@@ -314,6 +318,8 @@ impl Cache {
             files_written: load(&stats.files_written),
             bytes_written: load(&stats.bytes_written),
             write_errors: load(&stats.errors),
+            writes_coalesced: load(&stats.coalesced),
+            write_backlog: self.writer.backlog(),
         }
     }
 }
