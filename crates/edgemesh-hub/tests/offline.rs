@@ -11,16 +11,13 @@ const TOKEN: &str = "token-a";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn online_then_offline_answers_from_cache_with_the_offline_rules() {
-    let api = apiserver();
-    let relay = Relay::start(api.addr()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let hub = start_hub(config(
-        &format!("http://{}", relay.addr),
-        dir.path(),
-        "kubectl",
-    ))
-    .await;
-    let base = format!("http://{}", hub.addr);
+    let LinkedHub {
+        api,
+        relay,
+        hub,
+        base,
+        cache: dir,
+    } = linked_hub("kubectl", |_| {}).await;
 
     // Online: answers come from upstream and are cached for kubectl.
     let (code, body) = get(

@@ -16,13 +16,17 @@ const TOKEN: &str = "token-a";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_answer_from_the_cache_within_3s_of_a_silent_loss() {
-    let api = apiserver();
-    let relay = Relay::start(api.addr()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(&format!("http://{}", relay.addr), dir.path(), "kubectl");
-    cfg.health = HealthConfig::default();
-    cfg.connect_timeout = Duration::from_secs(2);
-    let hub = start_hub(cfg).await;
+    let LinkedHub {
+        api: _api,
+        relay,
+        hub,
+        cache: _cache,
+        ..
+    } = linked_hub("kubectl", |cfg| {
+        cfg.health = HealthConfig::default();
+        cfg.connect_timeout = Duration::from_secs(2);
+    })
+    .await;
     let pods = format!("http://{}/api/v1/namespaces/prod/pods", hub.addr);
     let (code, body) = get(&pods, "kubectl", Some(TOKEN)).await;
     assert_eq!(code, 200, "{body}");
@@ -104,19 +108,22 @@ async fn a_healthy_but_slow_cloud_is_waited_for() {
 async fn a_watch_survives_the_apiserver_dying() {
     use http_body_util::{BodyExt, Full};
 
-    let api = apiserver();
-    let relay = Relay::start(api.addr()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(&format!("http://{}", relay.addr), dir.path(), "kubectl");
-    cfg.health = HealthConfig {
-        interval: Duration::from_secs(1),
-        timeout: Duration::from_millis(500),
-        failure_threshold: 3,
-        success_threshold: 1,
-        path: "/version".into(),
-    };
-    let hub = start_hub(cfg).await;
-    let base = format!("http://{}", hub.addr);
+    let LinkedHub {
+        api: _api,
+        relay,
+        hub,
+        base,
+        cache: _cache,
+    } = linked_hub("kubectl", |cfg| {
+        cfg.health = HealthConfig {
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(500),
+            failure_threshold: 3,
+            success_threshold: 1,
+            path: "/version".into(),
+        };
+    })
+    .await;
     let (code, body) = get(&format!("{base}/api/v1/pods"), "kubectl", Some(TOKEN)).await;
     assert_eq!(code, 200, "{body}");
     let rv = json(&body)["metadata"]["resourceVersion"]

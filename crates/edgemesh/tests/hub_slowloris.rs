@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 use edgemesh_testkit::apiserver::ApiServer;
 use edgemesh_testkit::netns::{Netns, require_root};
 use edgemesh_testkit::process::Process;
+use hub_support::{PLAIN_HUB, plain_hub};
 
-const HUB: &str = "127.0.0.1:10261";
+mod hub_support;
+
 const SLOW_CLIENTS: usize = 1500;
 
 fn connect_slowly(ns: &Netns, hub: SocketAddr) -> Vec<TcpStream> {
@@ -51,32 +53,8 @@ fn hub_slow_clients_do_not_lock_others_out() {
         .unwrap();
     let api = ApiServer::from_listener(listener).unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let args = [
-        "--nofile=1024:1024",
-        env!("CARGO_BIN_EXE_edgemesh"),
-        "hub",
-        "--server-addr",
-        &api.url(),
-        "--secure-addr",
-        "",
-        "--insecure-addr",
-        HUB,
-        "--cache-dir",
-        cache.path().to_str().unwrap(),
-        "--config-map",
-        "",
-        "--admin-addr",
-        "127.0.0.1:0",
-        "--cache-agents",
-        "kubectl",
-    ];
-    let mut hub = Process::start("prlimit", &args, Some(&ns)).unwrap();
-    hub.wait_for_log(
-        &format!("hub listening on http://{HUB}"),
-        Duration::from_secs(20),
-    )
-    .unwrap_or_else(|e| panic!("hub did not listen: {e}\n{}", hub.logs()));
-    let addr: SocketAddr = HUB.parse().unwrap();
+    let hub = plain_hub(&ns, &api, cache.path(), &["prlimit", "--nofile=1024:1024"]);
+    let addr: SocketAddr = PLAIN_HUB.parse().unwrap();
     assert!(
         normal_request(&ns, addr)
             .unwrap()

@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use edgemesh_testkit::apiserver::ApiServer;
 use edgemesh_testkit::netns::{Netns, require_root, run_in};
-use edgemesh_testkit::process::Process;
+use hub_support::{PLAIN_HUB, plain_hub};
 
-const HUB: &str = "127.0.0.1:10261";
+mod hub_support;
+
 const PODS: usize = 300;
 const CLIENTS: usize = 4;
 const STORM: Duration = Duration::from_secs(10);
@@ -65,30 +66,8 @@ fn hub_relist_storm_keeps_memory_bounded_and_stops_fast() {
         api.apply(pod(i, 0)).unwrap();
     }
     let cache = tempfile::tempdir().unwrap();
-    let args = [
-        "hub",
-        "--server-addr",
-        &api.url(),
-        "--secure-addr",
-        "",
-        "--insecure-addr",
-        HUB,
-        "--cache-dir",
-        cache.path().to_str().unwrap(),
-        "--config-map",
-        "",
-        "--admin-addr",
-        "127.0.0.1:0",
-        "--cache-agents",
-        "kubectl",
-    ];
-    let mut hub = Process::start(env!("CARGO_BIN_EXE_edgemesh"), &args, Some(&ns)).unwrap();
-    hub.wait_for_log(
-        &format!("hub listening on http://{HUB}"),
-        Duration::from_secs(20),
-    )
-    .unwrap_or_else(|e| panic!("hub did not listen: {e}\n{}", hub.logs()));
-    let addr: SocketAddr = HUB.parse().unwrap();
+    let mut hub = plain_hub(&ns, &api, cache.path(), &[]);
+    let addr: SocketAddr = PLAIN_HUB.parse().unwrap();
     let baseline = rss_kib(hub.pid());
 
     let stop = Arc::new(AtomicBool::new(false));

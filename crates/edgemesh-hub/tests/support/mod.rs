@@ -129,6 +129,34 @@ pub fn config(upstream: &str, cache_dir: &Path, agents: &str) -> HubConfig {
     }
 }
 
+/// The apiserver double (with [`apiserver`]'s objects) behind a cuttable relay, and a hub caching
+/// for `agents` in front of it; `tune` adjusts the hub's config first.
+pub struct LinkedHub {
+    pub api: ApiServer,
+    pub relay: Relay,
+    pub hub: TestHub,
+    /// `http://` and the hub's address.
+    pub base: String,
+    pub cache: tempfile::TempDir,
+}
+
+pub async fn linked_hub(agents: &str, tune: impl FnOnce(&mut HubConfig)) -> LinkedHub {
+    let api = apiserver();
+    let relay = Relay::start(api.addr()).await;
+    let cache = tempfile::tempdir().unwrap();
+    let mut cfg = config(&format!("http://{}", relay.addr), cache.path(), agents);
+    tune(&mut cfg);
+    let hub = start_hub(cfg).await;
+    let base = format!("http://{}", hub.addr);
+    LinkedHub {
+        api,
+        relay,
+        hub,
+        base,
+        cache,
+    }
+}
+
 pub async fn start_hub(config: HubConfig) -> TestHub {
     let mut registry = prometheus_client::registry::Registry::default();
     let hub = Hub::start(config, &mut registry).await.unwrap();

@@ -283,3 +283,39 @@ pub fn seed(api: &ApiServer) {
         "metadata": {"name": "settings", "namespace": "prod"}, "data": {"k": "v"}}))
         .unwrap();
 }
+
+/// The plain-HTTP address [`plain_hub`] serves on (inside the test's own namespace).
+pub const PLAIN_HUB: &str = "127.0.0.1:10261";
+
+/// `edgemesh hub` in `ns` with only its plain-HTTP front on [`PLAIN_HUB`], caching for kubectl,
+/// in front of `api`; `wrapper` runs it under another command (e.g. `prlimit --nofile=…`).
+/// Returns once it listens.
+pub fn plain_hub(ns: &Netns, api: &ApiServer, cache: &Path, wrapper: &[&str]) -> Process {
+    let url = api.url();
+    let mut argv: Vec<&str> = wrapper.to_vec();
+    argv.extend([
+        BIN,
+        "hub",
+        "--server-addr",
+        &url,
+        "--secure-addr",
+        "",
+        "--insecure-addr",
+        PLAIN_HUB,
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--config-map",
+        "",
+        "--admin-addr",
+        "127.0.0.1:0",
+        "--cache-agents",
+        "kubectl",
+    ]);
+    let mut hub = Process::start(argv[0], &argv[1..], Some(ns)).unwrap();
+    hub.wait_for_log(
+        &format!("hub listening on http://{PLAIN_HUB}"),
+        Duration::from_secs(20),
+    )
+    .unwrap_or_else(|e| panic!("hub did not listen: {e}\n{}", hub.logs()));
+    hub
+}
