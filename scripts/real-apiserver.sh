@@ -16,8 +16,8 @@
 # `ip netns exec "$NETNS" kubectl ...`.
 #
 # Signals: Ctrl-C / SIGTERM stop everything and delete the namespace and DIR (KEEP=1 keeps DIR).
-#          SIGUSR1 (re)starts kube-apiserver (a restart when it runs); SIGUSR2 kills it (-9),
-#          leaving etcd up: an apiserver that dies.
+#          SIGUSR1 (re)starts kube-apiserver (a graceful SIGTERM restart when it runs, as in an
+#          upgrade); SIGUSR2 kills it (SIGKILL), leaving etcd up: an apiserver that dies.
 # Users (static token file, --authorization-mode=RBAC):
 #   admin   (group system:masters): everything.
 #   limited (only system:authenticated): no RBAC binding, so it cannot list Services.
@@ -46,18 +46,40 @@ cleanup() {
     trap - EXIT INT TERM USR1 USR2
     log "stopping"
     # Only the processes this script started, by pid.
-    for pid in $APISERVER_PID $ETCD_PID; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in $APISERVER_PID $ETCD_PID; do
-        wait "$pid" 2>/dev/null || true
-    done
+    # kube-apiserver's graceful stop holds open watches for up to 60 s: give both 10 s.
+    stop_pid "$APISERVER_PID"
+    stop_pid "$ETCD_PID"
+    # Whatever else still runs in the namespace (an agent or hub started there by hand) would
+    # outlive its deletion in a detached namespace: end those too, by pid.
+    local left
+    left=$(ip netns pids "$NETNS" 2>/dev/null || true)
+    if [[ -n "$left" ]]; then
+        log "ending what still runs in $NETNS: $(echo $left)"
+        # shellcheck disable=SC2086
+        kill $left 2>/dev/null || true
+        sleep 1
+        left=$(ip netns pids "$NETNS" 2>/dev/null || true)
+        # shellcheck disable=SC2086
+        [[ -z "$left" ]] || kill -9 $left 2>/dev/null || true
+    fi
     ip netns del "$NETNS" 2>/dev/null || true
     if [[ "${KEEP:-0}" == 1 ]]; then log "kept $DIR"; else rm -rf "$DIR"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+stop_pid() { # pid: SIGTERM, then SIGKILL after 10 s
+    [[ -n "$1" ]] || return 0
+    kill "$1" 2>/dev/null || return 0
+    local i
+    for i in $(seq 50); do
+        kill -0 "$1" 2>/dev/null || break
+        sleep 0.2
+    done
+    kill -9 "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
 
 in_ns() { ip netns exec "$NETNS" "$@"; }
 
@@ -111,7 +133,9 @@ EOF
 }
 
 start_etcd() {
-    in_ns "$ETCD" --name real --data-dir "$DIR/etcd" \
+    # Not through in_ns: `ip netns exec` must be the background job itself (it execs into the
+    # program), so that $! is the program's pid, not a subshell's.
+    ip netns exec "$NETNS" "$ETCD" --name real --data-dir "$DIR/etcd" \
         --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
         --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
         --initial-cluster real=http://127.0.0.1:2380 --listen-metrics-urls http://127.0.0.1:2381 \
@@ -123,7 +147,7 @@ start_etcd() {
 
 start_apiserver() {
     local d=$DIR/pki
-    in_ns "$KUBE_APISERVER" \
+    ip netns exec "$NETNS" "$KUBE_APISERVER" \
         --etcd-servers=http://127.0.0.1:2379 \
         --bind-address=0.0.0.0 --secure-port="$PORT" --advertise-address="$ADVERTISE" \
         --tls-cert-file="$d/apiserver.crt" --tls-private-key-file="$d/apiserver.key" \
@@ -141,13 +165,13 @@ start_apiserver() {
         -H "Authorization: Bearer $ADMIN_TOKEN" "$SERVER/readyz"
 }
 
-stop_apiserver() {
+stop_apiserver() { # signal: TERM for a graceful stop, KILL for a death
     [[ -n "$APISERVER_PID" ]] || return 0
-    kill -9 "$APISERVER_PID" 2>/dev/null || true
+    kill -"$1" "$APISERVER_PID" 2>/dev/null || true
     wait "$APISERVER_PID" 2>/dev/null || true
     APISERVER_PID=""
     rm -f "$DIR/kube-apiserver.pid"
-    log "kube-apiserver killed ($(date -u +%T.%N | cut -c1-12))"
+    log "kube-apiserver stopped by SIG$1 ($(date -u +%T.%N | cut -c1-12))"
 }
 
 wait_for() { # what pid seconds cmd...
@@ -196,8 +220,8 @@ log "try:        ip netns exec $NETNS kubectl --kubeconfig $DIR/admin.kubeconfig
 log "restart the apiserver: kill -USR1 $$   kill it: kill -USR2 $$   stop all: kill $$"
 echo "$DIR/admin.kubeconfig"
 
-trap 'stop_apiserver; start_apiserver' USR1
-trap 'stop_apiserver' USR2
+trap 'stop_apiserver TERM; start_apiserver' USR1
+trap 'stop_apiserver KILL' USR2
 # `wait` returns early on each trapped signal; loop until INT/TERM exit via their traps.
 while true; do
     sleep 1 &
