@@ -196,6 +196,11 @@ fn listen(
 }
 
 impl TunnelHandle {
+    /// This node's own addresses (`TunnelConfig::own_addrs`).
+    pub(crate) fn own_addrs(&self) -> &[IpAddr] {
+        &self.shared.config.own_addrs
+    }
+
     /// This node's name.
     pub fn node_name(&self) -> &str {
         self.shared.me()

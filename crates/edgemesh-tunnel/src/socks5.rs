@@ -6,6 +6,11 @@
 //! snapshot. The stream goes through the tunnel to that node's agent, which dials its own
 //! address (its policy allows nothing else for this path). Never an open proxy: an address that
 //! is no node's is refused with "not allowed by ruleset".
+//!
+//! Only the node's own processes may use it (there is no authentication, and whoever uses it
+//! reaches every node of the mesh): a client whose address is not the node's — a LAN host that
+//! routes 169.254.96.16 via the node, which Linux accepts on any interface, or a pod — is closed
+//! at once, logged.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -84,6 +89,10 @@ impl Socks5Server {
         let tunnel = Arc::new(self.tunnel);
         loop {
             match self.listener.accept().await {
+                Ok((client, peer)) if !is_this_node(&tunnel, &self.listener, peer.ip()) => {
+                    tracing::warn!(%peer, "SOCKS5 refused: only this node's own processes may use it");
+                    drop(client);
+                }
                 Ok((client, peer)) => {
                     tokio::spawn(serve_client(Arc::clone(&tunnel), client, peer));
                 }
@@ -95,6 +104,18 @@ impl Socks5Server {
             }
         }
     }
+}
+
+/// Whether `peer` is this node: loopback, the listen address itself (the node's own source
+/// towards it), or one of the node's interface addresses.
+fn is_this_node(tunnel: &TunnelHandle, listener: &TcpListener, peer: IpAddr) -> bool {
+    let peer = match peer {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
+        v4 => v4,
+    };
+    peer.is_loopback()
+        || listener.local_addr().is_ok_and(|a| a.ip() == peer)
+        || tunnel.own_addrs().contains(&peer)
 }
 
 async fn serve_client(tunnel: Arc<TunnelHandle>, mut client: TcpStream, peer: SocketAddr) {
