@@ -82,6 +82,38 @@ async fn ensure_with(
     })
 }
 
+/// Removes link `name` if it is the device [`ensure_bridge_device`] makes: it exists and carries
+/// `address` (a device of the same name without it is someone else's and is left alone).
+/// Returns whether it was removed.
+pub async fn remove_bridge_device(name: &str, address: IpAddr) -> Result<bool, BridgeError> {
+    let (connection, handle, _) = rtnetlink::new_connection().map_err(BridgeError::Connect)?;
+    let connection = tokio::spawn(connection);
+    let nl = |what| {
+        move |source| BridgeError::Netlink {
+            what,
+            device: name.to_string(),
+            source,
+        }
+    };
+    let result = async {
+        let Some(index) = link_index(&handle, name).await.map_err(nl("get link"))? else {
+            return Ok(false);
+        };
+        if !has_address(&handle, index, address)
+            .await
+            .map_err(nl("get addresses"))?
+        {
+            return Ok(false);
+        }
+        let delete = handle.link().del(index).execute();
+        delete.await.map_err(nl("delete link"))?;
+        Ok(true)
+    }
+    .await;
+    connection.abort();
+    result
+}
+
 /// The link's index, or `None` when no link has that name (ENODEV).
 async fn link_index(handle: &Handle, name: &str) -> Result<Option<u32>, rtnetlink::Error> {
     let mut links = handle.link().get().match_name(name.to_string()).execute();

@@ -27,7 +27,7 @@ pub mod server;
 pub mod upstream;
 pub mod zone;
 
-pub use bridge::{BridgeStatus, ensure_bridge_device};
+pub use bridge::{BridgeStatus, ensure_bridge_device, remove_bridge_device};
 pub use config::{
     ClientPolicy, DEFAULT_BRIDGE_DEVICE, DEFAULT_BRIDGE_IP, DEFAULT_LISTEN_PORT, DnsConfig,
     upstreams_from_resolv_conf,

@@ -294,13 +294,7 @@ pub fn endpoint_slice(slice: &EndpointSlice) -> Result<EndpointSetSpec> {
         // Kubernetes: a nil `ready` condition means ready.
         let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
         for address in &ep.addresses {
-            let ip = address.parse().map_err(|_| {
-                invalid(
-                    kind,
-                    &key,
-                    format!("endpoint address '{address}' is not an IP"),
-                )
-            })?;
+            let ip = endpoint_ip(address).map_err(|reason| invalid(kind, &key, reason))?;
             endpoints.push(EndpointSpec {
                 ip,
                 ready,
@@ -315,6 +309,37 @@ pub fn endpoint_slice(slice: &EndpointSlice) -> Result<EndpointSetSpec> {
         service,
         subsets: vec![EndpointSubset { ports, endpoints }],
     })
+}
+
+/// An endpoint address, refused where kube-apiserver's validation refuses it (loopback,
+/// link-local, unspecified, multicast): a manifests directory is not validated by an apiserver,
+/// and an endpoint at 127.0.0.1 would make this node (or, through the tunnel, another) dial
+/// itself.
+fn endpoint_ip(text: &str) -> std::result::Result<IpAddr, String> {
+    let ip: IpAddr = text
+        .parse()
+        .map_err(|_| format!("endpoint address '{text}' is not an IP"))?;
+    let link_local = match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_unicast_link_local(),
+    };
+    let refused = if ip.is_loopback() {
+        Some("loopback")
+    } else if link_local {
+        Some("link-local")
+    } else if ip.is_unspecified() {
+        Some("unspecified")
+    } else if ip.is_multicast() {
+        Some("multicast")
+    } else {
+        None
+    };
+    match refused {
+        Some(range) => Err(format!(
+            "endpoint address '{text}' is {range}, which the API server refuses too"
+        )),
+        None => Ok(ip),
+    }
 }
 
 /// Converts a core v1 Endpoints object (used when the server has no EndpointSlices).
@@ -343,9 +368,7 @@ pub fn endpoints(eps: &Endpoints) -> Result<EndpointSetSpec> {
             .map(|a| (a, false));
         let mut endpoints = Vec::new();
         for (address, ready) in ready.chain(not_ready) {
-            let ip = address.ip.parse().map_err(|_| {
-                invalid(kind, &key, format!("address '{}' is not an IP", address.ip))
-            })?;
+            let ip = endpoint_ip(&address.ip).map_err(|reason| invalid(kind, &key, reason))?;
             endpoints.push(EndpointSpec {
                 ip,
                 ready,

@@ -54,7 +54,7 @@ pub fn main(args: AgentArgs) -> ExitCode {
         .context("cannot start the async runtime")
         .and_then(|rt| {
             if cleanup {
-                rt.block_on(datapath::cleanup())
+                rt.block_on(datapath::cleanup(&settings.bridge_device))
             } else {
                 rt.block_on(run(settings, args))
             }

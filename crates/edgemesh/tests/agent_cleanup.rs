@@ -42,6 +42,15 @@ fn agent_rules_survive_a_crash_and_cleanup_removes_them() {
         .exec_ok("ip", &["route", "show", "table", "local"])
         .unwrap();
     assert!(local_before.contains("127.0.0.0/8"), "{local_before}");
+    assert!(
+        ns.exec("ip", &["link", "show", "edgemesh0"])
+            .unwrap()
+            .status
+            .success()
+    );
+    // Another bridge device is left alone.
+    ns.exec_ok("ip", &["link", "add", "other0", "type", "bridge"])
+        .unwrap();
 
     let cleanup = ns
         .command(env!("CARGO_BIN_EXE_edgemesh"))
@@ -69,12 +78,27 @@ fn agent_rules_survive_a_crash_and_cleanup_removes_them() {
         "",
         "route left over"
     );
-    // Only our route goes: the kernel's local table (loopback, host addresses) is untouched.
-    assert_eq!(
-        ns.exec_ok("ip", &["route", "show", "table", "local"])
-            .unwrap(),
-        local_before
+    assert!(
+        !ns.exec("ip", &["link", "show", "edgemesh0"])
+            .unwrap()
+            .status
+            .success(),
+        "the bridge device was left"
     );
+    assert!(
+        ns.exec("ip", &["link", "show", "other0"])
+            .unwrap()
+            .status
+            .success()
+    );
+    // Only what we made goes: the kernel's local table (loopback, host addresses) keeps all but
+    // the bridge device's address.
+    let ours = |line: &&str| line.contains("169.254.96.16");
+    let expected: Vec<&str> = local_before.lines().filter(|l| !ours(l)).collect();
+    let after = ns
+        .exec_ok("ip", &["route", "show", "table", "local"])
+        .unwrap();
+    assert_eq!(after.lines().collect::<Vec<_>>(), expected);
     let again = ns
         .command(env!("CARGO_BIN_EXE_edgemesh"))
         .args(["agent", "--cleanup", "--node-name", "n"])

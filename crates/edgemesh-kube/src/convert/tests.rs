@@ -236,3 +236,27 @@ fn node_pod_ranges_come_from_pod_cidrs_else_pod_cidr() {
     );
     assert!(ranges(json!({})).is_empty());
 }
+
+/// kube-apiserver refuses these endpoint addresses; a manifests directory must not slip them in.
+#[test]
+fn loopback_link_local_unspecified_and_multicast_endpoints_are_refused() {
+    for ip in [
+        "127.0.0.1",
+        "::1",
+        "169.254.1.1",
+        "fe80::1",
+        "0.0.0.0",
+        "224.0.0.1",
+    ] {
+        let e: Endpoints = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "ns"},
+            "subsets": [{"addresses": [{"ip": ip}], "ports": [{"port": 80}]}]
+        }))
+        .expect("valid endpoints");
+        let err = endpoints(&e).expect_err(ip).to_string();
+        assert!(
+            err.contains("which the API server refuses too"),
+            "{ip}: {err}"
+        );
+    }
+}

@@ -111,9 +111,10 @@ fn fast_path(settings: &ProxySettings, backend: &str, node_name: &str) -> Option
     })
 }
 
-/// `edgemesh agent --cleanup`: removes the rules of both backends and the UDP policy route.
-/// Each step is idempotent; every failure is reported, and a partial cleanup is an error.
-pub async fn cleanup() -> anyhow::Result<()> {
+/// `edgemesh agent --cleanup`: removes the rules of both backends, the UDP policy route and the
+/// bridge device (`bridge`: its name and the address that shows it is ours). Each step is
+/// idempotent; every failure is reported, and a partial cleanup is an error.
+pub async fn cleanup(bridge: &(String, std::net::IpAddr)) -> anyhow::Result<()> {
     let runner: Arc<dyn CommandRunner> = Arc::new(SystemRunner::new());
     let mut failures = Vec::new();
     for kind in [BackendKind::Nftables, BackendKind::Iptables] {
@@ -128,6 +129,12 @@ pub async fn cleanup() -> anyhow::Result<()> {
     match udp_routing::remove(edgemesh_netfilter::DEFAULT_TPROXY_MARK).await {
         Ok(()) => tracing::info!("removed the UDP TPROXY policy route"),
         Err(e) => failures.push(format!("UDP policy route: {e:#}")),
+    }
+    let (device, address) = bridge;
+    match edgemesh_dns::remove_bridge_device(device, *address).await {
+        Ok(true) => tracing::info!(%device, "removed the bridge device"),
+        Ok(false) => {}
+        Err(e) => failures.push(format!("bridge device {device}: {e}")),
     }
     anyhow::ensure!(
         failures.is_empty(),

@@ -1,7 +1,7 @@
 //! What the agent runs with: the config file, the defaults and the flags, resolved and validated.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use edgemesh_config::{
@@ -69,6 +69,9 @@ pub struct Settings {
     pub dns: Option<DnsSettings>,
     /// `None` when `modules.edgeTunnel.enable` is false.
     pub tunnel: Option<TunnelSettings>,
+    /// `commonConfig.bridgeDeviceName` and `bridgeDeviceIP`: the device DNS and SOCKS5 serve on
+    /// (what `--cleanup` removes).
+    pub bridge_device: (String, IpAddr),
     /// Non-fatal findings (unknown keys, fallbacks) to log once logging is up.
     pub warnings: Vec<String>,
 }
@@ -134,6 +137,14 @@ impl Settings {
                 .enable
                 .then(|| ProxySettings::from_config(proxy_config)),
             tunnel: TunnelSettings::from_config(&config, state_dir),
+            bridge_device: (
+                config.common_config.bridge_device_name.clone(),
+                config
+                    .common_config
+                    .bridge_device_ip
+                    .get()
+                    .map_or(edgemesh_dns::DEFAULT_BRIDGE_IP, IpAddr::V4),
+            ),
             warnings: warnings.iter().map(ToString::to_string).collect(),
         }
     }
