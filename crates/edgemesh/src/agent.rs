@@ -95,6 +95,7 @@ async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
                 tunnel_handle.clone(),
                 publisher.cell(),
                 publisher.subscribe(),
+                publisher.readiness(),
             )
             .await?,
         ),

@@ -46,7 +46,7 @@ use store::Store;
 #[derive(Debug)]
 struct Shared {
     store: Mutex<Store>,
-    served: Served,
+    served: Mutex<Served>,
     available: AtomicBool,
     /// Bumped to end every open watch abruptly.
     cut: tokio::sync::watch::Sender<u64>,
@@ -62,6 +62,11 @@ struct Shared {
 impl Shared {
     fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What is served right now (see [`ApiServer::serve_istio`]).
+    fn served(&self) -> Served {
+        *self.served.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn tls_errors(&self) -> MutexGuard<'_, Vec<String>> {
@@ -161,10 +166,10 @@ impl Builder {
         };
         let shared = Arc::new(Shared {
             store: Mutex::new(Store::new()),
-            served: Served {
+            served: Mutex::new(Served {
                 endpointslices: self.endpointslices,
                 istio: self.istio,
-            },
+            }),
             available: AtomicBool::new(true),
             cut: tokio::sync::watch::channel(0).0,
             requests: Mutex::new(Vec::new()),
@@ -289,6 +294,26 @@ impl ApiServer {
         }
     }
 
+    /// Starts (or stops) serving `networking.istio.io` at run time, as installing (or deleting)
+    /// Istio's CRDs does: discovery, lists and watches follow at once.
+    pub fn serve_istio(&self, serve: bool) {
+        self.shared
+            .served
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .istio = serve;
+    }
+
+    /// An apiserver restart: every request gets 503 and open watches are cut for `down`, then
+    /// the objects are served again but every resourceVersion handed out before is expired
+    /// (watches from them get 410 Expired), as after a real restart with compaction.
+    pub fn restart(&self, down: Duration) {
+        self.set_available(false);
+        std::thread::sleep(down);
+        self.compact();
+        self.set_available(true);
+    }
+
     /// Every request so far, as "METHOD /path?query".
     pub fn requests(&self) -> Vec<String> {
         self.shared
@@ -322,7 +347,7 @@ impl ApiServer {
         api_version: &str,
         kind: &str,
     ) -> Result<(&'static resources::Resource, String), ApiError> {
-        self.shared.served.find_kind(api_version, kind).ok_or_else(|| {
+        self.shared.served().find_kind(api_version, kind).ok_or_else(|| {
             ApiError::new(404, "NotFound", format!("the server could not find the requested resource: kind {kind:?} in {api_version:?}"))
         })
     }

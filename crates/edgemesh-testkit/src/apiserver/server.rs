@@ -78,7 +78,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             "the server is currently unable to handle the request",
         )));
     }
-    let route = route::parse(req.uri().path(), &shared.served);
+    let route = route::parse(req.uri().path(), &shared.served());
     let watch = matches!(&route, Route::Resource(t) if is_watch(t, req.uri().query()));
     if let Some(refusal) = shared
         .access
@@ -103,9 +103,9 @@ fn discovery(shared: &Shared, route: Route) -> Result<Response<Body>, ApiError> 
     let doc = match route {
         Route::Version => Some(version_info()),
         Route::CoreVersions => Some(api_versions(&shared.addr.to_string())),
-        Route::Groups => Some(shared.served.api_group_list()),
-        Route::Group(group) => shared.served.api_group(&group),
-        Route::ResourceList { group, version } => shared.served.resource_list(&group, &version),
+        Route::Groups => Some(shared.served().api_group_list()),
+        Route::Group(group) => shared.served().api_group(&group),
+        Route::ResourceList { group, version } => shared.served().resource_list(&group, &version),
         Route::Resource(_) | Route::NotFound => None,
     };
     doc.map(|d| json(StatusCode::OK, &d))

@@ -8,6 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 
 use anyhow::Context;
+use edgemesh_kube::Readiness;
 use edgemesh_lb::LoadBalancer;
 use edgemesh_model::{Snapshot, SnapshotCell};
 use edgemesh_netfilter::{
@@ -37,6 +38,7 @@ pub async fn start(
     tunnel: Option<TunnelHandle>,
     cell: Arc<SnapshotCell>,
     updates: watch::Receiver<Arc<Snapshot>>,
+    readiness: Arc<Readiness>,
 ) -> anyhow::Result<DataPath> {
     let balancer = Arc::new(
         LoadBalancer::new(settings.consistent_hash)
@@ -91,6 +93,7 @@ pub async fn start(
         backend,
         options,
         updates,
+        readiness,
         balancer,
         Arc::clone(&stats),
     ));
