@@ -2,10 +2,14 @@
 //! points ClusterIP traffic at it.
 //!
 //! Order matters: the listeners are bound before the first rule is installed, so a rule never
-//! points at a port nobody listens on.
+//! points at a port nobody listens on. They accept only once every source completed its first
+//! list (at most [`ACCEPT_WAIT`]): during a takeover the predecessor's rules already send
+//! connections here, and the kernel holds them in the backlog instead of the proxy refusing
+//! services it does not know yet.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use edgemesh_kube::Readiness;
@@ -24,6 +28,10 @@ use tokio::sync::watch;
 use super::proxier::{self, ProxierStats};
 use super::settings::ProxySettings;
 use super::udp_routing;
+
+/// How long the proxy holds connections while the sources have not completed their first list;
+/// then it serves what it knows.
+const ACCEPT_WAIT: Duration = Duration::from_secs(5);
 
 /// Handles the admin endpoint reads.
 #[derive(Debug, Clone)]
@@ -67,7 +75,9 @@ pub async fn start(
         )
     })?;
     let serving = proxy.clone();
+    let synced = first_complete_sync(updates.clone(), Arc::clone(&readiness));
     tokio::spawn(async move {
+        synced.await;
         if let Err(e) = serving.serve_tcp(listener).await {
             tracing::error!("TCP proxy stopped: {e}");
         }
@@ -80,7 +90,8 @@ pub async fn start(
         move || select_backend(kind, runner)
     })
     .await??;
-    let udp = start_udp(settings, &proxy).await;
+    let synced = first_complete_sync(updates.clone(), Arc::clone(&readiness));
+    let udp = start_udp(settings, &proxy, synced).await;
     tracing::info!(backend = backend.name(), tcp = %tcp_addr, udp = udp.is_some(), "transparent proxy listening; programming ClusterIP interception");
     let options = RuleOptions {
         tcp_port: settings.port,
@@ -101,6 +112,26 @@ pub async fn start(
         proxy_metrics: Arc::clone(proxy.metrics()),
         proxier: stats,
     })
+}
+
+/// Resolves once every source completed its first list, or after [`ACCEPT_WAIT`].
+async fn first_complete_sync(
+    mut updates: watch::Receiver<Arc<Snapshot>>,
+    readiness: Arc<Readiness>,
+) {
+    let complete = async {
+        // The publisher marks readiness before it sends that Snapshot: no wake-up is missed.
+        while !readiness.is_ready() {
+            if updates.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    if tokio::time::timeout(ACCEPT_WAIT, complete).await.is_err() {
+        tracing::warn!(
+            "the sources have not completed their first list within {ACCEPT_WAIT:?}; the proxy serves the services it knows"
+        );
+    }
 }
 
 /// The kernel fast path needs nftables (numgen DNAT maps); with iptables every frontend is proxied.
@@ -142,7 +173,11 @@ pub async fn cleanup() -> anyhow::Result<()> {
 
 /// UDP needs TPROXY (either backend), the policy route for the TPROXY mark and a transparent
 /// socket; without any of them UDP services are left alone (logged) and TCP still works.
-async fn start_udp(settings: &ProxySettings, proxy: &Proxy) -> Option<UdpOptions> {
+async fn start_udp(
+    settings: &ProxySettings,
+    proxy: &Proxy,
+    synced: impl Future<Output = ()> + Send + 'static,
+) -> Option<UdpOptions> {
     let options = UdpOptions {
         port: settings.port,
         mark: edgemesh_netfilter::DEFAULT_TPROXY_MARK,
@@ -160,6 +195,7 @@ async fn start_udp(settings: &ProxySettings, proxy: &Proxy) -> Option<UdpOptions
     };
     let serving = proxy.clone();
     tokio::spawn(async move {
+        synced.await;
         if let Err(e) = serving.serve_udp(socket).await {
             tracing::error!("UDP proxy stopped: {e}");
         }
