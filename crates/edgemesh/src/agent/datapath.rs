@@ -25,6 +25,7 @@ use edgemesh_tunnel::{TunnelDialer, TunnelHandle};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::liveness::Liveness;
 use super::proxier::{self, ProxierStats};
 use super::settings::ProxySettings;
 use super::udp_routing;
@@ -47,6 +48,7 @@ pub async fn start(
     cell: Arc<SnapshotCell>,
     updates: watch::Receiver<Arc<Snapshot>>,
     readiness: Arc<Readiness>,
+    liveness: &Liveness,
 ) -> anyhow::Result<DataPath> {
     let balancer = Arc::new(
         LoadBalancer::new(settings.consistent_hash)
@@ -76,7 +78,7 @@ pub async fn start(
     })?;
     let serving = proxy.clone();
     let synced = first_complete_sync(updates.clone(), Arc::clone(&readiness));
-    tokio::spawn(async move {
+    liveness.spawn("tcp proxy", async move {
         synced.await;
         if let Err(e) = serving.serve_tcp(listener).await {
             tracing::error!("TCP proxy stopped: {e}");
@@ -91,7 +93,7 @@ pub async fn start(
     })
     .await??;
     let synced = first_complete_sync(updates.clone(), Arc::clone(&readiness));
-    let udp = start_udp(settings, &proxy, synced).await;
+    let udp = start_udp(settings, &proxy, synced, liveness).await;
     tracing::info!(backend = backend.name(), tcp = %tcp_addr, udp = udp.is_some(), "transparent proxy listening; programming ClusterIP interception");
     let options = RuleOptions {
         tcp_port: settings.port,
@@ -100,14 +102,17 @@ pub async fn start(
         ..RuleOptions::default()
     };
     let stats = Arc::new(ProxierStats::default());
-    tokio::spawn(proxier::run(
-        backend,
-        options,
-        updates,
-        readiness,
-        balancer,
-        Arc::clone(&stats),
-    ));
+    liveness.spawn(
+        "proxier",
+        proxier::run(
+            backend,
+            options,
+            updates,
+            readiness,
+            balancer,
+            Arc::clone(&stats),
+        ),
+    );
     Ok(DataPath {
         proxy_metrics: Arc::clone(proxy.metrics()),
         proxier: stats,
@@ -177,6 +182,7 @@ async fn start_udp(
     settings: &ProxySettings,
     proxy: &Proxy,
     synced: impl Future<Output = ()> + Send + 'static,
+    liveness: &Liveness,
 ) -> Option<UdpOptions> {
     let options = UdpOptions {
         port: settings.port,
@@ -194,7 +200,7 @@ async fn start_udp(
         }
     };
     let serving = proxy.clone();
-    tokio::spawn(async move {
+    liveness.spawn("udp proxy", async move {
         synced.await;
         if let Err(e) = serving.serve_udp(socket).await {
             tracing::error!("UDP proxy stopped: {e}");
