@@ -91,11 +91,21 @@ fn agent_restarts_under_a_10ms_probe_loop_lose_no_connection() {
         web.is_empty(),
         "fast path: {web:#?}\n--- agent log:\n{logs}"
     );
-    // A proxied connection needs a live proxy: the one SIGKILL catches in flight, and one made
-    // while no process listens (start-up), fail. Everything else is held in the new agent's
-    // backlog until its first complete sync (before: every probe in that window was reset).
+    // A proxied connection needs a live proxy. Probes are sequential, so SIGKILL catches at most
+    // one in flight per restart (reset, or cut before the answer); one made while no process
+    // listens on the proxy port (start-up) is refused. Nothing else may fail: before the new
+    // agent's first complete sync its proxy holds connections in the backlog (it reset about
+    // seven in a row per restart when it accepted at once).
+    let refused = cart.iter().filter(|f| f.contains("refused")).count();
+    let in_flight = cart
+        .iter()
+        .filter(|f| f.contains("reset by peer") || f.contains("bad HTTP response"))
+        .count();
+    eprintln!(
+        "cart (proxied): {refused} refused while no agent listened, {in_flight} cut in flight"
+    );
     assert!(
-        cart.len() <= 2 * RESTARTS,
+        in_flight <= RESTARTS && refused + in_flight == cart.len(),
         "proxied: {cart:#?}\n--- agent log:\n{logs}"
     );
 }
