@@ -3,26 +3,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step should panic
 mod common;
 
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use common::{Agent, has_service, netns, service_json};
-use edgemesh_testkit::apiserver::{ApiServer, Builder};
+use edgemesh_testkit::apiserver::ApiServer;
 use serde_json::Value;
 
 /// A change made right after an apiserver restart must be in the Snapshot within this.
 const AFTER_RESTART: Duration = Duration::from_secs(2);
 /// The agent asks discovery again every 10 s (`CRD_RECHECK`); a watch and a rebuild on top.
 const CRD_PICKUP: Duration = Duration::from_secs(12);
-
-fn api_in(ns: &edgemesh_testkit::netns::Netns, builder: Builder) -> ApiServer {
-    let listener = ns
-        .run(|| TcpListener::bind("127.0.0.1:0"))
-        .expect("bind in netns");
-    builder
-        .start_on(listener)
-        .expect("start the apiserver double")
-}
 
 /// How long until `check` holds (polling every 20 ms), or `None` after `limit`.
 fn time_until(agent: &Agent, limit: Duration, check: impl Fn(&Value) -> bool) -> Option<Duration> {
@@ -40,10 +30,10 @@ fn time_until(agent: &Agent, limit: Duration, check: impl Fn(&Value) -> bool) ->
 fn agent_sees_a_change_made_right_after_an_apiserver_restart_within_2s() {
     let ns = netns("rst");
     // No periodic bookmark may refresh the agent's resourceVersion: every restart must cost a 410.
-    let api = api_in(
-        &ns,
-        ApiServer::builder().bookmark_interval(Duration::from_secs(3600)),
-    );
+    let api = ApiServer::builder()
+        .bookmark_interval(Duration::from_secs(3600))
+        .start_in(&ns)
+        .unwrap();
     api.apply(service_json("shop", "web", "10.96.0.10", 80))
         .unwrap();
     let agent = Agent::start(ns, &["--master", &api.url()]).ready();
@@ -70,7 +60,7 @@ fn agent_sees_a_change_made_right_after_an_apiserver_restart_within_2s() {
 #[test]
 fn agent_picks_up_a_destination_rule_crd_installed_at_run_time() {
     let ns = netns("crd");
-    let api = api_in(&ns, ApiServer::builder().istio(false));
+    let api = ApiServer::builder().istio(false).start_in(&ns).unwrap();
     api.apply(service_json("shop", "web", "10.96.0.10", 80))
         .unwrap();
     let agent = Agent::start(ns, &["--master", &api.url()]).ready();

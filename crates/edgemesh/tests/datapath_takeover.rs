@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step should panic
 mod datapath_support;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -111,12 +111,7 @@ fn agent_restarts_under_a_10ms_probe_loop_lose_no_connection() {
 }
 
 fn api_in(cluster: &Cluster, builder: Builder, services: &[Svc]) -> ApiServer {
-    let listener = cluster
-        .node
-        .netns()
-        .run(|| TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let api = builder.start_on(listener).unwrap();
+    let api = builder.start_in(cluster.node.netns()).unwrap();
     for object in services.iter().flat_map(Svc::objects) {
         api.apply(object).unwrap();
     }

@@ -152,6 +152,12 @@ impl Builder {
         self.start_on(TcpListener::bind("127.0.0.1:0")?)
     }
 
+    /// Starts on `127.0.0.1:0` inside `netns`, where an agent in that namespace reaches it.
+    pub fn start_in(self, netns: &crate::netns::Netns) -> std::io::Result<ApiServer> {
+        let listener = netns.run(|| TcpListener::bind("127.0.0.1:0"))?;
+        self.start_on(listener)
+    }
+
     /// Starts on a listener the caller made (for example inside a network namespace).
     pub fn start_on(self, listener: TcpListener) -> std::io::Result<ApiServer> {
         let addr = listener.local_addr()?;
