@@ -48,6 +48,8 @@ struct Shared {
     store: Mutex<Store>,
     served: Mutex<Served>,
     available: AtomicBool,
+    /// False while [`ApiServer::restart`] has the server down.
+    reachable: AtomicBool,
     /// Bumped to end every open watch abruptly.
     cut: tokio::sync::watch::Sender<u64>,
     requests: Mutex<Vec<String>>,
@@ -177,6 +179,7 @@ impl Builder {
                 istio: self.istio,
             }),
             available: AtomicBool::new(true),
+            reachable: AtomicBool::new(true),
             cut: tokio::sync::watch::channel(0).0,
             requests: Mutex::new(Vec::new()),
             open_watches: AtomicUsize::new(0),
@@ -310,14 +313,16 @@ impl ApiServer {
             .istio = serve;
     }
 
-    /// An apiserver restart: every request gets 503 and open watches are cut for `down`, then
-    /// the objects are served again but every resourceVersion handed out before is expired
-    /// (watches from them get 410 Expired), as after a real restart with compaction.
+    /// An apiserver restart: for `down` every connection is closed unanswered (the process is
+    /// gone) and open watches are cut; then the objects are served again but every
+    /// resourceVersion handed out before is expired (watches from them get 410 Expired), as
+    /// after a real restart with compaction. [`ApiServer::set_available`] is the 503 variant.
     pub fn restart(&self, down: Duration) {
-        self.set_available(false);
+        self.shared.reachable.store(false, Ordering::SeqCst);
+        self.cut_watches();
         std::thread::sleep(down);
         self.compact();
-        self.set_available(true);
+        self.shared.reachable.store(true, Ordering::SeqCst);
     }
 
     /// Every request so far, as "METHOD /path?query".

@@ -30,6 +30,8 @@ pub async fn serve(
         tokio::select! {
             _ = &mut stop => return,
             accepted = listener.accept() => match accepted {
+                // Down (a restart): the connection is closed before any byte is read.
+                Ok(_) if !shared.reachable.load(Ordering::SeqCst) => {}
                 Ok((stream, _)) => {
                     let shared = shared.clone();
                     tokio::spawn(async move {
@@ -53,11 +55,20 @@ async fn serve_connection<S>(stream: S, shared: Arc<Shared>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |req| handle(shared.clone(), req));
+    let service = hyper::service::service_fn(move |req| answer(shared.clone(), req));
     // A client hanging up or a cut watch ends the connection: nothing to report.
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)
         .await;
+}
+
+/// [`handle`], unless the server is down ([`super::ApiServer::restart`]): then a kept-alive
+/// connection is dropped without an answer.
+async fn answer(shared: Arc<Shared>, req: Request<Incoming>) -> std::io::Result<Response<Body>> {
+    if !shared.reachable.load(Ordering::SeqCst) {
+        return Err(std::io::Error::other("the apiserver double is down"));
+    }
+    handle(shared, req).await.map_err(|never| match never {})
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
