@@ -150,13 +150,13 @@ async fn watch_endpoints(client: Client, events: Events, endpoints: EndpointsApi
 async fn watch_destination_rules(client: Client, events: Events) {
     let mut told = None;
     loop {
-        let state = match istio_version(&client, &events).await {
+        let state = match istio_version(&client, &events, told.is_none()).await {
             None => {
                 not_served(&events, ResourceKind::DestinationRule).await;
                 RulesState::NotInstalled
             }
             Some(version) => {
-                if told.is_some() {
+                if told == Some(RulesState::NotInstalled) {
                     tracing::info!(
                         "Istio DestinationRules are served now ({ISTIO_GROUP}/{version}); watching them"
                     );
@@ -224,7 +224,9 @@ async fn watch_rules_of(client: &Client, version: &str, events: &Events) -> Ende
 
 /// The served DestinationRule version; when discovery itself is refused (the metaServer), the
 /// version EdgeMesh watches. While discovery fails, readiness does not wait for the rules.
-async fn istio_version(client: &Client, events: &Events) -> Option<&'static str> {
+/// `first`: the first look, which logs a refused discovery (the later ones every
+/// [`CRD_RECHECK`] would repeat it).
+async fn istio_version(client: &Client, events: &Events, first: bool) -> Option<&'static str> {
     let mut release = Some(events);
     for version in ISTIO_VERSIONS {
         let api_version = format!("{ISTIO_GROUP}/{version}");
@@ -237,10 +239,12 @@ async fn istio_version(client: &Client, events: &Events) -> Option<&'static str>
             Ok(true) => return Some(version),
             Ok(false) => {}
             Err(refusal) => {
-                tracing::info!(
-                    "API discovery for {api_version} refused ({}); watching {ISTIO_GROUP}/{ISTIO_FALLBACK_VERSION} DestinationRules directly",
-                    refusal.message()
-                );
+                if first {
+                    tracing::info!(
+                        "API discovery for {api_version} refused ({}); watching {ISTIO_GROUP}/{ISTIO_FALLBACK_VERSION} DestinationRules directly",
+                        refusal.message()
+                    );
+                }
                 return Some(ISTIO_FALLBACK_VERSION);
             }
         }
