@@ -196,14 +196,14 @@ fn listen(
 }
 
 impl TunnelHandle {
-    /// Whether the swarm driver still runs (its command channel closes when it ends).
-    pub fn driver_running(&self) -> bool {
-        !self.shared.commands.is_closed()
-    }
-
     /// This node's name.
     pub fn node_name(&self) -> &str {
         self.shared.me()
+    }
+
+    /// Whether the swarm driver still runs (its command channel closes when it ends).
+    pub fn driver_running(&self) -> bool {
+        !self.shared.commands.is_closed()
     }
 
     /// This node's peer id (derived from its key).
