@@ -68,6 +68,11 @@ pub const USER_AGENT: &str = concat!("edgemesh-agent/", env!("CARGO_PKG_VERSION"
 
 fn build(mut config: Config) -> Result<Client, ClientError> {
     use_ring_for_tls();
+    // kube's own retry layer re-sends a request answered 429/503/504 up to 15 times with a
+    // delay doubling to 1,000 s, unseen by the watchers: after an apiserver outage the agent
+    // waited that long before asking again. The watchers' retry policy (source::api) handles
+    // those answers itself, asking again every second.
+    config.default_retry = false;
     config.headers.push((
         http::header::USER_AGENT,
         http::HeaderValue::from_static(USER_AGENT),

@@ -123,12 +123,12 @@ impl Publisher {
         let (snapshot, report) = self.catalog.build_snapshot(self.options);
         self.report_new_warnings(report.warnings);
         let snapshot = Arc::new(snapshot);
-        self.cell.store(Arc::clone(&snapshot));
-        self.updates.send_replace(Arc::clone(&snapshot));
         let synced = self
             .expected
             .iter()
             .all(|(s, k)| self.catalog.is_synced(*s, *k));
+        // Marked before the Snapshot is sent: a consumer woken by it (the proxier, which
+        // programs rules only from a complete Snapshot) must already see it as complete.
         if synced && !self.readiness.is_ready() {
             tracing::info!(
                 version = snapshot.version,
@@ -136,6 +136,8 @@ impl Publisher {
             );
             self.readiness.0.store(snapshot.version, Ordering::Release);
         }
+        self.cell.store(Arc::clone(&snapshot));
+        self.updates.send_replace(Arc::clone(&snapshot));
         tracing::debug!(
             version = snapshot.version,
             services = snapshot.services.len(),

@@ -206,6 +206,11 @@ impl TunnelHandle {
         self.shared.me()
     }
 
+    /// Whether the swarm driver still runs (its command channel closes when it ends).
+    pub fn driver_running(&self) -> bool {
+        !self.shared.commands.is_closed()
+    }
+
     /// This node's peer id (derived from its key).
     pub fn peer_id(&self) -> PeerId {
         self.peer_id

@@ -3,6 +3,7 @@
 mod admin;
 mod datapath;
 mod dns;
+mod liveness;
 mod proxier;
 mod reload;
 mod settings;
@@ -76,11 +77,15 @@ async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
         apiserver_via: settings.apiserver_via,
     };
     let publisher = Publisher::new(&settings.sources(), options, DEBOUNCE);
+    let liveness = liveness::Liveness::default();
     let tunnel = match &settings.tunnel {
         Some(t) => Some(tunnel::start(t, &settings.node_name, publisher.cell())?),
         None => None,
     };
     let tunnel_handle = tunnel.as_ref().map(edgemesh_tunnel::Tunnel::handle);
+    if let Some(handle) = tunnel_handle.clone() {
+        liveness.check("tunnel driver", move || handle.driver_running());
+    }
     if let (Some(t), Some(handle)) = (&settings.tunnel, &tunnel_handle) {
         tunnel::start_socks5(t, handle.clone()).await?;
         if let Some(path) = args.config.clone() {
@@ -95,13 +100,15 @@ async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
                 tunnel_handle.clone(),
                 publisher.cell(),
                 publisher.subscribe(),
+                publisher.readiness(),
+                &liveness,
             )
             .await?,
         ),
         None => None,
     };
     let dns = match settings.dns.clone() {
-        Some(dns) => Some(dns::start(dns, publisher.cell()).await?),
+        Some(dns) => Some(dns::start(dns, publisher.cell(), &liveness).await?),
         None => None,
     };
     let peers = tunnel_handle.map(tunnel::report_peers);
@@ -111,9 +118,10 @@ async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
         datapath,
         dns,
         peers,
+        liveness.clone(),
     );
     let (events, rx) = mpsc::channel(1024);
-    tokio::spawn(publisher.run(rx));
+    liveness.spawn("publisher", publisher.run(rx));
     start_sources(&settings, events).await?;
     let (addr, serving) = admin
         .bind(settings.admin_addr)

@@ -2,37 +2,23 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step should panic
 mod common;
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use common::{Agent, backends, has_service, netns, service_json, slice_json};
 use edgemesh_testkit::apiserver::ApiServer;
 
 const WITHIN: Duration = Duration::from_secs(1);
-/// A cut or expired watch is re-established by kube-runtime's backoff (first retry well below 1 s).
+/// A cut or expired watch is re-established at once (source/api/retry.rs).
 const RECONNECT: Duration = Duration::from_secs(5);
-
-/// The test double listens inside the agent's namespace, where the agent can reach it.
-fn api_in(
-    netns: &edgemesh_testkit::netns::Netns,
-    builder: edgemesh_testkit::apiserver::Builder,
-) -> ApiServer {
-    let listener = netns
-        .run(|| TcpListener::bind("127.0.0.1:0"))
-        .expect("bind in netns");
-    builder
-        .start_on(listener)
-        .expect("start the apiserver double")
-}
 
 #[test]
 fn agent_follows_the_api_through_changes_cuts_and_410() {
     let ns = netns("disc");
     // No periodic bookmark may slip between compact() and the cut, or there would be no 410.
-    let api = api_in(
-        &ns,
-        ApiServer::builder().bookmark_interval(Duration::from_secs(3600)),
-    );
+    let api = ApiServer::builder()
+        .bookmark_interval(Duration::from_secs(3600))
+        .start_in(&ns)
+        .unwrap();
     api.apply(service_json("shop", "web", "10.96.0.10", 80))
         .unwrap();
     api.apply(slice_json("shop", "web", &["192.0.2.1"], 8080))
@@ -89,7 +75,11 @@ fn list_requests(api: &ApiServer) -> usize {
 #[test]
 fn agent_falls_back_to_endpoints_and_runs_without_istio() {
     let ns = netns("old");
-    let api = api_in(&ns, ApiServer::builder().endpointslices(false).istio(false));
+    let api = ApiServer::builder()
+        .endpointslices(false)
+        .istio(false)
+        .start_in(&ns)
+        .unwrap();
     api.apply(service_json("shop", "web", "10.96.0.10", 80))
         .unwrap();
     api.apply(serde_json::json!({
@@ -111,7 +101,7 @@ fn agent_falls_back_to_endpoints_and_runs_without_istio() {
 #[test]
 fn agent_reads_destination_rules_and_skips_bad_objects() {
     let ns = netns("dr");
-    let api = api_in(&ns, ApiServer::builder());
+    let api = ApiServer::builder().start_in(&ns).unwrap();
     api.apply(service_json("shop", "web", "10.96.0.10", 80))
         .unwrap();
     api.apply(service_json("shop", "odd", "10.96.0.13", 80))

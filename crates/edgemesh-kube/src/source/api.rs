@@ -12,6 +12,7 @@
 
 mod forward;
 mod refusal;
+mod retry;
 
 use std::fmt::Debug;
 use std::time::Duration;
@@ -20,7 +21,6 @@ use edgemesh_model::{Resource, ResourceKind, SourceId};
 use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
-use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
 use kube::{Client, Resource as KubeResource};
 use serde::de::DeserializeOwned;
@@ -37,6 +37,8 @@ const ISTIO_VERSIONS: [&str; 2] = ["v1beta1", "v1alpha3"];
 const ISTIO_FALLBACK_VERSION: &str = "v1alpha3";
 const SLICES_API: &str = "discovery.k8s.io/v1";
 const DISCOVERY_RETRY: Duration = Duration::from_secs(2);
+/// How often the agent asks again whether Istio's DestinationRule CRD is served.
+pub const CRD_RECHECK: Duration = Duration::from_secs(10);
 
 const SERVICES: Grant = Grant::new("", "services");
 const ENDPOINTS: Grant = Grant::new("", "endpoints");
@@ -143,16 +145,68 @@ async fn watch_endpoints(client: Client, events: Events, endpoints: EndpointsApi
 }
 
 /// Istio DestinationRules, optional: without the CRD, or refused, every service uses round robin.
+/// Istio may be installed (or removed) while the agent runs, so discovery is asked again every
+/// [`CRD_RECHECK`] while the rules are not watched, and after a watch ends in a refusal.
 async fn watch_destination_rules(client: Client, events: Events) {
-    let Some(version) = istio_version(&client, &events).await else {
-        tracing::info!("Istio DestinationRule CRD not installed; every service uses round robin");
-        not_served(&events, ResourceKind::DestinationRule).await;
-        return;
-    };
+    let mut told = None;
+    loop {
+        let state = match istio_version(&client, &events, told.is_none()).await {
+            None => {
+                not_served(&events, ResourceKind::DestinationRule).await;
+                RulesState::NotInstalled
+            }
+            Some(version) => {
+                if told == Some(RulesState::NotInstalled) {
+                    tracing::info!(
+                        "Istio DestinationRules are served now ({ISTIO_GROUP}/{version}); watching them"
+                    );
+                }
+                match watch_rules_of(&client, version, &events).await {
+                    Ended::Closed => return,
+                    Ended::Refused(refusal) => RulesState::Refused(refusal),
+                }
+            }
+        };
+        if told.as_ref() != Some(&state) {
+            state.log();
+            told = Some(state);
+        }
+        tokio::time::sleep(CRD_RECHECK).await;
+    }
+}
+
+/// Why DestinationRules are not watched right now (logged when it changes).
+#[derive(Debug, PartialEq, Eq)]
+enum RulesState {
+    NotInstalled,
+    Refused(Refusal),
+}
+
+impl RulesState {
+    fn log(&self) {
+        match self {
+            RulesState::NotInstalled => tracing::info!(
+                "Istio DestinationRule CRD not installed; every service uses round robin (checking again every {CRD_RECHECK:?})"
+            ),
+            RulesState::Refused(refusal @ Refusal::Forbidden(_)) => tracing::warn!(
+                "DestinationRules cannot be listed ({}); every service uses round robin. {}",
+                refusal.message(),
+                fix(DESTINATION_RULES, refusal)
+            ),
+            RulesState::Refused(refusal) => tracing::info!(
+                "DestinationRules are not served ({}); every service uses round robin (checking again every {CRD_RECHECK:?})",
+                refusal.message()
+            ),
+        }
+    }
+}
+
+/// Watches DestinationRules of `version` until the watch is refused or the publisher is gone.
+async fn watch_rules_of(client: &Client, version: &str, events: &Events) -> Ended {
     let gvk = GroupVersionKind::gvk(ISTIO_GROUP, version, "DestinationRule");
     let resource = ApiResource::from_gvk_with_plural(&gvk, "destinationrules");
-    let api = Api::<DynamicObject>::all_with(client, &resource);
-    let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+    let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
+    let stream = watcher::watcher(api, watcher::Config::default());
     let convert = |o: &DynamicObject| {
         let value = serde_json::to_value(o).unwrap_or_default();
         convert::destination_rule(&value).map(Resource::DestinationRule)
@@ -162,27 +216,17 @@ async fn watch_destination_rules(client: Client, events: Events) {
         Role::Optional,
         DESTINATION_RULES,
     );
-    let ended = forward(stream, plan, events, convert, |o| {
+    forward(stream, plan, events.clone(), convert, |o| {
         object_key(&o.metadata, true)
     })
-    .await;
-    match ended {
-        Ended::Refused(refusal @ Refusal::Forbidden(_)) => tracing::warn!(
-            "DestinationRules cannot be listed ({}); every service uses round robin. {}",
-            refusal.message(),
-            fix(DESTINATION_RULES, &refusal)
-        ),
-        Ended::Refused(refusal) => tracing::info!(
-            "DestinationRules are not served ({}); every service uses round robin",
-            refusal.message()
-        ),
-        Ended::Closed => {}
-    }
+    .await
 }
 
 /// The served DestinationRule version; when discovery itself is refused (the metaServer), the
 /// version EdgeMesh watches. While discovery fails, readiness does not wait for the rules.
-async fn istio_version(client: &Client, events: &Events) -> Option<&'static str> {
+/// `first`: the first look, which logs a refused discovery (the later ones every
+/// [`CRD_RECHECK`] would repeat it).
+async fn istio_version(client: &Client, events: &Events, first: bool) -> Option<&'static str> {
     let mut release = Some(events);
     for version in ISTIO_VERSIONS {
         let api_version = format!("{ISTIO_GROUP}/{version}");
@@ -195,10 +239,12 @@ async fn istio_version(client: &Client, events: &Events) -> Option<&'static str>
             Ok(true) => return Some(version),
             Ok(false) => {}
             Err(refusal) => {
-                tracing::info!(
-                    "API discovery for {api_version} refused ({}); watching {ISTIO_GROUP}/{ISTIO_FALLBACK_VERSION} DestinationRules directly",
-                    refusal.message()
-                );
+                if first {
+                    tracing::info!(
+                        "API discovery for {api_version} refused ({}); watching {ISTIO_GROUP}/{ISTIO_FALLBACK_VERSION} DestinationRules directly",
+                        refusal.message()
+                    );
+                }
                 return Some(ISTIO_FALLBACK_VERSION);
             }
         }
@@ -283,7 +329,7 @@ where
     F: Fn(&K) -> Result<Resource, InvalidObject>,
 {
     let namespaced = plan.kind != ResourceKind::Node;
-    let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+    let stream = watcher::watcher(api, watcher::Config::default());
     forward(stream, plan, events, convert, |o: &K| {
         object_key(o.meta(), namespaced)
     })

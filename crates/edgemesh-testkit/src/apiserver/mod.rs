@@ -46,8 +46,10 @@ use store::Store;
 #[derive(Debug)]
 struct Shared {
     store: Mutex<Store>,
-    served: Served,
+    served: Mutex<Served>,
     available: AtomicBool,
+    /// False while [`ApiServer::restart`] has the server down.
+    reachable: AtomicBool,
     /// Bumped to end every open watch abruptly.
     cut: tokio::sync::watch::Sender<u64>,
     requests: Mutex<Vec<String>>,
@@ -62,6 +64,11 @@ struct Shared {
 impl Shared {
     fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What is served right now (see [`ApiServer::serve_istio`]).
+    fn served(&self) -> Served {
+        *self.served.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn tls_errors(&self) -> MutexGuard<'_, Vec<String>> {
@@ -147,6 +154,12 @@ impl Builder {
         self.start_on(TcpListener::bind("127.0.0.1:0")?)
     }
 
+    /// Starts on `127.0.0.1:0` inside `netns`, where an agent in that namespace reaches it.
+    pub fn start_in(self, netns: &crate::netns::Netns) -> std::io::Result<ApiServer> {
+        let listener = netns.run(|| TcpListener::bind("127.0.0.1:0"))?;
+        self.start_on(listener)
+    }
+
     /// Starts on a listener the caller made (for example inside a network namespace).
     pub fn start_on(self, listener: TcpListener) -> std::io::Result<ApiServer> {
         let addr = listener.local_addr()?;
@@ -161,11 +174,12 @@ impl Builder {
         };
         let shared = Arc::new(Shared {
             store: Mutex::new(Store::new()),
-            served: Served {
+            served: Mutex::new(Served {
                 endpointslices: self.endpointslices,
                 istio: self.istio,
-            },
+            }),
             available: AtomicBool::new(true),
+            reachable: AtomicBool::new(true),
             cut: tokio::sync::watch::channel(0).0,
             requests: Mutex::new(Vec::new()),
             open_watches: AtomicUsize::new(0),
@@ -289,6 +303,28 @@ impl ApiServer {
         }
     }
 
+    /// Starts (or stops) serving `networking.istio.io` at run time, as installing (or deleting)
+    /// Istio's CRDs does: discovery, lists and watches follow at once.
+    pub fn serve_istio(&self, serve: bool) {
+        self.shared
+            .served
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .istio = serve;
+    }
+
+    /// An apiserver restart: for `down` every connection is closed unanswered (the process is
+    /// gone) and open watches are cut; then the objects are served again but every
+    /// resourceVersion handed out before is expired (watches from them get 410 Expired), as
+    /// after a real restart with compaction. [`ApiServer::set_available`] is the 503 variant.
+    pub fn restart(&self, down: Duration) {
+        self.shared.reachable.store(false, Ordering::SeqCst);
+        self.cut_watches();
+        std::thread::sleep(down);
+        self.compact();
+        self.shared.reachable.store(true, Ordering::SeqCst);
+    }
+
     /// Every request so far, as "METHOD /path?query".
     pub fn requests(&self) -> Vec<String> {
         self.shared
@@ -322,7 +358,7 @@ impl ApiServer {
         api_version: &str,
         kind: &str,
     ) -> Result<(&'static resources::Resource, String), ApiError> {
-        self.shared.served.find_kind(api_version, kind).ok_or_else(|| {
+        self.shared.served().find_kind(api_version, kind).ok_or_else(|| {
             ApiError::new(404, "NotFound", format!("the server could not find the requested resource: kind {kind:?} in {api_version:?}"))
         })
     }

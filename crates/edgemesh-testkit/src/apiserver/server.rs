@@ -30,6 +30,8 @@ pub async fn serve(
         tokio::select! {
             _ = &mut stop => return,
             accepted = listener.accept() => match accepted {
+                // Down (a restart): the connection is closed before any byte is read.
+                Ok(_) if !shared.reachable.load(Ordering::SeqCst) => {}
                 Ok((stream, _)) => {
                     let shared = shared.clone();
                     tokio::spawn(async move {
@@ -53,11 +55,20 @@ async fn serve_connection<S>(stream: S, shared: Arc<Shared>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |req| handle(shared.clone(), req));
+    let service = hyper::service::service_fn(move |req| answer(shared.clone(), req));
     // A client hanging up or a cut watch ends the connection: nothing to report.
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)
         .await;
+}
+
+/// [`handle`], unless the server is down ([`super::ApiServer::restart`]): then a kept-alive
+/// connection is dropped without an answer.
+async fn answer(shared: Arc<Shared>, req: Request<Incoming>) -> std::io::Result<Response<Body>> {
+    if !shared.reachable.load(Ordering::SeqCst) {
+        return Err(std::io::Error::other("the apiserver double is down"));
+    }
+    handle(shared, req).await.map_err(|never| match never {})
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
@@ -78,7 +89,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             "the server is currently unable to handle the request",
         )));
     }
-    let route = route::parse(req.uri().path(), &shared.served);
+    let route = route::parse(req.uri().path(), &shared.served());
     let watch = matches!(&route, Route::Resource(t) if is_watch(t, req.uri().query()));
     if let Some(refusal) = shared
         .access
@@ -103,9 +114,9 @@ fn discovery(shared: &Shared, route: Route) -> Result<Response<Body>, ApiError> 
     let doc = match route {
         Route::Version => Some(version_info()),
         Route::CoreVersions => Some(api_versions(&shared.addr.to_string())),
-        Route::Groups => Some(shared.served.api_group_list()),
-        Route::Group(group) => shared.served.api_group(&group),
-        Route::ResourceList { group, version } => shared.served.resource_list(&group, &version),
+        Route::Groups => Some(shared.served().api_group_list()),
+        Route::Group(group) => shared.served().api_group(&group),
+        Route::ResourceList { group, version } => shared.served().resource_list(&group, &version),
         Route::Resource(_) | Route::NotFound => None,
     };
     doc.map(|d| json(StatusCode::OK, &d))

@@ -9,6 +9,7 @@ use edgemesh_model::SnapshotCell;
 use edgemesh_telemetry::{AdminServer, Reply};
 
 use super::datapath::DataPath;
+use super::liveness::Liveness;
 use super::proxier::ProxierStats;
 use super::tunnel::PeersReport;
 
@@ -18,6 +19,7 @@ pub fn routes(
     datapath: Option<DataPath>,
     dns: Option<Arc<DnsMetrics>>,
     peers: Option<PeersReport>,
+    liveness: Liveness,
 ) -> AdminServer {
     let snapshot_cell = Arc::clone(&cell);
     let proxier = datapath.as_ref().map(|d| Arc::clone(&d.proxier));
@@ -31,7 +33,10 @@ pub fn routes(
             ),
             None => Reply::text(404, "the tunnel is off (modules.edgeTunnel.enable)\n"),
         })
-        .route("/healthz", || Reply::text(200, "ok\n"))
+        .route("/healthz", move || {
+            let (status, body) = liveness.health();
+            Reply::text(status, body)
+        })
         .route("/readyz", move || {
             match readiness_problem(&readiness, proxier.as_deref()) {
                 None => Reply::text(200, "ready\n"),

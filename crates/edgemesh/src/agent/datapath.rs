@@ -2,12 +2,17 @@
 //! points ClusterIP traffic at it.
 //!
 //! Order matters: the listeners are bound before the first rule is installed, so a rule never
-//! points at a port nobody listens on.
+//! points at a port nobody listens on. They accept only once every source completed its first
+//! list (at most [`ACCEPT_WAIT`]): during a takeover the predecessor's rules already send
+//! connections here, and the kernel holds them in the backlog instead of the proxy refusing
+//! services it does not know yet.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use edgemesh_kube::Readiness;
 use edgemesh_lb::LoadBalancer;
 use edgemesh_model::{Snapshot, SnapshotCell};
 use edgemesh_netfilter::{
@@ -20,9 +25,14 @@ use edgemesh_tunnel::{TunnelDialer, TunnelHandle};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::liveness::Liveness;
 use super::proxier::{self, ProxierStats};
 use super::settings::ProxySettings;
 use super::udp_routing;
+
+/// How long the proxy holds connections while the sources have not completed their first list;
+/// then it serves what it knows.
+const ACCEPT_WAIT: Duration = Duration::from_secs(5);
 
 /// Handles the admin endpoint reads.
 #[derive(Debug, Clone)]
@@ -37,6 +47,8 @@ pub async fn start(
     tunnel: Option<TunnelHandle>,
     cell: Arc<SnapshotCell>,
     updates: watch::Receiver<Arc<Snapshot>>,
+    readiness: Arc<Readiness>,
+    liveness: &Liveness,
 ) -> anyhow::Result<DataPath> {
     let balancer = Arc::new(
         LoadBalancer::new(settings.consistent_hash)
@@ -65,7 +77,9 @@ pub async fn start(
         )
     })?;
     let serving = proxy.clone();
-    tokio::spawn(async move {
+    let synced = first_complete_sync(updates.clone(), Arc::clone(&readiness));
+    liveness.spawn("tcp proxy", async move {
+        synced.await;
         if let Err(e) = serving.serve_tcp(listener).await {
             tracing::error!("TCP proxy stopped: {e}");
         }
@@ -78,7 +92,8 @@ pub async fn start(
         move || select_backend(kind, runner)
     })
     .await??;
-    let udp = start_udp(settings, &proxy).await;
+    let synced = first_complete_sync(updates.clone(), Arc::clone(&readiness));
+    let udp = start_udp(settings, &proxy, synced, liveness).await;
     tracing::info!(backend = backend.name(), tcp = %tcp_addr, udp = udp.is_some(), "transparent proxy listening; programming ClusterIP interception");
     let options = RuleOptions {
         tcp_port: settings.port,
@@ -87,17 +102,41 @@ pub async fn start(
         ..RuleOptions::default()
     };
     let stats = Arc::new(ProxierStats::default());
-    tokio::spawn(proxier::run(
-        backend,
-        options,
-        updates,
-        balancer,
-        Arc::clone(&stats),
-    ));
+    liveness.spawn(
+        "proxier",
+        proxier::run(
+            backend,
+            options,
+            updates,
+            readiness,
+            balancer,
+            Arc::clone(&stats),
+        ),
+    );
     Ok(DataPath {
         proxy_metrics: Arc::clone(proxy.metrics()),
         proxier: stats,
     })
+}
+
+/// Resolves once every source completed its first list, or after [`ACCEPT_WAIT`].
+async fn first_complete_sync(
+    mut updates: watch::Receiver<Arc<Snapshot>>,
+    readiness: Arc<Readiness>,
+) {
+    let complete = async {
+        // The publisher marks readiness before it sends that Snapshot: no wake-up is missed.
+        while !readiness.is_ready() {
+            if updates.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    if tokio::time::timeout(ACCEPT_WAIT, complete).await.is_err() {
+        tracing::warn!(
+            "the sources have not completed their first list within {ACCEPT_WAIT:?}; the proxy serves the services it knows"
+        );
+    }
 }
 
 /// The kernel fast path needs nftables (numgen DNAT maps); with iptables every frontend is proxied.
@@ -146,7 +185,12 @@ pub async fn cleanup(bridge: &(String, std::net::IpAddr)) -> anyhow::Result<()> 
 
 /// UDP needs TPROXY (either backend), the policy route for the TPROXY mark and a transparent
 /// socket; without any of them UDP services are left alone (logged) and TCP still works.
-async fn start_udp(settings: &ProxySettings, proxy: &Proxy) -> Option<UdpOptions> {
+async fn start_udp(
+    settings: &ProxySettings,
+    proxy: &Proxy,
+    synced: impl Future<Output = ()> + Send + 'static,
+    liveness: &Liveness,
+) -> Option<UdpOptions> {
     let options = UdpOptions {
         port: settings.port,
         mark: edgemesh_netfilter::DEFAULT_TPROXY_MARK,
@@ -163,7 +207,8 @@ async fn start_udp(settings: &ProxySettings, proxy: &Proxy) -> Option<UdpOptions
         }
     };
     let serving = proxy.clone();
-    tokio::spawn(async move {
+    liveness.spawn("udp proxy", async move {
+        synced.await;
         if let Err(e) = serving.serve_udp(socket).await {
             tracing::error!("UDP proxy stopped: {e}");
         }

@@ -1,5 +1,6 @@
 //! Node-local DNS: the bridge device with EdgeMesh's address, and the server on it.
 
+use super::liveness::Liveness;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,6 +84,7 @@ fn upstream(text: &str) -> Option<SocketAddr> {
 pub async fn start(
     settings: DnsSettings,
     cell: Arc<SnapshotCell>,
+    liveness: &Liveness,
 ) -> anyhow::Result<Arc<DnsMetrics>> {
     let DnsSettings {
         bridge_name,
@@ -108,7 +110,7 @@ pub async fn start(
         .await
         .with_context(|| format!("cannot listen for DNS on {:?}", server.listen))?;
     tracing::info!(listen = ?dns.local_addrs(), upstreams = ?server.upstreams, domain = %server.cluster_domain, "node-local DNS serving");
-    tokio::spawn(async move {
+    liveness.spawn("dns server", async move {
         if let Err(e) = dns.run(std::future::pending()).await {
             tracing::error!("DNS server stopped: {e}");
         }

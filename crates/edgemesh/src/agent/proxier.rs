@@ -1,10 +1,16 @@
 //! The proxier loop: Snapshot changes → desired rules → one atomic apply, plus periodic repair
 //! of the chain order against kube-proxy (iptables mode).
+//!
+//! Rules are replaced only from a complete Snapshot: until every required source finished its
+//! first list, the rules a predecessor left stay untouched. So a restarted agent's first
+//! transaction is the complete rule set (no gap), and an agent that cannot list Services (wrong
+//! credentials) never replaces working rules with empty ones.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use edgemesh_kube::Readiness;
 use edgemesh_lb::LoadBalancer;
 use edgemesh_model::Snapshot;
 use edgemesh_netfilter::{RuleBackend, RuleOptions, desired_rules};
@@ -32,11 +38,12 @@ pub struct ProxierStats {
 
 type SharedBackend = Arc<Mutex<Box<dyn RuleBackend>>>;
 
-/// Applies every new Snapshot until the channel closes.
+/// Applies every new complete Snapshot until the channel closes.
 pub async fn run(
     backend: Box<dyn RuleBackend>,
     options: RuleOptions,
     mut updates: watch::Receiver<Arc<Snapshot>>,
+    readiness: Arc<Readiness>,
     balancer: Arc<LoadBalancer>,
     stats: Arc<ProxierStats>,
 ) {
@@ -45,15 +52,38 @@ pub async fn run(
         Arc::clone(&backend),
         Arc::clone(&stats),
     ));
+    let mut waiting_logged = false;
     loop {
         let snapshot = Arc::clone(&updates.borrow_and_update());
-        sync(&backend, &snapshot, &options, &stats).await;
-        balancer.prune(&snapshot);
+        if is_complete(&snapshot, &readiness) {
+            if waiting_logged {
+                tracing::info!(
+                    version = snapshot.version,
+                    "every source completed its first list; replacing the rules in place"
+                );
+                waiting_logged = false;
+            }
+            sync(&backend, &snapshot, &options, &stats).await;
+            balancer.prune(&snapshot);
+        } else if !waiting_logged && stats.syncs.load(Ordering::Relaxed) == 0 {
+            tracing::info!(
+                "rules are left as they are (a predecessor's stay in place) until every source completed its first list"
+            );
+            waiting_logged = true;
+        }
         if updates.changed().await.is_err() {
             return;
         }
         tokio::time::sleep(SYNC_DEBOUNCE).await;
     }
+}
+
+/// Whether `snapshot` includes every source's first complete list. The publisher marks readiness
+/// before it publishes that Snapshot, so this never misses it.
+fn is_complete(snapshot: &Snapshot, readiness: &Readiness) -> bool {
+    readiness
+        .ready_version()
+        .is_some_and(|ready| snapshot.version >= ready)
 }
 
 async fn sync(

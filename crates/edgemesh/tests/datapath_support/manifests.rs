@@ -118,6 +118,11 @@ impl Svc {
         format!("{}\n---\n{}\n", self.service(), self.slice())
     }
 
+    /// The Service and the EndpointSlice as objects, for the apiserver double.
+    pub fn objects(&self) -> [Value; 2] {
+        [self.service(), self.slice()]
+    }
+
     fn service(&self) -> Value {
         let ports: Vec<Value> = self
             .ports

@@ -11,6 +11,7 @@ use kube::runtime::watcher::{self, Event};
 use tokio::sync::mpsc;
 
 use super::refusal::{Grant, Refusal, classify_watch, describe};
+use super::retry::Retry;
 use crate::convert::InvalidObject;
 use crate::publisher::SourceEvent;
 
@@ -70,6 +71,7 @@ where
     // Readiness stops waiting for an optional kind after a deadline or its first failure.
     let mut waiting = plan.role == Role::Optional;
     let deadline = tokio::time::Instant::now() + OPTIONAL_WAIT;
+    let mut retry = Retry::default();
     loop {
         let item = if waiting {
             match tokio::time::timeout_at(deadline, stream.next()).await {
@@ -88,6 +90,14 @@ where
         };
         let Some(item) = item else {
             return Ended::Closed;
+        };
+        // The watcher is polled again only after the pause (it is lazy): this is its backoff.
+        let pause = match &item {
+            Ok(_) => {
+                retry.reset();
+                Duration::ZERO
+            }
+            Err(e) => retry.delay(e),
         };
         let event = match item {
             Ok(Event::Init) => {
@@ -121,14 +131,19 @@ where
                     return Ended::Refused(refusal);
                 }
                 (refusal, _) => {
-                    report_error(plan, &e, refusal.as_ref());
+                    report_error(plan, &e, refusal.as_ref(), pause);
+                    let release = waiting.then(|| not_served(kind));
                     if waiting {
                         waiting = false;
                         tracing::warn!(%kind, "readiness does not wait for it (still trying)");
-                        SourceEvent::NotServed(SourceId::KubeApi, kind)
-                    } else {
-                        continue;
                     }
+                    if let Some(event) = release
+                        && !send(&events, event).await
+                    {
+                        return Ended::Closed;
+                    }
+                    tokio::time::sleep(pause).await;
+                    continue;
                 }
             },
         };
@@ -138,21 +153,21 @@ where
     }
 }
 
-/// A watch error the watcher retries with backoff; a refusal of a required kind says what to
+/// A watch error the watcher retries after `pause`; a refusal of a required kind says what to
 /// grant.
-fn report_error(plan: Plan, error: &watcher::Error, refusal: Option<&Refusal>) {
+fn report_error(plan: Plan, error: &watcher::Error, refusal: Option<&Refusal>, pause: Duration) {
     let kind = plan.kind;
     match refusal {
         Some(refusal @ Refusal::Forbidden(_)) => tracing::error!(
             %kind,
-            "the API server forbids {} (retrying with backoff): {}; {}",
+            "the API server forbids {} (retrying in {pause:?}): {}; {}",
             plan.grant,
             describe(error),
             plan.grant.hint(refusal)
         ),
         _ => tracing::warn!(
             %kind,
-            "watch error (the watcher retries with backoff): {}",
+            "watch error (retrying in {pause:?}): {}",
             describe(error)
         ),
     }
