@@ -30,6 +30,8 @@ const SETTLE: Duration = Duration::from_millis(30);
 const MAX_DEPTH: usize = 8;
 /// A file modified more recently than this is left for the next rescan (it may be mid-write).
 const QUIET: Duration = Duration::from_millis(250);
+/// An emptied file waits this many times [`QUIET`] (2 s) before it is read.
+const EMPTIED_QUIET_FACTOR: u32 = 8;
 
 /// Why the manifests source could not start.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +94,23 @@ impl ManifestsDir {
         self
     }
 
+    /// How long `path`, changed to `stamp`, must have been left alone before it is read. A file
+    /// that had services and is now empty is most likely truncated by a writer that has not
+    /// written yet (`echo >`, a plain save): it waits [`EMPTIED_QUIET_FACTOR`] times longer, so a
+    /// writer paused by a busy machine does not drop its services either.
+    fn quiet_for(&self, path: &Path, stamp: Stamp) -> Duration {
+        let emptied = stamp.len == 0
+            && self
+                .files
+                .get(path)
+                .is_some_and(|f| !f.resources.is_empty());
+        if emptied {
+            self.quiet * EMPTIED_QUIET_FACTOR
+        } else {
+            self.quiet
+        }
+    }
+
     /// Whether the last rescan left a changed file for later.
     pub fn deferred(&self) -> bool {
         self.deferred
@@ -121,7 +140,8 @@ impl ManifestsDir {
             if self.files.get(&path).is_some_and(|f| f.stamp == stamp) {
                 continue;
             }
-            if now.duration_since(stamp.modified).unwrap_or_default() < self.quiet {
+            if now.duration_since(stamp.modified).unwrap_or_default() < self.quiet_for(&path, stamp)
+            {
                 self.deferred = true;
                 continue;
             }

@@ -183,10 +183,13 @@ fn a_file_being_rewritten_keeps_its_content_until_it_is_quiet() {
     std::thread::sleep(quiet);
     assert!(dir.rescan().unwrap());
     assert_eq!(services(&dir), ["ns/web"]);
-    // Truncated: the writer has not written the new content yet.
+    // Truncated: the writer has not written the new content yet; even a writer paused longer
+    // than the quiet period (a busy machine) does not drop the services.
     std::fs::write(&file, "").unwrap();
     assert!(!dir.rescan().unwrap());
     assert!(dir.deferred());
+    std::thread::sleep(quiet * 2);
+    assert!(!dir.rescan().unwrap());
     assert_eq!(services(&dir), ["ns/web"], "read half-written");
     std::fs::write(&file, SERVICE.replace("name: web", "name: web2")).unwrap();
     std::thread::sleep(quiet);
@@ -218,4 +221,21 @@ fn a_file_that_is_not_utf8_says_so() {
         error.contains(&format!("offset {}", 64 * 1024 + 5)),
         "{error}"
     );
+}
+
+/// An emptied file is read once it has been left alone long enough: emptying a file is a way to
+/// remove its services too.
+#[test]
+fn a_file_left_empty_is_read_in_the_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a.yaml");
+    std::fs::write(&file, SERVICE).unwrap();
+    let quiet = Duration::from_millis(50);
+    let mut dir = ManifestsDir::new(tmp.path()).settling(quiet);
+    std::thread::sleep(quiet);
+    assert!(dir.rescan().unwrap());
+    std::fs::write(&file, "").unwrap();
+    std::thread::sleep(quiet * EMPTIED_QUIET_FACTOR + quiet);
+    assert!(dir.rescan().unwrap());
+    assert!(services(&dir).is_empty());
 }
