@@ -152,11 +152,10 @@ async fn route(
 }
 
 /// How long a cached client's read waits for its upstream before the hub asks whether the
-/// cloud is still there, and how long that question may take. With the defaults a silent cloud
-/// loss gets its first answer from the cache after ~2 s instead of after the prober's verdict
-/// (interval × failures, ~15 s).
+/// cloud is still there ([`upstream::probe_now`]). With the defaults a silent cloud loss gets its
+/// first answer from the cache after ~2 s instead of after the prober's verdict (interval ×
+/// failures, ~15 s).
 const ANSWER_WAIT: Duration = Duration::from_secs(1);
-const QUICK_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Forwards the request. A get or list of a cached client that gets no answer within
 /// [`ANSWER_WAIT`] triggers a probe of that upstream; only when the probe fails too is the
@@ -182,16 +181,15 @@ async fn forward_or_cache(
             answer = &mut forward => return answer.map(|r| (r, ServedBy::Upstream)),
             () = tokio::time::sleep(ANSWER_WAIT) => {}
         }
-        let upstream = &state.upstreams[index];
-        let path = &state.health.config().path;
-        let probe = upstream::probe(&state.client, upstream, path, QUICK_PROBE_TIMEOUT);
+        let probe = upstream::probe_now(state, index);
         tokio::select! {
             answer = &mut forward => return answer.map(|r| (r, ServedBy::Upstream)),
             outcome = probe => if outcome != Outcome::Success {
                 state.health.record(index, Outcome::Failure);
                 let (response, served_by) = offline::answer(state, &request_parts, info, client);
                 if served_by == ServedBy::Cache {
-                    tracing::warn!(upstream = %upstream.url, "no answer and no answer to a probe: answered from the cache while the cloud's health is decided");
+                    let upstream = &state.upstreams[index].url;
+                    tracing::warn!(%upstream, "no answer and no answer to a probe: answered from the cache while the cloud's health is decided");
                     return Ok((response, served_by));
                 }
             }
@@ -207,10 +205,7 @@ async fn mark_unreachable(state: &Arc<State>, index: usize) {
     if !state.health.is_online() {
         return;
     }
-    let upstream = &state.upstreams[index];
-    let path = &state.health.config().path;
-    if upstream::probe(&state.client, upstream, path, QUICK_PROBE_TIMEOUT).await == Outcome::Success
-    {
+    if upstream::probe_now(state, index).await == Outcome::Success {
         return;
     }
     state.health.record(index, Outcome::ConnectFailed);

@@ -129,6 +129,22 @@ pub async fn probe(
     }
 }
 
+/// How long a probe asked for outside the prober's rhythm may take (a request got no answer, a
+/// connect failed, a watch broke): the question is "is it still there?", not a health verdict.
+pub const QUICK_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Probes upstream `index` now, with [`QUICK_PROBE_TIMEOUT`].
+pub async fn probe_now(state: &crate::state::State, index: usize) -> Outcome {
+    let path = &state.health.config().path;
+    probe(
+        &state.client,
+        &state.upstreams[index],
+        path,
+        QUICK_PROBE_TIMEOUT,
+    )
+    .await
+}
+
 /// Probes every upstream forever, every `interval` (first probe at once), and updates the
 /// health metrics.
 pub async fn run_prober_with_metrics(state: Arc<crate::state::State>) {

@@ -85,10 +85,7 @@ async fn ride_out_break(state: Arc<State>, index: usize, broke: Arc<AtomicBool>)
     if !broke.load(Ordering::Relaxed) {
         return;
     }
-    let upstream = &state.upstreams[index];
-    let path = &state.health.config().path;
-    if upstream::probe(&state.client, upstream, path, BREAK_PROBE_TIMEOUT).await == Outcome::Success
-    {
+    if upstream::probe_now(&state, index).await == Outcome::Success {
         return;
     }
     state.health.record(index, Outcome::Failure);
@@ -97,9 +94,6 @@ async fn ride_out_break(state: Arc<State>, index: usize, broke: Arc<AtomicBool>)
     let mut online = state.health.subscribe();
     let _ = tokio::time::timeout(verdict, online.wait_for(|up| !*up)).await;
 }
-
-/// How long the probe after a broken watch may take.
-const BREAK_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A stream that runs `work` and yields nothing.
 fn silent(
