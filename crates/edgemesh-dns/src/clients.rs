@@ -1,37 +1,54 @@
-//! Who may ask: the decision behind [`crate::ClientPolicy`], pure over the Snapshot.
+//! Who may ask: the decision behind [`crate::ClientPolicy`], over the Snapshot and the host's
+//! interface networks.
+//!
+//! The node-local DNS must not be an open resolver for the node's LAN: a LAN host that routes
+//! 169.254.96.16 via the node (Linux accepts it on any interface) is refused. Pods are answered
+//! however they are addressed: by the Node's `podCIDRs`, and otherwise by not being on the
+//! node's own LAN — on KubeEdge edge nodes pods often sit on a docker or CNI bridge whose
+//! addresses are not the Node's `podCIDR`.
 
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use edgemesh_model::Snapshot;
+use edgemesh_model::{Cidr, Snapshot};
 
 use crate::config::ClientPolicy;
 
-/// Whether `source` may query a server listening on `listen`. Allowed: loopback, the server's
-/// own addresses (what the node itself uses as source towards them), the allow-list, this node's
-/// addresses and pod ranges from its Node object. When the Snapshot does not say which addresses
-/// are this node's pods (no Node object, or one without `podCIDRs`) and no allow-list is set,
-/// every client is answered, as before: refusing pods would break the node.
+/// Whether `source` may query a server listening on `listen`; `local_nets` are the networks of
+/// the host's interfaces. In order:
+/// 1. loopback, the listen addresses (the node's own queries come from them), the Node's
+///    addresses and `podCIDRs`: answered;
+/// 2. with `allowedClients` set, its networks are answered and everyone else is refused;
+/// 3. a client on the node's own LAN (a network of an interface that carries one of the Node's
+///    addresses): refused;
+/// 4. anyone else (pods on bridges, routed clients): answered. Without a Node object nothing
+///    tells the LAN apart, and everyone is answered.
 pub fn allowed(
     policy: &ClientPolicy,
     snapshot: &Snapshot,
     listen: &[IpAddr],
+    local_nets: &[Cidr],
     source: IpAddr,
 ) -> bool {
     let source = canonical(source);
-    if source.is_loopback() || listen.contains(&source) {
-        return true;
-    }
-    if policy.allowed.iter().any(|net| net.contains(source)) {
-        return true;
-    }
     let node = policy.node.as_ref().and_then(|n| snapshot.nodes.get(n));
-    match node {
-        Some(node) if !node.pod_cidrs.is_empty() => {
-            node.addresses.iter().any(|a| a.ip == source)
-                || node.pod_cidrs.iter().any(|net| net.contains(source))
-        }
-        _ => policy.allowed.is_empty(),
+    let node_ips: Vec<IpAddr> = node
+        .map(|n| n.addresses.iter().map(|a| a.ip).collect())
+        .unwrap_or_default();
+    let own = source.is_loopback() || listen.contains(&source) || node_ips.contains(&source);
+    let pod = node.is_some_and(|n| n.pod_cidrs.iter().any(|net| net.contains(source)));
+    if own || pod {
+        return true;
     }
+    if !policy.allowed.is_empty() {
+        return policy.allowed.iter().any(|net| net.contains(source));
+    }
+    let node_lan = local_nets
+        .iter()
+        .filter(|net| node_ips.iter().any(|ip| net.contains(*ip)))
+        .any(|net| net.contains(source));
+    !node_lan
 }
 
 /// An IPv4 client on a dual-stack socket appears as `::ffff:a.b.c.d`.
@@ -40,6 +57,51 @@ fn canonical(ip: IpAddr) -> IpAddr {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
     }
+}
+
+/// How long the host's interface networks are reused before they are read again (DHCP may
+/// move the node to another network).
+const LOCAL_NETS_TTL: Duration = Duration::from_secs(30);
+
+/// The host's interface networks, read again at most every [`LOCAL_NETS_TTL`].
+#[derive(Debug, Default)]
+pub struct LocalNets(Mutex<Option<(Instant, Arc<[Cidr]>)>>);
+
+impl LocalNets {
+    pub fn get(&self) -> Arc<[Cidr]> {
+        let mut cached = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*cached {
+            Some((read, nets)) if read.elapsed() < LOCAL_NETS_TTL => Arc::clone(nets),
+            _ => {
+                let nets: Arc<[Cidr]> = interface_networks().into();
+                *cached = Some((Instant::now(), Arc::clone(&nets)));
+                nets
+            }
+        }
+    }
+}
+
+/// Every interface address with its netmask, as a network.
+fn interface_networks() -> Vec<Cidr> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    addrs
+        .filter_map(|a| {
+            let (address, mask) = (a.address?, a.netmask?);
+            let (ip, prefix) = match (address.as_sockaddr_in(), mask.as_sockaddr_in()) {
+                (Some(ip), Some(mask)) => (IpAddr::V4(ip.ip()), mask.ip().to_bits().count_ones()),
+                _ => {
+                    let (ip, mask) = (address.as_sockaddr_in6()?, mask.as_sockaddr_in6()?);
+                    (IpAddr::V6(ip.ip()), mask.ip().to_bits().count_ones())
+                }
+            };
+            Cidr::new(ip, u8::try_from(prefix).ok()?)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -63,32 +125,52 @@ mod tests {
     }
 
     #[test]
-    fn node_pods_and_allow_list_only() {
+    fn node_pods_and_allow_list_not_the_lan() {
         let listen = ["169.254.96.16".parse().unwrap()];
+        let nets: Vec<Cidr> = ["198.51.100.1/24", "172.17.0.1/16", "127.0.0.1/8"]
+            .iter()
+            .map(|c| c.parse().unwrap())
+            .collect();
         let node = |allowed: &[&str]| ClientPolicy {
             node: Some("n1".into()),
             allowed: allowed.iter().map(|c| c.parse().unwrap()).collect(),
         };
         let with_pods = snapshot(&["10.244.1.0/24"]);
         let without_pods = snapshot(&[]);
+        let empty = Snapshot::empty();
         let cases = [
             (node(&[]), &with_pods, "127.0.0.1", true),
             (node(&[]), &with_pods, "169.254.96.16", true),
             (node(&[]), &with_pods, "198.51.100.1", true),
             (node(&[]), &with_pods, "10.244.1.9", true),
             (node(&[]), &with_pods, "::ffff:10.244.1.9", true),
+            // A LAN neighbour, with or without pod ranges known.
             (node(&[]), &with_pods, "198.51.100.7", false),
-            (node(&[]), &with_pods, "10.244.2.9", false),
+            (node(&[]), &without_pods, "198.51.100.7", false),
+            // A pod on a docker bridge that is not the Node's podCIDR (KubeEdge edge nodes).
+            (node(&[]), &with_pods, "172.17.0.5", true),
+            (node(&[]), &without_pods, "172.17.0.5", true),
+            // The allow-list makes it strict.
             (node(&["198.51.100.0/24"]), &with_pods, "198.51.100.7", true),
-            // Pods unknown: everyone, unless an allow-list says who.
-            (node(&[]), &without_pods, "198.51.100.7", true),
-            (node(&["10.0.0.0/8"]), &without_pods, "198.51.100.7", false),
+            (node(&["10.0.0.0/8"]), &without_pods, "172.17.0.5", false),
             (node(&["10.0.0.0/8"]), &without_pods, "10.1.2.3", true),
+            // No Node object: the LAN cannot be told apart.
+            (node(&[]), &empty, "198.51.100.7", true),
             (ClientPolicy::default(), &with_pods, "198.51.100.7", true),
         ];
         for (i, (policy, snapshot, source, want)) in cases.into_iter().enumerate() {
-            let got = allowed(&policy, snapshot, &listen, source.parse().unwrap());
+            let got = allowed(&policy, snapshot, &listen, &nets, source.parse().unwrap());
             assert_eq!(got, want, "case {i}: {source}");
         }
+    }
+
+    #[test]
+    fn interface_networks_include_loopback() {
+        let nets = interface_networks();
+        assert!(
+            nets.iter()
+                .any(|n| n.contains("127.0.0.1".parse().unwrap())),
+            "{nets:?}"
+        );
     }
 }

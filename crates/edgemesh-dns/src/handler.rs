@@ -51,6 +51,7 @@ pub struct DnsHandler {
     clients: Arc<ClientPolicy>,
     /// The server's own addresses: the node's queries to them come from them.
     listen: Arc<[IpAddr]>,
+    local_nets: Arc<clients::LocalNets>,
 }
 
 impl DnsHandler {
@@ -60,6 +61,7 @@ impl DnsHandler {
             resolver: Arc::new(resolver),
             clients: Arc::default(),
             listen: Arc::from([]),
+            local_nets: Arc::default(),
         }
     }
 
@@ -81,8 +83,10 @@ impl DnsHandler {
     /// The reply to a parsed request, before encoding.
     pub async fn reply(&self, request: &Request) -> Reply {
         let snapshot = self.resolver.snapshots().load();
-        if !clients::allowed(&self.clients, &snapshot, &self.listen, request.src().ip()) {
-            debug!(src = %request.src(), "refused: not this node or its pods");
+        let local_nets = self.local_nets.get();
+        let source = request.src().ip();
+        if !clients::allowed(&self.clients, &snapshot, &self.listen, &local_nets, source) {
+            debug!(src = %request.src(), "refused: a client on the node's LAN, not the node or its pods");
             return Reply::error(ResponseCode::Refused);
         }
         match checked_query(request) {

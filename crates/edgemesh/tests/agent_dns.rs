@@ -226,8 +226,8 @@ fn agent_dns_answers_cluster_names_forwards_and_serves_stale() {
 }
 
 /// Issue #18, item 15: a LAN neighbour that routes 169.254.96.16 via the node had an open
-/// resolver (forwarding included, an amplifier); only the node and its pods (its Node's
-/// `podCIDR`) are answered now, others get REFUSED, with `allowedClients` for the exceptions.
+/// resolver (forwarding included, an amplifier); clients on the node's own LAN get REFUSED now,
+/// while the node and its pods (its Node's `podCIDR`, or a bridge of the node) are answered.
 #[test]
 fn agent_dns_answers_the_node_and_its_pods_not_lan_neighbours() {
     use edgemesh_testkit::process::Process;
@@ -255,6 +255,12 @@ fn agent_dns_answers_the_node_and_its_pods_not_lan_neighbours() {
     topology
         .link(&node, "10.244.1.1/24", &pod, "10.244.1.5/24")
         .unwrap();
+    // A pod on a docker bridge outside the Node's podCIDR, as on many KubeEdge edge nodes.
+    let docker_pod = topology.host("dock").unwrap();
+    topology
+        .link(&node, "172.17.0.1/16", &docker_pod, "172.17.0.5/16")
+        .unwrap();
+    topology.default_route(&docker_pod, "172.17.0.1").unwrap();
     topology
         .route(&neighbour, "169.254.96.16/32", "198.51.100.1")
         .unwrap();
@@ -286,6 +292,10 @@ fn agent_dns_answers_the_node_and_its_pods_not_lan_neighbours() {
     );
     assert_eq!(
         dig(pod.netns(), ip, &name, "A"),
+        ("NOERROR".into(), "10.96.0.10".into())
+    );
+    assert_eq!(
+        dig(docker_pod.netns(), ip, &name, "A"),
         ("NOERROR".into(), "10.96.0.10".into())
     );
     assert_eq!(dig(neighbour.netns(), ip, &name, "A").0, "REFUSED");

@@ -21,8 +21,8 @@ pub struct EdgeDns {
     pub cluster_domain: String,
     /// edgemesh extension: TTL in seconds of answers for cluster names.
     pub ttl: i64,
-    /// edgemesh extension: networks (`10.0.0.0/8`) whose clients are answered besides this node
-    /// and its pods (its Node's `podCIDRs`); others get REFUSED.
+    /// edgemesh extension: when set, only this node, its pods (its Node's `podCIDRs`) and these
+    /// networks (`10.0.0.0/8`) are answered; when empty, everyone but the node's own LAN.
     #[serde(deserialize_with = "nullable")]
     pub allowed_clients: Vec<String>,
 }
