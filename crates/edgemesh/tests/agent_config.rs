@@ -194,3 +194,35 @@ fn agent_with_the_tunnel_and_no_psk_file_exits_naming_it() {
     );
     assert!(!stderr.contains("programming ClusterIP"), "{stderr}");
 }
+
+/// Issue #17, item 3: the agent kept the inherited soft limit on open files (1,024 is common)
+/// and ran out under load although the hard limit allowed more; it raises it at start.
+#[test]
+fn agent_raises_its_open_file_limit_to_the_hard_limit() {
+    let ns = netns("nofile");
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--nofile=1024:4096",
+        env!("CARGO_BIN_EXE_edgemesh"),
+        "agent",
+        "--manifests",
+        dir.path().to_str().unwrap(),
+        "--admin-addr",
+        "127.0.0.1:0",
+        "--node-name",
+        "n",
+        "--state-dir",
+        dir.path().to_str().unwrap(),
+    ];
+    let mut agent = edgemesh_testkit::process::Process::start("prlimit", &args, Some(&ns)).unwrap();
+    agent
+        .wait_ready(common::READY_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", agent.logs()));
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", agent.pid())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<&str> = open_files.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers, ["4096", "4096"], "{open_files}");
+}
