@@ -31,7 +31,8 @@ pub fn allowed(
     local_nets: &[Cidr],
     source: IpAddr,
 ) -> bool {
-    let source = canonical(source);
+    // An IPv4 client on a dual-stack socket appears as `::ffff:a.b.c.d`.
+    let source = source.to_canonical();
     let node = policy.node.as_ref().and_then(|n| snapshot.nodes.get(n));
     let node_ips: Vec<IpAddr> = node
         .map(|n| n.addresses.iter().map(|a| a.ip).collect())
@@ -49,14 +50,6 @@ pub fn allowed(
         .filter(|net| node_ips.iter().any(|ip| net.contains(*ip)))
         .any(|net| net.contains(source));
     !node_lan
-}
-
-/// An IPv4 client on a dual-stack socket appears as `::ffff:a.b.c.d`.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
 }
 
 /// How long the host's interface networks are reused before they are read again (DHCP may

@@ -173,10 +173,11 @@ async fn forward_or_cache(
         && info.is_cacheable()
         && matches!(info.verb, Verb::Get | Verb::List)
         && !has_body(parts);
-    let request_parts = copy_of(parts);
+    // Only a request that may be answered from the cache needs its head kept.
+    let request_parts = may_fall_back.then(|| copy_of(parts));
     let forward = passthrough::forward(state, index, parts, body, info, client);
     let mut forward = std::pin::pin!(forward);
-    if may_fall_back {
+    if let Some(request_parts) = request_parts {
         tokio::select! {
             answer = &mut forward => return answer.map(|r| (r, ServedBy::Upstream)),
             () = tokio::time::sleep(ANSWER_WAIT) => {}

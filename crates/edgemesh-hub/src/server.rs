@@ -41,15 +41,9 @@ pub async fn serve_plain(listener: TcpListener, state: Arc<State>) {
             continue;
         };
         let state = Arc::clone(&state);
-        let (id, first_request) = pending.enter();
-        let task = tokio::spawn({
-            let pending = pending.clone();
-            async move {
-                serve_connection(stream, state, Front::Node, first_request).await;
-                pending.leave(id);
-            }
+        pending.spawn(move |first_request| {
+            serve_connection(stream, state, Front::Node, first_request)
         });
-        pending.track(id, task.abort_handle());
     }
 }
 
@@ -60,19 +54,13 @@ pub async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<
             continue;
         };
         let (state, acceptor) = (Arc::clone(&state), acceptor.clone());
-        let (id, first_request) = pending.enter();
-        let task = tokio::spawn({
-            let pending = pending.clone();
-            async move {
-                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => serve_connection(tls, state, Front::Pod, first_request).await,
-                    Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
-                    Err(_) => tracing::debug!("TLS handshake timed out"),
-                }
-                pending.leave(id);
+        pending.spawn(move |first_request| async move {
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => serve_connection(tls, state, Front::Pod, first_request).await,
+                Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
             }
         });
-        pending.track(id, task.abort_handle());
     }
 }
 
@@ -159,6 +147,23 @@ impl Pending {
             .queue
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Serves one connection on a task of its own, registered until its first request (or its
+    /// end), so that it can be closed to make room.
+    fn spawn<F, Fut>(&self, serve: F)
+    where
+        F: FnOnce(FirstRequest) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (id, first_request) = self.enter();
+        let served = serve(first_request);
+        let pending = self.clone();
+        let task = tokio::spawn(async move {
+            served.await;
+            pending.leave(id);
+        });
+        self.track(id, task.abort_handle());
     }
 
     /// Registers a new connection (its task is attached by [`Pending::track`]).

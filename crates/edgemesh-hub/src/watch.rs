@@ -243,8 +243,8 @@ fn bookmark(kind: &str, api_version: &str, rv: &str) -> Bytes {
 mod tests {
     use super::*;
 
-    #[test]
-    fn events_split_across_frames_are_applied_once_complete() {
+    /// An applier for agent `a`'s pods over a fresh cache (kept alive by the returned dir).
+    fn pods_applier() -> (tempfile::TempDir, Arc<Cache>, ResourceKey, EventApplier) {
         let dir = tempfile::tempdir().unwrap();
         let cache = Arc::new(Cache::open(dir.path()).unwrap());
         let key = ResourceKey {
@@ -252,7 +252,13 @@ mod tests {
             version: "v1".into(),
             resource: "pods".into(),
         };
-        let mut applier = EventApplier::new(Arc::clone(&cache), "a".into(), key.clone());
+        let applier = EventApplier::new(Arc::clone(&cache), "a".into(), key.clone());
+        (dir, cache, key, applier)
+    }
+
+    #[test]
+    fn events_split_across_frames_are_applied_once_complete() {
+        let (_dir, cache, key, mut applier) = pods_applier();
         let event = br#"{"type":"ADDED","object":{"metadata":{"name":"p","namespace":"n","resourceVersion":"9"}}}"#;
         applier.feed(&Bytes::copy_from_slice(&event[..20]));
         assert!(!cache.has_resource("a", &key));
@@ -274,14 +280,7 @@ mod tests {
     /// burnt) and buffered without bound; now each byte is scanned once and the buffer is capped.
     #[test]
     fn a_stream_without_line_ends_is_scanned_once_and_capped() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = Arc::new(Cache::open(dir.path()).unwrap());
-        let key = ResourceKey {
-            group: String::new(),
-            version: "v1".into(),
-            resource: "pods".into(),
-        };
-        let mut applier = EventApplier::new(cache, "a".into(), key);
+        let (_dir, _cache, _key, mut applier) = pods_applier();
         let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
         let started = std::time::Instant::now();
         for _ in 0..(MAX_EVENT_LINE / chunk.len() + 8) {

@@ -109,10 +109,7 @@ impl Socks5Server {
 /// Whether `peer` is this node: loopback, the listen address itself (the node's own source
 /// towards it), or one of the node's interface addresses.
 fn is_this_node(tunnel: &TunnelHandle, listener: &TcpListener, peer: IpAddr) -> bool {
-    let peer = match peer {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
-        v4 => v4,
-    };
+    let peer = peer.to_canonical();
     peer.is_loopback()
         || listener.local_addr().is_ok_and(|a| a.ip() == peer)
         || tunnel.own_addrs().contains(&peer)

@@ -20,9 +20,6 @@ pub enum Invocation {
     Unavailable(&'static str),
 }
 
-/// Subcommands of `edgemesh`; `edgemesh-agent hub ...` still reaches them.
-const SUBCOMMANDS: [&str; 5] = ["agent", "hub", "playground", "version", "help"];
-
 /// Rewrites `argv` for the executable name it was started under: `edgemesh-agent [FLAGS]`
 /// becomes `edgemesh agent [FLAGS]`, with EdgeMesh's default config file unless one is given.
 pub fn invocation(argv: Vec<OsString>) -> Invocation {
@@ -38,10 +35,14 @@ pub fn invocation(argv: Vec<OsString>) -> Invocation {
     }
 }
 
+/// Whether the first argument is a subcommand of `edgemesh` (`edgemesh-agent hub ...` still
+/// reaches the other roles), as the command line itself defines them.
 fn names_a_subcommand(argv: &[OsString]) -> bool {
+    let mut edgemesh = <crate::cli::Cli as clap::CommandFactory>::command();
+    edgemesh.build();
     argv.get(1)
         .and_then(|a| a.to_str())
-        .is_some_and(|a| SUBCOMMANDS.contains(&a))
+        .is_some_and(|a| edgemesh.find_subcommand(a).is_some())
 }
 
 fn as_agent(argv: Vec<OsString>) -> Vec<OsString> {
@@ -74,7 +75,7 @@ mod tests {
     #[test]
     fn executable_name_picks_the_role() {
         let default_config = ["edgemesh", "agent", "--config-file", EDGEMESH_AGENT_CONFIG];
-        let cases: [(&[&str], Invocation); 8] = [
+        let cases: [(&[&str], Invocation); 10] = [
             (&["edgemesh", "hub"], edgemesh(&["edgemesh", "hub"])),
             (
                 &["/usr/local/bin/edgemesh-agent"],
@@ -103,6 +104,14 @@ mod tests {
             (
                 &["edgemesh-gateway"],
                 Invocation::Unavailable("edgemesh-gateway"),
+            ),
+            (
+                &["edgemesh-agent", "help"],
+                edgemesh(&["edgemesh-agent", "help"]),
+            ),
+            (
+                &["edgemesh-agent", "playground", "up"],
+                edgemesh(&["edgemesh-agent", "playground", "up"]),
             ),
         ];
         for (args, want) in cases {

@@ -29,11 +29,7 @@ fn time_until(agent: &Agent, limit: Duration, check: impl Fn(&Value) -> bool) ->
 #[test]
 fn agent_sees_a_change_made_right_after_an_apiserver_restart_within_2s() {
     let ns = netns("rst");
-    // No periodic bookmark may refresh the agent's resourceVersion: every restart must cost a 410.
-    let api = ApiServer::builder()
-        .bookmark_interval(Duration::from_secs(3600))
-        .start_in(&ns)
-        .unwrap();
+    let api = common::api_without_bookmarks(&ns);
     api.apply(service_json("shop", "web", "10.96.0.10", 80))
         .unwrap();
     let agent = Agent::start(ns, &["--master", &api.url()]).ready();

@@ -14,11 +14,7 @@ const RECONNECT: Duration = Duration::from_secs(5);
 #[test]
 fn agent_follows_the_api_through_changes_cuts_and_410() {
     let ns = netns("disc");
-    // No periodic bookmark may slip between compact() and the cut, or there would be no 410.
-    let api = ApiServer::builder()
-        .bookmark_interval(Duration::from_secs(3600))
-        .start_in(&ns)
-        .unwrap();
+    let api = common::api_without_bookmarks(&ns);
     api.apply(service_json("shop", "web", "10.96.0.10", 80))
         .unwrap();
     api.apply(slice_json("shop", "web", &["192.0.2.1"], 8080))

@@ -148,3 +148,12 @@ pub fn slice_json(namespace: &str, service: &str, ips: &[&str], port: u16) -> Va
         "endpoints": endpoints
     })
 }
+
+/// The apiserver double inside `ns`, with bookmarks effectively off: none may refresh a
+/// watcher's resourceVersion between a compaction (or restart) and the cut, or no 410 comes.
+pub fn api_without_bookmarks(ns: &Netns) -> edgemesh_testkit::apiserver::ApiServer {
+    edgemesh_testkit::apiserver::ApiServer::builder()
+        .bookmark_interval(Duration::from_secs(3600))
+        .start_in(ns)
+        .unwrap()
+}
