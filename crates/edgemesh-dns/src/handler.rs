@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use edgemesh_model::SnapshotCell;
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{DNSClass, Record};
+use hickory_proto::rr::DNSClass;
 use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
@@ -17,6 +17,7 @@ use tracing::debug;
 use crate::clients;
 use crate::config::ClientPolicy;
 use crate::metrics::DnsMetrics;
+use crate::reply::Reply;
 use crate::resolve::Resolver;
 
 /// Requests this long or longer are refused with FORMERR (a query is a few dozen bytes; this
@@ -24,25 +25,6 @@ use crate::resolve::Resolver;
 pub const MAX_REQUEST_BYTES: usize = 4096;
 /// The EDNS UDP payload size we advertise to clients.
 pub const CLIENT_UDP_PAYLOAD: u16 = 1232;
-
-/// What goes into one response.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Reply {
-    pub rcode: ResponseCode,
-    pub authoritative: bool,
-    pub answers: Vec<Record>,
-    pub authorities: Vec<Record>,
-    pub additionals: Vec<Record>,
-}
-
-impl Reply {
-    pub fn error(rcode: ResponseCode) -> Self {
-        Self {
-            rcode,
-            ..Self::default()
-        }
-    }
-}
 
 /// The request handler registered with hickory's `Server`; cheap to clone.
 #[derive(Clone, Debug)]

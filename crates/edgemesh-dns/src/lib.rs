@@ -21,6 +21,7 @@ pub mod handler;
 pub mod metrics;
 pub mod names;
 pub mod packet;
+pub mod reply;
 pub mod resolve;
 pub mod reverse;
 pub mod server;

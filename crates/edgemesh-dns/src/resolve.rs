@@ -13,9 +13,9 @@ use tracing::debug;
 use crate::cache::{CacheKey, CachePolicy, CachedAnswer, DnsCache, Lookup};
 use crate::config::DnsConfig;
 use crate::error::DnsError;
-use crate::handler::Reply;
 use crate::metrics::DnsMetrics;
 use crate::names::Target;
+use crate::reply::Reply;
 use crate::reverse::ReverseCache;
 use crate::upstream::{Forwarder, UpstreamError};
 use crate::zone::{Zone, ZoneAnswer};
@@ -78,9 +78,10 @@ impl Resolver {
             Target::Reverse(ip) => {
                 let snapshot = self.snapshots.load();
                 let index = self.reverse.get(&snapshot);
+                let targets = index.1.names(&self.zone, ip);
                 match self
                     .zone
-                    .answer_reverse(&index.1, query.name(), ip, query.query_type())
+                    .answer_ptr(query.name(), targets, query.query_type())
                 {
                     Some(answer) => self.local(answer),
                     None => self.forward(query, recursion_desired).await,

@@ -8,7 +8,6 @@ use hickory_proto::rr::rdata::{A, AAAA, CNAME, PTR, SOA, SRV};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::names::{ClusterName, Target, classify, dashed_ip};
-use crate::reverse::ReverseIndex;
 
 /// How many ExternalName → cluster-name hops are followed inside the zone.
 pub const MAX_CNAME_CHAIN: usize = 8;
@@ -86,15 +85,14 @@ impl Zone {
         self.finish(out)
     }
 
-    /// Answers a PTR question for `ip` from the reverse index; `None` when the IP is not ours.
-    pub fn answer_reverse(
+    /// Answers a PTR question whose IP has `targets` as names (from the reverse index); `None`
+    /// when it has none, i.e. the IP is not ours.
+    pub fn answer_ptr(
         &self,
-        index: &ReverseIndex,
         qname: &Name,
-        ip: IpAddr,
+        targets: Vec<Name>,
         qtype: RecordType,
     ) -> Option<ZoneAnswer> {
-        let targets = index.names(self, ip);
         if targets.is_empty() {
             return None;
         }

@@ -287,7 +287,8 @@ fn ptr_for_cluster_ips_and_endpoints() {
     let z = zone();
     let index = ReverseIndex::build(&snapshot());
     let ptr = |ip_s: &str| {
-        z.answer_reverse(&index, &name("x.in-addr.arpa."), ip(ip_s), RecordType::PTR)
+        let targets = index.names(&z, ip(ip_s));
+        z.answer_ptr(&name("x.in-addr.arpa."), targets, RecordType::PTR)
             .map(|a| {
                 a.answers
                     .iter()

@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::state::State;
 use crate::store::{Cache, CacheStats};
 use crate::tls::ReloadingCert;
-use crate::{configmap, server, upstream};
+use crate::{configmap, prober, server, upstream};
 
 /// Builder entry point.
 #[derive(Debug)]
@@ -125,7 +125,7 @@ impl RunningHub {
     /// Serves until the process ends.
     pub async fn serve(self) -> Result<(), HubError> {
         let state = self.state;
-        let prober = upstream::run_prober_with_metrics(Arc::clone(&state));
+        let prober = prober::run_prober_with_metrics(Arc::clone(&state));
         let mut tasks = vec![tokio::spawn(prober)];
         if let Some((namespace, name)) = self.config.config_map.clone() {
             let poll = configmap::run(

@@ -2,11 +2,15 @@
 //! clients (by User-Agent) on disk and serves them while the cloud is unreachable.
 //!
 //! Entry point: [`Hub::start`] with a [`HubConfig`], then [`RunningHub::serve`]. The decision
-//! logic is in pure modules ([`request`], [`selector`], [`health`], [`agents`]); the cache is
-//! [`store::Cache`]. See `docs/edge-hub.md` for the cache layout, offline rules and security model.
+//! logic is in pure modules ([`request`], [`health`], [`agents`]; label selectors come from the
+//! `edgemesh-selector` crate); the cache is [`store::Cache`]. One request's path: `server.rs`
+//! (listeners) → `proxy.rs` (route) → `passthrough.rs` (online) or `offline.rs` (from the cache),
+//! with `watch.rs` for watches and `prober.rs` deciding whether the cloud is there. See
+//! `docs/edge-hub.md` for the cache layout, offline rules and security model.
 #![forbid(unsafe_code)]
 
 pub mod agents;
+mod client;
 pub mod config;
 mod configmap;
 mod creds;
@@ -16,8 +20,10 @@ mod hub;
 mod metrics;
 mod offline;
 mod passthrough;
+mod prober;
 mod proxy;
 pub mod request;
+mod response;
 mod server;
 mod state;
 mod status;

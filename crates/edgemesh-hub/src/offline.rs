@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use http::{Response, StatusCode, header};
 
-use crate::proxy::{Client, ServedBy, json_response, reply};
+use crate::client::Client;
 use crate::request::{RequestInfo, ResourceRequest, Target, Verb};
+use crate::response::{ServedBy, json_response, reply};
 use crate::state::State;
 use crate::store::{ListScope, Lookup};
 use crate::upstream::Body;

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use crate::proxy::Client;
+use crate::client::Client;
 use crate::request::{RequestInfo, Target, Verb};
 use crate::state::State;
 use crate::store::ListScope;
@@ -181,7 +181,7 @@ async fn cache_response(
         collected = collect_unless_stalled(body, state.body_stall_timeout) => collected,
         () = state.health.offline() => {
             let message = "edge hub: the cloud became unreachable while the answer was being read";
-            return crate::proxy::reply(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", message);
+            return crate::response::reply(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", message);
         }
     };
     let bytes = match collected {
@@ -189,11 +189,11 @@ async fn cache_response(
         Err(BodyError::Stalled(after)) => {
             let message =
                 format!("edge hub: the upstream sent no part of its answer for {after:?}");
-            return crate::proxy::reply(StatusCode::GATEWAY_TIMEOUT, "Timeout", &message);
+            return crate::response::reply(StatusCode::GATEWAY_TIMEOUT, "Timeout", &message);
         }
         Err(BodyError::Read(e)) => {
             let message = format!("edge hub: reading the upstream response failed: {e}");
-            return crate::proxy::reply(StatusCode::BAD_GATEWAY, "BadGateway", &message);
+            return crate::response::reply(StatusCode::BAD_GATEWAY, "BadGateway", &message);
         }
     };
     // Parsing and storing a big list takes milliseconds: do it off the response path. A watch

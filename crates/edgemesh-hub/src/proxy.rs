@@ -5,59 +5,20 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use crate::client::{Client, Front};
 use crate::creds::credential_hash;
 use crate::health::Outcome;
 use crate::metrics::RequestLabels;
 use crate::request::{RequestInfo, Verb, agent_name};
+use crate::response::{ServedBy, reply};
 use crate::state::State;
-use crate::status::status_body;
 use crate::store::is_safe_component;
-use crate::upstream::{self, Body, BoxError, empty_body};
-use crate::{offline, passthrough};
-
-/// Who answered a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServedBy {
-    Upstream,
-    Cache,
-    Hub,
-}
-
-impl ServedBy {
-    fn as_str(self) -> &'static str {
-        match self {
-            ServedBy::Upstream => "upstream",
-            ServedBy::Cache => "cache",
-            ServedBy::Hub => "hub",
-        }
-    }
-}
-
-/// Which listener a request came in on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Front {
-    /// Plain HTTP on loopback: node components (kubelet-like daemons, the agent with
-    /// `--master http://127.0.0.1:10261`), which present no credentials of their own. As
-    /// YurtHub does, the hub forwards them with the node's identity (`--token-file`).
-    Node,
-    /// HTTPS for pods: each client authenticates itself.
-    Pod,
-}
-
-/// What the handlers need to know about the client beyond the request itself.
-#[derive(Debug, Clone)]
-pub struct Client {
-    pub agent: String,
-    /// The agent is in `cache_agents` (and its name is a safe directory name).
-    pub cached: bool,
-    pub credential: String,
-    pub has_credentials: bool,
-}
+use crate::upstream::{Body, BoxError, empty_body};
+use crate::{offline, passthrough, prober};
 
 pub async fn handle(
     state: Arc<State>,
@@ -152,7 +113,7 @@ async fn route(
 }
 
 /// How long a cached client's read waits for its upstream before the hub asks whether the
-/// cloud is still there ([`upstream::probe_now`]). With the defaults a silent cloud loss gets its
+/// cloud is still there ([`prober::probe_now`]). With the defaults a silent cloud loss gets its
 /// first answer from the cache after ~2 s instead of after the prober's verdict (interval ×
 /// failures, ~15 s).
 const ANSWER_WAIT: Duration = Duration::from_secs(1);
@@ -182,7 +143,7 @@ async fn forward_or_cache(
             answer = &mut forward => return answer.map(|r| (r, ServedBy::Upstream)),
             () = tokio::time::sleep(ANSWER_WAIT) => {}
         }
-        let probe = upstream::probe_now(state, index);
+        let probe = prober::probe_now(state, index);
         tokio::select! {
             answer = &mut forward => return answer.map(|r| (r, ServedBy::Upstream)),
             outcome = probe => if outcome != Outcome::Success {
@@ -206,7 +167,7 @@ async fn mark_unreachable(state: &Arc<State>, index: usize) {
     if !state.health.is_online() {
         return;
     }
-    if upstream::probe_now(state, index).await == Outcome::Success {
+    if prober::probe_now(state, index).await == Outcome::Success {
         return;
     }
     state.health.record(index, Outcome::ConnectFailed);
@@ -229,23 +190,4 @@ fn copy_of(parts: &http::request::Parts) -> http::request::Parts {
 fn has_body(parts: &http::request::Parts) -> bool {
     !matches!(parts.method, http::Method::GET | http::Method::HEAD)
         || parts.headers.contains_key(header::UPGRADE)
-}
-
-/// A `Status` response the hub gives itself.
-pub fn reply(code: StatusCode, reason: &str, message: &str) -> Response<Body> {
-    json_response(code, status_body(code, reason, message))
-}
-
-pub fn json_response(code: StatusCode, body: Bytes) -> Response<Body> {
-    let mut response = Response::new(
-        Full::new(body)
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    *response.status_mut() = code;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    response
 }

@@ -1,5 +1,5 @@
 //! The upstream apiservers: one pooled HTTP/1.1 client (TLS with the given CA bundle), URL
-//! building, and the health prober.
+//! building, and one health probe (`prober.rs` runs them).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -126,46 +126,6 @@ pub async fn probe(
             Outcome::Success
         }
         _ => Outcome::Failure,
-    }
-}
-
-/// How long a probe asked for outside the prober's rhythm may take (a request got no answer, a
-/// connect failed, a watch broke): the question is "is it still there?", not a health verdict.
-pub const QUICK_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Probes upstream `index` now, with [`QUICK_PROBE_TIMEOUT`].
-pub async fn probe_now(state: &crate::state::State, index: usize) -> Outcome {
-    let path = &state.health.config().path;
-    probe(
-        &state.client,
-        &state.upstreams[index],
-        path,
-        QUICK_PROBE_TIMEOUT,
-    )
-    .await
-}
-
-/// Probes every upstream forever, every `interval` (first probe at once), and updates the
-/// health metrics.
-pub async fn run_prober_with_metrics(state: Arc<crate::state::State>) {
-    let (client, upstreams, health) = (&state.client, &state.upstreams, &state.health);
-    let config = health.config().clone();
-    let mut ticker = tokio::time::interval(config.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        for (index, upstream) in upstreams.iter().enumerate() {
-            let outcome = probe(client, upstream, &config.path, config.timeout).await;
-            if health.record(index, outcome) {
-                let state = if health.states()[index].healthy {
-                    "healthy"
-                } else {
-                    "unhealthy"
-                };
-                tracing::warn!("upstream {} is now {state}", upstream.url);
-            }
-        }
-        state.metrics.observe_health(health, upstreams);
     }
 }
 

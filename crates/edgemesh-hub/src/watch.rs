@@ -15,12 +15,13 @@ use hyper::body::{Frame, Incoming};
 use serde_json::Value;
 use tokio::sync::watch as signal;
 
+use crate::client::Client;
 use crate::health::Outcome;
-use crate::proxy::Client;
+use crate::prober;
 use crate::request::{RequestInfo, ResourceKey};
 use crate::state::State;
 use crate::store::Cache;
-use crate::upstream::{self, Body, BoxError};
+use crate::upstream::{Body, BoxError};
 
 /// Applies the events of an online watch to the cache as they pass.
 ///
@@ -85,7 +86,7 @@ async fn ride_out_break(state: Arc<State>, index: usize, broke: Arc<AtomicBool>)
     if !broke.load(Ordering::Relaxed) {
         return;
     }
-    if upstream::probe_now(&state, index).await == Outcome::Success {
+    if prober::probe_now(&state, index).await == Outcome::Success {
         return;
     }
     state.health.record(index, Outcome::Failure);

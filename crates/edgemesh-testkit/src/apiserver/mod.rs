@@ -14,6 +14,7 @@
 //! It runs on its own runtime thread, so synchronous and async tests can both use it.
 
 mod access;
+mod body;
 mod https;
 mod resources;
 mod rest;

@@ -7,9 +7,9 @@ use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::Shared;
+use super::body::{Body, json as json_response};
 use super::resources::Resource;
 use super::route::Target;
-use super::server::{Body, json as json_response};
 use super::status::ApiError;
 use super::store;
 

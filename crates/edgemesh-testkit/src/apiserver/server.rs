@@ -4,21 +4,17 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
 use super::Shared;
+use super::body::{Body, json};
 use super::resources::{api_versions, version_info};
 use super::route::{self, Route, Target};
 use super::status::ApiError;
-
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-pub type Body = BoxBody<Bytes, BoxError>;
 
 /// Serves until `stop` fires (or the handle is gone).
 pub async fn serve(
@@ -181,20 +177,6 @@ fn not_found_path() -> ApiError {
         "NotFound",
         "the server could not find the requested resource",
     )
-}
-
-/// A JSON response.
-pub fn json(status: StatusCode, value: &Value) -> Response<Body> {
-    let body = Full::new(Bytes::from(value.to_string()))
-        .map_err(|never| match never {})
-        .boxed();
-    let mut resp = Response::new(body);
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    resp
 }
 
 /// A `Status` response for `e`.

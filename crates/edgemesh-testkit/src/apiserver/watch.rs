@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
 use super::Shared;
+use super::body::{Body, BoxError};
 use super::resources::Resource;
 use super::rest::{Filter, for_version};
-use super::server::{Body, BoxError};
 use super::status::ApiError;
 use super::store::{Event, EventType};
 
