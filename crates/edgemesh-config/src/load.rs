@@ -20,9 +20,9 @@ pub struct Loaded {
 impl AgentConfig {
     /// Reads and parses `path` on top of EdgeMesh's defaults for `mode`. Does not validate.
     pub fn load(path: &Path, mode: RunningMode) -> Result<Loaded, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Self::from_yaml(&text, &path.display().to_string(), mode)
     }

@@ -8,11 +8,11 @@ use std::path::PathBuf;
 pub enum HubError {
     #[error("invalid hub configuration: {0}")]
     Config(String),
-    #[error("cannot read {what} {path}: {source}")]
+    #[error("cannot read {what} {path}: {error}")]
     ReadFile {
         what: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("invalid {what} {path}: {reason}")]
     BadFile {
@@ -20,15 +20,15 @@ pub enum HubError {
         path: PathBuf,
         reason: String,
     },
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {error}")]
     Bind {
         addr: std::net::SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("cache directory {path}: {source}")]
+    #[error("cache directory {path}: {error}")]
     Cache {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("TLS setup: {0}")]
     Tls(String),

@@ -113,7 +113,7 @@ impl Hub {
 async fn bind(addr: SocketAddr) -> Result<TcpListener, HubError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| HubError::Bind { addr, source })
+        .map_err(|error| HubError::Bind { addr, error })
 }
 
 impl RunningHub {

@@ -17,10 +17,10 @@ pub fn read_certs(
     path: &Path,
     what: &'static str,
 ) -> Result<Vec<CertificateDer<'static>>, HubError> {
-    let bytes = std::fs::read(path).map_err(|source| HubError::ReadFile {
+    let bytes = std::fs::read(path).map_err(|error| HubError::ReadFile {
         what,
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<_, _>>()

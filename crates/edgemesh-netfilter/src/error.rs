@@ -4,11 +4,10 @@ use std::process::ExitStatus;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NetfilterError {
-    #[error("could not run `{command}`: {source} (is it installed and in PATH?)")]
+    #[error("could not run `{command}`: {error} (is it installed and in PATH?)")]
     Spawn {
         command: String,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("`{command}` failed ({status}): {stderr}")]
     Failed {

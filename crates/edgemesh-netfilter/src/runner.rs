@@ -47,9 +47,9 @@ impl CommandRunner for SystemRunner {
     fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
         let line = self.command_line(program, args);
         let command = line.join(" ");
-        let spawn_error = |source| NetfilterError::Spawn {
+        let spawn_error = |error| NetfilterError::Spawn {
             command: command.clone(),
-            source,
+            error,
         };
         let mut child = Command::new(&line[0])
             .args(&line[1..])

@@ -10,10 +10,10 @@ pub enum PlaygroundError {
     NotRoot,
     #[error("invalid prefix {0:?}: use 1 to 8 lowercase letters or digits, starting with a letter")]
     InvalidPrefix(String),
-    #[error("cannot run `{command}`: {source}")]
+    #[error("cannot run `{command}`: {error}")]
     Spawn {
         command: String,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("`{command}` failed ({status}): {stderr}")]
     Command {
@@ -21,10 +21,10 @@ pub enum PlaygroundError {
         status: String,
         stderr: String,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     File {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("example {file}: {reason}")]
     Example { file: String, reason: String },
@@ -52,7 +52,7 @@ impl PlaygroundError {
     pub(crate) fn file(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::File {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 }

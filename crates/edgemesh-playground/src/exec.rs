@@ -32,6 +32,6 @@ pub fn exec(plan: &Plan, node: &str, argv: &[String]) -> Result<ExitStatus, Play
         .status()
         .map_err(|source| PlaygroundError::Spawn {
             command: format!("ip netns exec {ns} {program}"),
-            source,
+            error: source,
         })
 }

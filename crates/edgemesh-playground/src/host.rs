@@ -10,9 +10,9 @@ pub(crate) fn run(program: &str, args: &[&str]) -> Result<String, PlaygroundErro
     let out = Command::new(program)
         .args(args)
         .output()
-        .map_err(|source| PlaygroundError::Spawn {
+        .map_err(|error| PlaygroundError::Spawn {
             command: command.clone(),
-            source,
+            error,
         })?;
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());

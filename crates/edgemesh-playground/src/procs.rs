@@ -33,7 +33,7 @@ pub(crate) fn spawn_detached(
         .spawn()
         .map_err(|source| PlaygroundError::Spawn {
             command: format!("setsid ip netns exec {netns} {}", binary.display()),
-            source,
+            error: source,
         })?;
     // Not waited for: it runs on after `up` exits (then init reaps it).
     Ok(ProcessRecord {

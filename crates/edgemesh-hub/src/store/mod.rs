@@ -70,9 +70,9 @@ pub struct Cache {
 impl Cache {
     /// Opens (creating) `root` and loads what a previous run left, cleaning up after a crash.
     pub fn open(root: &Path) -> Result<Self, HubError> {
-        let cache_err = |source| HubError::Cache {
+        let cache_err = |error| HubError::Cache {
             path: root.to_path_buf(),
-            source,
+            error,
         };
         disk::create_private_dir(root).map_err(cache_err)?;
         let loaded = load::load(root).map_err(cache_err)?;

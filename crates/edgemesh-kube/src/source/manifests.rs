@@ -37,16 +37,13 @@ const EMPTIED_QUIET_FACTOR: u32 = 8;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ManifestsError {
-    #[error("manifests directory {path}: {source}")]
+    #[error("manifests directory {path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("cannot watch manifests directory {path}: {source}")]
-    Watch {
-        path: PathBuf,
-        source: notify::Error,
-    },
+    #[error("cannot watch manifests directory {path}: {error}")]
+    Watch { path: PathBuf, error: notify::Error },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,9 +117,9 @@ impl ManifestsDir {
     pub fn rescan(&mut self) -> Result<bool, ManifestsError> {
         let mut walk = Walk::default();
         walk.collect(&self.root, 0)
-            .map_err(|source| ManifestsError::Io {
+            .map_err(|error| ManifestsError::Io {
                 path: self.root.clone(),
-                source,
+                error,
             })?;
         for (path, why) in walk.skipped {
             if self.reported.insert(path.clone()) {
@@ -333,15 +330,15 @@ pub async fn run(root: PathBuf, events: mpsc::Sender<SourceEvent>) -> Result<(),
         // A full channel already holds a wake-up: coalescing is what we want.
         let _ = wake_tx.try_send(());
     })
-    .map_err(|source| ManifestsError::Watch {
+    .map_err(|error| ManifestsError::Watch {
         path: root.clone(),
-        source,
+        error,
     })?;
     watcher
         .watch(&root, RecursiveMode::Recursive)
-        .map_err(|source| ManifestsError::Watch {
+        .map_err(|error| ManifestsError::Watch {
             path: root.clone(),
-            source,
+            error,
         })?;
     let (mut dir, first) = rescanned(ManifestsDir::new(&root).settling(QUIET)).await;
     first?;

@@ -19,7 +19,7 @@ pub fn run(program: Program, name: &str, port: u16) -> Result<(), PlaygroundErro
     let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
     let bind_error = |e| PlaygroundError::Spawn {
         command: format!("pod {name}: bind {addr}"),
-        source: e,
+        error: e,
     };
     if program == Program::UdpEcho {
         let socket = UdpSocket::bind(addr).map_err(bind_error)?;

@@ -114,7 +114,7 @@ fn up(common: &Common, tunnel: bool, quic: bool) -> Result<ExitCode, PlaygroundE
     let plan = Plan::new(&common.prefix)?;
     let binary = std::env::current_exe().map_err(|source| PlaygroundError::Spawn {
         command: "locate the running edgemesh binary".into(),
-        source,
+        error: source,
     })?;
     let options = UpOptions {
         plan,
