@@ -52,10 +52,10 @@ fn apply(state: &State, found: Found) {
     };
     let rendered = list.render();
     if state.agents.set_config_map(list) {
-        tracing::info!("cache_agents from the ConfigMap is now '{rendered}'");
+        tracing::info!(cache_agents = %rendered, "cache_agents from the ConfigMap changed");
         let path = persisted_path(state.cache.root());
         if let Err(e) = crate::store::write_atomic(&path, rendered.as_bytes()) {
-            tracing::warn!("cannot persist cache_agents to {}: {e}", path.display());
+            tracing::warn!(path = %path.display(), error = %e, "cannot persist cache_agents");
         }
     }
 }
@@ -88,7 +88,7 @@ fn parse(status: StatusCode, body: &[u8]) -> Found {
         return Found::Absent;
     }
     if !status.is_success() {
-        tracing::debug!("reading the hub ConfigMap answered {status}");
+        tracing::debug!(%status, "reading the hub ConfigMap failed");
         return Found::Unknown;
     }
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {

@@ -24,10 +24,14 @@ impl OwnToken {
     pub fn header(&self) -> Option<HeaderValue> {
         let file = self.file.as_deref()?;
         let token = std::fs::read_to_string(file)
-            .map_err(|e| tracing::warn!("cannot read --token-file {}: {e}", file.display()))
+            .map_err(
+                |e| tracing::warn!(file = %file.display(), error = %e, "cannot read --token-file"),
+            )
             .ok()?;
         HeaderValue::from_str(&format!("Bearer {}", token.trim()))
-            .map_err(|_| tracing::warn!("--token-file {} is not a valid token", file.display()))
+            .map_err(
+                |_| tracing::warn!(file = %file.display(), "--token-file is not a valid token"),
+            )
             .ok()
     }
 }

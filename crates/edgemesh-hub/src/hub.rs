@@ -65,9 +65,9 @@ impl Hub {
         tracing::info!(
             objects = stats.objects,
             resources = stats.resources,
-            "cache loaded from {} in {:?}",
-            config.cache_dir.display(),
-            loading.elapsed()
+            dir = %config.cache_dir.display(),
+            elapsed = ?loading.elapsed(),
+            "cache loaded"
         );
         let agents = CacheAgents::new(
             AgentList::parse(&config.cache_agents),

@@ -154,7 +154,7 @@ fn splice_upgrade(parts: &mut http::request::Parts, response: &mut Response<Inco
         let (client_io, upstream_io) = match tokio::try_join!(client_side, upstream_side) {
             Ok(both) => both,
             Err(e) => {
-                tracing::warn!("upgrade failed: {e}");
+                tracing::warn!(error = %e, "upgrade failed");
                 return;
             }
         };
@@ -278,7 +278,7 @@ fn store(
             field_selector: resource.query.field_selector.clone(),
         };
         if let Err(e) = state.cache.store_list(agent, &resource.key, &scope, bytes) {
-            tracing::warn!("not caching {path}: {e}");
+            tracing::warn!(%path, error = %e, "not caching a response");
         }
     } else if info.verb == Verb::Get
         && let Ok(value) = serde_json::from_slice(bytes)

@@ -41,7 +41,7 @@ pub async fn run_prober_with_metrics(state: Arc<State>) {
                 } else {
                     "unhealthy"
                 };
-                tracing::warn!(upstream = %upstream.url, "upstream is now {state}");
+                tracing::warn!(upstream = %upstream.url, state, "upstream health changed");
             }
         }
         state.metrics.observe_health(health, upstreams);

@@ -91,7 +91,7 @@ async fn route(
         match forward_or_cache(state, index, &mut parts, attempt_body, info, client).await {
             Ok(answer) => return answer,
             Err(passthrough::ForwardError::Connect(e)) => {
-                tracing::warn!("upstream {} unreachable: {e}", state.upstreams[index].url);
+                tracing::warn!(upstream = %state.upstreams[index].url, error = %e, "upstream unreachable");
                 mark_unreachable(state, index).await;
                 if has_body(&parts) {
                     break;

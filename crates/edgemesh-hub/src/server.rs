@@ -58,7 +58,7 @@ pub async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<
         pending.spawn(move |first_request| async move {
             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => serve_connection(tls, state, Front::Pod, first_request).await,
-                Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
+                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!("TLS handshake timed out"),
             }
         });
@@ -78,13 +78,13 @@ async fn accept(listener: &TcpListener, pending: &Pending) -> Option<TcpStream> 
             // Make room by closing the connection that has waited longest without a request;
             // with none to close, back off instead of spinning.
             if !pending.close_oldest() {
-                tracing::warn!("accept failed: {e}");
+                tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             None
         }
         Err(e) => {
-            tracing::warn!("accept failed: {e}");
+            tracing::warn!(error = %e, "accept failed");
             tokio::time::sleep(Duration::from_millis(100)).await;
             None
         }
@@ -110,7 +110,7 @@ async fn serve_connection<S>(
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     if let Err(e) = connection.await {
-        tracing::debug!("connection ended: {e}");
+        tracing::debug!(error = %e, "connection ended");
     }
 }
 

@@ -86,11 +86,11 @@ impl ReloadingCert {
                     self.current.store(key);
                     seen = now;
                     tracing::info!(
-                        "serving certificate reloaded from {}",
-                        self.cert_file.display()
+                        file = %self.cert_file.display(),
+                        "serving certificate reloaded"
                     );
                 }
-                Err(e) => tracing::warn!("keeping the previous serving certificate: {e}"),
+                Err(e) => tracing::warn!(error = %e, "keeping the previous serving certificate"),
             }
         }
     }

@@ -7,13 +7,14 @@ use crate::PlaygroundError;
 /// Runs `program args`; Ok(stdout) when it exits 0, else an error with its stderr.
 pub(crate) fn run(program: &str, args: &[&str]) -> Result<String, PlaygroundError> {
     let command = describe(program, args);
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|error| PlaygroundError::Spawn {
-            command: command.clone(),
-            error,
-        })?;
+    let out =
+        Command::new(program)
+            .args(args)
+            .output()
+            .map_err(|error| PlaygroundError::Spawn {
+                command: command.clone(),
+                error,
+            })?;
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }

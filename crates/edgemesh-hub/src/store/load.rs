@@ -80,7 +80,7 @@ fn load_resource(dir: &Path) -> std::io::Result<ResourceCache> {
 fn read_meta(path: &Path) -> Meta {
     match fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            tracing::warn!("ignoring unreadable cache metadata {}: {e}", path.display());
+            tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable cache metadata");
             Meta::default()
         }),
         Err(_) => Meta::default(),
@@ -92,7 +92,7 @@ fn load_object_file(path: &Path, cache: &mut ResourceCache) -> std::io::Result<(
         return Ok(());
     };
     if name.starts_with(TEMP_PREFIX) {
-        tracing::info!("removing {} left by an interrupted write", path.display());
+        tracing::info!(path = %path.display(), "removing a file left by an interrupted write");
         return fs::remove_file(path);
     }
     if name.starts_with('.') {
@@ -108,7 +108,7 @@ fn load_object_file(path: &Path, cache: &mut ResourceCache) -> std::io::Result<(
             Ok(())
         }
         None => {
-            tracing::warn!("removing {}: not a complete object", path.display());
+            tracing::warn!(path = %path.display(), "removing a cache file that is not a complete object");
             fs::remove_file(path)
         }
     }

@@ -186,7 +186,7 @@ fn apply(op: Op, stats: &WriterStats) {
             Op::Write(p, _) | Op::WriteInOrder(p, _) | Op::Remove(p) => p.display().to_string(),
             Op::Flush(_) => String::new(),
         };
-        tracing::warn!("cache write of {path} failed: {e}");
+        tracing::warn!(%path, error = %e, "cache write failed");
     }
 }
 
