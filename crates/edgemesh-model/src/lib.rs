@@ -8,6 +8,7 @@
 
 pub mod catalog;
 mod cidr;
+#[cfg(any(test, feature = "testing"))]
 pub mod fixtures;
 pub mod snapshot;
 pub mod spec;

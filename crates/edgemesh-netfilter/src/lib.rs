@@ -18,6 +18,7 @@
 
 pub mod backend;
 pub mod error;
+#[cfg(any(test, feature = "testing"))]
 pub mod fixtures;
 pub mod iptables;
 pub mod nft;

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod origdst;
 mod proxy;
 pub mod relay;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod udp;
 
