@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use edgemesh_testkit::apiserver::ApiServer;
+use edgemesh_testkit::hub::HubCommand;
 use edgemesh_testkit::process::{Process, edgemesh_bin};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -58,43 +59,12 @@ fn pod(i: usize) -> serde_json::Value {
 }
 
 fn start_hub(upstream: &str, cache: &Path) -> (Process, SocketAddr) {
-    let cache = cache.to_string_lossy().into_owned();
-    let args = [
-        "hub",
-        "--server-addr",
-        upstream,
-        "--secure-addr",
-        "",
-        "--insecure-addr",
-        "127.0.0.1:0",
-        "--hub-device",
-        "",
-        "--config-map",
-        "",
-        "--cache-dir",
-        &cache,
-        "--cache-agents",
-        CACHED,
-        "--admin-addr",
-        "127.0.0.1:0",
-        "--log-level",
-        "warn,edgemesh=info",
-        "--connect-timeout",
-        "300ms",
-    ];
-    let mut hub = Process::start(edgemesh_bin().unwrap(), &args, None).unwrap();
-    let line = hub
-        .wait_for_log("hub listening on http://", Duration::from_secs(30))
-        .unwrap();
-    (
-        hub,
-        line.rsplit("http://")
-            .next()
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap(),
-    )
+    HubCommand::new(upstream, cache)
+        .flag("--cache-agents", CACHED)
+        .flag("--log-level", "warn,edgemesh=info")
+        .flag("--connect-timeout", "300ms")
+        .start_plain(edgemesh_bin().unwrap(), None, Duration::from_secs(30))
+        .unwrap()
 }
 
 async fn request(client: &HttpClient, addr: SocketAddr, path: &str, agent: &str) -> (u16, usize) {

@@ -6,6 +6,7 @@
 //! - [`process`]: start the real `edgemesh` binary, capture its log, wait for readiness.
 //! - [`http`]: a tiny blocking HTTP/1.1 GET client.
 //! - [`apiserver`]: a test double of kube-apiserver (list/watch/CRUD over JSON objects).
+//! - [`hub`]: `edgemesh hub` command lines that touch nothing of the host.
 //! - [`tls`]: a CA and certificates it signs (openssl), for HTTPS tests.
 //!
 //! See `docs/testkit.md` for how to use each part.
@@ -13,6 +14,7 @@
 
 pub mod apiserver;
 pub mod http;
+pub mod hub;
 pub mod netns;
 pub mod process;
 pub mod tls;

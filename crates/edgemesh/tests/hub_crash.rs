@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use edgemesh_testkit::apiserver::ApiServer;
+use edgemesh_testkit::hub::HubCommand;
 use edgemesh_testkit::process::Process;
 use hub_support::BIN;
 
@@ -17,42 +18,13 @@ const OBJECTS: usize = 1500;
 const ROUNDS: u64 = 8;
 
 fn start_hub(upstream: &str, cache: &Path) -> (Process, SocketAddr) {
-    let cache = cache.to_string_lossy().into_owned();
-    let args = [
-        "hub",
-        "--server-addr",
-        upstream,
-        "--secure-addr",
-        "",
-        "--insecure-addr",
-        "127.0.0.1:0",
-        "--hub-device",
-        "",
-        "--config-map",
-        "",
-        "--cache-dir",
-        &cache,
-        "--cache-agents",
-        "edge-app",
-        "--admin-addr",
-        "127.0.0.1:0",
-        "--connect-timeout",
-        "300ms",
-        "--heartbeat-interval",
-        "200ms",
-    ];
-    let mut hub = Process::start(BIN, &args, None).unwrap();
-    let line = hub
-        .wait_for_log("hub listening on http://", Duration::from_secs(20))
+    let (mut hub, addr) = HubCommand::new(upstream, cache)
+        .flag("--cache-agents", "edge-app")
+        .flag("--connect-timeout", "300ms")
+        .flag("--heartbeat-interval", "200ms")
+        .start_plain(BIN, None, Duration::from_secs(20))
         .unwrap();
     hub.admin_addr(Duration::from_secs(5)).unwrap();
-    let addr = line
-        .rsplit("http://")
-        .next()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
     (hub, addr)
 }
 

@@ -9,6 +9,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use edgemesh_testkit::apiserver::ApiServer;
+use edgemesh_testkit::hub::HubCommand;
 use edgemesh_testkit::netns::{Netns, require_root};
 use edgemesh_testkit::process::Process;
 pub use edgemesh_testkit::tls::Certs;
@@ -185,32 +186,14 @@ impl World {
 /// The TLS front of the apiserver double: a cache-less hub in the cloud namespace.
 fn start_front(cloud: &Netns, api: &ApiServer, certs: &Certs, cache: &Path) -> Process {
     let upstream = format!("http://127.0.0.1:{}", api.addr().port());
-    let cache = cache.to_string_lossy().into_owned();
     let (crt, key) = (certs.path("upstream.crt"), certs.path("upstream.key"));
-    let args = [
-        "hub",
-        "--server-addr",
-        &upstream,
-        "--secure-addr",
-        "198.51.100.1:6443",
-        "--insecure-addr",
-        "",
-        "--cert-file",
-        &crt,
-        "--key-file",
-        &key,
-        "--hub-device",
-        "",
-        "--cache-dir",
-        &cache,
-        "--config-map",
-        "",
-        "--heartbeat-path",
-        "/version",
-        "--admin-addr",
-        "127.0.0.1:0",
-    ];
-    let mut front = Process::start(BIN, &args, Some(cloud)).unwrap();
+    let command = HubCommand::new(&upstream, cache)
+        .flag("--secure-addr", "198.51.100.1:6443")
+        .flag("--insecure-addr", "")
+        .flag("--cert-file", &crt)
+        .flag("--key-file", &key)
+        .flag("--heartbeat-path", "/version");
+    let mut front = Process::start(BIN, &command.args(), Some(cloud)).unwrap();
     front
         .wait_for_log("hub listening on https://", Duration::from_secs(20))
         .unwrap();
@@ -291,26 +274,12 @@ pub const PLAIN_HUB: &str = "127.0.0.1:10261";
 /// in front of `api`; `wrapper` runs it under another command (e.g. `prlimit --nofile=…`).
 /// Returns once it listens.
 pub fn plain_hub(ns: &Netns, api: &ApiServer, cache: &Path, wrapper: &[&str]) -> Process {
-    let url = api.url();
+    let command = HubCommand::new(&api.url(), cache)
+        .flag("--insecure-addr", PLAIN_HUB)
+        .flag("--cache-agents", "kubectl");
     let mut argv: Vec<&str> = wrapper.to_vec();
-    argv.extend([
-        BIN,
-        "hub",
-        "--server-addr",
-        &url,
-        "--secure-addr",
-        "",
-        "--insecure-addr",
-        PLAIN_HUB,
-        "--cache-dir",
-        cache.to_str().unwrap(),
-        "--config-map",
-        "",
-        "--admin-addr",
-        "127.0.0.1:0",
-        "--cache-agents",
-        "kubectl",
-    ]);
+    argv.push(BIN);
+    argv.extend(command.args());
     let mut hub = Process::start(argv[0], &argv[1..], Some(ns)).unwrap();
     hub.wait_for_log(
         &format!("hub listening on http://{PLAIN_HUB}"),
