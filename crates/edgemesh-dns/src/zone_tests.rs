@@ -2,10 +2,9 @@
 
 use std::net::IpAddr;
 
-use edgemesh_model::fixtures::{cluster_ip_service, endpoint_slice};
+use edgemesh_model::fixtures::{cluster_ip_service, endpoint_slice, service, service_port as port};
 use edgemesh_model::{
-    BuildOptions, Catalog, EndpointSpec, ObjectKey, Protocol, Resource, ServiceKind,
-    ServicePortSpec, ServiceSpec, Snapshot, SourceId, TargetPort,
+    BuildOptions, Catalog, EndpointSpec, Protocol, Resource, ServiceKind, Snapshot, SourceId,
 };
 use hickory_proto::op::ResponseCode::{self, NXDomain, NoError};
 use hickory_proto::rr::{Name, RData, RecordType};
@@ -16,26 +15,6 @@ use crate::reverse::ReverseIndex;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-
-fn port(name: &str, protocol: Protocol, number: u16) -> ServicePortSpec {
-    ServicePortSpec {
-        name: name.into(),
-        protocol,
-        port: number,
-        target_port: TargetPort::Number(number),
-        app_protocol: None,
-    }
-}
-
-fn service(ns: &str, name: &str, kind: ServiceKind, ports: Vec<ServicePortSpec>) -> ServiceSpec {
-    ServiceSpec {
-        key: ObjectKey::new(ns, name),
-        kind,
-        ports,
-        has_proxy_name_label: false,
-        session_affinity: None,
-    }
 }
 
 /// web: dual-stack ClusterIP with ports http/TCP and dns/UDP; db: headless with hostnames and one

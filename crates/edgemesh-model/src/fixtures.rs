@@ -8,23 +8,44 @@ use crate::spec::{
     ServiceKind, ServicePortSpec, ServiceSpec, TargetPort,
 };
 
-/// A ClusterIP service with one TCP port named `http`.
-pub fn cluster_ip_service(namespace: &str, name: &str, ip: IpAddr, port: u16) -> ServiceSpec {
+/// A port numbered `number` with the same target port.
+pub fn service_port(name: &str, protocol: Protocol, number: u16) -> ServicePortSpec {
+    ServicePortSpec {
+        name: name.into(),
+        protocol,
+        port: number,
+        target_port: TargetPort::Number(number),
+        app_protocol: None,
+    }
+}
+
+/// A service of `kind` with `ports`, no label, no affinity.
+pub fn service(
+    namespace: &str,
+    name: &str,
+    kind: ServiceKind,
+    ports: Vec<ServicePortSpec>,
+) -> ServiceSpec {
     ServiceSpec {
         key: ObjectKey::new(namespace, name),
-        kind: ServiceKind::ClusterIp {
-            cluster_ips: vec![ip],
-        },
-        ports: vec![ServicePortSpec {
-            name: "http".into(),
-            protocol: Protocol::Tcp,
-            port,
-            target_port: TargetPort::Number(port),
-            app_protocol: None,
-        }],
+        kind,
+        ports,
         has_proxy_name_label: false,
         session_affinity: None,
     }
+}
+
+/// A ClusterIP service with one TCP port named `http`.
+pub fn cluster_ip_service(namespace: &str, name: &str, ip: IpAddr, port: u16) -> ServiceSpec {
+    let kind = ServiceKind::ClusterIp {
+        cluster_ips: vec![ip],
+    };
+    service(
+        namespace,
+        name,
+        kind,
+        vec![service_port("http", Protocol::Tcp, port)],
+    )
 }
 
 /// `service` (a ClusterIP spec) also reachable from outside as `exposure` says.

@@ -2,11 +2,12 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use edgemesh_model::fixtures::{cluster_ip_service, endpoint_slice, exposed};
+use edgemesh_model::fixtures::{
+    cluster_ip_service, endpoint_slice, exposed, service, service_port as port,
+};
 use edgemesh_model::{
     BuildOptions, Catalog, DestinationRuleSpec, Exposure, ExternalTrafficPolicy, HashKey, LbPolicy,
-    NodePortSpec, ObjectKey, Protocol, Resource, ServiceKind, ServicePortSpec, ServiceSpec,
-    Snapshot, SourceId, TargetPort,
+    NodePortSpec, Protocol, Resource, ServiceKind, ServiceSpec, Snapshot, SourceId,
 };
 
 /// `10.96.0.10` TCP 80 of `default/web`.
@@ -19,26 +20,6 @@ pub const DNS_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 96, 0, 53));
 pub const LABELLED_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 96, 0, 20));
 /// `default/sctp`, an SCTP service.
 pub const SCTP_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 96, 0, 30));
-
-fn port(name: &str, protocol: Protocol, port: u16) -> ServicePortSpec {
-    ServicePortSpec {
-        name: name.into(),
-        protocol,
-        port,
-        target_port: TargetPort::Number(port),
-        app_protocol: None,
-    }
-}
-
-fn service(ns: &str, name: &str, kind: ServiceKind, ports: Vec<ServicePortSpec>) -> ServiceSpec {
-    ServiceSpec {
-        key: ObjectKey::new(ns, name),
-        kind,
-        ports,
-        has_proxy_name_label: false,
-        session_affinity: None,
-    }
-}
 
 /// `default/shop`: ClusterIP `10.96.0.40`, node ports TCP 30080 and UDP 30053, external IP
 /// `198.51.100.10`.
