@@ -54,8 +54,7 @@ pub use config::{
     UnattestedPeers,
 };
 pub use dialer::TunnelDialer;
-pub use driver::LISTENING;
-pub use error::TunnelError;
+pub use error::{Chain, ConnectFailure, TunnelError};
 pub use psk::PskMode;
 pub use socks5::Socks5Server;
 pub use splice::splice;
@@ -132,7 +131,7 @@ impl Tunnel {
             peer_id,
             identity,
         });
-        tracing::info!(node = %shared.me(), peer = %peer_id, relay = shared.config.is_relay(), "tunnel starting");
+        tracing::info!(node = %shared.me(), peer.id = %peer_id, relay = shared.config.is_relay(), "tunnel starting");
         let driver = driver::Driver::new(swarm, Arc::clone(&shared));
         let tasks = vec![
             tokio::spawn(driver.run(command_rx)),

@@ -20,7 +20,7 @@ pub(crate) enum Command {
     /// the relays).
     Connect {
         peer: PeerId,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: crate::driver::Waiter,
     },
     /// Close every connection to `peer` (it failed the name check).
     Disconnect { peer: PeerId },
