@@ -61,7 +61,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut incoming: libp2p_stream::Inco
         tokio::spawn(async move {
             let answered = tokio::time::timeout(EXCHANGE_TIMEOUT, answer(&shared, me, stream));
             if answered.await.is_err() {
-                tracing::debug!(%peer, "attestation request timed out");
+                tracing::debug!(peer.id = %peer, "attestation request timed out");
             }
         });
     }
