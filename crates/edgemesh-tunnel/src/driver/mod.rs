@@ -71,6 +71,7 @@ impl Driver {
                 },
                 _ = tick.tick() => {
                     self.maintain_relays();
+                    self.peers.forget_idle(std::time::Instant::now());
                     self.finish_draining();
                     self.redial_lan_peers();
                     self.retry_quic_upgrades();

@@ -4,11 +4,12 @@
 //! Shaped like kube-runtime's watcher `State`: each [`Phase`] carries the data that exists only
 //! in that phase (the waiters of a dial, the connections and their RTT), so a peer cannot hold
 //! connection data once it is disconnected. What does outlive a connection (the LAN addresses
-//! mDNS announced, a QUIC dial in flight, the LAN redials left) sits beside the phase, and the
-//! entry goes once none of it is left ([`Peers::forget_if_idle`]).
+//! mDNS announced, a QUIC dial in flight, the LAN redials left, for a while that we met it
+//! through a relay) sits beside the phase, and the entry goes once none of it is left
+//! ([`Peers::forget_if_idle`], and [`Peers::forget_idle`] on the tick).
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId};
@@ -33,9 +34,12 @@ pub(super) struct PeerState {
     /// How many more times the tick redials this LAN peer while it is not connected directly.
     pub lan_redials: Option<u8>,
     /// We reached it through a relay: outside the LAN, a direct connection to it is a punched
-    /// one, even when it comes after the relayed connection closed (DCUtR's dial may land just
-    /// after). Forgotten with the entry.
+    /// one, even when it comes after the relayed connection closed (the other side may close
+    /// it as soon as its own end of the punch is up, before ours arrives). Remembered for
+    /// [`RELAYED_MEMORY`] after the last connection closed.
     pub met_via_relay: bool,
+    /// When its last connection closed.
+    pub apart_since: Option<Instant>,
     /// Our QUIC dial to it (the upgrade from TCP), in flight: its failure only logs. On the
     /// peer, not its connections: the dial may end after every connection closed.
     pub quic_dial: Option<ConnectionId>,
@@ -70,13 +74,24 @@ pub(super) struct Links {
     pub quic_retries: Option<u8>,
 }
 
+/// How long a disconnected peer met through a relay is remembered as such: longer than a hole
+/// punch takes to land (DCUtR starts its direct dials while the relayed connection is up and
+/// gives up on them within seconds).
+pub(super) const RELAYED_MEMORY: Duration = Duration::from_secs(60);
+
 impl PeerState {
-    /// Nothing left worth keeping: not connected, not dialled for anyone, not on the LAN.
-    fn is_idle(&self) -> bool {
+    /// Nothing left worth keeping at `now`: not connected, not dialled for anyone, not on the
+    /// LAN, no punch from a relayed past to expect.
+    fn is_idle(&self, now: Instant) -> bool {
+        let punch_expected = self.met_via_relay
+            && self
+                .apart_since
+                .is_none_or(|t| now.saturating_duration_since(t) < RELAYED_MEMORY);
         matches!(self.phase, Phase::Apart)
             && self.lan_addrs.is_empty()
             && self.lan_redials.is_none()
             && self.quic_dial.is_none()
+            && !punch_expected
     }
 
     pub fn links(&self) -> Option<&Links> {
@@ -131,14 +146,21 @@ impl Peers {
     }
 
     pub fn forget_if_idle(&mut self, peer: PeerId) {
-        if self.0.get(&peer).is_some_and(PeerState::is_idle) {
+        let now = Instant::now();
+        if self.0.get(&peer).is_some_and(|s| s.is_idle(now)) {
             self.0.remove(&peer);
         }
+    }
+
+    /// Forgets every peer with nothing left at `now` (a relayed past ages out only with time).
+    pub fn forget_idle(&mut self, now: Instant) {
+        self.0.retain(|_, s| !s.is_idle(now));
     }
 
     /// A connection came up: `peer` is connected; the waiters of a dial to answer.
     pub fn established(&mut self, peer: PeerId, id: ConnectionId, conn: Conn) -> Vec<Waiter> {
         let state = self.entry(peer);
+        state.apart_since = None;
         if state.quic_dial == Some(id) {
             state.quic_dial = None;
         }
@@ -166,6 +188,7 @@ impl Peers {
         }
         if remaining == 0 && state.links().is_some() {
             state.phase = Phase::Apart;
+            state.apart_since = Some(Instant::now());
         }
         self.forget_if_idle(peer);
     }

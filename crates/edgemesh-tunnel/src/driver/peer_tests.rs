@@ -1,4 +1,4 @@
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use libp2p::identity::Keypair;
 use libp2p::swarm::{ConnectionId, DialError};
@@ -29,23 +29,42 @@ fn a_peer_that_disconnects_leaves_nothing_behind() {
     peers.established(
         peer,
         first,
-        conn("/ip4/203.0.113.1/tcp/1", PathKind::Relayed),
+        conn("/ip4/203.0.113.1/tcp/1", PathKind::Direct),
     );
-    peers.entry(peer).met_via_relay = true;
     peers.established(
         peer,
         second,
-        conn("/ip4/203.0.113.1/tcp/2", PathKind::Punched),
+        conn("/ip4/203.0.113.1/udp/1/quic-v1", PathKind::Direct),
     );
     let links = peers.entry(peer).links_mut().expect("connected");
     links.rtt = Some(Duration::from_millis(3));
-    links.draining = Some(1);
+    links.draining = Some(0);
     links.quic_retries = Some(4);
 
     peers.closed(peer, first, 1);
     assert_eq!(peers.links(&peer).map(|l| l.conns.len()), Some(1));
     peers.closed(peer, second, 0);
     assert!(peers.get(&peer).is_none(), "{:?}", peers.get(&peer));
+    assert_eq!(peers.len(), 0);
+}
+
+#[test]
+fn a_peer_met_through_a_relay_is_remembered_as_such_for_a_while_only() {
+    let mut peers = Peers::default();
+    let peer = a_peer();
+    let relayed = ConnectionId::new_unchecked(1);
+    peers.established(peer, relayed, conn("/p2p-circuit", PathKind::Relayed));
+    peers.entry(peer).met_via_relay = true;
+    peers.entry(peer).links_mut().expect("connected").rtt = Some(Duration::from_millis(9));
+
+    peers.closed(peer, relayed, 0);
+    // The punched connection may land just after the relayed one closed: still a punch.
+    let state = peers.get(&peer).expect("remembered");
+    assert!(state.met_via_relay && state.links().is_none(), "{state:?}");
+    peers.forget_idle(Instant::now());
+    assert_eq!(peers.len(), 1);
+
+    peers.forget_idle(Instant::now() + RELAYED_MEMORY);
     assert_eq!(peers.len(), 0);
 }
 
