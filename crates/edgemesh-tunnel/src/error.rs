@@ -101,7 +101,7 @@ pub enum ConnectFailure {
 /// `error` followed by each of its causes, `: `-separated: for logs, which otherwise print
 /// only the outermost message.
 #[derive(Debug, Clone, Copy)]
-pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+pub(crate) struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
 
 impl fmt::Display for Chain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

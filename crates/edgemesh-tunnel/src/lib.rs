@@ -54,7 +54,7 @@ pub use config::{
     UnattestedPeers,
 };
 pub use dialer::TunnelDialer;
-pub use error::{Chain, ConnectFailure, TunnelError};
+pub use error::{ConnectFailure, TunnelError};
 pub use psk::PskMode;
 pub use socks5::Socks5Server;
 pub use splice::splice;
