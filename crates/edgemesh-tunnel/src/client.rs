@@ -8,10 +8,11 @@ use libp2p::{PeerId, Stream};
 use tokio::sync::oneshot;
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt as _};
 
+use crate::command::Command;
 use crate::discovery;
 use crate::error::{Chain, ConnectFailure, TunnelError};
 use crate::policy::WireProtocol;
-use crate::shared::{Command, Shared};
+use crate::shared::Shared;
 use crate::stats::{Counted, Opening};
 use crate::wire::{self, MsgType, PROXY_PROTOCOL, Proxy};
 

@@ -10,8 +10,9 @@ use futures::StreamExt as _;
 use libp2p::{PeerId, Stream};
 
 use crate::attest::{self, Evidence};
+use crate::command::Command;
 use crate::error::Chain;
-use crate::shared::{Command, Shared, Verdict};
+use crate::shared::{Shared, Verdict};
 use crate::wire::{self, DISCOVERY_PROTOCOL, Discovery, LOOKUP, MsgType};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -18,6 +18,7 @@
 pub mod attest;
 mod behaviour;
 mod client;
+mod command;
 pub mod config;
 pub mod dialer;
 mod discovery;
@@ -61,8 +62,9 @@ pub use splice::splice;
 pub use stats::{PathKind, PeerReport, TransportKind};
 pub use udp::UdpTunnel;
 
+use command::{Command, ConnSummary};
 use policy::WireProtocol;
-use shared::{Command, Directory, Shared};
+use shared::{Directory, Shared};
 
 /// A running tunnel. Dropping every handle does not stop it; [`Tunnel::stop`] does.
 #[derive(Debug)]
@@ -253,9 +255,8 @@ impl TunnelHandle {
     }
 }
 
-fn stats_report(shared: &Shared, conns: Vec<driver::ConnSummary>) -> Vec<PeerReport> {
-    let mut by_peer: std::collections::BTreeMap<PeerId, Vec<driver::ConnSummary>> =
-        Default::default();
+fn stats_report(shared: &Shared, conns: Vec<ConnSummary>) -> Vec<PeerReport> {
+    let mut by_peer: std::collections::BTreeMap<PeerId, Vec<ConnSummary>> = Default::default();
     for conn in conns {
         by_peer.entry(conn.peer).or_default().push(conn);
     }

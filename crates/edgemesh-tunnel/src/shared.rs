@@ -5,34 +5,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use edgemesh_model::SnapshotCell;
 use libp2p::PeerId;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc};
 
 use crate::TunnelError;
 use crate::attest::{Evidence, NodeIdentity};
-use crate::config::{RelayNode, TunnelConfig};
+use crate::command::Command;
+use crate::config::TunnelConfig;
 use crate::pins::{Claim, PeerPins, PinVerdict};
 use crate::stats::PeerCounters;
-
-/// Requests to the task that owns the swarm.
-#[derive(Debug)]
-pub(crate) enum Command {
-    /// Make sure a connection to `peer` exists (direct when a LAN address is known, else through
-    /// the relays).
-    Connect {
-        peer: PeerId,
-        reply: crate::driver::Waiter,
-    },
-    /// Close every connection to `peer` (it failed the name check).
-    Disconnect { peer: PeerId },
-    /// Connections as the driver knows them, for `/debug/peers`.
-    Connections {
-        reply: oneshot::Sender<Vec<crate::driver::ConnSummary>>,
-    },
-    /// Peers currently serving this node as relays.
-    Relays { reply: oneshot::Sender<Vec<PeerId>> },
-    /// Replace `relayNodes` without a restart.
-    SetRelays(Vec<RelayNode>),
-}
 
 /// Names of peers: bound (attested, or pinned on first use; persisted) and verified on a live
 /// connection.

@@ -14,14 +14,11 @@ use libp2p::multiaddr::Protocol as Ma;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, DialError};
 use libp2p::{Multiaddr, PeerId};
-use tokio::sync::oneshot;
 
 use super::Driver;
 use super::peer::Phase;
+use crate::command::Waiter;
 use crate::error::ConnectFailure;
-
-/// Where the answer to one `Connect` request goes.
-pub(crate) type Waiter = oneshot::Sender<Result<(), ConnectFailure>>;
 
 /// Sends `result` to every waiter (a waiter that gave up is no error).
 pub(super) fn answer(waiters: Vec<Waiter>, result: &Result<(), ConnectFailure>) {

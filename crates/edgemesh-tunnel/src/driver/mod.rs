@@ -11,12 +11,13 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use libp2p::core::ConnectedPoint;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, dcutr, identify, mdns, ping, relay};
+use libp2p::{PeerId, Swarm, dcutr, identify, mdns, ping, relay};
 use tokio::sync::mpsc;
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
+use crate::command::{Command, ConnSummary};
 use crate::discovery;
-use crate::shared::{Command, Shared};
+use crate::shared::Shared;
 use crate::stats::{PathKind, TransportKind};
 
 mod connect;
@@ -26,20 +27,9 @@ mod peer;
 mod quic;
 mod relays;
 
-pub(crate) use connect::Waiter;
 use peer::{Conn, Peers};
 use quic::QUIC_RETRIES;
 use relays::RelaySlot;
-
-/// One open connection, for `/debug/peers`.
-#[derive(Clone, Debug)]
-pub struct ConnSummary {
-    pub peer: PeerId,
-    pub remote: Multiaddr,
-    pub path: PathKind,
-    pub transport: TransportKind,
-    pub rtt: Option<Duration>,
-}
 
 pub(crate) struct Driver {
     swarm: Swarm<Behaviour>,

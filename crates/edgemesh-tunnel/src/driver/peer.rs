@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId};
 
-use super::connect::Waiter;
+use crate::command::Waiter;
 use crate::stats::PathKind;
 
 /// One open connection to a peer.
