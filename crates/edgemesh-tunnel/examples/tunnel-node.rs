@@ -157,7 +157,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(path) = args.peers_out.clone() {
         tokio::spawn(write_peers(handle.clone(), path));
     }
-    tracing::info!(peer = %handle.peer_id(), "forwarders ready");
+    tracing::info!(peer.id = %handle.peer_id(), "forwarders ready");
     tokio::signal::ctrl_c().await?;
     tunnel.stop();
     Ok(())

@@ -8,10 +8,11 @@ use libp2p::{PeerId, Stream};
 use tokio::sync::oneshot;
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt as _};
 
-use crate::TunnelError;
+use crate::command::Command;
 use crate::discovery;
+use crate::error::{Chain, ConnectFailure, TunnelError};
 use crate::policy::WireProtocol;
-use crate::shared::{Command, Shared};
+use crate::shared::Shared;
 use crate::stats::{Counted, Opening};
 use crate::wire::{self, MsgType, PROXY_PROTOCOL, Proxy};
 
@@ -49,7 +50,7 @@ pub(crate) async fn open(
             Err(e @ (TunnelError::Protocol { .. } | TunnelError::OpenStream { .. }))
                 if attempt < OPEN_ATTEMPTS =>
             {
-                tracing::debug!(node, error = %e, "tunnel stream lost while opening; retrying");
+                tracing::debug!(node, error = %Chain(&e), "tunnel stream lost while opening; retrying");
                 attempt += 1;
                 tokio::time::sleep(RETRY_PAUSE).await;
             }
@@ -144,7 +145,7 @@ async fn ask_relays(shared: &Shared, node: &str) -> Option<PeerId> {
     shared.send(Command::Relays { reply }).await.ok()?;
     for relay in relays.await.ok()? {
         if let Some(peer) = discovery::lookup(shared, relay, node).await {
-            tracing::debug!(%node, %peer, %relay, "relay told us who the node is");
+            tracing::debug!(%node, peer.id = %peer, relay.id = %relay, "relay told us who the node is");
             return Some(peer);
         }
     }
@@ -171,7 +172,7 @@ async fn connect_current(
     let Some(fresh) = fresh else {
         return Err(error);
     };
-    tracing::info!(%node, old = %peer, new = %fresh, "the node's known key is unreachable; trying the key it now has");
+    tracing::info!(%node, peer.id = %peer, peer.new_id = %fresh, "the node's known key is unreachable; trying the key it now has");
     connect_verified(shared, node, fresh).await.map(|()| fresh)
 }
 
@@ -182,13 +183,17 @@ async fn connect(shared: &Shared, node: &str, peer: PeerId) -> Result<(), Tunnel
         Ok(Ok(Ok(()))) => return Ok(()),
         Ok(Ok(Err(reason))) => reason,
         Ok(Err(_)) => return Err(TunnelError::Stopped),
-        Err(_) => "timed out".to_owned(),
+        Err(_) => ConnectFailure::TimedOut,
     };
-    Err(TunnelError::Connect {
+    Err(connect_failed(node, peer, reason))
+}
+
+fn connect_failed(node: &str, peer: PeerId, reason: ConnectFailure) -> TunnelError {
+    TunnelError::Connect {
         node: node.to_owned(),
         peer: peer.to_string(),
         reason,
-    })
+    }
 }
 
 /// Connects and waits (bounded by [`VERIFY_WAIT`]) until the peer has proved, by the discovery
@@ -209,11 +214,7 @@ async fn connect_verified(
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(TunnelError::Connect {
-                node: node.to_owned(),
-                peer: peer.to_string(),
-                reason: "the peer did not prove it is this node (discovery handshake missing or name pinned to another key)".into(),
-            });
+            return Err(connect_failed(node, peer, ConnectFailure::Unproven));
         }
         steps += 1;
         if steps == REHANDSHAKE_AFTER_STEPS {

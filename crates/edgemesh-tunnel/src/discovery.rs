@@ -10,7 +10,9 @@ use futures::StreamExt as _;
 use libp2p::{PeerId, Stream};
 
 use crate::attest::{self, Evidence};
-use crate::shared::{Command, Shared, Verdict};
+use crate::command::Command;
+use crate::error::Chain;
+use crate::shared::{Shared, Verdict};
 use crate::wire::{self, DISCOVERY_PROTOCOL, Discovery, LOOKUP, MsgType};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -68,20 +70,20 @@ async fn handshake_once(shared: &Arc<Shared>, peer: PeerId) -> bool {
             accept_claim(shared, &name, peer, evidence).await;
             return true;
         }
-        Ok(Err(reason)) => tracing::debug!(%peer, %reason, "discovery handshake failed"),
-        Err(_) => tracing::debug!(%peer, "discovery handshake timed out"),
+        Ok(Err(reason)) => tracing::debug!(peer.id = %peer, %reason, "discovery handshake failed"),
+        Err(_) => tracing::debug!(peer.id = %peer, "discovery handshake timed out"),
     }
     false
 }
 
 async fn accept_claim(shared: &Shared, name: &str, peer: PeerId, evidence: Evidence) {
     match shared.claim(name, peer, evidence).await {
-        Ok(Verdict::Accepted) => tracing::info!(node = %name, %peer, "peer identified"),
+        Ok(Verdict::Accepted) => tracing::info!(node = %name, peer.id = %peer, "peer identified"),
         Ok(Verdict::Refused) => {
             let _ = shared.send(Command::Disconnect { peer }).await;
         }
         Ok(Verdict::Undecided) => {}
-        Err(error) => tracing::warn!(%error, "cannot save peer pins"),
+        Err(error) => tracing::warn!(error = %Chain(&error), "cannot save peer pins"),
     }
 }
 
@@ -92,7 +94,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut incoming: libp2p_stream::Inco
         tokio::spawn(async move {
             let served = tokio::time::timeout(HANDSHAKE_TIMEOUT, answer(&shared, peer, stream));
             if served.await.is_err() {
-                tracing::debug!(%peer, "inbound discovery timed out");
+                tracing::debug!(peer.id = %peer, "inbound discovery timed out");
             }
         });
     }
@@ -111,7 +113,7 @@ async fn answer(shared: &Shared, peer: PeerId, mut stream: Stream) {
         let evidence = attest::fetch(shared, peer, &node).await;
         match shared.claim(&node, peer, evidence).await {
             Ok(Verdict::Accepted) => {
-                tracing::info!(%node, %peer, "peer identified");
+                tracing::info!(%node, peer.id = %peer, "peer identified");
                 msg(MsgType::Success, &protocol, shared.me())
             }
             // No verdict: no answer either (the peer's handshake fails without a refusal).

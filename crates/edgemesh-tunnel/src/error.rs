@@ -1,23 +1,29 @@
-//! Errors of the tunnel, each naming what was wrong and, where it helps, what to do.
+//! Errors of the tunnel, each naming what was wrong and, where it helps, what to do. An error
+//! with a cause exposes it as its `source()` and does not repeat it in its message: print the
+//! whole chain with [`Chain`] (or `{:#}` through anyhow).
 
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use libp2p::swarm::DialError;
 
 /// Everything that can fail while starting or using the tunnel.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TunnelError {
-    #[error("cannot read PSK file {path}: {source} (set psk.path to EdgeMesh's PSK file)")]
+    #[error("cannot read PSK file {path} (set psk.path to EdgeMesh's PSK file)")]
     PskRead { path: PathBuf, source: io::Error },
-    #[error("cannot read identity key {path}: {source}")]
+    #[error("cannot read identity key {path}")]
     KeyRead { path: PathBuf, source: io::Error },
     #[error(
         "identity key {path} is not a libp2p protobuf-encoded key pair ({reason}); move it away to generate a new one (peers that pinned the old key will refuse the new one until unpinned)"
     )]
     KeyDecode { path: PathBuf, reason: String },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write { path: PathBuf, source: io::Error },
-    #[error("peer pins file {path} is not valid JSON: {source}")]
+    #[error("peer pins file {path} is not valid JSON")]
     PinsDecode {
         path: PathBuf,
         source: serde_json::Error,
@@ -43,7 +49,7 @@ pub enum TunnelError {
         node: String,
         /// The peer id, as text (a `PeerId` would make every `Result` of this crate large).
         peer: String,
-        reason: String,
+        reason: ConnectFailure,
     },
     #[error("opening a tunnel stream to node '{node}' failed: {reason}")]
     OpenStream { node: String, reason: String },
@@ -51,7 +57,7 @@ pub enum TunnelError {
     Refused { node: String, target: String },
     #[error("tunnel protocol error with node '{node}': {reason}")]
     Protocol { node: String, reason: String },
-    #[error("cannot listen for SOCKS5 clients on {addr}: {source}")]
+    #[error("cannot listen for SOCKS5 clients on {addr}")]
     Socks5Bind {
         addr: std::net::SocketAddr,
         source: io::Error,
@@ -73,6 +79,42 @@ impl From<TunnelError> for io::Error {
     }
 }
 
+/// Why the driver could not connect to a peer: the answer to a `Connect` request, and the
+/// reason of [`TunnelError::Connect`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectFailure {
+    #[error("no LAN address and no relay connected")]
+    NoPath,
+    /// libp2p's dial error, shared by every request that waited on the dial. Its text already
+    /// names its causes, so it is the message and not a source.
+    #[error("{0}")]
+    Dial(Arc<DialError>),
+    #[error("timed out")]
+    TimedOut,
+    #[error(
+        "the peer did not prove it is this node (discovery handshake missing or name pinned to another key)"
+    )]
+    Unproven,
+}
+
+/// `error` followed by each of its causes, `: `-separated: for logs, which otherwise print
+/// only the outermost message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(inner) = cause {
+            write!(f, ": {inner}")?;
+            cause = inner.source();
+        }
+        Ok(())
+    }
+}
+
 /// The innermost cause of `error`: libp2p wraps an OS error (the port is taken) in layers that
 /// print nothing or repeat it.
 pub(crate) fn root_cause(error: &dyn std::error::Error) -> String {
@@ -81,4 +123,37 @@ pub(crate) fn root_cause(error: &dyn std::error::Error) -> String {
         cause = inner;
     }
     cause.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let error = TunnelError::PskRead {
+            path: "/no/psk".into(),
+            source: io::Error::new(io::ErrorKind::NotFound, "No such file"),
+        };
+        let chain = Chain(&error).to_string();
+        assert_eq!(
+            chain,
+            "cannot read PSK file /no/psk (set psk.path to EdgeMesh's PSK file): No such file"
+        );
+        let with_anyhow = format!("{:#}", anyhow::Error::new(error));
+        assert_eq!(with_anyhow, chain);
+    }
+
+    #[test]
+    fn connect_names_its_typed_reason() {
+        let error = TunnelError::Connect {
+            node: "b1".into(),
+            peer: "12D3KooW".into(),
+            reason: ConnectFailure::NoPath,
+        };
+        assert_eq!(
+            Chain(&error).to_string(),
+            "cannot connect to node 'b1' (peer 12D3KooW): no LAN address and no relay connected"
+        );
+    }
 }

@@ -36,7 +36,7 @@ fn create(path: &Path) -> Result<Keypair, TunnelError> {
             reason: e.to_string(),
         })?;
     write_atomic(path, &bytes, 0o600)?;
-    tracing::info!(path = %path.display(), peer = %keypair.public().to_peer_id(), "generated a new node identity key");
+    tracing::info!(path = %path.display(), peer.id = %keypair.public().to_peer_id(), "generated a new node identity key");
     Ok(keypair)
 }
 

@@ -18,6 +18,7 @@
 pub mod attest;
 mod behaviour;
 mod client;
+mod command;
 pub mod config;
 pub mod dialer;
 mod discovery;
@@ -54,16 +55,16 @@ pub use config::{
     UnattestedPeers,
 };
 pub use dialer::TunnelDialer;
-pub use driver::LISTENING;
-pub use error::TunnelError;
+pub use error::{ConnectFailure, TunnelError};
 pub use psk::PskMode;
 pub use socks5::Socks5Server;
 pub use splice::splice;
 pub use stats::{PathKind, PeerReport, TransportKind};
 pub use udp::UdpTunnel;
 
+use command::{Command, ConnSummary};
 use policy::WireProtocol;
-use shared::{Command, Directory, Shared};
+use shared::{Directory, Shared};
 
 /// A running tunnel. Dropping every handle does not stop it; [`Tunnel::stop`] does.
 #[derive(Debug)]
@@ -132,7 +133,7 @@ impl Tunnel {
             peer_id,
             identity,
         });
-        tracing::info!(node = %shared.me(), peer = %peer_id, relay = shared.config.is_relay(), "tunnel starting");
+        tracing::info!(node = %shared.me(), peer.id = %peer_id, relay = shared.config.is_relay(), "tunnel starting");
         let driver = driver::Driver::new(swarm, Arc::clone(&shared));
         let tasks = vec![
             tokio::spawn(driver.run(command_rx)),
@@ -254,9 +255,8 @@ impl TunnelHandle {
     }
 }
 
-fn stats_report(shared: &Shared, conns: Vec<driver::ConnSummary>) -> Vec<PeerReport> {
-    let mut by_peer: std::collections::BTreeMap<PeerId, Vec<driver::ConnSummary>> =
-        Default::default();
+fn stats_report(shared: &Shared, conns: Vec<ConnSummary>) -> Vec<PeerReport> {
+    let mut by_peer: std::collections::BTreeMap<PeerId, Vec<ConnSummary>> = Default::default();
     for conn in conns {
         by_peer.entry(conn.peer).or_default().push(conn);
     }

@@ -200,7 +200,7 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, Binding>, Tunnel
                 pins.insert(node, Binding { peer, attested });
             }
             Err(e) => {
-                tracing::warn!(path = %path.display(), %node, %peer, error = %e, "ignoring a pin whose peer id does not parse")
+                tracing::warn!(path = %path.display(), %node, peer.id = %peer, error = %e, "ignoring a pin whose peer id does not parse")
             }
         }
     }

@@ -52,7 +52,7 @@ impl QuicGate {
         if self.proven.contains(&peer) {
             return Ok(());
         }
-        tracing::warn!(%peer, %remote, "refused {NOT_PROVEN}");
+        tracing::warn!(peer.id = %peer, peer.addr = %remote, reason = NOT_PROVEN, "refused a QUIC connection");
         Err(ConnectionDenied::new(NotProven { peer }))
     }
 }

@@ -132,6 +132,6 @@ async fn udp_socket(target: SocketAddr) -> std::io::Result<UdpSocket> {
 }
 
 async fn refuse(mut stream: Stream, peer: PeerId, reason: &str) {
-    tracing::warn!(%peer, %reason, "tunnel request refused");
+    tracing::warn!(peer.id = %peer, %reason, "tunnel request refused");
     let _ = wire::write_msg(&mut stream, &Proxy::answer(MsgType::Failed)).await;
 }

@@ -5,34 +5,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use edgemesh_model::SnapshotCell;
 use libp2p::PeerId;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc};
 
 use crate::TunnelError;
 use crate::attest::{Evidence, NodeIdentity};
-use crate::config::{RelayNode, TunnelConfig};
+use crate::command::Command;
+use crate::config::TunnelConfig;
 use crate::pins::{Claim, PeerPins, PinVerdict};
 use crate::stats::PeerCounters;
-
-/// Requests to the task that owns the swarm.
-#[derive(Debug)]
-pub(crate) enum Command {
-    /// Make sure a connection to `peer` exists (direct when a LAN address is known, else through
-    /// the relays).
-    Connect {
-        peer: PeerId,
-        reply: oneshot::Sender<Result<(), String>>,
-    },
-    /// Close every connection to `peer` (it failed the name check).
-    Disconnect { peer: PeerId },
-    /// Connections as the driver knows them, for `/debug/peers`.
-    Connections {
-        reply: oneshot::Sender<Vec<crate::driver::ConnSummary>>,
-    },
-    /// Peers currently serving this node as relays.
-    Relays { reply: oneshot::Sender<Vec<PeerId>> },
-    /// Replace `relayNodes` without a restart.
-    SetRelays(Vec<RelayNode>),
-}
 
 /// Names of peers: bound (attested, or pinned on first use; persisted) and verified on a live
 /// connection.
@@ -102,11 +82,11 @@ impl Shared {
     ) -> Result<Verdict, TunnelError> {
         let claim = match &evidence {
             Evidence::Forged(reason) => {
-                tracing::warn!(%node, %peer, %reason, "refusing peer: its node attestation is false");
+                tracing::warn!(%node, peer.id = %peer, %reason, "refusing peer: its node attestation is false");
                 return Ok(Verdict::Refused);
             }
             Evidence::Unavailable(reason) => {
-                tracing::debug!(%node, %peer, %reason, "no answer to the attestation request: the claim waits for the next handshake");
+                tracing::debug!(%node, peer.id = %peer, %reason, "no answer to the attestation request: the claim waits for the next handshake");
                 return Ok(Verdict::Undecided);
             }
             Evidence::Attested => Claim::Attested,
@@ -123,11 +103,11 @@ impl Shared {
             }
             PinVerdict::Unattested => {
                 let reason = unattested_reason(&evidence);
-                tracing::warn!(%node, %peer, %reason, "refusing peer: it did not prove its node name with a node certificate (modules.edgeTunnel.nodeIdentity.unattestedPeers)");
+                tracing::warn!(%node, peer.id = %peer, %reason, "refusing peer: it did not prove its node name with a node certificate (modules.edgeTunnel.nodeIdentity.unattestedPeers)");
                 return Ok(Verdict::Refused);
             }
             PinVerdict::Attested { replaced } => {
-                tracing::info!(%node, %peer, previous = ?replaced, "node name attested by the node's certificate");
+                tracing::info!(%node, peer.id = %peer, previous = ?replaced, "node name attested by the node's certificate");
                 replaced
             }
             PinVerdict::Known | PinVerdict::Pinned => None,
@@ -191,8 +171,8 @@ fn unattested_reason(evidence: &Evidence) -> &str {
 fn log_conflict(node: &str, peer: PeerId, bound: PeerId, attested: bool, evidence: &Evidence) {
     let reason = unattested_reason(evidence);
     if attested {
-        tracing::warn!(%node, %peer, pinned = %bound, %reason, "refusing peer: it claims a node name whose owner proved it with a node certificate, and proves nothing itself");
+        tracing::warn!(%node, peer.id = %peer, pinned = %bound, %reason, "refusing peer: it claims a node name whose owner proved it with a node certificate, and proves nothing itself");
     } else {
-        tracing::warn!(%node, %peer, pinned = %bound, %reason, "refusing peer: it claims a node name pinned to another key (remove the pin if the node was re-installed, or give nodes their certificates: modules.edgeTunnel.nodeIdentity)");
+        tracing::warn!(%node, peer.id = %peer, pinned = %bound, %reason, "refusing peer: it claims a node name pinned to another key (remove the pin if the node was re-installed, or give nodes their certificates: modules.edgeTunnel.nodeIdentity)");
     }
 }

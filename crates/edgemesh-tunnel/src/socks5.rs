@@ -90,7 +90,7 @@ impl Socks5Server {
         loop {
             match self.listener.accept().await {
                 Ok((client, peer)) if !is_this_node(&tunnel, &self.listener, peer.ip()) => {
-                    tracing::warn!(%peer, "SOCKS5 refused: only this node's own processes may use it");
+                    tracing::warn!(client.addr = %peer, "SOCKS5 refused: only this node's own processes may use it");
                     drop(client);
                 }
                 Ok((client, peer)) => {
@@ -120,18 +120,20 @@ async fn serve_client(tunnel: Arc<TunnelHandle>, mut client: TcpStream, peer: So
     let destination = match handshake {
         Ok(Ok(Ok(destination))) => destination,
         Ok(Ok(Err(reply))) => {
-            tracing::info!(%peer, ?reply, "SOCKS5 request refused");
+            tracing::info!(client.addr = %peer, ?reply, "SOCKS5 request refused");
             let _ = send_reply(&mut client, reply).await;
             return;
         }
-        Ok(Err(error)) => return tracing::debug!(%peer, %error, "SOCKS5 handshake failed"),
-        Err(_) => return tracing::debug!(%peer, "SOCKS5 handshake timed out"),
+        Ok(Err(error)) => {
+            return tracing::debug!(client.addr = %peer, %error, "SOCKS5 handshake failed");
+        }
+        Err(_) => return tracing::debug!(client.addr = %peer, "SOCKS5 handshake timed out"),
     };
     let snapshot = tunnel.shared.snapshot.load();
     let target = match resolve(&snapshot, &destination) {
         Ok(target) => target,
         Err(reply) => {
-            tracing::info!(%peer, ?destination, ?reply, "SOCKS5 destination is not a known node");
+            tracing::info!(client.addr = %peer, ?destination, ?reply, "SOCKS5 destination is not a known node");
             let _ = send_reply(&mut client, reply).await;
             return;
         }
@@ -153,7 +155,7 @@ async fn connect_and_splice(
         )
         .await;
         let Ok(Ok(mut upstream)) = dialed else {
-            tracing::info!(%peer, addr = %target.addr, "SOCKS5: local dial failed");
+            tracing::info!(client.addr = %peer, addr = %target.addr, "SOCKS5: local dial failed");
             let _ = send_reply(&mut client, Reply::ConnectionRefused).await;
             return;
         };
@@ -169,7 +171,7 @@ async fn connect_and_splice(
             }
         }
         Err(error) => {
-            tracing::warn!(%peer, node = %target.node, addr = %target.addr, %error, "SOCKS5 CONNECT failed");
+            tracing::warn!(client.addr = %peer, node = %target.node, addr = %target.addr, %error, "SOCKS5 CONNECT failed");
             let _ = send_reply(&mut client, reply_for(&error)).await;
         }
     }

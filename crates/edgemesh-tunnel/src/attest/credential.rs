@@ -11,7 +11,7 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::SigningKey;
 
-use super::exchange::Attestation;
+use super::message::Attestation;
 use super::statement::{statement, unix_millis};
 use crate::config::CredentialFiles;
 

@@ -12,6 +12,7 @@ use libp2p_stream::OpenStreamError;
 use ring::rand::{SecureRandom as _, SystemRandom};
 
 use super::Evidence;
+use super::message::{Attestation, AttestationRequest};
 use super::verify::{Expected, verify};
 use crate::shared::Shared;
 use crate::wire;
@@ -23,36 +24,6 @@ const MAX_ATTESTATION: usize = 16 * 1024;
 const NONCE_LEN: usize = 32;
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The verifier's request.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct AttestationRequest {
-    #[prost(bytes = "vec", optional, tag = "1")]
-    pub nonce: Option<Vec<u8>>,
-}
-
-/// The prover's answer; every field empty when it has no credential.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Attestation {
-    #[prost(string, optional, tag = "1")]
-    pub node_name: Option<String>,
-    /// The prover's peer id (bytes), as signed.
-    #[prost(bytes = "vec", optional, tag = "2")]
-    pub peer_id: Option<Vec<u8>>,
-    /// DER certificates, the node's first, then any intermediates.
-    #[prost(bytes = "vec", repeated, tag = "3")]
-    pub cert_chain: Vec<Vec<u8>>,
-    #[prost(uint64, optional, tag = "4")]
-    pub timestamp_ms: Option<u64>,
-    /// TLS SignatureScheme code of the signature.
-    #[prost(uint32, optional, tag = "5")]
-    pub scheme: Option<u32>,
-    #[prost(bytes = "vec", optional, tag = "6")]
-    pub signature: Option<Vec<u8>>,
-    /// The verifier's nonce, as signed.
-    #[prost(bytes = "vec", optional, tag = "7")]
-    pub nonce: Option<Vec<u8>>,
-}
-
 /// Answers attestation requests until the tunnel stops.
 pub(crate) async fn serve(shared: Arc<Shared>, mut incoming: libp2p_stream::IncomingStreams) {
     let me = *shared.local_peer();
@@ -61,7 +32,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut incoming: libp2p_stream::Inco
         tokio::spawn(async move {
             let answered = tokio::time::timeout(EXCHANGE_TIMEOUT, answer(&shared, me, stream));
             if answered.await.is_err() {
-                tracing::debug!(%peer, "attestation request timed out");
+                tracing::debug!(peer.id = %peer, "attestation request timed out");
             }
         });
     }

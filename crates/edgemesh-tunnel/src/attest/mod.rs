@@ -15,11 +15,13 @@
 
 mod credential;
 mod exchange;
+mod message;
 mod statement;
 mod verify;
 
 pub use credential::{Credential, CredentialError};
-pub use exchange::{ATTEST_PROTOCOL, Attestation, AttestationRequest};
+pub use exchange::ATTEST_PROTOCOL;
+pub use message::{Attestation, AttestationRequest};
 pub use verify::{AttestError, Expected, MAX_CLOCK_SKEW, TrustAnchors, verify};
 
 pub(crate) use exchange::{fetch, serve};

@@ -11,7 +11,7 @@ use webpki::{EndEntityCert, KeyUsage};
 use x509_parser::prelude::{FromDer as _, X509Certificate};
 
 use super::credential::read_chain;
-use super::exchange::Attestation;
+use super::message::Attestation;
 use super::statement::{from_unix_millis, statement};
 use crate::TunnelError;
 

@@ -4,7 +4,8 @@
 use libp2p::swarm::dial_opts::PeerCondition;
 use libp2p::{Multiaddr, PeerId};
 
-use super::{Driver, next_tries};
+use super::Driver;
+use super::peer::take_try;
 use crate::stats::PathKind;
 
 /// Redials (one per second) of a LAN peer whose first dial failed. Two nodes that find each other
@@ -18,16 +19,24 @@ impl Driver {
             if peer == *self.swarm.local_peer_id() {
                 continue;
             }
-            let addrs = self.lan_addrs.entry(peer).or_default();
+            let addrs = &mut self.peers.entry(peer).lan_addrs;
             if !addrs.contains(&addr) {
                 addrs.push(addr);
             }
         }
         // Connect to LAN peers right away: the discovery handshake then learns their names.
-        let peers: Vec<PeerId> = self.lan_addrs.keys().copied().collect();
-        for peer in peers {
+        let lan_peers: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, s)| !s.lan_addrs.is_empty())
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in lan_peers {
             if self.dial_lan_peer(peer) {
-                self.lan_redials.entry(peer).or_insert(LAN_REDIALS);
+                self.peers
+                    .entry(peer)
+                    .lan_redials
+                    .get_or_insert(LAN_REDIALS);
             }
         }
     }
@@ -35,9 +44,9 @@ impl Driver {
     /// Dials a LAN peer at its mDNS addresses unless it is connected directly; whether it dialled.
     pub(super) fn dial_lan_peer(&mut self, peer: PeerId) -> bool {
         let connected_directly = self
-            .conns
+            .peers
             .get(&peer)
-            .is_some_and(|c| c.values().any(|c| c.path != PathKind::Relayed));
+            .is_some_and(|s| s.has_path(|p| p != PathKind::Relayed));
         let addrs = self.lan_dial_addrs(peer);
         if connected_directly || addrs.is_empty() {
             return false;
@@ -49,10 +58,25 @@ impl Driver {
     /// Gives LAN peers that are still not connected directly another dial, a bounded number of
     /// times ([`LAN_REDIALS`]).
     pub(super) fn redial_lan_peers(&mut self) {
-        for (peer, _) in next_tries(&mut self.lan_redials) {
-            if !self.dial_lan_peer(peer) {
-                self.lan_redials.remove(&peer);
+        let mut due = Vec::new();
+        let mut done = Vec::new();
+        for (peer, state) in self.peers.iter_mut() {
+            match (state.lan_redials, take_try(&mut state.lan_redials)) {
+                (None, _) => {}
+                (Some(_), Some(_)) => due.push(*peer),
+                (Some(_), None) => done.push(*peer),
             }
+        }
+        for peer in due {
+            if !self.dial_lan_peer(peer) {
+                if let Some(state) = self.peers.get_mut(&peer) {
+                    state.lan_redials = None;
+                }
+                done.push(peer);
+            }
+        }
+        for peer in done {
+            self.peers.forget_if_idle(peer);
         }
     }
 }

@@ -4,7 +4,8 @@
 use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId, dcutr};
 
-use super::{Conn, Driver};
+use super::Driver;
+use super::peer::Conn;
 use crate::quic_gate::is_direct_quic;
 use crate::stats::{self, PathKind, TransportKind};
 
@@ -40,20 +41,26 @@ impl Driver {
     /// and the relayed connection it comes back on must not be closed in its favour.
     pub(super) fn drop_superseded(&mut self, peer: PeerId, better: u8) {
         let worse = self.conns_worse_than(peer, better);
+        let open = match worse.is_empty() {
+            true => 0,
+            false => stats::load(&self.shared.counters(peer).streams_open),
+        };
+        let Some(links) = self.peers.get_mut(&peer).and_then(|s| s.links_mut()) else {
+            return;
+        };
+        let was_draining = links.draining.is_some();
+        links.draining = (open > 0).then_some(better);
         if worse.is_empty() {
-            self.draining.remove(&peer);
             return;
         }
-        let open = stats::load(&self.shared.counters(peer).streams_open);
         if open > 0 {
-            if self.draining.insert(peer, better).is_none() {
-                tracing::info!(%peer, open, "better path up: keeping the previous connection until its streams end");
+            if !was_draining {
+                tracing::info!(peer.id = %peer, open, "better path up: keeping the previous connection until its streams end");
             }
             return;
         }
-        self.draining.remove(&peer);
         for (id, remote) in worse {
-            tracing::info!(%peer, %remote, "better path up: closing this connection");
+            tracing::info!(peer.id = %peer, peer.addr = %remote, "better path up: closing this connection");
             self.swarm.close_connection(id);
         }
     }
@@ -63,11 +70,12 @@ impl Driver {
         peer: PeerId,
         rank: u8,
     ) -> Vec<(ConnectionId, Multiaddr)> {
-        let Some(conns) = self.conns.get(&peer) else {
+        let Some(links) = self.peers.links(&peer) else {
             return Vec::new();
         };
         let relay_link = self.is_relay_link(peer);
-        conns
+        links
+            .conns
             .iter()
             .filter(|(_, c)| c.rank(relay_link) > rank)
             .map(|(id, c)| (*id, c.remote.clone()))
@@ -81,7 +89,11 @@ impl Driver {
 
     /// Closes the superseded connections kept for streams that have ended since.
     pub(super) fn finish_draining(&mut self) {
-        let draining: Vec<(PeerId, u8)> = self.draining.iter().map(|(p, r)| (*p, *r)).collect();
+        let draining: Vec<(PeerId, u8)> = self
+            .peers
+            .iter()
+            .filter_map(|(peer, s)| Some((*peer, s.links()?.draining?)))
+            .collect();
         for (peer, better) in draining {
             self.drop_superseded(peer, better);
         }
@@ -90,16 +102,17 @@ impl Driver {
     pub(super) fn on_punch(&mut self, peer: PeerId, result: Result<ConnectionId, dcutr::Error>) {
         match result {
             Ok(id) => {
-                tracing::info!(%peer, "hole punch succeeded: direct path");
+                tracing::info!(peer.id = %peer, "hole punch succeeded: direct path");
                 let relay_link = self.is_relay_link(peer);
-                if let Some(conn) = self.conns.get_mut(&peer).and_then(|c| c.get_mut(&id)) {
+                let links = self.peers.get_mut(&peer).and_then(|s| s.links_mut());
+                if let Some(conn) = links.and_then(|l| l.conns.get_mut(&id)) {
                     conn.path = PathKind::Punched;
                     let rank = conn.rank(relay_link);
                     self.drop_superseded(peer, rank);
                 }
             }
             Err(error) => {
-                tracing::warn!(%peer, %error, "hole punch failed (symmetric NAT or filtered): staying on the relay");
+                tracing::warn!(peer.id = %peer, %error, "hole punch failed (symmetric NAT or filtered): staying on the relay");
             }
         }
     }

@@ -6,7 +6,8 @@ use libp2p::multiaddr::Protocol as Ma;
 use libp2p::swarm::dial_opts::PeerCondition;
 use libp2p::{Multiaddr, PeerId};
 
-use super::{Driver, next_tries};
+use super::Driver;
+use super::peer::take_try;
 use crate::quic_gate::is_direct_quic;
 use crate::stats::TransportKind;
 
@@ -21,11 +22,16 @@ impl Driver {
     /// their QUIC address yet, or the first dial raced the peer's view of our TCP connection),
     /// a bounded number of times ([`QUIC_RETRIES`]).
     pub(super) fn retry_quic_upgrades(&mut self) {
-        for (peer, left) in next_tries(&mut self.quic_retries) {
-            if !self.swarm.is_connected(&peer) {
-                self.quic_retries.remove(&peer);
-                continue;
-            }
+        // Only connected peers hold tries: they go with the connection.
+        let due: Vec<(PeerId, u8)> = self
+            .peers
+            .iter_mut()
+            .filter_map(|(peer, s)| {
+                let links = s.links_mut()?;
+                take_try(&mut links.quic_retries).map(|left| (*peer, left))
+            })
+            .collect();
+        for (peer, left) in due {
             // After a few tries by the side that leads, the other side tries too: the leader may
             // not know our QUIC address (mDNS answers a newcomer's query at once, but the
             // newcomer is only heard of at the others' next query, seconds to minutes later).
@@ -43,10 +49,10 @@ impl Driver {
             return;
         }
         let quic: Vec<Multiaddr> = self
-            .lan_addrs
+            .peers
             .get(&peer)
             .into_iter()
-            .flatten()
+            .flat_map(|s| &s.lan_addrs)
             .filter(|a| is_direct_quic(a))
             .cloned()
             .collect();
@@ -58,18 +64,20 @@ impl Driver {
     /// Dials a peer already met over TCP at its QUIC addresses, unless a QUIC connection to it
     /// exists or is being dialled.
     pub(super) fn dial_quic(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
-        let has_quic = self
-            .conns
-            .get(&peer)
-            .is_some_and(|c| c.values().any(|c| c.transport() == TransportKind::Quic));
-        if has_quic || self.quic_upgrades.values().any(|p| *p == peer) {
+        let busy = self.peers.get(&peer).is_some_and(|s| {
+            s.quic_dial.is_some()
+                || s.links().is_some_and(|l| {
+                    l.conns
+                        .values()
+                        .any(|c| c.transport() == TransportKind::Quic)
+                })
+        });
+        if busy {
             return;
         }
         match self.dial(peer, addrs, PeerCondition::Always) {
-            Ok(id) => {
-                self.quic_upgrades.insert(id, peer);
-            }
-            Err(error) => tracing::debug!(%peer, %error, "QUIC dial not started"),
+            Ok(id) => self.peers.entry(peer).quic_dial = Some(id),
+            Err(error) => tracing::debug!(peer.id = %peer, %error, "QUIC dial not started"),
         }
     }
 
@@ -77,10 +85,10 @@ impl Driver {
     /// membership over TCP ([`crate::quic_gate`]).
     pub(super) fn lan_dial_addrs(&self, peer: PeerId) -> Vec<Multiaddr> {
         let quic_ok = self.shared.config.quic && self.swarm.behaviour().quic_gate.is_proven(&peer);
-        self.lan_addrs
+        self.peers
             .get(&peer)
             .into_iter()
-            .flatten()
+            .flat_map(|s| &s.lan_addrs)
             .filter(|a| quic_ok || !is_direct_quic(a))
             .cloned()
             .collect()

@@ -1,0 +1,128 @@
+//! The configured relays (`relayNodes`): dialled until connected, asked for a reservation once
+//! connected, and replaced without a restart.
+
+use std::time::{Duration, Instant};
+
+use libp2p::core::transport::ListenerId;
+use libp2p::multiaddr::Protocol as Ma;
+use libp2p::{Multiaddr, PeerId};
+
+use super::Driver;
+use crate::config::RelayNode;
+
+const RELAY_REDIAL: Duration = Duration::from_secs(3);
+
+/// A configured relay and our state with it.
+#[derive(Debug)]
+pub(super) struct RelaySlot {
+    pub node: String,
+    pub addrs: Vec<Multiaddr>,
+    pub peer: Option<PeerId>,
+    pub listener: Option<ListenerId>,
+    last_dial: Option<Instant>,
+}
+
+impl Driver {
+    pub(super) fn set_relays(&mut self, relays: Vec<RelayNode>) {
+        let port = self.shared.config.listen_port;
+        let me = self.shared.me().to_owned();
+        let mut slots = Vec::new();
+        for relay in relays.into_iter().filter(|r| r.node_name != me) {
+            let addrs: Vec<Multiaddr> = relay
+                .advertise_addresses
+                .iter()
+                .map(|ip| Multiaddr::from(*ip).with(Ma::Tcp(port)))
+                .collect();
+            // Keep the state of relays that stay.
+            let kept = self
+                .relays
+                .iter()
+                .position(|s| s.node == relay.node_name && s.addrs == addrs);
+            match kept {
+                Some(i) => slots.push(self.relays.swap_remove(i)),
+                None => slots.push(RelaySlot {
+                    node: relay.node_name,
+                    addrs,
+                    peer: None,
+                    listener: None,
+                    last_dial: None,
+                }),
+            }
+        }
+        for gone in std::mem::replace(&mut self.relays, slots) {
+            tracing::info!(relay.node = %gone.node, "relay removed from relayNodes");
+            if let Some(listener) = gone.listener {
+                self.swarm.remove_listener(listener);
+            }
+        }
+    }
+
+    /// Re-dials relays we are not connected to, and asks for a reservation on those we are.
+    pub(super) fn maintain_relays(&mut self) {
+        let now = Instant::now();
+        for slot in &mut self.relays {
+            match slot.peer {
+                None => {
+                    let due = slot.last_dial.is_none_or(|t| now - t >= RELAY_REDIAL);
+                    if due {
+                        slot.last_dial = Some(now);
+                        for addr in &slot.addrs {
+                            if let Err(error) = self.swarm.dial(addr.clone()) {
+                                tracing::warn!(relay.node = %slot.node, relay.addr = %addr, %error, "cannot dial relay");
+                            }
+                        }
+                    }
+                }
+                Some(peer) if slot.listener.is_none() => {
+                    let Some(addr) = slot.addrs.first() else {
+                        continue;
+                    };
+                    let circuit = addr.clone().with(Ma::P2p(peer)).with(Ma::P2pCircuit);
+                    match self.swarm.listen_on(circuit) {
+                        Ok(id) => slot.listener = Some(id),
+                        Err(error) => {
+                            tracing::warn!(relay.node = %slot.node, %error, "cannot ask relay for a reservation")
+                        }
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// We dialled `address` and reached `peer`: when that is a relay's address, the relay is
+    /// connected; the relay's QUIC addresses when it is one.
+    pub(super) fn relay_reached(&mut self, peer: PeerId, address: &Multiaddr) -> Vec<Multiaddr> {
+        let mut relay_quic = Vec::new();
+        for slot in self.relays.iter_mut().filter(|s| s.addrs.contains(address)) {
+            slot.peer = Some(peer);
+            self.shared.directory().relays.insert(peer);
+            tracing::info!(relay.node = %slot.node, peer.id = %peer, "connected to relay");
+            relay_quic.extend(slot.addrs.iter().filter_map(super::quic::tcp_to_quic));
+        }
+        relay_quic
+    }
+
+    /// Every connection to `peer` closed: when it was a relay, its reservation went with it.
+    pub(super) fn relay_lost(&mut self, peer: PeerId) {
+        for slot in self.relays.iter_mut().filter(|s| s.peer == Some(peer)) {
+            tracing::warn!(relay.node = %slot.node, "lost the relay; will redial");
+            slot.peer = None;
+            if let Some(listener) = slot.listener.take() {
+                self.swarm.remove_listener(listener);
+            }
+        }
+        self.shared.directory().relays.remove(&peer);
+    }
+
+    pub(super) fn on_listener_closed(&mut self, listener: ListenerId, reason: String) {
+        for slot in self
+            .relays
+            .iter_mut()
+            .filter(|s| s.listener == Some(listener))
+        {
+            tracing::warn!(relay.node = %slot.node, %reason, "relay reservation ended");
+            slot.listener = None;
+        }
+    }
+}
