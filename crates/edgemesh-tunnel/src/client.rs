@@ -10,7 +10,7 @@ use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt as _};
 
 use crate::command::Command;
 use crate::discovery;
-use crate::error::{Chain, ConnectFailure, TunnelError};
+use crate::error::{ConnectFailure, TunnelError};
 use crate::policy::WireProtocol;
 use crate::shared::Shared;
 use crate::stats::{Counted, Opening};
@@ -50,7 +50,7 @@ pub(crate) async fn open(
             Err(e @ (TunnelError::Protocol { .. } | TunnelError::OpenStream { .. }))
                 if attempt < OPEN_ATTEMPTS =>
             {
-                tracing::debug!(node, error = %Chain(&e), "tunnel stream lost while opening; retrying");
+                tracing::debug!(node, error = %e, "tunnel stream lost while opening; retrying");
                 attempt += 1;
                 tokio::time::sleep(RETRY_PAUSE).await;
             }

@@ -11,7 +11,6 @@ use libp2p::{PeerId, Stream};
 
 use crate::attest::{self, Evidence};
 use crate::command::Command;
-use crate::error::Chain;
 use crate::shared::{Shared, Verdict};
 use crate::wire::{self, DISCOVERY_PROTOCOL, Discovery, LOOKUP, MsgType};
 
@@ -83,7 +82,7 @@ async fn accept_claim(shared: &Shared, name: &str, peer: PeerId, evidence: Evide
             let _ = shared.send(Command::Disconnect { peer }).await;
         }
         Ok(Verdict::Undecided) => {}
-        Err(error) => tracing::warn!(error = %Chain(&error), "cannot save peer pins"),
+        Err(error) => tracing::warn!(%error, "cannot save peer pins"),
     }
 }
 

@@ -1,8 +1,7 @@
-//! Errors of the tunnel, each naming what was wrong and, where it helps, what to do. An error
-//! with a cause exposes it as its `source()` and does not repeat it in its message: print the
-//! whole chain with [`Chain`] (or `{:#}` through anyhow).
+//! Errors of the tunnel, each naming what was wrong and, where it helps, what to do. As in every
+//! crate of edgemesh, an error's message ends with its cause and does not also expose it as
+//! `source()`, so `{e}` in a log line and anyhow's `{e:#}` both print each cause once.
 
-use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,20 +12,20 @@ use libp2p::swarm::DialError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TunnelError {
-    #[error("cannot read PSK file {path} (set psk.path to EdgeMesh's PSK file)")]
-    PskRead { path: PathBuf, source: io::Error },
-    #[error("cannot read identity key {path}")]
-    KeyRead { path: PathBuf, source: io::Error },
+    #[error("cannot read PSK file {path} (set psk.path to EdgeMesh's PSK file): {error}")]
+    PskRead { path: PathBuf, error: io::Error },
+    #[error("cannot read identity key {path}: {error}")]
+    KeyRead { path: PathBuf, error: io::Error },
     #[error(
         "identity key {path} is not a libp2p protobuf-encoded key pair ({reason}); move it away to generate a new one (peers that pinned the old key will refuse the new one until unpinned)"
     )]
     KeyDecode { path: PathBuf, reason: String },
-    #[error("cannot write {path}")]
-    Write { path: PathBuf, source: io::Error },
-    #[error("peer pins file {path} is not valid JSON")]
+    #[error("cannot write {path}: {error}")]
+    Write { path: PathBuf, error: io::Error },
+    #[error("peer pins file {path} is not valid JSON: {error}")]
     PinsDecode {
         path: PathBuf,
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     #[error(
         "cannot use {path} as a CA for node certificates: {reason} (modules.edgeTunnel.nodeIdentity.caFiles)"
@@ -57,10 +56,10 @@ pub enum TunnelError {
     Refused { node: String, target: String },
     #[error("tunnel protocol error with node '{node}': {reason}")]
     Protocol { node: String, reason: String },
-    #[error("cannot listen for SOCKS5 clients on {addr}")]
+    #[error("cannot listen for SOCKS5 clients on {addr}: {error}")]
     Socks5Bind {
         addr: std::net::SocketAddr,
-        source: io::Error,
+        error: io::Error,
     },
     #[error("the tunnel has stopped")]
     Stopped,
@@ -98,23 +97,6 @@ pub enum ConnectFailure {
     Unproven,
 }
 
-/// `error` followed by each of its causes, `: `-separated: for logs, which otherwise print
-/// only the outermost message.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
-
-impl fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut cause = self.0.source();
-        while let Some(inner) = cause {
-            write!(f, ": {inner}")?;
-            cause = inner.source();
-        }
-        Ok(())
-    }
-}
-
 /// The innermost cause of `error`: libp2p wraps an OS error (the port is taken) in layers that
 /// print nothing or repeat it.
 pub(crate) fn root_cause(error: &dyn std::error::Error) -> String {
@@ -133,15 +115,14 @@ mod tests {
     fn each_cause_is_printed_once() {
         let error = TunnelError::PskRead {
             path: "/no/psk".into(),
-            source: io::Error::new(io::ErrorKind::NotFound, "No such file"),
+            error: io::Error::new(io::ErrorKind::NotFound, "No such file"),
         };
-        let chain = Chain(&error).to_string();
+        let message = error.to_string();
         assert_eq!(
-            chain,
+            message,
             "cannot read PSK file /no/psk (set psk.path to EdgeMesh's PSK file): No such file"
         );
-        let with_anyhow = format!("{:#}", anyhow::Error::new(error));
-        assert_eq!(with_anyhow, chain);
+        assert_eq!(format!("{:#}", anyhow::Error::new(error)), message);
     }
 
     #[test]
@@ -152,7 +133,7 @@ mod tests {
             reason: ConnectFailure::NoPath,
         };
         assert_eq!(
-            Chain(&error).to_string(),
+            error.to_string(),
             "cannot connect to node 'b1' (peer 12D3KooW): no LAN address and no relay connected"
         );
     }

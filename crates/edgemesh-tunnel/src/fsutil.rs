@@ -11,7 +11,7 @@ use crate::TunnelError;
 pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), TunnelError> {
     let err = |source| TunnelError::Write {
         path: path.to_owned(),
-        source,
+        error: source,
     };
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
     if let Some(dir) = dir {

@@ -22,7 +22,7 @@ pub fn load_or_create_keypair(path: &Path) -> Result<Keypair, TunnelError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => create(path),
         Err(source) => Err(TunnelError::KeyRead {
             path: path.to_owned(),
-            source,
+            error: source,
         }),
     }
 }

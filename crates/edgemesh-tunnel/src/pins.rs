@@ -88,7 +88,7 @@ impl PeerPins {
             Err(source) => {
                 return Err(TunnelError::KeyRead {
                     path: path.to_owned(),
-                    source,
+                    error: source,
                 });
             }
         };
@@ -142,7 +142,7 @@ impl PeerPins {
             .collect();
         let json = serde_json::to_vec_pretty(&text).map_err(|e| TunnelError::PinsDecode {
             path: path.clone(),
-            source: e,
+            error: e,
         })?;
         write_atomic(path, &json, 0o600)
     }
@@ -187,7 +187,7 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, Binding>, Tunnel
     let raw: BTreeMap<String, Stored> =
         serde_json::from_slice(bytes).map_err(|source| TunnelError::PinsDecode {
             path: path.to_owned(),
-            source,
+            error: source,
         })?;
     let mut pins = BTreeMap::new();
     for (node, entry) in raw {

@@ -78,7 +78,7 @@ impl Membership {
 pub fn read_psk_file(path: &Path) -> Result<[u8; 32], TunnelError> {
     let data = std::fs::read(path).map_err(|source| TunnelError::PskRead {
         path: path.to_owned(),
-        source,
+        error: source,
     })?;
     Ok(psk_bytes(&data))
 }

@@ -75,7 +75,7 @@ impl Socks5Server {
     pub async fn bind(addr: SocketAddr, tunnel: TunnelHandle) -> Result<Self, TunnelError> {
         let listener = TcpListener::bind(addr)
             .await
-            .map_err(|source| TunnelError::Socks5Bind { addr, source })?;
+            .map_err(|error| TunnelError::Socks5Bind { addr, error })?;
         Ok(Socks5Server { listener, tunnel })
     }
 
