@@ -166,22 +166,33 @@ async fn the_clients_own_credentials_reach_the_upstream_untouched() {
     )
     .await;
     assert_eq!(code, 200);
+    let head = head_starting_with(&mut heads, "POST /api/v1/namespaces/a/configmaps").await;
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        lower.contains("authorization: bearer secret-token"),
+        "{head}"
+    );
+    assert!(lower.contains("user-agent: pod-x"), "{head}");
+}
+
+/// The next request head the recording upstream saw that starts with `prefix` (within 5 s).
+async fn head_starting_with(
+    heads: &mut tokio::sync::mpsc::Receiver<String>,
+    prefix: &str,
+) -> String {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let head = tokio::time::timeout(Duration::from_secs(5), heads.recv())
             .await
             .unwrap()
             .unwrap();
-        if head.starts_with("POST /api/v1/namespaces/a/configmaps") {
-            let lower = head.to_ascii_lowercase();
-            assert!(
-                lower.contains("authorization: bearer secret-token"),
-                "{head}"
-            );
-            assert!(lower.contains("user-agent: pod-x"), "{head}");
-            break;
+        if head.starts_with(prefix) {
+            return head;
         }
-        assert!(Instant::now() < deadline);
+        assert!(
+            Instant::now() < deadline,
+            "no request starting with {prefix}"
+        );
     }
 }
 
@@ -201,21 +212,12 @@ async fn node_components_on_the_plain_front_are_sent_with_the_node_identity() {
     let mut authorization_of = async |path: &str, own: Option<&str>| {
         let (code, _) = get(&format!("http://{}{path}", hub.addr), "edgemesh-agent", own).await;
         assert_eq!(code, 200);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let head = tokio::time::timeout(Duration::from_secs(5), heads.recv())
-                .await
-                .unwrap()
-                .unwrap();
-            if head.starts_with(&format!("GET {path} ")) {
-                return head.lines().find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("authorization: ")
-                        .map(str::to_owned)
-                });
-            }
-            assert!(Instant::now() < deadline);
-        }
+        let head = head_starting_with(&mut heads, &format!("GET {path} ")).await;
+        head.lines().find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("authorization: ")
+                .map(str::to_owned)
+        })
     };
     assert_eq!(
         authorization_of("/api/v1/services", None).await.as_deref(),
