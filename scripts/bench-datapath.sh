@@ -11,6 +11,7 @@
 # Prints one markdown table (docs/benchmarks.md explains it). Needs root, iperf3, wrk, curl,
 # python3, rustc (apt-get install iperf3 wrk curl python3: done here when missing).
 #   DURATION=10 scripts/bench-datapath.sh
+#   EDGEMESH_BIN=/path/to/edgemesh DURATION=10 scripts/bench-datapath.sh
 set -euo pipefail
 
 DURATION=${DURATION:-10}
@@ -24,8 +25,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-cargo build -q --release -p edgemesh --bin edgemesh
-BIN=$CARGO_TARGET_DIR/release/edgemesh
+# EDGEMESH_BIN measures another build (e.g. the previous commit's, for a before/after table).
+if [ -n "${EDGEMESH_BIN:-}" ]; then
+  BIN=$EDGEMESH_BIN
+else
+  cargo build -q --release -p edgemesh --bin edgemesh
+  BIN=$CARGO_TARGET_DIR/release/edgemesh
+fi
 WORK=$(mktemp -d)
 rustc -O --edition 2021 "$ROOT/scripts/bench/http_server.rs" -o "$WORK/http_server"
 
