@@ -75,7 +75,7 @@ const fn pod(
 ///
 /// - `hostname-edge`: three replicas spread over both LANs (EdgeMesh's hostname example).
 /// - `web`: two replicas in LAN A behind the load-balancing variants, so their distribution can
-///   be checked within one LAN today and from LAN B once the tunnel exists.
+///   be checked from LAN A directly and from LAN B through the tunnel.
 /// - `tcp-echo` and `udp-echo` on edge-a1, `websocket-echo` on edge-b1: every LAN serves
 ///   something and is a client of something across the NAT.
 pub const PODS: [PodSpec; 8] = [
