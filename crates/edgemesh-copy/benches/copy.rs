@@ -166,8 +166,10 @@ async fn idle_rss(mode: Mode, n: usize) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = rss_kib();
     println!(
-        "{mode:?}: {n} idle connections: RSS {before} KiB -> {after} KiB, {:.1} KiB per connection",
-        (after.saturating_sub(before)) as f64 / n as f64
+        "{mode:?}: {n} idle connections: RSS {before} KiB -> {after} KiB, {:.1} KiB per \
+         connection; our copies hold {} bytes of buffer",
+        (after.saturating_sub(before)) as f64 / n as f64,
+        edgemesh_copy::held_buffer_bytes()
     );
 }
 
