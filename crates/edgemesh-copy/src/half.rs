@@ -69,10 +69,12 @@ impl Half {
             self.pos = 0;
             let capacity = buf.bytes.capacity();
             match tokio_util::io::poll_read_buf(reader.as_mut(), cx, &mut buf.bytes) {
-                Poll::Ready(Ok(n)) => {
-                    self.read_done = n == 0;
-                    self.sizer.after_read(n, capacity);
+                Poll::Ready(Ok(0)) => {
+                    // End of stream: the other direction may run for long yet, without it.
+                    self.read_done = true;
+                    self.buf = None;
                 }
+                Poll::Ready(Ok(n)) => self.sizer.after_read(n, capacity),
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {
                     // Idle: give the buffer back, and push out what was written so far.

@@ -220,3 +220,31 @@ async fn a_blocked_direction_holds_one_buffer_until_it_is_written() {
     drop((client, server));
     let _ = copy.await;
 }
+
+/// One direction ended (the client shut down its writing), the other waits: nothing is held.
+#[tokio::test]
+async fn a_half_closed_connection_holds_no_buffer() {
+    let Line {
+        mut client,
+        mut server,
+        copy,
+    } = line(false, None).await;
+    client.write_all(&[9u8; 50_000]).await.unwrap();
+    client.shutdown().await.unwrap();
+    let mut got = Vec::new();
+    server.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got.len(), 50_000);
+    for _ in 0..100 {
+        if held_buffer_bytes() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(held_buffer_bytes(), 0);
+    server.write_all(b"still open").await.unwrap();
+    let mut back = [0u8; 10];
+    client.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"still open");
+    drop((client, server));
+    let _ = copy.await;
+}
