@@ -64,6 +64,18 @@ async fn line(splice: bool, idle_timeout: Option<Duration>) -> Line {
     }
 }
 
+/// What the copies hold once they are back to waiting (they get there right after their last
+/// write; give them up to a second).
+async fn settled_buffer_bytes() -> usize {
+    for _ in 0..100 {
+        if held_buffer_bytes() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    held_buffer_bytes()
+}
+
 async fn half_close_both_ways(splice: bool) {
     let Line {
         mut client,
@@ -164,14 +176,11 @@ async fn idle_connections_hold_no_buffer() {
         line.server.read_exact(&mut got).await.unwrap();
         lines.push(line);
     }
-    // The copies go back to waiting right after their last write; give them a moment.
-    for _ in 0..100 {
-        if held_buffer_bytes() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(held_buffer_bytes(), 0, "idle connections hold no buffer");
+    assert_eq!(
+        settled_buffer_bytes().await,
+        0,
+        "idle connections hold no buffer"
+    );
     for line in lines {
         drop((line.client, line.server));
         let _ = line.copy.await;
@@ -210,13 +219,7 @@ async fn a_blocked_direction_holds_one_buffer_until_it_is_written() {
     let mut got = vec![0u8; 8 * 1024 * 1024];
     server.read_exact(&mut got).await.unwrap();
     let client = writer.await.unwrap();
-    for _ in 0..100 {
-        if held_buffer_bytes() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(held_buffer_bytes(), 0);
+    assert_eq!(settled_buffer_bytes().await, 0);
     drop((client, server));
     let _ = copy.await;
 }
@@ -234,13 +237,7 @@ async fn a_half_closed_connection_holds_no_buffer() {
     let mut got = Vec::new();
     server.read_to_end(&mut got).await.unwrap();
     assert_eq!(got.len(), 50_000);
-    for _ in 0..100 {
-        if held_buffer_bytes() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(held_buffer_bytes(), 0);
+    assert_eq!(settled_buffer_bytes().await, 0);
     server.write_all(b"still open").await.unwrap();
     let mut back = [0u8; 10];
     client.read_exact(&mut back).await.unwrap();
