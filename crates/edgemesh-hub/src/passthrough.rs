@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use edgemesh_copy::Options;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -160,7 +161,7 @@ fn splice_upgrade(parts: &mut http::request::Parts, response: &mut Response<Inco
         };
         let mut a = TokioIo::new(client_io);
         let mut b = TokioIo::new(upstream_io);
-        let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+        let _ = edgemesh_copy::both_ways(&mut a, &mut b, &(), Options::default()).await;
     });
 }
 

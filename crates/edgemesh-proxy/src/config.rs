@@ -53,7 +53,8 @@ pub struct HttpHeadLimits {
 pub enum RelayMode {
     /// `splice(2)` through a pipe: no copy into user space (measured fastest, see benches/).
     Splice,
-    /// A user-space copy with a buffer of this many bytes per direction.
+    /// A user-space copy whose buffer per direction grows with traffic up to this many bytes
+    /// (and is released while the direction is idle).
     Copy { buffer: usize },
 }
 

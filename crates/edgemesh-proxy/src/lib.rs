@@ -3,14 +3,14 @@
 //! TCP: one transparent listener (REDIRECT + `SO_ORIGINAL_DST`) serves every service. Each
 //! connection reads top to bottom in [`Proxy`]: accept → original destination → route (a
 //! lock-free [`edgemesh_model::SnapshotCell`] lookup) → balance ([`edgemesh_lb::Balancer`]) →
-//! dial ([`Dialer`], retrying other endpoints) → relay (`splice(2)` for TCP↔TCP). A port whose
+//! dial ([`Dialer`], retrying other endpoints) → relay (`edgemesh-copy`: `splice(2)` for TCP↔TCP). A port whose
 //! service hashes on an HTTP header gets its request head read first (bounded).
 //!
 //! UDP: one `IP_TRANSPARENT` socket receives TPROXY'd datagrams for every UDP service; see
 //! [`udp`] for the sessions and the kernel set-up it expects.
 //!
-//! No `unsafe` here: the syscalls (`splice`, `pipe2`, `recvmsg` with `IP_RECVORIGDSTADDR`) go
-//! through nix and socket2.
+//! No `unsafe` here: the syscalls (`recvmsg` with `IP_RECVORIGDSTADDR`) go through nix and
+//! socket2.
 #![forbid(unsafe_code)]
 
 pub mod classify;

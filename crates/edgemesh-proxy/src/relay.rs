@@ -1,33 +1,18 @@
-//! Moving bytes both ways between the client and the upstream until both directions are done,
-//! with correct half-close (EOF on one side shuts down writing on the other while the opposite
-//! direction keeps flowing) and an idle timeout that closes both sides.
-
-mod activity;
-mod copy;
-mod splice;
+//! Moving bytes both ways between the client and the upstream with the one copier
+//! (`edgemesh-copy`): splice(2) for TCP upstreams unless configured otherwise, a user-space copy
+//! for tunnel streams; half-close, the idle timeout and byte counting come with it.
 
 use std::io;
-use std::net::Shutdown;
 use std::time::Duration;
 
+use edgemesh_copy::{Direction, End, Meter, Options};
 use socket2::SockRef;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-pub use activity::Activity;
 
 use crate::config::RelayMode;
 use crate::dialer::Upstream;
 use crate::metrics::Metrics;
-
-/// How a relay ended.
-#[derive(Debug, PartialEq, Eq)]
-pub enum RelayEnd {
-    /// Both directions reached EOF.
-    Done,
-    /// Nothing moved for the idle timeout; both sides were closed.
-    Idle,
-}
 
 /// Relays `client` ↔ `upstream`, sending `prefix` (bytes already read from the client) first.
 /// On an I/O error both TCP sockets are reset, so each peer learns the other is gone.
@@ -38,64 +23,78 @@ pub async fn relay(
     mode: RelayMode,
     idle_timeout: Option<Duration>,
     metrics: &Metrics,
-) -> io::Result<RelayEnd> {
-    let activity = Activity::new();
-    let moving = move_bytes(&mut client, prefix, upstream, mode, &activity, metrics);
-    let result = match idle_timeout {
-        None => moving.await,
-        Some(idle) => tokio::select! {
-            result = moving => result,
-            () = activity.idle_for(idle) => Ok(RelayEnd::Idle),
-        },
-    };
-    if result.is_err() {
-        reset(&client);
-    }
-    if result.as_ref().is_ok_and(|end| *end == RelayEnd::Idle) {
-        Metrics::inc(&metrics.idle_closed);
-    }
-    result
-}
-
-async fn move_bytes(
-    client: &mut TcpStream,
-    prefix: &[u8],
-    upstream: Upstream,
-    mode: RelayMode,
-    activity: &Activity,
-    metrics: &Metrics,
-) -> io::Result<RelayEnd> {
-    match (upstream, mode) {
+) -> io::Result<End> {
+    let result = match (upstream, mode) {
         (Upstream::Tcp(mut up), RelayMode::Splice) => {
-            up.write_all(prefix).await?;
-            Metrics::add(&metrics.bytes_client_to_upstream, prefix.len() as u64);
-            let result = splice::both_ways(client, &up, activity, metrics).await;
+            let spliced = async {
+                send_prefix(&mut up, prefix, metrics).await?;
+                edgemesh_copy::splice_both_ways(&client, &up, metrics, idle_timeout).await
+            };
+            let result = spliced.await;
             if result.is_err() {
                 reset(&up);
             }
             result
         }
-        (Upstream::Tcp(up), RelayMode::Copy { buffer }) => {
-            copy::both_ways(client, up, prefix, buffer, activity, metrics).await
+        (Upstream::Tcp(mut up), RelayMode::Copy { buffer }) => {
+            copy(&mut client, &mut up, prefix, buffer, idle_timeout, metrics).await
         }
-        (Upstream::Stream(up), mode) => {
+        (Upstream::Stream(mut up), mode) => {
             let buffer = match mode {
                 RelayMode::Copy { buffer } => buffer,
-                RelayMode::Splice => copy::DEFAULT_BUFFER,
+                RelayMode::Splice => edgemesh_copy::DEFAULT_MAX_BUFFER,
             };
-            copy::both_ways(client, up, prefix, buffer, activity, metrics).await
+            copy(&mut client, &mut up, prefix, buffer, idle_timeout, metrics).await
         }
+    };
+    if result.is_err() {
+        reset(&client);
     }
-    .map(|_| RelayEnd::Done)
+    if result.as_ref().is_ok_and(|end| *end == End::Idle) {
+        Metrics::inc(&metrics.idle_closed);
+    }
+    result
+}
+
+/// The user-space copy, with buffers growing up to `max_buffer`.
+async fn copy<U: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut TcpStream,
+    upstream: &mut U,
+    prefix: &[u8],
+    max_buffer: usize,
+    idle_timeout: Option<Duration>,
+    metrics: &Metrics,
+) -> io::Result<End> {
+    send_prefix(upstream, prefix, metrics).await?;
+    let options = Options {
+        idle_timeout,
+        max_buffer,
+    };
+    edgemesh_copy::both_ways(client, upstream, metrics, options).await
+}
+
+async fn send_prefix<U: AsyncWrite + Unpin>(
+    upstream: &mut U,
+    prefix: &[u8],
+    metrics: &Metrics,
+) -> io::Result<()> {
+    upstream.write_all(prefix).await?;
+    metrics.moved(Direction::AToB, prefix.len() as u64);
+    Ok(())
+}
+
+/// The relay's copies run client (A) → upstream (B): their bytes land in the proxy's counters.
+impl Meter for Metrics {
+    fn moved(&self, direction: Direction, bytes: u64) {
+        let counter = match direction {
+            Direction::AToB => &self.bytes_client_to_upstream,
+            Direction::BToA => &self.bytes_upstream_to_client,
+        };
+        Metrics::add(counter, bytes);
+    }
 }
 
 /// Makes the peer see a reset (RST) instead of an orderly close when the socket is dropped.
 pub fn reset(stream: &TcpStream) {
     let _ = SockRef::from(stream).set_linger(Some(Duration::ZERO));
-}
-
-/// Half-closes `stream` for writing. A peer that already went away makes this fail; that is
-/// not an error of the relay (the other direction reports it if it matters).
-fn shutdown_write(stream: &TcpStream) {
-    let _ = SockRef::from(stream).shutdown(Shutdown::Write);
 }

@@ -195,7 +195,13 @@ async fn forward_tcp(
         tokio::spawn(async move {
             match handle.open_tcp(&node, target).await {
                 Ok(mut stream) => {
-                    let _ = edgemesh_tunnel::splice(&mut client, &mut stream).await;
+                    let _ = edgemesh_copy::both_ways(
+                        &mut client,
+                        &mut stream,
+                        &(),
+                        edgemesh_copy::Options::default(),
+                    )
+                    .await;
                 }
                 Err(error) => tracing::warn!(%error, "forward failed"),
             }

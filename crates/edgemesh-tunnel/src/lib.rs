@@ -35,7 +35,6 @@ mod server;
 mod shared;
 pub mod snapshot_file;
 pub mod socks5;
-pub mod splice;
 pub mod stats;
 pub mod udp;
 pub mod wire;
@@ -58,7 +57,6 @@ pub use dialer::TunnelDialer;
 pub use error::{ConnectFailure, TunnelError};
 pub use psk::PskMode;
 pub use socks5::Socks5Server;
-pub use splice::splice;
 pub use stats::{PathKind, PeerReport, TransportKind};
 pub use udp::UdpTunnel;
 

@@ -1,9 +1,10 @@
 //! The remote side of a tunnel stream: read CONNECT, check the destination against this node's
-//! snapshot, dial it, answer SUCCESS or FAILED, then splice.
+//! snapshot, dial it, answer SUCCESS or FAILED, then copy both ways (edgemesh-copy).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use edgemesh_copy::Options;
 use futures::StreamExt as _;
 use libp2p::{PeerId, Stream};
 use tokio::net::{TcpStream, UdpSocket};
@@ -94,7 +95,8 @@ async fn handle(shared: Arc<Shared>, peer: PeerId, mut stream: Stream) {
             }
             let mut tunnel = Counted::new(stream.compat(), counters);
             let mut upstream = upstream;
-            let _ = crate::splice(&mut tunnel, &mut upstream).await;
+            let _ =
+                edgemesh_copy::both_ways(&mut tunnel, &mut upstream, &(), Options::default()).await;
         }
         _ => {
             let Ok(socket) = udp_socket(request.target).await else {

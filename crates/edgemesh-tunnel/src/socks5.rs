@@ -16,6 +16,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use edgemesh_copy::Options;
 use edgemesh_model::Snapshot;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -160,14 +161,16 @@ async fn connect_and_splice(
             return;
         };
         if send_reply(&mut client, Reply::Succeeded).await.is_ok() {
-            let _ = crate::splice(&mut client, &mut upstream).await;
+            let _ =
+                edgemesh_copy::both_ways(&mut client, &mut upstream, &(), Options::default()).await;
         }
         return;
     }
     match tunnel.open_tcp(&target.node, target.addr).await {
         Ok(mut stream) => {
             if send_reply(&mut client, Reply::Succeeded).await.is_ok() {
-                let _ = crate::splice(&mut client, &mut stream).await;
+                let _ = edgemesh_copy::both_ways(&mut client, &mut stream, &(), Options::default())
+                    .await;
             }
         }
         Err(error) => {

@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError};
 
+use edgemesh_copy::Activity;
 use edgemesh_lb::{PickContext, Picked};
 use edgemesh_model::{Frontend, Protocol};
 use tokio::net::UdpSocket;
@@ -17,7 +18,6 @@ use super::{MAX_DATAGRAM, Received, Sessions};
 use crate::dialer::{DatagramChannel, DatagramDial};
 use crate::metrics::{ActiveGuard, Metrics};
 use crate::proxy::Proxy;
-use crate::relay::Activity;
 
 /// Datagrams a flow may queue while its channel opens; more are dropped, as a network would.
 const CHANNEL_QUEUE: usize = 256;

@@ -1,11 +1,12 @@
-//! The last time any byte moved, shared by both directions of a relay.
+//! The last time any byte moved, shared by both directions of a copy (and by the proxy's UDP
+//! sessions, which time out the same way).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Milliseconds since the relay started at which bytes last moved (tokio's clock, so tests can
+/// Milliseconds since the copy started at which bytes last moved (tokio's clock, so tests can
 /// pause time).
 #[derive(Debug)]
 pub struct Activity {

@@ -1,48 +1,37 @@
-//! TCP↔TCP relay with `splice(2)`: socket → pipe → socket, the bytes never enter user space.
+//! TCP↔TCP copy with `splice(2)`: socket → pipe → socket, the bytes never enter user space.
 //! Safe code only: nix wraps the syscalls; tokio's readiness drives the non-blocking calls.
 //! Each direction owns a pipe (two file descriptors), so a spliced connection costs six fds.
 
 use std::io;
+use std::net::Shutdown;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::AtomicU64;
 
 use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice};
+use socket2::SockRef;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use super::{Activity, shutdown_write};
-use crate::metrics::Metrics;
+use crate::{Direction, Meter};
 
 /// Most bytes moved per splice call; the pipe is enlarged to match when the kernel allows.
 const CHUNK: usize = 256 * 1024;
 
 /// Splices both ways until each direction reached EOF (and half-closed the other side).
-pub async fn both_ways(
-    client: &TcpStream,
-    upstream: &TcpStream,
-    activity: &Activity,
-    metrics: &Metrics,
+pub(crate) async fn both_ways<M: Meter + ?Sized>(
+    a: &TcpStream,
+    b: &TcpStream,
+    meter: &M,
 ) -> io::Result<()> {
-    let upload = one_way(
-        client,
-        upstream,
-        activity,
-        &metrics.bytes_client_to_upstream,
-    );
-    let download = one_way(
-        upstream,
-        client,
-        activity,
-        &metrics.bytes_upstream_to_client,
-    );
-    tokio::try_join!(upload, download).map(|_| ())
+    let forward = one_way(a, b, Direction::AToB, meter);
+    let backward = one_way(b, a, Direction::BToA, meter);
+    tokio::try_join!(forward, backward).map(|_| ())
 }
 
-async fn one_way(
+async fn one_way<M: Meter + ?Sized>(
     from: &TcpStream,
     to: &TcpStream,
-    activity: &Activity,
-    counter: &AtomicU64,
+    direction: Direction,
+    meter: &M,
 ) -> io::Result<()> {
     let pipe = Pipe::new()?;
     loop {
@@ -52,9 +41,14 @@ async fn one_way(
             return Ok(());
         }
         drain(&pipe, to, n).await?;
-        activity.touch();
-        Metrics::add(counter, n as u64);
+        meter.moved(direction, n as u64);
     }
+}
+
+/// Half-closes `stream` for writing. A peer that already went away makes this fail; that is
+/// not an error of the copy (the other direction reports it if it matters).
+fn shutdown_write(stream: &TcpStream) {
+    let _ = SockRef::from(stream).shutdown(Shutdown::Write);
 }
 
 /// A non-blocking pipe used as the in-kernel buffer of one direction.

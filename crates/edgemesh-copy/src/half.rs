@@ -1,0 +1,117 @@
+//! One direction of a user-space copy: read from one side into the buffer, write it all to the
+//! other, pass an end of stream on as a shutdown of the writer.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::buffer::{Buffer, Sizer};
+use crate::{Direction, Meter};
+
+/// The state of one direction between polls.
+#[derive(Debug)]
+pub(crate) struct Half {
+    direction: Direction,
+    sizer: Sizer,
+    /// Taken when a read is tried, dropped when the reader has nothing and all was written.
+    buf: Option<Buffer>,
+    /// Bytes of `buf` already written.
+    pos: usize,
+    read_done: bool,
+    need_flush: bool,
+    done: bool,
+}
+
+impl Half {
+    pub(crate) fn new(direction: Direction, max_buffer: usize) -> Self {
+        Self {
+            direction,
+            sizer: Sizer::new(max_buffer),
+            buf: None,
+            pos: 0,
+            read_done: false,
+            need_flush: false,
+            done: false,
+        }
+    }
+
+    /// Ready once the reader reached end of stream and the writer was shut down.
+    pub(crate) fn poll_copy<R, W, M>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut reader: Pin<&mut R>,
+        mut writer: Pin<&mut W>,
+        meter: &M,
+    ) -> Poll<io::Result<()>>
+    where
+        R: AsyncRead + ?Sized,
+        W: AsyncWrite + ?Sized,
+        M: Meter + ?Sized,
+    {
+        if self.done {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            ready!(self.poll_write_out(cx, writer.as_mut(), meter))?;
+            if self.read_done {
+                ready!(writer.as_mut().poll_shutdown(cx))?;
+                self.done = true;
+                return Poll::Ready(Ok(()));
+            }
+            let size = self.sizer.size();
+            if self.buf.as_ref().is_some_and(|b| b.bytes.capacity() < size) {
+                self.buf = None; // grown: the next buffer is the larger one
+            }
+            let buf = self.buf.get_or_insert_with(|| Buffer::new(size));
+            buf.bytes.clear();
+            self.pos = 0;
+            let capacity = buf.bytes.capacity();
+            match tokio_util::io::poll_read_buf(reader.as_mut(), cx, &mut buf.bytes) {
+                Poll::Ready(Ok(0)) => {
+                    // End of stream: the other direction may run for long yet, without it.
+                    self.read_done = true;
+                    self.buf = None;
+                }
+                Poll::Ready(Ok(n)) => self.sizer.after_read(n, capacity),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    // Idle: give the buffer back, and push out what was written so far.
+                    self.buf = None;
+                    if self.need_flush {
+                        ready!(writer.as_mut().poll_flush(cx))?;
+                        self.need_flush = false;
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    /// Writes out what the buffer holds beyond `pos`.
+    fn poll_write_out<W, M>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut writer: Pin<&mut W>,
+        meter: &M,
+    ) -> Poll<io::Result<()>>
+    where
+        W: AsyncWrite + ?Sized,
+        M: Meter + ?Sized,
+    {
+        let Some(buf) = &self.buf else {
+            return Poll::Ready(Ok(()));
+        };
+        while self.pos < buf.bytes.len() {
+            let n = ready!(writer.as_mut().poll_write(cx, &buf.bytes[self.pos..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.pos += n;
+            self.need_flush = true;
+            meter.moved(self.direction, n as u64);
+        }
+        Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,155 @@
+//! The one byte copier of edgemesh: moves bytes both ways between two connections until both
+//! directions have ended, passing each end of stream on as a half-close of the other side.
+//!
+//! Every byte path uses it: the proxy's relay, the tunnel's streams, SOCKS5 and the hub's
+//! upgraded connections. Two ways to move the bytes:
+//! - [`both_ways`], for any pair of byte streams: a user-space copy whose buffers start at 1 KiB
+//!   and grow with traffic (see [`buffer`]), and are released while a direction waits for data,
+//!   so an idle connection holds no buffer at all;
+//! - [`splice_both_ways`], for two kernel TCP sockets: `splice(2)` through a pipe per direction,
+//!   the bytes never enter user space.
+//!
+//! Both report the bytes they move to a [`Meter`] the caller passes in and close both sides
+//! when nothing moved for the idle timeout.
+
+mod activity;
+mod buffer;
+mod half;
+mod splice;
+
+use std::future::{Future, poll_fn};
+use std::io;
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+pub use activity::Activity;
+pub use buffer::{DEFAULT_MAX_BUFFER, held_buffer_bytes};
+
+use half::Half;
+
+/// Which way bytes moved: from the first connection passed in to the second, or back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    AToB,
+    BToA,
+}
+
+/// Where a copy reports the bytes it moved (once they were written to the other side).
+pub trait Meter: Sync {
+    fn moved(&self, direction: Direction, bytes: u64);
+}
+
+/// Nothing to report to (the caller counts elsewhere, or not at all).
+impl Meter for () {
+    fn moved(&self, _: Direction, _: u64) {}
+}
+
+/// How a copy ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Both directions reached end of stream.
+    Done,
+    /// Nothing moved for the idle timeout; the copy stopped (the caller closes both sides).
+    Idle,
+}
+
+/// What a copy may use and how long it may sit idle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Nothing moving either way for this long ends the copy with [`End::Idle`].
+    pub idle_timeout: Option<Duration>,
+    /// Largest buffer one direction grows to (user-space copy only).
+    pub max_buffer: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            idle_timeout: None,
+            max_buffer: DEFAULT_MAX_BUFFER,
+        }
+    }
+}
+
+/// Copies `a` → `b` and `b` → `a` until both directions have reached end of stream (each end
+/// is passed on as a shutdown of the other side's write half), an error, or the idle timeout.
+pub async fn both_ways<A, B, M>(
+    a: &mut A,
+    b: &mut B,
+    meter: &M,
+    options: Options,
+) -> io::Result<End>
+where
+    A: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    B: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    M: Meter + ?Sized,
+{
+    let activity = Activity::new();
+    let touching = Touching {
+        meter,
+        activity: &activity,
+    };
+    let (mut forward, mut backward) = (
+        Half::new(Direction::AToB, options.max_buffer),
+        Half::new(Direction::BToA, options.max_buffer),
+    );
+    let copying = poll_fn(|cx| {
+        let f = forward.poll_copy(cx, Pin::new(&mut *a), Pin::new(&mut *b), &touching);
+        let r = backward.poll_copy(cx, Pin::new(&mut *b), Pin::new(&mut *a), &touching);
+        match (f, r) {
+            (Poll::Ready(Err(e)), _) | (_, Poll::Ready(Err(e))) => Poll::Ready(Err(e)),
+            (Poll::Ready(Ok(())), Poll::Ready(Ok(()))) => Poll::Ready(Ok(())),
+            _ => Poll::Pending,
+        }
+    });
+    until_idle(copying, &activity, options.idle_timeout).await
+}
+
+/// Splices both ways between two kernel TCP sockets: the bytes go socket → pipe → socket and
+/// never enter user space. Half-close, errors and the idle timeout as in [`both_ways`].
+pub async fn splice_both_ways<M: Meter + ?Sized>(
+    a: &TcpStream,
+    b: &TcpStream,
+    meter: &M,
+    idle_timeout: Option<Duration>,
+) -> io::Result<End> {
+    let activity = Activity::new();
+    let touching = Touching {
+        meter,
+        activity: &activity,
+    };
+    let splicing = splice::both_ways(a, b, &touching);
+    until_idle(splicing, &activity, idle_timeout).await
+}
+
+/// Runs `copying` to its end, or until nothing moved for `idle`.
+async fn until_idle(
+    copying: impl Future<Output = io::Result<()>>,
+    activity: &Activity,
+    idle: Option<Duration>,
+) -> io::Result<End> {
+    let Some(idle) = idle else {
+        return copying.await.map(|()| End::Done);
+    };
+    tokio::select! {
+        result = copying => result.map(|()| End::Done),
+        () = activity.idle_for(idle) => Ok(End::Idle),
+    }
+}
+
+/// The caller's meter, plus the activity clock the idle timeout reads.
+struct Touching<'a, M: ?Sized> {
+    meter: &'a M,
+    activity: &'a Activity,
+}
+
+impl<M: Meter + ?Sized> Meter for Touching<'_, M> {
+    fn moved(&self, direction: Direction, bytes: u64) {
+        self.activity.touch();
+        self.meter.moved(direction, bytes);
+    }
+}

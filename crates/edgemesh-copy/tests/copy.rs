@@ -1,0 +1,247 @@
+//! The copier over real loopback TCP: both ways, half-close, counting, idle timeout, errors,
+//! and no buffer held by an idle connection.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use edgemesh_copy::{
+    Direction, End, Meter, Options, both_ways, held_buffer_bytes, splice_both_ways,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(Default)]
+struct Counts {
+    a_to_b: AtomicU64,
+    b_to_a: AtomicU64,
+}
+
+impl Meter for Counts {
+    fn moved(&self, direction: Direction, bytes: u64) {
+        match direction {
+            Direction::AToB => self.a_to_b.fetch_add(bytes, Relaxed),
+            Direction::BToA => self.b_to_a.fetch_add(bytes, Relaxed),
+        };
+    }
+}
+
+/// A connected pair of loopback TCP sockets.
+async fn pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (connected, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    (connected.unwrap(), accepted.unwrap().0)
+}
+
+/// client ↔ (near, far) ↔ server, with the copy between near and far.
+struct Line {
+    client: TcpStream,
+    server: TcpStream,
+    copy: tokio::task::JoinHandle<(std::io::Result<End>, Counts)>,
+}
+
+async fn line(splice: bool, idle_timeout: Option<Duration>) -> Line {
+    let (client, near) = pair().await;
+    let (far, server) = pair().await;
+    let copy = tokio::spawn(async move {
+        let (mut near, mut far, counts) = (near, far, Counts::default());
+        let end = if splice {
+            splice_both_ways(&near, &far, &counts, idle_timeout).await
+        } else {
+            let options = Options {
+                idle_timeout,
+                ..Options::default()
+            };
+            both_ways(&mut near, &mut far, &counts, options).await
+        };
+        (end, counts)
+    });
+    Line {
+        client,
+        server,
+        copy,
+    }
+}
+
+/// What the copies hold once they are back to waiting (they get there right after their last
+/// write; give them up to a second).
+async fn settled_buffer_bytes() -> usize {
+    for _ in 0..100 {
+        if held_buffer_bytes() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    held_buffer_bytes()
+}
+
+async fn half_close_both_ways(splice: bool) {
+    let Line {
+        mut client,
+        mut server,
+        copy,
+    } = line(splice, None).await;
+    let payload: Vec<u8> = (0..3_000_000u32).map(|i| i as u8).collect();
+    let sent = payload.clone();
+    let writer = tokio::spawn(async move {
+        client.write_all(&sent).await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut back = Vec::new();
+        client.read_to_end(&mut back).await.unwrap();
+        back
+    });
+    let mut got = Vec::new();
+    server.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, payload, "all bytes arrive before the end of stream");
+    // The client's direction ended; the other one still flows.
+    server.write_all(b"reply").await.unwrap();
+    server.shutdown().await.unwrap();
+    assert_eq!(writer.await.unwrap(), b"reply");
+    let (end, counts) = copy.await.unwrap();
+    assert_eq!(end.unwrap(), End::Done);
+    assert_eq!(counts.a_to_b.load(Relaxed), 3_000_000);
+    assert_eq!(counts.b_to_a.load(Relaxed), 5);
+}
+
+#[tokio::test]
+async fn copy_passes_bytes_and_half_closes_both_ways() {
+    half_close_both_ways(false).await;
+}
+
+#[tokio::test]
+async fn splice_passes_bytes_and_half_closes_both_ways() {
+    half_close_both_ways(true).await;
+}
+
+async fn idle_ends(splice: bool) {
+    let Line {
+        mut client,
+        mut server,
+        copy,
+    } = line(splice, Some(Duration::from_millis(300))).await;
+    client.write_all(b"ping").await.unwrap();
+    let mut got = [0u8; 4];
+    server.read_exact(&mut got).await.unwrap();
+    let started = std::time::Instant::now();
+    let (end, _) = tokio::time::timeout(Duration::from_secs(10), copy)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(end.unwrap(), End::Idle);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+}
+
+#[tokio::test]
+async fn copy_ends_after_the_idle_timeout() {
+    idle_ends(false).await;
+}
+
+#[tokio::test]
+async fn splice_ends_after_the_idle_timeout() {
+    idle_ends(true).await;
+}
+
+#[tokio::test]
+async fn a_reset_peer_ends_the_copy_with_an_error() {
+    let Line {
+        mut client,
+        server,
+        copy,
+    } = line(false, None).await;
+    socket2::SockRef::from(&server)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(server); // RST: writes towards it fail
+    let chunk = vec![1u8; 64 * 1024];
+    // Keep writing until the copy notices (bounded: the copy fails on its first writes).
+    for _ in 0..100 {
+        if client.write_all(&chunk).await.is_err() || copy.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (end, _) = copy.await.unwrap();
+    assert!(end.is_err());
+}
+
+/// 100 connections that moved bytes and now wait hold no copy buffer; while bytes flow they do.
+#[tokio::test]
+async fn idle_connections_hold_no_buffer() {
+    let mut lines = Vec::new();
+    for _ in 0..100 {
+        let mut line = line(false, None).await;
+        line.client.write_all(&[7u8; 100_000]).await.unwrap();
+        let mut got = vec![0u8; 100_000];
+        line.server.read_exact(&mut got).await.unwrap();
+        lines.push(line);
+    }
+    assert_eq!(
+        settled_buffer_bytes().await,
+        0,
+        "idle connections hold no buffer"
+    );
+    for line in lines {
+        drop((line.client, line.server));
+        let _ = line.copy.await;
+    }
+}
+
+/// A direction whose writer is blocked holds one buffer (at most the maximum size) until the
+/// bytes are written; then it holds none.
+#[tokio::test]
+async fn a_blocked_direction_holds_one_buffer_until_it_is_written() {
+    let Line {
+        mut client,
+        mut server,
+        copy,
+    } = line(false, None).await;
+    let writer = tokio::spawn(async move {
+        client.write_all(&vec![3u8; 8 * 1024 * 1024]).await.unwrap();
+        client
+    });
+    // The server does not read: socket buffers fill up and the copy waits with bytes in hand.
+    let mut held = 0;
+    for _ in 0..300 {
+        held = held_buffer_bytes();
+        if held > 0 && !writer.is_finished() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            held = held_buffer_bytes();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(held > 0, "a blocked copy holds its bytes");
+    assert!(
+        held <= edgemesh_copy::DEFAULT_MAX_BUFFER,
+        "one direction, one buffer: {held}"
+    );
+    let mut got = vec![0u8; 8 * 1024 * 1024];
+    server.read_exact(&mut got).await.unwrap();
+    let client = writer.await.unwrap();
+    assert_eq!(settled_buffer_bytes().await, 0);
+    drop((client, server));
+    let _ = copy.await;
+}
+
+/// One direction ended (the client shut down its writing), the other waits: nothing is held.
+#[tokio::test]
+async fn a_half_closed_connection_holds_no_buffer() {
+    let Line {
+        mut client,
+        mut server,
+        copy,
+    } = line(false, None).await;
+    client.write_all(&[9u8; 50_000]).await.unwrap();
+    client.shutdown().await.unwrap();
+    let mut got = Vec::new();
+    server.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got.len(), 50_000);
+    assert_eq!(settled_buffer_bytes().await, 0);
+    server.write_all(b"still open").await.unwrap();
+    let mut back = [0u8; 10];
+    client.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"still open");
+    drop((client, server));
+    let _ = copy.await;
+}
