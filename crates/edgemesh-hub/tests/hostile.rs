@@ -14,13 +14,10 @@ const OTHER: &str = "other-token";
 /// pods: offline, the owner got an empty list and 404 for its own pods.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeated_selector_cannot_poison_the_cache() {
+    let linked = linked_hub("kubectl", |_| {}).await;
     let LinkedHub {
-        api: _api,
-        relay,
-        hub,
-        base,
-        cache: _cache,
-    } = linked_hub("kubectl", |_| {}).await;
+        relay, hub, base, ..
+    } = &linked;
     let web = format!("{base}/api/v1/pods?labelSelector=app%3Dweb");
     let (code, body) = get(&web, "kubectl", Some(OWNER)).await;
     assert_eq!(
@@ -64,13 +61,14 @@ async fn a_repeated_selector_cannot_poison_the_cache() {
 /// `openapi` (discovery, which the hub serves offline without credentials) to a hub that did not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_path_the_upstream_resolves_is_never_cached_as_discovery() {
+    let linked = linked_hub("kubectl", |_| {}).await;
     let LinkedHub {
-        api: _api,
         relay,
         hub,
         base,
         cache: dir,
-    } = linked_hub("kubectl", |_| {}).await;
+        ..
+    } = &linked;
     let sneaky = [
         "/openapi/../api/v1/namespaces/prod/configmaps/settings",
         "/openapi/%2e%2e/api/v1/namespaces/prod/configmaps/settings",

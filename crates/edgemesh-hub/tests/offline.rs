@@ -11,13 +11,15 @@ const TOKEN: &str = "token-a";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn online_then_offline_answers_from_cache_with_the_offline_rules() {
+    let linked = linked_hub("kubectl", |_| {}).await;
     let LinkedHub {
         api,
         relay,
         hub,
         base,
         cache: dir,
-    } = linked_hub("kubectl", |_| {}).await;
+        ..
+    } = &linked;
 
     // Online: answers come from upstream and are cached for kubectl.
     let (code, body) = get(

@@ -16,17 +16,12 @@ const TOKEN: &str = "token-a";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_answer_from_the_cache_within_3s_of_a_silent_loss() {
-    let LinkedHub {
-        api: _api,
-        relay,
-        hub,
-        cache: _cache,
-        ..
-    } = linked_hub("kubectl", |cfg| {
+    let linked = linked_hub("kubectl", |cfg| {
         cfg.health = HealthConfig::default();
         cfg.connect_timeout = Duration::from_secs(2);
     })
     .await;
+    let LinkedHub { relay, hub, .. } = &linked;
     let pods = format!("http://{}/api/v1/namespaces/prod/pods", hub.addr);
     let (code, body) = get(&pods, "kubectl", Some(TOKEN)).await;
     assert_eq!(code, 200, "{body}");
@@ -108,13 +103,7 @@ async fn a_healthy_but_slow_cloud_is_waited_for() {
 async fn a_watch_survives_the_apiserver_dying() {
     use http_body_util::{BodyExt, Full};
 
-    let LinkedHub {
-        api: _api,
-        relay,
-        hub,
-        base,
-        cache: _cache,
-    } = linked_hub("kubectl", |cfg| {
+    let linked = linked_hub("kubectl", |cfg| {
         cfg.health = HealthConfig {
             interval: Duration::from_secs(1),
             timeout: Duration::from_millis(500),
@@ -124,6 +113,9 @@ async fn a_watch_survives_the_apiserver_dying() {
         };
     })
     .await;
+    let LinkedHub {
+        relay, hub, base, ..
+    } = &linked;
     let (code, body) = get(&format!("{base}/api/v1/pods"), "kubectl", Some(TOKEN)).await;
     assert_eq!(code, 200, "{body}");
     let rv = json(&body)["metadata"]["resourceVersion"]

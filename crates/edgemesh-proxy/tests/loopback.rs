@@ -4,13 +4,14 @@
 mod common;
 
 use std::io::ErrorKind;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{WEB, echo_server, read_to_end, refused_addr, start_proxy};
 use edgemesh_model::{HashKey, LbPolicy};
 use edgemesh_proxy::testing::FirstAvailable;
-use edgemesh_proxy::{ProxyConfig, RelayMode};
+use edgemesh_proxy::{Proxy, ProxyConfig, RelayMode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -123,62 +124,28 @@ const FAST_CLOSE: Duration = Duration::from_secs(1);
 
 #[tokio::test]
 async fn no_endpoint_resets_the_client_at_once() {
-    let balancer = Arc::new(FirstAvailable::new(vec![]));
-    let (proxy, addr) = start_proxy(
-        config(RelayMode::Splice),
-        LbPolicy::RoundRobin,
-        balancer,
-        WEB,
-    )
-    .await;
+    let (proxy, addr) = splice_proxy(vec![], WEB).await;
     assert_fast_close(TcpStream::connect(addr).await.unwrap()).await;
     assert_eq!(proxy.metrics().snapshot().no_endpoint, 1);
 }
 
 #[tokio::test]
 async fn unknown_frontend_is_closed_at_once() {
-    let balancer = Arc::new(FirstAvailable::new(vec![echo_server().await]));
-    let (proxy, addr) = start_proxy(
-        config(RelayMode::Splice),
-        LbPolicy::RoundRobin,
-        balancer,
-        "10.96.0.99:81",
-    )
-    .await;
+    let (proxy, addr) = splice_proxy(vec![echo_server().await], "10.96.0.99:81").await;
     assert_fast_close(TcpStream::connect(addr).await.unwrap()).await;
     assert_eq!(proxy.metrics().snapshot().no_route, 1);
 }
 
 #[tokio::test]
 async fn all_endpoints_refusing_resets_the_client() {
-    let balancer = Arc::new(FirstAvailable::new(vec![
-        refused_addr().await,
-        refused_addr().await,
-    ]));
-    let (proxy, addr) = start_proxy(
-        config(RelayMode::Splice),
-        LbPolicy::RoundRobin,
-        balancer,
-        WEB,
-    )
-    .await;
+    let (proxy, addr) = splice_proxy(vec![refused_addr().await, refused_addr().await], WEB).await;
     assert_fast_close(TcpStream::connect(addr).await.unwrap()).await;
     assert_eq!(proxy.metrics().snapshot().dial_failures, 2);
 }
 
 #[tokio::test]
 async fn a_refusing_endpoint_is_retried_on_the_next() {
-    let balancer = Arc::new(FirstAvailable::new(vec![
-        refused_addr().await,
-        echo_server().await,
-    ]));
-    let (proxy, addr) = start_proxy(
-        config(RelayMode::Splice),
-        LbPolicy::RoundRobin,
-        balancer,
-        WEB,
-    )
-    .await;
+    let (proxy, addr) = splice_proxy(vec![refused_addr().await, echo_server().await], WEB).await;
     let mut client = TcpStream::connect(addr).await.unwrap();
     client.write_all(b"ping").await.unwrap();
     client.shutdown().await.unwrap();
@@ -267,4 +234,16 @@ async fn slow_http_head_falls_back_after_the_timeout() {
         .unwrap();
     assert_eq!(&echoed, b"GET / HTTP/1.1\r\nX-Us");
     assert_eq!(balancer.seen_headers(), vec![None]);
+}
+
+/// A splicing round-robin proxy over `backends` whose clients all asked for `original_dst`.
+async fn splice_proxy(backends: Vec<SocketAddr>, original_dst: &str) -> (Proxy, SocketAddr) {
+    let balancer = Arc::new(FirstAvailable::new(backends));
+    start_proxy(
+        config(RelayMode::Splice),
+        LbPolicy::RoundRobin,
+        balancer,
+        original_dst,
+    )
+    .await
 }
