@@ -124,20 +124,14 @@ fn agent_applies_both_service_filter_modes() {
         ];
         let agent = Agent::start(netns("filter"), &args).ready();
         let snapshot = agent.snapshot();
+        let proxy_of = |key: &str| snapshot["services"][key]["proxy"].to_string();
         assert_eq!(
-            snapshot["services"]["shop/plain"]["proxy"]
-                .to_string()
-                .replace('"', ""),
+            proxy_of("shop/plain").replace('"', ""),
             plain.replace('"', ""),
             "{mode}"
         );
-        assert_eq!(
-            snapshot["services"]["shop/labelled"]["proxy"]
-                .to_string()
-                .replace('"', ""),
-            labelled.replace('"', ""),
-            "{mode}"
-        );
+        let labelled_proxy = proxy_of("shop/labelled").replace('"', "");
+        assert_eq!(labelled_proxy, labelled.replace('"', ""), "{mode}");
         // Only the proxied service has an interception rule.
         let rules = agent
             .netns
