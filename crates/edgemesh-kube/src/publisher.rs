@@ -87,6 +87,11 @@ impl Publisher {
         self.updates.subscribe()
     }
 
+    /// Registers the gauges of the published Snapshot.
+    pub fn register(&self, registry: &mut edgemesh_telemetry::Registry) {
+        crate::metrics::register(self.cell(), registry);
+    }
+
     pub fn readiness(&self) -> Arc<Readiness> {
         Arc::clone(&self.readiness)
     }

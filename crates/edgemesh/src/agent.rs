@@ -3,23 +3,24 @@
 mod admin;
 mod datapath;
 mod dns;
-mod liveness;
-mod proxier;
 mod reload;
 mod settings;
 mod tunnel;
 mod udp_routing;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use edgemesh_kube::source::{api, manifests};
 use edgemesh_kube::{Publisher, SourceEvent, client};
 use edgemesh_model::BuildOptions;
+use edgemesh_telemetry::{Liveness, Readout, Registry};
 use tokio::sync::mpsc;
 
 use crate::cli::AgentArgs;
+use crate::process;
 pub use settings::{ApiTarget, Settings};
 
 /// Window in which source events are batched into one Snapshot rebuild.
@@ -32,7 +33,7 @@ pub fn main(args: AgentArgs) -> ExitCode {
             for error in errors.iter() {
                 eprintln!("edgemesh: invalid configuration: {error}");
             }
-            return ExitCode::from(crate::EXIT_INVALID_CONFIG);
+            return ExitCode::from(process::EXIT_INVALID_CONFIG);
         }
     };
     if args.check_config {
@@ -42,31 +43,16 @@ pub fn main(args: AgentArgs) -> ExitCode {
         println!("configuration is valid");
         return ExitCode::SUCCESS;
     }
-    args.log.init();
-    for warning in &settings.warnings {
-        tracing::warn!("config: {warning}");
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build();
-    let cleanup = args.cleanup;
-    let result = runtime
-        .context("cannot start the async runtime")
-        .and_then(|rt| {
-            if cleanup {
-                rt.block_on(datapath::cleanup(&settings.bridge_device))
-            } else {
-                rt.block_on(run(settings, args))
-            }
-        });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            ExitCode::FAILURE
+    let log = args.log.clone();
+    process::run_role(&log, || async move {
+        for warning in &settings.warnings {
+            tracing::warn!(%warning, "config");
         }
-    }
+        match args.cleanup {
+            true => datapath::cleanup(&settings.bridge_device).await,
+            false => run(settings, args).await,
+        }
+    })
 }
 
 async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
@@ -77,7 +63,9 @@ async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
         apiserver_via: settings.apiserver_via,
     };
     let publisher = Publisher::new(&settings.sources(), options, DEBOUNCE);
-    let liveness = liveness::Liveness::default();
+    let mut registry = Registry::default();
+    publisher.register(&mut registry);
+    let liveness = Liveness::default();
     let tunnel = match &settings.tunnel {
         Some(t) => Some(tunnel::start(t, &settings.node_name, publisher.cell())?),
         None => None,
@@ -92,34 +80,33 @@ async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
             reload::follow_relays(args, path, handle.clone(), t.relays.clone());
         }
     }
-    let datapath = match &settings.proxy {
-        Some(proxy) => Some(
-            datapath::start(
-                proxy,
-                &settings.node_name,
-                tunnel_handle.clone(),
-                publisher.cell(),
-                publisher.subscribe(),
-                publisher.readiness(),
-                &liveness,
-            )
-            .await?,
-        ),
+    let proxier = match &settings.proxy {
+        Some(proxy) => {
+            let sources = datapath::Sources {
+                cell: publisher.cell(),
+                updates: publisher.subscribe(),
+                readiness: publisher.readiness(),
+            };
+            let node = &settings.node_name;
+            let started = datapath::start(proxy, node, tunnel_handle.clone(), sources, &liveness);
+            Some(started.await?.register(&mut registry))
+        }
         None => None,
     };
-    let dns = match settings.dns.clone() {
-        Some(dns) => Some(dns::start(dns, publisher.cell(), &liveness).await?),
-        None => None,
-    };
+    if let Some(dns) = settings.dns.clone() {
+        dns::start(dns, publisher.cell(), &liveness)
+            .await?
+            .register(&mut registry);
+    }
     let peers = tunnel_handle.map(tunnel::report_peers);
     let admin = admin::routes(
         publisher.cell(),
         publisher.readiness(),
-        datapath,
-        dns,
+        proxier,
         peers,
         liveness.clone(),
-    );
+    )
+    .metrics(Arc::new(registry));
     let (events, rx) = mpsc::channel(1024);
     liveness.spawn("publisher", publisher.run(rx));
     start_sources(&settings, events).await?;
@@ -127,9 +114,10 @@ async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
         .bind(settings.admin_addr)
         .await
         .with_context(|| format!("cannot listen on admin address {}", settings.admin_addr))?;
+    // Tests and scripts read the address from this message: keep it in the text.
     tracing::info!("admin endpoint listening on {addr}");
     tokio::spawn(serving);
-    shutdown_signal().await;
+    process::shutdown_signal().await;
     tracing::info!("shutting down");
     if let Some(tunnel) = tunnel {
         tunnel.stop();
@@ -145,7 +133,7 @@ async fn start_sources(
         let events = events.clone();
         tokio::spawn(async move {
             if let Err(e) = manifests::run(dir, events).await {
-                tracing::error!("manifests source stopped: {e}");
+                tracing::error!(error = %e, "manifests source stopped");
             }
         });
     }
@@ -164,17 +152,4 @@ async fn start_sources(
         tokio::spawn(api::run(client, events, endpoints));
     }
     Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

@@ -158,7 +158,7 @@ pub fn start(
     cell: Arc<SnapshotCell>,
 ) -> anyhow::Result<Tunnel> {
     for warning in &settings.ignored {
-        tracing::warn!("{warning}");
+        tracing::warn!(%warning, "setting not acted on");
     }
     std::fs::create_dir_all(&settings.state_dir).with_context(|| {
         format!(

@@ -1,0 +1,36 @@
+//! What the published Snapshot holds, as `/metrics` shows it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use edgemesh_model::SnapshotCell;
+use edgemesh_telemetry::{Readings, Readout, Registry};
+
+/// Reads the current Snapshot at each scrape.
+struct SnapshotMetrics(Arc<SnapshotCell>);
+
+impl Readout for SnapshotMetrics {
+    fn read(&self, out: &mut Readings<'_>) -> fmt::Result {
+        let snapshot = self.0.load();
+        out.gauge(
+            "edgemesh_snapshot_version",
+            "Version of the published Snapshot.",
+            snapshot.version,
+        )?;
+        out.gauge(
+            "edgemesh_services",
+            "Services in the Snapshot.",
+            snapshot.services.len() as u64,
+        )?;
+        out.gauge(
+            "edgemesh_proxied_frontends",
+            "ClusterIP:port:protocol frontends intercepted.",
+            snapshot.frontend_count() as u64,
+        )
+    }
+}
+
+/// Registers the Snapshot gauges of `cell`.
+pub fn register(cell: Arc<SnapshotCell>, registry: &mut Registry) {
+    Arc::new(SnapshotMetrics(cell)).register(registry);
+}
