@@ -42,6 +42,31 @@ impl Readiness {
     pub fn ready_version(&self) -> Option<u64> {
         Some(self.0.load(Ordering::Acquire)).filter(|v| *v > 0)
     }
+
+    /// Whether `snapshot` includes every source's first complete list. The publisher marks
+    /// readiness before it publishes that Snapshot, so a consumer asking on each new Snapshot
+    /// never misses it.
+    pub fn includes(&self, snapshot: &Snapshot) -> bool {
+        self.ready_version()
+            .is_some_and(|ready| snapshot.version >= ready)
+    }
+
+    /// Resolves once every source completed its first list (`updates` wakes it), or after
+    /// `within`; false when it gave up waiting.
+    pub async fn wait_first_complete(
+        &self,
+        mut updates: watch::Receiver<Arc<Snapshot>>,
+        within: Duration,
+    ) -> bool {
+        let complete = async {
+            while !self.is_ready() {
+                if updates.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(within, complete).await.is_ok()
+    }
 }
 
 /// Owns the catalog; the only writer of the Snapshot.

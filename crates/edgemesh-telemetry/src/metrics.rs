@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
@@ -70,12 +69,35 @@ impl Readings<'_> {
         label: &str,
         values: &[(&str, u64)],
     ) -> fmt::Result {
-        let mut family = self
-            .0
-            .encode_descriptor(name, help, None, MetricType::Counter)?;
+        self.family(name, help, label, values, ConstCounter::new)
+    }
+
+    /// One gauge per value of `label` (a fixed set, as for [`Readings::counters_by`]).
+    pub fn gauges_by(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        values: &[(&str, u64)],
+    ) -> fmt::Result {
+        self.family(name, help, label, values, ConstGauge::new)
+    }
+
+    fn family<M: EncodeMetric>(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        values: &[(&str, u64)],
+        metric: impl Fn(u64) -> M,
+    ) -> fmt::Result {
+        let Some(kind) = values.first().map(|(_, v)| metric(*v).metric_type()) else {
+            return Ok(());
+        };
+        let mut family = self.0.encode_descriptor(name, help, None, kind)?;
         for (label_value, value) in values {
             let labels = [(label, *label_value)];
-            ConstCounter::new(*value).encode(family.encode_family(&labels)?)?;
+            metric(*value).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
     }
@@ -127,7 +149,13 @@ mod tests {
             let hits = self.0.load(Ordering::Relaxed);
             out.counter("test_hits", "Hits.", hits)?;
             out.gauge("test_level", "Level.", 7)?;
-            out.counters_by("test_answers", "Answers.", "rcode", &[("NOERROR", hits)])
+            out.counters_by("test_answers", "Answers.", "rcode", &[("NOERROR", hits)])?;
+            out.gauges_by(
+                "test_peers",
+                "Peers.",
+                "path",
+                &[("direct", 2), ("relayed", 0)],
+            )
         }
     }
 
@@ -146,6 +174,8 @@ mod tests {
             "# TYPE test_level gauge",
             "test_level 7",
             "test_answers_total{rcode=\"NOERROR\"} 3",
+            "# TYPE test_peers gauge",
+            "test_peers{path=\"relayed\"} 0",
             "# EOF",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");

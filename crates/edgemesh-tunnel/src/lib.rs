@@ -25,6 +25,7 @@ mod driver;
 mod error;
 mod fsutil;
 pub mod identity;
+pub mod metrics;
 pub mod pins;
 pub mod policy;
 pub mod psk;
@@ -56,6 +57,7 @@ pub use config::{
 pub use dialer::TunnelDialer;
 pub use driver::LISTENING;
 pub use error::TunnelError;
+pub use metrics::PeerMetrics;
 pub use psk::PskMode;
 pub use socks5::Socks5Server;
 pub use splice::splice;

@@ -98,7 +98,11 @@ async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
             .await?
             .register(&mut registry);
     }
-    let peers = tunnel_handle.map(tunnel::report_peers);
+    let peers = tunnel_handle.map(|handle| {
+        let metrics = Arc::new(edgemesh_tunnel::PeerMetrics::default());
+        metrics.register(&mut registry);
+        tunnel::report_peers(handle, metrics)
+    });
     let admin = admin::routes(
         publisher.cell(),
         publisher.readiness(),

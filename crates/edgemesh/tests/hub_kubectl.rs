@@ -152,7 +152,10 @@ fn real_hub_kubectl_online_offline_and_back() {
     let admin = hub.admin_addr(Duration::from_secs(5)).unwrap();
     let scraped = metrics_support::scrape(world.edge.netns(), admin);
     assert_eq!(scraped.content_type, metrics_support::OPENMETRICS);
-    assert_eq!(scraped.value("edgemesh_hub_cloud_online", "gauge", &[]), 0.0);
+    assert_eq!(
+        scraped.value("edgemesh_hub_cloud_online", "gauge", &[]),
+        0.0
+    );
 
     // A watch started offline is held open, and closed when the link comes back.
     let watch_cache = tempfile::tempdir().unwrap();

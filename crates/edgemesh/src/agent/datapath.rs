@@ -137,19 +137,8 @@ pub async fn start(
 }
 
 /// Resolves once every source completed its first list, or after [`ACCEPT_WAIT`].
-async fn first_complete_sync(
-    mut updates: watch::Receiver<Arc<Snapshot>>,
-    readiness: Arc<Readiness>,
-) {
-    let complete = async {
-        // The publisher marks readiness before it sends that Snapshot: no wake-up is missed.
-        while !readiness.is_ready() {
-            if updates.changed().await.is_err() {
-                return;
-            }
-        }
-    };
-    if tokio::time::timeout(ACCEPT_WAIT, complete).await.is_err() {
+async fn first_complete_sync(updates: watch::Receiver<Arc<Snapshot>>, readiness: Arc<Readiness>) {
+    if !readiness.wait_first_complete(updates, ACCEPT_WAIT).await {
         tracing::warn!(
             wait = ?ACCEPT_WAIT,
             "the sources have not completed their first list in time; the proxy serves the services it knows"

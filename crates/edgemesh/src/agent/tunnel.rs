@@ -13,8 +13,8 @@ use edgemesh_config::{
 };
 use edgemesh_model::SnapshotCell;
 use edgemesh_tunnel::{
-    CredentialFiles, NodeIdentityConfig, PskMode, RelayNode, Socks5Server, Tunnel, TunnelConfig,
-    TunnelHandle,
+    CredentialFiles, NodeIdentityConfig, PeerMetrics, PskMode, RelayNode, Socks5Server, Tunnel,
+    TunnelConfig, TunnelHandle,
 };
 
 /// `modules.edgeTunnel`, resolved.
@@ -188,10 +188,10 @@ pub fn start(
 }
 
 /// The latest `/debug/peers` body, refreshed every second: admin routes answer synchronously
-/// and the tunnel's view is gathered by its own task.
+/// and the tunnel's view is gathered by its own task. Each refresh also updates `metrics`.
 pub type PeersReport = Arc<std::sync::Mutex<Vec<u8>>>;
 
-pub fn report_peers(handle: TunnelHandle) -> PeersReport {
+pub fn report_peers(handle: TunnelHandle, metrics: Arc<PeerMetrics>) -> PeersReport {
     let report: PeersReport = Arc::new(std::sync::Mutex::new(b"[]".to_vec()));
     let latest = Arc::clone(&report);
     tokio::spawn(async move {
@@ -199,7 +199,10 @@ pub fn report_peers(handle: TunnelHandle) -> PeersReport {
         loop {
             tick.tick().await;
             let body = match handle.peers().await {
-                Ok(peers) => serde_json::to_vec_pretty(&peers).unwrap_or_default(),
+                Ok(peers) => {
+                    metrics.update(&peers);
+                    serde_json::to_vec_pretty(&peers).unwrap_or_default()
+                }
                 Err(e) => format!("{{\"error\": \"{e}\"}}").into_bytes(),
             };
             *latest.lock().unwrap_or_else(PoisonError::into_inner) = body;
