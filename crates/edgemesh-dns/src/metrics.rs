@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use edgemesh_telemetry::{Readings, Readout};
+use edgemesh_telemetry::{Kind, Readings, Readout};
 use hickory_proto::op::ResponseCode;
 
 macro_rules! counters {
@@ -122,23 +122,22 @@ impl Readout for DnsMetrics {
                 m.tcp_retries,
             ),
         ];
-        for (name, help, value) in counters {
-            out.counter(&format!("edgemesh_dns_{name}"), help, value)?;
-        }
+        out.table(Kind::Counter, "edgemesh_dns_", &counters)?;
         // Seven fixed values: the label's cardinality is bounded.
-        out.counters_by(
+        let rcodes = [
+            ("NOERROR", m.rcode_noerror),
+            ("NXDOMAIN", m.rcode_nxdomain),
+            ("SERVFAIL", m.rcode_servfail),
+            ("FORMERR", m.rcode_formerr),
+            ("REFUSED", m.rcode_refused),
+            ("NOTIMP", m.rcode_notimp),
+            ("OTHER", m.rcode_other),
+        ];
+        out.by_label(
+            Kind::Counter,
             "edgemesh_dns_responses",
             "Responses sent, by response code (OTHER: any code not listed).",
-            "rcode",
-            &[
-                ("NOERROR", m.rcode_noerror),
-                ("NXDOMAIN", m.rcode_nxdomain),
-                ("SERVFAIL", m.rcode_servfail),
-                ("FORMERR", m.rcode_formerr),
-                ("REFUSED", m.rcode_refused),
-                ("NOTIMP", m.rcode_notimp),
-                ("OTHER", m.rcode_other),
-            ],
+            ("rcode", &rcodes),
         )
     }
 }

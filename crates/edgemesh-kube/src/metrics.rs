@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use edgemesh_model::SnapshotCell;
-use edgemesh_telemetry::{Readings, Readout, Registry};
+use edgemesh_telemetry::{Kind, Readings, Readout, Registry};
 
 /// Reads the current Snapshot at each scrape.
 struct SnapshotMetrics(Arc<SnapshotCell>);
@@ -12,21 +12,24 @@ struct SnapshotMetrics(Arc<SnapshotCell>);
 impl Readout for SnapshotMetrics {
     fn read(&self, out: &mut Readings<'_>) -> fmt::Result {
         let snapshot = self.0.load();
-        out.gauge(
-            "edgemesh_snapshot_version",
-            "Version of the published Snapshot.",
-            snapshot.version,
-        )?;
-        out.gauge(
-            "edgemesh_services",
-            "Services in the Snapshot.",
-            snapshot.services.len() as u64,
-        )?;
-        out.gauge(
-            "edgemesh_proxied_frontends",
-            "ClusterIP:port:protocol frontends intercepted.",
-            snapshot.frontend_count() as u64,
-        )
+        let gauges = [
+            (
+                "snapshot_version",
+                "Version of the published Snapshot.",
+                snapshot.version,
+            ),
+            (
+                "services",
+                "Services in the Snapshot.",
+                snapshot.services.len() as u64,
+            ),
+            (
+                "proxied_frontends",
+                "ClusterIP:port:protocol frontends intercepted.",
+                snapshot.frontend_count() as u64,
+            ),
+        ];
+        out.table(Kind::Gauge, "edgemesh_", &gauges)
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use edgemesh_model::Snapshot;
-use edgemesh_telemetry::{Readings, Readout};
+use edgemesh_telemetry::{Kind, Readings, Readout};
 use tokio::sync::{Mutex, watch};
 
 use crate::backend::RuleBackend;
@@ -51,36 +51,38 @@ impl ProxierStats {
 impl Readout for ProxierStats {
     fn read(&self, out: &mut Readings<'_>) -> fmt::Result {
         let load = |v: &AtomicU64| v.load(Ordering::Relaxed);
-        out.counter(
-            "edgemesh_proxier_syncs",
-            "Rule syncs applied.",
-            load(&self.syncs),
-        )?;
-        out.counter(
-            "edgemesh_proxier_sync_errors",
-            "Rule syncs that failed.",
-            load(&self.sync_errors),
-        )?;
-        out.counter(
-            "edgemesh_proxier_order_repairs",
-            "Times kube-proxy's jump was found ahead of ours and moved back.",
-            load(&self.order_repairs),
-        )?;
-        out.gauge(
-            "edgemesh_proxier_last_sync_microseconds",
-            "Duration of the last rule sync.",
-            load(&self.last_sync_micros),
-        )?;
-        out.gauge(
-            "edgemesh_proxier_frontends",
-            "Frontends intercepted by the rules of the last sync.",
-            load(&self.last_frontends),
-        )?;
-        out.gauge(
-            "edgemesh_proxier_fast_path_frontends",
-            "Frontends the kernel DNATs itself (nftables fast path), not through the proxy.",
-            load(&self.last_fast_path),
-        )
+        let counters = [
+            ("syncs", "Rule syncs applied.", load(&self.syncs)),
+            (
+                "sync_errors",
+                "Rule syncs that failed.",
+                load(&self.sync_errors),
+            ),
+            (
+                "order_repairs",
+                "Times kube-proxy's jump was found ahead of ours and moved back.",
+                load(&self.order_repairs),
+            ),
+        ];
+        out.table(Kind::Counter, "edgemesh_proxier_", &counters)?;
+        let gauges = [
+            (
+                "last_sync_microseconds",
+                "Duration of the last rule sync.",
+                load(&self.last_sync_micros),
+            ),
+            (
+                "frontends",
+                "Frontends intercepted by the rules of the last sync.",
+                load(&self.last_frontends),
+            ),
+            (
+                "fast_path_frontends",
+                "Frontends the kernel DNATs itself (nftables fast path), not through the proxy.",
+                load(&self.last_fast_path),
+            ),
+        ];
+        out.table(Kind::Gauge, "edgemesh_proxier_", &gauges)
     }
 }
 

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use edgemesh_telemetry::{Readings, Readout};
+use edgemesh_telemetry::{Kind, Readings, Readout};
 
 /// Live counters; cheap to bump from any task.
 #[derive(Debug, Default)]
@@ -126,19 +126,20 @@ impl Readout for Metrics {
                 m.udp_datagrams_dropped,
             ),
         ];
-        for (name, help, value) in counters {
-            out.counter(&format!("edgemesh_proxy_{name}"), help, value)?;
-        }
-        out.gauge(
-            "edgemesh_proxy_active_connections",
-            "TCP connections being relayed.",
-            m.active,
-        )?;
-        out.gauge(
-            "edgemesh_proxy_udp_sessions_active",
-            "UDP sessions alive.",
-            m.udp_sessions_active,
-        )
+        out.table(Kind::Counter, "edgemesh_proxy_", &counters)?;
+        let gauges = [
+            (
+                "active_connections",
+                "TCP connections being relayed.",
+                m.active,
+            ),
+            (
+                "udp_sessions_active",
+                "UDP sessions alive.",
+                m.udp_sessions_active,
+            ),
+        ];
+        out.table(Kind::Gauge, "edgemesh_proxy_", &gauges)
     }
 }
 

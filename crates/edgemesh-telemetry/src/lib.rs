@@ -13,6 +13,6 @@ pub mod metrics;
 pub use admin::{AdminServer, Reply, Route};
 pub use liveness::Liveness;
 pub use logging::{LogFormat, init_logging};
-pub use metrics::{Readings, Readout, register_readout};
+pub use metrics::{Kind, Readings, Readout, register_readout};
 pub use prometheus_client;
 pub use prometheus_client::registry::Registry;

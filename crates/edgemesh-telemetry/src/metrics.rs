@@ -9,7 +9,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
@@ -34,6 +35,30 @@ pub trait Readout: Send + Sync + 'static {
     }
 }
 
+/// The two kinds of metric a [`Readout`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Only grows; registered without `_total` (the encoder appends it).
+    Counter,
+    Gauge,
+}
+
+impl Kind {
+    fn metric_type(self) -> MetricType {
+        match self {
+            Kind::Counter => MetricType::Counter,
+            Kind::Gauge => MetricType::Gauge,
+        }
+    }
+
+    fn encode(self, value: u64, encoder: MetricEncoder<'_>) -> fmt::Result {
+        match self {
+            Kind::Counter => ConstCounter::new(value).encode(encoder),
+            Kind::Gauge => ConstGauge::new(value).encode(encoder),
+        }
+    }
+}
+
 /// Where a [`Readout`] writes its values.
 pub struct Readings<'a>(DescriptorEncoder<'a>);
 
@@ -44,60 +69,36 @@ impl fmt::Debug for Readings<'_> {
 }
 
 impl Readings<'_> {
-    /// A counter. `name` is given without `_total`: the encoder appends it.
-    pub fn counter(&mut self, name: &str, help: &str, value: u64) -> fmt::Result {
-        let metric = ConstCounter::new(value);
-        metric.encode(
-            self.0
-                .encode_descriptor(name, help, None, metric.metric_type())?,
-        )
+    /// One unlabelled metric.
+    pub fn one(&mut self, kind: Kind, name: &str, help: &str, value: u64) -> fmt::Result {
+        let encoder = self
+            .0
+            .encode_descriptor(name, help, None, kind.metric_type())?;
+        kind.encode(value, encoder)
     }
 
-    pub fn gauge(&mut self, name: &str, help: &str, value: u64) -> fmt::Result {
-        let metric = ConstGauge::new(value);
-        metric.encode(
-            self.0
-                .encode_descriptor(name, help, None, metric.metric_type())?,
-        )
+    /// Unlabelled metrics of one kind: `(name after prefix, help, value)` rows.
+    pub fn table(&mut self, kind: Kind, prefix: &str, rows: &[(&str, &str, u64)]) -> fmt::Result {
+        for (name, help, value) in rows {
+            self.one(kind, &format!("{prefix}{name}"), help, *value)?;
+        }
+        Ok(())
     }
 
-    /// One counter per value of `label`; the values are a fixed set, so cardinality is bounded.
-    pub fn counters_by(
+    /// One series per value of `label`; the values are a fixed set, so cardinality is bounded.
+    pub fn by_label(
         &mut self,
+        kind: Kind,
         name: &str,
         help: &str,
-        label: &str,
-        values: &[(&str, u64)],
+        (label, values): (&str, &[(&str, u64)]),
     ) -> fmt::Result {
-        self.family(name, help, label, values, ConstCounter::new)
-    }
-
-    /// One gauge per value of `label` (a fixed set, as for [`Readings::counters_by`]).
-    pub fn gauges_by(
-        &mut self,
-        name: &str,
-        help: &str,
-        label: &str,
-        values: &[(&str, u64)],
-    ) -> fmt::Result {
-        self.family(name, help, label, values, ConstGauge::new)
-    }
-
-    fn family<M: EncodeMetric>(
-        &mut self,
-        name: &str,
-        help: &str,
-        label: &str,
-        values: &[(&str, u64)],
-        metric: impl Fn(u64) -> M,
-    ) -> fmt::Result {
-        let Some(kind) = values.first().map(|(_, v)| metric(*v).metric_type()) else {
-            return Ok(());
-        };
-        let mut family = self.0.encode_descriptor(name, help, None, kind)?;
+        let mut family = self
+            .0
+            .encode_descriptor(name, help, None, kind.metric_type())?;
         for (label_value, value) in values {
             let labels = [(label, *label_value)];
-            metric(*value).encode(family.encode_family(&labels)?)?;
+            kind.encode(*value, family.encode_family(&labels)?)?;
         }
         Ok(())
     }
@@ -147,15 +148,12 @@ mod tests {
     impl Readout for Counts {
         fn read(&self, out: &mut Readings<'_>) -> fmt::Result {
             let hits = self.0.load(Ordering::Relaxed);
-            out.counter("test_hits", "Hits.", hits)?;
-            out.gauge("test_level", "Level.", 7)?;
-            out.counters_by("test_answers", "Answers.", "rcode", &[("NOERROR", hits)])?;
-            out.gauges_by(
-                "test_peers",
-                "Peers.",
-                "path",
-                &[("direct", 2), ("relayed", 0)],
-            )
+            out.one(Kind::Counter, "test_hits", "Hits.", hits)?;
+            out.table(Kind::Gauge, "test_", &[("level", "Level.", 7)])?;
+            let rcodes: &[(&str, u64)] = &[("NOERROR", hits)];
+            out.by_label(Kind::Counter, "test_answers", "Answers.", ("rcode", rcodes))?;
+            let paths: &[(&str, u64)] = &[("direct", 2), ("relayed", 0)];
+            out.by_label(Kind::Gauge, "test_peers", "Peers.", ("path", paths))
         }
     }
 

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
-use edgemesh_telemetry::{Readings, Readout};
+use edgemesh_telemetry::{Kind, Readings, Readout};
 
 use crate::stats::{PathKind, PeerReport};
 
@@ -53,17 +53,17 @@ impl Readout for PeerMetrics {
                 .map(|((_, label), t)| (*label, value(t)))
                 .collect()
         };
-        out.gauges_by(
+        out.by_label(
+            Kind::Gauge,
             "edgemesh_tunnel_peers",
             "Peers connected, by the best path to each.",
-            "path",
-            &by_path(|t| t.peers),
+            ("path", &by_path(|t| t.peers)),
         )?;
-        out.gauges_by(
+        out.by_label(
+            Kind::Gauge,
             "edgemesh_tunnel_streams_open",
             "Tunnel streams open, by the path of their peer.",
-            "path",
-            &by_path(|t| t.streams_open),
+            ("path", &by_path(|t| t.streams_open)),
         )
     }
 }
