@@ -57,7 +57,7 @@ pub use config::{
 pub use dialer::TunnelDialer;
 pub use driver::LISTENING;
 pub use error::TunnelError;
-pub use metrics::PeerMetrics;
+pub use metrics::PeersView;
 pub use psk::PskMode;
 pub use socks5::Socks5Server;
 pub use splice::splice;

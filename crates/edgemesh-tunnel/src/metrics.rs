@@ -1,20 +1,28 @@
-//! The tunnel's peers as `/metrics` shows them, by path kind (direct, punched, relayed: three
-//! label values, so the cardinality stays bounded whatever the number of peers).
+//! The tunnel's peers as the admin endpoint shows them: the `/debug/peers` body, and in
+//! `/metrics` the peers and open streams by path kind (direct, punched, relayed: three label
+//! values, so the cardinality stays bounded whatever the number of peers).
 //!
-//! The driver answers [`TunnelHandle::peers`](crate::TunnelHandle::peers) asynchronously while a
-//! scrape reads synchronously: whoever polls the peers (the agent, each second for
-//! `/debug/peers`) hands each report to [`PeerMetrics::update`].
+//! The driver answers [`TunnelHandle::peers`] asynchronously while admin routes answer
+//! synchronously: one task asks each second and keeps the latest answer here.
 
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use edgemesh_telemetry::{Kind, Readings, Readout};
 
+use crate::TunnelHandle;
 use crate::stats::{PathKind, PeerReport};
 
-/// Totals of the latest peer report, by path kind.
-#[derive(Debug, Default)]
-pub struct PeerMetrics(Mutex<[PathTotals; 3]>);
+/// How often the peers are asked for.
+const REFRESH: Duration = Duration::from_secs(1);
+
+/// The latest peer report, as JSON and as totals by path kind.
+#[derive(Debug)]
+pub struct PeersView {
+    body: Mutex<Vec<u8>>,
+    totals: Mutex<[PathTotals; 3]>,
+}
 
 #[derive(Clone, Copy, Debug, Default)]
 struct PathTotals {
@@ -28,9 +36,40 @@ const PATHS: [(PathKind, &str); 3] = [
     (PathKind::Relayed, "relayed"),
 ];
 
-impl PeerMetrics {
-    /// Replaces the totals with those of `peers`.
-    pub fn update(&self, peers: &[PeerReport]) {
+impl PeersView {
+    /// Starts the task that refreshes the view from `handle` every second.
+    pub fn start(handle: TunnelHandle) -> Arc<Self> {
+        let view = Arc::new(Self {
+            body: Mutex::new(b"[]".to_vec()),
+            totals: Mutex::default(),
+        });
+        let latest = Arc::clone(&view);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(REFRESH);
+            loop {
+                tick.tick().await;
+                match handle.peers().await {
+                    Ok(peers) => latest.update(&peers),
+                    Err(e) => latest.set_body(format!("{{\"error\": \"{e}\"}}").into_bytes()),
+                }
+            }
+        });
+        view
+    }
+
+    /// The `/debug/peers` body.
+    pub fn body(&self) -> Vec<u8> {
+        self.body
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_body(&self, body: Vec<u8>) {
+        *self.body.lock().unwrap_or_else(PoisonError::into_inner) = body;
+    }
+
+    fn update(&self, peers: &[PeerReport]) {
         let mut totals = [PathTotals::default(); 3];
         for peer in peers {
             let Some(i) = PATHS.iter().position(|(kind, _)| *kind == peer.path) else {
@@ -39,13 +78,14 @@ impl PeerMetrics {
             totals[i].peers += 1;
             totals[i].streams_open += peer.streams_open;
         }
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = totals;
+        *self.totals.lock().unwrap_or_else(PoisonError::into_inner) = totals;
+        self.set_body(serde_json::to_vec_pretty(peers).unwrap_or_default());
     }
 }
 
-impl Readout for PeerMetrics {
+impl Readout for PeersView {
     fn read(&self, out: &mut Readings<'_>) -> fmt::Result {
-        let totals = *self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let totals = *self.totals.lock().unwrap_or_else(PoisonError::into_inner);
         let by_path = |value: fn(&PathTotals) -> u64| -> Vec<(&str, u64)> {
             PATHS
                 .iter()
@@ -92,7 +132,10 @@ mod tests {
 
     #[test]
     fn peers_and_streams_are_summed_by_path() {
-        let metrics = std::sync::Arc::new(PeerMetrics::default());
+        let metrics = Arc::new(PeersView {
+            body: Mutex::default(),
+            totals: Mutex::default(),
+        });
         let mut registry = Registry::default();
         metrics.register(&mut registry);
         metrics.update(&[
@@ -103,6 +146,8 @@ mod tests {
         let mut text = String::new();
         edgemesh_telemetry::prometheus_client::encoding::text::encode(&mut text, &registry)
             .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&metrics.body()).unwrap();
+        assert_eq!(body.as_array().map(Vec::len), Some(3));
         for line in [
             "edgemesh_tunnel_peers{path=\"direct\"} 2",
             "edgemesh_tunnel_peers{path=\"punched\"} 0",

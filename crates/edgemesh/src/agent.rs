@@ -99,9 +99,9 @@ async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
             .register(&mut registry);
     }
     let peers = tunnel_handle.map(|handle| {
-        let metrics = Arc::new(edgemesh_tunnel::PeerMetrics::default());
-        metrics.register(&mut registry);
-        tunnel::report_peers(handle, metrics)
+        let view = edgemesh_tunnel::PeersView::start(handle);
+        view.register(&mut registry);
+        view
     });
     let admin = admin::routes(
         publisher.cell(),

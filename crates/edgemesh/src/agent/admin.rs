@@ -1,29 +1,23 @@
 //! The agent's admin routes (`/metrics` is added by the caller from the one registry).
 
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use edgemesh_kube::Readiness;
 use edgemesh_model::SnapshotCell;
 use edgemesh_netfilter::ProxierStats;
 use edgemesh_telemetry::{AdminServer, Liveness, Reply};
-
-use super::tunnel::PeersReport;
+use edgemesh_tunnel::PeersView;
 
 pub fn routes(
     cell: Arc<SnapshotCell>,
     readiness: Arc<Readiness>,
     proxier: Option<Arc<ProxierStats>>,
-    peers: Option<PeersReport>,
+    peers: Option<Arc<PeersView>>,
     liveness: Liveness,
 ) -> AdminServer {
     AdminServer::new()
         .route("/debug/peers", move || match &peers {
-            Some(report) => Reply::json(
-                report
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .clone(),
-            ),
+            Some(view) => Reply::json(view.body()),
             None => Reply::text(404, "the tunnel is off (modules.edgeTunnel.enable)\n"),
         })
         .route("/healthz", move || {

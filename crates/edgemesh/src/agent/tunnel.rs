@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use anyhow::Context;
 use edgemesh_config::{
@@ -13,8 +13,8 @@ use edgemesh_config::{
 };
 use edgemesh_model::SnapshotCell;
 use edgemesh_tunnel::{
-    CredentialFiles, NodeIdentityConfig, PeerMetrics, PskMode, RelayNode, Socks5Server, Tunnel,
-    TunnelConfig, TunnelHandle,
+    CredentialFiles, NodeIdentityConfig, PskMode, RelayNode, Socks5Server, Tunnel, TunnelConfig,
+    TunnelHandle,
 };
 
 /// `modules.edgeTunnel`, resolved.
@@ -186,32 +186,6 @@ pub fn start(
     );
     Ok(tunnel)
 }
-
-/// The latest `/debug/peers` body, refreshed every second: admin routes answer synchronously
-/// and the tunnel's view is gathered by its own task. Each refresh also updates `metrics`.
-pub type PeersReport = Arc<std::sync::Mutex<Vec<u8>>>;
-
-pub fn report_peers(handle: TunnelHandle, metrics: Arc<PeerMetrics>) -> PeersReport {
-    let report: PeersReport = Arc::new(std::sync::Mutex::new(b"[]".to_vec()));
-    let latest = Arc::clone(&report);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(PEERS_REFRESH);
-        loop {
-            tick.tick().await;
-            let body = match handle.peers().await {
-                Ok(peers) => {
-                    metrics.update(&peers);
-                    serde_json::to_vec_pretty(&peers).unwrap_or_default()
-                }
-                Err(e) => format!("{{\"error\": \"{e}\"}}").into_bytes(),
-            };
-            *latest.lock().unwrap_or_else(PoisonError::into_inner) = body;
-        }
-    });
-    report
-}
-
-const PEERS_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The host's addresses, except loopback and link-local ones (the bridge device's).
 fn own_addresses() -> Vec<IpAddr> {
