@@ -203,6 +203,32 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn readiness_includes_the_first_complete_snapshot_and_later_ones() {
+        let readiness = Arc::new(Readiness::default());
+        let at = |version| {
+            let mut snapshot = Snapshot::empty();
+            snapshot.version = version;
+            snapshot
+        };
+        let (updates, rx) = watch::channel(Arc::new(at(1)));
+        assert!(!readiness.includes(&at(1)));
+        let gave_up = readiness.wait_first_complete(rx.clone(), Duration::from_secs(5));
+        assert!(!gave_up.await, "nothing completed within the wait");
+        let waiting = tokio::spawn({
+            let readiness = Arc::clone(&readiness);
+            async move {
+                readiness
+                    .wait_first_complete(rx, Duration::from_secs(5))
+                    .await
+            }
+        });
+        readiness.0.store(2, Ordering::Release);
+        updates.send_replace(Arc::new(at(2)));
+        assert!(waiting.await.unwrap(), "woken by the complete Snapshot");
+        assert!(!readiness.includes(&at(1)) && readiness.includes(&at(3)));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn events_in_one_window_give_one_snapshot_and_readiness_waits_for_all_kinds() {
         let publisher = Publisher::new(
             &[SourceId::Manifests],
