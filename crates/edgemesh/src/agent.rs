@@ -67,19 +67,10 @@ async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
     publisher.register(&mut registry);
     let liveness = Liveness::default();
     let tunnel = match &settings.tunnel {
-        Some(t) => Some(tunnel::start(t, &settings.node_name, publisher.cell())?),
+        Some(t) => Some(start_tunnel(t, &settings.node_name, &publisher, args, &liveness).await?),
         None => None,
     };
     let tunnel_handle = tunnel.as_ref().map(edgemesh_tunnel::Tunnel::handle);
-    if let Some(handle) = tunnel_handle.clone() {
-        liveness.check("tunnel driver", move || handle.driver_running());
-    }
-    if let (Some(t), Some(handle)) = (&settings.tunnel, &tunnel_handle) {
-        tunnel::start_socks5(t, handle.clone()).await?;
-        if let Some(path) = args.config.clone() {
-            reload::follow_relays(args, path, handle.clone(), t.relays.clone());
-        }
-    }
     let proxier = match &settings.proxy {
         Some(proxy) => {
             let sources = datapath::Sources {
@@ -127,6 +118,25 @@ async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
         tunnel.stop();
     }
     Ok(())
+}
+
+/// The tunnel, watched by `/healthz`, with SOCKS5 and the relay list followed in the config file.
+async fn start_tunnel(
+    settings: &tunnel::TunnelSettings,
+    node_name: &str,
+    publisher: &Publisher,
+    args: AgentArgs,
+    liveness: &Liveness,
+) -> anyhow::Result<edgemesh_tunnel::Tunnel> {
+    let tunnel = tunnel::start(settings, node_name, publisher.cell())?;
+    let handle = tunnel.handle();
+    let watched = handle.clone();
+    liveness.check("tunnel driver", move || watched.driver_running());
+    tunnel::start_socks5(settings, handle.clone()).await?;
+    if let Some(path) = args.config.clone() {
+        reload::follow_relays(args, path, handle, settings.relays.clone());
+    }
+    Ok(tunnel)
 }
 
 async fn start_sources(
