@@ -8,6 +8,7 @@ packages=(
   curl dnsutils ncat           # real clients used by the tests (curl, dig, ncat)
   dnsmasq-base                 # a real upstream DNS server for the DNS tests (binary only, no service)
   python3-websockets           # a real WebSocket client/server for the tests (Debian's /usr/bin/python3)
+  python3-prometheus-client    # the reference OpenMetrics parser the /metrics tests scrape with
   openssl                      # self-signed certificates for the HTTPS backend in the tests
   iperf3 wrk                   # benchmarks (scripts/bench-*.sh)
   procps psmisc                # ps/pkill for process checks

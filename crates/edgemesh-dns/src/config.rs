@@ -76,6 +76,23 @@ impl Default for DnsConfig {
     }
 }
 
+/// The node's resolver configuration: where upstreams come from when none are configured.
+pub const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// The node's own resolvers from the resolv.conf at `path`, except `skip` (our own addresses).
+/// An unreadable file gives none; with none, only cluster names resolve (logged).
+pub fn upstreams_of_node(path: &std::path::Path, skip: &[IpAddr]) -> Vec<SocketAddr> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let upstreams = upstreams_from_resolv_conf(&text, skip);
+    if upstreams.is_empty() {
+        tracing::warn!(
+            path = %path.display(),
+            "no upstream DNS server in the resolv.conf; only cluster names will resolve"
+        );
+    }
+    upstreams
+}
+
 /// The `nameserver` entries of a resolv.conf, on port 53, without the addresses in `skip`
 /// (our own listen addresses: forwarding to ourselves would loop).
 pub fn upstreams_from_resolv_conf(text: &str, skip: &[IpAddr]) -> Vec<SocketAddr> {

@@ -7,7 +7,7 @@
 //! keeps resolving what it resolved before). The handler is a hickory `RequestHandler`; hickory's
 //! `Server` runs the sockets, bound only to the configured addresses.
 //!
-//! Entry points for the agent: [`DnsConfig`], [`upstreams_from_resolv_conf`],
+//! Entry points for the agent: [`DnsConfig`], [`upstreams_of_node`],
 //! [`ensure_bridge_device`], [`DnsServer::bind`] + [`DnsServer::run`] (or [`serve`]), and
 //! [`DnsMetrics`].
 #![forbid(unsafe_code)]
@@ -31,7 +31,7 @@ pub mod zone;
 pub use bridge::{BridgeStatus, ensure_bridge_device, remove_bridge_device};
 pub use config::{
     ClientPolicy, DEFAULT_BRIDGE_DEVICE, DEFAULT_BRIDGE_IP, DEFAULT_LISTEN_PORT, DnsConfig,
-    upstreams_from_resolv_conf,
+    RESOLV_CONF, upstreams_from_resolv_conf, upstreams_of_node,
 };
 pub use error::{BridgeError, DnsError};
 pub use handler::DnsHandler;

@@ -1,10 +1,10 @@
-//! Counters of the DNS server: plain atomics, read with [`DnsMetrics::snapshot`].
-//!
-//! Wiring into the Prometheus registry is the telemetry crate's job; this keeps the hot path to
-//! one relaxed atomic add per event.
+//! Counters of the DNS server: plain atomics (one relaxed add per event on the hot path), read
+//! with [`DnsMetrics::snapshot`] and exported through its [`Readout`] when `/metrics` is scraped.
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use edgemesh_telemetry::{Kind, Readings, Readout};
 use hickory_proto::op::ResponseCode;
 
 macro_rules! counters {
@@ -87,6 +87,58 @@ impl DnsMetrics {
             ResponseCode::NotImp => &self.rcode_notimp,
             _ => &self.rcode_other,
         });
+    }
+}
+
+impl Readout for DnsMetrics {
+    fn read(&self, out: &mut Readings<'_>) -> fmt::Result {
+        let m = self.snapshot();
+        let counters = [
+            ("queries", "DNS queries received.", m.queries),
+            (
+                "cluster_answers",
+                "Queries answered from the Snapshot.",
+                m.cluster_answers,
+            ),
+            ("forwarded", "Queries forwarded upstream.", m.forwarded),
+            (
+                "cache_hits",
+                "Queries answered from a fresh cache entry.",
+                m.cache_hits,
+            ),
+            (
+                "stale_answers",
+                "Queries answered from an expired entry because no upstream answered.",
+                m.stale_answers,
+            ),
+            (
+                "upstream_failures",
+                "Upstream exchanges that failed.",
+                m.upstream_failures,
+            ),
+            (
+                "upstream_tcp_retries",
+                "Upstream answers truncated over UDP and asked again over TCP.",
+                m.tcp_retries,
+            ),
+        ];
+        out.table(Kind::Counter, "edgemesh_dns_", &counters)?;
+        // Seven fixed values: the label's cardinality is bounded.
+        let rcodes = [
+            ("NOERROR", m.rcode_noerror),
+            ("NXDOMAIN", m.rcode_nxdomain),
+            ("SERVFAIL", m.rcode_servfail),
+            ("FORMERR", m.rcode_formerr),
+            ("REFUSED", m.rcode_refused),
+            ("NOTIMP", m.rcode_notimp),
+            ("OTHER", m.rcode_other),
+        ];
+        out.by_label(
+            Kind::Counter,
+            "edgemesh_dns_responses",
+            "Responses sent, by response code (OTHER: any code not listed).",
+            ("rcode", &rcodes),
+        )
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod convert;
+pub mod metrics;
 pub mod publisher;
 pub mod source;
 

@@ -42,6 +42,31 @@ impl Readiness {
     pub fn ready_version(&self) -> Option<u64> {
         Some(self.0.load(Ordering::Acquire)).filter(|v| *v > 0)
     }
+
+    /// Whether `snapshot` includes every source's first complete list. The publisher marks
+    /// readiness before it publishes that Snapshot, so a consumer asking on each new Snapshot
+    /// never misses it.
+    pub fn includes(&self, snapshot: &Snapshot) -> bool {
+        self.ready_version()
+            .is_some_and(|ready| snapshot.version >= ready)
+    }
+
+    /// Resolves once every source completed its first list (`updates` wakes it), or after
+    /// `within`; false when it gave up waiting.
+    pub async fn wait_first_complete(
+        &self,
+        mut updates: watch::Receiver<Arc<Snapshot>>,
+        within: Duration,
+    ) -> bool {
+        let complete = async {
+            while !self.is_ready() {
+                if updates.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(within, complete).await.is_ok()
+    }
 }
 
 /// Owns the catalog; the only writer of the Snapshot.
@@ -85,6 +110,11 @@ impl Publisher {
     /// Change notifications, for control-plane consumers (proxier, DNS zone).
     pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
         self.updates.subscribe()
+    }
+
+    /// Registers the gauges of the published Snapshot.
+    pub fn register(&self, registry: &mut edgemesh_telemetry::Registry) {
+        crate::metrics::register(self.cell(), registry);
     }
 
     pub fn readiness(&self) -> Arc<Readiness> {
@@ -170,6 +200,32 @@ mod tests {
             "10.96.0.1".parse().unwrap(),
             80,
         ))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn readiness_includes_the_first_complete_snapshot_and_later_ones() {
+        let readiness = Arc::new(Readiness::default());
+        let at = |version| {
+            let mut snapshot = Snapshot::empty();
+            snapshot.version = version;
+            snapshot
+        };
+        let (updates, rx) = watch::channel(Arc::new(at(1)));
+        assert!(!readiness.includes(&at(1)));
+        let gave_up = readiness.wait_first_complete(rx.clone(), Duration::from_secs(5));
+        assert!(!gave_up.await, "nothing completed within the wait");
+        let waiting = tokio::spawn({
+            let readiness = Arc::clone(&readiness);
+            async move {
+                readiness
+                    .wait_first_complete(rx, Duration::from_secs(5))
+                    .await
+            }
+        });
+        readiness.0.store(2, Ordering::Release);
+        updates.send_replace(Arc::new(at(2)));
+        assert!(waiting.await.unwrap(), "woken by the complete Snapshot");
+        assert!(!readiness.includes(&at(1)) && readiness.includes(&at(3)));
     }
 
     #[tokio::test(start_paused = true)]

@@ -29,6 +29,8 @@ pub struct SyncStats {
 /// Applies whole rule sets atomically.
 pub trait RuleBackend: Debug + Send {
     fn name(&self) -> &'static str;
+    /// Which backend this is (never `Auto`): what the kernel fast path and cleanup ask.
+    fn kind(&self) -> BackendKind;
     /// Replaces everything we installed before with `rules`, in one transaction per table.
     fn apply(&mut self, rules: &RuleSet) -> Result<SyncStats>;
     /// Removes everything we installed (idempotent).
@@ -105,11 +107,17 @@ pub struct FakeBackend {
     pub displaced: bool,
     /// Make the next `apply` fail (simulates a rejected transaction).
     pub fail_next_apply: bool,
+    /// The kind it reports; `Auto` (the default) stands for neither real backend.
+    pub kind: BackendKind,
 }
 
 impl RuleBackend for FakeBackend {
     fn name(&self) -> &'static str {
         "fake"
+    }
+
+    fn kind(&self) -> BackendKind {
+        self.kind
     }
 
     fn apply(&mut self, rules: &RuleSet) -> Result<SyncStats> {

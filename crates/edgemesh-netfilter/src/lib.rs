@@ -11,6 +11,8 @@
 //!   [`IptablesBackend`] (EdgeMesh's `KUBE-PORTALS-*` chains through `iptables-restore
 //!   --noflush`, with the jumps kept ahead of `KUBE-SERVICES`; UDP in `EDGEMESH-UDP-*` chains of
 //!   raw and mangle) and [`FakeBackend`].
+//! - [`Proxier`] keeps the kernel's rules equal to the latest complete Snapshot (debounced,
+//!   retried after a failure, the chain order repaired periodically) and counts what it did.
 //! - Every command goes through a [`CommandRunner`], so tests run them inside a network namespace.
 //!
 //! See `docs/proxier.md` for the chains, priorities and what an operator can inspect.
@@ -22,6 +24,7 @@ pub mod error;
 pub mod fixtures;
 pub mod iptables;
 pub mod nft;
+pub mod proxier;
 pub mod rules;
 pub mod runner;
 pub mod trace;
@@ -30,6 +33,7 @@ pub use backend::{BackendKind, FakeBackend, RuleBackend, SyncStats, select_backe
 pub use error::{NetfilterError, Result};
 pub use iptables::{IptablesBackend, render_iptables};
 pub use nft::{NftBackend, render_nft, render_nft_cleanup};
+pub use proxier::{Proxier, ProxierStats};
 pub use rules::{
     DEFAULT_BYPASS_MARK, DEFAULT_TCP_PROXY_PORT, DEFAULT_TPROXY_MARK, FastPathOptions, FastRoute,
     Hook, IpFamily, MarkMatch, RuleOptions, RuleSet, Spread, UdpOptions, desired_rules,

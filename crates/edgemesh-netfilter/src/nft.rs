@@ -242,6 +242,10 @@ impl RuleBackend for NftBackend {
         "nftables"
     }
 
+    fn kind(&self) -> crate::backend::BackendKind {
+        crate::backend::BackendKind::Nftables
+    }
+
     fn apply(&mut self, rules: &RuleSet) -> Result<SyncStats> {
         let started = Instant::now();
         let text = render_nft(rules);

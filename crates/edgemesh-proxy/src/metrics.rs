@@ -1,7 +1,10 @@
-//! Counters of the data path: plain atomics, read through [`Metrics::snapshot`] (telemetry
-//! wires them into Prometheus later).
+//! Counters of the data path: plain atomics (one relaxed add per event), read through
+//! [`Metrics::snapshot`] and exported through its [`Readout`] when `/metrics` is scraped.
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use edgemesh_telemetry::{Kind, Readings, Readout};
 
 /// Live counters; cheap to bump from any task.
 #[derive(Debug, Default)]
@@ -64,6 +67,79 @@ impl Metrics {
 
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
+    }
+}
+
+impl Readout for Metrics {
+    fn read(&self, out: &mut Readings<'_>) -> fmt::Result {
+        let m = self.snapshot();
+        let counters = [
+            ("tcp_accepted", "TCP connections accepted.", m.accepted),
+            (
+                "tcp_routed",
+                "TCP connections to a known frontend.",
+                m.routed,
+            ),
+            (
+                "tcp_no_route",
+                "TCP connections to an unknown frontend.",
+                m.no_route,
+            ),
+            (
+                "tcp_no_endpoint",
+                "TCP connections reset, and UDP flows refused: no endpoint.",
+                m.no_endpoint,
+            ),
+            (
+                "dial_failures",
+                "Upstream connects that failed.",
+                m.dial_failures,
+            ),
+            (
+                "dial_retries",
+                "Connections retried on another endpoint.",
+                m.retries,
+            ),
+            (
+                "bytes_to_upstream",
+                "Bytes from clients to backends.",
+                m.bytes_client_to_upstream,
+            ),
+            (
+                "bytes_to_client",
+                "Bytes from backends to clients.",
+                m.bytes_upstream_to_client,
+            ),
+            (
+                "idle_closed",
+                "Connections closed after the idle timeout.",
+                m.idle_closed,
+            ),
+            (
+                "udp_sessions",
+                "UDP sessions created.",
+                m.udp_sessions_created,
+            ),
+            (
+                "udp_datagrams_dropped",
+                "UDP datagrams dropped (queue full, no session, or a send failed).",
+                m.udp_datagrams_dropped,
+            ),
+        ];
+        out.table(Kind::Counter, "edgemesh_proxy_", &counters)?;
+        let gauges = [
+            (
+                "active_connections",
+                "TCP connections being relayed.",
+                m.active,
+            ),
+            (
+                "udp_sessions_active",
+                "UDP sessions alive.",
+                m.udp_sessions_active,
+            ),
+        ];
+        out.table(Kind::Gauge, "edgemesh_proxy_", &gauges)
     }
 }
 

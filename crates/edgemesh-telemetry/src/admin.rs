@@ -73,6 +73,12 @@ impl AdminServer {
         self
     }
 
+    /// `/metrics`: `registry` encoded at each scrape.
+    #[must_use]
+    pub fn metrics(self, registry: Arc<prometheus_client::registry::Registry>) -> Self {
+        self.route("/metrics", move || crate::metrics::encode(&registry))
+    }
+
     /// Binds `addr` (port 0 picks a free port) and returns the bound address with the serving future.
     pub async fn bind(
         self,

@@ -1,12 +1,18 @@
-//! Logging and the admin endpoint.
+//! Logging, the admin endpoint, what `/healthz` watches ([`Liveness`]) and the one metrics
+//! path ([`metrics`]).
 //!
 //! The admin server is a tiny HTTP/1.1 server with a fixed route table; each route is a closure
 //! the binary provides, so this crate knows nothing about Snapshots or sources.
 #![forbid(unsafe_code)]
 
 mod admin;
+mod liveness;
 mod logging;
+pub mod metrics;
 
 pub use admin::{AdminServer, Reply, Route};
+pub use liveness::Liveness;
 pub use logging::{LogFormat, init_logging};
+pub use metrics::{Kind, Readings, Readout, register_readout};
 pub use prometheus_client;
+pub use prometheus_client::registry::Registry;

@@ -26,6 +26,7 @@ mod driver;
 mod error;
 mod fsutil;
 pub mod identity;
+pub mod metrics;
 pub mod pins;
 pub mod policy;
 pub mod psk;
@@ -55,6 +56,7 @@ pub use config::{
 };
 pub use dialer::TunnelDialer;
 pub use error::{ConnectFailure, TunnelError};
+pub use metrics::PeersView;
 pub use psk::PskMode;
 pub use socks5::Socks5Server;
 pub use stats::{PathKind, PeerReport, TransportKind};

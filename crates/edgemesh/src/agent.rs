@@ -3,23 +3,24 @@
 mod admin;
 mod datapath;
 mod dns;
-mod liveness;
-mod proxier;
 mod reload;
 mod settings;
 mod tunnel;
 mod udp_routing;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use edgemesh_kube::source::{api, manifests};
 use edgemesh_kube::{Publisher, SourceEvent, client};
 use edgemesh_model::BuildOptions;
+use edgemesh_telemetry::{Liveness, Readout, Registry};
 use tokio::sync::mpsc;
 
 use crate::cli::AgentArgs;
+use crate::process;
 pub use settings::{ApiTarget, Settings};
 
 /// Window in which source events are batched into one Snapshot rebuild.
@@ -32,7 +33,7 @@ pub fn main(args: AgentArgs) -> ExitCode {
             for error in errors.iter() {
                 eprintln!("edgemesh: invalid configuration: {error}");
             }
-            return ExitCode::from(crate::EXIT_INVALID_CONFIG);
+            return ExitCode::from(process::EXIT_INVALID_CONFIG);
         }
     };
     if args.check_config {
@@ -42,31 +43,16 @@ pub fn main(args: AgentArgs) -> ExitCode {
         println!("configuration is valid");
         return ExitCode::SUCCESS;
     }
-    args.log.init();
-    for warning in &settings.warnings {
-        tracing::warn!("config: {warning}");
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build();
-    let cleanup = args.cleanup;
-    let result = runtime
-        .context("cannot start the async runtime")
-        .and_then(|rt| {
-            if cleanup {
-                rt.block_on(datapath::cleanup(&settings.bridge_device))
-            } else {
-                rt.block_on(run(settings, args))
-            }
-        });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            ExitCode::FAILURE
+    let log = args.log.clone();
+    process::run_role(&log, || async move {
+        for warning in &settings.warnings {
+            tracing::warn!(%warning, "config");
         }
-    }
+        match args.cleanup {
+            true => datapath::cleanup(&settings.bridge_device).await,
+            false => run(settings, args).await,
+        }
+    })
 }
 
 async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
@@ -77,49 +63,45 @@ async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
         apiserver_via: settings.apiserver_via,
     };
     let publisher = Publisher::new(&settings.sources(), options, DEBOUNCE);
-    let liveness = liveness::Liveness::default();
+    let mut registry = Registry::default();
+    publisher.register(&mut registry);
+    let liveness = Liveness::default();
     let tunnel = match &settings.tunnel {
-        Some(t) => Some(tunnel::start(t, &settings.node_name, publisher.cell())?),
+        Some(t) => Some(start_tunnel(t, &settings.node_name, &publisher, args, &liveness).await?),
         None => None,
     };
     let tunnel_handle = tunnel.as_ref().map(edgemesh_tunnel::Tunnel::handle);
-    if let Some(handle) = tunnel_handle.clone() {
-        liveness.check("tunnel driver", move || handle.driver_running());
-    }
-    if let (Some(t), Some(handle)) = (&settings.tunnel, &tunnel_handle) {
-        tunnel::start_socks5(t, handle.clone()).await?;
-        if let Some(path) = args.config.clone() {
-            reload::follow_relays(args, path, handle.clone(), t.relays.clone());
+    let proxier = match &settings.proxy {
+        Some(proxy) => {
+            let sources = datapath::Sources {
+                cell: publisher.cell(),
+                updates: publisher.subscribe(),
+                readiness: publisher.readiness(),
+            };
+            let node = &settings.node_name;
+            let started = datapath::start(proxy, node, tunnel_handle.clone(), sources, &liveness);
+            Some(started.await?.register(&mut registry))
         }
+        None => None,
+    };
+    if let Some(dns) = settings.dns.clone() {
+        dns::start(dns, publisher.cell(), &liveness)
+            .await?
+            .register(&mut registry);
     }
-    let datapath = match &settings.proxy {
-        Some(proxy) => Some(
-            datapath::start(
-                proxy,
-                &settings.node_name,
-                tunnel_handle.clone(),
-                publisher.cell(),
-                publisher.subscribe(),
-                publisher.readiness(),
-                &liveness,
-            )
-            .await?,
-        ),
-        None => None,
-    };
-    let dns = match settings.dns.clone() {
-        Some(dns) => Some(dns::start(dns, publisher.cell(), &liveness).await?),
-        None => None,
-    };
-    let peers = tunnel_handle.map(tunnel::report_peers);
+    let peers = tunnel_handle.map(|handle| {
+        let view = edgemesh_tunnel::PeersView::start(handle);
+        view.register(&mut registry);
+        view
+    });
     let admin = admin::routes(
         publisher.cell(),
         publisher.readiness(),
-        datapath,
-        dns,
+        proxier,
         peers,
         liveness.clone(),
-    );
+    )
+    .metrics(Arc::new(registry));
     let (events, rx) = mpsc::channel(1024);
     liveness.spawn("publisher", publisher.run(rx));
     start_sources(&settings, events).await?;
@@ -127,14 +109,34 @@ async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
         .bind(settings.admin_addr)
         .await
         .with_context(|| format!("cannot listen on admin address {}", settings.admin_addr))?;
+    // Tests and scripts read the address from this message: keep it in the text.
     tracing::info!("admin endpoint listening on {addr}");
     tokio::spawn(serving);
-    shutdown_signal().await;
+    process::shutdown_signal().await;
     tracing::info!("shutting down");
     if let Some(tunnel) = tunnel {
         tunnel.stop();
     }
     Ok(())
+}
+
+/// The tunnel, watched by `/healthz`, with SOCKS5 and the relay list followed in the config file.
+async fn start_tunnel(
+    settings: &tunnel::TunnelSettings,
+    node_name: &str,
+    publisher: &Publisher,
+    args: AgentArgs,
+    liveness: &Liveness,
+) -> anyhow::Result<edgemesh_tunnel::Tunnel> {
+    let tunnel = tunnel::start(settings, node_name, publisher.cell())?;
+    let handle = tunnel.handle();
+    let watched = handle.clone();
+    liveness.check("tunnel driver", move || watched.driver_running());
+    tunnel::start_socks5(settings, handle.clone()).await?;
+    if let Some(path) = args.config.clone() {
+        reload::follow_relays(args, path, handle, settings.relays.clone());
+    }
+    Ok(tunnel)
 }
 
 async fn start_sources(
@@ -145,7 +147,7 @@ async fn start_sources(
         let events = events.clone();
         tokio::spawn(async move {
             if let Err(e) = manifests::run(dir, events).await {
-                tracing::error!("manifests source stopped: {e}");
+                tracing::error!(error = %e, "manifests source stopped");
             }
         });
     }
@@ -164,17 +166,4 @@ async fn start_sources(
         tokio::spawn(api::run(client, events, endpoints));
     }
     Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

@@ -11,10 +11,10 @@ use anyhow::Context;
 use clap::Args;
 use edgemesh_hub::config::{DEFAULT_CACHE_DIR, DEFAULT_INSECURE_ADDR, DEFAULT_SECURE_ADDR};
 use edgemesh_hub::{HealthConfig, Hub, HubConfig, StatusHandle};
-use edgemesh_telemetry::prometheus_client::registry::Registry;
-use edgemesh_telemetry::{AdminServer, Reply};
+use edgemesh_telemetry::{AdminServer, Registry, Reply};
 
 use crate::logs::LogArgs;
+use crate::process;
 
 /// Flags of `edgemesh hub` (boxed: they are many, and the CLI enum stays small).
 #[derive(Debug, Args)]
@@ -191,24 +191,10 @@ pub fn main(args: HubArgs) -> ExitCode {
         Ok(config) => config,
         Err(e) => {
             eprintln!("edgemesh hub: {e}");
-            return ExitCode::from(crate::EXIT_INVALID_CONFIG);
+            return ExitCode::from(process::EXIT_INVALID_CONFIG);
         }
     };
-    args.log.init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build();
-    let result = runtime
-        .context("cannot start the async runtime")
-        .and_then(|rt| rt.block_on(run(config, &args)));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    process::run_role(&args.log, || run(config, &args))
 }
 
 async fn run(config: HubConfig, args: &HubFlags) -> anyhow::Result<()> {
@@ -218,7 +204,7 @@ async fn run(config: HubConfig, args: &HubFlags) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let hub = Hub::start(config, &mut registry).await?;
     let status = hub.status_handle();
-    let admin = admin_routes(status.clone(), Arc::new(registry));
+    let admin = admin_routes(status.clone()).metrics(Arc::new(registry));
     let (admin_addr, admin_serving) = admin
         .bind(args.admin_addr)
         .await
@@ -234,22 +220,12 @@ async fn run(config: HubConfig, args: &HubFlags) -> anyhow::Result<()> {
     let flusher = status.clone();
     let result = tokio::select! {
         result = hub.serve() => result.context("edge hub stopped"),
-        _ = tokio::signal::ctrl_c() => Ok(()),
-        () = sigterm() => Ok(()),
+        () = process::shutdown_signal() => Ok(()),
     };
     // Queued cache writes are atomic either way; finishing them keeps the lists complete.
     let _ = tokio::task::spawn_blocking(move || flusher.flush_cache()).await;
     tracing::info!("edge hub stopped");
     result
-}
-
-async fn sigterm() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut signal) => {
-            signal.recv().await;
-        }
-        Err(_) => std::future::pending().await,
-    }
 }
 
 /// A link-local HTTPS address needs a device carrying it (like YurtHub's `hub-dummy0`; a bridge
@@ -272,7 +248,7 @@ async fn ensure_device(name: &str, ip: IpAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn admin_routes(status: StatusHandle, registry: Arc<Registry>) -> AdminServer {
+fn admin_routes(status: StatusHandle) -> AdminServer {
     let debug = status.clone();
     AdminServer::new()
         .route("/healthz", || Reply::text(200, "ok\n"))
@@ -284,15 +260,6 @@ fn admin_routes(status: StatusHandle, registry: Arc<Registry>) -> AdminServer {
             match serde_json::to_vec_pretty(&debug.status()) {
                 Ok(body) => Reply::json(body),
                 Err(e) => Reply::text(500, format!("cannot serialize the hub status: {e}\n")),
-            }
-        })
-        .route("/metrics", move || {
-            let mut text = String::new();
-            match edgemesh_telemetry::prometheus_client::encoding::text::encode(
-                &mut text, &registry,
-            ) {
-                Ok(()) => Reply::text(200, text),
-                Err(e) => Reply::text(500, format!("cannot encode metrics: {e}\n")),
             }
         })
 }

@@ -6,15 +6,14 @@ mod cli;
 mod hub;
 mod logs;
 mod playground;
+mod process;
 mod roles;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Exit status for a command line or configuration that cannot run, before anything on the
-/// host was touched.
-pub const EXIT_INVALID_CONFIG: u8 = 2;
+pub use process::EXIT_INVALID_CONFIG;
 
 fn main() -> ExitCode {
     let argv = match roles::invocation(std::env::args_os().collect()) {

@@ -2,6 +2,7 @@
 //! in another namespace standing in for the cloud's DNS.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step should panic
 mod common;
+mod metrics_support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -141,7 +142,7 @@ fn agent_dns_answers_cluster_names_forwards_and_serves_stale() {
         "--manifests",
         manifests.to_str().unwrap(),
     ];
-    let agent = Agent::start(node, &args).ready();
+    let mut agent = Agent::start(node, &args).ready();
     let ns = &agent.netns;
     let ip = "169.254.96.16";
 
@@ -223,6 +224,20 @@ fn agent_dns_answers_cluster_names_forwards_and_serves_stale() {
         metrics.contains("edgemesh_dns_stale_answers_total 1"),
         "{metrics}"
     );
+    // The same counters through the reference OpenMetrics parser, responses by rcode.
+    let admin = agent.process.admin_addr(Duration::from_secs(5)).unwrap();
+    let scraped = metrics_support::scrape(&agent.netns, admin);
+    assert_eq!(scraped.content_type, metrics_support::OPENMETRICS);
+    let responses = |rcode| scraped.value("edgemesh_dns_responses", "counter", &[("rcode", rcode)]);
+    assert!(responses("NOERROR") >= 1.0 && responses("SERVFAIL") >= 1.0);
+    assert_eq!(responses("FORMERR"), 0.0);
+    for name in ["queries", "cluster_answers", "forwarded"] {
+        let name = format!("edgemesh_dns_{name}");
+        assert!(scraped.value(&name, "counter", &[]) >= 1.0, "{name}");
+    }
+    for name in ["cache_hits", "upstream_failures", "upstream_tcp_retries"] {
+        scraped.value(&format!("edgemesh_dns_{name}"), "counter", &[]);
+    }
 }
 
 /// Issue #18, item 15: a LAN neighbour that routes 169.254.96.16 via the node had an open

@@ -3,6 +3,7 @@
 //! routed that address via the node, holding no PSK, reached a port on a node behind another NAT.
 //! Only the node's own processes may use it now.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step should panic
+mod metrics_support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -87,4 +88,22 @@ fn agent_socks5_serves_only_the_node_itself() {
         "{}",
         agent.logs()
     );
+
+    // Issue #13: with the tunnel on, /metrics carries its peers by path kind (none here), and
+    // /debug/peers its JSON view, both from one refresher.
+    let admin = agent.admin_addr(Duration::from_secs(5)).unwrap();
+    let scraped = metrics_support::scrape(node.netns(), admin);
+    for path in ["direct", "punched", "relayed"] {
+        let labels = [("path", path)];
+        assert_eq!(
+            scraped.value("edgemesh_tunnel_peers", "gauge", &labels),
+            0.0
+        );
+        assert_eq!(
+            scraped.value("edgemesh_tunnel_streams_open", "gauge", &labels),
+            0.0
+        );
+    }
+    let (status, body) = agent.http_get("/debug/peers").unwrap();
+    assert_eq!((status, body.trim()), (200, "[]"));
 }

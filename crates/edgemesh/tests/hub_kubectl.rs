@@ -3,6 +3,7 @@
 //! clients or other tokens), and fresh data again once the link is back.
 
 mod hub_support;
+mod metrics_support;
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ fn real_hub_kubectl_online_offline_and_back() {
     let world = World::new("hubk");
     seed(&world.api);
     let cache = tempfile::tempdir().unwrap();
-    let hub = world.start_hub(cache.path(), &["--cache-agents", "kubectl"]);
+    let mut hub = world.start_hub(cache.path(), &["--cache-agents", "kubectl"]);
     let (code, ready) = hub.http_get("/readyz").unwrap();
     assert_eq!(code, 200, "{ready}");
     assert!(ready.contains("online"), "{ready}");
@@ -147,6 +148,14 @@ fn real_hub_kubectl_online_offline_and_back() {
     );
     let (_, metrics) = hub.http_get("/metrics").unwrap();
     assert!(metrics.contains("edgemesh_hub_cloud_online 0"), "{metrics}");
+    // The same through the reference OpenMetrics parser, with the hub's content type.
+    let admin = hub.admin_addr(Duration::from_secs(5)).unwrap();
+    let scraped = metrics_support::scrape(world.edge.netns(), admin);
+    assert_eq!(scraped.content_type, metrics_support::OPENMETRICS);
+    assert_eq!(
+        scraped.value("edgemesh_hub_cloud_online", "gauge", &[]),
+        0.0
+    );
 
     // A watch started offline is held open, and closed when the link comes back.
     let watch_cache = tempfile::tempdir().unwrap();

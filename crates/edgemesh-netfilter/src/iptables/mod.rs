@@ -260,6 +260,10 @@ impl RuleBackend for IptablesBackend {
         "iptables"
     }
 
+    fn kind(&self) -> crate::backend::BackendKind {
+        crate::backend::BackendKind::Iptables
+    }
+
     fn apply(&mut self, rules: &RuleSet) -> Result<SyncStats> {
         let started = Instant::now();
         let mut bytes = 0;

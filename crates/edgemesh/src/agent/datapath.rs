@@ -16,17 +16,16 @@ use edgemesh_kube::Readiness;
 use edgemesh_lb::LoadBalancer;
 use edgemesh_model::{Snapshot, SnapshotCell};
 use edgemesh_netfilter::{
-    BackendKind, CommandRunner, DEFAULT_BYPASS_MARK, FastPathOptions, RuleOptions, SystemRunner,
-    UdpOptions, select_backend,
+    BackendKind, CommandRunner, DEFAULT_BYPASS_MARK, FastPathOptions, Proxier, ProxierStats,
+    RuleOptions, SystemRunner, UdpOptions, select_backend,
 };
 use edgemesh_proxy::udp::TproxySocket;
 use edgemesh_proxy::{Dialer, DirectDialer, Metrics, Proxy, ProxyConfig};
+use edgemesh_telemetry::{Liveness, Readout, Registry};
 use edgemesh_tunnel::{TunnelDialer, TunnelHandle};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::liveness::Liveness;
-use super::proxier::{self, ProxierStats};
 use super::settings::ProxySettings;
 use super::udp_routing;
 
@@ -34,22 +33,42 @@ use super::udp_routing;
 /// then it serves what it knows.
 const ACCEPT_WAIT: Duration = Duration::from_secs(5);
 
-/// Handles the admin endpoint reads.
+/// What the data path follows: the publisher's Snapshot and whether it is complete.
+#[derive(Debug)]
+pub struct Sources {
+    pub cell: Arc<SnapshotCell>,
+    pub updates: watch::Receiver<Arc<Snapshot>>,
+    pub readiness: Arc<Readiness>,
+}
+
+/// The running data path's counters.
 #[derive(Debug, Clone)]
 pub struct DataPath {
-    pub proxy_metrics: Arc<Metrics>,
-    pub proxier: Arc<ProxierStats>,
+    proxy_metrics: Arc<Metrics>,
+    proxier: Arc<ProxierStats>,
+}
+
+impl DataPath {
+    /// Registers the proxy's and the proxier's metrics; `/readyz` keeps the proxier's stats.
+    pub fn register(self, registry: &mut Registry) -> Arc<ProxierStats> {
+        self.proxy_metrics.register(registry);
+        self.proxier.register(registry);
+        self.proxier
+    }
 }
 
 pub async fn start(
     settings: &ProxySettings,
     node_name: &str,
     tunnel: Option<TunnelHandle>,
-    cell: Arc<SnapshotCell>,
-    updates: watch::Receiver<Arc<Snapshot>>,
-    readiness: Arc<Readiness>,
+    sources: Sources,
     liveness: &Liveness,
 ) -> anyhow::Result<DataPath> {
+    let Sources {
+        cell,
+        updates,
+        readiness,
+    } = sources;
     let balancer = Arc::new(
         LoadBalancer::new(settings.consistent_hash)
             .context("modules.edgeProxy.loadBalancer.consistentHash")?,
@@ -81,7 +100,7 @@ pub async fn start(
     liveness.spawn("tcp proxy", async move {
         synced.await;
         if let Err(e) = serving.serve_tcp(listener).await {
-            tracing::error!("TCP proxy stopped: {e}");
+            tracing::error!(error = %e, "TCP proxy stopped");
         }
     });
 
@@ -94,25 +113,23 @@ pub async fn start(
     .await??;
     let synced = first_complete_sync(updates.clone(), Arc::clone(&readiness));
     let udp = start_udp(settings, &proxy, synced, liveness).await;
-    tracing::info!(backend = backend.name(), tcp = %tcp_addr, udp = udp.is_some(), "transparent proxy listening; programming ClusterIP interception");
+    tracing::info!(backend = %backend.kind(), tcp = %tcp_addr, udp = udp.is_some(), "transparent proxy listening; programming ClusterIP interception");
     let options = RuleOptions {
         tcp_port: settings.port,
         udp,
-        fast_path: fast_path(settings, backend.name(), node_name),
+        fast_path: fast_path(settings, backend.kind(), node_name),
         ..RuleOptions::default()
     };
-    let stats = Arc::new(ProxierStats::default());
-    liveness.spawn(
-        "proxier",
-        proxier::run(
-            backend,
-            options,
-            updates,
-            readiness,
-            balancer,
-            Arc::clone(&stats),
-        ),
-    );
+    let proxier = Proxier::new(backend, options);
+    let stats = proxier.stats();
+    // The publisher marks readiness before it publishes that Snapshot, so none is missed.
+    let complete = move |s: &Snapshot| {
+        readiness
+            .ready_version()
+            .is_some_and(|ready| s.version >= ready)
+    };
+    let prune = move |s: &Snapshot| balancer.prune(s);
+    liveness.spawn("proxier", proxier.run(updates, complete, prune));
     Ok(DataPath {
         proxy_metrics: Arc::clone(proxy.metrics()),
         proxier: stats,
@@ -120,30 +137,24 @@ pub async fn start(
 }
 
 /// Resolves once every source completed its first list, or after [`ACCEPT_WAIT`].
-async fn first_complete_sync(
-    mut updates: watch::Receiver<Arc<Snapshot>>,
-    readiness: Arc<Readiness>,
-) {
-    let complete = async {
-        // The publisher marks readiness before it sends that Snapshot: no wake-up is missed.
-        while !readiness.is_ready() {
-            if updates.changed().await.is_err() {
-                return;
-            }
-        }
-    };
-    if tokio::time::timeout(ACCEPT_WAIT, complete).await.is_err() {
+async fn first_complete_sync(updates: watch::Receiver<Arc<Snapshot>>, readiness: Arc<Readiness>) {
+    if !readiness.wait_first_complete(updates, ACCEPT_WAIT).await {
         tracing::warn!(
-            "the sources have not completed their first list within {ACCEPT_WAIT:?}; the proxy serves the services it knows"
+            wait = ?ACCEPT_WAIT,
+            "the sources have not completed their first list in time; the proxy serves the services it knows"
         );
     }
 }
 
 /// The kernel fast path needs nftables (numgen DNAT maps); with iptables every frontend is proxied.
-fn fast_path(settings: &ProxySettings, backend: &str, node_name: &str) -> Option<FastPathOptions> {
-    let on = settings.kernel_fast_path && backend == "nftables";
+fn fast_path(
+    settings: &ProxySettings,
+    backend: BackendKind,
+    node_name: &str,
+) -> Option<FastPathOptions> {
+    let on = settings.kernel_fast_path && backend == BackendKind::Nftables;
     if settings.kernel_fast_path && !on {
-        tracing::info!("kernel fast path off: it needs the nftables backend, not {backend}");
+        tracing::info!(%backend, "kernel fast path off: it needs the nftables backend");
     }
     on.then(|| FastPathOptions {
         local_node: Some(Arc::from(node_name)),
@@ -161,7 +172,7 @@ pub async fn cleanup(bridge: &(String, std::net::IpAddr)) -> anyhow::Result<()> 
         let removed =
             tokio::task::spawn_blocking(move || select_backend(kind, runner)?.cleanup()).await?;
         match removed {
-            Ok(()) => tracing::info!("removed the {kind} rules"),
+            Ok(()) => tracing::info!(backend = %kind, "removed the rules"),
             Err(e) => failures.push(format!("{kind}: {e}")),
         }
     }
@@ -196,13 +207,13 @@ async fn start_udp(
         mark: edgemesh_netfilter::DEFAULT_TPROXY_MARK,
     };
     if let Err(e) = udp_routing::ensure(options.mark).await {
-        tracing::warn!("UDP services are not intercepted: {e:#}");
+        tracing::warn!(error = %format_args!("{e:#}"), "UDP services are not intercepted");
         return None;
     }
     let socket = match TproxySocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, settings.port)) {
         Ok(socket) => socket,
         Err(e) => {
-            tracing::warn!("UDP services are not intercepted: {e}");
+            tracing::warn!(error = %e, "UDP services are not intercepted");
             return None;
         }
     };
@@ -210,7 +221,7 @@ async fn start_udp(
     liveness.spawn("udp proxy", async move {
         synced.await;
         if let Err(e) = serving.serve_udp(socket).await {
-            tracing::error!("UDP proxy stopped: {e}");
+            tracing::error!(error = %e, "UDP proxy stopped");
         }
     });
     Some(options)

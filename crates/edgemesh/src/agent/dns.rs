@@ -1,6 +1,5 @@
 //! Node-local DNS: the bridge device with EdgeMesh's address, and the server on it.
 
-use super::liveness::Liveness;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,12 +7,11 @@ use std::time::Duration;
 use anyhow::Context;
 use edgemesh_config::AgentConfig;
 use edgemesh_dns::{
-    ClientPolicy, DnsConfig, DnsMetrics, DnsServer, ensure_bridge_device,
-    upstreams_from_resolv_conf,
+    ClientPolicy, DnsConfig, DnsMetrics, DnsServer, RESOLV_CONF, ensure_bridge_device,
+    upstreams_of_node,
 };
 use edgemesh_model::SnapshotCell;
-
-const RESOLV_CONF: &str = "/etc/resolv.conf";
+use edgemesh_telemetry::Liveness;
 
 /// `modules.edgeDNS` and the bridge device of `commonConfig`.
 #[derive(Debug, Clone)]
@@ -97,13 +95,7 @@ pub async fn start(
             format!("cannot set up the DNS bridge device {bridge_name} with {bridge_ip}/32")
         })?;
     if server.upstreams.is_empty() {
-        let text = std::fs::read_to_string(RESOLV_CONF).unwrap_or_default();
-        server.upstreams = upstreams_from_resolv_conf(&text, &[bridge_ip]);
-        if server.upstreams.is_empty() {
-            tracing::warn!(
-                "no upstream DNS server in {RESOLV_CONF}; only cluster names will resolve"
-            );
-        }
+        server.upstreams = upstreams_of_node(RESOLV_CONF.as_ref(), &[bridge_ip]);
     }
     let metrics = Arc::new(DnsMetrics::default());
     let dns = DnsServer::bind(&server, cell, Arc::clone(&metrics))
@@ -112,7 +104,7 @@ pub async fn start(
     tracing::info!(listen = ?dns.local_addrs(), upstreams = ?server.upstreams, domain = %server.cluster_domain, "node-local DNS serving");
     liveness.spawn("dns server", async move {
         if let Err(e) = dns.run(std::future::pending()).await {
-            tracing::error!("DNS server stopped: {e}");
+            tracing::error!(error = %e, "DNS server stopped");
         }
     });
     Ok(metrics)

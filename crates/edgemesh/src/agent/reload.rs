@@ -52,7 +52,7 @@ fn reloaded_relays(args: &AgentArgs, path: &std::path::Path) -> Option<Vec<Relay
         }
         Err(errors) => {
             for error in errors.iter() {
-                tracing::warn!(file = %path.display(), "config file changed but is invalid, keeping the running settings: {error}");
+                tracing::warn!(file = %path.display(), %error, "config file changed but is invalid, keeping the running settings");
             }
             None
         }
@@ -63,6 +63,6 @@ async fn apply(tunnel: &TunnelHandle, relays: &[RelayNode]) {
     let names: Vec<&str> = relays.iter().map(|r| r.node_name.as_str()).collect();
     match tunnel.set_relays(relays.to_vec()).await {
         Ok(()) => tracing::info!(relays = ?names, "relay nodes reloaded"),
-        Err(e) => tracing::warn!("cannot apply the new relay nodes: {e}"),
+        Err(error) => tracing::warn!(%error, "cannot apply the new relay nodes"),
     }
 }

@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use anyhow::Context;
 use edgemesh_config::{
@@ -158,7 +158,7 @@ pub fn start(
     cell: Arc<SnapshotCell>,
 ) -> anyhow::Result<Tunnel> {
     for warning in &settings.ignored {
-        tracing::warn!("{warning}");
+        tracing::warn!(%warning, "setting not acted on");
     }
     std::fs::create_dir_all(&settings.state_dir).with_context(|| {
         format!(
@@ -186,29 +186,6 @@ pub fn start(
     );
     Ok(tunnel)
 }
-
-/// The latest `/debug/peers` body, refreshed every second: admin routes answer synchronously
-/// and the tunnel's view is gathered by its own task.
-pub type PeersReport = Arc<std::sync::Mutex<Vec<u8>>>;
-
-pub fn report_peers(handle: TunnelHandle) -> PeersReport {
-    let report: PeersReport = Arc::new(std::sync::Mutex::new(b"[]".to_vec()));
-    let latest = Arc::clone(&report);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(PEERS_REFRESH);
-        loop {
-            tick.tick().await;
-            let body = match handle.peers().await {
-                Ok(peers) => serde_json::to_vec_pretty(&peers).unwrap_or_default(),
-                Err(e) => format!("{{\"error\": \"{e}\"}}").into_bytes(),
-            };
-            *latest.lock().unwrap_or_else(PoisonError::into_inner) = body;
-        }
-    });
-    report
-}
-
-const PEERS_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The host's addresses, except loopback and link-local ones (the bridge device's).
 fn own_addresses() -> Vec<IpAddr> {

@@ -1,4 +1,4 @@
-//! What `/healthz` checks: the agent's long-running loops are still running.
+//! What `/healthz` checks: a role's long-running loops are still running.
 //!
 //! Each loop is either a task whose `JoinHandle` is kept here (it has ended when it is
 //! finished) or a probe the owner of the loop provides (the tunnel's driver: its command

@@ -1,0 +1,182 @@
+//! One metrics path: every crate registers what it counts into one prometheus-client
+//! [`Registry`], and the admin endpoint only encodes that registry (OpenMetrics text).
+//!
+//! Hot paths keep counting in their own plain atomics (one relaxed add per event); a crate
+//! exposes them by implementing [`Readout`] and registering it with [`register_readout`], so the
+//! values are read only when `/metrics` is scraped.
+
+use std::fmt;
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::admin::Reply;
+
+/// The content type of [`encode`]'s text (the OpenMetrics 1.0 exposition format).
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Metrics kept in their owner's atomics, read at scrape time.
+pub trait Readout: Send + Sync + 'static {
+    /// Writes every metric of this owner into `out`.
+    fn read(&self, out: &mut Readings<'_>) -> fmt::Result;
+
+    /// Registers these metrics: every later scrape of `registry` reads them.
+    fn register(self: &Arc<Self>, registry: &mut Registry)
+    where
+        Self: Sized,
+    {
+        register_readout(registry, Arc::clone(self));
+    }
+}
+
+/// The two kinds of metric a [`Readout`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Only grows; registered without `_total` (the encoder appends it).
+    Counter,
+    Gauge,
+}
+
+impl Kind {
+    fn metric_type(self) -> MetricType {
+        match self {
+            Kind::Counter => MetricType::Counter,
+            Kind::Gauge => MetricType::Gauge,
+        }
+    }
+
+    fn encode(self, value: u64, encoder: MetricEncoder<'_>) -> fmt::Result {
+        match self {
+            Kind::Counter => ConstCounter::new(value).encode(encoder),
+            Kind::Gauge => ConstGauge::new(value).encode(encoder),
+        }
+    }
+}
+
+/// Where a [`Readout`] writes its values.
+pub struct Readings<'a>(DescriptorEncoder<'a>);
+
+impl fmt::Debug for Readings<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Readings")
+    }
+}
+
+impl Readings<'_> {
+    /// One unlabelled metric.
+    pub fn one(&mut self, kind: Kind, name: &str, help: &str, value: u64) -> fmt::Result {
+        let encoder = self
+            .0
+            .encode_descriptor(name, help, None, kind.metric_type())?;
+        kind.encode(value, encoder)
+    }
+
+    /// Unlabelled metrics of one kind: `(name after prefix, help, value)` rows.
+    pub fn table(&mut self, kind: Kind, prefix: &str, rows: &[(&str, &str, u64)]) -> fmt::Result {
+        for (name, help, value) in rows {
+            self.one(kind, &format!("{prefix}{name}"), help, *value)?;
+        }
+        Ok(())
+    }
+
+    /// One series per value of `label`; the values are a fixed set, so cardinality is bounded.
+    pub fn by_label(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        help: &str,
+        (label, values): (&str, &[(&str, u64)]),
+    ) -> fmt::Result {
+        let mut family = self
+            .0
+            .encode_descriptor(name, help, None, kind.metric_type())?;
+        for (label_value, value) in values {
+            let labels = [(label, *label_value)];
+            kind.encode(*value, family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Adapts a [`Readout`] to prometheus-client's collector.
+struct Collected<T>(Arc<T>);
+
+impl<T> fmt::Debug for Collected<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Collected")
+    }
+}
+
+impl<T: Readout> Collector for Collected<T> {
+    fn encode(&self, encoder: DescriptorEncoder) -> fmt::Result {
+        self.0.read(&mut Readings(encoder))
+    }
+}
+
+/// Registers `source`: its metrics appear in every later scrape of `registry`.
+pub fn register_readout<T: Readout>(registry: &mut Registry, source: Arc<T>) {
+    registry.register_collector(Box::new(Collected(source)));
+}
+
+/// The `/metrics` answer: `registry` in the OpenMetrics text format.
+pub fn encode(registry: &Registry) -> Reply {
+    let mut text = String::new();
+    match prometheus_client::encoding::text::encode(&mut text, registry) {
+        Ok(()) => Reply {
+            status: 200,
+            content_type: OPENMETRICS_CONTENT_TYPE,
+            body: text.into_bytes(),
+        },
+        Err(e) => Reply::text(500, format!("cannot encode metrics: {e}\n")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[derive(Default)]
+    struct Counts(AtomicU64);
+
+    impl Readout for Counts {
+        fn read(&self, out: &mut Readings<'_>) -> fmt::Result {
+            let hits = self.0.load(Ordering::Relaxed);
+            out.one(Kind::Counter, "test_hits", "Hits.", hits)?;
+            out.table(Kind::Gauge, "test_", &[("level", "Level.", 7)])?;
+            let rcodes: &[(&str, u64)] = &[("NOERROR", hits)];
+            out.by_label(Kind::Counter, "test_answers", "Answers.", ("rcode", rcodes))?;
+            let paths: &[(&str, u64)] = &[("direct", 2), ("relayed", 0)];
+            out.by_label(Kind::Gauge, "test_peers", "Peers.", ("path", paths))
+        }
+    }
+
+    #[test]
+    fn readouts_are_read_at_each_scrape_in_openmetrics_text() {
+        let counts = Arc::new(Counts::default());
+        let mut registry = Registry::default();
+        register_readout(&mut registry, Arc::clone(&counts));
+        counts.0.fetch_add(3, Ordering::Relaxed);
+        let reply = encode(&registry);
+        assert_eq!(reply.content_type, OPENMETRICS_CONTENT_TYPE);
+        let text = String::from_utf8(reply.body).unwrap();
+        for line in [
+            "# TYPE test_hits counter",
+            "test_hits_total 3",
+            "# TYPE test_level gauge",
+            "test_level 7",
+            "test_answers_total{rcode=\"NOERROR\"} 3",
+            "# TYPE test_peers gauge",
+            "test_peers{path=\"relayed\"} 0",
+            "# EOF",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+    }
+}

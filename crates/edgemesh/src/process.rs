@@ -1,0 +1,48 @@
+//! The process set-up every long-running role shares: logs, the async runtime, the signals that
+//! stop it and the exit status.
+
+use std::future::Future;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::logs::LogArgs;
+
+/// Exit status for a command line or configuration that cannot run, before anything on the
+/// host was touched.
+pub const EXIT_INVALID_CONFIG: u8 = 2;
+
+/// Installs the logger `log` describes, runs `role` on a two-worker runtime and turns its result
+/// into the exit status (a failure is logged with every cause).
+pub fn run_role<F>(log: &LogArgs, role: impl FnOnce() -> F) -> ExitCode
+where
+    F: Future<Output = anyhow::Result<()>>,
+{
+    log.init();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .and_then(|runtime| runtime.block_on(role()));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format_args!("{e:#}"), "stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM (only SIGINT when SIGTERM cannot be watched).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

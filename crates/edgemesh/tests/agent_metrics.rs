@@ -1,0 +1,64 @@
+//! Issue #13 item "one metrics path": after real traffic through the real agent, `/metrics` is
+//! OpenMetrics (content type and text, checked by the reference parser) and carries the
+//! Snapshot's, the proxier's and the proxy's metrics under their documented names and types.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step should panic
+mod datapath_support;
+mod metrics_support;
+
+use std::time::Duration;
+
+use datapath_support::{Backend, Cluster, HTTP, Svc, UDP};
+use metrics_support::{OPENMETRICS, scrape};
+
+const IP: &str = "10.96.0.10";
+
+#[test]
+fn agent_metrics_are_openmetrics_after_traffic() {
+    let cluster = Cluster::new("metrics", 1);
+    let web = Svc::new("web", IP)
+        .ports(&[HTTP, UDP])
+        .endpoints(&cluster.pod_ips());
+    cluster.apply("web.yaml", &web.yaml());
+    // Through the proxy (no kernel fast path), so the proxy's counters move.
+    let mut agent = cluster.start_agent(Backend::Nftables, "    kernelFastPath: false\n");
+    assert_eq!(
+        cluster.curl(&format!("http://{IP}/"), &[]).as_deref(),
+        Ok("pod-a")
+    );
+    assert_eq!(
+        cluster.udp_echo(IP, 7001, "datagram").as_deref(),
+        Ok("datagram from 10.96.0.10:7001")
+    );
+    let admin = agent.process.admin_addr(Duration::from_secs(5)).unwrap();
+    let scraped = scrape(agent.node().netns(), admin);
+    assert_eq!(scraped.content_type, OPENMETRICS);
+
+    let counter = |name: &str| scraped.value(name, "counter", &[]);
+    let gauge = |name: &str| scraped.value(name, "gauge", &[]);
+    assert!(gauge("edgemesh_snapshot_version") >= 1.0);
+    assert_eq!(gauge("edgemesh_services"), 1.0);
+    assert_eq!(gauge("edgemesh_proxied_frontends"), 2.0);
+    assert!(counter("edgemesh_proxier_syncs") >= 1.0);
+    assert_eq!(counter("edgemesh_proxier_sync_errors"), 0.0);
+    assert_eq!(counter("edgemesh_proxier_order_repairs"), 0.0);
+    assert!(gauge("edgemesh_proxier_last_sync_microseconds") > 0.0);
+    assert_eq!(gauge("edgemesh_proxier_frontends"), 2.0);
+    assert_eq!(gauge("edgemesh_proxier_fast_path_frontends"), 0.0);
+    assert!(counter("edgemesh_proxy_tcp_accepted") >= 1.0);
+    assert!(counter("edgemesh_proxy_tcp_routed") >= 1.0);
+    assert!(counter("edgemesh_proxy_bytes_to_upstream") > 0.0);
+    assert!(counter("edgemesh_proxy_bytes_to_client") > 0.0);
+    assert!(counter("edgemesh_proxy_udp_sessions") >= 1.0);
+    assert_eq!(counter("edgemesh_proxy_udp_datagrams_dropped"), 0.0);
+    for name in [
+        "edgemesh_proxy_tcp_no_route",
+        "edgemesh_proxy_tcp_no_endpoint",
+        "edgemesh_proxy_dial_failures",
+        "edgemesh_proxy_dial_retries",
+        "edgemesh_proxy_idle_closed",
+    ] {
+        counter(name);
+    }
+    gauge("edgemesh_proxy_active_connections");
+    assert!(gauge("edgemesh_proxy_udp_sessions_active") >= 1.0);
+}
