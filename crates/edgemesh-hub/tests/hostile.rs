@@ -41,7 +41,7 @@ async fn a_repeated_selector_cannot_poison_the_cache() {
     );
 
     relay.cut();
-    wait_online(&hub, false).await;
+    wait_online(hub, false).await;
     let (code, body) = get(&web, "kubectl", Some(OWNER)).await;
     assert_eq!(
         (code, names(&json(&body))),
@@ -77,7 +77,7 @@ async fn a_path_the_upstream_resolves_is_never_cached_as_discovery() {
         get(&format!("{base}{path}"), "kubectl", Some(OWNER)).await;
     }
     relay.cut();
-    wait_online(&hub, false).await;
+    wait_online(hub, false).await;
     for path in sneaky {
         for token in [None, Some(OWNER)] {
             let (code, body) = get(&format!("{base}{path}"), "kubectl", token).await;

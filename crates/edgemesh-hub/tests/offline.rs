@@ -66,7 +66,7 @@ async fn online_then_offline_answers_from_cache_with_the_offline_rules() {
     );
 
     relay.cut();
-    wait_online(&hub, false).await;
+    wait_online(hub, false).await;
 
     // Offline: lists with selectors, gets, discovery from the cache.
     let (code, body) = get(
@@ -157,7 +157,7 @@ async fn online_then_offline_answers_from_cache_with_the_offline_rules() {
         "metadata": {"name": "new-1", "namespace": "prod"}}))
         .unwrap();
     relay.restore().await;
-    wait_online(&hub, true).await;
+    wait_online(hub, true).await;
     let (code, body) = get(
         &format!("{base}/api/v1/namespaces/prod/pods"),
         "kubectl",

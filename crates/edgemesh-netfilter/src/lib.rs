@@ -21,16 +21,21 @@
 pub mod backend;
 pub mod error;
 #[cfg(any(test, feature = "testing"))]
+mod fake;
+#[cfg(any(test, feature = "testing"))]
 pub mod fixtures;
 pub mod iptables;
 pub mod nft;
 pub mod proxier;
 pub mod rules;
 pub mod runner;
+mod select;
 pub mod trace;
 
-pub use backend::{BackendKind, FakeBackend, RuleBackend, SyncStats, select_backend};
+pub use backend::{BackendKind, RuleBackend, SyncStats};
 pub use error::{NetfilterError, Result};
+#[cfg(any(test, feature = "testing"))]
+pub use fake::FakeBackend;
 pub use iptables::{IptablesBackend, render_iptables};
 pub use nft::{NftBackend, render_nft, render_nft_cleanup};
 pub use proxier::{Proxier, ProxierStats};
@@ -39,4 +44,5 @@ pub use rules::{
     Hook, IpFamily, MarkMatch, RuleOptions, RuleSet, Spread, UdpOptions, desired_rules,
 };
 pub use runner::{CommandRunner, SystemRunner};
+pub use select::select_backend;
 pub use trace::{Packet, Verdict, trace};

@@ -3,7 +3,8 @@
 use std::sync::Mutex as StdMutex;
 
 use super::*;
-use crate::backend::{BackendKind, FakeBackend, SyncStats};
+use crate::FakeBackend;
+use crate::backend::{BackendKind, SyncStats};
 use crate::error::Result;
 use crate::fixtures::sample_snapshot;
 use crate::rules::RuleSet;

@@ -14,31 +14,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-/// A response from a route: status, content type and body.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: u16,
-    pub content_type: &'static str,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    pub fn text(status: u16, body: impl Into<String>) -> Self {
-        Self {
-            status,
-            content_type: "text/plain; charset=utf-8",
-            body: body.into().into_bytes(),
-        }
-    }
-
-    pub fn json(body: Vec<u8>) -> Self {
-        Self {
-            status: 200,
-            content_type: "application/json",
-            body,
-        }
-    }
-}
+use crate::reply::Reply;
 
 /// A GET handler.
 pub type Route = Arc<dyn Fn() -> Reply + Send + Sync>;

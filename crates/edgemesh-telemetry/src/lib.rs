@@ -9,10 +9,12 @@ mod admin;
 mod liveness;
 mod logging;
 pub mod metrics;
+mod reply;
 
-pub use admin::{AdminServer, Reply, Route};
+pub use admin::{AdminServer, Route};
 pub use liveness::Liveness;
 pub use logging::{LogFormat, init_logging};
 pub use metrics::{Kind, Readings, Readout, register_readout};
 pub use prometheus_client;
 pub use prometheus_client::registry::Registry;
+pub use reply::Reply;

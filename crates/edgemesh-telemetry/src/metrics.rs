@@ -15,7 +15,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use crate::admin::Reply;
+use crate::reply::Reply;
 
 /// The content type of [`encode`]'s text (the OpenMetrics 1.0 exposition format).
 pub const OPENMETRICS_CONTENT_TYPE: &str =
