@@ -46,7 +46,7 @@ async fn ensure_with(
         move |source| BridgeError::Netlink {
             what,
             device: name.to_string(),
-            source,
+            error: source,
         }
     };
     let (index, created) = match link_index(handle, name).await.map_err(nl("get link"))? {
@@ -92,7 +92,7 @@ pub async fn remove_bridge_device(name: &str, address: IpAddr) -> Result<bool, B
         move |source| BridgeError::Netlink {
             what,
             device: name.to_string(),
-            source,
+            error: source,
         }
     };
     let result = async {

@@ -14,11 +14,11 @@ pub enum DnsError {
     WildcardListen(SocketAddr),
     #[error("no DNS listen address configured")]
     NoListenAddress,
-    #[error("cannot bind DNS {protocol} socket on {addr}: {source}")]
+    #[error("cannot bind DNS {protocol} socket on {addr}: {error}")]
     Bind {
         protocol: &'static str,
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("DNS server stopped: {0}")]
     Server(String),
@@ -30,11 +30,11 @@ pub enum DnsError {
 pub enum BridgeError {
     #[error("cannot open a netlink socket: {0}")]
     Connect(std::io::Error),
-    #[error("netlink request '{what}' for device '{device}' failed: {source}")]
+    #[error("netlink request '{what}' for device '{device}' failed: {error}")]
     Netlink {
         what: &'static str,
         device: String,
-        source: rtnetlink::Error,
+        error: rtnetlink::Error,
     },
     #[error("device '{0}' was created but cannot be found afterwards")]
     Vanished(String),

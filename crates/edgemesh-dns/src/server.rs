@@ -56,7 +56,7 @@ impl DnsServer {
             let bind = |protocol, source| DnsError::Bind {
                 protocol,
                 addr: *addr,
-                source,
+                error: source,
             };
             let (udp, tcp) = bind_pair(*addr).await.map_err(|(p, e)| bind(p, e))?;
             let local = udp.local_addr().map_err(|e| bind("UDP", e))?;

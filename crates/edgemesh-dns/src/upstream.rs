@@ -27,10 +27,10 @@ pub enum UpstreamError {
     Busy,
     #[error("no upstream DNS server answered within {0:?}")]
     Timeout(Duration),
-    #[error("upstream {upstream}: {source}")]
+    #[error("upstream {upstream}: {error}")]
     Io {
         upstream: SocketAddr,
-        source: io::Error,
+        error: io::Error,
     },
     #[error("upstream {upstream} sent an unusable answer: {reason}")]
     BadAnswer {
@@ -95,7 +95,7 @@ async fn exchange(
 ) -> Result<Exchange, UpstreamError> {
     let request = request_for(query, recursion_desired);
     let bytes = request.to_vec().map_err(|e| bad(upstream, e.to_string()))?;
-    let io = |source| UpstreamError::Io { upstream, source };
+    let io = |source| UpstreamError::Io { upstream, error: source };
     let timed_out = || UpstreamError::Timeout(deadline.saturating_duration_since(Instant::now()));
     let udp = timeout_at(deadline, udp_exchange(upstream, &bytes, &request))
         .await

@@ -82,7 +82,7 @@ pub async fn dial_any(
         Some((backend, source)) => ProxyError::AllDialsFailed {
             frontend: *target.frontend,
             backend,
-            source,
+            error: source,
         },
         None => ProxyError::NoEndpoint(*target.frontend),
     })

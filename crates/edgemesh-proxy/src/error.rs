@@ -10,26 +10,26 @@ use edgemesh_model::Frontend;
 #[non_exhaustive]
 pub enum ProxyError {
     #[error(
-        "setting SO_MARK {mark:#x} on upstream sockets is not permitted ({source}); run with \
+        "setting SO_MARK {mark:#x} on upstream sockets is not permitted ({error}); run with \
          CAP_NET_ADMIN or set the mark to 0 (then the netfilter rules cannot exempt the agent's \
          own connections)"
     )]
-    MarkNotPermitted { mark: u32, source: io::Error },
-    #[error("cannot read the original destination of a connection from {peer}: {source}")]
-    OriginalDst { peer: SocketAddr, source: io::Error },
+    MarkNotPermitted { mark: u32, error: io::Error },
+    #[error("cannot read the original destination of a connection from {peer}: {error}")]
+    OriginalDst { peer: SocketAddr, error: io::Error },
     #[error("no service listens at {0:?}")]
     NoRoute(Frontend),
     #[error("service port {0:?} has no endpoint left to try")]
     NoEndpoint(Frontend),
-    #[error("every endpoint tried for {frontend:?} failed; last {backend}: {source}")]
+    #[error("every endpoint tried for {frontend:?} failed; last {backend}: {error}")]
     AllDialsFailed {
         frontend: Frontend,
         backend: SocketAddr,
-        source: io::Error,
+        error: io::Error,
     },
-    #[error("UDP socket set-up failed ({what}): {source}")]
+    #[error("UDP socket set-up failed ({what}): {error}")]
     UdpSetup {
         what: &'static str,
-        source: io::Error,
+        error: io::Error,
     },
 }

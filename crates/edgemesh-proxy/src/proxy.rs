@@ -176,7 +176,7 @@ impl Proxy {
                 protocol: Protocol::Tcp,
             }),
             Err(source) => {
-                let error = crate::ProxyError::OriginalDst { peer, source };
+                let error = crate::ProxyError::OriginalDst { peer, error: source };
                 tracing::warn!(%error);
                 None
             }
