@@ -95,7 +95,10 @@ async fn exchange(
 ) -> Result<Exchange, UpstreamError> {
     let request = request_for(query, recursion_desired);
     let bytes = request.to_vec().map_err(|e| bad(upstream, e.to_string()))?;
-    let io = |source| UpstreamError::Io { upstream, error: source };
+    let io = |source| UpstreamError::Io {
+        upstream,
+        error: source,
+    };
     let timed_out = || UpstreamError::Timeout(deadline.saturating_duration_since(Instant::now()));
     let udp = timeout_at(deadline, udp_exchange(upstream, &bytes, &request))
         .await

@@ -63,7 +63,10 @@ impl DirectDialer {
         if mark != 0 {
             let probe = TcpSocket::new_v4()
                 .and_then(|s| SockRef::from(&s).set_mark(mark))
-                .map_err(|source| ProxyError::MarkNotPermitted { mark, error: source });
+                .map_err(|source| ProxyError::MarkNotPermitted {
+                    mark,
+                    error: source,
+                });
             probe?;
         }
         Ok(Self { mark })

@@ -176,7 +176,10 @@ impl Proxy {
                 protocol: Protocol::Tcp,
             }),
             Err(source) => {
-                let error = crate::ProxyError::OriginalDst { peer, error: source };
+                let error = crate::ProxyError::OriginalDst {
+                    peer,
+                    error: source,
+                };
                 tracing::warn!(%error);
                 None
             }

@@ -32,7 +32,12 @@ pub struct TproxySocket {
 impl TproxySocket {
     /// Binds the receiver; needs CAP_NET_ADMIN (`IP_TRANSPARENT`).
     pub fn bind(addr: SocketAddrV4) -> Result<Self, ProxyError> {
-        let setup = |what| move |source| ProxyError::UdpSetup { what, error: source };
+        let setup = |what| {
+            move |source| ProxyError::UdpSetup {
+                what,
+                error: source,
+            }
+        };
         let socket =
             Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(setup("socket"))?;
         socket
