@@ -51,19 +51,7 @@ async fn copy_to(target: SocketAddr, mode: Mode) -> SocketAddr {
 }
 
 async fn bulk(mode: Mode, bytes: u64) -> Duration {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sink_addr = listener.local_addr().unwrap();
-    let sink = tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut total = 0u64;
-        loop {
-            match s.read(&mut buf).await.unwrap() {
-                0 => return total,
-                n => total += n as u64,
-            }
-        }
-    });
+    let (sink_addr, sink) = edgemesh_testkit::tcp::counting_sink().await.unwrap();
     let mut client = TcpStream::connect(copy_to(sink_addr, mode).await)
         .await
         .unwrap();
@@ -75,7 +63,7 @@ async fn bulk(mode: Mode, bytes: u64) -> Duration {
         sent += chunk.len() as u64;
     }
     client.shutdown().await.unwrap();
-    assert_eq!(sink.await.unwrap(), sent);
+    assert_eq!(sink.await.unwrap().unwrap(), sent);
     start.elapsed()
 }
 

@@ -27,24 +27,6 @@ fn cpu() -> Duration {
     tv(usage.user_time()) + tv(usage.system_time())
 }
 
-async fn sink() -> (std::net::SocketAddr, tokio::task::JoinHandle<u64>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut total = 0u64;
-        loop {
-            let n = s.read(&mut buf).await.unwrap();
-            if n == 0 {
-                return total;
-            }
-            total += n as u64;
-        }
-    });
-    (addr, task)
-}
-
 async fn relay_to(target: std::net::SocketAddr, mode: Mode) -> std::net::SocketAddr {
     if let Mode::Direct = mode {
         return target;
@@ -73,7 +55,7 @@ async fn relay_to(target: std::net::SocketAddr, mode: Mode) -> std::net::SocketA
 }
 
 async fn run(mode: Mode, bytes: u64) -> (Duration, Duration) {
-    let (sink_addr, sink_task) = sink().await;
+    let (sink_addr, sink_task) = edgemesh_testkit::tcp::counting_sink().await.unwrap();
     let entry = relay_to(sink_addr, mode).await;
     let mut client = TcpStream::connect(entry).await.unwrap();
     let chunk = vec![7u8; 256 * 1024];
@@ -84,7 +66,7 @@ async fn run(mode: Mode, bytes: u64) -> (Duration, Duration) {
         sent += chunk.len() as u64;
     }
     client.shutdown().await.unwrap();
-    let received = sink_task.await.unwrap();
+    let received = sink_task.await.unwrap().unwrap();
     assert_eq!(received, sent);
     (wall.elapsed(), cpu() - cpu0)
 }

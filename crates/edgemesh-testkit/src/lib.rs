@@ -17,5 +17,6 @@ pub mod http;
 pub mod hub;
 pub mod netns;
 pub mod process;
+pub mod tcp;
 pub mod tls;
 pub mod topology;
