@@ -13,6 +13,6 @@ pub mod sockets;
 
 pub use net::{
     BridgeStatus, NetError, TPROXY_TABLE, ensure_bridge_device, ensure_tproxy_route,
-    interface_addresses, remove_bridge_device, remove_tproxy_route,
+    interface_addresses, interface_networks, remove_bridge_device, remove_tproxy_route,
 };
 pub use sockets::{HostSockets, SocketError, SocketFactory, connect};

@@ -23,6 +23,25 @@ pub fn interface_addresses() -> Result<Vec<IpAddr>, NetError> {
     Ok(ips)
 }
 
+/// Every interface address with its netmask's prefix length (entries without a netmask are
+/// left out), in the order `getifaddrs` lists them.
+pub fn interface_networks() -> Result<Vec<(IpAddr, u8)>, NetError> {
+    let addrs = nix::ifaddrs::getifaddrs().map_err(|e| NetError::Interfaces { error: e.into() })?;
+    Ok(addrs
+        .filter_map(|a| {
+            let (address, mask) = (a.address?, a.netmask?);
+            let (ip, prefix) = match (address.as_sockaddr_in(), mask.as_sockaddr_in()) {
+                (Some(ip), Some(mask)) => (IpAddr::V4(ip.ip()), mask.ip().to_bits().count_ones()),
+                _ => {
+                    let (ip, mask) = (address.as_sockaddr_in6()?, mask.as_sockaddr_in6()?);
+                    (IpAddr::V6(ip.ip()), mask.ip().to_bits().count_ones())
+                }
+            };
+            Some((ip, u8::try_from(prefix).ok()?))
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
