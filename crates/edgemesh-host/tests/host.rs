@@ -2,6 +2,9 @@
 //! getsockopt, and the TPROXY route installed inside a fresh network namespace, read back with
 //! `ip`. Needs root (SO_MARK, IP_TRANSPARENT, namespaces); fails otherwise.
 
+// Test helpers below panic on failure on purpose: that is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::SocketAddr;
 
 use edgemesh_host::{
