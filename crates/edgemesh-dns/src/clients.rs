@@ -79,21 +79,11 @@ impl LocalNets {
 
 /// Every interface address with its netmask, as a network.
 fn interface_networks() -> Vec<Cidr> {
-    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+    let Ok(nets) = edgemesh_host::interface_networks() else {
         return Vec::new();
     };
-    addrs
-        .filter_map(|a| {
-            let (address, mask) = (a.address?, a.netmask?);
-            let (ip, prefix) = match (address.as_sockaddr_in(), mask.as_sockaddr_in()) {
-                (Some(ip), Some(mask)) => (IpAddr::V4(ip.ip()), mask.ip().to_bits().count_ones()),
-                _ => {
-                    let (ip, mask) = (address.as_sockaddr_in6()?, mask.as_sockaddr_in6()?);
-                    (IpAddr::V6(ip.ip()), mask.ip().to_bits().count_ones())
-                }
-            };
-            Cidr::new(ip, u8::try_from(prefix).ok()?)
-        })
+    nets.into_iter()
+        .filter_map(|(ip, prefix)| Cidr::new(ip, prefix))
         .collect()
 }
 

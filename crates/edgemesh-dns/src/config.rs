@@ -1,8 +1,10 @@
 //! What the DNS server is told: addresses, the cluster domain, TTLs, upstreams and cache bounds.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
+use edgemesh_host::{HostSockets, SocketFactory};
 use edgemesh_model::Cidr;
 
 /// EdgeMesh's `commonConfig.bridgeDeviceName` default.
@@ -13,7 +15,7 @@ pub const DEFAULT_BRIDGE_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(169, 254, 96, 16)
 pub const DEFAULT_LISTEN_PORT: u16 = 53;
 
 /// Configuration of one DNS server.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct DnsConfig {
     /// Exact addresses to listen on (UDP and TCP); wildcards are rejected.
     pub listen: Vec<SocketAddr>,
@@ -43,6 +45,8 @@ pub struct DnsConfig {
     pub max_upstream_inflight: usize,
     /// Who may ask (anyone else gets REFUSED).
     pub clients: ClientPolicy,
+    /// Where the listening and the upstream sockets come from (plain host sockets by default).
+    pub sockets: Arc<dyn SocketFactory>,
 }
 
 /// Who the node-local DNS answers: the node itself and its pods, not its LAN neighbours (a host
@@ -72,6 +76,7 @@ impl Default for DnsConfig {
             tcp_idle_timeout: Duration::from_secs(5),
             max_upstream_inflight: 1024,
             clients: ClientPolicy::default(),
+            sockets: Arc::new(HostSockets::default()),
         }
     }
 }

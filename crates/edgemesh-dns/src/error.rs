@@ -1,4 +1,4 @@
-//! Errors of the DNS server and of the bridge device set-up.
+//! Errors of the DNS server.
 
 use std::net::SocketAddr;
 
@@ -22,22 +22,4 @@ pub enum DnsError {
     },
     #[error("DNS server stopped: {0}")]
     Server(String),
-}
-
-/// Why the bridge device could not be ensured.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BridgeError {
-    #[error("cannot open a netlink socket: {0}")]
-    Connect(std::io::Error),
-    #[error("netlink request '{what}' for device '{device}' failed: {error}")]
-    Netlink {
-        what: &'static str,
-        device: String,
-        error: rtnetlink::Error,
-    },
-    #[error("device '{0}' was created but cannot be found afterwards")]
-    Vanished(String),
-    #[error("invalid bridge device name '{0}': 1 to 15 characters, no '/' or whitespace")]
-    InvalidName(String),
 }

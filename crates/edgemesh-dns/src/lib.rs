@@ -8,11 +8,10 @@
 //! `Server` runs the sockets, bound only to the configured addresses.
 //!
 //! Entry points for the agent: [`DnsConfig`], [`upstreams_of_node`],
-//! [`ensure_bridge_device`], [`DnsServer::bind`] + [`DnsServer::run`] (or [`serve`]), and
+//! `edgemesh_host::ensure_bridge_device` (the device to listen on), [`DnsServer::bind`] + [`DnsServer::run`] (or [`serve`]), and
 //! [`DnsMetrics`].
 #![forbid(unsafe_code)]
 
-pub mod bridge;
 pub mod cache;
 pub mod clients;
 pub mod config;
@@ -28,12 +27,11 @@ pub mod server;
 pub mod upstream;
 pub mod zone;
 
-pub use bridge::{BridgeStatus, ensure_bridge_device, remove_bridge_device};
 pub use config::{
     ClientPolicy, DEFAULT_BRIDGE_DEVICE, DEFAULT_BRIDGE_IP, DEFAULT_LISTEN_PORT, DnsConfig,
     RESOLV_CONF, upstreams_from_resolv_conf, upstreams_of_node,
 };
-pub use error::{BridgeError, DnsError};
+pub use error::DnsError;
 pub use handler::DnsHandler;
 /// Re-exported so callers of [`handle_packet`] need no direct hickory dependency.
 pub use hickory_server::net::xfer::Protocol;

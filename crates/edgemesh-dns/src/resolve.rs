@@ -57,7 +57,11 @@ impl Resolver {
             snapshots,
             reverse: ReverseCache::default(),
             cache: DnsCache::new(policy),
-            forwarder: Forwarder::new(config.upstreams.clone(), config.upstream_timeout),
+            forwarder: Forwarder::new(
+                config.upstreams.clone(),
+                config.upstream_timeout,
+                Arc::clone(&config.sockets),
+            ),
             metrics,
             cache_dns_mode: config.cache_dns_mode,
             upstream_slots: Semaphore::new(config.max_upstream_inflight.max(1)),

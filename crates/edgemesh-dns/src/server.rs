@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use edgemesh_host::SocketFactory;
 use edgemesh_model::SnapshotCell;
 use hickory_server::Server;
 use tokio::net::{TcpListener, UdpSocket};
@@ -58,7 +59,7 @@ impl DnsServer {
                 addr: *addr,
                 error: source,
             };
-            let (udp, tcp) = bind_pair(*addr).await.map_err(|(p, e)| bind(p, e))?;
+            let (udp, tcp) = bind_pair(&*config.sockets, *addr).map_err(|(p, e)| bind(p, e))?;
             let local = udp.local_addr().map_err(|e| bind("UDP", e))?;
             server.udp.push(udp);
             server.tcp.push(tcp);
@@ -113,15 +114,16 @@ const ANY_PORT_TRIES: usize = 16;
 /// UDP and TCP on the same address. With port 0 the UDP socket picks the port, and a TCP socket
 /// (another process's connection, say) may already use that port: then try another. The error
 /// names the protocol that failed.
-pub async fn bind_pair(
+pub fn bind_pair(
+    sockets: &dyn SocketFactory,
     addr: SocketAddr,
 ) -> Result<(UdpSocket, TcpListener), (&'static str, std::io::Error)> {
     let tries = if addr.port() == 0 { ANY_PORT_TRIES } else { 1 };
     let mut last = None;
     for _ in 0..tries {
-        let udp = UdpSocket::bind(addr).await.map_err(|e| ("UDP", e))?;
+        let udp = sockets.udp_bind(addr).map_err(|e| ("UDP", e))?;
         let local = udp.local_addr().map_err(|e| ("UDP", e))?;
-        match TcpListener::bind(local).await {
+        match sockets.tcp_bind(local) {
             Ok(tcp) => return Ok((udp, tcp)),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last = Some(e),
             Err(e) => return Err(("TCP", e)),

@@ -4,12 +4,14 @@
 //! most `timeout` before the caller falls back to the stale cache or SERVFAIL.
 
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use edgemesh_host::SocketFactory;
 
 use hickory_proto::op::{Edns, Message, MessageType, Query};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{Instant, timeout_at};
 
 /// The EDNS buffer size we advertise upstream (the DNS flag day 2020 value).
@@ -52,11 +54,20 @@ pub struct Exchange {
 pub struct Forwarder {
     upstreams: Vec<SocketAddr>,
     timeout: Duration,
+    sockets: Arc<dyn SocketFactory>,
 }
 
 impl Forwarder {
-    pub fn new(upstreams: Vec<SocketAddr>, timeout: Duration) -> Self {
-        Self { upstreams, timeout }
+    pub fn new(
+        upstreams: Vec<SocketAddr>,
+        timeout: Duration,
+        sockets: Arc<dyn SocketFactory>,
+    ) -> Self {
+        Self {
+            upstreams,
+            timeout,
+            sockets,
+        }
     }
 
     pub fn upstreams(&self) -> &[SocketAddr] {
@@ -76,7 +87,13 @@ impl Forwarder {
             // Leave later upstreams a fair share of the remaining time.
             let left = deadline.saturating_duration_since(Instant::now());
             let share = left / u32::try_from(self.upstreams.len() - i).unwrap_or(1);
-            let attempt = exchange(*upstream, query, recursion_desired, Instant::now() + share);
+            let attempt = exchange(
+                &*self.sockets,
+                *upstream,
+                query,
+                recursion_desired,
+                Instant::now() + share,
+            );
             match timeout_at(deadline, attempt).await {
                 Ok(Ok(exchange)) => return Ok(exchange),
                 Ok(Err(error)) => last = error,
@@ -88,6 +105,7 @@ impl Forwarder {
 }
 
 async fn exchange(
+    sockets: &dyn SocketFactory,
     upstream: SocketAddr,
     query: &Query,
     recursion_desired: bool,
@@ -100,7 +118,7 @@ async fn exchange(
         error: source,
     };
     let timed_out = || UpstreamError::Timeout(deadline.saturating_duration_since(Instant::now()));
-    let udp = timeout_at(deadline, udp_exchange(upstream, &bytes, &request))
+    let udp = timeout_at(deadline, udp_exchange(sockets, upstream, &bytes, &request))
         .await
         .map_err(|_| timed_out())?
         .map_err(io)?;
@@ -108,7 +126,7 @@ async fn exchange(
     if !message.metadata.truncation {
         return usable(upstream, message, false);
     }
-    let tcp = timeout_at(deadline, tcp_exchange(upstream, &bytes))
+    let tcp = timeout_at(deadline, tcp_exchange(sockets, upstream, &bytes))
         .await
         .map_err(|_| timed_out())?
         .map_err(io)?;
@@ -128,17 +146,12 @@ fn request_for(query: &Query, recursion_desired: bool) -> Message {
 /// Sends from a fresh ephemeral port (random per query) and waits for the datagram that
 /// matches our id; anything else arriving on the socket is ignored until the deadline.
 async fn udp_exchange(
+    sockets: &dyn SocketFactory,
     upstream: SocketAddr,
     bytes: &[u8],
     request: &Message,
 ) -> io::Result<Vec<u8>> {
-    let local: SocketAddr = if upstream.is_ipv4() {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let socket = UdpSocket::bind(local).await?;
-    socket.connect(upstream).await?;
+    let socket = sockets.udp_connect(upstream)?;
     socket.send(bytes).await?;
     let mut buf = vec![0u8; MAX_UDP_RESPONSE];
     loop {
@@ -150,8 +163,12 @@ async fn udp_exchange(
     }
 }
 
-async fn tcp_exchange(upstream: SocketAddr, bytes: &[u8]) -> io::Result<Vec<u8>> {
-    let mut stream = TcpStream::connect(upstream).await?;
+async fn tcp_exchange(
+    sockets: &dyn SocketFactory,
+    upstream: SocketAddr,
+    bytes: &[u8],
+) -> io::Result<Vec<u8>> {
+    let mut stream = edgemesh_host::connect(sockets, upstream).await?;
     let len = u16::try_from(bytes.len()).map_err(|_| io::Error::other("query too long"))?;
     let mut framed = Vec::with_capacity(bytes.len() + 2);
     framed.extend_from_slice(&len.to_be_bytes());

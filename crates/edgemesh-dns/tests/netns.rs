@@ -12,7 +12,8 @@ use std::process::{Command, Output};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use edgemesh_dns::{DEFAULT_BRIDGE_IP, DnsConfig, DnsMetrics, DnsServer, ensure_bridge_device};
+use edgemesh_dns::{DEFAULT_BRIDGE_IP, DnsConfig, DnsMetrics, DnsServer};
+use edgemesh_host::ensure_bridge_device;
 use edgemesh_model::SnapshotCell;
 use nix::sched::{CloneFlags, setns};
 use support::*;

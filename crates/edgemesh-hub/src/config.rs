@@ -2,7 +2,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use edgemesh_host::{HostSockets, SocketFactory};
 
 use crate::error::HubError;
 use crate::health::HealthConfig;
@@ -43,6 +46,8 @@ pub struct HubConfig {
     /// before the request fails with 504 (a stalled upstream must not hold it forever).
     pub body_stall_timeout: Duration,
     pub cert_poll_interval: Duration,
+    /// Where the listeners come from (plain host sockets by default).
+    pub sockets: Arc<dyn SocketFactory>,
 }
 
 impl Default for HubConfig {
@@ -64,6 +69,7 @@ impl Default for HubConfig {
             bookmark_interval: Duration::from_secs(10),
             body_stall_timeout: Duration::from_secs(30),
             cert_poll_interval: Duration::from_secs(5),
+            sockets: Arc::new(HostSockets::default()),
         }
     }
 }

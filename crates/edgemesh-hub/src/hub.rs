@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use edgemesh_host::SocketFactory;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -88,13 +89,14 @@ impl Hub {
             own_token: OwnToken::new(config.token_file.as_deref()),
         });
         let secure = match (config.secure_addr, &config.cert_file, &config.key_file) {
-            (Some(addr), Some(cert), Some(key)) => {
-                Some((bind(addr).await?, ReloadingCert::load(cert, key)?))
-            }
+            (Some(addr), Some(cert), Some(key)) => Some((
+                bind(&*config.sockets, addr)?,
+                ReloadingCert::load(cert, key)?,
+            )),
             _ => None,
         };
         let plain = match config.insecure_addr {
-            Some(addr) => Some(bind(addr).await?),
+            Some(addr) => Some(bind(&*config.sockets, addr)?),
             None => None,
         };
         let secure_addr = secure.as_ref().and_then(|(l, _)| l.local_addr().ok());
@@ -110,9 +112,9 @@ impl Hub {
     }
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, HubError> {
-    TcpListener::bind(addr)
-        .await
+fn bind(sockets: &dyn SocketFactory, addr: SocketAddr) -> Result<TcpListener, HubError> {
+    sockets
+        .tcp_bind(addr)
         .map_err(|error| HubError::Bind { addr, error })
 }
 

@@ -289,23 +289,17 @@ fn udp_setup(ns: &Netns) {
     ns.runner()
         .run("iptables-restore", &["--noflush"], Some(rules))
         .unwrap();
-    ns.exec(
-        "ip",
-        &["rule", "add", "fwmark", "0x2000/0x2000", "lookup", "100"],
-    );
-    ns.exec(
-        "ip",
-        &[
-            "route",
-            "add",
-            "local",
-            "0.0.0.0/0",
-            "dev",
-            "lo",
-            "table",
-            "100",
-        ],
-    );
+    // The agent's own policy route, installed by the agent's code inside the namespace.
+    ns.enter(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(edgemesh_host::ensure_tproxy_route(
+                edgemesh_netfilter::DEFAULT_TPROXY_MARK,
+            ))
+    })
+    .unwrap();
 }
 
 /// Sends one datagram to 10.96.0.53:53 from inside `ns`; true when the transparent socket on

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use edgemesh_host::{HostSockets, SocketFactory};
+
 /// The agent's transparent TCP port (EdgeMesh's default; the netfilter rules REDIRECT here).
 pub const DEFAULT_TCP_PORT: u16 = 40001;
 /// `SO_MARK` on every upstream socket, so the agent's own traffic is never intercepted again.
@@ -11,14 +13,17 @@ pub const DEFAULT_TCP_PORT: u16 = 40001;
 pub const DEFAULT_BYPASS_MARK: u32 = 0x1000;
 
 /// How the proxy behaves; `Default` gives the production values.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct ProxyConfig {
     /// Upper bound on one upstream connect attempt.
     pub connect_timeout: Duration,
     /// Endpoints tried per client connection before the client is reset (at least 1).
     pub max_dial_attempts: usize,
-    /// Mark set on upstream sockets; 0 disables marking (then no CAP_NET_ADMIN is needed).
-    pub mark: u32,
+    /// Where the UDP path's sockets come from: the receiver, the reply sockets and the
+    /// upstreams, which carry its bypass mark. The default marks nothing (no CAP_NET_ADMIN
+    /// needed); the agent passes `HostSockets::marked(DEFAULT_BYPASS_MARK)`, and the same
+    /// factory to its [`crate::DirectDialer`].
+    pub sockets: Arc<dyn SocketFactory>,
     /// A TCP connection with no byte in either direction for this long is closed on both sides.
     /// One hour: far above any sane application keep-alive (HTTP servers use 5–120 s, gRPC
     /// pings at most every few minutes) yet bounded, so half-dead peers behind NAT that never
@@ -63,7 +68,7 @@ impl Default for ProxyConfig {
         Self {
             connect_timeout: Duration::from_secs(5),
             max_dial_attempts: 3,
-            mark: DEFAULT_BYPASS_MARK,
+            sockets: Arc::new(HostSockets::default()),
             tcp_idle_timeout: Some(Duration::from_secs(3600)),
             http_head: HttpHeadLimits::default(),
             relay: RelayMode::Splice,

@@ -3,15 +3,13 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+use std::sync::Arc;
 
+use edgemesh_host::SocketFactory;
 use edgemesh_model::{Backend, Frontend};
 use futures::future::BoxFuture;
-use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpSocket, TcpStream};
-
-use crate::ProxyError;
+use tokio::net::TcpStream;
 
 /// A byte stream that is not a plain TCP socket (e.g. a tunnel stream).
 pub trait UpstreamIo: AsyncRead + AsyncWrite + Send + Unpin + fmt::Debug {}
@@ -50,38 +48,18 @@ pub trait Dialer: Send + Sync + 'static {
     }
 }
 
-/// Connects straight to the backend's address with a marked socket.
-#[derive(Clone, Copy, Debug)]
+/// Connects straight to the backend's address with a socket from the host seam (marked, with
+/// `TCP_NODELAY`, when the factory is `HostSockets::marked`).
+#[derive(Clone, Debug)]
 pub struct DirectDialer {
-    mark: u32,
+    sockets: Arc<dyn SocketFactory>,
 }
 
 impl DirectDialer {
-    /// Checks once that the mark can be set, so a missing CAP_NET_ADMIN is a start-up error
-    /// that says what to do, not a failure of every connection later. `mark == 0`: no mark.
-    pub fn new(mark: u32) -> Result<Self, ProxyError> {
-        if mark != 0 {
-            let probe = TcpSocket::new_v4()
-                .and_then(|s| SockRef::from(&s).set_mark(mark))
-                .map_err(|source| ProxyError::MarkNotPermitted {
-                    mark,
-                    error: source,
-                });
-            probe?;
-        }
-        Ok(Self { mark })
-    }
-
-    async fn connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
-        let socket = match addr {
-            SocketAddr::V4(_) => TcpSocket::new_v4()?,
-            SocketAddr::V6(_) => TcpSocket::new_v6()?,
-        };
-        if self.mark != 0 {
-            SockRef::from(&socket).set_mark(self.mark)?;
-        }
-        socket.set_nodelay(true)?;
-        socket.connect(addr).await
+    /// Whether the mark may be set was checked when the factory was made
+    /// (`HostSockets::marked`), so a missing CAP_NET_ADMIN is a start-up error.
+    pub fn new(sockets: Arc<dyn SocketFactory>) -> Self {
+        Self { sockets }
     }
 }
 
@@ -91,6 +69,10 @@ impl Dialer for DirectDialer {
         backend: &'a Backend,
         _frontend: &'a Frontend,
     ) -> BoxFuture<'a, io::Result<Upstream>> {
-        Box::pin(async move { self.connect(backend.addr).await.map(Upstream::Tcp) })
+        Box::pin(async move {
+            edgemesh_host::connect(&*self.sockets, backend.addr)
+                .await
+                .map(Upstream::Tcp)
+        })
     }
 }

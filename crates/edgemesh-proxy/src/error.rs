@@ -9,12 +9,6 @@ use edgemesh_model::Frontend;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProxyError {
-    #[error(
-        "setting SO_MARK {mark:#x} on upstream sockets is not permitted ({error}); run with \
-         CAP_NET_ADMIN or set the mark to 0 (then the netfilter rules cannot exempt the agent's \
-         own connections)"
-    )]
-    MarkNotPermitted { mark: u32, error: io::Error },
     #[error("cannot read the original destination of a connection from {peer}: {error}")]
     OriginalDst { peer: SocketAddr, error: io::Error },
     #[error("no service listens at {0:?}")]

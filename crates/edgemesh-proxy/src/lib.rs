@@ -9,8 +9,9 @@
 //! UDP: one `IP_TRANSPARENT` socket receives TPROXY'd datagrams for every UDP service; see
 //! [`udp`] for the sessions and the kernel set-up it expects.
 //!
-//! No `unsafe` here: the syscalls (`recvmsg` with `IP_RECVORIGDSTADDR`) go through nix and
-//! socket2.
+//! Sockets come from the host seam (`edgemesh_host::SocketFactory`), which sets the bypass mark,
+//! `TCP_NODELAY` and `IP_TRANSPARENT`. No `unsafe` here: the syscalls (`recvmsg` with
+//! `IP_RECVORIGDSTADDR`) go through nix and socket2.
 #![forbid(unsafe_code)]
 
 pub mod classify;

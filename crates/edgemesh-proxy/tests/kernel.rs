@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::netns::Netns;
+use edgemesh_host::{HostSockets, ensure_tproxy_route};
 use edgemesh_model::fixtures::cluster_ip_service;
 use edgemesh_model::{BuildOptions, Catalog, Protocol, Resource, SnapshotCell, SourceId};
 use edgemesh_proxy::testing::FirstAvailable;
@@ -57,10 +58,14 @@ fn snapshots(protocol: Protocol, port: u16) -> Arc<SnapshotCell> {
 }
 
 fn proxy(protocol: Protocol, port: u16, backend: SocketAddr) -> Proxy {
-    let dialer = Arc::new(DirectDialer::new(DEFAULT_BYPASS_MARK).unwrap());
+    let sockets = Arc::new(HostSockets::marked(DEFAULT_BYPASS_MARK).unwrap());
+    let dialer = Arc::new(DirectDialer::new(sockets.clone()));
     let balancer = Arc::new(FirstAvailable::new(vec![backend]));
     Proxy::new(
-        ProxyConfig::default(),
+        ProxyConfig {
+            sockets,
+            ..ProxyConfig::default()
+        },
         snapshots(protocol, port),
         balancer,
         dialer,
@@ -124,25 +129,17 @@ async fn udp_echo() -> SocketAddr {
 #[test]
 fn netns_udp_to_cluster_ip_is_answered_from_the_cluster_ip() {
     let ns = Netns::new();
-    ns.exec("ip", &["rule", "add", "fwmark", "0x2000", "lookup", "100"]);
-    ns.exec(
-        "ip",
-        &[
-            "route",
-            "add",
-            "local",
-            "0.0.0.0/0",
-            "dev",
-            "lo",
-            "table",
-            "100",
-        ],
-    );
     ns.nft(UDP_RULES);
     let (replies, sessions) = ns.enter(|| {
         runtime().block_on(async {
+            // The agent's own policy route, installed by the agent's code inside the namespace.
+            ensure_tproxy_route(0x2000).await.unwrap();
             let proxy = proxy(Protocol::Udp, 53, udp_echo().await);
-            let socket = TproxySocket::bind(SocketAddrV4::new([0, 0, 0, 0].into(), 40002)).unwrap();
+            let socket = TproxySocket::bind(
+                &HostSockets::default(),
+                SocketAddrV4::new([0, 0, 0, 0].into(), 40002),
+            )
+            .unwrap();
             let serving = proxy.clone();
             tokio::spawn(async move { serving.serve_udp(socket).await });
             let client = UdpSocket::bind("0.0.0.0:0").await.unwrap();

@@ -20,7 +20,6 @@ const MODES: [RelayMode; 2] = [RelayMode::Splice, RelayMode::Copy { buffer: 16 *
 fn config(relay: RelayMode) -> ProxyConfig {
     ProxyConfig {
         relay,
-        mark: 0,
         ..ProxyConfig::default()
     }
 }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use edgemesh_host::{HostSockets, SocketFactory};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -55,12 +56,12 @@ impl AdminServer {
         self.route("/metrics", move || crate::metrics::encode(&registry))
     }
 
-    /// Binds `addr` (port 0 picks a free port) and returns the bound address with the serving future.
+    /// Binds `addr` with a plain socket of the host seam (port 0 picks a free port) and returns the bound address with the serving future.
     pub async fn bind(
         self,
         addr: SocketAddr,
     ) -> std::io::Result<(SocketAddr, impl std::future::Future<Output = ()>)> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = HostSockets::default().tcp_bind(addr)?;
         let local = listener.local_addr()?;
         Ok((local, serve(listener, Arc::new(self))))
     }

@@ -3,7 +3,10 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use edgemesh_host::{HostSockets, SocketFactory};
 
 use crate::PskMode;
 
@@ -50,6 +53,9 @@ pub struct TunnelConfig {
     pub udp_idle_timeout: Duration,
     /// How long an agent waits for the endpoint it was asked to dial.
     pub dial_timeout: Duration,
+    /// Where the sockets this node dials (and its SOCKS5 listener) come from; plain host
+    /// sockets by default. libp2p makes its own transport sockets.
+    pub sockets: Arc<dyn SocketFactory>,
 }
 
 impl TunnelConfig {
@@ -70,6 +76,7 @@ impl TunnelConfig {
             own_addrs: Vec::new(),
             udp_idle_timeout: Duration::from_secs(60),
             dial_timeout: Duration::from_secs(5),
+            sockets: Arc::new(HostSockets::default()),
         }
     }
 

@@ -5,9 +5,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use edgemesh_copy::Options;
+use edgemesh_host::SocketFactory;
 use futures::StreamExt as _;
 use libp2p::{PeerId, Stream};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio_util::compat::FuturesAsyncReadCompatExt as _;
 
 use crate::policy::{WireProtocol, check_destination};
@@ -81,8 +82,11 @@ async fn handle(shared: Arc<Shared>, peer: PeerId, mut stream: Stream) {
     let counters = shared.counters(peer);
     match request.protocol {
         WireProtocol::Tcp => {
-            let dialed =
-                tokio::time::timeout(cfg.dial_timeout, TcpStream::connect(request.target)).await;
+            let dialed = tokio::time::timeout(
+                cfg.dial_timeout,
+                edgemesh_host::connect(&*cfg.sockets, request.target),
+            )
+            .await;
             let Ok(Ok(upstream)) = dialed else {
                 return refuse(stream, peer, &format!("dial {} failed", request.target)).await;
             };
@@ -99,7 +103,7 @@ async fn handle(shared: Arc<Shared>, peer: PeerId, mut stream: Stream) {
                 edgemesh_copy::both_ways(&mut tunnel, &mut upstream, &(), Options::default()).await;
         }
         _ => {
-            let Ok(socket) = udp_socket(request.target).await else {
+            let Ok(socket) = udp_socket(&*cfg.sockets, request.target) else {
                 return refuse(
                     stream,
                     peer,
@@ -123,14 +127,8 @@ async fn handle(shared: Arc<Shared>, peer: PeerId, mut stream: Stream) {
     }
 }
 
-async fn udp_socket(target: SocketAddr) -> std::io::Result<UdpSocket> {
-    let bind: SocketAddr = match target {
-        SocketAddr::V4(_) => "0.0.0.0:0".parse().map_err(std::io::Error::other)?,
-        SocketAddr::V6(_) => "[::]:0".parse().map_err(std::io::Error::other)?,
-    };
-    let socket = UdpSocket::bind(bind).await?;
-    socket.connect(target).await?;
-    Ok(socket)
+fn udp_socket(sockets: &dyn SocketFactory, target: SocketAddr) -> std::io::Result<UdpSocket> {
+    sockets.udp_connect(target)
 }
 
 async fn refuse(mut stream: Stream, peer: PeerId, reason: &str) {

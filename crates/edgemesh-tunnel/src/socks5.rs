@@ -74,8 +74,11 @@ pub struct Socks5Server {
 impl Socks5Server {
     /// Listens on `addr` (e.g. `169.254.96.16:10800`; port 0 picks one).
     pub async fn bind(addr: SocketAddr, tunnel: TunnelHandle) -> Result<Self, TunnelError> {
-        let listener = TcpListener::bind(addr)
-            .await
+        let listener = tunnel
+            .shared
+            .config
+            .sockets
+            .tcp_bind(addr)
             .map_err(|error| TunnelError::Socks5Bind { addr, error })?;
         Ok(Socks5Server { listener, tunnel })
     }
@@ -152,7 +155,7 @@ async fn connect_and_splice(
         // This node itself: no tunnel needed.
         let dialed = tokio::time::timeout(
             tunnel.shared.config.dial_timeout,
-            TcpStream::connect(target.addr),
+            edgemesh_host::connect(&*tunnel.shared.config.sockets, target.addr),
         )
         .await;
         let Ok(Ok(mut upstream)) = dialed else {

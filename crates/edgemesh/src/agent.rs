@@ -6,7 +6,6 @@ mod dns;
 mod reload;
 mod settings;
 mod tunnel;
-mod udp_routing;
 
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -235,7 +235,7 @@ async fn ensure_device(name: &str, ip: IpAddr) -> anyhow::Result<()> {
     if name.is_empty() || !link_local {
         return Ok(());
     }
-    let status = edgemesh_dns::ensure_bridge_device(name, ip, 32)
+    let status = edgemesh_host::ensure_bridge_device(name, ip, 32)
         .await
         .with_context(|| {
             format!(

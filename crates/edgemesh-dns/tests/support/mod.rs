@@ -44,9 +44,9 @@ pub struct Zone {
 impl FakeUpstream {
     pub async fn start(zone: Zone, behaviour: Behaviour) -> Self {
         let any_port = "127.0.0.1:0".parse().unwrap();
-        let (udp, tcp) = edgemesh_dns::server::bind_pair(any_port)
-            .await
-            .unwrap_or_else(|(protocol, e)| panic!("fake upstream {protocol}: {e}"));
+        let (udp, tcp) =
+            edgemesh_dns::server::bind_pair(&edgemesh_host::HostSockets::default(), any_port)
+                .unwrap_or_else(|(protocol, e)| panic!("fake upstream {protocol}: {e}"));
         let addr = udp.local_addr().unwrap();
         let queries = Arc::new(AtomicUsize::new(0));
         let zone = Arc::new(zone);

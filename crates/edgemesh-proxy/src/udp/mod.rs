@@ -4,7 +4,7 @@
 //! # What the kernel side must provide (the netfilter engineer's rules)
 //!
 //! For IPv4, with `MARK` the TPROXY mark, `T` a free routing table and `PORT` the port of
-//! [`TproxySocket::bind`]:
+//! [`TproxySocket::bind`] (the policy route is `edgemesh_host::ensure_tproxy_route`):
 //!
 //! ```text
 //! ip rule add fwmark MARK lookup T
@@ -16,7 +16,7 @@
 //! meta mark & BYPASS != BYPASS ip daddr . udp dport @udp_services meta mark set MARK
 //! ```
 //!
-//! The agent's own upstream sockets carry the bypass mark ([`crate::ProxyConfig::mark`]) and
+//! The agent's own upstream sockets carry the bypass mark ([`crate::ProxyConfig::sockets`]) and
 //! the output rule must skip them. The reply sockets send from the service address with
 //! `IP_TRANSPARENT`, which needs no rule.
 //!

@@ -101,11 +101,16 @@ pub(crate) fn open(proxy: &Proxy, received: Received) -> Option<(Session, Option
             )
         }
         None => (
-            upstream_socket(picked.backend.addr, inner.config.mark).map(Upstream::Socket),
+            upstream_socket(&*inner.config.sockets, picked.backend.addr).map(Upstream::Socket),
             None,
         ),
     };
-    let sockets = upstream.and_then(|up| Ok((up, reply_socket(received.original_dst)?)));
+    let sockets = upstream.and_then(|up| {
+        Ok((
+            up,
+            reply_socket(&*inner.config.sockets, received.original_dst)?,
+        ))
+    });
     match sockets {
         Ok((upstream, reply)) => {
             Metrics::inc(&inner.metrics.udp_sessions_created);

@@ -1,14 +1,15 @@
 //! The sockets of the UDP path: the one `IP_TRANSPARENT` receiver for every UDP service, the
 //! per-session reply socket that speaks *from* the service address, and the marked upstream.
+//! Each comes from the host seam ([`SocketFactory`]), which sets their options.
 
 use std::io::{self, IoSliceMut};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 
+use edgemesh_host::SocketFactory;
 use nix::sys::socket::{
     ControlMessageOwned, MsgFlags, SockaddrIn, recvmsg, setsockopt, sockopt::Ipv4OrigDstAddr,
 };
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
@@ -31,28 +32,13 @@ pub struct TproxySocket {
 
 impl TproxySocket {
     /// Binds the receiver; needs CAP_NET_ADMIN (`IP_TRANSPARENT`).
-    pub fn bind(addr: SocketAddrV4) -> Result<Self, ProxyError> {
-        let setup = |what| {
-            move |source| ProxyError::UdpSetup {
-                what,
-                error: source,
-            }
-        };
-        let socket =
-            Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(setup("socket"))?;
-        socket
-            .set_ip_transparent_v4(true)
-            .map_err(setup("IP_TRANSPARENT"))?;
+    pub fn bind(sockets: &dyn SocketFactory, addr: SocketAddrV4) -> Result<Self, ProxyError> {
+        let setup = |what| move |error| ProxyError::UdpSetup { what, error };
+        let socket = sockets
+            .udp_transparent(SocketAddr::V4(addr))
+            .map_err(setup("transparent bind"))?;
         setsockopt(&socket, Ipv4OrigDstAddr, &true)
             .map_err(|e| setup("IP_RECVORIGDSTADDR")(e.into()))?;
-        socket
-            .set_reuse_address(true)
-            .map_err(setup("SO_REUSEADDR"))?;
-        socket.set_nonblocking(true).map_err(setup("O_NONBLOCK"))?;
-        socket
-            .bind(&SocketAddr::V4(addr).into())
-            .map_err(setup("bind"))?;
-        let socket = UdpSocket::from_std(socket.into()).map_err(setup("register with tokio"))?;
         Ok(Self { socket })
     }
 
@@ -100,29 +86,11 @@ fn recv_with_original_dst(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Rece
 /// client sees them come from the address it sent to. It stays unconnected on purpose: a
 /// connected one would match TPROXY's "established" lookup and swallow the client's next
 /// datagrams.
-pub fn reply_socket(from: SocketAddr) -> io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::for_address(from), Type::DGRAM, Some(Protocol::UDP))?;
-    match from {
-        SocketAddr::V4(_) => socket.set_ip_transparent_v4(true)?,
-        SocketAddr::V6(_) => socket.set_ip_transparent_v6(true)?,
-    }
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&from.into())?;
-    UdpSocket::from_std(socket.into())
+pub fn reply_socket(sockets: &dyn SocketFactory, from: SocketAddr) -> io::Result<UdpSocket> {
+    sockets.udp_transparent(from)
 }
 
 /// A marked socket connected to the backend (replies from anyone else are dropped by the kernel).
-pub fn upstream_socket(backend: SocketAddr, mark: u32) -> io::Result<UdpSocket> {
-    let socket = Socket::new(
-        Domain::for_address(backend),
-        Type::DGRAM,
-        Some(Protocol::UDP),
-    )?;
-    if mark != 0 {
-        socket.set_mark(mark)?;
-    }
-    socket.set_nonblocking(true)?;
-    socket.connect(&backend.into())?;
-    UdpSocket::from_std(socket.into())
+pub fn upstream_socket(sockets: &dyn SocketFactory, backend: SocketAddr) -> io::Result<UdpSocket> {
+    sockets.udp_connect(backend)
 }

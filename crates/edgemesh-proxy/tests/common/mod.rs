@@ -7,6 +7,7 @@ pub mod netns;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use edgemesh_host::HostSockets;
 use edgemesh_lb::Balancer;
 use edgemesh_model::fixtures::cluster_ip_service;
 use edgemesh_model::{
@@ -47,7 +48,7 @@ pub async fn start_proxy(
     original_dst: &str,
 ) -> (Proxy, SocketAddr) {
     let dst: SocketAddr = original_dst.parse().unwrap();
-    let dialer = Arc::new(DirectDialer::new(0).unwrap());
+    let dialer = Arc::new(DirectDialer::new(Arc::new(HostSockets::default())));
     let od = Arc::new(move |_: &TcpStream| Ok(dst));
     let proxy = Proxy::with_original_dst(config, snapshots(policy), balancer, dialer, od);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

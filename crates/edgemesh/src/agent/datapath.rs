@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use edgemesh_host::{HostSockets, SocketFactory};
 use edgemesh_kube::Readiness;
 use edgemesh_lb::LoadBalancer;
 use edgemesh_model::{Snapshot, SnapshotCell};
@@ -23,11 +24,9 @@ use edgemesh_proxy::udp::TproxySocket;
 use edgemesh_proxy::{Dialer, DirectDialer, Metrics, Proxy, ProxyConfig};
 use edgemesh_telemetry::{Liveness, Readout, Registry};
 use edgemesh_tunnel::{TunnelDialer, TunnelHandle};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::settings::ProxySettings;
-use super::udp_routing;
 
 /// How long the proxy holds connections while the sources have not completed their first list;
 /// then it serves what it knows.
@@ -73,7 +72,10 @@ pub async fn start(
         LoadBalancer::new(settings.consistent_hash)
             .context("modules.edgeProxy.loadBalancer.consistentHash")?,
     );
-    let direct = DirectDialer::new(DEFAULT_BYPASS_MARK.value)?;
+    // Every socket of the data path comes from here: dialed ones carry the bypass mark (checked
+    // now, so a missing CAP_NET_ADMIN is a start-up error).
+    let sockets = Arc::new(HostSockets::marked(DEFAULT_BYPASS_MARK.value)?);
+    let direct = DirectDialer::new(sockets.clone());
     // Endpoints on other nodes go through the tunnel when it runs; without it they are dialed
     // directly (a flat network, or they fail and the proxy retries another endpoint).
     let dialer: Arc<dyn Dialer> = match tunnel {
@@ -81,14 +83,14 @@ pub async fn start(
         None => Arc::new(direct),
     };
     let config = ProxyConfig {
-        mark: DEFAULT_BYPASS_MARK.value,
+        sockets: sockets.clone(),
         local_node: Some(Arc::from(node_name)),
         ..ProxyConfig::default()
     };
     let proxy = Proxy::new(config, cell, balancer.clone(), dialer);
 
     let tcp_addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, settings.port));
-    let listener = TcpListener::bind(tcp_addr).await.with_context(|| {
+    let listener = sockets.tcp_bind(tcp_addr).with_context(|| {
         format!(
             "cannot listen on the transparent proxy port {tcp_addr} (modules.edgeProxy.listenPort; \
                  if nothing else listens there, an outgoing connection may hold it as its \
@@ -112,7 +114,7 @@ pub async fn start(
     })
     .await??;
     let synced = first_complete_sync(updates.clone(), Arc::clone(&readiness));
-    let udp = start_udp(settings, &proxy, synced, liveness).await;
+    let udp = start_udp(settings, &*sockets, &proxy, synced, liveness).await;
     tracing::info!(backend = %backend.kind(), tcp = %tcp_addr, udp = udp.is_some(), "transparent proxy listening; programming ClusterIP interception");
     let options = RuleOptions {
         tcp_port: settings.port,
@@ -176,12 +178,12 @@ pub async fn cleanup(bridge: &(String, std::net::IpAddr)) -> anyhow::Result<()> 
             Err(e) => failures.push(format!("{kind}: {e}")),
         }
     }
-    match udp_routing::remove(edgemesh_netfilter::DEFAULT_TPROXY_MARK).await {
+    match edgemesh_host::remove_tproxy_route(edgemesh_netfilter::DEFAULT_TPROXY_MARK).await {
         Ok(()) => tracing::info!("removed the UDP TPROXY policy route"),
         Err(e) => failures.push(format!("UDP policy route: {e:#}")),
     }
     let (device, address) = bridge;
-    match edgemesh_dns::remove_bridge_device(device, *address).await {
+    match edgemesh_host::remove_bridge_device(device, *address).await {
         Ok(true) => tracing::info!(%device, "removed the bridge device"),
         Ok(false) => {}
         Err(e) => failures.push(format!("bridge device {device}: {e}")),
@@ -198,6 +200,7 @@ pub async fn cleanup(bridge: &(String, std::net::IpAddr)) -> anyhow::Result<()> 
 /// socket; without any of them UDP services are left alone (logged) and TCP still works.
 async fn start_udp(
     settings: &ProxySettings,
+    sockets: &dyn SocketFactory,
     proxy: &Proxy,
     synced: impl Future<Output = ()> + Send + 'static,
     liveness: &Liveness,
@@ -206,11 +209,14 @@ async fn start_udp(
         port: settings.port,
         mark: edgemesh_netfilter::DEFAULT_TPROXY_MARK,
     };
-    if let Err(e) = udp_routing::ensure(options.mark).await {
+    if let Err(e) = edgemesh_host::ensure_tproxy_route(options.mark).await {
         tracing::warn!(error = %format_args!("{e:#}"), "UDP services are not intercepted");
         return None;
     }
-    let socket = match TproxySocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, settings.port)) {
+    let socket = match TproxySocket::bind(
+        sockets,
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, settings.port),
+    ) {
         Ok(socket) => socket,
         Err(e) => {
             tracing::warn!(error = %e, "UDP services are not intercepted");

@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use edgemesh_config::AgentConfig;
 use edgemesh_dns::{
-    ClientPolicy, DnsConfig, DnsMetrics, DnsServer, RESOLV_CONF, ensure_bridge_device,
-    upstreams_of_node,
+    ClientPolicy, DnsConfig, DnsMetrics, DnsServer, RESOLV_CONF, upstreams_of_node,
 };
+use edgemesh_host::ensure_bridge_device;
 use edgemesh_model::SnapshotCell;
 use edgemesh_telemetry::Liveness;
 

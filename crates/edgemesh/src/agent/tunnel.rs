@@ -189,27 +189,18 @@ pub fn start(
 
 /// The host's addresses, except loopback and link-local ones (the bridge device's).
 fn own_addresses() -> Vec<IpAddr> {
-    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+    let Ok(ips) = edgemesh_host::interface_addresses() else {
         return Vec::new();
     };
-    let mut ips: Vec<IpAddr> = addrs
-        .filter_map(|a| {
-            let address = a.address?;
-            let ip = match (address.as_sockaddr_in(), address.as_sockaddr_in6()) {
-                (Some(v4), _) => IpAddr::V4(v4.ip()),
-                (_, Some(v6)) => IpAddr::V6(v6.ip()),
-                _ => return None,
-            };
+    ips.into_iter()
+        .filter(|ip| {
             let link_local = match ip {
                 IpAddr::V4(v4) => v4.is_link_local(),
                 IpAddr::V6(v6) => v6.is_unicast_link_local(),
             };
-            (!ip.is_loopback() && !link_local).then_some(ip)
+            !ip.is_loopback() && !link_local
         })
-        .collect();
-    ips.sort();
-    ips.dedup();
-    ips
+        .collect()
 }
 
 /// Serves SOCKS5 on the bridge device's address (created here when DNS has not done it).
@@ -217,7 +208,7 @@ pub async fn start_socks5(settings: &TunnelSettings, handle: TunnelHandle) -> an
     let Some((device, addr)) = settings.socks5.clone() else {
         return Ok(());
     };
-    edgemesh_dns::ensure_bridge_device(&device, addr.ip(), 32)
+    edgemesh_host::ensure_bridge_device(&device, addr.ip(), 32)
         .await
         .with_context(|| format!("cannot set up {device} with {} for SOCKS5", addr.ip()))?;
     let server = Socks5Server::bind(addr, handle)

@@ -4,35 +4,28 @@
 
 use std::net::Ipv4Addr;
 
-use anyhow::Context;
 use futures::TryStreamExt;
 use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage, RouteScope, RouteType};
 use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use rtnetlink::{Handle, IpVersion, RouteMessageBuilder};
 
+use super::{NetError, with_netlink};
+
 /// Routing table of the TPROXY local route (the value used in the kernel's TPROXY documentation).
 pub const TPROXY_TABLE: u32 = 100;
 
-/// Ensures the rule and the route exist.
-pub async fn ensure(mark: u32) -> anyhow::Result<()> {
+/// Ensures the rule and the route exist (in the calling thread's network namespace).
+pub async fn ensure_tproxy_route(mark: u32) -> Result<(), NetError> {
     with_netlink(|handle| async move { ensure_with(&handle, mark).await }).await
 }
 
-/// Runs `f` with a netlink handle whose connection lives exactly as long as `f`.
-async fn with_netlink<F, Fut>(f: F) -> anyhow::Result<()>
-where
-    F: FnOnce(Handle) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
-{
-    let (connection, handle, _) =
-        rtnetlink::new_connection().context("cannot open a netlink socket")?;
-    let connection = tokio::spawn(connection);
-    let result = f(handle).await;
-    connection.abort();
-    result
+/// `map_err` for a request spelled as `ip` would.
+fn request(request: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetError {
+    let request = request.into();
+    move |error| NetError::Route { request, error }
 }
 
-async fn ensure_with(handle: &Handle, mark: u32) -> anyhow::Result<()> {
+async fn ensure_with(handle: &Handle, mark: u32) -> Result<(), NetError> {
     if !rule_exists(handle, mark).await? {
         let add = handle
             .rule()
@@ -41,9 +34,9 @@ async fn ensure_with(handle: &Handle, mark: u32) -> anyhow::Result<()> {
             .fw_mark(mark)
             .table_id(TPROXY_TABLE)
             .action(RuleAction::ToTable);
-        add.execute()
-            .await
-            .with_context(|| format!("ip rule add fwmark {mark:#x} lookup {TPROXY_TABLE}"))?;
+        add.execute().await.map_err(request(format!(
+            "ip rule add fwmark {mark:#x} lookup {TPROXY_TABLE}"
+        )))?;
     }
     let lo = loopback_index(handle).await?;
     let route = RouteMessageBuilder::<Ipv4Addr>::new()
@@ -59,22 +52,24 @@ async fn ensure_with(handle: &Handle, mark: u32) -> anyhow::Result<()> {
         .replace()
         .execute()
         .await
-        .with_context(|| format!("ip route replace local 0.0.0.0/0 dev lo table {TPROXY_TABLE}"))
+        .map_err(request(format!(
+            "ip route replace local 0.0.0.0/0 dev lo table {TPROXY_TABLE}"
+        )))
 }
 
 /// Removes the rule and the route (idempotent: absent ones are fine).
-pub async fn remove(mark: u32) -> anyhow::Result<()> {
+pub async fn remove_tproxy_route(mark: u32) -> Result<(), NetError> {
     with_netlink(|handle| async move { remove_with(&handle, mark).await }).await
 }
 
-async fn remove_with(handle: &Handle, mark: u32) -> anyhow::Result<()> {
+async fn remove_with(handle: &Handle, mark: u32) -> Result<(), NetError> {
     for rule in matching_rules(handle, mark).await? {
         handle
             .rule()
             .del(rule)
             .execute()
             .await
-            .context("ip rule del")?;
+            .map_err(request("ip rule del"))?;
     }
     let routes: Vec<_> = handle
         .route()
@@ -86,7 +81,7 @@ async fn remove_with(handle: &Handle, mark: u32) -> anyhow::Result<()> {
         .execute()
         .try_collect()
         .await
-        .context("ip route list table")?;
+        .map_err(request(format!("ip route list table {TPROXY_TABLE}")))?;
     // The dump is not filtered by table (the kernel ignores the request's table without strict
     // checking): keep only our route, never the local table's 127.0.0.0/8 or host addresses.
     for route in routes.into_iter().filter(is_tproxy_route) {
@@ -95,12 +90,12 @@ async fn remove_with(handle: &Handle, mark: u32) -> anyhow::Result<()> {
             .del(route)
             .execute()
             .await
-            .context("ip route del")?;
+            .map_err(request("ip route del"))?;
     }
     Ok(())
 }
 
-/// `local 0.0.0.0/0 dev lo table 100`, the route [`ensure`] installs.
+/// `local 0.0.0.0/0 dev lo table 100`, the route [`ensure_tproxy_route`] installs.
 fn is_tproxy_route(route: &RouteMessage) -> bool {
     let table = route
         .attributes
@@ -115,18 +110,18 @@ fn is_tproxy_route(route: &RouteMessage) -> bool {
         && route.header.destination_prefix_length == 0
 }
 
-async fn rule_exists(handle: &Handle, mark: u32) -> anyhow::Result<bool> {
+async fn rule_exists(handle: &Handle, mark: u32) -> Result<bool, NetError> {
     Ok(!matching_rules(handle, mark).await?.is_empty())
 }
 
-async fn matching_rules(handle: &Handle, mark: u32) -> anyhow::Result<Vec<RuleMessage>> {
+async fn matching_rules(handle: &Handle, mark: u32) -> Result<Vec<RuleMessage>, NetError> {
     let rules: Vec<_> = handle
         .rule()
         .get(IpVersion::V4)
         .execute()
         .try_collect()
         .await
-        .context("ip rule list")?;
+        .map_err(request("ip rule list"))?;
     Ok(rules
         .into_iter()
         .filter(|rule| {
@@ -136,8 +131,8 @@ async fn matching_rules(handle: &Handle, mark: u32) -> anyhow::Result<Vec<RuleMe
         .collect())
 }
 
-async fn loopback_index(handle: &Handle) -> anyhow::Result<u32> {
+async fn loopback_index(handle: &Handle) -> Result<u32, NetError> {
     let mut links = handle.link().get().match_name("lo".into()).execute();
-    let link = links.try_next().await.context("ip link show lo")?;
-    link.map(|l| l.header.index).context("no loopback device")
+    let link = links.try_next().await.map_err(request("ip link show lo"))?;
+    link.map(|l| l.header.index).ok_or(NetError::NoLoopback)
 }

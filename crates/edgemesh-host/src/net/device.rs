@@ -1,4 +1,4 @@
-//! The bridge device the DNS server listens on (EdgeMesh's `edgemesh0` with 169.254.96.16/32),
+//! The bridge device the DNS server (and the SOCKS5 proxy, and the hub) listens on (EdgeMesh's `edgemesh0` with 169.254.96.16/32),
 //! created and addressed through netlink, idempotently: running it again changes nothing.
 //!
 //! A `bridge` link is used because the `dummy` link type is missing on some kernels.
@@ -9,7 +9,7 @@ use futures::TryStreamExt;
 use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::{Handle, LinkBridge, LinkUnspec};
 
-use crate::error::BridgeError;
+use super::{NetError, with_netlink};
 
 /// What [`ensure_bridge_device`] found or did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,15 +25,14 @@ pub async fn ensure_bridge_device(
     name: &str,
     address: IpAddr,
     prefix_len: u8,
-) -> Result<BridgeStatus, BridgeError> {
+) -> Result<BridgeStatus, NetError> {
     if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', '\t', '\n']) {
-        return Err(BridgeError::InvalidName(name.to_string()));
+        return Err(NetError::InvalidName {
+            name: name.to_string(),
+        });
     }
-    let (connection, handle, _) = rtnetlink::new_connection().map_err(BridgeError::Connect)?;
-    let connection = tokio::spawn(connection);
-    let result = ensure_with(&handle, name, address, prefix_len).await;
-    connection.abort();
-    result
+    with_netlink(|handle| async move { ensure_with(&handle, name, address, prefix_len).await })
+        .await
 }
 
 async fn ensure_with(
@@ -41,9 +40,9 @@ async fn ensure_with(
     name: &str,
     address: IpAddr,
     prefix_len: u8,
-) -> Result<BridgeStatus, BridgeError> {
+) -> Result<BridgeStatus, NetError> {
     let nl = |what| {
-        move |source| BridgeError::Netlink {
+        move |source| NetError::Device {
             what,
             device: name.to_string(),
             error: source,
@@ -56,7 +55,9 @@ async fn ensure_with(
             add.await.map_err(nl("add bridge"))?;
             let index = link_index(handle, name).await.map_err(nl("get link"))?;
             (
-                index.ok_or_else(|| BridgeError::Vanished(name.to_string()))?,
+                index.ok_or_else(|| NetError::Vanished {
+                    device: name.to_string(),
+                })?,
                 true,
             )
         }
@@ -85,33 +86,30 @@ async fn ensure_with(
 /// Removes link `name` if it is the device [`ensure_bridge_device`] makes: it exists and carries
 /// `address` (a device of the same name without it is someone else's and is left alone).
 /// Returns whether it was removed.
-pub async fn remove_bridge_device(name: &str, address: IpAddr) -> Result<bool, BridgeError> {
-    let (connection, handle, _) = rtnetlink::new_connection().map_err(BridgeError::Connect)?;
-    let connection = tokio::spawn(connection);
+pub async fn remove_bridge_device(name: &str, address: IpAddr) -> Result<bool, NetError> {
+    with_netlink(|handle| async move { remove_with(&handle, name, address).await }).await
+}
+
+async fn remove_with(handle: &Handle, name: &str, address: IpAddr) -> Result<bool, NetError> {
     let nl = |what| {
-        move |source| BridgeError::Netlink {
+        move |source| NetError::Device {
             what,
             device: name.to_string(),
             error: source,
         }
     };
-    let result = async {
-        let Some(index) = link_index(&handle, name).await.map_err(nl("get link"))? else {
-            return Ok(false);
-        };
-        if !has_address(&handle, index, address)
-            .await
-            .map_err(nl("get addresses"))?
-        {
-            return Ok(false);
-        }
-        let delete = handle.link().del(index).execute();
-        delete.await.map_err(nl("delete link"))?;
-        Ok(true)
+    let Some(index) = link_index(handle, name).await.map_err(nl("get link"))? else {
+        return Ok(false);
+    };
+    if !has_address(handle, index, address)
+        .await
+        .map_err(nl("get addresses"))?
+    {
+        return Ok(false);
     }
-    .await;
-    connection.abort();
-    result
+    let delete = handle.link().del(index).execute();
+    delete.await.map_err(nl("delete link"))?;
+    Ok(true)
 }
 
 /// The link's index, or `None` when no link has that name (ENODEV).

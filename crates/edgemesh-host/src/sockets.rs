@@ -1,0 +1,152 @@
+//! Every socket edgemesh opens comes from a [`SocketFactory`], so the options that decide how
+//! the host treats its traffic are set in one place:
+//!
+//! - sockets that *send out* — TCP sockets to dial from ([`SocketFactory::new_tcp_v4`],
+//!   [`SocketFactory::new_tcp_v6`]) and connected UDP upstreams ([`SocketFactory::udp_connect`])
+//!   — carry the bypass mark (`SO_MARK`), so the netfilter rules never intercept the agent's own
+//!   connections again; TCP ones also get `TCP_NODELAY` (a relay forwards what it was given at
+//!   once);
+//! - listeners and bound UDP sockets are plain (a mark on a listener would be inherited by every
+//!   accepted connection);
+//! - transparent UDP sockets ([`SocketFactory::udp_transparent`]) get `IP_TRANSPARENT`, for the
+//!   TPROXY receiver and for replies sent from a service address the host does not own.
+//!
+//! Test code may open plain sockets directly; product code asks the factory.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
+
+/// Backlog of listeners, tokio's own (`TcpListener::bind`).
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Makes the sockets of one process (ztunnel's `SocketFactory`). Must be called inside a tokio
+/// runtime: the sockets are registered with its reactor.
+pub trait SocketFactory: Send + Sync + fmt::Debug {
+    /// An IPv4 TCP socket to dial from (marked, nodelay).
+    fn new_tcp_v4(&self) -> io::Result<TcpSocket>;
+    /// An IPv6 TCP socket to dial from (marked, nodelay).
+    fn new_tcp_v6(&self) -> io::Result<TcpSocket>;
+    /// A listener on `addr` (`SO_REUSEADDR`, as `tokio::net::TcpListener::bind`).
+    fn tcp_bind(&self, addr: SocketAddr) -> io::Result<TcpListener>;
+    /// A UDP socket bound to `addr` (as `tokio::net::UdpSocket::bind`).
+    fn udp_bind(&self, addr: SocketAddr) -> io::Result<UdpSocket>;
+    /// A UDP socket connected to `peer` from an ephemeral port (marked): datagrams from anyone
+    /// else are dropped by the kernel.
+    fn udp_connect(&self, peer: SocketAddr) -> io::Result<UdpSocket>;
+    /// A UDP socket bound to `addr` with `IP_TRANSPARENT` and `SO_REUSEADDR`: it may bind an
+    /// address the host does not own and receive what TPROXY delivers. Needs CAP_NET_ADMIN.
+    fn udp_transparent(&self, addr: SocketAddr) -> io::Result<UdpSocket>;
+
+    /// A TCP socket to dial `addr` from, of `addr`'s family.
+    fn new_tcp_for(&self, addr: SocketAddr) -> io::Result<TcpSocket> {
+        match addr {
+            SocketAddr::V4(_) => self.new_tcp_v4(),
+            SocketAddr::V6(_) => self.new_tcp_v6(),
+        }
+    }
+}
+
+/// Connects to `addr` with a socket from `sockets`.
+pub async fn connect(sockets: &dyn SocketFactory, addr: SocketAddr) -> io::Result<TcpStream> {
+    sockets.new_tcp_for(addr)?.connect(addr).await
+}
+
+/// The factory of the real host. `HostSockets::default()` marks nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostSockets {
+    mark: u32,
+}
+
+/// Why a [`HostSockets`] cannot be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SocketError {
+    #[error(
+        "setting SO_MARK {mark:#x} on upstream sockets is not permitted ({error}); run with \
+         CAP_NET_ADMIN or set the mark to 0 (then the netfilter rules cannot exempt the agent's \
+         own connections)"
+    )]
+    MarkNotPermitted { mark: u32, error: io::Error },
+}
+
+impl HostSockets {
+    /// Sockets that send out carry `mark` (0: no mark). Checks once that the mark can be set, so
+    /// a missing CAP_NET_ADMIN is a start-up error that says what to do, not a failure of every
+    /// connection later.
+    pub fn marked(mark: u32) -> Result<Self, SocketError> {
+        if mark != 0 {
+            Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
+                .and_then(|probe| probe.set_mark(mark))
+                .map_err(|error| SocketError::MarkNotPermitted { mark, error })?;
+        }
+        Ok(Self { mark })
+    }
+
+    /// The bypass mark on sockets that send out; 0 when none.
+    pub fn mark(&self) -> u32 {
+        self.mark
+    }
+
+    fn apply_mark(&self, socket: SockRef<'_>) -> io::Result<()> {
+        if self.mark != 0 {
+            socket.set_mark(self.mark)?;
+        }
+        Ok(())
+    }
+
+    fn dialing(&self, socket: TcpSocket) -> io::Result<TcpSocket> {
+        self.apply_mark(SockRef::from(&socket))?;
+        socket.set_nodelay(true)?;
+        Ok(socket)
+    }
+}
+
+impl SocketFactory for HostSockets {
+    fn new_tcp_v4(&self) -> io::Result<TcpSocket> {
+        self.dialing(TcpSocket::new_v4()?)
+    }
+
+    fn new_tcp_v6(&self) -> io::Result<TcpSocket> {
+        self.dialing(TcpSocket::new_v6()?)
+    }
+
+    fn tcp_bind(&self, addr: SocketAddr) -> io::Result<TcpListener> {
+        let socket = match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    }
+
+    fn udp_bind(&self, addr: SocketAddr) -> io::Result<UdpSocket> {
+        let socket = std::net::UdpSocket::bind(addr)?;
+        socket.set_nonblocking(true)?;
+        UdpSocket::from_std(socket)
+    }
+
+    fn udp_connect(&self, peer: SocketAddr) -> io::Result<UdpSocket> {
+        let socket = Socket::new(Domain::for_address(peer), Type::DGRAM, Some(Protocol::UDP))?;
+        self.apply_mark(SockRef::from(&socket))?;
+        socket.set_nonblocking(true)?;
+        socket.connect(&peer.into())?;
+        UdpSocket::from_std(socket.into())
+    }
+
+    fn udp_transparent(&self, addr: SocketAddr) -> io::Result<UdpSocket> {
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        match addr {
+            SocketAddr::V4(_) => socket.set_ip_transparent_v4(true)?,
+            SocketAddr::V6(_) => socket.set_ip_transparent_v6(true)?,
+        }
+        socket.set_reuse_address(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        UdpSocket::from_std(socket.into())
+    }
+}
