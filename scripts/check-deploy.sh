@@ -32,6 +32,14 @@ render() { # name, helm args...
   helm template edgemesh "$chart" --namespace kubeedge "$@" >"$out/$name.yaml"
 }
 
+echo "check-deploy: the checker catches broken objects"
+if scripts/check-deploy.py --edgemesh "$bin" scripts/testdata/check-deploy-broken.yaml >"$out/broken.txt" 2>&1; then
+  cat "$out/broken.txt" >&2; fail "check-deploy.py passed scripts/testdata/check-deploy-broken.yaml"
+fi
+for want in "listenPort: invalid value '0'" "'bad agent' is not a User-Agent" "'hostNetwrk' was unexpected"; do
+  grep -qF "$want" "$out/broken.txt" || { cat "$out/broken.txt" >&2; fail "check-deploy.py did not report: $want"; }
+done
+
 render default
 scripts/check-deploy.py --edgemesh "$bin" "$out/default.yaml"
 grep -q 'kubeedge: edgemesh-hub' "$out/default.yaml" && fail "the hub is rendered though hub.enabled is false by default"
