@@ -8,6 +8,7 @@ For each rendered file:
     `edgemesh agent --check-config --config FILE` must exit 0 (its warnings are printed);
   - every edge hub ConfigMap (key cache_agents) must be a comma-separated list of User-Agent
     names or `*`;
+  - every flag a rendered DaemonSet passes to `edgemesh hub` is one `edgemesh hub --help` lists;
   - with --edgemesh-compat, the objects an EdgeMesh install has keep EdgeMesh's names, the
     DaemonSet keeps EdgeMesh's selector (a selector cannot change on upgrade), the PSK from the
     values is the one in the Secret, and relayNodes from the values reach the agent's config.
@@ -73,6 +74,19 @@ def check_cache_agents(value, where, problems):
             problems.append(f"{where}: cache_agents entry {name!r} is not a User-Agent name or *")
 
 
+def check_hub_flags(binary, doc, where, problems):
+    for c in doc["spec"]["template"]["spec"].get("containers", []):
+        command = (c.get("command") or []) + (c.get("args") or [])
+        if len(command) < 2 or not command[0].endswith("edgemesh") or command[1] != "hub":
+            continue
+        run = subprocess.run([binary, "hub", "--help"], capture_output=True, text=True, timeout=60)
+        known = set(re.findall(r"(?m)^\s+(?:-\w, )?(--[a-z0-9-]+)", run.stdout))
+        for arg in command[2:]:
+            flag = arg.split("=", 1)[0]
+            if flag.startswith("--") and flag not in known:
+                problems.append(f"{where}: container {c['name']}: `edgemesh hub` has no flag {flag}")
+
+
 def check_edgemesh_compat(objects, values, problems):
     by_kind_name = {(o["kind"], o["metadata"]["name"]): o for o in objects}
     for kind, name in [
@@ -133,6 +147,8 @@ def main():
         where = f"{doc.get('kind')} {doc.get('metadata', {}).get('namespace', '-')}/{doc.get('metadata', {}).get('name')}"
         kinds[doc.get("kind")] = kinds.get(doc.get("kind"), 0) + 1
         validate_schema(doc, where, problems)
+        if doc.get("kind") == "DaemonSet":
+            check_hub_flags(args.edgemesh, doc, where, problems)
         if doc.get("kind") == "ConfigMap":
             data = doc.get("data") or {}
             if AGENT_KEY in data:

@@ -36,7 +36,8 @@ echo "check-deploy: the checker catches broken objects"
 if scripts/check-deploy.py --edgemesh "$bin" scripts/testdata/check-deploy-broken.yaml >"$out/broken.txt" 2>&1; then
   cat "$out/broken.txt" >&2; fail "check-deploy.py passed scripts/testdata/check-deploy-broken.yaml"
 fi
-for want in "listenPort: invalid value '0'" "'bad agent' is not a User-Agent" "'hostNetwrk' was unexpected"; do
+for want in "listenPort: invalid value '0'" "'bad agent' is not a User-Agent" "'hostNetwrk' was unexpected" \
+  "has no flag --no-such-flag"; do
   grep -qF "$want" "$out/broken.txt" || { cat "$out/broken.txt" >&2; fail "check-deploy.py did not report: $want"; }
 done
 
