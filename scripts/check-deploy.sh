@@ -81,5 +81,22 @@ unshare --net sh -eu -c '
   [ "$(EDGEMESH_IPTABLES_MODE=nft "$w" --detect)" = nft ] || { echo "override ignored" >&2; exit 1; }
   iptables-legacy -F INPUT
 ' sh "$wrapper" || fail "iptables-wrapper picked the wrong flavour"
+# Called as iptables-save, it runs the chosen flavour's own binary and points the alternatives
+# there (a stand-in update-alternatives records it: the host's alternatives are not touched).
+fake=$out/fake-bin
+mkdir -p "$fake"
+for name in iptables iptables-save iptables-restore ip6tables-save; do ln -s "$wrapper" "$fake/$name"; done
+printf '#!/bin/sh\necho "$@" >>"%s/alternatives.log"\n' "$fake" >"$fake/update-alternatives"
+chmod +x "$fake/update-alternatives"
+# shellcheck disable=SC2016
+unshare --net sh -eu -c '
+  for p in $(seq 1001 1012); do iptables-nft -A INPUT -p tcp --dport "$p" -j ACCEPT; done
+  n=$(PATH="$1:$PATH" "$1/iptables-save" | grep -c "^-A INPUT")
+  [ "$n" = 12 ] || { echo "iptables-save through the wrapper saw $n rules, not 12" >&2; exit 1; }
+' sh "$fake" || fail "iptables-wrapper did not run iptables-nft-save"
+grep -qx -- "--set iptables $(command -v iptables-nft)" "$fake/alternatives.log" \
+  || fail "iptables-wrapper did not point the iptables alternative at iptables-nft"
+grep -qx -- "--set ip6tables $(command -v ip6tables-nft)" "$fake/alternatives.log" \
+  || fail "iptables-wrapper did not point the ip6tables alternative at ip6tables-nft"
 
 echo "check-deploy: ok"
