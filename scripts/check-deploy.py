@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Checks objects rendered by `helm template` (scripts/check-deploy.sh runs it).
+
+For each rendered file:
+  - every object is validated against the Kubernetes OpenAPI schema (kubernetes-validate,
+    strict: unknown fields are errors) for the oldest and the newest Kubernetes it ships;
+  - every agent ConfigMap (key edgemesh-agent.yaml) is started through edgemesh's config loader:
+    `edgemesh agent --check-config --config FILE` must exit 0 (its warnings are printed);
+  - every edge hub ConfigMap (key cache_agents) must be a comma-separated list of User-Agent
+    names or `*`;
+  - every flag a rendered DaemonSet passes to `edgemesh hub` is one `edgemesh hub --help` lists;
+  - with --edgemesh-compat, the objects an EdgeMesh install has keep EdgeMesh's names, the
+    DaemonSet keeps EdgeMesh's selector (a selector cannot change on upgrade), the PSK from the
+    values is the one in the Secret, and relayNodes from the values reach the agent's config.
+
+    scripts/check-deploy.py --edgemesh BIN [--values FILE] [--edgemesh-compat] RENDERED.yaml
+Exits 1 on the first failing file, after printing every problem in it.
+"""
+
+import argparse
+import base64
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import kubernetes_validate
+import yaml
+
+OLDEST_SCHEMA = "1.25.0"
+AGENT_KEY = "edgemesh-agent.yaml"
+USER_AGENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def schema_versions():
+    return [OLDEST_SCHEMA, kubernetes_validate.latest_version()]
+
+
+def validate_schema(doc, where, problems):
+    for version in schema_versions():
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            path = "/".join(str(p) for p in e.path)
+            problems.append(f"{where}: schema {version}: {path}: {e.message}")
+        except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.InvalidSchemaError) as e:
+            problems.append(f"{where}: schema {version}: {e}")
+
+
+def check_agent_config(binary, text, where, problems):
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="edgemesh-agent-", delete=False) as f:
+        f.write(text)
+        path = f.name
+    try:
+        # NODE_NAME as the DaemonSet sets it; nothing on the host is touched by --check-config.
+        env = dict(os.environ, NODE_NAME="check-deploy-node")
+        run = subprocess.run(
+            [binary, "agent", "--check-config", "--config", path],
+            capture_output=True, text=True, env=env, timeout=60,
+        )
+    finally:
+        os.unlink(path)
+    out = (run.stdout + run.stderr).strip()
+    for line in out.splitlines():
+        print(f"    {where}: {line}")
+    if run.returncode != 0:
+        problems.append(f"{where}: `edgemesh agent --check-config` exited {run.returncode}")
+
+
+def check_cache_agents(value, where, problems):
+    for name in (n.strip() for n in value.split(",")):
+        if name != "*" and not USER_AGENT.match(name):
+            problems.append(f"{where}: cache_agents entry {name!r} is not a User-Agent name or *")
+
+
+def check_hub_flags(binary, doc, where, problems):
+    for c in doc["spec"]["template"]["spec"].get("containers", []):
+        command = (c.get("command") or []) + (c.get("args") or [])
+        if len(command) < 2 or not command[0].endswith("edgemesh") or command[1] != "hub":
+            continue
+        run = subprocess.run([binary, "hub", "--help"], capture_output=True, text=True, timeout=60)
+        known = set(re.findall(r"(?m)^\s+(?:-\w, )?(--[a-z0-9-]+)", run.stdout))
+        for arg in command[2:]:
+            flag = arg.split("=", 1)[0]
+            if flag.startswith("--") and flag not in known:
+                problems.append(f"{where}: container {c['name']}: `edgemesh hub` has no flag {flag}")
+
+
+def check_edgemesh_compat(objects, values, problems):
+    by_kind_name = {(o["kind"], o["metadata"]["name"]): o for o in objects}
+    for kind, name in [
+        ("ServiceAccount", "edgemesh-agent"),
+        ("ClusterRole", "edgemesh-agent"),
+        ("ClusterRoleBinding", "edgemesh-agent"),
+        ("ConfigMap", "edgemesh-agent-cfg"),
+        ("Secret", "edgemesh-agent-psk"),
+        ("DaemonSet", "edgemesh-agent"),
+    ]:
+        if (kind, name) not in by_kind_name:
+            problems.append(f"EdgeMesh compat: no {kind} {name} (EdgeMesh's chart names it so)")
+    ds = by_kind_name.get(("DaemonSet", "edgemesh-agent"))
+    if ds:
+        want = {"k8s-app": "kubeedge", "kubeedge": "edgemesh-agent"}
+        if ds["spec"]["selector"].get("matchLabels") != want:
+            problems.append(f"EdgeMesh compat: DaemonSet selector {ds['spec']['selector']} is not {want}")
+        if ds["spec"]["template"]["spec"].get("hostNetwork") is not True:
+            problems.append("EdgeMesh compat: the agent must use the host's network")
+    agent = (values or {}).get("agent", {})
+    secret = by_kind_name.get(("Secret", "edgemesh-agent-psk"))
+    if secret and agent.get("psk"):
+        got = base64.b64decode(secret["data"]["psk"]).decode()
+        if got != agent["psk"]:
+            problems.append("EdgeMesh compat: the PSK Secret does not hold agent.psk")
+    cm = by_kind_name.get(("ConfigMap", "edgemesh-agent-cfg"))
+    if cm:
+        config = yaml.safe_load(cm["data"][AGENT_KEY]) or {}
+        tunnel = (config.get("modules") or {}).get("edgeTunnel") or {}
+        want_relays = agent.get("relayNodes") or ((agent.get("modules") or {}).get("edgeTunnel") or {}).get("relayNodes")
+        if want_relays and tunnel.get("relayNodes") != want_relays:
+            problems.append(f"EdgeMesh compat: relayNodes {tunnel.get('relayNodes')} are not the values' {want_relays}")
+        for section in ("kubeAPIConfig", "commonConfig"):
+            for key, value in (agent.get(section) or {}).items():
+                if (config.get(section) or {}).get(key) != value:
+                    problems.append(f"EdgeMesh compat: {section}.{key} from the values is not in the config")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--edgemesh", required=True, help="the edgemesh binary")
+    ap.add_argument("--values", help="the values file the objects were rendered with")
+    ap.add_argument("--edgemesh-compat", action="store_true")
+    ap.add_argument("rendered")
+    args = ap.parse_args()
+
+    with open(args.rendered) as f:
+        objects = [d for d in yaml.safe_load_all(f) if d]
+    values = None
+    if args.values:
+        with open(args.values) as f:
+            values = yaml.safe_load(f)
+
+    problems = []
+    kinds = {}
+    agent_configs = 0
+    for doc in objects:
+        where = f"{doc.get('kind')} {doc.get('metadata', {}).get('namespace', '-')}/{doc.get('metadata', {}).get('name')}"
+        kinds[doc.get("kind")] = kinds.get(doc.get("kind"), 0) + 1
+        validate_schema(doc, where, problems)
+        if doc.get("kind") == "DaemonSet":
+            check_hub_flags(args.edgemesh, doc, where, problems)
+        if doc.get("kind") == "ConfigMap":
+            data = doc.get("data") or {}
+            if AGENT_KEY in data:
+                agent_configs += 1
+                check_agent_config(args.edgemesh, data[AGENT_KEY], where, problems)
+            if "cache_agents" in data:
+                check_cache_agents(data["cache_agents"], where, problems)
+    if args.edgemesh_compat:
+        check_edgemesh_compat(objects, values, problems)
+
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    versions = " and ".join(schema_versions())
+    print(f"  {args.rendered}: {len(objects)} objects ({summary}); schemas {versions}; "
+          f"{agent_configs} agent config(s) started through --check-config")
+    for p in problems:
+        print(f"  FAIL {p}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
