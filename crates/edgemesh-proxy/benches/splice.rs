@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use edgemesh_proxy::relay::relay;
 use edgemesh_proxy::{Metrics, RelayMode, Upstream};
 use nix::sys::resource::{UsageWho, getrusage};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 #[derive(Clone, Copy, Debug)]
