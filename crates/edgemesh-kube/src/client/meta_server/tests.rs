@@ -44,39 +44,22 @@ fn error_of(tls: &MetaServerTls) -> String {
 #[tokio::test]
 async fn bad_files_are_named_by_key_and_path() {
     let files = Files::new();
+    // Each case puts one bad file in the good set, in the slot of the key the error must name.
     let cases = [
-        (
-            files.tls("missing.crt", "server.crt", "server.key", false),
-            CA_KEY,
-            "missing.crt",
-            "cannot read it",
-        ),
-        (
-            files.tls("garbage", "server.crt", "server.key", false),
-            CA_KEY,
-            "garbage",
-            "no PEM CERTIFICATE block",
-        ),
-        (
-            files.tls("ca.crt", "missing.crt", "server.key", false),
-            CERT_KEY,
-            "missing.crt",
-            "cannot read it",
-        ),
-        (
-            files.tls("ca.crt", "server.crt", "garbage", false),
-            KEY_KEY,
-            "garbage",
-            "no usable private key",
-        ),
-        (
-            files.tls("ca.crt", "server.crt", "other.key", false),
-            KEY_KEY,
-            "other.key",
-            "does not match",
-        ),
+        (CA_KEY, "missing.crt", "cannot read it"),
+        (CA_KEY, "garbage", "no PEM CERTIFICATE block"),
+        (CERT_KEY, "missing.crt", "cannot read it"),
+        (KEY_KEY, "garbage", "no usable private key"),
+        (KEY_KEY, "other.key", "does not match"),
     ];
-    for (tls, key, file, reason) in cases {
+    for (key, file, reason) in cases {
+        let slot = |slot_key: &str, good: &'static str| if slot_key == key { file } else { good };
+        let tls = files.tls(
+            slot(CA_KEY, "ca.crt"),
+            slot(CERT_KEY, "server.crt"),
+            slot(KEY_KEY, "server.key"),
+            false,
+        );
         let error = error_of(&tls);
         assert!(error.starts_with(key), "{error}");
         assert!(error.contains(file) && error.contains(reason), "{error}");
