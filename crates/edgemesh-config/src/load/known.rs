@@ -107,15 +107,12 @@ pub(super) fn notices(config: &AgentConfig) -> Vec<Warning> {
             "edgemesh never deletes the kubeconfig; ignored",
         ),
     ];
-    let all = unsupported
-        .into_iter()
-        .chain(api_not_applied(config))
-        .chain(tunnel_not_applied(config));
-    for (enabled, key, message) in all {
+    for (enabled, key, message) in unsupported.into_iter().chain(api_not_applied(config)) {
         if enabled {
             out.push(Warning::new(key, message));
         }
     }
+    out.extend(tunnel_not_applied(config));
     out
 }
 
@@ -140,53 +137,75 @@ fn api_not_applied(config: &AgentConfig) -> [Notice; 2] {
 }
 
 /// `modules.edgeTunnel` keys that tune go-libp2p's machinery, which edgemesh's tunnel does not
-/// have; warned only when the tunnel is on and the file changed them from EdgeMesh's default.
-fn tunnel_not_applied(config: &AgentConfig) -> [Notice; 8] {
-    let tunnel = &config.modules.edge_tunnel;
-    let fresh = crate::EdgeTunnel::default();
-    let changed = |differs: bool| tunnel.enable && differs;
-    [
+/// have, with what edgemesh does instead.
+const TUNNEL_NOT_APPLIED: &[(&str, &str)] = &[
+    (
+        "rendezvous",
+        "edgemesh finds LAN peers by mDNS and others through relays, without a rendezvous string",
+    ),
+    (
+        "enableIpfsLog",
+        "the tunnel logs through --v / --log-level (e.g. --log-level info,libp2p=debug)",
+    ),
+    (
+        "maxCandidates",
+        "edgemesh reserves a circuit on every relay in relayNodes",
+    ),
+    (
+        "heartbeatPeriod",
+        "peers (relays included) are pinged every 5 s and redialed when they stop answering",
+    ),
+    (
+        "finderPeriod",
+        "relays come from relayNodes (reloaded when the file changes), not from a finder",
+    ),
+    (
+        "tunnelLimitConfig",
+        "go-libp2p's resource manager limits are not applied by edgemesh",
+    ),
+    (
+        "extraFilteredInterfaces",
+        "the tunnel listens on every interface",
+    ),
+    (
+        "metricConfig.enable",
+        "edgemesh serves its metrics on the admin address (/metrics), not on metricConfig.port",
+    ),
+];
+
+/// The `TUNNEL_NOT_APPLIED` keys the file changed from EdgeMesh's default, warned only when the
+/// tunnel is on.
+fn tunnel_not_applied(config: &AgentConfig) -> impl Iterator<Item = Warning> {
+    let (t, d) = (&config.modules.edge_tunnel, crate::EdgeTunnel::default());
+    let changed = [
+        ("rendezvous", t.rendezvous != d.rendezvous),
+        ("enableIpfsLog", t.enable_ipfs_log != d.enable_ipfs_log),
+        ("maxCandidates", t.max_candidates != d.max_candidates),
+        ("heartbeatPeriod", t.heartbeat_period != d.heartbeat_period),
+        ("finderPeriod", t.finder_period != d.finder_period),
         (
-            changed(tunnel.rendezvous != fresh.rendezvous),
-            "modules.edgeTunnel.rendezvous",
-            "edgemesh finds LAN peers by mDNS and others through relays, without a rendezvous string; ignored",
+            "tunnelLimitConfig",
+            t.tunnel_limit_config != d.tunnel_limit_config,
         ),
         (
-            changed(tunnel.enable_ipfs_log),
-            "modules.edgeTunnel.enableIpfsLog",
-            "the tunnel logs through --v / --log-level (e.g. --log-level info,libp2p=debug); ignored",
+            "extraFilteredInterfaces",
+            t.extra_filtered_interfaces != d.extra_filtered_interfaces,
         ),
         (
-            changed(tunnel.max_candidates != fresh.max_candidates),
-            "modules.edgeTunnel.maxCandidates",
-            "edgemesh reserves a circuit on every relay in relayNodes; ignored",
+            "metricConfig.enable",
+            t.metric_config.enable != d.metric_config.enable,
         ),
-        (
-            changed(tunnel.heartbeat_period != fresh.heartbeat_period),
-            "modules.edgeTunnel.heartbeatPeriod",
-            "peers (relays included) are pinged every 5 s and redialed when they stop answering; ignored",
-        ),
-        (
-            changed(tunnel.finder_period != fresh.finder_period),
-            "modules.edgeTunnel.finderPeriod",
-            "relays come from relayNodes (reloaded when the file changes), not from a finder; ignored",
-        ),
-        (
-            changed(tunnel.tunnel_limit_config != fresh.tunnel_limit_config),
-            "modules.edgeTunnel.tunnelLimitConfig",
-            "go-libp2p's resource manager limits are not applied by edgemesh; ignored",
-        ),
-        (
-            changed(!tunnel.extra_filtered_interfaces.is_empty()),
-            "modules.edgeTunnel.extraFilteredInterfaces",
-            "the tunnel listens on every interface; ignored",
-        ),
-        (
-            changed(tunnel.metric_config.enable),
-            "modules.edgeTunnel.metricConfig.enable",
-            "edgemesh serves its metrics on the admin address (/metrics), not on metricConfig.port; ignored",
-        ),
-    ]
+    ];
+    let enabled = t.enable;
+    TUNNEL_NOT_APPLIED
+        .iter()
+        .filter(move |(key, _)| enabled && changed.contains(&(key, true)))
+        .map(|(key, instead)| {
+            Warning::new(
+                format!("modules.edgeTunnel.{key}"),
+                format!("{instead}; ignored"),
+            )
+        })
 }
 
 #[cfg(test)]
@@ -223,5 +242,31 @@ mod tests {
     fn defaults_raise_no_notices() {
         assert!(notices(&AgentConfig::default()).is_empty());
         assert!(notices(&AgentConfig::edge_defaults()).is_empty());
+    }
+
+    #[test]
+    fn each_changed_tunnel_key_is_named_with_why_when_the_tunnel_is_on() {
+        let mut config = AgentConfig::default();
+        let tunnel = &mut config.modules.edge_tunnel;
+        tunnel.rendezvous = "other".to_owned();
+        tunnel.enable_ipfs_log = true;
+        tunnel.max_candidates += 1;
+        tunnel.heartbeat_period += 1;
+        tunnel.finder_period += 1;
+        tunnel.tunnel_limit_config.enable = !tunnel.tunnel_limit_config.enable;
+        tunnel.extra_filtered_interfaces = "eth9".to_owned();
+        tunnel.metric_config.enable = true;
+        assert!(notices(&config).is_empty(), "the tunnel is off");
+        config.modules.edge_tunnel.enable = true;
+        let warnings = notices(&config);
+        let keys: Vec<&str> = warnings.iter().map(|w| w.key.as_str()).collect();
+        let want: Vec<String> = TUNNEL_NOT_APPLIED
+            .iter()
+            .map(|(key, _)| format!("modules.edgeTunnel.{key}"))
+            .collect();
+        assert_eq!(keys, want);
+        for (warning, (_, instead)) in warnings.iter().zip(TUNNEL_NOT_APPLIED) {
+            assert_eq!(warning.message, format!("{instead}; ignored"));
+        }
     }
 }
