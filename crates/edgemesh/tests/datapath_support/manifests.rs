@@ -14,36 +14,22 @@ pub struct Port {
     pub protocol: &'static str,
 }
 
-pub const HTTP: Port = Port {
-    name: "http",
-    port: 80,
-    target: 8080,
-    protocol: "TCP",
-};
-pub const HTTPS: Port = Port {
-    name: "https",
-    port: 443,
-    target: 8443,
-    protocol: "TCP",
-};
-pub const ECHO: Port = Port {
-    name: "echo",
-    port: 7000,
-    target: 9000,
-    protocol: "TCP",
-};
-pub const UDP: Port = Port {
-    name: "udp",
-    port: 7001,
-    target: 9001,
-    protocol: "UDP",
-};
-pub const WS: Port = Port {
-    name: "ws",
-    port: 8765,
-    target: 8765,
-    protocol: "TCP",
-};
+impl Port {
+    const fn new(name: &'static str, protocol: &'static str, port: u32, target: u16) -> Port {
+        Port {
+            name,
+            port,
+            target,
+            protocol,
+        }
+    }
+}
+
+pub const HTTP: Port = Port::new("http", "TCP", 80, 8080);
+pub const HTTPS: Port = Port::new("https", "TCP", 443, 8443);
+pub const ECHO: Port = Port::new("echo", "TCP", 7000, 9000);
+pub const UDP: Port = Port::new("udp", "UDP", 7001, 9001);
+pub const WS: Port = Port::new("ws", "TCP", 8765, 8765);
 
 /// A Service in namespace `shop` and its one EndpointSlice.
 #[derive(Debug, Clone)]
