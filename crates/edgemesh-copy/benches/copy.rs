@@ -164,11 +164,7 @@ async fn idle_rss(mode: Mode, n: usize) {
 /// Request/response only, ours and tokio's 256 KiB copy taking turns (a loaded machine drifts:
 /// turns keep the comparison fair).
 fn alternate(rounds: usize) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = edgemesh_testkit::tcp::bench_runtime().unwrap();
     for turn in 0..5 {
         let rate = |mode| {
             let wall = rt.block_on(request_response(mode, rounds));
@@ -199,11 +195,7 @@ fn main() {
     let mut args = first.into_iter().chain(args);
     let mib: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(256);
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(300);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = edgemesh_testkit::tcp::bench_runtime().unwrap();
     let modes = [
         ("ours (copy, 1 KiB → 256 KiB)", Mode::Ours),
         ("ours (splice)", Mode::OursSplice),

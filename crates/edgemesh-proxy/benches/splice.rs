@@ -77,11 +77,7 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(512);
     let bytes = mib * 1024 * 1024;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = edgemesh_testkit::tcp::bench_runtime().unwrap();
     let modes = [
         ("direct (no relay)", Mode::Direct),
         ("splice", Mode::Ours(RelayMode::Splice)),

@@ -1,4 +1,4 @@
-//! Loopback TCP peers for benchmarks and tests.
+//! Loopback TCP peers for benchmarks and tests, and the runtime the benchmarks run them on.
 
 use std::io;
 use std::net::SocketAddr;
@@ -24,4 +24,13 @@ pub async fn counting_sink() -> io::Result<(SocketAddr, JoinHandle<io::Result<u6
         }
     });
     Ok((addr, task))
+}
+
+/// The runtime the benchmarks measure on: two worker threads, the same for every benchmark so
+/// that their numbers compare.
+pub fn bench_runtime() -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
 }
