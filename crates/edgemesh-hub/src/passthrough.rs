@@ -17,7 +17,7 @@ use crate::client::Client;
 use crate::request::{RequestInfo, Target, Verb};
 use crate::state::State;
 use crate::store::ListScope;
-use crate::upstream::{Body, BoxError};
+use crate::upstream::{Body, BoxError, Upstream};
 use crate::watch;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,17 +38,32 @@ const HOP_BY_HOP: [HeaderName; 6] = [
     header::PROXY_AUTHORIZATION,
 ];
 
+/// One request sent to one upstream: what forwarding it and storing its answer need besides
+/// the request's head and body.
+#[derive(Clone, Copy, Debug)]
+pub struct Attempt<'a> {
+    pub state: &'a Arc<State>,
+    /// The upstream, in `state.upstreams`.
+    pub index: usize,
+    pub info: &'a RequestInfo,
+    pub client: &'a Client,
+}
+
 pub async fn forward(
-    state: &Arc<State>,
-    index: usize,
+    attempt: Attempt<'_>,
     parts: &mut http::request::Parts,
     body: Body,
-    info: &RequestInfo,
-    client: &Client,
 ) -> Result<Response<Body>, ForwardError> {
-    let caching = client.cached && info.is_cacheable();
+    let state = attempt.state;
+    let caching = attempt.client.cached && attempt.info.is_cacheable();
     let upgrade = parts.headers.contains_key(header::UPGRADE);
-    let request = upstream_request(state, index, parts, body, caching, upgrade)?;
+    let request = upstream_request(
+        &state.upstreams[attempt.index],
+        parts,
+        body,
+        caching,
+        upgrade,
+    )?;
     let answer = tokio::select! {
         answer = state.client.request(request) => answer,
         () = state.health.offline() => {
@@ -70,7 +85,7 @@ pub async fn forward(
     if !caching {
         return Ok(response.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync()));
     }
-    Ok(cache_response(state, index, info, client, parts.uri.path(), response).await)
+    Ok(cache_response(attempt, parts.uri.path(), response).await)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -84,14 +99,12 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 fn upstream_request(
-    state: &State,
-    index: usize,
+    upstream: &Upstream,
     parts: &http::request::Parts,
     body: Body,
     caching: bool,
     upgrade: bool,
 ) -> Result<Request<Body>, ForwardError> {
-    let upstream = &state.upstreams[index];
     let path = upstream_path(&parts.uri, caching);
     let uri = upstream
         .uri(&path)
@@ -166,16 +179,14 @@ fn splice_upgrade(parts: &mut http::request::Parts, response: &mut Response<Inco
 }
 
 async fn cache_response(
-    state: &Arc<State>,
-    index: usize,
-    info: &RequestInfo,
-    client: &Client,
+    attempt: Attempt<'_>,
     path: &str,
     response: Response<Incoming>,
 ) -> Response<Body> {
+    let (state, info, client) = (attempt.state, attempt.info, attempt.client);
     let status = response.status();
     if info.verb == Verb::Watch && status.is_success() {
-        return watch::tee(state, index, info, client, response);
+        return watch::tee(attempt, response);
     }
     let (parts, body) = response.into_parts();
     let collected = tokio::select! {

@@ -88,7 +88,13 @@ async fn route(
             Some(b) if has_body(&parts) => b.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
             _ => empty_body(),
         };
-        match forward_or_cache(state, index, &mut parts, attempt_body, info, client).await {
+        let attempt = passthrough::Attempt {
+            state,
+            index,
+            info,
+            client,
+        };
+        match forward_or_cache(attempt, &mut parts, attempt_body).await {
             Ok(answer) => return answer,
             Err(passthrough::ForwardError::Connect(e)) => {
                 tracing::warn!(upstream = %state.upstreams[index].url, error = %e, "upstream unreachable");
@@ -123,20 +129,23 @@ const ANSWER_WAIT: Duration = Duration::from_secs(1);
 /// request answered from the cache (if the cache can answer it), so a healthy but slow cloud is
 /// always waited for and never answered with stale data.
 async fn forward_or_cache(
-    state: &Arc<State>,
-    index: usize,
+    attempt: passthrough::Attempt<'_>,
     parts: &mut http::request::Parts,
     body: Body,
-    info: &RequestInfo,
-    client: &Client,
 ) -> Result<(Response<Body>, ServedBy), passthrough::ForwardError> {
+    let passthrough::Attempt {
+        state,
+        index,
+        info,
+        client,
+    } = attempt;
     let may_fall_back = client.cached
         && info.is_cacheable()
         && matches!(info.verb, Verb::Get | Verb::List)
         && !has_body(parts);
     // Only a request that may be answered from the cache needs its head kept.
     let request_parts = may_fall_back.then(|| copy_of(parts));
-    let forward = passthrough::forward(state, index, parts, body, info, client);
+    let forward = passthrough::forward(attempt, parts, body);
     let mut forward = std::pin::pin!(forward);
     if let Some(request_parts) = request_parts {
         tokio::select! {

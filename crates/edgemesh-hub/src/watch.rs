@@ -17,6 +17,7 @@ use tokio::sync::watch as signal;
 
 use crate::client::Client;
 use crate::health::Outcome;
+use crate::passthrough::Attempt;
 use crate::prober;
 use crate::request::{RequestInfo, ResourceKey};
 use crate::state::State;
@@ -30,14 +31,9 @@ use crate::upstream::{Body, BoxError};
 /// upstream connection breaks (the apiserver died: reset or EOF mid-stream), the break is not
 /// passed on either: the upstream is probed, and if it is gone the watch is held open while the
 /// hub decides and for as long as it stays offline ([`ride_out_break`]).
-pub fn tee(
-    state: &Arc<State>,
-    index: usize,
-    info: &RequestInfo,
-    client: &Client,
-    response: Response<Incoming>,
-) -> Response<Body> {
-    let Some(resource) = info.resource() else {
+pub fn tee(attempt: Attempt<'_>, response: Response<Incoming>) -> Response<Body> {
+    let (state, client) = (attempt.state, attempt.client);
+    let Some(resource) = attempt.info.resource() else {
         return response.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync());
     };
     state
@@ -68,7 +64,7 @@ pub fn tee(
             });
             futures::future::ready(frame)
         });
-    let after_break = silent(ride_out_break(Arc::clone(state), index, broke));
+    let after_break = silent(ride_out_break(Arc::clone(state), attempt.index, broke));
     // Cut when the hub goes offline, then held open (silent) until the cloud returns, so a
     // client watching across the cut keeps its watch and relists when it ends.
     let hold = hold_while_offline(state.health.subscribe());
