@@ -91,7 +91,7 @@ pub fn sample_snapshot() -> Snapshot {
     let mut labelled = cluster_ip_service("monitoring", "node-exporter", LABELLED_V4, 9100);
     labelled.has_proxy_name_label = true;
     let services = [
-        service("default", "web", web, vec![port("http", Protocol::Tcp, 80)]),
+        http_service("default", "web", web),
         service(
             "kube-system",
             "dns",
@@ -107,21 +107,16 @@ pub fn sample_snapshot() -> Snapshot {
             sctp,
             vec![port("s", Protocol::Sctp, 9999)],
         ),
-        service(
-            "default",
-            "headless",
-            ServiceKind::Headless,
-            vec![port("http", Protocol::Tcp, 80)],
-        ),
-        service(
-            "default",
-            "ext",
-            external,
-            vec![port("http", Protocol::Tcp, 80)],
-        ),
+        http_service("default", "headless", ServiceKind::Headless),
+        http_service("default", "ext", external),
         labelled,
     ];
     snapshot_of(services.into_iter().chain(node_port_services()))
+}
+
+/// A service of `kind` with one port, `http` TCP 80.
+fn http_service(namespace: &str, name: &str, kind: ServiceKind) -> ServiceSpec {
+    service(namespace, name, kind, vec![port("http", Protocol::Tcp, 80)])
 }
 
 /// `count` ClusterIP services (10.96.0.0 upwards), one TCP port 80 each.
