@@ -15,11 +15,10 @@ use hyper::body::{Frame, Incoming};
 use serde_json::Value;
 use tokio::sync::watch as signal;
 
-use crate::client::Client;
 use crate::health::Outcome;
 use crate::passthrough::Attempt;
 use crate::prober;
-use crate::request::{RequestInfo, ResourceKey};
+use crate::request::ResourceKey;
 use crate::state::State;
 use crate::store::Cache;
 use crate::upstream::{Body, BoxError};
