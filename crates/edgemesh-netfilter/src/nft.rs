@@ -52,76 +52,64 @@ pub fn render_nft_cleanup() -> String {
 }
 
 fn set_name(family: IpFamily) -> &'static str {
-    match family {
-        IpFamily::V4 => "svc4",
-        IpFamily::V6 => "svc6",
-    }
+    family.pick("svc4", "svc6")
 }
 
 fn render_set(out: &mut String, rules: &RuleSet, family: IpFamily) {
-    let _ = writeln!(out, "\tset {} {{", set_name(family));
-    let _ = writeln!(
-        out,
-        "\t\ttype {} . inet_proto . inet_service",
-        addr_type(family)
-    );
     let elements = rules
         .elements
         .keys()
         .filter(|f| IpFamily::of(&f.ip) == family && !f.is_node_port())
         .map(|f| format!("{} . {} . {}", f.ip, l4(f.protocol), f.port));
-    render_elements(out, elements);
-    out.push_str("\t}\n");
+    let declaration = format!("type {} . inet_proto . inet_service", addr_type(family));
+    render_collection(out, "set", set_name(family), &declaration, elements);
 }
 
 fn node_port_set_name(family: IpFamily) -> &'static str {
-    match family {
-        IpFamily::V4 => "nodeport4",
-        IpFamily::V6 => "nodeport6",
-    }
+    family.pick("nodeport4", "nodeport6")
 }
 
 /// Node ports of one family: protocol and port only, the address is any local one.
 fn render_node_port_set(out: &mut String, rules: &RuleSet, family: IpFamily) {
-    let _ = writeln!(out, "\tset {} {{", node_port_set_name(family));
-    out.push_str("\t\ttype inet_proto . inet_service\n");
     let elements = rules
         .elements
         .keys()
         .filter(|f| IpFamily::of(&f.ip) == family && f.is_node_port())
         .map(|f| format!("{} . {}", l4(f.protocol), f.port));
-    render_elements(out, elements);
-    out.push_str("\t}\n");
+    let name = node_port_set_name(family);
+    render_collection(out, "set", name, "type inet_proto . inet_service", elements);
 }
 
 /// Loopback is not a node-port address (as in kube-proxy's nftables mode).
 fn loopback(family: IpFamily) -> &'static str {
-    match family {
-        IpFamily::V4 => "127.0.0.0/8",
-        IpFamily::V6 => "::1",
-    }
+    family.pick("127.0.0.0/8", "::1")
 }
 
-/// `elements = { a, b, ... }` of a set or map; nothing for none.
-fn render_elements(out: &mut String, elements: impl Iterator<Item = String>) {
+/// One set or map of our table: `kind name {`, its `declaration` (type, flags), `elements = { a,
+/// b, ... }` unless there are none, `}`.
+fn render_collection(
+    out: &mut String,
+    kind: &str,
+    name: &str,
+    declaration: &str,
+    elements: impl Iterator<Item = String>,
+) {
+    let _ = writeln!(out, "\t{kind} {name} {{\n\t\t{declaration}");
     let mut elements = elements.peekable();
-    if elements.peek().is_none() {
-        return;
+    if elements.peek().is_some() {
+        out.push_str("\t\telements = {");
+        for (i, element) in elements.enumerate() {
+            let sep = if i == 0 { " " } else { ",\n\t\t\t" };
+            let _ = write!(out, "{sep}{element}");
+        }
+        out.push_str(" }\n");
     }
-    out.push_str("\t\telements = {");
-    for (i, element) in elements.enumerate() {
-        let sep = if i == 0 { " " } else { ",\n\t\t\t" };
-        let _ = write!(out, "{sep}{element}");
-    }
-    out.push_str(" }\n");
+    out.push_str("\t}\n");
 }
 
 /// The nft type of one family's addresses.
 fn addr_type(family: IpFamily) -> &'static str {
-    match family {
-        IpFamily::V4 => "ipv4_addr",
-        IpFamily::V6 => "ipv6_addr",
-    }
+    family.pick("ipv4_addr", "ipv6_addr")
 }
 
 fn l4(protocol: Protocol) -> &'static str {
@@ -174,10 +162,7 @@ fn condition(m: &Match) -> String {
 }
 
 fn addr(family: IpFamily) -> &'static str {
-    match family {
-        IpFamily::V4 => "ip",
-        IpFamily::V6 => "ip6",
-    }
+    family.pick("ip", "ip6")
 }
 
 fn action(rule: &crate::rules::Rule) -> String {

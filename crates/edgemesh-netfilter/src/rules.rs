@@ -89,6 +89,14 @@ impl IpFamily {
             IpAddr::V6(_) => IpFamily::V6,
         }
     }
+
+    /// `v4` or `v6`, whichever this family is.
+    pub fn pick<T>(self, v4: T, v6: T) -> T {
+        match self {
+            IpFamily::V4 => v4,
+            IpFamily::V6 => v6,
+        }
+    }
 }
 
 /// Where a packet enters: from containers/other hosts, or from the host itself.

@@ -165,10 +165,10 @@ impl<'a> PortRule<'a> {
 
 /// The save/restore programs of one family.
 fn tools(family: IpFamily) -> (&'static str, &'static str) {
-    match family {
-        IpFamily::V4 => ("iptables-save", "iptables-restore"),
-        IpFamily::V6 => ("ip6tables-save", "ip6tables-restore"),
-    }
+    family.pick(
+        ("iptables-save", "iptables-restore"),
+        ("ip6tables-save", "ip6tables-restore"),
+    )
 }
 
 /// Applies rule sets with `iptables-restore --noflush -w` (and `ip6tables-restore`).

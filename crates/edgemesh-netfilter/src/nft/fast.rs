@@ -5,25 +5,18 @@
 //! fast-path frontend drives the masquerade rule.
 
 use std::collections::BTreeSet;
-use std::fmt::Write;
 
-use super::{addr, addr_type, render_elements};
+use super::{addr, addr_type, render_collection};
 use crate::rules::{FastGroup, IpFamily, RuleSet, Spread};
 
 /// Set of one family's fast-path frontends: `daddr . dport` (TCP only).
 pub fn set_name(family: IpFamily) -> &'static str {
-    match family {
-        IpFamily::V4 => "fastsvc4",
-        IpFamily::V6 => "fastsvc6",
-    }
+    family.pick("fastsvc4", "fastsvc6")
 }
 
 /// `fast4_rr_3`: the DNAT map of one family and group.
 pub fn map_name(family: IpFamily, group: FastGroup) -> String {
-    let v = match family {
-        IpFamily::V4 => 4,
-        IpFamily::V6 => 6,
-    };
+    let v = family.pick(4, 6);
     format!("fast{v}_{}_{}", spread_name(group.spread), group.backends)
 }
 
@@ -58,13 +51,6 @@ pub fn render(out: &mut String, rules: &RuleSet) {
 }
 
 fn render_map(out: &mut String, rules: &RuleSet, family: IpFamily, group: FastGroup) {
-    let _ = writeln!(
-        out,
-        "\tmap {} {{\n\t\ttypeof {} : {} daddr . tcp dport",
-        map_name(family, group),
-        key(family, group),
-        addr(family)
-    );
     let members = rules
         .fast
         .iter()
@@ -78,24 +64,22 @@ fn render_map(out: &mut String, rules: &RuleSet, family: IpFamily, group: FastGr
             format!("{} . {}{slot} : {} . {}", f.ip, f.port, b.ip(), b.port())
         })
     });
-    render_elements(out, elements);
-    out.push_str("\t}\n");
+    let declaration = format!(
+        "typeof {} : {} daddr . tcp dport",
+        key(family, group),
+        addr(family)
+    );
+    render_collection(out, "map", &map_name(family, group), &declaration, elements);
 }
 
 fn render_set(out: &mut String, rules: &RuleSet, family: IpFamily) {
-    let _ = writeln!(
-        out,
-        "\tset {} {{\n\t\ttype {} . inet_service",
-        set_name(family),
-        addr_type(family)
-    );
     let elements = rules
         .fast
         .keys()
         .filter(|f| IpFamily::of(&f.ip) == family)
         .map(|f| format!("{} . {}", f.ip, f.port));
-    render_elements(out, elements);
-    out.push_str("\t}\n");
+    let declaration = format!("type {} . inet_service", addr_type(family));
+    render_collection(out, "set", set_name(family), &declaration, elements);
 }
 
 fn spread_name(spread: Spread) -> &'static str {
