@@ -24,6 +24,32 @@ pub trait ConfigValue: Sized + Clone {
     fn render(&self) -> String;
 }
 
+/// Implements [`ConfigValue`] for an enum whose values are written as fixed words:
+/// `config_words!(Transport { Tcp => "tcp", Ws => "ws" })`. The words, in order, are also
+/// what `ALLOWED` lists.
+macro_rules! config_words {
+    ($ty:ty { $first:ident => $first_word:literal $(, $variant:ident => $word:literal)* $(,)? }) => {
+        impl $crate::checked::ConfigValue for $ty {
+            const ALLOWED: &'static str = concat!($first_word $(, ", ", $word)*);
+            fn parse(raw: &str) -> Option<Self> {
+                match raw {
+                    $first_word => Some(Self::$first),
+                    $($word => Some(Self::$variant),)*
+                    _ => None,
+                }
+            }
+            fn render(&self) -> String {
+                match self {
+                    Self::$first => $first_word,
+                    $(Self::$variant => $word,)*
+                }
+                .to_owned()
+            }
+        }
+    };
+}
+pub(crate) use config_words;
+
 /// A scalar as written in the file together with its parsed value, if the value is allowed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Checked<T> {
@@ -126,19 +152,10 @@ impl ConfigValue for Port {
     }
 }
 
-impl ConfigValue for ServiceFilterMode {
-    const ALLOWED: &'static str = "FilterIfLabelExists, FilterIfLabelDoesNotExists";
-    fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "FilterIfLabelExists" => Some(ServiceFilterMode::FilterIfLabelExists),
-            "FilterIfLabelDoesNotExists" => Some(ServiceFilterMode::FilterIfLabelDoesNotExists),
-            _ => None,
-        }
-    }
-    fn render(&self) -> String {
-        format!("{self:?}")
-    }
-}
+config_words!(ServiceFilterMode {
+    FilterIfLabelExists => "FilterIfLabelExists",
+    FilterIfLabelDoesNotExists => "FilterIfLabelDoesNotExists",
+});
 
 /// Transport of the node-to-node tunnel (`modules.edgeTunnel.transport`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -150,25 +167,7 @@ pub enum Transport {
     Quic,
 }
 
-impl ConfigValue for Transport {
-    const ALLOWED: &'static str = "tcp, ws, quic";
-    fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "tcp" => Some(Transport::Tcp),
-            "ws" => Some(Transport::Ws),
-            "quic" => Some(Transport::Quic),
-            _ => None,
-        }
-    }
-    fn render(&self) -> String {
-        match self {
-            Transport::Tcp => "tcp",
-            Transport::Ws => "ws",
-            Transport::Quic => "quic",
-        }
-        .to_owned()
-    }
-}
+config_words!(Transport { Tcp => "tcp", Ws => "ws", Quic => "quic" });
 
 /// How the tunnel applies its PSK (`modules.edgeTunnel.psk.mode`, an edgemesh extension).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -180,23 +179,7 @@ pub enum PskMode {
     Pnet,
 }
 
-impl ConfigValue for PskMode {
-    const ALLOWED: &'static str = "noise, pnet";
-    fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "noise" => Some(PskMode::Noise),
-            "pnet" => Some(PskMode::Pnet),
-            _ => None,
-        }
-    }
-    fn render(&self) -> String {
-        match self {
-            PskMode::Noise => "noise",
-            PskMode::Pnet => "pnet",
-        }
-        .to_owned()
-    }
-}
+config_words!(PskMode { Noise => "noise", Pnet => "pnet" });
 
 /// How ClusterIP traffic is intercepted (`modules.edgeProxy.backend`, an edgemesh extension).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -208,25 +191,7 @@ pub enum ProxyBackend {
     Iptables,
 }
 
-impl ConfigValue for ProxyBackend {
-    const ALLOWED: &'static str = "auto, nftables, iptables";
-    fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "auto" => Some(ProxyBackend::Auto),
-            "nftables" => Some(ProxyBackend::Nftables),
-            "iptables" => Some(ProxyBackend::Iptables),
-            _ => None,
-        }
-    }
-    fn render(&self) -> String {
-        match self {
-            ProxyBackend::Auto => "auto",
-            ProxyBackend::Nftables => "nftables",
-            ProxyBackend::Iptables => "iptables",
-        }
-        .to_owned()
-    }
-}
+config_words!(ProxyBackend { Auto => "auto", Nftables => "nftables", Iptables => "iptables" });
 
 impl ConfigValue for Ipv4Addr {
     const ALLOWED: &'static str = "an IPv4 address, e.g. 169.254.96.16";

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::checked::{Checked, ConfigValue, Port, PskMode, Transport};
+use crate::checked::{Checked, Port, PskMode, Transport, config_words};
 use crate::nullable;
 
 /// `modules.edgeTunnel`.
@@ -195,29 +195,16 @@ pub enum UnattestedPeers {
     TrustOnFirstUse,
 }
 
-impl ConfigValue for UnattestedPeers {
-    const ALLOWED: &'static str = "auto, refuse, trustOnFirstUse";
-    fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "auto" => Some(UnattestedPeers::Auto),
-            "refuse" => Some(UnattestedPeers::Refuse),
-            "trustOnFirstUse" => Some(UnattestedPeers::TrustOnFirstUse),
-            _ => None,
-        }
-    }
-    fn render(&self) -> String {
-        match self {
-            UnattestedPeers::Auto => "auto",
-            UnattestedPeers::Refuse => "refuse",
-            UnattestedPeers::TrustOnFirstUse => "trustOnFirstUse",
-        }
-        .to_owned()
-    }
-}
+config_words!(UnattestedPeers {
+    Auto => "auto",
+    Refuse => "refuse",
+    TrustOnFirstUse => "trustOnFirstUse",
+});
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checked::ConfigValue;
 
     #[test]
     fn unattested_peers_round_trips_and_refuses_other_spellings() {
