@@ -6,12 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt as _;
 use libp2p::{PeerId, Stream};
 
 use crate::attest::{self, Evidence};
 use crate::command::Command;
-use crate::shared::{Shared, Verdict};
+use crate::shared::{Shared, Verdict, serve_each};
 use crate::wire::{self, DISCOVERY_PROTOCOL, Discovery, LOOKUP, MsgType};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -87,29 +86,28 @@ async fn accept_claim(shared: &Shared, name: &str, peer: PeerId, evidence: Evide
 }
 
 /// Inbound side: answers handshakes and lookups until the tunnel stops.
-pub(crate) async fn serve(shared: Arc<Shared>, mut incoming: libp2p_stream::IncomingStreams) {
-    while let Some((peer, stream)) = incoming.next().await {
-        let shared = Arc::clone(&shared);
-        tokio::spawn(async move {
-            let served = tokio::time::timeout(HANDSHAKE_TIMEOUT, answer(&shared, peer, stream));
-            if served.await.is_err() {
-                tracing::debug!(peer.id = %peer, "inbound discovery timed out");
-            }
-        });
-    }
+pub(crate) async fn serve(shared: Arc<Shared>, incoming: libp2p_stream::IncomingStreams) {
+    serve_each(
+        shared,
+        incoming,
+        HANDSHAKE_TIMEOUT,
+        "inbound discovery",
+        answer,
+    )
+    .await;
 }
 
-async fn answer(shared: &Shared, peer: PeerId, mut stream: Stream) {
+async fn answer(shared: Arc<Shared>, peer: PeerId, mut stream: Stream) {
     let Ok(request) = wire::read_msg::<_, Discovery>(&mut stream).await else {
         return;
     };
     let protocol = request.protocol.clone().unwrap_or_default();
     let node = request.node_name.clone().unwrap_or_default();
     let reply = if protocol == LOOKUP {
-        lookup_answer(shared, &node)
+        lookup_answer(&shared, &node)
     } else {
         // The claimant proves the name (or not) before it is answered.
-        let evidence = attest::fetch(shared, peer, &node).await;
+        let evidence = attest::fetch(&shared, peer, &node).await;
         match shared.claim(&node, peer, evidence).await {
             Ok(Verdict::Accepted) => {
                 tracing::info!(%node, peer.id = %peer, "peer identified");

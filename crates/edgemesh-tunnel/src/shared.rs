@@ -2,9 +2,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use edgemesh_model::SnapshotCell;
-use libp2p::PeerId;
+use futures::StreamExt as _;
+use libp2p::{PeerId, Stream};
 use tokio::sync::{Notify, mpsc};
 
 use crate::TunnelError;
@@ -174,5 +176,27 @@ fn log_conflict(node: &str, peer: PeerId, bound: PeerId, attested: bool, evidenc
         tracing::warn!(%node, peer.id = %peer, pinned = %bound, %reason, "refusing peer: it claims a node name whose owner proved it with a node certificate, and proves nothing itself");
     } else {
         tracing::warn!(%node, peer.id = %peer, pinned = %bound, %reason, "refusing peer: it claims a node name pinned to another key (remove the pin if the node was re-installed, or give nodes their certificates: modules.edgeTunnel.nodeIdentity)");
+    }
+}
+
+/// Answers each stream of `incoming` in a task of its own until the tunnel stops; an answer
+/// that takes longer than `timeout` is dropped (logged at debug: "`what` timed out").
+pub(crate) async fn serve_each<F, Fut>(
+    shared: Arc<Shared>,
+    mut incoming: libp2p_stream::IncomingStreams,
+    timeout: Duration,
+    what: &'static str,
+    answer: F,
+) where
+    F: Fn(Arc<Shared>, PeerId, Stream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    while let Some((peer, stream)) = incoming.next().await {
+        let answered = tokio::time::timeout(timeout, answer(Arc::clone(&shared), peer, stream));
+        tokio::spawn(async move {
+            if answered.await.is_err() {
+                tracing::debug!(peer.id = %peer, "{what} timed out");
+            }
+        });
     }
 }

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures::StreamExt as _;
 use libp2p::{PeerId, Stream, StreamProtocol};
 use libp2p_stream::OpenStreamError;
 use ring::rand::{SecureRandom as _, SystemRandom};
@@ -14,7 +13,7 @@ use ring::rand::{SecureRandom as _, SystemRandom};
 use super::Evidence;
 use super::message::{Attestation, AttestationRequest};
 use super::verify::{Expected, verify};
-use crate::shared::Shared;
+use crate::shared::{Shared, serve_each};
 use crate::wire;
 
 /// The protocol id; EdgeMesh's Go agents do not offer it (the stream is refused at once).
@@ -25,26 +24,26 @@ const NONCE_LEN: usize = 32;
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Answers attestation requests until the tunnel stops.
-pub(crate) async fn serve(shared: Arc<Shared>, mut incoming: libp2p_stream::IncomingStreams) {
-    let me = *shared.local_peer();
-    while let Some((peer, stream)) = incoming.next().await {
-        let shared = Arc::clone(&shared);
-        tokio::spawn(async move {
-            let answered = tokio::time::timeout(EXCHANGE_TIMEOUT, answer(&shared, me, stream));
-            if answered.await.is_err() {
-                tracing::debug!(peer.id = %peer, "attestation request timed out");
-            }
-        });
-    }
+pub(crate) async fn serve(shared: Arc<Shared>, incoming: libp2p_stream::IncomingStreams) {
+    serve_each(
+        shared,
+        incoming,
+        EXCHANGE_TIMEOUT,
+        "attestation request",
+        answer,
+    )
+    .await;
 }
 
-async fn answer(shared: &Shared, me: PeerId, mut stream: Stream) {
+async fn answer(shared: Arc<Shared>, _peer: PeerId, mut stream: Stream) {
     let Ok(request) = wire::read_msg::<_, AttestationRequest>(&mut stream).await else {
         return;
     };
     let nonce = request.nonce.unwrap_or_default();
     let attestation = match nonce.len() {
-        NONCE_LEN => shared.identity.attest(shared.me(), me, &nonce),
+        NONCE_LEN => shared
+            .identity
+            .attest(shared.me(), *shared.local_peer(), &nonce),
         _ => None,
     };
     let _ = wire::write_msg(&mut stream, &attestation.unwrap_or_default()).await;
