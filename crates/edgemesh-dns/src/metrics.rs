@@ -7,46 +7,31 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use edgemesh_telemetry::{Kind, Readings, Readout};
 use hickory_proto::op::ResponseCode;
 
-macro_rules! counters {
-    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
-        /// Live counters, shared by every listener of one server.
-        #[derive(Debug, Default)]
-        pub struct DnsMetrics { $($(#[$doc])* $name: AtomicU64,)* }
-
-        /// A point-in-time copy of [`DnsMetrics`].
-        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-        pub struct DnsMetricsSnapshot { $($(#[$doc])* pub $name: u64,)* }
-
-        impl DnsMetrics {
-            pub fn snapshot(&self) -> DnsMetricsSnapshot {
-                DnsMetricsSnapshot { $($name: self.$name.load(Ordering::Relaxed),)* }
-            }
-        }
-    };
-}
-
-counters! {
-    /// Requests handed to the handler (parsed far enough to have a header).
-    queries,
-    /// Answered from the Snapshot (cluster names and their PTRs).
-    cluster_answers,
-    /// Sent to an upstream server (cache misses).
-    forwarded,
-    /// Answered from a fresh cache entry.
-    cache_hits,
-    /// Answered from an expired cache entry because no upstream answered.
-    stale_answers,
-    /// Upstream exchanges that failed (timeout, refused, garbage).
-    upstream_failures,
-    /// Upstream answers truncated over UDP and retried over TCP.
-    tcp_retries,
-    rcode_noerror,
-    rcode_nxdomain,
-    rcode_servfail,
-    rcode_formerr,
-    rcode_refused,
-    rcode_notimp,
-    rcode_other,
+edgemesh_telemetry::counters! {
+    /// Live counters, shared by every listener of one server.
+    pub struct DnsMetrics => DnsMetricsSnapshot {
+        /// Requests handed to the handler (parsed far enough to have a header).
+        queries,
+        /// Answered from the Snapshot (cluster names and their PTRs).
+        cluster_answers,
+        /// Sent to an upstream server (cache misses).
+        forwarded,
+        /// Answered from a fresh cache entry.
+        cache_hits,
+        /// Answered from an expired cache entry because no upstream answered.
+        stale_answers,
+        /// Upstream exchanges that failed (timeout, refused, garbage).
+        upstream_failures,
+        /// Upstream answers truncated over UDP and retried over TCP.
+        tcp_retries,
+        rcode_noerror,
+        rcode_nxdomain,
+        rcode_servfail,
+        rcode_formerr,
+        rcode_refused,
+        rcode_notimp,
+        rcode_other,
+    }
 }
 
 impl DnsMetrics {

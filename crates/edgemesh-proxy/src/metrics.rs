@@ -6,61 +6,26 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use edgemesh_telemetry::{Kind, Readings, Readout};
 
-/// Live counters; cheap to bump from any task.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub accepted: AtomicU64,
-    pub routed: AtomicU64,
-    pub no_route: AtomicU64,
-    pub no_endpoint: AtomicU64,
-    pub dial_failures: AtomicU64,
-    pub retries: AtomicU64,
-    pub active: AtomicU64,
-    pub bytes_client_to_upstream: AtomicU64,
-    pub bytes_upstream_to_client: AtomicU64,
-    pub idle_closed: AtomicU64,
-    pub udp_sessions_created: AtomicU64,
-    pub udp_sessions_active: AtomicU64,
-    pub udp_datagrams_dropped: AtomicU64,
-}
-
-/// A point-in-time copy of [`Metrics`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MetricsSnapshot {
-    pub accepted: u64,
-    pub routed: u64,
-    pub no_route: u64,
-    pub no_endpoint: u64,
-    pub dial_failures: u64,
-    pub retries: u64,
-    pub active: u64,
-    pub bytes_client_to_upstream: u64,
-    pub bytes_upstream_to_client: u64,
-    pub idle_closed: u64,
-    pub udp_sessions_created: u64,
-    pub udp_sessions_active: u64,
-    pub udp_datagrams_dropped: u64,
+edgemesh_telemetry::counters! {
+    /// Live counters; cheap to bump from any task.
+    pub struct Metrics => MetricsSnapshot {
+        pub accepted,
+        pub routed,
+        pub no_route,
+        pub no_endpoint,
+        pub dial_failures,
+        pub retries,
+        pub active,
+        pub bytes_client_to_upstream,
+        pub bytes_upstream_to_client,
+        pub idle_closed,
+        pub udp_sessions_created,
+        pub udp_sessions_active,
+        pub udp_datagrams_dropped,
+    }
 }
 
 impl Metrics {
-    pub fn snapshot(&self) -> MetricsSnapshot {
-        MetricsSnapshot {
-            accepted: self.accepted.load(Relaxed),
-            routed: self.routed.load(Relaxed),
-            no_route: self.no_route.load(Relaxed),
-            no_endpoint: self.no_endpoint.load(Relaxed),
-            dial_failures: self.dial_failures.load(Relaxed),
-            retries: self.retries.load(Relaxed),
-            active: self.active.load(Relaxed),
-            bytes_client_to_upstream: self.bytes_client_to_upstream.load(Relaxed),
-            bytes_upstream_to_client: self.bytes_upstream_to_client.load(Relaxed),
-            idle_closed: self.idle_closed.load(Relaxed),
-            udp_sessions_created: self.udp_sessions_created.load(Relaxed),
-            udp_sessions_active: self.udp_sessions_active.load(Relaxed),
-            udp_datagrams_dropped: self.udp_datagrams_dropped.load(Relaxed),
-        }
-    }
-
     pub(crate) fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Relaxed);
     }

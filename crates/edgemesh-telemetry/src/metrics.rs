@@ -17,6 +17,53 @@ use prometheus_client::registry::Registry;
 
 use crate::reply::Reply;
 
+/// Declares a struct of live `AtomicU64` counters (one relaxed add per event), the plain-`u64`
+/// copy of it that `/metrics` and tests read, and the `snapshot()` that takes the copy, from one
+/// list of fields:
+///
+/// ```
+/// edgemesh_telemetry::counters! {
+///     /// Live counters; cheap to bump from any task.
+///     pub struct Metrics => MetricsSnapshot {
+///         /// Connections accepted.
+///         pub accepted,
+///         dropped,
+///     }
+/// }
+/// let metrics = Metrics::default();
+/// metrics.accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+/// assert_eq!(metrics.snapshot().accepted, 1);
+/// ```
+#[macro_export]
+macro_rules! counters {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $live:ident => $snapshot:ident {
+            $($(#[$doc:meta])* $field_vis:vis $name:ident),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Default)]
+        $vis struct $live {
+            $($(#[$doc])* $field_vis $name: ::std::sync::atomic::AtomicU64,)*
+        }
+
+        #[doc = concat!("A point-in-time copy of [`", stringify!($live), "`].")]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        $vis struct $snapshot {
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        impl $live {
+            pub fn snapshot(&self) -> $snapshot {
+                $snapshot {
+                    $($name: self.$name.load(::std::sync::atomic::Ordering::Relaxed),)*
+                }
+            }
+        }
+    };
+}
+
 /// The content type of [`encode`]'s text (the OpenMetrics 1.0 exposition format).
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
