@@ -8,7 +8,7 @@ pub mod port;
 pub mod rules;
 pub mod tunnel;
 
-use crate::gather::Facts;
+use crate::gather::{Facts, Fetched};
 use crate::plan::Plan;
 use crate::report::Finding;
 
@@ -34,19 +34,45 @@ pub fn all(plan: &Plan, facts: &Facts) -> Vec<Finding> {
         &plan.node_name,
         &facts.relays,
     ));
+    let handshakes = metric(&facts.metrics, tunnel::HANDSHAKE_FAILURES);
     out.push(tunnel::peers(
         plan.tunnel.as_ref(),
         &plan.node_name,
         &facts.peers,
         &facts.relays,
+        handshakes,
     ));
     out.push(hub::status(plan.hub_admin, facts.hub_readyz.as_ref()));
     out
 }
 
+/// The value of an unlabelled sample `name` in the agent's `/metrics` text.
+pub fn metric(metrics: &Fetched, name: &str) -> Option<u64> {
+    let (200, text) = metrics.as_ref().ok()? else {
+        return None;
+    };
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name))
+        .find_map(|rest| rest.strip_prefix(' '))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map(|v| v as u64)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use crate::plan::{DnsPlan, Plan, Relay, TunnelPlan};
+
+    #[test]
+    fn metric_values_are_read_by_exact_name() {
+        let text = "# TYPE a counter\na_total 3\na_total_x 9\nb{path=\"x\"} 1\nc NaN\n# EOF\n";
+        let fetched = Ok((200, text.to_owned()));
+        assert_eq!(super::metric(&fetched, "a_total"), Some(3));
+        assert_eq!(super::metric(&fetched, "b"), None);
+        assert_eq!(super::metric(&fetched, "c"), None);
+        assert_eq!(super::metric(&Ok((503, text.to_owned())), "a_total"), None);
+        assert_eq!(super::metric(&Err("down".into()), "a_total"), None);
+    }
 
     /// A plan with every module on, one relay `relay-1` at 192.0.2.1:20006.
     pub fn plan() -> Plan {

@@ -68,7 +68,7 @@ pub fn order(
         _ => "iptables KUBE-PORTALS-* jumps",
     };
     let message = format!("{backend} ahead of kube-proxy");
-    match repairs(metrics) {
+    match super::metric(metrics, REPAIRS) {
         Some(n) if n > 0 => Finding::warn(
             CHECK,
             format!("{message}, but the agent had to move its jumps back {n} times"),
@@ -214,16 +214,6 @@ fn priority(value: &Value) -> i64 {
         Some("srcnat") => 100,
         _ => 0,
     }
-}
-
-fn repairs(metrics: &Fetched) -> Option<u64> {
-    let (200, text) = metrics.as_ref().ok()? else {
-        return None;
-    };
-    text.lines()
-        .find_map(|l| l.strip_prefix(REPAIRS))
-        .and_then(|rest| rest.trim().parse::<f64>().ok())
-        .map(|n| n as u64)
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! The tunnel: the PSK file, the relays, and the peers the agent holds (`/debug/peers`).
 //!
-//! The tunnel exposes no count of failed handshakes, so a wrong PSK is told apart from an
-//! unreachable relay by reachability: a relay that accepts a TCP connection on its tunnel port
-//! while the agent holds no connection to it is a handshake that fails, and the PSK (or
-//! `psk.mode`) is the only part two honest members can disagree on.
+//! A wrong PSK is told apart from an unreachable relay by the tunnel's count of failed
+//! handshakes (`edgemesh_tunnel_handshake_failures_total`: the PSK, or `psk.mode`, is the only
+//! part of the handshake two honest members can disagree on), and by reachability: a relay that
+//! accepts a TCP connection on its tunnel port while the agent holds none to it.
 
 use serde::Deserialize;
 
@@ -13,6 +13,9 @@ use crate::report::Finding;
 
 const PSK: &str = "tunnel.psk";
 const PEERS: &str = "tunnel.peers";
+/// The tunnel's counter of failed handshakes, as `/metrics` shows it.
+pub const HANDSHAKE_FAILURES: &str = "edgemesh_tunnel_handshake_failures_total";
+const PSK_FIX: &str = "use the same PSK file and the same modules.edgeTunnel.psk.mode (noise, or pnet with EdgeMesh's Go agents) on every node; the agent logs `handshake failed` with a hint=";
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -95,6 +98,7 @@ pub fn peers(
     node_name: &str,
     fetched: &Fetched,
     probes: &[RelayProbe],
+    handshake_failures: Option<u64>,
 ) -> Finding {
     let Some(tunnel) = tunnel else {
         return Finding::skip(PEERS, "modules.edgeTunnel is off");
@@ -130,7 +134,7 @@ pub fn peers(
     let relays_configured = tunnel.other_relays(node_name).count() > 0;
     let relay_connected = peers.iter().any(|p| p.is_relay);
     if relays_configured && !relay_connected {
-        return no_relay(peers.len(), probes);
+        return no_relay(peers.len(), probes, handshake_failures);
     }
     if peers.is_empty() {
         return Finding::warn(
@@ -154,12 +158,19 @@ pub fn peers(
 }
 
 /// Relays are configured and none is connected: unreachable, or the handshake fails.
-fn no_relay(peer_count: usize, probes: &[RelayProbe]) -> Finding {
+fn no_relay(peer_count: usize, probes: &[RelayProbe], handshake_failures: Option<u64>) -> Finding {
     let reachable: Vec<&RelayProbe> = probes.iter().filter(|p| p.result.is_ok()).collect();
     let prefix = match peer_count {
         0 => "no peer in the table and no relay connected".to_owned(),
         n => format!("{n} peers but no relay connected"),
     };
+    if let Some(n @ 1..) = handshake_failures {
+        return Finding::fail(
+            PEERS,
+            format!("{prefix}: {n} tunnel handshakes failed: wrong PSK (or psk.mode)"),
+            PSK_FIX,
+        );
+    }
     match reachable.first() {
         Some(relay) => Finding::fail(
             PEERS,
@@ -167,7 +178,7 @@ fn no_relay(peer_count: usize, probes: &[RelayProbe]) -> Finding {
                 "{prefix}, though relay {} accepts TCP at {}: the tunnel handshake fails, most likely a wrong PSK (or psk.mode)",
                 relay.node_name, relay.addr
             ),
-            "use the same PSK file and the same modules.edgeTunnel.psk.mode (noise, or pnet with EdgeMesh's Go agents) on every node; the agent logs `handshake failed` with a hint=",
+            PSK_FIX,
         ),
         None => Finding::fail(
             PEERS,

@@ -60,6 +60,7 @@ fn connected_to_the_relay_passes() {
         "edge-1",
         &Ok((200, RELAY_PEER.into())),
         &[probe(true)],
+        None,
     );
     assert_eq!(f.status, Status::Pass, "{f:?}");
     assert!(f.message.contains("relay-1 (direct)"));
@@ -70,11 +71,19 @@ fn no_relay_connected_tells_wrong_psk_from_unreachable() {
     let p = plan();
     let t = p.tunnel.as_ref();
     let empty = Ok((200, "[]".to_owned()));
-    let psk = peers(t, "edge-1", &empty, &[probe(true)]);
+    let psk = peers(t, "edge-1", &empty, &[probe(true)], None);
     assert_eq!(psk.status, Status::Fail);
     assert!(psk.message.contains("wrong PSK"), "{psk:?}");
     assert!(psk.message.contains("accepts TCP"), "{psk:?}");
-    let unreachable = peers(t, "edge-1", &empty, &[probe(false)]);
+    let counted = peers(t, "edge-1", &empty, &[probe(false)], Some(4));
+    assert_eq!(counted.status, Status::Fail);
+    assert!(
+        counted
+            .message
+            .contains("4 tunnel handshakes failed: wrong PSK"),
+        "{counted:?}"
+    );
+    let unreachable = peers(t, "edge-1", &empty, &[probe(false)], None);
     assert_eq!(unreachable.status, Status::Fail);
     assert!(
         unreachable.message.contains("relay unreachable"),
@@ -87,7 +96,7 @@ fn without_relays_no_peer_only_warns() {
     let p = plan();
     let mut t = p.tunnel.clone().unwrap();
     t.relays.clear();
-    let f = peers(Some(&t), "edge-1", &Ok((200, "[]".into())), &[]);
+    let f = peers(Some(&t), "edge-1", &Ok((200, "[]".into())), &[], None);
     assert_eq!(f.status, Status::Warn);
 }
 
@@ -96,23 +105,23 @@ fn tunnel_off_in_the_agent_garbage_and_no_agent() {
     let p = plan();
     let t = p.tunnel.as_ref();
     assert_eq!(
-        peers(t, "edge-1", &Ok((404, "off".into())), &[]).status,
+        peers(t, "edge-1", &Ok((404, "off".into())), &[], None).status,
         Status::Fail
     );
     assert_eq!(
-        peers(t, "edge-1", &Ok((200, "{\"error\": 1}".into())), &[]).status,
+        peers(t, "edge-1", &Ok((200, "{\"error\": 1}".into())), &[], None).status,
         Status::Warn
     );
     assert_eq!(
-        peers(t, "edge-1", &Ok((500, "x".into())), &[]).status,
+        peers(t, "edge-1", &Ok((500, "x".into())), &[], None).status,
         Status::Warn
     );
     assert_eq!(
-        peers(t, "edge-1", &Err("refused".into()), &[]).status,
+        peers(t, "edge-1", &Err("refused".into()), &[], None).status,
         Status::Skip
     );
     assert_eq!(
-        peers(None, "edge-1", &Err("refused".into()), &[]).status,
+        peers(None, "edge-1", &Err("refused".into()), &[], None).status,
         Status::Skip
     );
 }
