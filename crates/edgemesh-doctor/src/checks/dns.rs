@@ -20,12 +20,12 @@ pub fn server(outcome: Option<&Outcome>) -> Finding {
     match result {
         Ok(answer) if answer.rcode == "NOERROR" && answer.answers > 0 => Finding::pass(
             CHECK,
-            format!("{server} answered {name} ({} records)", answer.answers),
+            format!("{server} answered {name} ({} answers)", answer.answers),
         ),
         Ok(answer) => Finding::warn(
             CHECK,
             format!(
-                "{server} answers, but {name}: {} with {} records",
+                "{server} answers, but {name}: {}, {} answers",
                 answer.rcode, answer.answers
             ),
             "the service is not in the agent's view: curl the admin endpoint's /debug/snapshot; a custom cluster domain goes in modules.edgeDNS.clusterDomain",
