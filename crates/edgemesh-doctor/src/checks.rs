@@ -74,6 +74,43 @@ pub(crate) mod tests {
         assert_eq!(super::metric(&Err("down".into()), "a_total"), None);
     }
 
+    proptest::proptest! {
+        /// Whatever the node, the agent or a server answers, every check returns a finding.
+        #[test]
+        fn no_input_panics(text in ".{0,200}", status in 0u16..600, json in proptest::sample::select(vec![
+            "[]", "{}", "[{}]", "[{\"isRelay\": 1}]", "{\"nftables\": [{\"chain\": {\"hook\": 1, \"prio\": \"x\"}}]}",
+            "{\"services\": {\"/\": 1}}", "*nat\n-A PREROUTING\n-A\n:",
+        ])) {
+            let plan = plan();
+            for body in [text.as_str(), json] {
+                let fetched: crate::gather::Fetched = Ok((status, body.to_owned()));
+                let facts = crate::gather::Facts {
+                    healthz: fetched.clone(),
+                    readyz: fetched.clone(),
+                    snapshot: fetched.clone(),
+                    peers: fetched.clone(),
+                    metrics: fetched.clone(),
+                    nft: Ok(body.to_owned()),
+                    iptables: Ok(body.to_owned()),
+                    port_range: Ok(body.to_owned()),
+                    reserved_ports: Ok(body.to_owned()),
+                    dns: None,
+                    resolv_conf: ("/etc/resolv.conf".into(), Ok(body.to_owned())),
+                    api: None,
+                    psk: Some(Ok(body.len() as u64)),
+                    relays: Vec::new(),
+                    hub_readyz: Some(fetched.clone()),
+                };
+                let mut plan = plan.clone();
+                plan.hub_admin = Some("127.0.0.1:10267".parse().unwrap());
+                let findings = super::all(&plan, &facts);
+                proptest::prop_assert!(findings.len() >= 12);
+                let _ = crate::report::table(&findings);
+                let _ = crate::report::json(&findings);
+            }
+        }
+    }
+
     /// A plan with every module on, one relay `relay-1` at 192.0.2.1:20006.
     pub fn plan() -> Plan {
         Plan {
