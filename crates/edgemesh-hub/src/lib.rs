@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agents;
+mod answer;
 mod client;
 pub mod config;
 mod configmap;

@@ -133,6 +133,7 @@ fn hook(h: Hook) -> &'static str {
         Hook::Prerouting => "prerouting",
         Hook::Output => "output",
         Hook::Postrouting => "postrouting",
+        Hook::Input => "input",
     }
 }
 
@@ -158,6 +159,16 @@ fn condition(m: &Match) -> String {
             addr(family),
             fast::set_name(family)
         ),
+        // A listener of either kind (transparent or not) is "a socket listens": the lookup
+        // fails, and the rule does not match, only when nobody does.
+        Match::ProxySyn { port, listening } => {
+            let syn = format!("tcp dport {port} tcp flags & (syn | ack) == syn ct status dnat");
+            if listening {
+                format!("{syn} socket transparent {{ 0, 1 }}")
+            } else {
+                syn
+            }
+        }
     }
 }
 
@@ -196,6 +207,7 @@ fn action(rule: &crate::rules::Rule) -> String {
             _ => "accept".into(),
         },
         Action::Masquerade => "masquerade".into(),
+        Action::Drop => "drop".into(),
     }
 }
 

@@ -22,6 +22,8 @@ edgemesh_telemetry::counters! {
         pub udp_sessions_created,
         pub udp_sessions_active,
         pub udp_datagrams_dropped,
+        /// The kernel's count of datagrams dropped at the full TPROXY receiver (`SO_RXQ_OVFL`).
+        pub udp_receive_buffer_drops,
     }
 }
 
@@ -89,6 +91,11 @@ impl Readout for Metrics {
                 "udp_datagrams_dropped",
                 "UDP datagrams dropped (queue full, no session, or a send failed).",
                 m.udp_datagrams_dropped,
+            ),
+            (
+                "udp_receive_buffer_drops",
+                "UDP datagrams the kernel dropped because the transparent receiver's buffer was full.",
+                m.udp_receive_buffer_drops,
             ),
         ];
         out.table(Kind::Counter, "edgemesh_proxy_", &counters)?;
