@@ -26,7 +26,7 @@ pub enum Command {
     Hub(crate::hub::HubArgs),
     /// Build a multi-LAN edge cluster from network namespaces on this machine and run the examples.
     #[command(subcommand)]
-    Playground(crate::playground::PlaygroundCommand),
+    Playground(edgemesh_playground::cli::PlaygroundCommand),
     /// Print the version and build information.
     Version,
 }
