@@ -8,6 +8,8 @@
 //! - [`TunnelDialer`] plugs the tunnel into the proxy's `Dialer` seam.
 //! - [`TunnelHandle::peers`] is the data of `/debug/peers`.
 //! - [`Socks5Server`] reaches nodes by name through the tunnel (`socks5Proxy`).
+//! - [`settings`]: EdgeMesh's `modules.edgeTunnel` → [`settings::TunnelSettings`], and the
+//!   agent's start-up of the tunnel and SOCKS5 from them.
 //!
 //! Security model: the PSK keeps non-members out (in the noise handshake, or pnet as EdgeMesh
 //! does: [`PskMode`]); each node has its own random key ([`identity`]); node names are bound to
@@ -33,6 +35,7 @@ pub mod psk;
 mod punch;
 mod quic_gate;
 mod server;
+pub mod settings;
 mod shared;
 pub mod snapshot_file;
 pub mod socks5;

@@ -2,10 +2,8 @@
 
 mod admin;
 mod datapath;
-mod dns;
 mod reload;
 mod settings;
-mod tunnel;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,6 +14,7 @@ use edgemesh_kube::source::{api, manifests};
 use edgemesh_kube::{Publisher, SourceEvent, client};
 use edgemesh_model::BuildOptions;
 use edgemesh_telemetry::{Liveness, Readout, Registry};
+use edgemesh_tunnel::settings::TunnelSettings;
 use tokio::sync::mpsc;
 
 use crate::cli::AgentArgs;
@@ -84,7 +83,7 @@ async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
         None => None,
     };
     if let Some(dns) = settings.dns.clone() {
-        dns::start(dns, publisher.cell(), &liveness)
+        edgemesh_dns::settings::start(dns, publisher.cell(), &liveness)
             .await?
             .register(&mut registry);
     }
@@ -121,17 +120,17 @@ async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
 
 /// The tunnel, watched by `/healthz`, with SOCKS5 and the relay list followed in the config file.
 async fn start_tunnel(
-    settings: &tunnel::TunnelSettings,
+    settings: &TunnelSettings,
     node_name: &str,
     publisher: &Publisher,
     args: AgentArgs,
     liveness: &Liveness,
 ) -> anyhow::Result<edgemesh_tunnel::Tunnel> {
-    let tunnel = tunnel::start(settings, node_name, publisher.cell())?;
+    let tunnel = edgemesh_tunnel::settings::start(settings, node_name, publisher.cell())?;
     let handle = tunnel.handle();
     let watched = handle.clone();
     liveness.check("tunnel driver", move || watched.driver_running());
-    tunnel::start_socks5(settings, handle.clone()).await?;
+    edgemesh_tunnel::settings::start_socks5(settings, handle.clone()).await?;
     if let Some(path) = args.config.clone() {
         reload::follow_relays(args, path, handle, settings.relays.clone());
     }

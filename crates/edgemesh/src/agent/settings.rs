@@ -8,13 +8,13 @@ use edgemesh_config::{
     ApiEndpoint, ConfigErrors, DEFAULT_ADMIN_ADDR, Env, Overrides, Prepared, ProxyBackend, prepare,
 };
 use edgemesh_config::{DEFAULT_PROXY_LISTEN_PORT, EdgeProxy, MetaServerSecurity};
+use edgemesh_dns::DnsSettings;
 use edgemesh_kube::client::{MetaServerTls, SERVICE_ACCOUNT_TOKEN};
 use edgemesh_lb::ConsistentHashConfig;
 use edgemesh_model::{ServiceFilterMode, SourceId};
 use edgemesh_netfilter::BackendKind;
+use edgemesh_tunnel::settings::TunnelSettings;
 
-use super::dns::DnsSettings;
-use super::tunnel::TunnelSettings;
 use crate::cli::AgentArgs;
 
 /// How the agent reaches a Kubernetes API server.
