@@ -7,12 +7,11 @@
 //! connections here, and the kernel holds them in the backlog instead of the proxy refusing
 //! services it does not know yet.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use edgemesh_host::{HostSockets, SocketFactory};
+use edgemesh_host::HostSockets;
 use edgemesh_kube::Readiness;
 use edgemesh_lb::LoadBalancer;
 use edgemesh_model::{Snapshot, SnapshotCell};
@@ -20,7 +19,7 @@ use edgemesh_netfilter::{
     BackendKind, CommandRunner, DEFAULT_BYPASS_MARK, FastPathOptions, Proxier, ProxierStats,
     RuleOptions, SystemRunner, UdpOptions, select_backend,
 };
-use edgemesh_proxy::udp::TproxySocket;
+use edgemesh_proxy::listeners;
 use edgemesh_proxy::{Dialer, DirectDialer, Metrics, Proxy, ProxyConfig};
 use edgemesh_telemetry::{Liveness, Readout, Registry};
 use edgemesh_tunnel::{TunnelDialer, TunnelHandle};
@@ -89,22 +88,8 @@ pub async fn start(
     };
     let proxy = Proxy::new(config, cell, balancer.clone(), dialer);
 
-    let tcp_addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, settings.port));
-    let listener = sockets.tcp_bind(tcp_addr).with_context(|| {
-        format!(
-            "cannot listen on the transparent proxy port {tcp_addr} (modules.edgeProxy.listenPort; \
-                 if nothing else listens there, an outgoing connection may hold it as its \
-                 ephemeral port: see docs/troubleshooting.md)"
-        )
-    })?;
-    let serving = proxy.clone();
     let synced = first_complete_sync(updates.clone(), Arc::clone(&readiness));
-    liveness.spawn("tcp proxy", async move {
-        synced.await;
-        if let Err(e) = serving.serve_tcp(listener).await {
-            tracing::error!(error = %e, "TCP proxy stopped");
-        }
-    });
+    let tcp_addr = listeners::listen_tcp(&proxy, &*sockets, settings.port, synced, liveness)?;
 
     let runner: Arc<dyn CommandRunner> = Arc::new(SystemRunner::new());
     let backend = tokio::task::spawn_blocking({
@@ -114,7 +99,13 @@ pub async fn start(
     })
     .await??;
     let synced = first_complete_sync(updates.clone(), Arc::clone(&readiness));
-    let udp = start_udp(settings, &*sockets, &proxy, synced, liveness).await;
+    let mark = edgemesh_netfilter::DEFAULT_TPROXY_MARK;
+    let udp = listeners::listen_udp(&proxy, &*sockets, settings.port, mark, synced, liveness)
+        .await
+        .then_some(UdpOptions {
+            port: settings.port,
+            mark,
+        });
     tracing::info!(backend = %backend.kind(), tcp = %tcp_addr, udp = udp.is_some(), "transparent proxy listening; programming ClusterIP interception");
     let options = RuleOptions {
         tcp_port: settings.port,
@@ -194,41 +185,4 @@ pub async fn cleanup(bridge: &(String, std::net::IpAddr)) -> anyhow::Result<()> 
         failures.join("; ")
     );
     Ok(())
-}
-
-/// UDP needs TPROXY (either backend), the policy route for the TPROXY mark and a transparent
-/// socket; without any of them UDP services are left alone (logged) and TCP still works.
-async fn start_udp(
-    settings: &ProxySettings,
-    sockets: &dyn SocketFactory,
-    proxy: &Proxy,
-    synced: impl Future<Output = ()> + Send + 'static,
-    liveness: &Liveness,
-) -> Option<UdpOptions> {
-    let options = UdpOptions {
-        port: settings.port,
-        mark: edgemesh_netfilter::DEFAULT_TPROXY_MARK,
-    };
-    if let Err(e) = edgemesh_host::ensure_tproxy_route(options.mark).await {
-        tracing::warn!(error = %format_args!("{e:#}"), "UDP services are not intercepted");
-        return None;
-    }
-    let socket = match TproxySocket::bind(
-        sockets,
-        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, settings.port),
-    ) {
-        Ok(socket) => socket,
-        Err(e) => {
-            tracing::warn!(error = %e, "UDP services are not intercepted");
-            return None;
-        }
-    };
-    let serving = proxy.clone();
-    liveness.spawn("udp proxy", async move {
-        synced.await;
-        if let Err(e) = serving.serve_udp(socket).await {
-            tracing::error!(error = %e, "UDP proxy stopped");
-        }
-    });
-    Some(options)
 }
