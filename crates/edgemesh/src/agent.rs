@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use edgemesh_kube::source::{api, manifests};
-use edgemesh_kube::{Publisher, SourceEvent, client};
+use edgemesh_kube::{Publisher, SourceEvent};
 use edgemesh_model::BuildOptions;
 use edgemesh_telemetry::{Liveness, Readout, Registry};
 use edgemesh_tunnel::settings::TunnelSettings;
@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::cli::AgentArgs;
 use crate::process;
-pub use settings::{ApiTarget, Settings};
+pub use settings::Settings;
 
 /// Window in which source events are batched into one Snapshot rebuild.
 const DEBOUNCE: Duration = Duration::from_millis(50);
@@ -150,16 +150,8 @@ async fn start_sources(
         });
     }
     if let Some(target) = &settings.api {
-        let client = match target {
-            ApiTarget::Kubeconfig(path) => client::from_kubeconfig(path).await?,
-            ApiTarget::Url(url) => client::from_url(url)?,
-            ApiTarget::MetaServer { url, tls } => client::for_meta_server(url, tls.as_ref())?,
-            ApiTarget::InCluster => client::in_cluster()?,
-        };
-        let endpoints = match target {
-            ApiTarget::MetaServer { .. } => api::EndpointsApi::CoreOnly,
-            _ => api::EndpointsApi::Discover,
-        };
+        let client = target.client().await?;
+        let endpoints = target.endpoints_api();
         tracing::info!(api = %target, "watching the Kubernetes API");
         tokio::spawn(api::run(client, events, endpoints));
     }

@@ -1,46 +1,20 @@
 //! What the agent runs with: the config file, the defaults and the flags, resolved and validated.
 
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use edgemesh_config::{
-    ApiEndpoint, ConfigErrors, DEFAULT_ADMIN_ADDR, Env, Overrides, Prepared, ProxyBackend, prepare,
+    ConfigErrors, DEFAULT_ADMIN_ADDR, Env, Overrides, Prepared, ProxyBackend, prepare,
 };
-use edgemesh_config::{DEFAULT_PROXY_LISTEN_PORT, EdgeProxy, MetaServerSecurity};
+use edgemesh_config::{DEFAULT_PROXY_LISTEN_PORT, EdgeProxy};
 use edgemesh_dns::DnsSettings;
-use edgemesh_kube::client::{MetaServerTls, SERVICE_ACCOUNT_TOKEN};
+use edgemesh_kube::target::ApiTarget;
 use edgemesh_lb::ConsistentHashConfig;
 use edgemesh_model::{ServiceFilterMode, SourceId};
 use edgemesh_netfilter::BackendKind;
 use edgemesh_tunnel::settings::TunnelSettings;
 
 use crate::cli::AgentArgs;
-
-/// How the agent reaches a Kubernetes API server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApiTarget {
-    Kubeconfig(PathBuf),
-    /// `kubeAPIConfig.master` or the edge hub.
-    Url(String),
-    /// KubeEdge's metaServer, with `security` when it requires authorization.
-    MetaServer {
-        url: String,
-        tls: Option<MetaServerTls>,
-    },
-    InCluster,
-}
-
-impl fmt::Display for ApiTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ApiTarget::Kubeconfig(path) => write!(f, "kubeconfig {}", path.display()),
-            ApiTarget::Url(url) => f.write_str(url),
-            ApiTarget::MetaServer { url, .. } => write!(f, "KubeEdge metaServer {url}"),
-            ApiTarget::InCluster => f.write_str("in-cluster service account"),
-        }
-    }
-}
 
 /// `modules.edgeProxy`: the transparent proxy and the proxier.
 #[derive(Debug, Clone)]
@@ -112,15 +86,10 @@ impl Settings {
             warnings,
         } = prepared;
         let proxy_config = &config.modules.edge_proxy;
-        let api = discovery.api.map(|endpoint| match endpoint {
-            ApiEndpoint::Kubeconfig(path) => ApiTarget::Kubeconfig(path),
-            ApiEndpoint::Master(url) => ApiTarget::Url(url),
-            ApiEndpoint::MetaServer(url) => ApiTarget::MetaServer {
-                url,
-                tls: meta_server_tls(&config.kube_api_config.meta_server.security),
-            },
-            ApiEndpoint::InCluster => ApiTarget::InCluster,
-        });
+        let security = &config.kube_api_config.meta_server.security;
+        let api = discovery
+            .api
+            .map(|endpoint| ApiTarget::from_endpoint(endpoint, security));
         Self {
             dns: DnsSettings::from_config(&config, &node.name),
             node_name: node.name,
@@ -148,17 +117,6 @@ impl Settings {
             warnings: warnings.iter().map(ToString::to_string).collect(),
         }
     }
-}
-
-/// EdgeMesh uses `security`'s files only when the metaServer requires authorization.
-fn meta_server_tls(security: &MetaServerSecurity) -> Option<MetaServerTls> {
-    security.require_authorization.then(|| MetaServerTls {
-        ca_file: security.tls_ca_file.clone(),
-        cert_file: security.tls_cert_file.clone(),
-        key_file: security.tls_private_key_file.clone(),
-        insecure_skip_tls_verify: security.insecure_skip_tls_verify,
-        token_file: SERVICE_ACCOUNT_TOKEN.into(),
-    })
 }
 
 impl ProxySettings {
