@@ -16,8 +16,8 @@ use edgemesh_kube::Readiness;
 use edgemesh_lb::LoadBalancer;
 use edgemesh_model::{Snapshot, SnapshotCell};
 use edgemesh_netfilter::{
-    BackendKind, CommandRunner, DEFAULT_BYPASS_MARK, FastPathOptions, Proxier, ProxierStats,
-    RuleOptions, SystemRunner, UdpOptions, select_backend,
+    CommandRunner, DEFAULT_BYPASS_MARK, Proxier, ProxierStats, RuleOptions, SystemRunner,
+    UdpOptions, start,
 };
 use edgemesh_proxy::listeners;
 use edgemesh_proxy::{Dialer, DirectDialer, Metrics, Proxy, ProxyConfig};
@@ -92,12 +92,7 @@ pub async fn start(
     let tcp_addr = listeners::listen_tcp(&proxy, &*sockets, settings.port, synced, liveness)?;
 
     let runner: Arc<dyn CommandRunner> = Arc::new(SystemRunner::new());
-    let backend = tokio::task::spawn_blocking({
-        let runner = Arc::clone(&runner);
-        let kind = settings.backend;
-        move || select_backend(kind, runner)
-    })
-    .await??;
+    let backend = start::pick_backend(settings.backend, runner).await?;
     let synced = first_complete_sync(updates.clone(), Arc::clone(&readiness));
     let mark = edgemesh_netfilter::DEFAULT_TPROXY_MARK;
     let udp = listeners::listen_udp(&proxy, &*sockets, settings.port, mark, synced, liveness)
@@ -110,7 +105,7 @@ pub async fn start(
     let options = RuleOptions {
         tcp_port: settings.port,
         udp,
-        fast_path: fast_path(settings, backend.kind(), node_name),
+        fast_path: start::fast_path(settings.kernel_fast_path, backend.kind(), node_name),
         ..RuleOptions::default()
     };
     let proxier = Proxier::new(backend, options);
@@ -139,36 +134,12 @@ async fn first_complete_sync(updates: watch::Receiver<Arc<Snapshot>>, readiness:
     }
 }
 
-/// The kernel fast path needs nftables (numgen DNAT maps); with iptables every frontend is proxied.
-fn fast_path(
-    settings: &ProxySettings,
-    backend: BackendKind,
-    node_name: &str,
-) -> Option<FastPathOptions> {
-    let on = settings.kernel_fast_path && backend == BackendKind::Nftables;
-    if settings.kernel_fast_path && !on {
-        tracing::info!(%backend, "kernel fast path off: it needs the nftables backend");
-    }
-    on.then(|| FastPathOptions {
-        local_node: Some(Arc::from(node_name)),
-    })
-}
-
 /// `edgemesh agent --cleanup`: removes the rules of both backends, the UDP policy route and the
 /// bridge device (`bridge`: its name and the address that shows it is ours). Each step is
 /// idempotent; every failure is reported, and a partial cleanup is an error.
 pub async fn cleanup(bridge: &(String, std::net::IpAddr)) -> anyhow::Result<()> {
     let runner: Arc<dyn CommandRunner> = Arc::new(SystemRunner::new());
-    let mut failures = Vec::new();
-    for kind in [BackendKind::Nftables, BackendKind::Iptables] {
-        let runner = Arc::clone(&runner);
-        let removed =
-            tokio::task::spawn_blocking(move || select_backend(kind, runner)?.cleanup()).await?;
-        match removed {
-            Ok(()) => tracing::info!(backend = %kind, "removed the rules"),
-            Err(e) => failures.push(format!("{kind}: {e}")),
-        }
-    }
+    let mut failures = start::cleanup_rules(runner).await?;
     match edgemesh_host::remove_tproxy_route(edgemesh_netfilter::DEFAULT_TPROXY_MARK).await {
         Ok(()) => tracing::info!("removed the UDP TPROXY policy route"),
         Err(e) => failures.push(format!("UDP policy route: {e:#}")),
