@@ -30,6 +30,7 @@ pub mod proxier;
 pub mod rules;
 pub mod runner;
 mod select;
+pub mod settings;
 pub mod start;
 pub mod trace;
 

@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod origdst;
 mod proxy;
 pub mod relay;
+pub mod settings;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod udp;

@@ -70,14 +70,21 @@ async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
     };
     let tunnel_handle = tunnel.as_ref().map(edgemesh_tunnel::Tunnel::handle);
     let proxier = match &settings.proxy {
-        Some(proxy) => {
+        Some((proxy, rules)) => {
             let sources = datapath::Sources {
                 cell: publisher.cell(),
                 updates: publisher.subscribe(),
                 readiness: publisher.readiness(),
             };
             let node = &settings.node_name;
-            let started = datapath::start(proxy, node, tunnel_handle.clone(), sources, &liveness);
+            let started = datapath::start(
+                proxy,
+                rules,
+                node,
+                tunnel_handle.clone(),
+                sources,
+                &liveness,
+            );
             Some(started.await?.register(&mut registry))
         }
         None => None,

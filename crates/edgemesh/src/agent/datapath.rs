@@ -15,17 +15,17 @@ use edgemesh_host::HostSockets;
 use edgemesh_kube::Readiness;
 use edgemesh_lb::LoadBalancer;
 use edgemesh_model::{Snapshot, SnapshotCell};
+use edgemesh_netfilter::settings::ProxierSettings;
 use edgemesh_netfilter::{
     CommandRunner, DEFAULT_BYPASS_MARK, Proxier, ProxierStats, RuleOptions, SystemRunner,
     UdpOptions, start,
 };
 use edgemesh_proxy::listeners;
+use edgemesh_proxy::settings::ProxySettings;
 use edgemesh_proxy::{Dialer, DirectDialer, Metrics, Proxy, ProxyConfig};
 use edgemesh_telemetry::{Liveness, Readout, Registry};
 use edgemesh_tunnel::{TunnelDialer, TunnelHandle};
 use tokio::sync::watch;
-
-use super::settings::ProxySettings;
 
 /// How long the proxy holds connections while the sources have not completed their first list;
 /// then it serves what it knows.
@@ -57,6 +57,7 @@ impl DataPath {
 
 pub async fn start(
     settings: &ProxySettings,
+    rules: &ProxierSettings,
     node_name: &str,
     tunnel: Option<TunnelHandle>,
     sources: Sources,
@@ -92,7 +93,7 @@ pub async fn start(
     let tcp_addr = listeners::listen_tcp(&proxy, &*sockets, settings.port, synced, liveness)?;
 
     let runner: Arc<dyn CommandRunner> = Arc::new(SystemRunner::new());
-    let backend = start::pick_backend(settings.backend, runner).await?;
+    let backend = start::pick_backend(rules.backend, runner).await?;
     let synced = first_complete_sync(updates.clone(), Arc::clone(&readiness));
     let mark = edgemesh_netfilter::DEFAULT_TPROXY_MARK;
     let udp = listeners::listen_udp(&proxy, &*sockets, settings.port, mark, synced, liveness)
@@ -105,7 +106,7 @@ pub async fn start(
     let options = RuleOptions {
         tcp_port: settings.port,
         udp,
-        fast_path: start::fast_path(settings.kernel_fast_path, backend.kind(), node_name),
+        fast_path: start::fast_path(rules.kernel_fast_path, backend.kind(), node_name),
         ..RuleOptions::default()
     };
     let proxier = Proxier::new(backend, options);
