@@ -15,4 +15,7 @@ pub use net::{
     BridgeStatus, NetError, TPROXY_TABLE, ensure_bridge_device, ensure_tproxy_route,
     interface_addresses, interface_networks, remove_bridge_device, remove_tproxy_route,
 };
-pub use sockets::{HostSockets, SocketError, SocketFactory, connect};
+pub use sockets::{
+    HostSockets, SocketError, SocketFactory, TRANSPARENT_RECEIVE_BUFFER, UPSTREAM_RECEIVE_BUFFER,
+    connect,
+};

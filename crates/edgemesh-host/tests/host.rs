@@ -8,8 +8,8 @@
 use std::net::SocketAddr;
 
 use edgemesh_host::{
-    HostSockets, SocketFactory, TPROXY_TABLE, ensure_bridge_device, ensure_tproxy_route,
-    remove_bridge_device, remove_tproxy_route,
+    HostSockets, SocketFactory, TPROXY_TABLE, TRANSPARENT_RECEIVE_BUFFER, UPSTREAM_RECEIVE_BUFFER,
+    ensure_bridge_device, ensure_tproxy_route, remove_bridge_device, remove_tproxy_route,
 };
 use edgemesh_testkit::netns::{Netns, require_root};
 use socket2::SockRef;
@@ -36,6 +36,11 @@ fn dialing_sockets_carry_the_mark_and_nodelay() {
     }
     let udp = sockets.udp_connect("127.0.0.1:9".parse().unwrap()).unwrap();
     assert_eq!(SockRef::from(&udp).mark().unwrap(), MARK);
+    // The kernel doubles what it is given (bookkeeping), past rmem_max with CAP_NET_ADMIN.
+    assert_eq!(
+        SockRef::from(&udp).recv_buffer_size().unwrap(),
+        2 * UPSTREAM_RECEIVE_BUFFER
+    );
     assert_eq!(
         udp.peer_addr().unwrap(),
         "127.0.0.1:9".parse::<SocketAddr>().unwrap()
@@ -75,6 +80,10 @@ fn transparent_socket_is_transparent_and_binds_a_foreign_address() {
     assert!(v4.ip_transparent_v4().unwrap());
     assert!(v4.reuse_address().unwrap());
     assert_eq!(v4.mark().unwrap(), 0);
+    assert_eq!(
+        v4.recv_buffer_size().unwrap(),
+        2 * TRANSPARENT_RECEIVE_BUFFER
+    );
     let v6 = sockets.udp_transparent("[::1]:0".parse().unwrap()).unwrap();
     assert!(SockRef::from(&v6).ip_transparent_v6().unwrap());
 }

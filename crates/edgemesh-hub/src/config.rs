@@ -45,9 +45,31 @@ pub struct HubConfig {
     /// How long an upstream answer that the hub buffers for its cache may go without a byte
     /// before the request fails with 504 (a stalled upstream must not hold it forever).
     pub body_stall_timeout: Duration,
+    /// How much of a cached agent's get/list answer is buffered before it streams on, and the
+    /// size past which it is passed on without being cached.
+    pub answer_limits: AnswerLimits,
     pub cert_poll_interval: Duration,
     /// Where the listeners come from (plain host sockets by default).
     pub sockets: Arc<dyn SocketFactory>,
+}
+
+/// How much of a cached agent's answer the hub holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerLimits {
+    /// Answers up to this size are buffered whole before the client sees them.
+    pub buffered: usize,
+    /// Answers bigger than this are passed on but not cached: parsing one for the cache would
+    /// take several times its size in memory.
+    pub cached: usize,
+}
+
+impl Default for AnswerLimits {
+    fn default() -> Self {
+        Self {
+            buffered: 4 << 20,
+            cached: 128 << 20,
+        }
+    }
 }
 
 impl Default for HubConfig {
@@ -68,6 +90,7 @@ impl Default for HubConfig {
             connect_timeout: Duration::from_secs(2),
             bookmark_interval: Duration::from_secs(10),
             body_stall_timeout: Duration::from_secs(30),
+            answer_limits: AnswerLimits::default(),
             cert_poll_interval: Duration::from_secs(5),
             sockets: Arc::new(HostSockets::default()),
         }

@@ -86,6 +86,7 @@ impl Hub {
             metrics,
             bookmark_interval: config.bookmark_interval,
             body_stall_timeout: config.body_stall_timeout,
+            answer_limits: config.answer_limits,
             own_token: OwnToken::new(config.token_file.as_deref()),
         });
         let secure = match (config.secure_addr, &config.cert_file, &config.key_file) {

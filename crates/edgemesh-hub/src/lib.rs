@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agents;
+mod answer;
 pub mod cli;
 mod client;
 pub mod config;

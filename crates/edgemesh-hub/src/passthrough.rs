@@ -1,7 +1,7 @@
 //! Online: the request goes to an upstream with the client's own headers (its bearer token, so
 //! the apiserver still enforces RBAC); the response comes back untouched and streaming. For a
-//! cached agent the response is also stored: bodies of get/list/discovery are buffered and
-//! stored, watch events are applied to the cache as they stream by.
+//! cached agent the response is also stored: bodies of get/list/discovery through `answer.rs`,
+//! watch events applied to the cache as they stream by (`watch.rs`).
 
 use std::sync::Arc;
 
@@ -9,10 +9,11 @@ use bytes::Bytes;
 use edgemesh_copy::Options;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
+use crate::answer;
 use crate::client::Client;
 use crate::request::{RequestInfo, Target, Verb};
 use crate::state::State;
@@ -177,69 +178,19 @@ async fn cache_response(
     if info.verb == Verb::Watch && status.is_success() {
         return watch::tee(state, index, info, client, response);
     }
-    let (parts, body) = response.into_parts();
-    let collected = tokio::select! {
-        collected = collect_unless_stalled(body, state.body_stall_timeout) => collected,
-        () = state.health.offline() => {
-            let message = "edge hub: the cloud became unreachable while the answer was being read";
-            return crate::response::reply(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", message);
-        }
-    };
-    let bytes = match collected {
-        Ok(bytes) => bytes,
-        Err(BodyError::Stalled(after)) => {
-            let message =
-                format!("edge hub: the upstream sent no part of its answer for {after:?}");
-            return crate::response::reply(StatusCode::GATEWAY_TIMEOUT, "Timeout", &message);
-        }
-        Err(BodyError::Read(e)) => {
-            let message = format!("edge hub: reading the upstream response failed: {e}");
-            return crate::response::reply(StatusCode::BAD_GATEWAY, "BadGateway", &message);
-        }
-    };
-    // Parsing and storing a big list takes milliseconds: do it off the response path. A watch
-    // event that overtakes it is undone by the list for a moment and comes again on the watch
-    // that follows the list (see `replace_list`).
-    let (task_state, info, client, path) = (
+    // Parsing and storing a big list takes milliseconds: it happens off the response path. A
+    // watch event that overtakes it is undone by the list for a moment and comes again on the
+    // watch that follows the list (see `replace_list`).
+    let (task_state, info, client, stored_path) = (
         Arc::clone(state),
         info.clone(),
         client.clone(),
         path.to_string(),
     );
-    let stored = bytes.clone();
-    tokio::task::spawn_blocking(move || store(&task_state, &info, &client, &path, status, &stored));
-    let body = Full::new(bytes)
-        .map_err(|never| match never {})
-        .boxed_unsync();
-    Response::from_parts(parts, body)
-}
-
-#[derive(Debug)]
-enum BodyError {
-    Read(hyper::Error),
-    /// No frame for this long: an upstream that stalls mid-body must not hold the request (and
-    /// its buffer) forever.
-    Stalled(std::time::Duration),
-}
-
-/// The whole body, unless a frame takes longer than `stall` to come.
-async fn collect_unless_stalled(
-    mut body: Incoming,
-    stall: std::time::Duration,
-) -> Result<Bytes, BodyError> {
-    let mut bytes = bytes::BytesMut::new();
-    loop {
-        match tokio::time::timeout(stall, body.frame()).await {
-            Err(_) => return Err(BodyError::Stalled(stall)),
-            Ok(None) => return Ok(bytes.freeze()),
-            Ok(Some(Err(e))) => return Err(BodyError::Read(e)),
-            Ok(Some(Ok(frame))) => {
-                if let Ok(data) = frame.into_data() {
-                    bytes.extend_from_slice(&data);
-                }
-            }
-        }
-    }
+    answer::pass_and_store(state, path, response, move |bytes| {
+        store(&task_state, &info, &client, &stored_path, status, &bytes)
+    })
+    .await
 }
 
 /// Stores a buffered get/list/discovery answer.

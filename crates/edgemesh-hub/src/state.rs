@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::agents::CacheAgents;
+use crate::config::AnswerLimits;
 use crate::creds::OwnToken;
 use crate::health::Health;
 use crate::metrics::Metrics;
@@ -22,6 +23,7 @@ pub struct State {
     pub bookmark_interval: Duration,
     /// How long an answer being buffered for the cache may go without a byte.
     pub body_stall_timeout: Duration,
+    pub answer_limits: AnswerLimits,
     /// The node's identity, for the hub's own requests and node components on the plain front.
     pub own_token: OwnToken,
 }

@@ -145,6 +145,7 @@ fn hook(h: Hook) -> &'static str {
         Hook::Prerouting => "prerouting",
         Hook::Output => "output",
         Hook::Postrouting => "postrouting",
+        Hook::Input => "input",
     }
 }
 
@@ -170,6 +171,16 @@ fn condition(m: &Match) -> String {
             addr(family),
             fast::set_name(family)
         ),
+        // A listener of either kind (transparent or not) is "a socket listens": the lookup
+        // fails, and the rule does not match, only when nobody does.
+        Match::ProxySyn { port, listening } => {
+            let syn = format!("tcp dport {port} tcp flags & (syn | ack) == syn ct status dnat");
+            if listening {
+                format!("{syn} socket transparent {{ 0, 1 }}")
+            } else {
+                syn
+            }
+        }
     }
 }
 
@@ -211,6 +222,7 @@ fn action(rule: &crate::rules::Rule) -> String {
             _ => "accept".into(),
         },
         Action::Masquerade => "masquerade".into(),
+        Action::Drop => "drop".into(),
     }
 }
 

@@ -98,6 +98,8 @@ pub enum Hook {
     Output,
     /// Leaving the host (source NAT).
     Postrouting,
+    /// Arriving for a local socket, after NAT (the proxy's hold chain).
+    Input,
 }
 
 /// The base-chain type (nftables' `type`).
@@ -131,6 +133,9 @@ pub enum Match {
     /// The connection was DNATed from a fast-path frontend of this family (conntrack's
     /// original destination).
     FastPathReply { family: IpFamily },
+    /// A connection's first SYN redirected to the proxy's TCP port; `listening`: a socket
+    /// listens there (nft's `socket` lookup).
+    ProxySyn { port: u16, listening: bool },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,6 +154,8 @@ pub enum Action {
     DnatToBackends,
     /// nat: rewrite the source to the outgoing interface's address.
     Masquerade,
+    /// Drop the packet (the sender retries it).
+    Drop,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,6 +181,8 @@ pub const NAT_PRIORITY: i32 = -110;
 pub const MANGLE_PRIORITY: i32 = -150;
 /// Where conntrack is skipped for intercepted UDP (raw).
 pub const RAW_PRIORITY: i32 = -300;
+/// The proxy's hold chain (filter, after NAT).
+pub const FILTER_PRIORITY: i32 = 0;
 /// Source NAT of fast-path connections: ahead of kube-proxy's and the CNI's masquerade (100).
 pub const SNAT_PRIORITY: i32 = 90;
 
@@ -292,7 +301,11 @@ fn chains(opts: &RuleOptions, fast: &BTreeMap<Frontend, FastRoute>) -> Vec<Chain
             None => chain,
         }
     };
-    let mut all = vec![tcp("nat_prerouting", Prerouting), tcp("nat_output", Output)];
+    let mut all = vec![
+        tcp("nat_prerouting", Prerouting),
+        tcp("nat_output", Output),
+        hold_while_no_proxy(opts.tcp_port),
+    ];
     if opts.fast_path.is_some() {
         all.push(masquerade_fast_path());
     }
@@ -375,6 +388,33 @@ impl Chain {
         self.rules.splice(1..1, rules);
         self
     }
+}
+
+/// While no process listens on the proxy port (an agent restarting), a redirected SYN is dropped
+/// instead of refused: the client sends it again a second later and reaches the new agent, where
+/// a refusal would have failed its connection. Only the nftables backend renders it (iptables
+/// clients are refused in that gap); the rules stay while the agent is gone, so a node whose
+/// agent is removed without `--cleanup` gives clients of proxied services a timeout, not a
+/// refusal.
+fn hold_while_no_proxy(port: u16) -> Chain {
+    let syn = |listening| Match::ProxySyn { port, listening };
+    let mut chain = base(
+        "proxy_hold",
+        Hook::Input,
+        ChainType::Filter,
+        FILTER_PRIORITY,
+    );
+    chain.rules = vec![
+        Rule {
+            when: syn(true),
+            then: Action::Return,
+        },
+        Rule {
+            when: syn(false),
+            then: Action::Drop,
+        },
+    ];
+    chain
 }
 
 /// Fast-path connections leave with the node's address, as the proxy's own would, so replies

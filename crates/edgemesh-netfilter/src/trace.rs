@@ -55,6 +55,8 @@ pub enum Verdict {
     Tproxy { port: u16 },
     /// DNATed by the kernel to one of the frontend's backends (the fast path).
     Dnat,
+    /// Dropped (a SYN for the proxy while nobody listens; the input hook is not traced).
+    Drop,
     /// Our rules let it through untouched (kube-proxy or plain routing handle it).
     Continue,
 }
@@ -96,6 +98,7 @@ fn run_hook(rules: &RuleSet, packet: &mut Packet) -> Option<Verdict> {
                 Action::SetMark(mark) => packet.mark = mark,
                 Action::NoTrack | Action::Masquerade => {}
                 Action::DnatToBackends => return Some(Verdict::Dnat),
+                Action::Drop => return Some(Verdict::Drop),
             }
         }
     }
@@ -129,7 +132,8 @@ fn matches(rules: &RuleSet, condition: &Match, packet: &Packet) -> bool {
                     .get(&frontend)
                     .is_some_and(|route| route.group() == group)
         }
-        // Conntrack state is not modelled: the tracer follows a packet up to its DNAT.
-        Match::FastPathReply { .. } => false,
+        // Conntrack state and sockets are not modelled: the tracer follows a packet up to its
+        // DNAT.
+        Match::FastPathReply { .. } | Match::ProxySyn { .. } => false,
     }
 }

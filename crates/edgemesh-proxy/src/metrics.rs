@@ -22,6 +22,8 @@ pub struct Metrics {
     pub udp_sessions_created: AtomicU64,
     pub udp_sessions_active: AtomicU64,
     pub udp_datagrams_dropped: AtomicU64,
+    /// The kernel's count of datagrams dropped at the full TPROXY receiver (`SO_RXQ_OVFL`).
+    pub udp_receive_buffer_drops: AtomicU64,
 }
 
 /// A point-in-time copy of [`Metrics`].
@@ -40,6 +42,7 @@ pub struct MetricsSnapshot {
     pub udp_sessions_created: u64,
     pub udp_sessions_active: u64,
     pub udp_datagrams_dropped: u64,
+    pub udp_receive_buffer_drops: u64,
 }
 
 impl Metrics {
@@ -58,6 +61,7 @@ impl Metrics {
             udp_sessions_created: self.udp_sessions_created.load(Relaxed),
             udp_sessions_active: self.udp_sessions_active.load(Relaxed),
             udp_datagrams_dropped: self.udp_datagrams_dropped.load(Relaxed),
+            udp_receive_buffer_drops: self.udp_receive_buffer_drops.load(Relaxed),
         }
     }
 
@@ -124,6 +128,11 @@ impl Readout for Metrics {
                 "udp_datagrams_dropped",
                 "UDP datagrams dropped (queue full, no session, or a send failed).",
                 m.udp_datagrams_dropped,
+            ),
+            (
+                "udp_receive_buffer_drops",
+                "UDP datagrams the kernel dropped because the transparent receiver's buffer was full.",
+                m.udp_receive_buffer_drops,
             ),
         ];
         out.table(Kind::Counter, "edgemesh_proxy_", &counters)?;

@@ -133,6 +133,7 @@ impl Tunnel {
             counters: Mutex::new(HashMap::new()),
             commands,
             control: Mutex::new(control),
+            handshake_failures: Default::default(),
             snapshot,
             config,
             peer_id,
@@ -215,6 +216,14 @@ impl TunnelHandle {
     /// Whether the swarm driver still runs (its command channel closes when it ends).
     pub fn driver_running(&self) -> bool {
         !self.shared.commands.is_closed()
+    }
+
+    /// Transport handshakes that failed, most likely on the PSK (another key, or another
+    /// `psk.mode`), since the tunnel started.
+    pub fn handshake_failures(&self) -> u64 {
+        self.shared
+            .handshake_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// This node's peer id (derived from its key).

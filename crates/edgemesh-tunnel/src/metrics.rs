@@ -22,6 +22,8 @@ const REFRESH: Duration = Duration::from_secs(1);
 pub struct PeersView {
     body: Mutex<Vec<u8>>,
     totals: Mutex<[PathTotals; 3]>,
+    /// For the handshake failures, read when scraped (`None` in unit tests).
+    handle: Option<TunnelHandle>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -42,6 +44,7 @@ impl PeersView {
         let view = Arc::new(Self {
             body: Mutex::new(b"[]".to_vec()),
             totals: Mutex::default(),
+            handle: Some(handle.clone()),
         });
         let latest = Arc::clone(&view);
         tokio::spawn(async move {
@@ -104,6 +107,16 @@ impl Readout for PeersView {
             "edgemesh_tunnel_streams_open",
             "Tunnel streams open, by the path of their peer.",
             ("path", &by_path(|t| t.streams_open)),
+        )?;
+        let failures = self
+            .handle
+            .as_ref()
+            .map_or(0, TunnelHandle::handshake_failures);
+        out.one(
+            Kind::Counter,
+            "edgemesh_tunnel_handshake_failures",
+            "Transport handshakes that failed, most likely on the PSK (another key or psk.mode).",
+            failures,
         )
     }
 }
@@ -135,6 +148,7 @@ mod tests {
         let metrics = Arc::new(PeersView {
             body: Mutex::default(),
             totals: Mutex::default(),
+            handle: None,
         });
         let mut registry = Registry::default();
         metrics.register(&mut registry);
@@ -154,6 +168,7 @@ mod tests {
             "edgemesh_tunnel_peers{path=\"relayed\"} 1",
             "edgemesh_tunnel_streams_open{path=\"direct\"} 3",
             "edgemesh_tunnel_streams_open{path=\"relayed\"} 4",
+            "edgemesh_tunnel_handshake_failures_total 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

@@ -35,6 +35,10 @@ pub(crate) struct Shared {
     pub counters: Mutex<HashMap<PeerId, Arc<PeerCounters>>>,
     pub commands: mpsc::Sender<Command>,
     pub control: Mutex<libp2p_stream::Control>,
+    /// Transport handshakes that failed where the PSK layer is the likely cause (both
+    /// directions): `edgemesh_tunnel_handshake_failures_total`, read by `edgemesh doctor` to
+    /// tell a wrong PSK from an unreachable relay.
+    pub handshake_failures: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Shared {

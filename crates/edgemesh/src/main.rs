@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         cli::Command::Agent(args) => agent::main(args),
         cli::Command::Hub(args) => hub::main(args),
         cli::Command::Playground(command) => edgemesh_playground::cli::main(command),
+        cli::Command::Doctor(args) => edgemesh_doctor::run(args),
         cli::Command::Version => {
             println!("edgemesh {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

@@ -1,6 +1,7 @@
 //! Issue #18 acceptance (takeover): a new agent replaces its predecessor's rules only from a
-//! complete sync. Restarts under a 10 ms probe loop lose no connection, and an agent that may
-//! not list Services leaves the working rules (and the traffic) alone.
+//! complete sync. Restarts under a 10 ms probe loop lose no connection (but the one a proxy held
+//! when it was killed), and an agent that may not list Services leaves the working rules (and
+//! the traffic) alone.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step should panic
 mod datapath_support;
 
@@ -44,7 +45,9 @@ fn probe_loop(
             let (mut probes, mut failures) = (0, Vec::new());
             while !stop.load(Ordering::Relaxed) && probes < 100_000 {
                 probes += 1;
-                let answer = edgemesh_testkit::http::get(addr, "/", Duration::from_secs(2));
+                // Longer than the SYN retransmissions at 1 s and 3 s: a connection made while no
+                // agent listens is held by the kernel and answered by the next one.
+                let answer = edgemesh_testkit::http::get(addr, "/", Duration::from_secs(5));
                 if let Err(e) = answer {
                     failures.push(format!("probe {probes}: {e}"));
                 }
@@ -92,20 +95,18 @@ fn agent_restarts_under_a_10ms_probe_loop_lose_no_connection() {
         "fast path: {web:#?}\n--- agent log:\n{logs}"
     );
     // A proxied connection needs a live proxy. Probes are sequential, so SIGKILL catches at most
-    // one in flight per restart (reset, or cut before the answer); one made while no process
-    // listens on the proxy port (start-up) is refused. Nothing else may fail: before the new
-    // agent's first complete sync its proxy holds connections in the backlog (it reset about
-    // seven in a row per restart when it accepted at once).
-    let refused = cart.iter().filter(|f| f.contains("refused")).count();
+    // one in flight per restart (reset, or cut before the answer). Nothing else may fail: a SYN
+    // sent while no process listens on the proxy port is dropped by the hold chain and sent
+    // again by the client (it was refused before), and before the new agent's first complete
+    // sync its proxy holds connections in the backlog (it reset about seven in a row per
+    // restart when it accepted at once).
     let in_flight = cart
         .iter()
         .filter(|f| f.contains("reset by peer") || f.contains("bad HTTP response"))
         .count();
-    eprintln!(
-        "cart (proxied): {refused} refused while no agent listened, {in_flight} cut in flight"
-    );
+    eprintln!("cart (proxied): {in_flight} cut in flight, {cart:?}");
     assert!(
-        in_flight <= RESTARTS && refused + in_flight == cart.len(),
+        in_flight <= RESTARTS && in_flight == cart.len(),
         "proxied: {cart:#?}\n--- agent log:\n{logs}"
     );
 }

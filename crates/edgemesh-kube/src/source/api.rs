@@ -10,6 +10,7 @@
 //! back to core Endpoints; refused Nodes or DestinationRules are done without; readiness never
 //! waits for an optional kind ([`forward::Role`]). Each fallback is logged once.
 
+pub mod access;
 mod forward;
 mod refusal;
 mod retry;

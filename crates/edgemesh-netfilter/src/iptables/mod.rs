@@ -64,6 +64,8 @@ impl Section<'_> {
                 Hook::Output => host,
                 // Only the fast path's masquerade lives there, and iptables has no fast path.
                 Hook::Postrouting => continue,
+                // The proxy's hold chain needs nft's socket lookup.
+                Hook::Input => continue,
             };
             for rule in &chain.rules {
                 render_rule(out, rules, family, name, rule);
@@ -91,8 +93,8 @@ pub(crate) fn render_rule(
             format!("TPROXY --on-port {port} --tproxy-mark {mark:#x}/{mark:#x}")
         }
         Action::SetMark(mark) => format!("MARK --set-mark {mark:#x}"),
-        // The kernel fast path is nftables-only.
-        Action::DnatToBackends | Action::Masquerade => return,
+        // The kernel fast path and the proxy's hold chain are nftables-only.
+        Action::DnatToBackends | Action::Masquerade | Action::Drop => return,
     };
     match rule.when {
         Match::Mark(m) => {
@@ -131,7 +133,8 @@ pub(crate) fn render_rule(
         Match::Intercepted { .. }
         | Match::NodePort { .. }
         | Match::FastPath { .. }
-        | Match::FastPathReply { .. } => {}
+        | Match::FastPathReply { .. }
+        | Match::ProxySyn { .. } => {}
     }
 }
 

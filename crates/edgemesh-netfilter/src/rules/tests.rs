@@ -101,7 +101,7 @@ fn elements_are_labelled_with_service_and_port() {
 #[test]
 fn nat_chains_run_ahead_of_kube_proxy() {
     let rules = desired_rules(&sample_snapshot(), &with_udp());
-    for chain in &rules.chains {
+    for chain in rules.chains.iter().filter(|c| c.hook != Hook::Input) {
         assert!(
             chain.priority < -100,
             "{} at {}",
@@ -115,6 +115,38 @@ fn nat_chains_run_ahead_of_kube_proxy() {
             chain.name
         );
     }
+}
+
+#[test]
+fn a_redirected_syn_is_dropped_only_while_nobody_listens_on_the_proxy_port() {
+    let rules = desired_rules(&sample_snapshot(), &RuleOptions::default());
+    let hold: Vec<_> = rules
+        .chains
+        .iter()
+        .filter(|c| c.hook == Hook::Input)
+        .collect();
+    assert_eq!(hold.len(), 1);
+    let port = RuleOptions::default().tcp_port;
+    let verdicts: Vec<_> = hold[0].rules.iter().map(|r| (r.when, r.then)).collect();
+    assert_eq!(
+        verdicts,
+        [
+            (
+                Match::ProxySyn {
+                    port,
+                    listening: true
+                },
+                Action::Return
+            ),
+            (
+                Match::ProxySyn {
+                    port,
+                    listening: false
+                },
+                Action::Drop
+            ),
+        ]
+    );
 }
 
 fn fast_path_on_n1() -> RuleOptions {
@@ -172,7 +204,7 @@ proptest! {
     fn n_services_give_n_elements_and_constant_rules(n in 0u32..300) {
         let rules = desired_rules(&many_services(n), &RuleOptions::default());
         prop_assert_eq!(rules.elements.len(), n as usize);
-        prop_assert_eq!(rules.rule_count(), 10);
+        prop_assert_eq!(rules.rule_count(), 12);
     }
 
     #[test]

@@ -59,6 +59,10 @@ impl Proxy {
                     continue;
                 }
             };
+            if let Some(drops) = received.kernel_drops {
+                let counter = &self.inner.metrics.udp_receive_buffer_drops;
+                counter.fetch_max(u64::from(drops), std::sync::atomic::Ordering::Relaxed);
+            }
             self.forward(&sessions, received, &buf[..received.len]);
         }
     }

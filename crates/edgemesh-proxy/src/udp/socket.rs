@@ -8,7 +8,8 @@ use std::os::fd::AsRawFd;
 
 use edgemesh_host::SocketFactory;
 use nix::sys::socket::{
-    ControlMessageOwned, MsgFlags, SockaddrIn, recvmsg, setsockopt, sockopt::Ipv4OrigDstAddr,
+    ControlMessageOwned, MsgFlags, SockaddrIn, recvmsg, setsockopt,
+    sockopt::{Ipv4OrigDstAddr, RxqOvfl},
 };
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -21,6 +22,9 @@ pub struct Received {
     pub len: usize,
     pub client: SocketAddr,
     pub original_dst: SocketAddr,
+    /// Datagrams the kernel dropped at this socket since it was opened, because its receive
+    /// buffer was full (`SO_RXQ_OVFL`; absent until the first drop).
+    pub kernel_drops: Option<u32>,
 }
 
 /// The transparent receiver (IPv4). It expects the netfilter side to deliver intercepted UDP
@@ -39,6 +43,7 @@ impl TproxySocket {
             .map_err(setup("transparent bind"))?;
         setsockopt(&socket, Ipv4OrigDstAddr, &true)
             .map_err(|e| setup("IP_RECVORIGDSTADDR")(e.into()))?;
+        setsockopt(&socket, RxqOvfl, &1).map_err(|e| setup("SO_RXQ_OVFL")(e.into()))?;
         Ok(Self { socket })
     }
 
@@ -57,7 +62,7 @@ impl TproxySocket {
 }
 
 fn recv_with_original_dst(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Received> {
-    let mut cmsg = nix::cmsg_space!(nix::libc::sockaddr_in);
+    let mut cmsg = nix::cmsg_space!(nix::libc::sockaddr_in, u32);
     let mut iov = [IoSliceMut::new(buf)];
     let fd = socket.as_raw_fd();
     let msg = recvmsg::<SockaddrIn>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_DONTWAIT)?;
@@ -65,20 +70,26 @@ fn recv_with_original_dst(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Rece
         .address
         .map(|a| SocketAddr::V4(SocketAddrV4::new(a.ip(), a.port())))
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "datagram without source"))?;
-    let original_dst = msg
-        .cmsgs()?
-        .find_map(|c| match c {
-            ControlMessageOwned::Ipv4OrigDstAddr(sa) => Some(SocketAddr::V4(SocketAddrV4::new(
-                Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)),
-                u16::from_be(sa.sin_port),
-            ))),
-            _ => None,
-        })
+    let (mut original_dst, mut kernel_drops) = (None, None);
+    for cmsg in msg.cmsgs()? {
+        match cmsg {
+            ControlMessageOwned::Ipv4OrigDstAddr(sa) => {
+                original_dst = Some(SocketAddr::V4(SocketAddrV4::new(
+                    Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)),
+                    u16::from_be(sa.sin_port),
+                )));
+            }
+            ControlMessageOwned::RxqOvfl(drops) => kernel_drops = Some(drops),
+            _ => {}
+        }
+    }
+    let original_dst = original_dst
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no IP_ORIGDSTADDR"))?;
     Ok(Received {
         len: msg.bytes,
         client,
         original_dst,
+        kernel_drops,
     })
 }
 

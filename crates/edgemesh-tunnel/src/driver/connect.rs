@@ -79,6 +79,9 @@ impl Driver {
     ) {
         let text = error.to_string();
         let hint = handshake_hint(&text);
+        if hint.is_some() {
+            self.count_handshake_failure();
+        }
         tracing::warn!(peer.id = ?peer, error = %text, hint, "connection attempt failed");
         let Some(peer) = peer else { return };
         let Some(state) = self.peers.get_mut(&peer) else {
@@ -90,6 +93,12 @@ impl Driver {
         }
         let waiters = self.peers.dial_failed(peer, id);
         answer(waiters, &Err(ConnectFailure::Dial(Arc::new(error))));
+    }
+
+    pub(super) fn count_handshake_failure(&self) {
+        self.shared
+            .handshake_failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Dials `peer` at `addrs`; the id of the connection being dialled, to follow its outcome.

@@ -134,6 +134,7 @@ impl Driver {
             } => {
                 let error = error.to_string();
                 if let Some(hint) = connect::handshake_hint(&error) {
+                    self.count_handshake_failure();
                     tracing::warn!(peer.addr = %send_back_addr, %error, hint, "refused a connection");
                 }
             }

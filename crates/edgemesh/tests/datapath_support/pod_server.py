@@ -83,6 +83,8 @@ async def main():
     serve(https)
     serve(EchoServer((IP, 9000), Echo))
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    # SO_RCVBUFFORCE (root): bursts are judged at the agent, not at this pod.
+    udp.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)
     udp.bind((IP, 9001))
     threading.Thread(target=udp_echo, args=(udp,), daemon=True).start()
     async with websockets.serve(ws_echo, IP, 8765):

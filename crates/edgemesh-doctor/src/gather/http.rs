@@ -1,0 +1,105 @@
+//! A tiny blocking HTTP/1.1 GET, one request per connection, every step under one timeout: the
+//! admin endpoints of the agent and the hub are plain HTTP on loopback.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// Largest response read (a big cluster's snapshot is a few MiB).
+const MAX_RESPONSE: u64 = 64 << 20;
+
+/// `GET path` on `addr`: (status, body), or why not.
+pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(u16, String), String> {
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("send to {addr}: {e}"))?;
+    let mut raw = Vec::new();
+    stream
+        .take(MAX_RESPONSE)
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("read from {addr}{path}: {e}"))?;
+    parse_response(&raw).ok_or_else(|| {
+        let text = String::from_utf8_lossy(&raw);
+        let start: String = text.chars().take(80).collect();
+        format!("{addr}{path}: not an HTTP response: {start:?}")
+    })
+}
+
+/// Status and body of a whole `Connection: close` response (chunked bodies are joined).
+fn parse_response(raw: &[u8]) -> Option<(u16, String)> {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let mut lines = head.lines();
+    let mut parts = lines.next()?.split_whitespace();
+    if !parts.next()?.starts_with("HTTP/1.") {
+        return None;
+    }
+    let status = parts.next()?.parse().ok()?;
+    let chunked = lines.any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    let body = match chunked {
+        true => dechunk(body)?,
+        false => body.to_owned(),
+    };
+    Some((status, body))
+}
+
+fn dechunk(mut body: &str) -> Option<String> {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(out);
+        }
+        out.push_str(rest.get(..size)?);
+        body = rest.get(size..)?.strip_prefix("\r\n")?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_are_parsed_or_rejected() {
+        type Case<'a> = (&'a [u8], Option<(u16, &'a str)>);
+        let cases: [Case; 7] = [
+            (b"HTTP/1.1 200 OK\r\nA: b\r\n\r\nok\n", Some((200, "ok\n"))),
+            (b"HTTP/1.0 503 No\r\n\r\n", Some((503, ""))),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+                Some((200, "abcde")),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                None,
+            ),
+            (b"HTTP/1.1 200 OK\r\n", None),
+            (b"SSH-2.0\r\n\r\n", None),
+            (b"", None),
+        ];
+        for (raw, want) in cases {
+            let got = parse_response(raw);
+            assert_eq!(got.as_ref().map(|(s, b)| (*s, b.as_str())), want);
+        }
+    }
+
+    #[test]
+    fn nobody_listening_is_an_error_naming_the_address() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let err = get(addr, "/healthz", Duration::from_secs(1)).unwrap_err();
+        assert!(err.contains(&addr.to_string()), "{err}");
+    }
+}
