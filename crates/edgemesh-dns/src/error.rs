@@ -22,4 +22,15 @@ pub enum DnsError {
     },
     #[error("DNS server stopped: {0}")]
     Server(String),
+    #[error("cannot set up the DNS bridge device {name} with {ip}/32: {error}")]
+    BridgeDevice {
+        name: String,
+        ip: std::net::IpAddr,
+        error: Box<edgemesh_host::NetError>,
+    },
+    #[error("cannot listen for DNS on {listen:?}: {error}")]
+    Listen {
+        listen: Vec<SocketAddr>,
+        error: Box<DnsError>,
+    },
 }

@@ -7,9 +7,10 @@
 //! keeps resolving what it resolved before). The handler is a hickory `RequestHandler`; hickory's
 //! `Server` runs the sockets, bound only to the configured addresses.
 //!
-//! Entry points for the agent: [`DnsConfig`], [`upstreams_of_node`],
-//! `edgemesh_host::ensure_bridge_device` (the device to listen on), [`DnsServer::bind`] + [`DnsServer::run`] (or [`serve`]), and
-//! [`DnsMetrics`].
+//! Entry points for the agent: [`DnsSettings::from_config`] (EdgeMesh's `modules.edgeDNS`) and
+//! [`settings::start`] (the bridge device from `edgemesh_host::ensure_bridge_device`, then
+//! [`DnsServer::bind`] + [`DnsServer::run`]); underneath, [`DnsConfig`], [`upstreams_of_node`],
+//! [`serve`] and [`DnsMetrics`].
 #![forbid(unsafe_code)]
 
 pub mod cache;
@@ -24,6 +25,7 @@ pub mod reply;
 pub mod resolve;
 pub mod reverse;
 pub mod server;
+pub mod settings;
 pub mod upstream;
 pub mod zone;
 
@@ -39,3 +41,4 @@ pub use metrics::{DnsMetrics, DnsMetricsSnapshot};
 pub use packet::handle_packet;
 pub use resolve::Resolver;
 pub use server::{DnsServer, serve};
+pub use settings::DnsSettings;

@@ -32,4 +32,12 @@ pub enum HubError {
     },
     #[error("TLS setup: {0}")]
     Tls(String),
+    #[error(
+        "cannot put {ip} on device {name} (needs CAP_NET_ADMIN; or pass --hub-device ''): {error}"
+    )]
+    Device {
+        name: String,
+        ip: std::net::IpAddr,
+        error: Box<edgemesh_host::NetError>,
+    },
 }

@@ -1,7 +1,8 @@
 //! The edge hub: a kube-apiserver proxy for edge nodes that caches the responses of chosen
 //! clients (by User-Agent) on disk and serves them while the cloud is unreachable.
 //!
-//! Entry point: [`Hub::start`] with a [`HubConfig`], then [`RunningHub::serve`]. The decision
+//! Entry point: [`Hub::start`] with a [`HubConfig`], then [`RunningHub::serve`]; [`cli`] holds
+//! `edgemesh hub`'s flags, the link-local device and the admin routes. The decision
 //! logic is in pure modules ([`request`], [`health`], [`agents`]; label selectors come from the
 //! `edgemesh-selector` crate); the cache is [`store::Cache`]. One request's path: `server.rs`
 //! (listeners) → `proxy.rs` (route) → `passthrough.rs` (online) or `offline.rs` (from the cache),
@@ -11,6 +12,7 @@
 
 pub mod agents;
 mod answer;
+pub mod cli;
 mod client;
 pub mod config;
 mod configmap;

@@ -4,6 +4,8 @@
 //! specs ([`convert`]) and send [`SourceEvent`]s to the [`publisher`], which applies them to one
 //! [`Catalog`](edgemesh_model::Catalog), rebuilds the Snapshot off the hot path (debounced) and
 //! publishes it.
+//!
+//! [`target`] turns the API endpoint EdgeMesh's config names into a client ([`client`]).
 #![forbid(unsafe_code)]
 
 pub mod client;
@@ -11,5 +13,6 @@ pub mod convert;
 pub mod metrics;
 pub mod publisher;
 pub mod source;
+pub mod target;
 
 pub use publisher::{Publisher, Readiness, SourceEvent};

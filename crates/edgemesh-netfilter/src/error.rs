@@ -27,6 +27,9 @@ pub enum NetfilterError {
     Fake(&'static str),
     #[error("unknown proxier mode '{0}' (expected auto, nftables or iptables)")]
     UnknownMode(String),
+    /// A blocking step (running `nft` or `iptables`) did not finish: it panicked.
+    #[error("{error}")]
+    Task { error: tokio::task::JoinError },
 }
 
 pub type Result<T, E = NetfilterError> = std::result::Result<T, E>;

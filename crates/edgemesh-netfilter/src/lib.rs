@@ -30,6 +30,8 @@ pub mod proxier;
 pub mod rules;
 pub mod runner;
 mod select;
+pub mod settings;
+pub mod start;
 pub mod trace;
 
 pub use backend::{BackendKind, RuleBackend, SyncStats};

@@ -8,6 +8,7 @@
 //! - [`agents`]: how an agent is started: the ONE place to turn the tunnel on.
 //! - [`up`], [`down`], [`exec`]: the lifecycle; [`state`] remembers what was created.
 //! - [`check`]: the checks, their probes and the result table.
+//! - [`cli`]: the command line (`edgemesh playground ...`) and what it prints.
 //! - [`pod`]: the pod programs (`edgemesh playground pod ...`): hostname, TCP/UDP/WebSocket echo.
 //!
 //! Nothing is created in the machine's own network stack: bridges live in a switch namespace,
@@ -17,6 +18,7 @@
 pub mod agents;
 mod build;
 pub mod check;
+pub mod cli;
 pub mod down;
 mod error;
 pub mod exec;

@@ -26,4 +26,10 @@ pub enum ProxyError {
         what: &'static str,
         error: io::Error,
     },
+    #[error(
+        "cannot listen on the transparent proxy port {addr} (modules.edgeProxy.listenPort; \
+         if nothing else listens there, an outgoing connection may hold it as its \
+         ephemeral port: see docs/troubleshooting.md): {error}"
+    )]
+    Listen { addr: SocketAddr, error: io::Error },
 }

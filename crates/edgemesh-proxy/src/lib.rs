@@ -9,6 +9,9 @@
 //! UDP: one `IP_TRANSPARENT` socket receives TPROXY'd datagrams for every UDP service; see
 //! [`udp`] for the sessions and the kernel set-up it expects.
 //!
+//! [`listeners`] binds both as the agent starts them: before any rule points at them, serving
+//! once the sources are synced.
+//!
 //! Sockets come from the host seam (`edgemesh_host::SocketFactory`), which sets the bypass mark,
 //! `TCP_NODELAY` and `IP_TRANSPARENT`. No `unsafe` here: the syscalls (`recvmsg` with
 //! `IP_RECVORIGDSTADDR`) go through nix and socket2.
@@ -20,10 +23,12 @@ pub mod connect;
 pub mod dialer;
 mod error;
 pub mod http_head;
+pub mod listeners;
 pub mod metrics;
 pub mod origdst;
 mod proxy;
 pub mod relay;
+pub mod settings;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod udp;

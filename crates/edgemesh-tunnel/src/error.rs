@@ -63,6 +63,21 @@ pub enum TunnelError {
     },
     #[error("the tunnel has stopped")]
     Stopped,
+    #[error("cannot create the state directory {} (--state-dir): {error}", path.display())]
+    StateDir { path: PathBuf, error: io::Error },
+    #[error("cannot start the tunnel (modules.edgeTunnel): {error}")]
+    Start { error: Box<TunnelError> },
+    #[error("cannot set up {device} with {ip} for SOCKS5: {error}")]
+    Socks5Device {
+        device: String,
+        ip: std::net::IpAddr,
+        error: Box<edgemesh_host::NetError>,
+    },
+    #[error("cannot serve SOCKS5 on {addr}: {error}")]
+    Socks5Serve {
+        addr: std::net::SocketAddr,
+        error: Box<TunnelError>,
+    },
 }
 
 impl From<TunnelError> for io::Error {

@@ -8,6 +8,9 @@
 //! - [`TunnelDialer`] plugs the tunnel into the proxy's `Dialer` seam.
 //! - [`TunnelHandle::peers`] is the data of `/debug/peers`.
 //! - [`Socks5Server`] reaches nodes by name through the tunnel (`socks5Proxy`).
+//! - [`settings`]: EdgeMesh's `modules.edgeTunnel` → [`settings::TunnelSettings`], and the
+//!   agent's start-up of the tunnel and SOCKS5 from them; [`relays_reload`] applies the relay
+//!   list of a changed config file live.
 //!
 //! Security model: the PSK keeps non-members out (in the noise handshake, or pnet as EdgeMesh
 //! does: [`PskMode`]); each node has its own random key ([`identity`]); node names are bound to
@@ -32,7 +35,9 @@ pub mod policy;
 pub mod psk;
 mod punch;
 mod quic_gate;
+pub mod relays_reload;
 mod server;
+pub mod settings;
 mod shared;
 pub mod snapshot_file;
 pub mod socks5;

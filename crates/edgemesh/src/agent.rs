@@ -2,10 +2,8 @@
 
 mod admin;
 mod datapath;
-mod dns;
 mod reload;
 mod settings;
-mod tunnel;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,14 +11,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use edgemesh_kube::source::{api, manifests};
-use edgemesh_kube::{Publisher, SourceEvent, client};
+use edgemesh_kube::{Publisher, SourceEvent};
 use edgemesh_model::BuildOptions;
 use edgemesh_telemetry::{Liveness, Readout, Registry};
+use edgemesh_tunnel::settings::TunnelSettings;
 use tokio::sync::mpsc;
 
 use crate::cli::AgentArgs;
 use crate::process;
-pub use settings::{ApiTarget, Settings};
+pub use settings::Settings;
 
 /// Window in which source events are batched into one Snapshot rebuild.
 const DEBOUNCE: Duration = Duration::from_millis(50);
@@ -71,20 +70,27 @@ async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
     };
     let tunnel_handle = tunnel.as_ref().map(edgemesh_tunnel::Tunnel::handle);
     let proxier = match &settings.proxy {
-        Some(proxy) => {
+        Some((proxy, rules)) => {
             let sources = datapath::Sources {
                 cell: publisher.cell(),
                 updates: publisher.subscribe(),
                 readiness: publisher.readiness(),
             };
             let node = &settings.node_name;
-            let started = datapath::start(proxy, node, tunnel_handle.clone(), sources, &liveness);
+            let started = datapath::start(
+                proxy,
+                rules,
+                node,
+                tunnel_handle.clone(),
+                sources,
+                &liveness,
+            );
             Some(started.await?.register(&mut registry))
         }
         None => None,
     };
     if let Some(dns) = settings.dns.clone() {
-        dns::start(dns, publisher.cell(), &liveness)
+        edgemesh_dns::settings::start(dns, publisher.cell(), &liveness)
             .await?
             .register(&mut registry);
     }
@@ -121,17 +127,17 @@ async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
 
 /// The tunnel, watched by `/healthz`, with SOCKS5 and the relay list followed in the config file.
 async fn start_tunnel(
-    settings: &tunnel::TunnelSettings,
+    settings: &TunnelSettings,
     node_name: &str,
     publisher: &Publisher,
     args: AgentArgs,
     liveness: &Liveness,
 ) -> anyhow::Result<edgemesh_tunnel::Tunnel> {
-    let tunnel = tunnel::start(settings, node_name, publisher.cell())?;
+    let tunnel = edgemesh_tunnel::settings::start(settings, node_name, publisher.cell())?;
     let handle = tunnel.handle();
     let watched = handle.clone();
     liveness.check("tunnel driver", move || watched.driver_running());
-    tunnel::start_socks5(settings, handle.clone()).await?;
+    edgemesh_tunnel::settings::start_socks5(settings, handle.clone()).await?;
     if let Some(path) = args.config.clone() {
         reload::follow_relays(args, path, handle, settings.relays.clone());
     }
@@ -151,16 +157,8 @@ async fn start_sources(
         });
     }
     if let Some(target) = &settings.api {
-        let client = match target {
-            ApiTarget::Kubeconfig(path) => client::from_kubeconfig(path).await?,
-            ApiTarget::Url(url) => client::from_url(url)?,
-            ApiTarget::MetaServer { url, tls } => client::for_meta_server(url, tls.as_ref())?,
-            ApiTarget::InCluster => client::in_cluster()?,
-        };
-        let endpoints = match target {
-            ApiTarget::MetaServer { .. } => api::EndpointsApi::CoreOnly,
-            _ => api::EndpointsApi::Discover,
-        };
+        let client = target.client().await?;
+        let endpoints = target.endpoints_api();
         tracing::info!(api = %target, "watching the Kubernetes API");
         tokio::spawn(api::run(client, events, endpoints));
     }

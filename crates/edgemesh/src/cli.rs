@@ -26,7 +26,7 @@ pub enum Command {
     Hub(crate::hub::HubArgs),
     /// Build a multi-LAN edge cluster from network namespaces on this machine and run the examples.
     #[command(subcommand)]
-    Playground(crate::playground::PlaygroundCommand),
+    Playground(edgemesh_playground::cli::PlaygroundCommand),
     /// Check this node for what EdgeMesh users trip on (rule order, ports, DNS, API and RBAC,
     /// tunnel, hub): PASS/WARN/FAIL with a fix each; exit status 1 when a check fails.
     Doctor(edgemesh_doctor::DoctorArgs),

@@ -5,7 +5,6 @@ mod agent;
 mod cli;
 mod hub;
 mod logs;
-mod playground;
 mod process;
 mod roles;
 
@@ -30,7 +29,7 @@ fn main() -> ExitCode {
     match cli.command {
         cli::Command::Agent(args) => agent::main(args),
         cli::Command::Hub(args) => hub::main(args),
-        cli::Command::Playground(command) => playground::main(command),
+        cli::Command::Playground(command) => edgemesh_playground::cli::main(command),
         cli::Command::Doctor(args) => edgemesh_doctor::run(args),
         cli::Command::Version => {
             println!("edgemesh {}", env!("CARGO_PKG_VERSION"));

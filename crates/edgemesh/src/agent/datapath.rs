@@ -7,26 +7,25 @@
 //! connections here, and the kernel holds them in the backlog instead of the proxy refusing
 //! services it does not know yet.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use edgemesh_host::{HostSockets, SocketFactory};
+use edgemesh_host::HostSockets;
 use edgemesh_kube::Readiness;
 use edgemesh_lb::LoadBalancer;
 use edgemesh_model::{Snapshot, SnapshotCell};
+use edgemesh_netfilter::settings::ProxierSettings;
 use edgemesh_netfilter::{
-    BackendKind, CommandRunner, DEFAULT_BYPASS_MARK, FastPathOptions, Proxier, ProxierStats,
-    RuleOptions, SystemRunner, UdpOptions, select_backend,
+    CommandRunner, DEFAULT_BYPASS_MARK, Proxier, ProxierStats, RuleOptions, SystemRunner,
+    UdpOptions, start,
 };
-use edgemesh_proxy::udp::TproxySocket;
+use edgemesh_proxy::listeners;
+use edgemesh_proxy::settings::ProxySettings;
 use edgemesh_proxy::{Dialer, DirectDialer, Metrics, Proxy, ProxyConfig};
 use edgemesh_telemetry::{Liveness, Readout, Registry};
 use edgemesh_tunnel::{TunnelDialer, TunnelHandle};
 use tokio::sync::watch;
-
-use super::settings::ProxySettings;
 
 /// How long the proxy holds connections while the sources have not completed their first list;
 /// then it serves what it knows.
@@ -58,6 +57,7 @@ impl DataPath {
 
 pub async fn start(
     settings: &ProxySettings,
+    rules: &ProxierSettings,
     node_name: &str,
     tunnel: Option<TunnelHandle>,
     sources: Sources,
@@ -89,37 +89,24 @@ pub async fn start(
     };
     let proxy = Proxy::new(config, cell, balancer.clone(), dialer);
 
-    let tcp_addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, settings.port));
-    let listener = sockets.tcp_bind(tcp_addr).with_context(|| {
-        format!(
-            "cannot listen on the transparent proxy port {tcp_addr} (modules.edgeProxy.listenPort; \
-                 if nothing else listens there, an outgoing connection may hold it as its \
-                 ephemeral port: see docs/troubleshooting.md)"
-        )
-    })?;
-    let serving = proxy.clone();
     let synced = first_complete_sync(updates.clone(), Arc::clone(&readiness));
-    liveness.spawn("tcp proxy", async move {
-        synced.await;
-        if let Err(e) = serving.serve_tcp(listener).await {
-            tracing::error!(error = %e, "TCP proxy stopped");
-        }
-    });
+    let tcp_addr = listeners::listen_tcp(&proxy, &*sockets, settings.port, synced, liveness)?;
 
     let runner: Arc<dyn CommandRunner> = Arc::new(SystemRunner::new());
-    let backend = tokio::task::spawn_blocking({
-        let runner = Arc::clone(&runner);
-        let kind = settings.backend;
-        move || select_backend(kind, runner)
-    })
-    .await??;
+    let backend = start::pick_backend(rules.backend, runner).await?;
     let synced = first_complete_sync(updates.clone(), Arc::clone(&readiness));
-    let udp = start_udp(settings, &*sockets, &proxy, synced, liveness).await;
+    let mark = edgemesh_netfilter::DEFAULT_TPROXY_MARK;
+    let udp = listeners::listen_udp(&proxy, &*sockets, settings.port, mark, synced, liveness)
+        .await
+        .then_some(UdpOptions {
+            port: settings.port,
+            mark,
+        });
     tracing::info!(backend = %backend.kind(), tcp = %tcp_addr, udp = udp.is_some(), "transparent proxy listening; programming ClusterIP interception");
     let options = RuleOptions {
         tcp_port: settings.port,
         udp,
-        fast_path: fast_path(settings, backend.kind(), node_name),
+        fast_path: start::fast_path(rules.kernel_fast_path, backend.kind(), node_name),
         ..RuleOptions::default()
     };
     let proxier = Proxier::new(backend, options);
@@ -148,36 +135,12 @@ async fn first_complete_sync(updates: watch::Receiver<Arc<Snapshot>>, readiness:
     }
 }
 
-/// The kernel fast path needs nftables (numgen DNAT maps); with iptables every frontend is proxied.
-fn fast_path(
-    settings: &ProxySettings,
-    backend: BackendKind,
-    node_name: &str,
-) -> Option<FastPathOptions> {
-    let on = settings.kernel_fast_path && backend == BackendKind::Nftables;
-    if settings.kernel_fast_path && !on {
-        tracing::info!(%backend, "kernel fast path off: it needs the nftables backend");
-    }
-    on.then(|| FastPathOptions {
-        local_node: Some(Arc::from(node_name)),
-    })
-}
-
 /// `edgemesh agent --cleanup`: removes the rules of both backends, the UDP policy route and the
 /// bridge device (`bridge`: its name and the address that shows it is ours). Each step is
 /// idempotent; every failure is reported, and a partial cleanup is an error.
 pub async fn cleanup(bridge: &(String, std::net::IpAddr)) -> anyhow::Result<()> {
     let runner: Arc<dyn CommandRunner> = Arc::new(SystemRunner::new());
-    let mut failures = Vec::new();
-    for kind in [BackendKind::Nftables, BackendKind::Iptables] {
-        let runner = Arc::clone(&runner);
-        let removed =
-            tokio::task::spawn_blocking(move || select_backend(kind, runner)?.cleanup()).await?;
-        match removed {
-            Ok(()) => tracing::info!(backend = %kind, "removed the rules"),
-            Err(e) => failures.push(format!("{kind}: {e}")),
-        }
-    }
+    let mut failures = start::cleanup_rules(runner).await?;
     match edgemesh_host::remove_tproxy_route(edgemesh_netfilter::DEFAULT_TPROXY_MARK).await {
         Ok(()) => tracing::info!("removed the UDP TPROXY policy route"),
         Err(e) => failures.push(format!("UDP policy route: {e:#}")),
@@ -194,41 +157,4 @@ pub async fn cleanup(bridge: &(String, std::net::IpAddr)) -> anyhow::Result<()> 
         failures.join("; ")
     );
     Ok(())
-}
-
-/// UDP needs TPROXY (either backend), the policy route for the TPROXY mark and a transparent
-/// socket; without any of them UDP services are left alone (logged) and TCP still works.
-async fn start_udp(
-    settings: &ProxySettings,
-    sockets: &dyn SocketFactory,
-    proxy: &Proxy,
-    synced: impl Future<Output = ()> + Send + 'static,
-    liveness: &Liveness,
-) -> Option<UdpOptions> {
-    let options = UdpOptions {
-        port: settings.port,
-        mark: edgemesh_netfilter::DEFAULT_TPROXY_MARK,
-    };
-    if let Err(e) = edgemesh_host::ensure_tproxy_route(options.mark).await {
-        tracing::warn!(error = %format_args!("{e:#}"), "UDP services are not intercepted");
-        return None;
-    }
-    let socket = match TproxySocket::bind(
-        sockets,
-        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, settings.port),
-    ) {
-        Ok(socket) => socket,
-        Err(e) => {
-            tracing::warn!(error = %e, "UDP services are not intercepted");
-            return None;
-        }
-    };
-    let serving = proxy.clone();
-    liveness.spawn("udp proxy", async move {
-        synced.await;
-        if let Err(e) = serving.serve_udp(socket).await {
-            tracing::error!(error = %e, "UDP proxy stopped");
-        }
-    });
-    Some(options)
 }

@@ -1,57 +1,17 @@
 //! What the agent runs with: the config file, the defaults and the flags, resolved and validated.
 
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use edgemesh_config::{
-    ApiEndpoint, ConfigErrors, DEFAULT_ADMIN_ADDR, Env, Overrides, Prepared, ProxyBackend, prepare,
-};
-use edgemesh_config::{DEFAULT_PROXY_LISTEN_PORT, EdgeProxy, MetaServerSecurity};
-use edgemesh_kube::client::{MetaServerTls, SERVICE_ACCOUNT_TOKEN};
-use edgemesh_lb::ConsistentHashConfig;
+use edgemesh_config::{ConfigErrors, DEFAULT_ADMIN_ADDR, Env, Overrides, Prepared, prepare};
+use edgemesh_dns::DnsSettings;
+use edgemesh_kube::target::ApiTarget;
 use edgemesh_model::{ServiceFilterMode, SourceId};
-use edgemesh_netfilter::BackendKind;
+use edgemesh_netfilter::settings::ProxierSettings;
+use edgemesh_proxy::settings::ProxySettings;
+use edgemesh_tunnel::settings::TunnelSettings;
 
-use super::dns::DnsSettings;
-use super::tunnel::TunnelSettings;
 use crate::cli::AgentArgs;
-
-/// How the agent reaches a Kubernetes API server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApiTarget {
-    Kubeconfig(PathBuf),
-    /// `kubeAPIConfig.master` or the edge hub.
-    Url(String),
-    /// KubeEdge's metaServer, with `security` when it requires authorization.
-    MetaServer {
-        url: String,
-        tls: Option<MetaServerTls>,
-    },
-    InCluster,
-}
-
-impl fmt::Display for ApiTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ApiTarget::Kubeconfig(path) => write!(f, "kubeconfig {}", path.display()),
-            ApiTarget::Url(url) => f.write_str(url),
-            ApiTarget::MetaServer { url, .. } => write!(f, "KubeEdge metaServer {url}"),
-            ApiTarget::InCluster => f.write_str("in-cluster service account"),
-        }
-    }
-}
-
-/// `modules.edgeProxy`: the transparent proxy and the proxier.
-#[derive(Debug, Clone)]
-pub struct ProxySettings {
-    /// One port for TCP (REDIRECT) and UDP (TPROXY).
-    pub port: u16,
-    pub backend: BackendKind,
-    pub consistent_hash: ConsistentHashConfig,
-    /// DNAT in the kernel what needs no userspace decision (nftables only).
-    pub kernel_fast_path: bool,
-}
 
 /// The resolved settings of one agent run.
 #[derive(Debug, Clone)]
@@ -63,8 +23,8 @@ pub struct Settings {
     pub admin_addr: SocketAddr,
     pub api: Option<ApiTarget>,
     pub manifests: Option<PathBuf>,
-    /// `None` when `modules.edgeProxy.enable` is false.
-    pub proxy: Option<ProxySettings>,
+    /// `modules.edgeProxy`, the proxy's and the proxier's; `None` when its `enable` is false.
+    pub proxy: Option<(ProxySettings, ProxierSettings)>,
     /// `None` when `modules.edgeDNS.enable` is false.
     pub dns: Option<DnsSettings>,
     /// `None` when `modules.edgeTunnel.enable` is false.
@@ -112,15 +72,10 @@ impl Settings {
             warnings,
         } = prepared;
         let proxy_config = &config.modules.edge_proxy;
-        let api = discovery.api.map(|endpoint| match endpoint {
-            ApiEndpoint::Kubeconfig(path) => ApiTarget::Kubeconfig(path),
-            ApiEndpoint::Master(url) => ApiTarget::Url(url),
-            ApiEndpoint::MetaServer(url) => ApiTarget::MetaServer {
-                url,
-                tls: meta_server_tls(&config.kube_api_config.meta_server.security),
-            },
-            ApiEndpoint::InCluster => ApiTarget::InCluster,
-        });
+        let security = &config.kube_api_config.meta_server.security;
+        let api = discovery
+            .api
+            .map(|endpoint| ApiTarget::from_endpoint(endpoint, security));
         Self {
             dns: DnsSettings::from_config(&config, &node.name),
             node_name: node.name,
@@ -133,9 +88,12 @@ impl Settings {
                 .unwrap_or(DEFAULT_ADMIN_ADDR),
             api,
             manifests: discovery.manifests,
-            proxy: proxy_config
-                .enable
-                .then(|| ProxySettings::from_config(proxy_config)),
+            proxy: proxy_config.enable.then(|| {
+                (
+                    ProxySettings::from_config(proxy_config),
+                    ProxierSettings::from_config(proxy_config),
+                )
+            }),
             tunnel: TunnelSettings::from_config(&config, state_dir),
             bridge_device: (
                 config.common_config.bridge_device_name.clone(),
@@ -146,42 +104,6 @@ impl Settings {
                     .map_or(edgemesh_dns::DEFAULT_BRIDGE_IP, IpAddr::V4),
             ),
             warnings: warnings.iter().map(ToString::to_string).collect(),
-        }
-    }
-}
-
-/// EdgeMesh uses `security`'s files only when the metaServer requires authorization.
-fn meta_server_tls(security: &MetaServerSecurity) -> Option<MetaServerTls> {
-    security.require_authorization.then(|| MetaServerTls {
-        ca_file: security.tls_ca_file.clone(),
-        cert_file: security.tls_cert_file.clone(),
-        key_file: security.tls_private_key_file.clone(),
-        insecure_skip_tls_verify: security.insecure_skip_tls_verify,
-        token_file: SERVICE_ACCOUNT_TOKEN.into(),
-    })
-}
-
-impl ProxySettings {
-    fn from_config(proxy: &EdgeProxy) -> Self {
-        let hash = &proxy.load_balancer.consistent_hash;
-        // validate() has checked every value, so the fallbacks are never used.
-        let count = |v: i64| usize::try_from(v).unwrap_or(1);
-        Self {
-            port: proxy
-                .listen_port
-                .get()
-                .map_or(DEFAULT_PROXY_LISTEN_PORT, |p| p.0),
-            backend: match proxy.backend.get().unwrap_or_default() {
-                ProxyBackend::Auto => BackendKind::Auto,
-                ProxyBackend::Nftables => BackendKind::Nftables,
-                ProxyBackend::Iptables => BackendKind::Iptables,
-            },
-            consistent_hash: ConsistentHashConfig {
-                partition_count: count(hash.partition_count),
-                replication_factor: count(hash.replication_factor),
-                load: hash.load,
-            },
-            kernel_fast_path: proxy.kernel_fast_path,
         }
     }
 }

@@ -1,17 +1,21 @@
-//! Node-local DNS: the bridge device with EdgeMesh's address, and the server on it.
+//! Node-local DNS as the agent runs it: EdgeMesh's `modules.edgeDNS` resolved into
+//! [`DnsSettings`], then the bridge device with EdgeMesh's address and the server on it.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use edgemesh_config::AgentConfig;
-use edgemesh_dns::{
-    ClientPolicy, DnsConfig, DnsMetrics, DnsServer, RESOLV_CONF, upstreams_of_node,
-};
 use edgemesh_host::ensure_bridge_device;
 use edgemesh_model::SnapshotCell;
 use edgemesh_telemetry::Liveness;
+
+use crate::config::{
+    ClientPolicy, DEFAULT_BRIDGE_IP, DEFAULT_LISTEN_PORT, DnsConfig, RESOLV_CONF, upstreams_of_node,
+};
+use crate::error::DnsError;
+use crate::metrics::DnsMetrics;
+use crate::server::DnsServer;
 
 /// `modules.edgeDNS` and the bridge device of `commonConfig`.
 #[derive(Debug, Clone)]
@@ -33,11 +37,8 @@ impl DnsSettings {
             .common_config
             .bridge_device_ip
             .get()
-            .map_or(edgemesh_dns::DEFAULT_BRIDGE_IP, IpAddr::V4);
-        let port = dns
-            .listen_port
-            .get()
-            .map_or(edgemesh_dns::DEFAULT_LISTEN_PORT, |p| p.0);
+            .map_or(DEFAULT_BRIDGE_IP, IpAddr::V4);
+        let port = dns.listen_port.get().map_or(DEFAULT_LISTEN_PORT, |p| p.0);
         let seconds = |s: i64| Duration::from_secs(u64::try_from(s).unwrap_or(0));
         let server = DnsConfig {
             listen: vec![SocketAddr::new(bridge_ip, port)],
@@ -83,7 +84,7 @@ pub async fn start(
     settings: DnsSettings,
     cell: Arc<SnapshotCell>,
     liveness: &Liveness,
-) -> anyhow::Result<Arc<DnsMetrics>> {
+) -> Result<Arc<DnsMetrics>, DnsError> {
     let DnsSettings {
         bridge_name,
         bridge_ip,
@@ -91,8 +92,10 @@ pub async fn start(
     } = settings;
     ensure_bridge_device(&bridge_name, bridge_ip, 32)
         .await
-        .with_context(|| {
-            format!("cannot set up the DNS bridge device {bridge_name} with {bridge_ip}/32")
+        .map_err(|error| DnsError::BridgeDevice {
+            name: bridge_name.clone(),
+            ip: bridge_ip,
+            error: Box::new(error),
         })?;
     if server.upstreams.is_empty() {
         server.upstreams = upstreams_of_node(RESOLV_CONF.as_ref(), &[bridge_ip]);
@@ -100,7 +103,10 @@ pub async fn start(
     let metrics = Arc::new(DnsMetrics::default());
     let dns = DnsServer::bind(&server, cell, Arc::clone(&metrics))
         .await
-        .with_context(|| format!("cannot listen for DNS on {:?}", server.listen))?;
+        .map_err(|error| DnsError::Listen {
+            listen: server.listen.clone(),
+            error: Box::new(error),
+        })?;
     tracing::info!(listen = ?dns.local_addrs(), upstreams = ?server.upstreams, domain = %server.cluster_domain, "node-local DNS serving");
     liveness.spawn("dns server", async move {
         if let Err(e) = dns.run(std::future::pending()).await {

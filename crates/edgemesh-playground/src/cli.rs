@@ -1,14 +1,14 @@
-//! `edgemesh playground`: a multi-LAN edge cluster from network namespaces on this machine
-//! (crate `edgemesh-playground`); this module only parses the command line and prints.
+//! The command line of `edgemesh playground`: its clap subcommands, and what each prints and
+//! exits with. The `edgemesh` binary only dispatches here.
 
 use std::io::Write;
 use std::process::ExitCode;
 
+use crate::check::table;
+use crate::pods::Program;
+use crate::up::{UpOptions, UpOutcome};
+use crate::{Plan, PlaygroundError};
 use clap::{Args, Subcommand, ValueEnum};
-use edgemesh_playground::check::table;
-use edgemesh_playground::pods::Program;
-use edgemesh_playground::up::{UpOptions, UpOutcome};
-use edgemesh_playground::{Plan, PlaygroundError};
 
 /// Subcommands of `edgemesh playground`.
 #[derive(Debug, Subcommand)]
@@ -59,7 +59,7 @@ pub enum PlaygroundCommand {
 pub struct Common {
     /// Prefix of every namespace and of the state directory (lets CI run beside a user's
     /// playground): 1-8 lowercase letters or digits.
-    #[arg(long, env = "EDGEMESH_PLAYGROUND_PREFIX", default_value = edgemesh_playground::DEFAULT_PREFIX)]
+    #[arg(long, env = "EDGEMESH_PLAYGROUND_PREFIX", default_value = crate::DEFAULT_PREFIX)]
     prefix: String,
 }
 
@@ -122,7 +122,7 @@ fn up(common: &Common, tunnel: bool, quic: bool) -> Result<ExitCode, PlaygroundE
         tunnel,
         quic,
     };
-    match edgemesh_playground::up::up(&options, &mut say)? {
+    match crate::up::up(&options, &mut say)? {
         UpOutcome::AlreadyUp(state) => say(&format!(
             "already up ({} namespaces, {} processes running, tunnel {}); nothing changed",
             state.namespaces.len(),
@@ -138,7 +138,7 @@ fn up(common: &Common, tunnel: bool, quic: bool) -> Result<ExitCode, PlaygroundE
 }
 
 fn prefix_hint(plan: &Plan) -> String {
-    if plan.prefix() == edgemesh_playground::DEFAULT_PREFIX {
+    if plan.prefix() == crate::DEFAULT_PREFIX {
         String::new()
     } else {
         format!("  (add --prefix {})", plan.prefix())
@@ -147,7 +147,7 @@ fn prefix_hint(plan: &Plan) -> String {
 
 fn check(common: &Common) -> Result<ExitCode, PlaygroundError> {
     let plan = Plan::new(&common.prefix)?;
-    let report = edgemesh_playground::check::check(&plan)?;
+    let report = crate::check::check(&plan)?;
     let _ = write!(std::io::stdout(), "{}", table::render(&report));
     Ok(if report.failed() == 0 {
         ExitCode::SUCCESS
@@ -158,7 +158,7 @@ fn check(common: &Common) -> Result<ExitCode, PlaygroundError> {
 
 fn exec(common: &Common, node: &str, command: &[String]) -> Result<ExitCode, PlaygroundError> {
     let plan = Plan::new(&common.prefix)?;
-    let status = edgemesh_playground::exec::exec(&plan, node, command)?;
+    let status = crate::exec::exec(&plan, node, command)?;
     let code = status
         .code()
         .and_then(|c| u8::try_from(c).ok())
@@ -168,7 +168,7 @@ fn exec(common: &Common, node: &str, command: &[String]) -> Result<ExitCode, Pla
 
 fn down(common: &Common) -> Result<ExitCode, PlaygroundError> {
     let plan = Plan::new(&common.prefix)?;
-    let done = edgemesh_playground::down::down(&plan, &mut say)?;
+    let done = crate::down::down(&plan, &mut say)?;
     if done.is_empty() {
         say(&format!(
             "nothing to remove: no {}-* namespaces, processes or files",
@@ -187,6 +187,6 @@ fn pod(args: &PodArgs) -> Result<ExitCode, PlaygroundError> {
         PodProgram::UdpEcho => Program::UdpEcho,
         PodProgram::WsEcho => Program::WsEcho,
     };
-    edgemesh_playground::pod::run(program, &args.name, args.port)?;
+    crate::pod::run(program, &args.name, args.port)?;
     Ok(ExitCode::SUCCESS)
 }

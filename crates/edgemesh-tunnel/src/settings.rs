@@ -1,21 +1,23 @@
-//! The tunnel (`modules.edgeTunnel`): node-to-node streams for endpoints on other nodes.
+//! The tunnel as the agent runs it: EdgeMesh's `modules.edgeTunnel` (and the SOCKS5 part of
+//! `modules.edgeProxy`) resolved into [`TunnelSettings`], then [`start`] and [`start_socks5`].
 //!
-//! The agent starts it before the data path, so the proxy's dialer can send connections and UDP
-//! flows for endpoints on other nodes through it; `/debug/peers` shows its peers and paths.
+//! The agent starts the tunnel before the data path, so the proxy's dialer can send connections
+//! and UDP flows for endpoints on other nodes through it; `/debug/peers` shows its peers and paths.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context;
 use edgemesh_config::{
     AgentConfig, DEFAULT_NODE_CAS, DEFAULT_NODE_CREDENTIALS, Transport, UnattestedPeers,
 };
 use edgemesh_model::SnapshotCell;
-use edgemesh_tunnel::{
-    CredentialFiles, NodeIdentityConfig, PskMode, RelayNode, Socks5Server, Tunnel, TunnelConfig,
-    TunnelHandle,
-};
+
+use crate::config::{CredentialFiles, NodeIdentityConfig, RelayNode, TunnelConfig};
+use crate::error::TunnelError;
+use crate::psk::PskMode;
+use crate::socks5::Socks5Server;
+use crate::{Tunnel, TunnelHandle};
 
 /// `modules.edgeTunnel`, resolved.
 #[derive(Debug, Clone)]
@@ -111,9 +113,9 @@ fn node_identity(config: &AgentConfig, exists: impl Fn(&Path) -> bool) -> NodeId
         false => identity.ca_files.iter().map(PathBuf::from).collect(),
     };
     let unattested = match identity.unattested_peers.get().unwrap_or_default() {
-        UnattestedPeers::Auto => edgemesh_tunnel::UnattestedPeers::Auto,
-        UnattestedPeers::Refuse => edgemesh_tunnel::UnattestedPeers::Refuse,
-        UnattestedPeers::TrustOnFirstUse => edgemesh_tunnel::UnattestedPeers::TrustOnFirstUse,
+        UnattestedPeers::Auto => crate::config::UnattestedPeers::Auto,
+        UnattestedPeers::Refuse => crate::config::UnattestedPeers::Refuse,
+        UnattestedPeers::TrustOnFirstUse => crate::config::UnattestedPeers::TrustOnFirstUse,
     };
     let metaserver = &config.kube_api_config.meta_server.security;
     NodeIdentityConfig {
@@ -156,15 +158,13 @@ pub fn start(
     settings: &TunnelSettings,
     node_name: &str,
     cell: Arc<SnapshotCell>,
-) -> anyhow::Result<Tunnel> {
+) -> Result<Tunnel, TunnelError> {
     for warning in &settings.ignored {
         tracing::warn!(%warning, "setting not acted on");
     }
-    std::fs::create_dir_all(&settings.state_dir).with_context(|| {
-        format!(
-            "cannot create the state directory {} (--state-dir)",
-            settings.state_dir.display()
-        )
+    std::fs::create_dir_all(&settings.state_dir).map_err(|error| TunnelError::StateDir {
+        path: settings.state_dir.clone(),
+        error,
     })?;
     let mut config = TunnelConfig::new(node_name, settings.state_dir.join("tunnel.key"));
     config.listen_port = settings.listen_port;
@@ -176,8 +176,9 @@ pub fn start(
     config.node_identity = settings.node_identity.clone();
     // SOCKS5 clients reach this node's own addresses through the tunnel, and only those.
     config.own_addrs = own_addresses();
-    let tunnel =
-        Tunnel::start(config, cell).context("cannot start the tunnel (modules.edgeTunnel)")?;
+    let tunnel = Tunnel::start(config, cell).map_err(|error| TunnelError::Start {
+        error: Box::new(error),
+    })?;
     tracing::info!(
         port = settings.listen_port,
         quic = settings.quic,
@@ -204,16 +205,27 @@ fn own_addresses() -> Vec<IpAddr> {
 }
 
 /// Serves SOCKS5 on the bridge device's address (created here when DNS has not done it).
-pub async fn start_socks5(settings: &TunnelSettings, handle: TunnelHandle) -> anyhow::Result<()> {
+pub async fn start_socks5(
+    settings: &TunnelSettings,
+    handle: TunnelHandle,
+) -> Result<(), TunnelError> {
     let Some((device, addr)) = settings.socks5.clone() else {
         return Ok(());
     };
     edgemesh_host::ensure_bridge_device(&device, addr.ip(), 32)
         .await
-        .with_context(|| format!("cannot set up {device} with {} for SOCKS5", addr.ip()))?;
-    let server = Socks5Server::bind(addr, handle)
-        .await
-        .with_context(|| format!("cannot serve SOCKS5 on {addr}"))?;
+        .map_err(|error| TunnelError::Socks5Device {
+            device: device.clone(),
+            ip: addr.ip(),
+            error: Box::new(error),
+        })?;
+    let server =
+        Socks5Server::bind(addr, handle)
+            .await
+            .map_err(|error| TunnelError::Socks5Serve {
+                addr,
+                error: Box::new(error),
+            })?;
     tracing::info!(%addr, "SOCKS5 proxy serving (reach a node by name through the tunnel)");
     tokio::spawn(server.serve());
     Ok(())
@@ -269,7 +281,7 @@ mod tests {
         );
         let none = identity("", &[]);
         assert!(none.credential.is_none() && none.ca_files.is_empty());
-        assert_eq!(none.unattested, edgemesh_tunnel::UnattestedPeers::Auto);
+        assert_eq!(none.unattested, crate::config::UnattestedPeers::Auto);
     }
 
     #[test]
@@ -282,7 +294,7 @@ mod tests {
             (Some("/pki/node.pem"), Some("/pki/node.pem"))
         );
         assert_eq!(got.ca_files, vec![PathBuf::from("/pki/ca.crt")]);
-        assert_eq!(got.unattested, edgemesh_tunnel::UnattestedPeers::Refuse);
+        assert_eq!(got.unattested, crate::config::UnattestedPeers::Refuse);
     }
 
     #[test]
