@@ -10,13 +10,15 @@
 //!                                                         host change)      to start)
 //! ```
 //!
-//! [`prepare`] runs all of it (plus the node name) in one call.
+//! [`prepare`] runs all of it (plus the node name) in one call; [`SourceArgs`] are the flags
+//! that name the file and override it, shared by `edgemesh agent` and `edgemesh doctor`.
 //!
 //! Nothing here touches the host except reading the config file and, in `validate`, checking
 //! that the files and directories it names exist. The full key reference, with what edgemesh
 //! acts on and what it only accepts, is `docs/configuration.md`.
 #![forbid(unsafe_code)]
 
+mod args;
 mod checked;
 mod common;
 mod discovery;
@@ -33,6 +35,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer};
 
+pub use args::SourceArgs;
 pub use checked::{Checked, ConfigValue, Port, ProxyBackend, PskMode, Transport};
 pub use common::{
     CommonConfig, DEFAULT_ADMIN_ADDR, DEFAULT_BRIDGE_DEVICE_IP, DEFAULT_BRIDGE_DEVICE_NAME,

@@ -20,38 +20,33 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use edgemesh_config::{Env, Overrides};
+use edgemesh_config::{Env, SourceArgs};
 
 use crate::report::Finding;
 
-/// Flags of `edgemesh doctor`. Those it shares with `edgemesh agent` mean the same.
+/// Flags of `edgemesh doctor`. Those it shares with `edgemesh agent` are the agent's
+/// [`SourceArgs`]: they mean the same; only their help speaks of the agent.
 #[derive(Debug, Clone, Args)]
+#[command(
+    mut_arg("config", |a| a.help(
+        "The agent's config file (`--config-file` is EdgeMesh's name for it). Default: \
+         EdgeMesh's /etc/edgemesh/config/edgemesh-agent.yaml when it exists, else the agent's \
+         defaults"
+    )),
+    mut_arg("node_name", |a| a.help("Name of this node (falls back to the host name), as for the agent")),
+    mut_arg("kubeconfig", |a| a.help("kubeconfig the agent uses (as `edgemesh agent --kubeconfig`)")),
+    mut_arg("master", |a| a.help("API server URL the agent uses (as `edgemesh agent --master`)")),
+    mut_arg("manifests", |a| a.help(
+        "The agent's manifests directory (as `edgemesh agent --manifests`): alone, no API is \
+         checked"
+    )),
+    mut_arg("admin_addr", |a| a.help(
+        "The agent's admin endpoint (default: commonConfig.adminAddr, 127.0.0.1:10557)"
+    )),
+)]
 pub struct DoctorArgs {
-    /// The agent's config file (`--config-file` is EdgeMesh's name for it). Default: EdgeMesh's
-    /// /etc/edgemesh/config/edgemesh-agent.yaml when it exists, else the agent's defaults.
-    #[arg(long, short = 'c', visible_alias = "config-file", value_name = "PATH")]
-    pub config: Option<PathBuf>,
-
-    /// Name of this node (falls back to the host name), as for the agent.
-    #[arg(long, env = "NODE_NAME", value_name = "NAME")]
-    pub node_name: Option<String>,
-
-    /// kubeconfig the agent uses (as `edgemesh agent --kubeconfig`).
-    #[arg(long, value_name = "PATH")]
-    pub kubeconfig: Option<PathBuf>,
-
-    /// API server URL the agent uses (as `edgemesh agent --master`).
-    #[arg(long, value_name = "URL")]
-    pub master: Option<String>,
-
-    /// The agent's manifests directory (as `edgemesh agent --manifests`): alone, no API is
-    /// checked.
-    #[arg(long, value_name = "DIR")]
-    pub manifests: Option<PathBuf>,
-
-    /// The agent's admin endpoint (default: commonConfig.adminAddr, 127.0.0.1:10557).
-    #[arg(long, value_name = "ADDR")]
-    pub admin_addr: Option<SocketAddr>,
+    #[command(flatten)]
+    pub sources: SourceArgs,
 
     /// The edge hub's admin endpoint; checked when given, or at 127.0.0.1:10267 when
     /// modules.edgeProxy.edgeHubAddress is configured.
@@ -98,14 +93,8 @@ pub fn run(args: DoctorArgs) -> ExitCode {
 /// The findings for `args`: a config the agent would refuse is one FAIL and nothing else.
 pub fn findings(args: &DoctorArgs) -> Vec<Finding> {
     let inputs = plan::Inputs {
-        config: args.config.clone(),
-        overrides: Overrides {
-            node_name: args.node_name.clone(),
-            kubeconfig: args.kubeconfig.clone(),
-            master: args.master.clone(),
-            manifests_dir: args.manifests.clone(),
-            admin_addr: args.admin_addr,
-        },
+        config: args.sources.config.clone(),
+        overrides: args.sources.overrides(),
         hub_admin: args.hub_admin_addr,
     };
     let plan = match plan::load(&inputs, &Env::from_process()) {

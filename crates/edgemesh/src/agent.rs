@@ -138,7 +138,7 @@ async fn start_tunnel(
     let watched = handle.clone();
     liveness.check("tunnel driver", move || watched.driver_running());
     edgemesh_tunnel::settings::start_socks5(settings, handle.clone()).await?;
-    if let Some(path) = args.config.clone() {
+    if let Some(path) = args.sources.config.clone() {
         reload::follow_relays(args, path, handle, settings.relays.clone());
     }
     Ok(tunnel)
