@@ -4,7 +4,6 @@
 pub mod api;
 pub mod command;
 pub mod dns;
-pub mod http;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -62,7 +61,7 @@ pub fn gather(plan: &Plan, options: &Options) -> Facts {
     let t = options.timeout;
     let admin = plan.admin_addr;
     std::thread::scope(|s| {
-        let get = |path: &'static str| s.spawn(move || http::get(admin, path, t));
+        let get = |path: &'static str| s.spawn(move || fetch(admin, path, t));
         let healthz = get("/healthz");
         let readyz = get("/readyz");
         let snapshot = get("/debug/snapshot");
@@ -72,7 +71,7 @@ pub fn gather(plan: &Plan, options: &Options) -> Facts {
         let iptables = s.spawn(move || command::run("iptables-save", &["-t", "nat"], t));
         let api = s.spawn(|| plan.api.as_ref().map(|a| api::probe(a, t)));
         let relays = s.spawn(|| probe_relays(plan, t));
-        let hub = s.spawn(|| plan.hub_admin.map(|addr| http::get(addr, "/readyz", t)));
+        let hub = s.spawn(|| plan.hub_admin.map(|addr| fetch(addr, "/readyz", t)));
         let snapshot = join(snapshot);
         let dns = plan.dns.as_ref().map(|d| {
             let name = options.dns_name.clone().unwrap_or_else(|| {
@@ -102,6 +101,11 @@ pub fn gather(plan: &Plan, options: &Options) -> Facts {
             hub_readyz: join(hub),
         }
     })
+}
+
+/// `GET path` on an admin endpoint (plain HTTP on loopback).
+fn fetch(addr: SocketAddr, path: &str, timeout: Duration) -> Fetched {
+    edgemesh_telemetry::client::get(addr, path, timeout).map_err(|e| e.to_string())
 }
 
 /// A gatherer that panicked is a bug; its fact becomes the text of the panic, never a crash.

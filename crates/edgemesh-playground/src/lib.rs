@@ -23,7 +23,6 @@ pub mod down;
 mod error;
 pub mod exec;
 mod host;
-mod http;
 pub mod manifests;
 mod netns;
 pub mod plan;

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use edgemesh_telemetry::client::get_with;
+
 use crate::agents::{self, ADMIN_ADDR};
 use crate::host::{list_netns, require_root};
 use crate::plan::{NODES, Plan};
@@ -209,7 +211,7 @@ fn reserved(agent: &ProcessRecord) -> bool {
 /// The nodes the agent of `netns` has a tunnel connection to (`/debug/peers`).
 fn tunnel_peers(netns: &str) -> Result<std::collections::BTreeSet<String>, PlaygroundError> {
     netns::run_in(netns, || {
-        let Ok((200, body)) = crate::http::get(
+        let Ok((200, body)) = get_with(
             ADMIN_ADDR,
             "localhost",
             "/debug/peers",
@@ -227,7 +229,7 @@ fn tunnel_peers(netns: &str) -> Result<std::collections::BTreeSet<String>, Playg
 /// `GET /readyz` on the agent of `netns` answers 200.
 pub(crate) fn agent_ready(netns: &str) -> Result<bool, PlaygroundError> {
     netns::run_in(netns, || {
-        crate::http::get(
+        get_with(
             ADMIN_ADDR,
             "localhost",
             "/readyz",

@@ -1,11 +1,12 @@
 //! Logging, the admin endpoint, what `/healthz` watches ([`Liveness`]) and the one metrics
-//! path ([`metrics`]).
+//! path ([`metrics`]); and [`client`], the GET that reads an admin endpoint.
 //!
 //! The admin server is a tiny HTTP/1.1 server with a fixed route table; each route is a closure
 //! the binary provides, so this crate knows nothing about Snapshots or sources.
 #![forbid(unsafe_code)]
 
 mod admin;
+pub mod client;
 mod liveness;
 mod logging;
 pub mod metrics;

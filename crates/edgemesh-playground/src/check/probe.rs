@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
+use edgemesh_telemetry::client::get_with;
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 
@@ -131,10 +132,10 @@ fn socks5_http(node: &str, port: u16, pod: &str) -> Verdict {
 }
 
 fn agent_ready() -> Verdict {
-    match crate::http::get(ADMIN_ADDR, "localhost", "/readyz", &[], IO_TIMEOUT) {
+    match get_with(ADMIN_ADDR, "localhost", "/readyz", &[], IO_TIMEOUT) {
         Ok((200, _)) => Ok("/readyz 200".into()),
         Ok((status, body)) => Err(format!("/readyz {status}: {}", body.trim())),
-        Err(e) => Err(e),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -158,15 +159,11 @@ fn repeat_get(
     headers: &[(&str, &str)],
 ) -> Result<Vec<String>, String> {
     (0..n)
-        .map(
-            |i| match crate::http::get(addr, host, "/", headers, IO_TIMEOUT) {
-                Ok((200, body)) => Ok(body.trim().to_owned()),
-                Ok((status, body)) => {
-                    Err(format!("request {}: HTTP {status} {}", i + 1, body.trim()))
-                }
-                Err(e) => Err(format!("request {}: {e}", i + 1)),
-            },
-        )
+        .map(|i| match get_with(addr, host, "/", headers, IO_TIMEOUT) {
+            Ok((200, body)) => Ok(body.trim().to_owned()),
+            Ok((status, body)) => Err(format!("request {}: HTTP {status} {}", i + 1, body.trim())),
+            Err(e) => Err(format!("request {}: {e}", i + 1)),
+        })
         .collect()
 }
 
@@ -244,7 +241,7 @@ fn websocket(addr: SocketAddr, host: &str, pods: &[&str]) -> Verdict {
 
 /// Nothing must answer: without interception the ClusterIP leads nowhere.
 fn not_proxied(addr: SocketAddr) -> Verdict {
-    match crate::http::get(addr, "filtered", "/", &[], Duration::from_secs(2)) {
+    match get_with(addr, "filtered", "/", &[], Duration::from_secs(2)) {
         Ok((status, body)) => Err(format!(
             "answered (HTTP {status} {:?}): the agent proxies a filtered service",
             body.trim()

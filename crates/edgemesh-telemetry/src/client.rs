@@ -1,35 +1,75 @@
-//! A tiny blocking HTTP/1.1 GET, one request per connection, every step under one timeout: the
-//! admin endpoints of the agent and the hub are plain HTTP on loopback.
+//! The client side of the admin endpoint: a tiny blocking HTTP/1.1 GET, one request per
+//! connection (`Connection: close`), every step under one timeout. `edgemesh doctor` reads the
+//! agent's and the hub's admin endpoints with it, the playground its agents and pods.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 /// Largest response read (a big cluster's snapshot is a few MiB).
 const MAX_RESPONSE: u64 = 64 << 20;
 
-/// `GET path` on `addr`: (status, body), or why not.
-pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(u16, String), String> {
-    let mut stream =
-        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
+/// Why a GET has no answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GetError {
+    #[error("connect {addr}: {error}")]
+    Connect { addr: SocketAddr, error: io::Error },
+    #[error("{addr}: {error}")]
+    Timeout { addr: SocketAddr, error: io::Error },
+    #[error("send to {addr}: {error}")]
+    Send { addr: SocketAddr, error: io::Error },
+    #[error("read from {addr}{path}: {error}")]
+    Read {
+        addr: SocketAddr,
+        path: String,
+        error: io::Error,
+    },
+    #[error("{addr}{path}: not an HTTP response: {start:?}")]
+    NotHttp {
+        addr: SocketAddr,
+        path: String,
+        start: String,
+    },
+}
+
+/// `GET path` on `addr` (`Host: addr`): (status, body).
+pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(u16, String), GetError> {
+    get_with(addr, &addr.to_string(), path, &[], timeout)
+}
+
+/// `GET path` on `addr` with `Host: host` and extra headers: (status, body).
+pub fn get_with(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<(u16, String), GetError> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|error| GetError::Connect { addr, error })?;
     stream
         .set_read_timeout(Some(timeout))
         .and_then(|()| stream.set_write_timeout(Some(timeout)))
-        .map_err(|e| format!("{addr}: {e}"))?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        .map_err(|error| GetError::Timeout { addr, error })?;
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
     stream
         .write_all(request.as_bytes())
-        .map_err(|e| format!("send to {addr}: {e}"))?;
+        .map_err(|error| GetError::Send { addr, error })?;
     let mut raw = Vec::new();
-    stream
-        .take(MAX_RESPONSE)
-        .read_to_end(&mut raw)
-        .map_err(|e| format!("read from {addr}{path}: {e}"))?;
-    parse_response(&raw).ok_or_else(|| {
-        let text = String::from_utf8_lossy(&raw);
-        let start: String = text.chars().take(80).collect();
-        format!("{addr}{path}: not an HTTP response: {start:?}")
-    })
+    let path = path.to_owned();
+    match stream.take(MAX_RESPONSE).read_to_end(&mut raw) {
+        Ok(_) => parse_response(&raw).ok_or_else(|| GetError::NotHttp {
+            addr,
+            path,
+            start: String::from_utf8_lossy(&raw).chars().take(80).collect(),
+        }),
+        Err(error) => Err(GetError::Read { addr, path, error }),
+    }
 }
 
 /// Status and body of a whole `Connection: close` response (chunked bodies are joined).
@@ -100,6 +140,6 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         drop(listener);
         let err = get(addr, "/healthz", Duration::from_secs(1)).unwrap_err();
-        assert!(err.contains(&addr.to_string()), "{err}");
+        assert!(err.to_string().contains(&addr.to_string()), "{err}");
     }
 }
