@@ -1,11 +1,12 @@
 //! The whole resolution in one call, for the binary: file or defaults, flags, validation, node
 //! name, discovery. Any error here means "exit with status 2 before touching the host".
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use crate::error::{ConfigError, ConfigErrors, Warning};
 use crate::overrides::{NodeName, Overrides, resolve_node_name, system_hostname};
-use crate::{AgentConfig, Discovery, Env, Loaded, RunningMode};
+use crate::{AgentConfig, DEFAULT_ADMIN_ADDR, Discovery, Env, Loaded, RunningMode};
 
 /// Everything the agent needs to start, validated.
 #[derive(Clone, Debug)]
@@ -15,6 +16,19 @@ pub struct Prepared {
     pub discovery: Discovery,
     /// To log once logging is up: unknown keys, guesses, overruled settings.
     pub warnings: Vec<Warning>,
+}
+
+impl Prepared {
+    /// `commonConfig.adminAddr` (or `--admin-addr`), else the default.
+    pub fn admin_addr(&self) -> SocketAddr {
+        let common = &self.config.common_config;
+        common.admin_addr.get().unwrap_or(DEFAULT_ADMIN_ADDR)
+    }
+
+    /// The warnings as lines to log or print.
+    pub fn warning_lines(&self) -> Vec<String> {
+        self.warnings.iter().map(ToString::to_string).collect()
+    }
 }
 
 /// Loads `config_path` (EdgeMesh's defaults for the detected mode) or, without one, the

@@ -5,10 +5,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use edgemesh_config::{
-    AgentConfig, ApiEndpoint, ConfigErrors, DEFAULT_ADMIN_ADDR, DEFAULT_BRIDGE_DEVICE_IP,
-    DEFAULT_PROXY_LISTEN_PORT, Env, Overrides, Prepared, prepare,
+    AgentConfig, ConfigErrors, DEFAULT_BRIDGE_DEVICE_IP, DEFAULT_PROXY_LISTEN_PORT, Env, Overrides,
+    Prepared, prepare,
 };
-use edgemesh_kube::client::{MetaServerTls, SERVICE_ACCOUNT_TOKEN};
+use edgemesh_kube::target::ApiTarget;
 
 /// EdgeMesh's agent config file, the default of its image (and of `edgemesh-agent`).
 pub const EDGEMESH_AGENT_CONFIG: &str = "/etc/edgemesh/config/edgemesh-agent.yaml";
@@ -27,7 +27,8 @@ pub struct Plan {
     /// `modules.edgeProxy.listenPort` when the proxy is on.
     pub proxy_port: Option<u16>,
     pub dns: Option<DnsPlan>,
-    pub api: Option<ApiPlan>,
+    /// How the agent reaches the API, with which credentials (the agent's own resolution).
+    pub api: Option<ApiTarget>,
     pub tunnel: Option<TunnelPlan>,
     /// The hub's admin address, when a hub is in use (flag, or `edgeHubAddress` configured).
     pub hub_admin: Option<SocketAddr>,
@@ -39,13 +40,6 @@ pub struct Plan {
 pub struct DnsPlan {
     pub addr: SocketAddr,
     pub cluster_domain: String,
-}
-
-/// How the agent reaches the API, and with which credentials.
-#[derive(Clone, Debug)]
-pub struct ApiPlan {
-    pub endpoint: ApiEndpoint,
-    pub meta_server_tls: Option<MetaServerTls>,
 }
 
 #[derive(Clone, Debug)]
@@ -101,12 +95,7 @@ pub fn load(inputs: &Inputs, env: &Env) -> Result<Plan, ConfigErrors> {
 
 /// The plan of a loaded, validated config (pure).
 pub fn from_prepared(prepared: Prepared, source: String, hub_admin: Option<SocketAddr>) -> Plan {
-    let Prepared {
-        config,
-        node,
-        discovery,
-        warnings,
-    } = prepared;
+    let config = &prepared.config;
     let proxy = &config.modules.edge_proxy;
     let hub_configured = proxy
         .edge_hub_address
@@ -114,29 +103,19 @@ pub fn from_prepared(prepared: Prepared, source: String, hub_admin: Option<Socke
         .is_some_and(|a| a.is_valid());
     Plan {
         source,
-        admin_addr: config
-            .common_config
-            .admin_addr
-            .get()
-            .unwrap_or(DEFAULT_ADMIN_ADDR),
+        admin_addr: prepared.admin_addr(),
         proxy_port: proxy.enable.then(|| {
             proxy
                 .listen_port
                 .get()
                 .map_or(DEFAULT_PROXY_LISTEN_PORT, |p| p.0)
         }),
-        dns: dns_plan(&config),
-        api: discovery.api.map(|endpoint| ApiPlan {
-            meta_server_tls: match endpoint {
-                ApiEndpoint::MetaServer(_) => meta_server_tls(&config),
-                _ => None,
-            },
-            endpoint,
-        }),
-        tunnel: tunnel_plan(&config),
+        dns: dns_plan(config),
+        api: ApiTarget::of(&prepared),
+        tunnel: tunnel_plan(config),
         hub_admin: hub_admin.or(hub_configured.then_some(DEFAULT_HUB_ADMIN_ADDR)),
-        node_name: node.name,
-        warnings: warnings.iter().map(ToString::to_string).collect(),
+        node_name: prepared.node.name.clone(),
+        warnings: prepared.warning_lines(),
     }
 }
 
@@ -180,18 +159,6 @@ fn tunnel_plan(config: &AgentConfig) -> Option<TunnelPlan> {
         listen_port,
         psk_path: tunnel.psk.enable.then(|| PathBuf::from(&tunnel.psk.path)),
         relays,
-    })
-}
-
-/// EdgeMesh uses `security`'s files only when the metaServer requires authorization.
-fn meta_server_tls(config: &AgentConfig) -> Option<MetaServerTls> {
-    let security = &config.kube_api_config.meta_server.security;
-    security.require_authorization.then(|| MetaServerTls {
-        ca_file: security.tls_ca_file.clone(),
-        cert_file: security.tls_cert_file.clone(),
-        key_file: security.tls_private_key_file.clone(),
-        insecure_skip_tls_verify: security.insecure_skip_tls_verify,
-        token_file: SERVICE_ACCOUNT_TOKEN.into(),
     })
 }
 
@@ -240,10 +207,7 @@ mod tests {
             ]
         );
         assert_eq!(plan.hub_admin, Some(DEFAULT_HUB_ADMIN_ADDR));
-        assert!(matches!(
-            plan.api.unwrap().endpoint,
-            ApiEndpoint::MetaServer(_)
-        ));
+        assert!(matches!(plan.api.unwrap(), ApiTarget::MetaServer { .. }));
     }
 
     #[test]

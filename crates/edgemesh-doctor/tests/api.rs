@@ -4,19 +4,15 @@
 
 use std::time::Duration;
 
-use edgemesh_config::ApiEndpoint;
 use edgemesh_doctor::checks::api::access;
 use edgemesh_doctor::gather::api::probe;
-use edgemesh_doctor::plan::ApiPlan;
 use edgemesh_doctor::report::{Finding, Status};
+use edgemesh_kube::target::ApiTarget;
 use edgemesh_testkit::apiserver::{ApiServer, Builder};
 
 fn findings(url: &str) -> Vec<Finding> {
-    let plan = ApiPlan {
-        endpoint: ApiEndpoint::Master(url.to_owned()),
-        meta_server_tls: None,
-    };
-    access(Some(&probe(&plan, Duration::from_secs(2))))
+    let target = ApiTarget::Url(url.to_owned());
+    access(Some(&probe(&target, Duration::from_secs(2))))
 }
 
 fn run(builder: Builder) -> Vec<Finding> {

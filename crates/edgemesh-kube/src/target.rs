@@ -5,7 +5,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use edgemesh_config::{ApiEndpoint, MetaServerSecurity};
+use edgemesh_config::{ApiEndpoint, MetaServerSecurity, Prepared};
 use kube::Client;
 
 use crate::client::{self, ClientError, MetaServerTls, SERVICE_ACCOUNT_TOKEN};
@@ -29,7 +29,7 @@ impl fmt::Display for ApiTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ApiTarget::Kubeconfig(path) => write!(f, "kubeconfig {}", path.display()),
-            ApiTarget::Url(url) => f.write_str(url),
+            ApiTarget::Url(url) => write!(f, "API server {url}"),
             ApiTarget::MetaServer { url, .. } => write!(f, "KubeEdge metaServer {url}"),
             ApiTarget::InCluster => f.write_str("in-cluster service account"),
         }
@@ -37,6 +37,14 @@ impl fmt::Display for ApiTarget {
 }
 
 impl ApiTarget {
+    /// The target of a prepared config (`None` when no API is to be watched): what the agent
+    /// watches and what `edgemesh doctor` checks.
+    pub fn of(prepared: &Prepared) -> Option<Self> {
+        let security = &prepared.config.kube_api_config.meta_server.security;
+        let endpoint = prepared.discovery.api.clone()?;
+        Some(Self::from_endpoint(endpoint, security))
+    }
+
     /// The target for `endpoint`; `security` is `kubeAPIConfig.metaServer.security`.
     pub fn from_endpoint(endpoint: ApiEndpoint, security: &MetaServerSecurity) -> Self {
         match endpoint {

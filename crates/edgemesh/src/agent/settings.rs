@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use edgemesh_config::{ConfigErrors, DEFAULT_ADMIN_ADDR, Env, Overrides, Prepared, prepare};
+use edgemesh_config::{ConfigErrors, Env, Prepared, prepare};
 use edgemesh_dns::DnsSettings;
 use edgemesh_kube::target::ApiTarget;
 use edgemesh_model::{ServiceFilterMode, SourceId};
@@ -53,48 +53,34 @@ impl Settings {
     /// before anything on the host is touched. Each error line names the key, the value and
     /// what is allowed.
     pub fn load(args: &AgentArgs) -> Result<Self, ConfigErrors> {
-        let overrides = Overrides {
-            node_name: args.node_name.clone(),
-            kubeconfig: args.kubeconfig.clone(),
-            master: args.master.clone(),
-            manifests_dir: args.manifests.clone(),
-            admin_addr: args.admin_addr,
-        };
-        let prepared = prepare(args.config.as_deref(), &overrides, &Env::from_process())?;
+        let sources = &args.sources;
+        let prepared = prepare(
+            sources.config.as_deref(),
+            &sources.overrides(),
+            &Env::from_process(),
+        )?;
         Ok(Self::from_prepared(prepared, args.state_dir.clone()))
     }
 
     fn from_prepared(prepared: Prepared, state_dir: PathBuf) -> Self {
-        let Prepared {
-            config,
-            node,
-            discovery,
-            warnings,
-        } = prepared;
+        let config = &prepared.config;
+        let node_name = &prepared.node.name;
         let proxy_config = &config.modules.edge_proxy;
-        let security = &config.kube_api_config.meta_server.security;
-        let api = discovery
-            .api
-            .map(|endpoint| ApiTarget::from_endpoint(endpoint, security));
         Self {
-            dns: DnsSettings::from_config(&config, &node.name),
-            node_name: node.name,
+            dns: DnsSettings::from_config(config, node_name),
+            node_name: node_name.clone(),
             filter_mode: proxy_config.service_filter_mode.get().unwrap_or_default(),
             apiserver_via: proxy_config.edge_hub_address.as_ref().and_then(|a| a.get()),
-            admin_addr: config
-                .common_config
-                .admin_addr
-                .get()
-                .unwrap_or(DEFAULT_ADMIN_ADDR),
-            api,
-            manifests: discovery.manifests,
+            admin_addr: prepared.admin_addr(),
+            api: ApiTarget::of(&prepared),
+            manifests: prepared.discovery.manifests.clone(),
             proxy: proxy_config.enable.then(|| {
                 (
                     ProxySettings::from_config(proxy_config),
                     ProxierSettings::from_config(proxy_config),
                 )
             }),
-            tunnel: TunnelSettings::from_config(&config, state_dir),
+            tunnel: TunnelSettings::from_config(config, state_dir),
             bridge_device: (
                 config.common_config.bridge_device_name.clone(),
                 config
@@ -103,7 +89,7 @@ impl Settings {
                     .get()
                     .map_or(edgemesh_dns::DEFAULT_BRIDGE_IP, IpAddr::V4),
             ),
-            warnings: warnings.iter().map(ToString::to_string).collect(),
+            warnings: prepared.warning_lines(),
         }
     }
 }
