@@ -7,37 +7,32 @@ mod metrics_support;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Agent, netns};
+use common::{Agent, WEB_SERVICE, netns, shop_slice};
 use edgemesh_testkit::netns::Netns;
 
 const DOMAIN: &str = "edge.example";
 const NODE_IP: &str = "198.51.100.1";
 const UPSTREAM_IP: &str = "198.51.100.2";
 
-const MANIFESTS: &str = "
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: shop}
-spec:
-  clusterIP: 10.96.0.10
-  ports: [{name: http, port: 80, protocol: TCP}]
----
+/// A headless Service `shop/db`; [`shop_yaml`] adds its endpoints, with host names.
+const DB: &str = "
 apiVersion: v1
 kind: Service
 metadata: {name: db, namespace: shop}
 spec:
   clusterIP: None
   ports: [{name: pg, port: 5432}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: db-x, namespace: shop, labels: {kubernetes.io/service-name: db}}
-addressType: IPv4
-ports: [{name: pg, port: 5432}]
-endpoints:
-  - {addresses: [192.0.2.11], hostname: db-0}
-  - {addresses: [192.0.2.12], hostname: db-1}
 ";
+
+/// [`WEB_SERVICE`], [`DB`] and its endpoints.
+fn shop_yaml() -> String {
+    let endpoints = [
+        "{addresses: [192.0.2.11], hostname: db-0}",
+        "{addresses: [192.0.2.12], hostname: db-1}",
+    ];
+    let slice = shop_slice("db", "{name: pg, port: 5432}", &endpoints);
+    format!("{WEB_SERVICE}---{DB}---{slice}")
+}
 
 fn config(dir: &std::path::Path) -> String {
     let path = dir.join("agent.yaml");
@@ -131,7 +126,7 @@ fn agent_dns_answers_cluster_names_forwards_and_serves_stale() {
     let dir = tempfile::tempdir().unwrap();
     let manifests = dir.path().join("manifests");
     std::fs::create_dir(&manifests).unwrap();
-    std::fs::write(manifests.join("shop.yaml"), MANIFESTS).unwrap();
+    std::fs::write(manifests.join("shop.yaml"), shop_yaml()).unwrap();
     let node = netns("dns");
     let upstream_ns = netns("up");
     veth(&node, NODE_IP, &upstream_ns, UPSTREAM_IP);
@@ -178,11 +173,7 @@ fn agent_dns_answers_cluster_names_forwards_and_serves_stale() {
     );
 
     // Deleted service → NXDOMAIN within a second.
-    std::fs::write(
-        manifests.join("shop.yaml"),
-        MANIFESTS.split("---").nth(1).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(manifests.join("shop.yaml"), DB).unwrap();
     let started = Instant::now();
     while dig(ns, ip, &format!("web.shop.svc.{DOMAIN}"), "A").0 != "NXDOMAIN" {
         assert!(
@@ -257,7 +248,7 @@ fn agent_dns_answers_the_node_and_its_pods_not_lan_neighbours() {
                        status: {addresses: [{type: InternalIP, address: 198.51.100.1}]}\n";
     std::fs::write(
         manifests.join("shop.yaml"),
-        format!("{MANIFESTS}{node_object}"),
+        format!("{}{node_object}", shop_yaml()),
     )
     .unwrap();
     let mut topology = Topology::new("dnsacl").unwrap();

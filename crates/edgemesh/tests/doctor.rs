@@ -8,7 +8,7 @@ mod common;
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
-use common::{Agent, netns};
+use common::{Agent, WEB_SERVICE, netns, shop_slice};
 use edgemesh_testkit::apiserver::ApiServer;
 use edgemesh_testkit::hub::HubCommand;
 use edgemesh_testkit::netns::{Netns, require_root};
@@ -21,23 +21,6 @@ const HEAD: &str = "apiVersion: agent.edgemesh.config.kubeedge.io/v1alpha1\nkind
 const RELAY_IP: &str = "198.51.100.9";
 const EDGE_IP: &str = "198.51.100.1";
 
-const MANIFESTS: &str = "
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: shop}
-spec:
-  clusterIP: 10.96.0.10
-  ports: [{name: http, port: 80, protocol: TCP}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-x, namespace: shop, labels: {kubernetes.io/service-name: web}}
-addressType: IPv4
-ports: [{name: http, port: 8080}]
-endpoints:
-  - {addresses: [192.0.2.11], conditions: {ready: true}}
-";
-
 /// The files a node's agent and doctor read: config, manifests, resolv.conf, PSK.
 struct Files {
     dir: tempfile::TempDir,
@@ -47,7 +30,10 @@ impl Files {
     fn new() -> Files {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("manifests")).unwrap();
-        std::fs::write(dir.path().join("manifests/shop.yaml"), MANIFESTS).unwrap();
+        let endpoints = ["{addresses: [192.0.2.11], conditions: {ready: true}}"];
+        let slice = shop_slice("web", "{name: http, port: 8080}", &endpoints);
+        let manifests = format!("{WEB_SERVICE}---{slice}");
+        std::fs::write(dir.path().join("manifests/shop.yaml"), manifests).unwrap();
         std::fs::write(dir.path().join("resolv.conf"), "nameserver 169.254.96.16\n").unwrap();
         Files { dir }
     }
@@ -131,6 +117,26 @@ fn start_agent(files: &Files, config: &str, tag: &str) -> (Agent, SocketAddr) {
     (agent, admin)
 }
 
+/// An agent in a namespace of its own with the proxy on `backend` and DNS, the doctor's flags
+/// for it, and the doctor's first findings, which must have no FAIL.
+fn healthy(files: &Files, backend: &str, tag: &str) -> (Agent, Vec<String>, Vec<Value>) {
+    let config = files.write(
+        "agent.yaml",
+        &format!("{HEAD}modules:\n  edgeProxy:\n    enable: true\n    backend: {backend}\n  edgeDNS:\n    enable: true\n"),
+    );
+    let (agent, admin) = start_agent(files, &config, tag);
+    let flags = flags(files, &config, admin);
+    let (code, findings) = doctor(&agent.netns, &refs(&flags));
+    assert_eq!(
+        failed(&findings),
+        Vec::<&str>::new(),
+        "{findings:#?}\n{}",
+        agent.logs()
+    );
+    assert_eq!(code, 0);
+    (agent, flags, findings)
+}
+
 /// Runs the doctor until `check` has `want` (the agent repairs some faults within seconds, so
 /// a fault is injected again before each try), at most three times.
 fn until(ns: &Netns, flags: &[&str], inject: impl Fn(), check: &str, want: &str) -> Vec<Value> {
@@ -150,23 +156,9 @@ fn until(ns: &Netns, flags: &[&str], inject: impl Fn(), check: &str, want: &str)
 #[test]
 fn netns_doctor_iptables_healthy_then_kube_services_first_fails() {
     let files = Files::new();
-    let config = files.write(
-        "agent.yaml",
-        &format!("{HEAD}modules:\n  edgeProxy:\n    enable: true\n    backend: iptables\n  edgeDNS:\n    enable: true\n"),
-    );
-    let (agent, admin) = start_agent(&files, &config, "docipt");
+    let (agent, flags, findings) = healthy(&files, "iptables", "docipt");
     let ns = &agent.netns;
-    let flags = flags(&files, &config, admin);
     let flags = refs(&flags);
-
-    let (code, findings) = doctor(ns, &flags);
-    assert_eq!(
-        failed(&findings),
-        Vec::<&str>::new(),
-        "{findings:#?}\n{}",
-        agent.logs()
-    );
-    assert_eq!(code, 0);
     for check in [
         "config",
         "agent.health",
@@ -207,23 +199,9 @@ fn netns_doctor_iptables_healthy_then_kube_services_first_fails() {
 #[test]
 fn netns_doctor_nftables_healthy_then_kube_proxy_first_and_dns_blocked_fail() {
     let files = Files::new();
-    let config = files.write(
-        "agent.yaml",
-        &format!("{HEAD}modules:\n  edgeProxy:\n    enable: true\n    backend: nftables\n  edgeDNS:\n    enable: true\n"),
-    );
-    let (agent, admin) = start_agent(&files, &config, "docnft");
+    let (agent, flags, findings) = healthy(&files, "nftables", "docnft");
     let ns = &agent.netns;
-    let flags = flags(&files, &config, admin);
     let flags = refs(&flags);
-
-    let (code, findings) = doctor(ns, &flags);
-    assert_eq!(
-        failed(&findings),
-        Vec::<&str>::new(),
-        "{findings:#?}\n{}",
-        agent.logs()
-    );
-    assert_eq!(code, 0);
     assert_eq!(status(&findings, "rules.order"), "PASS", "{findings:#?}");
     assert_eq!(status(&findings, "dns.server"), "PASS", "{findings:#?}");
     assert!(

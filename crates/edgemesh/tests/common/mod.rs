@@ -10,6 +10,35 @@ use serde_json::Value;
 
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// A manifest: Service `shop/web`, ClusterIP 10.96.0.10, port `http` 80/TCP.
+pub const WEB_SERVICE: &str = "
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  clusterIP: 10.96.0.10
+  ports: [{name: http, port: 80, protocol: TCP}]
+";
+
+/// A manifest: EndpointSlice `shop/SERVICE-x` of Service `shop/SERVICE`, with `port` and
+/// `endpoints` as YAML flow mappings.
+pub fn shop_slice(service: &str, port: &str, endpoints: &[&str]) -> String {
+    let mut yaml = format!(
+        "
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: {service}-x, namespace: shop, labels: {{kubernetes.io/service-name: {service}}}}}
+addressType: IPv4
+ports: [{port}]
+endpoints:
+"
+    );
+    for endpoint in endpoints {
+        yaml.push_str(&format!("  - {endpoint}\n"));
+    }
+    yaml
+}
+
 /// An agent process and the namespace it runs in (the namespace outlives the process).
 pub struct Agent {
     pub process: Process,
