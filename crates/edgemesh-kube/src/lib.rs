@@ -12,7 +12,9 @@ pub mod client;
 pub mod convert;
 pub mod metrics;
 pub mod publisher;
+mod readiness;
 pub mod source;
 pub mod target;
 
-pub use publisher::{Publisher, Readiness, SourceEvent};
+pub use publisher::{Publisher, SourceEvent};
+pub use readiness::Readiness;

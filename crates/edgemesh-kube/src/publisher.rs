@@ -5,7 +5,6 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use edgemesh_model::{
@@ -13,6 +12,8 @@ use edgemesh_model::{
 };
 use tokio::sync::{mpsc, watch};
 use tokio::time::timeout_at;
+
+use crate::readiness::Readiness;
 
 /// What a source reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,48 +26,6 @@ pub enum SourceEvent {
     Relist(SourceId, ResourceKind, Vec<Resource>),
     /// The source will never report this kind (e.g. no Istio CRDs); count it as synced.
     NotServed(SourceId, ResourceKind),
-}
-
-/// Shared view of whether every expected (source, kind) pair has completed its first sync and
-/// a Snapshot including them has been published.
-#[derive(Debug, Default)]
-pub struct Readiness(AtomicU64);
-
-impl Readiness {
-    pub fn is_ready(&self) -> bool {
-        self.ready_version().is_some()
-    }
-
-    /// Version of the first Snapshot that included every source's complete view; consumers that
-    /// apply Snapshots (the proxier) are caught up once they have applied this one.
-    pub fn ready_version(&self) -> Option<u64> {
-        Some(self.0.load(Ordering::Acquire)).filter(|v| *v > 0)
-    }
-
-    /// Whether `snapshot` includes every source's first complete list. The publisher marks
-    /// readiness before it publishes that Snapshot, so a consumer asking on each new Snapshot
-    /// never misses it.
-    pub fn includes(&self, snapshot: &Snapshot) -> bool {
-        self.ready_version()
-            .is_some_and(|ready| snapshot.version >= ready)
-    }
-
-    /// Resolves once every source completed its first list (`updates` wakes it), or after
-    /// `within`; false when it gave up waiting.
-    pub async fn wait_first_complete(
-        &self,
-        mut updates: watch::Receiver<Arc<Snapshot>>,
-        within: Duration,
-    ) -> bool {
-        let complete = async {
-            while !self.is_ready() {
-                if updates.changed().await.is_err() {
-                    return;
-                }
-            }
-        };
-        tokio::time::timeout(within, complete).await.is_ok()
-    }
 }
 
 /// Owns the catalog; the only writer of the Snapshot.
@@ -164,7 +123,7 @@ impl Publisher {
                 version = snapshot.version,
                 "all sources synced; agent is ready"
             );
-            self.readiness.0.store(snapshot.version, Ordering::Release);
+            self.readiness.mark(snapshot.version);
         }
         self.cell.store(Arc::clone(&snapshot));
         self.updates.send_replace(Arc::clone(&snapshot));
@@ -200,32 +159,6 @@ mod tests {
             "10.96.0.1".parse().unwrap(),
             80,
         ))
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn readiness_includes_the_first_complete_snapshot_and_later_ones() {
-        let readiness = Arc::new(Readiness::default());
-        let at = |version| {
-            let mut snapshot = Snapshot::empty();
-            snapshot.version = version;
-            snapshot
-        };
-        let (updates, rx) = watch::channel(Arc::new(at(1)));
-        assert!(!readiness.includes(&at(1)));
-        let gave_up = readiness.wait_first_complete(rx.clone(), Duration::from_secs(5));
-        assert!(!gave_up.await, "nothing completed within the wait");
-        let waiting = tokio::spawn({
-            let readiness = Arc::clone(&readiness);
-            async move {
-                readiness
-                    .wait_first_complete(rx, Duration::from_secs(5))
-                    .await
-            }
-        });
-        readiness.0.store(2, Ordering::Release);
-        updates.send_replace(Arc::new(at(2)));
-        assert!(waiting.await.unwrap(), "woken by the complete Snapshot");
-        assert!(!readiness.includes(&at(1)) && readiness.includes(&at(3)));
     }
 
     #[tokio::test(start_paused = true)]

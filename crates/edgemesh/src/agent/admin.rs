@@ -25,7 +25,7 @@ pub fn routes(
             Reply::text(status, body)
         })
         .route("/readyz", move || {
-            match readiness_problem(&readiness, proxier.as_deref()) {
+            match readiness.not_ready(proxier.as_ref().map(|p| p.synced_version())) {
                 None => Reply::text(200, "ready\n"),
                 Some(problem) => Reply::text(503, format!("not ready: {problem}\n")),
             }
@@ -36,19 +36,4 @@ pub fn routes(
                 Err(e) => Reply::text(500, format!("cannot serialize the snapshot: {e}\n")),
             }
         })
-}
-
-/// Ready once every source has delivered a complete view *and*, when the proxy runs, the rules
-/// of that view are installed: a ready agent intercepts every service it reported.
-fn readiness_problem(
-    readiness: &Readiness,
-    proxier: Option<&ProxierStats>,
-) -> Option<&'static str> {
-    let Some(version) = readiness.ready_version() else {
-        return Some("waiting for the first complete sync of every source");
-    };
-    match proxier {
-        Some(p) if p.synced_version() < version => Some("waiting for the first rule sync"),
-        _ => None,
-    }
 }

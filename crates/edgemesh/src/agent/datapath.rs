@@ -89,12 +89,12 @@ pub async fn start(
     };
     let proxy = Proxy::new(config, cell, balancer.clone(), dialer);
 
-    let synced = first_complete_sync(updates.clone(), Arc::clone(&readiness));
+    let synced = Arc::clone(&readiness).first_sync(updates.clone(), ACCEPT_WAIT);
     let tcp_addr = listeners::listen_tcp(&proxy, &*sockets, settings.port, synced, liveness)?;
 
     let runner: Arc<dyn CommandRunner> = Arc::new(SystemRunner::new());
     let backend = start::pick_backend(rules.backend, runner).await?;
-    let synced = first_complete_sync(updates.clone(), Arc::clone(&readiness));
+    let synced = Arc::clone(&readiness).first_sync(updates.clone(), ACCEPT_WAIT);
     let mark = edgemesh_netfilter::DEFAULT_TPROXY_MARK;
     let udp = listeners::listen_udp(&proxy, &*sockets, settings.port, mark, synced, liveness)
         .await
@@ -111,28 +111,13 @@ pub async fn start(
     };
     let proxier = Proxier::new(backend, options);
     let stats = proxier.stats();
-    // The publisher marks readiness before it publishes that Snapshot, so none is missed.
-    let complete = move |s: &Snapshot| {
-        readiness
-            .ready_version()
-            .is_some_and(|ready| s.version >= ready)
-    };
+    let complete = move |s: &Snapshot| readiness.includes(s);
     let prune = move |s: &Snapshot| balancer.prune(s);
     liveness.spawn("proxier", proxier.run(updates, complete, prune));
     Ok(DataPath {
         proxy_metrics: Arc::clone(proxy.metrics()),
         proxier: stats,
     })
-}
-
-/// Resolves once every source completed its first list, or after [`ACCEPT_WAIT`].
-async fn first_complete_sync(updates: watch::Receiver<Arc<Snapshot>>, readiness: Arc<Readiness>) {
-    if !readiness.wait_first_complete(updates, ACCEPT_WAIT).await {
-        tracing::warn!(
-            wait = ?ACCEPT_WAIT,
-            "the sources have not completed their first list in time; the proxy serves the services it knows"
-        );
-    }
 }
 
 /// `edgemesh agent --cleanup`: removes the rules of both backends, the UDP policy route and the
