@@ -24,6 +24,7 @@ pub mod dialer;
 mod discovery;
 mod driver;
 mod error;
+mod fate;
 mod fsutil;
 pub mod identity;
 pub mod metrics;
@@ -126,6 +127,7 @@ impl Tunnel {
             }),
             directory_changed: Notify::new(),
             counters: Mutex::new(HashMap::new()),
+            stream_slots: Mutex::new(HashMap::new()),
             commands,
             control: Mutex::new(control),
             handshake_failures: Default::default(),

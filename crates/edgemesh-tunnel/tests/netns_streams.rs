@@ -85,7 +85,9 @@ fn download(
     kill: &mut dyn FnMut() -> Result<()>,
 ) -> Result<(u64, Ended)> {
     let addr: SocketAddr = addr.parse()?;
-    let mut s = run_in(ns, || TcpStream::connect_timeout(&addr, Duration::from_secs(5)))?;
+    let mut s = run_in(ns, || {
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+    })?;
     s.set_read_timeout(Some(Duration::from_secs(1)))?;
     s.write_all(request)?;
     let mut buf = vec![0u8; 65536];
@@ -137,14 +139,20 @@ fn netns_streams_tunnel_loss_resets_both_ends() -> Result<()> {
     let a1_ns = h.a1.name().to_owned();
 
     // A clean end is still a clean end: 1 MiB, then FIN.
-    eventually("a1 → a2, 1 MiB then a clean end", Duration::from_secs(30), || {
-        let got = download(&a1_ns, "127.0.0.1:7001", b"f", None, &mut || Ok(()))?;
-        ensure!(got == (1 << 20, Ended::Eof), "got {got:?}");
-        Ok(())
-    })?;
+    eventually(
+        "a1 → a2, 1 MiB then a clean end",
+        Duration::from_secs(30),
+        || {
+            let got = download(&a1_ns, "127.0.0.1:7001", b"f", None, &mut || Ok(()))?;
+            ensure!(got == (1 << 20, Ended::Eof), "got {got:?}");
+            Ok(())
+        },
+    )?;
     eventually("a1 → a3", Duration::from_secs(30), || {
         let addr: SocketAddr = "127.0.0.1:7002".parse()?;
-        let mut s = run_in(&a1_ns, || TcpStream::connect_timeout(&addr, Duration::from_secs(5)))?;
+        let mut s = run_in(&a1_ns, || {
+            TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        })?;
         s.write_all(b"ping")?;
         drop(s);
         w.procs[sink].wait_for_log("sink: eof after 4 bytes", Duration::from_secs(5))?;
@@ -160,14 +168,19 @@ fn netns_streams_tunnel_loss_resets_both_ends() -> Result<()> {
 
     // The local agent dies mid-upload: the remote backend must see a reset.
     let addr: SocketAddr = "127.0.0.1:7002".parse()?;
-    let mut up = run_in(&a1_ns, || TcpStream::connect_timeout(&addr, Duration::from_secs(5)))?;
+    let mut up = run_in(&a1_ns, || {
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+    })?;
     up.write_all(&vec![b'u'; 1 << 20])?;
     std::thread::sleep(Duration::from_millis(500));
     w.procs[a1].kill().context("SIGKILL a1")?;
     // The first line was the "ping" above.
     let line = wait_log_count(&w.procs[sink], "sink: ", 2, Duration::from_secs(30));
     let logs = w.procs[sink].logs();
-    let last = logs.lines().rfind(|l| l.starts_with("sink: ")).unwrap_or("");
+    let last = logs
+        .lines()
+        .rfind(|l| l.starts_with("sink: "))
+        .unwrap_or("");
     eprintln!("backend of a3 after a1's agent was killed: {last:?}");
     line.context("the backend never saw its connection end")?;
     ensure!(
@@ -199,7 +212,11 @@ fn netns_streams_5000_concurrent_connections_to_one_peer() -> Result<()> {
     let (mut w, h) = World::build("tm", Nat::Masquerade)?;
     let psk = w.file("psk", "mesh-secret")?;
     let backend_ns = h.a2.name().to_owned();
-    std::thread::spawn(move || run_in(&backend_ns, held_echo));
+    std::thread::spawn(move || {
+        if let Err(error) = run_in(&backend_ns, held_echo) {
+            eprintln!("the backend failed: {error}");
+        }
+    });
     let ep_a2 = w.file("a2.json", &endpoints("a2", &[("TCP", "192.0.2.11:8080")]))?;
     w.node_serving(&h.a2, "a2", &psk, &[], &ep_a2)?;
     let a1 = w.node(
@@ -214,7 +231,7 @@ fn netns_streams_5000_concurrent_connections_to_one_peer() -> Result<()> {
 
     let a1_ns = h.a1.name().to_owned();
     let started = Instant::now();
-    let (ok, failures) = run_in(&a1_ns, || many_clients(CONNECTIONS));
+    let (ok, failures) = run_in(&a1_ns, || many_clients(CONNECTIONS))?;
     let took = started.elapsed();
     eprintln!(
         "{ok} of {CONNECTIONS} concurrent tunnelled connections completed in {took:.1?}; failures: {failures:?}"
@@ -235,18 +252,15 @@ fn netns_streams_5000_concurrent_connections_to_one_peer() -> Result<()> {
 
 /// An echo server on 192.0.2.11:8080 (in the calling thread's namespace) that holds each echo
 /// back for [`HOLD`]; runs until the process ends.
-fn held_echo() {
+fn held_echo() -> std::io::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()
-        .expect("runtime");
+        .build()?;
     rt.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket.set_reuseaddr(true).expect("reuseaddr");
-        socket
-            .bind("192.0.2.11:8080".parse().expect("addr"))
-            .expect("bind");
-        let listener = socket.listen(4096).expect("listen");
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(SocketAddr::from(([192, 0, 2, 11], 8080)))?;
+        let listener = socket.listen(4096)?;
         while let Ok((mut c, _)) = listener.accept().await {
             tokio::spawn(async move {
                 let mut buf = vec![0u8; PAYLOAD];
@@ -258,17 +272,17 @@ fn held_echo() {
                 let _ = c.shutdown().await;
             });
         }
-    });
+        Ok(())
+    })
 }
 
 /// Opens `n` connections to a1's forwarder at once, each sending [`PAYLOAD`] bytes and
 /// expecting them echoed; the number that got their echo whole, and the failures by kind.
-fn many_clients(n: usize) -> (usize, Vec<(String, u64)>) {
+fn many_clients(n: usize) -> Result<(usize, Vec<(String, u64)>)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
+        .build()?;
+    Ok(rt.block_on(async {
         let ok = Arc::new(AtomicU64::new(0));
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..n {
@@ -303,5 +317,5 @@ fn many_clients(n: usize) -> (usize, Vec<(String, u64)>) {
         }
         let ok = ok.load(Ordering::Relaxed) as usize;
         (ok, failures.into_iter().collect())
-    })
+    }))
 }
