@@ -115,27 +115,39 @@ fn download(
 
 #[test]
 fn netns_streams_tunnel_loss_resets_both_ends() -> Result<()> {
+    tunnel_loss("tl", false)
+}
+
+/// The same over QUIC (`transport: quic`): a SIGKILLed agent sends nothing there, its peers
+/// learn of the loss by QUIC's idle timeout or the ping (10 s).
+#[test]
+fn netns_streams_tunnel_loss_resets_both_ends_over_quic() -> Result<()> {
+    tunnel_loss("tq", true)
+}
+
+fn tunnel_loss(tag: &str, quic: bool) -> Result<()> {
     require_root();
-    let (mut w, h) = World::build("tl", Nat::Masquerade)?;
+    let (mut w, h) = World::build(tag, Nat::Masquerade)?;
     let psk = w.file("psk", "mesh-secret")?;
+    let transport: &[&str] = if quic { &["--quic"] } else { &[] };
+    let peers_out = w.dir.path().join("a1-peers.json");
+    let peers_arg = peers_out.to_string_lossy().into_owned();
     w.python(&h.a2, DOWNLOAD, "192.0.2.11", 8080)?;
     w.python(&h.a3, SINK, "192.0.2.12", 9000)?;
     let sink = w.procs.len() - 1;
     let ep_a2 = w.file("a2.json", &endpoints("a2", &[("TCP", "192.0.2.11:8080")]))?;
     let ep_a3 = w.file("a3.json", &endpoints("a3", &[("TCP", "192.0.2.12:9000")]))?;
-    let a2 = w.node_serving(&h.a2, "a2", &psk, &[], &ep_a2)?;
-    w.node_serving(&h.a3, "a3", &psk, &[], &ep_a3)?;
-    let a1 = w.node(
-        &h.a1,
-        "a1",
-        &psk,
-        &[
-            "--forward",
-            "127.0.0.1:7001=a2/192.0.2.11:8080",
-            "--forward",
-            "127.0.0.1:7002=a3/192.0.2.12:9000",
-        ],
-    )?;
+    let a2 = w.node_serving(&h.a2, "a2", &psk, transport, &ep_a2)?;
+    w.node_serving(&h.a3, "a3", &psk, transport, &ep_a3)?;
+    let forwards = [
+        "--peers-out",
+        &peers_arg,
+        "--forward",
+        "127.0.0.1:7001=a2/192.0.2.11:8080",
+        "--forward",
+        "127.0.0.1:7002=a3/192.0.2.12:9000",
+    ];
+    let a1 = w.node(&h.a1, "a1", &psk, &[transport, &forwards[..]].concat())?;
     let a1_ns = h.a1.name().to_owned();
 
     // A clean end is still a clean end: 1 MiB, then FIN.
@@ -158,6 +170,11 @@ fn netns_streams_tunnel_loss_resets_both_ends() -> Result<()> {
         w.procs[sink].wait_for_log("sink: eof after 4 bytes", Duration::from_secs(5))?;
         Ok(())
     })?;
+    if quic {
+        for node in ["a2", "a3"] {
+            wait_path(&peers_out, node, "direct", "quic", Duration::from_secs(30))?;
+        }
+    }
 
     // The remote agent dies mid-download: the local client must see a reset.
     let (got, ended) = download(&a1_ns, "127.0.0.1:7001", b"e", Some(1 << 20), &mut || {
@@ -203,14 +220,34 @@ const HOLD: Duration = Duration::from_secs(1);
 
 #[test]
 fn netns_streams_5000_concurrent_connections_to_one_peer() -> Result<()> {
+    many_streams("tm", false)
+}
+
+/// The same over QUIC (`transport: quic`), whose stream limit is per direction.
+#[test]
+fn netns_streams_5000_concurrent_connections_over_quic() -> Result<()> {
+    many_streams("tn", true)
+}
+
+/// The two tests of 5,000 connections take turns: together they would need more descriptors
+/// than the hard limit allows.
+static MANY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn many_streams(tag: &str, quic: bool) -> Result<()> {
     require_root();
+    let _turn = MANY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     // Every connection costs descriptors in this process (client and backend) and in both
     // nodes (which inherit the limit).
     let nofile = 20_000;
     nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, nofile, nofile)
         .context("raise RLIMIT_NOFILE")?;
-    let (mut w, h) = World::build("tm", Nat::Masquerade)?;
+    let (mut w, h) = World::build(tag, Nat::Masquerade)?;
     let psk = w.file("psk", "mesh-secret")?;
+    let transport: &[&str] = if quic { &["--quic"] } else { &[] };
+    let peers_out = w.dir.path().join("a1-peers.json");
+    let peers_arg = peers_out.to_string_lossy().into_owned();
     let backend_ns = h.a2.name().to_owned();
     std::thread::spawn(move || {
         if let Err(error) = run_in(&backend_ns, held_echo) {
@@ -218,23 +255,30 @@ fn netns_streams_5000_concurrent_connections_to_one_peer() -> Result<()> {
         }
     });
     let ep_a2 = w.file("a2.json", &endpoints("a2", &[("TCP", "192.0.2.11:8080")]))?;
-    w.node_serving(&h.a2, "a2", &psk, &[], &ep_a2)?;
-    let a1 = w.node(
-        &h.a1,
-        "a1",
-        &psk,
-        &["--forward", "127.0.0.1:7001=a2/192.0.2.11:8080"],
-    )?;
+    w.node_serving(&h.a2, "a2", &psk, transport, &ep_a2)?;
+    let forward = [
+        "--peers-out",
+        &peers_arg,
+        "--forward",
+        "127.0.0.1:7001=a2/192.0.2.11:8080",
+    ];
+    let a1 = w.node(&h.a1, "a1", &psk, &[transport, &forward[..]].concat())?;
     eventually("a1 → a2", Duration::from_secs(30), || {
         tcp_echo(&h.a1, "127.0.0.1:7001", &[7u8; PAYLOAD])
     })?;
+    let (path, over) = if quic {
+        ("direct", "quic")
+    } else {
+        ("direct", "tcp")
+    };
+    wait_path(&peers_out, "a2", path, over, Duration::from_secs(30))?;
 
     let a1_ns = h.a1.name().to_owned();
     let started = Instant::now();
     let (ok, failures) = run_in(&a1_ns, || many_clients(CONNECTIONS))?;
     let took = started.elapsed();
     eprintln!(
-        "{ok} of {CONNECTIONS} concurrent tunnelled connections completed in {took:.1?}; failures: {failures:?}"
+        "{over}: {ok} of {CONNECTIONS} concurrent tunnelled connections completed in {took:.1?}; failures: {failures:?}"
     );
     let logs = w.procs[a1].logs();
     let torn = logs.matches("TooManyStreams").count();
