@@ -75,7 +75,11 @@ pub(crate) async fn open(
             {
                 tracing::debug!(node, error = %e, "tunnel stream lost while opening; retrying");
                 attempt += 1;
-                tokio::time::sleep(RETRY_PAUSE).await;
+                // Doubling: 50, 100, 200, 400 ms. libp2p-stream picks one of the peer's
+                // connections at random, and keeps a closing one on its list until it is gone;
+                // 4 quick tries in a row could all land on it (1 of 5,000 connections at once
+                // failed so, "connection is closed", at 50 ms each).
+                tokio::time::sleep(RETRY_PAUSE * 2u32.pow(attempt - 2)).await;
             }
             Err(e) => return Err(e),
         }
@@ -106,6 +110,7 @@ async fn take_slot(
 
 /// Attempts at opening a stream whose connection closed (or was closing) under it.
 const OPEN_ATTEMPTS: u32 = 5;
+/// The pause before the first retry; it doubles with each further one.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// Opening a stream on a live connection takes one round trip. The stream layer puts a stream on
