@@ -36,8 +36,12 @@ async fn copy_to(target: SocketAddr, mode: Mode) -> SocketAddr {
                 let _ = match mode {
                     Mode::Ours => both_ways(&mut client, &mut up, &(), Options::default())
                         .await
-                        .map(drop),
-                    Mode::OursSplice => splice_both_ways(&client, &up, &(), None).await.map(drop),
+                        .map(drop)
+                        .map_err(std::io::Error::from),
+                    Mode::OursSplice => splice_both_ways(&client, &up, &(), None)
+                        .await
+                        .map(drop)
+                        .map_err(std::io::Error::from),
                     Mode::Tokio(size) => {
                         tokio::io::copy_bidirectional_with_sizes(&mut client, &mut up, size, size)
                             .await

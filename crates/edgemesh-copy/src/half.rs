@@ -8,7 +8,7 @@ use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::buffer::{Buffer, Sizer};
-use crate::{Direction, Meter};
+use crate::{Broke, Direction, Meter, Side};
 
 /// The state of one direction between polls.
 #[derive(Debug)]
@@ -37,14 +37,39 @@ impl Half {
         }
     }
 
-    /// Ready once the reader reached end of stream and the writer was shut down.
+    /// Ready once the reader reached end of stream and the writer was shut down, or with the
+    /// side that broke.
     pub(crate) fn poll_copy<R, W, M>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reader: Pin<&mut R>,
+        writer: Pin<&mut W>,
+        meter: &M,
+    ) -> Poll<Result<(), Broke>>
+    where
+        R: AsyncRead + ?Sized,
+        W: AsyncWrite + ?Sized,
+        M: Meter + ?Sized,
+    {
+        let (from, to) = match self.direction {
+            Direction::AToB => (Side::A, Side::B),
+            Direction::BToA => (Side::B, Side::A),
+        };
+        self.poll_copy_io(cx, reader, writer, meter)
+            .map_err(|(reader_broke, error)| Broke {
+                side: if reader_broke { from } else { to },
+                error,
+            })
+    }
+
+    /// [`Half::poll_copy`], the error paired with whether it came from the reader.
+    fn poll_copy_io<R, W, M>(
         &mut self,
         cx: &mut Context<'_>,
         mut reader: Pin<&mut R>,
         mut writer: Pin<&mut W>,
         meter: &M,
-    ) -> Poll<io::Result<()>>
+    ) -> Poll<Result<(), (bool, io::Error)>>
     where
         R: AsyncRead + ?Sized,
         W: AsyncWrite + ?Sized,
@@ -54,9 +79,10 @@ impl Half {
             return Poll::Ready(Ok(()));
         }
         loop {
-            ready!(self.poll_write_out(cx, writer.as_mut(), meter))?;
+            let writer_broke = |e| (false, e);
+            ready!(self.poll_write_out(cx, writer.as_mut(), meter)).map_err(writer_broke)?;
             if self.read_done {
-                ready!(writer.as_mut().poll_shutdown(cx))?;
+                ready!(writer.as_mut().poll_shutdown(cx)).map_err(writer_broke)?;
                 self.done = true;
                 return Poll::Ready(Ok(()));
             }
@@ -75,12 +101,12 @@ impl Half {
                     self.buf = None;
                 }
                 Poll::Ready(Ok(n)) => self.sizer.after_read(n, capacity),
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err((true, e))),
                 Poll::Pending => {
                     // Idle: give the buffer back, and push out what was written so far.
                     self.buf = None;
                     if self.need_flush {
-                        ready!(writer.as_mut().poll_flush(cx))?;
+                        ready!(writer.as_mut().poll_flush(cx)).map_err(writer_broke)?;
                         self.need_flush = false;
                     }
                     return Poll::Pending;

@@ -11,6 +11,12 @@
 //!
 //! Both report the bytes they move to a [`Meter`] the caller passes in and close both sides
 //! when nothing moved for the idle timeout.
+//!
+//! A copy tells a side that *ended* (end of stream, passed on as a half-close: FIN) from a side
+//! that *broke* (an I/O error on it: a reset, a tunnel stream whose connection was lost): the
+//! latter stops the copy with [`Broke`], which names the side, and the caller closes the other
+//! side abortively ([`reset_on_close`]: RST), so that a broken path never looks like a clean end
+//! (a truncated download that seems complete).
 
 mod activity;
 mod buffer;
@@ -23,6 +29,7 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
+use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
@@ -46,6 +53,46 @@ pub trait Meter: Sync {
 /// Nothing to report to (the caller counts elsewhere, or not at all).
 impl Meter for () {
     fn moved(&self, _: Direction, _: u64) {}
+}
+
+/// One of the two connections of a copy: the first passed in (`A`) or the second (`B`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    A,
+    B,
+}
+
+impl Side {
+    /// The other connection.
+    pub fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+}
+
+/// A copy stopped because one side broke: reading from it, writing to it or shutting it down
+/// failed (reset, connection lost). Not an end of stream: the caller should make the *other*
+/// side see a break too ([`reset_on_close`] before dropping a TCP socket).
+#[derive(Debug, thiserror::Error)]
+#[error("side {side:?} broke: {error}")]
+pub struct Broke {
+    pub side: Side,
+    pub error: io::Error,
+}
+
+impl From<Broke> for io::Error {
+    fn from(broke: Broke) -> io::Error {
+        broke.error
+    }
+}
+
+/// Makes the peer of `stream` see a reset (RST) instead of an orderly close (FIN) when the
+/// socket is closed (`SO_LINGER` 0): what the other end of a broken copy is told.
+pub fn reset_on_close(stream: &TcpStream) {
+    // Fails only on a socket already gone, whose peer then learns nothing either way.
+    let _ = SockRef::from(stream).set_linger(Some(Duration::ZERO));
 }
 
 /// How a copy ended.
@@ -76,13 +123,14 @@ impl Default for Options {
 }
 
 /// Copies `a` → `b` and `b` → `a` until both directions have reached end of stream (each end
-/// is passed on as a shutdown of the other side's write half), an error, or the idle timeout.
+/// is passed on as a shutdown of the other side's write half), a side broke ([`Broke`]), or the
+/// idle timeout.
 pub async fn both_ways<A, B, M>(
     a: &mut A,
     b: &mut B,
     meter: &M,
     options: Options,
-) -> io::Result<End>
+) -> Result<End, Broke>
 where
     A: AsyncRead + AsyncWrite + Unpin + ?Sized,
     B: AsyncRead + AsyncWrite + Unpin + ?Sized,
@@ -116,7 +164,7 @@ pub async fn splice_both_ways<M: Meter + ?Sized>(
     b: &TcpStream,
     meter: &M,
     idle_timeout: Option<Duration>,
-) -> io::Result<End> {
+) -> Result<End, Broke> {
     let activity = Activity::new();
     let touching = Touching {
         meter,
@@ -128,10 +176,10 @@ pub async fn splice_both_ways<M: Meter + ?Sized>(
 
 /// Runs `copying` to its end, or until nothing moved for `idle`.
 async fn until_idle(
-    copying: impl Future<Output = io::Result<()>>,
+    copying: impl Future<Output = Result<(), Broke>>,
     activity: &Activity,
     idle: Option<Duration>,
-) -> io::Result<End> {
+) -> Result<End, Broke> {
     let Some(idle) = idle else {
         return copying.await.map(|()| End::Done);
     };

@@ -11,17 +11,18 @@ use socket2::SockRef;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use crate::{Direction, Meter};
+use crate::{Broke, Direction, Meter, Side};
 
 /// Most bytes moved per splice call; the pipe is enlarged to match when the kernel allows.
 const CHUNK: usize = 256 * 1024;
 
-/// Splices both ways until each direction reached EOF (and half-closed the other side).
+/// Splices both ways until each direction reached EOF (and half-closed the other side), or a
+/// side broke.
 pub(crate) async fn both_ways<M: Meter + ?Sized>(
     a: &TcpStream,
     b: &TcpStream,
     meter: &M,
-) -> io::Result<()> {
+) -> Result<(), Broke> {
     let forward = one_way(a, b, Direction::AToB, meter);
     let backward = one_way(b, a, Direction::BToA, meter);
     tokio::try_join!(forward, backward).map(|_| ())
@@ -32,15 +33,21 @@ async fn one_way<M: Meter + ?Sized>(
     to: &TcpStream,
     direction: Direction,
     meter: &M,
-) -> io::Result<()> {
-    let pipe = Pipe::new()?;
+) -> Result<(), Broke> {
+    let (from_side, to_side) = match direction {
+        Direction::AToB => (Side::A, Side::B),
+        Direction::BToA => (Side::B, Side::A),
+    };
+    let broke = |side| move |error| Broke { side, error };
+    // A pipe that cannot be made is no fault of either side; it is charged to the reader.
+    let pipe = Pipe::new().map_err(broke(from_side))?;
     loop {
-        let n = fill(from, &pipe).await?;
+        let n = fill(from, &pipe).await.map_err(broke(from_side))?;
         if n == 0 {
             shutdown_write(to);
             return Ok(());
         }
-        drain(&pipe, to, n).await?;
+        drain(&pipe, to, n).await.map_err(broke(to_side))?;
         meter.moved(direction, n as u64);
     }
 }

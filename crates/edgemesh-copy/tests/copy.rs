@@ -6,10 +6,14 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use edgemesh_copy::{
-    Direction, End, Meter, Options, both_ways, held_buffer_bytes, splice_both_ways,
+    Broke, Direction, End, Meter, Options, Side, both_ways, held_buffer_bytes, splice_both_ways,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+/// The buffer checks read a count of every copy in the process (`held_buffer_bytes`): the tests
+/// take turns, so that no other test's copy is holding a buffer at the moment one checks.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[derive(Default)]
 struct Counts {
@@ -38,7 +42,7 @@ async fn pair() -> (TcpStream, TcpStream) {
 struct Line {
     client: TcpStream,
     server: TcpStream,
-    copy: tokio::task::JoinHandle<(std::io::Result<End>, Counts)>,
+    copy: tokio::task::JoinHandle<(Result<End, Broke>, Counts)>,
 }
 
 async fn line(splice: bool, idle_timeout: Option<Duration>) -> Line {
@@ -106,11 +110,13 @@ async fn half_close_both_ways(splice: bool) {
 
 #[tokio::test]
 async fn copy_passes_bytes_and_half_closes_both_ways() {
+    let _serial = SERIAL.lock().await;
     half_close_both_ways(false).await;
 }
 
 #[tokio::test]
 async fn splice_passes_bytes_and_half_closes_both_ways() {
+    let _serial = SERIAL.lock().await;
     half_close_both_ways(true).await;
 }
 
@@ -134,40 +140,63 @@ async fn idle_ends(splice: bool) {
 
 #[tokio::test]
 async fn copy_ends_after_the_idle_timeout() {
+    let _serial = SERIAL.lock().await;
     idle_ends(false).await;
 }
 
 #[tokio::test]
 async fn splice_ends_after_the_idle_timeout() {
+    let _serial = SERIAL.lock().await;
     idle_ends(true).await;
 }
 
-#[tokio::test]
-async fn a_reset_peer_ends_the_copy_with_an_error() {
+/// A side that breaks (RST) ends the copy with an error naming that side, not with the clean end
+/// the other side would pass on as a FIN.
+async fn a_reset_side_is_named(splice: bool, broken: Side) {
     let Line {
         mut client,
-        server,
+        mut server,
         copy,
-    } = line(false, None).await;
-    socket2::SockRef::from(&server)
+    } = line(splice, None).await;
+    let (victim, survivor) = match broken {
+        Side::A => (client, &mut server),
+        Side::B => (server, &mut client),
+    };
+    socket2::SockRef::from(&victim)
         .set_linger(Some(Duration::ZERO))
         .unwrap();
-    drop(server); // RST: writes towards it fail
+    drop(victim); // RST: reads from it fail, and so do writes towards it
     let chunk = vec![1u8; 64 * 1024];
     // Keep writing until the copy notices (bounded: the copy fails on its first writes).
     for _ in 0..100 {
-        if client.write_all(&chunk).await.is_err() || copy.is_finished() {
+        if survivor.write_all(&chunk).await.is_err() || copy.is_finished() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let (end, _) = copy.await.unwrap();
-    assert!(end.is_err());
+    let broke = end.expect_err("a reset must end the copy with an error");
+    assert_eq!(broke.side, broken, "{broke}");
+}
+
+#[tokio::test]
+async fn copy_names_the_side_that_broke() {
+    let _serial = SERIAL.lock().await;
+    a_reset_side_is_named(false, Side::B).await;
+    a_reset_side_is_named(false, Side::A).await;
+}
+
+#[tokio::test]
+async fn splice_names_the_side_that_broke() {
+    let _serial = SERIAL.lock().await;
+    a_reset_side_is_named(true, Side::B).await;
+    a_reset_side_is_named(true, Side::A).await;
 }
 
 /// 100 connections that moved bytes and now wait hold no copy buffer; while bytes flow they do.
 #[tokio::test]
 async fn idle_connections_hold_no_buffer() {
+    let _serial = SERIAL.lock().await;
     let mut lines = Vec::new();
     for _ in 0..100 {
         let mut line = line(false, None).await;
@@ -191,6 +220,7 @@ async fn idle_connections_hold_no_buffer() {
 /// bytes are written; then it holds none.
 #[tokio::test]
 async fn a_blocked_direction_holds_one_buffer_until_it_is_written() {
+    let _serial = SERIAL.lock().await;
     let Line {
         mut client,
         mut server,
@@ -227,6 +257,7 @@ async fn a_blocked_direction_holds_one_buffer_until_it_is_written() {
 /// One direction ended (the client shut down its writing), the other waits: nothing is held.
 #[tokio::test]
 async fn a_half_closed_connection_holds_no_buffer() {
+    let _serial = SERIAL.lock().await;
     let Line {
         mut client,
         mut server,

@@ -6,7 +6,6 @@ use std::io;
 use std::time::Duration;
 
 use edgemesh_copy::{Direction, End, Meter, Options};
-use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -15,7 +14,8 @@ use crate::dialer::Upstream;
 use crate::metrics::Metrics;
 
 /// Relays `client` ↔ `upstream`, sending `prefix` (bytes already read from the client) first.
-/// On an I/O error both TCP sockets are reset, so each peer learns the other is gone.
+/// When either side breaks (an I/O error; a tunnel stream whose connection was lost) both TCP
+/// sockets are reset, so each peer learns of the break instead of seeing a clean end (FIN).
 pub async fn relay(
     mut client: TcpStream,
     prefix: &[u8],
@@ -28,7 +28,9 @@ pub async fn relay(
         (Upstream::Tcp(mut up), RelayMode::Splice) => {
             let spliced = async {
                 send_prefix(&mut up, prefix, metrics).await?;
-                edgemesh_copy::splice_both_ways(&client, &up, metrics, idle_timeout).await
+                edgemesh_copy::splice_both_ways(&client, &up, metrics, idle_timeout)
+                    .await
+                    .map_err(io::Error::from)
             };
             let result = spliced.await;
             if result.is_err() {
@@ -70,7 +72,9 @@ async fn copy<U: AsyncRead + AsyncWrite + Unpin>(
         idle_timeout,
         max_buffer,
     };
-    edgemesh_copy::both_ways(client, upstream, metrics, options).await
+    edgemesh_copy::both_ways(client, upstream, metrics, options)
+        .await
+        .map_err(io::Error::from)
 }
 
 async fn send_prefix<U: AsyncWrite + Unpin>(
@@ -96,5 +100,5 @@ impl Meter for Metrics {
 
 /// Makes the peer see a reset (RST) instead of an orderly close when the socket is dropped.
 pub fn reset(stream: &TcpStream) {
-    let _ = SockRef::from(stream).set_linger(Some(Duration::ZERO));
+    edgemesh_copy::reset_on_close(stream);
 }

@@ -195,13 +195,18 @@ async fn forward_tcp(
         tokio::spawn(async move {
             match handle.open_tcp(&node, target).await {
                 Ok(mut stream) => {
-                    let _ = edgemesh_copy::both_ways(
+                    let copied = edgemesh_copy::both_ways(
                         &mut client,
                         &mut stream,
                         &(),
                         edgemesh_copy::Options::default(),
                     )
                     .await;
+                    if copied.is_err() {
+                        // As the agent's proxy does: a lost tunnel reaches the client as a
+                        // reset, not as a clean end.
+                        edgemesh_copy::reset_on_close(&client);
+                    }
                 }
                 Err(error) => tracing::warn!(%error, "forward failed"),
             }

@@ -15,6 +15,7 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{PeerId, Swarm, Transport as _, identify, mdns, noise, ping, quic, relay, tcp, yamux};
 
 use crate::TunnelError;
+use crate::fate::{FateMuxer, FatedYamux};
 use crate::psk::Membership;
 use crate::punch::Punch;
 use crate::quic_gate::QuicGate;
@@ -94,11 +95,14 @@ pub(crate) fn build_swarm(
     Ok(swarm)
 }
 
-/// Concurrent streams per connection, i.e. tunnelled connections between two nodes (yamux's
-/// default, 512, is below what one busy node pair needs). Yamux requires 256 KiB of connection
-/// receive window per stream: 4,096 × 256 KiB is its default 1 GiB window — a cap on buffered
-/// data, not an allocation.
-const MAX_STREAMS_PER_CONNECTION: usize = 4096;
+/// Concurrent streams per connection, both directions together (yamux's default, 512, is below
+/// what one busy node pair needs). Yamux requires 256 KiB of connection receive window per
+/// stream: 4,096 × 256 KiB is its default 1 GiB window — a cap on buffered data, not an
+/// allocation. Past this limit yamux tears the whole connection down (`TooManyStreams`, every
+/// stream on it cut), so it must never be reached: each side opens at most
+/// [`crate::client::STREAMS_PER_PEER`] streams to a peer (well under half of it) and makes
+/// further ones wait for a free slot.
+pub(crate) const MAX_STREAMS_PER_CONNECTION: usize = 4096;
 
 fn yamux_config() -> yamux::Config {
     let mut config = yamux::Config::default();
@@ -144,7 +148,7 @@ where
         })
         .upgrade(Version::V1)
         .authenticate(noise)
-        .multiplex(yamux_config())
+        .multiplex(FatedYamux(yamux_config()))
         .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
         .boxed();
     Ok(transport)
@@ -160,7 +164,7 @@ fn quic_transport(key: &Keypair, on: bool) -> Boxed<(PeerId, StreamMuxerBox)> {
         }
         false => OptionalTransport::none(),
     };
-    quic.map(|(peer, connection), _| (peer, StreamMuxerBox::new(connection)))
+    quic.map(|(peer, connection), _| (peer, StreamMuxerBox::new(FateMuxer::watching(connection))))
         .boxed()
 }
 

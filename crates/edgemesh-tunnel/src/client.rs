@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::{PeerId, Stream};
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt as _};
 
+use crate::behaviour::MAX_STREAMS_PER_CONNECTION;
 use crate::command::Command;
 use crate::discovery;
 use crate::error::{ConnectFailure, TunnelError};
@@ -20,6 +21,26 @@ use crate::wire::{self, MsgType, PROXY_PROTOCOL, Proxy};
 pub type TunnelStream = Counted<Compat<Stream>>;
 
 const VERIFY_WAIT: Duration = Duration::from_secs(5);
+
+/// Tunnel streams this node has open (or opening) to one peer at most. yamux tears the whole
+/// connection down, cutting every stream on it, when a stream past its limit
+/// ([`MAX_STREAMS_PER_CONNECTION`], both directions together) is opened; with each side under
+/// half of it, and room left for streams still closing, it is never reached. A stream past this
+/// waits for a slot (back-pressure), at most [`SLOT_WAIT`]. (QUIC's limit, per direction, is
+/// the same 4,096: a QUIC connection never gets near it either.)
+pub(crate) const STREAMS_PER_PEER: usize = 2000;
+const _: () = assert!(2 * STREAMS_PER_PEER + 64 <= MAX_STREAMS_PER_CONNECTION);
+
+/// Streams being opened to one peer at once. libp2p-stream opens a connection's streams one
+/// after the other (one protocol negotiation, a round trip, at a time), so a burst of opens
+/// queues there, and the queue counted against [`STREAM_OPEN_TIMEOUT`]: of 5,000 connections
+/// opened at once, 4,700 failed with "no stream within 1s". Queued here instead, the timeout
+/// again measures the open itself.
+pub(crate) const OPENING_PER_PEER: usize = 32;
+
+/// How long a new stream waits for one of its peer's [`STREAMS_PER_PEER`] slots (or, then, for
+/// an [`OPENING_PER_PEER`] slot) before it fails ([`TunnelError::Busy`]).
+const SLOT_WAIT: Duration = Duration::from_secs(60);
 
 /// Opens a stream to `node`'s agent and has it dial `target` over `protocol`.
 pub(crate) async fn open(
@@ -36,10 +57,12 @@ pub(crate) async fn open(
         // layer would dial every address it ever heard of, such as the peer's NAT address,
         // and wait out a TCP timeout there.
         peer = connect_current(shared, node, peer).await?;
+        let slots = shared.stream_slots(peer);
+        let slot = take_slot(&slots.open, node, peer).await?;
         let opening = Opening::new(shared.counters(peer));
-        match open_and_handshake(shared, node, peer, protocol, target).await {
+        match open_and_handshake(shared, &slots.opening, node, peer, protocol, target).await {
             Ok(stream) => {
-                let stream = Counted::new(stream.compat(), shared.counters(peer));
+                let stream = Counted::new(stream.compat(), shared.counters(peer)).holding(slot);
                 drop(opening);
                 return Ok(stream);
             }
@@ -52,15 +75,42 @@ pub(crate) async fn open(
             {
                 tracing::debug!(node, error = %e, "tunnel stream lost while opening; retrying");
                 attempt += 1;
-                tokio::time::sleep(RETRY_PAUSE).await;
+                // Doubling: 50, 100, 200, 400 ms. libp2p-stream picks one of the peer's
+                // connections at random, and keeps a closing one on its list until it is gone;
+                // 4 quick tries in a row could all land on it (1 of 5,000 connections at once
+                // failed so, "connection is closed", at 50 ms each).
+                tokio::time::sleep(RETRY_PAUSE * 2u32.pow(attempt - 2)).await;
             }
             Err(e) => return Err(e),
         }
     }
 }
 
+/// One of `peer`'s `slots`, waiting (bounded) for one to be freed when all are taken.
+async fn take_slot(
+    slots: &Arc<Semaphore>,
+    node: &str,
+    peer: PeerId,
+) -> Result<OwnedSemaphorePermit, TunnelError> {
+    if let Ok(slot) = Arc::clone(slots).try_acquire_owned() {
+        return Ok(slot);
+    }
+    tracing::debug!(node, peer.id = %peer, "all stream slots to the peer taken; waiting for one");
+    match tokio::time::timeout(SLOT_WAIT, Arc::clone(slots).acquire_owned()).await {
+        Ok(Ok(slot)) => Ok(slot),
+        // The semaphores are never closed.
+        Ok(Err(_)) => Err(TunnelError::Stopped),
+        Err(_) => Err(TunnelError::Busy {
+            node: node.to_owned(),
+            open: STREAMS_PER_PEER,
+            waited: SLOT_WAIT,
+        }),
+    }
+}
+
 /// Attempts at opening a stream whose connection closed (or was closing) under it.
 const OPEN_ATTEMPTS: u32 = 5;
+/// The pause before the first retry; it doubles with each further one.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// Opening a stream on a live connection takes one round trip. The stream layer puts a stream on
@@ -71,6 +121,7 @@ const STREAM_OPEN_TIMEOUT: Duration = Duration::from_secs(1);
 
 async fn open_and_handshake(
     shared: &Arc<Shared>,
+    opening_slots: &Arc<Semaphore>,
     node: &str,
     peer: PeerId,
     protocol: WireProtocol,
@@ -81,11 +132,13 @@ async fn open_and_handshake(
         reason,
     };
     let mut control = shared.control();
+    let opening_slot = take_slot(opening_slots, node, peer).await?;
     let opening = control.open_stream(peer, PROXY_PROTOCOL);
     let mut stream = tokio::time::timeout(STREAM_OPEN_TIMEOUT, opening)
         .await
         .map_err(|_| open_failed(format!("no stream within {STREAM_OPEN_TIMEOUT:?}")))?
         .map_err(|e| open_failed(e.to_string()))?;
+    drop(opening_slot);
     // The remote agent answers once it has dialled the target, which it gives `dial_timeout`.
     let answer_within = shared.config.dial_timeout + STREAM_OPEN_TIMEOUT;
     let handshaking = handshake(&mut stream, shared.me(), node, protocol, target);

@@ -54,6 +54,14 @@ pub enum TunnelError {
     OpenStream { node: String, reason: String },
     #[error("node '{node}' refused to dial {target}: not a ready endpoint on that node")]
     Refused { node: String, target: String },
+    #[error(
+        "node '{node}' already has {open} tunnel streams open from this node and none ended within {waited:?}"
+    )]
+    Busy {
+        node: String,
+        open: usize,
+        waited: std::time::Duration,
+    },
     #[error("tunnel protocol error with node '{node}': {reason}")]
     Protocol { node: String, reason: String },
     #[error("cannot listen for SOCKS5 clients on {addr}: {error}")]

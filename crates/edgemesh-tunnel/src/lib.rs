@@ -27,6 +27,7 @@ pub mod dialer;
 mod discovery;
 mod driver;
 mod error;
+mod fate;
 mod fsutil;
 pub mod identity;
 pub mod metrics;
@@ -131,6 +132,7 @@ impl Tunnel {
             }),
             directory_changed: Notify::new(),
             counters: Mutex::new(HashMap::new()),
+            stream_slots: Mutex::new(HashMap::new()),
             commands,
             control: Mutex::new(control),
             handshake_failures: Default::default(),

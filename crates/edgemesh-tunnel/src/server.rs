@@ -99,8 +99,16 @@ async fn handle(shared: Arc<Shared>, peer: PeerId, mut stream: Stream) {
             }
             let mut tunnel = Counted::new(stream.compat(), counters);
             let mut upstream = upstream;
-            let _ =
+            let copied =
                 edgemesh_copy::both_ways(&mut tunnel, &mut upstream, &(), Options::default()).await;
+            if let Err(broke) = copied {
+                // The tunnel was lost (its connection died: the other agent killed, the path
+                // cut), or the backend broke: the backend gets a reset, never the clean end
+                // that would make a cut-short upload look complete. (A broken backend leaves
+                // the stream dropped unclosed: yamux resets it.)
+                tracing::debug!(peer.id = %peer, target = %request.target, error = %broke, "tunnelled connection broke");
+                edgemesh_copy::reset_on_close(&upstream);
+            }
         }
         _ => {
             let Ok(socket) = udp_socket(&*cfg.sockets, request.target) else {

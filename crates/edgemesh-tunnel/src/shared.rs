@@ -7,10 +7,11 @@ use std::time::Duration;
 use edgemesh_model::SnapshotCell;
 use futures::StreamExt as _;
 use libp2p::{PeerId, Stream};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 
 use crate::TunnelError;
 use crate::attest::{Evidence, NodeIdentity};
+use crate::client::{OPENING_PER_PEER, STREAMS_PER_PEER};
 use crate::command::Command;
 use crate::config::TunnelConfig;
 use crate::pins::{Claim, PeerPins, PinVerdict};
@@ -26,6 +27,16 @@ pub(crate) struct Directory {
     pub relays: HashSet<PeerId>,
 }
 
+/// How many streams this node may have open to one peer, and how many it may be opening at once
+/// (`client.rs` explains both limits).
+#[derive(Debug)]
+pub(crate) struct StreamSlots {
+    /// [`STREAMS_PER_PEER`] slots, each held by a stream until it is dropped.
+    pub open: Arc<Semaphore>,
+    /// [`OPENING_PER_PEER`] slots, each held while a stream is being opened.
+    pub opening: Arc<Semaphore>,
+}
+
 pub(crate) struct Shared {
     pub config: TunnelConfig,
     /// This node's peer id.
@@ -35,6 +46,9 @@ pub(crate) struct Shared {
     pub directory: Mutex<Directory>,
     pub directory_changed: Notify,
     pub counters: Mutex<HashMap<PeerId, Arc<PeerCounters>>>,
+    /// Per peer, the slots of the streams this node may have open to it at once
+    /// (`client::STREAMS_PER_PEER`).
+    pub stream_slots: Mutex<HashMap<PeerId, Arc<StreamSlots>>>,
     pub commands: mpsc::Sender<Command>,
     pub control: Mutex<libp2p_stream::Control>,
     /// Transport handshakes that failed where the PSK layer is the likely cause (both
@@ -72,6 +86,20 @@ impl Shared {
     pub fn counters(&self, peer: PeerId) -> Arc<PeerCounters> {
         let mut all = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(all.entry(peer).or_default())
+    }
+
+    /// The stream slots of `peer` (see [`Shared::stream_slots`]).
+    pub fn stream_slots(&self, peer: PeerId) -> Arc<StreamSlots> {
+        let mut all = self
+            .stream_slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(all.entry(peer).or_insert_with(|| {
+            Arc::new(StreamSlots {
+                open: Arc::new(Semaphore::new(STREAMS_PER_PEER)),
+                opening: Arc::new(Semaphore::new(OPENING_PER_PEER)),
+            })
+        }))
     }
 
     pub fn local_peer(&self) -> &PeerId {

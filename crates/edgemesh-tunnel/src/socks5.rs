@@ -163,17 +163,26 @@ async fn connect_and_splice(
             let _ = send_reply(&mut client, Reply::ConnectionRefused).await;
             return;
         };
-        if send_reply(&mut client, Reply::Succeeded).await.is_ok() {
-            let _ =
-                edgemesh_copy::both_ways(&mut client, &mut upstream, &(), Options::default()).await;
+        if send_reply(&mut client, Reply::Succeeded).await.is_ok()
+            && edgemesh_copy::both_ways(&mut client, &mut upstream, &(), Options::default())
+                .await
+                .is_err()
+        {
+            // One side broke: the other learns it by a reset, not a clean end.
+            edgemesh_copy::reset_on_close(&client);
+            edgemesh_copy::reset_on_close(&upstream);
         }
         return;
     }
     match tunnel.open_tcp(&target.node, target.addr).await {
         Ok(mut stream) => {
-            if send_reply(&mut client, Reply::Succeeded).await.is_ok() {
-                let _ = edgemesh_copy::both_ways(&mut client, &mut stream, &(), Options::default())
-                    .await;
+            if send_reply(&mut client, Reply::Succeeded).await.is_ok()
+                && edgemesh_copy::both_ways(&mut client, &mut stream, &(), Options::default())
+                    .await
+                    .is_err()
+            {
+                // The client broke, or the tunnel was lost: the client sees a reset.
+                edgemesh_copy::reset_on_close(&client);
             }
         }
         Err(error) => {

@@ -103,6 +103,9 @@ impl Opening {
 pub struct Counted<S> {
     inner: S,
     guard: OpenGuard,
+    /// The slot among the streams this node may have open to the peer (`client.rs`), freed
+    /// when the stream is dropped.
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl<S> Counted<S> {
@@ -112,7 +115,14 @@ impl<S> Counted<S> {
         Counted {
             inner,
             guard: OpenGuard(counters),
+            _slot: None,
         }
+    }
+
+    /// The stream holds `slot` until it is dropped.
+    pub(crate) fn holding(mut self, slot: tokio::sync::OwnedSemaphorePermit) -> Self {
+        self._slot = Some(slot);
+        self
     }
 }
 
