@@ -12,6 +12,7 @@
 
 pub mod agents;
 mod answer;
+mod attempt;
 pub mod cli;
 mod client;
 pub mod config;

@@ -39,16 +39,7 @@ const HOP_BY_HOP: [HeaderName; 6] = [
     header::PROXY_AUTHORIZATION,
 ];
 
-/// One request sent to one upstream: what forwarding it and storing its answer need besides
-/// the request's head and body.
-#[derive(Clone, Copy, Debug)]
-pub struct Attempt<'a> {
-    pub state: &'a Arc<State>,
-    /// The upstream, in `state.upstreams`.
-    pub index: usize,
-    pub info: &'a RequestInfo,
-    pub client: &'a Client,
-}
+pub use crate::attempt::Attempt;
 
 pub async fn forward(
     attempt: Attempt<'_>,

@@ -15,8 +15,8 @@ use hyper::body::{Frame, Incoming};
 use serde_json::Value;
 use tokio::sync::watch as signal;
 
+use crate::attempt::Attempt;
 use crate::health::Outcome;
-use crate::passthrough::Attempt;
 use crate::prober;
 use crate::request::ResourceKey;
 use crate::state::State;

@@ -100,7 +100,7 @@ pub(crate) fn build_swarm(
 /// stream: 4,096 × 256 KiB is its default 1 GiB window — a cap on buffered data, not an
 /// allocation. Past this limit yamux tears the whole connection down (`TooManyStreams`, every
 /// stream on it cut), so it must never be reached: each side opens at most
-/// [`crate::client::STREAMS_PER_PEER`] streams to a peer (well under half of it) and makes
+/// [`crate::shared::STREAMS_PER_PEER`] streams to a peer (well under half of it) and makes
 /// further ones wait for a free slot.
 pub(crate) const MAX_STREAMS_PER_CONNECTION: usize = 4096;
 

@@ -13,7 +13,7 @@ use crate::command::Command;
 use crate::discovery;
 use crate::error::{ConnectFailure, TunnelError};
 use crate::policy::WireProtocol;
-use crate::shared::Shared;
+use crate::shared::{STREAMS_PER_PEER, Shared};
 use crate::stats::{Counted, Opening};
 use crate::wire::{self, MsgType, PROXY_PROTOCOL, Proxy};
 
@@ -22,24 +22,11 @@ pub type TunnelStream = Counted<Compat<Stream>>;
 
 const VERIFY_WAIT: Duration = Duration::from_secs(5);
 
-/// Tunnel streams this node has open (or opening) to one peer at most. yamux tears the whole
-/// connection down, cutting every stream on it, when a stream past its limit
-/// ([`MAX_STREAMS_PER_CONNECTION`], both directions together) is opened; with each side under
-/// half of it, and room left for streams still closing, it is never reached. A stream past this
-/// waits for a slot (back-pressure), at most [`SLOT_WAIT`]. (QUIC's limit, per direction, is
-/// the same 4,096: a QUIC connection never gets near it either.)
-pub(crate) const STREAMS_PER_PEER: usize = 2000;
+// Both sides of one peer connection stay under the muxer's limit (see [`STREAMS_PER_PEER`]).
 const _: () = assert!(2 * STREAMS_PER_PEER + 64 <= MAX_STREAMS_PER_CONNECTION);
 
-/// Streams being opened to one peer at once. libp2p-stream opens a connection's streams one
-/// after the other (one protocol negotiation, a round trip, at a time), so a burst of opens
-/// queues there, and the queue counted against [`STREAM_OPEN_TIMEOUT`]: of 5,000 connections
-/// opened at once, 4,700 failed with "no stream within 1s". Queued here instead, the timeout
-/// again measures the open itself.
-pub(crate) const OPENING_PER_PEER: usize = 32;
-
 /// How long a new stream waits for one of its peer's [`STREAMS_PER_PEER`] slots (or, then, for
-/// an [`OPENING_PER_PEER`] slot) before it fails ([`TunnelError::Busy`]).
+/// an [`crate::shared::OPENING_PER_PEER`] slot) before it fails ([`TunnelError::Busy`]).
 const SLOT_WAIT: Duration = Duration::from_secs(60);
 
 /// Opens a stream to `node`'s agent and has it dial `target` over `protocol`.

@@ -11,11 +11,25 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 
 use crate::TunnelError;
 use crate::attest::{Evidence, NodeIdentity};
-use crate::client::{OPENING_PER_PEER, STREAMS_PER_PEER};
 use crate::command::Command;
 use crate::config::TunnelConfig;
 use crate::pins::{Claim, PeerPins, PinVerdict};
 use crate::stats::PeerCounters;
+
+/// Tunnel streams this node has open (or opening) to one peer at most. yamux tears the whole
+/// connection down, cutting every stream on it, when a stream past its limit
+/// ([`crate::behaviour::MAX_STREAMS_PER_CONNECTION`], both directions together) is opened; with each side under
+/// half of it, and room left for streams still closing, it is never reached. A stream past this
+/// waits for a slot (back-pressure), at most [`crate::client`]'s `SLOT_WAIT`. (QUIC's limit, per direction, is
+/// the same 4,096: a QUIC connection never gets near it either.)
+pub(crate) const STREAMS_PER_PEER: usize = 2000;
+
+/// Streams being opened to one peer at once. libp2p-stream opens a connection's streams one
+/// after the other (one protocol negotiation, a round trip, at a time), so a burst of opens
+/// queues there, and the queue counted against the stream-open timeout: of 5,000 connections
+/// opened at once, 4,700 failed with "no stream within 1s". Queued here instead, the timeout
+/// again measures the open itself.
+pub(crate) const OPENING_PER_PEER: usize = 32;
 
 /// Names of peers: bound (attested, or pinned on first use; persisted) and verified on a live
 /// connection.
