@@ -73,33 +73,53 @@ impl Reader {
     }
 }
 
-/// The copy kept for the cache, dropped once the answer outgrows [`crate::config::AnswerLimits::cached`].
+/// What is kept for the cache: the answer's chunks (shared with the client's frames, not
+/// copied), dropped once the answer outgrows [`crate::config::AnswerLimits::cached`].
 struct Kept {
-    bytes: Option<BytesMut>,
+    chunks: Option<Vec<Bytes>>,
+    len: usize,
     limit: usize,
     path: String,
 }
 
 impl Kept {
-    fn push(&mut self, data: &[u8]) {
-        let Some(bytes) = &mut self.bytes else { return };
-        if bytes.len() + data.len() > self.limit {
+    fn new(limit: usize, path: &str) -> Self {
+        Self {
+            chunks: Some(Vec::new()),
+            len: 0,
+            limit,
+            path: path.to_string(),
+        }
+    }
+
+    fn push(&mut self, data: Bytes) {
+        let Some(chunks) = &mut self.chunks else {
+            return;
+        };
+        self.len += data.len();
+        if self.len > self.limit {
             tracing::warn!(
                 path = %self.path,
                 limit.bytes = self.limit,
                 "answer too big to cache: passed on, not stored"
             );
-            self.bytes = None;
+            self.chunks = None;
         } else {
-            bytes.extend_from_slice(data);
+            chunks.push(data);
         }
     }
 
-    /// Hands the whole answer to `store` off the async threads, unless it was too big to keep.
+    /// Hands the whole answer to `store` off the async threads (joining its chunks there),
+    /// unless it was too big to keep.
     fn store_with(self, store: impl FnOnce(Bytes) + Send + 'static) {
-        if let Some(bytes) = self.bytes {
-            tokio::task::spawn_blocking(move || store(bytes.freeze()));
-        }
+        let Some(chunks) = self.chunks else { return };
+        tokio::task::spawn_blocking(move || {
+            let whole = match <[Bytes; 1]>::try_from(chunks) {
+                Ok([one]) => one,
+                Err(chunks) => chunks.concat().into(),
+            };
+            store(whole)
+        });
     }
 }
 
@@ -120,6 +140,7 @@ where
         state: Arc::clone(state),
     };
     let limits = state.answer_limits;
+    let mut kept = Kept::new(limits.cached, path);
     let mut head = BytesMut::new();
     while head.len() <= limits.buffered {
         match reader.next().await {
@@ -127,32 +148,28 @@ where
             Ok(Some(data)) => head.extend_from_slice(&data),
             Ok(None) => {
                 let whole = head.freeze();
-                let stored = whole.clone();
-                tokio::task::spawn_blocking(move || store(stored));
+                kept.push(whole.clone());
+                kept.store_with(store);
                 let body = Full::new(whole).map_err(|never| match never {});
                 return Response::from_parts(parts, body.boxed_unsync());
             }
         }
     }
-    let mut kept = Kept {
-        bytes: Some(BytesMut::new()),
-        limit: limits.cached,
-        path: path.to_string(),
-    };
-    kept.push(&head);
-    let first = futures::stream::once(async move { Ok(Frame::data(head.freeze())) });
+    let head = head.freeze();
+    kept.push(head.clone());
+    let first = futures::stream::once(async move { Ok(Frame::data(head)) });
     let rest = futures::stream::unfold(Some((reader, kept, store)), |streaming| async move {
         let (mut reader, mut kept, store) = streaming?;
         match reader.next().await {
             // With a known length the client may have its last byte before the body is
             // polled again: store as soon as the last chunk is in.
             Ok(Some(data)) if reader.body.is_end_stream() => {
-                kept.push(&data);
+                kept.push(data.clone());
                 kept.store_with(store);
                 Some((Ok(Frame::data(data)), None))
             }
             Ok(Some(data)) => {
-                kept.push(&data);
+                kept.push(data.clone());
                 Some((Ok(Frame::data(data)), Some((reader, kept, store))))
             }
             Ok(None) => {
