@@ -113,6 +113,24 @@ impl UpgradeInfo for FatedYamux {
 
 type FatedMuxer<C> = FateMuxer<yamux::Muxer<FateSocket<C>>>;
 
+/// Puts `socket` under a fresh [`Fate`] and runs yamux's upgrade (`upgrade`, either direction)
+/// on it; the muxer it gives shares that fate.
+fn fated<C, F>(
+    socket: C,
+    upgrade: impl FnOnce(FateSocket<C>) -> F,
+) -> BoxFuture<'static, io::Result<FatedMuxer<C>>>
+where
+    F: Future<Output = io::Result<yamux::Muxer<FateSocket<C>>>> + Send + 'static,
+{
+    let fate = Arc::new(Fate::default());
+    let socket = FateSocket {
+        inner: socket,
+        fate: Arc::clone(&fate),
+    };
+    let muxer = upgrade(socket);
+    async move { Ok(FateMuxer::new(muxer.await?, fate)) }.boxed()
+}
+
 impl<C> InboundConnectionUpgrade<C> for FatedYamux
 where
     C: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -122,13 +140,7 @@ where
     type Future = BoxFuture<'static, Result<Self::Output, Self::Error>>;
 
     fn upgrade_inbound(self, socket: C, info: Self::Info) -> Self::Future {
-        let fate = Arc::new(Fate::default());
-        let socket = FateSocket {
-            inner: socket,
-            fate: Arc::clone(&fate),
-        };
-        let muxer = self.0.upgrade_inbound(socket, info);
-        async move { Ok(FateMuxer::new(muxer.await?, fate)) }.boxed()
+        fated(socket, |socket| self.0.upgrade_inbound(socket, info))
     }
 }
 
@@ -141,13 +153,7 @@ where
     type Future = BoxFuture<'static, Result<Self::Output, Self::Error>>;
 
     fn upgrade_outbound(self, socket: C, info: Self::Info) -> Self::Future {
-        let fate = Arc::new(Fate::default());
-        let socket = FateSocket {
-            inner: socket,
-            fate: Arc::clone(&fate),
-        };
-        let muxer = self.0.upgrade_outbound(socket, info);
-        async move { Ok(FateMuxer::new(muxer.await?, fate)) }.boxed()
+        fated(socket, |socket| self.0.upgrade_outbound(socket, info))
     }
 }
 
