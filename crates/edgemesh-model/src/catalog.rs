@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
+use crate::ingress::{GatewaySpec, TlsSecretSpec, VirtualServiceSpec};
 use crate::spec::{DestinationRuleSpec, EndpointSetSpec, NodeSpec, ObjectKey, ServiceSpec};
 
 /// Where an object came from. A relist of one source never removes another source's objects.
@@ -32,15 +33,26 @@ pub enum ResourceKind {
     Endpoints,
     DestinationRule,
     Node,
+    Gateway,
+    VirtualService,
+    Secret,
 }
 
 impl ResourceKind {
+    /// What the agent reads (and waits for before it is ready).
     pub const ALL: [ResourceKind; 5] = [
         ResourceKind::Service,
         ResourceKind::EndpointSlice,
         ResourceKind::Endpoints,
         ResourceKind::DestinationRule,
         ResourceKind::Node,
+    ];
+
+    /// What only the gateway reads, on top of [`Self::ALL`].
+    pub const INGRESS: [ResourceKind; 3] = [
+        ResourceKind::Gateway,
+        ResourceKind::VirtualService,
+        ResourceKind::Secret,
     ];
 
     /// The Kubernetes `kind` name.
@@ -51,6 +63,9 @@ impl ResourceKind {
             ResourceKind::Endpoints => "Endpoints",
             ResourceKind::DestinationRule => "DestinationRule",
             ResourceKind::Node => "Node",
+            ResourceKind::Gateway => "Gateway",
+            ResourceKind::VirtualService => "VirtualService",
+            ResourceKind::Secret => "Secret",
         }
     }
 }
@@ -82,6 +97,9 @@ pub enum Resource {
     Endpoints(EndpointSetSpec),
     DestinationRule(DestinationRuleSpec),
     Node(NodeSpec),
+    Gateway(GatewaySpec),
+    VirtualService(VirtualServiceSpec),
+    Secret(TlsSecretSpec),
 }
 
 impl Resource {
@@ -92,6 +110,9 @@ impl Resource {
             Resource::Endpoints(e) => (ResourceKind::Endpoints, e.key.clone()),
             Resource::DestinationRule(d) => (ResourceKind::DestinationRule, d.key.clone()),
             Resource::Node(n) => (ResourceKind::Node, ObjectKey::cluster(n.name.clone())),
+            Resource::Gateway(g) => (ResourceKind::Gateway, g.key.clone()),
+            Resource::VirtualService(v) => (ResourceKind::VirtualService, v.key.clone()),
+            Resource::Secret(s) => (ResourceKind::Secret, s.key.clone()),
         };
         ResourceRef { kind, key }
     }

@@ -10,6 +10,7 @@ pub mod catalog;
 mod cidr;
 #[cfg(any(test, feature = "testing"))]
 pub mod fixtures;
+pub mod ingress;
 pub mod snapshot;
 pub mod spec;
 

@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
+use crate::ingress::Ingress;
 use crate::spec::{
     ClientIpAffinity, ExternalTrafficPolicy, LbPolicy, NodeSpec, ObjectKey, Protocol,
     ServiceFilterMode, ServiceKind,
@@ -168,6 +169,8 @@ pub struct Snapshot {
     pub version: u64,
     pub services: BTreeMap<ObjectKey, Arc<Service>>,
     pub nodes: BTreeMap<String, NodeSpec>,
+    /// Gateways, VirtualServices and TLS Secrets (the gateway's inputs).
+    pub ingress: Arc<Ingress>,
     /// Looked up once per connection: a fast non-cryptographic hash (keys are not attacker-chosen
     /// beyond what the API server already accepted).
     frontends: HashMap<Frontend, (Arc<Service>, usize), FastHash>,

@@ -13,6 +13,7 @@ use super::{
     SkipReason, Snapshot,
 };
 use crate::catalog::{Catalog, Resource};
+use crate::ingress::Ingress;
 use crate::spec::{
     DestinationRuleSpec, EndpointSetSpec, EndpointSubset, LbPolicy, NodeSpec, ObjectKey, Protocol,
     ServiceFilterMode, ServiceKind, ServicePortSpec, ServiceSpec,
@@ -26,6 +27,7 @@ struct Grouped<'a> {
     endpoints: HashMap<&'a ObjectKey, Vec<&'a EndpointSetSpec>, FastHash>,
     rules: HashMap<&'a ObjectKey, &'a DestinationRuleSpec, FastHash>,
     nodes: BTreeMap<String, NodeSpec>,
+    ingress: Ingress,
 }
 
 impl<'a> Grouped<'a> {
@@ -41,6 +43,20 @@ impl<'a> Grouped<'a> {
                 }
                 Resource::Node(n) => {
                     g.nodes.insert(n.name.clone(), n.clone());
+                }
+                Resource::Gateway(spec) => {
+                    g.ingress
+                        .gateways
+                        .insert(spec.key.clone(), Arc::new(spec.clone()));
+                }
+                Resource::VirtualService(spec) => {
+                    let spec = Arc::new(spec.clone());
+                    g.ingress.virtual_services.insert(spec.key.clone(), spec);
+                }
+                Resource::Secret(spec) => {
+                    g.ingress
+                        .secrets
+                        .insert(spec.key.clone(), Arc::new(spec.clone()));
                 }
             }
         }
@@ -93,6 +109,7 @@ impl Catalog {
         // Already sorted by key, so the map is bulk-built without per-insert key comparisons.
         snapshot.services = services.into_iter().collect();
         snapshot.nodes = grouped.nodes;
+        snapshot.ingress = Arc::new(grouped.ingress);
         report.warnings.sort();
         (snapshot, report)
     }
