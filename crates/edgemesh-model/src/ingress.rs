@@ -116,16 +116,15 @@ pub enum TlsVersion {
 }
 
 impl TlsVersion {
-    /// Istio's `TLSV1_2` spelling; `TLS_AUTO` is `None` (no bound).
-    pub fn parse(text: &str) -> Result<Option<Self>, ()> {
-        Ok(Some(match text.to_ascii_uppercase().as_str() {
-            "TLS_AUTO" | "" => return Ok(None),
+    /// Istio's `TLSV1_2` spelling. `TLS_AUTO` is no version (the caller reads it as no bound).
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text.to_ascii_uppercase().as_str() {
             "TLSV1_0" => Self::V1_0,
             "TLSV1_1" => Self::V1_1,
             "TLSV1_2" => Self::V1_2,
             "TLSV1_3" => Self::V1_3,
-            _ => return Err(()),
-        }))
+            _ => return None,
+        })
     }
 }
 
