@@ -22,6 +22,16 @@ pub enum Upstream {
     Stream(Box<dyn UpstreamIo>),
 }
 
+impl Upstream {
+    /// As one byte stream, for callers that do not splice (an HTTP client connection).
+    pub fn into_stream(self) -> Box<dyn UpstreamIo> {
+        match self {
+            Upstream::Tcp(socket) => Box::new(socket),
+            Upstream::Stream(stream) => stream,
+        }
+    }
+}
+
 /// A datagram flow to a backend that is not reached with a plain UDP socket (a tunnel flow).
 pub trait DatagramChannel: Send + Sync + fmt::Debug {
     /// Queues one datagram without waiting; `false` when it was dropped (full or closed).

@@ -7,20 +7,30 @@ use super::NetError;
 /// Every IPv4 and IPv6 address on the host's interfaces (of the calling thread's network
 /// namespace), sorted, each once. Callers pick what they need (e.g. no loopback).
 pub fn interface_addresses() -> Result<Vec<IpAddr>, NetError> {
-    let addrs = nix::ifaddrs::getifaddrs().map_err(|e| NetError::Interfaces { error: e.into() })?;
-    let mut ips: Vec<IpAddr> = addrs
-        .filter_map(|a| {
-            let address = a.address?;
-            match (address.as_sockaddr_in(), address.as_sockaddr_in6()) {
-                (Some(v4), _) => Some(IpAddr::V4(v4.ip())),
-                (_, Some(v6)) => Some(IpAddr::V6(v6.ip())),
-                _ => None,
-            }
-        })
+    let mut ips: Vec<IpAddr> = named_interface_addresses()?
+        .into_iter()
+        .map(|(_, ip)| ip)
         .collect();
     ips.sort();
     ips.dedup();
     Ok(ips)
+}
+
+/// Every address with the name of the interface carrying it, in the order `getifaddrs` lists
+/// them (the gateway listens on the addresses of chosen interfaces).
+pub fn named_interface_addresses() -> Result<Vec<(String, IpAddr)>, NetError> {
+    let addrs = nix::ifaddrs::getifaddrs().map_err(|e| NetError::Interfaces { error: e.into() })?;
+    Ok(addrs
+        .filter_map(|a| {
+            let address = a.address?;
+            let ip = match (address.as_sockaddr_in(), address.as_sockaddr_in6()) {
+                (Some(v4), _) => IpAddr::V4(v4.ip()),
+                (_, Some(v6)) => IpAddr::V6(v6.ip()),
+                _ => return None,
+            };
+            Some((a.interface_name, ip))
+        })
+        .collect())
 }
 
 /// Every interface address with its netmask's prefix length (entries without a netmask are

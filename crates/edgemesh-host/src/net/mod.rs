@@ -7,7 +7,7 @@ mod device;
 mod error;
 mod tproxy_route;
 
-pub use addresses::{interface_addresses, interface_networks};
+pub use addresses::{interface_addresses, interface_networks, named_interface_addresses};
 pub use device::{BridgeStatus, ensure_bridge_device, remove_bridge_device};
 pub use error::NetError;
 pub use tproxy_route::{TPROXY_TABLE, ensure_tproxy_route, remove_tproxy_route};

@@ -1,0 +1,133 @@
+//! From a route's target (a Service port) to an open connection to one of its endpoints, with
+//! the agent's balancer and dialer (direct on this node or in an offline site, through the
+//! tunnel to an endpoint on another node).
+
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Arc;
+
+use edgemesh_lb::Balancer;
+use edgemesh_model::{Frontend, Protocol, Service, ServicePort, SnapshotCell};
+use edgemesh_proxy::connect::{self, Client, Connected, DialLimits};
+use edgemesh_proxy::{Dialer, Metrics, ProxyError};
+
+use crate::table::Target;
+
+/// Why a target could not be reached: each names the Service.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("Service {0} not found")]
+    NoService(String),
+    #[error("Service {service} has no port {port}")]
+    NoPort { service: String, port: String },
+    #[error("Service {service}: {error}")]
+    Unreachable { service: String, error: ProxyError },
+}
+
+/// The balancer, dialer and Snapshot the gateway's routes resolve against.
+pub struct Backends {
+    cell: Arc<SnapshotCell>,
+    balancer: Arc<dyn Balancer>,
+    dialer: Arc<dyn Dialer>,
+    limits: DialLimits,
+    /// The proxy's dial counters (retries, failures), kept for the gateway's `/metrics`.
+    pub dial_metrics: Metrics,
+}
+
+impl std::fmt::Debug for Backends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backends")
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl Backends {
+    pub fn new(
+        cell: Arc<SnapshotCell>,
+        balancer: Arc<dyn Balancer>,
+        dialer: Arc<dyn Dialer>,
+        limits: DialLimits,
+    ) -> Self {
+        Backends {
+            cell,
+            balancer,
+            dialer,
+            limits,
+            dial_metrics: Metrics::default(),
+        }
+    }
+
+    /// Picks an endpoint of `target` and connects (other endpoints are tried when one fails).
+    pub async fn connect(
+        &self,
+        target: &Target,
+        client: IpAddr,
+        http_header: Option<&str>,
+    ) -> Result<Connected, BackendError> {
+        let snapshot = self.cell.load();
+        let service = snapshot
+            .service(&target.service)
+            .ok_or_else(|| BackendError::NoService(target.service.to_string()))?;
+        let port = port_of(service, target.port).ok_or_else(|| BackendError::NoPort {
+            service: target.service.to_string(),
+            port: target
+                .port
+                .map_or("(none given, and it has several)".into(), |p| p.to_string()),
+        })?;
+        let frontend = frontend_of(service, port);
+        let target_ref = connect::Target {
+            frontend: &frontend,
+            service,
+            port,
+            foreign: &[],
+        };
+        let client = Client {
+            ip: client,
+            http_header,
+        };
+        connect::dial_any(
+            target_ref,
+            client,
+            &*self.balancer,
+            &*self.dialer,
+            self.limits,
+            &self.dial_metrics,
+        )
+        .await
+        .map_err(|error| BackendError::Unreachable {
+            service: target.service.to_string(),
+            error,
+        })
+    }
+}
+
+/// The TCP port numbered `number`, or the only TCP port when no number is given.
+fn port_of(service: &Service, number: Option<u16>) -> Option<&ServicePort> {
+    let mut tcp = service.ports.iter().filter(|p| p.protocol == Protocol::Tcp);
+    match number {
+        Some(n) => tcp.find(|p| p.port == n),
+        None => {
+            let only = tcp.next()?;
+            tcp.next().is_none().then_some(only)
+        }
+    }
+}
+
+/// The frontend the balancer keys its state by: the ClusterIP port, or for a Service without
+/// ClusterIP (headless) an address of its own derived from its key, so that two such Services
+/// never share balancing state.
+fn frontend_of(service: &Service, port: &ServicePort) -> Frontend {
+    let ip = service.cluster_ips().first().copied().unwrap_or_else(|| {
+        let mut hasher = std::hash::DefaultHasher::new();
+        service.key.hash(&mut hasher);
+        let bits = hasher.finish();
+        // fd00::/8 (unique local): never a real ClusterIP of this cluster's frontends here.
+        IpAddr::V6(Ipv6Addr::from((0xfd00u128 << 112) | u128::from(bits)))
+    });
+    Frontend {
+        ip,
+        port: port.port,
+        protocol: Protocol::Tcp,
+    }
+}

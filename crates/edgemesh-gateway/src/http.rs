@@ -1,0 +1,470 @@
+//! HTTP/1.1 through the gateway: each request is routed on its own (host, path, headers…),
+//! sent to a weighted destination's endpoint and answered with the backend's response.
+//!
+//! Upstream connections are kept per downstream connection and target: a keep-alive client
+//! keeps its backend connection too. WebSocket (any `Connection: upgrade`) requests get an
+//! upstream connection of their own, and after the backend's 101 both upgraded connections are
+//! copied both ways.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use edgemesh_lb::Lease;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::Shared;
+use crate::hosts::request_host;
+use crate::matcher::{RequestMatch, RequestView, StringMatch};
+use crate::table::{HttpAction, HttpRoute, PortMode, Target};
+use edgemesh_model::ingress::{HeaderOps, RedirectSpec};
+
+pub type Body = BoxBody<Bytes, hyper::Error>;
+
+/// Where a downstream connection arrived.
+#[derive(Clone, Copy, Debug)]
+pub struct Downstream {
+    pub client: SocketAddr,
+    pub port: u16,
+    pub tls: bool,
+}
+
+/// Serves HTTP/1.1 requests on one downstream connection until it closes.
+pub async fn serve<IO>(io: IO, down: Downstream, shared: Arc<Shared>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let pool = Arc::new(Pool::default());
+    let service = service_fn(move |request| {
+        let (shared, pool) = (Arc::clone(&shared), Arc::clone(&pool));
+        async move { Ok::<_, Infallible>(handle(request, down, &shared, &pool).await) }
+    });
+    let served = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades()
+        .await;
+    if let Err(error) = served {
+        tracing::debug!(client = %down.client, %error, "downstream connection ended with an error");
+    }
+}
+
+/// Upstream connections of one downstream connection, by target.
+#[derive(Default)]
+struct Pool(Mutex<HashMap<(String, Option<u16>), Pooled>>);
+
+struct Pooled {
+    sender: SendRequest<Body>,
+    /// The balancer's count of this backend's live connections.
+    _lease: Lease,
+}
+
+impl Pool {
+    fn take(&self, target: &Target) -> Option<Pooled> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(&(target.service.to_string(), target.port))
+    }
+
+    fn put(&self, target: &Target, pooled: Pooled) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert((target.service.to_string(), target.port), pooled);
+    }
+}
+
+async fn handle(
+    request: Request<Incoming>,
+    down: Downstream,
+    shared: &Shared,
+    pool: &Pool,
+) -> Response<Body> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let (route, response) = route_and_answer(request, down, shared, pool).await;
+    let route_name = route.as_deref().map_or("none", |r| r.name.as_str());
+    let code = response.status().as_u16();
+    let seconds = started.elapsed().as_secs_f64();
+    shared.metrics.request(route_name, code, seconds);
+    tracing::info!(
+        target: "edgemesh_gateway::access",
+        client = %down.client,
+        port = down.port,
+        %method,
+        %path,
+        route = route_name,
+        code,
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+async fn route_and_answer(
+    mut request: Request<Incoming>,
+    down: Downstream,
+    shared: &Shared,
+    pool: &Pool,
+) -> (Option<Arc<HttpRoute>>, Response<Body>) {
+    let table = shared.table.load();
+    let Some(port) = table.ports.get(&down.port) else {
+        return (
+            None,
+            local(StatusCode::NOT_FOUND, "no gateway server on this port\n"),
+        );
+    };
+    let authority = authority_of(&request);
+    let host = request_host(&authority);
+    if let PortMode::Http {
+        https_redirect: true,
+        ..
+    } = port.mode
+    {
+        let location = format!("https://{host}{}", path_and_query(request.uri()));
+        return (None, redirect(StatusCode::MOVED_PERMANENTLY, &location));
+    }
+    if !port.serves_host(&host) {
+        return (
+            None,
+            local(StatusCode::NOT_FOUND, "no server for this host\n"),
+        );
+    }
+    let view = RequestView {
+        path: request.uri().path(),
+        query: request.uri().query(),
+        method: request.method().as_str(),
+        authority: &authority,
+        headers: request.headers(),
+        port: down.port,
+    };
+    let Some((route, matched)) = port.route_http(&host, &view) else {
+        return (
+            None,
+            local(StatusCode::NOT_FOUND, "no route matches this request\n"),
+        );
+    };
+    let route = Arc::clone(route);
+    let uri_match = matched.and_then(RequestMatch::uri).cloned();
+    let response = match &route.action {
+        HttpAction::Redirect(spec) => redirect_to(spec, &request, &host, down),
+        HttpAction::Forward(destinations) => {
+            let target = destinations.pick(rand::random::<u32>()).clone();
+            rewrite(&mut request, &route, uri_match.as_ref(), down, &authority);
+            forward(request, &route, &target, down, shared, pool).await
+        }
+    };
+    (Some(route), response)
+}
+
+async fn forward(
+    request: Request<Incoming>,
+    route: &HttpRoute,
+    target: &Target,
+    down: Downstream,
+    shared: &Shared,
+    pool: &Pool,
+) -> Response<Body> {
+    let sending = send(request, route, target, down, shared, pool);
+    let result = match route.timeout {
+        Some(limit) => match tokio::time::timeout(limit, sending).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure::Timeout),
+        },
+        None => sending.await,
+    };
+    match result {
+        Ok(mut response) => {
+            strip_hop_by_hop(response.headers_mut(), false);
+            apply(&route.headers.response, response.headers_mut());
+            response
+        }
+        Err(failure) => {
+            shared.metrics.upstream_error(&route.name);
+            tracing::warn!(route = %route.name, service = %target.service, error = %failure, "upstream failed");
+            failure.response()
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("{0}")]
+    Backend(#[from] crate::backend::BackendError),
+    #[error("backend connection failed: {0}")]
+    Http(#[from] hyper::Error),
+    #[error("no response within the route's timeout")]
+    Timeout,
+}
+
+impl Failure {
+    fn response(&self) -> Response<Body> {
+        match self {
+            Failure::Backend(crate::backend::BackendError::NoService(_))
+            | Failure::Backend(crate::backend::BackendError::NoPort { .. }) => {
+                local(StatusCode::SERVICE_UNAVAILABLE, &format!("{self}\n"))
+            }
+            Failure::Backend(_) => local(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n"),
+            Failure::Http(_) => local(StatusCode::BAD_GATEWAY, "upstream connection failed\n"),
+            Failure::Timeout => local(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout\n"),
+        }
+    }
+}
+
+async fn send(
+    mut request: Request<Incoming>,
+    route: &HttpRoute,
+    target: &Target,
+    down: Downstream,
+    shared: &Shared,
+    pool: &Pool,
+) -> Result<Response<Body>, Failure> {
+    let upgrade = is_upgrade(request.headers());
+    let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    strip_hop_by_hop(request.headers_mut(), upgrade);
+    apply(&route.headers.request, request.headers_mut());
+    let request = request.map(|body| body.boxed());
+    let mut pooled = match reusable(upgrade, pool, target).await {
+        Some(pooled) => pooled,
+        None => open(target, down, shared).await?,
+    };
+    let mut response = pooled.sender.send_request(request).await?;
+    match downstream_upgrade {
+        Some(downstream) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            let upstream = hyper::upgrade::on(&mut response);
+            tokio::spawn(join_upgraded(downstream, upstream, pooled));
+        }
+        Some(_) => {}
+        None => pool.put(target, pooled),
+    }
+    Ok(response.map(|body| body.boxed()))
+}
+
+/// This downstream connection's upstream connection to `target`, once it can take a request
+/// (an upgrade never reuses one: the connection becomes the upgraded one).
+async fn reusable(upgrade: bool, pool: &Pool, target: &Target) -> Option<Pooled> {
+    if upgrade {
+        return None;
+    }
+    let mut pooled = pool.take(target)?;
+    pooled.sender.ready().await.ok()?;
+    Some(pooled)
+}
+
+/// A new upstream connection to an endpoint of `target`.
+async fn open(target: &Target, down: Downstream, shared: &Shared) -> Result<Pooled, Failure> {
+    let connected = shared
+        .backends
+        .connect(target, down.client.ip(), None)
+        .await?;
+    let io = TokioIo::new(connected.upstream.into_stream());
+    let (sender, connection) = hyper::client::conn::http1::handshake(io).await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.with_upgrades().await {
+            tracing::debug!(%error, "upstream connection ended with an error");
+        }
+    });
+    Ok(Pooled {
+        sender,
+        _lease: connected.picked.lease,
+    })
+}
+
+/// After both sides switched protocols: copy the upgraded connections both ways.
+async fn join_upgraded(
+    downstream: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    pooled: Pooled,
+) {
+    let (down, up) = match tokio::try_join!(downstream, upstream) {
+        Ok(both) => both,
+        Err(error) => {
+            tracing::debug!(%error, "protocol upgrade did not complete");
+            return;
+        }
+    };
+    let (mut down, mut up) = (TokioIo::new(down), TokioIo::new(up));
+    let options = edgemesh_copy::Options::default();
+    if let Err(broke) = edgemesh_copy::both_ways(&mut down, &mut up, &(), options).await {
+        tracing::debug!(error = %broke, "upgraded connection broke");
+    }
+    drop(pooled);
+}
+
+/// Applies `rewrite` and adds the forwarding headers Envoy adds.
+fn rewrite(
+    request: &mut Request<Incoming>,
+    route: &HttpRoute,
+    uri_match: Option<&StringMatch>,
+    down: Downstream,
+    authority: &str,
+) {
+    let headers = request.headers_mut();
+    append_forwarded_for(headers, down.client);
+    let proto = if down.tls { "https" } else { "http" };
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(proto),
+    );
+    let Some(rewrite) = &route.rewrite else {
+        return;
+    };
+    if let Some(new_authority) = &rewrite.authority
+        && let Ok(value) = HeaderValue::from_str(new_authority)
+    {
+        request.headers_mut().insert(header::HOST, value);
+    } else if request.headers().get(header::HOST).is_none()
+        && let Ok(value) = HeaderValue::from_str(authority)
+    {
+        request.headers_mut().insert(header::HOST, value);
+    }
+    if let Some(new_path) = &rewrite.uri {
+        let path = request.uri().path();
+        let rewritten = match uri_match {
+            Some(StringMatch::Prefix(prefix)) => {
+                format!("{new_path}{}", &path[prefix.len().min(path.len())..])
+            }
+            _ => new_path.clone(),
+        };
+        let with_query = match request.uri().query() {
+            Some(q) => format!("{rewritten}?{q}"),
+            None => rewritten,
+        };
+        if let Ok(uri) = with_query.parse::<Uri>() {
+            *request.uri_mut() = uri;
+        }
+    }
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, client: SocketAddr) {
+    let ip = client.ip().to_string();
+    let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(previous) => format!("{previous}, {ip}"),
+        None => ip,
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(HeaderName::from_static("x-forwarded-for"), value);
+    }
+}
+
+fn redirect_to(
+    spec: &RedirectSpec,
+    request: &Request<Incoming>,
+    host: &str,
+    down: Downstream,
+) -> Response<Body> {
+    let scheme = spec
+        .scheme
+        .clone()
+        .unwrap_or_else(|| if down.tls { "https" } else { "http" }.into());
+    let authority = spec.authority.clone().unwrap_or_else(|| host.to_string());
+    let port = spec.port.map(|p| format!(":{p}")).unwrap_or_default();
+    let path = spec
+        .uri
+        .clone()
+        .unwrap_or_else(|| path_and_query(request.uri()));
+    let status = StatusCode::from_u16(spec.status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
+    redirect(status, &format!("{scheme}://{authority}{port}{path}"))
+}
+
+fn path_and_query(uri: &Uri) -> String {
+    uri.path_and_query()
+        .map_or_else(|| "/".into(), |pq| pq.as_str().to_string())
+}
+
+/// `Host`, or the request target's authority (absolute form).
+fn authority_of(request: &Request<Incoming>) -> String {
+    request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| request.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default()
+}
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Headers that describe one hop's connection (RFC 9110 §7.6.1), not the message; an upgrade
+/// keeps `Connection`/`Upgrade` so that the backend sees it.
+fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .filter(|n| !(upgrade && *n == header::UPGRADE))
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in ["keep-alive", "proxy-connection", "te", "trailer"] {
+        headers.remove(name);
+    }
+    if !upgrade {
+        headers.remove(header::CONNECTION);
+        headers.remove(header::UPGRADE);
+    }
+}
+
+fn apply(ops: &HeaderOps, headers: &mut HeaderMap) {
+    for name in &ops.remove {
+        headers.remove(name.as_str());
+    }
+    for (name, value) in &ops.set {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(n, v);
+        }
+    }
+    for (name, value) in &ops.add {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.append(n, v);
+        }
+    }
+}
+
+fn local(status: StatusCode, text: &str) -> Response<Body> {
+    let mut response = Response::new(full(text));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}
+
+fn redirect(status: StatusCode, location: &str) -> Response<Body> {
+    let mut response = local(status, "");
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+fn full(text: &str) -> Body {
+    Full::new(Bytes::copy_from_slice(text.as_bytes()))
+        .map_err(|never| match never {})
+        .boxed()
+}

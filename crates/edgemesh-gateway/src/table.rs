@@ -1,0 +1,550 @@
+//! Snapshot → route table: the ports this gateway opens and, per port, its routes in the order
+//! they are tried.
+//!
+//! Pure apart from building TLS configs from the Secrets. Every object that cannot be compiled
+//! (a Gateway whose Secret is missing, a VirtualService with a bad regex, a server whose port
+//! another Gateway already serves differently) becomes a [`Problem`] naming it and is left out;
+//! everything else compiles.
+//!
+//! Order, as Istio: VirtualServices bound to a port are taken in key order (Istio uses creation
+//! time, which the Snapshot does not carry) and within each its routes in order; a request goes
+//! to the first route that matches, whichever VirtualService it is in (EdgeMesh's gateway only
+//! ever tried the first VirtualService of a server).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use edgemesh_model::ingress::{
+    DestinationSpec, GatewaySpec, HeaderOpsSpec, HttpRouteSpec, L4RouteSpec, RedirectSpec,
+    RetriesSpec, RewriteSpec, ServerProtocol, ServerSpec, TlsMode, VirtualServiceSpec,
+};
+use edgemesh_model::{ObjectKey, Snapshot};
+use serde::Serialize;
+
+use crate::hosts::{HostPattern, ServerHost};
+use crate::matcher::{RequestMatch, RequestView};
+use crate::tls;
+
+/// Which Gateways this gateway serves: those whose `selector` its labels satisfy.
+#[derive(Clone, Debug, Default)]
+pub struct Identity {
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Identity {
+    /// EdgeMesh's gateway pod label, which its examples' Gateways select.
+    pub fn edgemesh_default() -> Self {
+        Identity {
+            labels: BTreeMap::from([("kubeedge".into(), "edgemesh-gateway".into())]),
+        }
+    }
+
+    fn selects(&self, gateway: &GatewaySpec) -> bool {
+        gateway
+            .selector
+            .iter()
+            .all(|(k, v)| self.labels.get(k) == Some(v))
+    }
+}
+
+/// An object left out of the table, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// `Gateway ns/name`, `VirtualService ns/name`.
+    pub object: String,
+    pub message: String,
+}
+
+/// The compiled table one Snapshot gives.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    pub version: u64,
+    pub ports: BTreeMap<u16, Port>,
+    pub problems: Vec<Problem>,
+    /// Warnings that do not leave anything out (skipped cipher names, ...).
+    pub warnings: Vec<Problem>,
+}
+
+/// How a port treats its connections.
+#[derive(Clone, Debug)]
+pub enum PortMode {
+    /// HTTP, plain or behind TLS termination; `https_redirect` answers every request with a 301
+    /// to https.
+    Http {
+        tls: Option<Arc<rustls::ServerConfig>>,
+        https_redirect: bool,
+    },
+    /// TCP routes, plain or behind TLS termination.
+    Tcp {
+        tls: Option<Arc<rustls::ServerConfig>>,
+    },
+    /// TLS routes chosen by SNI, bytes passed through untouched.
+    Passthrough,
+}
+
+impl PortMode {
+    fn same_kind(&self, other: &PortMode) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+            && self.describe() == other.describe()
+    }
+}
+
+/// One listening port.
+#[derive(Debug)]
+pub struct Port {
+    pub number: u16,
+    pub mode: PortMode,
+    /// The Gateways whose servers share this port, with the hosts each admits.
+    servers: Vec<(ObjectKey, Vec<ServerHost>)>,
+    pub http: Vec<Arc<HttpRoute>>,
+    pub l4: Vec<Arc<L4Route>>,
+}
+
+/// A compiled `http[]` route.
+#[derive(Debug)]
+pub struct HttpRoute {
+    /// `namespace/virtualservice#index` or the route's `name`: the metrics and log label.
+    pub name: String,
+    hosts: Vec<HostPattern>,
+    matches: Vec<RequestMatch>,
+    pub action: HttpAction,
+    pub rewrite: Option<RewriteSpec>,
+    pub timeout: Option<Duration>,
+    pub retries: Option<RetriesSpec>,
+    pub headers: HeaderOpsSpec,
+}
+
+#[derive(Debug)]
+pub enum HttpAction {
+    Forward(Destinations),
+    Redirect(RedirectSpec),
+}
+
+/// A compiled `tcp[]` or `tls[]` route.
+#[derive(Debug)]
+pub struct L4Route {
+    pub name: String,
+    /// SNI patterns (tls routes; empty for tcp routes = any).
+    sni: Vec<HostPattern>,
+    pub destinations: Destinations,
+}
+
+/// Weighted destinations.
+#[derive(Debug, Clone)]
+pub struct Destinations {
+    pub targets: Vec<Target>,
+    total_weight: u32,
+}
+
+/// A Service port a route sends to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub service: ObjectKey,
+    /// `None`: the Service's only port.
+    pub port: Option<u16>,
+    pub weight: u32,
+}
+
+impl Destinations {
+    fn compile(specs: &[DestinationSpec], namespace: &str) -> Result<Self, String> {
+        if specs.is_empty() {
+            return Err("no destination".into());
+        }
+        let mut targets = Vec::with_capacity(specs.len());
+        for (i, spec) in specs.iter().enumerate() {
+            if spec.subset.is_some() {
+                return Err(format!(
+                    "route[{i}].destination.subset {:?}: subsets are not supported",
+                    spec.subset.as_deref().unwrap_or_default()
+                ));
+            }
+            targets.push(Target {
+                service: service_of(&spec.host, namespace).ok_or_else(|| {
+                    format!(
+                        "route[{i}].destination.host {:?} is not a Service of the cluster",
+                        spec.host
+                    )
+                })?,
+                port: spec.port,
+                weight: spec.weight,
+            });
+        }
+        let total_weight = targets.iter().map(|t| t.weight).sum::<u32>();
+        if total_weight == 0 && targets.len() > 1 {
+            return Err("every destination has weight 0".into());
+        }
+        Ok(Destinations {
+            targets,
+            total_weight,
+        })
+    }
+
+    /// The target for a roll in `0..total_weight` (any value when there is one target).
+    pub fn pick(&self, roll: u32) -> &Target {
+        let mut roll = roll % self.total_weight.max(1);
+        for target in &self.targets {
+            if roll < target.weight {
+                return target;
+            }
+            roll -= target.weight;
+        }
+        &self.targets[0]
+    }
+
+    pub fn total_weight(&self) -> u32 {
+        self.total_weight
+    }
+}
+
+/// `name`, `name.namespace`, `name.namespace.svc[.cluster.local]` → the Service's key.
+fn service_of(host: &str, namespace: &str) -> Option<ObjectKey> {
+    let parts: Vec<&str> = host.split('.').collect();
+    match parts.as_slice() {
+        [name] => Some(ObjectKey::new(namespace, *name)),
+        [name, ns] | [name, ns, "svc"] | [name, ns, "svc", "cluster", "local"] => {
+            Some(ObjectKey::new(*ns, *name))
+        }
+        _ => None,
+    }
+}
+
+impl Port {
+    /// Whether some server on this port serves `host`.
+    pub fn serves_host(&self, host: &str) -> bool {
+        self.servers
+            .iter()
+            .flat_map(|(_, hosts)| hosts)
+            .any(|h| h.pattern.matches(host))
+    }
+
+    /// The first http route for this request, with the match that selected it.
+    pub fn route_http(
+        &self,
+        host: &str,
+        request: &RequestView<'_>,
+    ) -> Option<(&Arc<HttpRoute>, Option<&RequestMatch>)> {
+        self.http.iter().find_map(|route| {
+            if !route.hosts.iter().any(|h| h.matches(host)) {
+                return None;
+            }
+            if route.matches.is_empty() {
+                return Some((route, None));
+            }
+            route
+                .matches
+                .iter()
+                .find(|m| m.matches(request))
+                .map(|m| (route, Some(m)))
+        })
+    }
+
+    /// The first tcp route, or the first tls route whose SNI patterns admit `sni`.
+    pub fn route_l4(&self, sni: Option<&str>) -> Option<&Arc<L4Route>> {
+        self.l4.iter().find(|route| {
+            route.sni.is_empty() || sni.is_some_and(|s| route.sni.iter().any(|p| p.matches(s)))
+        })
+    }
+}
+
+impl RouteTable {
+    /// Compiles the Snapshot's ingress objects for a gateway with `identity`.
+    pub fn compile(snapshot: &Snapshot, identity: &Identity) -> Self {
+        let mut table = RouteTable {
+            version: snapshot.version,
+            ..RouteTable::default()
+        };
+        for gateway in snapshot.ingress.gateways.values() {
+            if identity.selects(gateway) {
+                table.add_gateway(gateway, snapshot);
+            }
+        }
+        for vs in snapshot.ingress.virtual_services.values() {
+            if let Err(message) = table.add_virtual_service(vs) {
+                table.problems.push(Problem {
+                    object: format!("VirtualService {}", vs.key),
+                    message,
+                });
+            }
+        }
+        table
+    }
+
+    fn add_gateway(&mut self, gateway: &GatewaySpec, snapshot: &Snapshot) {
+        let object = format!("Gateway {}", gateway.key);
+        for server in &gateway.servers {
+            let mode = match port_mode(server, &gateway.key.namespace, snapshot) {
+                Ok((mode, warnings)) => {
+                    self.warnings
+                        .extend(warnings.into_iter().map(|message| Problem {
+                            object: object.clone(),
+                            message,
+                        }));
+                    mode
+                }
+                Err(message) => {
+                    self.problems.push(Problem {
+                        object: object.clone(),
+                        message: format!("server on port {}: {message}", server.port),
+                    });
+                    continue;
+                }
+            };
+            let hosts = server
+                .hosts
+                .iter()
+                .map(|h| ServerHost::parse(h, &gateway.key.namespace))
+                .collect();
+            match self.ports.get_mut(&server.port) {
+                None => {
+                    self.ports.insert(
+                        server.port,
+                        Port {
+                            number: server.port,
+                            mode,
+                            servers: vec![(gateway.key.clone(), hosts)],
+                            http: Vec::new(),
+                            l4: Vec::new(),
+                        },
+                    );
+                }
+                Some(port) if port.mode.same_kind(&mode) && same_tls(&port.mode, &mode) => {
+                    port.servers.push((gateway.key.clone(), hosts));
+                }
+                Some(port) => self.problems.push(Problem {
+                    object: object.clone(),
+                    message: format!(
+                        "server on port {} ({}) conflicts with Gateway {} which serves it as {}",
+                        server.port,
+                        mode.describe(),
+                        port.servers[0].0,
+                        port.mode.describe()
+                    ),
+                }),
+            }
+        }
+    }
+
+    fn add_virtual_service(&mut self, vs: &VirtualServiceSpec) -> Result<(), String> {
+        let gateways: Vec<ObjectKey> = vs
+            .gateways
+            .iter()
+            .filter(|g| g.as_str() != "mesh")
+            .map(|g| gateway_ref(g, &vs.key.namespace))
+            .collect();
+        let hosts: Vec<HostPattern> = vs.hosts.iter().map(|h| HostPattern::parse(h)).collect();
+        let http = compile_http(vs)?;
+        let tcp = compile_l4(&vs.tcp, vs, false, "tcp")?;
+        let tls = compile_l4(&vs.tls, vs, true, "tls")?;
+        for port in self.ports.values_mut() {
+            let bound = port.servers.iter().any(|(gw, server_hosts)| {
+                gateways.contains(gw)
+                    && hosts
+                        .iter()
+                        .any(|h| server_hosts.iter().any(|s| s.admits(&vs.key.namespace, h)))
+            });
+            if !bound {
+                continue;
+            }
+            match port.mode {
+                PortMode::Http { .. } => port.http.extend(
+                    http.iter()
+                        .filter(|(p, _)| p.is_none_or(|p| p == port.number))
+                        .map(|(_, r)| Arc::clone(r)),
+                ),
+                PortMode::Tcp { .. } => port.l4.extend(ports_of(&tcp, port.number)),
+                PortMode::Passthrough => port.l4.extend(ports_of(&tls, port.number)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Routes restricted to a port by their matches (`None`: any port).
+type PortBound<R> = Vec<(Option<u16>, Arc<R>)>;
+
+fn ports_of(routes: &PortBound<L4Route>, port: u16) -> impl Iterator<Item = Arc<L4Route>> + '_ {
+    routes
+        .iter()
+        .filter(move |(p, _)| p.is_none_or(|p| p == port))
+        .map(|(_, r)| Arc::clone(r))
+}
+
+fn compile_http(vs: &VirtualServiceSpec) -> Result<PortBound<HttpRoute>, String> {
+    let hosts: Vec<HostPattern> = vs.hosts.iter().map(|h| HostPattern::parse(h)).collect();
+    let mut routes = Vec::with_capacity(vs.http.len());
+    for (i, spec) in vs.http.iter().enumerate() {
+        let route =
+            compile_http_route(spec, vs, &hosts, i).map_err(|e| format!("http[{i}]: {e}"))?;
+        routes.push((
+            single_port(spec.matches.iter().map(|m| m.port)),
+            Arc::new(route),
+        ));
+    }
+    Ok(routes)
+}
+
+/// The one port every match restricts to, if they all name the same one.
+fn single_port(mut ports: impl Iterator<Item = Option<u16>>) -> Option<u16> {
+    let first = ports.next()??;
+    ports.all(|p| p == Some(first)).then_some(first)
+}
+
+fn compile_http_route(
+    spec: &HttpRouteSpec,
+    vs: &VirtualServiceSpec,
+    hosts: &[HostPattern],
+    index: usize,
+) -> Result<HttpRoute, String> {
+    let matches = spec
+        .matches
+        .iter()
+        .enumerate()
+        .map(|(i, m)| RequestMatch::compile(m).map_err(|e| format!("match[{i}].{e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let action = match (&spec.redirect, spec.route.is_empty()) {
+        (Some(redirect), _) => HttpAction::Redirect(redirect.clone()),
+        (None, false) => {
+            HttpAction::Forward(Destinations::compile(&spec.route, &vs.key.namespace)?)
+        }
+        (None, true) => return Err("neither route nor redirect".into()),
+    };
+    Ok(HttpRoute {
+        name: route_name(spec.name.as_deref(), vs, index),
+        hosts: hosts.to_vec(),
+        matches,
+        action,
+        rewrite: spec.rewrite.clone(),
+        timeout: spec.timeout,
+        retries: spec.retries.clone(),
+        headers: spec.headers.clone(),
+    })
+}
+
+fn compile_l4(
+    specs: &[L4RouteSpec],
+    vs: &VirtualServiceSpec,
+    by_sni: bool,
+    field: &str,
+) -> Result<PortBound<L4Route>, String> {
+    let mut routes = Vec::with_capacity(specs.len());
+    for (i, spec) in specs.iter().enumerate() {
+        let destinations = Destinations::compile(&spec.route, &vs.key.namespace)
+            .map_err(|e| format!("{field}[{i}]: {e}"))?;
+        let sni: Vec<HostPattern> = if by_sni {
+            spec.matches
+                .iter()
+                .flat_map(|m| &m.sni_hosts)
+                .map(|h| HostPattern::parse(h))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if by_sni && sni.is_empty() {
+            return Err(format!("{field}[{i}]: a tls route needs match[].sniHosts"));
+        }
+        let route = L4Route {
+            name: route_name(None, vs, i),
+            sni,
+            destinations,
+        };
+        routes.push((
+            single_port(spec.matches.iter().map(|m| m.port)),
+            Arc::new(route),
+        ));
+    }
+    Ok(routes)
+}
+
+fn route_name(name: Option<&str>, vs: &VirtualServiceSpec, index: usize) -> String {
+    match name {
+        Some(name) => format!("{}/{}", vs.key, name),
+        None => format!("{}#{index}", vs.key),
+    }
+}
+
+/// `name` (in `namespace`) or `namespace/name`.
+fn gateway_ref(text: &str, namespace: &str) -> ObjectKey {
+    match text.split_once('/') {
+        Some((ns, name)) => ObjectKey::new(ns, name),
+        None => ObjectKey::new(namespace, text),
+    }
+}
+
+/// How a server's port works; a terminating server's TLS config built from its Secret.
+fn port_mode(
+    server: &ServerSpec,
+    namespace: &str,
+    snapshot: &Snapshot,
+) -> Result<(PortMode, Vec<String>), String> {
+    let Some(settings) = &server.tls else {
+        return match server.protocol {
+            ServerProtocol::Tcp => Ok((PortMode::Tcp { tls: None }, vec![])),
+            ServerProtocol::Https | ServerProtocol::Tls => {
+                Err(format!("protocol {:?} needs a tls block", server.protocol))
+            }
+            _ => Ok((
+                PortMode::Http {
+                    tls: None,
+                    https_redirect: false,
+                },
+                vec![],
+            )),
+        };
+    };
+    if settings.mode == TlsMode::Passthrough {
+        return match server.protocol {
+            ServerProtocol::Https | ServerProtocol::Tls => Ok((PortMode::Passthrough, vec![])),
+            other => Err(format!(
+                "tls mode PASSTHROUGH needs protocol HTTPS or TLS, not {other:?}"
+            )),
+        };
+    }
+    if settings.https_redirect && settings.credential_name.is_none() {
+        return Ok((
+            PortMode::Http {
+                tls: None,
+                https_redirect: true,
+            },
+            vec![],
+        ));
+    }
+    let name = settings
+        .credential_name
+        .as_deref()
+        .ok_or("tls.credentialName is required (certificate files are not read)")?;
+    let secret = snapshot
+        .ingress
+        .secrets
+        .get(&ObjectKey::new(namespace, name))
+        .ok_or_else(|| format!("Secret {namespace}/{name} (tls.credentialName) not found"))?;
+    let ca = snapshot
+        .ingress
+        .secrets
+        .get(&ObjectKey::new(namespace, format!("{name}-cacert")));
+    let alpn: &[&[u8]] = match server.protocol {
+        ServerProtocol::Tcp | ServerProtocol::Tls => &[],
+        _ => &[b"http/1.1"],
+    };
+    let terminator =
+        tls::terminator(settings, secret, ca.map(|c| &**c), alpn).map_err(|e| e.to_string())?;
+    let tls = Some(terminator.config);
+    let mode = match server.protocol {
+        ServerProtocol::Tcp | ServerProtocol::Tls => PortMode::Tcp { tls },
+        _ => PortMode::Http {
+            tls,
+            https_redirect: false,
+        },
+    };
+    Ok((mode, terminator.warnings))
+}
+
+/// Two terminating servers can share a port only with the same TLS config (one certificate
+/// per port; SNI certificate selection is not built).
+fn same_tls(a: &PortMode, b: &PortMode) -> bool {
+    let tls_of = |m: &PortMode| match m {
+        PortMode::Http { tls, .. } | PortMode::Tcp { tls } => tls.is_some(),
+        PortMode::Passthrough => false,
+    };
+    !tls_of(a) && !tls_of(b)
+}

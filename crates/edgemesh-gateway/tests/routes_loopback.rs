@@ -1,0 +1,245 @@
+//! The gateway in this process on loopback, driven by curl: EdgeMesh's example route, host and
+//! path routes, weights, and a broken VirtualService next to a good one.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use edgemesh_model::Catalog;
+use edgemesh_model::Resource;
+use edgemesh_model::ingress::StringMatchSpec;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edgemesh_example_routes_every_path_to_the_service() {
+    let target = free_port();
+    backend(([127, 0, 0, 2], target).into(), "pod-a").await;
+    backend(([127, 0, 0, 3], target).into(), "pod-b").await;
+    let port = free_port();
+    let mut catalog = Catalog::new();
+    service(
+        &mut catalog,
+        "hostname-lb-svc",
+        [10, 96, 0, 10],
+        12345,
+        &[[127, 0, 0, 2], [127, 0, 0, 3]],
+        target,
+    );
+    catalog.upsert(
+        edgemesh_model::SourceId::Manifests,
+        edgemesh_gateway(port, &["*"], None),
+    );
+    let vs = virtual_service(
+        "edgemesh-gateway-svc",
+        &["*"],
+        vec![http_route(
+            vec![prefix("/")],
+            vec![destination("hostname-lb-svc", 12345, 100)],
+        )],
+    );
+    catalog.upsert(
+        edgemesh_model::SourceId::Manifests,
+        Resource::VirtualService(vs),
+    );
+    let _gw = gateway(snapshot(&catalog, 1)).await;
+    let url = format!("http://127.0.0.1:{port}/hello");
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let body = tokio::task::spawn_blocking({
+            let url = url.clone();
+            move || curl(&[&url])
+        })
+        .await
+        .unwrap();
+        assert!(
+            body.ends_with(&format!(" /hello 127.0.0.1:{port}\n")),
+            "{body:?}"
+        );
+        seen.insert(body.split(' ').next().unwrap().to_string());
+    }
+    assert_eq!(seen.len(), 2, "both endpoints serve: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_path_and_header_routes_and_a_broken_virtual_service() {
+    let target = free_port();
+    backend(([127, 0, 0, 4], target).into(), "who").await;
+    backend(([127, 0, 0, 5], target).into(), "other").await;
+    backend(([127, 0, 0, 6], target).into(), "header").await;
+    let port = free_port();
+    let mut catalog = Catalog::new();
+    service(
+        &mut catalog,
+        "who",
+        [10, 96, 0, 11],
+        80,
+        &[[127, 0, 0, 4]],
+        target,
+    );
+    service(
+        &mut catalog,
+        "other",
+        [10, 96, 0, 12],
+        80,
+        &[[127, 0, 0, 5]],
+        target,
+    );
+    service(
+        &mut catalog,
+        "header",
+        [10, 96, 0, 13],
+        80,
+        &[[127, 0, 0, 6]],
+        target,
+    );
+    catalog.upsert(
+        edgemesh_model::SourceId::Manifests,
+        edgemesh_gateway(port, &["hostname.org", "*.example.com"], None),
+    );
+    let mut by_header = prefix("/");
+    by_header.headers = vec![("x-canary".into(), StringMatchSpec::Exact("yes".into()))];
+    let good = virtual_service(
+        "good",
+        &["hostname.org"],
+        vec![
+            http_route(vec![by_header], vec![destination("header", 80, 100)]),
+            http_route(
+                vec![prefix("/who")],
+                vec![destination("who.default.svc.cluster.local", 80, 100)],
+            ),
+        ],
+    );
+    let second = virtual_service(
+        "second",
+        &["hostname.org", "*.example.com"],
+        vec![http_route(vec![], vec![destination("other", 80, 100)])],
+    );
+    let mut bad_match = prefix("/");
+    bad_match.uri = Some(StringMatchSpec::Regex("(".into()));
+    let broken = virtual_service(
+        "broken",
+        &["*.example.com"],
+        vec![http_route(
+            vec![bad_match],
+            vec![destination("who", 80, 100)],
+        )],
+    );
+    for vs in [good, second, broken] {
+        catalog.upsert(
+            edgemesh_model::SourceId::Manifests,
+            Resource::VirtualService(vs),
+        );
+    }
+    let gw = gateway(snapshot(&catalog, 1)).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let get = |path: &str, extra: Vec<String>| {
+        let mut args = vec![format!("{base}{path}")];
+        args.extend(extra);
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            curl(&args)
+        })
+    };
+    let host = |h: &str| vec!["-H".to_string(), format!("Host: {h}")];
+    assert!(
+        get("/whoami", host("hostname.org"))
+            .await
+            .unwrap()
+            .starts_with("who /whoami hostname.org")
+    );
+    // Not the first VirtualService's: the second one's catch-all serves it.
+    assert!(
+        get("/else", host("hostname.org"))
+            .await
+            .unwrap()
+            .starts_with("other /else")
+    );
+    assert!(
+        get("/x", host("a.example.com"))
+            .await
+            .unwrap()
+            .starts_with("other /x")
+    );
+    let mut canary = host("hostname.org");
+    canary.extend(["-H".to_string(), "x-canary: yes".to_string()]);
+    assert!(
+        get("/whoami", canary)
+            .await
+            .unwrap()
+            .starts_with("header /whoami")
+    );
+    let mut status = host("nothing.org");
+    status.extend([
+        "-o".into(),
+        "/dev/null".into(),
+        "-w".into(),
+        "%{http_code}".into(),
+    ]);
+    assert_eq!(get("/", status).await.unwrap(), "404");
+    let problems = &gw.shared.table.load().problems;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].object, "VirtualService default/broken");
+    assert!(
+        problems[0].message.contains("regex \"(\" does not compile"),
+        "{problems:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_split_requests_within_bounds() {
+    let target = free_port();
+    backend(([127, 0, 0, 7], target).into(), "v1").await;
+    backend(([127, 0, 0, 8], target).into(), "v2").await;
+    let port = free_port();
+    let mut catalog = Catalog::new();
+    service(
+        &mut catalog,
+        "v1",
+        [10, 96, 0, 21],
+        80,
+        &[[127, 0, 0, 7]],
+        target,
+    );
+    service(
+        &mut catalog,
+        "v2",
+        [10, 96, 0, 22],
+        80,
+        &[[127, 0, 0, 8]],
+        target,
+    );
+    catalog.upsert(
+        edgemesh_model::SourceId::Manifests,
+        edgemesh_gateway(port, &["*"], None),
+    );
+    let vs = virtual_service(
+        "split",
+        &["*"],
+        vec![http_route(
+            vec![],
+            vec![destination("v1", 80, 80), destination("v2", 80, 20)],
+        )],
+    );
+    catalog.upsert(
+        edgemesh_model::SourceId::Manifests,
+        Resource::VirtualService(vs),
+    );
+    let _gw = gateway(snapshot(&catalog, 1)).await;
+    // One curl, 1,000 keep-alive requests: each is routed on its own.
+    let url = format!("http://127.0.0.1:{port}/");
+    let body = tokio::task::spawn_blocking(move || {
+        let urls: Vec<String> = (0..1000).map(|_| url.clone()).collect();
+        let args: Vec<&str> = urls.iter().map(String::as_str).collect();
+        curl(&args)
+    })
+    .await
+    .unwrap();
+    let v1 = body.lines().filter(|l| l.starts_with("v1 ")).count();
+    let v2 = body.lines().filter(|l| l.starts_with("v2 ")).count();
+    assert_eq!(v1 + v2, 1000, "every request answered");
+    // Binomial(1000, 0.8): sd ≈ 12.6; ±5 sd.
+    assert!(
+        (737..=863).contains(&v1),
+        "v1 got {v1} of 1000 (80% expected)"
+    );
+}
