@@ -1,10 +1,13 @@
-//! HTTP/1.1 through the gateway: each request is routed on its own (host, path, headers…),
-//! sent to a weighted destination's endpoint and answered with the backend's response.
+//! HTTP through the gateway: each request is routed on its own (host, path, headers…), sent to
+//! a weighted destination's endpoint and answered with the backend's response.
 //!
-//! Upstream connections are kept per downstream connection and target: a keep-alive client
-//! keeps its backend connection too. WebSocket (any `Connection: upgrade`) requests get an
-//! upstream connection of their own, and after the backend's 101 both upgraded connections are
-//! copied both ways.
+//! Downstream, HTTP/1.1 and HTTP/2 (h2c with prior knowledge, or `h2` by ALPN behind TLS) are
+//! told apart by the connection's first bytes. Upstream, a request goes in the protocol it came
+//! in (Envoy's "use downstream protocol"): gRPC clients always speak HTTP/2, and so do their
+//! servers. Upstream connections are kept per downstream connection, target and protocol: a
+//! keep-alive client keeps its backend connection too. WebSocket (`Connection: upgrade`)
+//! requests get an upstream connection of their own, and after the backend's 101 both upgraded
+//! connections are copied both ways.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -15,13 +18,14 @@ use std::time::Instant;
 use bytes::Bytes;
 use edgemesh_lb::Lease;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::Shared;
@@ -50,34 +54,61 @@ where
         let (shared, pool) = (Arc::clone(&shared), Arc::clone(&pool));
         async move { Ok::<_, Infallible>(handle(request, down, &shared, &pool).await) }
     });
-    let served = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(io), service)
-        .with_upgrades()
+    let served = auto::Builder::new(TokioExecutor::new())
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
         .await;
     if let Err(error) = served {
         tracing::debug!(client = %down.client, %error, "downstream connection ended with an error");
     }
 }
 
-/// Upstream connections of one downstream connection, by target.
+/// Upstream connections of one downstream connection, by target and protocol.
 #[derive(Default)]
-struct Pool(Mutex<HashMap<(String, Option<u16>), Pooled>>);
+struct Pool(Mutex<HashMap<PoolKey, Pooled>>);
+
+type PoolKey = (String, Option<u16>, bool);
+
+fn pool_key(target: &Target, h2: bool) -> PoolKey {
+    (target.service.to_string(), target.port, h2)
+}
 
 struct Pooled {
-    sender: SendRequest<Body>,
+    sender: Sender,
     /// The balancer's count of this backend's live connections.
     _lease: Lease,
 }
 
-impl Pool {
-    fn take(&self, target: &Target) -> Option<Pooled> {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(&(target.service.to_string(), target.port))
+/// An upstream connection in the protocol the requests came in.
+enum Sender {
+    H1(http1::SendRequest<Body>),
+    H2(http2::SendRequest<Body>),
+}
+
+impl Sender {
+    async fn ready(&mut self) -> Result<(), hyper::Error> {
+        match self {
+            Sender::H1(s) => s.ready().await,
+            Sender::H2(s) => s.ready().await,
+        }
     }
 
-    fn put(&self, target: &Target, pooled: Pooled) {
+    async fn send(&mut self, request: Request<Body>) -> Result<Response<Incoming>, hyper::Error> {
+        match self {
+            Sender::H1(s) => s.send_request(request).await,
+            Sender::H2(s) => s.send_request(request).await,
+        }
+    }
+}
+
+impl Pool {
+    fn take(&self, key: &PoolKey) -> Option<Pooled> {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.insert((target.service.to_string(), target.port), pooled);
+        map.remove(key)
+    }
+
+    fn put(&self, key: PoolKey, pooled: Pooled) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(key, pooled);
     }
 }
 
@@ -158,7 +189,7 @@ async fn route_and_answer(
         HttpAction::Redirect(spec) => redirect_to(spec, &request, &host, down),
         HttpAction::Forward(destinations) => {
             let target = destinations.pick(rand::random::<u32>()).clone();
-            rewrite(&mut request, &route, uri_match.as_ref(), down, &authority);
+            rewrite(&mut request, &route, uri_match.as_ref(), down);
             forward(request, &route, &target, down, shared, pool).await
         }
     };
@@ -231,47 +262,101 @@ async fn send(
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     strip_hop_by_hop(request.headers_mut(), upgrade);
     apply(&route.headers.request, request.headers_mut());
-    let request = request.map(|body| body.boxed());
-    let mut pooled = match reusable(upgrade, pool, target).await {
+    let h2 = request.version() == Version::HTTP_2;
+    let request = for_upstream(request.map(|body| body.boxed()), h2);
+    let key = pool_key(target, h2);
+    let mut pooled = match reusable(upgrade, pool, &key).await {
         Some(pooled) => pooled,
-        None => open(target, down, shared).await?,
+        None => open(target, h2, down, shared).await?,
     };
-    let mut response = pooled.sender.send_request(request).await?;
+    let mut response = pooled.sender.send(request).await?;
     match downstream_upgrade {
         Some(downstream) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
             let upstream = hyper::upgrade::on(&mut response);
             tokio::spawn(join_upgraded(downstream, upstream, pooled));
         }
         Some(_) => {}
-        None => pool.put(target, pooled),
+        None => pool.put(key, pooled),
     }
     Ok(response.map(|body| body.boxed()))
 }
 
+/// The request as the upstream protocol wants it: HTTP/1.1 needs `Host` (an HTTP/2 request
+/// carries its authority in the URI), HTTP/2 an absolute URI for `:scheme` and `:authority`.
+fn for_upstream(mut request: Request<Body>, h2: bool) -> Request<Body> {
+    if h2 {
+        let authority = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| request.uri().authority().map(|a| a.to_string()));
+        if let Some(authority) = authority {
+            let absolute = format!("http://{authority}{}", path_and_query(request.uri()));
+            if let Ok(uri) = absolute.parse::<Uri>() {
+                *request.uri_mut() = uri;
+            }
+        }
+        request.headers_mut().remove(header::HOST);
+        *request.version_mut() = Version::HTTP_2;
+    } else {
+        if request.headers().get(header::HOST).is_none()
+            && let Some(value) = request
+                .uri()
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            request.headers_mut().insert(header::HOST, value);
+        }
+        let origin_form = path_and_query(request.uri());
+        if let Ok(uri) = origin_form.parse::<Uri>() {
+            *request.uri_mut() = uri;
+        }
+        *request.version_mut() = Version::HTTP_11;
+    }
+    request
+}
+
 /// This downstream connection's upstream connection to `target`, once it can take a request
 /// (an upgrade never reuses one: the connection becomes the upgraded one).
-async fn reusable(upgrade: bool, pool: &Pool, target: &Target) -> Option<Pooled> {
+async fn reusable(upgrade: bool, pool: &Pool, key: &PoolKey) -> Option<Pooled> {
     if upgrade {
         return None;
     }
-    let mut pooled = pool.take(target)?;
+    let mut pooled = pool.take(key)?;
     pooled.sender.ready().await.ok()?;
     Some(pooled)
 }
 
 /// A new upstream connection to an endpoint of `target`.
-async fn open(target: &Target, down: Downstream, shared: &Shared) -> Result<Pooled, Failure> {
+async fn open(
+    target: &Target,
+    h2: bool,
+    down: Downstream,
+    shared: &Shared,
+) -> Result<Pooled, Failure> {
     let connected = shared
         .backends
         .connect(target, down.client.ip(), None)
         .await?;
     let io = TokioIo::new(connected.upstream.into_stream());
-    let (sender, connection) = hyper::client::conn::http1::handshake(io).await?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.with_upgrades().await {
-            tracing::debug!(%error, "upstream connection ended with an error");
-        }
-    });
+    let sender = if h2 {
+        let (sender, connection) = http2::handshake(TokioExecutor::new(), io).await?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "upstream HTTP/2 connection ended with an error");
+            }
+        });
+        Sender::H2(sender)
+    } else {
+        let (sender, connection) = http1::handshake(io).await?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.with_upgrades().await {
+                tracing::debug!(%error, "upstream connection ended with an error");
+            }
+        });
+        Sender::H1(sender)
+    };
     Ok(Pooled {
         sender,
         _lease: connected.picked.lease,
@@ -305,7 +390,6 @@ fn rewrite(
     route: &HttpRoute,
     uri_match: Option<&StringMatch>,
     down: Downstream,
-    authority: &str,
 ) {
     let headers = request.headers_mut();
     append_forwarded_for(headers, down.client);
@@ -317,12 +401,10 @@ fn rewrite(
     let Some(rewrite) = &route.rewrite else {
         return;
     };
-    if let Some(new_authority) = &rewrite.authority
-        && let Ok(value) = HeaderValue::from_str(new_authority)
-    {
-        request.headers_mut().insert(header::HOST, value);
-    } else if request.headers().get(header::HOST).is_none()
-        && let Ok(value) = HeaderValue::from_str(authority)
+    if let Some(value) = rewrite
+        .authority
+        .as_deref()
+        .and_then(|a| HeaderValue::from_str(a).ok())
     {
         request.headers_mut().insert(header::HOST, value);
     }

@@ -524,7 +524,7 @@ fn port_mode(
         .get(&ObjectKey::new(namespace, format!("{name}-cacert")));
     let alpn: &[&[u8]] = match server.protocol {
         ServerProtocol::Tcp | ServerProtocol::Tls => &[],
-        _ => &[b"http/1.1"],
+        _ => &[b"h2", b"http/1.1"],
     };
     let terminator =
         tls::terminator(settings, secret, ca.map(|c| &**c), alpn).map_err(|e| e.to_string())?;

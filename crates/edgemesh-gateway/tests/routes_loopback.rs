@@ -52,12 +52,20 @@ async fn edgemesh_example_routes_every_path_to_the_service() {
         .await
         .unwrap();
         assert!(
-            body.ends_with(&format!(" /hello 127.0.0.1:{port}\n")),
+            body.ends_with(&format!(" /hello 127.0.0.1:{port} HTTP/1.1\n")),
             "{body:?}"
         );
         seen.insert(body.split(' ').next().unwrap().to_string());
     }
     assert_eq!(seen.len(), 2, "both endpoints serve: {seen:?}");
+    // h2c with prior knowledge (what gRPC clients speak) goes to the backend as HTTP/2.
+    let body = tokio::task::spawn_blocking(move || curl(&["--http2-prior-knowledge", &url]))
+        .await
+        .unwrap();
+    assert!(
+        body.ends_with(&format!(" /hello 127.0.0.1:{port} HTTP/2.0\n")),
+        "{body:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,7 +23,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 
-/// An HTTP backend at `addr` answering `name path host` for every request.
+/// An HTTP/1.1 and h2c backend at `addr` answering `name path host version` for every request.
 pub async fn backend(addr: SocketAddr, name: &'static str) {
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     tokio::spawn(async move {
@@ -40,13 +40,20 @@ pub async fn backend(addr: SocketAddr, name: &'static str) {
                             .and_then(|h| h.to_str().ok())
                             .unwrap_or("")
                             .to_string();
-                        let body = format!("{name} {} {host}\n", request.uri());
+                        let host = request.uri().authority().map_or(host, |a| a.to_string());
+                        let body = format!(
+                            "{name} {} {host} {:?}\n",
+                            request.uri().path(),
+                            request.version()
+                        );
                         Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(body))))
                     },
                 );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .await;
             });
         }
     });
