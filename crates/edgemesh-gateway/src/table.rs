@@ -548,3 +548,7 @@ fn same_tls(a: &PortMode, b: &PortMode) -> bool {
     };
     !tls_of(a) && !tls_of(b)
 }
+
+#[cfg(test)]
+#[path = "table_tests.rs"]
+mod tests;

@@ -1,0 +1,251 @@
+use std::collections::BTreeMap;
+
+use edgemesh_model::ingress::*;
+use edgemesh_model::{BuildOptions, Catalog, Resource, SourceId};
+
+use super::*;
+
+fn server(
+    port: u16,
+    protocol: ServerProtocol,
+    hosts: &[&str],
+    tls: Option<ServerTls>,
+) -> ServerSpec {
+    ServerSpec {
+        port,
+        port_name: format!("p{port}"),
+        protocol,
+        hosts: hosts.iter().map(|h| h.to_string()).collect(),
+        tls,
+    }
+}
+
+fn gateway(ns: &str, name: &str, servers: Vec<ServerSpec>) -> Resource {
+    Resource::Gateway(GatewaySpec {
+        key: ObjectKey::new(ns, name),
+        selector: BTreeMap::from([("kubeedge".into(), "edgemesh-gateway".into())]),
+        servers,
+    })
+}
+
+fn route_to(host: &str) -> Vec<DestinationSpec> {
+    vec![DestinationSpec {
+        host: host.into(),
+        port: Some(80),
+        subset: None,
+        weight: 100,
+    }]
+}
+
+fn vs(ns: &str, name: &str, hosts: &[&str], gateways: &[&str]) -> VirtualServiceSpec {
+    VirtualServiceSpec {
+        key: ObjectKey::new(ns, name),
+        hosts: hosts.iter().map(|h| h.to_string()).collect(),
+        gateways: gateways.iter().map(|h| h.to_string()).collect(),
+        http: vec![HttpRouteSpec {
+            name: None,
+            matches: vec![],
+            route: route_to("web"),
+            redirect: None,
+            rewrite: None,
+            timeout: None,
+            retries: None,
+            headers: HeaderOpsSpec::default(),
+        }],
+        tcp: vec![],
+        tls: vec![],
+    }
+}
+
+fn compile(resources: Vec<Resource>) -> RouteTable {
+    let mut catalog = Catalog::new();
+    for r in resources {
+        catalog.upsert(SourceId::Manifests, r);
+    }
+    let (snapshot, _) = catalog.build_snapshot(BuildOptions::default());
+    RouteTable::compile(&snapshot, &Identity::edgemesh_default())
+}
+
+#[test]
+fn gateways_for_other_workloads_open_nothing() {
+    let mut other = GatewaySpec {
+        key: ObjectKey::new("default", "istio"),
+        selector: BTreeMap::from([("istio".into(), "ingressgateway".into())]),
+        servers: vec![server(80, ServerProtocol::Http, &["*"], None)],
+    };
+    let table = compile(vec![Resource::Gateway(other.clone())]);
+    assert!(table.ports.is_empty());
+    other.selector.clear();
+    let table = compile(vec![Resource::Gateway(other)]);
+    assert!(
+        table.ports.contains_key(&80),
+        "an empty selector selects every gateway"
+    );
+}
+
+#[test]
+fn a_port_served_two_ways_keeps_the_first_and_names_the_second() {
+    let table = compile(vec![
+        gateway(
+            "a",
+            "http",
+            vec![server(8080, ServerProtocol::Http, &["*"], None)],
+        ),
+        gateway(
+            "b",
+            "tcp",
+            vec![server(8080, ServerProtocol::Tcp, &["*"], None)],
+        ),
+    ]);
+    assert!(matches!(table.ports[&8080].mode, PortMode::Http { .. }));
+    assert_eq!(table.problems.len(), 1, "{:?}", table.problems);
+    assert_eq!(table.problems[0].object, "Gateway b/tcp");
+    assert!(
+        table.problems[0]
+            .message
+            .contains("conflicts with Gateway a/http")
+    );
+}
+
+#[test]
+fn a_missing_secret_leaves_its_server_out() {
+    let tls = ServerTls {
+        mode: TlsMode::Simple,
+        credential_name: Some("gw-secret".into()),
+        min_version: None,
+        max_version: None,
+        cipher_suites: vec![],
+        https_redirect: false,
+    };
+    let table = compile(vec![gateway(
+        "default",
+        "gw",
+        vec![
+            server(443, ServerProtocol::Https, &["*"], Some(tls)),
+            server(80, ServerProtocol::Http, &["*"], None),
+        ],
+    )]);
+    assert!(!table.ports.contains_key(&443));
+    assert!(
+        table.ports.contains_key(&80),
+        "the other server still opens"
+    );
+    assert_eq!(
+        table.problems[0].message,
+        "server on port 443: Secret default/gw-secret (tls.credentialName) not found"
+    );
+}
+
+#[test]
+fn virtual_services_bind_to_the_gateways_and_namespaces_they_may() {
+    let table = compile(vec![
+        gateway(
+            "gw",
+            "public",
+            vec![server(80, ServerProtocol::Http, &["./*", "team/*"], None)],
+        ),
+        Resource::VirtualService(vs("gw", "own", &["*"], &["public"])),
+        Resource::VirtualService(vs("team", "allowed", &["a.com"], &["gw/public"])),
+        Resource::VirtualService(vs("other", "refused", &["*"], &["gw/public"])),
+        Resource::VirtualService(vs("gw", "mesh-only", &["*"], &["mesh"])),
+        Resource::VirtualService(vs("gw", "no-gateways", &["*"], &[])),
+    ]);
+    let names: Vec<&str> = table.ports[&80]
+        .http
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(names, ["gw/own#0", "team/allowed#0"]);
+}
+
+#[test]
+fn tls_routes_need_sni_hosts_and_route_by_them() {
+    let passthrough = ServerTls {
+        mode: TlsMode::Passthrough,
+        credential_name: None,
+        min_version: None,
+        max_version: None,
+        cipher_suites: vec![],
+        https_redirect: false,
+    };
+    let mut by_sni = vs("default", "sni", &["*.example.com"], &["gw"]);
+    by_sni.http.clear();
+    by_sni.tls = vec![L4RouteSpec {
+        matches: vec![L4MatchSpec {
+            port: Some(443),
+            sni_hosts: vec!["a.example.com".into()],
+            gateways: vec![],
+        }],
+        route: route_to("a"),
+    }];
+    let mut no_sni = by_sni.clone();
+    no_sni.key.name = "no-sni".into();
+    no_sni.tls[0].matches[0].sni_hosts.clear();
+    let table = compile(vec![
+        gateway(
+            "default",
+            "gw",
+            vec![server(443, ServerProtocol::Tls, &["*"], Some(passthrough))],
+        ),
+        Resource::VirtualService(by_sni),
+        Resource::VirtualService(no_sni),
+    ]);
+    let port = &table.ports[&443];
+    assert!(matches!(port.mode, PortMode::Passthrough));
+    assert!(port.route_l4(Some("a.example.com")).is_some());
+    assert!(port.route_l4(Some("b.example.com")).is_none());
+    assert!(port.route_l4(None).is_none());
+    assert_eq!(table.problems[0].object, "VirtualService default/no-sni");
+}
+
+#[test]
+fn destination_hosts_name_services() {
+    assert_eq!(service_of("web", "ns"), Some(ObjectKey::new("ns", "web")));
+    assert_eq!(
+        service_of("web.other", "ns"),
+        Some(ObjectKey::new("other", "web"))
+    );
+    assert_eq!(
+        service_of("web.other.svc.cluster.local", "ns"),
+        Some(ObjectKey::new("other", "web"))
+    );
+    assert_eq!(service_of("www.example.com.au", "ns"), None);
+}
+
+#[test]
+fn weights_pick_in_proportion() {
+    let specs = vec![
+        DestinationSpec {
+            host: "a".into(),
+            port: None,
+            subset: None,
+            weight: 3,
+        },
+        DestinationSpec {
+            host: "b".into(),
+            port: None,
+            subset: None,
+            weight: 1,
+        },
+    ];
+    let d = Destinations::compile(&specs, "ns").unwrap();
+    let picks: Vec<&str> = (0..4)
+        .map(|roll| d.pick(roll).service.name.as_str())
+        .collect();
+    assert_eq!(picks, ["a", "a", "a", "b"]);
+    let zero = vec![
+        DestinationSpec {
+            host: "a".into(),
+            port: None,
+            subset: None,
+            weight: 0,
+        },
+        DestinationSpec {
+            host: "b".into(),
+            port: None,
+            subset: None,
+            weight: 0,
+        },
+    ];
+    assert!(Destinations::compile(&zero, "ns").is_err());
+}
