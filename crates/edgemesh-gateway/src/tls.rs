@@ -53,6 +53,7 @@ pub fn terminator(
     provider.cipher_suites = cipher_suites(&settings.cipher_suites, &versions, &mut warnings)?;
     let provider = Arc::new(provider);
     let certified = certified_key(secret, &provider)?;
+    check_tls12_suites(&provider, &versions, &certified, &mut warnings)?;
     let verifier = match settings.mode {
         TlsMode::Mutual => Some(client_verifier(
             secret,
@@ -142,6 +143,36 @@ fn cipher_suites(
     let tls13 = defaults.iter().copied().filter(is_tls13);
     let tls12 = listed.into_iter().filter(|suite| !is_tls13(suite));
     Ok(tls13.chain(tls12).filter(allows).collect())
+}
+
+/// TLS 1.2 suites name the certificate's key type (`ECDHE_RSA`, `ECDHE_ECDSA`): a list of only
+/// the other kind leaves TLS 1.2 clients nothing to agree on. An error when 1.2 is the only
+/// version, else a warning.
+fn check_tls12_suites(
+    provider: &CryptoProvider,
+    versions: &[&'static SupportedProtocolVersion],
+    certified: &CertifiedKey,
+    warnings: &mut Vec<String>,
+) -> Result<(), TlsError> {
+    if !versions.contains(&&rustls::version::TLS12) {
+        return Ok(());
+    }
+    let algorithm = certified.key.algorithm();
+    let usable = provider.cipher_suites.iter().any(|suite| {
+        suite.version() == &rustls::version::TLS12
+            && suite.usable_for_signature_algorithm(algorithm)
+    });
+    if usable {
+        return Ok(());
+    }
+    let problem =
+        format!("no TLS 1.2 cipher suite of cipherSuites fits the certificate's {algorithm:?} key");
+    if versions.contains(&&rustls::version::TLS13) {
+        warnings.push(format!("{problem}: TLS 1.2 clients cannot connect"));
+        Ok(())
+    } else {
+        Err(TlsError::Settings(problem))
+    }
 }
 
 /// The suite of an IANA/Go name (legacy CHACHA20 spelling without `_SHA256` too) or an OpenSSL
@@ -669,6 +700,24 @@ mod tests {
         tls.max_version = Some(TlsVersion::V1_2);
         tls.cipher_suites = vec!["AES128-SHA".into(), "TLS_AES_128_GCM_SHA256".into()];
         assert!(settings_error(&tls).contains("none of AES128-SHA"));
+    }
+
+    #[test]
+    fn tls12_suites_must_fit_the_certificates_key() {
+        // rcgen's keys are ECDSA: RSA suites only cannot serve them.
+        let mut tls = settings(TlsMode::Simple);
+        tls.cipher_suites = vec!["ECDHE-RSA-AES128-GCM-SHA256".into()];
+        tls.max_version = Some(TlsVersion::V1_2);
+        assert!(settings_error(&tls).contains("fits the certificate's ECDSA key"));
+        tls.max_version = None;
+        let (pair, ..) = self_signed("gw.example");
+        let server = terminator(&tls, &secret("gw", Some(&pair), None), None, H1).unwrap();
+        assert_eq!(
+            server.warnings,
+            [
+                "no TLS 1.2 cipher suite of cipherSuites fits the certificate's ECDSA key: TLS 1.2 clients cannot connect"
+            ]
+        );
     }
 
     #[test]
