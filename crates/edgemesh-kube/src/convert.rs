@@ -425,16 +425,32 @@ fn pod_cidrs(node: &Node) -> Vec<edgemesh_model::Cidr> {
 /// and versions are tolerated. Only `spec.trafficPolicy.loadBalancer` is read.
 pub fn destination_rule(value: &Value) -> Result<DestinationRuleSpec> {
     let kind = ResourceKind::DestinationRule;
-    let meta: ObjectMeta =
-        serde_json::from_value(value.get("metadata").cloned().unwrap_or_default())
-            .map_err(|e| invalid(kind, &ObjectKey::new("", ""), format!("bad metadata: {e}")))?;
-    let key = object_key(&meta, true);
-    require_name(kind, &key)?;
+    let key = istio_key(kind, value)?;
     let lb = value.pointer("/spec/trafficPolicy/loadBalancer");
     let policy = lb
         .map_or(Ok(LbPolicy::default()), lb_policy)
         .map_err(|r| invalid(kind, &key, r))?;
     Ok(DestinationRuleSpec { key, policy })
+}
+
+/// The key of an Istio object given as JSON.
+fn istio_key(kind: ResourceKind, value: &Value) -> Result<ObjectKey> {
+    let meta: ObjectMeta =
+        serde_json::from_value(value.get("metadata").cloned().unwrap_or_default())
+            .map_err(|e| invalid(kind, &ObjectKey::new("", ""), format!("bad metadata: {e}")))?;
+    let key = object_key(&meta, true);
+    require_name(kind, &key)?;
+    Ok(key)
+}
+
+/// The key and `spec` of an Istio object whose spec is required.
+fn istio_object(kind: ResourceKind, value: &Value) -> Result<(ObjectKey, &Value)> {
+    let key = istio_key(kind, value)?;
+    match value.get("spec") {
+        Some(spec @ Value::Object(_)) => Ok((key, spec)),
+        Some(Value::Null) | None => Err(invalid(kind, &key, "spec is missing")),
+        Some(_) => Err(invalid(kind, &key, "spec: expected a map")),
+    }
 }
 
 /// Istio's `LoadBalancerSettings`, restricted to what EdgeMesh supports.
@@ -465,6 +481,9 @@ fn lb_policy(lb: &Value) -> std::result::Result<LbPolicy, String> {
          (supported: httpHeaderName, useSourceIp: true)"
     ))
 }
+
+mod ingress;
+pub use ingress::{gateway, tls_secret, virtual_service};
 
 #[cfg(test)]
 mod exposure_tests;

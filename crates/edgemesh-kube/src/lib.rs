@@ -10,11 +10,13 @@
 
 pub mod client;
 pub mod convert;
+mod inputs;
 pub mod metrics;
 pub mod publisher;
 mod readiness;
 pub mod source;
 pub mod target;
 
+pub use inputs::Inputs;
 pub use publisher::{Publisher, SourceEvent};
 pub use readiness::Readiness;

@@ -13,6 +13,7 @@ use edgemesh_model::{
 use tokio::sync::{mpsc, watch};
 use tokio::time::timeout_at;
 
+use crate::Inputs;
 use crate::readiness::Readiness;
 
 /// What a source reports.
@@ -42,11 +43,17 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// `sources` are the sources that must each sync every kind before the agent is ready.
-    pub fn new(sources: &[SourceId], options: BuildOptions, debounce: Duration) -> Self {
+    /// `sources` are the sources that must each sync every kind of `inputs` (what the role
+    /// reads, and nothing else) before the role is ready.
+    pub fn new(
+        sources: &[SourceId],
+        inputs: Inputs,
+        options: BuildOptions,
+        debounce: Duration,
+    ) -> Self {
         let expected = sources
             .iter()
-            .flat_map(|s| ResourceKind::ALL.map(|k| (*s, k)))
+            .flat_map(|s| inputs.kinds().map(|k| (*s, k)))
             .collect();
         let (updates, _) = watch::channel(Arc::new(Snapshot::empty()));
         Self {
@@ -165,6 +172,7 @@ mod tests {
     async fn events_in_one_window_give_one_snapshot_and_readiness_waits_for_all_kinds() {
         let publisher = Publisher::new(
             &[SourceId::Manifests],
+            Inputs::Agent,
             BuildOptions::default(),
             Duration::from_millis(50),
         );
@@ -194,6 +202,33 @@ mod tests {
             tx.send(SourceEvent::NotServed(SourceId::Manifests, kind))
                 .await
                 .unwrap();
+        }
+        updates.changed().await.unwrap();
+        assert!(readiness.is_ready());
+        drop(tx);
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_gateway_is_ready_only_once_its_ingress_kinds_are_synced() {
+        let publisher = Publisher::new(
+            &[SourceId::KubeApi],
+            Inputs::Gateway,
+            BuildOptions::default(),
+            Duration::from_millis(50),
+        );
+        let readiness = publisher.readiness();
+        let mut updates = publisher.subscribe();
+        let (tx, rx) = mpsc::channel(16);
+        let task = tokio::spawn(publisher.run(rx));
+        let synced = |kind| SourceEvent::NotServed(SourceId::KubeApi, kind);
+        for kind in ResourceKind::ALL {
+            tx.send(synced(kind)).await.unwrap();
+        }
+        updates.changed().await.unwrap();
+        assert!(!readiness.is_ready(), "the agent's kinds are not enough");
+        for kind in ResourceKind::INGRESS {
+            tx.send(synced(kind)).await.unwrap();
         }
         updates.changed().await.unwrap();
         assert!(readiness.is_ready());

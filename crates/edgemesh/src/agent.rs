@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use edgemesh_kube::source::{api, manifests};
-use edgemesh_kube::{Publisher, SourceEvent};
+use edgemesh_kube::{Inputs, Publisher, SourceEvent};
 use edgemesh_model::BuildOptions;
 use edgemesh_telemetry::{Liveness, Readout, Registry};
 use edgemesh_tunnel::settings::TunnelSettings;
@@ -60,7 +60,7 @@ async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
         version: 0,
         apiserver_via: settings.apiserver_via,
     };
-    let publisher = Publisher::new(&settings.sources(), options, DEBOUNCE);
+    let publisher = Publisher::new(&settings.sources(), Inputs::Agent, options, DEBOUNCE);
     let mut registry = Registry::default();
     publisher.register(&mut registry);
     let liveness = Liveness::default();
@@ -151,7 +151,7 @@ async fn start_sources(
     if let Some(dir) = settings.manifests.clone() {
         let events = events.clone();
         tokio::spawn(async move {
-            if let Err(e) = manifests::run(dir, events).await {
+            if let Err(e) = manifests::run(dir, events, Inputs::Agent).await {
                 tracing::error!(error = %e, "manifests source stopped");
             }
         });
@@ -160,7 +160,7 @@ async fn start_sources(
         let client = target.client().await?;
         let endpoints = target.endpoints_api();
         tracing::info!(api = %target, "watching the Kubernetes API");
-        tokio::spawn(api::run(client, events, endpoints));
+        tokio::spawn(api::run(client, events, endpoints, Inputs::Agent));
     }
     Ok(())
 }

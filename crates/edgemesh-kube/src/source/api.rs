@@ -9,6 +9,10 @@
 //! "isn't supported". So EndpointSlices that are not served, not discoverable or refused fall
 //! back to core Endpoints; refused Nodes or DestinationRules are done without; readiness never
 //! waits for an optional kind ([`forward::Role`]). Each fallback is logged once.
+//!
+//! The gateway ([`Inputs::Gateway`]) also watches Istio Gateways and VirtualServices (optional
+//! like DestinationRules) and Secrets (optional: EdgeMesh's gateway ClusterRole grants them, the
+//! agent's does not, and the agent never asks for them).
 
 pub mod access;
 mod forward;
@@ -19,14 +23,16 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use edgemesh_model::{Resource, ResourceKind, SourceId};
-use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::watcher;
 use kube::{Client, Resource as KubeResource};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::Inputs;
 use crate::convert::{self, InvalidObject, object_key};
 use crate::publisher::SourceEvent;
 use forward::{Ended, Plan, Role, forward};
@@ -34,11 +40,14 @@ use refusal::{Grant, Refusal, classify, describe};
 
 const ISTIO_GROUP: &str = "networking.istio.io";
 const ISTIO_VERSIONS: [&str; 2] = ["v1beta1", "v1alpha3"];
+/// Gateways and VirtualServices have the same fields in every version; v1 (Istio 1.22+) last so
+/// that a server with all three is read as the DestinationRules are.
+const ISTIO_INGRESS_VERSIONS: [&str; 3] = ["v1beta1", "v1alpha3", "v1"];
 /// The version EdgeMesh's informer watches: used when API discovery cannot be asked.
 const ISTIO_FALLBACK_VERSION: &str = "v1alpha3";
 const SLICES_API: &str = "discovery.k8s.io/v1";
 const DISCOVERY_RETRY: Duration = Duration::from_secs(2);
-/// How often the agent asks again whether Istio's DestinationRule CRD is served.
+/// How often a role asks again whether an Istio CRD (DestinationRule, Gateway, ...) is served.
 pub const CRD_RECHECK: Duration = Duration::from_secs(10);
 
 const SERVICES: Grant = Grant::new("", "services");
@@ -46,6 +55,9 @@ const ENDPOINTS: Grant = Grant::new("", "endpoints");
 const ENDPOINT_SLICES: Grant = Grant::new("discovery.k8s.io", "endpointslices");
 const NODES: Grant = Grant::new("", "nodes");
 const DESTINATION_RULES: Grant = Grant::new(ISTIO_GROUP, "destinationrules");
+const GATEWAYS: Grant = Grant::new(ISTIO_GROUP, "gateways");
+const VIRTUAL_SERVICES: Grant = Grant::new(ISTIO_GROUP, "virtualservices");
+const SECRETS: Grant = Grant::new("", "secrets");
 
 type Events = mpsc::Sender<SourceEvent>;
 
@@ -61,13 +73,22 @@ pub enum EndpointsApi {
     CoreOnly,
 }
 
-/// Starts every watcher; returns when `events` is closed.
-pub async fn run(client: Client, events: Events, endpoints: EndpointsApi) {
+/// Starts a watcher for every kind of `inputs`; returns when `events` is closed.
+pub async fn run(client: Client, events: Events, endpoints: EndpointsApi, inputs: Inputs) {
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(watch_services(client.clone(), events.clone()));
     tasks.spawn(watch_nodes(client.clone(), events.clone()));
     tasks.spawn(watch_endpoints(client.clone(), events.clone(), endpoints));
-    tasks.spawn(watch_destination_rules(client, events));
+    tasks.spawn(watch_istio(client.clone(), events.clone(), RULES_KIND));
+    if inputs.reads(ResourceKind::Gateway) {
+        tasks.spawn(watch_istio(client.clone(), events.clone(), GATEWAYS_KIND));
+    }
+    if inputs.reads(ResourceKind::VirtualService) {
+        tasks.spawn(watch_istio(client.clone(), events.clone(), ROUTES_KIND));
+    }
+    if inputs.reads(ResourceKind::Secret) {
+        tasks.spawn(watch_secrets(client, events));
+    }
     while tasks.join_next().await.is_some() {}
 }
 
@@ -145,104 +166,169 @@ async fn watch_endpoints(client: Client, events: Events, endpoints: EndpointsApi
     .await;
 }
 
-/// Istio DestinationRules, optional: without the CRD, or refused, every service uses round robin.
-/// Istio may be installed (or removed) while the agent runs, so discovery is asked again every
-/// [`CRD_RECHECK`] while the rules are not watched, and after a watch ends in a refusal.
-async fn watch_destination_rules(client: Client, events: Events) {
+/// Secrets holding TLS material, for the gateway's `credentialName`s; optional: refused, the
+/// servers that name one cannot terminate TLS (the gateway reports each).
+async fn watch_secrets(client: Client, events: Events) {
+    let plan = plan(ResourceKind::Secret, Role::Optional, SECRETS);
+    let stream = watcher::watcher(Api::<Secret>::all(client), watcher::Config::default());
+    let convert = |s: &Secret| convert::tls_secret(s).map(|spec| spec.map(Resource::Secret));
+    let ended = forward(stream, plan, events, convert, |s| {
+        object_key(&s.metadata, true)
+    })
+    .await;
+    if let Ended::Refused(refusal) = ended {
+        tracing::warn!(
+            "Secrets cannot be listed ({}); servers with a credentialName cannot terminate TLS. {}",
+            refusal.message(),
+            fix(SECRETS, &refusal)
+        );
+    }
+}
+
+/// An optional Istio kind: watched while its CRD is served, done without otherwise.
+#[derive(Debug, Clone, Copy)]
+struct IstioKind {
+    kind: ResourceKind,
+    plural: &'static str,
+    grant: Grant,
+    /// Asked for in API discovery, preferred first.
+    versions: &'static [&'static str],
+    /// What the role does without the kind, for the log.
+    without: &'static str,
+    convert: fn(&Value) -> Result<Resource, InvalidObject>,
+}
+
+const RULES_KIND: IstioKind = IstioKind {
+    kind: ResourceKind::DestinationRule,
+    plural: "destinationrules",
+    grant: DESTINATION_RULES,
+    versions: &ISTIO_VERSIONS,
+    without: "every service uses round robin",
+    convert: |v| convert::destination_rule(v).map(Resource::DestinationRule),
+};
+
+const GATEWAYS_KIND: IstioKind = IstioKind {
+    kind: ResourceKind::Gateway,
+    plural: "gateways",
+    grant: GATEWAYS,
+    versions: &ISTIO_INGRESS_VERSIONS,
+    without: "the gateway opens no listeners",
+    convert: |v| convert::gateway(v).map(Resource::Gateway),
+};
+
+const ROUTES_KIND: IstioKind = IstioKind {
+    kind: ResourceKind::VirtualService,
+    plural: "virtualservices",
+    grant: VIRTUAL_SERVICES,
+    versions: &ISTIO_INGRESS_VERSIONS,
+    without: "the gateway routes no requests",
+    convert: |v| convert::virtual_service(v).map(Resource::VirtualService),
+};
+
+/// An Istio kind, optional: without the CRD, or refused, the role does without it. Istio may be
+/// installed (or removed) while the role runs, so discovery is asked again every
+/// [`CRD_RECHECK`] while the kind is not watched, and after a watch ends in a refusal.
+async fn watch_istio(client: Client, events: Events, istio: IstioKind) {
+    let kind = istio.kind;
     let mut told = None;
     loop {
-        let state = match istio_version(&client, &events, told.is_none()).await {
+        let state = match istio_version(&client, &events, told.is_none(), istio).await {
             None => {
-                not_served(&events, ResourceKind::DestinationRule).await;
-                RulesState::NotInstalled
+                not_served(&events, kind).await;
+                IstioState::NotInstalled
             }
             Some(version) => {
-                if told == Some(RulesState::NotInstalled) {
+                if told == Some(IstioState::NotInstalled) {
                     tracing::info!(
-                        "Istio DestinationRules are served now ({ISTIO_GROUP}/{version}); watching them"
+                        "Istio {kind}s are served now ({ISTIO_GROUP}/{version}); watching them"
                     );
                 }
-                match watch_rules_of(&client, version, &events).await {
+                match watch_istio_of(&client, version, &events, istio).await {
                     Ended::Closed => return,
-                    Ended::Refused(refusal) => RulesState::Refused(refusal),
+                    Ended::Refused(refusal) => IstioState::Refused(refusal),
                 }
             }
         };
         if told.as_ref() != Some(&state) {
-            state.log();
+            state.log(istio);
             told = Some(state);
         }
         tokio::time::sleep(CRD_RECHECK).await;
     }
 }
 
-/// Why DestinationRules are not watched right now (logged when it changes).
+/// Why an Istio kind is not watched right now (logged when it changes).
 #[derive(Debug, PartialEq, Eq)]
-enum RulesState {
+enum IstioState {
     NotInstalled,
     Refused(Refusal),
 }
 
-impl RulesState {
-    fn log(&self) {
+impl IstioState {
+    fn log(&self, istio: IstioKind) {
+        let IstioKind { kind, without, .. } = istio;
         match self {
-            RulesState::NotInstalled => tracing::info!(
-                "Istio DestinationRule CRD not installed; every service uses round robin (checking again every {CRD_RECHECK:?})"
+            IstioState::NotInstalled => tracing::info!(
+                "Istio {kind} CRD not installed; {without} (checking again every {CRD_RECHECK:?})"
             ),
-            RulesState::Refused(refusal @ Refusal::Forbidden(_)) => tracing::warn!(
-                "DestinationRules cannot be listed ({}); every service uses round robin. {}",
+            IstioState::Refused(refusal @ Refusal::Forbidden(_)) => tracing::warn!(
+                "{kind}s cannot be listed ({}); {without}. {}",
                 refusal.message(),
-                fix(DESTINATION_RULES, refusal)
+                fix(istio.grant, refusal)
             ),
-            RulesState::Refused(refusal) => tracing::info!(
-                "DestinationRules are not served ({}); every service uses round robin (checking again every {CRD_RECHECK:?})",
+            IstioState::Refused(refusal) => tracing::info!(
+                "{kind}s are not served ({}); {without} (checking again every {CRD_RECHECK:?})",
                 refusal.message()
             ),
         }
     }
 }
 
-/// Watches DestinationRules of `version` until the watch is refused or the publisher is gone.
-async fn watch_rules_of(client: &Client, version: &str, events: &Events) -> Ended {
-    let gvk = GroupVersionKind::gvk(ISTIO_GROUP, version, "DestinationRule");
-    let resource = ApiResource::from_gvk_with_plural(&gvk, "destinationrules");
+/// Watches the kind at `version` until the watch is refused or the publisher is gone.
+async fn watch_istio_of(
+    client: &Client,
+    version: &str,
+    events: &Events,
+    istio: IstioKind,
+) -> Ended {
+    let gvk = GroupVersionKind::gvk(ISTIO_GROUP, version, istio.kind.as_str());
+    let resource = ApiResource::from_gvk_with_plural(&gvk, istio.plural);
     let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
     let stream = watcher::watcher(api, watcher::Config::default());
     let convert = |o: &DynamicObject| {
         let value = serde_json::to_value(o).unwrap_or_default();
-        convert::destination_rule(&value).map(Resource::DestinationRule)
+        (istio.convert)(&value).map(Some)
     };
-    let plan = plan(
-        ResourceKind::DestinationRule,
-        Role::Optional,
-        DESTINATION_RULES,
-    );
+    let plan = plan(istio.kind, Role::Optional, istio.grant);
     forward(stream, plan, events.clone(), convert, |o| {
         object_key(&o.metadata, true)
     })
     .await
 }
 
-/// The served DestinationRule version; when discovery itself is refused (the metaServer), the
-/// version EdgeMesh watches. While discovery fails, readiness does not wait for the rules.
+/// The served version of the kind; when discovery itself is refused (the metaServer), the
+/// version EdgeMesh watches. While discovery fails, readiness does not wait for the kind.
 /// `first`: the first look, which logs a refused discovery (the later ones every
 /// [`CRD_RECHECK`] would repeat it).
-async fn istio_version(client: &Client, events: &Events, first: bool) -> Option<&'static str> {
-    let mut release = Some(events);
-    for version in ISTIO_VERSIONS {
+async fn istio_version(
+    client: &Client,
+    events: &Events,
+    first: bool,
+    istio: IstioKind,
+) -> Option<&'static str> {
+    let kind = istio.kind;
+    let mut release = Some((events, kind));
+    for version in istio.versions {
         let api_version = format!("{ISTIO_GROUP}/{version}");
-        let answer = retry_discovery(
-            || serves(client, &api_version, "destinationrules"),
-            &mut release,
-        )
-        .await;
+        let answer =
+            retry_discovery(|| serves(client, &api_version, istio.plural), &mut release).await;
         match answer {
             Ok(true) => return Some(version),
             Ok(false) => {}
             Err(refusal) => {
                 if first {
                     tracing::info!(
-                        "API discovery for {api_version} refused ({}); watching {ISTIO_GROUP}/{ISTIO_FALLBACK_VERSION} DestinationRules directly",
+                        "API discovery for {api_version} refused ({}); watching {ISTIO_GROUP}/{ISTIO_FALLBACK_VERSION} {kind}s directly",
                         refusal.message()
                     );
                 }
@@ -275,8 +361,8 @@ fn is_not_found(error: &kube::Error) -> bool {
 }
 
 /// Discovery must get an answer before a watcher starts: retry (logging) until the server
-/// answers. With `release`, the first failure tells readiness not to wait for DestinationRules.
-async fn retry_discovery<F, Fut, T>(mut ask: F, release: &mut Option<&Events>) -> T
+/// answers. With `release`, the first failure tells readiness not to wait for that kind.
+async fn retry_discovery<F, Fut, T>(mut ask: F, release: &mut Option<(&Events, ResourceKind)>) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, kube::Error>>,
@@ -289,11 +375,11 @@ where
                     "API discovery failed, retrying in {DISCOVERY_RETRY:?}: {}",
                     describe(&e)
                 );
-                if let Some(events) = release.take() {
+                if let Some((events, kind)) = release.take() {
                     tracing::warn!(
-                        "readiness does not wait for DestinationRules while API discovery fails (still trying)"
+                        "readiness does not wait for {kind}s while API discovery fails (still trying)"
                     );
-                    not_served(events, ResourceKind::DestinationRule).await;
+                    not_served(events, kind).await;
                 }
                 tokio::time::sleep(DISCOVERY_RETRY).await;
             }
@@ -331,6 +417,7 @@ where
 {
     let namespaced = plan.kind != ResourceKind::Node;
     let stream = watcher::watcher(api, watcher::Config::default());
+    let convert = move |o: &K| convert(o).map(Some);
     forward(stream, plan, events, convert, |o: &K| {
         object_key(o.meta(), namespaced)
     })

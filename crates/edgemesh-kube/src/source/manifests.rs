@@ -1,5 +1,6 @@
 //! The manifests-directory source: multi-document YAML (or JSON) files with Services,
-//! EndpointSlices, Endpoints, Nodes and DestinationRules, watched live with inotify.
+//! EndpointSlices, Endpoints, Nodes and DestinationRules (and, for the gateway, Gateways,
+//! VirtualServices and TLS Secrets), watched live with inotify.
 //!
 //! This is the offline/standalone mode: a site with no apiserver at all, the playground and the
 //! tests. Each change re-reads only the files whose inode, size or mtime changed, then reports the
@@ -21,6 +22,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use super::documents::{self, Decoded};
+use crate::Inputs;
 use crate::publisher::SourceEvent;
 
 /// A full rescan also runs on this period, in case inotify dropped events (queue overflow).
@@ -70,6 +72,8 @@ pub struct ManifestsDir {
     deferred: bool,
     /// Paths already reported as skipped (symlink loops, special files), so each is logged once.
     reported: BTreeSet<PathBuf>,
+    /// The kinds read; documents of other kinds are ignored like a Deployment.
+    inputs: Inputs,
 }
 
 impl ManifestsDir {
@@ -82,7 +86,14 @@ impl ManifestsDir {
             quiet: Duration::ZERO,
             deferred: false,
             reported: BTreeSet::new(),
+            inputs: Inputs::Agent,
         }
+    }
+
+    /// Reads the kinds of `inputs` (default: the agent's).
+    pub fn reading(mut self, inputs: Inputs) -> Self {
+        self.inputs = inputs;
+        self
     }
 
     /// Reads a changed file only once it has not been modified for `quiet`.
@@ -143,7 +154,7 @@ impl ManifestsDir {
                 continue;
             }
             changed = true;
-            match read_file(&path) {
+            match read_file(&path, self.inputs) {
                 Ok(resources) => {
                     self.files.insert(path, FileState { stamp, resources });
                 }
@@ -165,10 +176,10 @@ impl ManifestsDir {
         Ok(changed)
     }
 
-    /// The union of all files, as one relist event per kind.
+    /// The union of all files, as one relist event per kind read.
     pub fn relist_events(&self) -> Vec<SourceEvent> {
         let mut by_kind: BTreeMap<ResourceKind, Vec<Resource>> =
-            ResourceKind::ALL.iter().map(|k| (*k, Vec::new())).collect();
+            self.inputs.kinds().map(|k| (k, Vec::new())).collect();
         for resource in self.files.values().flat_map(|f| &f.resources) {
             by_kind
                 .entry(resource.reference().kind)
@@ -263,7 +274,7 @@ fn yaml_options(text_len: usize) -> serde_saphyr::Options {
 
 /// Parses one file; Err only for a file that cannot be read or parsed at all. Objects that parse
 /// but are invalid are logged and skipped here, so the rest of the file still loads.
-fn read_file(path: &Path) -> Result<Vec<Resource>, String> {
+fn read_file(path: &Path, inputs: Inputs) -> Result<Vec<Resource>, String> {
     let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
     if size > MAX_FILE_BYTES {
         return Err(format!(
@@ -285,7 +296,7 @@ fn read_file(path: &Path) -> Result<Vec<Resource>, String> {
             None => format!("YAML error: {e}"),
         })?;
         for item in documents::expand_list(doc) {
-            match documents::decode(&item) {
+            match documents::decode(&item, inputs) {
                 Decoded::Resource(r) => resources.push(r),
                 Decoded::Ignored => {}
                 Decoded::Invalid(e) => {
@@ -323,8 +334,12 @@ fn first_invalid_utf8(path: &Path) -> Option<u64> {
     }
 }
 
-/// Watches `root` until `events` is closed.
-pub async fn run(root: PathBuf, events: mpsc::Sender<SourceEvent>) -> Result<(), ManifestsError> {
+/// Watches `root` for the kinds of `inputs` until `events` is closed.
+pub async fn run(
+    root: PathBuf,
+    events: mpsc::Sender<SourceEvent>,
+    inputs: Inputs,
+) -> Result<(), ManifestsError> {
     let (wake_tx, mut wake) = mpsc::channel::<()>(1);
     let mut watcher = notify::recommended_watcher(move |_event| {
         // A full channel already holds a wake-up: coalescing is what we want.
@@ -340,7 +355,8 @@ pub async fn run(root: PathBuf, events: mpsc::Sender<SourceEvent>) -> Result<(),
             path: root.clone(),
             error,
         })?;
-    let (mut dir, first) = rescanned(ManifestsDir::new(&root).settling(QUIET)).await;
+    let start = ManifestsDir::new(&root).settling(QUIET).reading(inputs);
+    let (mut dir, first) = rescanned(start).await;
     first?;
     // The first view is complete: a file being written at start-up is waited for (readiness
     // must not come from a directory read without it).
@@ -363,7 +379,7 @@ pub async fn run(root: PathBuf, events: mpsc::Sender<SourceEvent>) -> Result<(),
 
 /// Rescans on a blocking thread: a huge or looping directory must not hold an async worker.
 async fn rescanned(mut dir: ManifestsDir) -> (ManifestsDir, Result<bool, ManifestsError>) {
-    let root = dir.root.clone();
+    let (root, inputs) = (dir.root.clone(), dir.inputs);
     let scan = tokio::task::spawn_blocking(move || {
         let result = dir.rescan();
         (dir, result)
@@ -373,7 +389,8 @@ async fn rescanned(mut dir: ManifestsDir) -> (ManifestsDir, Result<bool, Manifes
         // The scan panicked: start from nothing rather than stop watching.
         Err(e) => {
             tracing::error!("manifests: rescan of {} failed: {e}", root.display());
-            (ManifestsDir::new(&root).settling(QUIET), Ok(false))
+            let fresh = ManifestsDir::new(&root).settling(QUIET).reading(inputs);
+            (fresh, Ok(false))
         }
     }
 }

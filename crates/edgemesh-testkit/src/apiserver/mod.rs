@@ -111,7 +111,8 @@ impl Builder {
         self
     }
 
-    /// Serve `networking.istio.io` DestinationRules (default yes; no = no Istio CRDs).
+    /// Serve `networking.istio.io` DestinationRules, Gateways and VirtualServices (default yes;
+    /// no = no Istio CRDs).
     pub fn istio(mut self, serve: bool) -> Self {
         self.istio = serve;
         self

@@ -105,6 +105,20 @@ pub static ALL: &[Resource] = &[
             true,
         )
     },
+    Resource {
+        group: ISTIO_GROUP,
+        versions: &["v1beta1", "v1alpha3"],
+        short_names: &["gw"],
+        builtin: false,
+        ..core("gateways", "gateway", "Gateway", true)
+    },
+    Resource {
+        group: ISTIO_GROUP,
+        versions: &["v1beta1", "v1alpha3"],
+        short_names: &["vs"],
+        builtin: false,
+        ..core("virtualservices", "virtualservice", "VirtualService", true)
+    },
 ];
 
 impl Resource {
@@ -291,6 +305,9 @@ mod tests {
             ("discovery.k8s.io/v1", "EndpointSlice"),
             ("networking.istio.io/v1beta1", "DestinationRule"),
             ("networking.istio.io/v1alpha3", "DestinationRule"),
+            ("networking.istio.io/v1beta1", "Gateway"),
+            ("networking.istio.io/v1alpha3", "VirtualService"),
+            ("v1", "Secret"),
         ] {
             assert!(
                 all.find_kind(api_version, kind).is_some(),

@@ -51,7 +51,8 @@ pub enum Ended {
 
 type Events = mpsc::Sender<SourceEvent>;
 
-/// Forwards watcher events; invalid objects are logged and treated as absent.
+/// Forwards watcher events; invalid objects are logged and treated as absent, and so are, without
+/// a word, objects `convert` says are not the mesh's (`Ok(None)`: a Secret without TLS keys).
 pub async fn forward<K, S, C, KeyOf>(
     stream: S,
     plan: Plan,
@@ -61,7 +62,7 @@ pub async fn forward<K, S, C, KeyOf>(
 ) -> Ended
 where
     S: Stream<Item = Result<Event<K>, watcher::Error>>,
-    C: Fn(&K) -> Result<Resource, InvalidObject>,
+    C: Fn(&K) -> Result<Option<Resource>, InvalidObject>,
     KeyOf: Fn(&K) -> edgemesh_model::ObjectKey,
 {
     let kind = plan.kind;
@@ -187,12 +188,13 @@ async fn send(events: &Events, event: SourceEvent) -> bool {
 }
 
 fn valid<K>(
-    convert: &impl Fn(&K) -> Result<Resource, InvalidObject>,
+    convert: &impl Fn(&K) -> Result<Option<Resource>, InvalidObject>,
     object: &K,
 ) -> Option<Resource> {
     convert(object)
         .map_err(|e| tracing::warn!("skipping {e}"))
         .ok()
+        .flatten()
 }
 
 #[cfg(test)]

@@ -81,7 +81,7 @@ fn yaml_errors_name_the_line() {
         "apiVersion: v1\nkind: Service\nmetadata: {name: [x\n",
     )
     .unwrap();
-    let err = read_file(&path).unwrap_err();
+    let err = read_file(&path, Inputs::Agent).unwrap_err();
     assert!(err.contains("line"), "{err}");
 }
 
@@ -124,7 +124,7 @@ fn alias_bombs_are_still_refused() {
     }
     let path = tmp.path().join("bomb.yaml");
     std::fs::write(&path, bomb).unwrap();
-    assert!(read_file(&path).is_err());
+    assert!(read_file(&path, Inputs::Agent).is_err());
 }
 
 /// `ln -s . loop` three times made each rescan walk 3^8 directories and stalled the agent; each
@@ -206,7 +206,7 @@ fn a_file_that_is_not_utf8_says_so() {
         b"kind: Service\nmetadata: {name: \xff\xfe}\n",
     )
     .unwrap();
-    let error = read_file(&tmp.path().join("a.yaml")).unwrap_err();
+    let error = read_file(&tmp.path().join("a.yaml"), Inputs::Agent).unwrap_err();
     assert!(
         error.contains("not UTF-8 text: invalid byte at offset 31"),
         "{error}"
@@ -216,7 +216,7 @@ fn a_file_that_is_not_utf8_says_so() {
     text.extend_from_slice("é\n".as_bytes());
     text.extend_from_slice(b"x: \xff\n");
     std::fs::write(tmp.path().join("b.yaml"), &text).unwrap();
-    let error = read_file(&tmp.path().join("b.yaml")).unwrap_err();
+    let error = read_file(&tmp.path().join("b.yaml"), Inputs::Agent).unwrap_err();
     assert!(
         error.contains(&format!("offset {}", 64 * 1024 + 5)),
         "{error}"
@@ -238,4 +238,49 @@ fn a_file_left_empty_is_read_in_the_end() {
     std::thread::sleep(quiet * EMPTIED_QUIET_FACTOR + quiet);
     assert!(dir.rescan().unwrap());
     assert!(services(&dir).is_empty());
+}
+
+/// The kinds (with how many objects each) the relist reports.
+fn relisted(dir: &ManifestsDir) -> Vec<(ResourceKind, usize)> {
+    dir.relist_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            SourceEvent::Relist(_, kind, items) => Some((kind, items.len())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn ingress_objects_are_read_for_the_gateway_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("tls.yaml"),
+        include_str!("../../../tests/fixtures/gateway-tls.yaml"),
+    )
+    .unwrap();
+    let mut agent = ManifestsDir::new(tmp.path());
+    agent.rescan().unwrap();
+    let kinds = relisted(&agent);
+    assert_eq!(kinds.len(), ResourceKind::ALL.len());
+    assert!(
+        kinds
+            .iter()
+            .all(|(k, n)| !ResourceKind::INGRESS.contains(k) && *n == 0),
+        "{kinds:?}"
+    );
+
+    let mut gateway = ManifestsDir::new(tmp.path()).reading(Inputs::Gateway);
+    gateway.rescan().unwrap();
+    let kinds = relisted(&gateway);
+    assert_eq!(
+        kinds.len(),
+        ResourceKind::ALL.len() + ResourceKind::INGRESS.len()
+    );
+    for kind in ResourceKind::INGRESS {
+        assert!(
+            kinds.contains(&(kind, 1)),
+            "one {kind} (the Opaque password Secret is not one): {kinds:?}"
+        );
+    }
 }
