@@ -492,14 +492,8 @@ fn port_mode(
             )),
         };
     };
-    if settings.mode == TlsMode::Passthrough {
-        return match server.protocol {
-            ServerProtocol::Https | ServerProtocol::Tls => Ok((PortMode::Passthrough, vec![])),
-            other => Err(format!(
-                "tls mode PASSTHROUGH needs protocol HTTPS or TLS, not {other:?}"
-            )),
-        };
-    }
+    // A plain HTTP server's `tls` block may hold only `httpsRedirect` (its mode then reads as
+    // PASSTHROUGH, protobuf's first value).
     if settings.https_redirect && settings.credential_name.is_none() {
         return Ok((
             PortMode::Http {
@@ -508,6 +502,14 @@ fn port_mode(
             },
             vec![],
         ));
+    }
+    if settings.mode == TlsMode::Passthrough {
+        return match server.protocol {
+            ServerProtocol::Https | ServerProtocol::Tls => Ok((PortMode::Passthrough, vec![])),
+            other => Err(format!(
+                "tls mode PASSTHROUGH needs protocol HTTPS or TLS, not {other:?}"
+            )),
+        };
     }
     let name = settings
         .credential_name
