@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::checked::Checked;
+use crate::checked::{Checked, Port};
 use crate::discovery::discover;
 use crate::error::{ConfigError, ConfigErrors, Warning};
 use crate::load::known::{self, Notice};
@@ -232,6 +232,16 @@ impl GatewayConfig {
             &mut v,
         );
         check_tunnel(&self.modules.edge_tunnel, &mut v);
+        let port = &self.modules.edge_tunnel.listen_port;
+        if port.get() == Some(Port(u16::MAX)) {
+            let allowed =
+                "1..=65534: the gateway's tunnel listens on listenPort + 1, as EdgeMesh's";
+            v.errors.push(ConfigError::invalid(
+                "modules.edgeTunnel.listenPort",
+                port.raw(),
+                allowed,
+            ));
+        }
         v.finish()
     }
 
@@ -244,5 +254,13 @@ impl GatewayConfig {
     pub fn admin_addr(&self) -> SocketAddr {
         let addr = &self.common_config.admin_addr;
         addr.get().unwrap_or(DEFAULT_GATEWAY_ADMIN_ADDR)
+    }
+
+    /// The port the gateway's tunnel listens on: EdgeMesh runs it as a client-only peer on
+    /// `listenPort + 1`, clear of the agent's tunnel on the same host network. `None` when
+    /// `listenPort` is invalid or 65535 (which [`GatewayConfig::validate`] reports).
+    pub fn tunnel_listen_port(&self) -> Option<u16> {
+        let port = self.modules.edge_tunnel.listen_port.get()?;
+        port.0.checked_add(1)
     }
 }

@@ -271,6 +271,12 @@ fn invalid_values_name_the_key_and_the_entry() {
             ],
         ),
         (
+            "modules:\n  edgeTunnel:\n    listenPort: 65535\n",
+            &[
+                "modules.edgeTunnel.listenPort: invalid value '65535' (allowed: 1..=65534: the gateway's tunnel listens on listenPort + 1, as EdgeMesh's)",
+            ],
+        ),
+        (
             "commonConfig:\n  adminAddr: localhost\n",
             &[
                 "commonConfig.adminAddr: invalid value 'localhost' (allowed: IP:port, e.g. 127.0.0.1:10557 (port 0 picks a free port))",
@@ -315,6 +321,10 @@ fn prepare_gateway_resolves_everything_and_exposes_enable() {
     p.require_enabled().unwrap();
     assert_eq!(p.node.name, "edge-1");
     assert_eq!(p.tunnel_node_name(), "edge-1-gateway");
+    assert_eq!(
+        p.tunnel_port, 20007,
+        "EdgeMesh's gateway tunnel: listenPort + 1"
+    );
     assert_eq!(p.admin_addr(), DEFAULT_GATEWAY_ADMIN_ADDR);
     let meta = ApiEndpoint::MetaServer(DEFAULT_META_SERVER.to_owned());
     assert_eq!(p.discovery.api, Some(meta));
@@ -398,4 +408,11 @@ fn listen_addresses_select_on_a_host() {
     let want: Vec<IpAddr> = vec!["192.168.1.56".parse().unwrap()];
     assert_eq!(listen.select(&host), want);
     assert_eq!(listen.unmatched_nics(&host), ["wlan0"]);
+}
+
+#[test]
+fn edgemesh_docs_example_commas_are_a_syntax_error_naming_the_line() {
+    let text = "modules:\n  edgeGateway:\n    enable: false\n    nic: \"lo,eth0\",\n";
+    let err = GatewayConfig::from_yaml(text, "gw.yaml", RunningMode::Edge).unwrap_err();
+    assert!(err.to_string().starts_with("gw.yaml:4:"), "{err}");
 }

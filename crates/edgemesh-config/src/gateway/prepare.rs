@@ -16,6 +16,9 @@ pub struct PreparedGateway {
     /// `modules.edgeGateway.{nic,includeIP,excludeIP}`, parsed.
     pub listen: ListenAddresses,
     pub node: NodeName,
+    /// The port the gateway's tunnel listens on: `modules.edgeTunnel.listenPort + 1`, as in
+    /// EdgeMesh, whose gateway is a client-only tunnel peer beside the agent's.
+    pub tunnel_port: u16,
     pub discovery: Discovery,
     /// To log once logging is up: unknown keys, guesses, overruled settings.
     pub warnings: Vec<Warning>,
@@ -80,6 +83,14 @@ pub fn prepare_gateway_with(
     config.apply(overrides);
     config.validate()?;
     let listen = config.modules.edge_gateway.listen_addresses()?;
+    let tunnel_port = config.tunnel_listen_port().ok_or_else(|| {
+        let port = config.modules.edge_tunnel.listen_port.raw();
+        one(ConfigError::invalid(
+            "modules.edgeTunnel.listenPort",
+            port,
+            "1..=65534",
+        ))
+    })?;
     let node = node_name(overrides, env, hostname, &mut warnings)?;
     let discovery = config.discovery(env);
     warnings.extend(discovery.notes.iter().cloned());
@@ -87,6 +98,7 @@ pub fn prepare_gateway_with(
         config,
         listen,
         node,
+        tunnel_port,
         discovery,
         warnings,
     })
