@@ -1,11 +1,11 @@
 //! Which sources of services the agent starts: an API server, a manifests directory, or both.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::AgentConfig;
 use crate::env::Env;
 use crate::error::Warning;
+use crate::{AgentConfig, KubeApiConfig};
 
 /// How the agent reaches a Kubernetes API server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,40 +53,56 @@ impl AgentConfig {
     ///
     /// The manifests directory is used whenever it is given.
     pub fn discovery(&self, env: &Env) -> Discovery {
-        let api_config = &self.kube_api_config;
-        let mut notes = Vec::new();
-        let api = if let Some(path) = api_config.kubeconfig() {
-            if let Some(master) = api_config.master() {
-                let message = format!(
-                    "'{master}' not used: the kubeconfig's server is used (kubeAPIConfig.kubeConfig is set)"
-                );
-                notes.push(Warning::new("kubeAPIConfig.master", message));
-            }
-            Some(ApiEndpoint::Kubeconfig(path.to_owned()))
-        } else if let Some(master) = api_config.master() {
-            Some(ApiEndpoint::Master(master.to_owned()))
-        } else if self.manifests.is_some() {
-            None
-        } else if env.kubernetes_service_host.is_some() {
-            Some(ApiEndpoint::InCluster)
-        } else {
-            Some(ApiEndpoint::MetaServer(self.meta_server_url()))
-        };
-        Discovery {
-            api,
-            manifests: self.manifests.clone(),
-            notes,
-        }
+        discover(&self.kube_api_config, self.manifests.as_deref(), env)
     }
 
     /// The metaServer URL the agent dials (EdgeMesh switches the scheme to https when the
     /// metaServer requires authorization).
     pub fn meta_server_url(&self) -> String {
-        let meta = &self.kube_api_config.meta_server;
+        self.kube_api_config.meta_server_url()
+    }
+}
+
+impl KubeApiConfig {
+    /// `metaServer.server`, with `http://` turned into `https://` when the metaServer requires
+    /// authorization, as EdgeMesh does.
+    pub fn meta_server_url(&self) -> String {
+        let meta = &self.meta_server;
         match meta.server.strip_prefix("http://") {
             Some(rest) if meta.security.require_authorization => format!("https://{rest}"),
             _ => meta.server.clone(),
         }
+    }
+}
+
+/// The rules of [`AgentConfig::discovery`], for any component's `kubeAPIConfig`.
+pub(crate) fn discover(
+    api_config: &KubeApiConfig,
+    manifests: Option<&Path>,
+    env: &Env,
+) -> Discovery {
+    let mut notes = Vec::new();
+    let api = if let Some(path) = api_config.kubeconfig() {
+        if let Some(master) = api_config.master() {
+            let message = format!(
+                "'{master}' not used: the kubeconfig's server is used (kubeAPIConfig.kubeConfig is set)"
+            );
+            notes.push(Warning::new("kubeAPIConfig.master", message));
+        }
+        Some(ApiEndpoint::Kubeconfig(path.to_owned()))
+    } else if let Some(master) = api_config.master() {
+        Some(ApiEndpoint::Master(master.to_owned()))
+    } else if manifests.is_some() {
+        None
+    } else if env.kubernetes_service_host.is_some() {
+        Some(ApiEndpoint::InCluster)
+    } else {
+        Some(ApiEndpoint::MetaServer(api_config.meta_server_url()))
+    };
+    Discovery {
+        api,
+        manifests: manifests.map(Path::to_path_buf),
+        notes,
     }
 }
 

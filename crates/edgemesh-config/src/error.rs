@@ -23,6 +23,27 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
+    /// The other component's file (e.g. an `EdgeMeshAgent` file given to `edgemesh gateway`).
+    #[error(
+        "{file}: {key}: '{value}' is the config of `{belongs_to}`; `{reader}` reads kind {expected}"
+    )]
+    WrongKind {
+        file: String,
+        /// `kind` or `apiVersion`.
+        key: &'static str,
+        value: String,
+        /// The command whose file it is, e.g. `edgemesh agent`.
+        belongs_to: &'static str,
+        /// The command that was given it.
+        reader: &'static str,
+        /// The kind `reader` reads.
+        expected: &'static str,
+    },
+    /// `modules.edgeGateway.enable` is false: the gateway would serve nothing.
+    #[error(
+        "modules.edgeGateway.enable is false (EdgeMesh's default when the key is absent), so the gateway has nothing to serve; set modules.edgeGateway.enable: true"
+    )]
+    GatewayDisabled,
     #[error("{key}: invalid value '{value}' (allowed: {allowed})")]
     Invalid {
         key: String,

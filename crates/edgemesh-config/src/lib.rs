@@ -13,6 +13,9 @@
 //! [`prepare`] runs all of it (plus the node name) in one call; [`SourceArgs`] are the flags
 //! that name the file and override it, shared by `edgemesh agent` and `edgemesh doctor`.
 //!
+//! `edgemesh gateway` reads EdgeMesh's gateway file (`kind: EdgeMeshGateway`) the same way:
+//! [`GatewayConfig`], [`prepare_gateway`]. Each refuses the other's file by its kind.
+//!
 //! Nothing here touches the host except reading the config file and, in `validate`, checking
 //! that the files and directories it names exist. The full key reference, with what edgemesh
 //! acts on and what it only accepts, is `docs/configuration.md`.
@@ -24,6 +27,7 @@ mod common;
 mod discovery;
 mod env;
 mod error;
+mod gateway;
 mod kube_api;
 mod load;
 mod modules;
@@ -44,6 +48,11 @@ pub use common::{
 pub use discovery::{ApiEndpoint, Discovery};
 pub use env::{Env, RunningMode};
 pub use error::{ConfigError, ConfigErrors, Warning};
+pub use gateway::{
+    DEFAULT_GATEWAY_ADMIN_ADDR, DEFAULT_GATEWAY_CONFIG_PATH, EdgeGatewayModule,
+    GATEWAY_API_VERSION, GATEWAY_KIND, GatewayCommonConfig, GatewayConfig, GatewayModules,
+    ListenAddresses, PreparedGateway, prepare_gateway, prepare_gateway_with,
+};
 pub use kube_api::{
     CONTENT_TYPE_JSON, CONTENT_TYPE_PROTOBUF, DEFAULT_META_SERVER, KubeApiConfig, MetaServer,
     MetaServerSecurity,

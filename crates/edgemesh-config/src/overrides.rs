@@ -3,9 +3,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::AgentConfig;
 use crate::checked::Checked;
 use crate::error::{ConfigError, Warning};
+use crate::{AgentConfig, KubeApiConfig};
 
 /// The flags of `edgemesh agent` that override the file; `None` leaves the file's value.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -29,33 +29,53 @@ pub(crate) struct FromFlags {
     pub master: bool,
 }
 
+impl FromFlags {
+    /// The name to use in messages about `file_key`: the flag's, when a flag set it.
+    pub(crate) fn key_name(self, file_key: &'static str) -> &'static str {
+        match file_key {
+            "kubeAPIConfig.kubeConfig" if self.kubeconfig => "--kubeconfig",
+            "kubeAPIConfig.master" if self.master => "--master",
+            other => other,
+        }
+    }
+}
+
+impl Overrides {
+    /// Lays the flags every component shares over its file's values: the API keys, the
+    /// manifests directory and the admin address.
+    pub(crate) fn apply_shared(
+        &self,
+        api: &mut KubeApiConfig,
+        from_flags: &mut FromFlags,
+        manifests: &mut Option<PathBuf>,
+        admin_addr: &mut Checked<SocketAddr>,
+    ) {
+        if let Some(path) = &self.kubeconfig {
+            api.kube_config.clone_from(path);
+            from_flags.kubeconfig = true;
+        }
+        if let Some(master) = &self.master {
+            api.master.clone_from(master);
+            from_flags.master = true;
+        }
+        if let Some(dir) = &self.manifests_dir {
+            *manifests = Some(dir.clone());
+        }
+        if let Some(addr) = self.admin_addr {
+            *admin_addr = Checked::new(addr);
+        }
+    }
+}
+
 impl AgentConfig {
     /// Lays the flags over the file. Validate afterwards: flag values are checked like file values.
     pub fn apply(&mut self, overrides: &Overrides) {
-        let api = &mut self.kube_api_config;
-        if let Some(path) = &overrides.kubeconfig {
-            api.kube_config.clone_from(path);
-            self.from_flags.kubeconfig = true;
-        }
-        if let Some(master) = &overrides.master {
-            api.master.clone_from(master);
-            self.from_flags.master = true;
-        }
-        if let Some(dir) = &overrides.manifests_dir {
-            self.manifests = Some(dir.clone());
-        }
-        if let Some(addr) = overrides.admin_addr {
-            self.common_config.admin_addr = Checked::new(addr);
-        }
-    }
-
-    /// The name to use in messages about `file_key`: the flag's, when a flag set it.
-    pub(crate) fn key_name(&self, file_key: &'static str) -> &'static str {
-        match file_key {
-            "kubeAPIConfig.kubeConfig" if self.from_flags.kubeconfig => "--kubeconfig",
-            "kubeAPIConfig.master" if self.from_flags.master => "--master",
-            other => other,
-        }
+        overrides.apply_shared(
+            &mut self.kube_api_config,
+            &mut self.from_flags,
+            &mut self.manifests,
+            &mut self.common_config.admin_addr,
+        );
     }
 }
 

@@ -60,13 +60,7 @@ pub fn prepare_with(
     };
     config.apply(overrides);
     config.validate()?;
-    let node = resolve_node_name(
-        overrides.node_name.as_deref(),
-        env.node_name.as_deref(),
-        hostname,
-    )
-    .map_err(one)?;
-    warnings.extend(node.warning.clone());
+    let node = node_name(overrides, env, hostname, &mut warnings)?;
     let discovery = config.discovery(env);
     warnings.extend(discovery.notes.iter().cloned());
     Ok(Prepared {
@@ -77,7 +71,24 @@ pub fn prepare_with(
     })
 }
 
-fn one(error: ConfigError) -> ConfigErrors {
+/// The node name from `--node-name`, `NODE_NAME` or the host name; a guess is warned about.
+pub(crate) fn node_name(
+    overrides: &Overrides,
+    env: &Env,
+    hostname: impl FnOnce() -> std::io::Result<String>,
+    warnings: &mut Vec<Warning>,
+) -> Result<NodeName, ConfigErrors> {
+    let node = resolve_node_name(
+        overrides.node_name.as_deref(),
+        env.node_name.as_deref(),
+        hostname,
+    )
+    .map_err(one)?;
+    warnings.extend(node.warning.clone());
+    Ok(node)
+}
+
+pub(crate) fn one(error: ConfigError) -> ConfigErrors {
     ConfigErrors(vec![error])
 }
 

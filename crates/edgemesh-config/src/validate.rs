@@ -4,19 +4,23 @@
 //! too (a typo should not wait for the day the module is switched on), and values EdgeMesh
 //! would only trip over at run time (ports, addresses, periods) are rejected up front.
 
-mod rules;
+pub(crate) mod rules;
 
 use std::path::Path;
 
 use crate::checked::{Checked, ConfigValue};
 use crate::error::{ConfigError, ConfigErrors};
-use crate::{AgentConfig, CommonConfig, EdgeDns, EdgeProxy, EdgeTunnel, NodeIdentity};
+use crate::overrides::FromFlags;
+use crate::{
+    AgentConfig, CommonConfig, ConsistentHash, EdgeDns, EdgeProxy, EdgeTunnel, KubeApiConfig,
+    NodeIdentity,
+};
 
 impl AgentConfig {
     /// Every invalid value, in file order; `Ok` when there is none.
     pub fn validate(&self) -> Result<(), ConfigErrors> {
         let mut v = Collector::default();
-        self.check_kube_api(&mut v);
+        check_kube_api(&self.kube_api_config, self.from_flags, &mut v);
         check_common(&self.common_config, &mut v);
         if let Some(dir) = &self.manifests {
             v.dir("--manifests", dir);
@@ -26,26 +30,26 @@ impl AgentConfig {
         check_tunnel(&self.modules.edge_tunnel, &mut v);
         v.finish()
     }
+}
 
-    fn check_kube_api(&self, v: &mut Collector) {
-        let api = &self.kube_api_config;
-        if let Some(master) = api.master() {
-            v.rule(
-                self.key_name("kubeAPIConfig.master"),
-                master,
-                rules::http_url,
-            );
-        }
-        if let Some(path) = api.kubeconfig() {
-            v.file(self.key_name("kubeAPIConfig.kubeConfig"), path);
-        }
-        let server = &api.meta_server.server;
+/// `kubeAPIConfig`, with the keys a flag set named by the flag.
+pub(crate) fn check_kube_api(api: &KubeApiConfig, from_flags: FromFlags, v: &mut Collector) {
+    if let Some(master) = api.master() {
         v.rule(
-            "kubeAPIConfig.metaServer.server",
-            server.as_str(),
+            from_flags.key_name("kubeAPIConfig.master"),
+            master,
             rules::http_url,
         );
     }
+    if let Some(path) = api.kubeconfig() {
+        v.file(from_flags.key_name("kubeAPIConfig.kubeConfig"), path);
+    }
+    let server = &api.meta_server.server;
+    v.rule(
+        "kubeAPIConfig.metaServer.server",
+        server.as_str(),
+        rules::http_url,
+    );
 }
 
 fn check_common(common: &CommonConfig, v: &mut Collector) {
@@ -87,15 +91,11 @@ fn check_proxy(proxy: &EdgeProxy, v: &mut Collector) {
         "modules.edgeProxy.socks5Proxy.listenPort",
         &proxy.socks5_proxy.listen_port,
     );
-    let ring = &proxy.load_balancer.consistent_hash;
-    let prefix = "modules.edgeProxy.loadBalancer.consistentHash";
-    v.at_least(&format!("{prefix}.partitionCount"), ring.partition_count, 1);
-    v.at_least(
-        &format!("{prefix}.replicationFactor"),
-        ring.replication_factor,
-        1,
+    check_consistent_hash(
+        "modules.edgeProxy.loadBalancer.consistentHash",
+        &proxy.load_balancer.consistent_hash,
+        v,
     );
-    v.rule(&format!("{prefix}.load"), &ring.load, rules::load_factor);
     v.checked(
         "modules.edgeProxy.serviceFilterMode",
         &proxy.service_filter_mode,
@@ -107,7 +107,18 @@ fn check_proxy(proxy: &EdgeProxy, v: &mut Collector) {
     }
 }
 
-fn check_tunnel(tunnel: &EdgeTunnel, v: &mut Collector) {
+/// A `loadBalancer.consistentHash` ring at `prefix`.
+pub(crate) fn check_consistent_hash(prefix: &str, ring: &ConsistentHash, v: &mut Collector) {
+    v.at_least(&format!("{prefix}.partitionCount"), ring.partition_count, 1);
+    v.at_least(
+        &format!("{prefix}.replicationFactor"),
+        ring.replication_factor,
+        1,
+    );
+    v.rule(&format!("{prefix}.load"), &ring.load, rules::load_factor);
+}
+
+pub(crate) fn check_tunnel(tunnel: &EdgeTunnel, v: &mut Collector) {
     let prefix = "modules.edgeTunnel";
     v.checked(&format!("{prefix}.listenPort"), &tunnel.listen_port);
     v.checked(&format!("{prefix}.transport"), &tunnel.transport);
@@ -190,12 +201,12 @@ fn check_node_identity(identity: &NodeIdentity, enabled: bool, v: &mut Collector
 
 /// Gathers errors so the operator sees all of them at once.
 #[derive(Default)]
-struct Collector {
-    errors: Vec<ConfigError>,
+pub(crate) struct Collector {
+    pub errors: Vec<ConfigError>,
 }
 
 impl Collector {
-    fn checked<T: ConfigValue>(&mut self, key: &str, value: &Checked<T>) {
+    pub(crate) fn checked<T: ConfigValue>(&mut self, key: &str, value: &Checked<T>) {
         if !value.is_valid() {
             self.errors
                 .push(ConfigError::invalid(key, value.raw(), T::ALLOWED));
@@ -203,7 +214,7 @@ impl Collector {
     }
 
     /// `rule` returns what is allowed when `value` is not.
-    fn rule<V: std::fmt::Display + ?Sized>(
+    pub(crate) fn rule<V: std::fmt::Display + ?Sized>(
         &mut self,
         key: &str,
         value: &V,
@@ -214,14 +225,14 @@ impl Collector {
         }
     }
 
-    fn at_least(&mut self, key: &str, value: i64, min: i64) {
+    pub(crate) fn at_least(&mut self, key: &str, value: i64, min: i64) {
         if value < min {
             let allowed = format!("an integer >= {min}");
             self.errors.push(ConfigError::invalid(key, value, &allowed));
         }
     }
 
-    fn file(&mut self, key: &str, path: &Path) {
+    pub(crate) fn file(&mut self, key: &str, path: &Path) {
         match std::fs::metadata(path) {
             Ok(meta) if meta.is_file() => {}
             Ok(_) => self.errors.push(ConfigError::NotAFile {
@@ -238,7 +249,7 @@ impl Collector {
         }
     }
 
-    fn dir(&mut self, key: &str, path: &Path) {
+    pub(crate) fn dir(&mut self, key: &str, path: &Path) {
         match std::fs::metadata(path) {
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => self.errors.push(ConfigError::NotADirectory {
@@ -263,7 +274,7 @@ impl Collector {
         });
     }
 
-    fn finish(self) -> Result<(), ConfigErrors> {
+    pub(crate) fn finish(self) -> Result<(), ConfigErrors> {
         if self.errors.is_empty() {
             Ok(())
         } else {

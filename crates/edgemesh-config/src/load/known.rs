@@ -2,11 +2,18 @@
 //! an older EdgeMesh, or they are simply unknown. And features accepted but not implemented.
 
 use crate::error::Warning;
-use crate::{API_VERSION, AgentConfig, KIND};
+use crate::{AgentConfig, EdgeTunnel, KubeApiConfig, PprofConfig};
+
+/// Keys EdgeMesh documents as "do not configure" in both the agent's and the gateway's file.
+pub(crate) const SHARED_RUNTIME_KEYS: &[&str] = &[
+    "kubeAPIConfig.mode",
+    "modules.edgeTunnel.mode",
+    "modules.edgeTunnel.nodeName",
+    "modules.edgeTunnel.configPath",
+];
 
 /// Keys EdgeMesh documents as "do not configure": it overwrites them at start-up.
 const RUNTIME_KEYS: &[&str] = &[
-    "kubeAPIConfig.mode",
     "modules.edgeDNS.listenInterface",
     "modules.edgeDNS.kubeAPIConfig",
     "modules.edgeProxy.listenInterface",
@@ -14,9 +21,6 @@ const RUNTIME_KEYS: &[&str] = &[
     "modules.edgeProxy.socks5Proxy.namespace",
     "modules.edgeProxy.loadBalancer.caller",
     "modules.edgeProxy.loadBalancer.nodeName",
-    "modules.edgeTunnel.mode",
-    "modules.edgeTunnel.nodeName",
-    "modules.edgeTunnel.configPath",
     "modules.edgeCNI.encapsulationIP",
 ];
 
@@ -53,12 +57,19 @@ const LEGACY_KEYS: &[(&str, &str)] = &[
     ("pprofConfig", "it belongs in commonConfig.pprofConfig"),
 ];
 
-/// The warning for one key the typed parse ignored.
+/// The warning for one key the agent's typed parse ignored.
 pub(super) fn classify(key: &str) -> Warning {
-    if RUNTIME_KEYS.iter().any(|k| under(key, k)) {
+    classify_in(key, RUNTIME_KEYS, LEGACY_KEYS)
+}
+
+/// The warning for one ignored key: run-time (these or [`SHARED_RUNTIME_KEYS`]), legacy (with
+/// what replaced it) or unknown.
+pub(crate) fn classify_in(key: &str, runtime: &[&str], legacy: &[(&str, &str)]) -> Warning {
+    let runtime_keys = SHARED_RUNTIME_KEYS.iter().chain(runtime);
+    if runtime_keys.into_iter().any(|k| under(key, k)) {
         return Warning::new(key, "set by EdgeMesh at run time, not by the file; ignored");
     }
-    if let Some((_, instead)) = LEGACY_KEYS.iter().find(|(k, _)| under(key, k)) {
+    if let Some((_, instead)) = legacy.iter().find(|(k, _)| under(key, k)) {
         return Warning::new(
             key,
             format!("key of an older EdgeMesh release, ignored: {instead}"),
@@ -73,17 +84,8 @@ fn under(key: &str, prefix: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
 }
 
-/// Settings that are valid but that edgemesh does not act on.
+/// Settings of the agent's file that are valid but that edgemesh does not act on.
 pub(super) fn notices(config: &AgentConfig) -> Vec<Warning> {
-    let mut out = Vec::new();
-    if config.api_version != API_VERSION {
-        let message = format!("expected '{API_VERSION}'; read as that version anyway");
-        out.push(Warning::new("apiVersion", message));
-    }
-    if config.kind != KIND {
-        let message = format!("expected '{KIND}'; read as that kind anyway");
-        out.push(Warning::new("kind", message));
-    }
     let modules = &config.modules;
     let unsupported = [
         (
@@ -96,33 +98,49 @@ pub(super) fn notices(config: &AgentConfig) -> Vec<Warning> {
             "modules.edgeProxy.socks5Proxy.enable",
             "the SOCKS5 proxy reaches nodes through the tunnel, which is off; ignored",
         ),
-        (
-            config.common_config.pprof_config.enable_profiling,
+        pprof_not_applied(
+            &config.common_config.pprof_config,
             "commonConfig.pprofConfig.enableProfiling",
-            "Go pprof does not apply to edgemesh; see /metrics on the admin address; ignored",
-        ),
-        (
-            config.kube_api_config.delete_kube_config,
-            "kubeAPIConfig.deleteKubeConfig",
-            "edgemesh never deletes the kubeconfig; ignored",
         ),
     ];
-    for (enabled, key, message) in unsupported.into_iter().chain(api_not_applied(config)) {
-        if enabled {
-            out.push(Warning::new(key, message));
-        }
-    }
-    out.extend(tunnel_not_applied(config));
+    let mut out = raised(
+        unsupported
+            .into_iter()
+            .chain(api_not_applied(&config.kube_api_config)),
+    );
+    out.extend(tunnel_not_applied(&modules.edge_tunnel));
     out
 }
 
-type Notice = (bool, &'static str, &'static str);
+pub(crate) type Notice = (bool, &'static str, &'static str);
+
+/// The warnings of the notices that are raised.
+pub(crate) fn raised(notices: impl IntoIterator<Item = Notice>) -> Vec<Warning> {
+    notices
+        .into_iter()
+        .filter(|(on, _, _)| *on)
+        .map(|(_, key, message)| Warning::new(key, message))
+        .collect()
+}
+
+/// Go's pprof server, at `key` (the agent and the gateway keep it in different places).
+pub(crate) fn pprof_not_applied(pprof: &PprofConfig, key: &'static str) -> Notice {
+    (
+        pprof.enable_profiling,
+        key,
+        "Go pprof does not apply to edgemesh; see /metrics on the admin address; ignored",
+    )
+}
 
 /// `kubeAPIConfig` keys client-go applies and edgemesh's client does not need.
-fn api_not_applied(config: &AgentConfig) -> [Notice; 2] {
-    let api = &config.kube_api_config;
-    let fresh = crate::KubeApiConfig::default();
+pub(crate) fn api_not_applied(api: &KubeApiConfig) -> [Notice; 3] {
+    let fresh = KubeApiConfig::default();
     [
+        (
+            api.delete_kube_config,
+            "kubeAPIConfig.deleteKubeConfig",
+            "edgemesh never deletes the kubeconfig; ignored",
+        ),
         (
             api.qps != fresh.qps,
             "kubeAPIConfig.qps",
@@ -175,8 +193,8 @@ const TUNNEL_NOT_APPLIED: &[(&str, &str)] = &[
 
 /// The `TUNNEL_NOT_APPLIED` keys the file changed from EdgeMesh's default, warned only when the
 /// tunnel is on.
-fn tunnel_not_applied(config: &AgentConfig) -> impl Iterator<Item = Warning> {
-    let (t, d) = (&config.modules.edge_tunnel, crate::EdgeTunnel::default());
+pub(crate) fn tunnel_not_applied(t: &EdgeTunnel) -> impl Iterator<Item = Warning> {
+    let d = EdgeTunnel::default();
     let changed = [
         ("rendezvous", t.rendezvous != d.rendezvous),
         ("enableIpfsLog", t.enable_ipfs_log != d.enable_ipfs_log),

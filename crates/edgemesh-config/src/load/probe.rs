@@ -8,7 +8,7 @@ use crate::error::Warning;
 
 /// Keys whose presence matters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(super) struct Present {
+pub(crate) struct Present {
     pub edge_dns_enable: bool,
     pub content_type: bool,
     pub dummy_device_name: bool,
@@ -17,7 +17,7 @@ pub(super) struct Present {
 
 impl Present {
     /// Runs after the typed parse succeeded, so the text is valid YAML of the right shape.
-    pub fn scan(text: &str) -> Self {
+    pub(crate) fn scan(text: &str) -> Self {
         let probe: Option<Probe> =
             serde_saphyr::from_str_with_options(text, super::yaml_options()).unwrap_or_default();
         let probe = probe.unwrap_or_default();
@@ -37,7 +37,7 @@ impl Present {
     }
 
     /// EdgeMesh ≤ 1.9 names of the bridge device keys, which edgemesh reads as aliases.
-    pub fn legacy_alias_warnings(&self) -> Vec<Warning> {
+    pub(crate) fn legacy_alias_warnings(&self) -> Vec<Warning> {
         let aliases = [
             (
                 self.dummy_device_name,
