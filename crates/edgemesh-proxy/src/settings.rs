@@ -1,7 +1,7 @@
 //! `modules.edgeProxy` of EdgeMesh's agent config as the proxy reads it (the proxier's part is
 //! `edgemesh_netfilter::settings`).
 
-use edgemesh_config::{DEFAULT_PROXY_LISTEN_PORT, EdgeProxy};
+use edgemesh_config::{DEFAULT_PROXY_LISTEN_PORT, EdgeProxy, LoadBalancer};
 use edgemesh_lb::ConsistentHashConfig;
 
 /// `modules.edgeProxy`: the transparent proxy.
@@ -14,20 +14,26 @@ pub struct ProxySettings {
 
 impl ProxySettings {
     pub fn from_config(proxy: &EdgeProxy) -> Self {
-        let hash = &proxy.load_balancer.consistent_hash;
-        // validate() has checked every value, so the fallbacks are never used.
-        let count = |v: i64| usize::try_from(v).unwrap_or(1);
         Self {
             port: proxy
                 .listen_port
                 .get()
                 .map_or(DEFAULT_PROXY_LISTEN_PORT, |p| p.0),
-            consistent_hash: ConsistentHashConfig {
-                partition_count: count(hash.partition_count),
-                replication_factor: count(hash.replication_factor),
-                load: hash.load,
-            },
+            consistent_hash: consistent_hash_of(&proxy.load_balancer),
         }
+    }
+}
+
+/// The ring of a `loadBalancer` section (the agent's `modules.edgeProxy`, the gateway's
+/// `modules.edgeGateway`).
+pub fn consistent_hash_of(balancer: &LoadBalancer) -> ConsistentHashConfig {
+    let hash = &balancer.consistent_hash;
+    // validate() has checked every value, so the fallbacks are never used.
+    let count = |v: i64| usize::try_from(v).unwrap_or(1);
+    ConsistentHashConfig {
+        partition_count: count(hash.partition_count),
+        replication_factor: count(hash.replication_factor),
+        load: hash.load,
     }
 }
 

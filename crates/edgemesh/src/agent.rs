@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use edgemesh_kube::source::{api, manifests};
-use edgemesh_kube::{Inputs, Publisher, SourceEvent};
+use edgemesh_kube::{Inputs, Publisher};
 use edgemesh_model::BuildOptions;
 use edgemesh_telemetry::{Liveness, Readout, Registry};
 use edgemesh_tunnel::settings::TunnelSettings;
@@ -109,7 +108,8 @@ async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
     .metrics(Arc::new(registry));
     let (events, rx) = mpsc::channel(1024);
     liveness.spawn("publisher", publisher.run(rx));
-    start_sources(&settings, events).await?;
+    let manifests = settings.manifests.clone();
+    crate::sources::start(settings.api.as_ref(), manifests, events, Inputs::Agent).await?;
     let (addr, serving) = admin
         .bind(settings.admin_addr)
         .await
@@ -142,25 +142,4 @@ async fn start_tunnel(
         reload::follow_relays(args, path, handle, settings.relays.clone());
     }
     Ok(tunnel)
-}
-
-async fn start_sources(
-    settings: &Settings,
-    events: mpsc::Sender<SourceEvent>,
-) -> anyhow::Result<()> {
-    if let Some(dir) = settings.manifests.clone() {
-        let events = events.clone();
-        tokio::spawn(async move {
-            if let Err(e) = manifests::run(dir, events, Inputs::Agent).await {
-                tracing::error!(error = %e, "manifests source stopped");
-            }
-        });
-    }
-    if let Some(target) = &settings.api {
-        let client = target.client().await?;
-        let endpoints = target.endpoints_api();
-        tracing::info!(api = %target, "watching the Kubernetes API");
-        tokio::spawn(api::run(client, events, endpoints, Inputs::Agent));
-    }
-    Ok(())
 }

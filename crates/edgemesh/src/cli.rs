@@ -24,6 +24,9 @@ pub enum Command {
     Agent(AgentArgs),
     /// Run the edge hub: an HTTPS kube-apiserver proxy that caches for offline operation.
     Hub(crate::hub::HubArgs),
+    /// Run the ingress gateway: external traffic into the mesh by Istio Gateways and
+    /// VirtualServices (EdgeMesh's edgemesh-gateway), HTTP, HTTP/2, TLS, TCP.
+    Gateway(Box<crate::gateway::GatewayArgs>),
     /// Build a multi-LAN edge cluster from network namespaces on this machine and run the examples.
     #[command(subcommand)]
     Playground(edgemesh_playground::cli::PlaygroundCommand),

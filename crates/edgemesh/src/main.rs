@@ -3,10 +3,12 @@
 
 mod agent;
 mod cli;
+mod gateway;
 mod hub;
 mod logs;
 mod process;
 mod roles;
+mod sources;
 
 use std::process::ExitCode;
 
@@ -15,20 +17,13 @@ use clap::Parser;
 pub use process::EXIT_INVALID_CONFIG;
 
 fn main() -> ExitCode {
-    let argv = match roles::invocation(std::env::args_os().collect()) {
-        roles::Invocation::Edgemesh(argv) => argv,
-        roles::Invocation::Unavailable(name) => {
-            eprintln!(
-                "{name}: this build of edgemesh has no {name} role yet; run `edgemesh --help` for the roles it has"
-            );
-            return ExitCode::from(EXIT_INVALID_CONFIG);
-        }
-    };
+    let roles::Invocation::Edgemesh(argv) = roles::invocation(std::env::args_os().collect());
     let cli = cli::Cli::parse_from(argv);
     raise_fd_limit();
     match cli.command {
         cli::Command::Agent(args) => agent::main(args),
         cli::Command::Hub(args) => hub::main(args),
+        cli::Command::Gateway(args) => gateway::main(*args),
         cli::Command::Playground(command) => edgemesh_playground::cli::main(command),
         cli::Command::Doctor(args) => edgemesh_doctor::run(args),
         cli::Command::Version => {

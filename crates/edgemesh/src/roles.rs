@@ -16,8 +16,6 @@ pub const EDGEMESH_AGENT_CONFIG: &str = "/etc/edgemesh/config/edgemesh-agent.yam
 pub enum Invocation {
     /// Parse these arguments as `edgemesh ...`.
     Edgemesh(Vec<OsString>),
-    /// Started under the name of a role this build does not have.
-    Unavailable(&'static str),
 }
 
 /// Rewrites `argv` for the executable name it was started under: `edgemesh-agent [FLAGS]`
@@ -29,8 +27,12 @@ pub fn invocation(argv: Vec<OsString>) -> Invocation {
         .and_then(OsStr::to_str)
         .unwrap_or("edgemesh");
     match name {
-        "edgemesh-agent" if !names_a_subcommand(&argv) => Invocation::Edgemesh(as_agent(argv)),
-        "edgemesh-gateway" => Invocation::Unavailable("edgemesh-gateway"),
+        "edgemesh-agent" if !names_a_subcommand(&argv) => {
+            Invocation::Edgemesh(as_role("agent", argv))
+        }
+        "edgemesh-gateway" if !names_a_subcommand(&argv) => {
+            Invocation::Edgemesh(as_role("gateway", argv))
+        }
         _ => Invocation::Edgemesh(argv),
     }
 }
@@ -45,15 +47,17 @@ fn names_a_subcommand(argv: &[OsString]) -> bool {
         .is_some_and(|a| edgemesh.find_subcommand(a).is_some())
 }
 
-fn as_agent(argv: Vec<OsString>) -> Vec<OsString> {
+/// `edgemesh ROLE [FLAGS]`; the agent gets EdgeMesh's default config file unless one is given
+/// (the gateway's flag has that default itself).
+fn as_role(role: &str, argv: Vec<OsString>) -> Vec<OsString> {
     let has_config = argv.iter().skip(1).any(|a| {
         let a = a.to_string_lossy();
         ["--config", "--config-file", "-c"]
             .iter()
             .any(|flag| a == *flag || a.starts_with(&format!("{flag}=")))
     });
-    let mut out: Vec<OsString> = vec!["edgemesh".into(), "agent".into()];
-    if !has_config {
+    let mut out: Vec<OsString> = vec!["edgemesh".into(), role.into()];
+    if !has_config && role == "agent" {
         out.extend(["--config-file".into(), EDGEMESH_AGENT_CONFIG.into()]);
     }
     out.extend(argv.into_iter().skip(1));
@@ -75,7 +79,7 @@ mod tests {
     #[test]
     fn executable_name_picks_the_role() {
         let default_config = ["edgemesh", "agent", "--config-file", EDGEMESH_AGENT_CONFIG];
-        let cases: [(&[&str], Invocation); 10] = [
+        let cases: [(&[&str], Invocation); 11] = [
             (&["edgemesh", "hub"], edgemesh(&["edgemesh", "hub"])),
             (
                 &["/usr/local/bin/edgemesh-agent"],
@@ -101,9 +105,10 @@ mod tests {
                 &["edgemesh-agent", "hub", "--help"],
                 edgemesh(&["edgemesh-agent", "hub", "--help"]),
             ),
+            (&["edgemesh-gateway"], edgemesh(&["edgemesh", "gateway"])),
             (
-                &["edgemesh-gateway"],
-                Invocation::Unavailable("edgemesh-gateway"),
+                &["edgemesh-gateway", "--config-file", "/g.yaml"],
+                edgemesh(&["edgemesh", "gateway", "--config-file", "/g.yaml"]),
             ),
             (
                 &["edgemesh-agent", "help"],

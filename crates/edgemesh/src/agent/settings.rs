@@ -39,14 +39,7 @@ pub struct Settings {
 impl Settings {
     /// The sources that must all complete a first sync before the agent is ready.
     pub fn sources(&self) -> Vec<SourceId> {
-        let mut sources = Vec::new();
-        if self.api.is_some() {
-            sources.push(SourceId::KubeApi);
-        }
-        if self.manifests.is_some() {
-            sources.push(SourceId::Manifests);
-        }
-        sources
+        crate::sources::ids(self.api.as_ref(), self.manifests.as_ref())
     }
 
     /// Loads the config file (or the edge-node defaults), applies the flags and validates,

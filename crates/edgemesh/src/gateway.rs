@@ -1,0 +1,290 @@
+//! `edgemesh gateway`: EdgeMesh's ingress gateway (crate `edgemesh-gateway`) fed by the same
+//! sources and Snapshot as the agent, reading the ingress kinds too.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use edgemesh_config::{
+    ConfigErrors, DEFAULT_GATEWAY_CONFIG_PATH, Env, ListenAddresses, Overrides, PreparedGateway,
+    prepare_gateway,
+};
+use edgemesh_gateway::{Backends, Identity, Shared};
+use edgemesh_kube::target::ApiTarget;
+use edgemesh_kube::{Inputs, Publisher};
+use edgemesh_lb::LoadBalancer;
+use edgemesh_model::BuildOptions;
+use edgemesh_proxy::DirectDialer;
+use edgemesh_proxy::connect::DialLimits;
+use edgemesh_telemetry::{AdminServer, Liveness, Registry, Reply};
+use tokio::sync::mpsc;
+
+use crate::logs::LogArgs;
+use crate::process;
+
+/// Window in which source events are batched into one Snapshot rebuild.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+/// Where the gateway's pod labels are, when its manifest mounts them with the Downward API.
+const DEFAULT_LABELS_FILE: &str = "/etc/podinfo/labels";
+
+/// Flags of `edgemesh gateway`. Flags override the config file.
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    /// EdgeMesh gateway config file (apiVersion gateway.edgemesh.config.kubeedge.io/v1alpha1,
+    /// kind EdgeMeshGateway), as EdgeMesh's ConfigMap `edgemesh-gateway-cfg` mounts it.
+    #[arg(long, short = 'c', visible_alias = "config-file", value_name = "PATH",
+          default_value = DEFAULT_GATEWAY_CONFIG_PATH)]
+    pub config: PathBuf,
+
+    /// Name of the node this gateway runs on (falls back to the host name).
+    #[arg(long, env = "NODE_NAME", value_name = "NAME")]
+    pub node_name: Option<String>,
+
+    /// kubeconfig file used to reach the Kubernetes API (overrides kubeAPIConfig.kubeConfig).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// URL of the Kubernetes API server (overrides kubeAPIConfig.master).
+    #[arg(long, value_name = "URL")]
+    pub master: Option<String>,
+
+    /// Directory of YAML manifests (Services, EndpointSlices, Endpoints, DestinationRules,
+    /// Gateways, VirtualServices, TLS Secrets), watched live. Alone, it runs with no API server.
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Option<PathBuf>,
+
+    /// Address of the admin endpoint (/healthz, /readyz, /metrics, /debug/routes,
+    /// /debug/snapshot). Port 0 picks a free port; the chosen address is logged.
+    #[arg(long, value_name = "ADDR")]
+    pub admin_addr: Option<SocketAddr>,
+
+    /// Listen on these addresses instead of those modules.edgeGateway's nic, includeIP and
+    /// excludeIP choose (repeatable).
+    #[arg(long = "listen-address", value_name = "IP")]
+    pub listen_addresses: Vec<IpAddr>,
+
+    /// This gateway's labels, which Gateways' `selector` must match, as the Downward API
+    /// writes them (`key="value"` lines). A missing file is not an error. The labels
+    /// `kubeedge=edgemesh-gateway` (EdgeMesh's gateway pod label) always apply.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_LABELS_FILE)]
+    pub labels_file: PathBuf,
+
+    /// Read and validate the config file and flags, print every warning, and exit: 0 when the
+    /// gateway would start, 2 when it would refuse.
+    #[arg(long)]
+    pub check_config: bool,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl GatewayArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            node_name: self.node_name.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            master: self.master.clone(),
+            manifests_dir: self.manifests.clone(),
+            admin_addr: self.admin_addr,
+        }
+    }
+}
+
+pub fn main(args: GatewayArgs) -> ExitCode {
+    let prepared = match load(&args) {
+        Ok(prepared) => prepared,
+        Err(errors) => {
+            for error in errors.iter() {
+                eprintln!("edgemesh gateway: invalid configuration: {error}");
+            }
+            return ExitCode::from(process::EXIT_INVALID_CONFIG);
+        }
+    };
+    if args.check_config {
+        for warning in prepared.warning_lines() {
+            println!("warning: {warning}");
+        }
+        println!("configuration is valid");
+        return ExitCode::SUCCESS;
+    }
+    let log = args.log.clone();
+    process::run_role(&log, || run(prepared, args))
+}
+
+fn load(args: &GatewayArgs) -> Result<PreparedGateway, ConfigErrors> {
+    let prepared = prepare_gateway(&args.config, &args.overrides(), &Env::from_process())?;
+    prepared
+        .require_enabled()
+        .map_err(|error| ConfigErrors(vec![error]))?;
+    Ok(prepared)
+}
+
+async fn run(prepared: PreparedGateway, args: GatewayArgs) -> anyhow::Result<()> {
+    for warning in prepared.warning_lines() {
+        tracing::warn!(%warning, "config");
+    }
+    tracing::info!(node = %prepared.node.name, version = env!("CARGO_PKG_VERSION"), "starting edgemesh gateway");
+    if prepared.config.modules.edge_tunnel.enable {
+        tracing::warn!(
+            "modules.edgeTunnel: the gateway's own tunnel is not built yet; endpoints are dialed directly, so endpoints in another LAN are reachable only when routed"
+        );
+    }
+    let api = prepared.discovery.api.clone().map(|endpoint| {
+        ApiTarget::from_endpoint(
+            endpoint,
+            &prepared.config.kube_api_config.meta_server.security,
+        )
+    });
+    let manifests = prepared.discovery.manifests.clone();
+    let sources = crate::sources::ids(api.as_ref(), manifests.as_ref());
+    let publisher = Publisher::new(&sources, Inputs::Gateway, BuildOptions::default(), DEBOUNCE);
+    let mut registry = Registry::default();
+    publisher.register(&mut registry);
+    let liveness = Liveness::default();
+
+    let hash = edgemesh_proxy::settings::consistent_hash_of(
+        &prepared.config.modules.edge_gateway.load_balancer,
+    );
+    let balancer = Arc::new(LoadBalancer::new(hash).context("modules.edgeGateway.loadBalancer")?);
+    let sockets = Arc::new(edgemesh_host::HostSockets::default());
+    let limits = DialLimits {
+        attempts: 3,
+        timeout: Duration::from_secs(5),
+    };
+    let backends = Backends::new(
+        publisher.cell(),
+        balancer,
+        Arc::new(DirectDialer::new(sockets)),
+        limits,
+    );
+    let metrics = edgemesh_gateway::metrics::Metrics::register(&mut registry);
+    let shared = Arc::new(Shared::new(backends, metrics));
+    let identity = identity(&args.labels_file);
+    tracing::info!(labels = ?identity.labels, "gateway identity (Gateways select by these labels)");
+    warn_unmatched_nics(&prepared.listen);
+    let listen = prepared.listen.clone();
+    let fixed = args.listen_addresses.clone();
+    let addresses = move || listen_addresses(&listen, &fixed);
+    liveness.spawn(
+        "gateway",
+        edgemesh_gateway::run(
+            Arc::clone(&shared),
+            identity,
+            publisher.subscribe(),
+            addresses,
+        ),
+    );
+
+    let admin =
+        admin_routes(&publisher, Arc::clone(&shared), liveness.clone()).metrics(Arc::new(registry));
+    let (events, rx) = mpsc::channel(1024);
+    liveness.spawn("publisher", publisher.run(rx));
+    crate::sources::start(api.as_ref(), manifests, events, Inputs::Gateway).await?;
+    let admin_addr = prepared.admin_addr();
+    let (addr, serving) = admin
+        .bind(admin_addr)
+        .await
+        .with_context(|| format!("cannot listen on admin address {admin_addr}"))?;
+    // Tests and scripts read the address from this message: keep it in the text.
+    tracing::info!("admin endpoint listening on {addr}");
+    tokio::spawn(serving);
+    process::shutdown_signal().await;
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+/// `--listen-address` when given, else what the config chooses among the interfaces' addresses
+/// (read again on every call: the gateway follows address changes).
+fn listen_addresses(config: &ListenAddresses, fixed: &[IpAddr]) -> Vec<IpAddr> {
+    if !fixed.is_empty() {
+        return fixed.to_vec();
+    }
+    match edgemesh_host::net::named_interface_addresses() {
+        Ok(interfaces) => config.select(&interfaces),
+        Err(error) => {
+            tracing::warn!(%error, "cannot list the interfaces' addresses");
+            Vec::new()
+        }
+    }
+}
+
+/// EdgeMesh logs and skips a `nic` that does not exist; so do we, once at start.
+fn warn_unmatched_nics(listen: &ListenAddresses) {
+    if let Ok(interfaces) = edgemesh_host::net::named_interface_addresses() {
+        for nic in listen.unmatched_nics(&interfaces) {
+            tracing::warn!(
+                nic,
+                "modules.edgeGateway.nic names an interface without addresses here; skipped"
+            );
+        }
+    }
+}
+
+/// EdgeMesh's gateway label plus the pod's labels from the Downward API file, when present.
+fn identity(labels_file: &Path) -> Identity {
+    let mut identity = Identity::edgemesh_default();
+    match std::fs::read_to_string(labels_file) {
+        Ok(text) => identity.labels.extend(parse_labels(&text)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => {
+            tracing::warn!(file = %labels_file.display(), %error, "cannot read the gateway's labels")
+        }
+    }
+    identity
+}
+
+/// The Downward API's `key="value"` lines (values quoted as Go's `%q` writes them).
+fn parse_labels(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|line| {
+            let (key, value) = line.split_once('=')?;
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            Some((key.trim().to_string(), value.replace("\\\"", "\"")))
+        })
+        .collect()
+}
+
+fn admin_routes(publisher: &Publisher, shared: Arc<Shared>, liveness: Liveness) -> AdminServer {
+    let cell = publisher.cell();
+    let readiness = publisher.readiness();
+    AdminServer::new()
+        .route("/healthz", move || {
+            let (status, body) = liveness.health();
+            Reply::text(status, body)
+        })
+        .route("/readyz", move || match readiness.not_ready(None) {
+            None => Reply::text(200, "ready\n"),
+            Some(problem) => Reply::text(503, format!("not ready: {problem}\n")),
+        })
+        .route("/debug/routes", move || {
+            Reply::json(edgemesh_gateway::debug::routes_json(&shared))
+        })
+        .route("/debug/snapshot", move || {
+            match serde_json::to_vec_pretty(&*cell.load()) {
+                Ok(body) => Reply::json(body),
+                Err(e) => Reply::text(500, format!("cannot serialize the snapshot: {e}\n")),
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn downward_api_labels_are_read() {
+        let text = "app=\"gw\"\nkubeedge=\"edgemesh-gateway\"\npod-template-hash=\"5d8f\"\n";
+        let labels = parse_labels(text);
+        assert_eq!(labels.get("app").map(String::as_str), Some("gw"));
+        assert_eq!(labels.len(), 3);
+    }
+}
