@@ -58,6 +58,24 @@ impl Backends {
         }
     }
 
+    /// Whether `target`'s port declares HTTP/2 as Istio reads it: `appProtocol` grpc, http2,
+    /// h2c (or `kubernetes.io/h2c`), or a port name starting with `grpc`, `http2` or `h2c`.
+    pub fn speaks_h2(&self, target: &Target) -> bool {
+        let snapshot = self.cell.load();
+        let Some(port) = snapshot
+            .service(&target.service)
+            .and_then(|service| port_of(service, target.port))
+        else {
+            return false;
+        };
+        let declared = port.app_protocol.as_deref().unwrap_or(&port.name);
+        let declared = declared.strip_prefix("kubernetes.io/").unwrap_or(declared);
+        let declared = declared.to_ascii_lowercase();
+        ["grpc", "http2", "h2c"]
+            .iter()
+            .any(|p| declared == *p || declared.starts_with(&format!("{p}-")))
+    }
+
     /// Picks an endpoint of `target` and connects (other endpoints are tried when one fails).
     pub async fn connect(
         &self,

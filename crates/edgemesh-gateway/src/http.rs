@@ -2,9 +2,10 @@
 //! a weighted destination's endpoint and answered with the backend's response.
 //!
 //! Downstream, HTTP/1.1 and HTTP/2 (h2c with prior knowledge, or `h2` by ALPN behind TLS) are
-//! told apart by the connection's first bytes. Upstream, a request goes in the protocol it came
-//! in (Envoy's "use downstream protocol"): gRPC clients always speak HTTP/2, and so do their
-//! servers. Upstream connections are kept per downstream connection, target and protocol: a
+//! told apart by the connection's first bytes. Upstream, a request goes as HTTP/2 when the
+//! Service port declares it as Istio reads ports (`appProtocol` or name `grpc`, `http2`, `h2c`)
+//! or the request is gRPC (whose servers speak nothing else), and as HTTP/1.1 otherwise: a
+//! browser that negotiated `h2` with the gateway must still reach an HTTP/1.1 backend. Upstream connections are kept per downstream connection, target and protocol: a
 //! keep-alive client keeps its backend connection too. WebSocket (`Connection: upgrade`)
 //! requests get an upstream connection of their own, and after the backend's 101 both upgraded
 //! connections are copied both ways.
@@ -214,7 +215,9 @@ async fn forward(
     };
     match result {
         Ok(mut response) => {
-            strip_hop_by_hop(response.headers_mut(), false);
+            // A 101 keeps `Connection: upgrade` and `Upgrade`: the client checks them.
+            let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+            strip_hop_by_hop(response.headers_mut(), switching);
             apply(&route.headers.response, response.headers_mut());
             response
         }
@@ -262,7 +265,7 @@ async fn send(
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     strip_hop_by_hop(request.headers_mut(), upgrade);
     apply(&route.headers.request, request.headers_mut());
-    let h2 = request.version() == Version::HTTP_2;
+    let h2 = is_grpc(request.headers()) || shared.backends.speaks_h2(target);
     let request = for_upstream(request.map(|body| body.boxed()), h2);
     let key = pool_key(target, h2);
     let mut pooled = match reusable(upgrade, pool, &key).await {
@@ -471,6 +474,13 @@ fn authority_of(request: &Request<Incoming>) -> String {
         .map(str::to_string)
         .or_else(|| request.uri().authority().map(|a| a.to_string()))
         .unwrap_or_default()
+}
+
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"))
 }
 
 fn is_upgrade(headers: &HeaderMap) -> bool {

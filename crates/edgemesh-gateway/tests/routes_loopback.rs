@@ -58,10 +58,28 @@ async fn edgemesh_example_routes_every_path_to_the_service() {
         seen.insert(body.split(' ').next().unwrap().to_string());
     }
     assert_eq!(seen.len(), 2, "both endpoints serve: {seen:?}");
-    // h2c with prior knowledge (what gRPC clients speak) goes to the backend as HTTP/2.
-    let body = tokio::task::spawn_blocking(move || curl(&["--http2-prior-knowledge", &url]))
-        .await
-        .unwrap();
+    // h2c with prior knowledge to a port that does not declare HTTP/2: HTTP/1.1 upstream.
+    let body = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || curl(&["--http2-prior-knowledge", &url])
+    })
+    .await
+    .unwrap();
+    assert!(
+        body.ends_with(&format!(" /hello 127.0.0.1:{port} HTTP/1.1\n")),
+        "{body:?}"
+    );
+    // A gRPC request (its content type) goes to the backend as HTTP/2.
+    let body = tokio::task::spawn_blocking(move || {
+        curl(&[
+            "--http2-prior-knowledge",
+            "-H",
+            "content-type: application/grpc",
+            &url,
+        ])
+    })
+    .await
+    .unwrap();
     assert!(
         body.ends_with(&format!(" /hello 127.0.0.1:{port} HTTP/2.0\n")),
         "{body:?}"

@@ -23,7 +23,7 @@ use edgemesh_testkit::tls::Certs;
 use edgemesh_testkit::topology::{Host, Lan, Topology};
 use serde_json::Value;
 
-pub use clients::{curl_on, udp_echo_on};
+pub use clients::{client_on, curl_on, udp_echo_on};
 pub use manifests::{ECHO, HTTP, HTTPS, Port, Svc, UDP, WS, destination_rule};
 
 /// The agent's `--node-name` and the nodeName of local endpoints.
