@@ -69,7 +69,15 @@ pub async fn run(
     let mut ips = addresses();
     loop {
         let snapshot = Arc::clone(&updates.borrow_and_update());
+        let started = std::time::Instant::now();
         let table = RouteTable::compile(&snapshot, &identity);
+        tracing::debug!(
+            version = table.version,
+            ports = table.ports.len(),
+            problems = table.problems.len(),
+            micros = started.elapsed().as_micros() as u64,
+            "route table compiled"
+        );
         log_changes(&table, &mut told);
         let ports: Vec<u16> = table.ports.keys().copied().collect();
         shared.table.store(Arc::new(table));
