@@ -13,6 +13,12 @@ pub const ADMIN_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LO
 /// The SOCKS5 proxy the agents serve with the tunnel (EdgeMesh's `socks5Proxy` address).
 pub const SOCKS5_ADDR: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(169, 254, 96, 16), 10800));
+/// The gateway's admin endpoint on the cloud node (`edgemesh gateway`'s default, beside the
+/// agent's).
+pub const GATEWAY_ADMIN_ADDR: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 10558));
+/// The port of `examples/playground/gateway.yaml`'s Gateway (EdgeMesh's example).
+pub const GATEWAY_PORT: u16 = 23333;
 /// The node-local DNS the agents serve (EdgeMesh's bridge address).
 pub const DNS_ADDR: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(169, 254, 96, 16), 53));
@@ -43,6 +49,46 @@ pub fn config_yaml(tunnel: Option<&Path>, quic: bool) -> String {
         }
     }
     yaml
+}
+
+/// The gateway's config (EdgeMesh's `EdgeMeshGateway`): listening on the cloud's public
+/// address only, with the same tunnel as the agents when `tunnel` (the PSK file) is given.
+pub fn gateway_config_yaml(tunnel: Option<&Path>) -> String {
+    let cloud = relay_node();
+    let mut yaml = format!(
+        "apiVersion: gateway.edgemesh.config.kubeedge.io/v1alpha1\n\
+         kind: EdgeMeshGateway\n\
+         modules:\n  edgeGateway:\n    enable: true\n    includeIP: {}\n",
+        cloud.ip
+    );
+    match tunnel {
+        Some(psk) => yaml.push_str(&format!(
+            "  edgeTunnel:\n    enable: true\n    psk:\n      enable: true\n      path: {}\n    relayNodes:\n      - nodeName: {}\n        advertiseAddress:\n          - {}\n",
+            psk.display(),
+            cloud.name,
+            cloud.ip
+        )),
+        None => yaml.push_str("  edgeTunnel:\n    enable: false\n"),
+    }
+    yaml
+}
+
+/// The gateway's command line on the cloud node (its own state directory: its tunnel key).
+pub fn gateway_args(config: &Path, manifests: &Path, state: &Path) -> Vec<String> {
+    let cloud = relay_node();
+    vec![
+        "gateway".into(),
+        "--config-file".into(),
+        config.display().to_string(),
+        "--manifests".into(),
+        manifests.display().to_string(),
+        "--state-dir".into(),
+        state.join("gateway").display().to_string(),
+        "--node-name".into(),
+        cloud.name.into(),
+        "--admin-addr".into(),
+        GATEWAY_ADMIN_ADDR.to_string(),
+    ]
 }
 
 /// The relay of the tunnel: the cloud node, the only one every LAN can reach.

@@ -29,7 +29,7 @@ macro_rules! example {
 }
 
 /// `examples/playground/*.yaml`.
-pub const EXAMPLES: [Example; 9] = [
+pub const EXAMPLES: [Example; 10] = [
     example!("hostname.yaml"),
     example!("tcp-echo.yaml"),
     example!("udp-echo.yaml"),
@@ -39,6 +39,7 @@ pub const EXAMPLES: [Example; 9] = [
     example!("lb-consistent-hash.yaml"),
     example!("session-affinity.yaml"),
     example!("filtered.yaml"),
+    example!("gateway.yaml"),
 ];
 
 /// The generated file (sorted last so a reader sees the Services first).

@@ -15,6 +15,9 @@ use crate::{PlaygroundError, build, down, manifests, netns, procs};
 
 /// How long an agent or a pod may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The gateway's process name and config file.
+const GATEWAY: &str = "gateway/cloud";
+const GATEWAY_CONFIG: &str = "edgemesh-gateway.yaml";
 
 /// What `up` is asked to do.
 #[derive(Debug, Clone)]
@@ -102,12 +105,16 @@ fn build_and_start(
         &config,
         &agents::config_yaml(options.tunnel.then_some(&*psk), options.quic),
     )?;
+    state::write_atomic(
+        &dir.join(GATEWAY_CONFIG),
+        &agents::gateway_config_yaml(options.tunnel.then_some(&*psk)),
+    )?;
     let started = start_all(options, &config, &manifests, &logs, &mut state);
     state::save(plan, &state)?;
     started?;
     wait_ready(&state)?;
     say(&format!(
-        "started {} agents (tunnel {}) and {} pods; all ready",
+        "started {} agents (tunnel {}), the gateway on the cloud node and {} pods; all ready",
         NODES.len(),
         match (options.tunnel, options.quic) {
             (false, _) => "off",
@@ -136,6 +143,14 @@ fn start_all(
         let record = procs::spawn_detached(&name, &ns, &options.binary, &args, logs)?;
         state.processes.push(record);
     }
+    let gateway = agents::gateway_args(
+        &plan.state_dir().join(GATEWAY_CONFIG),
+        manifests,
+        &plan.state_dir().join("nodes"),
+    );
+    let cloud = plan.netns(agents::relay_node().name);
+    let record = procs::spawn_detached(GATEWAY, &cloud, &options.binary, &gateway, logs)?;
+    state.processes.push(record);
     for pod in &PODS {
         let args: Vec<String> = [
             "playground",
@@ -165,6 +180,8 @@ fn wait_ready(state: &State) -> Result<(), PlaygroundError> {
         let left = deadline.saturating_duration_since(Instant::now());
         if process.name.starts_with("pod/") {
             procs::wait_for_log(&process.name, &process.log, crate::pod::READY, left)?;
+        } else if process.name == GATEWAY {
+            wait_gateway(process, left)?;
         } else {
             wait_agent(process, state.tunnel, left)?;
         }
@@ -201,6 +218,23 @@ fn wait_agent(
 
 /// The relay holds a reservation for this node (the relay itself needs none), so peers in other
 /// LANs can reach it through the relay from the first connection on.
+/// The gateway answers /readyz (its sources synced and its routes compiled).
+fn wait_gateway(gateway: &ProcessRecord, timeout: Duration) -> Result<(), PlaygroundError> {
+    let started = Instant::now();
+    loop {
+        if !state::alive(gateway.pid) {
+            return Err(procs::not_ready(&gateway.name, timeout, &gateway.log));
+        }
+        if ready_at(&gateway.netns, agents::GATEWAY_ADMIN_ADDR)? {
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            return Err(procs::not_ready(&gateway.name, timeout, &gateway.log));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn reserved(agent: &ProcessRecord) -> bool {
     let relay = agents::relay_node().name;
     agent.name == format!("agent/{relay}")
@@ -228,15 +262,14 @@ fn tunnel_peers(netns: &str) -> Result<std::collections::BTreeSet<String>, Playg
 
 /// `GET /readyz` on the agent of `netns` answers 200.
 pub(crate) fn agent_ready(netns: &str) -> Result<bool, PlaygroundError> {
+    ready_at(netns, ADMIN_ADDR)
+}
+
+/// Whether the admin endpoint at `addr` in `netns` answers /readyz with 200.
+fn ready_at(netns: &str, addr: std::net::SocketAddr) -> Result<bool, PlaygroundError> {
     netns::run_in(netns, || {
-        get_with(
-            ADMIN_ADDR,
-            "localhost",
-            "/readyz",
-            &[],
-            Duration::from_secs(2),
-        )
-        .is_ok_and(|(status, _)| status == 200)
+        get_with(addr, "localhost", "/readyz", &[], Duration::from_secs(2))
+            .is_ok_and(|(status, _)| status == 200)
     })
 }
 

@@ -122,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
     };
     config.quic = args.quic;
     config.listen_port = args.listen_port;
+    config.relay_port = args.listen_port;
     config.mdns = !args.no_mdns;
     config.own_addrs = args.own_addr.clone();
     config.relays = args

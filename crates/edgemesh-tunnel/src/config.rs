@@ -28,6 +28,9 @@ pub struct TunnelConfig {
     pub node_name: String,
     /// Port to listen on (TCP, and UDP for QUIC), on every address of `listen_ips`.
     pub listen_port: u16,
+    /// The port relays listen on: the agents' `listenPort`. The same as `listen_port` for an
+    /// agent; the gateway listens one port higher, beside its node's agent.
+    pub relay_port: u16,
     /// QUIC next to TCP, for peers that have proven their membership over TCP (direct and
     /// hole-punched paths; relays stay on TCP). Only with [`PskMode::Noise`].
     pub quic: bool,
@@ -64,6 +67,7 @@ impl TunnelConfig {
         TunnelConfig {
             node_name: node_name.into(),
             listen_port: DEFAULT_LISTEN_PORT,
+            relay_port: DEFAULT_LISTEN_PORT,
             quic: false,
             listen_ips: Vec::new(),
             relays: Vec::new(),

@@ -36,8 +36,18 @@ pub struct TunnelDialer<D> {
 
 impl<D: Dialer> TunnelDialer<D> {
     pub fn new(inner: D, tunnel: TunnelHandle) -> Self {
-        let me = Arc::from(tunnel.node_name());
-        TunnelDialer { inner, tunnel, me }
+        let me = tunnel.node_name().to_owned();
+        Self::on_node(inner, tunnel, &me)
+    }
+
+    /// For a tunnel peer that is not its node's agent (the gateway, peer `<node>-gateway`):
+    /// endpoints on `node` are dialed directly.
+    pub fn on_node(inner: D, tunnel: TunnelHandle, node: &str) -> Self {
+        TunnelDialer {
+            inner,
+            tunnel,
+            me: Arc::from(node),
+        }
     }
 }
 

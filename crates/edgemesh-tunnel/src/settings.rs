@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use edgemesh_config::{
-    AgentConfig, DEFAULT_NODE_CAS, DEFAULT_NODE_CREDENTIALS, Transport, UnattestedPeers,
+    AgentConfig, DEFAULT_NODE_CAS, DEFAULT_NODE_CREDENTIALS, EdgeTunnel, MetaServerSecurity,
+    PreparedGateway, Transport, UnattestedPeers,
 };
 use edgemesh_model::SnapshotCell;
 
@@ -23,6 +24,8 @@ use crate::{Tunnel, TunnelHandle};
 #[derive(Debug, Clone)]
 pub struct TunnelSettings {
     pub listen_port: u16,
+    /// The relays' port (`modules.edgeTunnel.listenPort`): what every agent listens on.
+    pub relay_port: u16,
     pub relays: Vec<RelayNode>,
     /// EdgeMesh's PSK file; `None` when `psk.enable` is false.
     pub psk_path: Option<PathBuf>,
@@ -40,9 +43,29 @@ pub struct TunnelSettings {
 }
 
 impl TunnelSettings {
-    /// `None` when the tunnel is off.
+    /// The agent's tunnel; `None` when it is off.
     pub fn from_config(config: &AgentConfig, state_dir: PathBuf) -> Option<Self> {
-        let tunnel = &config.modules.edge_tunnel;
+        let metaserver = &config.kube_api_config.meta_server.security;
+        let mut settings = Self::from_module(&config.modules.edge_tunnel, metaserver, state_dir)?;
+        settings.socks5 = socks5_address(config);
+        Some(settings)
+    }
+
+    /// The gateway's tunnel (EdgeMesh's: on `listenPort + 1`, beside the agent's on the same
+    /// node, with no SOCKS5); `None` when it is off.
+    pub fn for_gateway(prepared: &PreparedGateway, state_dir: PathBuf) -> Option<Self> {
+        let config = &prepared.config;
+        let metaserver = &config.kube_api_config.meta_server.security;
+        let mut settings = Self::from_module(&config.modules.edge_tunnel, metaserver, state_dir)?;
+        settings.listen_port = prepared.tunnel_port;
+        Some(settings)
+    }
+
+    fn from_module(
+        tunnel: &EdgeTunnel,
+        metaserver: &MetaServerSecurity,
+        state_dir: PathBuf,
+    ) -> Option<Self> {
         if !tunnel.enable {
             return None;
         }
@@ -74,13 +97,14 @@ impl TunnelSettings {
         }
         Some(Self {
             listen_port: tunnel.listen_port.get().map_or(20006, |p| p.0),
+            relay_port: tunnel.listen_port.get().map_or(20006, |p| p.0),
             relays: tunnel.relay_nodes.iter().map(relay_node).collect(),
             psk_path: tunnel.psk.enable.then(|| PathBuf::from(&tunnel.psk.path)),
             psk_mode,
             quic,
             state_dir,
-            node_identity: node_identity(config, Path::exists),
-            socks5: socks5_address(config),
+            node_identity: node_identity(tunnel, metaserver, Path::exists),
+            socks5: None,
             ignored,
         })
     }
@@ -90,8 +114,12 @@ impl TunnelSettings {
 /// kubelet's or edgecore's certificate, KubeEdge's and the cluster's CAs. EdgeMesh's
 /// `metaServerSecret` certificate is one Secret mounted on every node, so it never proves a
 /// name: it is passed as a shared certificate.
-fn node_identity(config: &AgentConfig, exists: impl Fn(&Path) -> bool) -> NodeIdentityConfig {
-    let identity = &config.modules.edge_tunnel.node_identity;
+fn node_identity(
+    tunnel: &EdgeTunnel,
+    metaserver: &MetaServerSecurity,
+    exists: impl Fn(&Path) -> bool,
+) -> NodeIdentityConfig {
+    let identity = &tunnel.node_identity;
     let credential = match identity.cert_file.as_str() {
         "" => DEFAULT_NODE_CREDENTIALS
             .iter()
@@ -117,7 +145,6 @@ fn node_identity(config: &AgentConfig, exists: impl Fn(&Path) -> bool) -> NodeId
         UnattestedPeers::Refuse => crate::config::UnattestedPeers::Refuse,
         UnattestedPeers::TrustOnFirstUse => crate::config::UnattestedPeers::TrustOnFirstUse,
     };
-    let metaserver = &config.kube_api_config.meta_server.security;
     NodeIdentityConfig {
         credential: credential.map(|(cert, key)| CredentialFiles { cert, key }),
         ca_files,
@@ -168,6 +195,7 @@ pub fn start(
     })?;
     let mut config = TunnelConfig::new(node_name, settings.state_dir.join("tunnel.key"));
     config.listen_port = settings.listen_port;
+    config.relay_port = settings.relay_port;
     config.relays = settings.relays.clone();
     config.psk_path = settings.psk_path.clone();
     config.psk_mode = settings.psk_mode;
@@ -248,7 +276,9 @@ mod tests {
         let yaml = format!("modules:\n  edgeTunnel:\n    enable: true\n{tunnel_yaml}");
         let loaded = AgentConfig::from_yaml(&yaml, "test.yaml", RunningMode::Edge)
             .unwrap_or_else(|e| panic!("{e}"));
-        node_identity(&loaded.config, |p| {
+        let config = &loaded.config;
+        let metaserver = &config.kube_api_config.meta_server.security;
+        node_identity(&config.modules.edge_tunnel, metaserver, |p| {
             present.iter().any(|q| Path::new(q) == p)
         })
     }

@@ -19,9 +19,11 @@ use edgemesh_kube::target::ApiTarget;
 use edgemesh_kube::{Inputs, Publisher};
 use edgemesh_lb::LoadBalancer;
 use edgemesh_model::BuildOptions;
-use edgemesh_proxy::DirectDialer;
 use edgemesh_proxy::connect::DialLimits;
+use edgemesh_proxy::{Dialer, DirectDialer};
 use edgemesh_telemetry::{AdminServer, Liveness, Registry, Reply};
+use edgemesh_tunnel::TunnelDialer;
+use edgemesh_tunnel::settings::TunnelSettings;
 use tokio::sync::mpsc;
 
 use crate::logs::LogArgs;
@@ -73,6 +75,16 @@ pub struct GatewayArgs {
     /// `kubeedge=edgemesh-gateway` (EdgeMesh's gateway pod label) always apply.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_LABELS_FILE)]
     pub labels_file: PathBuf,
+
+    /// Directory for state kept across restarts: the gateway's tunnel key and peer pins (its own:
+    /// the agent on the same node keeps its key elsewhere).
+    #[arg(
+        long,
+        env = "EDGEMESH_GATEWAY_STATE_DIR",
+        default_value = "/var/lib/edgemesh-gateway",
+        value_name = "DIR"
+    )]
+    pub state_dir: PathBuf,
 
     /// Read and validate the config file and flags, print every warning, and exit: 0 when the
     /// gateway would start, 2 when it would refuse.
@@ -129,11 +141,6 @@ async fn run(prepared: PreparedGateway, args: GatewayArgs) -> anyhow::Result<()>
         tracing::warn!(%warning, "config");
     }
     tracing::info!(node = %prepared.node.name, version = env!("CARGO_PKG_VERSION"), "starting edgemesh gateway");
-    if prepared.config.modules.edge_tunnel.enable {
-        tracing::warn!(
-            "modules.edgeTunnel: the gateway's own tunnel is not built yet; endpoints are dialed directly, so endpoints in another LAN are reachable only when routed"
-        );
-    }
     let api = prepared.discovery.api.clone().map(|endpoint| {
         ApiTarget::from_endpoint(
             endpoint,
@@ -156,12 +163,27 @@ async fn run(prepared: PreparedGateway, args: GatewayArgs) -> anyhow::Result<()>
         attempts: 3,
         timeout: Duration::from_secs(5),
     };
-    let backends = Backends::new(
-        publisher.cell(),
-        balancer,
-        Arc::new(DirectDialer::new(sockets)),
-        limits,
-    );
+    let direct = DirectDialer::new(sockets);
+    let tunnel = match TunnelSettings::for_gateway(&prepared, args.state_dir.clone()) {
+        Some(settings) => {
+            let name = prepared.tunnel_node_name();
+            let tunnel = edgemesh_tunnel::settings::start(&settings, &name, publisher.cell())?;
+            let watched = tunnel.handle();
+            liveness.check("tunnel driver", move || watched.driver_running());
+            tracing::info!(peer = %name, port = settings.listen_port, "gateway tunnel started: endpoints on other nodes are reached through it");
+            Some(tunnel)
+        }
+        None => None,
+    };
+    let dialer: Arc<dyn Dialer> = match &tunnel {
+        Some(t) => Arc::new(TunnelDialer::on_node(
+            direct,
+            t.handle(),
+            &prepared.node.name,
+        )),
+        None => Arc::new(direct),
+    };
+    let backends = Backends::new(publisher.cell(), balancer, dialer, limits);
     let metrics = edgemesh_gateway::metrics::Metrics::register(&mut registry);
     let shared = Arc::new(Shared::new(backends, metrics));
     let identity = identity(&args.labels_file);
@@ -195,6 +217,9 @@ async fn run(prepared: PreparedGateway, args: GatewayArgs) -> anyhow::Result<()>
     tokio::spawn(serving);
     process::shutdown_signal().await;
     tracing::info!("shutting down");
+    if let Some(tunnel) = tunnel {
+        tunnel.stop();
+    }
     Ok(())
 }
 

@@ -162,6 +162,13 @@ fn e2e_playground_up_check_exec_down_leaves_nothing_behind() {
     assert!(!table.contains("FAIL"), "{table}");
     // The agents run the tunnel: the cross-LAN checks run too, none is skipped.
     assert!(!table.contains("SKIP"), "{table}");
+    // The ingress gateway on the cloud node reaches the replicas in both LANs (tunnel).
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("gateway reaches all replicas") && l.contains(" PASS ")),
+        "{table}"
+    );
     let passed = table.lines().filter(|l| l.contains(" PASS ")).count();
     assert!(passed >= 30, "only {passed} checks passed:\n{table}");
 

@@ -34,6 +34,10 @@ pub enum Kind {
     /// SOCKS5 (`169.254.96.16:10800`) to a node of another LAN by its name, then HTTP to the
     /// service's pod there: EdgeMesh's `ssh -o ProxyCommand="nc --proxy-type socks5 ..."`.
     Socks5,
+    /// The ingress gateway on the cloud node (`examples/playground/gateway.yaml`), asked at the
+    /// cloud's public address as a client outside the cluster would: every replica answers,
+    /// those in the LANs through the gateway's tunnel.
+    Gateway,
 }
 
 /// How the client addresses the service.
@@ -68,6 +72,7 @@ impl Kind {
             Kind::SessionAffinity => "ClientIP affinity sticks",
             Kind::NotProxied => "filtered service not proxied",
             Kind::Socks5 => "SOCKS5 to a node by name",
+            Kind::Gateway => "gateway reaches all replicas",
         }
     }
 }
@@ -86,6 +91,9 @@ impl Check {
         let port = svc.ports.first().map_or(0, |p| p.port);
         let target = match (self.kind, self.via) {
             (Kind::Dns, _) => format!("{} → {}", svc.dns_short(), svc.cluster_ip),
+            (Kind::Gateway, _) => {
+                format!("gateway {}:{}", self.from.ip, crate::agents::GATEWAY_PORT)
+            }
             (Kind::Socks5, _) => match remote_pod(svc, self.from) {
                 Some(pod) => format!("socks5 → {}:{}", pod.node, pod.port),
                 None => "socks5 → (no pod in another site)".into(),
@@ -132,7 +140,7 @@ pub fn catalog(services: &[ServiceInfo]) -> Vec<Check> {
     use Via::{ClusterIp as Ip, Dns as Name};
     let node = |name: &str| crate::plan::node(name);
     let svc = |name: &str| services.iter().find(|s| s.name == name).cloned();
-    let rows: [(Kind, &str, Via, &str); 34] = [
+    let rows: [(Kind, &str, Via, &str); 35] = [
         (AgentReady, "cloud", Ip, ""),
         (AgentReady, "edge-a1", Ip, ""),
         (AgentReady, "edge-a2", Ip, ""),
@@ -167,6 +175,7 @@ pub fn catalog(services: &[ServiceInfo]) -> Vec<Check> {
         (NotProxied, "edge-a2", Ip, "web-filtered-svc"),
         (NotProxied, "edge-b1", Ip, "web-filtered-svc"),
         (Socks5, "edge-a2", Name, "hostname-lb-svc"),
+        (Gateway, "cloud", Ip, "hostname-lb-svc"),
     ];
     rows.iter()
         .filter_map(|&(kind, from, via, service)| {
@@ -217,7 +226,7 @@ mod tests {
     fn every_row_resolves_and_each_lan_has_passing_and_tunnel_checks() {
         let services = crate::manifests::services().unwrap();
         let checks = catalog(&services);
-        assert_eq!(checks.len(), 34, "a row names an unknown node or service");
+        assert_eq!(checks.len(), 35, "a row names an unknown node or service");
         for site in [Site::LanA, Site::LanB] {
             let from_site: Vec<_> = checks.iter().filter(|c| c.from.site == site).collect();
             assert!(from_site.iter().any(|c| c.needs_tunnel()), "{site:?}");
@@ -233,7 +242,8 @@ mod tests {
             .filter(|c| !c.needs_tunnel())
             .map(|c| c.kind)
             .collect();
-        // Every kind runs without the tunnel somewhere, except reaching all three replicas.
+        // Every kind runs without the tunnel somewhere, except reaching all three replicas
+        // (directly or through the gateway).
         assert_eq!(tunnel_free_kinds.len(), 11);
         assert!(!tunnel_free_kinds.contains(&Kind::HttpAllReplicas));
     }

@@ -49,6 +49,11 @@ pub(super) fn run(check: &Check) -> Verdict {
         Kind::UdpEcho => udp_echo(addr),
         Kind::WebSocket => websocket(addr, &host, &pods),
         Kind::NotProxied => not_proxied(addr),
+        Kind::Gateway => {
+            let gateway = SocketAddr::from((check.from.ip, crate::agents::GATEWAY_PORT));
+            let get = |n: usize| repeat_get(gateway, &gateway.to_string(), n, &[]);
+            all_replicas_within_rounds(get, 12, &pods)
+        }
         Kind::Socks5 => {
             let pod =
                 super::catalog::remote_pod(svc, check.from).ok_or("no pod in another site")?;

@@ -24,7 +24,7 @@ pub(super) struct RelaySlot {
 
 impl Driver {
     pub(super) fn set_relays(&mut self, relays: Vec<RelayNode>) {
-        let port = self.shared.config.listen_port;
+        let port = self.shared.config.relay_port;
         let me = self.shared.me().to_owned();
         let mut slots = Vec::new();
         for relay in relays.into_iter().filter(|r| r.node_name != me) {
