@@ -6,6 +6,8 @@ For each rendered file:
     strict: unknown fields are errors) for the oldest and the newest Kubernetes it ships;
   - every agent ConfigMap (key edgemesh-agent.yaml) is started through edgemesh's config loader:
     `edgemesh agent --check-config --config FILE` must exit 0 (its warnings are printed);
+  - every gateway ConfigMap (key edgemesh-gateway.yaml) likewise through
+    `edgemesh gateway --check-config -c FILE`;
   - every edge hub ConfigMap (key cache_agents) must be a comma-separated list of User-Agent
     names or `*`;
   - every flag a rendered DaemonSet passes to `edgemesh hub` is one `edgemesh hub --help` lists;
@@ -13,7 +15,12 @@ For each rendered file:
     DaemonSet keeps EdgeMesh's selector (a selector cannot change on upgrade), the PSK from the
     values is the one in the Secret, and relayNodes from the values reach the agent's config.
 
-    scripts/check-deploy.py --edgemesh BIN [--values FILE] [--edgemesh-compat] RENDERED.yaml
+  - with --edgemesh-compat and a gateway Deployment among the objects: EdgeMesh's gateway object
+    names and selector are kept, it runs edgemesh-gateway on the host's network with the pod's
+    labels at /etc/podinfo/labels, and the values' gateway.psk / gateway.relayNodes reach its
+    ConfigMaps.
+
+    scripts/check-deploy.py --edgemesh BIN [--values FILE] [--edgemesh-compat | --gateway-compat] RENDERED.yaml
 Exits 1 on the first failing file, after printing every problem in it.
 """
 
@@ -30,6 +37,7 @@ import yaml
 
 OLDEST_SCHEMA = "1.25.0"
 AGENT_KEY = "edgemesh-agent.yaml"
+GATEWAY_KEY = "edgemesh-gateway.yaml"
 USER_AGENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -48,15 +56,17 @@ def validate_schema(doc, where, problems):
             problems.append(f"{where}: schema {version}: {e}")
 
 
-def check_agent_config(binary, text, where, problems):
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="edgemesh-agent-", delete=False) as f:
+def check_role_config(binary, role, text, where, problems):
+    """Starts `edgemesh ROLE --check-config --config FILE` on a ConfigMap's config."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix=f"edgemesh-{role}-", delete=False) as f:
         f.write(text)
         path = f.name
     try:
-        # NODE_NAME as the DaemonSet sets it; nothing on the host is touched by --check-config.
+        # NODE_NAME as the DaemonSet/Deployment sets it; nothing on the host is touched by
+        # --check-config.
         env = dict(os.environ, NODE_NAME="check-deploy-node")
         run = subprocess.run(
-            [binary, "agent", "--check-config", "--config", path],
+            [binary, role, "--check-config", "--config", path],
             capture_output=True, text=True, env=env, timeout=60,
         )
     finally:
@@ -65,7 +75,7 @@ def check_agent_config(binary, text, where, problems):
     for line in out.splitlines():
         print(f"    {where}: {line}")
     if run.returncode != 0:
-        problems.append(f"{where}: `edgemesh agent --check-config` exited {run.returncode}")
+        problems.append(f"{where}: `edgemesh {role} --check-config` exited {run.returncode}")
 
 
 def check_cache_agents(value, where, problems):
@@ -125,11 +135,54 @@ def check_edgemesh_compat(objects, values, problems):
                     problems.append(f"EdgeMesh compat: {section}.{key} from the values is not in the config")
 
 
+def check_gateway_compat(objects, values, problems):
+    by_kind_name = {(o["kind"], o["metadata"]["name"]): o for o in objects}
+    if ("Deployment", "edgemesh-gateway") not in by_kind_name:
+        return
+    for kind, name in [
+        ("ServiceAccount", "edgemesh-gateway"),
+        ("ClusterRole", "edgemesh-gateway"),
+        ("ClusterRoleBinding", "edgemesh-gateway"),
+        ("ConfigMap", "edgemesh-gateway-cfg"),
+        ("ConfigMap", "edgemesh-gateway-psk"),
+    ]:
+        if (kind, name) not in by_kind_name:
+            problems.append(f"EdgeMesh compat: no {kind} {name} (EdgeMesh's gateway names it so)")
+    deploy = by_kind_name[("Deployment", "edgemesh-gateway")]
+    want = {"k8s-app": "kubeedge", "kubeedge": "edgemesh-gateway"}
+    if deploy["spec"]["selector"].get("matchLabels") != want:
+        problems.append(f"EdgeMesh compat: gateway Deployment selector {deploy['spec']['selector']} is not {want}")
+    pod = deploy["spec"]["template"]["spec"]
+    if pod.get("hostNetwork") is not True:
+        problems.append("EdgeMesh compat: the gateway must use the host's network")
+    for c in pod.get("containers", []):
+        if (c.get("command") or [None])[0] != "edgemesh-gateway":
+            problems.append(f"Deployment edgemesh-gateway: container {c['name']}: command is {c.get('command')}, not edgemesh-gateway")
+        if not any(m.get("mountPath") == "/etc/podinfo" for m in c.get("volumeMounts", [])):
+            problems.append(f"Deployment edgemesh-gateway: container {c['name']}: the pod's labels are not mounted at /etc/podinfo")
+    labels = [v for v in pod.get("volumes", []) if "downwardAPI" in v]
+    if not any(i.get("path") == "labels" and i.get("fieldRef", {}).get("fieldPath") == "metadata.labels"
+               for v in labels for i in v["downwardAPI"].get("items", [])):
+        problems.append("EdgeMesh compat: no Downward API volume with the pod's labels at path labels")
+    gateway = (values or {}).get("gateway", {})
+    psk = by_kind_name.get(("ConfigMap", "edgemesh-gateway-psk"))
+    if psk and gateway.get("psk") and (psk.get("data") or {}).get("psk") != gateway["psk"]:
+        problems.append("EdgeMesh compat: the gateway PSK ConfigMap does not hold gateway.psk")
+    cm = by_kind_name.get(("ConfigMap", "edgemesh-gateway-cfg"))
+    if cm and gateway.get("relayNodes"):
+        config = yaml.safe_load(cm["data"][GATEWAY_KEY]) or {}
+        tunnel = (config.get("modules") or {}).get("edgeTunnel") or {}
+        if tunnel.get("relayNodes") != gateway["relayNodes"]:
+            problems.append(f"EdgeMesh compat: gateway relayNodes {tunnel.get('relayNodes')} are not the values'")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--edgemesh", required=True, help="the edgemesh binary")
     ap.add_argument("--values", help="the values file the objects were rendered with")
     ap.add_argument("--edgemesh-compat", action="store_true")
+    ap.add_argument("--gateway-compat", action="store_true",
+                    help="only the gateway's EdgeMesh compatibility (objects without the agent)")
     ap.add_argument("rendered")
     args = ap.parse_args()
 
@@ -143,6 +196,7 @@ def main():
     problems = []
     kinds = {}
     agent_configs = 0
+    gateway_configs = 0
     for doc in objects:
         where = f"{doc.get('kind')} {doc.get('metadata', {}).get('namespace', '-')}/{doc.get('metadata', {}).get('name')}"
         kinds[doc.get("kind")] = kinds.get(doc.get("kind"), 0) + 1
@@ -153,16 +207,21 @@ def main():
             data = doc.get("data") or {}
             if AGENT_KEY in data:
                 agent_configs += 1
-                check_agent_config(args.edgemesh, data[AGENT_KEY], where, problems)
+                check_role_config(args.edgemesh, "agent", data[AGENT_KEY], where, problems)
+            if GATEWAY_KEY in data:
+                gateway_configs += 1
+                check_role_config(args.edgemesh, "gateway", data[GATEWAY_KEY], where, problems)
             if "cache_agents" in data:
                 check_cache_agents(data["cache_agents"], where, problems)
     if args.edgemesh_compat:
         check_edgemesh_compat(objects, values, problems)
+    if args.edgemesh_compat or args.gateway_compat:
+        check_gateway_compat(objects, values, problems)
 
     summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
     versions = " and ".join(schema_versions())
     print(f"  {args.rendered}: {len(objects)} objects ({summary}); schemas {versions}; "
-          f"{agent_configs} agent config(s) started through --check-config")
+          f"{agent_configs} agent and {gateway_configs} gateway config(s) started through --check-config")
     for p in problems:
         print(f"  FAIL {p}", file=sys.stderr)
     return 1 if problems else 0

@@ -3,9 +3,11 @@
 #   - hadolint on deploy/Dockerfile;
 #   - `helm lint --strict` and `helm template` of deploy/helm/edgemesh with the default values,
 #     EdgeMesh's own values files (ci/edgemesh-*.yaml, EdgeMesh's keys) and ci/values-all-on.yaml;
-#   - every rendered object, and deploy/agent.yaml, validated against the Kubernetes OpenAPI
-#     schema, and every agent ConfigMap started through `edgemesh agent --check-config`
-#     (scripts/check-deploy.py);
+#   - every rendered object, deploy/agent.yaml and deploy/gateway.yaml, validated against the
+#     Kubernetes OpenAPI schema, every agent ConfigMap started through
+#     `edgemesh agent --check-config` and every gateway ConfigMap through
+#     `edgemesh gateway --check-config` (scripts/check-deploy.py);
+#   - the gateway (gateway.enabled, ci/values-gateway.yaml) keeps EdgeMesh's gateway object names;
 #   - values that must be refused are refused (the hub without an apiserver address);
 #   - deploy/iptables-wrapper.sh picks the flavour that holds the rules, in a network namespace
 #     of its own (needs root; fails, not skips, without it).
@@ -37,13 +39,14 @@ if scripts/check-deploy.py --edgemesh "$bin" scripts/testdata/check-deploy-broke
   cat "$out/broken.txt" >&2; fail "check-deploy.py passed scripts/testdata/check-deploy-broken.yaml"
 fi
 for want in "listenPort: invalid value '0'" "'bad agent' is not a User-Agent" "'hostNetwrk' was unexpected" \
-  "has no flag --no-such-flag"; do
+  "has no flag --no-such-flag" "includeIP: invalid value 'not-an-ip'"; do
   grep -qF "$want" "$out/broken.txt" || { cat "$out/broken.txt" >&2; fail "check-deploy.py did not report: $want"; }
 done
 
 render default
 scripts/check-deploy.py --edgemesh "$bin" "$out/default.yaml"
 grep -q 'kubeedge: edgemesh-hub' "$out/default.yaml" && fail "the hub is rendered though hub.enabled is false by default"
+grep -q 'kubeedge: edgemesh-gateway' "$out/default.yaml" && fail "the gateway is rendered though gateway.enabled is false by default"
 
 for values in "$chart"/ci/edgemesh-*.yaml; do
   name=$(basename "$values" .yaml)
@@ -58,14 +61,19 @@ for kind in "DaemonSet" "ConfigMap"; do
   [[ $n -ge 2 ]] || fail "values-all-on renders $n ${kind}s, expected the agent's and the hub's"
 done
 
+render gateway -f "$chart/ci/values-gateway.yaml"
+scripts/check-deploy.py --edgemesh "$bin" --values "$chart/ci/values-gateway.yaml" --edgemesh-compat "$out/gateway.yaml"
+grep -q '^kind: Deployment$' "$out/gateway.yaml" || fail "ci/values-gateway.yaml renders no gateway Deployment"
+
 echo "check-deploy: refused values"
 if helm template edgemesh "$chart" --set hub.enabled=true >"$out/refused.txt" 2>&1; then
   fail "hub.enabled without hub.serverAddr rendered"
 fi
 grep -q "hub.serverAddr" "$out/refused.txt" || { cat "$out/refused.txt" >&2; fail "the refusal does not name hub.serverAddr"; }
 
-echo "check-deploy: plain manifests (deploy/agent.yaml)"
+echo "check-deploy: plain manifests (deploy/agent.yaml, deploy/gateway.yaml)"
 scripts/check-deploy.py --edgemesh "$bin" deploy/agent.yaml
+scripts/check-deploy.py --edgemesh "$bin" --gateway-compat deploy/gateway.yaml
 
 echo "check-deploy: iptables-wrapper in a network namespace"
 [[ $(id -u) -eq 0 ]] || fail "the iptables-wrapper check needs root (a network namespace)"

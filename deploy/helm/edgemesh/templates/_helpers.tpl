@@ -55,3 +55,31 @@ folded in as EdgeMesh's chart does, and our keys (adminAddr, kernelFastPath). */
 {{- if $modules }}{{ $_ := set $cfg "modules" $modules }}{{ end -}}
 {{- toYaml $cfg -}}
 {{- end }}
+
+{{- define "edgemesh.gateway.selector" -}}
+k8s-app: kubeedge
+kubeedge: edgemesh-gateway
+{{- end }}
+
+{{- define "edgemesh.gateway.name" -}}{{ .Release.Name }}-gateway{{- end }}
+
+{{/* The gateway's EdgeMeshGateway config: EdgeMesh's sections as given, relayNodes folded in as
+EdgeMesh's gateway chart does. */}}
+{{- define "edgemesh.gateway.config" -}}
+{{- $g := .Values.gateway -}}
+{{- $cfg := dict -}}
+{{- with $g.kubeAPIConfig }}{{ $_ := set $cfg "kubeAPIConfig" (deepCopy .) }}{{ end -}}
+{{- $common := deepCopy ($g.commonConfig | default dict) -}}
+{{- if and $g.metrics $g.metrics.port (not (hasKey $common "adminAddr")) -}}
+{{- $_ := set $common "adminAddr" (printf "%s:%v" ($g.metrics.bindAddress | default "127.0.0.1") $g.metrics.port) -}}
+{{- end -}}
+{{- if $common }}{{ $_ := set $cfg "commonConfig" $common }}{{ end -}}
+{{- $modules := deepCopy ($g.modules | default dict) -}}
+{{- if $g.relayNodes -}}
+{{- $tunnel := deepCopy ($modules.edgeTunnel | default dict) -}}
+{{- $_ := set $tunnel "relayNodes" $g.relayNodes -}}
+{{- $_ := set $modules "edgeTunnel" $tunnel -}}
+{{- end -}}
+{{- if $modules }}{{ $_ := set $cfg "modules" $modules }}{{ end -}}
+{{- toYaml $cfg -}}
+{{- end }}
