@@ -144,7 +144,7 @@ spec:
         - destination: {host: web, port: {number: 80}}
 YAML
 printf 'modules:\n  edgeGateway:\n    enable: true\n  edgeTunnel:\n    enable: false\n' >"$WORK/config.yaml"
-in_node "$BIN" gateway -c "$WORK/config.yaml" --manifests "$MANIFESTS" --node-name n1 \
+ip netns exec "$NODE" "$BIN" gateway -c "$WORK/config.yaml" --manifests "$MANIFESTS" --node-name n1 \
   --admin-addr 127.0.0.1:0 --listen-address 192.0.2.1 --log-level info,edgemesh_gateway=debug \
   >"$WORK/gateway.log" 2>&1 &
 GW=$!
