@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# Ingress gateway figures: direct to the backend vs through `edgemesh gateway` vs through an nginx
+# reverse proxy with the same route, side by side in one run, plain HTTP and TLS, inside two
+# throwaway network namespaces (never the host's own network stack).
+#
+#   node ns  192.0.2.1   edgemesh gateway :23333 (HTTP) :23443 (HTTPS, terminated)
+#                        nginx proxy      :8081  (HTTP) :8443  (HTTPS)   + the wrk clients
+#   pod  ns  192.0.2.11  nginx backend    :8080  `return 200 "ok\n"`, keep-alive
+#
+# nginx proxy: worker_processes 2 (the gateway's 2 worker threads), upstream keepalive 64,
+# proxy_http_version 1.1. Same self-signed RSA-2048 cert for both TLS fronts, TLS 1.3 default.
+# Then gateway RSS (VmRSS/VmHWM) idle and after load, and with 1,000 VirtualServices: RSS, the
+# compile time the gateway logs, and file-written → /debug/routes-shows-1,000 latency.
+# Needs root, wrk, nginx-light, curl, openssl, python3 (apt-installed when missing).
+#   DURATION=5 scripts/bench-gateway.sh
+#   EDGEMESH_BIN=/path/to/edgemesh scripts/bench-gateway.sh
+set -euo pipefail
+
+DURATION=${DURATION:-5}
+CONNS=${CONNS:-"1 16 64"}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+
+[ "$(id -u)" = 0 ] || { echo "bench-gateway.sh: needs root (creates network namespaces)" >&2; exit 1; }
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v nginx >/dev/null || missing+=(nginx-light)
+command -v curl >/dev/null || missing+=(curl)
+command -v openssl >/dev/null || missing+=(openssl)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+NGINX=$(command -v nginx)
+
+if [ -n "${EDGEMESH_BIN:-}" ]; then
+  BIN=$EDGEMESH_BIN
+else
+  cargo build -q --release -p edgemesh --bin edgemesh
+  BIN=$CARGO_TARGET_DIR/release/edgemesh
+fi
+echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), nothing pinned"
+
+WORK=$(mktemp -d)
+NODE=emgw-node-$$
+POD=emgw-pod-$$
+PIDS=()
+GW=""
+cleanup() {
+  for pid in "${PIDS[@]}" $GW; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  ip netns del "$NODE" 2>/dev/null || true
+  ip netns del "$POD" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+in_node() { ip netns exec "$NODE" "$@"; }
+
+ip netns add "$NODE"
+ip netns add "$POD"
+ip -n "$NODE" link add eth0 type veth peer name eth0 netns "$POD"
+ip -n "$NODE" addr add 192.0.2.1/24 dev eth0
+ip -n "$POD" addr add 192.0.2.11/24 dev eth0
+for ns in "$NODE" "$POD"; do ip -n "$ns" link set lo up; ip -n "$ns" link set eth0 up; done
+
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench.example \
+  -addext subjectAltName=DNS:bench.example -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
+
+nginx_conf() { # name, http block body
+  mkdir -p "$WORK/$1"
+  cat >"$WORK/$1/nginx.conf" <<CONF
+worker_processes 2;
+pid $WORK/$1/nginx.pid;
+error_log $WORK/$1/error.log warn;
+daemon off;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $WORK/$1; proxy_temp_path $WORK/$1; fastcgi_temp_path $WORK/$1;
+  uwsgi_temp_path $WORK/$1; scgi_temp_path $WORK/$1;
+  $2
+}
+CONF
+}
+nginx_conf backend 'server { listen 192.0.2.11:8080 reuseport; location / { return 200 "ok\n"; } }'
+nginx_conf proxy "upstream web { server 192.0.2.11:8080; keepalive 64; }
+  server {
+    listen 192.0.2.1:8081 reuseport;
+    listen 192.0.2.1:8443 ssl reuseport;
+    ssl_certificate $WORK/tls.crt; ssl_certificate_key $WORK/tls.key;
+    location / { proxy_pass http://web; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
+  }"
+ip netns exec "$POD" "$NGINX" -c "$WORK/backend/nginx.conf" &
+PIDS+=($!)
+in_node "$NGINX" -c "$WORK/proxy/nginx.conf" &
+PIDS+=($!)
+
+MANIFESTS=$WORK/manifests
+mkdir -p "$MANIFESTS"
+b64() { base64 -w0 "$1"; }
+cat >"$MANIFESTS/web.yaml" <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  clusterIP: 10.96.0.10
+  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: web, namespace: default}
+subsets:
+  - addresses: [{ip: 192.0.2.11}]
+    ports: [{name: http, port: 8080, protocol: TCP}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: bench-cert, namespace: default}
+type: kubernetes.io/tls
+data:
+  tls.crt: $(b64 "$WORK/tls.crt")
+  tls.key: $(b64 "$WORK/tls.key")
+---
+apiVersion: networking.istio.io/v1beta1
+kind: Gateway
+metadata: {name: edgemesh-gateway, namespace: default}
+spec:
+  selector: {kubeedge: edgemesh-gateway}
+  servers:
+    - port: {number: 23333, name: http, protocol: HTTP}
+      hosts: ['*']
+    - port: {number: 23443, name: https, protocol: HTTPS}
+      hosts: ['*']
+      tls: {mode: SIMPLE, credentialName: bench-cert}
+---
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: web, namespace: default}
+spec:
+  gateways: [edgemesh-gateway]
+  hosts: ['*']
+  http:
+    - route:
+        - destination: {host: web, port: {number: 80}}
+YAML
+printf 'modules:\n  edgeGateway:\n    enable: true\n  edgeTunnel:\n    enable: false\n' >"$WORK/config.yaml"
+ip netns exec "$NODE" "$BIN" gateway -c "$WORK/config.yaml" --manifests "$MANIFESTS" --node-name n1 \
+  --admin-addr 127.0.0.1:0 --listen-address 192.0.2.1 --log-level info,edgemesh_gateway=debug \
+  >"$WORK/gateway.log" 2>&1 &
+GW=$!
+
+wait_for() { # what, seconds, command...
+  local what=$1 limit=$2; shift 2
+  for _ in $(seq $((limit * 20))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
+  echo "bench-gateway.sh: timed out waiting for $what" >&2; tail -20 "$WORK/gateway.log" >&2; exit 1
+}
+admin_addr() { sed -n 's/.*admin endpoint listening on \([0-9.:]*\).*/\1/p' "$WORK/gateway.log" | head -1; }
+wait_for "admin address" 20 grep -q "admin endpoint listening on" "$WORK/gateway.log"
+ADMIN=$(admin_addr)
+for url in http://192.0.2.11:8080/ http://192.0.2.1:23333/ http://192.0.2.1:8081/; do
+  wait_for "$url" 20 in_node curl -sf "$url"
+done
+for url in https://192.0.2.1:23443/ https://192.0.2.1:8443/; do
+  wait_for "$url" 20 in_node curl -sfk "$url"
+done
+
+rss() { awk '/^VmRSS|^VmHWM/ {printf "%s %.1f MiB  ", $1, $2/1024}' "/proc/$GW/status"; }
+echo "gateway idle: $(rss)"
+
+# wrk's --latency block → "rps p50 p99" (µs for the latencies).
+run_wrk() { # url conns [extra wrk args]
+  local url=$1 c=$2; shift 2
+  in_node wrk -t "$(( c < 2 ? 1 : 2 ))" -c "$c" -d 1s "$@" "$url" >/dev/null 2>&1 || true
+  in_node wrk -t "$(( c < 2 ? 1 : 2 ))" -c "$c" -d "${DURATION}s" --latency "$@" "$url" | python3 "$ROOT/scripts/bench/wrk_summary.py"
+}
+
+echo
+echo "| path | proto | conns | direct req/s | gateway req/s | nginx req/s | direct p50/p99 µs | gateway p50/p99 µs | nginx p50/p99 µs |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+for c in $CONNS; do
+  read -r d50 d99 drps < <(run_wrk http://192.0.2.11:8080/ "$c")
+  read -r g50 g99 grps < <(run_wrk http://192.0.2.1:23333/ "$c")
+  read -r n50 n99 nrps < <(run_wrk http://192.0.2.1:8081/ "$c")
+  echo "| keep-alive | HTTP | $c | $drps | $grps | $nrps | $d50/$d99 | $g50/$g99 | $n50/$n99 |"
+done
+for c in $CONNS; do
+  read -r g50 g99 grps < <(run_wrk https://192.0.2.1:23443/ "$c")
+  read -r n50 n99 nrps < <(run_wrk https://192.0.2.1:8443/ "$c")
+  echo "| keep-alive | TLS | $c | – | $grps | $nrps | – | $g50/$g99 | $n50/$n99 |"
+done
+# A new TLS connection per request: handshakes/s.
+read -r g50 g99 grps < <(run_wrk https://192.0.2.1:23443/ 16 -H 'Connection: close')
+read -r n50 n99 nrps < <(run_wrk https://192.0.2.1:8443/ 16 -H 'Connection: close')
+echo "| new conn each | TLS handshakes | 16 | – | $grps | $nrps | – | $g50/$g99 | $n50/$n99 |"
+echo
+echo "gateway after load: $(rss)"
+
+# 1,000 VirtualServices with distinct hosts on the one Gateway, written as one file (renamed in).
+python3 "$ROOT/scripts/bench/gateway_vs.py" 1000 >"$WORK/vs1000.tmp"
+count_routes() { in_node curl -sf "http://$ADMIN/debug/routes" | python3 -c 'import sys,re; print(len(set(re.findall(r"vs-\d+", sys.stdin.read()))))'; }
+start=$(date +%s%N)
+mv "$WORK/vs1000.tmp" "$MANIFESTS/vs1000.yaml"
+wait_for "1,000 routes" 60 bash -c "[ \"\$(ip netns exec $NODE curl -sf http://$ADMIN/debug/routes | grep -o 'vs-[0-9]*' | sort -u | wc -l)\" -ge 1000 ]"
+end=$(date +%s%N)
+echo "1,000 VirtualServices: file written → /debug/routes shows $(count_routes) hosts in $(( (end - start) / 1000000 )) ms"
+sleep 1
+echo "route table compiles (last 3): $(grep -o 'route table compiled.*micros=[0-9]*' "$WORK/gateway.log" | tail -3 | sed 's/.*micros=/micros=/' | tr '\n' ' ')"
+echo "gateway with 1,000 VirtualServices: $(rss)"
