@@ -24,22 +24,13 @@ pub use settings::Settings;
 const DEBOUNCE: Duration = Duration::from_millis(50);
 
 pub fn main(args: AgentArgs) -> ExitCode {
-    let settings = match Settings::load(&args) {
+    let loaded = Settings::load(&args);
+    let settings = match process::settle_config("edgemesh", loaded, args.check_config, |s| {
+        s.warnings.clone()
+    }) {
         Ok(settings) => settings,
-        Err(errors) => {
-            for error in errors.iter() {
-                eprintln!("edgemesh: invalid configuration: {error}");
-            }
-            return ExitCode::from(process::EXIT_INVALID_CONFIG);
-        }
+        Err(exit) => return exit,
     };
-    if args.check_config {
-        for warning in &settings.warnings {
-            println!("warning: {warning}");
-        }
-        println!("configuration is valid");
-        return ExitCode::SUCCESS;
-    }
     let log = args.log.clone();
     process::run_role(&log, || async move {
         for warning in &settings.warnings {

@@ -2,7 +2,7 @@
 //! sources and Snapshot as the agent, reading the ingress kinds too.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use edgemesh_config::{
-    ConfigErrors, DEFAULT_GATEWAY_CONFIG_PATH, Env, ListenAddresses, Overrides, PreparedGateway,
+    ConfigErrors, DEFAULT_GATEWAY_CONFIG_PATH, Env, ListenAddresses, PreparedGateway, SourceArgs,
     prepare_gateway,
 };
 use edgemesh_gateway::{Backends, Identity, Shared};
@@ -34,36 +34,30 @@ const DEBOUNCE: Duration = Duration::from_millis(50);
 /// Where the gateway's pod labels are, when its manifest mounts them with the Downward API.
 const DEFAULT_LABELS_FILE: &str = "/etc/podinfo/labels";
 
-/// Flags of `edgemesh gateway`. Flags override the config file.
+/// Flags of `edgemesh gateway`. Flags override the config file. Those it shares with the agent
+/// are the agent's [`SourceArgs`], reworded here for the gateway.
 #[derive(Debug, Clone, Args)]
+#[command(
+    mut_arg("config", |a| a
+        .help(
+            "EdgeMesh gateway config file (apiVersion gateway.edgemesh.config.kubeedge.io/v1alpha1, \
+             kind EdgeMeshGateway), as EdgeMesh's ConfigMap edgemesh-gateway-cfg mounts it"
+        )
+        .default_value(DEFAULT_GATEWAY_CONFIG_PATH)),
+    mut_arg("node_name", |a| a.help("Name of the node this gateway runs on (falls back to the host name)")),
+    mut_arg("manifests", |a| a.help(
+        "Directory of YAML manifests (Services, EndpointSlices, Endpoints, DestinationRules, \
+         Gateways, VirtualServices, TLS Secrets), watched live. Alone, it runs with no API server"
+    )),
+    mut_arg("admin_addr", |a| a.help(
+        "Address of the admin endpoint (/healthz, /readyz, /metrics, /debug/routes, \
+         /debug/snapshot; default commonConfig.adminAddr, 127.0.0.1:10558). Port 0 picks a free \
+         port; the chosen address is logged"
+    )),
+)]
 pub struct GatewayArgs {
-    /// EdgeMesh gateway config file (apiVersion gateway.edgemesh.config.kubeedge.io/v1alpha1,
-    /// kind EdgeMeshGateway), as EdgeMesh's ConfigMap `edgemesh-gateway-cfg` mounts it.
-    #[arg(long, short = 'c', visible_alias = "config-file", value_name = "PATH",
-          default_value = DEFAULT_GATEWAY_CONFIG_PATH)]
-    pub config: PathBuf,
-
-    /// Name of the node this gateway runs on (falls back to the host name).
-    #[arg(long, env = "NODE_NAME", value_name = "NAME")]
-    pub node_name: Option<String>,
-
-    /// kubeconfig file used to reach the Kubernetes API (overrides kubeAPIConfig.kubeConfig).
-    #[arg(long, value_name = "PATH")]
-    pub kubeconfig: Option<PathBuf>,
-
-    /// URL of the Kubernetes API server (overrides kubeAPIConfig.master).
-    #[arg(long, value_name = "URL")]
-    pub master: Option<String>,
-
-    /// Directory of YAML manifests (Services, EndpointSlices, Endpoints, DestinationRules,
-    /// Gateways, VirtualServices, TLS Secrets), watched live. Alone, it runs with no API server.
-    #[arg(long, value_name = "DIR")]
-    pub manifests: Option<PathBuf>,
-
-    /// Address of the admin endpoint (/healthz, /readyz, /metrics, /debug/routes,
-    /// /debug/snapshot). Port 0 picks a free port; the chosen address is logged.
-    #[arg(long, value_name = "ADDR")]
-    pub admin_addr: Option<SocketAddr>,
+    #[command(flatten)]
+    pub sources: SourceArgs,
 
     /// Listen on these addresses instead of those modules.edgeGateway's nic, includeIP and
     /// excludeIP choose (repeatable).
@@ -95,41 +89,26 @@ pub struct GatewayArgs {
     pub log: LogArgs,
 }
 
-impl GatewayArgs {
-    fn overrides(&self) -> Overrides {
-        Overrides {
-            node_name: self.node_name.clone(),
-            kubeconfig: self.kubeconfig.clone(),
-            master: self.master.clone(),
-            manifests_dir: self.manifests.clone(),
-            admin_addr: self.admin_addr,
-        }
-    }
-}
-
 pub fn main(args: GatewayArgs) -> ExitCode {
-    let prepared = match load(&args) {
+    let loaded = load(&args);
+    let checked = process::settle_config("edgemesh gateway", loaded, args.check_config, |p| {
+        p.warning_lines()
+    });
+    let prepared = match checked {
         Ok(prepared) => prepared,
-        Err(errors) => {
-            for error in errors.iter() {
-                eprintln!("edgemesh gateway: invalid configuration: {error}");
-            }
-            return ExitCode::from(process::EXIT_INVALID_CONFIG);
-        }
+        Err(exit) => return exit,
     };
-    if args.check_config {
-        for warning in prepared.warning_lines() {
-            println!("warning: {warning}");
-        }
-        println!("configuration is valid");
-        return ExitCode::SUCCESS;
-    }
     let log = args.log.clone();
     process::run_role(&log, || run(prepared, args))
 }
 
 fn load(args: &GatewayArgs) -> Result<PreparedGateway, ConfigErrors> {
-    let prepared = prepare_gateway(&args.config, &args.overrides(), &Env::from_process())?;
+    let sources = &args.sources;
+    let config = sources
+        .config
+        .as_deref()
+        .unwrap_or(Path::new(DEFAULT_GATEWAY_CONFIG_PATH));
+    let prepared = prepare_gateway(config, &sources.overrides(), &Env::from_process())?;
     prepared
         .require_enabled()
         .map_err(|error| ConfigErrors(vec![error]))?;

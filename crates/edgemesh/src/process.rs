@@ -12,6 +12,34 @@ use crate::logs::LogArgs;
 /// host was touched.
 pub const EXIT_INVALID_CONFIG: u8 = 2;
 
+/// What every configured role does with its loaded configuration before it starts: each error
+/// on stderr (prefixed with `role`) and [`EXIT_INVALID_CONFIG`]; with `--check-config`
+/// (`check_only`) the warnings and "configuration is valid" on stdout and success. `Ok`: start.
+pub fn settle_config<T>(
+    role: &str,
+    loaded: Result<T, edgemesh_config::ConfigErrors>,
+    check_only: bool,
+    warnings: impl FnOnce(&T) -> Vec<String>,
+) -> Result<T, ExitCode> {
+    let settled = match loaded {
+        Ok(settled) => settled,
+        Err(errors) => {
+            for error in errors.iter() {
+                eprintln!("{role}: invalid configuration: {error}");
+            }
+            return Err(ExitCode::from(EXIT_INVALID_CONFIG));
+        }
+    };
+    if check_only {
+        for warning in warnings(&settled) {
+            println!("warning: {warning}");
+        }
+        println!("configuration is valid");
+        return Err(ExitCode::SUCCESS);
+    }
+    Ok(settled)
+}
+
 /// Installs the logger `log` describes, runs `role` on a two-worker runtime and turns its result
 /// into the exit status (a failure is logged with every cause).
 pub fn run_role<F>(log: &LogArgs, role: impl FnOnce() -> F) -> ExitCode
