@@ -288,13 +288,8 @@ async fn send(
 /// carries its authority in the URI), HTTP/2 an absolute URI for `:scheme` and `:authority`.
 fn for_upstream(mut request: Request<Body>, h2: bool) -> Request<Body> {
     if h2 {
-        let authority = request
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| request.uri().authority().map(|a| a.to_string()));
-        if let Some(authority) = authority {
+        let authority = authority_of(&request);
+        if !authority.is_empty() {
             let absolute = format!("http://{authority}{}", path_and_query(request.uri()));
             if let Ok(uri) = absolute.parse::<Uri>() {
                 *request.uri_mut() = uri;
@@ -466,7 +461,7 @@ fn path_and_query(uri: &Uri) -> String {
 }
 
 /// `Host`, or the request target's authority (absolute form).
-fn authority_of(request: &Request<Incoming>) -> String {
+fn authority_of<B>(request: &Request<B>) -> String {
     request
         .headers()
         .get(header::HOST)

@@ -18,12 +18,7 @@ pub async fn serve_tcp<IO>(io: IO, client: SocketAddr, port: u16, shared: Arc<Sh
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let route = shared
-        .table
-        .load()
-        .ports
-        .get(&port)
-        .and_then(|p| p.route_l4(None).cloned());
+    let route = l4_route(&shared, port, None);
     match route {
         Some(route) => relay(io, Vec::new(), client, &route, &shared).await,
         None => tracing::debug!(%client, port, "no tcp route for this port; closing"),
@@ -48,18 +43,19 @@ where
         }
     };
     let (bytes, name) = hello;
-    let route = shared
-        .table
-        .load()
-        .ports
-        .get(&port)
-        .and_then(|p| p.route_l4(name.as_deref()).cloned());
+    let route = l4_route(&shared, port, name.as_deref());
     match route {
         Some(route) => relay(io, bytes, client, &route, &shared).await,
         None => {
             tracing::info!(%client, port, sni = name.as_deref().unwrap_or(""), "passthrough: no tls route for this server name; closing")
         }
     }
+}
+
+/// The current table's tcp or tls route on `port` for `sni`.
+fn l4_route(shared: &Shared, port: u16, sni: Option<&str>) -> Option<Arc<L4Route>> {
+    let table = shared.table.load();
+    table.ports.get(&port)?.route_l4(sni).cloned()
 }
 
 /// The bytes read until the ClientHello was complete, and its server name.
