@@ -298,8 +298,8 @@ fn our_deploy_manifest_keeps_edgemesh_shape_and_starts() {
     agent_with_psk(manifest, "a pre-shared key", &[], ns);
 }
 
-/// EdgeMesh's flags (`--config-file`, klog's `--v`) are taken under the image's entry point name;
-/// EdgeMesh's gateway entry point says plainly that this build has no gateway.
+/// EdgeMesh's flags (`--config-file`, klog's `--v`) are taken under the image's entry point names,
+/// the agent's and the gateway's alike; the error names the file that is missing.
 #[test]
 fn entry_point_names_take_edgemesh_flags() {
     let files = PodFiles::new();
@@ -313,9 +313,12 @@ fn entry_point_names_take_edgemesh_flags() {
     assert!(out.0 == 0, "{}", out.1);
     let gateway = files.dir("bin/edgemesh-gateway");
     symlink(env!("CARGO_BIN_EXE_edgemesh"), &gateway).unwrap();
-    let out = run(&gateway, &[]);
-    assert_eq!(out.0, 2);
-    assert!(out.1.contains("no edgemesh-gateway role"), "{}", out.1);
+    let out = run(&gateway, &["--config-file", "/no/gateway.yaml", "--v=4"]);
+    assert_eq!(out.0, 2, "{}", out.1);
+    assert!(out.1.contains("edgemesh gateway"), "{}", out.1);
+    assert!(out.1.contains("/no/gateway.yaml"), "{}", out.1);
+    let out = run(&gateway, &["--help"]);
+    assert_eq!(out.0, 0, "{}", out.1);
 }
 
 fn run(program: &Path, args: &[&str]) -> (i32, String) {
