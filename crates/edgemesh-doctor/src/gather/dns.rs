@@ -78,7 +78,7 @@ fn query(server: SocketAddr, name: &str, timeout: Duration) -> Result<Answer, St
             .map_err(|e| format!("send to {server}: {e}"))?;
         let n = match socket.recv_from(&mut buf) {
             Ok((n, _)) => n,
-            Err(e) if is_timeout(&e) => continue,
+            Err(e) if is_worth_retrying(&e) => continue,
             Err(e) => return Err(format!("{server}: {e}")),
         };
         let Ok(reply) = Message::from_vec(&buf[..n]) else {
@@ -108,10 +108,13 @@ fn rcode_name(code: ResponseCode) -> String {
     }
 }
 
-fn is_timeout(e: &std::io::Error) -> bool {
+/// A timeout, or a signal that interrupted the wait (CI saw EINTR once): ask again.
+fn is_worth_retrying(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        std::io::ErrorKind::WouldBlock
+            | std::io::ErrorKind::TimedOut
+            | std::io::ErrorKind::Interrupted
     )
 }
 
