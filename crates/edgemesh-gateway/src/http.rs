@@ -263,7 +263,14 @@ async fn send(
 ) -> Result<Response<Body>, Failure> {
     let upgrade = is_upgrade(request.headers());
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    // `TE: trailers` is the one TE HTTP/2 allows, and gRPC servers refuse a call without it.
+    let te_trailers = wants_trailers(request.headers());
     strip_hop_by_hop(request.headers_mut(), upgrade);
+    if te_trailers {
+        request
+            .headers_mut()
+            .insert(header::TE, HeaderValue::from_static("trailers"));
+    }
     apply(&route.headers.request, request.headers_mut());
     let h2 = is_grpc(request.headers()) || shared.backends.speaks_h2(target);
     let request = for_upstream(request.map(|body| body.boxed()), h2);
@@ -476,6 +483,15 @@ fn is_grpc(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/grpc"))
+}
+
+fn wants_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
 }
 
 fn is_upgrade(headers: &HeaderMap) -> bool {
