@@ -75,6 +75,8 @@ fn pool_key(target: &Target, h2: bool) -> PoolKey {
 
 struct Pooled {
     sender: Sender,
+    /// The endpoint it leads to (a retry goes elsewhere).
+    endpoint: SocketAddr,
     /// The balancer's count of this backend's live connections.
     _lease: Lease,
 }
@@ -230,7 +232,7 @@ async fn forward(
 }
 
 #[derive(Debug, thiserror::Error)]
-enum Failure {
+pub(crate) enum Failure {
     #[error("{0}")]
     Backend(#[from] crate::backend::BackendError),
     #[error("backend connection failed: {0}")]
@@ -275,9 +277,20 @@ async fn send(
     let h2 = is_grpc(request.headers()) || shared.backends.speaks_h2(target);
     let request = for_upstream(request.map(|body| body.boxed()), h2);
     let key = pool_key(target, h2);
+    if let (None, Some(policy)) = (&downstream_upgrade, &route.retry) {
+        let exchange = Exchange {
+            key,
+            target,
+            h2,
+            down,
+            shared,
+            pool,
+        };
+        return crate::retry::send(request, policy, &exchange).await;
+    }
     let mut pooled = match reusable(upgrade, pool, &key).await {
         Some(pooled) => pooled,
-        None => open(target, h2, down, shared).await?,
+        None => open(target, h2, down, shared, &[]).await?,
     };
     let mut response = pooled.sender.send(request).await?;
     match downstream_upgrade {
@@ -289,6 +302,43 @@ async fn send(
         None => pool.put(key, pooled),
     }
     Ok(response.map(|body| body.boxed()))
+}
+
+/// One try of a request that may be retried, on this downstream connection's pool.
+struct Exchange<'a> {
+    key: PoolKey,
+    target: &'a Target,
+    h2: bool,
+    down: Downstream,
+    shared: &'a Shared,
+    pool: &'a Pool,
+}
+
+impl crate::retry::Exchange for Exchange<'_> {
+    type Connection = Pooled;
+
+    async fn connect(
+        &self,
+        retry: bool,
+        avoid: &[SocketAddr],
+    ) -> Result<(Pooled, SocketAddr), Failure> {
+        let pooled = match reusable(retry, self.pool, &self.key).await {
+            Some(pooled) => pooled,
+            None => open(self.target, self.h2, self.down, self.shared, avoid).await?,
+        };
+        let endpoint = pooled.endpoint;
+        Ok((pooled, endpoint))
+    }
+
+    async fn send(
+        &self,
+        mut pooled: Pooled,
+        request: Request<Body>,
+    ) -> Result<Response<Body>, Failure> {
+        let response = pooled.sender.send(request).await?;
+        self.pool.put(self.key.clone(), pooled);
+        Ok(response.map(|body| body.boxed()))
+    }
 }
 
 /// The request as the upstream protocol wants it: HTTP/1.1 needs `Host` (an HTTP/2 request
@@ -323,9 +373,9 @@ fn for_upstream(mut request: Request<Body>, h2: bool) -> Request<Body> {
 }
 
 /// This downstream connection's upstream connection to `target`, once it can take a request
-/// (an upgrade never reuses one: the connection becomes the upgraded one).
-async fn reusable(upgrade: bool, pool: &Pool, key: &PoolKey) -> Option<Pooled> {
-    if upgrade {
+/// (`fresh`: an upgrade, whose connection becomes the upgraded one, or a retry).
+async fn reusable(fresh: bool, pool: &Pool, key: &PoolKey) -> Option<Pooled> {
+    if fresh {
         return None;
     }
     let mut pooled = pool.take(key)?;
@@ -333,17 +383,19 @@ async fn reusable(upgrade: bool, pool: &Pool, key: &PoolKey) -> Option<Pooled> {
     Some(pooled)
 }
 
-/// A new upstream connection to an endpoint of `target`.
+/// A new upstream connection to an endpoint of `target`, not one of `avoid` if it can.
 async fn open(
     target: &Target,
     h2: bool,
     down: Downstream,
     shared: &Shared,
+    avoid: &[SocketAddr],
 ) -> Result<Pooled, Failure> {
     let connected = shared
         .backends
-        .connect(target, down.client.ip(), None)
+        .connect_avoiding(target, down.client.ip(), None, avoid)
         .await?;
+    let endpoint = connected.picked.backend.addr;
     let io = TokioIo::new(connected.upstream.into_stream());
     let sender = if h2 {
         let (sender, connection) = http2::handshake(TokioExecutor::new(), io).await?;
@@ -364,6 +416,7 @@ async fn open(
     };
     Ok(Pooled {
         sender,
+        endpoint,
         _lease: connected.picked.lease,
     })
 }

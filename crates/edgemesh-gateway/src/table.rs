@@ -17,13 +17,14 @@ use std::time::Duration;
 
 use edgemesh_model::ingress::{
     DestinationSpec, GatewaySpec, HeaderOpsSpec, HttpRouteSpec, L4RouteSpec, RedirectSpec,
-    RetriesSpec, RewriteSpec, ServerProtocol, ServerSpec, TlsMode, VirtualServiceSpec,
+    RewriteSpec, ServerProtocol, ServerSpec, TlsMode, VirtualServiceSpec,
 };
 use edgemesh_model::{ObjectKey, Snapshot};
 use serde::Serialize;
 
 use crate::hosts::{HostPattern, ServerHost};
 use crate::matcher::{RequestMatch, RequestView};
+use crate::retry::RetryPolicy;
 use crate::tls;
 
 /// Which Gateways this gateway serves: those whose `selector` its labels satisfy.
@@ -111,7 +112,8 @@ pub struct HttpRoute {
     pub action: HttpAction,
     pub rewrite: Option<RewriteSpec>,
     pub timeout: Option<Duration>,
-    pub retries: Option<RetriesSpec>,
+    /// `None`: no retries (`attempts: 0`).
+    pub retry: Option<RetryPolicy>,
     pub headers: HeaderOpsSpec,
 }
 
@@ -416,7 +418,7 @@ fn compile_http_route(
         action,
         rewrite: spec.rewrite.clone(),
         timeout: spec.timeout,
-        retries: spec.retries.clone(),
+        retry: RetryPolicy::compile(spec.retries.as_ref())?,
         headers: spec.headers.clone(),
     })
 }
