@@ -236,8 +236,18 @@ impl Port {
             route
                 .matches
                 .iter()
-                .find(|m| m.matches(request))
+                .find(|m| self.on_gateways(m, host) && m.matches(request))
                 .map(|m| (route, Some(m)))
+        })
+    }
+
+    /// Whether `m` holds for a request to `host` on this port: unrestricted, or one of its
+    /// Gateways has a server here for that host (Istio builds routes per Gateway server).
+    fn on_gateways(&self, m: &RequestMatch, host: &str) -> bool {
+        m.gateways().is_none_or(|only| {
+            self.servers.iter().any(|(gateway, hosts)| {
+                only.contains(gateway) && hosts.iter().any(|h| h.pattern.matches(host))
+            })
         })
     }
 
@@ -328,14 +338,9 @@ impl RouteTable {
     }
 
     fn add_virtual_service(&mut self, vs: &VirtualServiceSpec) -> Result<(), String> {
-        let gateways: Vec<ObjectKey> = vs
-            .gateways
-            .iter()
-            .filter(|g| g.as_str() != "mesh")
-            .map(|g| gateway_ref(g, &vs.key.namespace))
-            .collect();
+        let gateways = gateway_refs(&vs.gateways, &vs.key.namespace);
         let hosts: Vec<HostPattern> = vs.hosts.iter().map(|h| HostPattern::parse(h)).collect();
-        let http = compile_http(vs)?;
+        let http = compile_http(vs, &gateways)?;
         let tcp = compile_l4(&vs.tcp, vs, false, "tcp")?;
         let tls = compile_l4(&vs.tls, vs, true, "tls")?;
         for port in self.ports.values_mut() {
@@ -372,12 +377,15 @@ fn ports_of(routes: &PortBound<L4Route>, port: u16) -> impl Iterator<Item = Arc<
         .map(|(_, r)| Arc::clone(r))
 }
 
-fn compile_http(vs: &VirtualServiceSpec) -> Result<PortBound<HttpRoute>, String> {
+fn compile_http(
+    vs: &VirtualServiceSpec,
+    bound: &[ObjectKey],
+) -> Result<PortBound<HttpRoute>, String> {
     let hosts: Vec<HostPattern> = vs.hosts.iter().map(|h| HostPattern::parse(h)).collect();
     let mut routes = Vec::with_capacity(vs.http.len());
     for (i, spec) in vs.http.iter().enumerate() {
-        let route =
-            compile_http_route(spec, vs, &hosts, i).map_err(|e| format!("http[{i}]: {e}"))?;
+        let route = compile_http_route(spec, vs, &hosts, bound, i)
+            .map_err(|e| format!("http[{i}]: {e}"))?;
         routes.push((
             single_port(spec.matches.iter().map(|m| m.port)),
             Arc::new(route),
@@ -396,14 +404,18 @@ fn compile_http_route(
     spec: &HttpRouteSpec,
     vs: &VirtualServiceSpec,
     hosts: &[HostPattern],
+    bound: &[ObjectKey],
     index: usize,
 ) -> Result<HttpRoute, String> {
     let matches = spec
         .matches
         .iter()
         .enumerate()
-        .map(|(i, m)| RequestMatch::compile(m).map_err(|e| format!("match[{i}].{e}")))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|(i, m)| {
+            let compiled = RequestMatch::compile(m).map_err(|e| format!("match[{i}].{e}"))?;
+            Ok(restrict(compiled, &m.gateways, bound, &vs.key.namespace))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     let action = match (&spec.redirect, spec.route.is_empty()) {
         (Some(redirect), _) => HttpAction::Redirect(redirect.clone()),
         (None, false) => {
@@ -465,11 +477,44 @@ fn route_name(name: Option<&str>, vs: &VirtualServiceSpec, index: usize) -> Stri
     }
 }
 
-/// `name` (in `namespace`) or `namespace/name`.
+/// A match's own `gateways` replace the VirtualService's for that match (as Istio), but only
+/// Gateways the VirtualService is bound to serve it: Istio reads a VirtualService only for
+/// the Gateways in its top-level `gateways`.
+fn restrict(
+    m: RequestMatch,
+    listed: &[String],
+    bound: &[ObjectKey],
+    namespace: &str,
+) -> RequestMatch {
+    if listed.is_empty() {
+        return m;
+    }
+    let only = gateway_refs(listed, namespace)
+        .into_iter()
+        .filter(|g| bound.contains(g))
+        .collect();
+    m.only_on(only)
+}
+
+/// The Gateways named in a `gateways` list (`mesh`, the sidecars, is not one).
+fn gateway_refs(listed: &[String], namespace: &str) -> Vec<ObjectKey> {
+    listed
+        .iter()
+        .filter(|g| g.as_str() != "mesh")
+        .map(|g| gateway_ref(g, namespace))
+        .collect()
+}
+
+/// A Gateway reference as Istio resolves it: `namespace/name` (`./name`: this namespace),
+/// `name` (in `namespace`), or the legacy `name.namespace[.svc.cluster.local]`.
 fn gateway_ref(text: &str, namespace: &str) -> ObjectKey {
     match text.split_once('/') {
+        Some((".", name)) => ObjectKey::new(namespace, name),
         Some((ns, name)) => ObjectKey::new(ns, name),
-        None => ObjectKey::new(namespace, text),
+        None => match text.split_once('.') {
+            Some((name, rest)) => ObjectKey::new(rest.split('.').next().unwrap_or(rest), name),
+            None => ObjectKey::new(namespace, text),
+        },
     }
 }
 
