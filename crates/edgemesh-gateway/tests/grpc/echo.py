@@ -4,7 +4,9 @@ No generated code: the echo service uses grpc's generic handlers with raw bytes,
 standard health service comes with grpcio-health-checking.
 
     echo.py serve HOST:PORT   serves until stdin closes; prints "ready" once bound
-    echo.py call HOST:PORT    calls through HOST:PORT; prints one line per call
+    echo.py call HOST:PORT [CA NAME]
+                              calls through HOST:PORT (with TLS: trusting the PEM file CA
+                              for the server name NAME); prints one line per call
 """
 
 import sys
@@ -47,8 +49,16 @@ def serve(address):
     server.stop(0)
 
 
-def call(address):
-    with grpc.insecure_channel(address) as channel:
+def channel_to(address, ca=None, name=None):
+    if ca is None:
+        return grpc.insecure_channel(address)
+    with open(ca, "rb") as f:
+        credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
+    return grpc.secure_channel(address, credentials, options=[("grpc.ssl_target_name_override", name)])
+
+
+def call(address, ca=None, name=None):
+    with channel_to(address, ca, name) as channel:
         grpc.channel_ready_future(channel).result(timeout=10)
         check = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
         print("health", health_pb2.HealthCheckResponse.ServingStatus.Name(check.status), flush=True)
@@ -67,4 +77,4 @@ def call(address):
 
 
 if __name__ == "__main__":
-    {"serve": serve, "call": call}[sys.argv[1]](sys.argv[2])
+    {"serve": serve, "call": call}[sys.argv[1]](*sys.argv[2:])
