@@ -279,6 +279,7 @@ async fn send(
     let key = pool_key(target, h2);
     if let (None, Some(policy)) = (&downstream_upgrade, &route.retry) {
         let exchange = Exchange {
+            route: &route.name,
             key,
             target,
             h2,
@@ -306,6 +307,7 @@ async fn send(
 
 /// One try of a request that may be retried, on this downstream connection's pool.
 struct Exchange<'a> {
+    route: &'a str,
     key: PoolKey,
     target: &'a Target,
     h2: bool,
@@ -338,6 +340,10 @@ impl crate::retry::Exchange for Exchange<'_> {
         let response = pooled.sender.send(request).await?;
         self.pool.put(self.key.clone(), pooled);
         Ok(response.map(|body| body.boxed()))
+    }
+
+    fn retrying(&self) {
+        self.shared.metrics.retry(self.route);
     }
 }
 

@@ -178,6 +178,9 @@ pub(crate) trait Exchange {
         connection: Self::Connection,
         request: Request<Body>,
     ) -> impl Future<Output = Result<Response<Body>, Failure>> + Send;
+
+    /// Told before every retry (for the metrics).
+    fn retrying(&self);
 }
 
 /// Sends `request` with `policy`'s retries; the last try's answer or failure.
@@ -197,6 +200,7 @@ pub(crate) async fn send<E: Exchange>(
             Ok(connected) => connected,
             Err(failure) if !last && policy.on.retries_failure(&failure) => {
                 tracing::debug!(attempt, error = %failure, "retrying: no connection");
+                exchange.retrying();
                 continue;
             }
             Err(failure) => return Err(failure),
@@ -230,6 +234,7 @@ pub(crate) async fn send<E: Exchange>(
             error = sent.as_ref().err().map(tracing::field::display),
             "retrying"
         );
+        exchange.retrying();
     }
 }
 

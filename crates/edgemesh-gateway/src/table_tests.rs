@@ -326,3 +326,30 @@ fn gateway_references_resolve_as_istio_does() {
         key("other", "gw")
     );
 }
+
+#[test]
+fn an_unknown_retry_condition_leaves_the_route_out_and_names_it() {
+    let mut flaky = vs("default", "flaky", &["*"], &["gw"]);
+    flaky.http[0].retries = Some(RetriesSpec {
+        attempts: 2,
+        per_try_timeout: None,
+        retry_on: Some("5xx,on-tuesdays".into()),
+    });
+    let table = compile(vec![
+        gateway(
+            "default",
+            "gw",
+            vec![server(80, ServerProtocol::Http, &["*"], None)],
+        ),
+        Resource::VirtualService(flaky),
+    ]);
+    assert!(table.ports[&80].http.is_empty());
+    assert_eq!(
+        table.problems,
+        [Problem {
+            object: "VirtualService default/flaky".into(),
+            message: "http[0]: retries.retryOn: \"on-tuesdays\" is not a supported retry condition"
+                .into(),
+        }]
+    );
+}

@@ -102,13 +102,23 @@ async fn retries_move_a_failed_request_to_another_endpoint() {
     let plain = http_route(vec![prefix("/plain")], vec![destination("flaky", 80, 100)]);
     let vs = virtual_service("flaky", &["*"], vec![retried, plain]);
     catalog.upsert(SourceId::Manifests, Resource::VirtualService(vs));
-    let _gw = gateway(snapshot(&catalog, 1)).await;
+    let gw = gateway(snapshot(&catalog, 1)).await;
     let base = format!("http://127.0.0.1:{port}");
+    let retries = || {
+        let route = "default/flaky#0".to_string();
+        let labels = edgemesh_gateway::metrics::RouteLabels { route };
+        gw.shared.metrics.retries.get_or_create(&labels).get()
+    };
 
     let answers = post(format!("{base}/retried"), &[], 20).await;
     assert!(
         answers.iter().all(|a| a == "good hello 200"),
         "every request is retried on the good endpoint: {answers:?}"
+    );
+    let retried = retries();
+    assert!(
+        (1..=20).contains(&retried),
+        "at most one retry per request, to the good endpoint: {retried}"
     );
 
     let answers = post(format!("{base}/plain"), &[], 20).await;
