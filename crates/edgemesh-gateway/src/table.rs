@@ -127,9 +127,18 @@ pub enum HttpAction {
 #[derive(Debug)]
 pub struct L4Route {
     pub name: String,
+    /// Any of them admits a connection (a tcp route without matches has one admitting all).
+    matches: Vec<L4Match>,
+    pub destinations: Destinations,
+}
+
+/// One `match[]` entry of a tcp or tls route.
+#[derive(Debug)]
+struct L4Match {
     /// SNI patterns (tls routes; empty for tcp routes = any).
     sni: Vec<HostPattern>,
-    pub destinations: Destinations,
+    /// `gateways`, as for http matches (`None`: on any).
+    gateways: Option<Vec<ObjectKey>>,
 }
 
 /// Weighted destinations.
@@ -236,25 +245,32 @@ impl Port {
             route
                 .matches
                 .iter()
-                .find(|m| self.on_gateways(m, host) && m.matches(request))
+                .find(|m| self.on_gateways(m.gateways(), Some(host)) && m.matches(request))
                 .map(|m| (route, Some(m)))
         })
     }
 
-    /// Whether `m` holds for a request to `host` on this port: unrestricted, or one of its
-    /// Gateways has a server here for that host (Istio builds routes per Gateway server).
-    fn on_gateways(&self, m: &RequestMatch, host: &str) -> bool {
-        m.gateways().is_none_or(|only| {
+    /// Whether a match restricted to `only` holds for a request to `host` (a TCP connection:
+    /// `None`) on this port: unrestricted, or one of its Gateways has a server here for that
+    /// host (Istio builds routes per Gateway server).
+    fn on_gateways(&self, only: Option<&[ObjectKey]>, host: Option<&str>) -> bool {
+        only.is_none_or(|only| {
             self.servers.iter().any(|(gateway, hosts)| {
-                only.contains(gateway) && hosts.iter().any(|h| h.pattern.matches(host))
+                only.contains(gateway)
+                    && host.is_none_or(|host| hosts.iter().any(|h| h.pattern.matches(host)))
             })
         })
     }
 
-    /// The first tcp route, or the first tls route whose SNI patterns admit `sni`.
+    /// The first tcp route, or the first tls route whose SNI patterns admit `sni`, whose
+    /// match holds on this port's Gateways.
     pub fn route_l4(&self, sni: Option<&str>) -> Option<&Arc<L4Route>> {
         self.l4.iter().find(|route| {
-            route.sni.is_empty() || sni.is_some_and(|s| route.sni.iter().any(|p| p.matches(s)))
+            route.matches.iter().any(|m| {
+                let by_sni =
+                    m.sni.is_empty() || sni.is_some_and(|s| m.sni.iter().any(|p| p.matches(s)));
+                by_sni && self.on_gateways(m.gateways.as_deref(), sni)
+            })
         })
     }
 }
@@ -341,8 +357,8 @@ impl RouteTable {
         let gateways = gateway_refs(&vs.gateways, &vs.key.namespace);
         let hosts: Vec<HostPattern> = vs.hosts.iter().map(|h| HostPattern::parse(h)).collect();
         let http = compile_http(vs, &gateways)?;
-        let tcp = compile_l4(&vs.tcp, vs, false, "tcp")?;
-        let tls = compile_l4(&vs.tls, vs, true, "tls")?;
+        let tcp = compile_l4(&vs.tcp, vs, &gateways, false, "tcp")?;
+        let tls = compile_l4(&vs.tls, vs, &gateways, true, "tls")?;
         for port in self.ports.values_mut() {
             let bound = port.servers.iter().any(|(gw, server_hosts)| {
                 gateways.contains(gw)
@@ -438,6 +454,7 @@ fn compile_http_route(
 fn compile_l4(
     specs: &[L4RouteSpec],
     vs: &VirtualServiceSpec,
+    bound: &[ObjectKey],
     by_sni: bool,
     field: &str,
 ) -> Result<PortBound<L4Route>, String> {
@@ -445,21 +462,32 @@ fn compile_l4(
     for (i, spec) in specs.iter().enumerate() {
         let destinations = Destinations::compile(&spec.route, &vs.key.namespace)
             .map_err(|e| format!("{field}[{i}]: {e}"))?;
-        let sni: Vec<HostPattern> = if by_sni {
-            spec.matches
-                .iter()
-                .flat_map(|m| &m.sni_hosts)
-                .map(|h| HostPattern::parse(h))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        if by_sni && sni.is_empty() {
+        let mut matches: Vec<L4Match> = spec
+            .matches
+            .iter()
+            .map(|m| L4Match {
+                sni: if by_sni {
+                    m.sni_hosts.iter().map(|h| HostPattern::parse(h)).collect()
+                } else {
+                    Vec::new()
+                },
+                gateways: restricted_to(&m.gateways, bound, &vs.key.namespace),
+            })
+            // A tls match admits connections by SNI only: without sniHosts it admits none.
+            .filter(|m| !(by_sni && m.sni.is_empty()))
+            .collect();
+        if by_sni && matches.is_empty() {
             return Err(format!("{field}[{i}]: a tls route needs match[].sniHosts"));
+        }
+        if matches.is_empty() {
+            matches.push(L4Match {
+                sni: Vec::new(),
+                gateways: None,
+            });
         }
         let route = L4Route {
             name: route_name(None, vs, i),
-            sni,
+            matches,
             destinations,
         };
         routes.push((
@@ -486,14 +514,28 @@ fn restrict(
     bound: &[ObjectKey],
     namespace: &str,
 ) -> RequestMatch {
-    if listed.is_empty() {
-        return m;
+    match restricted_to(listed, bound, namespace) {
+        Some(only) => m.only_on(only),
+        None => m,
     }
-    let only = gateway_refs(listed, namespace)
-        .into_iter()
-        .filter(|g| bound.contains(g))
-        .collect();
-    m.only_on(only)
+}
+
+/// The Gateways a match's `gateways` (`listed`) leaves it on, of those the VirtualService is
+/// `bound` to; `None` when the match lists none (it holds wherever the VirtualService is bound).
+fn restricted_to(
+    listed: &[String],
+    bound: &[ObjectKey],
+    namespace: &str,
+) -> Option<Vec<ObjectKey>> {
+    if listed.is_empty() {
+        return None;
+    }
+    Some(
+        gateway_refs(listed, namespace)
+            .into_iter()
+            .filter(|g| bound.contains(g))
+            .collect(),
+    )
 }
 
 /// The Gateways named in a `gateways` list (`mesh`, the sidecars, is not one).

@@ -353,3 +353,69 @@ fn an_unknown_retry_condition_leaves_the_route_out_and_names_it() {
         }]
     );
 }
+
+#[test]
+fn tcp_and_tls_matches_with_gateways_hold_only_on_their_servers() {
+    let l4 = |gateways: &[&str], sni: &[&str], to: &str| L4RouteSpec {
+        matches: vec![L4MatchSpec {
+            port: None,
+            sni_hosts: sni.iter().map(|h| h.to_string()).collect(),
+            gateways: gateways.iter().map(|g| g.to_string()).collect(),
+        }],
+        route: route_to(to),
+    };
+    let mut both = vs("default", "both", &["*"], &["g1", "g2"]);
+    both.http.clear();
+    both.tcp = vec![l4(&["g1"], &[], "one"), l4(&[], &[], "any")];
+    both.tls = vec![
+        l4(&["g2"], &["*.example.com"], "two"),
+        l4(&[], &["*.example.com"], "any"),
+    ];
+    let passthrough = ServerTls {
+        mode: TlsMode::Passthrough,
+        credential_name: None,
+        min_version: None,
+        max_version: None,
+        cipher_suites: vec![],
+        https_redirect: false,
+    };
+    let table = compile(vec![
+        gateway(
+            "default",
+            "g1",
+            vec![
+                server(9000, ServerProtocol::Tcp, &["*"], None),
+                server(
+                    443,
+                    ServerProtocol::Tls,
+                    &["a.example.com"],
+                    Some(passthrough.clone()),
+                ),
+            ],
+        ),
+        gateway(
+            "default",
+            "g2",
+            vec![
+                server(9001, ServerProtocol::Tcp, &["*"], None),
+                server(
+                    443,
+                    ServerProtocol::Tls,
+                    &["b.example.com"],
+                    Some(passthrough),
+                ),
+            ],
+        ),
+        Resource::VirtualService(both),
+    ]);
+    assert!(table.problems.is_empty(), "{:?}", table.problems);
+    let l4_for = |port: u16, sni: Option<&str>| {
+        table.ports[&port]
+            .route_l4(sni)
+            .map(|r| r.destinations.targets[0].service.name.clone())
+    };
+    assert_eq!(l4_for(9000, None).as_deref(), Some("one"));
+    assert_eq!(l4_for(9001, None).as_deref(), Some("any"));
+    assert_eq!(l4_for(443, Some("a.example.com")).as_deref(), Some("any"));
+    assert_eq!(l4_for(443, Some("b.example.com")).as_deref(), Some("two"));
+}
