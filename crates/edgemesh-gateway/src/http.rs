@@ -75,6 +75,8 @@ fn pool_key(target: &Target, h2: bool) -> PoolKey {
 
 struct Pooled {
     sender: Sender,
+    /// The endpoint it leads to (a retry goes elsewhere).
+    endpoint: SocketAddr,
     /// The balancer's count of this backend's live connections.
     _lease: Lease,
 }
@@ -230,7 +232,7 @@ async fn forward(
 }
 
 #[derive(Debug, thiserror::Error)]
-enum Failure {
+pub(crate) enum Failure {
     #[error("{0}")]
     Backend(#[from] crate::backend::BackendError),
     #[error("backend connection failed: {0}")]
@@ -263,14 +265,33 @@ async fn send(
 ) -> Result<Response<Body>, Failure> {
     let upgrade = is_upgrade(request.headers());
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    // `TE: trailers` is the one TE HTTP/2 allows, and gRPC servers refuse a call without it.
+    let te_trailers = wants_trailers(request.headers());
     strip_hop_by_hop(request.headers_mut(), upgrade);
+    if te_trailers {
+        request
+            .headers_mut()
+            .insert(header::TE, HeaderValue::from_static("trailers"));
+    }
     apply(&route.headers.request, request.headers_mut());
     let h2 = is_grpc(request.headers()) || shared.backends.speaks_h2(target);
     let request = for_upstream(request.map(|body| body.boxed()), h2);
     let key = pool_key(target, h2);
+    if let (None, Some(policy)) = (&downstream_upgrade, &route.retry) {
+        let exchange = Exchange {
+            route: &route.name,
+            key,
+            target,
+            h2,
+            down,
+            shared,
+            pool,
+        };
+        return crate::retry::send(request, policy, &exchange).await;
+    }
     let mut pooled = match reusable(upgrade, pool, &key).await {
         Some(pooled) => pooled,
-        None => open(target, h2, down, shared).await?,
+        None => open(target, h2, down, shared, &[]).await?,
     };
     let mut response = pooled.sender.send(request).await?;
     match downstream_upgrade {
@@ -282,6 +303,48 @@ async fn send(
         None => pool.put(key, pooled),
     }
     Ok(response.map(|body| body.boxed()))
+}
+
+/// One try of a request that may be retried, on this downstream connection's pool.
+struct Exchange<'a> {
+    route: &'a str,
+    key: PoolKey,
+    target: &'a Target,
+    h2: bool,
+    down: Downstream,
+    shared: &'a Shared,
+    pool: &'a Pool,
+}
+
+impl crate::retry::Exchange for Exchange<'_> {
+    type Connection = Pooled;
+
+    async fn connect(
+        &self,
+        retry: bool,
+        avoid: &[SocketAddr],
+    ) -> Result<(Pooled, SocketAddr), Failure> {
+        let pooled = match reusable(retry, self.pool, &self.key).await {
+            Some(pooled) => pooled,
+            None => open(self.target, self.h2, self.down, self.shared, avoid).await?,
+        };
+        let endpoint = pooled.endpoint;
+        Ok((pooled, endpoint))
+    }
+
+    async fn send(
+        &self,
+        mut pooled: Pooled,
+        request: Request<Body>,
+    ) -> Result<Response<Body>, Failure> {
+        let response = pooled.sender.send(request).await?;
+        self.pool.put(self.key.clone(), pooled);
+        Ok(response.map(|body| body.boxed()))
+    }
+
+    fn retrying(&self) {
+        self.shared.metrics.retry(self.route);
+    }
 }
 
 /// The request as the upstream protocol wants it: HTTP/1.1 needs `Host` (an HTTP/2 request
@@ -316,9 +379,9 @@ fn for_upstream(mut request: Request<Body>, h2: bool) -> Request<Body> {
 }
 
 /// This downstream connection's upstream connection to `target`, once it can take a request
-/// (an upgrade never reuses one: the connection becomes the upgraded one).
-async fn reusable(upgrade: bool, pool: &Pool, key: &PoolKey) -> Option<Pooled> {
-    if upgrade {
+/// (`fresh`: an upgrade, whose connection becomes the upgraded one, or a retry).
+async fn reusable(fresh: bool, pool: &Pool, key: &PoolKey) -> Option<Pooled> {
+    if fresh {
         return None;
     }
     let mut pooled = pool.take(key)?;
@@ -326,17 +389,19 @@ async fn reusable(upgrade: bool, pool: &Pool, key: &PoolKey) -> Option<Pooled> {
     Some(pooled)
 }
 
-/// A new upstream connection to an endpoint of `target`.
+/// A new upstream connection to an endpoint of `target`, not one of `avoid` if it can.
 async fn open(
     target: &Target,
     h2: bool,
     down: Downstream,
     shared: &Shared,
+    avoid: &[SocketAddr],
 ) -> Result<Pooled, Failure> {
     let connected = shared
         .backends
-        .connect(target, down.client.ip(), None)
+        .connect_avoiding(target, down.client.ip(), None, avoid)
         .await?;
+    let endpoint = connected.picked.backend.addr;
     let io = TokioIo::new(connected.upstream.into_stream());
     let sender = if h2 {
         let (sender, connection) = http2::handshake(TokioExecutor::new(), io).await?;
@@ -357,6 +422,7 @@ async fn open(
     };
     Ok(Pooled {
         sender,
+        endpoint,
         _lease: connected.picked.lease,
     })
 }
@@ -476,6 +542,15 @@ fn is_grpc(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/grpc"))
+}
+
+fn wants_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
 }
 
 fn is_upgrade(headers: &HeaderMap) -> bool {

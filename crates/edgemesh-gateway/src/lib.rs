@@ -18,6 +18,7 @@ pub mod http;
 pub mod listen;
 pub mod matcher;
 pub mod metrics;
+pub mod retry;
 pub mod sni;
 pub mod table;
 pub mod tcp;

@@ -1,5 +1,6 @@
 //! Compiled request matches: Istio's `HTTPMatchRequest` with its regexes built once.
 
+use edgemesh_model::ObjectKey;
 use edgemesh_model::ingress::{HttpMatchSpec, StringMatchSpec};
 use regex::Regex;
 
@@ -52,6 +53,9 @@ pub struct RequestMatch {
     headers: Vec<(http::HeaderName, StringMatch)>,
     query_params: Vec<(String, StringMatch)>,
     port: Option<u16>,
+    /// `gateways`: the match holds only on these Gateways' servers (`None`: on any; an empty
+    /// list: on none, e.g. `[mesh]`).
+    gateways: Option<Vec<ObjectKey>>,
 }
 
 impl RequestMatch {
@@ -81,7 +85,19 @@ impl RequestMatch {
             headers,
             query_params,
             port: spec.port,
+            gateways: None,
         })
+    }
+
+    /// Restricts the match to `gateways` (resolved by the table, which knows the namespace).
+    pub fn only_on(mut self, gateways: Vec<ObjectKey>) -> Self {
+        self.gateways = Some(gateways);
+        self
+    }
+
+    /// The Gateways this match is restricted to, if it is.
+    pub fn gateways(&self) -> Option<&[ObjectKey]> {
+        self.gateways.as_deref()
     }
 
     /// The `uri` match, for `rewrite.uri` (which replaces a matched prefix).

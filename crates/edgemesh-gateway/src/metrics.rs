@@ -25,6 +25,7 @@ pub struct Metrics {
     pub latency: Family<RouteLabels, Histogram>,
     pub upstream_errors: Family<RouteLabels, Counter>,
     pub connections: Family<RouteLabels, Counter>,
+    pub retries: Family<RouteLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -39,6 +40,7 @@ impl Default for Metrics {
             }),
             upstream_errors: Family::default(),
             connections: Family::default(),
+            retries: Family::default(),
         }
     }
 }
@@ -67,6 +69,11 @@ impl Metrics {
             "TCP and TLS-passthrough connections routed, by route",
             metrics.connections.clone(),
         );
+        registry.register(
+            "edgemesh_gateway_retries",
+            "Tries of HTTP requests after their first (the route's retries), by route",
+            metrics.retries.clone(),
+        );
         metrics
     }
 
@@ -82,6 +89,14 @@ impl Metrics {
                 route: route.to_string(),
             })
             .observe(seconds);
+    }
+
+    pub fn retry(&self, route: &str) {
+        self.retries
+            .get_or_create(&RouteLabels {
+                route: route.to_string(),
+            })
+            .inc();
     }
 
     pub fn upstream_error(&self, route: &str) {

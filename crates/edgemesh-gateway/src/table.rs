@@ -17,13 +17,14 @@ use std::time::Duration;
 
 use edgemesh_model::ingress::{
     DestinationSpec, GatewaySpec, HeaderOpsSpec, HttpRouteSpec, L4RouteSpec, RedirectSpec,
-    RetriesSpec, RewriteSpec, ServerProtocol, ServerSpec, TlsMode, VirtualServiceSpec,
+    RewriteSpec, ServerProtocol, ServerSpec, TlsMode, VirtualServiceSpec,
 };
 use edgemesh_model::{ObjectKey, Snapshot};
 use serde::Serialize;
 
 use crate::hosts::{HostPattern, ServerHost};
 use crate::matcher::{RequestMatch, RequestView};
+use crate::retry::RetryPolicy;
 use crate::tls;
 
 /// Which Gateways this gateway serves: those whose `selector` its labels satisfy.
@@ -111,7 +112,8 @@ pub struct HttpRoute {
     pub action: HttpAction,
     pub rewrite: Option<RewriteSpec>,
     pub timeout: Option<Duration>,
-    pub retries: Option<RetriesSpec>,
+    /// `None`: no retries (`attempts: 0`).
+    pub retry: Option<RetryPolicy>,
     pub headers: HeaderOpsSpec,
 }
 
@@ -125,9 +127,18 @@ pub enum HttpAction {
 #[derive(Debug)]
 pub struct L4Route {
     pub name: String,
+    /// Any of them admits a connection (a tcp route without matches has one admitting all).
+    matches: Vec<L4Match>,
+    pub destinations: Destinations,
+}
+
+/// One `match[]` entry of a tcp or tls route.
+#[derive(Debug)]
+struct L4Match {
     /// SNI patterns (tls routes; empty for tcp routes = any).
     sni: Vec<HostPattern>,
-    pub destinations: Destinations,
+    /// `gateways`, as for http matches (`None`: on any).
+    gateways: Option<Vec<ObjectKey>>,
 }
 
 /// Weighted destinations.
@@ -234,15 +245,32 @@ impl Port {
             route
                 .matches
                 .iter()
-                .find(|m| m.matches(request))
+                .find(|m| self.on_gateways(m.gateways(), Some(host)) && m.matches(request))
                 .map(|m| (route, Some(m)))
         })
     }
 
-    /// The first tcp route, or the first tls route whose SNI patterns admit `sni`.
+    /// Whether a match restricted to `only` holds for a request to `host` (a TCP connection:
+    /// `None`) on this port: unrestricted, or one of its Gateways has a server here for that
+    /// host (Istio builds routes per Gateway server).
+    fn on_gateways(&self, only: Option<&[ObjectKey]>, host: Option<&str>) -> bool {
+        only.is_none_or(|only| {
+            self.servers.iter().any(|(gateway, hosts)| {
+                only.contains(gateway)
+                    && host.is_none_or(|host| hosts.iter().any(|h| h.pattern.matches(host)))
+            })
+        })
+    }
+
+    /// The first tcp route, or the first tls route whose SNI patterns admit `sni`, whose
+    /// match holds on this port's Gateways.
     pub fn route_l4(&self, sni: Option<&str>) -> Option<&Arc<L4Route>> {
         self.l4.iter().find(|route| {
-            route.sni.is_empty() || sni.is_some_and(|s| route.sni.iter().any(|p| p.matches(s)))
+            route.matches.iter().any(|m| {
+                let by_sni =
+                    m.sni.is_empty() || sni.is_some_and(|s| m.sni.iter().any(|p| p.matches(s)));
+                by_sni && self.on_gateways(m.gateways.as_deref(), sni)
+            })
         })
     }
 }
@@ -326,16 +354,11 @@ impl RouteTable {
     }
 
     fn add_virtual_service(&mut self, vs: &VirtualServiceSpec) -> Result<(), String> {
-        let gateways: Vec<ObjectKey> = vs
-            .gateways
-            .iter()
-            .filter(|g| g.as_str() != "mesh")
-            .map(|g| gateway_ref(g, &vs.key.namespace))
-            .collect();
+        let gateways = gateway_refs(&vs.gateways, &vs.key.namespace);
         let hosts: Vec<HostPattern> = vs.hosts.iter().map(|h| HostPattern::parse(h)).collect();
-        let http = compile_http(vs)?;
-        let tcp = compile_l4(&vs.tcp, vs, false, "tcp")?;
-        let tls = compile_l4(&vs.tls, vs, true, "tls")?;
+        let http = compile_http(vs, &gateways)?;
+        let tcp = compile_l4(&vs.tcp, vs, &gateways, false, "tcp")?;
+        let tls = compile_l4(&vs.tls, vs, &gateways, true, "tls")?;
         for port in self.ports.values_mut() {
             let bound = port.servers.iter().any(|(gw, server_hosts)| {
                 gateways.contains(gw)
@@ -370,12 +393,15 @@ fn ports_of(routes: &PortBound<L4Route>, port: u16) -> impl Iterator<Item = Arc<
         .map(|(_, r)| Arc::clone(r))
 }
 
-fn compile_http(vs: &VirtualServiceSpec) -> Result<PortBound<HttpRoute>, String> {
+fn compile_http(
+    vs: &VirtualServiceSpec,
+    bound: &[ObjectKey],
+) -> Result<PortBound<HttpRoute>, String> {
     let hosts: Vec<HostPattern> = vs.hosts.iter().map(|h| HostPattern::parse(h)).collect();
     let mut routes = Vec::with_capacity(vs.http.len());
     for (i, spec) in vs.http.iter().enumerate() {
-        let route =
-            compile_http_route(spec, vs, &hosts, i).map_err(|e| format!("http[{i}]: {e}"))?;
+        let route = compile_http_route(spec, vs, &hosts, bound, i)
+            .map_err(|e| format!("http[{i}]: {e}"))?;
         routes.push((
             single_port(spec.matches.iter().map(|m| m.port)),
             Arc::new(route),
@@ -394,14 +420,18 @@ fn compile_http_route(
     spec: &HttpRouteSpec,
     vs: &VirtualServiceSpec,
     hosts: &[HostPattern],
+    bound: &[ObjectKey],
     index: usize,
 ) -> Result<HttpRoute, String> {
     let matches = spec
         .matches
         .iter()
         .enumerate()
-        .map(|(i, m)| RequestMatch::compile(m).map_err(|e| format!("match[{i}].{e}")))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|(i, m)| {
+            let compiled = RequestMatch::compile(m).map_err(|e| format!("match[{i}].{e}"))?;
+            Ok(restrict(compiled, &m.gateways, bound, &vs.key.namespace))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     let action = match (&spec.redirect, spec.route.is_empty()) {
         (Some(redirect), _) => HttpAction::Redirect(redirect.clone()),
         (None, false) => {
@@ -416,7 +446,7 @@ fn compile_http_route(
         action,
         rewrite: spec.rewrite.clone(),
         timeout: spec.timeout,
-        retries: spec.retries.clone(),
+        retry: RetryPolicy::compile(spec.retries.as_ref())?,
         headers: spec.headers.clone(),
     })
 }
@@ -424,6 +454,7 @@ fn compile_http_route(
 fn compile_l4(
     specs: &[L4RouteSpec],
     vs: &VirtualServiceSpec,
+    bound: &[ObjectKey],
     by_sni: bool,
     field: &str,
 ) -> Result<PortBound<L4Route>, String> {
@@ -431,21 +462,32 @@ fn compile_l4(
     for (i, spec) in specs.iter().enumerate() {
         let destinations = Destinations::compile(&spec.route, &vs.key.namespace)
             .map_err(|e| format!("{field}[{i}]: {e}"))?;
-        let sni: Vec<HostPattern> = if by_sni {
-            spec.matches
-                .iter()
-                .flat_map(|m| &m.sni_hosts)
-                .map(|h| HostPattern::parse(h))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        if by_sni && sni.is_empty() {
+        let mut matches: Vec<L4Match> = spec
+            .matches
+            .iter()
+            .map(|m| L4Match {
+                sni: if by_sni {
+                    m.sni_hosts.iter().map(|h| HostPattern::parse(h)).collect()
+                } else {
+                    Vec::new()
+                },
+                gateways: restricted_to(&m.gateways, bound, &vs.key.namespace),
+            })
+            // A tls match admits connections by SNI only: without sniHosts it admits none.
+            .filter(|m| !(by_sni && m.sni.is_empty()))
+            .collect();
+        if by_sni && matches.is_empty() {
             return Err(format!("{field}[{i}]: a tls route needs match[].sniHosts"));
+        }
+        if matches.is_empty() {
+            matches.push(L4Match {
+                sni: Vec::new(),
+                gateways: None,
+            });
         }
         let route = L4Route {
             name: route_name(None, vs, i),
-            sni,
+            matches,
             destinations,
         };
         routes.push((
@@ -463,11 +505,58 @@ fn route_name(name: Option<&str>, vs: &VirtualServiceSpec, index: usize) -> Stri
     }
 }
 
-/// `name` (in `namespace`) or `namespace/name`.
+/// A match's own `gateways` replace the VirtualService's for that match (as Istio), but only
+/// Gateways the VirtualService is bound to serve it: Istio reads a VirtualService only for
+/// the Gateways in its top-level `gateways`.
+fn restrict(
+    m: RequestMatch,
+    listed: &[String],
+    bound: &[ObjectKey],
+    namespace: &str,
+) -> RequestMatch {
+    match restricted_to(listed, bound, namespace) {
+        Some(only) => m.only_on(only),
+        None => m,
+    }
+}
+
+/// The Gateways a match's `gateways` (`listed`) leaves it on, of those the VirtualService is
+/// `bound` to; `None` when the match lists none (it holds wherever the VirtualService is bound).
+fn restricted_to(
+    listed: &[String],
+    bound: &[ObjectKey],
+    namespace: &str,
+) -> Option<Vec<ObjectKey>> {
+    if listed.is_empty() {
+        return None;
+    }
+    Some(
+        gateway_refs(listed, namespace)
+            .into_iter()
+            .filter(|g| bound.contains(g))
+            .collect(),
+    )
+}
+
+/// The Gateways named in a `gateways` list (`mesh`, the sidecars, is not one).
+fn gateway_refs(listed: &[String], namespace: &str) -> Vec<ObjectKey> {
+    listed
+        .iter()
+        .filter(|g| g.as_str() != "mesh")
+        .map(|g| gateway_ref(g, namespace))
+        .collect()
+}
+
+/// A Gateway reference as Istio resolves it: `namespace/name` (`./name`: this namespace),
+/// `name` (in `namespace`), or the legacy `name.namespace[.svc.cluster.local]`.
 fn gateway_ref(text: &str, namespace: &str) -> ObjectKey {
     match text.split_once('/') {
+        Some((".", name)) => ObjectKey::new(namespace, name),
         Some((ns, name)) => ObjectKey::new(ns, name),
-        None => ObjectKey::new(namespace, text),
+        None => match text.split_once('.') {
+            Some((name, rest)) => ObjectKey::new(rest.split('.').next().unwrap_or(rest), name),
+            None => ObjectKey::new(namespace, text),
+        },
     }
 }
 

@@ -249,3 +249,173 @@ fn weights_pick_in_proportion() {
     ];
     assert!(Destinations::compile(&zero, "ns").is_err());
 }
+
+/// The name of the route `host` on `port` reaches with path `/`, if any.
+fn route_for(table: &RouteTable, port: u16, host: &str) -> Option<String> {
+    let headers = http::HeaderMap::new();
+    let view = RequestView {
+        path: "/",
+        query: None,
+        method: "GET",
+        authority: host,
+        headers: &headers,
+        port,
+    };
+    table.ports[&port]
+        .route_http(host, &view)
+        .map(|(route, _)| route.name.clone())
+}
+
+#[test]
+fn a_match_with_gateways_holds_only_on_their_servers() {
+    let only_on = |gateways: &[&str]| HttpMatchSpec {
+        gateways: gateways.iter().map(|g| g.to_string()).collect(),
+        ..HttpMatchSpec::default()
+    };
+    let mut restricted = vs("default", "restricted", &["*"], &["g1", "default/g2"]);
+    restricted.http[0].name = Some("g1-only".into());
+    restricted.http[0].matches = vec![only_on(&["g1"])];
+    // `mesh` (sidecars) and a Gateway the VirtualService is not bound to never hold here.
+    let mut elsewhere = restricted.http[0].clone();
+    elsewhere.name = Some("elsewhere".into());
+    elsewhere.matches = vec![only_on(&["mesh"]), only_on(&["g3"])];
+    let mut fallback = restricted.http[0].clone();
+    fallback.name = Some("fallback".into());
+    fallback.matches.clear();
+    restricted.http = vec![elsewhere, restricted.http[0].clone(), fallback];
+    let table = compile(vec![
+        gateway(
+            "default",
+            "g1",
+            vec![
+                server(80, ServerProtocol::Http, &["a.com"], None),
+                server(81, ServerProtocol::Http, &["*"], None),
+            ],
+        ),
+        gateway(
+            "default",
+            "g2",
+            vec![server(80, ServerProtocol::Http, &["b.com"], None)],
+        ),
+        gateway(
+            "default",
+            "g3",
+            vec![server(82, ServerProtocol::Http, &["*"], None)],
+        ),
+        Resource::VirtualService(restricted),
+    ]);
+    assert!(table.problems.is_empty(), "{:?}", table.problems);
+    let g1_only = Some("default/restricted/g1-only".to_string());
+    let fallback = Some("default/restricted/fallback".to_string());
+    assert_eq!(route_for(&table, 80, "a.com"), g1_only, "g1's server");
+    assert_eq!(route_for(&table, 81, "x.org"), g1_only, "g1's other port");
+    // Port 80 is shared with g2: b.com is g2's server there.
+    assert_eq!(route_for(&table, 80, "b.com"), fallback, "g2's server");
+    assert!(table.ports[&82].http.is_empty(), "g3 is not bound");
+}
+
+#[test]
+fn gateway_references_resolve_as_istio_does() {
+    let key = |ns: &str, name: &str| ObjectKey::new(ns, name);
+    assert_eq!(gateway_ref("gw", "ns"), key("ns", "gw"));
+    assert_eq!(gateway_ref("other/gw", "ns"), key("other", "gw"));
+    assert_eq!(gateway_ref("./gw", "ns"), key("ns", "gw"));
+    assert_eq!(gateway_ref("gw.other", "ns"), key("other", "gw"));
+    assert_eq!(
+        gateway_ref("gw.other.svc.cluster.local", "ns"),
+        key("other", "gw")
+    );
+}
+
+#[test]
+fn an_unknown_retry_condition_leaves_the_route_out_and_names_it() {
+    let mut flaky = vs("default", "flaky", &["*"], &["gw"]);
+    flaky.http[0].retries = Some(RetriesSpec {
+        attempts: 2,
+        per_try_timeout: None,
+        retry_on: Some("5xx,on-tuesdays".into()),
+    });
+    let table = compile(vec![
+        gateway(
+            "default",
+            "gw",
+            vec![server(80, ServerProtocol::Http, &["*"], None)],
+        ),
+        Resource::VirtualService(flaky),
+    ]);
+    assert!(table.ports[&80].http.is_empty());
+    assert_eq!(
+        table.problems,
+        [Problem {
+            object: "VirtualService default/flaky".into(),
+            message: "http[0]: retries.retryOn: \"on-tuesdays\" is not a supported retry condition"
+                .into(),
+        }]
+    );
+}
+
+#[test]
+fn tcp_and_tls_matches_with_gateways_hold_only_on_their_servers() {
+    let l4 = |gateways: &[&str], sni: &[&str], to: &str| L4RouteSpec {
+        matches: vec![L4MatchSpec {
+            port: None,
+            sni_hosts: sni.iter().map(|h| h.to_string()).collect(),
+            gateways: gateways.iter().map(|g| g.to_string()).collect(),
+        }],
+        route: route_to(to),
+    };
+    let mut both = vs("default", "both", &["*"], &["g1", "g2"]);
+    both.http.clear();
+    both.tcp = vec![l4(&["g1"], &[], "one"), l4(&[], &[], "any")];
+    both.tls = vec![
+        l4(&["g2"], &["*.example.com"], "two"),
+        l4(&[], &["*.example.com"], "any"),
+    ];
+    let passthrough = ServerTls {
+        mode: TlsMode::Passthrough,
+        credential_name: None,
+        min_version: None,
+        max_version: None,
+        cipher_suites: vec![],
+        https_redirect: false,
+    };
+    let table = compile(vec![
+        gateway(
+            "default",
+            "g1",
+            vec![
+                server(9000, ServerProtocol::Tcp, &["*"], None),
+                server(
+                    443,
+                    ServerProtocol::Tls,
+                    &["a.example.com"],
+                    Some(passthrough.clone()),
+                ),
+            ],
+        ),
+        gateway(
+            "default",
+            "g2",
+            vec![
+                server(9001, ServerProtocol::Tcp, &["*"], None),
+                server(
+                    443,
+                    ServerProtocol::Tls,
+                    &["b.example.com"],
+                    Some(passthrough),
+                ),
+            ],
+        ),
+        Resource::VirtualService(both),
+    ]);
+    assert!(table.problems.is_empty(), "{:?}", table.problems);
+    let l4_for = |port: u16, sni: Option<&str>| {
+        table.ports[&port]
+            .route_l4(sni)
+            .map(|r| r.destinations.targets[0].service.name.clone())
+    };
+    assert_eq!(l4_for(9000, None).as_deref(), Some("one"));
+    assert_eq!(l4_for(9001, None).as_deref(), Some("any"));
+    assert_eq!(l4_for(443, Some("a.example.com")).as_deref(), Some("any"));
+    assert_eq!(l4_for(443, Some("b.example.com")).as_deref(), Some("two"));
+}

@@ -269,3 +269,63 @@ async fn weights_split_requests_within_bounds() {
         "v1 got {v1} of 1000 (80% expected)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_match_with_gateways_routes_only_on_their_ports() {
+    let target = free_port();
+    backend(([127, 0, 0, 9], target).into(), "internal").await;
+    backend(([127, 0, 0, 10], target).into(), "public").await;
+    let (internal_port, public_port) = (free_port(), free_port());
+    let mut catalog = Catalog::new();
+    service(
+        &mut catalog,
+        "internal",
+        [10, 96, 0, 23],
+        80,
+        &[[127, 0, 0, 9]],
+        target,
+    );
+    service(
+        &mut catalog,
+        "public",
+        [10, 96, 0, 24],
+        80,
+        &[[127, 0, 0, 10]],
+        target,
+    );
+    let Resource::Gateway(mut second) = edgemesh_gateway(public_port, &["*"], None) else {
+        unreachable!()
+    };
+    second.key.name = "public-gateway".into();
+    catalog.upsert(
+        edgemesh_model::SourceId::Manifests,
+        edgemesh_gateway(internal_port, &["*"], None),
+    );
+    catalog.upsert(
+        edgemesh_model::SourceId::Manifests,
+        Resource::Gateway(second),
+    );
+    let mut on_internal = prefix("/");
+    on_internal.gateways = vec!["edgemesh-gateway".into()];
+    let mut vs = virtual_service(
+        "both",
+        &["*"],
+        vec![
+            http_route(vec![on_internal], vec![destination("internal", 80, 100)]),
+            http_route(vec![], vec![destination("public", 80, 100)]),
+        ],
+    );
+    vs.gateways.push("default/public-gateway".into());
+    catalog.upsert(
+        edgemesh_model::SourceId::Manifests,
+        Resource::VirtualService(vs),
+    );
+    let _gw = gateway(snapshot(&catalog, 1)).await;
+    for (port, expected) in [(internal_port, "internal /x"), (public_port, "public /x")] {
+        let body =
+            tokio::task::spawn_blocking(move || curl(&[&format!("http://127.0.0.1:{port}/x")]))
+                .await
+                .unwrap();
+        assert!(body.starts_with(expected), "port {port}: {body:?}");
+    }
+}

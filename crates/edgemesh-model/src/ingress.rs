@@ -214,6 +214,9 @@ pub struct RewriteSpec {
 pub struct RetriesSpec {
     pub attempts: u32,
     pub per_try_timeout: Option<Duration>,
+    /// `retryOn` as written (a comma list of Envoy retry conditions and status codes),
+    /// interpreted by the gateway.
+    pub retry_on: Option<String>,
 }
 
 /// `headers.request` / `headers.response`: `set`, `add`, `remove`.

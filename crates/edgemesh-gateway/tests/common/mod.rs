@@ -77,10 +77,24 @@ pub fn service(
     ips: &[[u8; 4]],
     target: u16,
 ) {
-    let spec = cluster_ip_service("default", name, IpAddr::from(cluster_ip), port);
+    service_with_port_name(catalog, name, "http", cluster_ip, port, ips, target);
+}
+
+/// [`service`] whose port is named `port_name` (`grpc` declares HTTP/2 the way Istio reads it).
+pub fn service_with_port_name(
+    catalog: &mut Catalog,
+    name: &str,
+    port_name: &str,
+    cluster_ip: [u8; 4],
+    port: u16,
+    ips: &[[u8; 4]],
+    target: u16,
+) {
+    let mut spec = cluster_ip_service("default", name, IpAddr::from(cluster_ip), port);
+    spec.ports[0].name = port_name.into();
     let ips: Vec<(IpAddr, &str)> = ips.iter().map(|ip| (IpAddr::from(*ip), "node-a")).collect();
     let mut slice = endpoint_slice(&spec, &ips, target);
-    slice.subsets[0].ports[0].name = "http".into();
+    slice.subsets[0].ports[0].name = port_name.into();
     catalog.upsert(SourceId::Manifests, Resource::Service(spec));
     catalog.upsert(SourceId::Manifests, Resource::EndpointSlice(slice));
 }

@@ -467,6 +467,7 @@ fn retries(at: &At) -> Field<RetriesSpec> {
             .field("perTryTimeout")
             .map(|t| duration(&t))
             .transpose()?,
+        retry_on: at.opt_string("retryOn")?,
     })
 }
 

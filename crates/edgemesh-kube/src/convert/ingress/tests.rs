@@ -183,6 +183,7 @@ fn a_virtual_service_with_every_field_converts() {
         Some(RetriesSpec {
             attempts: 3,
             per_try_timeout: Some(Duration::from_millis(100)),
+            retry_on: Some("5xx".into()),
         })
     );
     assert_eq!(
