@@ -5,6 +5,8 @@
 #   node ns  192.0.2.1   edgemesh agent (release build) + the clients (iperf3, wrk, curl)
 #   Both TCP paths are measured: "kernel" (default: nftables fast path DNAT) and "proxy"
 #   (kernelFastPath: false, the userspace transparent proxy), each against its own direct run.
+#   A third TCP path, "kernel-mono", measures only new connections: the fast path with
+#   monotonicTcpTimestamps: true (docs/proxier.md, "New connections and TIME_WAIT").
 #   pod  ns  192.0.2.11  http_server :8080 (scripts/bench/http_server.rs) + iperf3 -s :5201
 #   Service bench/web 10.96.0.10: 80 -> 8080, 5201 -> 5201; bulk services in 10.97.0.0/16
 #
@@ -12,9 +14,12 @@
 # python3, rustc (apt-get install iperf3 wrk curl python3: done here when missing).
 #   DURATION=10 scripts/bench-datapath.sh
 #   EDGEMESH_BIN=/path/to/edgemesh DURATION=10 scripts/bench-datapath.sh
+#   ONLY=newconn DURATION=5 scripts/bench-datapath.sh   # new connections/s only (~5 min: each
+#                                                       # pair waits out the pod's TIME_WAIT)
 set -euo pipefail
 
 DURATION=${DURATION:-10}
+ONLY=${ONLY:-all}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 
@@ -83,8 +88,8 @@ EOF
 
 # --- the agent ------------------------------------------------------------------------------
 ADMIN=""
-start_agent() { # backend [kernelFastPath: true|false]
-  printf 'apiVersion: agent.edgemesh.config.kubeedge.io/v1alpha1\nkind: EdgeMeshAgent\nmodules:\n  edgeDNS:\n    enable: false\n  edgeProxy:\n    enable: true\n    backend: %s\n    kernelFastPath: %s\n' "$1" "${2:-true}" >"$WORK/config.yaml"
+start_agent() { # backend [kernelFastPath: true|false] [monotonicTcpTimestamps: true|false]
+  printf 'apiVersion: agent.edgemesh.config.kubeedge.io/v1alpha1\nkind: EdgeMeshAgent\nmodules:\n  edgeDNS:\n    enable: false\n  edgeProxy:\n    enable: true\n    backend: %s\n    kernelFastPath: %s\n    monotonicTcpTimestamps: %s\n' "$1" "${2:-true}" "${3:-false}" >"$WORK/config.yaml"
   ip netns exec "$NODE" "$BIN" agent --manifests "$MANIFESTS" --node-name bench-node \
     --admin-addr 127.0.0.1:0 --config "$WORK/config.yaml" >"$WORK/agent-$1.log" 2>&1 &
   AGENT=$!
@@ -164,6 +169,35 @@ sample_urls() { # N: 20 never-contacted ClusterIPs spread over the N services
   for i in $(seq 0 19); do echo "http://$(cluster_ip $((i * $1 / 20 + 1)))/"; done
 }
 
+# New connections: wrk with `Connection: close` (http_server closes first, so the TIME_WAIT is
+# on the pod's side, as with a real server), one new connection per request.
+counter() { ip netns exec "$1" nstat -saz "$2" | awk -v n="$2" '$1 == n {print $2}'; } # ns name
+# newconn_run URL: "connections/s, client SYN retransmits, SYNs the pod's TIME_WAIT refused (PAWS)"
+newconn_run() {
+  local syn paws rps
+  syn=$(counter "$NODE" TcpExtTCPSynRetrans)
+  paws=$(counter "$POD" TcpExtPAWSTimewait)
+  rps=$(in_node wrk -t2 -c16 -d"${DURATION}s" -H 'Connection: close' "$1" | awk '/Requests\/sec/ {printf "%.0f", $2}')
+  echo "$rps $(($(counter "$NODE" TcpExtTCPSynRetrans) - syn)) $(($(counter "$POD" TcpExtPAWSTimewait) - paws))"
+}
+# Every pair starts with no TIME_WAIT left on the pod by earlier runs (60 s; polled, <= 75 s).
+settle_time_wait() {
+  for _ in $(seq 1 150); do
+    [ "$(in_pod ss -Htan state time-wait | wc -l)" = 0 ] && return 0
+    sleep 0.5
+  done
+  echo "the pod still has TIME_WAIT sockets after 75 s" >&2
+}
+declare -A NEWCONN
+# newconn_pair PATH: direct, then through the ClusterIP within the same minute, as a node that
+# reaches the pod both ways does.
+newconn_pair() {
+  echo "$1 path: new connections (wrk Connection: close, 16 conn)..." >&2
+  settle_time_wait
+  NEWCONN[direct-$1]=$(newconn_run http://192.0.2.11:8080/)
+  NEWCONN[$1]=$(newconn_run http://10.96.0.10/)
+}
+
 cpu_since() { # ticks seconds: % of one core the agent used since then
   awk -v t="$(($(cpu_ticks) - $1))" -v s="$2" -v e="$(date +%s.%N)" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f", 100 * t / hz / (e - s)}'
 }
@@ -171,8 +205,22 @@ echo "load before: $(uptime)" >&2
 declare -A IPERF WRK CPU
 # Each path is measured right after its own direct baseline, so both see the same machine load.
 # kernel: the default (nftables fast path DNAT); proxy: kernelFastPath false (userspace splice).
-for path in kernel proxy; do
-  start_agent nftables "$([ "$path" = kernel ] && echo true || echo false)"
+for path in kernel kernel-mono proxy; do
+  start_agent nftables "$([ "$path" = proxy ] && echo false || echo true)" \
+    "$([ "$path" = kernel-mono ] && echo true || echo false)"
+  newconn_pair "$path"
+  if [ "$path" = kernel ]; then
+    # ClusterIP only, once the pod's TIME_WAIT of the pair is gone: the node's conntrack still
+    # holds the direct connections (TIME_WAIT, 120 s), so masquerade still moves ports.
+    settle_time_wait
+    NEWCONN[kernel-alone]=$(newconn_run http://10.96.0.10/)
+  fi
+  if [ "$path" = kernel-mono ]; then
+    stop_agent
+    in_node sysctl -qw net.ipv4.tcp_timestamps=1 # the agent leaves it at 2 (docs/proxier.md)
+    continue
+  fi
+  if [ "$ONLY" = newconn ]; then stop_agent; continue; fi
   echo "$path path: bulk TCP (iperf3 ${DURATION}s)..." >&2
   IPERF[direct-$path]=$(iperf_gbps 192.0.2.11)
   T0=$(cpu_ticks); S0=$(date +%s.%N)
@@ -188,6 +236,26 @@ for path in kernel proxy; do
   RSS_LOAD=$(rss_kib); HWM_LOAD=$(rss_kib VmHWM:)
   stop_agent
 done
+
+# --- the tables -----------------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
+field() { echo "$1" | awk -v i="$2" '{print $i}'; }
+newconn_table() {
+  echo
+  echo "| new connections/s (wrk -c16 -t2, Connection: close) | direct | through the agent | agent / direct | SYN retransmits / PAWS-refused SYNs (agent run) |"
+  echo "|---|---:|---:|---:|---:|"
+  for path in kernel kernel-mono proxy; do
+    d=${NEWCONN[direct-$path]}; a=${NEWCONN[$path]}
+    echo "| $path | $(field "$d" 1) | $(field "$a" 1) | $(ratio "$(field "$a" 1)" "$(field "$d" 1)") | $(field "$a" 2) / $(field "$a" 3) |"
+  done
+  a=${NEWCONN[kernel-alone]}; d=${NEWCONN[direct-kernel]}
+  echo "| kernel, ClusterIP only, 60 s after the pair | $(field "$d" 1) | $(field "$a" 1) | $(ratio "$(field "$a" 1)" "$(field "$d" 1)") | $(field "$a" 2) / $(field "$a" 3) |"
+}
+if [ "$ONLY" = newconn ]; then
+  echo "load after: $(uptime)" >&2
+  newconn_table
+  exit 0
+fi
 start_agent nftables
 
 echo "services: first connections, sync times, memory..." >&2
@@ -216,9 +284,7 @@ rm "$MANIFESTS/bulk.yaml"
 stop_agent
 echo "load after: $(uptime)" >&2
 
-# --- the table ------------------------------------------------------------------------------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
-field() { echo "$1" | awk -v i="$2" '{print $i}'; }
+newconn_table
 echo
 echo "| figure | path | direct | through the agent | agent / direct |"
 echo "|---|---|---:|---:|---:|"

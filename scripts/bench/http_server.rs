@@ -1,7 +1,9 @@
 //! A small, fast HTTP/1.1 backend for scripts/bench-datapath.sh (std only, built with `rustc -O`).
 //!
 //! `http_server ADDR`: answers every request with `200 hello\n`, keeps connections alive unless
-//! the request says `Connection: close`. One thread per connection: wrk uses at most 64.
+//! the request says `Connection: close` (any case, with or without the space: wrk sends the
+//! header as typed); then it closes first, so the TIME_WAIT is on this side, as with a real
+//! server. One thread per connection: wrk uses at most 64.
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 
@@ -23,13 +25,22 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
             if line == "\r\n" || line == "\n" {
                 break;
             }
-            close |= line.to_ascii_lowercase().starts_with("connection: close");
+            close |= asks_to_close(&line);
         }
         writer.write_all(RESPONSE)?;
         if close {
             return Ok(());
         }
     }
+}
+
+/// Whether a header line is `Connection:` with a `close` token (the value is a token list).
+fn asks_to_close(line: &str) -> bool {
+    let Some((name, value)) = line.split_once(':') else {
+        return false;
+    };
+    name.trim().eq_ignore_ascii_case("connection")
+        && value.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))
 }
 
 fn main() {

@@ -27,6 +27,13 @@ pub enum NetfilterError {
     Fake(&'static str),
     #[error("unknown proxier mode '{0}' (expected auto, nftables or iptables)")]
     UnknownMode(String),
+    #[error("{path}: {error}")]
+    Sysctl {
+        path: &'static str,
+        error: std::io::Error,
+    },
+    #[error("{path} holds '{value}', expected 0, 1 or 2")]
+    SysctlValue { path: &'static str, value: String },
     /// A blocking step (running `nft` or `iptables`) did not finish: it panicked.
     #[error("{error}")]
     Task { error: tokio::task::JoinError },

@@ -13,6 +13,8 @@
 //!   raw and mangle) and [`FakeBackend`].
 //! - [`Proxier`] keeps the kernel's rules equal to the latest complete Snapshot (debounced,
 //!   retried after a failure, the chain order repaired periodically) and counts what it did.
+//! - [`timestamps`]: TCP timestamps without per-connection offsets (opt-in), so a node reaching a
+//!   backend both through a ClusterIP and directly does not stall on the backend's TIME_WAIT.
 //! - Every command goes through a [`CommandRunner`], so tests run them inside a network namespace.
 //!
 //! See `docs/proxier.md` for the chains, priorities and what an operator can inspect.
@@ -32,6 +34,7 @@ pub mod runner;
 mod select;
 pub mod settings;
 pub mod start;
+pub mod timestamps;
 pub mod trace;
 
 pub use backend::{BackendKind, RuleBackend, SyncStats};

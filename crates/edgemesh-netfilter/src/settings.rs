@@ -11,6 +11,8 @@ pub struct ProxierSettings {
     pub backend: BackendKind,
     /// DNAT in the kernel what needs no userspace decision (nftables only).
     pub kernel_fast_path: bool,
+    /// `net.ipv4.tcp_timestamps = 2` in this network namespace ([`crate::timestamps`]).
+    pub monotonic_tcp_timestamps: bool,
 }
 
 impl ProxierSettings {
@@ -22,6 +24,7 @@ impl ProxierSettings {
                 ProxyBackend::Iptables => BackendKind::Iptables,
             },
             kernel_fast_path: proxy.kernel_fast_path,
+            monotonic_tcp_timestamps: proxy.monotonic_tcp_timestamps,
         }
     }
 }
@@ -44,9 +47,13 @@ mod tests {
         let default = settings("");
         assert_eq!(default.backend, BackendKind::Auto);
         assert!(default.kernel_fast_path);
-        let got = settings("    backend: iptables\n    kernelFastPath: false\n");
+        assert!(!default.monotonic_tcp_timestamps);
+        let got = settings(
+            "    backend: iptables\n    kernelFastPath: false\n    monotonicTcpTimestamps: true\n",
+        );
         assert_eq!(got.backend, BackendKind::Iptables);
         assert!(!got.kernel_fast_path);
+        assert!(got.monotonic_tcp_timestamps);
         assert_eq!(
             settings("    backend: nftables\n").backend,
             BackendKind::Nftables

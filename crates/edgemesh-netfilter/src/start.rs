@@ -8,6 +8,7 @@ use crate::error::{NetfilterError, Result};
 use crate::rules::FastPathOptions;
 use crate::runner::CommandRunner;
 use crate::select::select_backend;
+use crate::timestamps::{self, Timestamps};
 
 /// The backend `kind` asks for (`auto` probes the host), picked on a blocking thread: probing
 /// runs `nft` and `iptables`.
@@ -30,6 +31,31 @@ pub fn fast_path(wanted: bool, backend: BackendKind, node_name: &str) -> Option<
     on.then(|| FastPathOptions {
         local_node: Some(Arc::from(node_name)),
     })
+}
+
+/// `modules.edgeProxy.monotonicTcpTimestamps`: applied in the agent's network namespace before
+/// the first rules. A failure is logged, not fatal: the data path works without it, only new
+/// connections that meet a backend's TIME_WAIT may wait for a SYN retransmit.
+pub fn tcp_timestamps(wanted: bool) {
+    if !wanted {
+        return;
+    }
+    let sysctl = timestamps::TCP_TIMESTAMPS;
+    match timestamps::make_monotonic() {
+        Ok(Timestamps::Changed) => {
+            tracing::info!(
+                sysctl,
+                from = 1,
+                to = 2,
+                "TCP timestamps without per-connection offsets"
+            );
+        }
+        Ok(Timestamps::AlreadyMonotonic) => tracing::debug!(sysctl, "TCP timestamps already 2"),
+        Ok(Timestamps::Disabled) => {
+            tracing::info!(sysctl, "TCP timestamps are off (0): left alone");
+        }
+        Err(e) => tracing::warn!(error = %e, "monotonicTcpTimestamps: could not set it"),
+    }
 }
 
 /// Removes the rules of both backends (each step idempotent, each logged); returns one line per

@@ -463,3 +463,112 @@ fn nft_fast_path_dnats_round_robin_in_the_kernel() {
         "consistent hash stays with the proxy"
     );
 }
+
+/// Two namespaces joined by a veth: `node` (192.0.2.1, the rules, the client) and `pod`
+/// (192.0.2.11, the backend), as in scripts/bench-datapath.sh.
+fn node_and_pod() -> (Netns, Netns) {
+    let (node, pod) = (Netns::new(), Netns::new());
+    node.exec(
+        "ip",
+        &[
+            "link",
+            "add",
+            "eth0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            pod.name(),
+        ],
+    );
+    for (ns, addr) in [(&node, "192.0.2.1/24"), (&pod, "192.0.2.11/24")] {
+        ns.exec("ip", &["addr", "add", addr, "dev", "eth0"]);
+        ns.exec("ip", &["link", "set", "eth0", "up"]);
+    }
+    node.exec("ip", &["route", "add", "10.96.0.0/12", "dev", "eth0"]);
+    (node, pod)
+}
+
+/// One counter of `nstat` inside `ns` (absolute; `-s` leaves the shared history file alone).
+fn nstat(ns: &Netns, name: &str) -> u64 {
+    let out = ns.exec("nstat", &["-saz", name]);
+    out.lines()
+        .find_map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next() == Some(name)).then(|| f.next().unwrap().parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no {name} in {out}"))
+}
+
+/// With `monotonicTcpTimestamps`, a node that reaches a backend directly and then through a
+/// fast-path ClusterIP (same client address, a 1,000-port range so every port is reused while
+/// the backend holds it in TIME_WAIT) never has a SYN refused by that TIME_WAIT: no PAWS
+/// rejection at the backend, no SYN retransmit, no connect slower than 500 ms. Without it the
+/// ClusterIP SYNs carry timestamps from another per-connection offset and some are refused
+/// (docs/benchmarks.md, "New connections on the kernel path").
+#[test]
+fn nft_fast_path_new_connections_pass_the_backends_time_wait() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    const PER_TARGET: usize = 2000;
+    let (node, pod) = node_and_pod();
+    node.exec(
+        "sysctl",
+        &["-qw", "net.ipv4.ip_local_port_range=41000 41999"],
+    );
+    let changed = node.enter(edgemesh_netfilter::timestamps::make_monotonic);
+    assert_eq!(
+        changed.unwrap(),
+        edgemesh_netfilter::timestamps::Timestamps::Changed
+    );
+    let opts = RuleOptions {
+        fast_path: Some(FastPathOptions {
+            local_node: Some("n1".into()),
+        }),
+        ..RuleOptions::default()
+    };
+    NftBackend::new(node.runner())
+        .apply(&desired_rules(&policies_snapshot(), &opts))
+        .unwrap();
+
+    // The backend closes first, so the TIME_WAIT is on its side, as with a real server.
+    let listener = pod.enter(|| listen("192.0.2.11:8080"));
+    listener.set_nonblocking(false).unwrap(); // `listen` is for polling probes
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(2 * PER_TARGET) {
+            let _ = stream.unwrap().write_all(b"x");
+        }
+    });
+    let worst = node.enter(|| {
+        let mut worst = Duration::ZERO;
+        // 10.96.1.5:80 is the one-endpoint fast-path service on 192.0.2.11:8080.
+        for target in ["192.0.2.11:8080", "10.96.1.5:80"] {
+            for _ in 0..PER_TARGET {
+                let started = Instant::now();
+                let timeout = Duration::from_secs(5);
+                let mut stream =
+                    TcpStream::connect_timeout(&target.parse().unwrap(), timeout).unwrap();
+                worst = worst.max(started.elapsed());
+                let mut reply = Vec::new();
+                stream.read_to_end(&mut reply).unwrap();
+                assert_eq!(reply, b"x");
+            }
+        }
+        worst
+    });
+    let refused = nstat(&pod, "TcpExtPAWSTimewait");
+    let retransmits = nstat(&node, "TcpExtTCPSynRetrans");
+    assert_eq!(
+        (refused, retransmits),
+        (0, 0),
+        "SYNs refused by TIME_WAIT at the backend, SYN retransmits at the client"
+    );
+    assert!(
+        worst < Duration::from_millis(500),
+        "slowest connect {worst:?}"
+    );
+}

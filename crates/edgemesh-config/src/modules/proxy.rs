@@ -28,6 +28,11 @@ pub struct EdgeProxy {
     /// edgemesh extension: with nftables, TCP services balanced round robin or random over
     /// endpoints of this node are DNATed by the kernel instead of passing through the proxy.
     pub kernel_fast_path: bool,
+    /// edgemesh extension: set `net.ipv4.tcp_timestamps` to 2 in the node's network namespace
+    /// (timestamps without per-connection random offsets), so a node that reaches a backend both
+    /// through a ClusterIP and directly does not stall new connections on the backend's
+    /// TIME_WAIT sockets (docs/proxier.md, "New connections and TIME_WAIT").
+    pub monotonic_tcp_timestamps: bool,
     /// edgemesh extension: the edge hub's `IP:port` (e.g. `169.254.2.1:10268`); when set, the
     /// `default/kubernetes` Service is sent to the hub instead of the apiserver.
     pub edge_hub_address: Option<Checked<SocketAddr>>,
@@ -44,6 +49,7 @@ impl Default for EdgeProxy {
             listen_port: Checked::new(Port(DEFAULT_PROXY_LISTEN_PORT)),
             backend: Checked::new(ProxyBackend::Auto),
             kernel_fast_path: true,
+            monotonic_tcp_timestamps: false,
             edge_hub_address: None,
         }
     }

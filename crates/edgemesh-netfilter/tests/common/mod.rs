@@ -23,6 +23,11 @@ impl Netns {
         Self(edgemesh_testkit::netns::Netns::new("nf").unwrap_or_else(|e| panic!("netns: {e}")))
     }
 
+    /// The namespace's name, for `ip ... netns NAME`.
+    pub fn name(&self) -> &str {
+        self.0.name()
+    }
+
     /// Runs a command inside the namespace; panics with its stderr on failure.
     pub fn exec(&self, program: &str, args: &[&str]) -> String {
         self.0

@@ -92,6 +92,7 @@ pub async fn start(
     let synced = Arc::clone(&readiness).first_sync(updates.clone(), ACCEPT_WAIT);
     let tcp_addr = listeners::listen_tcp(&proxy, &*sockets, settings.port, synced, liveness)?;
 
+    start::tcp_timestamps(rules.monotonic_tcp_timestamps);
     let runner: Arc<dyn CommandRunner> = Arc::new(SystemRunner::new());
     let backend = start::pick_backend(rules.backend, runner).await?;
     let synced = Arc::clone(&readiness).first_sync(updates.clone(), ACCEPT_WAIT);
