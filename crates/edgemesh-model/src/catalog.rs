@@ -118,10 +118,13 @@ impl Resource {
     }
 }
 
+/// Boxed: the table holds one slot per object with room to grow, and a slot as large as the
+/// largest [`Resource`] variant (~180 bytes) made the table alone 7.9 MB at 10,000 Services
+/// (massif); a boxed slot is 72 bytes and the resource is allocated at its own size.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
     pub(crate) source: SourceId,
-    pub(crate) resource: Resource,
+    pub(crate) resource: Box<Resource>,
 }
 
 /// Every object currently known, plus which (source, kind) pairs have completed a first listing.
@@ -138,8 +141,13 @@ impl Catalog {
 
     /// Adds or replaces one object.
     pub fn upsert(&mut self, source: SourceId, resource: Resource) {
-        self.entries
-            .insert(resource.reference(), Entry { source, resource });
+        self.entries.insert(
+            resource.reference(),
+            Entry {
+                source,
+                resource: Box::new(resource),
+            },
+        );
     }
 
     /// Removes one object; returns whether it was present.
@@ -178,7 +186,7 @@ impl Catalog {
     }
 
     pub fn get(&self, reference: &ResourceRef) -> Option<&Resource> {
-        self.entries.get(reference).map(|e| &e.resource)
+        self.entries.get(reference).map(|e| &*e.resource)
     }
 }
 

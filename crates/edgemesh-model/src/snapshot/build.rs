@@ -34,7 +34,7 @@ impl<'a> Grouped<'a> {
     fn new(catalog: &'a Catalog) -> Self {
         let mut g = Grouped::default();
         for entry in catalog.entries.values() {
-            match &entry.resource {
+            match &*entry.resource {
                 Resource::Service(s) => g.services.push(s),
                 Resource::EndpointSlice(e) => g.slices.entry(&e.service).or_default().push(e),
                 Resource::Endpoints(e) => g.endpoints.entry(&e.service).or_default().push(e),

@@ -76,16 +76,12 @@ pub fn list(
     let r = target.resource;
     let store = shared.store();
     let matching = store
-        .list(r, target.namespace.as_deref())
-        .into_iter()
-        .filter(|o| {
-            filter.matches(o)
-                && page
-                    .after
-                    .as_ref()
-                    .is_none_or(|(_, last)| &object_key(o) > last)
-        });
-    let mut items: Vec<Value> = matching.take(page.limit.saturating_add(1)).collect();
+        .list_after(r, page.after.as_ref().map(|(_, last)| last))
+        .filter(|o| filter.matches(o));
+    let mut items: Vec<Value> = matching
+        .take(page.limit.saturating_add(1))
+        .cloned()
+        .collect();
     let more = items.len() > page.limit;
     items.truncate(page.limit);
     // A continued list keeps the resourceVersion of its first page, as upstream does.

@@ -2,6 +2,7 @@
 //! history watches resume from.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -71,6 +72,24 @@ impl Store {
             .filter(|((ns, _), _)| namespace.is_none_or(|want| ns == want))
             .map(|(_, o)| o.clone())
             .collect()
+    }
+
+    /// Objects of `r` after `after` (all when `None`), in key order, borrowed: a paged list
+    /// clones only the page it returns, so listing N objects in pages costs O(N), not O(N²).
+    pub fn list_after<'a>(
+        &'a self,
+        r: &Resource,
+        after: Option<&Key>,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        let start = match after {
+            Some(key) => Bound::Excluded(key.clone()),
+            None => Bound::Unbounded,
+        };
+        self.objects
+            .get(r.plural)
+            .into_iter()
+            .flat_map(move |objects| objects.range((start.clone(), Bound::Unbounded)))
+            .map(|(_, o)| o)
     }
 
     pub fn get(&self, r: &Resource, namespace: &str, name: &str) -> Option<Value> {
