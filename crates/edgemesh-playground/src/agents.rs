@@ -37,23 +37,32 @@ pub fn config_yaml(tunnel: Option<&Path>, quic: bool) -> String {
         yaml.push_str("    socks5Proxy:\n      enable: true\n");
     }
     if let Some(psk) = tunnel {
-        let relay = relay_node();
-        yaml.push_str(&format!(
-            "  edgeTunnel:\n    enable: true\n    psk:\n      enable: true\n      path: {}\n    relayNodes:\n      - nodeName: {}\n        advertiseAddress:\n          - {}\n",
-            psk.display(),
-            relay.name,
-            relay.ip
-        ));
-        if quic {
-            yaml.push_str("    transport: quic\n");
-        }
+        yaml.push_str(&tunnel_yaml(psk, quic));
+    }
+    yaml
+}
+
+/// The `edgeTunnel` module every process of the playground shares: the PSK file, the cloud
+/// node as relay, and QUIC next to TCP when `quic` (a gateway on TCP alone could not dial the
+/// QUIC addresses the agents advertise).
+fn tunnel_yaml(psk: &Path, quic: bool) -> String {
+    let relay = relay_node();
+    let mut yaml = format!(
+        "  edgeTunnel:\n    enable: true\n    psk:\n      enable: true\n      path: {}\n    relayNodes:\n      - nodeName: {}\n        advertiseAddress:\n          - {}\n",
+        psk.display(),
+        relay.name,
+        relay.ip
+    );
+    if quic {
+        yaml.push_str("    transport: quic\n");
     }
     yaml
 }
 
 /// The gateway's config (EdgeMesh's `EdgeMeshGateway`): listening on the cloud's public
-/// address only, with the same tunnel as the agents when `tunnel` (the PSK file) is given.
-pub fn gateway_config_yaml(tunnel: Option<&Path>) -> String {
+/// address only, with the same tunnel as the agents (QUIC when `quic`) when `tunnel` (the PSK
+/// file) is given.
+pub fn gateway_config_yaml(tunnel: Option<&Path>, quic: bool) -> String {
     let cloud = relay_node();
     let mut yaml = format!(
         "apiVersion: gateway.edgemesh.config.kubeedge.io/v1alpha1\n\
@@ -62,12 +71,7 @@ pub fn gateway_config_yaml(tunnel: Option<&Path>) -> String {
         cloud.ip
     );
     match tunnel {
-        Some(psk) => yaml.push_str(&format!(
-            "  edgeTunnel:\n    enable: true\n    psk:\n      enable: true\n      path: {}\n    relayNodes:\n      - nodeName: {}\n        advertiseAddress:\n          - {}\n",
-            psk.display(),
-            cloud.name,
-            cloud.ip
-        )),
+        Some(psk) => yaml.push_str(&tunnel_yaml(psk, quic)),
         None => yaml.push_str("  edgeTunnel:\n    enable: false\n"),
     }
     yaml
@@ -141,6 +145,15 @@ mod tests {
         assert!(on.contains("socks5Proxy:\n      enable: true") && !off.contains("socks5"));
         assert!(on.contains("nodeName: cloud") && on.contains("203.0.113.10"));
         assert!(on.contains("path: /run/p/psk"));
+    }
+
+    #[test]
+    fn the_gateway_runs_the_agents_tunnel_transport() {
+        let psk = Some(Path::new("/run/p/psk"));
+        let quic = gateway_config_yaml(psk, true);
+        assert!(quic.contains("\n    transport: quic\n"), "{quic}");
+        assert!(!gateway_config_yaml(psk, false).contains("transport"));
+        assert!(gateway_config_yaml(None, true).contains("edgeTunnel:\n    enable: false"));
     }
 
     #[test]

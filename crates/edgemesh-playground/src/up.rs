@@ -1,6 +1,7 @@
 //! `edgemesh playground up`: namespaces, links, NAT, the manifests directory, an agent per node
 //! and the pods; waits until every agent is ready and every pod listens.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -107,7 +108,7 @@ fn build_and_start(
     )?;
     state::write_atomic(
         &dir.join(GATEWAY_CONFIG),
-        &agents::gateway_config_yaml(options.tunnel.then_some(&*psk)),
+        &agents::gateway_config_yaml(options.tunnel.then_some(&*psk), options.quic),
     )?;
     let started = start_all(options, &config, &manifests, &logs, &mut state);
     state::save(plan, &state)?;
@@ -181,7 +182,7 @@ fn wait_ready(state: &State) -> Result<(), PlaygroundError> {
         if process.name.starts_with("pod/") {
             procs::wait_for_log(&process.name, &process.log, crate::pod::READY, left)?;
         } else if process.name == GATEWAY {
-            wait_gateway(process, left)?;
+            wait_gateway(process, state.tunnel, left)?;
         } else {
             wait_agent(process, state.tunnel, left)?;
         }
@@ -196,21 +197,48 @@ fn wait_agent(
     tunnel: bool,
     timeout: Duration,
 ) -> Result<(), PlaygroundError> {
+    let relay = agents::relay_node().name;
+    let is_relay = agent.name == format!("agent/{relay}");
+    wait_until(agent, timeout, || {
+        Ok(agent_ready(&agent.netns)?
+            && (!tunnel
+                || is_relay
+                || tunnel_peers(&agent.netns, ADMIN_ADDR)?.contains(relay) && reserved(agent)))
+    })
+}
+
+/// The gateway answers /readyz (its sources synced and its routes compiled) and, with the
+/// tunnel on, its own tunnel peer is connected to the relay: until then its first requests to
+/// replicas on other nodes would find no path (HTTP 503).
+fn wait_gateway(
+    gateway: &ProcessRecord,
+    tunnel: bool,
+    timeout: Duration,
+) -> Result<(), PlaygroundError> {
+    let relay = agents::relay_node().name;
+    let admin = agents::GATEWAY_ADMIN_ADDR;
+    wait_until(gateway, timeout, || {
+        Ok(ready_at(&gateway.netns, admin)?
+            && (!tunnel || tunnel_peers(&gateway.netns, admin)?.contains(relay)))
+    })
+}
+
+/// Polls `ready` every 100 ms until it holds, the process dies or `timeout` passes.
+fn wait_until(
+    process: &ProcessRecord,
+    timeout: Duration,
+    mut ready: impl FnMut() -> Result<bool, PlaygroundError>,
+) -> Result<(), PlaygroundError> {
     let started = Instant::now();
     loop {
-        if !state::alive(agent.pid) {
-            return Err(procs::not_ready(&agent.name, timeout, &agent.log));
+        if !state::alive(process.pid) {
+            return Err(procs::not_ready(&process.name, timeout, &process.log));
         }
-        let relay = agents::relay_node().name;
-        let at_relay = || -> Result<bool, PlaygroundError> {
-            Ok(agent.name == format!("agent/{relay}")
-                || tunnel_peers(&agent.netns)?.contains(relay))
-        };
-        if agent_ready(&agent.netns)? && (!tunnel || at_relay()? && reserved(agent)) {
+        if ready()? {
             return Ok(());
         }
         if started.elapsed() > timeout {
-            return Err(procs::not_ready(&agent.name, timeout, &agent.log));
+            return Err(procs::not_ready(&process.name, timeout, &process.log));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -218,23 +246,6 @@ fn wait_agent(
 
 /// The relay holds a reservation for this node (the relay itself needs none), so peers in other
 /// LANs can reach it through the relay from the first connection on.
-/// The gateway answers /readyz (its sources synced and its routes compiled).
-fn wait_gateway(gateway: &ProcessRecord, timeout: Duration) -> Result<(), PlaygroundError> {
-    let started = Instant::now();
-    loop {
-        if !state::alive(gateway.pid) {
-            return Err(procs::not_ready(&gateway.name, timeout, &gateway.log));
-        }
-        if ready_at(&gateway.netns, agents::GATEWAY_ADMIN_ADDR)? {
-            return Ok(());
-        }
-        if started.elapsed() > timeout {
-            return Err(procs::not_ready(&gateway.name, timeout, &gateway.log));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn reserved(agent: &ProcessRecord) -> bool {
     let relay = agents::relay_node().name;
     agent.name == format!("agent/{relay}")
@@ -243,10 +254,13 @@ fn reserved(agent: &ProcessRecord) -> bool {
 }
 
 /// The nodes the agent of `netns` has a tunnel connection to (`/debug/peers`).
-fn tunnel_peers(netns: &str) -> Result<std::collections::BTreeSet<String>, PlaygroundError> {
+fn tunnel_peers(
+    netns: &str,
+    admin: SocketAddr,
+) -> Result<std::collections::BTreeSet<String>, PlaygroundError> {
     netns::run_in(netns, || {
         let Ok((200, body)) = get_with(
-            ADMIN_ADDR,
+            admin,
             "localhost",
             "/debug/peers",
             &[],

@@ -1,6 +1,6 @@
 //! `edgemesh agent`: wires sources → publisher → Snapshot → admin endpoint.
 
-mod admin;
+pub(crate) mod admin;
 mod datapath;
 mod reload;
 mod settings;

@@ -21,9 +21,9 @@ use edgemesh_lb::LoadBalancer;
 use edgemesh_model::BuildOptions;
 use edgemesh_proxy::connect::DialLimits;
 use edgemesh_proxy::{Dialer, DirectDialer};
-use edgemesh_telemetry::{AdminServer, Liveness, Registry, Reply};
-use edgemesh_tunnel::TunnelDialer;
+use edgemesh_telemetry::{AdminServer, Liveness, Readout, Registry, Reply};
 use edgemesh_tunnel::settings::TunnelSettings;
+use edgemesh_tunnel::{PeersView, TunnelDialer};
 use tokio::sync::mpsc;
 
 use crate::logs::LogArgs;
@@ -181,8 +181,13 @@ async fn run(prepared: PreparedGateway, args: GatewayArgs) -> anyhow::Result<()>
         ),
     );
 
-    let admin =
-        admin_routes(&publisher, Arc::clone(&shared), liveness.clone()).metrics(Arc::new(registry));
+    let peers = tunnel.as_ref().map(|t| {
+        let view = PeersView::start(t.handle());
+        view.register(&mut registry);
+        view
+    });
+    let admin = admin_routes(&publisher, Arc::clone(&shared), peers, liveness.clone())
+        .metrics(Arc::new(registry));
     let (events, rx) = mpsc::channel(1024);
     liveness.spawn("publisher", publisher.run(rx));
     crate::sources::start(api.as_ref(), manifests, events, Inputs::Gateway).await?;
@@ -257,27 +262,24 @@ fn parse_labels(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn admin_routes(publisher: &Publisher, shared: Arc<Shared>, liveness: Liveness) -> AdminServer {
-    let cell = publisher.cell();
-    let readiness = publisher.readiness();
-    AdminServer::new()
-        .route("/healthz", move || {
-            let (status, body) = liveness.health();
-            Reply::text(status, body)
-        })
-        .route("/readyz", move || match readiness.not_ready(None) {
-            None => Reply::text(200, "ready\n"),
-            Some(problem) => Reply::text(503, format!("not ready: {problem}\n")),
-        })
-        .route("/debug/routes", move || {
-            Reply::json(edgemesh_gateway::debug::routes_json(&shared))
-        })
-        .route("/debug/snapshot", move || {
-            match serde_json::to_vec_pretty(&*cell.load()) {
-                Ok(body) => Reply::json(body),
-                Err(e) => Reply::text(500, format!("cannot serialize the snapshot: {e}\n")),
-            }
-        })
+/// The agent's admin routes (health, readiness, snapshot, tunnel peers) plus the gateway's own
+/// `/debug/routes`.
+fn admin_routes(
+    publisher: &Publisher,
+    shared: Arc<Shared>,
+    peers: Option<Arc<PeersView>>,
+    liveness: Liveness,
+) -> AdminServer {
+    crate::agent::admin::routes(
+        publisher.cell(),
+        publisher.readiness(),
+        None,
+        peers,
+        liveness,
+    )
+    .route("/debug/routes", move || {
+        Reply::json(edgemesh_gateway::debug::routes_json(&shared))
+    })
 }
 
 #[cfg(test)]

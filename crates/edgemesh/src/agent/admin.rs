@@ -1,4 +1,5 @@
-//! The agent's admin routes (`/metrics` is added by the caller from the one registry).
+//! The agent's admin routes, which the gateway serves too (it adds `/debug/routes`; `/metrics`
+//! is added by the caller from the one registry).
 
 use std::sync::Arc;
 
