@@ -3,7 +3,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{Api, CertFiles, CsrSettings, request_certificate, wait_until};
+use super::{
+    Api, BootstrapError, CertFiles, CsrSettings, renewal_due, request_certificate, wait_until,
+};
 
 /// The longest sleep before the files are looked at again (someone may replace them).
 const RECHECK: Duration = Duration::from_secs(600);
@@ -28,6 +30,16 @@ pub async fn run(api: Api, settings: CsrSettings, files: CertFiles, margin: Dura
         }
         tracing::info!("renewing the serving certificate");
         let renewed = match request_certificate(&api, &settings).await {
+            Ok(issued)
+                if renewal_due(issued.info.not_before, issued.info.not_after, margin)
+                    <= SystemTime::now() =>
+            {
+                // Writing it would only start the next request at once: a CSR storm.
+                Err(BootstrapError::BadCertificate {
+                    name: issued.csr_name,
+                    reason: "it is due for renewal as soon as issued (--cert-renew-before longer than its lifetime?)".into(),
+                })
+            }
             Ok(issued) => files.write(&issued).map(|()| issued),
             Err(e) => Err(e),
         };

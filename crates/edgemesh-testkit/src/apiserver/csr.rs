@@ -61,7 +61,10 @@ impl SigningCa {
             .duration_since(UNIX_EPOCH)
             .map_err(|e| e.to_string())?;
         let epoch = rcgen::date_time_ymd(1970, 1, 1);
-        csr.params.not_before = epoch + now.saturating_sub(Duration::from_secs(60));
+        // Backdated for clock skew, as kube-controller-manager does (it takes 5 minutes; a
+        // tenth of the lifetime here keeps second-long test certificates meaningful).
+        let backdate = (lifetime / 10).min(Duration::from_secs(60));
+        csr.params.not_before = epoch + now.saturating_sub(backdate);
         csr.params.not_after = epoch + now + lifetime;
         let key = KeyPair::from_pem(&self.key_pem).map_err(|e| format!("CA key: {e}"))?;
         let issuer =
