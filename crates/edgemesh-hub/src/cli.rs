@@ -160,7 +160,7 @@ pub struct HubFlags {
     pub admin_addr: SocketAddr,
 }
 
-/// `500ms`, `2s`, `1m`, or a bare number of seconds.
+/// `500ms`, `2s`, `1m`, `720h` (certificate lifetimes), or a bare number of seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = text
@@ -168,12 +168,13 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_or((text, "s"), |i| text.split_at(i));
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("'{text}' is not a duration like 500ms, 2s or 1m"))?;
+        .map_err(|_| format!("'{text}' is not a duration like 500ms, 2s, 1m or 1h"))?;
     let seconds = match unit {
         "ms" => value / 1000.0,
         "s" => value,
         "m" => value * 60.0,
-        _ => return Err(format!("'{text}': unit must be ms, s or m")),
+        "h" => value * 3600.0,
+        _ => return Err(format!("'{text}': unit must be ms, s, m or h")),
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("'{text}': {e}"))
 }
@@ -378,6 +379,7 @@ mod tests {
             ("3", 3000),
             ("1m", 60_000),
             ("0.5s", 500),
+            ("2h", 7_200_000),
         ];
         for (text, ms) in table {
             assert_eq!(
@@ -386,7 +388,7 @@ mod tests {
                 "{text}"
             );
         }
-        assert!(parse_duration("2h").is_err());
+        assert!(parse_duration("2d").is_err());
         assert!(parse_duration("x").is_err());
     }
 }
