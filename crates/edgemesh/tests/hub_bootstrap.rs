@@ -83,6 +83,20 @@ fn openssl(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The SHA-1 fingerprint line of the certificate the TLS server at `addr` presents.
+fn served_fingerprint(addr: &str) -> String {
+    let script = format!(
+        "timeout 10 openssl s_client -connect {addr} -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -fingerprint"
+    );
+    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -156,6 +170,21 @@ fn approved_writes_a_pair_that_chains_to_the_ca_and_carries_the_sans() {
         serde_json::json!(["digital signature", "server auth"])
     );
     assert_eq!(csrs(&api).len(), 1);
+    // The object is a valid certificates.k8s.io/v1 CSR, and its request verifies (the
+    // apiserver parses it and checks its signature on create).
+    let typed: k8s_openapi::api::certificates::v1::CertificateSigningRequest =
+        serde_json::from_value(csr.clone()).unwrap();
+    let request = pair.cert.with_file_name("request.csr");
+    std::fs::write(&request, typed.spec.request.0).unwrap();
+    let verified = Command::new("openssl")
+        .args(["req", "-verify", "-noout", "-in", path(&request)])
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
 
     // Run again: the pair on disk is good, nothing is requested.
     let (status, logs) = bootstrap(&api, &pair, &[]);
@@ -285,6 +314,14 @@ fn the_running_hub_renews_and_reloads_a_short_lived_certificate() {
         .unwrap();
     let renewed = std::fs::read(&pair.cert).unwrap();
     assert_ne!(first, renewed, "the certificate file was not replaced");
+    // The listener serves the renewed certificate, without a restart.
+    let line = hub
+        .wait_for_log("hub listening on https://", limit)
+        .unwrap();
+    let addr = line.rsplit("https://").next().unwrap().trim();
+    let served = served_fingerprint(addr);
+    let on_disk = openssl(&["x509", "-in", path(&pair.cert), "-noout", "-fingerprint"]);
+    assert_eq!(served, on_disk, "{}", hub.logs());
     assert!(csrs(&api).len() >= 2, "{}", hub.logs());
     openssl(&["verify", "-CAfile", &certs.path("ca.crt"), path(&pair.cert)]);
     assert!(
