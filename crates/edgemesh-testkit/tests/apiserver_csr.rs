@@ -159,6 +159,37 @@ async fn pending_until_an_admin_approves_or_denies() {
 }
 
 #[tokio::test]
+async fn the_signer_alone_issues_what_an_admin_approves() {
+    let certs = Certs::new();
+    let ca = SigningCa::from_dir(certs.dir()).unwrap();
+    let server = ApiServer::builder()
+        .csr_policy(CsrPolicy::Sign(ca))
+        .start()
+        .unwrap();
+    let api: Api<CertificateSigningRequest> = Api::all(client(&server));
+    let request = csr("admin", "system:node:edge-1", "system:nodes");
+    api.create(&PostParams::default(), &request).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pending = serde_json::to_value(api.get("admin").await.unwrap()).unwrap();
+    assert!(!issued(&pending), "nothing is signed before approval");
+    // What `kubectl certificate approve` sends: the object with the condition added, PUT to
+    // the approval subresource (kubectl itself writes protobuf, which the double does not
+    // speak, so kube-rs sends the same object as JSON).
+    let mut approved = pending.clone();
+    approved["status"]["conditions"] = json!([
+        {"type": "Approved", "status": "True", "reason": "KubectlApprove", "message": "ok"}
+    ]);
+    api.replace_subresource("approval", "admin", &PostParams::default(), &approved)
+        .await
+        .unwrap();
+    let obj = wait_for(&api, "admin", issued).await;
+    assert_eq!(
+        condition(&obj, "Approved").unwrap()["reason"],
+        "KubectlApprove"
+    );
+}
+
+#[tokio::test]
 async fn rbac_refusals_name_the_verb_and_resource() {
     let server = ApiServer::builder()
         .forbid("certificatesigningrequests")

@@ -147,6 +147,16 @@ pub async fn request_certificate(
             "it does not carry the requested public key".into(),
         ));
     }
+    // Written anyway, it would be requested again at once (at the next start or renewal check).
+    if !info.covers(&settings.identity) {
+        return Err(bad(
+            &name,
+            format!(
+                "it is not for {} with every name asked for (did the signer drop some?)",
+                settings.identity.common_name()
+            ),
+        ));
+    }
     Ok(Issued {
         csr_name: name,
         key_pem: request.key.serialize_pem(),

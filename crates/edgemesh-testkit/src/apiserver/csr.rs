@@ -2,7 +2,8 @@
 //!
 //! The double stores CSRs like any object (create/get/list/watch, `/status` and `/approval`).
 //! What happens to a new one is the [`CsrPolicy`]: left pending (an admin must act: the test
-//! calls [`super::ApiServer::approve_csr`] or [`super::ApiServer::deny_csr`]), approved and
+//! calls [`super::ApiServer::approve_csr`] or [`super::ApiServer::deny_csr`]), left for an
+//! admin's `kubectl certificate approve` and then signed (the signer alone), approved and
 //! signed with a test CA, or denied. Approval and issuance are two writes, as with an approver
 //! and the signer being separate controllers. For signer `kubernetes.io/kubelet-serving` the
 //! signer checks what kube-controller-manager checks (subject `system:node:*` / `system:nodes`,
@@ -83,6 +84,9 @@ pub enum CsrPolicy {
     Pending,
     /// Approve it and sign it with this CA.
     Approve(SigningCa),
+    /// Approve nothing, but sign with this CA whatever someone approves (`kubectl certificate
+    /// approve`, [`super::ApiServer::approve_csr`]): kube-controller-manager's signer alone.
+    Sign(SigningCa),
     /// Deny it with this reason and message.
     Deny { reason: String, message: String },
 }
@@ -160,6 +164,16 @@ pub fn sign(shared: &Shared, name: &str, ca: &SigningCa) -> Result<Value, ApiErr
     }
 }
 
+/// Approved, and neither issued nor failed: the signer's turn.
+fn awaits_signing(obj: &Value) -> bool {
+    let has = |kind: &str| {
+        obj.pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|c| c.iter().any(|c| c["type"] == kind))
+    };
+    has("Approved") && !has("Denied") && !has("Failed") && obj["status"]["certificate"].is_null()
+}
+
 fn request_pem(obj: &Value) -> Result<String, (&'static str, String)> {
     let encoded = obj
         .pointer("/spec/request")
@@ -234,20 +248,22 @@ pub async fn run_policy(shared: Arc<Shared>, mut events: broadcast::Receiver<Arc
             Err(RecvError::Lagged(_)) => continue,
             Err(RecvError::Closed) => return,
         };
-        if event.resource != CSRS.plural || event.kind != EventType::Added {
+        if event.resource != CSRS.plural || event.kind == EventType::Deleted {
             continue;
         }
         let name = event.object["metadata"]["name"]
             .as_str()
             .unwrap_or("")
             .to_owned();
+        let added = event.kind == EventType::Added;
         // Errors: the CSR went away meanwhile; nothing to do.
         let _ = match shared.csr_policy() {
-            CsrPolicy::Pending => continue,
-            CsrPolicy::Approve(ca) => {
+            CsrPolicy::Approve(ca) if added => {
                 approve(&shared, &name).and_then(|_| sign(&shared, &name, &ca))
             }
-            CsrPolicy::Deny { reason, message } => deny(&shared, &name, &reason, &message),
+            CsrPolicy::Sign(ca) if awaits_signing(&event.object) => sign(&shared, &name, &ca),
+            CsrPolicy::Deny { reason, message } if added => deny(&shared, &name, &reason, &message),
+            _ => continue,
         };
     }
 }
