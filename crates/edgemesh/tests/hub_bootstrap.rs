@@ -65,6 +65,11 @@ fn bootstrap(api: &ApiServer, pair: &Pair, extra: &[&str]) -> (ExitStatus, Strin
     (status, process.logs())
 }
 
+/// Where bootstrap keeps the key of an unanswered request.
+fn pending(pair: &Pair) -> PathBuf {
+    pair.key.with_file_name(".hub.key.pending")
+}
+
 fn approving_api(certs: &Certs) -> ApiServer {
     let ca = SigningCa::from_dir(certs.dir()).unwrap();
     ApiServer::builder()
@@ -217,6 +222,10 @@ fn denied_exits_non_zero_naming_the_reason() {
         !pair.key.exists() && !pair.cert.exists(),
         "nothing is written"
     );
+    assert!(
+        !pending(&pair).exists(),
+        "a denied request's key is dropped"
+    );
 }
 
 #[test]
@@ -249,6 +258,33 @@ fn without_an_approver_the_wait_is_bounded_and_says_how_to_approve() {
         logs.contains(&format!("kubectl certificate approve {name}")),
         "{logs}"
     );
+}
+
+#[test]
+fn a_restart_waits_on_the_same_request_and_keeps_its_approval() {
+    let certs = Certs::new();
+    let ca = SigningCa::from_dir(certs.dir()).unwrap();
+    let api = ApiServer::start().unwrap();
+    let pair = Pair::new();
+    let (status, logs) = bootstrap(&api, &pair, &["--csr-timeout", "1s"]);
+    assert_eq!(status.code(), Some(1), "{logs}");
+    let name = logged_csr(&logs);
+    assert!(
+        pending(&pair).exists(),
+        "the unanswered request's key is kept"
+    );
+    // Restarted (a failed initContainer is): the same CSR, not a second one to approve.
+    let (status, logs) = bootstrap(&api, &pair, &["--csr-timeout", "1s"]);
+    assert_eq!(status.code(), Some(1), "{logs}");
+    assert!(logs.contains("exists from an earlier run"), "{logs}");
+    assert_eq!(logged_csr(&logs), name);
+    // The admin approves it while nothing runs; the next start picks the certificate up.
+    api.approve_csr(&name, &ca).unwrap();
+    let (status, logs) = bootstrap(&api, &pair, &[]);
+    assert!(status.success(), "{status}: {logs}");
+    assert_eq!(logged_csr(&logs), name);
+    openssl(&["verify", "-CAfile", &certs.path("ca.crt"), path(&pair.cert)]);
+    assert!(!pending(&pair).exists(), "the pending key became the key");
 }
 
 #[test]

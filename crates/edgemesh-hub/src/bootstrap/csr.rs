@@ -14,9 +14,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair,
-    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType,
+    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PublicKeyData, SanType,
 };
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use super::BootstrapError;
 
@@ -84,10 +85,14 @@ pub struct Request {
     pub csr_pem: String,
 }
 
-/// A fresh ECDSA P-256 key and a CSR for `identity`.
-pub fn new_request(identity: &Identity) -> Result<Request, BootstrapError> {
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
-        .map_err(|e| BootstrapError::Key(format!("cannot generate a P-256 key: {e}")))?;
+/// A fresh ECDSA P-256 key.
+pub fn new_key() -> Result<KeyPair, BootstrapError> {
+    KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| BootstrapError::Key(format!("cannot generate a P-256 key: {e}")))
+}
+
+/// A CSR for `identity` signed with `key`.
+pub fn new_request(identity: &Identity, key: KeyPair) -> Result<Request, BootstrapError> {
     let mut params = CertificateParams::default();
     let mut subject = DistinguishedName::new();
     subject.push(DnType::CommonName, identity.common_name());
@@ -113,9 +118,33 @@ pub fn new_request(identity: &Identity) -> Result<Request, BootstrapError> {
     Ok(Request { key, csr_pem: csr })
 }
 
-/// The `CertificateSigningRequest` object to create. `generateName` because every request
-/// carries a new key: the apiserver picks a unique name.
-pub fn object(identity: &Identity, csr_pem: &str, lifetime_seconds: Option<u64>) -> Value {
+/// The CSR's name: the node, then a digest of the key and of what is asked. The same key and
+/// request give the same name (as kubelet names its CSRs), so a restarted bootstrap finds the
+/// CSR it created before (and its approval) instead of asking again.
+pub fn name(identity: &Identity, key: &KeyPair, lifetime_seconds: Option<u64>) -> String {
+    let mut digest = Sha256::new();
+    digest.update(key.subject_public_key_info());
+    digest.update(identity.common_name());
+    for dns in &identity.dns_names {
+        digest.update([0]);
+        digest.update(dns);
+    }
+    for ip in &identity.ips {
+        digest.update([1]);
+        digest.update(ip.to_string());
+    }
+    digest.update(lifetime_seconds.unwrap_or(0).to_be_bytes());
+    let hex: String = digest.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    // Names are at most 253 characters; node names may be as long.
+    let node: String = identity.node_name.chars().take(200).collect();
+    format!("edgemesh-hub-{node}-{hex}")
+}
+
+/// The `CertificateSigningRequest` object to create, named by [`name`].
+pub fn object(name: &str, csr_pem: &str, lifetime_seconds: Option<u64>) -> Value {
     let mut spec = json!({
         "request": STANDARD.encode(csr_pem),
         "signerName": SIGNER,
@@ -128,7 +157,7 @@ pub fn object(identity: &Identity, csr_pem: &str, lifetime_seconds: Option<u64>)
         "apiVersion": format!("{API_GROUP}/v1"),
         "kind": "CertificateSigningRequest",
         "metadata": {
-            "generateName": format!("edgemesh-hub-{}-", identity.node_name),
+            "name": name,
             "labels": {"app.kubernetes.io/name": "edgemesh-hub"},
         },
         "spec": spec,
@@ -225,29 +254,49 @@ mod tests {
     #[test]
     fn the_object_asks_the_kubelet_serving_signer() {
         let id = Identity::new("edge-1", None, &[]);
-        let request = new_request(&id).unwrap();
+        let request = new_request(&id, new_key().unwrap()).unwrap();
         assert!(
             request
                 .csr_pem
                 .starts_with("-----BEGIN CERTIFICATE REQUEST-----")
         );
-        let obj = object(&id, &request.csr_pem, Some(3600));
+        let obj = object("n", &request.csr_pem, Some(3600));
         assert_eq!(obj["spec"]["signerName"], SIGNER);
         assert_eq!(
             obj["spec"]["usages"],
             json!(["digital signature", "server auth"])
         );
         assert_eq!(obj["spec"]["expirationSeconds"], 3600);
-        assert_eq!(obj["metadata"]["generateName"], "edgemesh-hub-edge-1-");
+        assert_eq!(obj["metadata"]["name"], "n");
         let sent = STANDARD
             .decode(obj["spec"]["request"].as_str().unwrap())
             .unwrap();
         assert_eq!(sent, request.csr_pem.as_bytes());
         assert!(
-            object(&id, "x", None)["spec"]
+            object("n", "x", None)["spec"]
                 .get("expirationSeconds")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn the_name_follows_the_key_and_the_request() {
+        let id = Identity::new("edge-1", None, &[]);
+        let key = new_key().unwrap();
+        let first = name(&id, &key, None);
+        assert!(first.starts_with("edgemesh-hub-edge-1-"), "{first}");
+        assert_eq!(first.len(), "edgemesh-hub-edge-1-".len() + 16);
+        assert_eq!(
+            name(&id, &key, None),
+            first,
+            "same key and request, same name"
+        );
+        assert_ne!(name(&id, &new_key().unwrap(), None), first);
+        assert_ne!(name(&id, &key, Some(600)), first);
+        let more = Identity::new("edge-1", None, &["hub.edge".into()]);
+        assert_ne!(name(&more, &key, None), first);
+        let long = Identity::new(&"n".repeat(253), None, &[]);
+        assert!(name(&long, &key, None).len() <= 253);
     }
 
     #[test]

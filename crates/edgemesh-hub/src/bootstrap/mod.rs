@@ -109,6 +109,19 @@ pub enum BootstrapError {
     },
 }
 
+impl BootstrapError {
+    /// Whether the CSR behind this error can never be issued (a new request is needed).
+    fn is_final(&self) -> bool {
+        matches!(
+            self,
+            BootstrapError::Denied { .. }
+                | BootstrapError::Failed { .. }
+                | BootstrapError::Deleted { .. }
+                | BootstrapError::BadCertificate { .. }
+        )
+    }
+}
+
 fn timeout_message(name: &str, waited: Duration, approved: bool) -> String {
     if approved {
         format!(
@@ -121,25 +134,76 @@ fn timeout_message(name: &str, waited: Duration, approved: bool) -> String {
     }
 }
 
-/// Asks for a certificate for `settings.identity` and waits for it.
+/// Asks for a certificate for `settings.identity` and waits for it. The key waits in
+/// [`CertFiles::pending_key`] until the answer: a restart (a timed-out initContainer, a hub
+/// restarted mid-renewal) finds the same CSR by its name and keeps waiting on it, so an
+/// approval given meanwhile is not lost. A CSR that can never be issued (denied, failed,
+/// deleted, unusable) drops that key: the next attempt is a new request.
 pub async fn request_certificate(
     api: &Api,
     settings: &CsrSettings,
+    files: &CertFiles,
 ) -> Result<Issued, BootstrapError> {
-    let request = csr::new_request(&settings.identity)?;
+    let pending = files.pending_key();
+    let key = pending_key(&pending)?;
+    let result = request_with(api, settings, key).await;
+    let finished = match &result {
+        Ok(_) => true,
+        Err(e) => e.is_final(),
+    };
+    if finished && let Err(e) = std::fs::remove_file(&pending) {
+        tracing::debug!(file = %pending.display(), error = %e, "pending key not removed");
+    }
+    result
+}
+
+/// The key kept from an unanswered request, or a new one (stored first).
+fn pending_key(path: &Path) -> Result<KeyPair, BootstrapError> {
+    if let Ok(pem) = std::fs::read_to_string(path) {
+        match KeyPair::from_pem(&pem) {
+            Ok(key) => return Ok(key),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "unreadable pending key; making a new one");
+            }
+        }
+    }
+    let key = csr::new_key()?;
+    crate::store::write_file_atomic(path, key.serialize_pem().as_bytes()).map_err(|error| {
+        BootstrapError::Write {
+            path: path.to_path_buf(),
+            error,
+        }
+    })?;
+    Ok(key)
+}
+
+async fn request_with(
+    api: &Api,
+    settings: &CsrSettings,
+    key: KeyPair,
+) -> Result<Issued, BootstrapError> {
     let lifetime = settings.lifetime.map(|d| d.as_secs());
-    let created = api
-        .create(&csr::object(&settings.identity, &request.csr_pem, lifetime))
-        .await?;
-    let name = text(&created, "/metadata/name");
+    let name = csr::name(&settings.identity, &key, lifetime);
+    let request = csr::new_request(&settings.identity, key)?;
+    let current = match api
+        .create(&csr::object(&name, &request.csr_pem, lifetime))
+        .await
+    {
+        Ok(created) => created,
+        Err(BootstrapError::Rejected { code: 409, .. }) => {
+            tracing::info!(csr = %name, "this key's CertificateSigningRequest exists from an earlier run; waiting on it");
+            api.get(&name).await?
+        }
+        Err(e) => return Err(e),
+    };
     tracing::info!(
         csr = %name,
         signer = SIGNER,
         timeout = ?settings.timeout,
         approve_with = %format!("kubectl certificate approve {name}"),
-        "CertificateSigningRequest created; waiting for approval and the certificate"
+        "CertificateSigningRequest submitted; waiting for approval and the certificate"
     );
-    let cert_pem = wait_for_certificate(api, &name, created, settings.timeout).await?;
+    let cert_pem = wait_for_certificate(api, &name, current, settings.timeout).await?;
     let info = CertInfo::parse(&cert_pem).map_err(|reason| bad(&name, reason))?;
     if !info.matches_key(&request.key) {
         return Err(bad(
@@ -270,6 +334,16 @@ async fn refreshed(
 }
 
 impl CertFiles {
+    /// Where the key of a request not yet answered waits: next to the key file, hidden.
+    pub fn pending_key(&self) -> PathBuf {
+        let name = self
+            .key
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "key".into());
+        self.key.with_file_name(format!(".{name}.pending"))
+    }
+
     /// Writes key then certificate, each atomically (a reader sees the old file or the new
     /// one). The listener reloads once both changed.
     pub fn write(&self, issued: &Issued) -> Result<(), BootstrapError> {
@@ -350,7 +424,7 @@ pub async fn bootstrap(
     {
         return Ok(Outcome::StillValid(info));
     }
-    let issued = request_certificate(api, settings).await?;
+    let issued = request_certificate(api, settings, files).await?;
     files.write(&issued)?;
     Ok(Outcome::Written(issued))
 }

@@ -29,7 +29,7 @@ pub async fn run(api: Api, settings: CsrSettings, files: CertFiles, margin: Dura
             continue;
         }
         tracing::info!("renewing the serving certificate");
-        let renewed = match request_certificate(&api, &settings).await {
+        let renewed = match request_certificate(&api, &settings, &files).await {
             Ok(issued)
                 if renewal_due(issued.info.not_before, issued.info.not_after, margin)
                     <= SystemTime::now() =>
