@@ -11,7 +11,7 @@ use clap::Args;
 use edgemesh_telemetry::{AdminServer, Reply};
 
 use crate::bootstrap::{Api, CertFiles, CsrSettings, Identity};
-use crate::config::{DEFAULT_CACHE_DIR, DEFAULT_INSECURE_ADDR, DEFAULT_SECURE_ADDR, Renewal};
+use crate::config::{DEFAULT_CACHE_DIR, DEFAULT_INSECURE_ADDR, DEFAULT_SECURE_ADDR};
 use crate::creds::OwnToken;
 use crate::upstream::{self, Upstream};
 use crate::{HealthConfig, HubConfig, HubError, StatusHandle};
@@ -253,17 +253,15 @@ pub fn csr_settings(csr: &CsrFlags, serving: &ServingFlags) -> Result<CsrSetting
         identity: Identity::new(node_name, listen.map(|a| a.ip()), &csr.tls_san),
         timeout: csr.csr_timeout,
         lifetime: csr.cert_lifetime,
+        margin: csr.cert_renew_before,
     })
 }
 
-fn renewal_of(args: &HubFlags) -> Result<Option<Renewal>, String> {
+fn renewal_of(args: &HubFlags) -> Result<Option<CsrSettings>, String> {
     if !args.rotate_server_certificate {
         return Ok(None);
     }
-    Ok(Some(Renewal {
-        csr: csr_settings(&args.csr, &args.serving)?,
-        margin: args.csr.cert_renew_before,
-    }))
+    csr_settings(&args.csr, &args.serving).map(Some)
 }
 
 /// Flags of `edgemesh hub bootstrap` but the log flags.
@@ -290,7 +288,6 @@ pub struct BootstrapPlan {
     pub api: Api,
     pub settings: CsrSettings,
     pub files: CertFiles,
-    pub margin: Duration,
     pub force: bool,
 }
 
@@ -325,7 +322,6 @@ pub fn bootstrap_plan(args: &BootstrapFlags) -> Result<BootstrapPlan, String> {
             cert: cert.clone(),
             key: key.clone(),
         },
-        margin: args.csr.cert_renew_before,
         force: args.force,
     })
 }

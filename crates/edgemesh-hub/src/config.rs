@@ -52,17 +52,9 @@ pub struct HubConfig {
     pub cert_poll_interval: Duration,
     /// Renew the serving certificate through the certificates API before it expires
     /// (`--rotate-server-certificate`); `None`: the files are someone else's business.
-    pub renewal: Option<Renewal>,
+    pub renewal: Option<CsrSettings>,
     /// Where the listeners come from (plain host sockets by default).
     pub sockets: Arc<dyn SocketFactory>,
-}
-
-/// How the running hub renews its serving certificate.
-#[derive(Debug, Clone)]
-pub struct Renewal {
-    pub csr: CsrSettings,
-    /// Renew when less than this is left, if that comes before 80% of the lifetime.
-    pub margin: Duration,
 }
 
 /// How much of a cached agent's answer the hub holds.

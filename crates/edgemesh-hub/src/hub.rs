@@ -11,7 +11,8 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::agents::{AgentList, CacheAgents};
-use crate::config::{HubConfig, Renewal};
+use crate::bootstrap::CsrSettings;
+use crate::config::HubConfig;
 use crate::creds::OwnToken;
 use crate::error::HubError;
 use crate::health::Health;
@@ -171,7 +172,7 @@ impl RunningHub {
 fn renewal_task(
     state: &State,
     config: &HubConfig,
-    renewal: Renewal,
+    renewal: CsrSettings,
 ) -> impl std::future::Future<Output = ()> + use<> {
     let api = bootstrap::Api::new(
         state.client.clone(),
@@ -183,7 +184,7 @@ fn renewal_task(
         cert: config.cert_file.clone().unwrap_or_default(),
         key: config.key_file.clone().unwrap_or_default(),
     };
-    bootstrap::run_renewal(api, renewal.csr, files, renewal.margin)
+    bootstrap::run_renewal(api, renewal, files)
 }
 
 /// Bound of one certificates-API request during renewal.

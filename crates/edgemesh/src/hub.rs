@@ -91,15 +91,10 @@ fn bootstrap_main(args: BootstrapArgs) -> ExitCode {
 }
 
 async fn bootstrap(plan: BootstrapPlan) -> anyhow::Result<()> {
-    let outcome = edgemesh_hub::bootstrap::bootstrap(
-        &plan.api,
-        &plan.settings,
-        &plan.files,
-        plan.margin,
-        plan.force,
-    )
-    .await
-    .context("hub bootstrap failed")?;
+    let outcome =
+        edgemesh_hub::bootstrap::bootstrap(&plan.api, &plan.settings, &plan.files, plan.force)
+            .await
+            .context("hub bootstrap failed")?;
     match outcome {
         Outcome::Written(issued) => tracing::info!(
             csr = %issued.csr_name,
@@ -110,7 +105,7 @@ async fn bootstrap(plan: BootstrapPlan) -> anyhow::Result<()> {
         ),
         Outcome::StillValid(info) => tracing::info!(
             cert = %plan.files.cert.display(),
-            renew_in = ?wait_until(SystemTime::now(), renewal_due(info.not_before, info.not_after, plan.margin)),
+            renew_in = ?wait_until(SystemTime::now(), renewal_due(info.not_before, info.not_after, plan.settings.margin)),
             "serving certificate still valid; nothing requested (--force requests anyway)"
         ),
     }

@@ -1,11 +1,12 @@
 //! `edgemesh hub bootstrap` and certificate renewal: the hub's HTTPS serving certificate from
 //! the Kubernetes certificates API.
 //!
-//! One flow serves both: a fresh key, a `CertificateSigningRequest` for signer
-//! `kubernetes.io/kubelet-serving` (see [`csr`] for why), a bounded wait for an approver and the
-//! signer, then key and certificate written atomically (key first, both 0600). The running hub
-//! renews the same way ([`renew`]) and its listener picks the new pair up by itself (`tls.rs`
-//! polls the files), so renewal needs no restart.
+//! One flow serves both: a new key (kept until the request is answered), a
+//! `CertificateSigningRequest` for signer `kubernetes.io/kubelet-serving` (see [`csr`] for why)
+//! named after that key, a bounded wait for an approver and the signer, then key and
+//! certificate written atomically (key first, both 0600). The running hub renews the same way
+//! ([`renew`]) and its listener picks the new pair up by itself (`tls.rs` polls the files), so
+//! renewal needs no restart.
 
 mod api;
 pub mod cert;
@@ -37,6 +38,8 @@ pub struct CsrSettings {
     /// `spec.expirationSeconds`; `None` leaves the lifetime to the signer (kube-controller-
     /// manager's `--cluster-signing-duration`, a year by default).
     pub lifetime: Option<Duration>,
+    /// Renew when less than this is left, if that comes before 80% of the lifetime.
+    pub margin: Duration,
 }
 
 /// Where the serving pair lives.
@@ -134,7 +137,8 @@ fn timeout_message(name: &str, waited: Duration, approved: bool) -> String {
     }
 }
 
-/// Asks for a certificate for `settings.identity` and waits for it. The key waits in
+/// Asks for a certificate for `settings.identity`, waits for it and writes the pair to
+/// `files`. The key waits in
 /// [`CertFiles::pending_key`] until the answer: a restart (a timed-out initContainer, a hub
 /// restarted mid-renewal) finds the same CSR by its name and keeps waiting on it, so an
 /// approval given meanwhile is not lost. A CSR that can never be issued (denied, failed,
@@ -146,7 +150,11 @@ pub async fn request_certificate(
 ) -> Result<Issued, BootstrapError> {
     let pending = files.pending_key();
     let key = pending_key(&pending)?;
-    let result = request_with(api, settings, key).await;
+    let result = match request_with(api, settings, key).await {
+        Ok(issued) => files.write(&issued).map(|()| issued),
+        Err(e) => Err(e),
+    };
+    // Only once the pair is on disk: a crash before keeps the key and the CSR it was issued for.
     let finished = match &result {
         Ok(_) => true,
         Err(e) => e.is_final(),
@@ -211,7 +219,8 @@ async fn request_with(
             "it does not carry the requested public key".into(),
         ));
     }
-    // Written anyway, it would be requested again at once (at the next start or renewal check).
+    // Written anyway, either would be requested again at once (at the next start or renewal
+    // check): a CSR storm rather than a certificate.
     if !info.covers(&settings.identity) {
         return Err(bad(
             &name,
@@ -219,6 +228,12 @@ async fn request_with(
                 "it is not for {} with every name asked for (did the signer drop some?)",
                 settings.identity.common_name()
             ),
+        ));
+    }
+    if renewal_due(info.not_before, info.not_after, settings.margin) <= SystemTime::now() {
+        return Err(bad(
+            &name,
+            "it is due for renewal as soon as issued (--cert-renew-before longer than its lifetime, or an old CSR?)".into(),
         ));
     }
     Ok(Issued {
@@ -325,6 +340,10 @@ async fn refreshed(
     match api.get(name).await {
         Ok(obj) => Ok(obj),
         Err(e @ (BootstrapError::Forbidden { .. } | BootstrapError::Unauthorized(_))) => Err(e),
+        // An admin deleted it, or kube-controller-manager cleaned it up (pending ones after 24 h).
+        Err(BootstrapError::Rejected { code: 404, .. }) => Err(BootstrapError::Deleted {
+            name: name.to_owned(),
+        }),
         Err(e) => {
             tracing::warn!(csr = %name, error = %e, "cannot read the CertificateSigningRequest; retrying");
             tokio::time::sleep(RETRY_PAUSE.min(left)).await;
@@ -386,9 +405,9 @@ impl CertFiles {
     }
 
     /// When the certificate on disk is due for renewal (now when it is unusable).
-    pub fn renewal_due(&self, identity: &Identity, margin: Duration) -> SystemTime {
-        match self.current(identity) {
-            Ok(info) => renewal_due(info.not_before, info.not_after, margin),
+    pub fn renewal_due(&self, settings: &CsrSettings) -> SystemTime {
+        match self.current(&settings.identity) {
+            Ok(info) => renewal_due(info.not_before, info.not_after, settings.margin),
             Err(reason) => {
                 tracing::info!(reason = %reason, "the serving certificate needs a new request");
                 SystemTime::now()
@@ -406,25 +425,23 @@ pub enum Outcome {
     StillValid(CertInfo),
 }
 
-/// `edgemesh hub bootstrap`: requests a certificate unless the one on disk is good (or
-/// `force`), and writes it.
+/// `edgemesh hub bootstrap`: requests a certificate and writes it, unless the one on disk is
+/// good and not yet due (or `force`).
 pub async fn bootstrap(
     api: &Api,
     settings: &CsrSettings,
     files: &CertFiles,
-    margin: Duration,
     force: bool,
 ) -> Result<Outcome, BootstrapError> {
     if !force
         && let Ok(info) = files.current(&settings.identity)
         && wait_until(
             SystemTime::now(),
-            renewal_due(info.not_before, info.not_after, margin),
+            renewal_due(info.not_before, info.not_after, settings.margin),
         ) > Duration::ZERO
     {
         return Ok(Outcome::StillValid(info));
     }
     let issued = request_certificate(api, settings, files).await?;
-    files.write(&issued)?;
     Ok(Outcome::Written(issued))
 }

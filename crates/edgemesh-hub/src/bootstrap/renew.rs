@@ -3,9 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{
-    Api, BootstrapError, CertFiles, CsrSettings, renewal_due, request_certificate, wait_until,
-};
+use super::{Api, CertFiles, CsrSettings, request_certificate, wait_until};
 
 /// The longest sleep before the files are looked at again (someone may replace them).
 const RECHECK: Duration = Duration::from_secs(600);
@@ -14,11 +12,11 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(30);
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
 /// Runs for the life of the hub.
-pub async fn run(api: Api, settings: CsrSettings, files: CertFiles, margin: Duration) {
+pub async fn run(api: Api, settings: CsrSettings, files: CertFiles) {
     let mut failures: u32 = 0;
     let mut announced = None;
     loop {
-        let due = files.renewal_due(&settings.identity, margin);
+        let due = files.renewal_due(&settings);
         let wait = wait_until(SystemTime::now(), due);
         if !wait.is_zero() {
             if announced != Some(due) {
@@ -29,21 +27,7 @@ pub async fn run(api: Api, settings: CsrSettings, files: CertFiles, margin: Dura
             continue;
         }
         tracing::info!("renewing the serving certificate");
-        let renewed = match request_certificate(&api, &settings, &files).await {
-            Ok(issued)
-                if renewal_due(issued.info.not_before, issued.info.not_after, margin)
-                    <= SystemTime::now() =>
-            {
-                // Writing it would only start the next request at once: a CSR storm.
-                Err(BootstrapError::BadCertificate {
-                    name: issued.csr_name,
-                    reason: "it is due for renewal as soon as issued (--cert-renew-before longer than its lifetime?)".into(),
-                })
-            }
-            Ok(issued) => files.write(&issued).map(|()| issued),
-            Err(e) => Err(e),
-        };
-        match renewed {
+        match request_certificate(&api, &settings, &files).await {
             Ok(issued) => {
                 failures = 0;
                 let valid_for = wait_until(SystemTime::now(), issued.info.not_after);
