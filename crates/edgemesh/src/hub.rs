@@ -117,7 +117,18 @@ async fn run(config: HubConfig, args: &HubFlags) -> anyhow::Result<()> {
         ensure_device(&args.hub_device, addr.ip()).await?;
     }
     let mut registry = Registry::default();
-    let hub = Hub::start(config, &mut registry).await?;
+    let rotating = config.renewal.is_some();
+    let hub = Hub::start(config, &mut registry).await.map_err(|e| {
+        let error = anyhow::Error::new(e);
+        if rotating {
+            // Renewal starts from a pair on disk: the first one comes from bootstrap.
+            error.context(
+                "with --rotate-server-certificate the first pair comes from `edgemesh hub bootstrap` (run it before the hub, e.g. as an initContainer)",
+            )
+        } else {
+            error
+        }
+    })?;
     let status = hub.status_handle();
     let admin = admin_routes(status.clone()).metrics(Arc::new(registry));
     let (admin_addr, admin_serving) = admin
