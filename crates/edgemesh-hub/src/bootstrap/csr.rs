@@ -6,7 +6,8 @@
 //! pod already trusts (its service-account `ca.crt`). Its rules shape the request: the subject
 //! must be `CN=system:node:<node>, O=system:nodes`, the SANs DNS names and IP addresses only,
 //! the usages `digital signature` + `server auth` (plus `key encipherment` for RSA keys; ours are
-//! ECDSA P-256). OpenYurt's YurtHub asks for its serving certificate the same way.
+//! ECDSA P-256). kubelet asks for its own serving certificate the same way
+//! (`--rotate-server-certificates`).
 
 use std::net::IpAddr;
 
