@@ -387,4 +387,57 @@ mod tests {
         assert!(parse_duration("2d").is_err());
         assert!(parse_duration("x").is_err());
     }
+
+    fn csr_flags(node_name: Option<&str>) -> CsrFlags {
+        CsrFlags {
+            node_name: node_name.map(str::to_owned),
+            tls_san: vec!["hub.edge".into()],
+            csr_timeout: Duration::from_secs(60),
+            cert_lifetime: None,
+            cert_renew_before: Duration::ZERO,
+        }
+    }
+
+    fn serving(secure_addr: &str) -> ServingFlags {
+        ServingFlags {
+            secure_addr: secure_addr.into(),
+            cert_file: Some("/pki/tls.crt".into()),
+            key_file: Some("/pki/tls.key".into()),
+        }
+    }
+
+    #[test]
+    fn certificate_requests_need_a_node_and_take_the_listen_address() {
+        let err = csr_settings(&csr_flags(None), &serving(DEFAULT_SECURE_ADDR)).unwrap_err();
+        assert!(err.contains("--node-name"), "{err}");
+        let err = csr_settings(&csr_flags(Some(" ")), &serving(DEFAULT_SECURE_ADDR)).unwrap_err();
+        assert!(err.contains("--node-name"), "{err}");
+        let settings =
+            csr_settings(&csr_flags(Some("edge-1")), &serving(DEFAULT_SECURE_ADDR)).unwrap();
+        let ips: Vec<String> = settings
+            .identity
+            .ips
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(ips, ["169.254.2.1", "127.0.0.1"]);
+        assert_eq!(settings.identity.dns_names, ["localhost", "hub.edge"]);
+        let zero = CsrFlags {
+            csr_timeout: Duration::ZERO,
+            ..csr_flags(Some("edge-1"))
+        };
+        assert!(csr_settings(&zero, &serving("")).is_err());
+    }
+
+    #[test]
+    fn renewal_needs_the_https_listener() {
+        let mut config = HubConfig {
+            server_addrs: vec!["https://192.0.2.1:6443".into()],
+            secure_addr: None,
+            ..HubConfig::default()
+        };
+        config.renewal = Some(csr_settings(&csr_flags(Some("edge-1")), &serving("")).unwrap());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("--rotate-server-certificate"), "{err}");
+    }
 }
