@@ -10,7 +10,8 @@ For each rendered file:
     `edgemesh gateway --check-config -c FILE`;
   - every edge hub ConfigMap (key cache_agents) must be a comma-separated list of User-Agent
     names or `*`;
-  - every flag a rendered DaemonSet passes to `edgemesh hub` is one `edgemesh hub --help` lists;
+  - every flag a rendered DaemonSet passes to `edgemesh hub` (or `edgemesh hub bootstrap`, in an
+    initContainer) is one its `--help` lists;
   - with --edgemesh-compat, the objects an EdgeMesh install has keep EdgeMesh's names, the
     DaemonSet keeps EdgeMesh's selector (a selector cannot change on upgrade), the PSK from the
     values is the one in the Secret, and relayNodes from the values reach the agent's config.
@@ -85,16 +86,19 @@ def check_cache_agents(value, where, problems):
 
 
 def check_hub_flags(binary, doc, where, problems):
-    for c in doc["spec"]["template"]["spec"].get("containers", []):
+    spec = doc["spec"]["template"]["spec"]
+    for c in spec.get("initContainers", []) + spec.get("containers", []):
         command = (c.get("command") or []) + (c.get("args") or [])
         if len(command) < 2 or not command[0].endswith("edgemesh") or command[1] != "hub":
             continue
-        run = subprocess.run([binary, "hub", "--help"], capture_output=True, text=True, timeout=60)
+        # `edgemesh hub bootstrap` (the serving certificate's initContainer) has flags of its own.
+        role = ["hub", "bootstrap"] if command[2:3] == ["bootstrap"] else ["hub"]
+        run = subprocess.run([binary, *role, "--help"], capture_output=True, text=True, timeout=60)
         known = set(re.findall(r"(?m)^\s+(?:-\w, )?(--[a-z0-9-]+)", run.stdout))
-        for arg in command[2:]:
+        for arg in command[1 + len(role):]:
             flag = arg.split("=", 1)[0]
             if flag.startswith("--") and flag not in known:
-                problems.append(f"{where}: container {c['name']}: `edgemesh hub` has no flag {flag}")
+                problems.append(f"{where}: container {c['name']}: `edgemesh {' '.join(role)}` has no flag {flag}")
 
 
 def check_edgemesh_compat(objects, values, problems):

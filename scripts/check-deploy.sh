@@ -8,7 +8,10 @@
 #     `edgemesh agent --check-config` and every gateway ConfigMap through
 #     `edgemesh gateway --check-config` (scripts/check-deploy.py);
 #   - the gateway (gateway.enabled, ci/values-gateway.yaml) keeps EdgeMesh's gateway object names;
-#   - values that must be refused are refused (the hub without an apiserver address);
+#   - the hub's certificate from the certificates API (ci/values-hub-bootstrap.yaml) renders the
+#     `edgemesh hub bootstrap` initContainer, renewal and the CSR RBAC;
+#   - values that must be refused are refused (the hub without an apiserver address, two sources
+#     of the serving certificate);
 #   - deploy/iptables-wrapper.sh picks the flavour that holds the rules, in a network namespace
 #     of its own (needs root; fails, not skips, without it).
 # scripts/setup.sh installs helm, kubernetes-validate and hadolint.
@@ -61,6 +64,18 @@ for kind in "DaemonSet" "ConfigMap"; do
   [[ $n -ge 2 ]] || fail "values-all-on renders $n ${kind}s, expected the agent's and the hub's"
 done
 
+render hub-bootstrap -f "$chart/ci/values-hub-bootstrap.yaml"
+scripts/check-deploy.py --edgemesh "$bin" --values "$chart/ci/values-hub-bootstrap.yaml" "$out/hub-bootstrap.yaml"
+grep -q 'command: \["/usr/local/bin/edgemesh", "hub", "bootstrap"\]' "$out/hub-bootstrap.yaml" \
+  || fail "hub.bootstrap.enabled renders no hub-bootstrap initContainer"
+grep -q -- '- --rotate-server-certificate' "$out/hub-bootstrap.yaml" || fail "hub.bootstrap.enabled: the hub does not renew"
+grep -q 'resources: \["certificatesigningrequests"\]' "$out/hub-bootstrap.yaml" \
+  || fail "hub.bootstrap.enabled renders no RBAC for certificatesigningrequests"
+# The durations the chart passes parse (the flag check above only knows the flag names).
+# (Without --cert-file it stops right after parsing, naming that flag.)
+said=$("$bin" hub bootstrap --server-addr http://127.0.0.1:1 --csr-timeout 30m --cert-lifetime 720h 2>&1 || true)
+grep -q -- "--cert-file and --key-file are required" <<<"$said" || fail "edgemesh hub bootstrap refuses the chart's durations: $said"
+
 render gateway -f "$chart/ci/values-gateway.yaml"
 scripts/check-deploy.py --edgemesh "$bin" --values "$chart/ci/values-gateway.yaml" --edgemesh-compat "$out/gateway.yaml"
 grep -q '^kind: Deployment$' "$out/gateway.yaml" || fail "ci/values-gateway.yaml renders no gateway Deployment"
@@ -70,6 +85,10 @@ if helm template edgemesh "$chart" --set hub.enabled=true >"$out/refused.txt" 2>
   fail "hub.enabled without hub.serverAddr rendered"
 fi
 grep -q "hub.serverAddr" "$out/refused.txt" || { cat "$out/refused.txt" >&2; fail "the refusal does not name hub.serverAddr"; }
+if helm template edgemesh "$chart" -f "$chart/ci/values-hub-bootstrap.yaml" --set hub.tlsSecret=x >"$out/refused.txt" 2>&1; then
+  fail "hub.bootstrap.enabled with hub.tlsSecret rendered"
+fi
+grep -q "choose one" "$out/refused.txt" || { cat "$out/refused.txt" >&2; fail "the refusal does not name the clash"; }
 
 echo "check-deploy: plain manifests (deploy/agent.yaml, deploy/gateway.yaml)"
 scripts/check-deploy.py --edgemesh "$bin" deploy/agent.yaml

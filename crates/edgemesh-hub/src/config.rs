@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use edgemesh_host::{HostSockets, SocketFactory};
 
+use crate::bootstrap::CsrSettings;
 use crate::error::HubError;
 use crate::health::HealthConfig;
 use crate::upstream::Upstream;
@@ -49,6 +50,9 @@ pub struct HubConfig {
     /// size past which it is passed on without being cached.
     pub answer_limits: AnswerLimits,
     pub cert_poll_interval: Duration,
+    /// Renew the serving certificate through the certificates API before it expires
+    /// (`--rotate-server-certificate`); `None`: the files are someone else's business.
+    pub renewal: Option<CsrSettings>,
     /// Where the listeners come from (plain host sockets by default).
     pub sockets: Arc<dyn SocketFactory>,
 }
@@ -92,6 +96,7 @@ impl Default for HubConfig {
             body_stall_timeout: Duration::from_secs(30),
             answer_limits: AnswerLimits::default(),
             cert_poll_interval: Duration::from_secs(5),
+            renewal: None,
             sockets: Arc::new(HostSockets::default()),
         }
     }
@@ -113,6 +118,9 @@ impl HubConfig {
             return bad(
                 "the HTTPS listener needs --cert-file and --key-file (or disable it with --secure-addr '')",
             );
+        }
+        if self.renewal.is_some() && self.secure_addr.is_none() {
+            return bad("--rotate-server-certificate needs the HTTPS listener (--secure-addr)");
         }
         let h = &self.health;
         if h.interval.is_zero()

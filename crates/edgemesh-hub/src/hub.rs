@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::agents::{AgentList, CacheAgents};
+use crate::bootstrap::CsrSettings;
 use crate::config::HubConfig;
 use crate::creds::OwnToken;
 use crate::error::HubError;
@@ -19,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::state::State;
 use crate::store::{Cache, CacheStats};
 use crate::tls::ReloadingCert;
-use crate::{configmap, prober, server, upstream};
+use crate::{bootstrap, configmap, prober, server, upstream};
 
 /// Builder entry point.
 #[derive(Debug)]
@@ -144,6 +145,9 @@ impl RunningHub {
             tasks.push(tokio::spawn(
                 Arc::clone(&cert).watch(self.config.cert_poll_interval),
             ));
+            if let Some(renewal) = self.config.renewal.clone() {
+                tasks.push(tokio::spawn(renewal_task(&state, &self.config, renewal)));
+            }
             tasks.push(tokio::spawn(server::serve_tls(
                 listener,
                 acceptor,
@@ -163,6 +167,28 @@ impl RunningHub {
         )))
     }
 }
+
+/// The renewal loop for the serving pair, over the hub's own upstream client and identity.
+fn renewal_task(
+    state: &State,
+    config: &HubConfig,
+    renewal: CsrSettings,
+) -> impl std::future::Future<Output = ()> + use<> {
+    let api = bootstrap::Api::new(
+        state.client.clone(),
+        Arc::clone(&state.upstreams),
+        state.own_token.clone(),
+        config.health.timeout.max(REQUEST_TIMEOUT),
+    );
+    let files = bootstrap::CertFiles {
+        cert: config.cert_file.clone().unwrap_or_default(),
+        key: config.key_file.clone().unwrap_or_default(),
+    };
+    bootstrap::run_renewal(api, renewal, files)
+}
+
+/// Bound of one certificates-API request during renewal.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Reads the hub's state for the admin endpoint.
 #[derive(Debug, Clone)]

@@ -13,6 +13,7 @@
 pub mod agents;
 mod answer;
 mod attempt;
+pub mod bootstrap;
 pub mod cli;
 mod client;
 pub mod config;

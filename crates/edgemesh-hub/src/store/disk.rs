@@ -24,14 +24,36 @@ pub const DISCOVERY_DIR: &str = "_discovery";
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Writes `bytes` to `path` atomically and durably, creating parent directories.
+/// Writes `bytes` to `path` atomically and durably, creating parent directories (0700, and the
+/// parent made 0700 if it existed: the cache is private).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().ok_or_else(|| invalid("path has no parent"))?;
+    create_private_dir(dir)?;
+    replace_file(dir, path, bytes)
+}
+
+/// Like [`write_atomic`] for a file outside the cache (the serving certificate and key): a
+/// missing parent is created 0700, an existing one keeps its mode. The file is 0600.
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().ok_or_else(|| invalid("path has no parent"))?;
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    replace_file(dir, path, bytes)
+}
+
+/// Temporary file in `dir`, fsync, rename over `path`, fsync `dir`.
+fn replace_file(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let file_name = path
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| invalid("path has no file name"))?;
-    create_private_dir(dir)?;
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let temp = dir.join(format!(
         "{TEMP_PREFIX}{file_name}-{}-{n}",

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-pub use disk::{is_safe_component, write_atomic};
+pub use disk::{is_safe_component, write_atomic, write_file_atomic};
 use resource::ObjectHead;
 pub use resource::{CachedObject, ListRecord, ListScope, Meta, ResourceCache};
 pub use writer::WriterStats;

@@ -15,6 +15,7 @@
 
 mod access;
 mod body;
+mod csr;
 mod https;
 mod resources;
 mod rest;
@@ -34,9 +35,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use access::DEFAULT_USER;
+pub use csr::{CsrPolicy, KUBELET_SERVING, SigningCa};
 pub use edgemesh_selector::{FieldSelector, LabelSelector};
 pub use https::Https;
-pub use resources::{DISCOVERY_GROUP, ISTIO_GROUP};
+pub use resources::{CERTIFICATES_GROUP, DISCOVERY_GROUP, ISTIO_GROUP};
 pub use status::ApiError;
 
 use access::Access;
@@ -60,9 +62,17 @@ struct Shared {
     access: Access,
     tls: Option<Arc<rustls::ServerConfig>>,
     tls_errors: Mutex<Vec<String>>,
+    csr_policy: Mutex<CsrPolicy>,
 }
 
 impl Shared {
+    fn csr_policy(&self) -> CsrPolicy {
+        self.csr_policy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -87,6 +97,7 @@ pub struct Builder {
     bookmark_interval: Duration,
     access: Access,
     https: Option<Https>,
+    csr_policy: CsrPolicy,
 }
 
 impl Default for Builder {
@@ -100,6 +111,7 @@ impl Default for Builder {
                 ..Access::default()
             },
             https: None,
+            csr_policy: CsrPolicy::Pending,
         }
     }
 }
@@ -151,6 +163,12 @@ impl Builder {
         self
     }
 
+    /// What happens to new CertificateSigningRequests (default: they stay pending).
+    pub fn csr_policy(mut self, policy: CsrPolicy) -> Self {
+        self.csr_policy = policy;
+        self
+    }
+
     /// Starts on `127.0.0.1:0`.
     pub fn start(self) -> std::io::Result<ApiServer> {
         self.start_on(TcpListener::bind("127.0.0.1:0")?)
@@ -190,12 +208,16 @@ impl Builder {
             access: self.access,
             tls,
             tls_errors: Mutex::new(Vec::new()),
+            csr_policy: Mutex::new(self.csr_policy),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let serving = shared.clone();
+        // Subscribed before anything can be created, so the policy sees every CSR.
+        let csr_events = shared.store().events.subscribe();
         let thread = std::thread::Builder::new()
             .name(format!("apiserver-{addr}"))
             .spawn(move || {
+                rt.spawn(csr::run_policy(serving.clone(), csr_events));
                 rt.block_on(server::serve(listener, serving, stopped));
                 rt.shutdown_background();
             })?;
@@ -325,6 +347,28 @@ impl ApiServer {
         std::thread::sleep(down);
         self.compact();
         self.shared.reachable.store(true, Ordering::SeqCst);
+    }
+
+    /// What happens to CertificateSigningRequests created from now on.
+    pub fn set_csr_policy(&self, policy: CsrPolicy) {
+        *self
+            .shared
+            .csr_policy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = policy;
+    }
+
+    /// Approves CSR `name` and issues its certificate with `ca` (or marks it `Failed` when it
+    /// breaks the signer's rules), as an admin's `kubectl certificate approve` and
+    /// kube-controller-manager do.
+    pub fn approve_csr(&self, name: &str, ca: &SigningCa) -> Result<Value, ApiError> {
+        csr::approve(&self.shared, name)?;
+        csr::sign(&self.shared, name, ca)
+    }
+
+    /// Denies CSR `name`, as `kubectl certificate deny` does (with its own reason).
+    pub fn deny_csr(&self, name: &str, reason: &str, message: &str) -> Result<Value, ApiError> {
+        csr::deny(&self.shared, name, reason, message)
     }
 
     /// Every request so far, as "METHOD /path?query".

@@ -7,6 +7,9 @@ pub const ISTIO_GROUP: &str = "networking.istio.io";
 /// Group of EndpointSlices.
 pub const DISCOVERY_GROUP: &str = "discovery.k8s.io";
 
+/// Group of CertificateSigningRequests.
+pub const CERTIFICATES_GROUP: &str = "certificates.k8s.io";
+
 /// One served resource. Objects are stored once per resource, whatever version a client uses.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Resource {
@@ -42,6 +45,19 @@ const fn core(
         extra_fields: &[],
     }
 }
+
+/// `certificates.k8s.io/v1` CertificateSigningRequests (cluster-scoped; see `csr.rs`).
+pub const CERTIFICATE_SIGNING_REQUESTS: Resource = Resource {
+    group: CERTIFICATES_GROUP,
+    short_names: &["csr"],
+    extra_fields: &["spec.signerName"],
+    ..core(
+        "certificatesigningrequests",
+        "certificatesigningrequest",
+        "CertificateSigningRequest",
+        false,
+    )
+};
 
 /// Every resource this fixture knows.
 pub static ALL: &[Resource] = &[
@@ -93,6 +109,7 @@ pub static ALL: &[Resource] = &[
         group: "coordination.k8s.io",
         ..core("leases", "lease", "Lease", true)
     },
+    CERTIFICATE_SIGNING_REQUESTS,
     Resource {
         group: ISTIO_GROUP,
         versions: &["v1beta1", "v1alpha3"],
@@ -308,6 +325,7 @@ mod tests {
             ("networking.istio.io/v1beta1", "Gateway"),
             ("networking.istio.io/v1alpha3", "VirtualService"),
             ("v1", "Secret"),
+            ("certificates.k8s.io/v1", "CertificateSigningRequest"),
         ] {
             assert!(
                 all.find_kind(api_version, kind).is_some(),

@@ -194,7 +194,13 @@ pub fn update(
         }
         Some(_) => {}
     }
-    if target.subresource.as_deref() == Some("status") {
+    if target.subresource.as_deref() == Some("approval") {
+        // The approval subresource writes the conditions only.
+        let mut obj = current(shared, target)?;
+        obj["status"]["conditions"] = body["status"]["conditions"].take();
+        obj["metadata"]["resourceVersion"] = body["metadata"]["resourceVersion"].take();
+        body = obj;
+    } else if target.subresource.as_deref() == Some("status") {
         let mut obj = current(shared, target)?;
         obj["status"] = body["status"].take();
         obj["metadata"]["resourceVersion"] = body["metadata"]["resourceVersion"].take();

@@ -132,7 +132,13 @@ async fn resource_request(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_owned();
-    if target.subresource.as_deref().is_some_and(|s| s != "status") {
+    let served_subresource = match target.subresource.as_deref() {
+        None | Some("status") => true,
+        // kubectl certificate approve/deny: PUT .../certificatesigningrequests/NAME/approval.
+        Some("approval") => target.resource.plural == "certificatesigningrequests",
+        Some(_) => false,
+    };
+    if !served_subresource {
         return Err(not_found_path());
     }
     match (method, target.name.is_some()) {
