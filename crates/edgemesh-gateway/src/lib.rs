@@ -23,6 +23,7 @@ pub mod sni;
 pub mod table;
 pub mod tcp;
 pub mod tls;
+pub mod workers;
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
