@@ -115,6 +115,11 @@ impl Pool {
     }
 }
 
+/// The target of the access log: one line per request at DEBUG, off by default as Istio's
+/// (`--log-level info,edgemesh_gateway::access=debug` turns it on). Written synchronously to
+/// stderr, it cost 10 % of the requests a keep-alive client got and doubled its p99.
+const ACCESS_LOG: &str = "edgemesh_gateway::access";
+
 async fn handle(
     request: Request<Incoming>,
     down: Downstream,
@@ -122,24 +127,28 @@ async fn handle(
     pool: &Pool,
 ) -> Response<Body> {
     let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
+    let logged = tracing::enabled!(target: ACCESS_LOG, tracing::Level::DEBUG)
+        .then(|| (request.method().clone(), request.uri().path().to_owned()));
     let (route, response) = route_and_answer(request, down, shared, pool).await;
     let route_name = route.as_deref().map_or("none", |r| r.name.as_str());
     let code = response.status().as_u16();
-    let seconds = started.elapsed().as_secs_f64();
-    shared.metrics.request(route_name, code, seconds);
-    tracing::info!(
-        target: "edgemesh_gateway::access",
-        client = %down.client,
-        port = down.port,
-        %method,
-        %path,
-        route = route_name,
-        code,
-        micros = started.elapsed().as_micros() as u64,
-        "request"
-    );
+    let elapsed = started.elapsed();
+    shared
+        .metrics
+        .request(route_name, code, elapsed.as_secs_f64());
+    if let Some((method, path)) = logged {
+        tracing::debug!(
+            target: ACCESS_LOG,
+            client = %down.client,
+            port = down.port,
+            %method,
+            %path,
+            route = route_name,
+            code,
+            micros = elapsed.as_micros() as u64,
+            "request"
+        );
+    }
     response
 }
 
