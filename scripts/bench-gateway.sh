@@ -14,6 +14,14 @@
 # Needs root, wrk, nginx-light, curl, openssl, python3 (apt-installed when missing).
 #   DURATION=5 scripts/bench-gateway.sh
 #   EDGEMESH_BIN=/path/to/edgemesh scripts/bench-gateway.sh
+#   PERF_OUT=/tmp/gw.txt CONNS=64 scripts/bench-gateway.sh   # also profile the gateway (perf)
+#     during its keep-alive HTTP run: the hottest call chains in PERF_OUT, the data in
+#     PERF_OUT.data (perf report -i PERF_OUT.data --no-children --sort sym)
+#   GW_LOG='info,edgemesh_gateway=debug' scripts/bench-gateway.sh   # the gateway's log filter
+#     (default: its own, access log off, plus the route-table compile timings read below)
+# The last column is CPU time (user + system) per request of the gateway and of the nginx proxy
+# (all its processes): the figure that holds on a noisy machine, where req/s moves with
+# whatever else shares the cores.
 set -euo pipefail
 
 DURATION=${DURATION:-5}
@@ -91,8 +99,10 @@ nginx_conf proxy "upstream web { server 192.0.2.11:8080; keepalive 64; }
     location / { proxy_pass http://web; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
   }"
 ip netns exec "$POD" "$NGINX" -c "$WORK/backend/nginx.conf" &
+BACKEND=$!
 PIDS+=($!)
-in_node "$NGINX" -c "$WORK/proxy/nginx.conf" &
+ip netns exec "$NODE" "$NGINX" -c "$WORK/proxy/nginx.conf" &  # not in_node: $! must be nginx itself
+NGINX_PROXY=$!
 PIDS+=($!)
 
 MANIFESTS=$WORK/manifests
@@ -145,7 +155,7 @@ spec:
 YAML
 printf 'modules:\n  edgeGateway:\n    enable: true\n  edgeTunnel:\n    enable: false\n' >"$WORK/config.yaml"
 ip netns exec "$NODE" "$BIN" gateway -c "$WORK/config.yaml" --manifests "$MANIFESTS" --node-name n1 \
-  --admin-addr 127.0.0.1:0 --listen-address 192.0.2.1 --log-level info,edgemesh_gateway=debug \
+  --admin-addr 127.0.0.1:0 --listen-address 192.0.2.1 --log-level "${GW_LOG:-info,edgemesh_gateway=debug,edgemesh_gateway::access=off}" \
   >"$WORK/gateway.log" 2>&1 &
 GW=$!
 
@@ -167,31 +177,59 @@ done
 rss() { awk '/^VmRSS|^VmHWM/ {printf "%s %.1f MiB  ", $1, $2/1024}' "/proc/$GW/status"; }
 echo "gateway idle: $(rss)"
 
-# wrk's --latency block → "rps p50 p99" (µs for the latencies).
-run_wrk() { # url conns [extra wrk args]
-  local url=$1 c=$2; shift 2
+# CPU time (user + system, all threads) the given processes used, in clock ticks.
+cpu_ticks() {
+  local total=0 u s
+  for pid in "$@"; do
+    read -r u s < <(awk '{print $14, $15}' "/proc/$pid/stat")
+    total=$((total + u + s))
+  done
+  echo "$total"
+}
+CLK_TCK=$(getconf CLK_TCK)
+# The nginx proxy's master and workers.
+NGINX_PROXY_PIDS="$NGINX_PROXY $(pgrep -P "$NGINX_PROXY" | tr '\n' ' ')"
+
+# wrk's --latency block → "p50 p99 rps cpu" (µs for the latencies; cpu: µs of CPU the processes
+# `pids` spent per request, the figure that survives a noisy machine: wrk, the backend and the
+# proxy share its cores, so req/s moves with everything else running).
+run_wrk() { # url conns "pids" [extra wrk args]
+  local url=$1 c=$2 pids=$3 before after p50 p99 rps requests; shift 3
   in_node wrk -t "$(( c < 2 ? 1 : 2 ))" -c "$c" -d 1s "$@" "$url" >/dev/null 2>&1 || true
-  in_node wrk -t "$(( c < 2 ? 1 : 2 ))" -c "$c" -d "${DURATION}s" --latency "$@" "$url" | python3 "$ROOT/scripts/bench/wrk_summary.py"
+  before=$(cpu_ticks $pids)
+  read -r p50 p99 rps requests < <(in_node wrk -t "$(( c < 2 ? 1 : 2 ))" -c "$c" -d "${DURATION}s" --latency "$@" "$url" | python3 "$ROOT/scripts/bench/wrk_summary.py")
+  after=$(cpu_ticks $pids)
+  echo "$p50 $p99 $rps $(( (after - before) * 1000000 / CLK_TCK / requests ))"
 }
 
 echo
-echo "| path | proto | conns | direct req/s | gateway req/s | nginx req/s | direct p50/p99 µs | gateway p50/p99 µs | nginx p50/p99 µs |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+echo "| path | proto | conns | direct req/s | gateway req/s | nginx req/s | direct p50/p99 µs | gateway p50/p99 µs | nginx p50/p99 µs | gateway / nginx CPU µs per request |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 for c in $CONNS; do
-  read -r d50 d99 drps < <(run_wrk http://192.0.2.11:8080/ "$c")
-  read -r g50 g99 grps < <(run_wrk http://192.0.2.1:23333/ "$c")
-  read -r n50 n99 nrps < <(run_wrk http://192.0.2.1:8081/ "$c")
-  echo "| keep-alive | HTTP | $c | $drps | $grps | $nrps | $d50/$d99 | $g50/$g99 | $n50/$n99 |"
+  read -r d50 d99 drps _ < <(run_wrk http://192.0.2.11:8080/ "$c" "$BACKEND")
+  perf_pid=""
+  if [ -n "${PERF_OUT:-}" ]; then
+    perf record -q -F 499 --call-graph "${PERF_CALLGRAPH:-dwarf,16384}" -p "$GW" -o "$WORK/perf.data" -- sleep "$((DURATION + 1))" 2>/dev/null &
+    perf_pid=$!
+  fi
+  read -r g50 g99 grps gcpu < <(run_wrk http://192.0.2.1:23333/ "$c" "$GW")
+  if [ -n "$perf_pid" ]; then
+    wait "$perf_pid" || true
+    perf report -i "$WORK/perf.data" --children --percent-limit 2 --stdio -g none >"$PERF_OUT" 2>/dev/null
+    mv "$WORK/perf.data" "$PERF_OUT.data"  # for perf report -i
+  fi
+  read -r n50 n99 nrps ncpu < <(run_wrk http://192.0.2.1:8081/ "$c" "$NGINX_PROXY_PIDS")
+  echo "| keep-alive | HTTP | $c | $drps | $grps | $nrps | $d50/$d99 | $g50/$g99 | $n50/$n99 | $gcpu / $ncpu |"
 done
 for c in $CONNS; do
-  read -r g50 g99 grps < <(run_wrk https://192.0.2.1:23443/ "$c")
-  read -r n50 n99 nrps < <(run_wrk https://192.0.2.1:8443/ "$c")
-  echo "| keep-alive | TLS | $c | – | $grps | $nrps | – | $g50/$g99 | $n50/$n99 |"
+  read -r g50 g99 grps gcpu < <(run_wrk https://192.0.2.1:23443/ "$c" "$GW")
+  read -r n50 n99 nrps ncpu < <(run_wrk https://192.0.2.1:8443/ "$c" "$NGINX_PROXY_PIDS")
+  echo "| keep-alive | TLS | $c | – | $grps | $nrps | – | $g50/$g99 | $n50/$n99 | $gcpu / $ncpu |"
 done
 # A new TLS connection per request: handshakes/s.
-read -r g50 g99 grps < <(run_wrk https://192.0.2.1:23443/ 16 -H 'Connection: close')
-read -r n50 n99 nrps < <(run_wrk https://192.0.2.1:8443/ 16 -H 'Connection: close')
-echo "| new conn each | TLS handshakes | 16 | – | $grps | $nrps | – | $g50/$g99 | $n50/$n99 |"
+read -r g50 g99 grps gcpu < <(run_wrk https://192.0.2.1:23443/ 16 "$GW" -H 'Connection: close')
+read -r n50 n99 nrps ncpu < <(run_wrk https://192.0.2.1:8443/ 16 "$NGINX_PROXY_PIDS" -H 'Connection: close')
+echo "| new conn each | TLS handshakes | 16 | – | $grps | $nrps | – | $g50/$g99 | $n50/$n99 | $gcpu / $ncpu |"
 echo
 echo "gateway after load: $(rss)"
 
