@@ -61,6 +61,15 @@ impl Verdict {
     pub fn allowed(self) -> bool {
         matches!(self, Verdict::Endpoint | Verdict::NodeAddress)
     }
+
+    /// Why a refused destination was refused, for the client ("… is {refusal}").
+    pub fn refusal(self) -> &'static str {
+        match self {
+            Verdict::Endpoint | Verdict::NodeAddress => "allowed",
+            Verdict::RefusedNotAnEndpoint => "not a ready endpoint of this node",
+            Verdict::RefusedOtherNode => "an endpoint of another node",
+        }
+    }
 }
 
 /// Decides whether `me` may dial `target` over `protocol` for a remote agent.

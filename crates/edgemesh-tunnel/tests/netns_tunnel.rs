@@ -52,6 +52,8 @@ fn netns_tunnel_paths_cone_nat() -> Result<()> {
             "127.0.0.1:7004=b1/198.51.100.10:9999",
             "--forward-udp",
             "127.0.0.1:7005=b1/198.51.100.10:9053",
+            "--forward",
+            "127.0.0.1:7006=b1/198.51.100.10:8081",
         ],
     )?;
     let cold = eventually("a1 → a2 (same LAN)", Duration::from_secs(20), || {
@@ -65,22 +67,32 @@ fn netns_tunnel_paths_cone_nat() -> Result<()> {
     eventually("a1 → cloud", Duration::from_secs(20), || {
         tcp_echo(&h.a1, "127.0.0.1:7003", b"hello cloud")
     })?;
-    // A non-endpoint destination is refused by b1, and a1 says so. (The first try may race the
+    // A non-endpoint destination is refused by b1, and a dead endpoint (nothing listens on
+    // 8081) cannot be dialled there: a1 says why in b1's words. (The first try may race the
     // switch from the relayed to the punched connection and fail for that reason: try again.)
-    eventually("b1 refuses a non-endpoint", Duration::from_secs(10), || {
-        assert!(
-            tcp_echo(&h.a1, "127.0.0.1:7004", b"x").is_err(),
-            "a non-endpoint destination must be refused"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-        let logs = w.procs[a1].logs();
-        anyhow::ensure!(
-            logs.contains("refused to dial"),
-            "a1 did not log the refusal"
-        );
-        Ok(())
-    })
-    .with_context(|| w.procs[a1].logs())?;
+    let refusals = [
+        (
+            "127.0.0.1:7004",
+            "tcp 198.51.100.10:9999 is not a ready endpoint of this node (refused by node b1)",
+        ),
+        (
+            "127.0.0.1:7006",
+            "could not dial tcp 198.51.100.10:8081: connection refused by 198.51.100.10:8081 on node b1",
+        ),
+    ];
+    for (forward, reason) in refusals {
+        eventually(reason, Duration::from_secs(10), || {
+            assert!(
+                tcp_echo(&h.a1, forward, b"x").is_err(),
+                "{forward} must be refused"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+            let logs = w.procs[a1].logs();
+            anyhow::ensure!(logs.contains(reason), "a1 did not log {reason:?}");
+            Ok(())
+        })
+        .with_context(|| w.procs[a1].logs())?;
+    }
     let got = udp_echo(&h.a1, "127.0.0.1:7005", 100_000)?;
     eprintln!("UDP: {got} of 100000 datagrams echoed a1→b1");
     assert!(
@@ -406,18 +418,23 @@ fn netns_tunnel_quic_paths_and_membership() -> Result<()> {
     Ok(())
 }
 
-/// TCP echo on a2 and b1 (port 8080), UDP echo on b1 (9053); the files listing them as those
-/// nodes' endpoints: (a2's, b1's).
+/// TCP echo on a2 and b1 (port 8080), UDP echo on b1 (9053), a dead endpoint on b1 (8081); the
+/// files listing them as those nodes' endpoints: (a2's, b1's).
 fn echo_backends(w: &mut World, h: &Hosts) -> Result<(String, String)> {
     w.python(&h.a2, ECHO_TCP, "192.0.2.11", 8080)?;
     w.python(&h.b1, ECHO_TCP, "198.51.100.10", 8080)?;
     w.python(&h.b1, ECHO_UDP, "198.51.100.10", 9053)?;
     let ep_a2 = w.file("a2.json", &endpoints("a2", &[("TCP", "192.0.2.11:8080")]))?;
+    // 8081: an endpoint whose pod is dead (nothing listens).
     let ep_b1 = w.file(
         "b1.json",
         &endpoints(
             "b1",
-            &[("TCP", "198.51.100.10:8080"), ("UDP", "198.51.100.10:9053")],
+            &[
+                ("TCP", "198.51.100.10:8080"),
+                ("UDP", "198.51.100.10:9053"),
+                ("TCP", "198.51.100.10:8081"),
+            ],
         ),
     )?;
     Ok((ep_a2, ep_b1))
