@@ -312,7 +312,7 @@ fn netns_tunnel_silent_relay_cut_fails_over() -> Result<()> {
     /// Within this of a silent cut, the dead connection is declared and traffic flows again.
     const DETECT: Duration = Duration::from_secs(5);
     require_root();
-    let (mut w, h) = World::build("tq", Nat::MasqueradeFullyRandom)?;
+    let (mut w, h) = World::build("ts", Nat::MasqueradeFullyRandom)?;
     let psk = w.file("psk", "mesh-secret")?;
     w.python(&h.b1, ECHO_TCP, "198.51.100.10", 8080)?;
     let ep_b1 = w.file(
