@@ -64,13 +64,7 @@ async fn handle(shared: Arc<Shared>, peer: PeerId, mut stream: Stream) {
     };
     let snapshot = shared.snapshot.load();
     let cfg = &shared.config;
-    let verdict = check_destination(
-        &snapshot,
-        &cfg.node_name,
-        &cfg.own_addrs,
-        request.protocol,
-        request.target,
-    );
+    let verdict = check_destination(&snapshot, &cfg.node_name, request.protocol, request.target);
     if !verdict.allowed() {
         let reason = format!(
             "{} {} is {} (refused by node {})",

@@ -482,9 +482,14 @@ fn netns_tunnel_socks5_and_impersonation() -> Result<()> {
     block_forwarding_to(&h.ra, "203.0.113.3")?;
     let relay = ["--relay", "cloud=203.0.113.10"];
     let cloud = w.node(&h.cloud, "cloud", &psk, &relay)?;
+    // b1's Node address, and a CNI bridge's gateway (another address of the host, which
+    // `own_addrs` lists as the agent does) with a server behind it that no peer may reach.
+    cni_bridge(&h.b1, "10.96.2.1")?;
+    w.python(&h.b1, ECHO_TCP, "10.96.2.1", 2222)?;
     let b1_args = [
         &relay[..],
-        &["--endpoints", &ep_b1, "--own-addr", "198.51.100.10"],
+        &["--endpoints", &ep_b1, "--node-addr", "b1=198.51.100.10"],
+        &["--own-addr", "198.51.100.10", "--own-addr", "10.96.2.1"],
     ]
     .concat();
     let b1 = w.node(&h.b1, "b1", &psk, &b1_args)?;
@@ -501,6 +506,7 @@ fn netns_tunnel_socks5_and_impersonation() -> Result<()> {
             "a1=192.0.2.10",
         ],
         &["--forward", "127.0.0.1:7002=b1/198.51.100.10:8080"],
+        &["--forward", "127.0.0.1:7003=b1/10.96.2.1:2222"],
     ]
     .concat();
     let a1 = w.node(&h.a1, "a1", &psk, &a1_args)?;
@@ -534,6 +540,15 @@ fn netns_tunnel_socks5_and_impersonation() -> Result<()> {
         logs.contains("not a known node"),
         "a1 should log the refusal:\n{logs}"
     );
+    // b1's bridge gateway is an address of b1's host but not of its Node: refused.
+    let bridge = tcp_echo(&h.a1, "127.0.0.1:7003", b"x");
+    assert!(bridge.is_err(), "a CNI bridge gateway must not be dialable");
+    wait_log_count(
+        &w.procs[a1],
+        "tcp 10.96.2.1:2222 is not a ready endpoint of this node (refused by node b1)",
+        1,
+        Duration::from_secs(5),
+    )?;
 
     // A long-lived stream on the relayed path; then the punch gets through (its SYNs are
     // retransmitted) and the path upgrades while the stream is open.

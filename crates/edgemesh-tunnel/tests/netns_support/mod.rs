@@ -241,6 +241,17 @@ fn cut_table(ip: &str) -> String {
     format!("test_cut_{}", ip.rsplit('.').next().unwrap_or("x"))
 }
 
+/// A bridge inside `host` with `gateway` on it, as a CNI plugin makes (`cni0`).
+pub fn cni_bridge(host: &Netns, gateway: &str) -> Result<()> {
+    host.exec_ok("ip", &["link", "add", "cni0", "type", "bridge"])?;
+    host.exec_ok(
+        "ip",
+        &["addr", "add", &format!("{gateway}/24"), "dev", "cni0"],
+    )?;
+    host.exec_ok("ip", &["link", "set", "cni0", "up"])?;
+    Ok(())
+}
+
 /// Loads the nftables `rules` inside `host`.
 fn nft_load(host: &Netns, rules: &str) -> Result<()> {
     let dir = tempfile::tempdir()?;
