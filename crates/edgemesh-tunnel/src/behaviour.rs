@@ -1,6 +1,7 @@
 //! The libp2p stack: TCP + noise (PSK in its prologue, or pnet under it) + yamux, optionally QUIC
 //! (for proven members only: [`QuicGate`]), relay v2 (client, and server on relay nodes), DCUtR
-//! hole punching, identify, ping, mDNS, and generic streams.
+//! hole punching, identify, ping (at a pace set per connection: `keepalive.rs`), mDNS, and
+//! generic streams.
 
 use std::time::Duration;
 
@@ -12,11 +13,12 @@ use libp2p::identity::Keypair;
 use libp2p::pnet::PnetConfig;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{PeerId, Swarm, Transport as _, identify, mdns, noise, ping, quic, relay, tcp, yamux};
+use libp2p::{PeerId, Swarm, Transport as _, identify, mdns, noise, quic, relay, tcp, yamux};
 
 use crate::TunnelError;
-use crate::driver::{DEAD_AFTER, PING_INTERVAL};
+use crate::driver::DEAD_AFTER;
 use crate::fate::{FateMuxer, FatedYamux, Fates};
+use crate::keepalive::Keepalive;
 use crate::psk::Membership;
 use crate::punch::Punch;
 use crate::quic_gate::QuicGate;
@@ -32,7 +34,7 @@ pub(crate) struct Behaviour {
     pub relay_server: Toggle<relay::Behaviour>,
     pub dcutr: Punch,
     pub identify: identify::Behaviour,
-    pub ping: ping::Behaviour,
+    pub keepalive: Keepalive,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub stream: libp2p_stream::Behaviour,
 }
@@ -83,13 +85,9 @@ pub(crate) fn build_swarm(
                     IDENTIFY_PROTOCOL.into(),
                     key.public(),
                 )),
-                // Frequent pings: the driver declares a connection dead after seconds of
-                // silence (`driver/liveness.rs`).
-                ping: ping::Behaviour::new(
-                    ping::Config::new()
-                        .with_interval(PING_INTERVAL)
-                        .with_timeout(DEAD_AFTER),
-                ),
+                // Pings at the pace the driver sets: it declares a busy connection dead after
+                // seconds of silence (`driver/liveness.rs`).
+                keepalive: Keepalive::new(DEAD_AFTER),
                 mdns: Toggle::from(mdns_behaviour(options.mdns, peer)),
                 stream: libp2p_stream::Behaviour::new(),
             })

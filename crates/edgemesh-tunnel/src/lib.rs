@@ -30,6 +30,7 @@ mod error;
 mod fate;
 mod fsutil;
 pub mod identity;
+mod keepalive;
 pub mod metrics;
 pub mod pins;
 pub mod policy;

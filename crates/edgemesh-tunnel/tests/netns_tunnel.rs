@@ -464,6 +464,72 @@ fn netns_tunnel_silent_relay_cut_fails_over() -> Result<()> {
     Ok(())
 }
 
+/// Two nodes of one LAN, connected directly: while idle their connection is pinged slowly
+/// (cheap), while a tunnelled connection is open on it every second (for dead-path detection);
+/// a link cut while idle is declared dead within 4.5 s of the next stream asked for.
+#[test]
+fn netns_tunnel_idle_connections_ping_slowly() -> Result<()> {
+    /// How long each pace is watched.
+    const WATCH: Duration = Duration::from_secs(16);
+    require_root();
+    let (mut w, h) = World::build("tk", Nat::Masquerade)?;
+    let psk = w.file("psk", "mesh-secret")?;
+    w.python(&h.a2, ECHO_TCP, "192.0.2.11", 8080)?;
+    let ep_a2 = w.file("a2.json", &endpoints("a2", &[("TCP", "192.0.2.11:8080")]))?;
+    w.node_serving(&h.a2, "a2", &psk, &[], &ep_a2)?;
+    let forward = ["--forward", "127.0.0.1:7001=a2/192.0.2.11:8080"];
+    let a1 = w.node(&h.a1, "a1", &psk, &forward)?;
+    eventually("a1 → a2", Duration::from_secs(20), || {
+        tcp_echo(&h.a1, "127.0.0.1:7001", b"hello a2")
+    })?;
+    // The stream has ended: both sides turn to the slow pace within a check (0.5 s).
+    std::thread::sleep(Duration::from_secs(2));
+    count_packets_from(&h.a1, "192.0.2.11")?;
+    std::thread::sleep(WATCH);
+    let idle = packets_from(&h.a1)?;
+    let long_lived = LongLived::open(&h.a1, "127.0.0.1:7001")?;
+    std::thread::sleep(Duration::from_secs(1));
+    let before = packets_from(&h.a1)?;
+    std::thread::sleep(WATCH);
+    let busy = packets_from(&h.a1)? - before;
+    long_lived.check(b"still there")?;
+    eprintln!("TCP packets a2 → a1 in {WATCH:?}: idle {idle}, with a quiet stream open {busy}");
+    // Idle: a ping each way every 15 s (one or two of each in the window, with their ACKs;
+    // 11 measured, 120 when every connection was pinged every second). Busy: each way every
+    // second (≥ 2 packets a second; 130 measured).
+    assert!(
+        idle <= 20,
+        "an idle connection got {idle} packets in {WATCH:?}"
+    );
+    assert!(
+        busy >= 2 * WATCH.as_secs(),
+        "a busy connection got only {busy} packets in {WATCH:?}"
+    );
+
+    // Idle again, the link is cut silently; a new stream turns the connection fast, and it is
+    // declared dead within seconds of that, not after the slow pace's 18 s.
+    drop(long_lived);
+    std::thread::sleep(Duration::from_secs(2));
+    cut_silently(&h.a1, "192.0.2.11")?;
+    std::thread::sleep(Duration::from_secs(3));
+    let asked = Instant::now();
+    std::thread::scope(|scope| {
+        // It fails (a LAN peer has no other path): only the declaration is timed.
+        scope.spawn(|| tcp_echo(&h.a1, "127.0.0.1:7001", b"over the cut"));
+        let declared = eventually("a1 declares a2 dead", Duration::from_secs(15), || {
+            anyhow::ensure!(declared_dead(&w.procs[a1].logs(), "192.0.2.11"));
+            Ok(())
+        });
+        let declared = declared.map(|_| asked.elapsed())?;
+        eprintln!("idle link cut: declared dead {declared:?} after the next stream asked for it");
+        anyhow::ensure!(
+            declared <= Duration::from_millis(4500),
+            "declared {declared:?} after the request"
+        );
+        Ok(())
+    })
+}
+
 /// Cone NAT: SOCKS5 by node name to a TCP server ("sshd") in the other LAN; the hole punch is
 /// held back (LAN A's router drops what goes to LAN B's router) until a long-lived stream is open
 /// on the relayed path, then let through: the path upgrades to `punched` and the stream survives;

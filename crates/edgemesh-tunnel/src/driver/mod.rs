@@ -29,7 +29,7 @@ mod peer;
 mod quic;
 mod relays;
 
-pub(crate) use liveness::{DEAD_AFTER, PING_INTERVAL};
+pub(crate) use liveness::DEAD_AFTER;
 use peer::{Conn, Peers};
 use quic::QUIC_RETRIES;
 use relays::RelaySlot;
@@ -254,7 +254,7 @@ impl Driver {
                     self.peers.expired(peer, &addr);
                 }
             }
-            BehaviourEvent::Ping(event) => self.on_ping(event),
+            BehaviourEvent::Keepalive(event) => self.on_ping(event),
             BehaviourEvent::Identify(identify::Event::Received { info, .. }) => {
                 self.swarm
                     .behaviour_mut()

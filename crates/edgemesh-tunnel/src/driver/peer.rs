@@ -17,6 +17,7 @@ use libp2p::{Multiaddr, PeerId};
 
 use crate::command::Waiter;
 use crate::fate::Fate;
+use crate::keepalive::Pace;
 use crate::stats::PathKind;
 
 /// One open connection to a peer.
@@ -48,6 +49,9 @@ pub(super) struct Liveness {
     pub fate: Option<Arc<Fate>>,
     /// False once the peer said it does not speak ping: then only its end closes it.
     pub answers_pings: bool,
+    /// How often it is pinged now, and since when.
+    pub pace: Pace,
+    pub pace_since: Instant,
     /// Declared dead and being closed: not declared again.
     pub dead: bool,
 }
@@ -58,6 +62,9 @@ impl Liveness {
             alive_at: now,
             fate: None,
             answers_pings: true,
+            // As a new connection's pings start (`keepalive.rs`).
+            pace: Pace::Fast,
+            pace_since: now,
             dead: false,
         }
     }

@@ -241,6 +241,25 @@ fn cut_table(ip: &str) -> String {
     format!("test_cut_{}", ip.rsplit('.').next().unwrap_or("x"))
 }
 
+/// Counts, inside `host`, the TCP packets it receives from `ip` ([`packets_from`] reads it).
+pub fn count_packets_from(host: &Netns, ip: &str) -> Result<()> {
+    let rules = format!(
+        "table inet test_count {{\n  chain count_in {{\n    type filter hook input priority -20; policy accept;\n    ip saddr {ip} meta l4proto tcp counter\n  }}\n}}\n"
+    );
+    nft_load(host, &rules).context("counter rule")
+}
+
+/// The packets counted by [`count_packets_from`] so far.
+pub fn packets_from(host: &Netns) -> Result<u64> {
+    let listing = host.exec_ok("nft", &["list", "table", "inet", "test_count"])?;
+    let count = listing
+        .split_whitespace()
+        .skip_while(|w| *w != "packets")
+        .nth(1)
+        .context("no counter in the listing")?;
+    Ok(count.parse()?)
+}
+
 /// A bridge inside `host` with `gateway` on it, as a CNI plugin makes (`cni0`).
 pub fn cni_bridge(host: &Netns, gateway: &str) -> Result<()> {
     host.exec_ok("ip", &["link", "add", "cni0", "type", "bridge"])?;
