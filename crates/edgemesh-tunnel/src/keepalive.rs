@@ -201,15 +201,14 @@ impl Handler {
                         self.outbound = Outbound::Pinging(ping);
                         return None;
                     }
-                    Poll::Ready(result) => {
+                    Poll::Ready(Ok((stream, rtt))) => {
                         self.next_ping_in(self.pace.interval());
-                        match result {
-                            Ok((stream, rtt)) => {
-                                self.outbound = Outbound::Idle(stream);
-                                self.results.push_back(Ok(rtt));
-                            }
-                            Err(failure) => self.results.push_back(Err(failure)),
-                        }
+                        self.outbound = Outbound::Idle(stream);
+                        self.results.push_back(Ok(rtt));
+                    }
+                    Poll::Ready(Err(failure)) => {
+                        self.next_ping_in(retry_in(&failure, self.pace));
+                        self.results.push_back(Err(failure));
                     }
                 },
                 Outbound::Idle(stream) => match self.timer.poll_unpin(cx) {
@@ -323,11 +322,21 @@ impl ConnectionHandler for Handler {
                     }
                     StreamUpgradeError::Apply(never) => match never {},
                 };
-                self.next_ping_in(self.pace.interval());
+                self.next_ping_in(retry_in(&failure, self.pace));
                 self.results.push_back(Err(failure));
             }
             _ => {}
         }
+    }
+}
+
+/// When to ping again after `failure`: a stream that broke (the peer reset it) is replaced
+/// soon, so that an idle connection does not go a whole slow interval more without a pong
+/// and be taken for dead; after a timeout, the pace's interval.
+fn retry_in(failure: &Failure, pace: Pace) -> Duration {
+    match failure {
+        Failure::Other(_) => FAST,
+        Failure::Timeout(_) | Failure::Unsupported => pace.interval(),
     }
 }
 
@@ -376,4 +385,22 @@ async fn recv_ping(mut stream: Stream) -> io::Result<Stream> {
     stream.write_all(&payload).await?;
     stream.flush().await?;
     Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_ping_stream_is_replaced_soon_even_when_idle() {
+        let broken = Failure::Other("stream reset".into());
+        assert_eq!(retry_in(&broken, Pace::Slow), FAST);
+        assert_eq!(retry_in(&Failure::Timeout(FAST), Pace::Slow), SLOW);
+        assert_eq!(retry_in(&Failure::Timeout(FAST), Pace::Fast), FAST);
+    }
+
+    #[test]
+    fn payloads_differ_from_one_ping_to_the_next() {
+        assert_ne!(payload(), payload());
+    }
 }
