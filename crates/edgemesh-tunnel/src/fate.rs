@@ -91,7 +91,13 @@ impl Fate {
     /// Wakes `waker` when the connection is lost; whether it already is (checked after the
     /// registration, so that a loss in between is not missed).
     fn wake_on_loss(&self, key: u64, waker: &Waker) -> bool {
-        self.waiting().insert(key, waker.clone());
+        {
+            let mut waiting = self.waiting();
+            // The same task polls a stream over and over: keep its waker, no clone each time.
+            if !waiting.get(&key).is_some_and(|w| w.will_wake(waker)) {
+                waiting.insert(key, waker.clone());
+            }
+        }
         self.lost()
     }
 

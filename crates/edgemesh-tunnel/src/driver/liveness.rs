@@ -39,6 +39,8 @@ use crate::stats;
 pub(crate) const DEAD_AFTER: Duration = Duration::from_secs(3);
 /// How often the connections are judged (and their pace set).
 pub(super) const CHECK_EVERY: Duration = Duration::from_millis(500);
+/// A check this late after the previous one finds this process stalled, not its peers silent.
+const STALLED: Duration = Duration::from_millis(1500);
 
 // A cut is declared within 4 s of the last sign of life (the issue asks for 5 s with the
 // redial), and a live connection answers a fast ping well within DEAD_AFTER.
@@ -83,8 +85,17 @@ impl Driver {
         }
     }
 
-    /// Sets each connection's pace, and closes those silent for longer than theirs allows.
-    pub(super) fn close_dead(&mut self, now: Instant) {
+    /// Sets each connection's pace, and closes those silent for longer than theirs allows;
+    /// none when this check comes `since_last` after the previous one, late enough to say
+    /// that this process was starved of CPU (the connections' bytes may be waiting unread).
+    pub(super) fn close_dead(&mut self, now: Instant, since_last: Duration) {
+        let stalled = since_last > STALLED;
+        if stalled {
+            tracing::debug!(
+                ?since_last,
+                "liveness check late: no connection judged this time"
+            );
+        }
         let mut verdicts = Vec::new();
         for (peer, state) in self.peers.iter() {
             let Some(links) = state.links() else { continue };
@@ -104,7 +115,7 @@ impl Driver {
                     Pace::Slow => l.last_sign(),
                 };
                 let silent = now.saturating_duration_since(since);
-                if l.answers_pings && !l.dead && silent > allowed {
+                if l.answers_pings && !l.dead && silent > allowed && !stalled {
                     verdicts.push((*peer, *id, Verdict::Dead(silent)));
                 }
             }

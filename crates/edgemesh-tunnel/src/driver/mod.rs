@@ -60,6 +60,7 @@ impl Driver {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut liveness = tokio::time::interval(liveness::CHECK_EVERY);
         liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_check = std::time::Instant::now();
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_event(event),
@@ -67,7 +68,12 @@ impl Driver {
                     Some(command) => self.on_command(command),
                     None => return,
                 },
-                _ = liveness.tick() => self.close_dead(std::time::Instant::now()),
+                _ = liveness.tick() => {
+                    let now = std::time::Instant::now();
+                    let since_last = now.saturating_duration_since(last_check);
+                    last_check = now;
+                    self.close_dead(now, since_last);
+                }
                 _ = tick.tick() => {
                     self.maintain_relays();
                     self.peers.forget_idle(std::time::Instant::now());
