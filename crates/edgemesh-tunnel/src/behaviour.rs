@@ -1,6 +1,7 @@
 //! The libp2p stack: TCP + noise (PSK in its prologue, or pnet under it) + yamux, optionally QUIC
 //! (for proven members only: [`QuicGate`]), relay v2 (client, and server on relay nodes), DCUtR
-//! hole punching, identify, ping, mDNS, and generic streams.
+//! hole punching, identify, ping (at a pace set per connection: `keepalive.rs`), mDNS, and
+//! generic streams.
 
 use std::time::Duration;
 
@@ -12,10 +13,12 @@ use libp2p::identity::Keypair;
 use libp2p::pnet::PnetConfig;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{PeerId, Swarm, Transport as _, identify, mdns, noise, ping, quic, relay, tcp, yamux};
+use libp2p::{PeerId, Swarm, Transport as _, identify, mdns, noise, quic, relay, tcp, yamux};
 
 use crate::TunnelError;
-use crate::fate::{FateMuxer, FatedYamux};
+use crate::driver::DEAD_AFTER;
+use crate::fate::{FateMuxer, FatedYamux, Fates};
+use crate::keepalive::Keepalive;
 use crate::psk::Membership;
 use crate::punch::Punch;
 use crate::quic_gate::QuicGate;
@@ -31,7 +34,7 @@ pub(crate) struct Behaviour {
     pub relay_server: Toggle<relay::Behaviour>,
     pub dcutr: Punch,
     pub identify: identify::Behaviour,
-    pub ping: ping::Behaviour,
+    pub keepalive: Keepalive,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub stream: libp2p_stream::Behaviour,
 }
@@ -51,6 +54,7 @@ pub(crate) fn build_swarm(
     keypair: Keypair,
     membership: Membership,
     options: StackOptions,
+    fates: &Fates,
 ) -> Result<Swarm<Behaviour>, TunnelError> {
     let swarm_err = |e: &dyn std::fmt::Display| TunnelError::Swarm(e.to_string());
     // Relayed connections run their own pnet and noise handshakes end to end (the noise one
@@ -60,11 +64,13 @@ pub(crate) fn build_swarm(
     let boxed = |e: noise::Error| Box::new(e) as Box<dyn std::error::Error + Send + Sync>;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        .with_other_transport(|key| tcp_transport(key, membership).map_err(boxed))
+        .with_other_transport(|key| tcp_transport(key, membership, fates.clone()).map_err(boxed))
         .map_err(|e| swarm_err(&e))?
-        .with_other_transport(|key| quic_transport(key, options.quic))
+        .with_other_transport(|key| quic_transport(key, options.quic, fates.clone()))
         .map_err(|e| swarm_err(&e))?
-        .with_other_transport(|key| secure(relay_transport, key, relayed).map_err(boxed))
+        .with_other_transport(|key| {
+            secure(relay_transport, key, relayed, fates.clone()).map_err(boxed)
+        })
         .map_err(|e| swarm_err(&e))?
         .with_behaviour(|key| {
             let peer = key.public().to_peer_id();
@@ -79,11 +85,9 @@ pub(crate) fn build_swarm(
                     IDENTIFY_PROTOCOL.into(),
                     key.public(),
                 )),
-                ping: ping::Behaviour::new(
-                    ping::Config::new()
-                        .with_interval(Duration::from_secs(5))
-                        .with_timeout(Duration::from_secs(10)),
-                ),
+                // Pings at the pace the driver sets: it declares a busy connection dead after
+                // seconds of silence (`driver/liveness.rs`).
+                keepalive: Keepalive::new(DEAD_AFTER),
                 mdns: Toggle::from(mdns_behaviour(options.mdns, peer)),
                 stream: libp2p_stream::Behaviour::new(),
             })
@@ -114,9 +118,10 @@ fn yamux_config() -> yamux::Config {
 fn tcp_transport(
     key: &Keypair,
     membership: Membership,
+    fates: Fates,
 ) -> Result<Boxed<(PeerId, StreamMuxerBox)>, noise::Error> {
     let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
-    secure(tcp, key, membership)
+    secure(tcp, key, membership, fates)
 }
 
 /// The pnet handshake (in pnet mode) before anything else, then noise and yamux: on TCP and on
@@ -126,6 +131,7 @@ fn secure<T>(
     transport: T,
     key: &Keypair,
     membership: Membership,
+    fates: Fates,
 ) -> Result<Boxed<(PeerId, StreamMuxerBox)>, noise::Error>
 where
     T: libp2p::Transport + Send + Unpin + 'static,
@@ -149,13 +155,16 @@ where
         .upgrade(Version::V1)
         .authenticate(noise)
         .multiplex(FatedYamux(yamux_config()))
-        .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+        .map(move |(peer, muxer), endpoint| {
+            fates.register(peer, endpoint.get_remote_address(), muxer.fate());
+            (peer, StreamMuxerBox::new(muxer))
+        })
         .boxed();
     Ok(transport)
 }
 
 /// QUIC v1 when `on` (libp2p's TLS 1.3 inside; membership is checked by [`QuicGate`]).
-fn quic_transport(key: &Keypair, on: bool) -> Boxed<(PeerId, StreamMuxerBox)> {
+fn quic_transport(key: &Keypair, on: bool, fates: Fates) -> Boxed<(PeerId, StreamMuxerBox)> {
     let quic = match on {
         true => {
             let mut config = quic::Config::new(key);
@@ -164,8 +173,12 @@ fn quic_transport(key: &Keypair, on: bool) -> Boxed<(PeerId, StreamMuxerBox)> {
         }
         false => OptionalTransport::none(),
     };
-    quic.map(|(peer, connection), _| (peer, StreamMuxerBox::new(FateMuxer::watching(connection))))
-        .boxed()
+    quic.map(move |(peer, connection), endpoint| {
+        let muxer = FateMuxer::watching(connection);
+        fates.register(peer, endpoint.get_remote_address(), muxer.fate());
+        (peer, StreamMuxerBox::new(muxer))
+    })
+    .boxed()
 }
 
 /// Relay limits sized for a data tunnel: the defaults (2 min, 128 KiB per circuit) would cut

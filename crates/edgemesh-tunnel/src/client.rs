@@ -156,6 +156,7 @@ async fn handshake(
         node_name: Some(node.to_owned()),
         ip: Some(target.ip().to_string()),
         port: Some(i32::from(target.port())),
+        reason: None,
     };
     let _ = me;
     wire::write_msg(stream, &connect).await.map_err(proto_err)?;
@@ -165,9 +166,15 @@ async fn handshake(
         _ => Err(TunnelError::Refused {
             node: node.to_owned(),
             target: format!("{} {target}", protocol.as_str()),
+            reason: answer.reason.unwrap_or_else(|| NO_REASON.to_owned()),
         }),
     }
 }
+
+/// A FAILED answer without a reason comes from an EdgeMesh Go agent, which refuses both a
+/// destination that is not its endpoint and one whose dial failed.
+const NO_REASON: &str = "refused, reason not given (an EdgeMesh Go agent): not a ready endpoint \
+                         on that node, or its dial failed";
 
 /// The peer of `node`: known (verified or bound), else asked of each connected relay.
 async fn resolve(shared: &Arc<Shared>, node: &str) -> Result<PeerId, TunnelError> {

@@ -50,7 +50,9 @@ pub struct TunnelConfig {
     pub node_identity: NodeIdentityConfig,
     /// Find peers of the same LAN by mDNS.
     pub mdns: bool,
-    /// This node's own addresses, reachable through the tunnel for SOCKS5-style access.
+    /// This node's own addresses: a SOCKS5 client connecting from one is a process of this
+    /// node. (What peers may dial on this node is the Node object's addresses, from the
+    /// snapshot: `policy.rs`.)
     pub own_addrs: Vec<IpAddr>,
     /// A tunnelled UDP flow with no datagram either way for this long is closed.
     pub udp_idle_timeout: Duration,

@@ -52,8 +52,14 @@ pub enum TunnelError {
     },
     #[error("opening a tunnel stream to node '{node}' failed: {reason}")]
     OpenStream { node: String, reason: String },
-    #[error("node '{node}' refused to dial {target}: not a ready endpoint on that node")]
-    Refused { node: String, target: String },
+    /// The remote agent answered FAILED: `reason` is its own (our agents send it), or says
+    /// that it gave none (EdgeMesh's Go agents).
+    #[error("node '{node}' could not dial {target}: {reason}")]
+    Refused {
+        node: String,
+        target: String,
+        reason: String,
+    },
     #[error(
         "node '{node}' already has {open} tunnel streams open from this node and none ended within {waited:?}"
     )]

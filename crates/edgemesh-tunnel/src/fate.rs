@@ -13,30 +13,108 @@
 //!
 //! QUIC streams report a lost connection as an error by themselves; they are wrapped too, so
 //! that both transports behave alike.
+//!
+//! yamux's orderly close (ours, of a connection declared dead: `driver/liveness.rs`) neither
+//! ends nor wakes the streams waiting to read or for send credit: they would wait forever. So a
+//! stream poll left pending registers its waker with the [`Fate`], which wakes them all when the
+//! connection is lost, and a pending poll on a lost connection fails with `ConnectionReset`.
 
+use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, ready};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, Waker, ready};
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use futures::{AsyncRead, AsyncWrite, FutureExt as _};
 use libp2p::core::muxing::{StreamMuxer, StreamMuxerEvent};
 use libp2p::core::upgrade::{InboundConnectionUpgrade, OutboundConnectionUpgrade, UpgradeInfo};
-use libp2p::yamux;
+use libp2p::{Multiaddr, PeerId, yamux};
 
-/// Whether a connection has been lost (shared by the connection, its socket and its streams).
-#[derive(Debug, Default)]
-pub(crate) struct Fate(AtomicBool);
+/// Whether a connection has been lost (shared by the connection, its socket and its streams),
+/// and when its socket last brought bytes.
+#[derive(Debug)]
+pub(crate) struct Fate {
+    lost: AtomicBool,
+    /// The wakers of stream polls left pending, by [`FateStream::key`] and direction.
+    waiting: Mutex<HashMap<u64, Waker>>,
+    /// The key of the next stream.
+    next_key: AtomicU64,
+    born: Instant,
+    /// When the socket under yamux last read bytes, in ms since `born`: any frame from the peer
+    /// (data, a window update, a pong) shows it alive, also when pings queue behind bulk data.
+    heard_ms: AtomicU64,
+}
+
+impl Default for Fate {
+    fn default() -> Self {
+        Fate {
+            lost: AtomicBool::new(false),
+            waiting: Mutex::default(),
+            next_key: AtomicU64::new(0),
+            born: Instant::now(),
+            heard_ms: AtomicU64::new(0),
+        }
+    }
+}
 
 impl Fate {
+    /// When the peer was last heard on this connection's socket (its opening, for QUIC).
+    pub(crate) fn heard_at(&self) -> Instant {
+        self.born + Duration::from_millis(self.heard_ms.load(Ordering::Relaxed))
+    }
+
+    fn heard(&self) {
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.heard_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
     fn lose(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.lost.store(true, Ordering::SeqCst);
+        let waiting = std::mem::take(&mut *self.waiting());
+        for waker in waiting.into_values() {
+            waker.wake();
+        }
     }
 
     fn lost(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Waker>> {
+        // A panic while holding it leaves a map of wakers, still valid.
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes `waker` when the connection is lost; whether it already is (checked after the
+    /// registration, so that a loss in between is not missed).
+    fn wake_on_loss(&self, key: u64, waker: &Waker) -> bool {
+        {
+            let mut waiting = self.waiting();
+            // The same task polls a stream over and over: keep its waker, no clone each time.
+            if !waiting.get(&key).is_some_and(|w| w.will_wake(waker)) {
+                waiting.insert(key, waker.clone());
+            }
+        }
+        self.lost()
+    }
+
+    fn forget(&self, keys: [u64; 2]) {
+        let mut waiting = self.waiting();
+        for key in keys {
+            waiting.remove(&key);
+        }
+    }
+}
+
+/// A poll of a stream that is `Pending`: stays so while the connection lives (woken on its
+/// loss), fails once it is lost.
+fn pending_unless_lost<T>(fate: &Fate, key: u64, cx: &Context<'_>) -> Poll<io::Result<T>> {
+    match fate.wake_on_loss(key, cx.waker()) {
+        true => Poll::Ready(Err(lost_error())),
+        false => Poll::Pending,
     }
 }
 
@@ -63,8 +141,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for FateSocket<S> {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let read = ready!(Pin::new(&mut self.inner).poll_read(cx, buf));
-        if matches!(read, Ok(0) | Err(_)) && !buf.is_empty() {
-            self.fate.lose();
+        match read {
+            Ok(n) if n > 0 => self.fate.heard(),
+            _ if buf.is_empty() => {}
+            _ => self.fate.lose(),
         }
         Poll::Ready(read)
     }
@@ -157,16 +237,54 @@ where
     }
 }
 
+/// The fates of connections being established, until the driver picks each up by its peer
+/// and remote address (what `SwarmEvent::ConnectionEstablished` names it by).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Fates(Arc<Mutex<FateMap>>);
+
+type FateMap = HashMap<(PeerId, Multiaddr), Weak<Fate>>;
+
+impl Fates {
+    fn map(&self) -> std::sync::MutexGuard<'_, FateMap> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A connection to `peer` at `remote` has come up with `fate`; the fates of connections
+    /// that went before the driver saw them (refused ones) are dropped.
+    pub(crate) fn register(&self, peer: PeerId, remote: &Multiaddr, fate: &Arc<Fate>) {
+        let mut map = self.map();
+        map.retain(|_, f| f.strong_count() > 0);
+        map.insert((peer, remote.clone()), Arc::downgrade(fate));
+    }
+
+    /// The fate of the connection to `peer` at `remote`, once.
+    pub(crate) fn take(&self, peer: PeerId, remote: &Multiaddr) -> Option<Arc<Fate>> {
+        self.map().remove(&(peer, remote.clone()))?.upgrade()
+    }
+}
+
+/// How long an orderly close of a connection may take before the connection is just dropped.
+/// libp2p waits for the close without a bound, and until it ends the connection stays on the
+/// peer's list (new streams may be put on it): the close of a connection whose peer went
+/// silent (`driver/liveness.rs`) with unsent data queued would wait out TCP's retransmissions.
+const CLOSE_WITHIN: Duration = Duration::from_secs(1);
+
 /// A muxer whose streams learn of the connection's loss ([`FateStream`]).
 #[derive(Debug)]
 pub(crate) struct FateMuxer<M> {
     inner: M,
     fate: Arc<Fate>,
+    /// When [`CLOSE_WITHIN`] is up, once a close has begun.
+    close_by: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<M> FateMuxer<M> {
     pub(crate) fn new(inner: M, fate: Arc<Fate>) -> Self {
-        Self { inner, fate }
+        Self {
+            inner,
+            fate,
+            close_by: None,
+        }
     }
 
     /// A muxer with its own fate (no socket under it to watch: QUIC).
@@ -174,9 +292,14 @@ impl<M> FateMuxer<M> {
         Self::new(inner, Arc::default())
     }
 
+    pub(crate) fn fate(&self) -> &Arc<Fate> {
+        &self.fate
+    }
+
     fn stream<S>(&self, inner: S) -> FateStream<S> {
         FateStream {
             inner,
+            key: self.fate.next_key.fetch_add(2, Ordering::Relaxed),
             fate: Arc::clone(&self.fate),
         }
     }
@@ -225,7 +348,19 @@ where
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let this = self.get_mut();
         this.fate.lose();
-        Pin::new(&mut this.inner).poll_close(cx)
+        if let Poll::Ready(closed) = Pin::new(&mut this.inner).poll_close(cx) {
+            return Poll::Ready(closed);
+        }
+        // Outside a tokio runtime (never in the swarm), the close is left unbounded.
+        if this.close_by.is_none() && tokio::runtime::Handle::try_current().is_ok() {
+            this.close_by = Some(Box::pin(tokio::time::sleep(CLOSE_WITHIN)));
+        }
+        let Some(deadline) = this.close_by.as_mut() else {
+            return Poll::Pending;
+        };
+        ready!(deadline.poll_unpin(cx));
+        tracing::debug!(within = ?CLOSE_WITHIN, "connection did not close in time: dropping it");
+        Poll::Ready(Ok(()))
     }
 
     fn poll(
@@ -238,11 +373,20 @@ where
     }
 }
 
-/// A stream that reads `ConnectionReset`, not its end, once its connection is lost.
+/// A stream that reads `ConnectionReset`, not its end, once its connection is lost, and whose
+/// pending reads and writes then fail too.
 #[derive(Debug)]
 pub(crate) struct FateStream<S> {
     inner: S,
     fate: Arc<Fate>,
+    /// Its wakers' keys in the fate: `key` for reads, `key + 1` for writes.
+    key: u64,
+}
+
+impl<S> Drop for FateStream<S> {
+    fn drop(&mut self) {
+        self.fate.forget([self.key, self.key + 1]);
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for FateStream<S> {
@@ -251,7 +395,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for FateStream<S> {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let read = ready!(Pin::new(&mut self.inner).poll_read(cx, buf));
+        let Poll::Ready(read) = Pin::new(&mut self.inner).poll_read(cx, buf) else {
+            return pending_unless_lost(&self.fate, self.key, cx);
+        };
         if matches!(read, Ok(0)) && !buf.is_empty() && self.fate.lost() {
             return Poll::Ready(Err(lost_error()));
         }
@@ -265,7 +411,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FateStream<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        match Pin::new(&mut self.inner).poll_write(cx, buf) {
+            Poll::Ready(written) => Poll::Ready(written),
+            Poll::Pending => pending_unless_lost(&self.fate, self.key + 1, cx),
+        }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -274,5 +423,76 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FateStream<S> {
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::task::{ArcWake, waker};
+    use std::sync::atomic::AtomicUsize;
+
+    /// A stream whose connection says nothing more, as yamux's after its orderly close.
+    struct Silent;
+
+    impl AsyncRead for Silent {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+    }
+
+    impl AsyncWrite for Silent {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[derive(Default)]
+    struct Wakes(AtomicUsize);
+
+    impl ArcWake for Wakes {
+        fn wake_by_ref(this: &Arc<Self>) {
+            this.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn pending_polls_are_woken_and_fail_when_the_connection_is_lost() {
+        let muxer = FateMuxer::watching(());
+        let mut stream = muxer.stream(Silent);
+        let wakes = Arc::new(Wakes::default());
+        let waker = waker(Arc::clone(&wakes));
+        let mut cx = Context::from_waker(&waker);
+        let mut buf = [0u8; 8];
+        assert!(
+            Pin::new(&mut stream)
+                .poll_read(&mut cx, &mut buf)
+                .is_pending()
+        );
+        assert!(Pin::new(&mut stream).poll_write(&mut cx, b"x").is_pending());
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
+        drop(muxer);
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 2, "reader and writer woken");
+        let read = Pin::new(&mut stream).poll_read(&mut cx, &mut buf);
+        assert!(matches!(read, Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset));
+        let written = Pin::new(&mut stream).poll_write(&mut cx, b"x");
+        assert!(
+            matches!(written, Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset)
+        );
+        drop(stream);
     }
 }

@@ -30,6 +30,7 @@ mod error;
 mod fate;
 mod fsutil;
 pub mod identity;
+mod keepalive;
 pub mod metrics;
 pub mod pins;
 pub mod policy;
@@ -111,7 +112,8 @@ impl Tunnel {
             mdns: config.mdns,
             quic: config.quic,
         };
-        let mut swarm = behaviour::build_swarm(keypair, membership, options)?;
+        let fates = fate::Fates::default();
+        let mut swarm = behaviour::build_swarm(keypair, membership, options, &fates)?;
         listen(&mut swarm, &config)?;
         let mut control = swarm.behaviour().stream.new_control();
         let proxy_in = control
@@ -142,7 +144,7 @@ impl Tunnel {
             identity,
         });
         tracing::info!(node = %shared.me(), peer.id = %peer_id, relay = shared.config.is_relay(), "tunnel starting");
-        let driver = driver::Driver::new(swarm, Arc::clone(&shared));
+        let driver = driver::Driver::new(swarm, Arc::clone(&shared), fates);
         let tasks = vec![
             tokio::spawn(driver.run(command_rx)),
             tokio::spawn(server::serve(Arc::clone(&shared), proxy_in)),

@@ -2,7 +2,9 @@
 //!
 //! A CONNECT is honoured only for a ready endpoint (backend) of a Service in *this* node's
 //! snapshot that lives on *this* node, with the matching protocol; or, for SOCKS5-style access
-//! to the node itself, a TCP port on one of this node's own addresses.
+//! to the node itself, a TCP port on one of the addresses of this node's Node object, as the
+//! current snapshot has them (so a change of them applies at once). Not on any other address of
+//! the host: a CNI bridge's gateway, a docker0, a VPN's are neither (issue #17, item 7).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -51,7 +53,7 @@ impl WireProtocol {
 pub enum Verdict {
     /// A ready endpoint of a service, on this node.
     Endpoint,
-    /// A TCP port on this node's own address (SOCKS5 access by node name).
+    /// A TCP port on an address of this node's Node object (SOCKS5 access by node name).
     NodeAddress,
     RefusedNotAnEndpoint,
     RefusedOtherNode,
@@ -61,13 +63,21 @@ impl Verdict {
     pub fn allowed(self) -> bool {
         matches!(self, Verdict::Endpoint | Verdict::NodeAddress)
     }
+
+    /// Why a refused destination was refused, for the client ("… is {refusal}").
+    pub fn refusal(self) -> &'static str {
+        match self {
+            Verdict::Endpoint | Verdict::NodeAddress => "allowed",
+            Verdict::RefusedNotAnEndpoint => "not a ready endpoint of this node",
+            Verdict::RefusedOtherNode => "an endpoint of another node",
+        }
+    }
 }
 
 /// Decides whether `me` may dial `target` over `protocol` for a remote agent.
 pub fn check_destination(
     snapshot: &Snapshot,
     me: &str,
-    own_addrs: &[IpAddr],
     protocol: WireProtocol,
     target: SocketAddr,
 ) -> Verdict {
@@ -85,8 +95,7 @@ pub fn check_destination(
             _ => elsewhere = true,
         }
     }
-    let own = own_addrs.contains(&target.ip()) || node_has_addr(snapshot, me, target.ip());
-    if protocol == WireProtocol::Tcp && own {
+    if protocol == WireProtocol::Tcp && node_has_addr(snapshot, me, target.ip()) {
         return Verdict::NodeAddress;
     }
     if elsewhere {
@@ -106,7 +115,7 @@ fn node_has_addr(snapshot: &Snapshot, me: &str, ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot_file::{AllowedEndpoint, snapshot_from_endpoints};
+    use crate::snapshot_file::{AllowedEndpoint, snapshot_from_endpoints, with_nodes};
 
     fn ep(proto: Protocol, addr: &str, node: &str) -> AllowedEndpoint {
         AllowedEndpoint {
@@ -123,7 +132,7 @@ mod tests {
             ep(Protocol::Udp, "10.244.1.5:53", "me"),
             ep(Protocol::Tcp, "10.244.2.7:8080", "other"),
         ]);
-        let own: [IpAddr; 1] = ["192.0.2.10".parse().unwrap()];
+        let snap = with_nodes(snap, &node("192.0.2.10"));
         use Verdict::*;
         use WireProtocol::*;
         let cases = [
@@ -140,9 +149,33 @@ mod tests {
             (Tcp, "127.0.0.1:8080", RefusedNotAnEndpoint),
         ];
         for (proto, target, want) in cases {
-            let got = check_destination(&snap, "me", &own, proto, target.parse().unwrap());
+            let got = check_destination(&snap, "me", proto, target.parse().unwrap());
             assert_eq!(got, want, "{proto:?} {target}");
         }
+    }
+
+    fn node(ip: &str) -> [(String, IpAddr); 1] {
+        [("me".to_owned(), ip.parse().unwrap())]
+    }
+
+    /// Only the Node object's addresses, as the current snapshot has them: a host address that
+    /// is not one (a CNI bridge's gateway) is refused, and a changed Node address applies with
+    /// the next snapshot.
+    #[test]
+    fn node_addresses_come_from_the_node_object_as_it_is_now() {
+        let tcp = |snap: &Snapshot, target: &str| {
+            check_destination(snap, "me", WireProtocol::Tcp, target.parse().unwrap())
+        };
+        let before = with_nodes(Snapshot::default(), &node("192.0.2.10"));
+        assert_eq!(tcp(&before, "192.0.2.10:22"), Verdict::NodeAddress);
+        assert_eq!(
+            tcp(&before, "10.244.2.1:22"),
+            Verdict::RefusedNotAnEndpoint,
+            "a CNI bridge gateway is not the node"
+        );
+        let after = with_nodes(Snapshot::default(), &node("192.0.2.20"));
+        assert_eq!(tcp(&after, "192.0.2.10:22"), Verdict::RefusedNotAnEndpoint);
+        assert_eq!(tcp(&after, "192.0.2.20:22"), Verdict::NodeAddress);
     }
 
     #[test]

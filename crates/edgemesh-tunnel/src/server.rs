@@ -64,18 +64,14 @@ async fn handle(shared: Arc<Shared>, peer: PeerId, mut stream: Stream) {
     };
     let snapshot = shared.snapshot.load();
     let cfg = &shared.config;
-    let verdict = check_destination(
-        &snapshot,
-        &cfg.node_name,
-        &cfg.own_addrs,
-        request.protocol,
-        request.target,
-    );
+    let verdict = check_destination(&snapshot, &cfg.node_name, request.protocol, request.target);
     if !verdict.allowed() {
         let reason = format!(
-            "{} {} refused: {verdict:?}",
+            "{} {} is {} (refused by node {})",
             request.protocol.as_str(),
-            request.target
+            request.target,
+            verdict.refusal(),
+            cfg.node_name
         );
         return refuse(stream, peer, &reason).await;
     }
@@ -87,8 +83,19 @@ async fn handle(shared: Arc<Shared>, peer: PeerId, mut stream: Stream) {
                 edgemesh_host::connect(&*cfg.sockets, request.target),
             )
             .await;
-            let Ok(Ok(upstream)) = dialed else {
-                return refuse(stream, peer, &format!("dial {} failed", request.target)).await;
+            let upstream = match dialed {
+                Ok(Ok(upstream)) => upstream,
+                Ok(Err(error)) => {
+                    let reason = dial_failure(&error, request.target, &cfg.node_name);
+                    return refuse(stream, peer, &reason).await;
+                }
+                Err(_) => {
+                    let reason = format!(
+                        "no answer from {} within {:?} on node {}",
+                        request.target, cfg.dial_timeout, cfg.node_name
+                    );
+                    return refuse(stream, peer, &reason).await;
+                }
             };
             let _ = upstream.set_nodelay(true);
             if wire::write_msg(&mut stream, &Proxy::answer(MsgType::Success))
@@ -111,13 +118,15 @@ async fn handle(shared: Arc<Shared>, peer: PeerId, mut stream: Stream) {
             }
         }
         _ => {
-            let Ok(socket) = udp_socket(&*cfg.sockets, request.target) else {
-                return refuse(
-                    stream,
-                    peer,
-                    &format!("UDP socket to {} failed", request.target),
-                )
-                .await;
+            let socket = match udp_socket(&*cfg.sockets, request.target) {
+                Ok(socket) => socket,
+                Err(error) => {
+                    let reason = format!(
+                        "UDP socket to {} failed on node {}: {error}",
+                        request.target, cfg.node_name
+                    );
+                    return refuse(stream, peer, &reason).await;
+                }
             };
             if wire::write_msg(&mut stream, &Proxy::answer(MsgType::Success))
                 .await
@@ -139,7 +148,19 @@ fn udp_socket(sockets: &dyn SocketFactory, target: SocketAddr) -> std::io::Resul
     sockets.udp_connect(target)
 }
 
+/// What the client is told when the dial to `target` failed: the kernel's words, as
+/// `connect(2)` would have said them to the client had it dialled itself.
+fn dial_failure(error: &std::io::Error, target: SocketAddr, node: &str) -> String {
+    match error.kind() {
+        std::io::ErrorKind::ConnectionRefused => {
+            format!("connection refused by {target} on node {node}")
+        }
+        _ => format!("dial {target} failed on node {node}: {error}"),
+    }
+}
+
+/// Answers FAILED with `reason` (our agents show it to the client; Go agents ignore it).
 async fn refuse(mut stream: Stream, peer: PeerId, reason: &str) {
     tracing::warn!(peer.id = %peer, %reason, "tunnel request refused");
-    let _ = wire::write_msg(&mut stream, &Proxy::answer(MsgType::Failed)).await;
+    let _ = wire::write_msg(&mut stream, &Proxy::failed(reason)).await;
 }

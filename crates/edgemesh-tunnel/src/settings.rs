@@ -202,7 +202,8 @@ pub fn start(
     config.quic = settings.quic;
     config.pins_path = Some(settings.state_dir.join("tunnel-pins.json"));
     config.node_identity = settings.node_identity.clone();
-    // SOCKS5 clients reach this node's own addresses through the tunnel, and only those.
+    // Who counts as this node's own process for SOCKS5 (peers may dial only the Node object's
+    // addresses and endpoints, from the snapshot).
     config.own_addrs = own_addresses();
     let tunnel = Tunnel::start(config, cell).map_err(|error| TunnelError::Start {
         error: Box::new(error),

@@ -23,7 +23,7 @@ pub enum MsgType {
     Failed = 2,
 }
 
-/// `proxy.Proxy` (proto2).
+/// `proxy.Proxy` (proto2), plus one extension field EdgeMesh ignores as unknown.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Proxy {
     #[prost(enumeration = "MsgType", optional, tag = "1")]
@@ -36,7 +36,14 @@ pub struct Proxy {
     pub ip: Option<String>,
     #[prost(int32, optional, tag = "5")]
     pub port: Option<i32>,
+    /// Extension: in a FAILED answer, why the node did not dial (its dial error, or the policy
+    /// refusal). EdgeMesh's Go agents neither send nor read it (proto2 skips unknown fields).
+    #[prost(string, optional, tag = "100")]
+    pub reason: Option<String>,
 }
+
+/// Longest [`Proxy::reason`] sent: the whole answer stays far below [`MAX_MESSAGE`].
+pub const MAX_REASON: usize = 512;
 
 /// `discovery.Discovery` (proto2), plus one extension field EdgeMesh ignores as unknown.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -65,6 +72,18 @@ impl Proxy {
         Proxy {
             r#type: Some(kind as i32),
             ..Proxy::default()
+        }
+    }
+
+    /// A FAILED answer saying why (cut to [`MAX_REASON`] bytes, at a character boundary).
+    pub fn failed(reason: &str) -> Proxy {
+        let mut end = reason.len().min(MAX_REASON);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        Proxy {
+            reason: Some(reason[..end].to_owned()),
+            ..Proxy::answer(MsgType::Failed)
         }
     }
 }
@@ -147,6 +166,7 @@ mod tests {
             node_name: Some("node1".into()),
             ip: Some("10.0.0.1".into()),
             port: Some(80),
+            reason: None,
         };
         let mut want = vec![0x08, 0x00, 0x12, 0x03];
         want.extend(b"tcp");
@@ -158,6 +178,27 @@ mod tests {
         let mut framed = vec![want.len() as u8];
         framed.extend(&want);
         assert_eq!(msg.encode_length_delimited_to_vec(), framed);
+    }
+
+    /// A FAILED answer with a reason, as a Go agent reads it: field 1 = 2, then field 100 (tag
+    /// bytes 0xa2 0x06, length-delimited), which proto2 decoders skip as unknown.
+    #[test]
+    fn a_reason_is_an_extension_field_after_edgemesh_fields() {
+        let bytes = Proxy::failed("refused").encode_to_vec();
+        let mut want = vec![0x08, 0x02, 0xa2, 0x06, 0x07];
+        want.extend(b"refused");
+        assert_eq!(bytes, want);
+        // And an answer without it (a Go agent's) decodes with no reason.
+        let go = Proxy::decode(&[0x08u8, 0x02][..]).unwrap();
+        assert_eq!((go.kind(), go.reason), (Some(MsgType::Failed), None));
+    }
+
+    #[test]
+    fn a_long_reason_is_cut_at_a_char_boundary() {
+        let long = "é".repeat(MAX_REASON);
+        let reason = Proxy::failed(&long).reason.unwrap();
+        assert!(reason.len() <= MAX_REASON && reason.len() >= MAX_REASON - 1);
+        assert!(Proxy::failed(&long).encode_length_delimited_to_vec().len() <= MAX_MESSAGE);
     }
 
     #[test]
@@ -176,7 +217,7 @@ mod tests {
     proptest! {
         #[test]
         fn proxy_round_trips(kind in 0i32..3, proto in "[a-z]{0,8}", node in ".{0,40}", ip in "[0-9.]{0,15}", port in any::<i32>()) {
-            let msg = Proxy { r#type: Some(kind), protocol: Some(proto), node_name: Some(node), ip: Some(ip), port: Some(port) };
+            let msg = Proxy { r#type: Some(kind), protocol: Some(proto), node_name: Some(node), ip: Some(ip), port: Some(port), reason: None };
             let mut buf = Vec::new();
             block_on(write_msg(&mut buf, &msg)).unwrap();
             let back: Proxy = block_on(read_msg(&mut buf.as_slice())).unwrap();

@@ -240,6 +240,7 @@ impl Frame {
             node_name: self.opt("node_name", &self.node_name),
             ip: self.opt("ip", &self.ip),
             port: self.opt("port", &self.port),
+            reason: None,
         }
     }
 
@@ -302,6 +303,19 @@ fn go_proxy_frames_decode_and_encode_to_the_same_bytes() {
     assert_eq!(
         written(&Proxy::answer(MsgType::Failed)).unwrap(),
         failed.bytes_hex
+    );
+    // Ours carries its reason after Go's fields, in extension field 100, which Go's decoder
+    // skips; Go's FAILED reads as one without a reason.
+    let with_reason = written(&Proxy::failed("dial failed")).unwrap();
+    // (Both lengths fit one varint byte: two hex digits.)
+    assert!(
+        with_reason[2..].starts_with(&failed.bytes_hex[2..]),
+        "Go's fields first, unchanged: {with_reason}"
+    );
+    let (go_failed, _): (Proxy, _) = read_then_payload(&unhex(&failed.bytes_hex)).unwrap();
+    assert_eq!(
+        (go_failed.kind(), go_failed.reason),
+        (Some(MsgType::Failed), None)
     );
     // Go's server echoes the whole CONNECT with type SUCCESS: our client sees SUCCESS.
     let (echo, _): (Proxy, _) =

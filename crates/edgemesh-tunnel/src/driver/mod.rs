@@ -11,22 +11,25 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use libp2p::core::ConnectedPoint;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{PeerId, Swarm, dcutr, identify, mdns, ping, relay};
+use libp2p::{PeerId, Swarm, dcutr, identify, mdns, relay};
 use tokio::sync::mpsc;
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::command::{Command, ConnSummary};
 use crate::discovery;
+use crate::fate::Fates;
 use crate::shared::Shared;
 use crate::stats::{PathKind, TransportKind};
 
 mod connect;
 mod lan;
+mod liveness;
 mod paths;
 mod peer;
 mod quic;
 mod relays;
 
+pub(crate) use liveness::DEAD_AFTER;
 use peer::{Conn, Peers};
 use quic::QUIC_RETRIES;
 use relays::RelaySlot;
@@ -36,15 +39,18 @@ pub(crate) struct Driver {
     shared: Arc<Shared>,
     relays: Vec<RelaySlot>,
     peers: Peers,
+    /// The fates of new connections, filled by the transports (`liveness.rs` reads them).
+    fates: Fates,
 }
 
 impl Driver {
-    pub(crate) fn new(swarm: Swarm<Behaviour>, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(swarm: Swarm<Behaviour>, shared: Arc<Shared>, fates: Fates) -> Self {
         let mut driver = Driver {
             swarm,
             relays: Vec::new(),
             peers: Peers::default(),
             shared,
+            fates,
         };
         driver.set_relays(driver.shared.config.relays.clone());
         driver
@@ -52,6 +58,9 @@ impl Driver {
 
     pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut liveness = tokio::time::interval(liveness::CHECK_EVERY);
+        liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_check = std::time::Instant::now();
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_event(event),
@@ -59,6 +68,12 @@ impl Driver {
                     Some(command) => self.on_command(command),
                     None => return,
                 },
+                _ = liveness.tick() => {
+                    let now = std::time::Instant::now();
+                    let since_last = now.saturating_duration_since(last_check);
+                    last_check = now;
+                    self.close_dead(now, since_last);
+                }
                 _ = tick.tick() => {
                     self.maintain_relays();
                     self.peers.forget_idle(std::time::Instant::now());
@@ -178,10 +193,12 @@ impl Driver {
     ) {
         let relayed = endpoint.is_relayed();
         let path = self.path_of(peer, relayed);
-        let conn = Conn {
-            remote: endpoint.get_remote_address().clone(),
-            path,
-        };
+        let remote = endpoint.get_remote_address();
+        let mut conn = Conn::new(remote.clone(), path);
+        conn.liveness.fate = self.fates.take(peer, remote);
+        if conn.liveness.fate.is_none() {
+            tracing::debug!(peer.id = %peer, peer.addr = %remote, "connection without a registered fate: pings alone judge it");
+        }
         let transport = conn.transport();
         tracing::info!(peer.id = %peer, peer.addr = %conn.remote, ?path, ?transport, "connection established");
         let rank = conn.rank(self.is_relay_link(peer));
@@ -243,25 +260,7 @@ impl Driver {
                     self.peers.expired(peer, &addr);
                 }
             }
-            BehaviourEvent::Ping(ping::Event {
-                peer,
-                result: Ok(rtt),
-                ..
-            }) => {
-                if let Some(links) = self.peers.get_mut(&peer).and_then(|s| s.links_mut()) {
-                    links.rtt = Some(rtt);
-                }
-            }
-            BehaviourEvent::Ping(ping::Event {
-                peer,
-                connection,
-                result: Err(error),
-            }) => {
-                // A peer (or relay) that vanished without closing its sockets: give up on this
-                // connection so that the next stream takes another path (another relay).
-                tracing::warn!(peer.id = %peer, %error, "peer does not answer pings: closing this connection");
-                self.swarm.close_connection(connection);
-            }
+            BehaviourEvent::Keepalive(event) => self.on_ping(event),
             BehaviourEvent::Identify(identify::Event::Received { info, .. }) => {
                 self.swarm
                     .behaviour_mut()

@@ -9,12 +9,15 @@
 //! ([`Peers::forget_if_idle`], and [`Peers::forget_idle`] on the tick).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId};
 
 use crate::command::Waiter;
+use crate::fate::Fate;
+use crate::keepalive::Pace;
 use crate::stats::PathKind;
 
 /// One open connection to a peer.
@@ -22,6 +25,55 @@ use crate::stats::PathKind;
 pub(super) struct Conn {
     pub remote: Multiaddr,
     pub path: PathKind,
+    /// Whether its peer is still there (`liveness.rs`).
+    pub liveness: Liveness,
+}
+
+impl Conn {
+    pub fn new(remote: Multiaddr, path: PathKind) -> Self {
+        Conn {
+            remote,
+            path,
+            liveness: Liveness::new(Instant::now()),
+        }
+    }
+}
+
+/// What the dead-path check knows of one connection.
+#[derive(Debug)]
+pub(super) struct Liveness {
+    /// When it last showed its peer alive by a ping answered (or its opening).
+    pub alive_at: Instant,
+    /// When its socket last brought bytes ([`Fate::heard_at`]); none when the transport did
+    /// not register it.
+    pub fate: Option<Arc<Fate>>,
+    /// False once the peer said it does not speak ping: then only its end closes it.
+    pub answers_pings: bool,
+    /// How often it is pinged now, and since when.
+    pub pace: Pace,
+    pub pace_since: Instant,
+    /// Declared dead and being closed: not declared again.
+    pub dead: bool,
+}
+
+impl Liveness {
+    pub fn new(now: Instant) -> Self {
+        Liveness {
+            alive_at: now,
+            fate: None,
+            answers_pings: true,
+            // As a new connection's pings start (`keepalive.rs`).
+            pace: Pace::Fast,
+            pace_since: now,
+            dead: false,
+        }
+    }
+
+    /// When the peer last showed itself alive on this connection.
+    pub fn last_sign(&self) -> Instant {
+        let heard = self.fate.as_ref().map(|f| f.heard_at());
+        heard.map_or(self.alive_at, |h| h.max(self.alive_at))
+    }
 }
 
 /// Everything the driver holds about one peer.

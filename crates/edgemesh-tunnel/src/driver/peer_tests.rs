@@ -12,10 +12,7 @@ fn a_peer() -> PeerId {
 }
 
 fn conn(addr: &str, path: PathKind) -> Conn {
-    Conn {
-        remote: addr.parse().expect("address"),
-        path,
-    }
+    Conn::new(addr.parse().expect("address"), path)
 }
 
 #[test]

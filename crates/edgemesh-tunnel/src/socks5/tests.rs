@@ -166,6 +166,7 @@ fn errors_map_to_socks_replies() {
     let refused = TunnelError::Refused {
         node: "n".into(),
         target: "tcp 192.0.2.1:22".into(),
+        reason: "connection refused by 192.0.2.1:22 on node n".into(),
     };
     assert_eq!(reply_for(&refused), Reply::ConnectionRefused);
     assert_eq!(

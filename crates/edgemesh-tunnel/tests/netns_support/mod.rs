@@ -207,14 +207,7 @@ fn home_router_firewall(router: &Router) -> Result<()> {
         "table inet home_fw {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    iifname \"{}\" ct state new drop\n  }}\n}}\n",
         router.wan_if
     );
-    let dir = tempfile::tempdir()?;
-    let path = dir.path().join("fw.nft");
-    std::fs::write(&path, rules)?;
-    router
-        .host
-        .exec_ok("nft", &["-f", &path.to_string_lossy()])
-        .context("home router firewall")?;
-    Ok(())
+    nft_load(&router.host, &rules).context("home router firewall")
 }
 
 /// Makes `router` drop what it forwards to `ip` (no direct path there) until [`unblock`].
@@ -222,14 +215,7 @@ pub fn block_forwarding_to(router: &Router, ip: &str) -> Result<()> {
     let rules = format!(
         "table inet test_block {{\n  chain block_forward {{\n    type filter hook forward priority 0; policy accept;\n    ip daddr {ip} drop\n  }}\n}}\n"
     );
-    let dir = tempfile::tempdir()?;
-    let path = dir.path().join("block.nft");
-    std::fs::write(&path, rules)?;
-    router
-        .host
-        .exec_ok("nft", &["-f", &path.to_string_lossy()])
-        .context("block rule")?;
-    Ok(())
+    nft_load(&router.host, &rules).context("block rule")
 }
 
 /// Removes the rule of [`block_forwarding_to`].
@@ -238,6 +224,59 @@ pub fn unblock(router: &Router) -> Result<()> {
         .host
         .exec_ok("nft", &["delete", "table", "inet", "test_block"])
         .context("unblock")?;
+    Ok(())
+}
+
+/// Makes `host` drop every packet to and from `ip`, with no RST, FIN or ICMP: a cable cut, as
+/// its sockets see it. Each cut is its own table (`test_cut_N`, N = the last octet of `ip`).
+pub fn cut_silently(host: &Netns, ip: &str) -> Result<()> {
+    let table = cut_table(ip);
+    let rules = format!(
+        "table inet {table} {{\n  chain cut_in {{\n    type filter hook input priority -10; policy accept;\n    ip saddr {ip} drop\n  }}\n  chain cut_out {{\n    type filter hook output priority -10; policy accept;\n    ip daddr {ip} drop\n  }}\n}}\n"
+    );
+    nft_load(host, &rules).context("cut rule")
+}
+
+fn cut_table(ip: &str) -> String {
+    format!("test_cut_{}", ip.rsplit('.').next().unwrap_or("x"))
+}
+
+/// Counts, inside `host`, the TCP packets it receives from `ip` ([`packets_from`] reads it).
+pub fn count_packets_from(host: &Netns, ip: &str) -> Result<()> {
+    let rules = format!(
+        "table inet test_count {{\n  chain count_in {{\n    type filter hook input priority -20; policy accept;\n    ip saddr {ip} meta l4proto tcp counter\n  }}\n}}\n"
+    );
+    nft_load(host, &rules).context("counter rule")
+}
+
+/// The packets counted by [`count_packets_from`] so far.
+pub fn packets_from(host: &Netns) -> Result<u64> {
+    let listing = host.exec_ok("nft", &["list", "table", "inet", "test_count"])?;
+    let count = listing
+        .split_whitespace()
+        .skip_while(|w| *w != "packets")
+        .nth(1)
+        .context("no counter in the listing")?;
+    Ok(count.parse()?)
+}
+
+/// A bridge inside `host` with `gateway` on it, as a CNI plugin makes (`cni0`).
+pub fn cni_bridge(host: &Netns, gateway: &str) -> Result<()> {
+    host.exec_ok("ip", &["link", "add", "cni0", "type", "bridge"])?;
+    host.exec_ok(
+        "ip",
+        &["addr", "add", &format!("{gateway}/24"), "dev", "cni0"],
+    )?;
+    host.exec_ok("ip", &["link", "set", "cni0", "up"])?;
+    Ok(())
+}
+
+/// Loads the nftables `rules` inside `host`.
+fn nft_load(host: &Netns, rules: &str) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("rules.nft");
+    std::fs::write(&path, rules)?;
+    host.exec_ok("nft", &["-f", &path.to_string_lossy()])?;
     Ok(())
 }
 
