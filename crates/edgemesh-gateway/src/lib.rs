@@ -23,7 +23,6 @@ pub mod sni;
 pub mod table;
 pub mod tcp;
 pub mod tls;
-pub mod workers;
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,6 @@
-//! Listening sockets for every (address, port) of the route table — one per worker thread
-//! ([`crate::workers`]) — opened and closed as the table and the chosen addresses change; each
-//! accepted connection is served on its worker, as its port's mode says at that moment.
+//! One listening socket per (address, port) of the route table, opened and closed as the table
+//! and the chosen addresses change; each accepted connection is served as its port's mode says
+//! at that moment.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -14,7 +14,6 @@ use crate::Shared;
 use crate::http::{self, Downstream};
 use crate::table::PortMode;
 use crate::tcp;
-use crate::workers::Workers;
 
 /// How long a client may take to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -22,9 +21,7 @@ const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 /// The open sockets, by address.
 #[derive(Debug, Default)]
 pub struct Listeners {
-    workers: Workers,
-    /// Each address's accept loops, one per worker.
-    open: BTreeMap<SocketAddr, Vec<JoinHandle<()>>>,
+    open: BTreeMap<SocketAddr, JoinHandle<()>>,
     /// Sockets that could not be opened, with why (shown in `/debug/routes`).
     pub failed: BTreeMap<SocketAddr, String>,
 }
@@ -37,10 +34,10 @@ impl Listeners {
             .iter()
             .flat_map(|ip| ports.iter().map(|port| SocketAddr::new(*ip, *port)))
             .collect();
-        self.open.retain(|addr, tasks| {
+        self.open.retain(|addr, task| {
             let keep = wanted.contains(addr);
             if !keep {
-                tasks.iter().for_each(JoinHandle::abort);
+                task.abort();
                 tracing::info!(%addr, "gateway stopped listening");
             }
             keep
@@ -50,11 +47,12 @@ impl Listeners {
             if self.open.contains_key(&addr) {
                 continue;
             }
-            match listen_on_workers(&self.workers, addr, shared) {
-                Ok(tasks) => {
-                    tracing::info!(%addr, workers = tasks.len(), "gateway listening");
+            match bind(addr) {
+                Ok(listener) => {
+                    tracing::info!(%addr, "gateway listening");
                     self.failed.remove(&addr);
-                    self.open.insert(addr, tasks);
+                    let task = tokio::spawn(accept_loop(listener, addr.port(), Arc::clone(shared)));
+                    self.open.insert(addr, task);
                 }
                 Err(error) => {
                     if !self.failed.contains_key(&addr) {
@@ -73,32 +71,10 @@ impl Listeners {
 
 impl Drop for Listeners {
     fn drop(&mut self) {
-        self.open.values().flatten().for_each(JoinHandle::abort);
+        for task in self.open.values() {
+            task.abort();
+        }
     }
-}
-
-/// One socket on `addr` per worker, each accepting on its worker; all or none.
-fn listen_on_workers(
-    workers: &Workers,
-    addr: SocketAddr,
-    shared: &Arc<Shared>,
-) -> Result<Vec<JoinHandle<()>>, String> {
-    let handles = workers.handles()?;
-    let listeners = handles
-        .iter()
-        .map(|handle| {
-            // A tokio socket belongs to the runtime it is made in: this worker's.
-            let _inside = handle.enter();
-            bind(addr).map_err(|e| e.to_string())
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(handles
-        .iter()
-        .zip(listeners)
-        .map(|(handle, listener)| {
-            handle.spawn(accept_loop(listener, addr.port(), Arc::clone(shared)))
-        })
-        .collect())
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -107,8 +83,6 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
     socket.set_reuseaddr(true)?;
-    // Every worker's socket on the same address: the kernel spreads connections over them.
-    socket.set_reuseport(true)?;
     socket.set_nodelay(true)?;
     socket.bind(addr)?;
     socket.listen(1024)
