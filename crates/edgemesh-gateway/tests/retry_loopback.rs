@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -15,35 +14,19 @@ use common::*;
 use edgemesh_model::ingress::RetriesSpec;
 use edgemesh_model::{Catalog, Resource, SourceId};
 use http_body_util::{BodyExt as _, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 
 /// An HTTP/1.1 backend answering every request with `status` and `name <request body>`,
 /// after `delay`.
 async fn echo_backend(addr: SocketAddr, name: &'static str, status: u16, delay: Duration) {
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let service = service_fn(
-                    move |request: hyper::Request<hyper::body::Incoming>| async move {
-                        let body = request.into_body().collect().await.unwrap().to_bytes();
-                        tokio::time::sleep(delay).await;
-                        let text = format!("{name} {}", String::from_utf8_lossy(&body));
-                        let mut response = hyper::Response::new(Full::new(Bytes::from(text)));
-                        *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
-                        Ok::<_, Infallible>(response)
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    serve_http(addr, move |request| async move {
+        let body = request.into_body().collect().await.unwrap().to_bytes();
+        tokio::time::sleep(delay).await;
+        let text = format!("{name} {}", String::from_utf8_lossy(&body));
+        let mut response = hyper::Response::new(Full::new(Bytes::from(text)));
+        *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+        response
+    })
+    .await;
 }
 
 /// `count` curl POSTs of `hello` to `url` (`extra` arguments added): their status codes

@@ -25,30 +25,43 @@ use tokio::sync::watch;
 
 /// An HTTP/1.1 and h2c backend at `addr` answering `name path host version` for every request.
 pub async fn backend(addr: SocketAddr, name: &'static str) {
+    serve_http(addr, move |request| async move {
+        let host = request
+            .headers()
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let host = request.uri().authority().map_or(host, |a| a.to_string());
+        let body = format!(
+            "{name} {} {host} {:?}\n",
+            request.uri().path(),
+            request.version()
+        );
+        hyper::Response::new(Full::new(Bytes::from(body)))
+    })
+    .await;
+}
+
+/// Serves HTTP/1.1 and h2c on `addr` (bound before this returns), every request answered by
+/// `answer`, until the test's runtime ends.
+pub async fn serve_http<F, Fut>(addr: SocketAddr, answer: F)
+where
+    F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = hyper::Response<Full<Bytes>>> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
+            let answer = answer.clone();
             tokio::spawn(async move {
-                let service = service_fn(
-                    move |request: hyper::Request<hyper::body::Incoming>| async move {
-                        let host = request
-                            .headers()
-                            .get("host")
-                            .and_then(|h| h.to_str().ok())
-                            .unwrap_or("")
-                            .to_string();
-                        let host = request.uri().authority().map_or(host, |a| a.to_string());
-                        let body = format!(
-                            "{name} {} {host} {:?}\n",
-                            request.uri().path(),
-                            request.version()
-                        );
-                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(body))))
-                    },
-                );
+                let service = service_fn(move |request| {
+                    let answering = answer(request);
+                    async move { Ok::<_, Infallible>(answering.await) }
+                });
                 let _ = hyper_util::server::conn::auto::Builder::new(
                     hyper_util::rt::TokioExecutor::new(),
                 )
