@@ -159,6 +159,61 @@ fn netns_tunnel_paths_cone_nat() -> Result<()> {
     Ok(())
 }
 
+/// The nodes of the two-relay tests, by index in `World::procs`.
+struct RelayedPair {
+    cloud: usize,
+    cloud2: usize,
+    a1: usize,
+    /// a1's `--peers-out` file (its `/debug/peers`).
+    peers_out: std::path::PathBuf,
+}
+
+/// Relays cloud and cloud2, b1 serving an echo endpoint at 198.51.100.10:8080, a1 forwarding
+/// 127.0.0.1:7002 to it, every node with `mode` (e.g. `--pnet`) before its relay flags; returns
+/// once b1 and a1 hold reservations on both relays and a1 reaches b1 through one of them.
+fn relayed_pair(w: &mut World, h: &Hosts, mode: &[&str]) -> Result<RelayedPair> {
+    let psk = w.file("psk", "mesh-secret")?;
+    w.python(&h.b1, ECHO_TCP, "198.51.100.10", 8080)?;
+    let ep_b1 = w.file(
+        "b1.json",
+        &endpoints("b1", &[("TCP", "198.51.100.10:8080")]),
+    )?;
+    let relay_flags = [
+        "--relay",
+        "cloud=203.0.113.10",
+        "--relay",
+        "cloud2=203.0.113.11",
+    ];
+    let relays = [mode, &relay_flags].concat();
+    let cloud = w.node(&h.cloud, "cloud", &psk, &relays)?;
+    let cloud2 = w.node(&h.cloud2, "cloud2", &psk, &relays)?;
+    let b1 = w.node_serving(&h.b1, "b1", &psk, &relays, &ep_b1)?;
+    let reserved = |w: &World, node: usize| {
+        wait_log_count(
+            &w.procs[node],
+            "relay reservation accepted",
+            2,
+            Duration::from_secs(20),
+        )
+    };
+    reserved(w, b1)?;
+    let peers_out = w.dir.path().join("a1-peers.json");
+    let peers_arg = peers_out.to_string_lossy().into_owned();
+    let forward = ["--forward", "127.0.0.1:7002=b1/198.51.100.10:8080"];
+    let a1_args = [&relays[..], &forward, &["--peers-out", &peers_arg]].concat();
+    let a1 = w.node(&h.a1, "a1", &psk, &a1_args)?;
+    reserved(w, a1)?;
+    eventually("a1 → b1 through a relay", Duration::from_secs(30), || {
+        tcp_echo(&h.a1, "127.0.0.1:7002", b"hello b1")
+    })?;
+    Ok(RelayedPair {
+        cloud,
+        cloud2,
+        a1,
+        peers_out,
+    })
+}
+
 /// Two relays, symmetric NAT (`--random-fully`) on both routers, PSK in pnet mode: LAN A → LAN B
 /// works and stays relayed; SIGKILL the relay carrying the path and traffic recovers through the
 /// other one.
@@ -167,45 +222,15 @@ fn netns_tunnel_relay_failover_symmetric_nat() -> Result<()> {
     /// The time within which a cross-LAN path must recover after its relay dies.
     const RECOVERY: Duration = Duration::from_secs(5);
     require_root();
-    let (mut w, h) = World::build("tf", Nat::MasqueradeFullyRandom)?;
-    let psk = w.file("psk", "mesh-secret")?;
-    w.python(&h.b1, ECHO_TCP, "198.51.100.10", 8080)?;
-    let ep_b1 = w.file(
-        "b1.json",
-        &endpoints("b1", &[("TCP", "198.51.100.10:8080")]),
-    )?;
     // Every node of this test applies the PSK as EdgeMesh's Go agents do (pnet), so the
     // compatible mode is covered through relaying and failover; the other tests use the default.
-    let relays = [
-        "--pnet",
-        "--relay",
-        "cloud=203.0.113.10",
-        "--relay",
-        "cloud2=203.0.113.11",
-    ];
-    let cloud = w.node(&h.cloud, "cloud", &psk, &relays)?;
-    let cloud2 = w.node(&h.cloud2, "cloud2", &psk, &relays)?;
-    let b1 = w.node_serving(&h.b1, "b1", &psk, &relays, &ep_b1)?;
-    wait_log_count(
-        &w.procs[b1],
-        "relay reservation accepted",
-        2,
-        Duration::from_secs(20),
-    )?;
-    let peers_out = w.dir.path().join("a1-peers.json");
-    let peers_arg = peers_out.to_string_lossy().into_owned();
-    let forward = ["--forward", "127.0.0.1:7002=b1/198.51.100.10:8080"];
-    let a1_args = [&relays[..], &forward, &["--peers-out", &peers_arg]].concat();
-    let a1 = w.node(&h.a1, "a1", &psk, &a1_args)?;
-    wait_log_count(
-        &w.procs[a1],
-        "relay reservation accepted",
-        2,
-        Duration::from_secs(20),
-    )?;
-    eventually("a1 → b1 through a relay", Duration::from_secs(30), || {
-        tcp_echo(&h.a1, "127.0.0.1:7002", b"hello b1")
-    })?;
+    let (mut w, h) = World::build("tf", Nat::MasqueradeFullyRandom)?;
+    let RelayedPair {
+        cloud,
+        cloud2,
+        a1,
+        peers_out,
+    } = relayed_pair(&mut w, &h, &["--pnet"])?;
     // Give DCUtR its chance: with ports randomised on both sides it must not get through.
     std::thread::sleep(Duration::from_secs(3));
     let json = peers_json(&peers_out);
@@ -314,41 +339,7 @@ fn netns_tunnel_silent_relay_cut_fails_over() -> Result<()> {
     const DETECT: Duration = Duration::from_secs(5);
     require_root();
     let (mut w, h) = World::build("ts", Nat::MasqueradeFullyRandom)?;
-    let psk = w.file("psk", "mesh-secret")?;
-    w.python(&h.b1, ECHO_TCP, "198.51.100.10", 8080)?;
-    let ep_b1 = w.file(
-        "b1.json",
-        &endpoints("b1", &[("TCP", "198.51.100.10:8080")]),
-    )?;
-    let relays = [
-        "--relay",
-        "cloud=203.0.113.10",
-        "--relay",
-        "cloud2=203.0.113.11",
-    ];
-    w.node(&h.cloud, "cloud", &psk, &relays)?;
-    w.node(&h.cloud2, "cloud2", &psk, &relays)?;
-    let b1 = w.node_serving(&h.b1, "b1", &psk, &relays, &ep_b1)?;
-    wait_log_count(
-        &w.procs[b1],
-        "relay reservation accepted",
-        2,
-        Duration::from_secs(20),
-    )?;
-    let peers_out = w.dir.path().join("a1-peers.json");
-    let peers_arg = peers_out.to_string_lossy().into_owned();
-    let forward = ["--forward", "127.0.0.1:7002=b1/198.51.100.10:8080"];
-    let a1_args = [&relays[..], &forward, &["--peers-out", &peers_arg]].concat();
-    let a1 = w.node(&h.a1, "a1", &psk, &a1_args)?;
-    wait_log_count(
-        &w.procs[a1],
-        "relay reservation accepted",
-        2,
-        Duration::from_secs(20),
-    )?;
-    eventually("a1 → b1 through a relay", Duration::from_secs(30), || {
-        tcp_echo(&h.a1, "127.0.0.1:7002", b"hello b1")
-    })?;
+    let RelayedPair { a1, peers_out, .. } = relayed_pair(&mut w, &h, &[])?;
     std::thread::sleep(Duration::from_secs(1));
     let json = peers_json(&peers_out);
     assert_eq!(path_of(&json, "b1").as_deref(), Some("relayed"), "{json}");
