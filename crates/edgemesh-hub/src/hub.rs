@@ -224,7 +224,7 @@ impl StatusHandle {
     /// only while its cache holds something to serve.
     pub fn readiness(&self) -> Result<String, String> {
         let status = self.status();
-        readiness(status.online, &status.upstreams, status.cache.objects)
+        readiness(status.online, &status.upstreams, &status.cache)
     }
 
     /// Blocks until every cache write queued so far is on disk (call before a clean exit).
@@ -233,7 +233,11 @@ impl StatusHandle {
     }
 }
 
-fn readiness(online: bool, upstreams: &[UpstreamStatus], objects: usize) -> Result<String, String> {
+fn readiness(
+    online: bool,
+    upstreams: &[UpstreamStatus],
+    cache: &CacheStats,
+) -> Result<String, String> {
     if online {
         let healthy: Vec<&str> = upstreams
             .iter()
@@ -242,9 +246,14 @@ fn readiness(online: bool, upstreams: &[UpstreamStatus], objects: usize) -> Resu
             .collect();
         return Ok(format!("online: forwarding to {}", healthy.join(", ")));
     }
-    if objects > 0 {
+    if cache.objects > 0 {
+        let age = match cache.seconds_since_update {
+            Some(seconds) => format!("last updated from upstream {seconds} s ago"),
+            None => "loaded from disk, not updated since this hub started".to_owned(),
+        };
         return Ok(format!(
-            "offline: serving {objects} cached objects until an upstream is healthy again"
+            "offline: serving {} cached objects ({age}) until an upstream is healthy again",
+            cache.objects
         ));
     }
     Err("offline and nothing cached: no upstream is healthy and the cache is empty".into())
@@ -261,14 +270,24 @@ mod tests {
             healthy,
             consecutive_failures: 0,
         };
-        let ready = readiness(true, &[up(true)], 0).unwrap();
+        let cache = |objects, seconds_since_update| CacheStats {
+            objects,
+            seconds_since_update,
+            ..CacheStats::default()
+        };
+        let ready = readiness(true, &[up(true)], &cache(0, None)).unwrap();
         assert!(
             ready.contains("online: forwarding to https://cloud:6443"),
             "{ready}"
         );
-        let cached = readiness(false, &[up(false)], 12).unwrap();
-        assert!(cached.contains("serving 12 cached objects"), "{cached}");
-        let err = readiness(false, &[up(false)], 0).unwrap_err();
+        let cached = readiness(false, &[up(false)], &cache(12, Some(42))).unwrap();
+        assert!(
+            cached.contains("serving 12 cached objects (last updated from upstream 42 s ago)"),
+            "{cached}"
+        );
+        let loaded = readiness(false, &[up(false)], &cache(3, None)).unwrap();
+        assert!(loaded.contains("loaded from disk"), "{loaded}");
+        let err = readiness(false, &[up(false)], &cache(0, None)).unwrap_err();
         assert!(err.contains("nothing cached"), "{err}");
     }
 }

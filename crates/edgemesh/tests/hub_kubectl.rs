@@ -59,8 +59,11 @@ fn real_hub_kubectl_online_offline_and_back() {
     world.cut();
     wait_online(&hub, false);
     let (code, ready) = hub.http_get("/readyz").unwrap();
+    // Ready offline, and says how old what it serves is (the lists kubectl made it cache above).
     assert!(
-        code == 200 && ready.contains("cached objects"),
+        code == 200
+            && ready.contains("cached objects (last updated from upstream ")
+            && ready.contains(" s ago)"),
         "{code} {ready}"
     );
 

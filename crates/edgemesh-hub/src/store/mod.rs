@@ -15,6 +15,7 @@ mod writer;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -56,6 +57,10 @@ pub struct CacheStats {
     pub writes_coalesced: u64,
     /// Disk operations waiting.
     pub write_backlog: usize,
+    /// Seconds since the cache last took an answer from upstream (a list, an object, a watch
+    /// event, a deletion); `None` when nothing came since this hub started (what it serves was
+    /// loaded from disk).
+    pub seconds_since_update: Option<u64>,
 }
 
 /// The cache. Cheap to share behind an `Arc`.
@@ -65,6 +70,8 @@ pub struct Cache {
     resources: RwLock<Resources>,
     discovery: RwLock<HashMap<(String, String), Bytes>>,
     writer: writer::Writer,
+    /// When the cache last took an answer from upstream.
+    updated: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Cache {
@@ -82,11 +89,17 @@ impl Cache {
             resources: RwLock::new(loaded.resources),
             discovery: RwLock::new(loaded.discovery),
             writer,
+            updated: std::sync::Mutex::new(None),
         })
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Notes that upstream just answered (the age `/readyz` and `/debug/hub` report offline).
+    fn touch(&self) {
+        *self.updated.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Resources> {
@@ -132,6 +145,7 @@ impl Cache {
         list: &[u8],
     ) -> Result<usize, StoreError> {
         let (list_kind, rv, items) = split_list(list, key)?;
+        self.touch();
         let mut all = self.write();
         let cache = all.entry((agent.to_string(), key.clone())).or_default();
         cache.meta.list_kind = list_kind;
@@ -161,6 +175,7 @@ impl Cache {
         let Some(object) = CachedObject::new(value).filter(is_safe_object) else {
             return false;
         };
+        self.touch();
         let mut all = self.write();
         let cache = all.entry((agent.to_string(), key.clone())).or_default();
         if cache.objects.get(&object.key()).is_some_and(|old| {
@@ -176,6 +191,7 @@ impl Cache {
 
     /// Forgets one object (deleted upstream, or a get answered 404).
     pub fn remove_object(&self, agent: &str, key: &ResourceKey, namespace: &str, name: &str) {
+        self.touch();
         let mut all = self.write();
         if let Some(cache) = all.get_mut(&(agent.to_string(), key.clone()))
             && cache
@@ -320,6 +336,11 @@ impl Cache {
             write_errors: load(&stats.errors),
             writes_coalesced: load(&stats.coalesced),
             write_backlog: self.writer.backlog(),
+            seconds_since_update: self
+                .updated
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .map(|at| at.elapsed().as_secs()),
         }
     }
 }
