@@ -29,6 +29,31 @@ async fn echo_backend(addr: SocketAddr, name: &'static str, status: u16, delay: 
     .await;
 }
 
+/// How an echo endpoint answers: its name, status and delay.
+type Answers = (&'static str, u16, Duration);
+
+/// Service `name` (ClusterIP 10.96.0.`ip`, port 80) whose two endpoints, 127.0.0.`hosts[0]`
+/// and 127.0.0.`hosts[1]`, answer as `first` and `second` say, behind a gateway on every host:
+/// the gateway's port and the catalog to add routes to.
+async fn two_endpoint_service(
+    name: &str,
+    ip: u8,
+    hosts: [u8; 2],
+    first: Answers,
+    second: Answers,
+) -> (u16, Catalog) {
+    let target = free_port();
+    for (host, (answer_as, status, delay)) in hosts.into_iter().zip([first, second]) {
+        echo_backend(([127, 0, 0, host], target).into(), answer_as, status, delay).await;
+    }
+    let port = free_port();
+    let mut catalog = Catalog::new();
+    let endpoints = hosts.map(|host| [127, 0, 0, host]);
+    service(&mut catalog, name, [10, 96, 0, ip], 80, &endpoints, target);
+    catalog.upsert(SourceId::Manifests, edgemesh_gateway(port, &["*"], None));
+    (port, catalog)
+}
+
 /// `count` curl POSTs of `hello` to `url` (`extra` arguments added): their status codes
 /// and bodies.
 async fn post(url: String, extra: &'static [&'static str], count: usize) -> Vec<String> {
@@ -47,32 +72,14 @@ async fn post(url: String, extra: &'static [&'static str], count: usize) -> Vec<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_move_a_failed_request_to_another_endpoint() {
-    let target = free_port();
-    echo_backend(
-        ([127, 0, 0, 21], target).into(),
-        "broken",
-        503,
-        Duration::ZERO,
-    )
-    .await;
-    echo_backend(
-        ([127, 0, 0, 22], target).into(),
-        "good",
-        200,
-        Duration::ZERO,
-    )
-    .await;
-    let port = free_port();
-    let mut catalog = Catalog::new();
-    service(
-        &mut catalog,
+    let (port, mut catalog) = two_endpoint_service(
         "flaky",
-        [10, 96, 0, 50],
-        80,
-        &[[127, 0, 0, 21], [127, 0, 0, 22]],
-        target,
-    );
-    catalog.upsert(SourceId::Manifests, edgemesh_gateway(port, &["*"], None));
+        50,
+        [21, 22],
+        ("broken", 503, Duration::ZERO),
+        ("good", 200, Duration::ZERO),
+    )
+    .await;
     let mut retried = http_route(
         vec![prefix("/retried")],
         vec![destination("flaky", 80, 100)],
@@ -122,27 +129,15 @@ async fn retries_move_a_failed_request_to_another_endpoint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_try_past_per_try_timeout_is_retried_elsewhere() {
-    let target = free_port();
     let slow = Duration::from_secs(5);
-    echo_backend(([127, 0, 0, 23], target).into(), "slow", 200, slow).await;
-    echo_backend(
-        ([127, 0, 0, 24], target).into(),
-        "quick",
-        200,
-        Duration::ZERO,
+    let (port, mut catalog) = two_endpoint_service(
+        "sluggish",
+        51,
+        [23, 24],
+        ("slow", 200, slow),
+        ("quick", 200, Duration::ZERO),
     )
     .await;
-    let port = free_port();
-    let mut catalog = Catalog::new();
-    service(
-        &mut catalog,
-        "sluggish",
-        [10, 96, 0, 51],
-        80,
-        &[[127, 0, 0, 23], [127, 0, 0, 24]],
-        target,
-    );
-    catalog.upsert(SourceId::Manifests, edgemesh_gateway(port, &["*"], None));
     let mut route = http_route(vec![], vec![destination("sluggish", 80, 100)]);
     route.retries = Some(RetriesSpec {
         attempts: 1,
