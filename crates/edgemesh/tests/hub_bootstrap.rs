@@ -40,26 +40,36 @@ impl Pair {
     }
 }
 
-/// Runs `edgemesh hub bootstrap` to completion; returns its status and output.
-fn bootstrap(api: &ApiServer, pair: &Pair, extra: &[&str]) -> (ExitStatus, String) {
-    let cert = pair.cert.to_string_lossy();
-    let key = pair.key.to_string_lossy();
-    let url = api.url();
-    let mut args = vec![
+/// `edgemesh hub bootstrap` against `api` for node edge-1, writing `pair`.
+fn bootstrap_args(api: &ApiServer, pair: &Pair) -> Vec<String> {
+    let path = |p: &PathBuf| p.to_string_lossy().into_owned();
+    [
         "hub",
         "bootstrap",
         "--server-addr",
-        &url,
+        &api.url(),
         "--node-name",
         "edge-1",
         "--cert-file",
-        &cert,
+        &path(&pair.cert),
         "--key-file",
-        &key,
-        "--tls-san",
-        "hub.edge.example,10.0.0.5",
-    ];
-    args.extend_from_slice(extra);
+        &path(&pair.key),
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// Runs `edgemesh hub bootstrap` (with two extra SANs and `extra`) to completion; returns its
+/// status and output.
+fn bootstrap(api: &ApiServer, pair: &Pair, extra: &[&str]) -> (ExitStatus, String) {
+    let mut args = bootstrap_args(api, pair);
+    args.extend(
+        ["--tls-san", "hub.edge.example,10.0.0.5"]
+            .iter()
+            .chain(extra)
+            .map(|a| a.to_string()),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut process = Process::start(BIN, &args, None).unwrap();
     let status = process.wait_exit(EXIT_LIMIT).unwrap();
     (status, process.logs())
@@ -294,20 +304,8 @@ fn an_admin_approval_while_waiting_completes_the_bootstrap() {
     let api = ApiServer::start().unwrap();
     let pair = Pair::new();
     let cert = pair.cert.to_string_lossy().into_owned();
-    let key = pair.key.to_string_lossy().into_owned();
-    let url = api.url();
-    let args = [
-        "hub",
-        "bootstrap",
-        "--server-addr",
-        &url,
-        "--node-name",
-        "edge-1",
-        "--cert-file",
-        &cert,
-        "--key-file",
-        &key,
-    ];
+    let args = bootstrap_args(&api, &pair);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut process = Process::start(BIN, &args, None).unwrap();
     let line = process
         .wait_for_log("waiting for approval", EXIT_LIMIT)
