@@ -16,6 +16,8 @@
 #   EDGEMESH_BIN=/path/to/edgemesh DURATION=10 scripts/bench-datapath.sh
 #   ONLY=newconn DURATION=5 scripts/bench-datapath.sh   # new connections/s only (~5 min: each
 #                                                       # pair waits out the pod's TIME_WAIT)
+#   ONLY=proxy DURATION=5 scripts/bench-datapath.sh     # the userspace proxy's iperf3 and wrk
+#                                                       # rows and agent CPU only (~1 min)
 set -euo pipefail
 
 DURATION=${DURATION:-10}
@@ -205,10 +207,12 @@ echo "load before: $(uptime)" >&2
 declare -A IPERF WRK CPU
 # Each path is measured right after its own direct baseline, so both see the same machine load.
 # kernel: the default (nftables fast path DNAT); proxy: kernelFastPath false (userspace splice).
-for path in kernel kernel-mono proxy; do
+PATHS="kernel kernel-mono proxy"
+[ "$ONLY" = proxy ] && PATHS=proxy
+for path in $PATHS; do
   start_agent nftables "$([ "$path" = proxy ] && echo false || echo true)" \
     "$([ "$path" = kernel-mono ] && echo true || echo false)"
-  newconn_pair "$path"
+  [ "$ONLY" = proxy ] || newconn_pair "$path"
   if [ "$path" = kernel ]; then
     # ClusterIP only, once the pod's TIME_WAIT of the pair is gone: the node's conntrack still
     # holds the direct connections (TIME_WAIT, 120 s), so masquerade still moves ports.
@@ -284,28 +288,41 @@ rm "$MANIFESTS/bulk.yaml"
 stop_agent
 echo "load after: $(uptime)" >&2
 
-newconn_table
-echo
-echo "| figure | path | direct | through the agent | agent / direct |"
-echo "|---|---|---:|---:|---:|"
-for path in kernel proxy; do
-  d=${IPERF[direct-$path]}; a=${IPERF[$path]}
-  echo "| bulk TCP (iperf3, 1 stream), Gbit/s | $path | $d | $a | $(ratio "$a" "$d") |"
-  for c in 1 16 64; do
-    d=${WRK[direct-$path-$c]}; a=${WRK[$path-$c]}
-    echo "| HTTP requests/s, $c conn (wrk) | $path | $(field "$d" 1) | $(field "$a" 1) | $(ratio "$(field "$a" 1)" "$(field "$d" 1)") |"
-    echo "| HTTP p50 / p99 latency, $c conn, µs | $path | $(field "$d" 2) / $(field "$d" 3) | $(field "$a" 2) / $(field "$a" 3) | $(printf '%+d' $(($(field "$a" 3) - $(field "$d" 3)))) µs p99 |"
+throughput_table() { # paths...
+  echo
+  echo "| figure | path | direct | through the agent | agent / direct |"
+  echo "|---|---|---:|---:|---:|"
+  for path in "$@"; do
+    d=${IPERF[direct-$path]}; a=${IPERF[$path]}
+    echo "| bulk TCP (iperf3, 1 stream), Gbit/s | $path | $d | $a | $(ratio "$a" "$d") |"
+    for c in 1 16 64; do
+      d=${WRK[direct-$path-$c]}; a=${WRK[$path-$c]}
+      echo "| HTTP requests/s, $c conn (wrk) | $path | $(field "$d" 1) | $(field "$a" 1) | $(ratio "$(field "$a" 1)" "$(field "$d" 1)") |"
+      echo "| HTTP p50 / p99 latency, $c conn, µs | $path | $(field "$d" 2) / $(field "$d" 3) | $(field "$a" 2) / $(field "$a" 3) | $(printf '%+d' $(($(field "$a" 3) - $(field "$d" 3)))) µs p99 |"
+    done
   done
-done
+}
+cpu_table() { # paths...
+  echo
+  echo "| agent | value |"
+  echo "|---|---:|"
+  for path in "$@"; do
+    echo "| CPU during iperf3, $path path (% of one core) | ${CPU[iperf-$path]} |"
+    for c in 1 16 64; do echo "| CPU during wrk $c conn, $path path (% of one core) | ${CPU[wrk-$path-$c]} |"; done
+  done
+}
+if [ "$ONLY" = proxy ]; then
+  echo "load after: $(uptime)" >&2
+  throughput_table proxy
+  cpu_table proxy
+  exit 0
+fi
+
+newconn_table
+throughput_table kernel proxy
 echo "| first connection (connect → first byte, median of 20), µs: 100 services | kernel | $FIRST_DIRECT | ${FIRST[100]} | |"
 echo "| first connection, µs: 10,000 services | kernel | $FIRST_DIRECT | ${FIRST[10000]} | 10k / 100: $(ratio "${FIRST[10000]}" "${FIRST[100]}") |"
-echo
-echo "| agent | value |"
-echo "|---|---:|"
-for path in kernel proxy; do
-  echo "| CPU during iperf3, $path path (% of one core) | ${CPU[iperf-$path]} |"
-  for c in 1 16 64; do echo "| CPU during wrk $c conn, $path path (% of one core) | ${CPU[wrk-$path-$c]} |"; done
-done
+cpu_table kernel proxy
 echo "| RSS after the proxy-path load runs (peak), MiB | $(awk "BEGIN {printf \"%.1f (%.1f)\", $RSS_LOAD / 1024, $HWM_LOAD / 1024}") |"
 echo "| RSS with 1,000 services, MiB | $(awk "BEGIN {printf \"%.1f\", $RSS_1000 / 1024}") |"
 echo "| RSS with 10,000 services, MiB | $(awk "BEGIN {printf \"%.1f\", $RSS_10000 / 1024}") |"

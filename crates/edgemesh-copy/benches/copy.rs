@@ -1,4 +1,4 @@
-//! The copier A/B on loopback TCP: ours (growing buffers, splice) against tokio's
+//! The copier A/B on loopback TCP: ours (growing buffers, splice, adaptive) against tokio's
 //! `copy_bidirectional_with_sizes` with fixed buffers (what the proxy's copy mode used before).
 //!
 //! `cargo bench -p edgemesh-copy --bench copy [MiB] [round trips]` (defaults 256 and 300).
@@ -14,7 +14,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use edgemesh_copy::{Options, both_ways, splice_both_ways};
+use edgemesh_copy::{Options, adaptive_both_ways, both_ways, splice_both_ways};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -22,6 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 enum Mode {
     Ours,
     OursSplice,
+    OursAdaptive,
     Tokio(usize),
 }
 
@@ -42,6 +43,12 @@ async fn copy_to(target: SocketAddr, mode: Mode) -> SocketAddr {
                         .await
                         .map(drop)
                         .map_err(std::io::Error::from),
+                    Mode::OursAdaptive => {
+                        adaptive_both_ways(&mut client, &mut up, &(), Options::default())
+                            .await
+                            .map(drop)
+                            .map_err(std::io::Error::from)
+                    }
                     Mode::Tokio(size) => {
                         tokio::io::copy_bidirectional_with_sizes(&mut client, &mut up, size, size)
                             .await
@@ -203,6 +210,7 @@ fn main() {
     let modes = [
         ("ours (copy, 1 KiB → 256 KiB)", Mode::Ours),
         ("ours (splice)", Mode::OursSplice),
+        ("ours (adaptive: copy → splice)", Mode::OursAdaptive),
         ("tokio 256 KiB (old proxy copy)", Mode::Tokio(256 * 1024)),
         ("tokio 16 KiB (old tunnel size)", Mode::Tokio(16 * 1024)),
     ];

@@ -52,6 +52,11 @@ impl Sizer {
         SIZES.get(self.step).map_or(self.max, |&s| s.min(self.max))
     }
 
+    /// Grown to the largest size it may take.
+    pub(crate) fn at_max(&self) -> bool {
+        self.size() >= self.max
+    }
+
     /// Learns from a read of `n` bytes into a buffer of `capacity`.
     pub(crate) fn after_read(&mut self, n: usize, capacity: usize) {
         if n < capacity {

@@ -37,6 +37,18 @@ impl Half {
         }
     }
 
+    /// Holds no bytes and waits on its reader, with both ends open: the moment this direction
+    /// can be handed to another copier without losing or reordering anything.
+    pub(crate) fn quiescent(&self) -> bool {
+        self.buf.is_none() && !self.read_done && !self.done
+    }
+
+    /// Has read whole buffers until it grew to the largest: a stream of bulk data, not
+    /// request/response messages.
+    pub(crate) fn streaming(&self) -> bool {
+        self.sizer.at_max()
+    }
+
     /// Ready once the reader reached end of stream and the writer was shut down, or with the
     /// side that broke.
     pub(crate) fn poll_copy<R, W, M>(

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use edgemesh_copy::{
-    Broke, Direction, End, Meter, Options, Side, both_ways, held_buffer_bytes, splice_both_ways,
+    Broke, Direction, End, Meter, Options, Side, adaptive_both_ways, both_ways, held_buffer_bytes,
+    moved_to_splice, splice_both_ways,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -38,6 +39,15 @@ async fn pair() -> (TcpStream, TcpStream) {
     (connected.unwrap(), accepted.unwrap().0)
 }
 
+/// Which of the copier's ways of moving bytes a test runs.
+#[derive(Clone, Copy, Debug)]
+enum Copier {
+    Copy,
+    Splice,
+    /// The user-space copy, then splice once a direction streams.
+    Adaptive,
+}
+
 /// client ↔ (near, far) ↔ server, with the copy between near and far.
 struct Line {
     client: TcpStream,
@@ -45,19 +55,19 @@ struct Line {
     copy: tokio::task::JoinHandle<(Result<End, Broke>, Counts)>,
 }
 
-async fn line(splice: bool, idle_timeout: Option<Duration>) -> Line {
+async fn line(copier: Copier, idle_timeout: Option<Duration>) -> Line {
     let (client, near) = pair().await;
     let (far, server) = pair().await;
     let copy = tokio::spawn(async move {
         let (mut near, mut far, counts) = (near, far, Counts::default());
-        let end = if splice {
-            splice_both_ways(&near, &far, &counts, idle_timeout).await
-        } else {
-            let options = Options {
-                idle_timeout,
-                ..Options::default()
-            };
-            both_ways(&mut near, &mut far, &counts, options).await
+        let options = Options {
+            idle_timeout,
+            ..Options::default()
+        };
+        let end = match copier {
+            Copier::Copy => both_ways(&mut near, &mut far, &counts, options).await,
+            Copier::Splice => splice_both_ways(&near, &far, &counts, idle_timeout).await,
+            Copier::Adaptive => adaptive_both_ways(&mut near, &mut far, &counts, options).await,
         };
         (end, counts)
     });
@@ -80,12 +90,12 @@ async fn settled_buffer_bytes() -> usize {
     held_buffer_bytes()
 }
 
-async fn half_close_both_ways(splice: bool) {
+async fn half_close_both_ways(copier: Copier) {
     let Line {
         mut client,
         mut server,
         copy,
-    } = line(splice, None).await;
+    } = line(copier, None).await;
     let payload: Vec<u8> = (0..3_000_000u32).map(|i| i as u8).collect();
     let sent = payload.clone();
     let writer = tokio::spawn(async move {
@@ -111,21 +121,81 @@ async fn half_close_both_ways(splice: bool) {
 #[tokio::test]
 async fn copy_passes_bytes_and_half_closes_both_ways() {
     let _serial = SERIAL.lock().await;
-    half_close_both_ways(false).await;
+    half_close_both_ways(Copier::Copy).await;
 }
 
 #[tokio::test]
 async fn splice_passes_bytes_and_half_closes_both_ways() {
     let _serial = SERIAL.lock().await;
-    half_close_both_ways(true).await;
+    half_close_both_ways(Copier::Splice).await;
 }
 
-async fn idle_ends(splice: bool) {
+/// 3 MB one way: the adaptive copy moves to splice in the middle of it.
+#[tokio::test]
+async fn adaptive_passes_bytes_and_half_closes_both_ways() {
+    let _serial = SERIAL.lock().await;
+    half_close_both_ways(Copier::Adaptive).await;
+}
+
+/// Messages both ways, a bulk transfer that moves the copy to splice, then messages again:
+/// every byte arrives in order across the switch, and the copy holds no buffer after it.
+#[tokio::test]
+async fn adaptive_keeps_order_across_the_switch_to_splice() {
+    let _serial = SERIAL.lock().await;
     let Line {
         mut client,
         mut server,
         copy,
-    } = line(splice, Some(Duration::from_millis(300))).await;
+    } = line(Copier::Adaptive, None).await;
+    let switched_before = moved_to_splice();
+    let mut reply = [0u8; 4];
+    for round in 0..20u8 {
+        client.write_all(&[round; 100]).await.unwrap();
+        let mut request = [0u8; 100];
+        server.read_exact(&mut request).await.unwrap();
+        assert_eq!(request, [round; 100]);
+        server.write_all(&[round; 4]).await.unwrap();
+        client.read_exact(&mut reply).await.unwrap();
+        assert_eq!(reply, [round; 4]);
+    }
+    assert_eq!(
+        moved_to_splice(),
+        switched_before,
+        "messages stay in the user-space copy"
+    );
+    let bulk: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    let sent = bulk.clone();
+    let sending = tokio::spawn(async move {
+        client.write_all(&sent).await.unwrap();
+        client
+    });
+    let mut got = vec![0u8; bulk.len()];
+    server.read_exact(&mut got).await.unwrap();
+    assert!(got == bulk, "the bulk transfer arrives whole and in order");
+    let mut client = sending.await.unwrap();
+    assert_eq!(
+        settled_buffer_bytes().await,
+        0,
+        "spliced: no user-space buffer"
+    );
+    server.write_all(b"after").await.unwrap();
+    let mut after = [0u8; 5];
+    client.read_exact(&mut after).await.unwrap();
+    assert_eq!(&after, b"after");
+    client.shutdown().await.unwrap();
+    server.shutdown().await.unwrap();
+    let (end, counts) = copy.await.unwrap();
+    assert_eq!(end.unwrap(), End::Done);
+    assert_eq!(counts.a_to_b.load(Relaxed), 20 * 100 + 2_000_000);
+    assert_eq!(counts.b_to_a.load(Relaxed), 20 * 4 + 5);
+}
+
+async fn idle_ends(copier: Copier) {
+    let Line {
+        mut client,
+        mut server,
+        copy,
+    } = line(copier, Some(Duration::from_millis(300))).await;
     client.write_all(b"ping").await.unwrap();
     let mut got = [0u8; 4];
     server.read_exact(&mut got).await.unwrap();
@@ -141,23 +211,29 @@ async fn idle_ends(splice: bool) {
 #[tokio::test]
 async fn copy_ends_after_the_idle_timeout() {
     let _serial = SERIAL.lock().await;
-    idle_ends(false).await;
+    idle_ends(Copier::Copy).await;
 }
 
 #[tokio::test]
 async fn splice_ends_after_the_idle_timeout() {
     let _serial = SERIAL.lock().await;
-    idle_ends(true).await;
+    idle_ends(Copier::Splice).await;
+}
+
+#[tokio::test]
+async fn adaptive_ends_after_the_idle_timeout() {
+    let _serial = SERIAL.lock().await;
+    idle_ends(Copier::Adaptive).await;
 }
 
 /// A side that breaks (RST) ends the copy with an error naming that side, not with the clean end
 /// the other side would pass on as a FIN.
-async fn a_reset_side_is_named(splice: bool, broken: Side) {
+async fn a_reset_side_is_named(copier: Copier, broken: Side) {
     let Line {
         mut client,
         mut server,
         copy,
-    } = line(splice, None).await;
+    } = line(copier, None).await;
     let (victim, survivor) = match broken {
         Side::A => (client, &mut server),
         Side::B => (server, &mut client),
@@ -182,15 +258,22 @@ async fn a_reset_side_is_named(splice: bool, broken: Side) {
 #[tokio::test]
 async fn copy_names_the_side_that_broke() {
     let _serial = SERIAL.lock().await;
-    a_reset_side_is_named(false, Side::B).await;
-    a_reset_side_is_named(false, Side::A).await;
+    a_reset_side_is_named(Copier::Copy, Side::B).await;
+    a_reset_side_is_named(Copier::Copy, Side::A).await;
 }
 
 #[tokio::test]
 async fn splice_names_the_side_that_broke() {
     let _serial = SERIAL.lock().await;
-    a_reset_side_is_named(true, Side::B).await;
-    a_reset_side_is_named(true, Side::A).await;
+    a_reset_side_is_named(Copier::Splice, Side::B).await;
+    a_reset_side_is_named(Copier::Splice, Side::A).await;
+}
+
+#[tokio::test]
+async fn adaptive_names_the_side_that_broke() {
+    let _serial = SERIAL.lock().await;
+    a_reset_side_is_named(Copier::Adaptive, Side::B).await;
+    a_reset_side_is_named(Copier::Adaptive, Side::A).await;
 }
 
 /// 100 connections that moved bytes and now wait hold no copy buffer; while bytes flow they do.
@@ -199,7 +282,7 @@ async fn idle_connections_hold_no_buffer() {
     let _serial = SERIAL.lock().await;
     let mut lines = Vec::new();
     for _ in 0..100 {
-        let mut line = line(false, None).await;
+        let mut line = line(Copier::Copy, None).await;
         line.client.write_all(&[7u8; 100_000]).await.unwrap();
         let mut got = vec![0u8; 100_000];
         line.server.read_exact(&mut got).await.unwrap();
@@ -225,7 +308,7 @@ async fn a_blocked_direction_holds_one_buffer_until_it_is_written() {
         mut client,
         mut server,
         copy,
-    } = line(false, None).await;
+    } = line(Copier::Copy, None).await;
     let writer = tokio::spawn(async move {
         client.write_all(&vec![3u8; 8 * 1024 * 1024]).await.unwrap();
         client
@@ -262,7 +345,7 @@ async fn a_half_closed_connection_holds_no_buffer() {
         mut client,
         mut server,
         copy,
-    } = line(false, None).await;
+    } = line(Copier::Copy, None).await;
     client.write_all(&[9u8; 50_000]).await.unwrap();
     client.shutdown().await.unwrap();
     let mut got = Vec::new();

@@ -1,6 +1,7 @@
 //! Moving bytes both ways between the client and the upstream with the one copier
-//! (`edgemesh-copy`): splice(2) for TCP upstreams unless configured otherwise, a user-space copy
-//! for tunnel streams; half-close, the idle timeout and byte counting come with it.
+//! (`edgemesh-copy`): for TCP upstreams the user-space copy while the traffic is messages and
+//! splice(2) once it streams, unless configured otherwise; a user-space copy for tunnel streams;
+//! half-close, the idle timeout and byte counting come with it.
 
 use std::io;
 use std::time::Duration;
@@ -25,14 +26,9 @@ pub async fn relay(
     metrics: &Metrics,
 ) -> io::Result<End> {
     let result = match (upstream, mode) {
-        (Upstream::Tcp(mut up), RelayMode::Splice) => {
-            let spliced = async {
-                send_prefix(&mut up, prefix, metrics).await?;
-                edgemesh_copy::splice_both_ways(&client, &up, metrics, idle_timeout)
-                    .await
-                    .map_err(io::Error::from)
-            };
-            let result = spliced.await;
+        (Upstream::Tcp(mut up), mode @ (RelayMode::Splice | RelayMode::Adaptive)) => {
+            let result =
+                tcp_to_tcp(&mut client, &mut up, prefix, mode, idle_timeout, metrics).await;
             if result.is_err() {
                 reset(&up);
             }
@@ -44,7 +40,7 @@ pub async fn relay(
         (Upstream::Stream(mut up), mode) => {
             let buffer = match mode {
                 RelayMode::Copy { buffer } => buffer,
-                RelayMode::Splice => edgemesh_copy::DEFAULT_MAX_BUFFER,
+                RelayMode::Splice | RelayMode::Adaptive => edgemesh_copy::DEFAULT_MAX_BUFFER,
             };
             copy(&mut client, &mut up, prefix, buffer, idle_timeout, metrics).await
         }
@@ -56,6 +52,32 @@ pub async fn relay(
         Metrics::inc(&metrics.idle_closed);
     }
     result
+}
+
+/// Between two kernel sockets: splice all along, or the adaptive copy (messages in user space,
+/// streams by splice).
+async fn tcp_to_tcp(
+    client: &mut TcpStream,
+    up: &mut TcpStream,
+    prefix: &[u8],
+    mode: RelayMode,
+    idle_timeout: Option<Duration>,
+    metrics: &Metrics,
+) -> io::Result<End> {
+    send_prefix(up, prefix, metrics).await?;
+    let copied = match mode {
+        RelayMode::Splice => {
+            edgemesh_copy::splice_both_ways(client, up, metrics, idle_timeout).await
+        }
+        _ => {
+            let options = Options {
+                idle_timeout,
+                ..Options::default()
+            };
+            edgemesh_copy::adaptive_both_ways(client, up, metrics, options).await
+        }
+    };
+    copied.map_err(io::Error::from)
 }
 
 /// The user-space copy, with buffers growing up to `max_buffer`.

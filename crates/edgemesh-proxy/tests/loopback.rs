@@ -15,7 +15,11 @@ use edgemesh_proxy::{Proxy, ProxyConfig, RelayMode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const MODES: [RelayMode; 2] = [RelayMode::Splice, RelayMode::Copy { buffer: 16 * 1024 }];
+const MODES: [RelayMode; 3] = [
+    RelayMode::Adaptive,
+    RelayMode::Splice,
+    RelayMode::Copy { buffer: 16 * 1024 },
+];
 
 fn config(relay: RelayMode) -> ProxyConfig {
     ProxyConfig {
