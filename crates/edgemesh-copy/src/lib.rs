@@ -2,12 +2,14 @@
 //! directions have ended, passing each end of stream on as a half-close of the other side.
 //!
 //! Every byte path uses it: the proxy's relay, the tunnel's streams, SOCKS5 and the hub's
-//! upgraded connections. Two ways to move the bytes:
+//! upgraded connections. Three ways to move the bytes:
 //! - [`both_ways`], for any pair of byte streams: a user-space copy whose buffers start at 1 KiB
 //!   and grow with traffic (see [`buffer`]), and are released while a direction waits for data,
 //!   so an idle connection holds no buffer at all;
 //! - [`splice_both_ways`], for two kernel TCP sockets: `splice(2)` through a pipe per direction,
-//!   the bytes never enter user space.
+//!   the bytes never enter user space;
+//! - [`adaptive_both_ways`], for two kernel TCP sockets: the first while the traffic is
+//!   messages, the second once a direction streams.
 //!
 //! Both report the bytes they move to a [`Meter`] the caller passes in and close both sides
 //! when nothing moved for the idle timeout.
