@@ -81,6 +81,11 @@ fn parse_unattested(s: &str) -> Result<UnattestedPeers, String> {
     }
 }
 
+/// The agent's allocator (`edgemesh`'s main.rs says why), so that memory figures measured on
+/// this node hold for the agent.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
