@@ -82,7 +82,7 @@ fn netns_memory_returns_after_load() -> Result<()> {
 /// every client's flow for good. Ignored by default (each round waits out the 60 s flow idle
 /// timeout); run it with `--ignored`.
 #[test]
-#[ignore = "figures, over 3 minutes; round 2 fails for now (docs/benchmarks.md, Memory after load)"]
+#[ignore = "figures, ~8 minutes; a2 ends ~17 % over baseline (docs/benchmarks.md, Memory after load)"]
 fn netns_memory_udp_flows_return_after_load() -> Result<()> {
     require_root();
     let (mut w, h) = World::build("tu", Nat::Masquerade)?;
