@@ -81,6 +81,11 @@ fn parse_unattested(s: &str) -> Result<UnattestedPeers, String> {
     }
 }
 
+/// The agent's allocator (`edgemesh`'s main.rs says why), so that memory figures measured on
+/// this node hold for the agent.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -218,27 +223,39 @@ async fn forward_tcp(
 /// One tunnelled flow per client address.
 async fn forward_udp(handle: TunnelHandle, socket: UdpSocket, node: String, target: SocketAddr) {
     let socket = Arc::new(socket);
-    let mut flows = std::collections::HashMap::new();
+    // A flow leaves the map when it ends (the remote's idle timeout): a client port reused later
+    // gets a new flow instead of a dead one.
+    let flows = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
     let mut buf = vec![0u8; 65_535];
     while let Ok((n, client)) = socket.recv_from(&mut buf).await {
-        if let std::collections::hash_map::Entry::Vacant(slot) = flows.entry(client) {
-            let Ok(flow) = handle.open_udp(&node, target).await else {
-                tracing::warn!("UDP forward failed");
-                continue;
-            };
-            let flow = Arc::new(flow);
-            let (flow2, socket2) = (Arc::clone(&flow), Arc::clone(&socket));
-            tokio::spawn(async move {
-                while let Some(d) = flow2.recv().await {
-                    let _ = socket2.send_to(&d, client).await;
-                }
-            });
-            slot.insert(flow);
-        }
-        if let Some(flow) = flows.get(&client) {
-            flow.send(&buf[..n]);
-        }
+        let known = lock(&flows).get(&client).cloned();
+        let flow = match known {
+            Some(flow) => flow,
+            None => {
+                let Ok(flow) = handle.open_udp(&node, target).await else {
+                    tracing::warn!("UDP forward failed");
+                    continue;
+                };
+                let flow = Arc::new(flow);
+                lock(&flows).insert(client, Arc::clone(&flow));
+                let (flow2, socket2, flows2) =
+                    (Arc::clone(&flow), Arc::clone(&socket), Arc::clone(&flows));
+                tokio::spawn(async move {
+                    while let Some(d) = flow2.recv().await {
+                        let _ = socket2.send_to(&d, client).await;
+                    }
+                    lock(&flows2).remove(&client);
+                });
+                flow
+            }
+        };
+        flow.send(&buf[..n]);
     }
+}
+
+/// The flows of [`forward_udp`] (a panic while holding them leaves a valid map).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 async fn write_peers(handle: TunnelHandle, path: PathBuf) {

@@ -359,12 +359,3 @@ fn open_idle(ns: &Netns, addr: &str, n: usize) -> Result<Vec<TcpStream>> {
     }
     Ok(conns)
 }
-
-fn rss_kib(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmRSS")
-}

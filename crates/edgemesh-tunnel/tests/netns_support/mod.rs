@@ -1,5 +1,5 @@
 //! Helpers of the namespace tests: the topology, node processes, echo backends, probes.
-// Shared by two test binaries (netns_tunnel, netns_bench), each using a subset.
+// Shared by the netns test binaries, each using a subset.
 #![allow(dead_code)]
 
 use std::io::{Read as _, Write as _};
@@ -475,4 +475,14 @@ impl LongLived {
         anyhow::ensure!(got == msg, "echo mismatch");
         Ok(())
     }
+}
+
+/// VmRSS of `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("no VmRSS in /proc/{pid}/status"))
 }
