@@ -103,6 +103,29 @@ impl Default for HubConfig {
 }
 
 impl HubConfig {
+    /// What `edgemesh hub --check-config` reads without starting anything: the settings, the
+    /// serving certificate and key, the upstream CA. Errors stop the hub; the warnings (a token
+    /// file not there yet: it is read at each use) do not.
+    pub fn check(&self) -> Result<Vec<String>, HubError> {
+        self.validate()?;
+        if let (Some(_), Some(cert), Some(key)) =
+            (&self.secure_addr, &self.cert_file, &self.key_file)
+        {
+            crate::tls::ReloadingCert::load(cert, key)?;
+        }
+        crate::upstream::client(self.ca_file.as_deref(), self.health.timeout)?;
+        let mut warnings = Vec::new();
+        if let Some(token) = &self.token_file
+            && let Err(e) = std::fs::metadata(token)
+        {
+            warnings.push(format!(
+                "--token-file {}: {e} (read at each request; node components are forwarded anonymously until it exists)",
+                token.display()
+            ));
+        }
+        Ok(warnings)
+    }
+
     /// Checks the settings and parses the upstream URLs.
     pub fn validate(&self) -> Result<Vec<Upstream>, HubError> {
         let bad = |m: &str| Err(HubError::Config(m.to_string()));

@@ -28,6 +28,12 @@ pub struct HubArgs {
     #[command(flatten)]
     pub flags: Box<HubFlags>,
 
+    /// Check the flags, the serving certificate and key and the upstream CA, print every
+    /// warning, and exit: 0 when the hub would start, 2 when it would refuse. Starts nothing
+    /// (use it on a manifest's flags before rolling it out).
+    #[arg(long)]
+    pub check_config: bool,
+
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -66,14 +72,27 @@ pub fn main(args: HubArgs) -> ExitCode {
         return bootstrap_main(*bootstrap);
     }
     let HubArgs {
-        flags: args, log, ..
+        flags: args,
+        log,
+        check_config,
+        ..
     } = args;
-    let config = match config_of(&args) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("edgemesh hub: {e}");
-            return ExitCode::from(process::EXIT_INVALID_CONFIG);
-        }
+    let loaded = config_of(&args).and_then(|config| {
+        let warnings = match check_config {
+            true => config.check().map_err(|e| e.to_string())?,
+            false => Vec::new(),
+        };
+        Ok((config, warnings))
+    });
+    let settled = process::settle_config(
+        "edgemesh hub",
+        loaded.map_err(|e| [e]),
+        check_config,
+        |(_, warnings)| warnings.clone(),
+    );
+    let (config, _) = match settled {
+        Ok(settled) => settled,
+        Err(code) => return code,
     };
     process::run_role(&log, || run(config, &args))
 }

@@ -15,16 +15,20 @@ pub const EXIT_INVALID_CONFIG: u8 = 2;
 /// What every configured role does with its loaded configuration before it starts: each error
 /// on stderr (prefixed with `role`) and [`EXIT_INVALID_CONFIG`]; with `--check-config`
 /// (`check_only`) the warnings and "configuration is valid" on stdout and success. `Ok`: start.
-pub fn settle_config<T>(
+pub fn settle_config<T, E>(
     role: &str,
-    loaded: Result<T, edgemesh_config::ConfigErrors>,
+    loaded: Result<T, E>,
     check_only: bool,
     warnings: impl FnOnce(&T) -> Vec<String>,
-) -> Result<T, ExitCode> {
+) -> Result<T, ExitCode>
+where
+    E: IntoIterator,
+    E::Item: std::fmt::Display,
+{
     let settled = match loaded {
         Ok(settled) => settled,
         Err(errors) => {
-            for error in errors.iter() {
+            for error in errors {
                 eprintln!("{role}: invalid configuration: {error}");
             }
             return Err(ExitCode::from(EXIT_INVALID_CONFIG));
