@@ -143,19 +143,8 @@ where
         meter,
         activity: &activity,
     };
-    let (mut forward, mut backward) = (
-        Half::new(Direction::AToB, options.max_buffer),
-        Half::new(Direction::BToA, options.max_buffer),
-    );
-    let copying = poll_fn(|cx| {
-        let f = forward.poll_copy(cx, Pin::new(&mut *a), Pin::new(&mut *b), &touching);
-        let r = backward.poll_copy(cx, Pin::new(&mut *b), Pin::new(&mut *a), &touching);
-        match (f, r) {
-            (Poll::Ready(Err(e)), _) | (_, Poll::Ready(Err(e))) => Poll::Ready(Err(e)),
-            (Poll::Ready(Ok(())), Poll::Ready(Ok(()))) => Poll::Ready(Ok(())),
-            _ => Poll::Pending,
-        }
-    });
+    let mut halves = Halves::new(options.max_buffer);
+    let copying = poll_fn(|cx| halves.poll_copy(cx, &mut *a, &mut *b, &touching));
     until_idle(copying, &activity, options.idle_timeout).await
 }
 
@@ -193,25 +182,14 @@ pub async fn adaptive_both_ways<M: Meter + ?Sized>(
         meter,
         activity: &activity,
     };
-    let (mut forward, mut backward) = (
-        Half::new(Direction::AToB, options.max_buffer),
-        Half::new(Direction::BToA, options.max_buffer),
+    let mut halves = Halves::new(options.max_buffer);
+    let copying = poll_fn(
+        |cx| match halves.poll_copy(cx, &mut *a, &mut *b, &touching) {
+            Poll::Ready(ended) => Poll::Ready(ended.map(|()| Copied::Done)),
+            Poll::Pending if halves.ready_for_splice() => Poll::Ready(Ok(Copied::Streaming)),
+            Poll::Pending => Poll::Pending,
+        },
     );
-    let copying = poll_fn(|cx| {
-        let f = forward.poll_copy(cx, Pin::new(&mut *a), Pin::new(&mut *b), &touching);
-        let r = backward.poll_copy(cx, Pin::new(&mut *b), Pin::new(&mut *a), &touching);
-        match (f, r) {
-            (Poll::Ready(Err(e)), _) | (_, Poll::Ready(Err(e))) => Poll::Ready(Err(e)),
-            (Poll::Ready(Ok(())), Poll::Ready(Ok(()))) => Poll::Ready(Ok(Copied::Done)),
-            _ if (forward.streaming() || backward.streaming())
-                && forward.quiescent()
-                && backward.quiescent() =>
-            {
-                Poll::Ready(Ok(Copied::Streaming))
-            }
-            _ => Poll::Pending,
-        }
-    });
     match unless_idle(copying, &activity, options.idle_timeout).await? {
         None => Ok(End::Idle),
         Some(Copied::Done) => Ok(End::Done),
@@ -230,6 +208,55 @@ static MOVED_TO_SPLICE: std::sync::atomic::AtomicU64 = std::sync::atomic::Atomic
 /// moved to splice(2).
 pub fn moved_to_splice() -> u64 {
     MOVED_TO_SPLICE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Both directions of a user-space copy.
+struct Halves {
+    forward: Half,
+    backward: Half,
+}
+
+impl Halves {
+    fn new(max_buffer: usize) -> Self {
+        Halves {
+            forward: Half::new(Direction::AToB, max_buffer),
+            backward: Half::new(Direction::BToA, max_buffer),
+        }
+    }
+
+    /// Ready once both directions ended, or with the side that broke.
+    fn poll_copy<A, B, M>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        a: &mut A,
+        b: &mut B,
+        meter: &M,
+    ) -> Poll<Result<(), Broke>>
+    where
+        A: AsyncRead + AsyncWrite + Unpin + ?Sized,
+        B: AsyncRead + AsyncWrite + Unpin + ?Sized,
+        M: Meter + ?Sized,
+    {
+        let f = self
+            .forward
+            .poll_copy(cx, Pin::new(&mut *a), Pin::new(&mut *b), meter);
+        let r = self
+            .backward
+            .poll_copy(cx, Pin::new(&mut *b), Pin::new(&mut *a), meter);
+        match (f, r) {
+            (Poll::Ready(Err(e)), _) | (_, Poll::Ready(Err(e))) => Poll::Ready(Err(e)),
+            (Poll::Ready(Ok(())), Poll::Ready(Ok(()))) => Poll::Ready(Ok(())),
+            _ => Poll::Pending,
+        }
+    }
+
+    /// A direction streams, and neither holds a byte in user space or has ended: the moment
+    /// both can be handed to splice without losing or reordering anything.
+    fn ready_for_splice(&self) -> bool {
+        (self.forward.streaming() || self.backward.streaming())
+            && self.forward.quiescent()
+            && self.backward.quiescent()
+    }
 }
 
 /// How the user-space phase of [`adaptive_both_ways`] ended.
