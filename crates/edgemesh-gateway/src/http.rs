@@ -285,23 +285,19 @@ async fn send(
     apply(&route.headers.request, request.headers_mut());
     let h2 = is_grpc(request.headers()) || shared.backends.speaks_h2(target);
     let request = for_upstream(request.map(|body| body.boxed()), h2);
-    let key = pool_key(target, h2);
+    let exchange = Exchange {
+        route: &route.name,
+        key: pool_key(target, h2),
+        target,
+        h2,
+        down,
+        shared,
+        pool,
+    };
     if let (None, Some(policy)) = (&downstream_upgrade, &route.retry) {
-        let exchange = Exchange {
-            route: &route.name,
-            key,
-            target,
-            h2,
-            down,
-            shared,
-            pool,
-        };
         return crate::retry::send(request, policy, &exchange).await;
     }
-    let mut pooled = match reusable(upgrade, pool, &key).await {
-        Some(pooled) => pooled,
-        None => open(target, h2, down, shared, &[]).await?,
-    };
+    let mut pooled = exchange.connection(upgrade, &[]).await?;
     let mut response = pooled.sender.send(request).await?;
     match downstream_upgrade {
         Some(downstream) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
@@ -309,7 +305,7 @@ async fn send(
             tokio::spawn(join_upgraded(downstream, upstream, pooled));
         }
         Some(_) => {}
-        None => pool.put(key, pooled),
+        None => pool.put(exchange.key, pooled),
     }
     Ok(response.map(|body| body.boxed()))
 }
@@ -325,6 +321,18 @@ struct Exchange<'a> {
     pool: &'a Pool,
 }
 
+impl Exchange<'_> {
+    /// This downstream connection's upstream connection to the target once it can take a
+    /// request, or a new one to an endpoint not in `avoid` if it can (`fresh`: an upgrade, whose
+    /// connection becomes the upgraded one, or a retry).
+    async fn connection(&self, fresh: bool, avoid: &[SocketAddr]) -> Result<Pooled, Failure> {
+        match reusable(fresh, self.pool, &self.key).await {
+            Some(pooled) => Ok(pooled),
+            None => open(self.target, self.h2, self.down, self.shared, avoid).await,
+        }
+    }
+}
+
 impl crate::retry::Exchange for Exchange<'_> {
     type Connection = Pooled;
 
@@ -333,10 +341,7 @@ impl crate::retry::Exchange for Exchange<'_> {
         retry: bool,
         avoid: &[SocketAddr],
     ) -> Result<(Pooled, SocketAddr), Failure> {
-        let pooled = match reusable(retry, self.pool, &self.key).await {
-            Some(pooled) => pooled,
-            None => open(self.target, self.h2, self.down, self.shared, avoid).await?,
-        };
+        let pooled = self.connection(retry, avoid).await?;
         let endpoint = pooled.endpoint;
         Ok((pooled, endpoint))
     }
