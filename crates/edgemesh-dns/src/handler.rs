@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 
 use edgemesh_model::SnapshotCell;
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, Query, ResponseCode};
@@ -163,6 +164,7 @@ impl RequestHandler for DnsHandler {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
+        let started = Instant::now();
         let metrics = self.resolver.metrics();
         metrics.query();
         let mut reply = self.reply(request).await;
@@ -190,7 +192,9 @@ impl RequestHandler for DnsHandler {
             std::iter::empty(),
             reply.additionals.iter(),
         );
-        match response_handle.send_response(response).await {
+        let sent = response_handle.send_response(response).await;
+        metrics.request_duration.observe(started.elapsed());
+        match sent {
             Ok(info) => {
                 metrics.rcode(info.response_code);
                 info

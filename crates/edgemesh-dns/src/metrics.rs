@@ -32,6 +32,10 @@ edgemesh_telemetry::counters! {
         rcode_notimp,
         rcode_other,
     }
+    latencies {
+        /// From a parsed query to its response sent (cluster answers, cache and upstream alike).
+        pub(crate) request_duration,
+    }
 }
 
 impl DnsMetrics {
@@ -123,6 +127,11 @@ impl Readout for DnsMetrics {
             "edgemesh_dns_responses",
             "Responses sent, by response code (OTHER: any code not listed).",
             ("rcode", &rcodes),
+        )?;
+        out.histogram(
+            "edgemesh_dns_request_duration_seconds",
+            "Time from a query received to its response sent.",
+            &self.request_duration,
         )
     }
 }

@@ -91,10 +91,11 @@ impl Hub {
             own_token: OwnToken::new(config.token_file.as_deref()),
         });
         let secure = match (config.secure_addr, &config.cert_file, &config.key_file) {
-            (Some(addr), Some(cert), Some(key)) => Some((
-                bind(&*config.sockets, addr)?,
-                ReloadingCert::load(cert, key)?,
-            )),
+            (Some(addr), Some(cert), Some(key)) => {
+                let serving = ReloadingCert::load(cert, key)?;
+                edgemesh_telemetry::register_readout(registry, Arc::clone(&serving));
+                Some((bind(&*config.sockets, addr)?, serving))
+            }
             _ => None,
         };
         let plain = match config.insecure_addr {

@@ -4,7 +4,10 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use edgemesh_telemetry::latency::BOUNDS_SECONDS;
 
 use crate::health::Health;
 use crate::upstream::Upstream;
@@ -17,21 +20,47 @@ pub struct RequestLabels {
     pub code: u16,
 }
 
+/// Who answered: bounded to three values, so the histogram has at most three series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServedByLabels {
+    pub served_by: String,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UpstreamLabels {
     pub upstream: String,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
+    /// Until the response head is ready (a watch or a long body goes on after it).
+    pub request_duration: Family<ServedByLabels, Histogram>,
     pub online: Gauge,
     pub upstream_healthy: Family<UpstreamLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            requests: Family::default(),
+            request_duration: Family::new_with_constructor(|| {
+                Histogram::new(BOUNDS_SECONDS.iter().copied())
+            }),
+            online: Gauge::default(),
+            upstream_healthy: Family::default(),
+        }
+    }
 }
 
 impl Metrics {
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self::default();
+        registry.register(
+            "edgemesh_hub_request_duration_seconds",
+            "Time until the response head, by who answered",
+            metrics.request_duration.clone(),
+        );
         registry.register(
             "edgemesh_hub_requests",
             "Requests handled by the edge hub, by who answered them",

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use crate::client::{Client, Front};
 use crate::creds::credential_hash;
 use crate::health::Outcome;
-use crate::metrics::RequestLabels;
+use crate::metrics::{RequestLabels, ServedByLabels};
 use crate::request::{RequestInfo, Verb, agent_name};
 use crate::response::{ServedBy, reply};
 use crate::state::State;
@@ -52,6 +52,11 @@ pub async fn handle(
         code,
     };
     state.metrics.requests.get_or_create(&labels).inc();
+    let served_by = ServedByLabels {
+        served_by: labels.served_by,
+    };
+    (state.metrics.request_duration.get_or_create(&served_by))
+        .observe(started.elapsed().as_secs_f64());
     response
 }
 

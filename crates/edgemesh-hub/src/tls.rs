@@ -11,6 +11,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
+use edgemesh_telemetry::{Kind, Readings, Readout};
+
 use crate::error::HubError;
 
 pub fn read_certs(
@@ -106,6 +108,28 @@ impl ReloadingCert {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
+}
+
+/// The serving certificate's end of validity, so an alert fires before clients start refusing
+/// it (with `--rotate-server-certificate` the hub renews it itself; without, someone must).
+impl Readout for ReloadingCert {
+    fn read(&self, out: &mut Readings<'_>) -> std::fmt::Result {
+        let current = self.current.load();
+        let Some(not_after) = current.cert.first().and_then(|leaf| not_after_unix(leaf)) else {
+            return Ok(());
+        };
+        out.float(
+            Kind::Gauge,
+            "edgemesh_hub_serving_certificate_expiry_timestamp_seconds",
+            "When the serving certificate in use stops being valid, in seconds since the Unix epoch.",
+            not_after as f64,
+        )
+    }
+}
+
+fn not_after_unix(leaf: &CertificateDer<'_>) -> Option<i64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf).ok()?;
+    Some(cert.validity().not_after.timestamp())
 }
 
 impl ResolvesServerCert for ReloadingCert {

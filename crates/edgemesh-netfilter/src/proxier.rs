@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use edgemesh_model::Snapshot;
-use edgemesh_telemetry::{Kind, Readings, Readout};
+use edgemesh_telemetry::{Kind, Latency, Readings, Readout};
 use tokio::sync::{Mutex, watch};
 
 use crate::backend::RuleBackend;
@@ -33,7 +33,10 @@ pub struct ProxierStats {
     pub syncs: AtomicU64,
     pub sync_errors: AtomicU64,
     pub order_repairs: AtomicU64,
+    /// Kept under its old name for dashboards that read it; `sync_duration` is the one to use.
     pub last_sync_micros: AtomicU64,
+    /// Duration of every successful apply.
+    pub sync_duration: Latency,
     pub last_frontends: AtomicU64,
     /// Of those, DNATed by the kernel itself (fast path).
     pub last_fast_path: AtomicU64,
@@ -68,7 +71,7 @@ impl Readout for ProxierStats {
         let gauges = [
             (
                 "last_sync_microseconds",
-                "Duration of the last rule sync.",
+                "Duration of the last rule sync (deprecated: edgemesh_proxier_sync_duration_seconds).",
                 load(&self.last_sync_micros),
             ),
             (
@@ -82,7 +85,12 @@ impl Readout for ProxierStats {
                 load(&self.last_fast_path),
             ),
         ];
-        out.table(Kind::Gauge, "edgemesh_proxier_", &gauges)
+        out.table(Kind::Gauge, "edgemesh_proxier_", &gauges)?;
+        out.histogram(
+            "edgemesh_proxier_sync_duration_seconds",
+            "Duration of each successful rule apply.",
+            &self.sync_duration,
+        )
     }
 }
 
@@ -200,6 +208,7 @@ impl Proxier {
                     .store(snapshot.version, Ordering::Release);
                 let micros = u64::try_from(result.duration.as_micros()).unwrap_or(u64::MAX);
                 stats.last_sync_micros.store(micros, Ordering::Relaxed);
+                stats.sync_duration.observe(result.duration);
                 stats
                     .last_frontends
                     .store(result.frontends as u64, Ordering::Relaxed);

@@ -2,7 +2,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use edgemesh_lb::{Balancer, PickContext, Picked};
 use edgemesh_model::{Frontend, Service, ServicePort};
@@ -68,8 +68,12 @@ pub async fn dial_any(
             Metrics::inc(&metrics.retries);
         }
         let addr = picked.backend.addr;
+        let started = Instant::now();
         match dial_once(dialer, &picked, target.frontend, limits.timeout).await {
-            Ok(upstream) => return Ok(Connected { upstream, picked }),
+            Ok(upstream) => {
+                metrics.dial_duration.observe(started.elapsed());
+                return Ok(Connected { upstream, picked });
+            }
             Err(error) => {
                 tracing::debug!(backend = %addr, %error, "dial failed");
                 Metrics::inc(&metrics.dial_failures);

@@ -25,6 +25,10 @@ edgemesh_telemetry::counters! {
         /// The kernel's count of datagrams dropped at the full TPROXY receiver (`SO_RXQ_OVFL`).
         pub udp_receive_buffer_drops,
     }
+    latencies {
+        /// Time to connect to the chosen endpoint (successful dials), direct or through the tunnel.
+        pub dial_duration,
+    }
 }
 
 impl Metrics {
@@ -111,7 +115,12 @@ impl Readout for Metrics {
                 m.udp_sessions_active,
             ),
         ];
-        out.table(Kind::Gauge, "edgemesh_proxy_", &gauges)
+        out.table(Kind::Gauge, "edgemesh_proxy_", &gauges)?;
+        out.histogram(
+            "edgemesh_proxy_dial_duration_seconds",
+            "Time to connect to the chosen endpoint, for dials that succeeded.",
+            &self.dial_duration,
+        )
     }
 }
 

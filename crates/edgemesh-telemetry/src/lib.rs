@@ -7,15 +7,19 @@
 
 mod admin;
 pub mod client;
+pub mod latency;
 mod liveness;
 mod logging;
 pub mod metrics;
+mod process;
 mod reply;
 
 pub use admin::{AdminServer, Route};
+pub use latency::{Latency, LatencySnapshot};
 pub use liveness::Liveness;
 pub use logging::{LogFormat, init_logging};
-pub use metrics::{Kind, Readings, Readout, register_readout};
+pub use metrics::{Kind, Readings, Readout, register_readout, role_registry};
+pub use process::ProcessMetrics;
 pub use prometheus_client;
 pub use prometheus_client::registry::Registry;
 pub use reply::Reply;

@@ -5,21 +5,26 @@
 //! exposes them by implementing [`Readout`] and registering it with [`register_readout`], so the
 //! values are read only when `/metrics` is scraped.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::exemplar::Exemplar;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
+use crate::latency::Latency;
+use crate::process::ProcessMetrics;
 use crate::reply::Reply;
 
 /// Declares a struct of live `AtomicU64` counters (one relaxed add per event), the plain-`u64`
 /// copy of it that `/metrics` and tests read, and the `snapshot()` that takes the copy, from one
-/// list of fields:
+/// list of fields; an optional `latencies { ... }` list adds [`Latency`] histograms to the live
+/// struct (they have their own snapshot):
 ///
 /// ```
 /// edgemesh_telemetry::counters! {
@@ -28,6 +33,10 @@ use crate::reply::Reply;
 ///         /// Connections accepted.
 ///         pub accepted,
 ///         dropped,
+///     }
+///     latencies {
+///         /// Time to accept.
+///         pub accept_duration,
 ///     }
 /// }
 /// let metrics = Metrics::default();
@@ -41,11 +50,15 @@ macro_rules! counters {
         $vis:vis struct $live:ident => $snapshot:ident {
             $($(#[$doc:meta])* $field_vis:vis $name:ident),* $(,)?
         }
+        $(latencies {
+            $($(#[$latency_doc:meta])* $latency_vis:vis $latency:ident),* $(,)?
+        })?
     ) => {
         $(#[$meta])*
         #[derive(Debug, Default)]
         $vis struct $live {
             $($(#[$doc])* $field_vis $name: ::std::sync::atomic::AtomicU64,)*
+            $($($(#[$latency_doc])* $latency_vis $latency: $crate::Latency,)*)?
         }
 
         #[doc = concat!("A point-in-time copy of [`", stringify!($live), "`].")]
@@ -104,6 +117,13 @@ impl Kind {
             Kind::Gauge => ConstGauge::new(value).encode(encoder),
         }
     }
+
+    fn encode_float(self, value: f64, encoder: MetricEncoder<'_>) -> fmt::Result {
+        match self {
+            Kind::Counter => ConstCounter::new(value).encode(encoder),
+            Kind::Gauge => ConstGauge::new(value).encode(encoder),
+        }
+    }
 }
 
 /// Where a [`Readout`] writes its values.
@@ -122,6 +142,39 @@ impl Readings<'_> {
             .0
             .encode_descriptor(name, help, None, kind.metric_type())?;
         kind.encode(value, encoder)
+    }
+
+    /// One unlabelled metric with a fractional value (seconds, for instance).
+    pub fn float(&mut self, kind: Kind, name: &str, help: &str, value: f64) -> fmt::Result {
+        let encoder = self
+            .0
+            .encode_descriptor(name, help, None, kind.metric_type())?;
+        kind.encode_float(value, encoder)
+    }
+
+    /// One series carrying fixed `labels` (an identity such as `edgemesh_build_info`).
+    pub fn labelled_one(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+        value: u64,
+    ) -> fmt::Result {
+        let mut family = self
+            .0
+            .encode_descriptor(name, help, None, kind.metric_type())?;
+        kind.encode(value, family.encode_family(&labels)?)
+    }
+
+    /// A histogram of durations; `name` ends in `_seconds`.
+    pub fn histogram(&mut self, name: &str, help: &str, latency: &Latency) -> fmt::Result {
+        let snap = latency.snapshot();
+        let mut encoder = self
+            .0
+            .encode_descriptor(name, help, None, MetricType::Histogram)?;
+        let no_exemplars: Option<&HashMap<usize, Exemplar<NoLabelSet, f64>>> = None;
+        encoder.encode_histogram(snap.sum_seconds, snap.count, &snap.buckets, no_exemplars)
     }
 
     /// Unlabelled metrics of one kind: `(name after prefix, help, value)` rows.
@@ -171,6 +224,14 @@ pub fn register_readout<T: Readout>(registry: &mut Registry, source: Arc<T>) {
     registry.register_collector(Box::new(Collected(source)));
 }
 
+/// A role's registry, born with the process metrics and `edgemesh_build_info{role}`; each part
+/// the role starts registers its own metrics into it.
+pub fn role_registry(role: &'static str) -> Registry {
+    let mut registry = Registry::default();
+    register_readout(&mut registry, Arc::new(ProcessMetrics::new(role)));
+    registry
+}
+
 /// The `/metrics` answer: `registry` in the OpenMetrics text format.
 pub fn encode(registry: &Registry) -> Reply {
     let mut text = String::new();
@@ -190,7 +251,7 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     #[derive(Default)]
-    struct Counts(AtomicU64);
+    struct Counts(AtomicU64, Latency);
 
     impl Readout for Counts {
         fn read(&self, out: &mut Readings<'_>) -> fmt::Result {
@@ -200,7 +261,10 @@ mod tests {
             let rcodes: &[(&str, u64)] = &[("NOERROR", hits)];
             out.by_label(Kind::Counter, "test_answers", "Answers.", ("rcode", rcodes))?;
             let paths: &[(&str, u64)] = &[("direct", 2), ("relayed", 0)];
-            out.by_label(Kind::Gauge, "test_peers", "Peers.", ("path", paths))
+            out.by_label(Kind::Gauge, "test_peers", "Peers.", ("path", paths))?;
+            out.float(Kind::Gauge, "test_last_seconds", "Last.", 0.25)?;
+            out.labelled_one(Kind::Gauge, "test_info", "Info.", &[("role", "agent")], 1)?;
+            out.histogram("test_wait_seconds", "Waits.", &self.1)
         }
     }
 
@@ -210,6 +274,7 @@ mod tests {
         let mut registry = Registry::default();
         register_readout(&mut registry, Arc::clone(&counts));
         counts.0.fetch_add(3, Ordering::Relaxed);
+        counts.1.observe(std::time::Duration::from_millis(3));
         let reply = encode(&registry);
         assert_eq!(reply.content_type, OPENMETRICS_CONTENT_TYPE);
         let text = String::from_utf8(reply.body).unwrap();
@@ -221,6 +286,13 @@ mod tests {
             "test_answers_total{rcode=\"NOERROR\"} 3",
             "# TYPE test_peers gauge",
             "test_peers{path=\"relayed\"} 0",
+            "test_last_seconds 0.25",
+            "test_info{role=\"agent\"} 1",
+            "# TYPE test_wait_seconds histogram",
+            "test_wait_seconds_count 1",
+            "test_wait_seconds_bucket{le=\"0.0025\"} 0",
+            "test_wait_seconds_bucket{le=\"0.005\"} 1",
+            "test_wait_seconds_bucket{le=\"+Inf\"} 1",
             "# EOF",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use edgemesh_kube::{Inputs, Publisher};
 use edgemesh_model::BuildOptions;
-use edgemesh_telemetry::{Liveness, Readout, Registry};
+use edgemesh_telemetry::{Liveness, Readout};
 use edgemesh_tunnel::settings::TunnelSettings;
 use tokio::sync::mpsc;
 
@@ -51,7 +51,7 @@ async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
         apiserver_via: settings.apiserver_via,
     };
     let publisher = Publisher::new(&settings.sources(), Inputs::Agent, options, DEBOUNCE);
-    let mut registry = Registry::default();
+    let mut registry = edgemesh_telemetry::role_registry("agent");
     publisher.register(&mut registry);
     let liveness = Liveness::default();
     let tunnel = match &settings.tunnel {

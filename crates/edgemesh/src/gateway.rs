@@ -21,7 +21,7 @@ use edgemesh_lb::LoadBalancer;
 use edgemesh_model::BuildOptions;
 use edgemesh_proxy::connect::DialLimits;
 use edgemesh_proxy::{Dialer, DirectDialer};
-use edgemesh_telemetry::{AdminServer, Liveness, Readout, Registry, Reply};
+use edgemesh_telemetry::{AdminServer, Liveness, Readout, Reply};
 use edgemesh_tunnel::settings::TunnelSettings;
 use edgemesh_tunnel::{PeersView, TunnelDialer};
 use tokio::sync::mpsc;
@@ -129,7 +129,7 @@ async fn run(prepared: PreparedGateway, args: GatewayArgs) -> anyhow::Result<()>
     let manifests = prepared.discovery.manifests.clone();
     let sources = crate::sources::ids(api.as_ref(), manifests.as_ref());
     let publisher = Publisher::new(&sources, Inputs::Gateway, BuildOptions::default(), DEBOUNCE);
-    let mut registry = Registry::default();
+    let mut registry = edgemesh_telemetry::role_registry("gateway");
     publisher.register(&mut registry);
     let liveness = Liveness::default();
 

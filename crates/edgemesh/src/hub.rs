@@ -13,7 +13,6 @@ use edgemesh_hub::cli::{
     BootstrapFlags, BootstrapPlan, HubFlags, admin_routes, bootstrap_plan, config_of, ensure_device,
 };
 use edgemesh_hub::{Hub, HubConfig};
-use edgemesh_telemetry::Registry;
 
 use crate::logs::LogArgs;
 use crate::process;
@@ -135,7 +134,7 @@ async fn run(config: HubConfig, args: &HubFlags) -> anyhow::Result<()> {
     if let Some(addr) = config.secure_addr {
         ensure_device(&args.hub_device, addr.ip()).await?;
     }
-    let mut registry = Registry::default();
+    let mut registry = edgemesh_telemetry::role_registry("hub");
     let rotating = config.renewal.is_some();
     let hub = Hub::start(config, &mut registry).await.map_err(|e| {
         let error = anyhow::Error::new(e);

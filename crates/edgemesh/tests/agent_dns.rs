@@ -229,6 +229,11 @@ fn agent_dns_answers_cluster_names_forwards_and_serves_stale() {
     for name in ["cache_hits", "upstream_failures", "upstream_tcp_retries"] {
         scraped.value(&format!("edgemesh_dns_{name}"), "counter", &[]);
     }
+    let timed = scraped.histogram_count("edgemesh_dns_request_duration_seconds", &[]);
+    assert!(
+        timed >= responses("NOERROR") + responses("SERVFAIL"),
+        "{timed}"
+    );
 }
 
 /// Issue #18, item 15: a LAN neighbour that routes 169.254.96.16 via the node had an open

@@ -60,5 +60,17 @@ fn agent_metrics_are_openmetrics_after_traffic() {
         counter(name);
     }
     gauge("edgemesh_proxy_active_connections");
+    // Durations are histograms in seconds; the process reports itself as client libraries do.
+    assert!(scraped.histogram_count("edgemesh_proxier_sync_duration_seconds", &[]) >= 1.0);
+    assert!(scraped.histogram_count("edgemesh_proxy_dial_duration_seconds", &[]) >= 1.0);
+    let version = env!("CARGO_PKG_VERSION");
+    let build = [("version", version), ("role", "agent")];
+    assert_eq!(scraped.value("edgemesh_build_info", "gauge", &build), 1.0);
+    assert!(counter("process_cpu_seconds") > 0.0);
+    assert!(gauge("process_resident_memory_bytes") > 1e6);
+    assert!(gauge("process_open_fds") >= 3.0);
+    assert!(gauge("process_max_fds") >= gauge("process_open_fds"));
+    assert!(gauge("process_start_time_seconds") > 1.6e9);
+    assert!(gauge("process_threads") >= 1.0);
     assert!(gauge("edgemesh_proxy_udp_sessions_active") >= 1.0);
 }

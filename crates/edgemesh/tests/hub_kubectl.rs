@@ -159,6 +159,18 @@ fn real_hub_kubectl_online_offline_and_back() {
         scraped.value("edgemesh_hub_cloud_online", "gauge", &[]),
         0.0
     );
+    for served_by in ["upstream", "cache"] {
+        let labels = [("served_by", served_by)];
+        let timed = scraped.histogram_count("edgemesh_hub_request_duration_seconds", &labels);
+        assert!(timed >= 1.0, "{served_by}: {timed}");
+    }
+    let expiry = "edgemesh_hub_serving_certificate_expiry_timestamp_seconds";
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    assert!(scraped.value(expiry, "gauge", &[]) > now.as_secs_f64());
+    let build = [("version", env!("CARGO_PKG_VERSION")), ("role", "hub")];
+    assert_eq!(scraped.value("edgemesh_build_info", "gauge", &build), 1.0);
 
     // A watch started offline is held open, and closed when the link comes back.
     let watch_cache = tempfile::tempdir().unwrap();

@@ -76,6 +76,31 @@ fn parse(text: &str) -> BTreeMap<String, Value> {
 impl Scrape {
     /// The value of the sample of `family` (which must be of type `kind`) carrying `labels`.
     pub fn value(&self, family: &str, kind: &str, labels: &[(&str, &str)]) -> f64 {
+        self.sample(family, kind, None, labels)
+    }
+
+    /// How many durations the histogram `family` (its name ends in `_seconds`) has counted,
+    /// after checking that its buckets are cumulative and end with `+Inf` equal to the count.
+    pub fn histogram_count(&self, family: &str, labels: &[(&str, &str)]) -> f64 {
+        let count = self.sample(family, "histogram", Some("_count"), labels);
+        let inf: Vec<(&str, &str)> = labels.iter().copied().chain([("le", "+Inf")]).collect();
+        let last_bucket = self.sample(family, "histogram", Some("_bucket"), &inf);
+        assert_eq!(last_bucket, count, "{family}: +Inf bucket vs _count");
+        assert!(
+            family.ends_with("_seconds"),
+            "{family}: not in the base unit"
+        );
+        count
+    }
+
+    /// The sample named `family` + `suffix` (any name when `suffix` is None) with `labels`.
+    fn sample(
+        &self,
+        family: &str,
+        kind: &str,
+        suffix: Option<&str>,
+        labels: &[(&str, &str)],
+    ) -> f64 {
         let Some(found) = self.families.get(family) else {
             panic!("no family {family}; have {:?}", self.families.keys());
         };
@@ -85,6 +110,7 @@ impl Scrape {
             .as_array()
             .unwrap()
             .iter()
+            .filter(|s| suffix.is_none_or(|suffix| s[0] == format!("{family}{suffix}")))
             .find(|s| {
                 let have: BTreeMap<&str, &str> = s[1]
                     .as_object()
