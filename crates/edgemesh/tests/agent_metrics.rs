@@ -72,5 +72,17 @@ fn agent_metrics_are_openmetrics_after_traffic() {
     assert!(gauge("process_max_fds") >= gauge("process_open_fds"));
     assert!(gauge("process_start_time_seconds") > 1.6e9);
     assert!(gauge("process_threads") >= 1.0);
+    // Every family served is documented, under the sample name a query uses.
+    let docs = include_str!("../../../docs/metrics.md");
+    for (family, found) in &scraped.families {
+        let sample = match found["type"].as_str() {
+            Some("counter") => format!("{family}_total"),
+            _ => family.clone(),
+        };
+        assert!(
+            docs.contains(&format!("`{sample}`")),
+            "{sample} not in docs/metrics.md"
+        );
+    }
     assert!(gauge("edgemesh_proxy_udp_sessions_active") >= 1.0);
 }
