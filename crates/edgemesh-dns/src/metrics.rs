@@ -32,9 +32,9 @@ edgemesh_telemetry::counters! {
         rcode_notimp,
         rcode_other,
     }
-    latencies {
+    also {
         /// From a parsed query to its response sent (cluster answers, cache and upstream alike).
-        pub(crate) request_duration,
+        pub(crate) request_duration: edgemesh_telemetry::Latency,
     }
 }
 

@@ -39,9 +39,16 @@ async fn relay_to(target: std::net::SocketAddr, mode: Mode) -> std::net::SocketA
         match mode {
             Mode::Ours(m) => {
                 let metrics = Metrics::default();
-                relay(client, &[], Upstream::Tcp(up), m, None, &metrics)
-                    .await
-                    .unwrap();
+                relay(
+                    client,
+                    &[],
+                    Upstream::Tcp(up),
+                    m,
+                    None,
+                    (&metrics, &Default::default()),
+                )
+                .await
+                .unwrap();
             }
             Mode::TokioCopy(size) => {
                 tokio::io::copy_bidirectional_with_sizes(&mut client, &mut up, size, size)

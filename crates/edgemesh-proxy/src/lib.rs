@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod origdst;
 mod proxy;
 pub mod relay;
+pub mod service_metrics;
 pub mod settings;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -39,3 +40,4 @@ pub use error::ProxyError;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use origdst::{OriginalDst, SoOriginalDst};
 pub use proxy::Proxy;
+pub use service_metrics::{ServiceCounters, ServiceMetrics};

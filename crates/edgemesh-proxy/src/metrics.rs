@@ -4,7 +4,9 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use edgemesh_telemetry::{Kind, Readings, Readout};
+use edgemesh_telemetry::{Kind, Latency, Readings, Readout};
+
+use crate::service_metrics::ServiceMetrics;
 
 edgemesh_telemetry::counters! {
     /// Live counters; cheap to bump from any task.
@@ -25,9 +27,11 @@ edgemesh_telemetry::counters! {
         /// The kernel's count of datagrams dropped at the full TPROXY receiver (`SO_RXQ_OVFL`).
         pub udp_receive_buffer_drops,
     }
-    latencies {
+    also {
         /// Time to connect to the chosen endpoint (successful dials), direct or through the tunnel.
-        pub dial_duration,
+        pub dial_duration: Latency,
+        /// Connections, errors and bytes of each service this proxy carried.
+        pub services: ServiceMetrics,
     }
 }
 
@@ -120,7 +124,8 @@ impl Readout for Metrics {
             "edgemesh_proxy_dial_duration_seconds",
             "Time to connect to the chosen endpoint, for dials that succeeded.",
             &self.dial_duration,
-        )
+        )?;
+        self.services.read(out)
     }
 }
 

@@ -20,6 +20,7 @@ use crate::http_head::{Head, read_head};
 use crate::metrics::{ActiveGuard, Metrics};
 use crate::origdst::{OriginalDst, SoOriginalDst};
 use crate::relay::{relay, reset};
+use crate::service_metrics::ServiceCounters;
 
 /// The userspace proxy; cheap to clone (all clones share state and metrics).
 #[derive(Clone)]
@@ -51,6 +52,8 @@ pub(crate) struct Routed {
     pub(crate) frontend: Frontend,
     pub(crate) service: Arc<Service>,
     pub(crate) index: usize,
+    /// The service's own counters (connections, errors, bytes).
+    pub(crate) counters: Arc<ServiceCounters>,
 }
 
 /// Pause after an accept error such as EMFILE, so a full fd table does not spin a core.
@@ -149,6 +152,7 @@ impl Proxy {
         let connected = match dial.await {
             Ok(connected) => connected,
             Err(error) => {
+                Metrics::inc(&routed.counters.errors);
                 self.count_dial_error(&error);
                 tracing::info!(%error, "resetting client");
                 return reset(&client);
@@ -162,7 +166,7 @@ impl Proxy {
             connected.upstream,
             mode,
             idle,
-            &inner.metrics,
+            (&inner.metrics, &routed.counters),
         )
         .await;
         tracing::debug!(?result, "connection closed");
@@ -193,10 +197,13 @@ impl Proxy {
         let routed = snapshot.resolve(dst).and_then(|frontend| {
             let (service, port) = snapshot.route(&frontend)?;
             let index = service.ports.iter().position(|p| std::ptr::eq(p, port))?;
+            let counters = self.inner.metrics.services.of(&service.key, &snapshot);
+            Metrics::inc(&counters.connections);
             Some(Routed {
                 frontend,
                 service: Arc::clone(service),
                 index,
+                counters,
             })
         });
         let counter = match routed {

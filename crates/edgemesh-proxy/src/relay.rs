@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 use crate::config::RelayMode;
 use crate::dialer::Upstream;
 use crate::metrics::Metrics;
+use crate::service_metrics::ServiceCounters;
 
 /// Relays `client` ↔ `upstream`, sending `prefix` (bytes already read from the client) first.
 /// When either side breaks (an I/O error; a tunnel stream whose connection was lost) both TCP
@@ -23,26 +24,26 @@ pub async fn relay(
     upstream: Upstream,
     mode: RelayMode,
     idle_timeout: Option<Duration>,
-    metrics: &Metrics,
+    (metrics, service): (&Metrics, &ServiceCounters),
 ) -> io::Result<End> {
+    let meter = Counted { metrics, service };
     let result = match (upstream, mode) {
         (Upstream::Tcp(mut up), mode @ (RelayMode::Splice | RelayMode::Adaptive)) => {
-            let result =
-                tcp_to_tcp(&mut client, &mut up, prefix, mode, idle_timeout, metrics).await;
+            let result = tcp_to_tcp(&mut client, &mut up, prefix, mode, idle_timeout, &meter).await;
             if result.is_err() {
                 reset(&up);
             }
             result
         }
         (Upstream::Tcp(mut up), RelayMode::Copy { buffer }) => {
-            copy(&mut client, &mut up, prefix, buffer, idle_timeout, metrics).await
+            copy(&mut client, &mut up, prefix, buffer, idle_timeout, &meter).await
         }
         (Upstream::Stream(mut up), mode) => {
             let buffer = match mode {
                 RelayMode::Copy { buffer } => buffer,
                 RelayMode::Splice | RelayMode::Adaptive => edgemesh_copy::DEFAULT_MAX_BUFFER,
             };
-            copy(&mut client, &mut up, prefix, buffer, idle_timeout, metrics).await
+            copy(&mut client, &mut up, prefix, buffer, idle_timeout, &meter).await
         }
     };
     if result.is_err() {
@@ -62,19 +63,17 @@ async fn tcp_to_tcp(
     prefix: &[u8],
     mode: RelayMode,
     idle_timeout: Option<Duration>,
-    metrics: &Metrics,
+    meter: &Counted<'_>,
 ) -> io::Result<End> {
-    send_prefix(up, prefix, metrics).await?;
+    send_prefix(up, prefix, meter).await?;
     let copied = match mode {
-        RelayMode::Splice => {
-            edgemesh_copy::splice_both_ways(client, up, metrics, idle_timeout).await
-        }
+        RelayMode::Splice => edgemesh_copy::splice_both_ways(client, up, meter, idle_timeout).await,
         _ => {
             let options = Options {
                 idle_timeout,
                 ..Options::default()
             };
-            edgemesh_copy::adaptive_both_ways(client, up, metrics, options).await
+            edgemesh_copy::adaptive_both_ways(client, up, meter, options).await
         }
     };
     copied.map_err(io::Error::from)
@@ -87,14 +86,14 @@ async fn copy<U: AsyncRead + AsyncWrite + Unpin>(
     prefix: &[u8],
     max_buffer: usize,
     idle_timeout: Option<Duration>,
-    metrics: &Metrics,
+    meter: &Counted<'_>,
 ) -> io::Result<End> {
-    send_prefix(upstream, prefix, metrics).await?;
+    send_prefix(upstream, prefix, meter).await?;
     let options = Options {
         idle_timeout,
         max_buffer,
     };
-    edgemesh_copy::both_ways(client, upstream, metrics, options)
+    edgemesh_copy::both_ways(client, upstream, meter, options)
         .await
         .map_err(io::Error::from)
 }
@@ -102,10 +101,10 @@ async fn copy<U: AsyncRead + AsyncWrite + Unpin>(
 async fn send_prefix<U: AsyncWrite + Unpin>(
     upstream: &mut U,
     prefix: &[u8],
-    metrics: &Metrics,
+    meter: &Counted<'_>,
 ) -> io::Result<()> {
     upstream.write_all(prefix).await?;
-    metrics.moved(Direction::AToB, prefix.len() as u64);
+    meter.moved(Direction::AToB, prefix.len() as u64);
     Ok(())
 }
 
@@ -117,6 +116,19 @@ impl Meter for Metrics {
             Direction::BToA => &self.bytes_upstream_to_client,
         };
         Metrics::add(counter, bytes);
+    }
+}
+
+/// Counts a connection's bytes both in the proxy's totals and in its service's counters.
+struct Counted<'a> {
+    metrics: &'a Metrics,
+    service: &'a ServiceCounters,
+}
+
+impl Meter for Counted<'_> {
+    fn moved(&self, direction: Direction, bytes: u64) {
+        self.metrics.moved(direction, bytes);
+        self.service.moved(direction, bytes);
     }
 }
 

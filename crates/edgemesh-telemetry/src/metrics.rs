@@ -23,8 +23,8 @@ use crate::reply::Reply;
 
 /// Declares a struct of live `AtomicU64` counters (one relaxed add per event), the plain-`u64`
 /// copy of it that `/metrics` and tests read, and the `snapshot()` that takes the copy, from one
-/// list of fields; an optional `latencies { ... }` list adds [`Latency`] histograms to the live
-/// struct (they have their own snapshot):
+/// list of fields; an optional `also { name: Type, ... }` list adds other fields (each `Default`)
+/// to the live struct only, such as [`Latency`] histograms, which have their own snapshot:
 ///
 /// ```
 /// edgemesh_telemetry::counters! {
@@ -34,9 +34,9 @@ use crate::reply::Reply;
 ///         pub accepted,
 ///         dropped,
 ///     }
-///     latencies {
+///     also {
 ///         /// Time to accept.
-///         pub accept_duration,
+///         pub accept_duration: edgemesh_telemetry::Latency,
 ///     }
 /// }
 /// let metrics = Metrics::default();
@@ -50,15 +50,15 @@ macro_rules! counters {
         $vis:vis struct $live:ident => $snapshot:ident {
             $($(#[$doc:meta])* $field_vis:vis $name:ident),* $(,)?
         }
-        $(latencies {
-            $($(#[$latency_doc:meta])* $latency_vis:vis $latency:ident),* $(,)?
+        $(also {
+            $($(#[$also_doc:meta])* $also_vis:vis $also:ident: $also_type:ty),* $(,)?
         })?
     ) => {
         $(#[$meta])*
         #[derive(Debug, Default)]
         $vis struct $live {
             $($(#[$doc])* $field_vis $name: ::std::sync::atomic::AtomicU64,)*
-            $($($(#[$latency_doc])* $latency_vis $latency: $crate::Latency,)*)?
+            $($($(#[$also_doc])* $also_vis $also: $also_type,)*)?
         }
 
         #[doc = concat!("A point-in-time copy of [`", stringify!($live), "`].")]
@@ -152,19 +152,22 @@ impl Readings<'_> {
         kind.encode_float(value, encoder)
     }
 
-    /// One series carrying fixed `labels` (an identity such as `edgemesh_build_info`).
-    pub fn labelled_one(
+    /// One family whose series each carry their own labels, such as `{namespace, service}`;
+    /// the caller bounds how many there are.
+    pub fn labelled(
         &mut self,
         kind: Kind,
         name: &str,
         help: &str,
-        labels: &[(&str, &str)],
-        value: u64,
+        series: &[(Vec<(&str, &str)>, u64)],
     ) -> fmt::Result {
         let mut family = self
             .0
             .encode_descriptor(name, help, None, kind.metric_type())?;
-        kind.encode(value, family.encode_family(&labels)?)
+        for (labels, value) in series {
+            kind.encode(*value, family.encode_family(labels)?)?;
+        }
+        Ok(())
     }
 
     /// A histogram of durations; `name` ends in `_seconds`.
@@ -193,14 +196,11 @@ impl Readings<'_> {
         help: &str,
         (label, values): (&str, &[(&str, u64)]),
     ) -> fmt::Result {
-        let mut family = self
-            .0
-            .encode_descriptor(name, help, None, kind.metric_type())?;
-        for (label_value, value) in values {
-            let labels = [(label, *label_value)];
-            kind.encode(*value, family.encode_family(&labels)?)?;
-        }
-        Ok(())
+        let series: Vec<_> = values
+            .iter()
+            .map(|(label_value, value)| (vec![(label, *label_value)], *value))
+            .collect();
+        self.labelled(kind, name, help, &series)
     }
 }
 
@@ -263,7 +263,8 @@ mod tests {
             let paths: &[(&str, u64)] = &[("direct", 2), ("relayed", 0)];
             out.by_label(Kind::Gauge, "test_peers", "Peers.", ("path", paths))?;
             out.float(Kind::Gauge, "test_last_seconds", "Last.", 0.25)?;
-            out.labelled_one(Kind::Gauge, "test_info", "Info.", &[("role", "agent")], 1)?;
+            let info = [(vec![("role", "agent"), ("version", "1")], 1)];
+            out.labelled(Kind::Gauge, "test_info", "Info.", &info)?;
             out.histogram("test_wait_seconds", "Waits.", &self.1)
         }
     }
@@ -287,7 +288,7 @@ mod tests {
             "# TYPE test_peers gauge",
             "test_peers{path=\"relayed\"} 0",
             "test_last_seconds 0.25",
-            "test_info{role=\"agent\"} 1",
+            "test_info{role=\"agent\",version=\"1\"} 1",
             "# TYPE test_wait_seconds histogram",
             "test_wait_seconds_count 1",
             "test_wait_seconds_bucket{le=\"0.0025\"} 0",

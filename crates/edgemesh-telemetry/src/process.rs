@@ -25,13 +25,15 @@ impl ProcessMetrics {
 
 impl Readout for ProcessMetrics {
     fn read(&self, out: &mut Readings<'_>) -> fmt::Result {
-        let build = [("version", env!("CARGO_PKG_VERSION")), ("role", self.role)];
-        out.labelled_one(
+        let build = [(
+            vec![("version", env!("CARGO_PKG_VERSION")), ("role", self.role)],
+            1,
+        )];
+        out.labelled(
             Kind::Gauge,
             "edgemesh_build_info",
             "1, labelled with the version and the role of this process.",
             &build,
-            1,
         )?;
         if let Some(stat) = read_stat() {
             out.float(

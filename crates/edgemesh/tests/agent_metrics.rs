@@ -60,6 +60,18 @@ fn agent_metrics_are_openmetrics_after_traffic() {
         counter(name);
     }
     gauge("edgemesh_proxy_active_connections");
+    // The same traffic per service: one TCP connection and one UDP flow to web.
+    let web = [("namespace", "shop"), ("service", "web")];
+    let service_counter = |name: &str, extra: &[(&'static str, &'static str)]| {
+        let labels: Vec<_> = web.iter().chain(extra).copied().collect();
+        scraped.value(name, "counter", &labels)
+    };
+    assert!(service_counter("edgemesh_proxy_service_connections", &[]) >= 2.0);
+    assert_eq!(service_counter("edgemesh_proxy_service_errors", &[]), 0.0);
+    for direction in ["to_upstream", "to_client"] {
+        let bytes = service_counter("edgemesh_proxy_service_bytes", &[("direction", direction)]);
+        assert!(bytes > 0.0, "{direction}: {bytes}");
+    }
     // Durations are histograms in seconds; the process reports itself as client libraries do.
     assert!(scraped.histogram_count("edgemesh_proxier_sync_duration_seconds", &[]) >= 1.0);
     assert!(scraped.histogram_count("edgemesh_proxy_dial_duration_seconds", &[]) >= 1.0);

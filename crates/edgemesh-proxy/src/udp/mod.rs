@@ -76,6 +76,7 @@ impl Proxy {
         if session.send(payload) {
             session.activity.touch();
             Metrics::add(&metrics.bytes_client_to_upstream, payload.len() as u64);
+            Metrics::add(&session.counters.bytes_to_upstream, payload.len() as u64);
         } else {
             Metrics::inc(&metrics.udp_datagrams_dropped);
         }

@@ -18,6 +18,7 @@ use super::{MAX_DATAGRAM, Received, Sessions};
 use crate::dialer::{DatagramChannel, DatagramDial};
 use crate::metrics::{ActiveGuard, Metrics};
 use crate::proxy::Proxy;
+use crate::service_metrics::ServiceCounters;
 
 /// Datagrams a flow may queue while its channel opens; more are dropped, as a network would.
 const CHANNEL_QUEUE: usize = 256;
@@ -29,6 +30,8 @@ pub(crate) struct Session {
     reply: UdpSocket,
     client: SocketAddr,
     pub(crate) activity: Activity,
+    /// The service's counters: flows, errors and bytes.
+    pub(crate) counters: Arc<ServiceCounters>,
     _picked: Picked,
 }
 
@@ -62,6 +65,7 @@ impl Session {
             Ok(sent) => {
                 self.activity.touch();
                 Metrics::add(&metrics.bytes_upstream_to_client, sent as u64);
+                Metrics::add(&self.counters.bytes_to_client, sent as u64);
             }
             Err(_) => Metrics::inc(&metrics.udp_datagrams_dropped),
         }
@@ -90,6 +94,7 @@ pub(crate) fn open(proxy: &Proxy, received: Received) -> Option<(Session, Option
         .pick(&frontend, service, &service.ports[index], &ctx)
     else {
         Metrics::inc(&inner.metrics.no_endpoint);
+        Metrics::inc(&routed.counters.errors);
         return None;
     };
     let (upstream, channel) = match inner.dialer.dial_udp(&picked.backend, &frontend) {
@@ -119,6 +124,7 @@ pub(crate) fn open(proxy: &Proxy, received: Received) -> Option<(Session, Option
                 reply,
                 client: received.client,
                 activity: Activity::new(),
+                counters: Arc::clone(&routed.counters),
                 _picked: picked,
             };
             Some((session, channel))
