@@ -11,7 +11,8 @@ For each rendered file:
   - every edge hub ConfigMap (key cache_agents) must be a comma-separated list of User-Agent
     names or `*`;
   - every flag a rendered DaemonSet passes to `edgemesh hub` (or `edgemesh hub bootstrap`, in an
-    initContainer) is one its `--help` lists;
+    initContainer) is one its `--help` lists, and the hub's flags pass `edgemesh hub
+    --check-config` (the pod's files stood in for by a CA, serving pair and token made here);
   - with --edgemesh-compat, the objects an EdgeMesh install has keep EdgeMesh's names, the
     DaemonSet keeps EdgeMesh's selector (a selector cannot change on upgrade), the PSK from the
     values is the one in the Secret, and relayNodes from the values reach the agent's config.
@@ -99,6 +100,53 @@ def check_hub_flags(binary, doc, where, problems):
             flag = arg.split("=", 1)[0]
             if flag.startswith("--") and flag not in known:
                 problems.append(f"{where}: container {c['name']}: `edgemesh {' '.join(role)}` has no flag {flag}")
+        if role == ["hub"]:
+            check_hub_config(binary, command[2:], f"{where}: container {c['name']}", problems)
+
+
+# The hub's file flags point at paths inside the pod (the service account's CA and token, the
+# serving pair, the cache): --check-config reads them, so they are stood in for by files made
+# here, of the same kinds.
+HUB_FILE_FLAGS = ("--ca-file", "--token-file", "--cert-file", "--key-file", "--cache-dir")
+
+
+def stand_in_files(tmp):
+    """A CA, a serving pair it signed for 169.254.2.1, a token and a cache dir."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+    ca_key, ca, key, csr, cert = (os.path.join(tmp, n) for n in ("ca.key", "ca.crt", "tls.key", "tls.csr", "tls.crt"))
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", ca_key, "-out", ca, "-subj", "/CN=check-deploy-ca", "-days", "2")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", key, "-out", csr, "-subj", "/CN=system:node:check-deploy-node/O=system:nodes")
+    ext = os.path.join(tmp, "san.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:169.254.2.1,IP:127.0.0.1,DNS:localhost\n")
+    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+            "-out", cert, "-days", "2", "-extfile", ext)
+    token = os.path.join(tmp, "token")
+    with open(token, "w") as f:
+        f.write("check-deploy-token")
+    cache = os.path.join(tmp, "cache")
+    os.mkdir(cache)
+    return {"--ca-file": ca, "--token-file": token, "--cert-file": cert, "--key-file": key, "--cache-dir": cache}
+
+
+def check_hub_config(binary, args, where, problems):
+    """Starts `edgemesh hub --check-config` with the container's flags, files stood in for."""
+    with tempfile.TemporaryDirectory(prefix="edgemesh-hub-") as tmp:
+        files = stand_in_files(tmp)
+        local = []
+        for arg in args:
+            flag, _, value = arg.partition("=")
+            local.append(f"{flag}={files[flag]}" if flag in HUB_FILE_FLAGS and value else arg)
+        env = dict(os.environ, NODE_NAME="check-deploy-node")
+        run = subprocess.run([binary, "hub", "--check-config", *local],
+                             capture_output=True, text=True, env=env, timeout=60)
+    for line in (run.stdout + run.stderr).strip().splitlines():
+        print(f"    {where}: {line}")
+    if run.returncode != 0:
+        problems.append(f"{where}: `edgemesh hub --check-config` exited {run.returncode}")
 
 
 def check_edgemesh_compat(objects, values, problems):

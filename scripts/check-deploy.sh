@@ -8,6 +8,8 @@
 #     `edgemesh agent --check-config` and every gateway ConfigMap through
 #     `edgemesh gateway --check-config` (scripts/check-deploy.py);
 #   - the gateway (gateway.enabled, ci/values-gateway.yaml) keeps EdgeMesh's gateway object names;
+#   - every hub container's flags pass `edgemesh hub --check-config` (check-deploy.py stands in
+#     for the pod's files);
 #   - the hub's certificate from the certificates API (ci/values-hub-bootstrap.yaml) renders the
 #     `edgemesh hub bootstrap` initContainer, renewal and the CSR RBAC;
 #   - values that must be refused are refused (the hub without an apiserver address, two sources
@@ -42,7 +44,8 @@ if scripts/check-deploy.py --edgemesh "$bin" scripts/testdata/check-deploy-broke
   cat "$out/broken.txt" >&2; fail "check-deploy.py passed scripts/testdata/check-deploy-broken.yaml"
 fi
 for want in "listenPort: invalid value '0'" "'bad agent' is not a User-Agent" "'hostNetwrk' was unexpected" \
-  "has no flag --no-such-flag" "includeIP: invalid value 'not-an-ip'"; do
+  "has no flag --no-such-flag" "includeIP: invalid value 'not-an-ip'" \
+  "the HTTPS listener needs --cert-file and --key-file"; do
   grep -qF "$want" "$out/broken.txt" || { cat "$out/broken.txt" >&2; fail "check-deploy.py did not report: $want"; }
 done
 
