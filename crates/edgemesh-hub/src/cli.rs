@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use edgemesh_telemetry::{AdminServer, Reply};
+use edgemesh_telemetry::{AdminServer, Liveness, Reply};
 
 use crate::bootstrap::{Api, CertFiles, CsrSettings, Identity};
 use crate::config::{DEFAULT_CACHE_DIR, DEFAULT_INSECURE_ADDR, DEFAULT_SECURE_ADDR};
@@ -346,11 +346,13 @@ pub async fn ensure_device(name: &str, ip: IpAddr) -> Result<(), HubError> {
     Ok(())
 }
 
-/// `/healthz`, `/readyz` and `/debug/hub`; `/metrics` is added by the caller.
+/// `/livez`, `/healthz`, `/readyz` and `/debug/hub`; `/metrics` is added by the caller.
 pub fn admin_routes(status: StatusHandle) -> AdminServer {
     let debug = status.clone();
+    // No loop to watch: the hub process ends as soon as any of its tasks ends
+    // (`RunningHub::serve`), so while it answers, it lives.
     AdminServer::new()
-        .route("/healthz", || Reply::text(200, "ok\n"))
+        .liveness(Liveness::default())
         .route("/readyz", move || match status.readiness() {
             Ok(reason) => Reply::text(200, format!("ready: {reason}\n")),
             Err(reason) => Reply::text(503, format!("not ready: {reason}\n")),

@@ -15,7 +15,12 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use crate::liveness::Liveness;
 use crate::reply::Reply;
+
+fn reply_of((status, body): (u16, String)) -> Reply {
+    Reply::text(status, body)
+}
 
 /// A GET handler.
 pub type Route = Arc<dyn Fn() -> Reply + Send + Sync>;
@@ -48,6 +53,15 @@ impl AdminServer {
     ) -> Self {
         self.routes.insert(path, Arc::new(handler));
         self
+    }
+
+    /// `/livez` (Kubernetes' name) and `/healthz` (EdgeMesh's probes): 200 while every loop
+    /// `liveness` watches runs, 503 naming the ones that ended.
+    #[must_use]
+    pub fn liveness(self, liveness: Liveness) -> Self {
+        let healthz = liveness.clone();
+        self.route("/livez", move || reply_of(liveness.health()))
+            .route("/healthz", move || reply_of(healthz.health()))
     }
 
     /// `/metrics`: `registry` encoded at each scrape.
@@ -134,10 +148,11 @@ mod tests {
 
     #[tokio::test]
     async fn routes_and_not_found() {
-        let server = AdminServer::new().route("/healthz", || Reply::text(200, "ok\n"));
+        let server = AdminServer::new().liveness(Liveness::default());
         let (addr, serving) = server.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         tokio::spawn(serving);
         assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
+        assert!(get(addr, "/livez").await.starts_with("HTTP/1.1 200"));
         let missing = get(addr, "/nope").await;
         assert!(
             missing.starts_with("HTTP/1.1 404") && missing.contains("/healthz"),

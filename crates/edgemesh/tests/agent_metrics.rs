@@ -78,7 +78,8 @@ fn agent_metrics_are_openmetrics_after_traffic() {
     let version = env!("CARGO_PKG_VERSION");
     let build = [("version", version), ("role", "agent")];
     assert_eq!(scraped.value("edgemesh_build_info", "gauge", &build), 1.0);
-    assert!(counter("process_cpu_seconds") > 0.0);
+    // Present; a young agent may not have used one 10 ms tick of CPU yet.
+    assert!(counter("process_cpu_seconds") >= 0.0);
     assert!(gauge("process_resident_memory_bytes") > 1e6);
     assert!(gauge("process_open_fds") >= 3.0);
     assert!(gauge("process_max_fds") >= gauge("process_open_fds"));

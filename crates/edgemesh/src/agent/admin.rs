@@ -21,10 +21,7 @@ pub fn routes(
             Some(view) => Reply::json(view.body()),
             None => Reply::text(404, "the tunnel is off (modules.edgeTunnel.enable)\n"),
         })
-        .route("/healthz", move || {
-            let (status, body) = liveness.health();
-            Reply::text(status, body)
-        })
+        .liveness(liveness)
         .route("/readyz", move || {
             match readiness.not_ready(proxier.as_ref().map(|p| p.synced_version())) {
                 None => Reply::text(200, "ready\n"),
