@@ -18,6 +18,8 @@
 #                                                       # pair waits out the pod's TIME_WAIT)
 #   ONLY=proxy DURATION=5 scripts/bench-datapath.sh     # the userspace proxy's iperf3 and wrk
 #                                                       # rows and agent CPU only (~1 min)
+#   ONLY=newconn PATHS=proxy DURATION=5 scripts/bench-datapath.sh  # new connections through the
+#                                                       # proxy only, with agent CPU µs each
 set -euo pipefail
 
 DURATION=${DURATION:-10}
@@ -171,6 +173,9 @@ sample_urls() { # N: 20 never-contacted ClusterIPs spread over the N services
   for i in $(seq 0 19); do echo "http://$(cluster_ip $((i * $1 / 20 + 1)))/"; done
 }
 
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
+field() { echo "$1" | awk -v i="$2" '{print $i}'; }
+
 # New connections: wrk with `Connection: close` (http_server closes first, so the TIME_WAIT is
 # on the pod's side, as with a real server), one new connection per request.
 counter() { ip netns exec "$1" nstat -saz "$2" | awk -v n="$2" '$1 == n {print $2}'; } # ns name
@@ -190,14 +195,22 @@ settle_time_wait() {
   done
   echo "the pod still has TIME_WAIT sockets after 75 s" >&2
 }
-declare -A NEWCONN
+declare -A NEWCONN NEWCONN_CPU
 # newconn_pair PATH: direct, then through the ClusterIP within the same minute, as a node that
 # reaches the pod both ways does.
 newconn_pair() {
   echo "$1 path: new connections (wrk Connection: close, 16 conn)..." >&2
   settle_time_wait
   NEWCONN[direct-$1]=$(newconn_run http://192.0.2.11:8080/)
+  local ticks; ticks=$(cpu_ticks)
   NEWCONN[$1]=$(newconn_run http://10.96.0.10/)
+  NEWCONN_CPU[$1]=$(cpu_per_request "$ticks" "$(field "${NEWCONN[$1]}" 1)")
+}
+# cpu_per_request TICKS RPS: the agent's CPU (user + system) per request since TICKS, in µs, for a
+# run of DURATION seconds at RPS requests/s.
+cpu_per_request() {
+  awk -v t="$(($(cpu_ticks) - $1))" -v hz="$(getconf CLK_TCK)" -v n="$2" -v d="$DURATION" \
+    'BEGIN {printf "%.0f", (n > 0) ? t / hz * 1e6 / (n * d) : 0}'
 }
 
 cpu_since() { # ticks seconds: % of one core the agent used since then
@@ -207,7 +220,7 @@ echo "load before: $(uptime)" >&2
 declare -A IPERF WRK CPU
 # Each path is measured right after its own direct baseline, so both see the same machine load.
 # kernel: the default (nftables fast path DNAT); proxy: kernelFastPath false (userspace splice).
-PATHS="kernel kernel-mono proxy"
+PATHS=${PATHS:-kernel kernel-mono proxy}
 [ "$ONLY" = proxy ] && PATHS=proxy
 for path in $PATHS; do
   start_agent nftables "$([ "$path" = proxy ] && echo false || echo true)" \
@@ -242,18 +255,17 @@ for path in $PATHS; do
 done
 
 # --- the tables -----------------------------------------------------------------------------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
-field() { echo "$1" | awk -v i="$2" '{print $i}'; }
 newconn_table() {
   echo
-  echo "| new connections/s (wrk -c16 -t2, Connection: close) | direct | through the agent | agent / direct | SYN retransmits / PAWS-refused SYNs (agent run) |"
-  echo "|---|---:|---:|---:|---:|"
-  for path in kernel kernel-mono proxy; do
+  echo "| new connections/s (wrk -c16 -t2, Connection: close) | direct | through the agent | agent / direct | SYN retransmits / PAWS-refused SYNs (agent run) | agent CPU µs / new connection |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  for path in $PATHS; do
     d=${NEWCONN[direct-$path]}; a=${NEWCONN[$path]}
-    echo "| $path | $(field "$d" 1) | $(field "$a" 1) | $(ratio "$(field "$a" 1)" "$(field "$d" 1)") | $(field "$a" 2) / $(field "$a" 3) |"
+    echo "| $path | $(field "$d" 1) | $(field "$a" 1) | $(ratio "$(field "$a" 1)" "$(field "$d" 1)") | $(field "$a" 2) / $(field "$a" 3) | ${NEWCONN_CPU[$path]} |"
   done
+  [ -n "${NEWCONN[kernel-alone]:-}" ] || return 0
   a=${NEWCONN[kernel-alone]}; d=${NEWCONN[direct-kernel]}
-  echo "| kernel, ClusterIP only, 60 s after the pair | $(field "$d" 1) | $(field "$a" 1) | $(ratio "$(field "$a" 1)" "$(field "$d" 1)") | $(field "$a" 2) / $(field "$a" 3) |"
+  echo "| kernel, ClusterIP only, 60 s after the pair | $(field "$d" 1) | $(field "$a" 1) | $(ratio "$(field "$a" 1)" "$(field "$d" 1)") | $(field "$a" 2) / $(field "$a" 3) | – |"
 }
 if [ "$ONLY" = newconn ]; then
   echo "load after: $(uptime)" >&2
