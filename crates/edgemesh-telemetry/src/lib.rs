@@ -14,7 +14,7 @@ mod reply;
 
 pub use admin::{AdminServer, Route};
 pub use liveness::Liveness;
-pub use logging::{LogFormat, init_logging};
+pub use logging::{LogArgs, LogFormat, init_logging};
 pub use metrics::{Kind, Readings, Readout, register_readout};
 pub use prometheus_client;
 pub use prometheus_client::registry::Registry;
