@@ -15,6 +15,7 @@
 pub mod backend;
 pub mod cli;
 pub mod debug;
+mod exchange;
 pub mod hosts;
 pub mod http;
 pub mod listen;
