@@ -21,17 +21,13 @@ use crate::load::{ConfigFile, FileKind, GATEWAY_FILE, Parsed};
 use crate::overrides::FromFlags;
 use crate::validate::{Collector, check_consistent_hash, check_kube_api, check_tunnel};
 use crate::{
-    CONTENT_TYPE_PROTOBUF, Discovery, EdgeTunnel, Env, KubeApiConfig, LoadBalancer, Loaded,
-    Overrides, PprofConfig, RunningMode, nullable,
+    CONTENT_TYPE_PROTOBUF, Discovery, EdgeTunnel, Env, GATEWAY_API_VERSION, GATEWAY_KIND,
+    KubeApiConfig, LoadBalancer, Loaded, Overrides, PprofConfig, RunningMode, nullable,
 };
 
 pub use listen::ListenAddresses;
 pub use prepare::{PreparedGateway, prepare_gateway, prepare_gateway_with};
 
-/// The `apiVersion` of EdgeMesh's gateway config.
-pub const GATEWAY_API_VERSION: &str = "gateway.edgemesh.config.kubeedge.io/v1alpha1";
-/// The `kind` of EdgeMesh's gateway config.
-pub const GATEWAY_KIND: &str = "EdgeMeshGateway";
 /// Where EdgeMesh's gateway reads its file (its `--config-file` default).
 pub const DEFAULT_GATEWAY_CONFIG_PATH: &str = "/etc/edgemesh/config/edgemesh-gateway.yaml";
 /// Default admin endpoint of the gateway: EdgeMesh runs it with `hostNetwork: true`, often on a

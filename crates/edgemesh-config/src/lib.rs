@@ -50,8 +50,8 @@ pub use env::{Env, RunningMode};
 pub use error::{ConfigError, ConfigErrors, Warning};
 pub use gateway::{
     DEFAULT_GATEWAY_ADMIN_ADDR, DEFAULT_GATEWAY_CONFIG_PATH, EdgeGatewayModule,
-    GATEWAY_API_VERSION, GATEWAY_KIND, GatewayCommonConfig, GatewayConfig, GatewayModules,
-    ListenAddresses, PreparedGateway, prepare_gateway, prepare_gateway_with,
+    GatewayCommonConfig, GatewayConfig, GatewayModules, ListenAddresses, PreparedGateway,
+    prepare_gateway, prepare_gateway_with,
 };
 pub use kube_api::{
     CONTENT_TYPE_JSON, CONTENT_TYPE_PROTOBUF, DEFAULT_META_SERVER, KubeApiConfig, MetaServer,
@@ -66,6 +66,10 @@ pub use prepare::{Prepared, prepare, prepare_with};
 pub const API_VERSION: &str = "agent.edgemesh.config.kubeedge.io/v1alpha1";
 /// The `kind` of EdgeMesh's agent config.
 pub const KIND: &str = "EdgeMeshAgent";
+/// The `apiVersion` of EdgeMesh's gateway config.
+pub const GATEWAY_API_VERSION: &str = "gateway.edgemesh.config.kubeedge.io/v1alpha1";
+/// The `kind` of EdgeMesh's gateway config.
+pub const GATEWAY_KIND: &str = "EdgeMeshGateway";
 
 /// The agent config: EdgeMesh's `EdgeMeshAgent` v1alpha1 plus a few edgemesh extension keys.
 #[derive(Clone, Debug, PartialEq, Deserialize)]

@@ -33,11 +33,7 @@ impl DnsSettings {
         if !dns.enable {
             return None;
         }
-        let bridge_ip = config
-            .common_config
-            .bridge_device_ip
-            .get()
-            .map_or(DEFAULT_BRIDGE_IP, IpAddr::V4);
+        let (bridge_name, bridge_ip) = bridge_device(config);
         let port = dns.listen_port.get().map_or(DEFAULT_LISTEN_PORT, |p| p.0);
         let seconds = |s: i64| Duration::from_secs(u64::try_from(s).unwrap_or(0));
         let server = DnsConfig {
@@ -63,11 +59,19 @@ impl DnsSettings {
             ..DnsConfig::default()
         };
         Some(Self {
-            bridge_name: config.common_config.bridge_device_name.clone(),
+            bridge_name,
             bridge_ip,
             server,
         })
     }
+}
+
+/// `commonConfig.bridgeDeviceName` and `bridgeDeviceIP`: the device DNS (and SOCKS5) serve on,
+/// and the address that shows it is ours.
+pub fn bridge_device(config: &AgentConfig) -> (String, IpAddr) {
+    let common = &config.common_config;
+    let ip = (common.bridge_device_ip.get()).map_or(DEFAULT_BRIDGE_IP, IpAddr::V4);
+    (common.bridge_device_name.clone(), ip)
 }
 
 /// `IP` or `IP:port` (validated by the config crate).

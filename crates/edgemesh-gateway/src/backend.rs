@@ -7,11 +7,18 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use edgemesh_lb::Balancer;
-use edgemesh_model::{Frontend, Protocol, Service, ServicePort, SnapshotCell};
+use edgemesh_model::{Frontend, ObjectKey, Protocol, Service, ServicePort, SnapshotCell};
 use edgemesh_proxy::connect::{self, Client, Connected, DialLimits};
 use edgemesh_proxy::{Dialer, Metrics, ProxyError};
 
-use crate::table::Target;
+/// A Service port a route sends to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub service: ObjectKey,
+    /// `None`: the Service's only port.
+    pub port: Option<u16>,
+    pub weight: u32,
+}
 
 /// Why a target could not be reached: each names the Service.
 #[derive(Debug, thiserror::Error)]

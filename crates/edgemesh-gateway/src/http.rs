@@ -20,7 +20,6 @@ use bytes::Bytes;
 use edgemesh_lb::Lease;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
-use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
@@ -30,12 +29,12 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::Shared;
+pub use crate::exchange::Body;
+use crate::exchange::Failure;
 use crate::hosts::request_host;
 use crate::matcher::{RequestMatch, RequestView, StringMatch};
 use crate::table::{HttpAction, HttpRoute, PortMode, Target};
 use edgemesh_model::ingress::{HeaderOps, RedirectSpec};
-
-pub type Body = BoxBody<Bytes, hyper::Error>;
 
 /// Where a downstream connection arrived.
 #[derive(Clone, Copy, Debug)]
@@ -238,16 +237,6 @@ async fn forward(
             failure.response()
         }
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum Failure {
-    #[error("{0}")]
-    Backend(#[from] crate::backend::BackendError),
-    #[error("backend connection failed: {0}")]
-    Http(#[from] hyper::Error),
-    #[error("no response within the route's timeout")]
-    Timeout,
 }
 
 impl Failure {

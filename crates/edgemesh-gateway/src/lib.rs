@@ -8,17 +8,21 @@
 //! for its SNI ([`sni`]), then served: HTTP requests route by host, path, headers… to a weighted
 //! destination ([`http`]); TCP and passthrough TLS connections are copied whole ([`tcp`]).
 //! Destinations are Services of the Snapshot, balanced and dialed (directly or through the
-//! tunnel) with the agent's own balancer and dialer ([`backend`]).
+//! tunnel) with the agent's own balancer and dialer ([`backend`]). [`cli`] reads the gateway's
+//! flags and config, [`settings`] starts it.
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod cli;
 pub mod debug;
+mod exchange;
 pub mod hosts;
 pub mod http;
 pub mod listen;
 pub mod matcher;
 pub mod metrics;
 pub mod retry;
+pub mod settings;
 pub mod sni;
 pub mod table;
 pub mod tcp;

@@ -20,7 +20,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::Body as _;
 
 use crate::backend::BackendError;
-use crate::http::{Body, Failure};
+use crate::exchange::{Body, Failure};
 
 /// The largest request body kept for a replay.
 pub const REPLAY_LIMIT: u64 = 64 * 1024;

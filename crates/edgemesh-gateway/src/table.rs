@@ -22,6 +22,7 @@ use edgemesh_model::ingress::{
 use edgemesh_model::{ObjectKey, Snapshot};
 use serde::Serialize;
 
+pub use crate::backend::Target;
 use crate::hosts::{HostPattern, ServerHost};
 use crate::matcher::{RequestMatch, RequestView};
 use crate::retry::RetryPolicy;
@@ -146,15 +147,6 @@ struct L4Match {
 pub struct Destinations {
     pub targets: Vec<Target>,
     total_weight: u32,
-}
-
-/// A Service port a route sends to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    pub service: ObjectKey,
-    /// `None`: the Service's only port.
-    pub port: Option<u16>,
-    pub weight: u32,
 }
 
 impl Destinations {

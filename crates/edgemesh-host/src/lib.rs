@@ -17,5 +17,5 @@ pub use net::{
 };
 pub use sockets::{
     HostSockets, SocketError, SocketFactory, TRANSPARENT_RECEIVE_BUFFER, UPSTREAM_RECEIVE_BUFFER,
-    connect,
+    connect, raise_fd_limit,
 };

@@ -171,3 +171,16 @@ fn size_receive_buffer(socket: &Socket, bytes: usize) -> io::Result<()> {
     }
     socket.set_recv_buffer_size(bytes)
 }
+
+/// Raises the soft limit on open files to the hard limit. Every proxied connection, UDP flow and
+/// tunnel stream holds descriptors; the inherited soft limit (often 1,024) ran out under load
+/// (`Too many open files` in accept) while the hard limit allowed far more. Best effort: a limit
+/// that cannot be raised is kept, and the process still runs.
+pub fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}

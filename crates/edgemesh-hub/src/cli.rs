@@ -1,20 +1,81 @@
-//! The command line of `edgemesh hub`: its flags, their translation into a [`HubConfig`], the
-//! link-local device a link-local `--secure-addr` needs, and the admin routes. The `edgemesh`
-//! binary adds the log flags and runs the hub on its runtime.
+//! The command line of `edgemesh hub` and `edgemesh hub bootstrap`: their flags and their
+//! translation into a [`HubConfig`] or a [`BootstrapPlan`]; [`crate::role`] runs them.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Args;
-use edgemesh_telemetry::{AdminServer, Liveness, Reply};
+use clap::{Args, Subcommand};
+use edgemesh_telemetry::LogArgs;
 
 use crate::bootstrap::{Api, CertFiles, CsrSettings, Identity};
 use crate::config::{DEFAULT_CACHE_DIR, DEFAULT_INSECURE_ADDR, DEFAULT_SECURE_ADDR};
 use crate::creds::OwnToken;
 use crate::upstream::{self, Upstream};
-use crate::{HealthConfig, HubConfig, HubError, StatusHandle};
+use crate::{HealthConfig, HubConfig};
+
+/// Flags of `edgemesh hub` (boxed: they are many, and the CLI enum stays small).
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct HubArgs {
+    #[command(subcommand)]
+    pub command: Option<HubCommand>,
+
+    #[command(flatten)]
+    pub flags: Box<HubFlags>,
+
+    /// Check the flags, the serving certificate and key and the upstream CA, print every
+    /// warning, and exit: 0 when the hub would start, 2 when it would refuse. Starts nothing
+    /// (use it on a manifest's flags before rolling it out).
+    #[arg(long)]
+    pub check_config: bool,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl HubArgs {
+    /// The hub's configuration and, with `--check-config`, the warnings of reading its files;
+    /// the error names the flag or file.
+    pub fn config(&self) -> Result<(HubConfig, Vec<String>), String> {
+        let config = config_of(&self.flags)?;
+        let warnings = match self.check_config {
+            true => config.check().map_err(|e| e.to_string())?,
+            false => Vec::new(),
+        };
+        Ok((config, warnings))
+    }
+}
+
+/// What `edgemesh hub` runs besides the hub itself.
+#[derive(Debug, Subcommand)]
+pub enum HubCommand {
+    /// Get the hub's HTTPS serving certificate from the Kubernetes certificates API, write it
+    /// to --cert-file/--key-file and exit (run it before the hub, e.g. as an initContainer).
+    ///
+    /// It makes a new ECDSA P-256 key and creates a certificates.k8s.io/v1
+    /// CertificateSigningRequest for signer kubernetes.io/kubelet-serving (signed by the cluster
+    /// CA, which pods already trust): subject CN=system:node:<--node-name>, O=system:nodes;
+    /// SANs the --secure-addr IP, 127.0.0.1, localhost and --tls-san. An admin approves it
+    /// (`kubectl certificate approve <name>`, the name is logged) or an auto-approver does;
+    /// then kube-controller-manager issues the certificate. It waits at most --csr-timeout.
+    /// Key and certificate are written atomically, 0600. When the pair on disk is still good
+    /// (valid, matching, covering the names, not yet due for renewal) nothing is requested,
+    /// unless --force. RBAC: create, get and watch on certificatesigningrequests.
+    /// Exit status: 0 written or still valid, 1 denied/failed/refused/timed out, 2 bad flags.
+    Bootstrap(Box<BootstrapArgs>),
+}
+
+/// Flags of `edgemesh hub bootstrap`.
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    #[command(flatten)]
+    pub flags: BootstrapFlags,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
 
 /// How the hub reaches the apiserver: shared by `edgemesh hub` and `edgemesh hub bootstrap`.
 #[derive(Debug, Clone, Args)]
@@ -80,8 +141,8 @@ pub struct CsrFlags {
     pub cert_renew_before: Duration,
 }
 
-/// Flags of `edgemesh hub` but the log flags, which the binary adds. Names follow YurtHub's
-/// where it has one.
+/// Flags of `edgemesh hub` but `--check-config` and the log flags. Names follow YurtHub's where
+/// it has one.
 #[derive(Debug, Args)]
 pub struct HubFlags {
     #[command(flatten)]
@@ -324,45 +385,6 @@ pub fn bootstrap_plan(args: &BootstrapFlags) -> Result<BootstrapPlan, String> {
         },
         force: args.force,
     })
-}
-
-/// A link-local HTTPS address needs a device carrying it (like YurtHub's `hub-dummy0`; a bridge
-/// link because the `dummy` type is missing on some kernels).
-pub async fn ensure_device(name: &str, ip: IpAddr) -> Result<(), HubError> {
-    let link_local = matches!(ip, IpAddr::V4(v4) if v4.is_link_local());
-    if name.is_empty() || !link_local {
-        return Ok(());
-    }
-    let status = edgemesh_host::ensure_bridge_device(name, ip, 32)
-        .await
-        .map_err(|error| HubError::Device {
-            name: name.to_owned(),
-            ip,
-            error: Box::new(error),
-        })?;
-    if status.created || status.address_added {
-        tracing::info!("device {name} carries {ip}");
-    }
-    Ok(())
-}
-
-/// `/livez`, `/healthz`, `/readyz` and `/debug/hub`; `/metrics` is added by the caller.
-pub fn admin_routes(status: StatusHandle) -> AdminServer {
-    let debug = status.clone();
-    // No loop to watch: the hub process ends as soon as any of its tasks ends
-    // (`RunningHub::serve`), so while it answers, it lives.
-    AdminServer::new()
-        .liveness(Liveness::default())
-        .route("/readyz", move || match status.readiness() {
-            Ok(reason) => Reply::text(200, format!("ready: {reason}\n")),
-            Err(reason) => Reply::text(503, format!("not ready: {reason}\n")),
-        })
-        .route("/debug/hub", move || {
-            match serde_json::to_vec_pretty(&debug.status()) {
-                Ok(body) => Reply::json(body),
-                Err(e) => Reply::text(500, format!("cannot serialize the hub status: {e}\n")),
-            }
-        })
 }
 
 #[cfg(test)]

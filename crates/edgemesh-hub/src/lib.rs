@@ -2,7 +2,7 @@
 //! clients (by User-Agent) on disk and serves them while the cloud is unreachable.
 //!
 //! Entry point: [`Hub::start`] with a [`HubConfig`], then [`RunningHub::serve`]; [`cli`] holds
-//! `edgemesh hub`'s flags, the link-local device and the admin routes. The decision
+//! `edgemesh hub`'s flags, [`role`] runs it (the link-local device, the admin routes). The decision
 //! logic is in pure modules ([`request`], [`health`], [`agents`]; label selectors come from the
 //! `edgemesh-selector` crate); the cache is [`store::Cache`]. One request's path: `server.rs`
 //! (listeners) → `proxy.rs` (route) → `passthrough.rs` (online) or `offline.rs` (from the cache),
@@ -29,6 +29,7 @@ mod prober;
 mod proxy;
 pub mod request;
 mod response;
+pub mod role;
 mod server;
 mod state;
 mod status;

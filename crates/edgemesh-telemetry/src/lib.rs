@@ -17,7 +17,7 @@ mod reply;
 pub use admin::{AdminServer, Route};
 pub use latency::{Latency, LatencySnapshot};
 pub use liveness::Liveness;
-pub use logging::{LogFormat, init_logging};
+pub use logging::{LogArgs, LogFormat, init_logging};
 pub use metrics::{Kind, Readings, Readout, register_readout, role_registry};
 pub use process::ProcessMetrics;
 pub use prometheus_client;

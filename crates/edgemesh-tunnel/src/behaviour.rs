@@ -16,9 +16,8 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{PeerId, Swarm, Transport as _, identify, mdns, noise, quic, relay, tcp, yamux};
 
 use crate::TunnelError;
-use crate::driver::DEAD_AFTER;
 use crate::fate::{FateMuxer, FatedYamux, Fates};
-use crate::keepalive::Keepalive;
+use crate::keepalive::{DEAD_AFTER, Keepalive};
 use crate::psk::Membership;
 use crate::punch::Punch;
 use crate::quic_gate::QuicGate;

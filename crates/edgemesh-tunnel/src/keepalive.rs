@@ -32,6 +32,9 @@ use libp2p::{PeerId, StreamProtocol, ping};
 pub(crate) const FAST: Duration = Duration::from_secs(1);
 /// Ping interval of an idle connection.
 pub(crate) const SLOW: Duration = Duration::from_secs(15);
+/// Silence after which a fast-paced connection is declared dead (and the ping timeout); the
+/// driver judges connections by it (`driver/liveness.rs`).
+pub(crate) const DEAD_AFTER: Duration = Duration::from_secs(3);
 
 const PING_SIZE: usize = 32;
 

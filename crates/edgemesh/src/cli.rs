@@ -4,8 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use edgemesh_config::SourceArgs;
-
-use crate::logs::LogArgs;
+use edgemesh_telemetry::LogArgs;
 
 /// edgemesh: an edge service mesh for Kubernetes.
 ///
@@ -23,10 +22,10 @@ pub enum Command {
     /// Run the node agent: service discovery, ClusterIP proxy, node-local DNS, tunnel.
     Agent(AgentArgs),
     /// Run the edge hub: an HTTPS kube-apiserver proxy that caches for offline operation.
-    Hub(crate::hub::HubArgs),
+    Hub(edgemesh_hub::cli::HubArgs),
     /// Run the ingress gateway: external traffic into the mesh by Istio Gateways and
     /// VirtualServices (EdgeMesh's edgemesh-gateway), HTTP, HTTP/2, TLS, TCP.
-    Gateway(Box<crate::gateway::GatewayArgs>),
+    Gateway(Box<edgemesh_gateway::cli::GatewayArgs>),
     /// Build a multi-LAN edge cluster from network namespaces on this machine and run the examples.
     #[command(subcommand)]
     Playground(edgemesh_playground::cli::PlaygroundCommand),

@@ -5,10 +5,9 @@ mod agent;
 mod cli;
 mod gateway;
 mod hub;
-mod logs;
+mod mesh;
 mod process;
 mod roles;
-mod sources;
 
 use std::process::ExitCode;
 
@@ -27,7 +26,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let roles::Invocation::Edgemesh(argv) = roles::invocation(std::env::args_os().collect());
     let cli = cli::Cli::parse_from(argv);
-    raise_fd_limit();
+    edgemesh_host::raise_fd_limit();
     match cli.command {
         cli::Command::Agent(args) => agent::main(args),
         cli::Command::Hub(args) => hub::main(args),
@@ -38,18 +37,5 @@ fn main() -> ExitCode {
             println!("edgemesh {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-    }
-}
-
-/// Raises the soft limit on open files to the hard limit. Every proxied connection, UDP flow and
-/// tunnel stream holds descriptors; the inherited soft limit (often 1,024) ran out under load
-/// (`Too many open files` in accept) while the hard limit allowed far more. Best effort: a limit
-/// that cannot be raised is kept, and the agent still runs.
-fn raise_fd_limit() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
-        && soft < hard
-    {
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
 }

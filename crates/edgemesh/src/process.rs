@@ -5,8 +5,7 @@ use std::future::Future;
 use std::process::ExitCode;
 
 use anyhow::Context;
-
-use crate::logs::LogArgs;
+use edgemesh_telemetry::LogArgs;
 
 /// Exit status for a command line or configuration that cannot run, before anything on the
 /// host was touched.
@@ -46,9 +45,10 @@ where
 
 /// Installs the logger `log` describes, runs `role` on a two-worker runtime and turns its result
 /// into the exit status (a failure is logged with every cause).
-pub fn run_role<F>(log: &LogArgs, role: impl FnOnce() -> F) -> ExitCode
+pub fn run_role<F, E>(log: &LogArgs, role: impl FnOnce() -> F) -> ExitCode
 where
-    F: Future<Output = anyhow::Result<()>>,
+    F: Future<Output = Result<(), E>>,
+    E: Into<anyhow::Error>,
 {
     log.init();
     let result = tokio::runtime::Builder::new_multi_thread()
@@ -56,7 +56,7 @@ where
         .enable_all()
         .build()
         .context("cannot start the async runtime")
-        .and_then(|runtime| runtime.block_on(role()));
+        .and_then(|runtime| runtime.block_on(role()).map_err(Into::into));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

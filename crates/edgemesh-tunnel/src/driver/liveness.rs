@@ -32,11 +32,9 @@ use libp2p::swarm::ConnectionId;
 use super::Driver;
 #[cfg(doc)]
 use crate::fate::Fate;
-use crate::keepalive::{self, FAST, Pace, SLOW};
+use crate::keepalive::{self, DEAD_AFTER, FAST, Pace, SLOW};
 use crate::stats;
 
-/// Silence after which a fast-paced connection is declared dead (and the ping timeout).
-pub(crate) const DEAD_AFTER: Duration = Duration::from_secs(3);
 /// How often the connections are judged (and their pace set).
 pub(super) const CHECK_EVERY: Duration = Duration::from_millis(500);
 /// A check this late after the previous one (0.4 s past due; on time it is a few ms late) finds

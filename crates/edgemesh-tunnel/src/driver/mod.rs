@@ -29,7 +29,6 @@ mod peer;
 mod quic;
 mod relays;
 
-pub(crate) use liveness::DEAD_AFTER;
 use peer::{Conn, Peers};
 use quic::QUIC_RETRIES;
 use relays::RelaySlot;

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use edgemesh_config::{ConfigErrors, Env, Prepared, prepare};
 use edgemesh_dns::DnsSettings;
-use edgemesh_kube::target::ApiTarget;
-use edgemesh_model::{ServiceFilterMode, SourceId};
+use edgemesh_kube::source::Sources;
+use edgemesh_model::ServiceFilterMode;
 use edgemesh_netfilter::settings::ProxierSettings;
 use edgemesh_proxy::settings::ProxySettings;
 use edgemesh_tunnel::settings::TunnelSettings;
@@ -21,8 +21,7 @@ pub struct Settings {
     /// `modules.edgeProxy.edgeHubAddress`: where the `default/kubernetes` Service is sent.
     pub apiserver_via: Option<SocketAddr>,
     pub admin_addr: SocketAddr,
-    pub api: Option<ApiTarget>,
-    pub manifests: Option<PathBuf>,
+    pub sources: Sources,
     /// `modules.edgeProxy`, the proxy's and the proxier's; `None` when its `enable` is false.
     pub proxy: Option<(ProxySettings, ProxierSettings)>,
     /// `None` when `modules.edgeDNS.enable` is false.
@@ -37,11 +36,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The sources that must all complete a first sync before the agent is ready.
-    pub fn sources(&self) -> Vec<SourceId> {
-        crate::sources::ids(self.api.as_ref(), self.manifests.as_ref())
-    }
-
     /// Loads the config file (or the edge-node defaults), applies the flags and validates,
     /// before anything on the host is touched. Each error line names the key, the value and
     /// what is allowed.
@@ -65,8 +59,7 @@ impl Settings {
             filter_mode: proxy_config.service_filter_mode.get().unwrap_or_default(),
             apiserver_via: proxy_config.edge_hub_address.as_ref().and_then(|a| a.get()),
             admin_addr: prepared.admin_addr(),
-            api: ApiTarget::of(&prepared),
-            manifests: prepared.discovery.manifests.clone(),
+            sources: Sources::of(&prepared),
             proxy: proxy_config.enable.then(|| {
                 (
                     ProxySettings::from_config(proxy_config),
@@ -74,14 +67,7 @@ impl Settings {
                 )
             }),
             tunnel: TunnelSettings::from_config(config, state_dir),
-            bridge_device: (
-                config.common_config.bridge_device_name.clone(),
-                config
-                    .common_config
-                    .bridge_device_ip
-                    .get()
-                    .map_or(edgemesh_dns::DEFAULT_BRIDGE_IP, IpAddr::V4),
-            ),
+            bridge_device: edgemesh_dns::settings::bridge_device(config),
             warnings: prepared.warning_lines(),
         }
     }
