@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use edgemesh_testkit::netns::require_root;
 
 const PREFIX: &str = "empe2e";
-/// The prefix of the hole punching test.
+/// The prefixes of the hole punching tests (TCP, QUIC).
 const PUNCH_PREFIX: &str = "emppunch";
+const PUNCH_QUIC_PREFIX: &str = "emppq";
 
 fn playground(args: &[&str]) -> Output {
     playground_as(PREFIX, args)
@@ -262,8 +263,8 @@ fn request(prefix: &str, node: &str, url: &str) -> Option<String> {
     out.status.success().then(|| stdout(&out).trim().to_owned())
 }
 
-/// The path kind (`direct`, `punched`, `relayed`) of each peer of `node`'s agent, by node name
-/// (`/debug/peers`).
+/// The path kind (`direct`, `punched`, `relayed`) and transport (`tcp`, `quic`) of each peer of
+/// `node`'s agent, by node name (`/debug/peers`), as `path/transport`.
 fn peer_paths(prefix: &str, node: &str) -> BTreeMap<String, String> {
     let url = "127.0.0.1:10557/debug/peers";
     let args = ["exec", node, "--", "curl", "-sS", "--max-time", "2", url];
@@ -273,7 +274,8 @@ fn peer_paths(prefix: &str, node: &str) -> BTreeMap<String, String> {
         .iter()
         .filter_map(|p| {
             let name = p.get("nodeName")?.as_str()?.to_owned();
-            Some((name, p.get("path")?.as_str()?.to_owned()))
+            let path = p.get("path")?.as_str()?;
+            Some((name, format!("{path}/{}", p.get("transport")?.as_str()?)))
         })
         .collect()
 }
@@ -307,13 +309,35 @@ fn wait_dead(pid: u32) {
 /// than its listen port), and cross-LAN requests keep succeeding after the relay is SIGKILLed.
 #[test]
 fn e2e_playground_default_settings_punch_cross_lan_and_survive_relay_kill() {
+    punched_paths_survive_relay_kill(PUNCH_PREFIX, &["up"], "(tunnel on)", "punched/tcp");
+}
+
+/// The same with `transport: quic`: the punch is UDP and the punched paths are QUIC.
+#[test]
+fn e2e_playground_quic_punch_cross_lan_and_survive_relay_kill() {
+    punched_paths_survive_relay_kill(
+        PUNCH_QUIC_PREFIX,
+        &["up", "--quic"],
+        "(tunnel on, QUIC)",
+        "punched/quic",
+    );
+}
+
+/// `up` with `up_args` (saying `tunnel`), cross-LAN requests until every cross-LAN path end
+/// is `want` (`path/transport`), SIGKILL of the relay, then [`PROBE_FOR`] of cross-LAN
+/// requests from both LANs: none may fail.
+fn punched_paths_survive_relay_kill(
+    prefix: &'static str,
+    up_args: &[&str],
+    tunnel: &str,
+    want: &str,
+) {
     require_root();
-    let prefix = PUNCH_PREFIX;
     playground_as(prefix, &["down"]);
     let _guard = Down(prefix);
-    let up = playground_as(prefix, &["up"]);
+    let up = playground_as(prefix, up_args);
     assert!(up.status.success(), "up failed");
-    assert!(stdout(&up).contains("(tunnel on)"), "{}", stdout(&up));
+    assert!(stdout(&up).contains(tunnel), "{}", stdout(&up));
 
     // edge-b1's requests open relayed paths to edge-a1 and edge-a2; DCUtR punches them.
     let pairs = [
@@ -331,18 +355,14 @@ fn e2e_playground_default_settings_punch_cross_lan_and_survive_relay_kill() {
             .iter()
             .map(|&(from, to)| (from, to, peer_paths(prefix, from).remove(to)))
             .collect();
-        let all_punched = paths
-            .iter()
-            .all(|(_, _, p)| p.as_deref() == Some("punched"));
+        let all_punched = paths.iter().all(|(_, _, p)| p.as_deref() == Some(want));
         if all_punched || started.elapsed() > Duration::from_secs(30) {
             break paths;
         }
         std::thread::sleep(Duration::from_millis(500));
     };
     assert!(
-        paths
-            .iter()
-            .all(|(_, _, p)| p.as_deref() == Some("punched")),
+        paths.iter().all(|(_, _, p)| p.as_deref() == Some(want)),
         "cross-LAN paths not punched after {:?}: {paths:?}\n{}",
         started.elapsed(),
         agent_logs_of(prefix)
@@ -390,10 +410,6 @@ fn e2e_playground_default_settings_punch_cross_lan_and_survive_relay_kill() {
     }
     let after = peer_paths(prefix, "edge-b1");
     for node in ["edge-a1", "edge-a2"] {
-        assert_eq!(
-            after.get(node).map(String::as_str),
-            Some("punched"),
-            "{after:?}"
-        );
+        assert_eq!(after.get(node).map(String::as_str), Some(want), "{after:?}");
     }
 }
