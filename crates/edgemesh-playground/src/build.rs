@@ -85,10 +85,16 @@ fn attach(
     ip_in(ns, &["link", "set", ifname, "up"]).map(drop)
 }
 
-/// MASQUERADE of everything leaving the router on `wan_if` (nft, inside the router).
+/// What a home router does at its WAN (nft, inside the router): MASQUERADE of everything
+/// leaving (keeps a LAN host's source port when free, and keeps a host's mapping for every
+/// destination while one of its flows lives: the mapping a hole punch goes through), and drop
+/// connections from the internet that nothing inside asked for. Dropped, not refused: a router
+/// whose own stack answers such a SYN with a RST kills the TCP simultaneous open of every hole
+/// punch (the first SYN reaches the far router before that side's own SYN has opened its
+/// mapping), so no TCP path across the LANs could ever be punched.
 fn masquerade(plan: &Plan, ns: &str, wan_if: &str) -> Result<(), PlaygroundError> {
     let rules = format!(
-        "table ip playground_nat {{\n  chain postrouting {{\n    type nat hook postrouting priority 100; policy accept;\n    oifname \"{wan_if}\" masquerade\n  }}\n}}\n"
+        "table ip playground_nat {{\n  chain postrouting {{\n    type nat hook postrouting priority 100; policy accept;\n    oifname \"{wan_if}\" masquerade\n  }}\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    iifname \"{wan_if}\" ct state new drop\n  }}\n}}\n"
     );
     let path = plan.state_dir().join(format!("{ns}.nft"));
     std::fs::write(&path, rules).map_err(|e| PlaygroundError::file(&path, e))?;

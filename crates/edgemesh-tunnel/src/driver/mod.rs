@@ -40,6 +40,8 @@ pub(crate) struct Driver {
     peers: Peers,
     /// The fates of new connections, filled by the transports (`liveness.rs` reads them).
     fates: Fates,
+    /// When the TCP listener may reach the outside from its port (see [`relays::DialGate`]).
+    dial_gate: relays::DialGate,
 }
 
 impl Driver {
@@ -50,6 +52,7 @@ impl Driver {
             peers: Peers::default(),
             shared,
             fates,
+            dial_gate: relays::DialGate::new(std::time::Instant::now()),
         };
         driver.set_relays(driver.shared.config.relays.clone());
         driver
@@ -121,6 +124,7 @@ impl Driver {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(listen.addr = %address, "tunnel listening");
+                self.dial_gate.listening(&address);
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,

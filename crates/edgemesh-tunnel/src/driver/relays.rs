@@ -11,6 +11,50 @@ use super::Driver;
 use crate::config::RelayNode;
 
 const RELAY_REDIAL: Duration = Duration::from_secs(3);
+/// How long relay dials wait for the TCP listener's first address at most (a node with no
+/// usable interface still dials, from an ephemeral port).
+const LISTEN_GRACE: Duration = Duration::from_secs(2);
+
+/// Relay dials wait until the TCP listener has reported an outside-facing address. Our TCP dials
+/// leave from the listen port (libp2p's port reuse), but only from ports the listener has
+/// registered, and a listener on 0.0.0.0 registers them when it reports its interfaces — after
+/// the first tick. A relay dialled before that leaves from an ephemeral port: the NAT maps that
+/// port, the relay tells us that mapping, and a hole punch aimed at it meets a NAT mapping of the
+/// listen port elsewhere (seen in the playground: edge-a1 → cloud from 192.0.2.11:58582, its punch
+/// SYNs from :20006 mapped to 46379, edge-b1's punch aimed at :58582).
+#[derive(Debug)]
+pub(super) struct DialGate {
+    since: Instant,
+    open: bool,
+}
+
+impl DialGate {
+    pub(super) fn new(now: Instant) -> Self {
+        DialGate {
+            since: now,
+            open: false,
+        }
+    }
+
+    /// The listener reported `addr`: a direct, non-loopback TCP address opens the gate.
+    pub(super) fn listening(&mut self, addr: &Multiaddr) {
+        let mut tcp = false;
+        for part in addr.iter() {
+            match part {
+                Ma::Ip4(ip) if ip.is_loopback() => return,
+                Ma::Ip6(ip) if ip.is_loopback() => return,
+                Ma::P2pCircuit => return,
+                Ma::Tcp(_) => tcp = true,
+                _ => {}
+            }
+        }
+        self.open |= tcp;
+    }
+
+    pub(super) fn is_open(&self, now: Instant) -> bool {
+        self.open || now.saturating_duration_since(self.since) >= LISTEN_GRACE
+    }
+}
 
 /// A configured relay and our state with it.
 #[derive(Debug)]
@@ -60,10 +104,11 @@ impl Driver {
     /// Re-dials relays we are not connected to, and asks for a reservation on those we are.
     pub(super) fn maintain_relays(&mut self) {
         let now = Instant::now();
+        let may_dial = self.dial_gate.is_open(now);
         for slot in &mut self.relays {
             match slot.peer {
                 None => {
-                    let due = slot.last_dial.is_none_or(|t| now - t >= RELAY_REDIAL);
+                    let due = may_dial && slot.last_dial.is_none_or(|t| now - t >= RELAY_REDIAL);
                     if due {
                         slot.last_dial = Some(now);
                         for addr in &slot.addrs {
@@ -123,6 +168,29 @@ impl Driver {
         {
             tracing::warn!(relay.node = %slot.node, %reason, "relay reservation ended");
             slot.listener = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dial_gate_opens_on_an_outside_tcp_address_or_after_the_grace() {
+        let start = Instant::now();
+        let cases = [
+            ("/ip4/127.0.0.1/tcp/20006", false),
+            ("/ip4/192.0.2.11/udp/20006/quic-v1", false),
+            ("/ip4/203.0.113.10/tcp/20006/p2p-circuit", false),
+            ("/ip4/192.0.2.11/tcp/20006", true),
+            ("/ip6/2001:db8::1/tcp/20006", true),
+        ];
+        for (addr, opens) in cases {
+            let mut gate = DialGate::new(start);
+            gate.listening(&addr.parse().unwrap());
+            assert_eq!(gate.is_open(start), opens, "{addr}");
+            assert!(gate.is_open(start + LISTEN_GRACE), "{addr}: grace");
         }
     }
 }
