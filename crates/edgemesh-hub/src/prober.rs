@@ -35,15 +35,21 @@ pub async fn run_prober_with_metrics(state: Arc<State>) {
         ticker.tick().await;
         for (index, upstream) in upstreams.iter().enumerate() {
             let outcome = probe(client, upstream, &config.path, config.timeout).await;
-            if health.record(index, outcome) {
-                let state = if health.states()[index].healthy {
-                    "healthy"
-                } else {
-                    "unhealthy"
-                };
-                tracing::warn!(upstream = %upstream.url, state, "upstream health changed");
-            }
+            record(&state, index, outcome);
         }
-        state.metrics.observe_health(health, upstreams);
     }
+}
+
+/// Records `outcome` for upstream `index`, wherever it was seen (a probe, a request that got no
+/// answer, a watch that broke): a change of health is logged and the gauges follow at once, so
+/// the hub never goes offline (or back) without saying so.
+pub fn record(state: &State, index: usize, outcome: Outcome) {
+    let (health, upstreams) = (&state.health, &state.upstreams);
+    if health.record(index, outcome) {
+        let healthy = health.states().get(index).is_some_and(|s| s.healthy);
+        let to = if healthy { "healthy" } else { "unhealthy" };
+        let upstream = upstreams.get(index).map_or("?", |u| u.url.as_str());
+        tracing::warn!(upstream, state = to, ?outcome, "upstream health changed");
+    }
+    state.metrics.observe_health(health, upstreams);
 }

@@ -161,7 +161,7 @@ async fn forward_or_cache(
         tokio::select! {
             answer = &mut forward => return answer.map(|r| (r, ServedBy::Upstream)),
             outcome = probe => if outcome != Outcome::Success {
-                state.health.record(index, Outcome::Failure);
+                prober::record(state, index, Outcome::Failure);
                 let (response, served_by) = offline::answer(state, &request_parts, info, client);
                 if served_by == ServedBy::Cache {
                     let upstream = &state.upstreams[index].url;
@@ -184,10 +184,7 @@ async fn mark_unreachable(state: &Arc<State>, index: usize) {
     if prober::probe_now(state, index).await == Outcome::Success {
         return;
     }
-    state.health.record(index, Outcome::ConnectFailed);
-    state
-        .metrics
-        .observe_health(&state.health, &state.upstreams);
+    prober::record(state, index, Outcome::ConnectFailed);
 }
 
 /// The request head again (`Parts` is not `Clone`), for an answer from the cache after the

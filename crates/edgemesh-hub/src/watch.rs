@@ -84,7 +84,7 @@ async fn ride_out_break(state: Arc<State>, index: usize, broke: Arc<AtomicBool>)
     if prober::probe_now(&state, index).await == Outcome::Success {
         return;
     }
-    state.health.record(index, Outcome::Failure);
+    prober::record(&state, index, Outcome::Failure);
     let config = state.health.config();
     let verdict = (config.interval + config.timeout) * config.failure_threshold.max(1);
     let mut online = state.health.subscribe();

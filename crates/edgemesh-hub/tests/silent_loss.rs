@@ -40,6 +40,36 @@ async fn first_answer_from_the_cache_within_3s_of_a_silent_loss() {
     );
 }
 
+/// A request that finds the cloud gone may be what decides it (here one failure is enough): the
+/// hub then says so at once, in its log and in `edgemesh_hub_cloud_online`, not at the prober's
+/// next tick (30 s away here). Before, the change went unlogged and the gauge lagged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_decided_by_a_request_shows_at_once() {
+    let linked = linked_hub("kubectl", |cfg| {
+        cfg.health.interval = Duration::from_secs(30);
+        cfg.health.failure_threshold = 1;
+    })
+    .await;
+    let LinkedHub { relay, hub, .. } = &linked;
+    let pods = format!("http://{}/api/v1/namespaces/prod/pods", hub.addr);
+    let (code, body) = get(&pods, "kubectl", Some(TOKEN)).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(hub.metrics().contains("edgemesh_hub_cloud_online 1"));
+
+    relay.freeze();
+    let (code, body) = get(&pods, "kubectl", Some(TOKEN)).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        !hub.status.is_online(),
+        "one failure decides with this config"
+    );
+    let metrics = hub.metrics();
+    assert!(
+        metrics.contains("edgemesh_hub_cloud_online 0"),
+        "the gauge lags the verdict:\n{metrics}"
+    );
+}
+
 /// An upstream whose pod list takes 2.5 s (a big list on a busy apiserver) but whose health
 /// endpoint answers at once; the first list is quick, so the cache holds an older answer.
 async fn slow_upstream() -> std::net::SocketAddr {

@@ -95,7 +95,17 @@ impl Relay {
 pub struct TestHub {
     pub addr: SocketAddr,
     pub status: StatusHandle,
+    /// What the hub registered: its `/metrics`.
+    pub registry: prometheus_client::registry::Registry,
     task: JoinHandle<()>,
+}
+
+impl TestHub {
+    /// The hub's metrics as `/metrics` would serve them.
+    pub fn metrics(&self) -> String {
+        let reply = edgemesh_telemetry::metrics::encode(&self.registry);
+        String::from_utf8(reply.body).unwrap()
+    }
 }
 
 impl Drop for TestHub {
@@ -165,7 +175,12 @@ pub async fn start_hub(config: HubConfig) -> TestHub {
     let task = tokio::spawn(async move {
         let _ = hub.serve().await;
     });
-    TestHub { addr, status, task }
+    TestHub {
+        addr,
+        status,
+        registry,
+        task,
+    }
 }
 
 /// Waits (bounded) until the hub's online state is `online`.
