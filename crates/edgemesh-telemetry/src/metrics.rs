@@ -18,7 +18,6 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use crate::latency::Latency;
-use crate::process::ProcessMetrics;
 use crate::reply::Reply;
 
 /// Declares a struct of live `AtomicU64` counters (one relaxed add per event), the plain-`u64`
@@ -222,14 +221,6 @@ impl<T: Readout> Collector for Collected<T> {
 /// Registers `source`: its metrics appear in every later scrape of `registry`.
 pub fn register_readout<T: Readout>(registry: &mut Registry, source: Arc<T>) {
     registry.register_collector(Box::new(Collected(source)));
-}
-
-/// A role's registry, born with the process metrics and `edgemesh_build_info{role}`; each part
-/// the role starts registers its own metrics into it.
-pub fn role_registry(role: &'static str) -> Registry {
-    let mut registry = Registry::default();
-    register_readout(&mut registry, Arc::new(ProcessMetrics::new(role)));
-    registry
 }
 
 /// The `/metrics` answer: `registry` in the OpenMetrics text format.

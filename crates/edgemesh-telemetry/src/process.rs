@@ -5,11 +5,22 @@
 
 use std::fmt;
 use std::fs;
+use std::sync::Arc;
 
-use crate::metrics::{Kind, Readings, Readout};
+use prometheus_client::registry::Registry;
+
+use crate::metrics::{Kind, Readings, Readout, register_readout};
 
 /// Linux reports CPU times in `/proc` in USER_HZ, which is 100 on every architecture's ABI.
 const USER_HZ: f64 = 100.0;
+
+/// A role's registry, born with the process metrics and `edgemesh_build_info{role}`; each part
+/// the role starts registers its own metrics into it.
+pub fn role_registry(role: &'static str) -> Registry {
+    let mut registry = Registry::default();
+    register_readout(&mut registry, Arc::new(ProcessMetrics::new(role)));
+    registry
+}
 
 /// The process metrics and the build's identity for one role.
 #[derive(Debug)]
