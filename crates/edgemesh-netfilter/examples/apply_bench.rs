@@ -27,9 +27,9 @@ fn main() {
             Box::new(IptablesBackend::with_families(ns.runner(), &[IpFamily::V4])),
         ];
         for mut backend in backends {
-            let first = timed(|| backend.apply(&rules).unwrap().bytes);
+            let first = timed(|| backend.apply(rules.clone()).unwrap().bytes);
             let mut again: Vec<Duration> = (0..ROUNDS)
-                .map(|_| timed(|| backend.apply(&rules).unwrap()).0)
+                .map(|_| timed(|| backend.apply(rules.clone()).unwrap()).0)
                 .collect();
             again.sort();
             println!(
