@@ -126,7 +126,7 @@ impl Delta {
         let (old, new) = match change {
             Change::Removed(old) => (Some(old), None),
             Change::Added(new) => (None, Some(new)),
-            // Only the label differs: nothing the kernel sees.
+            // Only the spread of a single backend differs: nothing the kernel sees.
             Change::Both(old, new)
                 if old.group() == new.group() && old.backends == new.backends =>
             {
