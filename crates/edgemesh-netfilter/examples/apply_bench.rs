@@ -24,7 +24,9 @@ fn main() {
     );
     println!("|----------|---------:|------------:|------------:|------------:|------:|------:|");
     for n in [1_000u32, 10_000, 100_000] {
-        let rules = desired_rules(&many_services(n), &RuleOptions::default());
+        let snapshot = many_services(n);
+        let (built, rules) = timed(|| desired_rules(&snapshot, &RuleOptions::default()));
+        eprintln!("{n} services: desired_rules {:.1} ms", ms(built));
         let ns = common::Netns::new();
         let mut backends: Vec<Box<dyn RuleBackend>> = vec![Box::new(NftBackend::new(ns.runner()))];
         if n <= 10_000 {
