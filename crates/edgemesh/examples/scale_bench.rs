@@ -226,7 +226,10 @@ impl Monitor {
     /// Returns once the monitor printed every event so far: a marker table is added and removed
     /// until it shows (the first time, the monitor may not be listening yet).
     fn catch_up(&self, ns: &Netns) {
-        let marker = "scale_probe";
+        // A marker of its own per call: a late copy of an earlier one must not end this wait.
+        static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let marker = &format!("scale_probe_{call}");
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
             ns.exec_ok("nft", &["add", "table", "inet", marker])
