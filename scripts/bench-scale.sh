@@ -13,8 +13,9 @@ echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 cargo build -q --release --bin edgemesh
 cargo build -q --release -p edgemesh --example scale_bench
 target=${CARGO_TARGET_DIR:-target}
+case "$target" in /*) ;; *) target="$PWD/$target" ;; esac
 bench="$target/release/examples/scale_bench"
-export EDGEMESH_BIN=${EDGEMESH_BIN:-$PWD/$target/release/edgemesh}
+export EDGEMESH_BIN=${EDGEMESH_BIN:-$target/release/edgemesh}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 # shellcheck disable=SC2086 # word splitting of the size lists is intended

@@ -20,15 +20,19 @@ pub struct SyncStats {
     pub fast_path: usize,
     /// Our jumps had been displaced (iptables only) and were moved back first.
     pub order_repaired: bool,
+    /// Only the elements that changed were sent (nftables); false for a full rewrite.
+    pub incremental: bool,
 }
 
-/// Applies whole rule sets atomically.
+/// Applies rule sets atomically: after an apply the kernel holds exactly `rules`, however the
+/// backend got there (a full rewrite, or only the changes against the set it applied last).
 pub trait RuleBackend: Debug + Send {
     fn name(&self) -> &'static str;
     /// Which backend this is (never `Auto`): what the kernel fast path and cleanup ask.
     fn kind(&self) -> BackendKind;
-    /// Replaces everything we installed before with `rules`, in one transaction per table.
-    fn apply(&mut self, rules: &RuleSet) -> Result<SyncStats>;
+    /// Replaces everything we installed before with `rules`, in one transaction per table. The
+    /// backend keeps `rules` (by value, not a copy) when it updates incrementally next time.
+    fn apply(&mut self, rules: RuleSet) -> Result<SyncStats>;
     /// Removes everything we installed (idempotent).
     fn cleanup(&mut self) -> Result<()>;
     /// Restores the ordering against kube-proxy if it was lost; true when it had been.

@@ -30,20 +30,22 @@ impl RuleBackend for FakeBackend {
         self.kind
     }
 
-    fn apply(&mut self, rules: &RuleSet) -> Result<SyncStats> {
+    fn apply(&mut self, rules: RuleSet) -> Result<SyncStats> {
         if std::mem::take(&mut self.fail_next_apply) {
             return Err(NetfilterError::Fake("apply failed on request"));
         }
         self.applies += 1;
-        self.current = Some(rules.clone());
-        Ok(SyncStats {
+        let stats = SyncStats {
             backend: "fake",
             frontends: rules.elements.len(),
             bytes: 0,
             duration: Duration::ZERO,
             fast_path: rules.fast.len(),
             order_repaired: std::mem::take(&mut self.displaced),
-        })
+            incremental: false,
+        };
+        self.current = Some(rules);
+        Ok(stats)
     }
 
     fn cleanup(&mut self) -> Result<()> {
@@ -69,7 +71,7 @@ mod tests {
             displaced: true,
             ..FakeBackend::default()
         };
-        let stats = fake.apply(&rules).unwrap();
+        let stats = fake.apply(rules.clone()).unwrap();
         assert!(stats.order_repaired);
         assert_eq!(fake.current.as_ref(), Some(&rules));
         assert!(!fake.repair().unwrap());

@@ -1,5 +1,6 @@
 //! Snapshots for tests, golden files and benchmarks (not used by the agent itself).
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use edgemesh_model::fixtures::{
@@ -199,4 +200,177 @@ fn snapshot_of(services: impl IntoIterator<Item = ServiceSpec>) -> Snapshot {
         catalog.upsert(SourceId::Manifests, Resource::Service(spec));
     }
     catalog.build_snapshot(BuildOptions::default()).0
+}
+
+/// A small cluster seen from node `n1` that changes at random, one Service or endpoint at a
+/// time: what the incremental nftables updates are tested against (the same sequence applied
+/// incrementally and as full rewrites must leave the same table). Deterministic for a seed.
+#[derive(Clone, Debug)]
+pub struct ChangingCluster {
+    rng: u64,
+    /// By service number (its addresses and node port derive from it).
+    services: BTreeMap<u8, Shape>,
+}
+
+#[derive(Clone, Debug)]
+struct Shape {
+    v6: bool,
+    /// Last address byte and node of each endpoint.
+    endpoints: Vec<(u8, &'static str)>,
+    policy: Option<LbPolicy>,
+    node_port: bool,
+}
+
+/// At most this many services and endpoints per service: small, so that changes often meet
+/// (a group emptied, then refilled by another service).
+const CHANGING_SERVICES: u8 = 12;
+const CHANGING_ENDPOINTS: usize = 4;
+
+impl ChangingCluster {
+    /// Eight services of one to three endpoints, every fourth dual-stack's v6 twin.
+    pub fn new(seed: u64) -> Self {
+        let mut cluster = Self {
+            rng: seed | 1,
+            services: BTreeMap::new(),
+        };
+        for id in 0..8 {
+            let shape = cluster.new_shape(id);
+            cluster.services.insert(id, shape);
+        }
+        cluster
+    }
+
+    /// xorshift64: no dependency, same sequence everywhere.
+    fn next(&mut self, below: usize) -> usize {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng % below as u64) as usize
+    }
+
+    fn new_shape(&mut self, id: u8) -> Shape {
+        let endpoints = (0..1 + self.next(3)).map(|_| self.endpoint()).collect();
+        Shape {
+            v6: id % 4 == 3,
+            endpoints,
+            policy: None,
+            node_port: false,
+        }
+    }
+
+    fn endpoint(&mut self) -> (u8, &'static str) {
+        let last = 10 + self.next(200) as u8;
+        let node = if self.next(8) == 0 { "n2" } else { "n1" };
+        (last, node)
+    }
+
+    /// One random change; says which, for a failure message.
+    pub fn change(&mut self) -> String {
+        let ids: Vec<u8> = self.services.keys().copied().collect();
+        let absent = (0..CHANGING_SERVICES).find(|id| !self.services.contains_key(id));
+        let id = match ids.len() {
+            0 => 0,
+            n => ids[self.next(n)],
+        };
+        let what = self.next(10);
+        if (what == 0 || ids.is_empty())
+            && let Some(id) = absent
+        {
+            let shape = self.new_shape(id);
+            self.services.insert(id, shape);
+            return format!("add service {id}");
+        }
+        if what == 1 {
+            self.services.remove(&id);
+            return format!("remove service {id}");
+        }
+        let endpoint = self.endpoint();
+        let pick = self.next(CHANGING_ENDPOINTS);
+        let policy = [
+            None,
+            Some(LbPolicy::Random),
+            Some(LbPolicy::ConsistentHash(HashKey::SourceIp)),
+        ][self.next(3)]
+        .clone();
+        let Some(shape) = self.services.get_mut(&id) else {
+            return "nothing".into();
+        };
+        let slot = pick % shape.endpoints.len().max(1);
+        match what {
+            2 if shape.endpoints.len() < CHANGING_ENDPOINTS => {
+                shape.endpoints.push(endpoint);
+                format!("service {id}: one endpoint more")
+            }
+            3 if !shape.endpoints.is_empty() => {
+                shape.endpoints.remove(slot);
+                format!("service {id}: one endpoint less")
+            }
+            4 => {
+                shape.policy = policy;
+                format!("service {id}: policy {:?}", shape.policy)
+            }
+            5 => {
+                shape.node_port = !shape.node_port;
+                format!("service {id}: node port {}", shape.node_port)
+            }
+            _ if !shape.endpoints.is_empty() => {
+                shape.endpoints[slot] = endpoint;
+                format!("service {id}: endpoint {slot} now {endpoint:?}")
+            }
+            _ => {
+                shape.endpoints.push(endpoint);
+                format!("service {id}: first endpoint")
+            }
+        }
+    }
+
+    /// The cluster as the agent's Snapshot.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut catalog = Catalog::new();
+        for (id, shape) in &self.services {
+            let (vip, endpoint_ip): (IpAddr, fn(u8) -> IpAddr) = match shape.v6 {
+                false => (IpAddr::V4(Ipv4Addr::new(10, 96, 3, *id)), |last| {
+                    IpAddr::V4(Ipv4Addr::new(192, 0, 2, last))
+                }),
+                true => (
+                    IpAddr::V6(Ipv6Addr::new(
+                        0xfd00,
+                        0x10,
+                        0x96,
+                        0,
+                        0,
+                        0,
+                        3,
+                        u16::from(*id),
+                    )),
+                    |last| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(last))),
+                ),
+            };
+            let mut svc = cluster_ip_service("changing", &format!("svc-{id}"), vip, 80);
+            if shape.node_port {
+                let node_ports = vec![node_port(Protocol::Tcp, 80, 30100 + u16::from(*id))];
+                let exposure = Exposure {
+                    node_ports,
+                    ..Exposure::default()
+                };
+                svc = exposed(svc, exposure);
+            }
+            let endpoints: Vec<(IpAddr, &str)> = shape
+                .endpoints
+                .iter()
+                .map(|(last, node)| (endpoint_ip(*last), *node))
+                .collect();
+            if let Some(policy) = shape.policy.clone() {
+                let rule = DestinationRuleSpec {
+                    key: svc.key.clone(),
+                    policy,
+                };
+                catalog.upsert(SourceId::Manifests, Resource::DestinationRule(rule));
+            }
+            let slice = endpoint_slice(&svc, &endpoints, 8080);
+            catalog.upsert(SourceId::Manifests, Resource::EndpointSlice(slice));
+            catalog.upsert(SourceId::Manifests, Resource::Service(svc));
+        }
+        catalog.build_snapshot(BuildOptions::default()).0
+    }
 }

@@ -7,7 +7,8 @@
 //!   (round robin or random over endpoints of this node) are DNATed by nftables itself.
 //! - [`trace`] tells what those rules do to one packet, for fast tests.
 //! - [`RuleBackend`] applies a rule set atomically: [`NftBackend`] (our own `table inet
-//!   edgemesh`, one `nft -f -` per sync, base chains at priority -110, ahead of kube-proxy),
+//!   edgemesh`, one `nft -f -` per sync — the whole table first, then only the set and map
+//!   elements that changed — base chains at priority -110, ahead of kube-proxy),
 //!   [`IptablesBackend`] (EdgeMesh's `KUBE-PORTALS-*` chains through `iptables-restore
 //!   --noflush`, with the jumps kept ahead of `KUBE-SERVICES`; UDP in `EDGEMESH-UDP-*` chains of
 //!   raw and mangle) and [`FakeBackend`].

@@ -26,7 +26,7 @@ impl RuleBackend for Shared {
     fn kind(&self) -> BackendKind {
         self.with(|f| f.kind())
     }
-    fn apply(&mut self, rules: &RuleSet) -> Result<SyncStats> {
+    fn apply(&mut self, rules: RuleSet) -> Result<SyncStats> {
         self.with(|f| f.apply(rules))
     }
     fn cleanup(&mut self) -> Result<()> {

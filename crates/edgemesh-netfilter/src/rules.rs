@@ -252,9 +252,11 @@ impl RuleSet {
 
 /// The rules for `snapshot`: only its proxied frontends are intercepted.
 pub fn desired_rules(snapshot: &Snapshot, opts: &RuleOptions) -> RuleSet {
-    let mut elements = BTreeMap::new();
+    // Frontends come sorted: collected into vectors, the maps are bulk-built (no per-insert
+    // search), which matters at 100,000 frontends per change.
+    let mut elements = Vec::with_capacity(snapshot.frontend_count());
     let mut not_intercepted = Vec::new();
-    let mut fast = BTreeMap::new();
+    let mut fast = Vec::new();
     for (frontend, port) in snapshot.proxied_frontends() {
         if !intercepts(opts, &frontend) {
             not_intercepted.push(frontend);
@@ -271,14 +273,15 @@ pub fn desired_rules(snapshot: &Snapshot, opts: &RuleOptions) -> RuleSet {
             .filter(|_| !frontend.is_node_port())
             .and_then(|fp| fast_route(&frontend, service, port, fp));
         if let Some(route) = kernel {
-            fast.insert(frontend, route);
+            fast.push((frontend, route));
         }
-        elements.insert(frontend, format!("{}:{}", service.key, port.name));
+        elements.push((frontend, format!("{}:{}", service.key, port.name)));
     }
+    let fast = fast.into_iter().collect();
     RuleSet {
         options: opts.clone(),
         chains: chains(opts, &fast),
-        elements,
+        elements: elements.into_iter().collect(),
         not_intercepted,
         fast,
     }

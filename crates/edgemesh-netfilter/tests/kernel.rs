@@ -86,10 +86,10 @@ fn nft_table(ns: &Netns) -> String {
 fn nft_installs_replaces_and_cleans_up() {
     let ns = cluster_ns();
     let mut backend = NftBackend::new(ns.runner());
-    let stats = backend.apply(&sample_rules()).unwrap();
+    let stats = backend.apply(sample_rules()).unwrap();
     // web (v4, v6), dns-tcp, and shop's ClusterIP, external IP and node port.
     assert_eq!(stats.frontends, 6);
-    backend.apply(&sample_rules()).unwrap();
+    backend.apply(sample_rules()).unwrap();
     let listed = backend.list().unwrap();
     assert!(listed.contains("10.96.0.10 . tcp . 80"), "{listed}");
     assert!(listed.contains("fd00:10:96::a . tcp . 80"), "{listed}");
@@ -100,7 +100,7 @@ fn nft_installs_replaces_and_cleans_up() {
         "{listed}"
     );
 
-    backend.apply(&without_web(sample_rules())).unwrap();
+    backend.apply(without_web(sample_rules())).unwrap();
     let listed = backend.list().unwrap();
     assert!(!listed.contains("10.96.0.10 ."), "{listed}");
     assert!(listed.contains("10.96.0.53 . tcp . 53"), "{listed}");
@@ -116,11 +116,11 @@ fn nft_redirects_ahead_of_kube_proxy_and_spares_marked_sockets() {
     install_kube_proxy(&ns);
     assert_eq!(probe(&ns, WEB, 0), Landed::Direct, "kube-proxy DNAT alone");
     let mut backend = NftBackend::new(ns.runner());
-    backend.apply(&sample_rules()).unwrap();
+    backend.apply(sample_rules()).unwrap();
     assert_eq!(probe(&ns, WEB, 0), proxied(WEB));
     assert_eq!(probe(&ns, DNS_TCP, 0), proxied(DNS_TCP));
     assert_eq!(probe(&ns, WEB, DEFAULT_BYPASS_MARK.value), Landed::Direct);
-    backend.apply(&without_web(sample_rules())).unwrap();
+    backend.apply(without_web(sample_rules())).unwrap();
     assert_eq!(probe(&ns, WEB, 0), Landed::Direct);
     backend.cleanup().unwrap();
     assert_eq!(probe(&ns, DNS_TCP, 0), Landed::Refused);
@@ -148,7 +148,7 @@ fn node_ports_land_on_the_proxy<B: RuleBackend>(backend_in: impl FnOnce(&Netns) 
     ns.exec("ip", &["link", "set", "lan0", "up"]);
     ns.exec("ip", &["route", "add", "198.51.100.0/24", "dev", "eth0"]);
     let mut backend = backend_in(&ns);
-    backend.apply(&sample_rules()).unwrap();
+    backend.apply(sample_rules()).unwrap();
     // The "real" destination listens at the probed port.
     let probe = |target: &str, mark| {
         let port = target.parse::<SocketAddr>().unwrap().port();
@@ -200,8 +200,8 @@ fn jump_order(save: &str, base: &str) -> Vec<String> {
 fn iptables_installs_replaces_and_cleans_up() {
     let ns = cluster_ns();
     let mut backend = IptablesBackend::new(ns.runner());
-    backend.apply(&sample_rules()).unwrap();
-    let stats = backend.apply(&sample_rules()).unwrap();
+    backend.apply(sample_rules()).unwrap();
+    let stats = backend.apply(sample_rules()).unwrap();
     assert!(!stats.order_repaired);
     for family in [IpFamily::V4, IpFamily::V6] {
         let saved = save(&ns, family);
@@ -218,7 +218,7 @@ fn iptables_installs_replaces_and_cleans_up() {
     assert_eq!(v4.matches("-j REDIRECT").count(), 10, "{v4}");
     assert!(save(&ns, IpFamily::V6).contains("-d fd00:10:96::a/128"));
 
-    backend.apply(&without_web(sample_rules())).unwrap();
+    backend.apply(without_web(sample_rules())).unwrap();
     let v4 = save(&ns, IpFamily::V4);
     assert!(!v4.contains("10.96.0.10"), "{v4}");
     assert_eq!(v4.matches("-j REDIRECT").count(), 8, "{v4}");
@@ -235,7 +235,7 @@ fn iptables_installs_replaces_and_cleans_up() {
 fn iptables_repairs_order_after_kube_proxy_prepends() {
     let ns = cluster_ns();
     let mut backend = IptablesBackend::new(ns.runner());
-    backend.apply(&sample_rules()).unwrap();
+    backend.apply(sample_rules()).unwrap();
     assert_eq!(probe(&ns, WEB, 0), proxied(WEB));
     assert_eq!(probe(&ns, WEB, DEFAULT_BYPASS_MARK.value), Landed::Direct);
 
@@ -273,9 +273,9 @@ fn iptables_repairs_order_after_kube_proxy_prepends() {
 fn iptables_sync_itself_restores_order() {
     let ns = cluster_ns();
     let mut backend = IptablesBackend::new(ns.runner());
-    backend.apply(&sample_rules()).unwrap();
+    backend.apply(sample_rules()).unwrap();
     install_kube_proxy(&ns);
-    let stats = backend.apply(&sample_rules()).unwrap();
+    let stats = backend.apply(sample_rules()).unwrap();
     assert!(stats.order_repaired);
     let saved = save(&ns, IpFamily::V4);
     assert_eq!(jump_order(&saved, "OUTPUT"), [HOST_CHAIN, "KUBE-SERVICES"]);
@@ -349,8 +349,8 @@ fn udp_tproxy_wins_over_kube_proxy_dnat<B: RuleBackend>(backend_in: impl FnOnce(
     };
     let mut backend = backend_in(&ns);
     let rules = desired_rules(&sample_snapshot(), &opts);
-    backend.apply(&rules).unwrap();
-    backend.apply(&rules).unwrap();
+    backend.apply(rules.clone()).unwrap();
+    backend.apply(rules).unwrap();
     assert!(udp_lands_on_tproxy(&ns), "host-originated UDP is TPROXYed");
     backend.cleanup().unwrap();
     assert!(
@@ -385,10 +385,10 @@ fn iptables_udp_chains_are_kept_single_and_removed_when_udp_is_off() {
     };
     let mut backend = IptablesBackend::with_families(ns.runner(), &[IpFamily::V4]);
     backend
-        .apply(&desired_rules(&sample_snapshot(), &udp))
+        .apply(desired_rules(&sample_snapshot(), &udp))
         .unwrap();
     backend
-        .apply(&desired_rules(&sample_snapshot(), &udp))
+        .apply(desired_rules(&sample_snapshot(), &udp))
         .unwrap();
     let mangle = ns.exec("iptables-save", &["-t", "mangle"]);
     assert_eq!(
@@ -398,7 +398,7 @@ fn iptables_udp_chains_are_kept_single_and_removed_when_udp_is_off() {
     );
     assert_eq!(mangle.matches("-j TPROXY").count(), 4, "{mangle}");
     let mut restarted = IptablesBackend::with_families(ns.runner(), &[IpFamily::V4]);
-    restarted.apply(&sample_rules()).unwrap();
+    restarted.apply(sample_rules()).unwrap();
     for table in ["raw", "mangle"] {
         let saved = ns.exec("iptables-save", &["-t", table]);
         assert!(!saved.contains("EDGEMESH-UDP"), "{saved}");
@@ -424,7 +424,7 @@ fn nft_fast_path_dnats_round_robin_in_the_kernel() {
         ..RuleOptions::default()
     };
     let rules = desired_rules(&policies_snapshot(), &opts);
-    let stats = NftBackend::new(ns.runner()).apply(&rules).unwrap();
+    let stats = NftBackend::new(ns.runner()).apply(rules).unwrap();
     // + fast/exposed: ClusterIP and external IP in the kernel, node port proxied.
     assert_eq!((stats.frontends, stats.fast_path), (8, 5));
 
@@ -532,7 +532,7 @@ fn nft_fast_path_new_connections_pass_the_backends_time_wait() {
         ..RuleOptions::default()
     };
     NftBackend::new(node.runner())
-        .apply(&desired_rules(&policies_snapshot(), &opts))
+        .apply(desired_rules(&policies_snapshot(), &opts))
         .unwrap();
 
     // The backend closes first, so the TIME_WAIT is on its side, as with a real server.

@@ -4,7 +4,8 @@
 //! it prints: time to ready, time until the rules hold every frontend, the last full nftables
 //! apply (`edgemesh_proxier_last_sync_microseconds`), VmRSS / VmHWM / RssAnon once settled, and
 //! (API mode) one endpoint change: from the write in the double to the new backend in the
-//! kernel's map (`nft get element`, polled every 5 ms), with the agent's CPU for it.
+//! kernel's map (as `nft monitor` prints it), the apply that carried it (incremental or a full
+//! rewrite) and the agent's CPU for it.
 //!
 //! usage: scale_bench api|manifests N [N...]   (run by `scripts/bench-scale.sh`, root)
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark driver: failures should panic
@@ -21,7 +22,6 @@ use serde_json::json;
 const ENDPOINTS: u32 = 3;
 /// The address one endpoint change moves to.
 const CHANGED_IP: &str = "192.0.2.250";
-const POLL: Duration = Duration::from_millis(5);
 
 fn main() {
     require_root();
@@ -35,9 +35,9 @@ fn main() {
         "mode is api or manifests"
     );
     println!(
-        "| mode | services | endpoints | ready after | rules complete after | full apply | VmRSS | VmHWM | RssAnon | one endpoint change in nft | its apply | agent CPU for it |"
+        "| mode | services | endpoints | ready after | rules complete after | full apply | VmRSS | VmHWM | RssAnon | one endpoint change synced (seen) | its Snapshot rebuild | its apply | agent CPU for it |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for n in sizes {
         measure(&mode, n);
     }
@@ -62,7 +62,8 @@ fn measure(mode: &str, services: u32) {
         "--node-name",
         "scale",
         "--log-level",
-        "warn,edgemesh::agent=info",
+        // The publisher's and the proxier's debug lines carry the rebuild and sync times.
+        "warn,edgemesh::agent=info,edgemesh_kube::publisher=debug,edgemesh_netfilter::proxier=debug",
     ]
     .map(String::from)
     .to_vec();
@@ -92,6 +93,9 @@ fn measure(mode: &str, services: u32) {
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let started = Instant::now();
+    // Started on the empty ruleset: `nft monitor` first loads the whole ruleset, which takes
+    // minutes at 100,000 services; started now, it only follows the load.
+    let monitor = api.as_ref().map(|_| Monitor::start(&ns));
     let mut agent = Process::start(edgemesh_bin().unwrap(), &args, Some(&ns)).unwrap();
     agent
         .wait_ready(Duration::from_secs(600))
@@ -106,13 +110,20 @@ fn measure(mode: &str, services: u32) {
     std::thread::sleep(Duration::from_secs(2));
     let full_apply = metric(&agent, "edgemesh_proxier_last_sync_microseconds");
     let memory = Memory::of(agent.pid());
-    let change = api.map(|api| change_endpoint(&ns, &agent, &api, services / 2));
-    let change = change.map_or("– | – | –".into(), |c| {
+    let change = api
+        .zip(monitor)
+        .map(|(api, monitor)| change_endpoint(&ns, &agent, &api, &monitor, services / 2));
+    let change = change.map_or("– | – | – | –".into(), |c| {
         format!(
-            "{:.0} ms (probe {:.0} ms) | {:.0} ms | {:.0} ms",
-            c.visible.as_secs_f64() * 1e3,
-            c.probe.as_secs_f64() * 1e3,
+            "{:.0} ms ({}) | {:.0} ms | {:.0} ms ({}) | {:.0} ms",
+            c.synced.as_secs_f64() * 1e3,
+            c.seen.map_or("not seen in 30 s".into(), |d| format!(
+                "nft monitor {:.0} ms",
+                d.as_secs_f64() * 1e3
+            )),
+            c.rebuild_ms,
             c.apply_micros as f64 / 1e3,
+            if c.incremental { "incremental" } else { "full" },
             c.cpu.as_secs_f64() * 1e3
         )
     });
@@ -130,50 +141,140 @@ fn measure(mode: &str, services: u32) {
 }
 
 struct Change {
-    visible: Duration,
-    /// How long one `nft get element` took (the resolution of `visible`).
-    probe: Duration,
+    /// From the write to the proxier's sync counter moving (its `nft -f` returned).
+    synced: Duration,
+    /// From the write to `nft monitor` printing the new map element, if it did within 30 s.
+    seen: Option<Duration>,
     apply_micros: u64,
+    /// The Snapshot rebuild that carried the change (the publisher's `build_ms`).
+    rebuild_ms: f64,
+    /// Whether the agent sent only the changed elements (its incremental-sync counter moved).
+    incremental: bool,
     cpu: Duration,
 }
 
-/// Moves one endpoint of service `i` to [`CHANGED_IP`] and waits until the kernel's map has it.
-fn change_endpoint(ns: &Netns, agent: &Process, api: &ApiServer, i: u32) -> Change {
+/// Moves one endpoint of service `i` to [`CHANGED_IP`] and waits until the kernel's map has it:
+/// `nft monitor` prints each committed element, so the time it shows the new backend is when
+/// the kernel had it (asking with `nft get element` reads the whole map: 11 s at 100,000).
+fn change_endpoint(
+    ns: &Netns,
+    agent: &Process,
+    api: &ApiServer,
+    monitor: &Monitor,
+    i: u32,
+) -> Change {
+    monitor.catch_up(ns);
+    let incremental_before = metric(agent, "edgemesh_proxier_incremental_syncs_total");
+    let syncs_before = metric(agent, "edgemesh_proxier_syncs_total");
     let cpu_before = cpu(agent.pid());
     let written = Instant::now();
     api.apply(slice(i, true)).unwrap();
-    let frontend = cluster_ip(i);
-    let elements: Vec<String> = (0..ENDPOINTS)
-        .map(|slot| format!("{frontend} . 80 . {slot}"))
-        .collect();
-    let query = format!("{{ {} }}", elements.join(", "));
-    let mut probe;
-    loop {
-        let probed = Instant::now();
-        let out = ns
-            .exec(
-                "nft",
-                &["get", "element", "inet", "edgemesh", "fast4_rr_3", &query],
-            )
-            .unwrap();
-        probe = probed.elapsed();
-        if String::from_utf8_lossy(&out.stdout).contains(CHANGED_IP) {
-            break;
-        }
-        assert!(
-            written.elapsed() < Duration::from_secs(120),
-            "the change never reached the rules"
-        );
-        std::thread::sleep(POLL);
+    // The counter moves once `nft -f` returned, i.e. the kernel committed the change.
+    let deadline = written + Duration::from_secs(300);
+    while metric(agent, "edgemesh_proxier_syncs_total") == syncs_before {
+        assert!(Instant::now() < deadline, "the change was never synced");
+        std::thread::sleep(Duration::from_millis(2));
     }
-    let visible = written.elapsed();
+    let synced = written.elapsed();
+    // Only service `i` ever has this backend (in whichever slot its order puts it). nft monitor
+    // is far behind after a full rewrite of 300,000 elements: then it stays unconfirmed.
+    let needle = format!(": {CHANGED_IP} . 8080");
+    let seen = monitor.saw(&needle, Duration::from_secs(30));
     let cpu = cpu(agent.pid()) - cpu_before;
     Change {
-        visible,
-        probe,
+        synced,
+        seen: seen.map(|at| at.duration_since(written)),
         apply_micros: metric(agent, "edgemesh_proxier_last_sync_microseconds"),
+        rebuild_ms: last_field(&agent.logs(), "snapshot published", "build_ms"),
+        incremental: metric(agent, "edgemesh_proxier_incremental_syncs_total") > incremental_before,
         cpu,
     }
+}
+
+/// `nft monitor` in the namespace, its lines read on a thread.
+struct Monitor {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<(Instant, String)>,
+}
+
+impl Monitor {
+    /// Starts the monitor and waits until it reports events.
+    fn start(ns: &Netns) -> Monitor {
+        let mut child = ns
+            .command("nft")
+            .arg("monitor")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send((Instant::now(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        let monitor = Monitor { child, lines };
+        monitor.catch_up(ns);
+        monitor
+    }
+
+    /// Returns once the monitor printed every event so far: a marker table is added and removed
+    /// until it shows (the first time, the monitor may not be listening yet).
+    fn catch_up(&self, ns: &Netns) {
+        // A marker of its own per call: a late copy of an earlier one must not end this wait.
+        static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let marker = &format!("scale_probe_{call}");
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            ns.exec_ok("nft", &["add", "table", "inet", marker])
+                .unwrap();
+            ns.exec_ok("nft", &["delete", "table", "inet", marker])
+                .unwrap();
+            if self.saw(marker, Duration::from_secs(2)).is_some() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "nft monitor never reported");
+        }
+    }
+
+    /// When a line containing `needle` came, waiting at most `within` from now.
+    fn saw(&self, needle: &str, within: Duration) -> Option<Instant> {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (at, line) = self.lines.recv_timeout(left).ok()?;
+            if line.contains(needle) {
+                return Some(at);
+            }
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of `field=` on the last log line containing `message` (0 when none).
+fn last_field(logs: &str, message: &str, field: &str) -> f64 {
+    let key = format!("{field}=");
+    logs.lines()
+        .filter(|l| l.contains(message))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix(key.as_str()))
+        })
+        .filter_map(|v| v.parse().ok())
+        .next_back()
+        .unwrap_or(0.0)
 }
 
 fn wait_metric(agent: &Process, name: &str, want: u64) {

@@ -39,6 +39,7 @@ fn agent_metrics_are_openmetrics_after_traffic() {
     assert_eq!(gauge("edgemesh_services"), 1.0);
     assert_eq!(gauge("edgemesh_proxied_frontends"), 2.0);
     assert!(counter("edgemesh_proxier_syncs") >= 1.0);
+    assert!(counter("edgemesh_proxier_incremental_syncs") < counter("edgemesh_proxier_syncs"));
     assert_eq!(counter("edgemesh_proxier_sync_errors"), 0.0);
     assert_eq!(counter("edgemesh_proxier_order_repairs"), 0.0);
     assert!(gauge("edgemesh_proxier_last_sync_microseconds") > 0.0);

@@ -267,7 +267,10 @@ impl RuleBackend for IptablesBackend {
         crate::backend::BackendKind::Iptables
     }
 
-    fn apply(&mut self, rules: &RuleSet) -> Result<SyncStats> {
+    /// Always the whole of our chains: iptables-restore has no sets to update element by
+    /// element here, and the iptables backend serves small hosts without nftables.
+    fn apply(&mut self, rules: RuleSet) -> Result<SyncStats> {
+        let rules = &rules;
         let started = Instant::now();
         let mut bytes = 0;
         let mut repaired = false;
@@ -286,6 +289,7 @@ impl RuleBackend for IptablesBackend {
             duration: started.elapsed(),
             fast_path: 0,
             order_repaired: repaired,
+            incremental: false,
         })
     }
 

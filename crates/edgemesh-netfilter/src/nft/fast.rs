@@ -7,7 +7,9 @@
 use std::collections::BTreeSet;
 
 use super::{addr, addr_type, render_collection};
-use crate::rules::{FastGroup, IpFamily, RuleSet, Spread};
+use edgemesh_model::Frontend;
+
+use crate::rules::{FastGroup, FastRoute, IpFamily, RuleSet, Spread};
 
 /// Set of one family's fast-path frontends: `daddr . dport` (TCP only).
 pub fn set_name(family: IpFamily) -> &'static str {
@@ -55,15 +57,7 @@ fn render_map(out: &mut String, rules: &RuleSet, family: IpFamily, group: FastGr
         .fast
         .iter()
         .filter(|(f, route)| IpFamily::of(&f.ip) == family && route.group() == group);
-    let elements = members.flat_map(|(f, route)| {
-        route.backends.iter().enumerate().map(move |(slot, b)| {
-            let slot = match group.backends {
-                1 => String::new(),
-                _ => format!(" . {slot}"),
-            };
-            format!("{} . {}{slot} : {} . {}", f.ip, f.port, b.ip(), b.port())
-        })
-    });
+    let elements = members.flat_map(|(f, route)| map_elements(f, route));
     let declaration = format!(
         "typeof {} : {} daddr . tcp dport",
         key(family, group),
@@ -72,12 +66,36 @@ fn render_map(out: &mut String, rules: &RuleSet, family: IpFamily, group: FastGr
     render_collection(out, "map", &map_name(family, group), &declaration, elements);
 }
 
+/// The elements of `f` in its group's map, `key : backend`, one per backend (slot).
+pub fn map_elements<'a>(
+    f: &'a Frontend,
+    route: &'a FastRoute,
+) -> impl Iterator<Item = String> + 'a {
+    map_keys(f, route)
+        .zip(&route.backends)
+        .map(|(key, b)| format!("{key} : {} . {}", b.ip(), b.port()))
+}
+
+/// The keys of `f`'s map elements: what deleting them names.
+pub fn map_keys<'a>(f: &'a Frontend, route: &'a FastRoute) -> impl Iterator<Item = String> + 'a {
+    let slots = route.backends.len();
+    (0..slots).map(move |slot| match slots {
+        1 => format!("{} . {}", f.ip, f.port),
+        _ => format!("{} . {} . {slot}", f.ip, f.port),
+    })
+}
+
+/// `f`'s element in its family's fast-path set.
+pub fn set_element(f: &Frontend) -> String {
+    format!("{} . {}", f.ip, f.port)
+}
+
 fn render_set(out: &mut String, rules: &RuleSet, family: IpFamily) {
     let elements = rules
         .fast
         .keys()
         .filter(|f| IpFamily::of(&f.ip) == family)
-        .map(|f| format!("{} . {}", f.ip, f.port));
+        .map(set_element);
     let declaration = format!("type {} . inet_service", addr_type(family));
     render_collection(out, "set", set_name(family), &declaration, elements);
 }

@@ -177,13 +177,18 @@ fn the_kernel_balances_what_needs_no_userspace_decision() {
     for (name, packet, want) in cases {
         assert_eq!(trace(&rules, packet), *want, "{name}");
     }
-    let rr = &rules.fast[&Frontend {
+    let frontend = Frontend {
         ip: FAST_RR_V4,
         port: 80,
         protocol: Tcp,
-    }];
+    };
+    let rr = &rules.fast[&frontend];
     assert_eq!(
-        (rr.label.as_str(), rr.spread, rr.backends.len()),
+        (
+            rules.elements[&frontend].as_str(),
+            rr.spread,
+            rr.backends.len()
+        ),
         ("fast/rr:http", Spread::RoundRobin, 2)
     );
 }
