@@ -227,6 +227,13 @@ fn action(rule: &crate::rules::Rule) -> String {
             _ => "accept".into(),
         },
         Action::Masquerade => "masquerade".into(),
+        Action::SnatToDestination => match rule.when {
+            Match::FastPathReply { family } => {
+                format!("snat {0} to {0} daddr", addr(family))
+            }
+            // Rule generation pairs this action with FastPathReply only.
+            _ => "accept".into(),
+        },
         Action::Drop => "drop".into(),
     }
 }

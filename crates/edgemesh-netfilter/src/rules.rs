@@ -162,6 +162,9 @@ pub enum Action {
     DnatToBackends,
     /// nat: rewrite the source to the outgoing interface's address.
     Masquerade,
+    /// nat (input): rewrite the source to the address the packet is delivered to, the node's
+    /// own, for connections that never reach postrouting.
+    SnatToDestination,
     /// Drop the packet (the sender retries it).
     Drop,
 }
@@ -319,6 +322,7 @@ fn chains(opts: &RuleOptions, fast: &BTreeMap<Frontend, FastRoute>) -> Vec<Chain
     ];
     if opts.fast_path.is_some() {
         all.push(masquerade_fast_path());
+        all.push(snat_fast_path_delivered_here());
     }
     if let Some(udp) = opts.udp {
         let tproxy = Action::Tproxy {
@@ -442,6 +446,20 @@ fn masquerade_fast_path() -> Chain {
         SNAT_PRIORITY,
     );
     chain.rules = vec![masquerade(IpFamily::V4), masquerade(IpFamily::V6)];
+    chain
+}
+
+/// A fast-path connection DNATed to an address of this node (a hostNetwork endpoint) is
+/// delivered without passing postrouting, so `masquerade_fast_path` never sees it and the backend
+/// would see the client's address where the proxy shows the node's. Source NAT on input to the
+/// node's own address keeps one rule for both paths.
+fn snat_fast_path_delivered_here() -> Chain {
+    let snat = |family| Rule {
+        when: Match::FastPathReply { family },
+        then: Action::SnatToDestination,
+    };
+    let mut chain = base("nat_input", Hook::Input, ChainType::Nat, SNAT_PRIORITY);
+    chain.rules = vec![snat(IpFamily::V4), snat(IpFamily::V6)];
     chain
 }
 

@@ -96,7 +96,7 @@ fn run_hook(rules: &RuleSet, packet: &mut Packet) -> Option<Verdict> {
                 Action::Redirect { port } => return Some(Verdict::Redirect { port }),
                 Action::Tproxy { port, .. } => return Some(Verdict::Tproxy { port }),
                 Action::SetMark(mark) => packet.mark = mark,
-                Action::NoTrack | Action::Masquerade => {}
+                Action::NoTrack | Action::Masquerade | Action::SnatToDestination => {}
                 Action::DnatToBackends => return Some(Verdict::Dnat),
                 Action::Drop => return Some(Verdict::Drop),
             }

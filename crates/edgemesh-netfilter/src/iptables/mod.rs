@@ -94,7 +94,9 @@ pub(crate) fn render_rule(
         }
         Action::SetMark(mark) => format!("MARK --set-mark {mark:#x}"),
         // The kernel fast path and the proxy's hold chain are nftables-only.
-        Action::DnatToBackends | Action::Masquerade | Action::Drop => return,
+        Action::DnatToBackends | Action::Masquerade | Action::SnatToDestination | Action::Drop => {
+            return;
+        }
     };
     match rule.when {
         Match::Mark(m) => {

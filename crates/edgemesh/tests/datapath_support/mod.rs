@@ -66,7 +66,7 @@ pub struct Cluster {
     files: tempfile::TempDir,
     lan: Lan,
     /// The pods' HTTPS certificate (HTTPS is passed through, so only the pods read it).
-    _certs: Certs,
+    certs: Certs,
     // Last: namespaces go after the processes inside them were dropped (killed).
     topo: Topology,
 }
@@ -115,9 +115,21 @@ impl Cluster {
             manifests: tempfile::tempdir().unwrap(),
             files,
             lan,
-            _certs: certs,
+            certs,
             topo,
         }
+    }
+
+    /// The pods' servers on the node itself, at its address: a hostNetwork endpoint.
+    pub fn serve_on_node(&self) -> Process {
+        let script = self.files.path().join("pod_server.py");
+        let (cert, key) = (self.certs.path("web.crt"), self.certs.path("web.key"));
+        let args = [path_str(&script), "node", NODE_IP, &cert, &key];
+        let mut server = Process::start(PYTHON, &args, Some(self.node.netns())).unwrap();
+        server
+            .wait_for_log("pod node ready", READY_TIMEOUT)
+            .unwrap();
+        server
     }
 
     pub fn pod_ips(&self) -> Vec<&str> {

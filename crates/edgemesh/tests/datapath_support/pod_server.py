@@ -1,7 +1,8 @@
 """Every server a test pod runs, in one process (Debian's python3 + python3-websockets).
 
 usage: pod_server.py NAME IP CERT KEY
-  HTTP      IP:8080  answers "NAME\n" (HTTP/1.0: one request per connection)
+  HTTP      IP:8080  answers "NAME\n" (HTTP/1.0: one request per connection); GET /peer
+                     answers the client's address as this server sees it
   "wrong"   IP:8081  answers "wrong-NAME\n" (the target of fake kube-proxy rules)
   HTTPS     IP:8443  answers "NAME\n" over TLS (self-signed CERT/KEY)
   TCP echo  IP:9000  echoes until the client half-closes, then closes
@@ -25,7 +26,8 @@ NAME, IP, CERT, KEY = sys.argv[1:5]
 def http_handler(body):
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            data = body.encode()
+            peer = self.client_address[0] + "\n"
+            data = (peer if self.path == "/peer" else body).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(len(data)))
