@@ -412,4 +412,44 @@ fn punched_paths_survive_relay_kill(
     for node in ["edge-a1", "edge-a2"] {
         assert_eq!(after.get(node).map(String::as_str), Some(want), "{after:?}");
     }
+    silent_uplink_cut_is_detected(prefix);
+}
+
+/// How soon a silent cut must be noticed (issue #17: "within 5 s").
+const DEAD_WITHIN: Duration = Duration::from_secs(5);
+
+/// LAN B's uplink is cut without a sound (router-b drops everything it forwards: no RST, no
+/// ICMP) while edge-a1 keeps asking a service with replicas in both LANs: requests that start
+/// more than [`DEAD_WITHIN`] after the cut must all succeed (the dead path to edge-b1 noticed,
+/// its replica no longer picked). An idle connection is pinged only every 15 s, so what is
+/// bounded here is a connection in use, which is where a cut costs requests.
+fn silent_uplink_cut_is_detected(prefix: &str) {
+    let router = format!("{prefix}-router-b");
+    let cut = "add table inet cut; add chain inet cut forward { type filter hook forward priority -300; policy drop; }";
+    let status = Command::new("ip")
+        .args(["netns", "exec", &router, "nft", cut])
+        .status()
+        .unwrap();
+    assert!(status.success(), "cut router-b's uplink");
+    let started = Instant::now();
+    let mut late_failures = Vec::new();
+    let mut answered = 0;
+    while started.elapsed() < DEAD_WITHIN * 3 {
+        let sent = started.elapsed();
+        match request(prefix, "edge-a1", HOSTNAME) {
+            Some(got) if got.starts_with("hostname-edge-a") => answered += 1,
+            other if sent > DEAD_WITHIN => late_failures.push((sent, other)),
+            _ => {}
+        }
+    }
+    eprintln!("after the silent cut: {answered} answers, late failures {late_failures:?}");
+    assert!(
+        answered > 0,
+        "no answer from LAN A's replicas after the cut"
+    );
+    assert!(
+        late_failures.is_empty(),
+        "requests failed more than {DEAD_WITHIN:?} after the cut: {late_failures:?}\n{}",
+        agent_logs_of(prefix)
+    );
 }
