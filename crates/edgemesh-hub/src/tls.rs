@@ -118,7 +118,7 @@ impl Readout for ReloadingCert {
         let Some(not_after) = current.cert.first().and_then(|leaf| not_after_unix(leaf)) else {
             return Ok(());
         };
-        out.float(
+        out.one(
             Kind::Gauge,
             "edgemesh_hub_serving_certificate_expiry_timestamp_seconds",
             "When the serving certificate in use stops being valid, in seconds since the Unix epoch.",

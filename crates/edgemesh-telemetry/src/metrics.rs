@@ -10,7 +10,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeMetric, MetricEncoder,
+    NoLabelSet,
+};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::exemplar::Exemplar;
@@ -110,20 +113,18 @@ impl Kind {
         }
     }
 
-    fn encode(self, value: u64, encoder: MetricEncoder<'_>) -> fmt::Result {
-        match self {
-            Kind::Counter => ConstCounter::new(value).encode(encoder),
-            Kind::Gauge => ConstGauge::new(value).encode(encoder),
-        }
-    }
-
-    fn encode_float(self, value: f64, encoder: MetricEncoder<'_>) -> fmt::Result {
+    fn encode<V: Value>(self, value: V, encoder: MetricEncoder<'_>) -> fmt::Result {
         match self {
             Kind::Counter => ConstCounter::new(value).encode(encoder),
             Kind::Gauge => ConstGauge::new(value).encode(encoder),
         }
     }
 }
+
+/// A value either kind can carry: whole counts (`u64`) or fractions such as seconds (`f64`).
+pub trait Value: EncodeCounterValue + EncodeGaugeValue {}
+
+impl<V: EncodeCounterValue + EncodeGaugeValue> Value for V {}
 
 /// Where a [`Readout`] writes its values.
 pub struct Readings<'a>(DescriptorEncoder<'a>);
@@ -136,19 +137,11 @@ impl fmt::Debug for Readings<'_> {
 
 impl Readings<'_> {
     /// One unlabelled metric.
-    pub fn one(&mut self, kind: Kind, name: &str, help: &str, value: u64) -> fmt::Result {
+    pub fn one<V: Value>(&mut self, kind: Kind, name: &str, help: &str, value: V) -> fmt::Result {
         let encoder = self
             .0
             .encode_descriptor(name, help, None, kind.metric_type())?;
         kind.encode(value, encoder)
-    }
-
-    /// One unlabelled metric with a fractional value (seconds, for instance).
-    pub fn float(&mut self, kind: Kind, name: &str, help: &str, value: f64) -> fmt::Result {
-        let encoder = self
-            .0
-            .encode_descriptor(name, help, None, kind.metric_type())?;
-        kind.encode_float(value, encoder)
     }
 
     /// One family whose series each carry their own labels, such as `{namespace, service}`;
@@ -253,7 +246,7 @@ mod tests {
             out.by_label(Kind::Counter, "test_answers", "Answers.", ("rcode", rcodes))?;
             let paths: &[(&str, u64)] = &[("direct", 2), ("relayed", 0)];
             out.by_label(Kind::Gauge, "test_peers", "Peers.", ("path", paths))?;
-            out.float(Kind::Gauge, "test_last_seconds", "Last.", 0.25)?;
+            out.one(Kind::Gauge, "test_last_seconds", "Last.", 0.25)?;
             let info = [(vec![("role", "agent"), ("version", "1")], 1)];
             out.labelled(Kind::Gauge, "test_info", "Info.", &info)?;
             out.histogram("test_wait_seconds", "Waits.", &self.1)

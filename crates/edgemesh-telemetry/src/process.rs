@@ -47,7 +47,7 @@ impl Readout for ProcessMetrics {
             &build,
         )?;
         if let Some(stat) = read_stat() {
-            out.float(
+            out.one(
                 Kind::Counter,
                 "process_cpu_seconds",
                 "User and system CPU time spent, in seconds.",
@@ -66,7 +66,7 @@ impl Readout for ProcessMetrics {
                 stat.threads,
             )?;
             if let Some(boot) = boot_time_seconds() {
-                out.float(
+                out.one(
                     Kind::Gauge,
                     "process_start_time_seconds",
                     "Start time of the process since the Unix epoch, in seconds.",
