@@ -7,7 +7,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use edgemesh_telemetry::latency::BOUNDS_SECONDS;
+use edgemesh_telemetry::latency::bounds_seconds;
 
 use crate::health::Health;
 use crate::upstream::Upstream;
@@ -44,9 +44,7 @@ impl Default for Metrics {
     fn default() -> Self {
         Self {
             requests: Family::default(),
-            request_duration: Family::new_with_constructor(|| {
-                Histogram::new(BOUNDS_SECONDS.iter().copied())
-            }),
+            request_duration: Family::new_with_constructor(|| Histogram::new(bounds_seconds())),
             online: Gauge::default(),
             upstream_healthy: Family::default(),
         }

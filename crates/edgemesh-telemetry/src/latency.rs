@@ -5,15 +5,10 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-/// Upper bounds of the buckets, in seconds: 100 µs to 10 s, roughly ×2.5 apart, which covers a
-/// loopback dial (tens of µs, in the first bucket), a cross-LAN tunnel dial (tens of ms) and an
-/// nft apply of 100,000 services (seconds). `+Inf` is implied.
-pub const BOUNDS_SECONDS: [f64; 16] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
-];
-
-/// The same bounds in nanoseconds, so an observation compares integers.
+/// Upper bounds of the buckets, in nanoseconds (an observation compares integers): 100 µs to
+/// 10 s, roughly ×2.5 apart, which covers a loopback dial (tens of µs, in the first bucket), a
+/// cross-LAN tunnel dial (tens of ms) and an nft apply of 100,000 services (seconds). `+Inf` is
+/// implied.
 const BOUNDS_NANOS: [u64; 16] = [
     100_000,
     250_000,
@@ -33,7 +28,14 @@ const BOUNDS_NANOS: [u64; 16] = [
     10_000_000_000,
 ];
 
-/// Durations counted into [`BOUNDS_SECONDS`] (plus `+Inf`), with their sum.
+/// The same bounds in seconds, the unit the exposition uses (also for histograms kept with
+/// prometheus-client, so every edgemesh histogram has the same buckets).
+pub fn bounds_seconds() -> impl Iterator<Item = f64> {
+    // Exact: the division is correctly rounded, so 100_000 / 1e9 is the double nearest 0.0001.
+    BOUNDS_NANOS.iter().map(|&nanos| nanos as f64 / 1e9)
+}
+
+/// Durations counted into [`bounds_seconds`] (plus `+Inf`), with their sum.
 #[derive(Debug, Default)]
 pub struct Latency {
     /// Observations per bucket (not cumulative); the last one is `+Inf`.
@@ -60,7 +62,7 @@ impl Latency {
     }
 
     pub fn snapshot(&self) -> LatencySnapshot {
-        let bounds = BOUNDS_SECONDS.iter().copied().chain([f64::INFINITY]);
+        let bounds = bounds_seconds().chain([f64::INFINITY]);
         let buckets: Vec<(f64, u64)> = bounds
             .zip(&self.buckets)
             .map(|(bound, count)| (bound, count.load(Relaxed)))
@@ -79,13 +81,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bounds_in_seconds_and_nanos_agree() {
-        for (seconds, nanos) in BOUNDS_SECONDS.iter().zip(BOUNDS_NANOS) {
-            assert_eq!(
-                Duration::from_secs_f64(*seconds).as_nanos(),
-                u128::from(nanos)
-            );
-        }
+    fn bounds_in_seconds_print_as_written() {
+        let printed: Vec<String> = bounds_seconds().map(|b| b.to_string()).collect();
+        assert_eq!(
+            printed,
+            [
+                "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
+                "0.1", "0.25", "0.5", "1", "2.5", "5", "10"
+            ]
+        );
     }
 
     #[test]
