@@ -203,7 +203,7 @@ fn wait_agent(
         Ok(agent_ready(&agent.netns)?
             && (!tunnel
                 || is_relay
-                || tunnel_peers(&agent.netns, ADMIN_ADDR)?.contains(relay) && reserved(agent)))
+                || relay_connected(&agent.netns, ADMIN_ADDR, relay)? && reserved(agent)))
     })
 }
 
@@ -219,7 +219,7 @@ fn wait_gateway(
     let admin = agents::GATEWAY_ADMIN_ADDR;
     wait_until(gateway, timeout, || {
         Ok(ready_at(&gateway.netns, admin)?
-            && (!tunnel || tunnel_peers(&gateway.netns, admin)?.contains(relay)))
+            && (!tunnel || relay_connected(&gateway.netns, admin, relay)?))
     })
 }
 
@@ -253,11 +253,10 @@ fn reserved(agent: &ProcessRecord) -> bool {
             .is_ok_and(|log| log.contains("relay reservation accepted"))
 }
 
-/// The nodes the agent of `netns` has a tunnel connection to (`/debug/peers`).
-fn tunnel_peers(
-    netns: &str,
-    admin: SocketAddr,
-) -> Result<std::collections::BTreeSet<String>, PlaygroundError> {
+/// Whether the agent of `netns` holds a connection to `relay` that its tunnel uses as the relay
+/// connection (`/debug/peers`: `isRelay`). Any connection to the relay node is not enough: one
+/// made by mDNS or by the relay's own dial used not to count, and circuits waited for our dial.
+fn relay_connected(netns: &str, admin: SocketAddr, relay: &str) -> Result<bool, PlaygroundError> {
     netns::run_in(netns, || {
         let Ok((200, body)) = get_with(
             admin,
@@ -266,11 +265,13 @@ fn tunnel_peers(
             &[],
             Duration::from_secs(2),
         ) else {
-            return Default::default();
+            return false;
         };
         let peers: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap_or_default();
-        let named = peers.iter().filter_map(|p| p.get("nodeName")?.as_str());
-        named.map(str::to_owned).collect()
+        peers.iter().any(|p| {
+            p.get("nodeName").and_then(|n| n.as_str()) == Some(relay)
+                && p.get("isRelay").and_then(|r| r.as_bool()) == Some(true)
+        })
     })
 }
 

@@ -116,10 +116,12 @@ impl Driver {
         self.swarm.dial(opts).map(|()| id)
     }
 
-    /// `peer` through each relay holding a reservation for us.
+    /// `peer` through each relay we are connected to. A circuit out needs only our connection
+    /// to the relay (the reservation is the callee's); waiting for our own reservation too made
+    /// the first requests in the second after start-up fail with `NoPath`.
     fn circuit_addrs(&self, peer: PeerId) -> Vec<Multiaddr> {
         let mut out = Vec::new();
-        for slot in self.relays.iter().filter(|r| r.listener.is_some()) {
+        for slot in &self.relays {
             let Some(relay) = slot.peer else { continue };
             for addr in &slot.addrs {
                 out.push(

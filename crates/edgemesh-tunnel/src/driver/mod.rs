@@ -211,6 +211,15 @@ impl Driver {
         }
         if let ConnectedPoint::Dialer { address, .. } = endpoint {
             let relay_quic = self.relay_reached(peer, address);
+            let reservation_due = self
+                .relays
+                .iter()
+                .any(|r| r.peer == Some(peer) && r.listener.is_none());
+            if reservation_due {
+                // Ask for the reservation now rather than on the next tick (up to 1 s later):
+                // until it is held, peers elsewhere cannot reach this node.
+                self.maintain_relays();
+            }
             // A QUIC connection to the relay too: its identify tells us our public QUIC address,
             // and the NAT mapping it opens is what a QUIC hole punch goes through.
             if self.shared.config.quic && !relay_quic.is_empty() {

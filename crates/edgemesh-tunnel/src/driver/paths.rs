@@ -1,13 +1,20 @@
 //! Several connections to one peer (relayed, punched, direct; TCP, QUIC): which one new streams
 //! should use, and closing the others once their streams have ended.
 
+use std::time::{Duration, Instant};
+
 use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId, dcutr};
 
 use super::Driver;
-use super::peer::Conn;
+use super::peer::{Conn, Draining};
 use crate::quic_gate::is_direct_quic;
 use crate::stats::{self, PathKind, TransportKind};
+
+/// How long worse connections outlive a better path to the same peer at least: time for the
+/// peer to see the better path too (its hole punch or dial ends a few ms after ours) and move
+/// its new streams there.
+const SUPERSEDE_GRACE: Duration = Duration::from_secs(2);
 
 impl Conn {
     /// Where this connection stands among a peer's ([`stats::preference`]), except that on a
@@ -33,13 +40,17 @@ impl Conn {
 impl Driver {
     /// A path of rank `better` has come up (direct beats relayed, QUIC beats TCP): the worse
     /// connections to the same peer are closed so that new streams take the better one
-    /// (libp2p-stream picks any connection) — but not while tunnel streams are open with the
-    /// peer (they may ride on a worse connection, and cutting them would break a live session):
-    /// then those are kept until the peer's streams have all ended
-    /// ([`Driver::finish_draining`]). Measured against the *new* connection, not the best known:
-    /// a peer that restarted leaves a dead direct connection behind for up to a ping timeout,
-    /// and the relayed connection it comes back on must not be closed in its favour.
+    /// (libp2p-stream picks any connection) — but not at once: the peer learns of the better
+    /// path a moment after us and opens streams on the old one meanwhile (a CONNECT in flight
+    /// on a relayed connection its callee had just closed came back to the client as a reset),
+    /// so they are kept for [`SUPERSEDE_GRACE`], and longer while tunnel streams are open with
+    /// the peer (they may ride on a worse connection, and cutting them would break a live
+    /// session). [`Driver::finish_draining`] closes them later. Measured against the *new*
+    /// connection, not the best known: a peer that restarted leaves a dead direct connection
+    /// behind for up to a ping timeout, and the relayed connection it comes back on must not be
+    /// closed in its favour.
     pub(super) fn drop_superseded(&mut self, peer: PeerId, better: u8) {
+        let now = Instant::now();
         let worse = self.conns_worse_than(peer, better);
         let open = match worse.is_empty() {
             true => 0,
@@ -48,17 +59,23 @@ impl Driver {
         let Some(links) = self.peers.get_mut(&peer).and_then(|s| s.links_mut()) else {
             return;
         };
-        let was_draining = links.draining.is_some();
-        links.draining = (open > 0).then_some(better);
         if worse.is_empty() {
+            links.draining = None;
             return;
         }
-        if open > 0 {
-            if !was_draining {
+        let since = match links.draining {
+            Some(d) if d.better == better => d.since,
+            _ => now,
+        };
+        if open > 0 || now.saturating_duration_since(since) < SUPERSEDE_GRACE {
+            let first = links.draining.is_none();
+            links.draining = Some(Draining { better, since });
+            if open > 0 && first {
                 tracing::info!(peer.id = %peer, open, "better path up: keeping the previous connection until its streams end");
             }
             return;
         }
+        links.draining = None;
         for (id, remote) in worse {
             tracing::info!(peer.id = %peer, peer.addr = %remote, "better path up: closing this connection");
             self.swarm.close_connection(id);
@@ -92,7 +109,7 @@ impl Driver {
         let draining: Vec<(PeerId, u8)> = self
             .peers
             .iter()
-            .filter_map(|(peer, s)| Some((*peer, s.links()?.draining?)))
+            .filter_map(|(peer, s)| Some((*peer, s.links()?.draining?.better)))
             .collect();
         for (peer, better) in draining {
             self.drop_superseded(peer, better);

@@ -113,15 +113,22 @@ pub(super) enum Phase {
     Connected(Links),
 }
 
+/// A better path, of rank `better`, came up at `since`; the worse connections go once the
+/// grace has passed and no stream with the peer is open (`paths.rs`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Draining {
+    pub better: u8,
+    pub since: Instant,
+}
+
 /// The connections to a connected peer and what is known of them.
 #[derive(Debug, Default)]
 pub(super) struct Links {
     pub conns: HashMap<ConnectionId, Conn>,
     /// The last ping round trip.
     pub rtt: Option<Duration>,
-    /// A better path is up (of this rank) but worse connections are kept until the peer's
-    /// streams end (`paths.rs`).
-    pub draining: Option<u8>,
+    /// A better path is up but worse connections are kept for a while (`paths.rs`).
+    pub draining: Option<Draining>,
     /// A LAN peer on TCP: how many more times the tick tries to move it to QUIC (`quic.rs`).
     pub quic_retries: Option<u8>,
 }

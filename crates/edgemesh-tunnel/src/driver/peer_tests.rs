@@ -35,7 +35,10 @@ fn a_peer_that_disconnects_leaves_nothing_behind() {
     );
     let links = peers.entry(peer).links_mut().expect("connected");
     links.rtt = Some(Duration::from_millis(3));
-    links.draining = Some(0);
+    links.draining = Some(Draining {
+        better: 0,
+        since: Instant::now(),
+    });
     links.quic_retries = Some(4);
 
     peers.closed(peer, first, 1);

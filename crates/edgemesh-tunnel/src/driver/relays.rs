@@ -136,13 +136,24 @@ impl Driver {
     }
 
     /// We dialled `address` and reached `peer`: when that is a relay's address, the relay is
-    /// connected; the relay's QUIC addresses when it is one.
+    /// connected; the relay's QUIC addresses when it is one. The address may carry the peer id
+    /// (`…/p2p/<id>`, a dial to a relay that mDNS found in the LAN): that connection is as good
+    /// as our own relay dial, which would otherwise only follow after `RELAY_REDIAL`.
     pub(super) fn relay_reached(&mut self, peer: PeerId, address: &Multiaddr) -> Vec<Multiaddr> {
+        let mut address = address.clone();
+        if matches!(address.iter().last(), Some(Ma::P2p(id)) if id == peer) {
+            address.pop();
+        }
         let mut relay_quic = Vec::new();
-        for slot in self.relays.iter_mut().filter(|s| s.addrs.contains(address)) {
-            slot.peer = Some(peer);
+        for slot in self
+            .relays
+            .iter_mut()
+            .filter(|s| s.addrs.contains(&address))
+        {
+            if slot.peer.replace(peer) != Some(peer) {
+                tracing::info!(relay.node = %slot.node, peer.id = %peer, "connected to relay");
+            }
             self.shared.directory().relays.insert(peer);
-            tracing::info!(relay.node = %slot.node, peer.id = %peer, "connected to relay");
             relay_quic.extend(slot.addrs.iter().filter_map(super::quic::tcp_to_quic));
         }
         relay_quic
