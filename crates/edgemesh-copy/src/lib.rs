@@ -22,6 +22,7 @@
 
 mod activity;
 mod buffer;
+pub mod datagram;
 mod half;
 mod splice;
 

@@ -67,6 +67,9 @@ struct Args {
     /// A CA certificate trusted to issue node certificates, repeatable.
     #[arg(long)]
     ca: Vec<PathBuf>,
+    /// Seconds a tunnelled UDP flow may stay silent before the serving side ends it.
+    #[arg(long, default_value_t = 60)]
+    udp_idle_timeout: u64,
     /// What to do with peers that do not attest their name: auto, refuse or tofu.
     #[arg(long, default_value = "auto", value_parser = parse_unattested)]
     unattested: UnattestedPeers,
@@ -126,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
         unattested: args.unattested,
     };
     config.quic = args.quic;
+    config.udp_idle_timeout = std::time::Duration::from_secs(args.udp_idle_timeout);
     config.listen_port = args.listen_port;
     config.relay_port = args.listen_port;
     config.mdns = !args.no_mdns;

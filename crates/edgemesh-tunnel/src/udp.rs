@@ -17,8 +17,8 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::UdpSocket;
 use tokio::sync::{Mutex, mpsc};
 
-/// Largest datagram a frame carries.
-pub const MAX_DATAGRAM: usize = 65_535;
+pub use edgemesh_copy::datagram::MAX_DATAGRAM;
+use edgemesh_copy::datagram::{recv_datagram, sized_for};
 /// Datagrams queued per direction of a flow before new ones are dropped.
 const QUEUE: usize = 1024;
 
@@ -46,15 +46,17 @@ pub async fn write_datagram<W: AsyncWrite + Unpin>(
     }
 }
 
-/// Reads one datagram into `buf`; `None` at a clean end of stream.
+/// Reads one datagram into `buf` (resized to fit it: its capacity grows to the largest
+/// datagram seen); its length, or `None` at a clean end of stream.
 pub async fn read_datagram<R: AsyncRead + Unpin>(
     r: &mut R,
-    buf: &mut [u8],
+    buf: &mut Vec<u8>,
     framing: Framing,
 ) -> io::Result<Option<usize>> {
     match framing {
         Framing::Framed => read_frame(r, buf).await,
-        Framing::Unframed => match r.read(buf).await? {
+        // One read is one datagram: it needs room for the largest.
+        Framing::Unframed => match r.read(sized_for(buf, MAX_DATAGRAM)).await? {
             0 => Ok(None),
             n => Ok(Some(n)),
         },
@@ -71,10 +73,11 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, datagram: &[u8]) -> i
     w.write_all(&frame).await
 }
 
-/// Reads one frame into `buf`; returns its length, or `None` at a clean end of stream.
+/// Reads one frame into `buf` (resized to the frame's length); returns that length, or `None`
+/// at a clean end of stream.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
-    buf: &mut [u8],
+    buf: &mut Vec<u8>,
 ) -> io::Result<Option<usize>> {
     let mut len = [0u8; 2];
     match r.read_exact(&mut len).await {
@@ -83,10 +86,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         Err(e) => return Err(e),
     }
     let len = usize::from(u16::from_be_bytes(len));
-    let dst = buf
-        .get_mut(..len)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "frame larger than buffer"))?;
-    r.read_exact(dst).await?;
+    r.read_exact(sized_for(buf, len)).await?;
     Ok(Some(len))
 }
 
@@ -104,7 +104,7 @@ where
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now()
     };
     let to_backend = async {
-        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut buf = Vec::new();
         while let Ok(Some(n)) = read_datagram(&mut rd, &mut buf, framing).await {
             touch();
             // A refused or full socket drops this datagram; the flow goes on.
@@ -112,14 +112,13 @@ where
         }
     };
     let to_client = async {
-        let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
             // An ICMP error (refused port) is reported on the next recv: the flow goes on.
-            let Ok(n) = socket.recv(&mut buf).await else {
+            let Ok(datagram) = recv_datagram(&socket).await else {
                 continue;
             };
             touch();
-            if write_datagram(&mut wr, &buf[..n], framing).await.is_err() {
+            if write_datagram(&mut wr, &datagram, framing).await.is_err() {
                 return;
             }
         }
@@ -169,7 +168,7 @@ impl UdpTunnel {
             let _ = wr.shutdown().await;
         });
         tokio::spawn(async move {
-            let mut buf = vec![0u8; MAX_DATAGRAM];
+            let mut buf = Vec::new();
             while let Ok(Some(n)) = read_datagram(&mut rd, &mut buf, framing).await {
                 // Never wait on a slow reader: drop instead (the flow keeps going).
                 let _ = in_tx.try_send(buf[..n].to_vec());

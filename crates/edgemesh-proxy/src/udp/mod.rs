@@ -42,15 +42,12 @@ use session::Session;
 /// Live sessions by (client, original destination).
 pub(crate) type Sessions = Arc<Mutex<HashMap<(SocketAddr, SocketAddr), Arc<Session>>>>;
 
-/// Largest UDP payload.
-const MAX_DATAGRAM: usize = 65_535;
-
 impl Proxy {
     /// Receives forever on the transparent socket and forwards each datagram to its session's
     /// backend, creating the session on the flow's first datagram.
     pub async fn serve_udp(&self, socket: TproxySocket) -> io::Result<()> {
         let sessions: Sessions = Arc::default();
-        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut buf = vec![0u8; edgemesh_copy::datagram::MAX_DATAGRAM];
         loop {
             let received = match socket.recv(&mut buf).await {
                 Ok(received) => received,

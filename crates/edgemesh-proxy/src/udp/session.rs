@@ -14,7 +14,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::socket::{reply_socket, upstream_socket};
-use super::{MAX_DATAGRAM, Received, Sessions};
+use super::{Received, Sessions};
 use crate::dialer::{DatagramChannel, DatagramDial};
 use crate::metrics::{ActiveGuard, Metrics};
 use crate::proxy::Proxy;
@@ -167,10 +167,9 @@ async fn relay_replies(session: &Session, metrics: &Metrics) {
     let Upstream::Socket(upstream) = &session.upstream else {
         return;
     };
-    let mut buf = vec![0u8; MAX_DATAGRAM];
     // A refused port (ICMP) or similar error ends the flow early instead of spinning.
-    while let Ok(n) = upstream.recv(&mut buf).await {
-        session.reply(&buf[..n], metrics).await;
+    while let Ok(datagram) = edgemesh_copy::datagram::recv_datagram(upstream).await {
+        session.reply(&datagram, metrics).await;
     }
 }
 
