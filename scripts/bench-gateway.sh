@@ -231,6 +231,27 @@ read -r g50 g99 grps gcpu < <(run_wrk https://192.0.2.1:23443/ 16 "$GW" -H 'Conn
 read -r n50 n99 nrps ncpu < <(run_wrk https://192.0.2.1:8443/ 16 "$NGINX_PROXY_PIDS" -H 'Connection: close')
 echo "| new conn each | TLS handshakes | 16 | – | $grps | $nrps | – | $g50/$g99 | $n50/$n99 | $gcpu / $ncpu |"
 echo
+# Full vs resumed handshakes, told apart: wrk resumes (its SSL_clear keeps the session), so the
+# row above mixes both. `openssl s_time` (one client, one `GET /` per connection): `-new` makes
+# every handshake full (an RSA-2048 signature each), `-reuse` resumes the first session. The
+# request matters: a TLS 1.3 ticket arrives after the handshake, and a client that closes
+# without reading gets one from nginx (sent with its first flight) but not from rustls.
+run_stime() { # addr mode "pids" → "handshakes/s cpu-µs-per-handshake"
+  local addr=$1 mode=$2 pids=$3 before after out n secs; before=$(cpu_ticks $pids)
+  out=$(in_node openssl s_time -connect "$addr" "$mode" -www / -time "$DURATION" 2>/dev/null | grep 'real seconds' | tail -1)
+  after=$(cpu_ticks $pids)
+  read -r n secs < <(sed -E 's/^([0-9]+) connections in ([0-9.]+) real seconds.*/\1 \2/' <<<"$out")
+  [ -n "$n" ] && [ "$n" -gt 0 ] || { echo "0 0"; return; }
+  echo "$(( n / ${secs%.*} )) $(( (after - before) * 1000000 / CLK_TCK / n ))"
+}
+echo "| TLS handshake + GET, one \`openssl s_time\` client | gateway /s | nginx /s | gateway / nginx CPU µs per connection |"
+echo "|---|---:|---:|---:|"
+for mode in -new -reuse; do
+  read -r gh gc < <(run_stime 192.0.2.1:23443 "$mode" "$GW")
+  read -r nh nc < <(run_stime 192.0.2.1:8443 "$mode" "$NGINX_PROXY_PIDS")
+  echo "| $mode | $gh | $nh | $gc / $nc |"
+done
+echo
 echo "gateway after load: $(rss)"
 
 # 1,000 VirtualServices with distinct hosts on the one Gateway, written as one file (renamed in).

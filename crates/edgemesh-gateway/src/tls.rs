@@ -5,6 +5,10 @@ use std::sync::Arc;
 
 use edgemesh_model::ingress::{ServerTls, TlsMode, TlsSecretSpec, TlsVersion};
 use rustls::client::danger::HandshakeSignatureValid;
+// aws-lc-rs, not ring: a full handshake is one RSA signature with the usual RSA-2048
+// certificates, and ring's took the gateway to half nginx's handshakes per second
+// (docs/benchmarks.md, "Gateway"). The binary links aws-lc-rs already (QUIC).
+use rustls::crypto::aws_lc_rs as crypto;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
@@ -49,7 +53,7 @@ pub fn terminator(
     }
     let mut warnings = Vec::new();
     let versions = versions(settings, &mut warnings)?;
-    let mut provider = rustls::crypto::ring::default_provider();
+    let mut provider = crypto::default_provider();
     provider.cipher_suites = cipher_suites(&settings.cipher_suites, &versions, &mut warnings)?;
     let provider = Arc::new(provider);
     let certified = certified_key(secret, &provider)?;
@@ -118,7 +122,7 @@ fn cipher_suites(
     versions: &[&'static SupportedProtocolVersion],
     warnings: &mut Vec<String>,
 ) -> Result<Vec<SupportedCipherSuite>, TlsError> {
-    let defaults = rustls::crypto::ring::DEFAULT_CIPHER_SUITES;
+    let defaults = crypto::DEFAULT_CIPHER_SUITES;
     if names.is_empty() {
         return Ok(defaults.to_vec());
     }
@@ -178,7 +182,7 @@ fn check_tls12_suites(
 /// The suite of an IANA/Go name (legacy CHACHA20 spelling without `_SHA256` too) or an OpenSSL
 /// name; `Err` says why rustls has none.
 fn suite_named(name: &str) -> Result<SupportedCipherSuite, &'static str> {
-    use rustls::crypto::ring::cipher_suite as cs;
+    use crypto::cipher_suite as cs;
     let upper = name.trim().to_ascii_uppercase();
     Ok(match upper.as_str() {
         "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" | "ECDHE-ECDSA-AES128-GCM-SHA256" => {
@@ -471,7 +475,7 @@ mod tests {
         versions: &[&'static SupportedProtocolVersion],
         cert: Option<&Pair>,
     ) -> rustls::ClientConfig {
-        let provider = rustls::crypto::ring::default_provider();
+        let provider = crypto::default_provider();
         let algorithms = provider.signature_verification_algorithms;
         let builder = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
             .with_protocol_versions(versions)
@@ -639,7 +643,7 @@ mod tests {
 
     #[test]
     fn cipher_names_map_to_rustls_suites() {
-        use rustls::crypto::ring::cipher_suite as cs;
+        use crypto::cipher_suite as cs;
         for (name, suite) in [
             (
                 "ECDHE-RSA-AES128-GCM-SHA256",
