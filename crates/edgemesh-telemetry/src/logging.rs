@@ -17,9 +17,12 @@ pub enum LogFormat {
 /// Dependencies whose routine output is noise to an operator: netlink-packet-route warns about
 /// every kernel attribute newer than itself, hickory-server logs every DNS query at info, and
 /// kube's client logs every non-2xx answer as an ERROR (KubeEdge's metaServer answers API
-/// discovery with 500 by design; the agent reports what each failure means itself).
+/// discovery with 500 by design; the agent reports what each failure means itself). rustls warns
+/// once per handshake about what a client sent (an IP address as SNI, as wrk sends it): any
+/// client could make the gateway write a line per connection (7,937 lines in 4 s of wrk); the
+/// gateway logs refused handshakes itself.
 const QUIET_DEPENDENCIES: &str =
-    "netlink_packet_route=error,hickory_server=warn,kube_client::client::builder=off";
+    "netlink_packet_route=error,hickory_server=warn,kube_client::client::builder=off,rustls=error";
 
 /// Installs the global subscriber. `filter` uses `RUST_LOG` syntax (e.g. `info,edgemesh_kube=debug`);
 /// the `RUST_LOG` environment variable, when set, wins.
