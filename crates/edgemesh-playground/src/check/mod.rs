@@ -3,6 +3,7 @@
 //! the agents run without it — shown, never counted as PASS.
 
 pub mod catalog;
+pub mod logs;
 mod probe;
 pub mod table;
 pub mod verdict;
@@ -39,6 +40,8 @@ pub struct CheckResult {
 pub struct Report {
     pub results: Vec<CheckResult>,
     pub tunnel: bool,
+    /// When a check failed: what the agents and the gateway warned about meanwhile.
+    pub logged: Vec<logs::LoggedDuring>,
 }
 
 impl Report {
@@ -65,6 +68,7 @@ pub fn check(plan: &Plan) -> Result<Report, PlaygroundError> {
     for (i, c) in checks.iter().enumerate() {
         by_node.entry(c.from.name).or_default().push((i, c));
     }
+    let marks = logs::LogMarks::take(&state);
     let mut rows: Vec<Option<CheckResult>> = vec![None; checks.len()];
     let per_node = std::thread::scope(|scope| {
         let handles: Vec<_> = by_node
@@ -86,9 +90,14 @@ pub fn check(plan: &Plan) -> Result<Report, PlaygroundError> {
             rows[i] = Some(result);
         }
     }
+    let results: Vec<CheckResult> = rows.into_iter().flatten().collect();
+    let failed = results
+        .iter()
+        .any(|r| matches!(r.outcome, Outcome::Fail(_)));
     Ok(Report {
-        results: rows.into_iter().flatten().collect(),
+        results,
         tunnel: state.tunnel,
+        logged: if failed { marks.since() } else { Vec::new() },
     })
 }
 

@@ -40,6 +40,16 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(out, "{}", row[4]);
     }
     let _ = writeln!(out, "{}", summary(report));
+    for logged in &report.logged {
+        let _ = writeln!(
+            out,
+            "{} warned during the checks (last lines):",
+            logged.process
+        );
+        for line in &logged.lines {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
     out
 }
 
@@ -83,10 +93,16 @@ mod tests {
                 row("WebSocket echo", Outcome::Skip("needs tunnel".into())),
             ],
             tunnel: false,
+            logged: vec![super::super::logs::LoggedDuring {
+                process: "gateway".into(),
+                lines: vec!["t  WARN upstream failed: no relay connected".into()],
+            }],
         };
         let text = render(&report);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 5, "{text}");
+        assert_eq!(lines.len(), 7, "{text}");
+        assert_eq!(lines[5], "gateway warned during the checks (last lines):");
+        assert_eq!(lines[6], "  t  WARN upstream failed: no relay connected");
         let column = |l: &str| l.find("edge-a2").or_else(|| l.find("PATH"));
         assert!(
             lines[..4].iter().all(|l| column(l) == column(lines[0])),
