@@ -273,7 +273,7 @@ async fn send(
     }
     apply(&route.headers.request, request.headers_mut());
     let h2 = is_grpc(request.headers()) || shared.backends.speaks_h2(target);
-    let request = for_upstream(request.map(|body| body.boxed()), h2);
+    let request = for_upstream(request.map(|body| body.boxed()), h2, target);
     let exchange = Exchange {
         route: &route.name,
         key: pool_key(target, h2),
@@ -352,7 +352,20 @@ impl crate::retry::Exchange for Exchange<'_> {
 
 /// The request as the upstream protocol wants it: HTTP/1.1 needs `Host` (an HTTP/2 request
 /// carries its authority in the URI), HTTP/2 an absolute URI for `:scheme` and `:authority`.
-fn for_upstream(mut request: Request<Body>, h2: bool) -> Request<Body> {
+/// `name.namespace.svc.cluster.local[:port]`: the destination as a client in the cluster
+/// would address it.
+fn service_authority(target: &Target) -> String {
+    let host = format!(
+        "{}.{}.svc.cluster.local",
+        target.service.name, target.service.namespace
+    );
+    match target.port {
+        Some(port) if port != 80 => format!("{host}:{port}"),
+        _ => host,
+    }
+}
+
+fn for_upstream(mut request: Request<Body>, h2: bool, target: &Target) -> Request<Body> {
     if h2 {
         let authority = authority_of(&request);
         if !authority.is_empty() {
@@ -369,6 +382,14 @@ fn for_upstream(mut request: Request<Body>, h2: bool) -> Request<Body> {
                 .uri()
                 .authority()
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            request.headers_mut().insert(header::HOST, value);
+        }
+        // HTTP/1.1 requires a Host and HTTP/1.0 clients may send none (`openssl s_time`,
+        // probes): the upstream would answer 400 and close its pooled connection. nginx sends
+        // its upstream's name by default; the Service's cluster name is ours.
+        if request.headers().get(header::HOST).is_none()
+            && let Ok(value) = HeaderValue::from_str(&service_authority(target))
         {
             request.headers_mut().insert(header::HOST, value);
         }

@@ -58,6 +58,18 @@ async fn edgemesh_example_routes_every_path_to_the_service() {
         seen.insert(body.split(' ').next().unwrap().to_string());
     }
     assert_eq!(seen.len(), 2, "both endpoints serve: {seen:?}");
+    // HTTP/1.0 without a Host (openssl s_time, probes): the upstream HTTP/1.1 request gets the
+    // Service's cluster name, not none (a backend such as nginx answers that with 400).
+    let body = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || curl(&["--http1.0", "-H", "Host:", &url])
+    })
+    .await
+    .unwrap();
+    assert!(
+        body.ends_with(" /hello hostname-lb-svc.default.svc.cluster.local:12345 HTTP/1.1\n"),
+        "{body:?}"
+    );
     // h2c with prior knowledge to a port that does not declare HTTP/2: HTTP/1.1 upstream.
     let body = tokio::task::spawn_blocking({
         let url = url.clone();
