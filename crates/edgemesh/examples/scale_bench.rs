@@ -62,8 +62,9 @@ fn measure(mode: &str, services: u32) {
         "--node-name",
         "scale",
         "--log-level",
-        // The publisher's and the proxier's debug lines carry the rebuild and sync times.
-        "warn,edgemesh::agent=info,edgemesh_kube::publisher=debug,edgemesh_netfilter::proxier=debug",
+        // The publisher's and the proxier's debug lines carry the rebuild and sync times; the
+        // admin address is found in `edgemesh::mesh`'s line (without it the driver waits 600 s).
+        "warn,edgemesh::agent=info,edgemesh::mesh=info,edgemesh_kube::publisher=debug,edgemesh_netfilter::proxier=debug",
     ]
     .map(String::from)
     .to_vec();
