@@ -11,6 +11,8 @@ use edgemesh_model::{Frontend, ObjectKey, Protocol, Service, ServicePort, Snapsh
 use edgemesh_proxy::connect::{self, Client, Connected, DialLimits};
 use edgemesh_proxy::{Dialer, Metrics, ProxyError};
 
+use crate::subset::Subset;
+
 /// A Service port a route sends to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -18,6 +20,8 @@ pub struct Target {
     /// `None`: the Service's only port.
     pub port: Option<u16>,
     pub weight: u32,
+    /// `destination.subset`: only these endpoints (`None`: every endpoint).
+    pub subset: Option<Subset>,
 }
 
 /// Why a target could not be reached: each names the Service.
@@ -29,6 +33,9 @@ pub enum BackendError {
     NoPort { service: String, port: String },
     #[error("Service {service}: {error}")]
     Unreachable { service: String, error: ProxyError },
+    /// A `destination.subset` no DestinationRule defines; the message names it.
+    #[error("{0}")]
+    UndefinedSubset(Arc<str>),
 }
 
 /// The balancer, dialer and Snapshot the gateway's routes resolve against.
@@ -114,6 +121,8 @@ impl Backends {
                 .map_or("(none given, and it has several)".into(), |p| p.to_string()),
         })?;
         let frontend = frontend_of(service, port);
+        let outside = outside_subset(target, port)?;
+        let avoid: Vec<SocketAddr> = avoid.iter().chain(&outside).copied().collect();
         let client = Client {
             ip: client,
             http_header,
@@ -135,8 +144,8 @@ impl Backends {
                 &self.dial_metrics,
             )
         };
-        let dialed = match dial(avoid).await {
-            Err(ProxyError::NoEndpoint(_)) if !avoid.is_empty() => dial(&[]).await,
+        let dialed = match dial(&avoid).await {
+            Err(ProxyError::NoEndpoint(_)) if avoid.len() > outside.len() => dial(&outside).await,
             dialed => dialed,
         };
         dialed.map_err(|error| BackendError::Unreachable {
@@ -144,6 +153,22 @@ impl Backends {
             error,
         })
     }
+}
+
+/// The backends of `port` the target's subset leaves out (none without a subset); an undefined
+/// subset is an error naming it.
+fn outside_subset(target: &Target, port: &ServicePort) -> Result<Vec<SocketAddr>, BackendError> {
+    let pods = match &target.subset {
+        None => return Ok(Vec::new()),
+        Some(Err(why)) => return Err(BackendError::UndefinedSubset(Arc::clone(why))),
+        Some(Ok(pods)) => pods,
+    };
+    Ok(port
+        .backends
+        .iter()
+        .map(|b| b.addr)
+        .filter(|addr| !pods.ips.contains(&addr.ip()))
+        .collect())
 }
 
 /// The TCP port numbered `number`, or the only TCP port when no number is given.

@@ -243,7 +243,8 @@ impl Failure {
     fn response(&self) -> Response<Body> {
         match self {
             Failure::Backend(crate::backend::BackendError::NoService(_))
-            | Failure::Backend(crate::backend::BackendError::NoPort { .. }) => {
+            | Failure::Backend(crate::backend::BackendError::NoPort { .. })
+            | Failure::Backend(crate::backend::BackendError::UndefinedSubset(_)) => {
                 local(StatusCode::SERVICE_UNAVAILABLE, &format!("{self}\n"))
             }
             Failure::Backend(_) => local(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n"),

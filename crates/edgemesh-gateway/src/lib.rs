@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod retry;
 pub mod settings;
 pub mod sni;
+pub mod subset;
 pub mod table;
 pub mod tcp;
 pub mod tls;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use edgemesh_model::ingress::{
-    DestinationSpec, GatewaySpec, HeaderOpsSpec, HttpRouteSpec, L4RouteSpec, RedirectSpec,
+    DestinationSpec, GatewaySpec, HeaderOpsSpec, HttpRouteSpec, Ingress, L4RouteSpec, RedirectSpec,
     RewriteSpec, ServerProtocol, ServerSpec, TlsMode, VirtualServiceSpec,
 };
 use edgemesh_model::{ObjectKey, Snapshot};
@@ -26,6 +26,7 @@ pub use crate::backend::Target;
 use crate::hosts::{HostPattern, ServerHost};
 use crate::matcher::{RequestMatch, RequestView};
 use crate::retry::RetryPolicy;
+use crate::subset::{self, service_of};
 use crate::tls;
 
 /// Which Gateways this gateway serves: those whose `selector` its labels satisfy.
@@ -150,27 +151,32 @@ pub struct Destinations {
 }
 
 impl Destinations {
-    fn compile(specs: &[DestinationSpec], namespace: &str) -> Result<Self, String> {
+    fn compile(
+        specs: &[DestinationSpec],
+        namespace: &str,
+        ingress: &Ingress,
+    ) -> Result<Self, String> {
         if specs.is_empty() {
             return Err("no destination".into());
         }
         let mut targets = Vec::with_capacity(specs.len());
         for (i, spec) in specs.iter().enumerate() {
-            if spec.subset.is_some() {
-                return Err(format!(
-                    "route[{i}].destination.subset {:?}: subsets are not supported",
-                    spec.subset.as_deref().unwrap_or_default()
-                ));
-            }
+            let service = service_of(&spec.host, namespace).ok_or_else(|| {
+                format!(
+                    "route[{i}].destination.host {:?} is not a Service of the cluster",
+                    spec.host
+                )
+            })?;
+            // An undefined subset keeps the route: its requests are answered 503 naming it.
+            let subset = spec
+                .subset
+                .as_deref()
+                .map(|name| subset::resolve(ingress, &service, name));
             targets.push(Target {
-                service: service_of(&spec.host, namespace).ok_or_else(|| {
-                    format!(
-                        "route[{i}].destination.host {:?} is not a Service of the cluster",
-                        spec.host
-                    )
-                })?,
+                service,
                 port: spec.port,
                 weight: spec.weight,
+                subset,
             });
         }
         let total_weight = targets.iter().map(|t| t.weight).sum::<u32>();
@@ -197,18 +203,6 @@ impl Destinations {
 
     pub fn total_weight(&self) -> u32 {
         self.total_weight
-    }
-}
-
-/// `name`, `name.namespace`, `name.namespace.svc[.cluster.local]` → the Service's key.
-fn service_of(host: &str, namespace: &str) -> Option<ObjectKey> {
-    let parts: Vec<&str> = host.split('.').collect();
-    match parts.as_slice() {
-        [name] => Some(ObjectKey::new(namespace, *name)),
-        [name, ns] | [name, ns, "svc"] | [name, ns, "svc", "cluster", "local"] => {
-            Some(ObjectKey::new(*ns, *name))
-        }
-        _ => None,
     }
 }
 
@@ -280,11 +274,17 @@ impl RouteTable {
             }
         }
         for vs in snapshot.ingress.virtual_services.values() {
-            if let Err(message) = table.add_virtual_service(vs) {
-                table.problems.push(Problem {
-                    object: format!("VirtualService {}", vs.key),
-                    message,
-                });
+            let object = format!("VirtualService {}", vs.key);
+            match table.add_virtual_service(vs, &snapshot.ingress) {
+                Err(message) => table.problems.push(Problem { object, message }),
+                Ok(undefined) => {
+                    table
+                        .problems
+                        .extend(undefined.into_iter().map(|message| Problem {
+                            object: object.clone(),
+                            message,
+                        }))
+                }
             }
         }
         table
@@ -345,12 +345,18 @@ impl RouteTable {
         }
     }
 
-    fn add_virtual_service(&mut self, vs: &VirtualServiceSpec) -> Result<(), String> {
+    /// Adds the routes of `vs`; returns its undefined subsets, which stay routed (to a 503).
+    fn add_virtual_service(
+        &mut self,
+        vs: &VirtualServiceSpec,
+        ingress: &Ingress,
+    ) -> Result<Vec<String>, String> {
         let gateways = gateway_refs(&vs.gateways, &vs.key.namespace);
         let hosts: Vec<HostPattern> = vs.hosts.iter().map(|h| HostPattern::parse(h)).collect();
-        let http = compile_http(vs, &gateways)?;
-        let tcp = compile_l4(&vs.tcp, vs, &gateways, false, "tcp")?;
-        let tls = compile_l4(&vs.tls, vs, &gateways, true, "tls")?;
+        let http = compile_http(vs, &gateways, ingress)?;
+        let tcp = compile_l4(&vs.tcp, vs, &gateways, false, "tcp", ingress)?;
+        let tls = compile_l4(&vs.tls, vs, &gateways, true, "tls", ingress)?;
+        let undefined = undefined_subsets(&http, &tcp, &tls);
         for port in self.ports.values_mut() {
             let bound = port.servers.iter().any(|(gw, server_hosts)| {
                 gateways.contains(gw)
@@ -371,8 +377,35 @@ impl RouteTable {
                 PortMode::Passthrough => port.l4.extend(ports_of(&tls, port.number)),
             }
         }
-        Ok(())
+        Ok(undefined)
     }
+}
+
+/// The messages of the subsets the routes name that do not resolve, each once.
+fn undefined_subsets(
+    http: &PortBound<HttpRoute>,
+    tcp: &PortBound<L4Route>,
+    tls: &PortBound<L4Route>,
+) -> Vec<String> {
+    let forwards = http.iter().filter_map(|(_, r)| match &r.action {
+        HttpAction::Forward(d) => Some((&r.name, d)),
+        HttpAction::Redirect(_) => None,
+    });
+    let l4 = tcp
+        .iter()
+        .chain(tls)
+        .map(|(_, r)| (&r.name, &r.destinations));
+    let mut messages: Vec<String> = forwards
+        .chain(l4)
+        .flat_map(|(name, d)| {
+            d.targets.iter().filter_map(move |t| match &t.subset {
+                Some(Err(why)) => Some(format!("route {name}: {why}")),
+                _ => None,
+            })
+        })
+        .collect();
+    messages.dedup();
+    messages
 }
 
 /// Routes restricted to a port by their matches (`None`: any port).
@@ -388,11 +421,12 @@ fn ports_of(routes: &PortBound<L4Route>, port: u16) -> impl Iterator<Item = Arc<
 fn compile_http(
     vs: &VirtualServiceSpec,
     bound: &[ObjectKey],
+    ingress: &Ingress,
 ) -> Result<PortBound<HttpRoute>, String> {
     let hosts: Vec<HostPattern> = vs.hosts.iter().map(|h| HostPattern::parse(h)).collect();
     let mut routes = Vec::with_capacity(vs.http.len());
     for (i, spec) in vs.http.iter().enumerate() {
-        let route = compile_http_route(spec, vs, &hosts, bound, i)
+        let route = compile_http_route(spec, vs, &hosts, bound, i, ingress)
             .map_err(|e| format!("http[{i}]: {e}"))?;
         routes.push((
             single_port(spec.matches.iter().map(|m| m.port)),
@@ -414,6 +448,7 @@ fn compile_http_route(
     hosts: &[HostPattern],
     bound: &[ObjectKey],
     index: usize,
+    ingress: &Ingress,
 ) -> Result<HttpRoute, String> {
     let matches = spec
         .matches
@@ -426,9 +461,11 @@ fn compile_http_route(
         .collect::<Result<Vec<_>, String>>()?;
     let action = match (&spec.redirect, spec.route.is_empty()) {
         (Some(redirect), _) => HttpAction::Redirect(redirect.clone()),
-        (None, false) => {
-            HttpAction::Forward(Destinations::compile(&spec.route, &vs.key.namespace)?)
-        }
+        (None, false) => HttpAction::Forward(Destinations::compile(
+            &spec.route,
+            &vs.key.namespace,
+            ingress,
+        )?),
         (None, true) => return Err("neither route nor redirect".into()),
     };
     Ok(HttpRoute {
@@ -449,10 +486,11 @@ fn compile_l4(
     bound: &[ObjectKey],
     by_sni: bool,
     field: &str,
+    ingress: &Ingress,
 ) -> Result<PortBound<L4Route>, String> {
     let mut routes = Vec::with_capacity(specs.len());
     for (i, spec) in specs.iter().enumerate() {
-        let destinations = Destinations::compile(&spec.route, &vs.key.namespace)
+        let destinations = Destinations::compile(&spec.route, &vs.key.namespace, ingress)
             .map_err(|e| format!("{field}[{i}]: {e}"))?;
         let mut matches: Vec<L4Match> = spec
             .matches

@@ -228,7 +228,7 @@ fn weights_pick_in_proportion() {
             weight: 1,
         },
     ];
-    let d = Destinations::compile(&specs, "ns").unwrap();
+    let d = Destinations::compile(&specs, "ns", &Default::default()).unwrap();
     let picks: Vec<&str> = (0..4)
         .map(|roll| d.pick(roll).service.name.as_str())
         .collect();
@@ -247,7 +247,7 @@ fn weights_pick_in_proportion() {
             weight: 0,
         },
     ];
-    assert!(Destinations::compile(&zero, "ns").is_err());
+    assert!(Destinations::compile(&zero, "ns", &Default::default()).is_err());
 }
 
 /// The name of the route `host` on `port` reaches with path `/`, if any.

@@ -3,17 +3,17 @@
 //! Every conversion either yields a spec whose invariants the rest of the agent relies on, or an
 //! [`InvalidObject`] naming the object and what is wrong with it; the caller logs and skips it.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
 use edgemesh_model::{
     ClientIpAffinity, DestinationRuleSpec, EndpointPortSpec, EndpointSetSpec, EndpointSpec,
     EndpointSubset, Exposure, ExternalTrafficPolicy, HashKey, LbPolicy, NodeAddress, NodePortSpec,
-    NodeSpec, ObjectKey, Protocol, ResourceKind, SERVICE_PROXY_NAME_LABEL, ServiceKind,
-    ServicePortSpec, ServiceSpec, TargetPort,
+    NodeSpec, ObjectKey, PodSpec, Protocol, ResourceKind, SERVICE_PROXY_NAME_LABEL, ServiceKind,
+    ServicePortSpec, ServiceSpec, SubsetSpec, TargetPort,
 };
-use k8s_openapi::api::core::v1::{Endpoints, Node, Service, ServicePort};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -429,7 +429,8 @@ fn pod_cidrs(node: &Node) -> Vec<edgemesh_model::Cidr> {
 }
 
 /// Converts an Istio DestinationRule (any served version), given as JSON so that unknown fields
-/// and versions are tolerated. Only `spec.trafficPolicy.loadBalancer` is read.
+/// and versions are tolerated. Read: `spec.trafficPolicy.loadBalancer`, `spec.host` and
+/// `spec.subsets[].{name, labels}` (a subset's own `trafficPolicy` is not read).
 pub fn destination_rule(value: &Value) -> Result<DestinationRuleSpec> {
     let kind = ResourceKind::DestinationRule;
     let key = istio_key(kind, value)?;
@@ -437,7 +438,63 @@ pub fn destination_rule(value: &Value) -> Result<DestinationRuleSpec> {
     let policy = lb
         .map_or(Ok(LbPolicy::default()), lb_policy)
         .map_err(|r| invalid(kind, &key, r))?;
-    Ok(DestinationRuleSpec { key, policy })
+    let host = value
+        .pointer("/spec/host")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let subsets = match value.pointer("/spec/subsets") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| subset(item).map_err(|r| format!("spec.subsets[{i}].{r}")))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|r| invalid(kind, &key, r))?,
+        Some(_) => return Err(invalid(kind, &key, "spec.subsets: expected a list")),
+    };
+    Ok(DestinationRuleSpec {
+        key,
+        policy,
+        host,
+        subsets,
+    })
+}
+
+/// One `spec.subsets[]` entry: `name` required, `labels` a map of strings (absent: every pod).
+fn subset(item: &Value) -> std::result::Result<SubsetSpec, String> {
+    let name = match item.get("name").and_then(Value::as_str) {
+        Some(name) if !name.is_empty() => name.to_string(),
+        _ => return Err("name is missing".into()),
+    };
+    let labels = match item.get("labels") {
+        None | Some(Value::Null) => BTreeMap::new(),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(k, v)| match v.as_str() {
+                Some(v) => Ok((k.clone(), v.to_string())),
+                None => Err(format!("labels.{k}: expected a string")),
+            })
+            .collect::<std::result::Result<_, _>>()?,
+        Some(_) => return Err("labels: expected a map".into()),
+    };
+    Ok(SubsetSpec { name, labels })
+}
+
+/// What the gateway reads of a Pod: name, namespace, labels and `status.podIP`.
+pub fn pod(pod: &Pod) -> Result<PodSpec> {
+    let kind = ResourceKind::Pod;
+    let key = object_key(&pod.metadata, true);
+    require_name(kind, &key)?;
+    let ip = match pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()) {
+        None | Some("") => None,
+        Some(text) => Some(
+            text.parse()
+                .map_err(|_| invalid(kind, &key, format!("status.podIP {text:?} is not an IP")))?,
+        ),
+    };
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    Ok(PodSpec { key, ip, labels })
 }
 
 /// The key of an Istio object given as JSON.

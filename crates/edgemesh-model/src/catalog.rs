@@ -7,7 +7,9 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use crate::ingress::{GatewaySpec, TlsSecretSpec, VirtualServiceSpec};
-use crate::spec::{DestinationRuleSpec, EndpointSetSpec, NodeSpec, ObjectKey, ServiceSpec};
+use crate::spec::{
+    DestinationRuleSpec, EndpointSetSpec, NodeSpec, ObjectKey, PodSpec, ServiceSpec,
+};
 
 /// Where an object came from. A relist of one source never removes another source's objects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -36,6 +38,7 @@ pub enum ResourceKind {
     Gateway,
     VirtualService,
     Secret,
+    Pod,
 }
 
 impl ResourceKind {
@@ -49,10 +52,11 @@ impl ResourceKind {
     ];
 
     /// What only the gateway reads, on top of [`Self::ALL`].
-    pub const INGRESS: [ResourceKind; 3] = [
+    pub const INGRESS: [ResourceKind; 4] = [
         ResourceKind::Gateway,
         ResourceKind::VirtualService,
         ResourceKind::Secret,
+        ResourceKind::Pod,
     ];
 
     /// The Kubernetes `kind` name.
@@ -66,6 +70,7 @@ impl ResourceKind {
             ResourceKind::Gateway => "Gateway",
             ResourceKind::VirtualService => "VirtualService",
             ResourceKind::Secret => "Secret",
+            ResourceKind::Pod => "Pod",
         }
     }
 }
@@ -100,6 +105,7 @@ pub enum Resource {
     Gateway(GatewaySpec),
     VirtualService(VirtualServiceSpec),
     Secret(TlsSecretSpec),
+    Pod(PodSpec),
 }
 
 impl Resource {
@@ -113,6 +119,7 @@ impl Resource {
             Resource::Gateway(g) => (ResourceKind::Gateway, g.key.clone()),
             Resource::VirtualService(v) => (ResourceKind::VirtualService, v.key.clone()),
             Resource::Secret(s) => (ResourceKind::Secret, s.key.clone()),
+            Resource::Pod(p) => (ResourceKind::Pod, p.key.clone()),
         };
         ResourceRef { kind, key }
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::spec::ObjectKey;
+use crate::spec::{DestinationRuleSpec, ObjectKey, PodSpec};
 
 /// An Istio `Gateway`: the listeners a gateway whose labels match `selector` opens.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -273,10 +273,18 @@ pub struct Ingress {
     pub gateways: BTreeMap<ObjectKey, Arc<GatewaySpec>>,
     pub virtual_services: BTreeMap<ObjectKey, Arc<VirtualServiceSpec>>,
     pub secrets: BTreeMap<ObjectKey, Arc<TlsSecretSpec>>,
+    /// DestinationRules with `subsets`, for the gateway's `destination.subset`.
+    pub destination_rules: BTreeMap<ObjectKey, Arc<DestinationRuleSpec>>,
+    /// Pods with an address, for matching subset labels to endpoints by IP.
+    pub pods: BTreeMap<ObjectKey, Arc<PodSpec>>,
 }
 
 impl Ingress {
     pub fn is_empty(&self) -> bool {
-        self.gateways.is_empty() && self.virtual_services.is_empty() && self.secrets.is_empty()
+        self.gateways.is_empty()
+            && self.virtual_services.is_empty()
+            && self.secrets.is_empty()
+            && self.destination_rules.is_empty()
+            && self.pods.is_empty()
     }
 }

@@ -3,6 +3,7 @@
 //! Sources turn API objects into these types through `TryFrom` conversions that reject bad input
 //! with a reason; everything downstream can rely on the invariants stated here.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -299,6 +300,25 @@ pub enum LbPolicy {
 pub struct DestinationRuleSpec {
     pub key: ObjectKey,
     pub policy: LbPolicy,
+    /// `spec.host` as written (empty when absent); the gateway resolves subsets through it.
+    pub host: String,
+    pub subsets: Vec<SubsetSpec>,
+}
+
+/// One `spec.subsets[]` entry of a DestinationRule: the endpoints whose pod carries `labels`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SubsetSpec {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What the gateway needs of a Pod: its address and labels, to select DestinationRule subsets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PodSpec {
+    pub key: ObjectKey,
+    /// `status.podIP` (`None` until scheduled and started).
+    pub ip: Option<IpAddr>,
+    pub labels: BTreeMap<String, String>,
 }
 
 /// One address of a Node.

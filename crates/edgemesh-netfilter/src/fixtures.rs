@@ -156,6 +156,8 @@ pub fn policies_snapshot() -> Snapshot {
             let rule = DestinationRuleSpec {
                 key: svc.key.clone(),
                 policy,
+                host: String::new(),
+                subsets: Vec::new(),
             };
             catalog.upsert(SourceId::Manifests, Resource::DestinationRule(rule));
         }
@@ -364,6 +366,8 @@ impl ChangingCluster {
                 let rule = DestinationRuleSpec {
                     key: svc.key.clone(),
                     policy,
+                    host: String::new(),
+                    subsets: Vec::new(),
                 };
                 catalog.upsert(SourceId::Manifests, Resource::DestinationRule(rule));
             }

@@ -23,7 +23,7 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use edgemesh_model::{Resource, ResourceKind, SourceId};
-use k8s_openapi::api::core::v1::{Endpoints, Node, Secret, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::watcher;
@@ -58,6 +58,7 @@ const DESTINATION_RULES: Grant = Grant::new(ISTIO_GROUP, "destinationrules");
 const GATEWAYS: Grant = Grant::new(ISTIO_GROUP, "gateways");
 const VIRTUAL_SERVICES: Grant = Grant::new(ISTIO_GROUP, "virtualservices");
 const SECRETS: Grant = Grant::new("", "secrets");
+const PODS: Grant = Grant::new("", "pods");
 
 type Events = mpsc::Sender<SourceEvent>;
 
@@ -85,6 +86,9 @@ pub async fn run(client: Client, events: Events, endpoints: EndpointsApi, inputs
     }
     if inputs.reads(ResourceKind::VirtualService) {
         tasks.spawn(watch_istio(client.clone(), events.clone(), ROUTES_KIND));
+    }
+    if inputs.reads(ResourceKind::Pod) {
+        tasks.spawn(watch_pods(client.clone(), events.clone()));
     }
     if inputs.reads(ResourceKind::Secret) {
         tasks.spawn(watch_secrets(client, events));
@@ -164,6 +168,23 @@ async fn watch_endpoints(client: Client, events: Events, endpoints: EndpointsApi
         convert::endpoints(e).map(Resource::Endpoints)
     })
     .await;
+}
+
+/// Pods, for their labels: the gateway sends a `destination.subset` only to the endpoints whose
+/// pod carries the subset's labels. Optional: refused, every subset selects no endpoint.
+async fn watch_pods(client: Client, events: Events) {
+    let plan = plan(ResourceKind::Pod, Role::Optional, PODS);
+    let ended = watch(Api::<Pod>::all(client), plan, events, |p| {
+        convert::pod(p).map(Resource::Pod)
+    })
+    .await;
+    if let Ended::Refused(refusal) = ended {
+        tracing::warn!(
+            "Pods cannot be listed ({}); routes to a DestinationRule subset find no endpoint. {}",
+            refusal.message(),
+            fix(PODS, &refusal)
+        );
+    }
 }
 
 /// Secrets holding TLS material, for the gateway's `credentialName`s; optional: refused, the

@@ -56,6 +56,7 @@ fn resource_kind(group: &str, kind: &str) -> Option<ResourceKind> {
         ("discovery.k8s.io", "EndpointSlice") => ResourceKind::EndpointSlice,
         ("", "Node") => ResourceKind::Node,
         ("", "Secret") => ResourceKind::Secret,
+        ("", "Pod") => ResourceKind::Pod,
         ("networking.istio.io", "DestinationRule") => ResourceKind::DestinationRule,
         ("networking.istio.io", "Gateway") => ResourceKind::Gateway,
         ("networking.istio.io", "VirtualService") => ResourceKind::VirtualService,
@@ -75,6 +76,7 @@ fn convert(doc: &Value, kind: ResourceKind) -> Decoded {
             result(convert::endpoint_slice(&e).map(Resource::EndpointSlice))
         }),
         ResourceKind::Node => typed(doc, kind, |n| result(convert::node(&n).map(Resource::Node))),
+        ResourceKind::Pod => typed(doc, kind, |p| result(convert::pod(&p).map(Resource::Pod))),
         // A Secret without TLS keys is none of our business: no warning.
         ResourceKind::Secret => typed(doc, kind, |s| match convert::tls_secret(&s) {
             Ok(Some(spec)) => Decoded::Resource(Resource::Secret(spec)),

@@ -40,6 +40,14 @@ impl<'a> Grouped<'a> {
                 Resource::Endpoints(e) => g.endpoints.entry(&e.service).or_default().push(e),
                 Resource::DestinationRule(d) => {
                     g.rules.insert(&d.key, d);
+                    if !d.subsets.is_empty() {
+                        g.ingress
+                            .destination_rules
+                            .insert(d.key.clone(), Arc::new(d.clone()));
+                    }
+                }
+                Resource::Pod(p) => {
+                    g.ingress.pods.insert(p.key.clone(), Arc::new(p.clone()));
                 }
                 Resource::Node(n) => {
                     g.nodes.insert(n.name.clone(), n.clone());

@@ -34,6 +34,8 @@ pub fn snapshots(policy: LbPolicy) -> Arc<SnapshotCell> {
         Resource::DestinationRule(DestinationRuleSpec {
             key: ObjectKey::new("ns", "web"),
             policy,
+            host: String::new(),
+            subsets: Vec::new(),
         }),
     );
     let (snapshot, _) = catalog.build_snapshot(BuildOptions::default());

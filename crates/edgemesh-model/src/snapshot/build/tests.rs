@@ -111,6 +111,8 @@ fn destination_rule_sets_policy_unless_client_ip_affinity_wins() {
     let rule = DestinationRuleSpec {
         key: svc.key.clone(),
         policy: LbPolicy::Random,
+        host: String::new(),
+        subsets: Vec::new(),
     };
     let c = catalog_with(vec![
         Resource::Service(svc.clone()),
