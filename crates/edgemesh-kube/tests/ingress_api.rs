@@ -52,6 +52,16 @@ fn seed(api: &ApiServer) {
     let password = json!({"password": "c2VjcmV0"});
     api.apply(secret("default", "db", "Opaque", password))
         .unwrap();
+    api.apply(json!({"apiVersion": "v1", "kind": "Pod",
+                     "metadata": {"name": "web-v2", "namespace": "default",
+                                  "labels": {"app": "web", "version": "v2"}},
+                     "spec": {"containers": [{"name": "web", "image": "web"}]},
+                     "status": {"podIP": "10.244.1.7"}}))
+        .unwrap();
+    api.apply(json!({"apiVersion": "networking.istio.io/v1beta1", "kind": "DestinationRule",
+                     "metadata": {"name": "web", "namespace": "default"},
+                     "spec": {"host": "web", "subsets": [{"name": "v2", "labels": {"version": "v2"}}]}}))
+        .unwrap();
     let mut broken = virtual_service("default", "broken", "/");
     broken["spec"]["http"][0]["match"][0]["uri"] = json!({"exact": "/", "prefix": "/"});
     api.apply(broken).unwrap();
@@ -88,7 +98,17 @@ async fn the_gateway_watches_its_kinds_and_follows_changes() {
     let gw_secret = &ingress.secrets[&key("default", "gw-secret")];
     assert_eq!(gw_secret.cert_pem.as_deref(), Some(&b"cert"[..]));
     assert_eq!(snapshot.services.len(), 1, "the agent's kinds too");
+    // Subsets: the DestinationRule's subsets and the Pods' labels and addresses.
+    let pod = &ingress.pods[&key("default", "web-v2")];
+    assert_eq!(pod.ip, Some("10.244.1.7".parse().unwrap()));
+    assert_eq!(pod.labels["version"], "v2");
+    let rule = &ingress.destination_rules[&key("default", "web")];
+    assert_eq!(
+        (rule.host.as_str(), rule.subsets[0].name.as_str()),
+        ("web", "v2")
+    );
     for path in [
+        "/api/v1/pods",
         "/apis/networking.istio.io/v1beta1/gateways",
         "/apis/networking.istio.io/v1beta1/virtualservices",
         "/api/v1/secrets",
@@ -129,8 +149,8 @@ async fn the_agent_never_asks_for_ingress_kinds() {
     let snapshot = published
         .wait("agent ready", |s| !s.services.is_empty())
         .await;
-    assert!(snapshot.ingress.is_empty());
-    for resource in ["secrets", "gateways", "virtualservices"] {
+    assert!(snapshot.ingress.gateways.is_empty() && snapshot.ingress.secrets.is_empty());
+    for resource in ["secrets", "gateways", "virtualservices", "/pods"] {
         assert!(
             !requested(&api, resource),
             "{resource}: {:?}",

@@ -9,20 +9,14 @@ mod datapath_support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use datapath_support::gateway::{Gateway, READY, listens_on};
 use datapath_support::{Cluster, NODE_IP, NODE_NAME, PYTHON, client_on, curl_on, tally};
-use edgemesh_testkit::process::Process;
 use edgemesh_testkit::topology::Host;
 
 const HTTP_EXAMPLE: &str = include_str!("fixtures/gateway/hostname-lb-random-gateway.yaml");
 const TLS_EXAMPLE: &str = include_str!("fixtures/gateway/hostname-lb-random-gateway-tls.yaml");
 const ROUTE_EXAMPLE: &str = include_str!("fixtures/gateway/hostname-lb-random-gateway-route.yaml");
 const CLIENT_IP: &str = "192.0.2.50";
-const READY: Duration = Duration::from_secs(20);
-
-/// EdgeMesh's shipped gateway ConfigMap content (`build/gateway/resources/04-configmap.yaml`),
-/// the tunnel off (no peers in this test).
-const GATEWAY_CONFIG: &str =
-    "modules:\n  edgeGateway:\n    enable: true\n  edgeTunnel:\n    enable: false\n";
 
 /// The endpoints of EdgeMesh's `hostname-lb-svc` in a site without an API server: the test's
 /// pods serve HTTP on 8080 (the example's image serves 9376).
@@ -35,65 +29,6 @@ fn hostname_endpoints(cluster: &Cluster) -> String {
     format!(
         "apiVersion: v1\nkind: Endpoints\nmetadata:\n  name: hostname-lb-svc\nsubsets:\n  - addresses:\n{addresses}    ports:\n      - name: http-0\n        port: 8080\n        protocol: TCP\n"
     )
-}
-
-struct Gateway {
-    process: Process,
-}
-
-impl Gateway {
-    /// `edgemesh-gateway`'s command line as EdgeMesh's Deployment runs it, with a manifests
-    /// directory instead of an API server.
-    fn start(cluster: &Cluster, files: &Path) -> Gateway {
-        let config = files.join("edgemesh-gateway.yaml");
-        std::fs::write(&config, GATEWAY_CONFIG).unwrap();
-        let manifests = cluster.manifests.path().to_str().unwrap().to_string();
-        let args = [
-            "gateway",
-            "--config-file",
-            config.to_str().unwrap(),
-            "--manifests",
-            &manifests,
-            "--node-name",
-            NODE_NAME,
-            "--admin-addr",
-            "127.0.0.1:0",
-        ];
-        let mut process = Process::start_with(
-            env!("CARGO_BIN_EXE_edgemesh"),
-            &args,
-            Some(cluster.node.netns()),
-            &[],
-        )
-        .expect("start edgemesh gateway");
-        if let Err(e) = process.wait_ready(READY) {
-            panic!("gateway not ready: {e}\n{}", process.logs());
-        }
-        Gateway { process }
-    }
-
-    fn routes(&self) -> serde_json::Value {
-        let (status, body) = self.process.http_get("/debug/routes").unwrap();
-        assert_eq!(status, 200, "{body}");
-        serde_json::from_str(&body).unwrap()
-    }
-
-    /// Waits until `/debug/routes` satisfies `check` (the manifests are watched live).
-    fn wait_routes(&self, what: &str, check: impl Fn(&serde_json::Value) -> bool) {
-        datapath_support::wait_until(what, READY, || {
-            let routes = self.routes();
-            check(&routes) && !routes["listening"].as_array().unwrap().is_empty()
-        })
-        .unwrap_or_else(|e| panic!("{e}\n{:#}\n{}", self.routes(), self.process.logs()));
-    }
-}
-
-fn listens_on(routes: &serde_json::Value, port: u16) -> bool {
-    routes["listening"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|a| a.as_str().unwrap().ends_with(&format!(":{port}")))
 }
 
 /// `kubectl create secret tls NAME --cert tls.crt --key tls.key` as a manifest.

@@ -196,6 +196,72 @@ fn unknown_destination_rule_policies_are_rejected() {
 }
 
 #[test]
+fn destination_rule_keeps_host_and_subsets() {
+    let rule = json!({
+        "metadata": {"name": "web", "namespace": "ns"},
+        "spec": {"host": "web.ns.svc.cluster.local", "subsets": [
+            {"name": "v1", "labels": {"version": "v1"}},
+            {"name": "all"}
+        ]}
+    });
+    let spec = destination_rule(&rule).expect("converts");
+    assert_eq!(spec.host, "web.ns.svc.cluster.local");
+    let names: Vec<&str> = spec.subsets.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["v1", "all"]);
+    assert_eq!(spec.subsets[0].labels["version"], "v1");
+    assert!(spec.subsets[1].labels.is_empty(), "no labels: every pod");
+}
+
+#[test]
+fn malformed_subsets_are_named() {
+    for (subsets, field) in [
+        (
+            json!([{"labels": {"version": "v1"}}]),
+            "spec.subsets[0].name",
+        ),
+        (
+            json!([{"name": "v1", "labels": {"version": 1}}]),
+            "spec.subsets[0].labels.version",
+        ),
+        (
+            json!([{"name": "v1", "labels": ["version"]}]),
+            "spec.subsets[0].labels",
+        ),
+        (json!({"name": "v1"}), "spec.subsets: expected a list"),
+    ] {
+        let rule = json!({"metadata": {"name": "web", "namespace": "ns"},
+                          "spec": {"host": "web", "subsets": subsets}});
+        let err = destination_rule(&rule).expect_err("rejected").to_string();
+        assert!(
+            err.starts_with("DestinationRule ns/web: ") && err.contains(field),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn pod_keeps_labels_and_address() {
+    let pod_json = |status: Value| -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web-1", "namespace": "ns", "labels": {"version": "v1"}},
+            "status": status
+        }))
+        .expect("valid Pod json")
+    };
+    let running = pod(&pod_json(json!({"podIP": "10.244.1.7"}))).expect("converts");
+    assert_eq!(running.key, ObjectKey::new("ns", "web-1"));
+    assert_eq!(running.ip, Some("10.244.1.7".parse().unwrap()));
+    assert_eq!(running.labels["version"], "v1");
+    let pending = pod(&pod_json(json!({"phase": "Pending"}))).expect("converts");
+    assert_eq!(pending.ip, None, "not started yet: no address");
+    let err = pod(&pod_json(json!({"podIP": "10.244.1"}))).expect_err("rejected");
+    assert!(
+        err.to_string().contains("status.podIP \"10.244.1\""),
+        "{err}"
+    );
+}
+
+#[test]
 fn node_keeps_parsable_addresses() {
     let n: Node = serde_json::from_value(json!({
         "metadata": {"name": "edge-1"},

@@ -9,6 +9,7 @@
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
 mod clients;
+pub mod gateway;
 mod manifests;
 
 #[path = "../common/mod.rs"]
