@@ -116,7 +116,9 @@ impl Publisher {
     fn publish(&mut self) {
         let started = Instant::now();
         self.options.version += 1;
-        let (snapshot, report) = self.catalog.build_snapshot(self.options);
+        let previous = Arc::clone(&self.updates.borrow());
+        let (snapshot, report) = self.catalog.build_next(&previous, self.options);
+        drop(previous);
         self.report_new_warnings(report.warnings);
         let snapshot = Arc::new(snapshot);
         let synced = self
@@ -138,6 +140,7 @@ impl Publisher {
             version = snapshot.version,
             services = snapshot.services.len(),
             frontends = snapshot.frontend_count(),
+            rebuilt = snapshot.changes.as_ref().map(|c| c.services.len()),
             build_ms = started.elapsed().as_secs_f64() * 1e3,
             "snapshot published"
         );

@@ -6,6 +6,8 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
+use foldhash::fast::RandomState as FastHash;
+
 use crate::ingress::{GatewaySpec, TlsSecretSpec, VirtualServiceSpec};
 use crate::spec::{
     DestinationRuleSpec, EndpointSetSpec, NodeSpec, ObjectKey, PodSpec, ServiceSpec,
@@ -137,8 +139,50 @@ pub(crate) struct Entry {
 /// Every object currently known, plus which (source, kind) pairs have completed a first listing.
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
-    pub(crate) entries: HashMap<ResourceRef, Entry>,
+    /// A fast non-cryptographic hash, as the Snapshot's frontend index: names are what the API
+    /// server accepted, and an upsert or lookup costs a third of SipHash's.
+    pub(crate) entries: HashMap<ResourceRef, Entry, FastHash>,
     synced: HashSet<(SourceId, ResourceKind)>,
+    /// What changed since [`Catalog::build_next`] last ran.
+    pub(crate) changes: Changes,
+}
+
+/// What changed since the last Snapshot, so that the next one rebuilds only the services a
+/// change concerns: at 100,000 services a full rebuild costs ~150 ms, one service microseconds.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Changes {
+    /// Services whose Service object, endpoints or DestinationRule changed.
+    pub(crate) services: HashSet<ObjectKey, FastHash>,
+    /// Something no single service owns changed (a Node, an ingress object, a subset rule), or
+    /// too many services did: the next build is a full one.
+    pub(crate) everything: bool,
+}
+
+/// Beyond this many changed services the set is dropped and the next build is a full one.
+const MAX_TRACKED_SERVICES: usize = 4096;
+
+impl Changes {
+    fn note(&mut self, resource: &Resource) {
+        let service = match resource {
+            Resource::Service(s) => &s.key,
+            Resource::EndpointSlice(e) | Resource::Endpoints(e) => &e.service,
+            // A DestinationRule applies to the Service of its own name; one with subsets is also
+            // an input of the gateway's routes.
+            Resource::DestinationRule(d) if d.subsets.is_empty() => &d.key,
+            _ => return self.everything(),
+        };
+        if !self.everything {
+            self.services.insert(service.clone());
+            if self.services.len() > MAX_TRACKED_SERVICES {
+                self.everything();
+            }
+        }
+    }
+
+    fn everything(&mut self) {
+        self.everything = true;
+        self.services = HashSet::default();
+    }
 }
 
 impl Catalog {
@@ -146,29 +190,50 @@ impl Catalog {
         Self::default()
     }
 
-    /// Adds or replaces one object.
+    /// Adds or replaces one object (an identical copy changes nothing).
     pub fn upsert(&mut self, source: SourceId, resource: Resource) {
-        self.entries.insert(
-            resource.reference(),
-            Entry {
-                source,
-                resource: Box::new(resource),
-            },
-        );
+        let reference = resource.reference();
+        if let Some(entry) = self.entries.get_mut(&reference)
+            && *entry.resource == resource
+        {
+            entry.source = source;
+            return;
+        }
+        self.changes.note(&resource);
+        let entry = Entry {
+            source,
+            resource: Box::new(resource),
+        };
+        if let Some(replaced) = self.entries.insert(reference, entry) {
+            // A slice moved to another Service changes both.
+            self.changes.note(&replaced.resource);
+        }
     }
 
     /// Removes one object; returns whether it was present.
     pub fn remove(&mut self, reference: &ResourceRef) -> bool {
-        self.entries.remove(reference).is_some()
+        let Some(removed) = self.entries.remove(reference) else {
+            return false;
+        };
+        self.changes.note(&removed.resource);
+        true
     }
 
     /// Replaces everything `source` reported for `kind` with `items` (a full relist), and marks
-    /// the pair as synced.
+    /// the pair as synced. Objects the relist leaves as they were count as unchanged.
     pub fn replace_kind(&mut self, source: SourceId, kind: ResourceKind, items: Vec<Resource>) {
-        self.entries
-            .retain(|r, e| !(r.kind == kind && e.source == source));
+        let mut stale: HashSet<ResourceRef> = self
+            .entries
+            .iter()
+            .filter(|(r, e)| r.kind == kind && e.source == source)
+            .map(|(r, _)| r.clone())
+            .collect();
         for item in items {
+            stale.remove(&item.reference());
             self.upsert(source, item);
+        }
+        for reference in &stale {
+            self.remove(reference);
         }
         self.mark_synced(source, kind);
     }

@@ -18,6 +18,6 @@ pub use catalog::{Catalog, Resource, ResourceKind, ResourceRef, SourceId};
 pub use cidr::{Cidr, InvalidCidr};
 pub use snapshot::{
     Backend, BuildOptions, BuildReport, Endpoint, Frontend, ProxyDecision, Service, ServicePort,
-    SkipReason, Snapshot, SnapshotCell,
+    SkipReason, Snapshot, SnapshotCell, SnapshotChanges,
 };
 pub use spec::*;

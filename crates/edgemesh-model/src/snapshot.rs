@@ -174,6 +174,20 @@ pub struct Snapshot {
     /// Looked up once per connection: a fast non-cryptographic hash (keys are not attacker-chosen
     /// beyond what the API server already accepted).
     frontends: HashMap<Frontend, (Arc<Service>, usize), FastHash>,
+    /// Set when this Snapshot was built from the previous one by rebuilding only some services:
+    /// consumers that hold the previous one may update for these services alone.
+    pub changes: Option<Arc<SnapshotChanges>>,
+    /// Two services claimed one frontend: a change may hand it to the other, which only a full
+    /// build decides.
+    contested: bool,
+}
+
+/// The services a Snapshot rebuilt (added, changed or removed) over the one of version `since`;
+/// every other service is the same `Arc` as in that Snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotChanges {
+    pub since: u64,
+    pub services: Vec<ObjectKey>,
 }
 
 impl Snapshot {

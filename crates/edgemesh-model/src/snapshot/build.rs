@@ -2,7 +2,7 @@
 //!
 //! Pure and deterministic: the same catalog and options give the same snapshot.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -10,7 +10,7 @@ use foldhash::fast::RandomState as FastHash;
 
 use super::{
     Backend, BuildOptions, BuildReport, Endpoint, Frontend, ProxyDecision, Service, ServicePort,
-    SkipReason, Snapshot,
+    SkipReason, Snapshot, SnapshotChanges,
 };
 use crate::catalog::{Catalog, Resource};
 use crate::ingress::Ingress;
@@ -34,43 +34,72 @@ impl<'a> Grouped<'a> {
     fn new(catalog: &'a Catalog) -> Self {
         let mut g = Grouped::default();
         for entry in catalog.entries.values() {
-            match &*entry.resource {
-                Resource::Service(s) => g.services.push(s),
-                Resource::EndpointSlice(e) => g.slices.entry(&e.service).or_default().push(e),
-                Resource::Endpoints(e) => g.endpoints.entry(&e.service).or_default().push(e),
-                Resource::DestinationRule(d) => {
-                    g.rules.insert(&d.key, d);
-                    if !d.subsets.is_empty() {
-                        g.ingress
-                            .destination_rules
-                            .insert(d.key.clone(), Arc::new(d.clone()));
-                    }
-                }
-                Resource::Pod(p) => {
-                    g.ingress.pods.insert(p.key.clone(), Arc::new(p.clone()));
-                }
-                Resource::Node(n) => {
-                    g.nodes.insert(n.name.clone(), n.clone());
-                }
-                Resource::Gateway(spec) => {
-                    g.ingress
-                        .gateways
-                        .insert(spec.key.clone(), Arc::new(spec.clone()));
-                }
-                Resource::VirtualService(spec) => {
-                    let spec = Arc::new(spec.clone());
-                    g.ingress.virtual_services.insert(spec.key.clone(), spec);
-                }
-                Resource::Secret(spec) => {
-                    g.ingress
-                        .secrets
-                        .insert(spec.key.clone(), Arc::new(spec.clone()));
-                }
-            }
+            g.add(&entry.resource);
         }
         // Deterministic order, so that conflicts are always resolved the same way.
         g.services.sort_by(|a, b| a.key.cmp(&b.key));
         g
+    }
+
+    /// Only what the services `keys` are built from (their Service, endpoints and rule).
+    fn of_services(catalog: &'a Catalog, keys: &HashSet<ObjectKey, FastHash>) -> Self {
+        let mut g = Grouped::default();
+        for entry in catalog.entries.values() {
+            let owner = match &*entry.resource {
+                Resource::Service(s) => &s.key,
+                Resource::EndpointSlice(e) | Resource::Endpoints(e) => &e.service,
+                Resource::DestinationRule(d) => &d.key,
+                _ => continue,
+            };
+            // A change touches a service or a few: comparing names is cheaper than hashing
+            // each of the catalog's owners.
+            let wanted = match keys.len() {
+                0..=16 => keys.iter().any(|key| key == owner),
+                _ => keys.contains(owner),
+            };
+            if wanted {
+                g.add(&entry.resource);
+            }
+        }
+        g
+    }
+
+    /// Files one object where the build looks for it.
+    fn add(&mut self, resource: &'a Resource) {
+        let g = self;
+        match resource {
+            Resource::Service(s) => g.services.push(s),
+            Resource::EndpointSlice(e) => g.slices.entry(&e.service).or_default().push(e),
+            Resource::Endpoints(e) => g.endpoints.entry(&e.service).or_default().push(e),
+            Resource::DestinationRule(d) => {
+                g.rules.insert(&d.key, d);
+                if !d.subsets.is_empty() {
+                    g.ingress
+                        .destination_rules
+                        .insert(d.key.clone(), Arc::new(d.clone()));
+                }
+            }
+            Resource::Pod(p) => {
+                g.ingress.pods.insert(p.key.clone(), Arc::new(p.clone()));
+            }
+            Resource::Node(n) => {
+                g.nodes.insert(n.name.clone(), n.clone());
+            }
+            Resource::Gateway(spec) => {
+                g.ingress
+                    .gateways
+                    .insert(spec.key.clone(), Arc::new(spec.clone()));
+            }
+            Resource::VirtualService(spec) => {
+                let spec = Arc::new(spec.clone());
+                g.ingress.virtual_services.insert(spec.key.clone(), spec);
+            }
+            Resource::Secret(spec) => {
+                g.ingress
+                    .secrets
+                    .insert(spec.key.clone(), Arc::new(spec.clone()));
+            }
+        }
     }
 
     /// EndpointSlices win over core Endpoints when both exist for a service.
@@ -97,21 +126,8 @@ impl Catalog {
         snapshot.frontends.reserve(grouped.services.len());
         let mut services = Vec::with_capacity(grouped.services.len());
         for spec in &grouped.services {
-            let sets = grouped.endpoint_sets(&spec.key);
-            let rule = grouped.rules.get(&spec.key).copied();
-            let mut service = build_service(
-                spec,
-                sets,
-                rule,
-                options.filter_mode,
-                &mut node_names,
-                &mut report,
-            );
-            if let Some(hub) = options.apiserver_via {
-                send_apiserver_to(hub, &mut service);
-            }
-            let service = Arc::new(service);
-            index_frontends(&service, &mut snapshot.frontends, &mut report);
+            let service = grouped.service(spec, options, &mut node_names, &mut report);
+            snapshot.contested |= !index_frontends(&service, &mut snapshot.frontends, &mut report);
             services.push((spec.key.clone(), service));
         }
         // Already sorted by key, so the map is bulk-built without per-insert key comparisons.
@@ -120,6 +136,87 @@ impl Catalog {
         snapshot.ingress = Arc::new(grouped.ingress);
         report.warnings.sort();
         (snapshot, report)
+    }
+
+    /// The snapshot after `previous` (which this catalog built, with the same options but the
+    /// version): only the services changed since then are rebuilt when that gives the same
+    /// result as a full build, which [`Self::build_snapshot`] makes otherwise. Warnings are those
+    /// of the rebuilt services.
+    pub fn build_next(
+        &mut self,
+        previous: &Snapshot,
+        options: BuildOptions,
+    ) -> (Snapshot, BuildReport) {
+        let changes = std::mem::take(&mut self.changes);
+        let partial = !changes.everything
+            && previous.version > 0
+            && !previous.contested
+            && changes.services.len() <= previous.services.len() / 8 + 1;
+        partial
+            .then(|| self.rebuild_services(previous, &changes.services, options))
+            .flatten()
+            .unwrap_or_else(|| self.build_snapshot(options))
+    }
+
+    /// `previous` with the services `keys` rebuilt; `None` when a frontend of one of them is
+    /// claimed by another service (which one keeps it is decided by a full build). `previous`
+    /// has no contested frontend, so neither has the result.
+    fn rebuild_services(
+        &self,
+        previous: &Snapshot,
+        keys: &HashSet<ObjectKey, FastHash>,
+        options: BuildOptions,
+    ) -> Option<(Snapshot, BuildReport)> {
+        let grouped = Grouped::of_services(self, keys);
+        let mut report = BuildReport::default();
+        let mut node_names = NodeNames::default();
+        let mut services = previous.services.clone();
+        let mut frontends = previous.frontends.clone();
+        for key in keys {
+            if let Some(old) = services.remove(key) {
+                unindex_frontends(&old, &mut frontends)?;
+            }
+        }
+        for spec in &grouped.services {
+            let service = grouped.service(spec, options, &mut node_names, &mut report);
+            index_frontends_unclaimed(&service, &mut frontends)?;
+            services.insert(spec.key.clone(), service);
+        }
+        let mut changed: Vec<ObjectKey> = keys.iter().cloned().collect();
+        changed.sort();
+        report.warnings.sort();
+        let snapshot = Snapshot {
+            version: options.version,
+            services,
+            nodes: previous.nodes.clone(),
+            ingress: Arc::clone(&previous.ingress),
+            frontends,
+            contested: false,
+            changes: Some(Arc::new(SnapshotChanges {
+                since: previous.version,
+                services: changed,
+            })),
+        };
+        Some((snapshot, report))
+    }
+}
+
+impl Grouped<'_> {
+    /// The data path's view of the Service `spec`, with its endpoints and rule.
+    fn service(
+        &self,
+        spec: &ServiceSpec,
+        options: BuildOptions,
+        node_names: &mut NodeNames,
+        report: &mut BuildReport,
+    ) -> Arc<Service> {
+        let sets = self.endpoint_sets(&spec.key);
+        let rule = self.rules.get(&spec.key).copied();
+        let mut service = build_service(spec, sets, rule, options.filter_mode, node_names, report);
+        if let Some(hub) = options.apiserver_via {
+            send_apiserver_to(hub, &mut service);
+        }
+        Arc::new(service)
     }
 }
 
@@ -270,13 +367,18 @@ fn ready_endpoints(sets: &[&EndpointSetSpec], node_names: &mut NodeNames) -> Vec
     endpoints
 }
 
+type FrontendIndex = HashMap<Frontend, (Arc<Service>, usize), FastHash>;
+
+/// Indexes the frontends of `service`; false when another service had claimed one of them
+/// (a warning names both).
 fn index_frontends(
     service: &Arc<Service>,
-    frontends: &mut HashMap<Frontend, (Arc<Service>, usize), FastHash>,
+    frontends: &mut FrontendIndex,
     report: &mut BuildReport,
-) {
+) -> bool {
+    let mut unclaimed = true;
     if !service.is_proxied() {
-        return;
+        return unclaimed;
     }
     for (frontend, index) in service_frontends(service) {
         if let Some((other, _)) = frontends.get(&frontend) {
@@ -287,10 +389,43 @@ fn index_frontends(
                 describe(&frontend),
                 other.key
             ));
+            unclaimed = false;
             continue;
         }
         frontends.insert(frontend, (Arc::clone(service), index));
     }
+    unclaimed
+}
+
+/// Removes the frontends of `service` from the index; `None` when one of them belongs to another
+/// service (the two claimed it, and this one lost).
+fn unindex_frontends(service: &Arc<Service>, frontends: &mut FrontendIndex) -> Option<()> {
+    if !service.is_proxied() {
+        return Some(());
+    }
+    for (frontend, _) in service_frontends(service) {
+        match frontends.get(&frontend) {
+            Some((owner, _)) if Arc::ptr_eq(owner, service) => {
+                frontends.remove(&frontend);
+            }
+            _ => return None,
+        }
+    }
+    Some(())
+}
+
+/// Indexes the frontends of `service`; `None` when another service already claims one.
+fn index_frontends_unclaimed(service: &Arc<Service>, frontends: &mut FrontendIndex) -> Option<()> {
+    if !service.is_proxied() {
+        return Some(());
+    }
+    for (frontend, index) in service_frontends(service) {
+        if frontends.contains_key(&frontend) {
+            return None;
+        }
+        frontends.insert(frontend, (Arc::clone(service), index));
+    }
+    Some(())
 }
 
 /// Every frontend of a proxied service with the index of its port: each ClusterIP and external
@@ -353,5 +488,7 @@ impl NodeNames {
 
 #[cfg(test)]
 mod exposure_tests;
+#[cfg(test)]
+mod incremental_tests;
 #[cfg(test)]
 mod tests;
