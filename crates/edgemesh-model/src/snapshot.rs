@@ -135,6 +135,41 @@ impl Service {
         self.kind.cluster_ips()
     }
 
+    /// The frontends this service claims when proxied, with the index of their port: each
+    /// ClusterIP and external IP at each port, and each node port once per IP family of the
+    /// ClusterIPs (a frontend two services claim routes to one of them only).
+    pub fn frontends(&self) -> Vec<(Frontend, usize)> {
+        let exposure = self.kind.exposure();
+        let external_ips = exposure.map_or(&[][..], |e| &e.external_ips[..]);
+        let mut out = Vec::new();
+        for ip in self.cluster_ips().iter().chain(external_ips) {
+            for (index, port) in self.ports.iter().enumerate() {
+                let frontend = Frontend {
+                    ip: *ip,
+                    port: port.port,
+                    protocol: port.protocol,
+                };
+                out.push((frontend, index));
+            }
+        }
+        let node_ports = exposure.map_or(&[][..], |e| &e.node_ports[..]);
+        let mut families: Vec<IpAddr> = self.cluster_ips().to_vec();
+        families.dedup_by_key(|ip| ip.is_ipv4());
+        for node_port in node_ports {
+            let index = self
+                .ports
+                .iter()
+                .position(|p| p.protocol == node_port.protocol && p.port == node_port.port);
+            let Some(index) = index else { continue };
+            for family in &families {
+                let frontend =
+                    Frontend::node_port(*family, node_port.node_port, node_port.protocol);
+                out.push((frontend, index));
+            }
+        }
+        out
+    }
+
     /// Whether a connection that reached this service at `frontend` may only use endpoints of
     /// this node: `externalTrafficPolicy: Local` for traffic by a node port or an external IP
     /// (ClusterIP traffic always uses every endpoint, as in kube-proxy).

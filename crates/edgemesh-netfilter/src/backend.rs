@@ -37,6 +37,11 @@ pub trait RuleBackend: Debug + Send {
     fn cleanup(&mut self) -> Result<()>;
     /// Restores the ordering against kube-proxy if it was lost; true when it had been.
     fn repair(&mut self) -> Result<bool>;
+    /// The rules of the last successful apply when the backend keeps them (nftables): the
+    /// proxier patches them for the services a Snapshot changed instead of computing all rules.
+    fn applied(&self) -> Option<&RuleSet> {
+        None
+    }
 }
 
 /// Which backend to use (`proxier mode` in the configuration).

@@ -329,6 +329,15 @@ impl ChangingCluster {
     /// The cluster as the agent's Snapshot.
     pub fn snapshot(&self) -> Snapshot {
         let mut catalog = Catalog::new();
+        for resource in self.resources() {
+            catalog.upsert(SourceId::Manifests, resource);
+        }
+        catalog.build_snapshot(BuildOptions::default()).0
+    }
+
+    /// The cluster's objects, as a source lists them.
+    pub fn resources(&self) -> Vec<Resource> {
+        let mut resources = Vec::new();
         for (id, shape) in &self.services {
             let (vip, endpoint_ip): (IpAddr, fn(u8) -> IpAddr) = match shape.v6 {
                 false => (IpAddr::V4(Ipv4Addr::new(10, 96, 3, *id)), |last| {
@@ -369,12 +378,12 @@ impl ChangingCluster {
                     host: String::new(),
                     subsets: Vec::new(),
                 };
-                catalog.upsert(SourceId::Manifests, Resource::DestinationRule(rule));
+                resources.push(Resource::DestinationRule(rule));
             }
             let slice = endpoint_slice(&svc, &endpoints, 8080);
-            catalog.upsert(SourceId::Manifests, Resource::EndpointSlice(slice));
-            catalog.upsert(SourceId::Manifests, Resource::Service(svc));
+            resources.push(Resource::EndpointSlice(slice));
+            resources.push(Resource::Service(svc));
         }
-        catalog.build_snapshot(BuildOptions::default()).0
+        resources
     }
 }

@@ -356,6 +356,10 @@ impl RuleBackend for NftBackend {
         self.run(&render_nft_cleanup())
     }
 
+    fn applied(&self) -> Option<&RuleSet> {
+        self.applied.as_ref()
+    }
+
     /// Priorities, not positions, order our chains ahead of kube-proxy: nothing to repair. The
     /// periodic full rewrite happens here when no change came for [`RESYNC_INTERVAL`].
     fn repair(&mut self) -> Result<bool> {

@@ -16,7 +16,7 @@ use edgemesh_telemetry::{Kind, Latency, Readings, Readout};
 use tokio::sync::{Mutex, watch};
 
 use crate::backend::RuleBackend;
-use crate::rules::{RuleOptions, desired_rules};
+use crate::rules::{RuleOptions, RuleSet, desired_rules, patch_rules};
 
 /// How often the iptables jump order is checked between syncs (kube-proxy re-inserts its jump
 /// whenever it restarts).
@@ -108,6 +108,8 @@ type SharedBackend = Arc<Mutex<Box<dyn RuleBackend>>>;
 pub struct Proxier {
     backend: SharedBackend,
     options: RuleOptions,
+    /// The Snapshot whose rules the backend applied last (`None` after a failure).
+    installed: Option<Arc<Snapshot>>,
     stats: Arc<ProxierStats>,
     timing: Timing,
 }
@@ -125,6 +127,7 @@ impl Proxier {
         Self {
             backend: Arc::new(Mutex::new(backend)),
             options,
+            installed: None,
             stats: Arc::default(),
             timing: Timing {
                 debounce: SYNC_DEBOUNCE,
@@ -142,7 +145,7 @@ impl Proxier {
     /// `synced` runs after each complete Snapshot was handled (the load balancer forgets the
     /// endpoints it no longer has).
     pub async fn run(
-        self,
+        mut self,
         mut updates: watch::Receiver<Arc<Snapshot>>,
         complete: impl Fn(&Snapshot) -> bool,
         mut synced: impl FnMut(&Snapshot),
@@ -202,15 +205,20 @@ impl Proxier {
 
     /// One apply of `snapshot`'s rules; false when it failed (the previous rules stay). The rules
     /// are built on the blocking thread too: at 100,000 services that takes tens of milliseconds.
-    async fn sync(&self, snapshot: Arc<Snapshot>) -> bool {
+    async fn sync(&mut self, snapshot: Arc<Snapshot>) -> bool {
         let backend = Arc::clone(&self.backend);
         let options = self.options.clone();
         let building = Arc::clone(&snapshot);
+        let before = self.installed.take();
         let applied = tokio::task::spawn_blocking(move || {
-            let rules = desired_rules(&building, &options);
-            backend.blocking_lock().apply(rules)
+            let mut backend = backend.blocking_lock();
+            let rules = rules_for(&**backend, before.as_deref(), &building, &options);
+            backend.apply(rules)
         })
         .await;
+        if matches!(applied, Ok(Ok(_))) {
+            self.installed = Some(Arc::clone(&snapshot));
+        }
         let stats = &self.stats;
         match applied {
             Ok(Ok(result)) => {
@@ -259,6 +267,24 @@ impl Proxier {
             }
         }
     }
+}
+
+/// The rules for `snapshot`: what the backend applied for `before`, patched for the services
+/// `snapshot` rebuilt since then; computed whole when there is no such chain of versions.
+fn rules_for(
+    backend: &dyn RuleBackend,
+    before: Option<&Snapshot>,
+    snapshot: &Snapshot,
+    options: &RuleOptions,
+) -> RuleSet {
+    if let (Some(before), Some(changes), Some(applied)) =
+        (before, snapshot.changes.as_deref(), backend.applied())
+        && changes.since == before.version
+        && applied.options == *options
+    {
+        return patch_rules(applied.clone(), before, snapshot, changes);
+    }
+    desired_rules(snapshot, options)
 }
 
 fn order_repaired(stats: &ProxierStats) {

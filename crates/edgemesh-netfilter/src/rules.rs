@@ -8,7 +8,11 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use edgemesh_model::{Frontend, Protocol, Snapshot};
+use std::sync::Arc;
+
+use edgemesh_model::{
+    Frontend, ObjectKey, Protocol, Service, ServicePort, Snapshot, SnapshotChanges,
+};
 
 mod fast_path;
 pub use fast_path::{FastGroup, FastPathOptions, FastRoute, Spread, fast_route};
@@ -261,24 +265,18 @@ pub fn desired_rules(snapshot: &Snapshot, opts: &RuleOptions) -> RuleSet {
     let mut not_intercepted = Vec::new();
     let mut fast = Vec::new();
     for (frontend, port) in snapshot.proxied_frontends() {
-        if !intercepts(opts, &frontend) {
-            not_intercepted.push(frontend);
-            continue;
-        }
         let Some((service, _)) = snapshot.route(&frontend) else {
             continue;
         };
-        // Node ports always go through the proxy: it maps nodeIP:nodePort back to the service
-        // and applies externalTrafficPolicy (docs/proxier.md).
-        let kernel = opts
-            .fast_path
-            .as_ref()
-            .filter(|_| !frontend.is_node_port())
-            .and_then(|fp| fast_route(&frontend, service, port, fp));
-        if let Some(route) = kernel {
-            fast.push((frontend, route));
+        match place(opts, &frontend, service, port) {
+            Placement::NotIntercepted => not_intercepted.push(frontend),
+            Placement::Intercepted { label, kernel } => {
+                if let Some(route) = kernel {
+                    fast.push((frontend, route));
+                }
+                elements.push((frontend, label));
+            }
         }
-        elements.push((frontend, format!("{}:{}", service.key, port.name)));
     }
     let fast = fast.into_iter().collect();
     RuleSet {
@@ -287,6 +285,95 @@ pub fn desired_rules(snapshot: &Snapshot, opts: &RuleOptions) -> RuleSet {
         elements: elements.into_iter().collect(),
         not_intercepted,
         fast,
+    }
+}
+
+/// `rules`, the rules of `before`, turned into those of `snapshot` by redoing only the services
+/// `changes` names: the same result as [`desired_rules`] when `snapshot` was built from `before`
+/// (`changes.since == before.version`), at the cost of the changed services alone.
+pub fn patch_rules(
+    mut rules: RuleSet,
+    before: &Snapshot,
+    snapshot: &Snapshot,
+    changes: &SnapshotChanges,
+) -> RuleSet {
+    let opts = rules.options.clone();
+    // All removals first: a frontend may pass from one changed service to another.
+    for key in &changes.services {
+        for (frontend, _) in owned_frontends(before, key) {
+            rules.elements.remove(&frontend);
+            rules.fast.remove(&frontend);
+            rules.not_intercepted.retain(|f| *f != frontend);
+        }
+    }
+    for key in &changes.services {
+        for (frontend, index) in owned_frontends(snapshot, key) {
+            let Some(service) = snapshot.service(key) else {
+                continue;
+            };
+            match place(&opts, &frontend, service, &service.ports[index]) {
+                Placement::NotIntercepted => rules.not_intercepted.push(frontend),
+                Placement::Intercepted { label, kernel } => {
+                    if let Some(route) = kernel {
+                        rules.fast.insert(frontend, route);
+                    }
+                    rules.elements.insert(frontend, label);
+                }
+            }
+        }
+    }
+    rules.not_intercepted.sort();
+    rules.chains = chains(&opts, &rules.fast);
+    rules
+}
+
+/// The frontends of service `key` that route to it in `snapshot` (none when it is absent or not
+/// proxied), with the index of their port.
+fn owned_frontends(snapshot: &Snapshot, key: &ObjectKey) -> Vec<(Frontend, usize)> {
+    let Some(service) = snapshot.service(key) else {
+        return Vec::new();
+    };
+    service
+        .frontends()
+        .into_iter()
+        .filter(|(frontend, _)| {
+            snapshot
+                .route(frontend)
+                .is_some_and(|(owner, _)| Arc::ptr_eq(owner, service))
+        })
+        .collect()
+}
+
+/// What the rules do with one proxied frontend.
+enum Placement {
+    /// These options cannot hand it to the proxy (SCTP, UDP without TPROXY).
+    NotIntercepted,
+    /// Intercepted, labelled `namespace/name:port`; `kernel`: DNATed by the kernel itself.
+    Intercepted {
+        label: String,
+        kernel: Option<FastRoute>,
+    },
+}
+
+fn place(
+    opts: &RuleOptions,
+    frontend: &Frontend,
+    service: &Service,
+    port: &ServicePort,
+) -> Placement {
+    if !intercepts(opts, frontend) {
+        return Placement::NotIntercepted;
+    }
+    // Node ports always go through the proxy: it maps nodeIP:nodePort back to the service
+    // and applies externalTrafficPolicy (docs/proxier.md).
+    let kernel = opts
+        .fast_path
+        .as_ref()
+        .filter(|_| !frontend.is_node_port())
+        .and_then(|fp| fast_route(frontend, service, port, fp));
+    Placement::Intercepted {
+        label: format!("{}:{}", service.key, port.name),
+        kernel,
     }
 }
 

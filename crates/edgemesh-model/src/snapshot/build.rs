@@ -3,7 +3,7 @@
 //! Pure and deterministic: the same catalog and options give the same snapshot.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use foldhash::fast::RandomState as FastHash;
@@ -380,7 +380,7 @@ fn index_frontends(
     if !service.is_proxied() {
         return unclaimed;
     }
-    for (frontend, index) in service_frontends(service) {
+    for (frontend, index) in service.frontends() {
         if let Some((other, _)) = frontends.get(&frontend) {
             report.warnings.push(format!(
                 "Service {} and Service {} both claim {}; keeping {}",
@@ -403,7 +403,7 @@ fn unindex_frontends(service: &Arc<Service>, frontends: &mut FrontendIndex) -> O
     if !service.is_proxied() {
         return Some(());
     }
-    for (frontend, _) in service_frontends(service) {
+    for (frontend, _) in service.frontends() {
         match frontends.get(&frontend) {
             Some((owner, _)) if Arc::ptr_eq(owner, service) => {
                 frontends.remove(&frontend);
@@ -419,46 +419,13 @@ fn index_frontends_unclaimed(service: &Arc<Service>, frontends: &mut FrontendInd
     if !service.is_proxied() {
         return Some(());
     }
-    for (frontend, index) in service_frontends(service) {
+    for (frontend, index) in service.frontends() {
         if frontends.contains_key(&frontend) {
             return None;
         }
         frontends.insert(frontend, (Arc::clone(service), index));
     }
     Some(())
-}
-
-/// Every frontend of a proxied service with the index of its port: each ClusterIP and external
-/// IP at each port, and each node port once per IP family of the ClusterIPs.
-fn service_frontends(service: &Service) -> Vec<(Frontend, usize)> {
-    let exposure = service.kind.exposure();
-    let external_ips = exposure.map_or(&[][..], |e| &e.external_ips[..]);
-    let mut out = Vec::new();
-    for ip in service.cluster_ips().iter().chain(external_ips) {
-        for (index, port) in service.ports.iter().enumerate() {
-            let frontend = Frontend {
-                ip: *ip,
-                port: port.port,
-                protocol: port.protocol,
-            };
-            out.push((frontend, index));
-        }
-    }
-    let node_ports = exposure.map_or(&[][..], |e| &e.node_ports[..]);
-    let mut families: Vec<IpAddr> = service.cluster_ips().to_vec();
-    families.dedup_by_key(|ip| ip.is_ipv4());
-    for node_port in node_ports {
-        let index = service
-            .ports
-            .iter()
-            .position(|p| p.protocol == node_port.protocol && p.port == node_port.port);
-        let Some(index) = index else { continue };
-        for family in &families {
-            let frontend = Frontend::node_port(*family, node_port.node_port, node_port.protocol);
-            out.push((frontend, index));
-        }
-    }
-    out
 }
 
 /// `ip:port/protocol`, or `node port port/protocol`, for warnings.

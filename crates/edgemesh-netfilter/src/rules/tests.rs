@@ -221,3 +221,48 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+/// Through a random walk of changes, the rules patched for the services each Snapshot rebuilt
+/// are the rules computed whole (and most Snapshots are rebuilt incrementally, or this tests
+/// little).
+#[test]
+fn patched_rules_equal_computed_ones_through_random_changes() {
+    use edgemesh_model::{BuildOptions, Catalog, ResourceKind, SourceId};
+    let mut cluster = crate::fixtures::ChangingCluster::new(11);
+    let mut catalog = Catalog::new();
+    let relist = |catalog: &mut Catalog, cluster: &crate::fixtures::ChangingCluster| {
+        for kind in ResourceKind::ALL {
+            let items = cluster
+                .resources()
+                .into_iter()
+                .filter(|r| r.reference().kind == kind)
+                .collect();
+            catalog.replace_kind(SourceId::Manifests, kind, items);
+        }
+    };
+    let options = |version| BuildOptions {
+        version,
+        ..BuildOptions::default()
+    };
+    relist(&mut catalog, &cluster);
+    let mut before = catalog.build_next(&Snapshot::empty(), options(1)).0;
+    let mut rules = desired_rules(&before, &fast_path_on_n1());
+    let mut patched = 0;
+    for version in 2..300 {
+        let what = cluster.change();
+        relist(&mut catalog, &cluster);
+        let next = catalog.build_next(&before, options(version)).0;
+        let whole = desired_rules(&next, &fast_path_on_n1());
+        rules = match next.changes.as_deref() {
+            Some(changes) => {
+                patched += 1;
+                let rules = patch_rules(rules, &before, &next, changes);
+                assert_eq!(rules, whole, "{what}");
+                rules
+            }
+            None => whole,
+        };
+        before = next;
+    }
+    assert!(patched > 250, "only {patched} of 298 patched");
+}
