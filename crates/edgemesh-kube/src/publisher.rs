@@ -51,18 +51,20 @@ impl Publisher {
         options: BuildOptions,
         debounce: Duration,
     ) -> Self {
-        let expected = sources
+        let expected: Vec<(SourceId, ResourceKind)> = sources
             .iter()
             .flat_map(|s| inputs.kinds().map(|k| (*s, k)))
             .collect();
         let (updates, _) = watch::channel(Arc::new(Snapshot::empty()));
+        let readiness = Readiness::default();
+        readiness.set_pending(expected.iter().map(describe).collect());
         Self {
             catalog: Catalog::new(),
             options,
             expected,
             cell: Arc::new(SnapshotCell::default()),
             updates,
-            readiness: Arc::new(Readiness::default()),
+            readiness: Arc::new(readiness),
             debounce,
             reported: HashSet::new(),
         }
@@ -121,10 +123,16 @@ impl Publisher {
         drop(previous);
         self.report_new_warnings(report.warnings);
         let snapshot = Arc::new(snapshot);
-        let synced = self
+        let pending: Vec<String> = self
             .expected
             .iter()
-            .all(|(s, k)| self.catalog.is_synced(*s, *k));
+            .filter(|(s, k)| !self.catalog.is_synced(*s, *k))
+            .map(describe)
+            .collect();
+        let synced = pending.is_empty();
+        if !self.readiness.is_ready() {
+            self.readiness.set_pending(pending);
+        }
         // Marked before the Snapshot is sent: a consumer woken by it (the proxier, which
         // programs rules only from a complete Snapshot) must already see it as complete.
         if synced && !self.readiness.is_ready() {
@@ -155,6 +163,11 @@ impl Publisher {
             }
         }
     }
+}
+
+/// A (source, kind) pair as `/readyz` names it: "kube-api EndpointSlice".
+fn describe((source, kind): &(SourceId, ResourceKind)) -> String {
+    format!("{source} {kind:?}")
 }
 
 #[cfg(test)]

@@ -1,17 +1,23 @@
 //! Whether the sources have delivered a complete view: what the proxy waits for before it
 //! accepts, what the proxier waits for before it prunes, and what `/readyz` answers.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use edgemesh_model::Snapshot;
+use edgemesh_telemetry::Verdict;
 use tokio::sync::watch;
 
 /// Shared view of whether every expected (source, kind) pair has completed its first sync and
 /// a Snapshot including them has been published.
 #[derive(Debug, Default)]
-pub struct Readiness(AtomicU64);
+pub struct Readiness {
+    /// Version of the first complete Snapshot (0: not yet).
+    version: AtomicU64,
+    /// What the sources still owe, in words, until then.
+    pending: Mutex<Vec<String>>,
+}
 
 impl Readiness {
     pub fn is_ready(&self) -> bool {
@@ -21,12 +27,12 @@ impl Readiness {
     /// Version of the first Snapshot that included every source's complete view; consumers that
     /// apply Snapshots (the proxier) are caught up once they have applied this one.
     pub fn ready_version(&self) -> Option<u64> {
-        Some(self.0.load(Ordering::Acquire)).filter(|v| *v > 0)
+        Some(self.version.load(Ordering::Acquire)).filter(|v| *v > 0)
     }
 
     /// Marks `version` as the first complete Snapshot (the publisher, before publishing it).
     pub(crate) fn mark(&self, version: u64) {
-        self.0.store(version, Ordering::Release);
+        self.version.store(version, Ordering::Release);
     }
 
     /// Whether `snapshot` includes every source's first complete list. The publisher marks
@@ -69,17 +75,41 @@ impl Readiness {
         }
     }
 
-    /// Why the agent is not ready (`/readyz`), or `None`: ready once every source has delivered
-    /// a complete view *and*, when rules are installed, the rules of that view are
-    /// (`rules_synced`: the version of the last Snapshot whose rules are in place), so a ready
-    /// agent intercepts every service it reported.
-    pub fn not_ready(&self, rules_synced: Option<u64>) -> Option<&'static str> {
-        let Some(version) = self.ready_version() else {
-            return Some("waiting for the first complete sync of every source");
-        };
-        match rules_synced {
-            Some(synced) if synced < version => Some("waiting for the first rule sync"),
-            _ => None,
+    /// Records the (source, kind) pairs whose first complete list the sources still owe (the
+    /// publisher, at each rebuild until ready), for `/readyz` to name them.
+    pub(crate) fn set_pending(&self, pending: Vec<String>) {
+        *self.pending.lock().unwrap_or_else(PoisonError::into_inner) = pending;
+    }
+
+    /// `/readyz`'s "sources" component: ready once every source has delivered a complete view.
+    pub fn sources_verdict(&self) -> Verdict {
+        match self.ready_version() {
+            Some(version) => Ok(format!(
+                "every source has listed what it serves (complete from Snapshot {version})"
+            )),
+            None => {
+                let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+                Err(match pending.is_empty() {
+                    true => "waiting for the first complete list of every source".to_owned(),
+                    false => format!(
+                        "waiting for the first complete list of {}",
+                        pending.join(", ")
+                    ),
+                })
+            }
+        }
+    }
+
+    /// `/readyz`'s "rules" component (when rules are installed): ready once the rules of the
+    /// first complete view are in place (`installed`: the version of the last Snapshot whose
+    /// rules are), so a ready agent intercepts every service it reported.
+    pub fn rules_verdict(&self, installed: u64) -> Verdict {
+        match self.ready_version() {
+            None => Err("waiting for the sources' first complete view".to_owned()),
+            Some(version) if installed < version => Err(format!(
+                "waiting for the first rule sync (Snapshot {version} is complete, the rules installed are of {installed})"
+            )),
+            Some(_) => Ok(format!("the rules of Snapshot {installed} are installed")),
         }
     }
 }
@@ -115,22 +145,39 @@ mod tests {
     }
 
     #[test]
-    fn ready_needs_a_complete_view_and_its_rules_when_rules_are_installed() {
+    fn ready_needs_a_complete_view_and_its_rules_and_says_what_it_waits_for() {
         let readiness = Readiness::default();
-        let sources = Some("waiting for the first complete sync of every source");
-        let rules = Some("waiting for the first rule sync");
-        assert_eq!(readiness.not_ready(None), sources);
-        assert_eq!(readiness.not_ready(Some(9)), sources);
+        assert_eq!(
+            readiness.sources_verdict(),
+            Err("waiting for the first complete list of every source".into())
+        );
+        readiness.set_pending(vec![
+            "kube-api Service".into(),
+            "kube-api EndpointSlice".into(),
+        ]);
+        assert_eq!(
+            readiness.sources_verdict(),
+            Err(
+                "waiting for the first complete list of kube-api Service, kube-api EndpointSlice"
+                    .into()
+            )
+        );
+        assert!(
+            readiness.rules_verdict(9).is_err(),
+            "no rules before the sources"
+        );
         readiness.mark(3);
-        let cases = [
-            (None, None),
-            (Some(0), rules),
-            (Some(2), rules),
-            (Some(3), None),
-            (Some(4), None),
-        ];
-        for (rules_synced, want) in cases {
-            assert_eq!(readiness.not_ready(rules_synced), want, "{rules_synced:?}");
+        assert!(readiness.sources_verdict().is_ok());
+        for (installed, ready) in [(0, false), (2, false), (3, true), (4, true)] {
+            assert_eq!(
+                readiness.rules_verdict(installed).is_ok(),
+                ready,
+                "{installed}"
+            );
         }
+        assert_eq!(
+            readiness.rules_verdict(2),
+            Err("waiting for the first rule sync (Snapshot 3 is complete, the rules installed are of 2)".into())
+        );
     }
 }

@@ -16,6 +16,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::liveness::Liveness;
+use crate::readiness::ReadyChecks;
 use crate::reply::Reply;
 
 fn reply_of((status, body): (u16, String)) -> Reply {
@@ -62,6 +63,13 @@ impl AdminServer {
         let healthz = liveness.clone();
         self.route("/livez", move || reply_of(liveness.health()))
             .route("/healthz", move || reply_of(healthz.health()))
+    }
+
+    /// `/readyz`: 200 when every component `checks` asks is ready, else 503; one line per
+    /// component either way.
+    #[must_use]
+    pub fn readiness(self, checks: ReadyChecks) -> Self {
+        self.route("/readyz", move || reply_of(checks.answer()))
     }
 
     /// `/metrics`: `registry` encoded at each scrape.

@@ -12,6 +12,7 @@ mod liveness;
 mod logging;
 pub mod metrics;
 mod process;
+mod readiness;
 mod reply;
 
 pub use admin::{AdminServer, Route};
@@ -22,4 +23,5 @@ pub use metrics::{Kind, Readings, Readout, register_readout};
 pub use process::{ProcessMetrics, role_registry};
 pub use prometheus_client;
 pub use prometheus_client::registry::Registry;
+pub use readiness::{ReadyChecks, Verdict};
 pub use reply::Reply;

@@ -68,6 +68,17 @@ impl PeersView {
             .clone()
     }
 
+    /// The peers by their best path, for `/readyz`: "peers: 2 direct, 0 punched, 1 relayed".
+    pub fn summary(&self) -> String {
+        let totals = *self.totals.lock().unwrap_or_else(PoisonError::into_inner);
+        let parts: Vec<String> = PATHS
+            .iter()
+            .zip(&totals)
+            .map(|((_, label), t)| format!("{} {label}", t.peers))
+            .collect();
+        format!("peers: {}", parts.join(", "))
+    }
+
     fn set_body(&self, body: Vec<u8>) {
         *self.body.lock().unwrap_or_else(PoisonError::into_inner) = body;
     }

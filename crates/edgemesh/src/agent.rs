@@ -58,9 +58,13 @@ async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
         None => None,
     };
     if let Some(dns) = settings.dns.clone() {
+        let listen: Vec<String> = dns.server.listen.iter().map(|a| a.to_string()).collect();
         edgemesh_dns::settings::start(dns, mesh.publisher.cell(), &mesh.liveness)
             .await?
             .register(&mut mesh.registry);
+        // Bound by now (start fails otherwise); a server that stops later is /healthz's.
+        let serving = format!("answering on {}", listen.join(", "));
+        mesh.ready.check("dns", move || Ok(serving.clone()));
     }
     let admin = mesh.admin_routes(proxier, tunnel.as_ref());
     mesh.serve(admin, settings.admin_addr, tunnel).await

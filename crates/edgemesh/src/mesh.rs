@@ -11,7 +11,7 @@ use edgemesh_kube::source::Sources;
 use edgemesh_kube::{Inputs, Publisher};
 use edgemesh_model::BuildOptions;
 use edgemesh_netfilter::ProxierStats;
-use edgemesh_telemetry::{AdminServer, Liveness, Readout, Registry, Reply};
+use edgemesh_telemetry::{AdminServer, Liveness, Readout, ReadyChecks, Registry, Reply};
 use edgemesh_tunnel::settings::TunnelSettings;
 use edgemesh_tunnel::{PeersView, Tunnel};
 use tokio::sync::mpsc;
@@ -27,6 +27,9 @@ pub struct Mesh {
     pub publisher: Publisher,
     pub registry: Registry,
     pub liveness: Liveness,
+    /// What `/readyz` asks: the sources from the start; the rules, DNS and the tunnel as their
+    /// owners add them.
+    pub ready: ReadyChecks,
     sources: Sources,
     inputs: Inputs,
 }
@@ -43,10 +46,14 @@ impl Mesh {
         let publisher = Publisher::new(&sources.ids(), inputs, options, DEBOUNCE);
         let mut registry = edgemesh_telemetry::role_registry(role);
         publisher.register(&mut registry);
+        let ready = ReadyChecks::default();
+        let readiness = publisher.readiness();
+        ready.check("sources", move || readiness.sources_verdict());
         Self {
             publisher,
             registry,
             liveness: Liveness::default(),
+            ready,
             sources,
             inputs,
         }
@@ -60,32 +67,38 @@ impl Mesh {
         Ok(tunnel)
     }
 
-    /// `/livez` and `/healthz`, `/readyz` (with the rules of `proxier` when they are installed),
-    /// `/debug/snapshot` and `/debug/peers` (the tunnel's, whose totals go to `/metrics`).
+    /// `/livez` and `/healthz`, `/readyz` (adding the rules of `proxier` when they are installed,
+    /// and the tunnel's peers), `/debug/snapshot` and `/debug/peers` (the tunnel's, whose
+    /// totals go to `/metrics`).
     pub fn admin_routes(
         &mut self,
         proxier: Option<Arc<ProxierStats>>,
         tunnel: Option<&Tunnel>,
     ) -> AdminServer {
+        if let Some(stats) = proxier {
+            let readiness = self.publisher.readiness();
+            (self.ready).check("rules", move || {
+                readiness.rules_verdict(stats.synced_version())
+            });
+        }
         let peers = tunnel.map(|tunnel| {
             let view = PeersView::start(tunnel.handle());
             view.register(&mut self.registry);
+            let (summary, handle) = (Arc::clone(&view), tunnel.handle());
+            (self.ready).check("tunnel", move || match handle.driver_running() {
+                true => Ok(summary.summary()),
+                false => Err("the tunnel driver has stopped (see /healthz)".to_owned()),
+            });
             view
         });
-        let (cell, readiness) = (self.publisher.cell(), self.publisher.readiness());
-        let liveness = self.liveness.clone();
+        let cell = self.publisher.cell();
         AdminServer::new()
             .route("/debug/peers", move || match &peers {
                 Some(view) => Reply::json(view.body()),
                 None => Reply::text(404, "the tunnel is off (modules.edgeTunnel.enable)\n"),
             })
-            .liveness(liveness)
-            .route("/readyz", move || {
-                match readiness.not_ready(proxier.as_ref().map(|p| p.synced_version())) {
-                    None => Reply::text(200, "ready\n"),
-                    Some(problem) => Reply::text(503, format!("not ready: {problem}\n")),
-                }
-            })
+            .liveness(self.liveness.clone())
+            .readiness(self.ready.clone())
             .route("/debug/snapshot", move || {
                 match serde_json::to_vec_pretty(&*cell.load()) {
                     Ok(body) => Reply::json(body),

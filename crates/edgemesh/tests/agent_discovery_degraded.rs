@@ -268,8 +268,14 @@ fn insecure_skip_tls_verify_accepts_a_foreign_ca_and_without_it_the_log_says_why
     let ca = foreign.path("ca.crt");
     assert!(logs.contains(&format!("tlsCaFile={ca}")), "{logs}");
     agent.process.admin_addr(Duration::from_secs(5)).unwrap();
-    let (status, _) = agent.process.http_get("/readyz").unwrap();
+    let (status, body) = agent.process.http_get("/readyz").unwrap();
     assert_eq!(status, 503, "never ready against a server it cannot trust");
+    // One line per component, naming what the sources still owe.
+    assert!(
+        body.contains("[-]sources failed: waiting for the first complete list of kube-api Service"),
+        "{body}"
+    );
+    assert!(body.ends_with("not ready\n"), "{body}");
     assert!(
         !api.tls_errors().is_empty(),
         "the double saw the failed handshakes"

@@ -249,4 +249,16 @@ fn agent_readyz_implies_rules_installed() {
         set.contains(WEB),
         "ready, yet {WEB} is not intercepted:\n{set}"
     );
+    // The 200 says what each component is doing, one line each.
+    let (_, body) = agent.http_get("/readyz").unwrap();
+    let lines: Vec<&str> = body.lines().collect();
+    assert!(
+        lines[0].starts_with("[+]sources ok: every source has listed"),
+        "{body}"
+    );
+    assert!(
+        lines[1].starts_with("[+]rules ok: the rules of Snapshot"),
+        "{body}"
+    );
+    assert_eq!(lines.last(), Some(&"ready"), "{body}");
 }

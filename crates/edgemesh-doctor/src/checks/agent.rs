@@ -41,13 +41,26 @@ pub fn ready(readyz: &Fetched) -> Finding {
         Ok((200, _)) => Finding::pass(CHECK, "ready: every source synced and its rules installed"),
         Ok((status, body)) => Finding::fail(
             CHECK,
-            format!("/readyz {status}: {}", body.trim()),
+            format!("/readyz {status}: {}", failed_components(body)),
             "the agent cannot list what it needs: see the api checks below and the agent's log (docs/troubleshooting.md, \"/readyz stays 503\")",
         ),
         Err(_) => Finding::skip(
             CHECK,
             "the admin endpoint does not answer (see agent.health)",
         ),
+    }
+}
+
+/// The `[-]name failed: reason` lines of a `/readyz` body, joined; the whole body when it has
+/// none (an agent from before the per-component answer).
+fn failed_components(body: &str) -> String {
+    let failed: Vec<&str> = body
+        .lines()
+        .filter_map(|line| line.strip_prefix("[-]"))
+        .collect();
+    match failed.is_empty() {
+        true => body.trim().to_owned(),
+        false => failed.join("; "),
     }
 }
 
@@ -82,6 +95,13 @@ mod tests {
         assert_eq!(ready(&Ok((200, "ready\n".into()))).status, Status::Pass);
         let waiting = ready(&Ok((503, "not ready: waiting\n".into())));
         assert_eq!(waiting.status, Status::Fail);
+        let body = "[+]sources ok: every source has listed\n\
+                    [-]rules failed: waiting for the first rule sync\n\
+                    [-]tunnel failed: the tunnel driver has stopped\nnot ready\n";
+        assert_eq!(
+            ready(&Ok((503, body.into()))).message,
+            "/readyz 503: rules failed: waiting for the first rule sync; tunnel failed: the tunnel driver has stopped"
+        );
         assert_eq!(ready(&Err("refused".into())).status, Status::Skip);
     }
 
