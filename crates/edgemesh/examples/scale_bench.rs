@@ -111,6 +111,7 @@ fn measure(mode: &str, services: u32) {
     std::thread::sleep(Duration::from_secs(2));
     let full_apply = metric(&agent, "edgemesh_proxier_last_sync_microseconds");
     let memory = Memory::of(agent.pid());
+    save_smaps(agent.pid(), mode, services);
     let change = api
         .zip(monitor)
         .map(|(api, monitor)| change_endpoint(&ns, &agent, &api, &monitor, services / 2));
@@ -306,6 +307,18 @@ fn cpu(pid: u32) -> Duration {
         .collect();
     let ticks: u64 = fields[11..15].iter().sum(); // utime stime cutime cstime
     Duration::from_millis(ticks * 10) // USER_HZ = 100
+}
+
+/// With `SMAPS_DIR` set, keeps the agent's /proc/PID/smaps of each run there, to see which
+/// mappings (heap, binary text, stacks) the RSS is made of.
+fn save_smaps(pid: u32, mode: &str, services: u32) {
+    let Some(dir) = std::env::var_os("SMAPS_DIR") else {
+        return;
+    };
+    let smaps = std::fs::read(format!("/proc/{pid}/smaps")).unwrap();
+    let path = std::path::Path::new(&dir).join(format!("smaps-{mode}-{services}"));
+    std::fs::write(&path, smaps).unwrap();
+    eprintln!("smaps: {}", path.display());
 }
 
 /// VmRSS, VmHWM and RssAnon in MiB.
