@@ -325,7 +325,7 @@ fn namespace_exists(snapshot: &Snapshot, ns: &str) -> bool {
         .services
         .range(ObjectKey::new(ns, "")..)
         .next()
-        .is_some_and(|(k, _)| k.namespace == ns)
+        .is_some_and(|(k, _)| &*k.namespace == ns)
 }
 
 fn endpoint_matches(endpoint: &Endpoint, host: &str) -> bool {

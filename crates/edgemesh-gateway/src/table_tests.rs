@@ -230,7 +230,7 @@ fn weights_pick_in_proportion() {
     ];
     let d = Destinations::compile(&specs, "ns", &Default::default()).unwrap();
     let picks: Vec<&str> = (0..4)
-        .map(|roll| d.pick(roll).service.name.as_str())
+        .map(|roll| d.pick(roll).service.name.as_ref())
         .collect();
     assert_eq!(picks, ["a", "a", "a", "b"]);
     let zero = vec![

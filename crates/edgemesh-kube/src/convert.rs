@@ -408,7 +408,7 @@ pub fn node(node: &Node) -> Result<NodeSpec> {
         })
         .collect();
     Ok(NodeSpec {
-        name: key.name,
+        name: key.name.to_string(),
         addresses,
         pod_cidrs: pod_cidrs(node),
     })

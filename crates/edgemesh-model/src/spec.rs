@@ -3,10 +3,11 @@
 //! Sources turn API objects into these types through `TryFrom` conversions that reject bad input
 //! with a reason; everything downstream can rely on the invariants stated here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -17,24 +18,53 @@ use crate::Cidr;
 pub const SERVICE_PROXY_NAME_LABEL: &str = "service.edgemesh.kubeedge.io/service-proxy-name";
 
 /// `namespace/name` of a namespaced object (namespace is empty for cluster-scoped ones).
+///
+/// The strings are shared: a key is cloned into the catalog's index, the spec, the Snapshot's
+/// index and its Service, and a clone costs a reference count, not two allocations. Namespaces
+/// are few and repeat across every object, so they are interned as well.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ObjectKey {
-    pub namespace: String,
-    pub name: String,
+    #[serde(deserialize_with = "interned_namespace")]
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
 }
 
 impl ObjectKey {
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn new(namespace: impl AsRef<str>, name: impl Into<Arc<str>>) -> Self {
         Self {
-            namespace: namespace.into(),
+            namespace: intern_namespace(namespace.as_ref()),
             name: name.into(),
         }
     }
 
     /// Key of a cluster-scoped object such as a Node.
-    pub fn cluster(name: impl Into<String>) -> Self {
+    pub fn cluster(name: impl Into<Arc<str>>) -> Self {
         Self::new("", name)
     }
+}
+
+/// Beyond this many distinct namespaces new ones are no longer interned (each key then holds
+/// its own copy), so a cluster that creates namespaces without end cannot grow the table.
+const MAX_INTERNED_NAMESPACES: usize = 4096;
+
+/// The one shared copy of `namespace`.
+fn intern_namespace(namespace: &str) -> Arc<str> {
+    static NAMESPACES: Mutex<Option<HashSet<Arc<str>>>> = Mutex::new(None);
+    let mut table = NAMESPACES.lock().unwrap_or_else(PoisonError::into_inner);
+    let table = table.get_or_insert_with(HashSet::new);
+    if let Some(shared) = table.get(namespace) {
+        return Arc::clone(shared);
+    }
+    let shared: Arc<str> = Arc::from(namespace);
+    if table.len() < MAX_INTERNED_NAMESPACES {
+        table.insert(Arc::clone(&shared));
+    }
+    shared
+}
+
+fn interned_namespace<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
+    let namespace = String::deserialize(d)?;
+    Ok(intern_namespace(&namespace))
 }
 
 impl fmt::Display for ObjectKey {

@@ -252,7 +252,7 @@ fn build_service(
 
 /// `default/kubernetes`: the Service pods reach the apiserver by (`KUBERNETES_SERVICE_HOST`).
 fn send_apiserver_to(hub: SocketAddr, service: &mut Service) {
-    if service.key.namespace != "default" || service.key.name != "kubernetes" {
+    if &*service.key.namespace != "default" || &*service.key.name != "kubernetes" {
         return;
     }
     let hub: Arc<[Backend]> = Arc::new([Backend {

@@ -233,10 +233,7 @@ mod tests {
     async fn run(items: Vec<Item>, plan: Plan) -> (Option<Ended>, Vec<SourceEvent>) {
         let (tx, mut rx) = mpsc::channel(16);
         let stream = stream::iter(items).chain(stream::pending());
-        let key = |name: &String| ObjectKey {
-            namespace: String::new(),
-            name: name.clone(),
-        };
+        let key = |name: &String| ObjectKey::cluster(name.as_str());
         let convert = |name: &String| {
             Err(InvalidObject {
                 kind: ResourceKind::Node,

@@ -70,7 +70,7 @@ fn a_node_port_service_gets_cluster_ip_external_ip_and_node_port_frontends() {
     assert!(node_port.is_node_port());
     for frontend in &frontends {
         let (service, port) = snap.route(frontend).expect("routed");
-        assert_eq!((service.key.name.as_str(), port.port), ("web", 80));
+        assert_eq!((&*service.key.name, port.port), ("web", 80));
     }
 }
 
@@ -110,7 +110,10 @@ fn cluster_ips_and_external_ips_win_over_node_ports() {
     );
     let dst = tcp([10, 96, 0, 2], 30080);
     assert_eq!(snap.resolve(&dst), Some(dst));
-    assert_eq!(snap.route(&dst).expect("routed").0.key.name, "other");
+    assert_eq!(
+        snap.route(&dst).expect("routed").0.key.name.as_ref(),
+        "other"
+    );
 }
 
 #[test]
@@ -138,7 +141,10 @@ fn two_services_claiming_one_node_port_keep_the_first_with_a_warning() {
     catalog.upsert(SourceId::Manifests, Resource::Service(b));
     let (snap, report) = catalog.build_snapshot(BuildOptions::default());
     let node_port = Frontend::node_port(CLUSTER_IP.into(), 30080, Protocol::Tcp);
-    assert_eq!(snap.route(&node_port).expect("routed").0.key.name, "web");
+    assert_eq!(
+        snap.route(&node_port).expect("routed").0.key.name.as_ref(),
+        "web"
+    );
     assert_eq!(
         report.warnings,
         vec!["Service ns/web and Service ns/web2 both claim node port 30080/TCP; keeping ns/web"]

@@ -189,7 +189,12 @@ fn two_services_claiming_one_frontend_keep_the_first_and_warn() {
     let c = catalog_with(vec![Resource::Service(b), Resource::Service(a)]);
     let (snap, report) = c.build_snapshot(BuildOptions::default());
     assert_eq!(
-        snap.route(&frontend(1, 80)).expect("routed").0.key.name,
+        snap.route(&frontend(1, 80))
+            .expect("routed")
+            .0
+            .key
+            .name
+            .as_ref(),
         "a"
     );
     assert_eq!(report.warnings.len(), 1);
