@@ -98,7 +98,7 @@ start_agent() { # backend [kernelFastPath: true|false] [monotonicTcpTimestamps: 
     --admin-addr 127.0.0.1:0 --config "$WORK/config.yaml" >"$WORK/agent-$1.log" 2>&1 &
   AGENT=$!
   for _ in $(seq 1 200); do
-    ADMIN=$(grep -o 'admin endpoint listening on [0-9.:]*' "$WORK/agent-$1.log" | awk '{print $NF}' || true)
+    ADMIN=$(grep 'admin endpoint listening' "$WORK/agent-$1.log" | grep -o 'listen\.addr=[0-9.:]*' | cut -d= -f2 || true)
     [ -n "$ADMIN" ] && in_node curl -sf "http://$ADMIN/readyz" >/dev/null 2>&1 && break
     sleep 0.05
   done

@@ -164,8 +164,8 @@ wait_for() { # what, seconds, command...
   for _ in $(seq $((limit * 20))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
   echo "bench-gateway.sh: timed out waiting for $what" >&2; tail -20 "$WORK/gateway.log" >&2; exit 1
 }
-admin_addr() { sed -n 's/.*admin endpoint listening on \([0-9.:]*\).*/\1/p' "$WORK/gateway.log" | head -1; }
-wait_for "admin address" 20 grep -q "admin endpoint listening on" "$WORK/gateway.log"
+admin_addr() { sed -n 's/.*admin endpoint listening.* listen\.addr=\([0-9.:]*\).*/\1/p' "$WORK/gateway.log" | head -1; }
+wait_for "admin address" 20 grep -q "admin endpoint listening" "$WORK/gateway.log"
 ADMIN=$(admin_addr)
 for url in http://192.0.2.11:8080/ http://192.0.2.1:23333/ http://192.0.2.1:8081/; do
   wait_for "$url" 20 in_node curl -sf "$url"

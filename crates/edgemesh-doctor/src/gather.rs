@@ -148,6 +148,11 @@ fn file_size(path: &Path) -> Result<u64, String> {
 }
 
 /// A TCP connect to every address of every relay other than this node, in parallel.
+///
+/// A plain blocking socket, not one from `edgemesh-host`'s `SocketFactory`: the doctor probes
+/// as any process on the node would (no bypass mark), from threads with no tokio runtime, and
+/// the factory's sockets are tokio sockets registered with a runtime (docs/architecture.md,
+/// "The host seam").
 fn probe_relays(plan: &Plan, timeout: Duration) -> Vec<RelayProbe> {
     let Some(tunnel) = &plan.tunnel else {
         return Vec::new();

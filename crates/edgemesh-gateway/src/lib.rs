@@ -128,7 +128,7 @@ fn log_changes(table: &RouteTable, told: &mut Vec<Problem>) {
         tracing::warn!(object = %problem.object, problem = %problem.message, "gateway route table");
     }
     for gone in told.iter().filter(|p| !now.contains(p)) {
-        tracing::info!(object = %gone.object, "gateway: problem resolved: {}", gone.message);
+        tracing::info!(object = %gone.object, problem = %gone.message, "gateway route table: problem resolved");
     }
     *told = now;
 }

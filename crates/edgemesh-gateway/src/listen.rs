@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use edgemesh_host::{HostSockets, SocketFactory};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
@@ -77,15 +78,11 @@ impl Drop for Listeners {
     }
 }
 
+/// A listener from the host seam (`SO_REUSEADDR`, backlog 1,024). Listeners are plain in every
+/// factory (a mark would be inherited by each accepted connection), so the default one serves;
+/// [`serve`] sets `TCP_NODELAY` on each accepted connection.
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = match addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
-    socket.set_reuseaddr(true)?;
-    socket.set_nodelay(true)?;
-    socket.bind(addr)?;
-    socket.listen(1024)
+    HostSockets::default().tcp_bind(addr)
 }
 
 async fn accept_loop(listener: TcpListener, port: u16, shared: Arc<Shared>) {

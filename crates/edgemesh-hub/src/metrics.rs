@@ -1,4 +1,5 @@
-//! Prometheus metrics of the hub, registered in the registry the binary passes in.
+//! Prometheus metrics of the hub, registered by [`crate::Hub::start`] in the registry it is given
+//! (`role.rs` makes the hub's own and serves it on the admin endpoint).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

@@ -38,6 +38,8 @@ pub async fn handle(
     let (response, served_by) = route(&state, request, &info, &client).await;
     let code = response.status().as_u16();
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    // The one log line with values in its message: it keeps edge-hub's access-log shape, which
+    // people coming from edge-hub read and grep (docs/edge-hub.md).
     tracing::info!(
         served_by = served_by.as_str(),
         "{} {} {}: {path} with status code {code}, spent {:?}",

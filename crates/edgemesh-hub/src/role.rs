@@ -61,12 +61,13 @@ pub async fn serve(
         .await
         .map_err(|error| RoleError::Admin { addr, error })?;
     tokio::spawn(admin_serving);
-    tracing::info!("admin endpoint listening on {admin_addr}");
+    // Tests read the addresses from these lines (edgemesh-testkit's `process` and `hub`).
+    tracing::info!(listen.addr = %admin_addr, "admin endpoint listening");
     if let Some(addr) = hub.secure_addr {
-        tracing::info!("hub listening on https://{addr}");
+        tracing::info!(listen.addr = %addr, "hub listening for HTTPS");
     }
     if let Some(addr) = hub.insecure_addr {
-        tracing::info!("hub listening on http://{addr}");
+        tracing::info!(listen.addr = %addr, "hub listening for plain HTTP");
     }
     let flusher = status.clone();
     let result = tokio::select! {
@@ -116,7 +117,7 @@ async fn ensure_device(name: &str, ip: IpAddr) -> Result<(), HubError> {
             error: Box::new(error),
         })?;
     if status.created || status.address_added {
-        tracing::info!("device {name} carries {ip}");
+        tracing::info!(device = %name, %ip, "device carries the hub's address");
     }
     Ok(())
 }

@@ -160,7 +160,8 @@ impl EventApplier {
             tracing::warn!(
                 agent = %self.agent,
                 resource = %self.key.dir_name(),
-                "watch stream sent more than {MAX_EVENT_LINE} bytes without a line end; its events are no longer cached"
+                limit.bytes = MAX_EVENT_LINE,
+                "watch stream sent more than the limit without a line end; its events are no longer cached"
             );
             self.pending = BytesMut::new();
             self.abandoned = true;

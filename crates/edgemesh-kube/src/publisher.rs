@@ -158,7 +158,7 @@ impl Publisher {
     fn report_new_warnings(&mut self, warnings: Vec<String>) {
         for warning in warnings {
             if !self.reported.contains(&warning) {
-                tracing::warn!("{warning}");
+                tracing::warn!(%warning, "snapshot");
                 self.reported.insert(warning);
             }
         }

@@ -1,5 +1,6 @@
-//! The seam every upstream connection goes through: a direct socket today, a tunnel stream to
-//! the endpoint's node later.
+//! The seam every upstream connection goes through: [`DirectDialer`] connects a socket from the
+//! host seam; `edgemesh_tunnel::TunnelDialer` wraps it and sends endpoints on other nodes through
+//! the tunnel as streams ([`Upstream::Stream`]) and datagram channels.
 
 use std::fmt;
 use std::io;

@@ -110,7 +110,7 @@ async fn serve(listener: TcpListener, server: Arc<AdminServer>) {
         let (stream, _) = match listener.accept().await {
             Ok(conn) => conn,
             Err(e) => {
-                tracing::warn!("admin endpoint accept failed: {e}");
+                tracing::warn!(error = %e, "admin endpoint accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }

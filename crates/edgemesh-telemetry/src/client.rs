@@ -1,6 +1,11 @@
 //! The client side of the admin endpoint: a tiny blocking HTTP/1.1 GET, one request per
 //! connection (`Connection: close`), every step under one timeout. `edgemesh doctor` reads the
 //! agent's and the hub's admin endpoints with it, the playground its agents and pods.
+//!
+//! Its socket is a plain blocking `std::net::TcpStream`, not one from `edgemesh-host`'s
+//! `SocketFactory`: the callers are command-line tools with no tokio runtime (the factory's
+//! sockets are tokio sockets registered with one), and a GET to an admin endpoint needs none of
+//! the options the seam exists to set (bypass mark, transparent).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -12,8 +12,10 @@ use std::time::Duration;
 use crate::netns::Netns;
 use crate::process::Process;
 
-/// Printed by the hub once its plain-HTTP front listens, followed by the address.
-pub const PLAIN_LISTENING: &str = "hub listening on http://";
+/// Logged by the hub once its plain-HTTP front listens; the address is the line's `listen.addr`.
+pub const PLAIN_LISTENING: &str = "hub listening for plain HTTP";
+/// Logged by the hub once its HTTPS front listens; the address is the line's `listen.addr`.
+pub const SECURE_LISTENING: &str = "hub listening for HTTPS";
 
 /// The arguments of one `edgemesh hub` command, each flag at most once.
 #[derive(Debug, Clone)]
@@ -80,9 +82,10 @@ impl HubCommand {
     }
 }
 
-/// The address in the hub's "listening on http://ADDR" log line.
+/// The address in the hub's [`PLAIN_LISTENING`] log line.
 pub fn plain_address(line: &str) -> Option<SocketAddr> {
-    line.rsplit(PLAIN_LISTENING).next()?.trim().parse().ok()
+    line.contains(PLAIN_LISTENING).then_some(())?;
+    crate::process::listen_addr(line)
 }
 
 #[cfg(test)]
@@ -106,11 +109,18 @@ mod tests {
 
     #[test]
     fn the_plain_front_address_is_read_from_the_log_line() {
-        let line = "2026-12-04T10:00:00Z INFO hub listening on http://127.0.0.1:40123";
+        let line = "2026-12-04T10:00:00Z  INFO edgemesh_hub::role: hub listening for plain HTTP listen.addr=127.0.0.1:40123";
         assert_eq!(
             plain_address(line),
             Some("127.0.0.1:40123".parse().unwrap())
         );
-        assert_eq!(plain_address("hub listening on http://nonsense"), None);
+        assert_eq!(
+            plain_address("hub listening for plain HTTP listen.addr=nonsense"),
+            None
+        );
+        assert_eq!(
+            plain_address("hub listening for HTTPS listen.addr=127.0.0.1:1"),
+            None
+        );
     }
 }

@@ -15,8 +15,9 @@ use nix::unistd::Pid;
 
 use crate::netns::{Netns, run_in};
 
-/// What the agent logs once its admin server is bound (followed by the address).
-pub const ADMIN_LISTENING: &str = "admin endpoint listening on ";
+/// What the agent, the gateway and the hub log once their admin server is bound; the address is
+/// the line's `listen.addr` field.
+pub const ADMIN_LISTENING: &str = "admin endpoint listening";
 
 const POLL: Duration = Duration::from_millis(50);
 
@@ -153,7 +154,7 @@ impl Process {
         }
     }
 
-    /// The admin address the agent logged (after `admin endpoint listening on `).
+    /// The admin address the agent logged (`listen.addr` of its `admin endpoint listening` line).
     pub fn admin_addr(&mut self, timeout: Duration) -> io::Result<SocketAddr> {
         if let Some(addr) = self.admin {
             return Ok(addr);
@@ -255,16 +256,33 @@ impl Drop for Process {
     }
 }
 
-/// Reads the address after [`ADMIN_LISTENING`] in a log line, leniently: quotes, `key=`
-/// prefixes and trailing fields are ignored.
+/// The `listen.addr` of an [`ADMIN_LISTENING`] log line.
 pub fn parse_admin_addr(line: &str) -> Option<SocketAddr> {
-    let start = line.find(ADMIN_LISTENING)? + ADMIN_LISTENING.len();
-    let rest = line[start..].trim_start_matches(['"', '\'', '\\', ' ']);
-    let token = rest
-        .split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '}' | '\\'))
-        .next()?;
-    let token = token.rsplit('=').next()?;
-    token.parse().ok()
+    line.contains(ADMIN_LISTENING).then_some(())?;
+    listen_addr(line)
+}
+
+/// The `listen.addr` field of a log line (`listen.addr=ADDR` in text, `"listen.addr":"ADDR"` in
+/// JSON), as the binary logs what it listens on.
+pub fn listen_addr(line: &str) -> Option<SocketAddr> {
+    log_field(line, "listen.addr")?.parse().ok()
+}
+
+/// The value of field `name` in a log line, text (`name=value`, quotes removed) or JSON
+/// (`"name":"value"`); a text value ends at the first space.
+pub fn log_field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let text = format!(" {name}=");
+    let json = format!("\"{name}\":");
+    let rest = if let Some(at) = line.find(&text) {
+        &line[at + text.len()..]
+    } else {
+        let at = line.find(&json)?;
+        &line[at + json.len()..]
+    };
+    let rest = rest.trim_start_matches(['"', '\\']);
+    rest.split(|c: char| c.is_whitespace() || matches!(c, '"' | ',' | '}' | '\\'))
+        .next()
+        .filter(|value| !value.is_empty())
 }
 
 #[cfg(test)]
@@ -275,30 +293,24 @@ mod tests {
     fn admin_addr_is_found_in_many_log_formats() {
         let cases = [
             (
-                "INFO admin endpoint listening on 127.0.0.1:4001",
+                "2026-12-06T20:00:00Z  INFO edgemesh::mesh: admin endpoint listening listen.addr=127.0.0.1:4001",
                 Some("127.0.0.1:4001"),
             ),
             (
-                r#"{"fields":{"message":"admin endpoint listening on 127.0.0.1:80"},"level":"INFO"}"#,
+                r#"{"fields":{"message":"admin endpoint listening","listen.addr":"127.0.0.1:80"},"level":"INFO"}"#,
                 Some("127.0.0.1:80"),
             ),
             (
-                "admin endpoint listening on \"127.0.0.1:9\" pid=3",
+                "admin endpoint listening listen.addr=\"127.0.0.1:9\" pid=3",
                 Some("127.0.0.1:9"),
             ),
             (
-                "admin endpoint listening on addr=127.0.0.1:9",
-                Some("127.0.0.1:9"),
-            ),
-            (
-                "admin endpoint listening on [::1]:8080 extra",
+                "admin endpoint listening listen.addr=[::1]:8080 extra=1",
                 Some("[::1]:8080"),
             ),
-            (
-                r#"{"message":"admin endpoint listening on \"127.0.0.1:7\""}"#,
-                Some("127.0.0.1:7"),
-            ),
-            ("admin endpoint listening on nowhere", None),
+            ("admin endpoint listening listen.addr=nowhere", None),
+            ("admin endpoint listening", None),
+            ("tunnel listening listen.addr=127.0.0.1:9", None),
             ("something else", None),
         ];
         for (line, want) in cases {

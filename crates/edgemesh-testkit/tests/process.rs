@@ -46,7 +46,8 @@ fn process_netns_admin_endpoint_is_reached_from_inside_the_namespace() {
     let ns = Netns::new("proc").unwrap();
     let listener = ns.run(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
     let addr = listener.local_addr().unwrap();
-    let script = format!("echo 'INFO admin endpoint listening on {addr} extra=1'; sleep 30");
+    let script =
+        format!("echo 'INFO admin endpoint listening listen.addr={addr} extra=1'; sleep 30");
     let mut p = Process::start("sh", &["-c", &script], Some(&ns)).unwrap();
     assert_eq!(p.admin_addr(Duration::from_secs(5)).unwrap(), addr);
     let server = std::thread::spawn(move || {

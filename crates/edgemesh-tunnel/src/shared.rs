@@ -226,7 +226,7 @@ fn log_conflict(node: &str, peer: PeerId, bound: PeerId, attested: bool, evidenc
 }
 
 /// Answers each stream of `incoming` in a task of its own until the tunnel stops; an answer
-/// that takes longer than `timeout` is dropped (logged at debug: "`what` timed out").
+/// that takes longer than `timeout` is dropped (logged at debug: `timed out`, with `what`).
 pub(crate) async fn serve_each<F, Fut>(
     shared: Arc<Shared>,
     mut incoming: libp2p_stream::IncomingStreams,
@@ -241,7 +241,7 @@ pub(crate) async fn serve_each<F, Fut>(
         let answered = tokio::time::timeout(timeout, answer(Arc::clone(&shared), peer, stream));
         tokio::spawn(async move {
             if answered.await.is_err() {
-                tracing::debug!(peer.id = %peer, "{what} timed out");
+                tracing::debug!(peer.id = %peer, what, "timed out");
             }
         });
     }

@@ -348,7 +348,7 @@ fn netns_identity_pnet_mesh_keeps_members_without_certificates() -> Result<()> {
     .with_context(|| w.procs[a1].logs())?;
     let logs = plain(&w.procs[a1].logs());
     assert!(
-        logs.contains("peers without a valid attestation are trusted on first use"),
+        logs.contains("unattested_peers=trusted on first use"),
         "auto in pnet mode must be TOFU:\n{logs}"
     );
     assert!(

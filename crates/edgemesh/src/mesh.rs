@@ -123,8 +123,9 @@ impl Mesh {
             .bind(admin_addr)
             .await
             .with_context(|| format!("cannot listen on admin address {admin_addr}"))?;
-        // Tests and scripts read the address from this message: keep it in the text.
-        tracing::info!("admin endpoint listening on {addr}");
+        // Tests and scripts read the address from this line's `listen.addr` (testkit's
+        // `parse_admin_addr`, scripts/bench-gateway.sh and bench-datapath.sh): keep both names.
+        tracing::info!(listen.addr = %addr, "admin endpoint listening");
         tokio::spawn(serving);
         process::shutdown_signal().await;
         tracing::info!("shutting down");

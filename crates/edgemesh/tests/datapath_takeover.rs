@@ -145,9 +145,10 @@ fn agent_that_may_not_list_services_leaves_the_previous_rules_in_place() {
     ];
     let bin = env!("CARGO_BIN_EXE_edgemesh");
     let mut second = Process::start(bin, &args, Some(cluster.node.netns())).unwrap();
-    second
-        .wait_for_log("forbids services", Duration::from_secs(10))
+    let forbidden = second
+        .wait_for_log("the API server forbids the watch", Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("{e}\n{}", second.logs()));
+    assert!(forbidden.contains("grant=services"), "{forbidden}");
     // Well past the first list of every other kind and a Snapshot rebuild.
     std::thread::sleep(Duration::from_secs(2));
     let rules_after = cluster.nft_set();

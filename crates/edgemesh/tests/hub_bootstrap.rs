@@ -12,8 +12,8 @@ use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
 use edgemesh_testkit::apiserver::{ApiServer, CsrPolicy, KUBELET_SERVING, SigningCa};
-use edgemesh_testkit::hub::HubCommand;
-use edgemesh_testkit::process::Process;
+use edgemesh_testkit::hub::{HubCommand, SECURE_LISTENING};
+use edgemesh_testkit::process::{Process, listen_addr};
 use edgemesh_testkit::tls::Certs;
 use serde_json::Value;
 
@@ -349,11 +349,9 @@ fn the_running_hub_renews_and_reloads_a_short_lived_certificate() {
     let renewed = std::fs::read(&pair.cert).unwrap();
     assert_ne!(first, renewed, "the certificate file was not replaced");
     // The listener serves the renewed certificate, without a restart.
-    let line = hub
-        .wait_for_log("hub listening on https://", limit)
-        .unwrap();
-    let addr = line.rsplit("https://").next().unwrap().trim();
-    let served = served_fingerprint(addr);
+    let line = hub.wait_for_log(SECURE_LISTENING, limit).unwrap();
+    let addr = listen_addr(&line).unwrap().to_string();
+    let served = served_fingerprint(&addr);
     let on_disk = openssl(&["x509", "-in", path(&pair.cert), "-noout", "-fingerprint"]);
     assert_eq!(served, on_disk, "{}", hub.logs());
     assert!(csrs(&api).len() >= 2, "{}", hub.logs());

@@ -62,6 +62,8 @@ fn query(server: SocketAddr, name: &str, timeout: Duration) -> Result<Answer, St
     message.metadata.recursion_desired = true;
     message.add_query(Query::query(fqdn, RecordType::A));
     let bytes = message.to_vec().map_err(|e| e.to_string())?;
+    // A plain blocking socket, as for the relay probes (`gather.rs`): the doctor asks as any
+    // process on the node would, with no tokio runtime for a `SocketFactory` socket.
     let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).map_err(|e| e.to_string())?;
     let started = Instant::now();
     let mut buf = [0u8; 4096];

@@ -51,7 +51,9 @@ fn configure(config: &mut Config, tls: &MetaServerTls) -> Result<(), ClientError
         // servers that ask for it.
         match client_identity(tls) {
             Ok(()) => set_identity(config, tls),
-            Err(e) => tracing::info!("no client certificate presented to the metaServer: {e}"),
+            Err(e) => {
+                tracing::info!(error = %e, "no client certificate presented to the metaServer")
+            }
         }
     } else {
         let roots = ca_certificates(&tls.ca_file)?;

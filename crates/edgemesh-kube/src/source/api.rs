@@ -112,9 +112,9 @@ async fn watch_nodes(client: Client, events: Events) {
     .await;
     if let Ended::Refused(refusal) = ended {
         tracing::warn!(
-            "Nodes cannot be listed ({}); node addresses stay unknown, so the SOCKS5 proxy cannot resolve node names and the tunnel does not accept requests for this node's own addresses. {}",
-            refusal.message(),
-            fix(NODES, &refusal)
+            reason = %refusal.message(),
+            hint = %fix(NODES, &refusal),
+            "Nodes cannot be listed; node addresses stay unknown, so the SOCKS5 proxy cannot resolve node names and the tunnel does not accept requests for this node's own addresses"
         );
     }
 }
@@ -146,20 +146,22 @@ async fn watch_endpoints(client: Client, events: Events, endpoints: EndpointsApi
                 return;
             };
             tracing::warn!(
-                "EndpointSlices cannot be listed ({}); watching core Endpoints instead. {}",
-                refusal.message(),
-                fix(ENDPOINT_SLICES, &refusal)
+                reason = %refusal.message(),
+                hint = %fix(ENDPOINT_SLICES, &refusal),
+                "EndpointSlices cannot be listed; watching core Endpoints instead"
             );
         }
         Ok(false) if endpoints == EndpointsApi::CoreOnly => {
             tracing::info!("KubeEdge metaServer: watching core Endpoints, as EdgeMesh does")
         }
         Ok(false) => tracing::info!(
-            "the API server does not serve {SLICES_API} EndpointSlices; watching core Endpoints"
+            api_version = %SLICES_API,
+            "the API server does not serve EndpointSlices; watching core Endpoints"
         ),
         Err(refusal) => tracing::info!(
-            "the API server does not answer API discovery for {SLICES_API} ({}); watching core Endpoints",
-            refusal.message()
+            api_version = %SLICES_API,
+            reason = %refusal.message(),
+            "the API server does not answer API discovery for EndpointSlices; watching core Endpoints"
         ),
     }
     not_served(&events, ResourceKind::EndpointSlice).await;
@@ -180,9 +182,9 @@ async fn watch_pods(client: Client, events: Events) {
     .await;
     if let Ended::Refused(refusal) = ended {
         tracing::warn!(
-            "Pods cannot be listed ({}); routes to a DestinationRule subset find no endpoint. {}",
-            refusal.message(),
-            fix(PODS, &refusal)
+            reason = %refusal.message(),
+            hint = %fix(PODS, &refusal),
+            "Pods cannot be listed; routes to a DestinationRule subset find no endpoint"
         );
     }
 }
@@ -199,9 +201,9 @@ async fn watch_secrets(client: Client, events: Events) {
     .await;
     if let Ended::Refused(refusal) = ended {
         tracing::warn!(
-            "Secrets cannot be listed ({}); servers with a credentialName cannot terminate TLS. {}",
-            refusal.message(),
-            fix(SECRETS, &refusal)
+            reason = %refusal.message(),
+            hint = %fix(SECRETS, &refusal),
+            "Secrets cannot be listed; servers with a credentialName cannot terminate TLS"
         );
     }
 }
@@ -261,7 +263,9 @@ async fn watch_istio(client: Client, events: Events, istio: IstioKind) {
             Some(version) => {
                 if told == Some(IstioState::NotInstalled) {
                     tracing::info!(
-                        "Istio {kind}s are served now ({ISTIO_GROUP}/{version}); watching them"
+                        %kind,
+                        api_version = %format_args!("{ISTIO_GROUP}/{version}"),
+                        "Istio kind served now; watching it"
                     );
                 }
                 match watch_istio_of(&client, version, &events, istio).await {
@@ -290,16 +294,24 @@ impl IstioState {
         let IstioKind { kind, without, .. } = istio;
         match self {
             IstioState::NotInstalled => tracing::info!(
-                "Istio {kind} CRD not installed; {without} (checking again every {CRD_RECHECK:?})"
+                %kind,
+                effect = %without,
+                recheck = ?CRD_RECHECK,
+                "Istio CRD not installed; checking again"
             ),
             IstioState::Refused(refusal @ Refusal::Forbidden(_)) => tracing::warn!(
-                "{kind}s cannot be listed ({}); {without}. {}",
-                refusal.message(),
-                fix(istio.grant, refusal)
+                %kind,
+                reason = %refusal.message(),
+                effect = %without,
+                hint = %fix(istio.grant, refusal),
+                "Istio kind cannot be listed"
             ),
             IstioState::Refused(refusal) => tracing::info!(
-                "{kind}s are not served ({}); {without} (checking again every {CRD_RECHECK:?})",
-                refusal.message()
+                %kind,
+                reason = %refusal.message(),
+                effect = %without,
+                recheck = ?CRD_RECHECK,
+                "Istio kind not served; checking again"
             ),
         }
     }
@@ -349,8 +361,11 @@ async fn istio_version(
             Err(refusal) => {
                 if first {
                     tracing::info!(
-                        "API discovery for {api_version} refused ({}); watching {ISTIO_GROUP}/{ISTIO_FALLBACK_VERSION} {kind}s directly",
-                        refusal.message()
+                        %kind,
+                        %api_version,
+                        reason = %refusal.message(),
+                        fallback = %format_args!("{ISTIO_GROUP}/{ISTIO_FALLBACK_VERSION}"),
+                        "API discovery refused; watching the fallback version directly"
                     );
                 }
                 return Some(ISTIO_FALLBACK_VERSION);
@@ -393,12 +408,14 @@ where
             Ok(answer) => return answer,
             Err(e) => {
                 tracing::warn!(
-                    "API discovery failed, retrying in {DISCOVERY_RETRY:?}: {}",
-                    describe(&e)
+                    error = %describe(&e),
+                    retry_in = ?DISCOVERY_RETRY,
+                    "API discovery failed; retrying"
                 );
                 if let Some((events, kind)) = release.take() {
                     tracing::warn!(
-                        "readiness does not wait for {kind}s while API discovery fails (still trying)"
+                        %kind,
+                        "readiness does not wait for the kind while API discovery fails (still trying)"
                     );
                     not_served(events, kind).await;
                 }

@@ -134,7 +134,7 @@ impl ManifestsDir {
             })?;
         for (path, why) in walk.skipped {
             if self.reported.insert(path.clone()) {
-                tracing::warn!("manifests: {}: {why}; skipped", path.display());
+                tracing::warn!(path = %path.display(), reason = %why, "manifests: skipped");
             }
         }
         let present = walk.files;
@@ -160,8 +160,9 @@ impl ManifestsDir {
                 }
                 Err(message) => {
                     tracing::error!(
-                        "manifests: {}: {message}; keeping its previous content",
-                        path.display()
+                        path = %path.display(),
+                        error = %message,
+                        "manifests: cannot load the file; keeping its previous content"
                     );
                     // Remember the stamp so the same broken content is reported once.
                     let resources = self
@@ -225,7 +226,7 @@ impl Walk {
             };
             if meta.is_dir() && depth < MAX_DEPTH {
                 if let Err(e) = self.collect(&path, depth + 1) {
-                    tracing::debug!("manifests: {}: {e}", path.display());
+                    tracing::debug!(path = %path.display(), error = %e, "manifests: directory not read");
                 }
             } else if is_manifest(&path) {
                 if meta.is_file() {
@@ -300,7 +301,7 @@ fn read_file(path: &Path, inputs: Inputs) -> Result<Vec<Resource>, String> {
                 Decoded::Resource(r) => resources.push(r),
                 Decoded::Ignored => {}
                 Decoded::Invalid(e) => {
-                    tracing::warn!("manifests: {}: skipping {e}", path.display());
+                    tracing::warn!(path = %path.display(), error = %e, "manifests: skipping an invalid object");
                 }
             }
         }
@@ -388,7 +389,7 @@ async fn rescanned(mut dir: ManifestsDir) -> (ManifestsDir, Result<bool, Manifes
         Ok(done) => done,
         // The scan panicked: start from nothing rather than stop watching.
         Err(e) => {
-            tracing::error!("manifests: rescan of {} failed: {e}", root.display());
+            tracing::error!(path = %root.display(), error = %e, "manifests: rescan failed");
             let fresh = ManifestsDir::new(&root).settling(QUIET).reading(inputs);
             (fresh, Ok(false))
         }
@@ -414,7 +415,9 @@ async fn wait_for_change(mut dir: ManifestsDir, wake: &mut mpsc::Receiver<()>) -
         match result {
             Ok(true) => return dir,
             Ok(false) => {}
-            Err(e) => tracing::warn!("{e}; keeping the last good state"),
+            Err(e) => {
+                tracing::warn!(error = %e, "manifests: rescan failed; keeping the last good state")
+            }
         }
     }
 }

@@ -153,14 +153,16 @@ fn log_summary(
             node,
             cert = ?config.credential.as_ref().map(|f| f.cert.display().to_string()),
             trusted_cas = ?cas,
-            "node identity: attesting this node's name with its node certificate; peers without a valid attestation are {unattested}"
+            unattested_peers = %unattested,
+            "node identity: attesting this node's name with its node certificate"
         ),
         Err(reason) => tracing::warn!(
             node,
             %reason,
             trusted_cas = ?cas,
             ?psk_mode,
-            "node identity: this node cannot attest its name (other nodes trust it on first use only); peers without a valid attestation are {unattested}"
+            unattested_peers = %unattested,
+            "node identity: this node cannot attest its name (other nodes trust it on first use only)"
         ),
     }
 }

@@ -9,7 +9,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use edgemesh_testkit::apiserver::ApiServer;
-use edgemesh_testkit::hub::HubCommand;
+use edgemesh_testkit::hub::{HubCommand, PLAIN_LISTENING, SECURE_LISTENING};
 use edgemesh_testkit::netns::{Netns, require_root};
 use edgemesh_testkit::process::Process;
 pub use edgemesh_testkit::tls::Certs;
@@ -150,7 +150,7 @@ impl World {
         ];
         args.extend_from_slice(extra);
         let mut hub = Process::start(BIN, &args, Some(&self.edge)).unwrap();
-        hub.wait_for_log("hub listening on http://", Duration::from_secs(20))
+        hub.wait_for_log(PLAIN_LISTENING, Duration::from_secs(20))
             .unwrap();
         hub.admin_addr(Duration::from_secs(5)).unwrap();
         hub
@@ -195,7 +195,7 @@ fn start_front(cloud: &Netns, api: &ApiServer, certs: &Certs, cache: &Path) -> P
         .flag("--heartbeat-path", "/version");
     let mut front = Process::start(BIN, &command.args(), Some(cloud)).unwrap();
     front
-        .wait_for_log("hub listening on https://", Duration::from_secs(20))
+        .wait_for_log(SECURE_LISTENING, Duration::from_secs(20))
         .unwrap();
     front
 }
@@ -282,7 +282,7 @@ pub fn plain_hub(ns: &Netns, api: &ApiServer, cache: &Path, wrapper: &[&str]) ->
     argv.extend(command.args());
     let mut hub = Process::start(argv[0], &argv[1..], Some(ns)).unwrap();
     hub.wait_for_log(
-        &format!("hub listening on http://{PLAIN_HUB}"),
+        &format!("{PLAIN_LISTENING} listen.addr={PLAIN_HUB}"),
         Duration::from_secs(20),
     )
     .unwrap_or_else(|e| panic!("hub did not listen: {e}\n{}", hub.logs()));

@@ -78,7 +78,7 @@ where
             match tokio::time::timeout_at(deadline, stream.next()).await {
                 Ok(item) => item,
                 Err(_) => {
-                    tracing::warn!(%kind, "not listed within {OPTIONAL_WAIT:?}; readiness does not wait for it (still trying)");
+                    tracing::warn!(%kind, within = ?OPTIONAL_WAIT, "not listed in time; readiness does not wait for it (still trying)");
                     waiting = false;
                     if !send(&events, not_served(kind)).await {
                         return Ended::Closed;
@@ -161,15 +161,17 @@ fn report_error(plan: Plan, error: &watcher::Error, refusal: Option<&Refusal>, p
     match refusal {
         Some(refusal @ Refusal::Forbidden(_)) => tracing::error!(
             %kind,
-            "the API server forbids {} (retrying in {pause:?}): {}; {}",
-            plan.grant,
-            describe(error),
-            plan.grant.hint(refusal)
+            grant = %plan.grant,
+            retry_in = ?pause,
+            error = %describe(error),
+            hint = %plan.grant.hint(refusal),
+            "the API server forbids the watch; retrying"
         ),
         _ => tracing::warn!(
             %kind,
-            "watch error (retrying in {pause:?}): {}",
-            describe(error)
+            retry_in = ?pause,
+            error = %describe(error),
+            "watch error; retrying"
         ),
     }
 }
@@ -192,7 +194,7 @@ fn valid<K>(
     object: &K,
 ) -> Option<Resource> {
     convert(object)
-        .map_err(|e| tracing::warn!("skipping {e}"))
+        .map_err(|error| tracing::warn!(%error, "skipping an invalid object"))
         .ok()
         .flatten()
 }
