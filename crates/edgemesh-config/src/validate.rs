@@ -105,6 +105,21 @@ fn check_proxy(proxy: &EdgeProxy, v: &mut Collector) {
     if let Some(hub) = &proxy.edge_hub_address {
         v.checked("modules.edgeProxy.edgeHubAddress", hub);
     }
+    v.at_least(
+        "modules.edgeProxy.tcpIdleTimeout",
+        proxy.tcp_idle_timeout,
+        0,
+    );
+    v.at_least(
+        "modules.edgeProxy.udpIdleTimeout",
+        proxy.udp_idle_timeout,
+        1,
+    );
+    v.at_least(
+        "modules.edgeProxy.maxUdpSessions",
+        proxy.max_udp_sessions,
+        1,
+    );
 }
 
 /// A `loadBalancer.consistentHash` ring at `prefix`.

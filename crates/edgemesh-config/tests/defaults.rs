@@ -75,6 +75,14 @@ fn defaults_are_edgemesh_defaults() {
     assert_eq!(mode, Some(ServiceFilterMode::FilterIfLabelExists));
     assert_eq!(proxy.listen_port.get(), Some(Port(40001)));
     assert_eq!(proxy.backend.get(), Some(ProxyBackend::Auto));
+    assert_eq!(
+        (
+            proxy.tcp_idle_timeout,
+            proxy.udp_idle_timeout,
+            proxy.max_udp_sessions
+        ),
+        (900, 120, 65_536)
+    );
 
     let t = &c.modules.edge_tunnel;
     assert!(!t.enable && !t.enable_ipfs_log);

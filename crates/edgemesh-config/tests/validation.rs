@@ -93,6 +93,18 @@ fn each_invalid_value_yields_its_exact_message() {
             "modules.edgeTunnel.relayNodes[0].advertiseAddress[1]: invalid value 'relay.example' (allowed: an IP address, e.g. 203.0.113.7)",
         ),
         (
+            "modules:\n  edgeProxy:\n    tcpIdleTimeout: -1\n",
+            "modules.edgeProxy.tcpIdleTimeout: invalid value '-1' (allowed: an integer >= 0)",
+        ),
+        (
+            "modules:\n  edgeProxy:\n    udpIdleTimeout: 0\n",
+            "modules.edgeProxy.udpIdleTimeout: invalid value '0' (allowed: an integer >= 1)",
+        ),
+        (
+            "modules:\n  edgeProxy:\n    maxUdpSessions: 0\n",
+            "modules.edgeProxy.maxUdpSessions: invalid value '0' (allowed: an integer >= 1)",
+        ),
+        (
             "modules:\n  edgeTunnel:\n    heartbeatPeriod: 0\n",
             "modules.edgeTunnel.heartbeatPeriod: invalid value '0' (allowed: an integer >= 1)",
         ),

@@ -27,7 +27,8 @@ impl Activity {
         self.last_ms.store(ms, Relaxed);
     }
 
-    fn last(&self) -> Instant {
+    /// When something last moved (the creation time until the first [`Activity::touch`]).
+    pub fn last(&self) -> Instant {
         self.start + Duration::from_millis(self.last_ms.load(Relaxed))
     }
 

@@ -8,8 +8,9 @@
 use std::net::SocketAddr;
 
 use edgemesh_host::{
-    HostSockets, SocketFactory, TPROXY_TABLE, TRANSPARENT_RECEIVE_BUFFER, UPSTREAM_RECEIVE_BUFFER,
-    ensure_bridge_device, ensure_tproxy_route, remove_bridge_device, remove_tproxy_route,
+    HostSockets, Keepalive, SocketFactory, TPROXY_TABLE, TRANSPARENT_RECEIVE_BUFFER,
+    UPSTREAM_RECEIVE_BUFFER, ensure_bridge_device, ensure_tproxy_route, keep_alive,
+    remove_bridge_device, remove_tproxy_route,
 };
 use edgemesh_testkit::netns::{Netns, require_root};
 use socket2::SockRef;
@@ -45,6 +46,32 @@ fn dialing_sockets_carry_the_mark_and_nodelay() {
         udp.peer_addr().unwrap(),
         "127.0.0.1:9".parse::<SocketAddr>().unwrap()
     );
+}
+
+#[test]
+fn keep_alive_sets_the_four_options_the_kernel_probes_with() {
+    let rt = runtime();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) =
+            tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        let (client, (accepted, _)) = (client.unwrap(), accepted.unwrap());
+        assert!(
+            !SockRef::from(&accepted).keepalive().unwrap(),
+            "off by default"
+        );
+        let params = Keepalive::RELAYED;
+        for stream in [&client, &accepted] {
+            keep_alive(stream, params).unwrap();
+            let sock = SockRef::from(stream);
+            assert!(sock.keepalive().unwrap());
+            assert_eq!(sock.tcp_keepalive_time().unwrap(), params.idle);
+            assert_eq!(sock.tcp_keepalive_interval().unwrap(), params.interval);
+            assert_eq!(sock.tcp_keepalive_retries().unwrap(), params.count);
+        }
+        assert_eq!(params.dead_after(), std::time::Duration::from_secs(120));
+    });
 }
 
 #[test]

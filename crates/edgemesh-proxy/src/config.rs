@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use edgemesh_host::{HostSockets, SocketFactory};
+use edgemesh_host::{HostSockets, Keepalive, SocketFactory};
 
 /// The agent's transparent TCP port (EdgeMesh's default; the netfilter rules REDIRECT here).
 pub const DEFAULT_TCP_PORT: u16 = 40001;
@@ -11,6 +11,13 @@ pub const DEFAULT_TCP_PORT: u16 = 40001;
 /// Same bit as `edgemesh_netfilter::DEFAULT_BYPASS_MARK` (0x1000, unused by kube-proxy,
 /// flannel and Calico); the binary must pass the same value to both crates.
 pub const DEFAULT_BYPASS_MARK: u32 = 0x1000;
+
+/// Default of [`ProxyConfig::tcp_idle_timeout`] (`modules.edgeProxy.tcpIdleTimeout`).
+pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(900);
+/// Default of [`ProxyConfig::udp_idle_timeout`] (`modules.edgeProxy.udpIdleTimeout`).
+pub const DEFAULT_UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default of [`ProxyConfig::max_udp_sessions`] (`modules.edgeProxy.maxUdpSessions`).
+pub const DEFAULT_MAX_UDP_SESSIONS: usize = 65_536;
 
 /// How the proxy behaves; `Default` gives the production values.
 #[derive(Clone, Debug)]
@@ -25,10 +32,17 @@ pub struct ProxyConfig {
     /// factory to its [`crate::DirectDialer`].
     pub sockets: Arc<dyn SocketFactory>,
     /// A TCP connection with no byte in either direction for this long is closed on both sides.
-    /// One hour: far above any sane application keep-alive (HTTP servers use 5–120 s, gRPC
-    /// pings at most every few minutes) yet bounded, so half-dead peers behind NAT that never
-    /// send a FIN or RST cannot pin sockets forever. `None` disables it (kube-proxy's behaviour).
+    /// 15 minutes (IPVS's timeout for established TCP): above the keep-alive of HTTP servers
+    /// (5–120 s) and gRPC pings (minutes), yet each idle connection holds descriptors (the
+    /// client's, the upstream's, splice's pipes once it streamed), so connections clients left
+    /// open do not pile up for an hour and exhaust the fd limit (issue #17: 3,328 idle
+    /// connections did). `None` disables it (kube-proxy's behaviour).
     pub tcp_idle_timeout: Option<Duration>,
+    /// TCP keepalive on both relayed sockets (the client's and a direct upstream's), so a peer
+    /// that vanished without FIN or RST (powered off, NAT mapping lost) is found within
+    /// [`Keepalive::dead_after`] instead of the idle timeout, and both sides are closed. `None`:
+    /// no probes.
+    pub tcp_keepalive: Option<Keepalive>,
     /// Bounds of the HTTP request-head read done only for header-hash policies.
     pub http_head: HttpHeadLimits,
     /// Relay implementation for TCP↔TCP.
@@ -36,7 +50,8 @@ pub struct ProxyConfig {
     /// A UDP flow with no datagram in either direction for this long is forgotten
     /// (conntrack's UDP stream timeout is 120 s; DNS-like flows end far sooner).
     pub udp_idle_timeout: Duration,
-    /// Most concurrent UDP sessions; new flows beyond it are dropped (each session owns sockets).
+    /// Most concurrent UDP sessions (each owns two sockets): a new flow that finds this many
+    /// evicts the least recently active one (`edgemesh_proxy_udp_sessions_evicted_total`).
     pub max_udp_sessions: usize,
     /// This node's name: with `externalTrafficPolicy: Local`, traffic that arrived by a node
     /// port or an external IP may only use endpoints on it (or without a node name). `None`:
@@ -73,11 +88,12 @@ impl Default for ProxyConfig {
             connect_timeout: Duration::from_secs(5),
             max_dial_attempts: 3,
             sockets: Arc::new(HostSockets::default()),
-            tcp_idle_timeout: Some(Duration::from_secs(3600)),
+            tcp_idle_timeout: Some(DEFAULT_TCP_IDLE_TIMEOUT),
+            tcp_keepalive: Some(Keepalive::RELAYED),
             http_head: HttpHeadLimits::default(),
             relay: RelayMode::Adaptive,
-            udp_idle_timeout: Duration::from_secs(120),
-            max_udp_sessions: 65_536,
+            udp_idle_timeout: DEFAULT_UDP_IDLE_TIMEOUT,
+            max_udp_sessions: DEFAULT_MAX_UDP_SESSIONS,
             local_node: None,
         }
     }

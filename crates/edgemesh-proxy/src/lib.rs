@@ -34,10 +34,13 @@ pub mod settings;
 pub mod testing;
 pub mod udp;
 
-pub use config::{DEFAULT_BYPASS_MARK, DEFAULT_TCP_PORT, HttpHeadLimits, ProxyConfig, RelayMode};
+pub use config::{
+    DEFAULT_BYPASS_MARK, DEFAULT_MAX_UDP_SESSIONS, DEFAULT_TCP_IDLE_TIMEOUT, DEFAULT_TCP_PORT,
+    DEFAULT_UDP_IDLE_TIMEOUT, HttpHeadLimits, ProxyConfig, RelayMode,
+};
 pub use dialer::{DatagramChannel, DatagramDial, Dialer, DirectDialer, Upstream, UpstreamIo};
 pub use error::ProxyError;
-pub use metrics::{Metrics, MetricsSnapshot};
+pub use metrics::{Metrics, MetricsSnapshot, UdpDrop};
 pub use origdst::{OriginalDst, SoOriginalDst};
 pub use proxy::Proxy;
 pub use service_metrics::{ServiceCounters, ServiceMetrics};

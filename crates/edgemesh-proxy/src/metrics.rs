@@ -23,7 +23,13 @@ edgemesh_telemetry::counters! {
         pub idle_closed,
         pub udp_sessions_created,
         pub udp_sessions_active,
-        pub udp_datagrams_dropped,
+        /// UDP sessions ended to make room for a new flow (the session table was full).
+        pub udp_sessions_evicted,
+        /// UDP datagrams dropped, by reason ([`UdpDrop`]).
+        pub udp_dropped_queue_full,
+        pub udp_dropped_no_session,
+        pub udp_dropped_send_failed,
+        pub udp_dropped_reply_failed,
         /// The kernel's count of datagrams dropped at the full TPROXY receiver (`SO_RXQ_OVFL`).
         pub udp_receive_buffer_drops,
     }
@@ -43,6 +49,44 @@ impl Metrics {
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
     }
+
+    /// Counts one UDP datagram dropped for `reason`.
+    pub(crate) fn udp_dropped(&self, reason: UdpDrop) {
+        let counter = match reason {
+            UdpDrop::QueueFull => &self.udp_dropped_queue_full,
+            UdpDrop::NoSession => &self.udp_dropped_no_session,
+            UdpDrop::SendFailed => &self.udp_dropped_send_failed,
+            UdpDrop::ReplyFailed => &self.udp_dropped_reply_failed,
+        };
+        Metrics::inc(counter);
+    }
+}
+
+impl MetricsSnapshot {
+    /// UDP datagrams dropped for any reason.
+    pub fn udp_datagrams_dropped(&self) -> u64 {
+        self.udp_dropped_queue_full
+            + self.udp_dropped_no_session
+            + self.udp_dropped_send_failed
+            + self.udp_dropped_reply_failed
+    }
+}
+
+/// Why the UDP path dropped a datagram: the `reason` label of
+/// `edgemesh_proxy_udp_datagrams_dropped_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UdpDrop {
+    /// The flow's queue in front of its tunnel channel (still opening, or slower than the
+    /// client) was full, or the channel's own queue was.
+    QueueFull,
+    /// A new flow's first datagram found no session and none could be opened: no such service,
+    /// no endpoint, or a socket error.
+    NoSession,
+    /// Sending towards the backend failed (a socket error such as a refused port, or the flow's
+    /// channel had closed).
+    SendFailed,
+    /// Sending a reply to the client failed.
+    ReplyFailed,
 }
 
 impl Readout for Metrics {
@@ -96,9 +140,9 @@ impl Readout for Metrics {
                 m.udp_sessions_created,
             ),
             (
-                "udp_datagrams_dropped",
-                "UDP datagrams dropped (queue full, no session, or a send failed).",
-                m.udp_datagrams_dropped,
+                "udp_sessions_evicted",
+                "UDP sessions ended to admit a new flow because the session table was full.",
+                m.udp_sessions_evicted,
             ),
             (
                 "udp_receive_buffer_drops",
@@ -107,6 +151,18 @@ impl Readout for Metrics {
             ),
         ];
         out.table(Kind::Counter, "edgemesh_proxy_", &counters)?;
+        let drops = [
+            ("queue_full", m.udp_dropped_queue_full),
+            ("no_session", m.udp_dropped_no_session),
+            ("send_failed", m.udp_dropped_send_failed),
+            ("reply_failed", m.udp_dropped_reply_failed),
+        ];
+        out.by_label(
+            Kind::Counter,
+            "edgemesh_proxy_udp_datagrams_dropped",
+            "UDP datagrams dropped, by reason.",
+            ("reason", &drops),
+        )?;
         let gauges = [
             (
                 "active_connections",

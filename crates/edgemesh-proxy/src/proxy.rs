@@ -15,7 +15,7 @@ use tracing::Instrument;
 use crate::classify::{foreign_backends, hash_header};
 use crate::config::ProxyConfig;
 use crate::connect::{Client, DialLimits, Target, dial_any};
-use crate::dialer::Dialer;
+use crate::dialer::{Dialer, Upstream};
 use crate::http_head::{Head, read_head};
 use crate::metrics::{ActiveGuard, Metrics};
 use crate::origdst::{OriginalDst, SoOriginalDst};
@@ -159,6 +159,18 @@ impl Proxy {
             }
         };
         tracing::debug!(backend = %connected.picked.backend.addr, service = %service.key, "relaying");
+        if let Some(keepalive) = inner.config.tcp_keepalive {
+            // A tunnel stream has the tunnel's own liveness checks; a socket needs the kernel's.
+            let upstream = match &connected.upstream {
+                Upstream::Tcp(socket) => Some(socket),
+                Upstream::Stream(_) => None,
+            };
+            for socket in std::iter::once(&client).chain(upstream) {
+                if let Err(error) = edgemesh_host::keep_alive(socket, keepalive) {
+                    tracing::debug!(%error, "TCP keepalive not set");
+                }
+            }
+        }
         let (mode, idle) = (inner.config.relay, inner.config.tcp_idle_timeout);
         let result = relay(
             client,

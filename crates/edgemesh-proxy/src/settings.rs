@@ -1,8 +1,12 @@
 //! `modules.edgeProxy` of EdgeMesh's agent config as the proxy reads it (the proxier's part is
 //! `edgemesh_netfilter::settings`).
 
+use std::time::Duration;
+
 use edgemesh_config::{DEFAULT_PROXY_LISTEN_PORT, EdgeProxy, LoadBalancer};
 use edgemesh_lb::ConsistentHashConfig;
+
+use crate::config::ProxyConfig;
 
 /// `modules.edgeProxy`: the transparent proxy.
 #[derive(Debug, Clone)]
@@ -10,6 +14,12 @@ pub struct ProxySettings {
     /// One port for TCP (REDIRECT) and UDP (TPROXY).
     pub port: u16,
     pub consistent_hash: ConsistentHashConfig,
+    /// `tcpIdleTimeout` (s; 0: `None`, never).
+    pub tcp_idle_timeout: Option<Duration>,
+    /// `udpIdleTimeout` (s).
+    pub udp_idle_timeout: Duration,
+    /// `maxUdpSessions`.
+    pub max_udp_sessions: usize,
 }
 
 impl ProxySettings {
@@ -20,8 +30,26 @@ impl ProxySettings {
                 .get()
                 .map_or(DEFAULT_PROXY_LISTEN_PORT, |p| p.0),
             consistent_hash: consistent_hash_of(&proxy.load_balancer),
+            tcp_idle_timeout: Some(seconds(proxy.tcp_idle_timeout)).filter(|d| !d.is_zero()),
+            udp_idle_timeout: seconds(proxy.udp_idle_timeout),
+            max_udp_sessions: usize::try_from(proxy.max_udp_sessions).unwrap_or(usize::MAX),
         }
     }
+
+    /// `config` with the limits of the file.
+    pub fn apply(&self, config: ProxyConfig) -> ProxyConfig {
+        ProxyConfig {
+            tcp_idle_timeout: self.tcp_idle_timeout,
+            udp_idle_timeout: self.udp_idle_timeout,
+            max_udp_sessions: self.max_udp_sessions,
+            ..config
+        }
+    }
+}
+
+/// validate() has rejected negative values; a negative one would mean 0.
+fn seconds(value: i64) -> Duration {
+    Duration::from_secs(u64::try_from(value).unwrap_or(0))
 }
 
 /// The ring of a `loadBalancer` section (the agent's `modules.edgeProxy`, the gateway's
@@ -59,5 +87,23 @@ mod tests {
         let hash = got.consistent_hash;
         assert_eq!((hash.partition_count, hash.replication_factor), (7, 3));
         assert!((hash.load - 1.5).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn limits_default_to_the_proxy_defaults_and_come_from_the_config() {
+        let defaults = ProxyConfig::default();
+        let got = settings("").apply(ProxyConfig::default());
+        assert_eq!(got.tcp_idle_timeout, defaults.tcp_idle_timeout);
+        assert_eq!(got.udp_idle_timeout, defaults.udp_idle_timeout);
+        assert_eq!(got.max_udp_sessions, defaults.max_udp_sessions);
+        assert_eq!(got.tcp_idle_timeout, Some(Duration::from_secs(900)));
+
+        let yaml = "    tcpIdleTimeout: 300\n    udpIdleTimeout: 30\n    maxUdpSessions: 1000\n";
+        let got = settings(yaml).apply(ProxyConfig::default());
+        assert_eq!(got.tcp_idle_timeout, Some(Duration::from_secs(300)));
+        assert_eq!(got.udp_idle_timeout, Duration::from_secs(30));
+        assert_eq!(got.max_udp_sessions, 1000);
+        let never = settings("    tcpIdleTimeout: 0\n").apply(ProxyConfig::default());
+        assert_eq!(never.tcp_idle_timeout, None, "0 turns the idle timeout off");
     }
 }

@@ -50,13 +50,18 @@ fn agent_metrics_are_openmetrics_after_traffic() {
     assert!(counter("edgemesh_proxy_bytes_to_upstream") > 0.0);
     assert!(counter("edgemesh_proxy_bytes_to_client") > 0.0);
     assert!(counter("edgemesh_proxy_udp_sessions") >= 1.0);
-    assert_eq!(counter("edgemesh_proxy_udp_datagrams_dropped"), 0.0);
+    for reason in ["queue_full", "no_session", "send_failed", "reply_failed"] {
+        let labels = [("reason", reason)];
+        let dropped = scraped.value("edgemesh_proxy_udp_datagrams_dropped", "counter", &labels);
+        assert_eq!(dropped, 0.0, "{reason}");
+    }
     for name in [
         "edgemesh_proxy_tcp_no_route",
         "edgemesh_proxy_tcp_no_endpoint",
         "edgemesh_proxy_dial_failures",
         "edgemesh_proxy_dial_retries",
         "edgemesh_proxy_idle_closed",
+        "edgemesh_proxy_udp_sessions_evicted",
     ] {
         counter(name);
     }

@@ -11,6 +11,13 @@ use crate::nullable;
 /// The one transparent proxy port (edgemesh extension; EdgeMesh ≤ 1.9 used the same key).
 pub const DEFAULT_PROXY_LISTEN_PORT: u16 = 40001;
 
+/// `modules.edgeProxy.tcpIdleTimeout`: 15 minutes (IPVS's timeout for established TCP).
+pub const DEFAULT_TCP_IDLE_TIMEOUT_SECS: i64 = 900;
+/// `modules.edgeProxy.udpIdleTimeout`: conntrack's UDP stream timeout.
+pub const DEFAULT_UDP_IDLE_TIMEOUT_SECS: i64 = 120;
+/// `modules.edgeProxy.maxUdpSessions`.
+pub const DEFAULT_MAX_UDP_SESSIONS: i64 = 65_536;
+
 /// `modules.edgeProxy`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
@@ -36,6 +43,15 @@ pub struct EdgeProxy {
     /// edgemesh extension: the edge hub's `IP:port` (e.g. `169.254.2.1:10268`); when set, the
     /// `default/kubernetes` Service is sent to the hub instead of the apiserver.
     pub edge_hub_address: Option<Checked<SocketAddr>>,
+    /// edgemesh extension: seconds without a byte either way after which a proxied TCP
+    /// connection is closed on both sides; 0 never closes it.
+    pub tcp_idle_timeout: i64,
+    /// edgemesh extension: seconds without a datagram either way after which a UDP flow's
+    /// session (its two sockets) is ended.
+    pub udp_idle_timeout: i64,
+    /// edgemesh extension: most UDP sessions at once; a new flow beyond it ends the least
+    /// recently active session and takes its place.
+    pub max_udp_sessions: i64,
 }
 
 impl Default for EdgeProxy {
@@ -51,6 +67,9 @@ impl Default for EdgeProxy {
             kernel_fast_path: true,
             monotonic_tcp_timestamps: false,
             edge_hub_address: None,
+            tcp_idle_timeout: DEFAULT_TCP_IDLE_TIMEOUT_SECS,
+            udp_idle_timeout: DEFAULT_UDP_IDLE_TIMEOUT_SECS,
+            max_udp_sessions: DEFAULT_MAX_UDP_SESSIONS,
         }
     }
 }

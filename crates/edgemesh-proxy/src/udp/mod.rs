@@ -22,31 +22,35 @@
 //!
 //! Sockets: one receiver in total, and per live session one upstream socket plus one reply
 //! socket — nothing per service port. Sessions are capped by
-//! [`crate::ProxyConfig::max_udp_sessions`]. IPv6 is not done yet (the same with
+//! [`crate::ProxyConfig::max_udp_sessions`]: a new flow that finds the table full ends the
+//! least recently active session and takes its place (`table`). IPv6 is not done yet (the same with
 //! `IPV6_TRANSPARENT` / `IPV6_RECVORIGDSTADDR`).
 
 mod session;
 mod socket;
+mod table;
 
 pub use socket::{Received, TproxySocket};
 
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, UdpDrop};
 use crate::proxy::Proxy;
 use session::Session;
+use table::SessionTable;
 
-/// Live sessions by (client, original destination).
-pub(crate) type Sessions = Arc<Mutex<HashMap<(SocketAddr, SocketAddr), Arc<Session>>>>;
+/// Live sessions by (client, original destination), at most
+/// [`crate::ProxyConfig::max_udp_sessions`].
+pub(crate) type Sessions = Arc<Mutex<SessionTable<(SocketAddr, SocketAddr), Arc<Session>>>>;
 
 impl Proxy {
     /// Receives forever on the transparent socket and forwards each datagram to its session's
     /// backend, creating the session on the flow's first datagram.
     pub async fn serve_udp(&self, socket: TproxySocket) -> io::Result<()> {
-        let sessions: Sessions = Arc::default();
+        let capacity = self.inner.config.max_udp_sessions;
+        let sessions: Sessions = Arc::new(Mutex::new(SessionTable::new(capacity)));
         let mut buf = vec![0u8; edgemesh_copy::datagram::MAX_DATAGRAM];
         loop {
             let received = match socket.recv(&mut buf).await {
@@ -67,15 +71,16 @@ impl Proxy {
     fn forward(&self, sessions: &Sessions, received: Received, payload: &[u8]) {
         let metrics = &self.inner.metrics;
         let Some(session) = self.session_for(sessions, received) else {
-            return Metrics::inc(&metrics.udp_datagrams_dropped);
+            return metrics.udp_dropped(UdpDrop::NoSession);
         };
         // Never wait on one flow: a full buffer drops the datagram, as the network would.
-        if session.send(payload) {
-            session.activity.touch();
-            Metrics::add(&metrics.bytes_client_to_upstream, payload.len() as u64);
-            Metrics::add(&session.counters.bytes_to_upstream, payload.len() as u64);
-        } else {
-            Metrics::inc(&metrics.udp_datagrams_dropped);
+        match session.send(payload) {
+            Ok(()) => {
+                session.activity.touch();
+                Metrics::add(&metrics.bytes_client_to_upstream, payload.len() as u64);
+                Metrics::add(&session.counters.bytes_to_upstream, payload.len() as u64);
+            }
+            Err(reason) => metrics.udp_dropped(reason),
         }
     }
 
@@ -85,17 +90,18 @@ impl Proxy {
         if let Some(session) = table.get(&key) {
             return Some(Arc::clone(session));
         }
-        if table.len() >= self.inner.config.max_udp_sessions {
-            tracing::warn!(
-                limit = table.len(),
-                "UDP session limit reached, dropping new flow"
-            );
-            return None;
-        }
         let (session, channel) = session::open(self, received)?;
         let session = Arc::new(session);
-        table.insert(key, Arc::clone(&session));
+        // A full table makes room by ending its least recently active flows (their tasks
+        // stop and free their sockets), so a flood of new source ports cannot lock out the
+        // next client until idle flows expire.
+        let evicted = table.insert(key, Arc::clone(&session));
         drop(table);
+        for (flow, old) in evicted {
+            old.close();
+            Metrics::inc(&self.inner.metrics.udp_sessions_evicted);
+            tracing::debug!(client = %flow.0, service = %flow.1, "UDP session table full: evicted the least recently active flow");
+        }
         session::spawn_replies(
             self.clone(),
             Arc::clone(sessions),

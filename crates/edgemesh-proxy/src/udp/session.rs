@@ -5,18 +5,21 @@
 //! pumps both ways through it.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, OnceLock, PoisonError};
 
 use edgemesh_copy::Activity;
 use edgemesh_lb::{PickContext, Picked};
 use edgemesh_model::{Frontend, Protocol};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
 use super::socket::{reply_socket, upstream_socket};
+use super::table::Recency;
 use super::{Received, Sessions};
 use crate::dialer::{DatagramChannel, DatagramDial};
-use crate::metrics::{ActiveGuard, Metrics};
+use crate::metrics::{ActiveGuard, Metrics, UdpDrop};
 use crate::proxy::Proxy;
 use crate::service_metrics::ServiceCounters;
 
@@ -32,6 +35,10 @@ pub(crate) struct Session {
     pub(crate) activity: Activity,
     /// The service's counters: flows, errors and bytes.
     pub(crate) counters: Arc<ServiceCounters>,
+    /// The flow's task, aborted when the session is evicted so its sockets are freed. An abort
+    /// costs nothing per datagram; a `Notify` branch in the task's `select!`, polled on every
+    /// reply, pushed datapath_udp_burst's 200,000-datagram flood past its 10 s limit.
+    task: OnceLock<AbortHandle>,
     _picked: Picked,
 }
 
@@ -50,13 +57,31 @@ pub(crate) struct ChannelStart {
 }
 
 impl Session {
-    /// Sends without waiting on the flow; `false` when the datagram was dropped.
-    pub(crate) fn send(&self, payload: &[u8]) -> bool {
+    /// Sends without waiting on the flow; the reason when the datagram was dropped.
+    pub(crate) fn send(&self, payload: &[u8]) -> Result<(), UdpDrop> {
         match &self.upstream {
             // A plain non-blocking send: tokio's `try_send` refuses until the reactor has seen
             // the new socket writable, which would drop every flow's first datagram.
-            Upstream::Socket(socket) => socket2::SockRef::from(socket).send(payload).is_ok(),
-            Upstream::Channel(queue) => queue.try_send(payload.to_vec()).is_ok(),
+            Upstream::Socket(socket) => match socket2::SockRef::from(socket).send(payload) {
+                Ok(_) => Ok(()),
+                // A full send buffer is a full queue; anything else (a refused port) a failure.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(UdpDrop::QueueFull),
+                Err(_) => Err(UdpDrop::SendFailed),
+            },
+            Upstream::Channel(queue) => match queue.try_send(payload.to_vec()) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::TrySendError::Full(_)) => Err(UdpDrop::QueueFull),
+                Err(mpsc::error::TrySendError::Closed(_)) => Err(UdpDrop::SendFailed),
+            },
+        }
+    }
+
+    /// Ends the session's task (evicted to make room for a new flow); idempotent. The task is
+    /// known from [`spawn_replies`] on, which runs before the table can evict the session (only
+    /// the next flow's first datagram, handled after it, evicts).
+    pub(crate) fn close(&self) {
+        if let Some(task) = self.task.get() {
+            task.abort();
         }
     }
 
@@ -67,8 +92,16 @@ impl Session {
                 Metrics::add(&metrics.bytes_upstream_to_client, sent as u64);
                 Metrics::add(&self.counters.bytes_to_client, sent as u64);
             }
-            Err(_) => Metrics::inc(&metrics.udp_datagrams_dropped),
+            Err(_) => metrics.udp_dropped(UdpDrop::ReplyFailed),
         }
+    }
+}
+
+/// The table evicts the session whose last datagram, either way, is the oldest.
+impl Recency for Arc<Session> {
+    type Stamp = Instant;
+    fn last_active(&self) -> Instant {
+        self.activity.last()
     }
 }
 
@@ -125,6 +158,7 @@ pub(crate) fn open(proxy: &Proxy, received: Received) -> Option<(Session, Option
                 client: received.client,
                 activity: Activity::new(),
                 counters: Arc::clone(&routed.counters),
+                task: OnceLock::new(),
                 _picked: picked,
             };
             Some((session, channel))
@@ -136,7 +170,8 @@ pub(crate) fn open(proxy: &Proxy, received: Received) -> Option<(Session, Option
     }
 }
 
-/// Relays the backend's replies to the client until the flow is idle, then forgets it.
+/// Relays the backend's replies to the client until the flow is idle, then forgets it; an
+/// eviction aborts the task ([`Session::close`]).
 pub(crate) fn spawn_replies(
     proxy: Proxy,
     sessions: Sessions,
@@ -144,7 +179,8 @@ pub(crate) fn spawn_replies(
     session: Arc<Session>,
     channel: Option<ChannelStart>,
 ) {
-    tokio::spawn(async move {
+    let task = Arc::clone(&session);
+    let handle = tokio::spawn(async move {
         let metrics = &proxy.inner.metrics;
         let _active = ActiveGuard::new(&metrics.udp_sessions_active);
         let config = &proxy.inner.config;
@@ -159,8 +195,11 @@ pub(crate) fn spawn_replies(
             () = session.activity.idle_for(config.udp_idle_timeout) => {}
         }
         let mut table = sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        table.remove(&key);
+        // Only this session: after an eviction the key may belong to a newer flow.
+        table.remove_if(&key, |current| Arc::ptr_eq(current, &session));
     });
+    // Set once, here; an aborted or finished task makes `abort` a no-op.
+    let _ = task.task.set(handle.abort_handle());
 }
 
 async fn relay_replies(session: &Session, metrics: &Metrics) {
@@ -196,7 +235,7 @@ async fn pump(
     loop {
         tokio::select! {
             datagram = queue.recv() => match datagram {
-                Some(datagram) if !channel.send(&datagram) => Metrics::inc(&metrics.udp_datagrams_dropped),
+                Some(datagram) if !channel.send(&datagram) => metrics.udp_dropped(UdpDrop::QueueFull),
                 Some(_) => {}
                 None => return,
             },

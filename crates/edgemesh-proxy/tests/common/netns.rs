@@ -26,6 +26,11 @@ impl Netns {
             .unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// `ip netns exec <name> <program>`, to add arguments to and spawn.
+    pub fn command(&self, program: &str) -> std::process::Command {
+        self.0.command(program)
+    }
+
     /// Loads an nft ruleset (one transaction) inside the namespace.
     pub fn nft(&self, rules: &str) {
         use std::io::Write;

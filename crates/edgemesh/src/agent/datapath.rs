@@ -52,11 +52,11 @@ pub async fn start(
         Some(handle) => Arc::new(TunnelDialer::new(direct, handle)),
         None => Arc::new(direct),
     };
-    let config = ProxyConfig {
+    let config = settings.apply(ProxyConfig {
         sockets: sockets.clone(),
         local_node: Some(Arc::from(node_name)),
         ..ProxyConfig::default()
-    };
+    });
     let proxy = Proxy::new(config, mesh.publisher.cell(), balancer.clone(), dialer);
 
     let (updates, readiness) = (mesh.publisher.subscribe(), mesh.publisher.readiness());
