@@ -154,7 +154,7 @@ fn with_exposure(kind: ServiceKind, svc: &Service) -> std::result::Result<Servic
     }
     Ok(ServiceKind::Exposed {
         cluster_ips,
-        exposure,
+        exposure: Box::new(exposure),
     })
 }
 
@@ -298,7 +298,7 @@ pub fn endpoint_slice(slice: &EndpointSlice) -> Result<EndpointSetSpec> {
             endpoints.push(EndpointSpec {
                 ip,
                 ready,
-                node_name: ep.node_name.clone(),
+                node_name: ep.node_name.as_deref().map(edgemesh_model::node_name),
                 hostname: ep.hostname.clone(),
             });
         }
@@ -376,7 +376,7 @@ pub fn endpoints(eps: &Endpoints) -> Result<EndpointSetSpec> {
             endpoints.push(EndpointSpec {
                 ip,
                 ready,
-                node_name: address.node_name.clone(),
+                node_name: address.node_name.as_deref().map(edgemesh_model::node_name),
                 hostname: address.hostname.clone(),
             });
         }

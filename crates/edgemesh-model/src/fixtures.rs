@@ -53,7 +53,7 @@ pub fn exposed(mut service: ServiceSpec, exposure: Exposure) -> ServiceSpec {
     let cluster_ips = service.kind.cluster_ips().to_vec();
     service.kind = ServiceKind::Exposed {
         cluster_ips,
-        exposure,
+        exposure: Box::new(exposure),
     };
     service
 }
@@ -77,7 +77,7 @@ pub fn endpoint_slice(service: &ServiceSpec, ips: &[(IpAddr, &str)], port: u16) 
                 .map(|(ip, node)| EndpointSpec {
                     ip: *ip,
                     ready: true,
-                    node_name: Some((*node).to_string()),
+                    node_name: Some(crate::node_name(node)),
                     hostname: None,
                 })
                 .collect(),

@@ -11,6 +11,7 @@ mod cidr;
 #[cfg(any(test, feature = "testing"))]
 pub mod fixtures;
 pub mod ingress;
+mod intern;
 pub mod snapshot;
 pub mod spec;
 

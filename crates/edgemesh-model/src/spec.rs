@@ -3,16 +3,17 @@
 //! Sources turn API objects into these types through `TryFrom` conversions that reject bad input
 //! with a reason; everything downstream can rely on the invariants stated here.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Cidr;
+use crate::intern::{NAMESPACES, NODE_NAMES};
 
 /// Label that takes a Service out of (or, in `FilterIfLabelDoesNotExists` mode, into) edgemesh.
 pub const SERVICE_PROXY_NAME_LABEL: &str = "service.edgemesh.kubeedge.io/service-proxy-name";
@@ -32,7 +33,7 @@ pub struct ObjectKey {
 impl ObjectKey {
     pub fn new(namespace: impl AsRef<str>, name: impl Into<Arc<str>>) -> Self {
         Self {
-            namespace: intern_namespace(namespace.as_ref()),
+            namespace: NAMESPACES.get(namespace.as_ref()),
             name: name.into(),
         }
     }
@@ -43,28 +44,9 @@ impl ObjectKey {
     }
 }
 
-/// Beyond this many distinct namespaces new ones are no longer interned (each key then holds
-/// its own copy), so a cluster that creates namespaces without end cannot grow the table.
-const MAX_INTERNED_NAMESPACES: usize = 4096;
-
-/// The one shared copy of `namespace`.
-fn intern_namespace(namespace: &str) -> Arc<str> {
-    static NAMESPACES: Mutex<Option<HashSet<Arc<str>>>> = Mutex::new(None);
-    let mut table = NAMESPACES.lock().unwrap_or_else(PoisonError::into_inner);
-    let table = table.get_or_insert_with(HashSet::new);
-    if let Some(shared) = table.get(namespace) {
-        return Arc::clone(shared);
-    }
-    let shared: Arc<str> = Arc::from(namespace);
-    if table.len() < MAX_INTERNED_NAMESPACES {
-        table.insert(Arc::clone(&shared));
-    }
-    shared
-}
-
 fn interned_namespace<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
     let namespace = String::deserialize(d)?;
-    Ok(intern_namespace(&namespace))
+    Ok(NAMESPACES.get(&namespace))
 }
 
 impl fmt::Display for ObjectKey {
@@ -155,10 +137,12 @@ pub enum ServiceKind {
     /// A ClusterIP service that is also reachable from outside the cluster: node ports
     /// (`type: NodePort` or `LoadBalancer`), `spec.externalIPs` and/or load-balancer ingress IPs. A variant of its own
     /// rather than fields on every service, so that code which builds plain ClusterIP specs is
-    /// unaffected; [`ServiceKind::cluster_ips`] reads the ClusterIPs of both.
+    /// unaffected; [`ServiceKind::cluster_ips`] reads the ClusterIPs of both. Boxed: few
+    /// services are exposed, and inline it would make every service's kind 48 bytes larger, in
+    /// the catalog and in the Snapshot alike.
     Exposed {
         cluster_ips: Vec<IpAddr>,
-        exposure: Exposure,
+        exposure: Box<Exposure>,
     },
     /// `clusterIP: None`: DNS answers with the endpoints themselves.
     Headless,
@@ -284,10 +268,16 @@ pub struct EndpointPortSpec {
 pub struct EndpointSpec {
     pub ip: IpAddr,
     pub ready: bool,
+    /// Shared with every endpoint on the same node (see [`node_name`]).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub node_name: Option<String>,
+    pub node_name: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+}
+
+/// The shared copy of a node name, as an endpoint holds it.
+pub fn node_name(name: &str) -> Arc<str> {
+    NODE_NAMES.get(name)
 }
 
 /// Addresses sharing one port list.

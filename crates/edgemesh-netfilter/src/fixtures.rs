@@ -44,14 +44,14 @@ fn node_port(protocol: Protocol, port: u16, node_port: u16) -> NodePortSpec {
 fn node_port_services() -> [ServiceSpec; 2] {
     let shop = ServiceKind::Exposed {
         cluster_ips: vec![SHOP_V4],
-        exposure: Exposure {
+        exposure: Box::new(Exposure {
             node_ports: vec![
                 node_port(Protocol::Tcp, 80, SHOP_NODE_PORT_TCP),
                 node_port(Protocol::Udp, 53, SHOP_NODE_PORT_UDP),
             ],
             external_ips: vec![SHOP_EXTERNAL_V4],
             external_traffic_policy: ExternalTrafficPolicy::Cluster,
-        },
+        }),
     };
     let shop = service(
         "default",

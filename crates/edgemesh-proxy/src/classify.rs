@@ -137,11 +137,11 @@ mod tests {
             key: edgemesh_model::ObjectKey::new("ns", "s"),
             kind: ServiceKind::Exposed {
                 cluster_ips: vec![cluster_ip.ip],
-                exposure: Exposure {
+                exposure: Box::new(Exposure {
                     external_ips: vec![external_ip.ip],
                     external_traffic_policy: policy,
                     ..Exposure::default()
-                },
+                }),
             },
             proxy: edgemesh_model::ProxyDecision::Proxied,
             lb_policy: LbPolicy::RoundRobin,

@@ -77,7 +77,7 @@ fn one_endpoint_service(i: usize, ep: &AllowedEndpoint) -> (ServiceSpec, Endpoin
             endpoints: vec![EndpointSpec {
                 ip: ep.addr.ip(),
                 ready: true,
-                node_name: Some(ep.node.clone()),
+                node_name: Some(edgemesh_model::node_name(&ep.node)),
                 hostname: None,
             }],
         }],

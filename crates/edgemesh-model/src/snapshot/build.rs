@@ -118,7 +118,6 @@ impl Catalog {
     pub fn build_snapshot(&self, options: BuildOptions) -> (Snapshot, BuildReport) {
         let grouped = Grouped::new(self);
         let mut report = BuildReport::default();
-        let mut node_names = NodeNames::default();
         let mut snapshot = Snapshot {
             version: options.version,
             ..Snapshot::default()
@@ -126,7 +125,7 @@ impl Catalog {
         snapshot.frontends.reserve(grouped.services.len());
         let mut services = Vec::with_capacity(grouped.services.len());
         for spec in &grouped.services {
-            let service = grouped.service(spec, options, &mut node_names, &mut report);
+            let service = grouped.service(spec, options, &mut report);
             snapshot.contested |= !index_frontends(&service, &mut snapshot.frontends, &mut report);
             services.push((spec.key.clone(), service));
         }
@@ -169,7 +168,6 @@ impl Catalog {
     ) -> Option<(Snapshot, BuildReport)> {
         let grouped = Grouped::of_services(self, keys);
         let mut report = BuildReport::default();
-        let mut node_names = NodeNames::default();
         let mut services = previous.services.clone();
         let mut frontends = previous.frontends.clone();
         for key in keys {
@@ -178,7 +176,7 @@ impl Catalog {
             }
         }
         for spec in &grouped.services {
-            let service = grouped.service(spec, options, &mut node_names, &mut report);
+            let service = grouped.service(spec, options, &mut report);
             index_frontends_unclaimed(&service, &mut frontends)?;
             services.insert(spec.key.clone(), service);
         }
@@ -207,12 +205,11 @@ impl Grouped<'_> {
         &self,
         spec: &ServiceSpec,
         options: BuildOptions,
-        node_names: &mut NodeNames,
         report: &mut BuildReport,
     ) -> Arc<Service> {
         let sets = self.endpoint_sets(&spec.key);
         let rule = self.rules.get(&spec.key).copied();
-        let mut service = build_service(spec, sets, rule, options.filter_mode, node_names, report);
+        let mut service = build_service(spec, sets, rule, options.filter_mode, report);
         if let Some(hub) = options.apiserver_via {
             send_apiserver_to(hub, &mut service);
         }
@@ -225,7 +222,6 @@ fn build_service(
     sets: &[&EndpointSetSpec],
     rule: Option<&DestinationRuleSpec>,
     filter_mode: ServiceFilterMode,
-    node_names: &mut NodeNames,
     report: &mut BuildReport,
 ) -> Service {
     let ports = spec
@@ -236,7 +232,7 @@ fn build_service(
             protocol: port.protocol,
             port: port.port,
             app_protocol: port.app_protocol.clone(),
-            backends: backends_for(port, sets, node_names),
+            backends: backends_for(port, sets),
         })
         .collect();
     Service {
@@ -246,7 +242,7 @@ fn build_service(
         lb_policy: lb_policy(spec, rule, report),
         session_affinity: spec.session_affinity,
         ports,
-        endpoints: ready_endpoints(sets, node_names),
+        endpoints: ready_endpoints(sets),
     }
 }
 
@@ -305,11 +301,7 @@ fn lb_policy(
 }
 
 /// Ready backends of one service port, unique by address, in a stable order.
-fn backends_for(
-    port: &ServicePortSpec,
-    sets: &[&EndpointSetSpec],
-    node_names: &mut NodeNames,
-) -> Arc<[Backend]> {
+fn backends_for(port: &ServicePortSpec, sets: &[&EndpointSetSpec]) -> Arc<[Backend]> {
     let mut backends = Vec::new();
     for subset in sets.iter().flat_map(|s| &s.subsets) {
         let Some(target) = matching_port(port, subset) else {
@@ -322,7 +314,7 @@ fn backends_for(
                 .filter(|e| e.ready)
                 .map(|ep| Backend {
                     addr: SocketAddr::new(ep.ip, target),
-                    node_name: node_names.intern(&ep.node_name),
+                    node_name: ep.node_name.clone(),
                 }),
         );
     }
@@ -350,7 +342,7 @@ fn matching_port(port: &ServicePortSpec, subset: &EndpointSubset) -> Option<u16>
         })
 }
 
-fn ready_endpoints(sets: &[&EndpointSetSpec], node_names: &mut NodeNames) -> Vec<Endpoint> {
+fn ready_endpoints(sets: &[&EndpointSetSpec]) -> Vec<Endpoint> {
     let mut endpoints: Vec<Endpoint> = sets
         .iter()
         .flat_map(|s| &s.subsets)
@@ -358,7 +350,7 @@ fn ready_endpoints(sets: &[&EndpointSetSpec], node_names: &mut NodeNames) -> Vec
         .filter(|e| e.ready)
         .map(|e| Endpoint {
             ip: e.ip,
-            node_name: node_names.intern(&e.node_name),
+            node_name: e.node_name.clone(),
             hostname: e.hostname.clone(),
         })
         .collect();
@@ -434,22 +426,6 @@ fn describe(frontend: &Frontend) -> String {
         format!("node port {}/{}", frontend.port, frontend.protocol)
     } else {
         format!("{}:{}/{}", frontend.ip, frontend.port, frontend.protocol)
-    }
-}
-
-/// Shares one allocation per node name across all backends of a snapshot.
-#[derive(Default)]
-struct NodeNames(HashMap<String, Arc<str>, FastHash>);
-
-impl NodeNames {
-    fn intern(&mut self, name: &Option<String>) -> Option<Arc<str>> {
-        let name = name.as_deref()?;
-        if let Some(shared) = self.0.get(name) {
-            return Some(Arc::clone(shared));
-        }
-        let shared: Arc<str> = Arc::from(name);
-        self.0.insert(name.to_string(), Arc::clone(&shared));
-        Some(shared)
     }
 }
 

@@ -1,0 +1,59 @@
+//! One shared copy of the strings that repeat across many objects: namespaces (every key) and
+//! node names (every endpoint). At 100,000 services with 3 endpoints each, copies of "default"
+//! and of a few node names were hundreds of thousands of small allocations.
+//!
+//! A table only grows, up to a bound: past it, new strings are no longer shared (each holder
+//! gets its own copy, as before), so a cluster that invents names without end cannot grow it.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// A bounded table of shared strings.
+pub(crate) struct Interned {
+    table: Mutex<Option<HashSet<Arc<str>>>>,
+    limit: usize,
+}
+
+/// Namespaces: few in any cluster.
+pub(crate) static NAMESPACES: Interned = Interned::new(4096);
+
+/// Node names: one per node, and clusters of edge nodes run to thousands.
+pub(crate) static NODE_NAMES: Interned = Interned::new(65536);
+
+impl Interned {
+    const fn new(limit: usize) -> Self {
+        Self {
+            table: Mutex::new(None),
+            limit,
+        }
+    }
+
+    /// The shared copy of `s` (a new one while the table is full).
+    pub(crate) fn get(&self, s: &str) -> Arc<str> {
+        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        let table = table.get_or_insert_with(HashSet::new);
+        if let Some(shared) = table.get(s) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<str> = Arc::from(s);
+        if table.len() < self.limit {
+            table.insert(Arc::clone(&shared));
+        }
+        shared
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_strings_share_one_copy_until_the_table_is_full() {
+        let table = Interned::new(1);
+        let (a, b) = (table.get("default"), table.get("default"));
+        assert!(Arc::ptr_eq(&a, &b));
+        let (c, d) = (table.get("kube-system"), table.get("kube-system"));
+        assert_eq!(c, d);
+        assert!(!Arc::ptr_eq(&c, &d), "past the bound, not shared");
+    }
+}
