@@ -39,7 +39,7 @@ async fn edgemesh_example_routes_every_path_to_the_service() {
     );
     catalog.upsert(
         edgemesh_model::SourceId::Manifests,
-        Resource::VirtualService(vs),
+        Resource::VirtualService(Box::new(vs)),
     );
     let _gw = gateway(snapshot(&catalog, 1)).await;
     let url = format!("http://127.0.0.1:{port}/hello");
@@ -165,7 +165,7 @@ async fn host_path_and_header_routes_and_a_broken_virtual_service() {
     for vs in [good, second, broken] {
         catalog.upsert(
             edgemesh_model::SourceId::Manifests,
-            Resource::VirtualService(vs),
+            Resource::VirtualService(Box::new(vs)),
         );
     }
     let gw = gateway(snapshot(&catalog, 1)).await;
@@ -260,7 +260,7 @@ async fn weights_split_requests_within_bounds() {
     );
     catalog.upsert(
         edgemesh_model::SourceId::Manifests,
-        Resource::VirtualService(vs),
+        Resource::VirtualService(Box::new(vs)),
     );
     let _gw = gateway(snapshot(&catalog, 1)).await;
     // One curl, 1,000 keep-alive requests: each is routed on its own.
@@ -330,7 +330,7 @@ async fn a_match_with_gateways_routes_only_on_their_ports() {
     vs.gateways.push("default/public-gateway".into());
     catalog.upsert(
         edgemesh_model::SourceId::Manifests,
-        Resource::VirtualService(vs),
+        Resource::VirtualService(Box::new(vs)),
     );
     let _gw = gateway(snapshot(&catalog, 1)).await;
     for (port, expected) in [(internal_port, "internal /x"), (public_port, "public /x")] {

@@ -105,7 +105,8 @@ pub enum Resource {
     DestinationRule(DestinationRuleSpec),
     Node(NodeSpec),
     Gateway(GatewaySpec),
-    VirtualService(VirtualServiceSpec),
+    /// Boxed: the largest spec, and rare; inline it would size every catalog entry by it.
+    VirtualService(Box<VirtualServiceSpec>),
     Secret(TlsSecretSpec),
     Pod(PodSpec),
 }

@@ -245,7 +245,7 @@ const ROUTES_KIND: IstioKind = IstioKind {
     grant: VIRTUAL_SERVICES,
     versions: &ISTIO_INGRESS_VERSIONS,
     without: "the gateway routes no requests",
-    convert: |v| convert::virtual_service(v).map(Resource::VirtualService),
+    convert: |v| convert::virtual_service(v).map(|v| Resource::VirtualService(Box::new(v))),
 };
 
 /// An Istio kind, optional: without the CRD, or refused, the role does without it. Istio may be

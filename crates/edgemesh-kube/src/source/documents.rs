@@ -88,7 +88,7 @@ fn convert(doc: &Value, kind: ResourceKind) -> Decoded {
         }
         ResourceKind::Gateway => result(convert::gateway(doc).map(Resource::Gateway)),
         ResourceKind::VirtualService => {
-            result(convert::virtual_service(doc).map(Resource::VirtualService))
+            result(convert::virtual_service(doc).map(|v| Resource::VirtualService(Box::new(v))))
         }
     }
 }

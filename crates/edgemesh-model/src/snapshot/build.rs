@@ -91,7 +91,7 @@ impl<'a> Grouped<'a> {
                     .insert(spec.key.clone(), Arc::new(spec.clone()));
             }
             Resource::VirtualService(spec) => {
-                let spec = Arc::new(spec.clone());
+                let spec = Arc::new((**spec).clone());
                 g.ingress.virtual_services.insert(spec.key.clone(), spec);
             }
             Resource::Secret(spec) => {
