@@ -11,6 +11,10 @@ use datapath_support::{Backend, Cluster, PYTHON, Svc, UDP};
 const IP: &str = "10.96.0.10";
 const BURST: &str = include_str!("datapath_support/udp_burst.py");
 const COUNT: usize = 10_000;
+/// Datagrams of the unpaced flood: enough to overrun the agent's 4 MiB receive buffer many
+/// times over, few enough for the Python client to send and collect within its 10 s limit on a
+/// loaded machine (200,000 took 8.5–9.6 s under load).
+const FLOOD: usize = 100_000;
 
 /// Echoes of `COUNT` datagrams sent to `ip:port` from the node at 10k/s, in back-to-back bursts of
 /// 1,000.
@@ -63,15 +67,15 @@ fn a_burst_of_10k_datagrams_at_10k_per_second_comes_back_through_the_agent() {
         "through the agent {through} of {COUNT} came back\n--- agent log:\n{}",
         agent.logs()
     );
-    let flood = send(&cluster, IP, 7001, [200_000, 10_000_000, 200_000]);
+    let flood = send(&cluster, IP, 7001, [FLOOD, 10_000_000, FLOOD]);
     let kernel = agent.metric("edgemesh_proxy_udp_receive_buffer_drops_total");
-    eprintln!("flood: {flood} of 200000 back; the kernel dropped {kernel} at the agent");
+    eprintln!("flood: {flood} of {FLOOD} back; the kernel dropped {kernel} at the agent");
     // An unpaced flood overruns any buffer: the drops at the agent's receiver are counted
     // (never more than were lost), where they were invisible before.
-    let lost = (200_000 - flood) as f64;
+    let lost = (FLOOD - flood) as f64;
     assert!(kernel <= lost, "{kernel} counted, {lost} lost");
     assert!(
-        lost < 100_000.0 || kernel > 0.0,
+        lost < FLOOD as f64 / 2.0 || kernel > 0.0,
         "{lost} lost, none counted"
     );
 }
