@@ -126,6 +126,17 @@ impl Resource {
         };
         ResourceRef { kind, key }
     }
+
+    /// The Service this object is an input of, for the objects a Service is built from: itself,
+    /// its endpoints, and the DestinationRule named like it.
+    pub(crate) fn service(&self) -> Option<&ObjectKey> {
+        match self {
+            Resource::Service(s) => Some(&s.key),
+            Resource::EndpointSlice(e) | Resource::Endpoints(e) => Some(&e.service),
+            Resource::DestinationRule(d) => Some(&d.key),
+            _ => None,
+        }
+    }
 }
 
 /// Boxed: the table holds one slot per object with room to grow, and a slot as large as the
@@ -164,13 +175,11 @@ const MAX_TRACKED_SERVICES: usize = 4096;
 
 impl Changes {
     fn note(&mut self, resource: &Resource) {
-        let service = match resource {
-            Resource::Service(s) => &s.key,
-            Resource::EndpointSlice(e) | Resource::Endpoints(e) => &e.service,
-            // A DestinationRule applies to the Service of its own name; one with subsets is also
-            // an input of the gateway's routes.
-            Resource::DestinationRule(d) if d.subsets.is_empty() => &d.key,
-            _ => return self.everything(),
+        // A DestinationRule with subsets is also an input of the gateway's routes.
+        let gateway_input =
+            matches!(resource, Resource::DestinationRule(d) if !d.subsets.is_empty());
+        let Some(service) = resource.service().filter(|_| !gateway_input) else {
+            return self.everything();
         };
         if !self.everything {
             self.services.insert(service.clone());

@@ -45,11 +45,8 @@ impl<'a> Grouped<'a> {
     fn of_services(catalog: &'a Catalog, keys: &HashSet<ObjectKey, FastHash>) -> Self {
         let mut g = Grouped::default();
         for entry in catalog.entries.values() {
-            let owner = match &*entry.resource {
-                Resource::Service(s) => &s.key,
-                Resource::EndpointSlice(e) | Resource::Endpoints(e) => &e.service,
-                Resource::DestinationRule(d) => &d.key,
-                _ => continue,
+            let Some(owner) = entry.resource.service() else {
+                continue;
             };
             // A change touches a service or a few: comparing names is cheaper than hashing
             // each of the catalog's owners.
@@ -177,7 +174,9 @@ impl Catalog {
         }
         for spec in &grouped.services {
             let service = grouped.service(spec, options, &mut report);
-            index_frontends_unclaimed(&service, &mut frontends)?;
+            if !index_frontends(&service, &mut frontends, &mut report) {
+                return None;
+            }
             services.insert(spec.key.clone(), service);
         }
         let mut changed: Vec<ObjectKey> = keys.iter().cloned().collect();
@@ -402,20 +401,6 @@ fn unindex_frontends(service: &Arc<Service>, frontends: &mut FrontendIndex) -> O
             }
             _ => return None,
         }
-    }
-    Some(())
-}
-
-/// Indexes the frontends of `service`; `None` when another service already claims one.
-fn index_frontends_unclaimed(service: &Arc<Service>, frontends: &mut FrontendIndex) -> Option<()> {
-    if !service.is_proxied() {
-        return Some(());
-    }
-    for (frontend, index) in service.frontends() {
-        if frontends.contains_key(&frontend) {
-            return None;
-        }
-        frontends.insert(frontend, (Arc::clone(service), index));
     }
     Some(())
 }
