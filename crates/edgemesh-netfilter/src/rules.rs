@@ -10,9 +10,7 @@ use std::net::IpAddr;
 
 use std::sync::Arc;
 
-use edgemesh_model::{
-    Frontend, ObjectKey, Protocol, Service, ServicePort, Snapshot, SnapshotChanges,
-};
+use edgemesh_model::{Frontend, Protocol, Service, ServicePort, Snapshot, SnapshotChanges};
 
 mod fast_path;
 pub use fast_path::{FastGroup, FastPathOptions, FastRoute, Spread, fast_route};
@@ -300,17 +298,20 @@ pub fn patch_rules(
     let opts = rules.options.clone();
     // All removals first: a frontend may pass from one changed service to another.
     for key in &changes.services {
-        for (frontend, _) in owned_frontends(before, key) {
+        let Some(service) = before.service(key) else {
+            continue;
+        };
+        for (frontend, _) in owned_frontends(before, service) {
             rules.elements.remove(&frontend);
             rules.fast.remove(&frontend);
             rules.not_intercepted.retain(|f| *f != frontend);
         }
     }
     for key in &changes.services {
-        for (frontend, index) in owned_frontends(snapshot, key) {
-            let Some(service) = snapshot.service(key) else {
-                continue;
-            };
+        let Some(service) = snapshot.service(key) else {
+            continue;
+        };
+        for (frontend, index) in owned_frontends(snapshot, service) {
             match place(&opts, &frontend, service, &service.ports[index]) {
                 Placement::NotIntercepted => rules.not_intercepted.push(frontend),
                 Placement::Intercepted { label, kernel } => {
@@ -327,12 +328,9 @@ pub fn patch_rules(
     rules
 }
 
-/// The frontends of service `key` that route to it in `snapshot` (none when it is absent or not
-/// proxied), with the index of their port.
-fn owned_frontends(snapshot: &Snapshot, key: &ObjectKey) -> Vec<(Frontend, usize)> {
-    let Some(service) = snapshot.service(key) else {
-        return Vec::new();
-    };
+/// The frontends of `service` (one of `snapshot`'s) that route to it, with the index of their
+/// port: none when it is not proxied, and not those another service won.
+fn owned_frontends(snapshot: &Snapshot, service: &Arc<Service>) -> Vec<(Frontend, usize)> {
     service
         .frontends()
         .into_iter()
