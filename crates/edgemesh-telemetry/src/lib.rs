@@ -11,6 +11,7 @@ pub mod latency;
 mod liveness;
 mod logging;
 pub mod metrics;
+mod named;
 mod process;
 mod readiness;
 mod reply;

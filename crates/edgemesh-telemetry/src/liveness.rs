@@ -6,9 +6,10 @@
 //! answers 503 naming it, so the kubelet restarts the agent.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::task::JoinHandle;
+
+use crate::named::Named;
 
 enum Probe {
     Task(JoinHandle<()>),
@@ -25,38 +26,23 @@ impl Probe {
 }
 
 /// The watched loops; cheap to clone.
-#[derive(Clone, Default)]
-pub struct Liveness(Arc<Mutex<Vec<(&'static str, Probe)>>>);
-
-impl std::fmt::Debug for Liveness {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Liveness").finish_non_exhaustive()
-    }
-}
+#[derive(Clone, Debug, Default)]
+pub struct Liveness(Named<Probe>);
 
 impl Liveness {
     /// Spawns `task` as the loop `name`.
     pub fn spawn(&self, name: &'static str, task: impl Future<Output = ()> + Send + 'static) {
-        self.add(name, Probe::Task(tokio::spawn(task)));
+        self.0.add(name, Probe::Task(tokio::spawn(task)));
     }
 
     /// Watches a loop run elsewhere through `alive`.
     pub fn check(&self, name: &'static str, alive: impl Fn() -> bool + Send + Sync + 'static) {
-        self.add(name, Probe::Check(Box::new(alive)));
-    }
-
-    fn add(&self, name: &'static str, probe: Probe) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((name, probe));
+        self.0.add(name, Probe::Check(Box::new(alive)));
     }
 
     /// The `/healthz` answer: status and body.
     pub fn health(&self) -> (u16, String) {
-        let loops = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let states: Vec<(&str, bool)> = loops.iter().map(|(n, p)| (*n, p.alive())).collect();
-        verdict(&states)
+        verdict(&self.0.ask(Probe::alive))
     }
 }
 

@@ -6,7 +6,7 @@
 //! passes, and always lists them all, so a 503 says which component holds the node back and a
 //! 200 says what each one is doing.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use crate::named::Named;
 
 /// A component's verdict: `Ok(what it is doing)` or `Err(why it is not ready)`.
 pub type Verdict = Result<String, String>;
@@ -14,29 +14,18 @@ pub type Verdict = Result<String, String>;
 type Check = Box<dyn Fn() -> Verdict + Send + Sync>;
 
 /// The components `/readyz` asks, in the order they were added; cheap to clone.
-#[derive(Clone, Default)]
-pub struct ReadyChecks(Arc<Mutex<Vec<(&'static str, Check)>>>);
-
-impl std::fmt::Debug for ReadyChecks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadyChecks").finish_non_exhaustive()
-    }
-}
+#[derive(Clone, Debug, Default)]
+pub struct ReadyChecks(Named<Check>);
 
 impl ReadyChecks {
     /// Adds the component `name`, judged by `verdict` at each request.
     pub fn check(&self, name: &'static str, verdict: impl Fn() -> Verdict + Send + Sync + 'static) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((name, Box::new(verdict)));
+        self.0.add(name, Box::new(verdict));
     }
 
     /// The `/readyz` answer: status and body.
     pub fn answer(&self) -> (u16, String) {
-        let checks = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let verdicts: Vec<(&str, Verdict)> = checks.iter().map(|(n, c)| (*n, c())).collect();
-        render(&verdicts)
+        render(&self.0.ask(|verdict| verdict()))
     }
 }
 
