@@ -22,6 +22,24 @@ use edgemesh_proxy::{DEFAULT_BYPASS_MARK, DirectDialer, Proxy, ProxyConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
+/// Serves `proxy`'s TCP side on :40001, where TCP_RULES redirect.
+async fn serve_tcp(proxy: &Proxy) {
+    let listener = TcpListener::bind("0.0.0.0:40001").await.unwrap();
+    let serving = proxy.clone();
+    tokio::spawn(async move { serving.serve_tcp(listener).await });
+}
+
+/// Serves `proxy`'s UDP side on the transparent receiver at :40002, where UDP_RULES send.
+fn serve_udp(proxy: &Proxy) {
+    let receiver = TproxySocket::bind(
+        &HostSockets::default(),
+        SocketAddrV4::new([0, 0, 0, 0].into(), 40002),
+    )
+    .unwrap();
+    let serving = proxy.clone();
+    tokio::spawn(async move { serving.serve_udp(receiver).await });
+}
+
 const TCP_RULES: &str = "table ip em_px_test {
   chain out {
     type nat hook output priority -100; policy accept;
@@ -95,9 +113,7 @@ fn netns_tcp_to_cluster_ip_flows_through_the_proxy() {
     let (echoed, routed) = ns.enter(|| {
         runtime().block_on(async {
             let proxy = proxy(Protocol::Tcp, 80, tcp_echo().await);
-            let listener = TcpListener::bind("0.0.0.0:40001").await.unwrap();
-            let serving = proxy.clone();
-            tokio::spawn(async move { serving.serve_tcp(listener).await });
+            serve_tcp(&proxy).await;
             let mut client = TcpStream::connect("10.96.0.10:80").await.unwrap();
             client.write_all(b"through the proxy").await.unwrap();
             client.shutdown().await.unwrap();
@@ -139,13 +155,7 @@ fn netns_udp_to_cluster_ip_is_answered_from_the_cluster_ip() {
             // The agent's own policy route, installed by the agent's code inside the namespace.
             ensure_tproxy_route(0x2000).await.unwrap();
             let proxy = proxy(Protocol::Udp, 53, udp_echo().await);
-            let socket = TproxySocket::bind(
-                &HostSockets::default(),
-                SocketAddrV4::new([0, 0, 0, 0].into(), 40002),
-            )
-            .unwrap();
-            let serving = proxy.clone();
-            tokio::spawn(async move { serving.serve_udp(socket).await });
+            serve_udp(&proxy);
             let client = UdpSocket::bind("0.0.0.0:0").await.unwrap();
             let mut replies = Vec::new();
             for i in 0..3u8 {
@@ -368,16 +378,8 @@ fn netns_udp_port_flood_and_idle_tcp_connections_leave_the_proxy_serving() {
                 balancer,
                 Arc::new(DirectDialer::new(sockets)),
             );
-            let listener = TcpListener::bind("0.0.0.0:40001").await.unwrap();
-            let serving = proxy.clone();
-            tokio::spawn(async move { serving.serve_tcp(listener).await });
-            let receiver = TproxySocket::bind(
-                &HostSockets::default(),
-                SocketAddrV4::new([0, 0, 0, 0].into(), 40002),
-            )
-            .unwrap();
-            let serving = proxy.clone();
-            tokio::spawn(async move { serving.serve_udp(receiver).await });
+            serve_tcp(&proxy).await;
+            serve_udp(&proxy);
 
             // 5,000 connections through the proxy, each proven relayed once, then left idle.
             let mut helper = tokio::process::Command::from(helper)
