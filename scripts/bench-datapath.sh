@@ -34,37 +34,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# EDGEMESH_BIN measures another build (e.g. the previous commit's, for a before/after table).
-if [ -n "${EDGEMESH_BIN:-}" ]; then
-  BIN=$EDGEMESH_BIN
-else
-  cargo build -q --release -p edgemesh --bin edgemesh
-  BIN=$CARGO_TARGET_DIR/release/edgemesh
-fi
-WORK=$(mktemp -d)
+PREFIX=emdp
+# shellcheck source=scripts/bench/node-pod.sh
+source "$ROOT/scripts/bench/node-pod.sh"
 rustc -O --edition 2021 "$ROOT/scripts/bench/http_server.rs" -o "$WORK/http_server"
-
-NODE=emdp-node-$$
-POD=emdp-pod-$$
-PIDS=()
-AGENT=""
-cleanup() {
-  for pid in "${PIDS[@]}" $AGENT; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  ip netns del "$NODE" 2>/dev/null || true
-  ip netns del "$POD" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-in_node() { ip netns exec "$NODE" "$@"; }
-in_pod() { ip netns exec "$POD" "$@"; }
-
-ip netns add "$NODE"
-ip netns add "$POD"
-ip -n "$NODE" link add eth0 type veth peer name eth0 netns "$POD"
-ip -n "$NODE" addr add 192.0.2.1/24 dev eth0
-ip -n "$POD" addr add 192.0.2.11/24 dev eth0
-for ns in "$NODE" "$POD"; do ip -n "$ns" link set lo up; ip -n "$ns" link set eth0 up; done
 ip -n "$NODE" route add 10.96.0.0/12 dev eth0
 
 ip netns exec "$POD" "$WORK/http_server" 192.0.2.11:8080 2>/dev/null &
@@ -96,7 +69,7 @@ start_agent() { # backend [kernelFastPath: true|false] [monotonicTcpTimestamps: 
   printf 'apiVersion: agent.edgemesh.config.kubeedge.io/v1alpha1\nkind: EdgeMeshAgent\nmodules:\n  edgeDNS:\n    enable: false\n  edgeProxy:\n    enable: true\n    backend: %s\n    kernelFastPath: %s\n    monotonicTcpTimestamps: %s\n' "$1" "${2:-true}" "${3:-false}" >"$WORK/config.yaml"
   ip netns exec "$NODE" "$BIN" agent --manifests "$MANIFESTS" --node-name bench-node \
     --admin-addr 127.0.0.1:0 --config "$WORK/config.yaml" >"$WORK/agent-$1.log" 2>&1 &
-  AGENT=$!
+  MEASURED=$!
   for _ in $(seq 1 200); do
     ADMIN=$(grep 'admin endpoint listening' "$WORK/agent-$1.log" | grep -o 'listen\.addr=[0-9.:]*' | cut -d= -f2 || true)
     [ -n "$ADMIN" ] && in_node curl -sf "http://$ADMIN/readyz" >/dev/null 2>&1 && break
@@ -105,7 +78,7 @@ start_agent() { # backend [kernelFastPath: true|false] [monotonicTcpTimestamps: 
   wait_rule "$1" 10.96.0.10 || { cat "$WORK/agent-$1.log" >&2; exit 1; }
 }
 stop_agent() {
-  kill "$AGENT"; wait "$AGENT" 2>/dev/null || true; AGENT=""
+  kill "$MEASURED"; wait "$MEASURED" 2>/dev/null || true; MEASURED=""
   in_node "$BIN" agent --cleanup >/dev/null 2>&1
 }
 has_rule() { # backend ip
@@ -137,8 +110,8 @@ load_services() { # backend N [endpoint IPs, comma separated]
 }
 
 # --- measurements ---------------------------------------------------------------------------
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$AGENT/stat"; }
-rss_kib() { awk -v k="${1:-VmRSS:}" '$1 == k {print $2}' "/proc/$AGENT/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$MEASURED/stat"; }
+rss_kib() { awk -v k="${1:-VmRSS:}" '$1 == k {print $2}' "/proc/$MEASURED/status"; }
 iperf_gbps() { # target
   in_node iperf3 -c "$1" -p 5201 -t "$DURATION" -J |
     python3 -c "import json,sys; print('%.2f' % (json.load(sys.stdin)['end']['sum_received']['bits_per_second'] / 1e9))"

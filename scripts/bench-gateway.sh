@@ -40,35 +40,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 NGINX=$(command -v nginx)
 
-if [ -n "${EDGEMESH_BIN:-}" ]; then
-  BIN=$EDGEMESH_BIN
-else
-  cargo build -q --release -p edgemesh --bin edgemesh
-  BIN=$CARGO_TARGET_DIR/release/edgemesh
-fi
+PREFIX=emgw
+# shellcheck source=scripts/bench/node-pod.sh
+source "$ROOT/scripts/bench/node-pod.sh"
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), nothing pinned"
-
-WORK=$(mktemp -d)
-NODE=emgw-node-$$
-POD=emgw-pod-$$
-PIDS=()
-GW=""
-cleanup() {
-  for pid in "${PIDS[@]}" $GW; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  ip netns del "$NODE" 2>/dev/null || true
-  ip netns del "$POD" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-in_node() { ip netns exec "$NODE" "$@"; }
-
-ip netns add "$NODE"
-ip netns add "$POD"
-ip -n "$NODE" link add eth0 type veth peer name eth0 netns "$POD"
-ip -n "$NODE" addr add 192.0.2.1/24 dev eth0
-ip -n "$POD" addr add 192.0.2.11/24 dev eth0
-for ns in "$NODE" "$POD"; do ip -n "$ns" link set lo up; ip -n "$ns" link set eth0 up; done
 
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench.example \
   -addext subjectAltName=DNS:bench.example -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
@@ -157,7 +132,7 @@ printf 'modules:\n  edgeGateway:\n    enable: true\n  edgeTunnel:\n    enable: f
 ip netns exec "$NODE" "$BIN" gateway -c "$WORK/config.yaml" --manifests "$MANIFESTS" --node-name n1 \
   --admin-addr 127.0.0.1:0 --listen-address 192.0.2.1 --log-level "${GW_LOG:-info,edgemesh_gateway=debug,edgemesh_gateway::access=off}" \
   >"$WORK/gateway.log" 2>&1 &
-GW=$!
+MEASURED=$!
 
 wait_for() { # what, seconds, command...
   local what=$1 limit=$2; shift 2
@@ -174,7 +149,7 @@ for url in https://192.0.2.1:23443/ https://192.0.2.1:8443/; do
   wait_for "$url" 20 in_node curl -sfk "$url"
 done
 
-rss() { awk '/^VmRSS|^VmHWM/ {printf "%s %.1f MiB  ", $1, $2/1024}' "/proc/$GW/status"; }
+rss() { awk '/^VmRSS|^VmHWM/ {printf "%s %.1f MiB  ", $1, $2/1024}' "/proc/$MEASURED/status"; }
 echo "gateway idle: $(rss)"
 
 # CPU time (user + system, all threads) the given processes used, in clock ticks.
@@ -209,10 +184,10 @@ for c in $CONNS; do
   read -r d50 d99 drps _ < <(run_wrk http://192.0.2.11:8080/ "$c" "$BACKEND")
   perf_pid=""
   if [ -n "${PERF_OUT:-}" ]; then
-    perf record -q -F 499 --call-graph "${PERF_CALLGRAPH:-dwarf,16384}" -p "$GW" -o "$WORK/perf.data" -- sleep "$((DURATION + 1))" 2>/dev/null &
+    perf record -q -F 499 --call-graph "${PERF_CALLGRAPH:-dwarf,16384}" -p "$MEASURED" -o "$WORK/perf.data" -- sleep "$((DURATION + 1))" 2>/dev/null &
     perf_pid=$!
   fi
-  read -r g50 g99 grps gcpu < <(run_wrk http://192.0.2.1:23333/ "$c" "$GW")
+  read -r g50 g99 grps gcpu < <(run_wrk http://192.0.2.1:23333/ "$c" "$MEASURED")
   if [ -n "$perf_pid" ]; then
     wait "$perf_pid" || true
     perf report -i "$WORK/perf.data" --children --percent-limit 2 --stdio -g none >"$PERF_OUT" 2>/dev/null
@@ -222,12 +197,12 @@ for c in $CONNS; do
   echo "| keep-alive | HTTP | $c | $drps | $grps | $nrps | $d50/$d99 | $g50/$g99 | $n50/$n99 | $gcpu / $ncpu |"
 done
 for c in $CONNS; do
-  read -r g50 g99 grps gcpu < <(run_wrk https://192.0.2.1:23443/ "$c" "$GW")
+  read -r g50 g99 grps gcpu < <(run_wrk https://192.0.2.1:23443/ "$c" "$MEASURED")
   read -r n50 n99 nrps ncpu < <(run_wrk https://192.0.2.1:8443/ "$c" "$NGINX_PROXY_PIDS")
   echo "| keep-alive | TLS | $c | – | $grps | $nrps | – | $g50/$g99 | $n50/$n99 | $gcpu / $ncpu |"
 done
 # A new TLS connection per request: handshakes/s.
-read -r g50 g99 grps gcpu < <(run_wrk https://192.0.2.1:23443/ 16 "$GW" -H 'Connection: close')
+read -r g50 g99 grps gcpu < <(run_wrk https://192.0.2.1:23443/ 16 "$MEASURED" -H 'Connection: close')
 read -r n50 n99 nrps ncpu < <(run_wrk https://192.0.2.1:8443/ 16 "$NGINX_PROXY_PIDS" -H 'Connection: close')
 echo "| new conn each | TLS handshakes | 16 | – | $grps | $nrps | – | $g50/$g99 | $n50/$n99 | $gcpu / $ncpu |"
 echo
@@ -247,7 +222,7 @@ run_stime() { # addr mode "pids" → "handshakes/s cpu-µs-per-handshake"
 echo "| TLS handshake + GET, one \`openssl s_time\` client | gateway /s | nginx /s | gateway / nginx CPU µs per connection |"
 echo "|---|---:|---:|---:|"
 for mode in -new -reuse; do
-  read -r gh gc < <(run_stime 192.0.2.1:23443 "$mode" "$GW")
+  read -r gh gc < <(run_stime 192.0.2.1:23443 "$mode" "$MEASURED")
   read -r nh nc < <(run_stime 192.0.2.1:8443 "$mode" "$NGINX_PROXY_PIDS")
   echo "| $mode | $gh | $nh | $gc / $nc |"
 done
