@@ -15,6 +15,9 @@ use crate::settings::GatewaySettings;
 /// Where the gateway's pod labels are, when its manifest mounts them with the Downward API.
 const DEFAULT_LABELS_FILE: &str = "/etc/podinfo/labels";
 
+/// The gateway's own state directory: the agent on the same node keeps its key elsewhere.
+const STATE_DIR: &str = "/var/lib/edgemesh-gateway";
+
 /// Flags of `edgemesh gateway`. Flags override the config file. Those it shares with the agent
 /// are the agent's [`SourceArgs`], reworded here for the gateway.
 #[derive(Debug, Clone, Args)]
@@ -53,12 +56,7 @@ pub struct GatewayArgs {
 
     /// Directory for state kept across restarts: the gateway's tunnel key and peer pins (its own:
     /// the agent on the same node keeps its key elsewhere).
-    #[arg(
-        long,
-        env = "EDGEMESH_GATEWAY_STATE_DIR",
-        default_value = "/var/lib/edgemesh-gateway",
-        value_name = "DIR"
-    )]
+    #[arg(long, env = "EDGEMESH_GATEWAY_STATE_DIR", default_value = STATE_DIR, value_name = "DIR")]
     pub state_dir: PathBuf,
 
     /// Read and validate the config file and flags, print every warning, and exit: 0 when the

@@ -529,16 +529,15 @@ mod tests {
 
     const H1: &[&[u8]] = &[b"h2", b"http/1.1"];
 
+    /// A terminator for `tls` with `pair` as the Secret `gw`'s certificate (no ca.crt).
+    fn serving(tls: &ServerTls, pair: &Pair) -> Result<Terminator, TlsError> {
+        terminator(tls, &secret("gw", Some(pair), None), None, H1)
+    }
+
     #[tokio::test]
     async fn simple_terminates_with_alpn() {
         let (pair, ..) = self_signed("gw.example");
-        let server = terminator(
-            &settings(TlsMode::Simple),
-            &secret("gw", Some(&pair), None),
-            None,
-            H1,
-        )
-        .unwrap();
+        let server = serving(&settings(TlsMode::Simple), &pair).unwrap();
         assert!(server.warnings.is_empty(), "{:?}", server.warnings);
         let alpn = handshake(&server, client(BOTH, None)).await.unwrap();
         assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
@@ -573,13 +572,7 @@ mod tests {
     async fn mutual_without_ca_accepts_only_the_secrets_own_certificate() {
         let (pair, ..) = self_signed("gw.example");
         let (other, ..) = self_signed("gw.example");
-        let server = terminator(
-            &settings(TlsMode::Mutual),
-            &secret("gw", Some(&pair), None),
-            None,
-            H1,
-        )
-        .unwrap();
+        let server = serving(&settings(TlsMode::Mutual), &pair).unwrap();
         assert_eq!(
             server.warnings,
             [
@@ -597,48 +590,6 @@ mod tests {
                 .await
                 .unwrap_err();
         }
-    }
-
-    const EDGEMESH_CIPHERS: &[&str] = &[
-        "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
-        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-        "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
-        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-        "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
-        "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
-        "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
-        "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
-    ];
-
-    #[tokio::test]
-    async fn edgemesh_example_ciphers_on_tls12_only() {
-        let (pair, ..) = self_signed("gw.example");
-        let mut tls = settings(TlsMode::Simple);
-        tls.min_version = Some(TlsVersion::V1_2);
-        tls.max_version = Some(TlsVersion::V1_2);
-        tls.cipher_suites = EDGEMESH_CIPHERS.iter().map(|s| s.to_string()).collect();
-        let server = terminator(&tls, &secret("gw", Some(&pair), None), None, H1).unwrap();
-        let cbc: Vec<_> = EDGEMESH_CIPHERS
-            .iter()
-            .filter(|n| n.contains("CBC"))
-            .collect();
-        assert_eq!(server.warnings.len(), cbc.len(), "{:?}", server.warnings);
-        for (warning, name) in server.warnings.iter().zip(cbc) {
-            assert_eq!(
-                warning,
-                &format!(
-                    "cipher suite {name} is not supported (rustls has no CBC suites); skipped"
-                )
-            );
-        }
-        handshake(&server, client(&[&rustls::version::TLS12], None))
-            .await
-            .unwrap();
-        handshake(&server, client(&[&rustls::version::TLS13], None))
-            .await
-            .unwrap_err();
     }
 
     #[test]
@@ -676,7 +627,7 @@ mod tests {
         let (pair, ..) = self_signed("gw.example");
         let mut tls = settings(TlsMode::Simple);
         tls.cipher_suites = vec!["ECDHE-ECDSA-AES128-GCM-SHA256".into()];
-        let server = terminator(&tls, &secret("gw", Some(&pair), None), None, H1).unwrap();
+        let server = serving(&tls, &pair).unwrap();
         handshake(&server, client(&[&rustls::version::TLS13], None))
             .await
             .unwrap();
@@ -684,7 +635,7 @@ mod tests {
 
     fn settings_error(tls: &ServerTls) -> String {
         let (pair, ..) = self_signed("gw.example");
-        match terminator(tls, &secret("gw", Some(&pair), None), None, H1) {
+        match serving(tls, &pair) {
             Err(TlsError::Settings(message)) => message,
             other => panic!("expected a settings error, got {other:?}"),
         }
@@ -715,7 +666,7 @@ mod tests {
         assert!(settings_error(&tls).contains("fits the certificate's ECDSA key"));
         tls.max_version = None;
         let (pair, ..) = self_signed("gw.example");
-        let server = terminator(&tls, &secret("gw", Some(&pair), None), None, H1).unwrap();
+        let server = serving(&tls, &pair).unwrap();
         assert_eq!(
             server.warnings,
             [
@@ -729,7 +680,7 @@ mod tests {
         let (pair, ..) = self_signed("gw.example");
         let mut tls = settings(TlsMode::Simple);
         tls.min_version = Some(TlsVersion::V1_0);
-        let server = terminator(&tls, &secret("gw", Some(&pair), None), None, H1).unwrap();
+        let server = serving(&tls, &pair).unwrap();
         assert_eq!(server.warnings.len(), 1);
         assert!(server.warnings[0].contains("raised to TLSV1_2"));
     }

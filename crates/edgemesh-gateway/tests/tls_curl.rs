@@ -110,14 +110,23 @@ async fn curl_with_the_secrets_own_pair_gets_through() {
     openssl_pair(dir.path(), "tls");
     openssl_pair(dir.path(), "other");
     let server = edgemesh_example(dir.path());
-    assert!(
-        server
-            .warnings
+    // rustls has no CBC suites: each of the example's is named and skipped, the rest serve.
+    let mut expected = vec![
+        "MUTUAL without ca.crt: only the Secret's own certificate is accepted as a client certificate"
+            .to_string(),
+    ];
+    expected.extend(
+        EDGEMESH_CIPHERS
             .iter()
-            .any(|w| w.starts_with("MUTUAL without ca.crt")),
-        "{:?}",
-        server.warnings
+            .filter(|n| n.contains("CBC"))
+            .map(|name| {
+                format!("cipher suite {name} is not supported (rustls has no CBC suites); skipped")
+            }),
     );
+    let mut warnings = server.warnings.clone();
+    warnings.sort();
+    expected.sort();
+    assert_eq!(warnings, expected);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(serve(listener, server));
