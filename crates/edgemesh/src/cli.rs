@@ -6,6 +6,9 @@ use clap::{Args, Parser, Subcommand};
 use edgemesh_config::SourceArgs;
 use edgemesh_telemetry::LogArgs;
 
+/// Where the agent keeps its tunnel key and peer pins unless told otherwise.
+const STATE_DIR: &str = "/var/lib/edgemesh";
+
 /// edgemesh: an edge service mesh for Kubernetes.
 ///
 /// Applications on edge nodes reach each other through ordinary Kubernetes Services, across LANs
@@ -43,12 +46,7 @@ pub struct AgentArgs {
     pub sources: SourceArgs,
 
     /// Directory for state kept across restarts: the tunnel's node key and the peer pins.
-    #[arg(
-        long,
-        env = "EDGEMESH_STATE_DIR",
-        default_value = "/var/lib/edgemesh",
-        value_name = "DIR"
-    )]
+    #[arg(long, env = "EDGEMESH_STATE_DIR", default_value = STATE_DIR, value_name = "DIR")]
     pub state_dir: PathBuf,
 
     /// Remove everything the agent installed on this host (nftables table, iptables chains and
