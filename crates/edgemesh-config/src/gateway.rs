@@ -22,7 +22,7 @@ use crate::overrides::FromFlags;
 use crate::validate::{Collector, check_consistent_hash, check_kube_api, check_tunnel};
 use crate::{
     CONTENT_TYPE_PROTOBUF, Discovery, EdgeTunnel, Env, GATEWAY_API_VERSION, GATEWAY_KIND,
-    KubeApiConfig, LoadBalancer, Loaded, Overrides, PprofConfig, RunningMode, nullable,
+    KubeApiConfig, LoadBalancer, Loaded, PprofConfig, RunningMode, nullable,
 };
 
 pub use listen::ListenAddresses;
@@ -61,7 +61,7 @@ pub struct GatewayConfig {
     #[serde(skip)]
     pub manifests: Option<PathBuf>,
     #[serde(skip)]
-    from_flags: FromFlags,
+    pub(crate) from_flags: FromFlags,
 }
 
 impl Default for GatewayConfig {
@@ -198,16 +198,6 @@ impl GatewayConfig {
             out.extend(listen.ipv6_notices());
         }
         out
-    }
-
-    /// Lays the flags over the file (`--node-name` is resolved by [`prepare_gateway`]).
-    pub fn apply(&mut self, overrides: &Overrides) {
-        overrides.apply_shared(
-            &mut self.kube_api_config,
-            &mut self.from_flags,
-            &mut self.manifests,
-            &mut self.common_config.admin_addr,
-        );
     }
 
     /// Every invalid value, in file order, by the agent's rules for the keys they share.

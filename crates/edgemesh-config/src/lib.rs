@@ -88,7 +88,7 @@ pub struct AgentConfig {
     pub manifests: Option<PathBuf>,
     /// Which keys a flag set, so errors name the flag the operator typed.
     #[serde(skip)]
-    from_flags: overrides::FromFlags,
+    pub(crate) from_flags: overrides::FromFlags,
 }
 
 impl Default for AgentConfig {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::checked::Checked;
 use crate::error::{ConfigError, Warning};
-use crate::{AgentConfig, KubeApiConfig};
+use crate::{AgentConfig, GatewayConfig};
 
 /// The flags of `edgemesh agent` that override the file; `None` leaves the file's value.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,44 +40,34 @@ impl FromFlags {
     }
 }
 
-impl Overrides {
-    /// Lays the flags every component shares over its file's values: the API keys, the
-    /// manifests directory and the admin address.
-    pub(crate) fn apply_shared(
-        &self,
-        api: &mut KubeApiConfig,
-        from_flags: &mut FromFlags,
-        manifests: &mut Option<PathBuf>,
-        admin_addr: &mut Checked<SocketAddr>,
-    ) {
-        if let Some(path) = &self.kubeconfig {
-            api.kube_config.clone_from(path);
-            from_flags.kubeconfig = true;
+/// `apply` for every component's config: the flags they share (the API keys, the manifests
+/// directory and the admin address) land on fields of the same names in each.
+macro_rules! lay_shared_flags {
+    ($($config:ty),+) => {$(
+        impl $config {
+            /// Lays the flags over the file. Validate afterwards: flag values are checked like
+            /// file values.
+            pub fn apply(&mut self, flags: &Overrides) {
+                if let Some(path) = &flags.kubeconfig {
+                    self.kube_api_config.kube_config.clone_from(path);
+                    self.from_flags.kubeconfig = true;
+                }
+                if let Some(master) = &flags.master {
+                    self.kube_api_config.master.clone_from(master);
+                    self.from_flags.master = true;
+                }
+                if let Some(dir) = &flags.manifests_dir {
+                    self.manifests = Some(dir.clone());
+                }
+                if let Some(addr) = flags.admin_addr {
+                    self.common_config.admin_addr = Checked::new(addr);
+                }
+            }
         }
-        if let Some(master) = &self.master {
-            api.master.clone_from(master);
-            from_flags.master = true;
-        }
-        if let Some(dir) = &self.manifests_dir {
-            *manifests = Some(dir.clone());
-        }
-        if let Some(addr) = self.admin_addr {
-            *admin_addr = Checked::new(addr);
-        }
-    }
+    )+};
 }
 
-impl AgentConfig {
-    /// Lays the flags over the file. Validate afterwards: flag values are checked like file values.
-    pub fn apply(&mut self, overrides: &Overrides) {
-        overrides.apply_shared(
-            &mut self.kube_api_config,
-            &mut self.from_flags,
-            &mut self.manifests,
-            &mut self.common_config.admin_addr,
-        );
-    }
-}
+lay_shared_flags!(AgentConfig, GatewayConfig);
 
 /// Where the node name came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
