@@ -21,6 +21,11 @@ impl Cluster {
         client_on(&self.node, program, args, input)
     }
 
+    /// [`Cluster::client`] with its own bound, for a client that runs longer than most.
+    pub fn client_for(&self, limit: Duration, program: &str, args: &[&str]) -> Answer {
+        bounded_client_on(&self.node, limit, program, args, b"")
+    }
+
     /// `curl -sS URL` (HTTP or HTTPS with `-k`), extra args first; the trimmed body.
     pub fn curl(&self, url: &str, extra: &[&str]) -> Answer {
         curl_on(&self.node, url, extra)
@@ -67,7 +72,18 @@ impl Cluster {
 
 /// Runs `program args` in `host`'s namespace under `timeout`, feeding `input` on stdin.
 pub fn client_on(host: &Host, program: &str, args: &[&str], input: &[u8]) -> Answer {
-    let limit = CLIENT_LIMIT.as_secs().to_string();
+    bounded_client_on(host, CLIENT_LIMIT, program, args, input)
+}
+
+/// [`client_on`] under `limit` instead of [`CLIENT_LIMIT`].
+fn bounded_client_on(
+    host: &Host,
+    limit: Duration,
+    program: &str,
+    args: &[&str],
+    input: &[u8],
+) -> Answer {
+    let limit = limit.as_secs().to_string();
     let mut cmd: Command = host.command("timeout");
     cmd.arg(&limit).arg(program).args(args);
     cmd.stdin(Stdio::piped())

@@ -58,6 +58,9 @@ class Echo(socketserver.BaseRequestHandler):
 class EchoServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog is 5: a test opening connections by the hundred would
+    # see SYNs dropped and retried a second later.
+    request_queue_size = 1024
 
 
 def udp_echo(sock):
