@@ -24,6 +24,26 @@ pub struct Target {
     pub subset: Option<Subset>,
 }
 
+impl Target {
+    /// Whether an endpoint at `ip` may serve this target: any endpoint without a subset, only
+    /// the subset's pods with one, none when the subset is undefined.
+    pub fn admits(&self, ip: IpAddr) -> bool {
+        match &self.subset {
+            None => true,
+            Some(Ok(pods)) => pods.ips.contains(&ip),
+            Some(Err(_)) => false,
+        }
+    }
+
+    /// The subset's name, when the target has a resolved one.
+    pub fn subset_name(&self) -> Option<&str> {
+        match &self.subset {
+            Some(Ok(pods)) => Some(&pods.name),
+            _ => None,
+        }
+    }
+}
+
 /// Why a target could not be reached: each names the Service.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -158,16 +178,16 @@ impl Backends {
 /// The backends of `port` the target's subset leaves out (none without a subset); an undefined
 /// subset is an error naming it.
 fn outside_subset(target: &Target, port: &ServicePort) -> Result<Vec<SocketAddr>, BackendError> {
-    let pods = match &target.subset {
+    match &target.subset {
         None => return Ok(Vec::new()),
         Some(Err(why)) => return Err(BackendError::UndefinedSubset(Arc::clone(why))),
-        Some(Ok(pods)) => pods,
-    };
+        Some(Ok(_)) => {}
+    }
     Ok(port
         .backends
         .iter()
         .map(|b| b.addr)
-        .filter(|addr| !pods.ips.contains(&addr.ip()))
+        .filter(|addr| !target.admits(addr.ip()))
         .collect())
 }
 

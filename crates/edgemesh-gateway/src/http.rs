@@ -34,6 +34,7 @@ use crate::exchange::Failure;
 use crate::hosts::request_host;
 use crate::matcher::{RequestMatch, RequestView, StringMatch};
 use crate::table::{HttpAction, HttpRoute, PortMode, Target};
+use edgemesh_model::ObjectKey;
 use edgemesh_model::ingress::{HeaderOps, RedirectSpec};
 
 /// Where a downstream connection arrived.
@@ -66,10 +67,23 @@ where
 #[derive(Default)]
 struct Pool(Mutex<HashMap<PoolKey, Pooled>>);
 
-type PoolKey = (String, Option<u16>, bool);
+/// What makes upstream connections interchangeable: the Service port, the subset (two routes to
+/// one Service's subsets must never share a connection: it leads to one pod) and the protocol.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct PoolKey {
+    service: ObjectKey,
+    port: Option<u16>,
+    subset: Option<String>,
+    h2: bool,
+}
 
 fn pool_key(target: &Target, h2: bool) -> PoolKey {
-    (target.service.to_string(), target.port, h2)
+    PoolKey {
+        service: target.service.clone(),
+        port: target.port,
+        subset: target.subset_name().map(str::to_owned),
+        h2,
+    }
 }
 
 struct Pooled {
@@ -317,8 +331,9 @@ impl Exchange<'_> {
     /// connection becomes the upgraded one, or a retry).
     async fn connection(&self, fresh: bool, avoid: &[SocketAddr]) -> Result<Pooled, Failure> {
         match reusable(fresh, self.pool, &self.key).await {
-            Some(pooled) => Ok(pooled),
-            None => open(self.target, self.h2, self.down, self.shared, avoid).await,
+            // A pod relabelled out of the subset since: its connection goes, a new one opens.
+            Some(pooled) if self.target.admits(pooled.endpoint.ip()) => Ok(pooled),
+            _ => open(self.target, self.h2, self.down, self.shared, avoid).await,
         }
     }
 }

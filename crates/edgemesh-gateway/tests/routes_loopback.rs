@@ -341,3 +341,80 @@ async fn a_match_with_gateways_routes_only_on_their_ports() {
         assert!(body.starts_with(expected), "port {port}: {body:?}");
     }
 }
+
+/// A pod `name` at `ip` labelled `version: VERSION` in namespace default.
+fn pod(name: &str, ip: [u8; 4], version: &str) -> Resource {
+    Resource::Pod(edgemesh_model::PodSpec {
+        key: edgemesh_model::ObjectKey::new("default", name),
+        ip: Some(std::net::IpAddr::from(ip)),
+        labels: [("version".to_string(), version.to_string())].into(),
+    })
+}
+
+/// Two routes to subsets v1 and v2 of one Service, asked in turn on ONE keep-alive downstream
+/// connection to keep-alive backends: each request goes to its own subset's pod, never down the
+/// upstream connection the other route's request left open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subsets_of_one_service_keep_their_own_upstream_connections() {
+    let target = free_port();
+    backend(([127, 0, 0, 13], target).into(), "v1").await;
+    backend(([127, 0, 0, 14], target).into(), "v2").await;
+    let port = free_port();
+    let mut catalog = Catalog::new();
+    let ips = [[127, 0, 0, 13], [127, 0, 0, 14]];
+    service(&mut catalog, "web", [10, 96, 0, 23], 80, &ips, target);
+    for resource in [
+        pod("web-v1", [127, 0, 0, 13], "v1"),
+        pod("web-v2", [127, 0, 0, 14], "v2"),
+    ] {
+        catalog.upsert(edgemesh_model::SourceId::Manifests, resource);
+    }
+    let subset = |name: &str| edgemesh_model::SubsetSpec {
+        name: name.into(),
+        labels: [("version".to_string(), name.to_string())].into(),
+    };
+    catalog.upsert(
+        edgemesh_model::SourceId::Manifests,
+        Resource::DestinationRule(edgemesh_model::DestinationRuleSpec {
+            key: edgemesh_model::ObjectKey::new("default", "web"),
+            host: "web".into(),
+            policy: edgemesh_model::LbPolicy::default(),
+            subsets: vec![subset("v1"), subset("v2")],
+        }),
+    );
+    catalog.upsert(
+        edgemesh_model::SourceId::Manifests,
+        edgemesh_gateway(port, &["*"], None),
+    );
+    let to_subset = |path: &str, name: &str| {
+        let mut to = destination("web", 80, 100);
+        to.subset = Some(name.into());
+        http_route(vec![prefix(path)], vec![to])
+    };
+    let routes = vec![to_subset("/v1", "v1"), to_subset("/v2", "v2")];
+    let vs = virtual_service("web", &["*"], routes);
+    catalog.upsert(
+        edgemesh_model::SourceId::Manifests,
+        Resource::VirtualService(Box::new(vs)),
+    );
+    let _gw = gateway(snapshot(&catalog, 1)).await;
+    // One curl: 40 keep-alive requests, /v1 and /v2 in turn.
+    let urls: Vec<String> = (0..40)
+        .map(|i| format!("http://127.0.0.1:{port}/v{}", 1 + i % 2))
+        .collect();
+    let body = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = urls.iter().map(String::as_str).collect();
+        curl(&args)
+    })
+    .await
+    .unwrap();
+    let answers: Vec<&str> = body.lines().collect();
+    assert_eq!(answers.len(), 40, "{body}");
+    for (i, answer) in answers.iter().enumerate() {
+        let subset = format!("v{}", 1 + i % 2);
+        assert!(
+            answer.starts_with(&format!("{subset} /{subset}")),
+            "request {i} to /{subset} answered by {answer:?}"
+        );
+    }
+}
