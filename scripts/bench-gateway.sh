@@ -149,7 +149,11 @@ for url in https://192.0.2.1:23443/ https://192.0.2.1:8443/; do
   wait_for "$url" 20 in_node curl -sfk "$url"
 done
 
-rss() { awk '/^VmRSS|^VmHWM/ {printf "%s %.1f MiB  ", $1, $2/1024}' "/proc/$MEASURED/status"; }
+rss() {
+  awk '/^VmRSS|^VmHWM/ {printf "%s %.1f MiB  ", $1, $2/1024}' "/proc/$MEASURED/status"
+  # What the resident pages are: the binary's own (file) or the heap and stacks (anon).
+  awk '/^(Anonymous|Pss_File):/ {printf "%s %.1f MiB  ", $1, $2/1024}' "/proc/$MEASURED/smaps_rollup"
+}
 echo "gateway idle: $(rss)"
 
 # CPU time (user + system, all threads) the given processes used, in clock ticks.
