@@ -5,9 +5,11 @@
 //! pumps both ways through it.
 
 use std::net::SocketAddr;
+use std::os::fd::AsFd as _;
 use std::sync::{Arc, OnceLock, PoisonError};
 
 use edgemesh_copy::Activity;
+use edgemesh_host::fd_in_reserve;
 use edgemesh_lb::{PickContext, Picked};
 use edgemesh_model::{Frontend, Protocol};
 use tokio::net::UdpSocket;
@@ -48,6 +50,15 @@ enum Upstream {
     Socket(UdpSocket),
     /// The queue in front of a datagram channel.
     Channel(mpsc::Sender<Vec<u8>>),
+}
+
+impl Upstream {
+    fn in_fd_reserve(&self) -> bool {
+        match self {
+            Upstream::Socket(socket) => fd_in_reserve(socket.as_fd()),
+            Upstream::Channel(_) => false,
+        }
+    }
 }
 
 /// What the flow's task needs to open its datagram channel.
@@ -154,6 +165,13 @@ pub(crate) fn open(proxy: &Proxy, received: Received) -> Option<(Session, Option
         ))
     });
     match sockets {
+        // The flow would keep a descriptor the rest of the process needs (see
+        // `edgemesh_host::fd_in_reserve`): its sockets are closed, the datagram dropped.
+        Ok((upstream, reply)) if upstream.in_fd_reserve() || fd_in_reserve(reply.as_fd()) => {
+            Metrics::inc(&inner.metrics.fd_reserve_refused);
+            tracing::debug!(client = %received.client, "descriptor reserve reached: UDP flow refused");
+            None
+        }
         Ok((upstream, reply)) => {
             Metrics::inc(&inner.metrics.udp_sessions_created);
             let session = Session {
