@@ -344,3 +344,47 @@ async fn proved_by(shared: &Shared, node: &str, peer: PeerId, until: tokio::time
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn work(took: Duration) -> Result<(), TunnelError> {
+        tokio::time::sleep(took).await;
+        Ok(())
+    }
+
+    /// Work is charged against the budget; time between the pieces (the waits for a slot) is
+    /// not.
+    #[tokio::test(start_paused = true)]
+    async fn only_work_counts_against_the_budget() {
+        let mut budget = Budget::new(Some(Duration::from_secs(5)));
+        budget
+            .spend("b", work(Duration::from_secs(2)))
+            .await
+            .unwrap();
+        // Queueing: a minute, not charged.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        budget
+            .spend("b", work(Duration::from_secs(2)))
+            .await
+            .unwrap();
+        let error = budget
+            .spend("b", work(Duration::from_secs(2)))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, TunnelError::OpenTimedOut { ref node, within } if node == "b" && within == Duration::from_secs(5)),
+            "{error}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_budget_bounds_nothing() {
+        let mut budget = Budget::new(None);
+        budget
+            .spend("b", work(Duration::from_secs(3600)))
+            .await
+            .unwrap();
+    }
+}
