@@ -16,11 +16,15 @@ use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use datapath_support::{Backend, Cluster, ECHO, Svc};
+use datapath_support::{Backend, Cluster, ECHO, PYTHON, Svc, UDP};
 use serde_json::json;
 
 const IP: &str = "10.96.0.10";
 const LATER: &str = "10.96.0.11";
+const UDP_IP: &str = "10.96.0.12";
+const FLOWS_SCRIPT: &str = include_str!("datapath_support/udp_flows.py");
+/// UDP flows tried at once: each holds 2 of the agent's descriptors.
+const FLOWS: usize = 400;
 /// The agent's RLIMIT_NOFILE (soft and hard) is set this far above the descriptors it has open.
 const HEADROOM: usize = 400;
 /// Idle clients tried at most: each proxied connection holds 2 of the agent's descriptors.
@@ -48,6 +52,19 @@ fn open_fds(pid: u32) -> usize {
         .count()
 }
 
+/// Sets the agent's limit (soft and hard) to [`HEADROOM`] above what it has open: (open, limit).
+fn lower_limit(pid: u32) -> (usize, usize) {
+    let before = open_fds(pid);
+    let limit = before + HEADROOM;
+    let nofile = format!("--nofile={limit}:{limit}");
+    let set = std::process::Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), &nofile])
+        .status()
+        .unwrap();
+    assert!(set.success(), "prlimit: {set}");
+    (before, limit)
+}
+
 #[test]
 fn proxied_connections_past_the_proxys_share_leave_the_admin_endpoint_and_the_watcher_working() {
     let cluster = Cluster::new("fdres", 1);
@@ -63,14 +80,7 @@ fn proxied_connections_past_the_proxys_share_leave_the_admin_endpoint_and_the_wa
     let ns = cluster.node.netns();
     assert!(ns.run(|| proxied(addr)).is_some(), "the service answers");
 
-    let before = open_fds(pid);
-    let limit = before + HEADROOM;
-    let nofile = format!("--nofile={limit}:{limit}");
-    let set = std::process::Command::new("prlimit")
-        .args(["--pid", &pid.to_string(), &nofile])
-        .status()
-        .unwrap();
-    assert!(set.success(), "prlimit: {set}");
+    let (before, limit) = lower_limit(pid);
 
     let started = Instant::now();
     let (held, refused) = ns.run(|| {
@@ -128,4 +138,59 @@ fn proxied_connections_past_the_proxys_share_leave_the_admin_endpoint_and_the_wa
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(agent.get("/healthz").0, 200);
+}
+
+/// The same with UDP: each flow to a pod holds two of the agent's descriptors (its reply socket
+/// and its upstream socket) until it is idle (the issue: 15,500 source ports left the admin
+/// endpoint and the watcher without descriptors).
+#[test]
+fn udp_flows_past_the_proxys_share_leave_the_admin_endpoint_working() {
+    let cluster = Cluster::new("fdrsu", 1);
+    let dns = Svc::new("dns", UDP_IP)
+        .ports(&[UDP])
+        .endpoints(&cluster.pod_ips());
+    cluster.apply("dns.yaml", &dns.yaml());
+    let agent = cluster.start_agent(Backend::Nftables, "");
+    let pid = agent.process.pid();
+    assert!(cluster.udp_echo(UDP_IP, UDP.port as u16, "warm").is_ok());
+    let (before, limit) = lower_limit(pid);
+
+    // Every flow sends again each second until answered: the proxy keeps being asked.
+    let args = [
+        "10",
+        PYTHON,
+        "-c",
+        FLOWS_SCRIPT,
+        UDP_IP,
+        &UDP.port.to_string(),
+        &FLOWS.to_string(),
+        "4",
+    ];
+    let out = cluster
+        .node
+        .command("timeout")
+        .args(args)
+        .output()
+        .expect("run the flows client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let full = open_fds(pid);
+    eprintln!(
+        "limit {limit}: {}; the agent had {before} descriptors open, then {full}",
+        stdout.trim()
+    );
+    assert!(out.status.success(), "{stdout}");
+    let answered: usize = stdout
+        .split_whitespace()
+        .nth(3)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected output: {stdout}"));
+    assert!(
+        answered < FLOWS,
+        "{FLOWS} flows never filled the proxy's share"
+    );
+    let (status, body) = agent.get("/healthz");
+    assert_eq!((status, body.trim()), (200, "ok"));
+    let refusals = agent.metric("edgemesh_proxy_fd_reserve_refusals_total");
+    eprintln!("edgemesh_proxy_fd_reserve_refusals_total {refusals}");
+    assert!(refusals >= 1.0, "{refusals}");
 }
