@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd as _;
 use std::sync::Arc;
 
 use edgemesh_host::{HostSockets, SocketFactory};
@@ -88,6 +89,11 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 async fn accept_loop(listener: TcpListener, port: u16, shared: Arc<Shared>) {
     loop {
         match listener.accept().await {
+            // A connection that would keep a descriptor from the reserve left to the admin
+            // endpoint and the sources (`edgemesh_host::fd_in_reserve`) is closed at once.
+            Ok((stream, client)) if edgemesh_host::fd_in_reserve(stream.as_fd()) => {
+                tracing::debug!(port, %client, "descriptor reserve reached: connection closed");
+            }
             Ok((stream, client)) => {
                 tokio::spawn(serve(stream, client, port, Arc::clone(&shared)));
             }

@@ -16,6 +16,6 @@ pub use net::{
     interface_addresses, interface_networks, remove_bridge_device, remove_tproxy_route,
 };
 pub use sockets::{
-    HostSockets, Keepalive, SocketError, SocketFactory, TRANSPARENT_RECEIVE_BUFFER,
-    UPSTREAM_RECEIVE_BUFFER, connect, keep_alive, raise_fd_limit,
+    FD_RESERVE, HostSockets, Keepalive, SocketError, SocketFactory, TRANSPARENT_RECEIVE_BUFFER,
+    UPSTREAM_RECEIVE_BUFFER, connect, fd_in_reserve, keep_alive, raise_fd_limit,
 };

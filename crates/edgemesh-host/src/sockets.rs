@@ -225,3 +225,30 @@ pub fn raise_fd_limit() {
         let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
 }
+
+/// Descriptors the data path leaves to the rest of the process (the admin endpoint, the
+/// manifests watcher, DNS, the tunnel) once it has used its share: at most this many, and at
+/// most a quarter of the limit.
+pub const FD_RESERVE: u64 = 256;
+
+/// Whether `fd` lies in the reserve: a descriptor the data path must not keep (close it and
+/// refuse the connection or flow it was for).
+///
+/// The kernel hands out the lowest free number, so a descriptor numbered `n` means at least `n`
+/// others are open: one at or above `limit - reserve` means the process has reached the data
+/// path's share. The data path checks every socket it keeps for a connection or flow, so it
+/// never holds one of the top numbers, and those stay free for the rest of the process (which
+/// used to fail with `Too many open files` in the admin endpoint's accept and the manifests
+/// watcher while proxied connections held every descriptor, issue #17). One comparison and a
+/// `getrlimit` per socket; the limit is read each time, so a limit lowered at run time (`prlimit`)
+/// counts at once.
+pub fn fd_in_reserve(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    use nix::sys::resource::{Resource, getrlimit};
+    use std::os::fd::AsRawFd as _;
+    let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return false;
+    };
+    let reserve = FD_RESERVE.min(soft / 4);
+    let number = u64::try_from(fd.as_raw_fd()).unwrap_or(0);
+    number + reserve >= soft
+}

@@ -32,6 +32,7 @@ pub struct Client<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct DialLimits {
     pub attempts: usize,
+    /// Each dial's connect timeout, applied by the dialer to its own work ([`Dialer`]).
     pub timeout: Duration,
 }
 
@@ -69,7 +70,10 @@ pub async fn dial_any(
         }
         let addr = picked.backend.addr;
         let started = Instant::now();
-        match dial_once(dialer, &picked, target.frontend, limits.timeout).await {
+        match dialer
+            .dial(&picked.backend, target.frontend, limits.timeout)
+            .await
+        {
             Ok(upstream) => {
                 metrics.dial_duration.observe(started.elapsed());
                 return Ok(Connected { upstream, picked });
@@ -90,21 +94,6 @@ pub async fn dial_any(
         },
         None => ProxyError::NoEndpoint(*target.frontend),
     })
-}
-
-async fn dial_once(
-    dialer: &dyn Dialer,
-    picked: &Picked,
-    frontend: &Frontend,
-    timeout: Duration,
-) -> io::Result<Upstream> {
-    match tokio::time::timeout(timeout, dialer.dial(&picked.backend, frontend)).await {
-        Ok(result) => result,
-        Err(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("connect timed out after {timeout:?}"),
-        )),
-    }
 }
 
 #[cfg(test)]
@@ -130,6 +119,7 @@ mod tests {
             &'a self,
             b: &'a edgemesh_model::Backend,
             _: &'a Frontend,
+            _: Duration,
         ) -> BoxFuture<'a, io::Result<Upstream>> {
             self.dialed.lock().unwrap().push(b.addr);
             let result = if self.succeed == Some(b.addr) {

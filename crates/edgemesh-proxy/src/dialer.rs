@@ -5,6 +5,7 @@
 use std::fmt;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use edgemesh_host::SocketFactory;
 use edgemesh_model::{Backend, Frontend};
@@ -44,17 +45,31 @@ pub trait DatagramChannel: Send + Sync + fmt::Debug {
 /// Opening a [`DatagramChannel`]; owns what it needs, so the proxy can run it in its own task.
 pub type DatagramDial = BoxFuture<'static, io::Result<Box<dyn DatagramChannel>>>;
 
-/// Opens connections to backends. The proxy bounds each call with its connect timeout.
+/// Opens connections to backends.
+///
+/// `connect_timeout` (the proxy's `ProxyConfig::connect_timeout`) bounds the dial's own work,
+/// and the dialer applies it: all of a socket connect, but not a wait for capacity that a
+/// dialer queues for first. A tunnel open waits for one of the peer's stream slots
+/// (back-pressure, bounded by the tunnel) before it reaches the peer and has the remote agent
+/// dial; with the connect timeout over the whole, a burst of new flows to one peer failed only
+/// because others were ahead of it in the queue (issue #17). The proxy adds no bound of its own.
 pub trait Dialer: Send + Sync + 'static {
     fn dial<'a>(
         &'a self,
         backend: &'a Backend,
         frontend: &'a Frontend,
+        connect_timeout: Duration,
     ) -> BoxFuture<'a, io::Result<Upstream>>;
 
     /// UDP: `None` (the default) sends the flow's datagrams from a plain marked socket straight
-    /// to the backend; `Some` opens a datagram channel instead (an endpoint behind the tunnel).
-    fn dial_udp(&self, _backend: &Backend, _frontend: &Frontend) -> Option<DatagramDial> {
+    /// to the backend; `Some` opens a datagram channel instead (an endpoint behind the tunnel),
+    /// its open bounded as [`Dialer::dial`]'s.
+    fn dial_udp(
+        &self,
+        _backend: &Backend,
+        _frontend: &Frontend,
+        _connect_timeout: Duration,
+    ) -> Option<DatagramDial> {
         None
     }
 }
@@ -79,11 +94,22 @@ impl Dialer for DirectDialer {
         &'a self,
         backend: &'a Backend,
         _frontend: &'a Frontend,
+        connect_timeout: Duration,
     ) -> BoxFuture<'a, io::Result<Upstream>> {
         Box::pin(async move {
-            edgemesh_host::connect(&*self.sockets, backend.addr)
-                .await
-                .map(Upstream::Tcp)
+            let connect = edgemesh_host::connect(&*self.sockets, backend.addr);
+            match tokio::time::timeout(connect_timeout, connect).await {
+                Ok(connected) => connected.map(Upstream::Tcp),
+                Err(_) => Err(timed_out(connect_timeout)),
+            }
         })
     }
+}
+
+/// The error of a dial that did not complete within `connect_timeout`.
+fn timed_out(connect_timeout: Duration) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("connect timed out after {connect_timeout:?}"),
+    )
 }

@@ -32,6 +32,9 @@ edgemesh_telemetry::counters! {
         pub udp_dropped_reply_failed,
         /// The kernel's count of datagrams dropped at the full TPROXY receiver (`SO_RXQ_OVFL`).
         pub udp_receive_buffer_drops,
+        /// TCP connections and UDP flows refused because a socket they needed lay in the
+        /// descriptor reserve (`edgemesh_host::fd_in_reserve`).
+        pub fd_reserve_refused,
     }
     also {
         /// Time to connect to the chosen endpoint (successful dials), direct or through the tunnel.
@@ -148,6 +151,11 @@ impl Readout for Metrics {
                 "udp_receive_buffer_drops",
                 "UDP datagrams the kernel dropped because the transparent receiver's buffer was full.",
                 m.udp_receive_buffer_drops,
+            ),
+            (
+                "fd_reserve_refusals",
+                "TCP connections and UDP flows refused because the process reached the data path's share of file descriptors (the rest is kept for the admin endpoint, the manifests watcher, DNS and the tunnel).",
+                m.fd_reserve_refused,
             ),
         ];
         out.table(Kind::Counter, "edgemesh_proxy_", &counters)?;

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsFd as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,6 +100,10 @@ impl Proxy {
         loop {
             match listener.accept().await {
                 Ok((stream, peer)) => {
+                    if edgemesh_host::fd_in_reserve(stream.as_fd()) {
+                        self.refuse_for_reserve(&stream, peer);
+                        continue;
+                    }
                     let proxy = self.clone();
                     let span = tracing::debug_span!("tcp", %peer);
                     tokio::spawn(proxy.handle_conn(stream, peer).instrument(span));
@@ -158,6 +163,11 @@ impl Proxy {
                 return reset(&client);
             }
         };
+        if let Upstream::Tcp(upstream) = &connected.upstream
+            && edgemesh_host::fd_in_reserve(upstream.as_fd())
+        {
+            return self.refuse_for_reserve(&client, peer);
+        }
         tracing::debug!(backend = %connected.picked.backend.addr, service = %service.key, "relaying");
         if let Some(keepalive) = inner.config.tcp_keepalive {
             // A tunnel stream has the tunnel's own liveness checks; a socket needs the kernel's.
@@ -243,6 +253,14 @@ impl Proxy {
             Some(name) => read_head(client, name, self.inner.config.http_head).await,
             None => Head::default(),
         }
+    }
+
+    /// Resets a client whose connection would take a descriptor from the reserve kept for the
+    /// rest of the process (the admin endpoint, the manifests watcher, DNS, the tunnel).
+    fn refuse_for_reserve(&self, client: &TcpStream, peer: SocketAddr) {
+        Metrics::inc(&self.inner.metrics.fd_reserve_refused);
+        tracing::debug!(%peer, "descriptor reserve reached: connection refused");
+        reset(client);
     }
 
     fn count_dial_error(&self, error: &crate::ProxyError) {

@@ -250,3 +250,56 @@ async fn splice_proxy(backends: Vec<SocketAddr>, original_dst: &str) -> (Proxy, 
     )
     .await
 }
+
+/// A dialer that waits its turn before a direct connect, as a tunnel open waits for one of its
+/// peer's stream slots.
+struct Queued {
+    wait: Duration,
+    inner: edgemesh_proxy::DirectDialer,
+}
+
+impl edgemesh_proxy::Dialer for Queued {
+    fn dial<'a>(
+        &'a self,
+        backend: &'a edgemesh_model::Backend,
+        frontend: &'a edgemesh_model::Frontend,
+        connect_timeout: Duration,
+    ) -> futures::future::BoxFuture<'a, std::io::Result<edgemesh_proxy::Upstream>> {
+        Box::pin(async move {
+            tokio::time::sleep(self.wait).await;
+            self.inner.dial(backend, frontend, connect_timeout).await
+        })
+    }
+}
+
+/// The dialer bounds a dial's own work by the connect timeout; the proxy adds no bound over the
+/// whole, so a dial that queued longer than the connect timeout still connects (issue #17: a
+/// burst of tunnel opens failed because the wait for a slot counted).
+#[tokio::test]
+async fn a_dial_that_queues_past_the_connect_timeout_still_connects() {
+    let config = ProxyConfig {
+        connect_timeout: Duration::from_millis(100),
+        ..ProxyConfig::default()
+    };
+    let balancer = Arc::new(FirstAvailable::new(vec![echo_server().await]));
+    let dialer = Arc::new(Queued {
+        wait: Duration::from_millis(400),
+        inner: edgemesh_proxy::DirectDialer::new(Arc::new(edgemesh_host::HostSockets::default())),
+    });
+    let dst: SocketAddr = WEB.parse().unwrap();
+    let od = Arc::new(move |_: &TcpStream| Ok(dst));
+    let snapshots = common::snapshots(LbPolicy::RoundRobin);
+    let proxy = Proxy::with_original_dst(config, snapshots, balancer, dialer, od);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = proxy.clone();
+    tokio::spawn(async move { serving.serve_tcp(listener).await });
+
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client.write_all(b"ping").await.unwrap();
+    let mut got = [0u8; 4];
+    let read = tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut got)).await;
+    assert!(matches!(read, Ok(Ok(4))), "{read:?}");
+    assert_eq!(&got, b"ping");
+    assert_eq!(proxy.metrics().snapshot().dial_failures, 0);
+}

@@ -203,7 +203,7 @@ async fn forward_tcp(
     while let Ok((mut client, _)) = listener.accept().await {
         let (handle, node) = (handle.clone(), node.clone());
         tokio::spawn(async move {
-            match handle.open_tcp(&node, target).await {
+            match handle.open_tcp(&node, target, None).await {
                 Ok(mut stream) => {
                     let copied = edgemesh_copy::both_ways(
                         &mut client,
@@ -236,7 +236,7 @@ async fn forward_udp(handle: TunnelHandle, socket: UdpSocket, node: String, targ
         let flow = match known {
             Some(flow) => flow,
             None => {
-                let Ok(flow) = handle.open_udp(&node, target).await else {
+                let Ok(flow) = handle.open_udp(&node, target, None).await else {
                     tracing::warn!("UDP forward failed");
                     continue;
                 };

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use edgemesh_model::{Backend, Frontend, Protocol};
 use edgemesh_proxy::{DatagramChannel, DatagramDial, Dialer, Upstream};
@@ -51,24 +52,37 @@ impl<D: Dialer> TunnelDialer<D> {
     }
 }
 
+/// Where the route is chosen, the bound is too: a direct dial is the inner dialer's, all of it
+/// within the connect timeout; a tunnel open first queues for one of the peer's stream slots
+/// (back-pressure, bounded by the tunnel), and only its work (reaching the peer, opening the
+/// stream, the remote agent's dial) is bounded by the connect timeout (see [`Dialer`]).
 impl<D: Dialer> Dialer for TunnelDialer<D> {
     fn dial<'a>(
         &'a self,
         backend: &'a Backend,
         frontend: &'a Frontend,
+        connect_timeout: Duration,
     ) -> BoxFuture<'a, io::Result<Upstream>> {
         if route(backend, &self.me) == Route::Direct || frontend.protocol != Protocol::Tcp {
-            return self.inner.dial(backend, frontend);
+            return self.inner.dial(backend, frontend, connect_timeout);
         }
         Box::pin(async move {
             let node = backend.node_name.as_deref().unwrap_or_default();
-            let stream = self.tunnel.open_tcp(node, backend.addr).await?;
+            let stream = self
+                .tunnel
+                .open_tcp(node, backend.addr, Some(connect_timeout))
+                .await?;
             Ok(Upstream::Stream(Box::new(stream)))
         })
     }
 
     /// UDP flows to endpoints on other nodes go through a framed tunnel flow.
-    fn dial_udp(&self, backend: &Backend, _frontend: &Frontend) -> Option<DatagramDial> {
+    fn dial_udp(
+        &self,
+        backend: &Backend,
+        _frontend: &Frontend,
+        connect_timeout: Duration,
+    ) -> Option<DatagramDial> {
         if route(backend, &self.me) == Route::Direct {
             return None;
         }
@@ -76,7 +90,9 @@ impl<D: Dialer> Dialer for TunnelDialer<D> {
         let node = backend.node_name.as_deref().unwrap_or_default().to_owned();
         let target = backend.addr;
         Some(Box::pin(async move {
-            let flow = tunnel.open_udp(&node, target).await?;
+            let flow = tunnel
+                .open_udp(&node, target, Some(connect_timeout))
+                .await?;
             Ok(Box::new(flow) as Box<dyn DatagramChannel>)
         }))
     }

@@ -68,6 +68,15 @@ pub enum TunnelError {
         open: usize,
         waited: std::time::Duration,
     },
+    /// The open's own work (reaching the peer, opening the stream, the remote dial) took longer
+    /// than the caller's connect timeout; time spent waiting for a slot is not counted.
+    #[error(
+        "opening a tunnel stream to node '{node}' took longer than {within:?} (not counting the wait for a stream slot)"
+    )]
+    OpenTimedOut {
+        node: String,
+        within: std::time::Duration,
+    },
     #[error("tunnel protocol error with node '{node}': {reason}")]
     Protocol { node: String, reason: String },
     #[error("cannot listen for SOCKS5 clients on {addr}: {error}")]
@@ -101,6 +110,7 @@ impl From<TunnelError> for io::Error {
             TunnelError::UnknownNode(_) | TunnelError::Connect { .. } => {
                 io::ErrorKind::HostUnreachable
             }
+            TunnelError::OpenTimedOut { .. } => io::ErrorKind::TimedOut,
             _ => io::ErrorKind::Other,
         };
         io::Error::new(kind, error)

@@ -50,6 +50,7 @@ pub mod wire;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use edgemesh_model::SnapshotCell;
 use libp2p::multiaddr::Protocol as Ma;
@@ -236,23 +237,39 @@ impl TunnelHandle {
     }
 
     /// A TCP stream to `target`, an endpoint on `node`, dialled by `node`'s agent.
+    ///
+    /// `connect_timeout` bounds the open's own work (reaching the peer, opening the stream, the
+    /// remote dial): a caller's connect timeout belongs there. Waiting for one of the peer's
+    /// stream slots is queueing (back-pressure, up to 60 s, then [`TunnelError::Busy`]) and is
+    /// not counted, so a burst of opens to one peer is served in turn instead of failing.
+    /// `None`: only the tunnel's own bound on each phase.
     pub async fn open_tcp(
         &self,
         node: &str,
         target: SocketAddr,
+        connect_timeout: Option<Duration>,
     ) -> Result<TunnelStream, TunnelError> {
-        client::open(&self.shared, node, WireProtocol::Tcp, target).await
+        let mut budget = client::Budget::new(connect_timeout);
+        client::open(&self.shared, node, WireProtocol::Tcp, target, &mut budget).await
     }
 
-    /// A UDP flow to `target`, an endpoint on `node` (one stream for the whole flow). A node that
-    /// refuses `udp-framed` is asked again for EdgeMesh's unframed `udp`: an EdgeMesh Go agent
-    /// knows no other (it refuses `udp-framed` as an unsupported protocol).
-    pub async fn open_udp(&self, node: &str, target: SocketAddr) -> Result<UdpTunnel, TunnelError> {
-        match client::open(&self.shared, node, WireProtocol::UdpFramed, target).await {
+    /// A UDP flow to `target`, an endpoint on `node` (one stream for the whole flow), opened as
+    /// [`TunnelHandle::open_tcp`] opens a stream. A node that refuses `udp-framed` is asked
+    /// again for EdgeMesh's unframed `udp` (within the same `connect_timeout`): an EdgeMesh Go
+    /// agent knows no other (it refuses `udp-framed` as an unsupported protocol).
+    pub async fn open_udp(
+        &self,
+        node: &str,
+        target: SocketAddr,
+        connect_timeout: Option<Duration>,
+    ) -> Result<UdpTunnel, TunnelError> {
+        let mut budget = client::Budget::new(connect_timeout);
+        let shared = &self.shared;
+        match client::open(shared, node, WireProtocol::UdpFramed, target, &mut budget).await {
             Ok(stream) => Ok(UdpTunnel::spawn(stream, target, udp::Framing::Framed)),
             Err(TunnelError::Refused { .. }) => {
-                let stream =
-                    client::open(&self.shared, node, WireProtocol::UdpLegacy, target).await?;
+                let legacy = WireProtocol::UdpLegacy;
+                let stream = client::open(shared, node, legacy, target, &mut budget).await?;
                 Ok(UdpTunnel::spawn(stream, target, udp::Framing::Unframed))
             }
             Err(e) => Err(e),

@@ -2,6 +2,7 @@
 //! snapshot, dial it, answer SUCCESS or FAILED, then copy both ways (edgemesh-copy).
 
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd as _;
 use std::sync::Arc;
 
 use edgemesh_copy::Options;
@@ -97,6 +98,9 @@ async fn handle(shared: Arc<Shared>, peer: PeerId, mut stream: Stream) {
                     return refuse(stream, peer, &reason).await;
                 }
             };
+            if edgemesh_host::fd_in_reserve(upstream.as_fd()) {
+                return refuse(stream, peer, &reserve_reached(&cfg.node_name)).await;
+            }
             let _ = upstream.set_nodelay(true);
             if wire::write_msg(&mut stream, &Proxy::answer(MsgType::Success))
                 .await
@@ -119,6 +123,9 @@ async fn handle(shared: Arc<Shared>, peer: PeerId, mut stream: Stream) {
         }
         _ => {
             let socket = match udp_socket(&*cfg.sockets, request.target) {
+                Ok(socket) if edgemesh_host::fd_in_reserve(socket.as_fd()) => {
+                    return refuse(stream, peer, &reserve_reached(&cfg.node_name)).await;
+                }
                 Ok(socket) => socket,
                 Err(error) => {
                     let reason = format!(
@@ -163,4 +170,11 @@ fn dial_failure(error: &std::io::Error, target: SocketAddr, node: &str) -> Strin
 async fn refuse(mut stream: Stream, peer: PeerId, reason: &str) {
     tracing::warn!(peer.id = %peer, %reason, "tunnel request refused");
     let _ = wire::write_msg(&mut stream, &Proxy::failed(reason)).await;
+}
+
+/// Why a dial was refused whose socket lay in the descriptor reserve
+/// (`edgemesh_host::fd_in_reserve`): the node's data path has used its share of descriptors, and
+/// the rest is kept for its admin endpoint, manifests watcher, DNS and tunnel.
+fn reserve_reached(node: &str) -> String {
+    format!("node {node} has used its data path's share of file descriptors")
 }

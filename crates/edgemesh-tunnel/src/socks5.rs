@@ -174,7 +174,7 @@ async fn connect_and_splice(
         }
         return;
     }
-    match tunnel.open_tcp(&target.node, target.addr).await {
+    match tunnel.open_tcp(&target.node, target.addr, None).await {
         Ok(mut stream) => {
             if send_reply(&mut client, Reply::Succeeded).await.is_ok()
                 && edgemesh_copy::both_ways(&mut client, &mut stream, &(), Options::default())

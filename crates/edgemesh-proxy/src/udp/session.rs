@@ -5,9 +5,11 @@
 //! pumps both ways through it.
 
 use std::net::SocketAddr;
+use std::os::fd::AsFd as _;
 use std::sync::{Arc, OnceLock, PoisonError};
 
 use edgemesh_copy::Activity;
+use edgemesh_host::fd_in_reserve;
 use edgemesh_lb::{PickContext, Picked};
 use edgemesh_model::{Frontend, Protocol};
 use tokio::net::UdpSocket;
@@ -48,6 +50,15 @@ enum Upstream {
     Socket(UdpSocket),
     /// The queue in front of a datagram channel.
     Channel(mpsc::Sender<Vec<u8>>),
+}
+
+impl Upstream {
+    fn in_fd_reserve(&self) -> bool {
+        match self {
+            Upstream::Socket(socket) => fd_in_reserve(socket.as_fd()),
+            Upstream::Channel(_) => false,
+        }
+    }
 }
 
 /// What the flow's task needs to open its datagram channel.
@@ -130,7 +141,11 @@ pub(crate) fn open(proxy: &Proxy, received: Received) -> Option<(Session, Option
         Metrics::inc(&routed.counters.errors);
         return None;
     };
-    let (upstream, channel) = match inner.dialer.dial_udp(&picked.backend, &frontend) {
+    let connect_timeout = inner.config.connect_timeout;
+    let dial = inner
+        .dialer
+        .dial_udp(&picked.backend, &frontend, connect_timeout);
+    let (upstream, channel) = match dial {
         Some(dial) => {
             let (tx, queue) = mpsc::channel(CHANNEL_QUEUE);
             (
@@ -150,6 +165,13 @@ pub(crate) fn open(proxy: &Proxy, received: Received) -> Option<(Session, Option
         ))
     });
     match sockets {
+        // The flow would keep a descriptor the rest of the process needs (see
+        // `edgemesh_host::fd_in_reserve`): its sockets are closed, the datagram dropped.
+        Ok((upstream, reply)) if upstream.in_fd_reserve() || fd_in_reserve(reply.as_fd()) => {
+            Metrics::inc(&inner.metrics.fd_reserve_refused);
+            tracing::debug!(client = %received.client, "descriptor reserve reached: UDP flow refused");
+            None
+        }
         Ok((upstream, reply)) => {
             Metrics::inc(&inner.metrics.udp_sessions_created);
             let session = Session {
@@ -183,16 +205,19 @@ pub(crate) fn spawn_replies(
     let handle = tokio::spawn(async move {
         let metrics = &proxy.inner.metrics;
         let _active = ActiveGuard::new(&metrics.udp_sessions_active);
-        let config = &proxy.inner.config;
-        let relay = async {
-            match channel {
-                Some(start) => pump(&session, start, config.connect_timeout, metrics).await,
-                None => relay_replies(&session, metrics).await,
+        let idle = proxy.inner.config.udp_idle_timeout;
+        match channel {
+            // The dialer bounds the open (its work by the connect timeout, its queueing for a
+            // tunnel slot by the tunnel); the idle clock starts once the channel is open, so a
+            // flow that waited its turn is not taken for an idle one.
+            Some(start) => {
+                if let Some((channel, queue)) = open_channel(&session, start).await {
+                    session.activity.touch();
+                    let pumped = pump(&session, &*channel, queue, metrics);
+                    until_idle(&session, idle, pumped).await;
+                }
             }
-        };
-        tokio::select! {
-            () = relay => {}
-            () = session.activity.idle_for(config.udp_idle_timeout) => {}
+            None => until_idle(&session, idle, relay_replies(&session, metrics)).await,
         }
         let mut table = sessions.lock().unwrap_or_else(PoisonError::into_inner);
         // Only this session: after an eviction the key may belong to a newer flow.
@@ -200,6 +225,14 @@ pub(crate) fn spawn_replies(
     });
     // Set once, here; an aborted or finished task makes `abort` a no-op.
     let _ = task.task.set(handle.abort_handle());
+}
+
+/// Runs `relay` until it ends or the flow has been idle for `idle`.
+async fn until_idle(session: &Session, idle: std::time::Duration, relay: impl Future<Output = ()>) {
+    tokio::select! {
+        () = relay => {}
+        () = session.activity.idle_for(idle) => {}
+    }
 }
 
 async fn relay_replies(session: &Session, metrics: &Metrics) {
@@ -212,26 +245,29 @@ async fn relay_replies(session: &Session, metrics: &Metrics) {
     }
 }
 
-/// Opens the channel (bounded by the connect timeout), then moves queued datagrams out and
-/// replies back until either side closes.
-async fn pump(
+/// Opens the flow's datagram channel; `None` (logged) when it did not open. The datagrams the
+/// client sent meanwhile wait in the queue.
+async fn open_channel(
     session: &Session,
     start: ChannelStart,
-    timeout: std::time::Duration,
+) -> Option<(Box<dyn DatagramChannel>, mpsc::Receiver<Vec<u8>>)> {
+    let ChannelStart { dial, queue } = start;
+    match dial.await {
+        Ok(channel) => Some((channel, queue)),
+        Err(error) => {
+            tracing::warn!(%error, client = %session.client, "UDP flow: the channel did not open");
+            None
+        }
+    }
+}
+
+/// Moves queued datagrams out and replies back until either side closes.
+async fn pump(
+    session: &Session,
+    channel: &dyn DatagramChannel,
+    mut queue: mpsc::Receiver<Vec<u8>>,
     metrics: &Metrics,
 ) {
-    let ChannelStart { dial, mut queue } = start;
-    let channel: Box<dyn DatagramChannel> = match tokio::time::timeout(timeout, dial).await {
-        Ok(Ok(channel)) => channel,
-        Ok(Err(error)) => {
-            tracing::warn!(%error, client = %session.client, "UDP flow: the channel did not open");
-            return;
-        }
-        Err(_) => {
-            tracing::warn!(client = %session.client, ?timeout, "UDP flow: the channel did not open in time");
-            return;
-        }
-    };
     loop {
         tokio::select! {
             datagram = queue.recv() => match datagram {

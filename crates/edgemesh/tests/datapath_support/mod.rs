@@ -178,6 +178,14 @@ impl Cluster {
         agent
     }
 
+    /// Starts the agent with the command line `args` (from [`Cluster::agent_args`], extended),
+    /// waits as [`Cluster::start_agent`] does.
+    pub fn start_agent_args(&self, backend: Backend, args: Vec<String>) -> NodeAgent {
+        let agent = NodeAgent::start(self.node.clone(), args, backend);
+        agent.wait_rules_installed();
+        agent
+    }
+
     /// Starts the agent with `args` (after `agent`) and extra `env`, without a manifests
     /// directory; waits for /readyz only.
     pub fn start_agent_with(
