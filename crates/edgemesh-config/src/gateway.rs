@@ -16,9 +16,9 @@ use serde::Deserialize;
 use crate::checked::{Checked, Port};
 use crate::discovery::discover;
 use crate::error::{ConfigError, ConfigErrors, Warning};
+use crate::from_flags::FromFlags;
 use crate::load::known::{self, Notice};
 use crate::load::{ConfigFile, FileKind, GATEWAY_FILE, Parsed};
-use crate::overrides::FromFlags;
 use crate::validate::{Collector, check_consistent_hash, check_kube_api, check_tunnel};
 use crate::{
     CONTENT_TYPE_PROTOBUF, Discovery, EdgeTunnel, Env, GATEWAY_API_VERSION, GATEWAY_KIND,

@@ -27,6 +27,7 @@ mod common;
 mod discovery;
 mod env;
 mod error;
+mod from_flags;
 mod gateway;
 mod kube_api;
 mod load;
@@ -88,7 +89,7 @@ pub struct AgentConfig {
     pub manifests: Option<PathBuf>,
     /// Which keys a flag set, so errors name the flag the operator typed.
     #[serde(skip)]
-    pub(crate) from_flags: overrides::FromFlags,
+    pub(crate) from_flags: from_flags::FromFlags,
 }
 
 impl Default for AgentConfig {
@@ -101,7 +102,7 @@ impl Default for AgentConfig {
             common_config: CommonConfig::default(),
             modules: AgentModules::default(),
             manifests: None,
-            from_flags: overrides::FromFlags::default(),
+            from_flags: from_flags::FromFlags::default(),
         }
     }
 }

@@ -22,24 +22,6 @@ pub struct Overrides {
     pub admin_addr: Option<SocketAddr>,
 }
 
-/// Which file keys hold a value that came from a flag.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct FromFlags {
-    pub kubeconfig: bool,
-    pub master: bool,
-}
-
-impl FromFlags {
-    /// The name to use in messages about `file_key`: the flag's, when a flag set it.
-    pub(crate) fn key_name(self, file_key: &'static str) -> &'static str {
-        match file_key {
-            "kubeAPIConfig.kubeConfig" if self.kubeconfig => "--kubeconfig",
-            "kubeAPIConfig.master" if self.master => "--master",
-            other => other,
-        }
-    }
-}
-
 /// `apply` for every component's config: the flags they share (the API keys, the manifests
 /// directory and the admin address) land on fields of the same names in each.
 macro_rules! lay_shared_flags {

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use crate::checked::{Checked, ConfigValue};
 use crate::error::{ConfigError, ConfigErrors};
-use crate::overrides::FromFlags;
+use crate::from_flags::FromFlags;
 use crate::{
     AgentConfig, CommonConfig, ConsistentHash, EdgeDns, EdgeProxy, EdgeTunnel, KubeApiConfig,
     NodeIdentity,
