@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 
 use foldhash::fast::RandomState as FastHash;
 
@@ -96,19 +97,20 @@ impl fmt::Display for ResourceRef {
     }
 }
 
-/// One validated object.
+/// One validated object, held by pointer: the catalog stores each at its own size in a
+/// 16-byte slot (an inline spec would size every slot by the largest variant), and a Service's
+/// spec is shared with the Snapshot's [`Service`](crate::Service) built from it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Resource {
-    Service(ServiceSpec),
-    EndpointSlice(EndpointSetSpec),
-    Endpoints(EndpointSetSpec),
-    DestinationRule(DestinationRuleSpec),
-    Node(NodeSpec),
-    Gateway(GatewaySpec),
-    /// Boxed: the largest spec, and rare; inline it would size every catalog entry by it.
+    Service(Arc<ServiceSpec>),
+    EndpointSlice(Box<EndpointSetSpec>),
+    Endpoints(Box<EndpointSetSpec>),
+    DestinationRule(Box<DestinationRuleSpec>),
+    Node(Box<NodeSpec>),
+    Gateway(Box<GatewaySpec>),
     VirtualService(Box<VirtualServiceSpec>),
-    Secret(TlsSecretSpec),
-    Pod(PodSpec),
+    Secret(Box<TlsSecretSpec>),
+    Pod(Box<PodSpec>),
 }
 
 impl Resource {
@@ -139,13 +141,13 @@ impl Resource {
     }
 }
 
-/// Boxed: the table holds one slot per object with room to grow, and a slot as large as the
-/// largest [`Resource`] variant (~180 bytes) made the table alone 7.9 MB at 10,000 Services
-/// (massif); a boxed slot is 72 bytes and the resource is allocated at its own size.
+/// 24 bytes: the table holds one slot per object with room to grow, and a slot as large as the
+/// largest spec (~180 bytes) made the table alone 7.9 MB at 10,000 Services (massif); each
+/// [`Resource`] points to its spec, allocated at its own size.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
     pub(crate) source: SourceId,
-    pub(crate) resource: Box<Resource>,
+    pub(crate) resource: Resource,
 }
 
 /// Every object currently known, plus which (source, kind) pairs have completed a first listing.
@@ -204,16 +206,13 @@ impl Catalog {
     pub fn upsert(&mut self, source: SourceId, resource: Resource) {
         let reference = resource.reference();
         if let Some(entry) = self.entries.get_mut(&reference)
-            && *entry.resource == resource
+            && entry.resource == resource
         {
             entry.source = source;
             return;
         }
         self.changes.note(&resource);
-        let entry = Entry {
-            source,
-            resource: Box::new(resource),
-        };
+        let entry = Entry { source, resource };
         if let Some(replaced) = self.entries.insert(reference, entry) {
             // A slice moved to another Service changes both.
             self.changes.note(&replaced.resource);
@@ -268,7 +267,7 @@ impl Catalog {
     }
 
     pub fn get(&self, reference: &ResourceRef) -> Option<&Resource> {
-        self.entries.get(reference).map(|e| &*e.resource)
+        self.entries.get(reference).map(|e| &e.resource)
     }
 }
 
@@ -278,13 +277,13 @@ mod tests {
     use crate::spec::{NodeSpec, ServiceKind};
 
     fn svc(name: &str) -> Resource {
-        Resource::Service(ServiceSpec {
+        Resource::Service(Arc::new(ServiceSpec {
             key: ObjectKey::new("ns", name),
             kind: ServiceKind::Headless,
             ports: vec![],
             has_proxy_name_label: false,
             session_affinity: None,
-        })
+        }))
     }
 
     #[test]
@@ -294,10 +293,10 @@ mod tests {
         c.upsert(SourceId::Manifests, svc("b"));
         c.upsert(
             SourceId::KubeApi,
-            Resource::Node(NodeSpec {
+            Resource::Node(Box::new(NodeSpec {
                 name: "n".into(),
                 ..NodeSpec::default()
-            }),
+            })),
         );
         c.replace_kind(SourceId::KubeApi, ResourceKind::Service, vec![svc("c")]);
         let names: HashSet<_> = c.entries.keys().map(|r| r.key.name.clone()).collect();

@@ -103,8 +103,10 @@ pub fn large_catalog(services: u32, endpoints_per_service: u32) -> Catalog {
             })
             .collect();
         let eps: Vec<(IpAddr, &str)> = eps.iter().map(|(ip, n)| (*ip, n.as_str())).collect();
-        items.push(Resource::EndpointSlice(endpoint_slice(&svc, &eps, 8080)));
-        items.push(Resource::Service(svc));
+        items.push(Resource::EndpointSlice(
+            endpoint_slice(&svc, &eps, 8080).into(),
+        ));
+        items.push(Resource::Service(svc.into()));
     }
     for item in items {
         catalog.upsert(SourceId::Manifests, item);
