@@ -70,8 +70,8 @@ impl Zone {
     pub fn endpoint_name(&self, key: &ObjectKey, endpoint: &Endpoint) -> Option<Name> {
         let host = endpoint
             .hostname
-            .clone()
-            .unwrap_or_else(|| dashed_ip(endpoint.ip));
+            .as_deref()
+            .map_or_else(|| dashed_ip(endpoint.ip), str::to_owned);
         Name::from_labels([host.as_bytes()])
             .ok()?
             .append_name(&self.service_name(key)?)

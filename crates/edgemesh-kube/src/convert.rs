@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use edgemesh_model::{
@@ -299,7 +300,7 @@ pub fn endpoint_slice(slice: &EndpointSlice) -> Result<EndpointSetSpec> {
                 ip,
                 ready,
                 node_name: ep.node_name.as_deref().map(edgemesh_model::node_name),
-                hostname: ep.hostname.clone(),
+                hostname: ep.hostname.as_deref().map(Arc::from),
             });
         }
     }
@@ -377,7 +378,7 @@ pub fn endpoints(eps: &Endpoints) -> Result<EndpointSetSpec> {
                 ip,
                 ready,
                 node_name: address.node_name.as_deref().map(edgemesh_model::node_name),
-                hostname: address.hostname.clone(),
+                hostname: address.hostname.as_deref().map(Arc::from),
             });
         }
         ports.shrink_to_fit();

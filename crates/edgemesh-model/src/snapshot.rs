@@ -73,8 +73,9 @@ pub struct Endpoint {
     pub ip: IpAddr,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_name: Option<Arc<str>>,
+    /// The catalog's copy (see [`EndpointSpec::hostname`](crate::EndpointSpec::hostname)).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hostname: Option<String>,
+    pub hostname: Option<Arc<str>>,
 }
 
 /// A service port with its resolved backends.
