@@ -242,7 +242,7 @@ impl Zone {
             .filter(|p| !p.name.is_empty())
             .filter(|p| {
                 only.is_none_or(|(name, proto)| {
-                    p.name == name && p.protocol.as_str().eq_ignore_ascii_case(proto)
+                    &*p.name == name && p.protocol.as_str().eq_ignore_ascii_case(proto)
                 })
             })
             .collect();

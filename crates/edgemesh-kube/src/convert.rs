@@ -242,11 +242,11 @@ fn service_ports(ports: &[ServicePort]) -> std::result::Result<Vec<ServicePortSp
             Some(IntOrString::String(name)) => TargetPort::Name(name.clone()),
         };
         out.push(ServicePortSpec {
-            name: p.name.clone().unwrap_or_default(),
+            name: edgemesh_model::port_name(p.name.as_deref().unwrap_or_default()),
             protocol,
             port,
             target_port,
-            app_protocol: p.app_protocol.clone(),
+            app_protocol: p.app_protocol.as_deref().map(edgemesh_model::port_name),
         });
     }
     Ok(out)
@@ -285,7 +285,7 @@ pub fn endpoint_slice(slice: &EndpointSlice) -> Result<EndpointSetSpec> {
             port_number(number, &format!("ports[{i}].port")).map_err(|r| invalid(kind, &key, r))?;
         let protocol = protocol(p.protocol.as_ref()).map_err(|r| invalid(kind, &key, r))?;
         ports.push(EndpointPortSpec {
-            name: p.name.clone().unwrap_or_default(),
+            name: edgemesh_model::port_name(p.name.as_deref().unwrap_or_default()),
             protocol,
             port,
         });
@@ -360,7 +360,7 @@ pub fn endpoints(eps: &Endpoints) -> Result<EndpointSetSpec> {
                 .map_err(|r| invalid(kind, &key, r))?;
             let protocol = protocol(p.protocol.as_ref()).map_err(|r| invalid(kind, &key, r))?;
             ports.push(EndpointPortSpec {
-                name: p.name.clone().unwrap_or_default(),
+                name: edgemesh_model::port_name(p.name.as_deref().unwrap_or_default()),
                 protocol,
                 port,
             });

@@ -82,11 +82,12 @@ pub struct Endpoint {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServicePort {
-    pub name: String,
+    /// The spec's shared string (see [`port_name`](crate::port_name)).
+    pub name: Arc<str>,
     pub protocol: Protocol,
     pub port: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub app_protocol: Option<String>,
+    pub app_protocol: Option<Arc<str>>,
     pub backends: Arc<[Backend]>,
 }
 

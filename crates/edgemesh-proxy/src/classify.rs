@@ -12,7 +12,7 @@ const HTTP_APP_PROTOCOLS: &[&str] = &["http", "http2", "kubernetes.io/h2c", "kub
 /// Whether a port speaks cleartext HTTP, by Istio's naming convention (`http`, `http-*`) or by
 /// its `appProtocol`. HTTPS/TLS ports are passthrough and never match.
 pub fn is_http_port(port: &ServicePort) -> bool {
-    let by_name = port.name == "http" || port.name.starts_with("http-");
+    let by_name = &*port.name == "http" || port.name.starts_with("http-");
     let by_app_protocol = port
         .app_protocol
         .as_deref()
