@@ -33,7 +33,7 @@ struct Grouped<'a> {
 impl<'a> Grouped<'a> {
     fn new(catalog: &'a Catalog) -> Self {
         let mut g = Grouped::default();
-        for entry in catalog.entries.values() {
+        for entry in catalog.entries.iter() {
             g.add(&entry.resource);
         }
         // Deterministic order, so that conflicts are always resolved the same way.
@@ -44,7 +44,7 @@ impl<'a> Grouped<'a> {
     /// Only what the services `keys` are built from (their Service, endpoints and rule).
     fn of_services(catalog: &'a Catalog, keys: &HashSet<ObjectKey, FastHash>) -> Self {
         let mut g = Grouped::default();
-        for entry in catalog.entries.values() {
+        for entry in catalog.entries.iter() {
             let Some(owner) = entry.resource.service() else {
                 continue;
             };
