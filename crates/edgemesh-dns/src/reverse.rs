@@ -50,10 +50,10 @@ impl ReverseIndex {
             .filter_map(|(_, s, e)| {
                 let service = self.services.get(*s as usize)?;
                 if *e == CLUSTER_IP {
-                    return zone.service_name(&service.key);
+                    return zone.service_name(service.key());
                 }
                 let endpoint = service.endpoints.get(*e as usize)?;
-                zone.endpoint_name(&service.key, endpoint)
+                zone.endpoint_name(service.key(), endpoint)
             })
             .collect()
     }

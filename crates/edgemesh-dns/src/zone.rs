@@ -70,8 +70,8 @@ impl Zone {
     pub fn endpoint_name(&self, key: &ObjectKey, endpoint: &Endpoint) -> Option<Name> {
         let host = endpoint
             .hostname
-            .clone()
-            .unwrap_or_else(|| dashed_ip(endpoint.ip));
+            .as_deref()
+            .map_or_else(|| dashed_ip(endpoint.ip), str::to_owned);
         Name::from_labels([host.as_bytes()])
             .ok()?
             .append_name(&self.service_name(key)?)
@@ -163,7 +163,7 @@ impl Zone {
         depth: usize,
         out: &mut ZoneAnswer,
     ) -> bool {
-        match &service.kind {
+        match service.kind() {
             ServiceKind::ClusterIp { cluster_ips } | ServiceKind::Exposed { cluster_ips, .. } => {
                 if qtype == RecordType::SRV {
                     self.srv(service, qname, qtype, None, out);
@@ -242,7 +242,7 @@ impl Zone {
             .filter(|p| !p.name.is_empty())
             .filter(|p| {
                 only.is_none_or(|(name, proto)| {
-                    p.name == name && p.protocol.as_str().eq_ignore_ascii_case(proto)
+                    &*p.name == name && p.protocol.as_str().eq_ignore_ascii_case(proto)
                 })
             })
             .collect();
@@ -265,14 +265,14 @@ impl Zone {
 
     /// The SRV targets of a service: itself (ClusterIP) or each endpoint (headless).
     fn srv_targets(&self, service: &Service) -> Vec<(Name, Vec<IpAddr>)> {
-        match service.kind {
+        match service.kind() {
             ServiceKind::Headless => service
                 .endpoints
                 .iter()
-                .filter_map(|e| Some((self.endpoint_name(&service.key, e)?, vec![e.ip])))
+                .filter_map(|e| Some((self.endpoint_name(service.key(), e)?, vec![e.ip])))
                 .collect(),
             _ => self
-                .service_name(&service.key)
+                .service_name(service.key())
                 .map(|n| vec![(n, service.cluster_ips().to_vec())])
                 .unwrap_or_default(),
         }

@@ -27,12 +27,15 @@ pub(crate) fn snapshot() -> Snapshot {
         cluster_ips: vec![ip("10.96.0.10"), ip("fd00::10")],
     };
     web.ports.push(port("dns", Protocol::Udp, 53));
-    add(Resource::EndpointSlice(endpoint_slice(
-        &web,
-        &[(ip("10.244.0.1"), "n1"), (ip("10.244.0.2"), "n2")],
-        8080,
-    )));
-    add(Resource::Service(web));
+    add(Resource::EndpointSlice(
+        endpoint_slice(
+            &web,
+            &[(ip("10.244.0.1"), "n1"), (ip("10.244.0.2"), "n2")],
+            8080,
+        )
+        .into(),
+    ));
+    add(Resource::Service(web.into()));
     let db = service(
         "ns",
         "db",
@@ -53,16 +56,16 @@ pub(crate) fn snapshot() -> Snapshot {
         node_name: None,
         hostname: Some("db-2".into()),
     });
-    add(Resource::EndpointSlice(slice));
-    add(Resource::Service(db));
+    add(Resource::EndpointSlice(slice.into()));
+    add(Resource::Service(db.into()));
     let mut filtered = cluster_ip_service("other", "filtered", ip("10.96.0.20"), 80);
     filtered.has_proxy_name_label = true;
-    add(Resource::Service(filtered));
+    add(Resource::Service(filtered.into()));
     let ext = |name: &str, target: &str| {
         let kind = ServiceKind::ExternalName {
             external_name: target.into(),
         };
-        Resource::Service(service("ns", name, kind, vec![]))
+        Resource::Service(service("ns", name, kind, vec![]).into())
     };
     add(ext("ext", "example.com"));
     add(ext("alias", "web.ns.svc.cluster.local"));

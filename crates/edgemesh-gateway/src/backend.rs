@@ -209,7 +209,7 @@ fn port_of(service: &Service, number: Option<u16>) -> Option<&ServicePort> {
 fn frontend_of(service: &Service, port: &ServicePort) -> Frontend {
     let ip = service.cluster_ips().first().copied().unwrap_or_else(|| {
         let mut hasher = std::hash::DefaultHasher::new();
-        service.key.hash(&mut hasher);
+        service.key().hash(&mut hasher);
         let bits = hasher.finish();
         // fd00::/8 (unique local): never a real ClusterIP of this cluster's frontends here.
         IpAddr::V6(Ipv6Addr::from((0xfd00u128 << 112) | u128::from(bits)))

@@ -21,11 +21,14 @@ fn server(
 }
 
 fn gateway(ns: &str, name: &str, servers: Vec<ServerSpec>) -> Resource {
-    Resource::Gateway(GatewaySpec {
-        key: ObjectKey::new(ns, name),
-        selector: BTreeMap::from([("kubeedge".into(), "edgemesh-gateway".into())]),
-        servers,
-    })
+    Resource::Gateway(
+        GatewaySpec {
+            key: ObjectKey::new(ns, name),
+            selector: BTreeMap::from([("kubeedge".into(), "edgemesh-gateway".into())]),
+            servers,
+        }
+        .into(),
+    )
 }
 
 fn route_to(host: &str) -> Vec<DestinationSpec> {
@@ -73,10 +76,10 @@ fn gateways_for_other_workloads_open_nothing() {
         selector: BTreeMap::from([("istio".into(), "ingressgateway".into())]),
         servers: vec![server(80, ServerProtocol::Http, &["*"], None)],
     };
-    let table = compile(vec![Resource::Gateway(other.clone())]);
+    let table = compile(vec![Resource::Gateway(other.clone().into())]);
     assert!(table.ports.is_empty());
     other.selector.clear();
-    let table = compile(vec![Resource::Gateway(other)]);
+    let table = compile(vec![Resource::Gateway(other.into())]);
     assert!(
         table.ports.contains_key(&80),
         "an empty selector selects every gateway"

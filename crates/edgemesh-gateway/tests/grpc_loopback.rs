@@ -100,11 +100,14 @@ async fn calls_through_gateway(
     );
     catalog.upsert(
         SourceId::Manifests,
-        Resource::Gateway(GatewaySpec {
-            key: ObjectKey::new("default", "edgemesh-gateway"),
-            selector: BTreeMap::from([("kubeedge".into(), "edgemesh-gateway".into())]),
-            servers: vec![server],
-        }),
+        Resource::Gateway(
+            GatewaySpec {
+                key: ObjectKey::new("default", "edgemesh-gateway"),
+                selector: BTreeMap::from([("kubeedge".into(), "edgemesh-gateway".into())]),
+                servers: vec![server],
+            }
+            .into(),
+        ),
     );
     for resource in extra {
         catalog.upsert(SourceId::Manifests, resource);
@@ -153,12 +156,15 @@ async fn grpc_over_tls_terminated_by_the_gateway() {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, cert.pem()).unwrap();
-    let secret = Resource::Secret(TlsSecretSpec {
-        key: ObjectKey::new("default", "grpc-cert"),
-        cert_pem: Some(Arc::from(cert.pem().into_bytes())),
-        key_pem: Some(Arc::from(key.serialize_pem().into_bytes())),
-        ca_pem: None,
-    });
+    let secret = Resource::Secret(
+        TlsSecretSpec {
+            key: ObjectKey::new("default", "grpc-cert"),
+            cert_pem: Some(Arc::from(cert.pem().into_bytes())),
+            key_pem: Some(Arc::from(key.serialize_pem().into_bytes())),
+            ca_pem: None,
+        }
+        .into(),
+    );
     let tls = ServerTls {
         mode: TlsMode::Simple,
         credential_name: Some("grpc-cert".into()),

@@ -344,11 +344,14 @@ async fn a_match_with_gateways_routes_only_on_their_ports() {
 
 /// A pod `name` at `ip` labelled `version: VERSION` in namespace default.
 fn pod(name: &str, ip: [u8; 4], version: &str) -> Resource {
-    Resource::Pod(edgemesh_model::PodSpec {
-        key: edgemesh_model::ObjectKey::new("default", name),
-        ip: Some(std::net::IpAddr::from(ip)),
-        labels: [("version".to_string(), version.to_string())].into(),
-    })
+    Resource::Pod(
+        edgemesh_model::PodSpec {
+            key: edgemesh_model::ObjectKey::new("default", name),
+            ip: Some(std::net::IpAddr::from(ip)),
+            labels: [("version".to_string(), version.to_string())].into(),
+        }
+        .into(),
+    )
 }
 
 /// Two routes to subsets v1 and v2 of one Service, asked in turn on ONE keep-alive downstream
@@ -375,12 +378,15 @@ async fn subsets_of_one_service_keep_their_own_upstream_connections() {
     };
     catalog.upsert(
         edgemesh_model::SourceId::Manifests,
-        Resource::DestinationRule(edgemesh_model::DestinationRuleSpec {
-            key: edgemesh_model::ObjectKey::new("default", "web"),
-            host: "web".into(),
-            policy: edgemesh_model::LbPolicy::default(),
-            subsets: vec![subset("v1"), subset("v2")],
-        }),
+        Resource::DestinationRule(
+            edgemesh_model::DestinationRuleSpec {
+                key: edgemesh_model::ObjectKey::new("default", "web"),
+                host: "web".into(),
+                policy: edgemesh_model::LbPolicy::default(),
+                subsets: vec![subset("v1"), subset("v2")],
+            }
+            .into(),
+        ),
     );
     catalog.upsert(
         edgemesh_model::SourceId::Manifests,

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use edgemesh_model::{
@@ -241,11 +242,11 @@ fn service_ports(ports: &[ServicePort]) -> std::result::Result<Vec<ServicePortSp
             Some(IntOrString::String(name)) => TargetPort::Name(name.clone()),
         };
         out.push(ServicePortSpec {
-            name: p.name.clone().unwrap_or_default(),
+            name: edgemesh_model::port_name(p.name.as_deref().unwrap_or_default()),
             protocol,
             port,
             target_port,
-            app_protocol: p.app_protocol.clone(),
+            app_protocol: p.app_protocol.as_deref().map(edgemesh_model::port_name),
         });
     }
     Ok(out)
@@ -284,7 +285,7 @@ pub fn endpoint_slice(slice: &EndpointSlice) -> Result<EndpointSetSpec> {
             port_number(number, &format!("ports[{i}].port")).map_err(|r| invalid(kind, &key, r))?;
         let protocol = protocol(p.protocol.as_ref()).map_err(|r| invalid(kind, &key, r))?;
         ports.push(EndpointPortSpec {
-            name: p.name.clone().unwrap_or_default(),
+            name: edgemesh_model::port_name(p.name.as_deref().unwrap_or_default()),
             protocol,
             port,
         });
@@ -299,7 +300,7 @@ pub fn endpoint_slice(slice: &EndpointSlice) -> Result<EndpointSetSpec> {
                 ip,
                 ready,
                 node_name: ep.node_name.as_deref().map(edgemesh_model::node_name),
-                hostname: ep.hostname.clone(),
+                hostname: ep.hostname.as_deref().map(Arc::from),
             });
         }
     }
@@ -359,7 +360,7 @@ pub fn endpoints(eps: &Endpoints) -> Result<EndpointSetSpec> {
                 .map_err(|r| invalid(kind, &key, r))?;
             let protocol = protocol(p.protocol.as_ref()).map_err(|r| invalid(kind, &key, r))?;
             ports.push(EndpointPortSpec {
-                name: p.name.clone().unwrap_or_default(),
+                name: edgemesh_model::port_name(p.name.as_deref().unwrap_or_default()),
                 protocol,
                 port,
             });
@@ -377,7 +378,7 @@ pub fn endpoints(eps: &Endpoints) -> Result<EndpointSetSpec> {
                 ip,
                 ready,
                 node_name: address.node_name.as_deref().map(edgemesh_model::node_name),
-                hostname: address.hostname.clone(),
+                hostname: address.hostname.as_deref().map(Arc::from),
             });
         }
         ports.shrink_to_fit();

@@ -176,12 +176,7 @@ mod tests {
     use edgemesh_model::fixtures::cluster_ip_service;
 
     fn service(name: &str) -> Resource {
-        Resource::Service(cluster_ip_service(
-            "ns",
-            name,
-            "10.96.0.1".parse().unwrap(),
-            80,
-        ))
+        Resource::Service(cluster_ip_service("ns", name, "10.96.0.1".parse().unwrap(), 80).into())
     }
 
     #[tokio::test(start_paused = true)]

@@ -8,20 +8,24 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use edgemesh_lb::{Balancer, LoadBalancer, PickContext};
 use edgemesh_model::{
     Backend, ClientIpAffinity, Frontend, HashKey, LbPolicy, ObjectKey, Protocol, ProxyDecision,
-    Service, ServiceKind, ServicePort,
+    Service, ServiceKind, ServicePort, ServiceSpec,
 };
 
 fn service(policy: LbPolicy, affinity: bool) -> Service {
     Service {
-        key: ObjectKey::new("bench", "svc"),
-        kind: ServiceKind::ClusterIp {
-            cluster_ips: vec![IpAddr::V4(Ipv4Addr::new(10, 96, 0, 10))],
-        },
+        spec: Arc::new(ServiceSpec {
+            key: ObjectKey::new("bench", "svc"),
+            kind: ServiceKind::ClusterIp {
+                cluster_ips: vec![IpAddr::V4(Ipv4Addr::new(10, 96, 0, 10))],
+            },
+            ports: Vec::new(),
+            has_proxy_name_label: false,
+            session_affinity: affinity.then_some(ClientIpAffinity {
+                timeout: ClientIpAffinity::DEFAULT_TIMEOUT,
+            }),
+        }),
         proxy: ProxyDecision::Proxied,
         lb_policy: policy,
-        session_affinity: affinity.then_some(ClientIpAffinity {
-            timeout: ClientIpAffinity::DEFAULT_TIMEOUT,
-        }),
         ports: vec![],
         endpoints: vec![],
     }

@@ -103,7 +103,7 @@ impl<R: RandomSource, C: Clock> LoadBalancer<R, C> {
         service: &Service,
         ctx: &PickContext<'_>,
     ) -> Option<usize> {
-        if let Some(affinity) = &service.session_affinity {
+        if let Some(affinity) = &service.session_affinity() {
             return self.pick_sticky(state, core, affinity, ctx);
         }
         match &service.lb_policy {

@@ -10,12 +10,13 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use edgemesh_lb::{Balancer, LoadBalancer, PickContext};
 use edgemesh_model::{
     Backend, ClientIpAffinity, Frontend, HashKey, LbPolicy, ObjectKey, Protocol, ProxyDecision,
-    Service, ServiceKind, ServicePort,
+    Service, ServiceKind, ServicePort, ServiceSpec,
 };
 
 struct Counting;
@@ -47,15 +48,19 @@ static GLOBAL: Counting = Counting;
 
 fn service(policy: LbPolicy, affinity: bool) -> Service {
     Service {
-        key: ObjectKey::new("ns", "svc"),
-        kind: ServiceKind::ClusterIp {
-            cluster_ips: vec![],
-        },
+        spec: Arc::new(ServiceSpec {
+            key: ObjectKey::new("ns", "svc"),
+            kind: ServiceKind::ClusterIp {
+                cluster_ips: vec![],
+            },
+            ports: Vec::new(),
+            has_proxy_name_label: false,
+            session_affinity: affinity.then_some(ClientIpAffinity {
+                timeout: Duration::from_secs(60),
+            }),
+        }),
         proxy: ProxyDecision::Proxied,
         lb_policy: policy,
-        session_affinity: affinity.then_some(ClientIpAffinity {
-            timeout: Duration::from_secs(60),
-        }),
         ports: vec![],
         endpoints: vec![],
     }

@@ -3,10 +3,13 @@
 //! Sources apply changes as they arrive (cheap map updates); [`Catalog::build_snapshot`] is called
 //! off the hot path, debounced, to produce the next immutable [`Snapshot`](crate::Snapshot).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::Arc;
 
 use foldhash::fast::RandomState as FastHash;
+use hashbrown::{HashTable, hash_table};
 
 use crate::ingress::{GatewaySpec, TlsSecretSpec, VirtualServiceSpec};
 use crate::spec::{
@@ -96,19 +99,20 @@ impl fmt::Display for ResourceRef {
     }
 }
 
-/// One validated object.
+/// One validated object, held by pointer: the catalog stores each at its own size in a
+/// 16-byte slot (an inline spec would size every slot by the largest variant), and a Service's
+/// spec is shared with the Snapshot's [`Service`](crate::Service) built from it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Resource {
-    Service(ServiceSpec),
-    EndpointSlice(EndpointSetSpec),
-    Endpoints(EndpointSetSpec),
-    DestinationRule(DestinationRuleSpec),
-    Node(NodeSpec),
-    Gateway(GatewaySpec),
-    /// Boxed: the largest spec, and rare; inline it would size every catalog entry by it.
+    Service(Arc<ServiceSpec>),
+    EndpointSlice(Box<EndpointSetSpec>),
+    Endpoints(Box<EndpointSetSpec>),
+    DestinationRule(Box<DestinationRuleSpec>),
+    Node(Box<NodeSpec>),
+    Gateway(Box<GatewaySpec>),
     VirtualService(Box<VirtualServiceSpec>),
-    Secret(TlsSecretSpec),
-    Pod(PodSpec),
+    Secret(Box<TlsSecretSpec>),
+    Pod(Box<PodSpec>),
 }
 
 impl Resource {
@@ -127,6 +131,22 @@ impl Resource {
         ResourceRef { kind, key }
     }
 
+    /// What [`Self::reference`] names, without building it (a Node's key would be a new one).
+    fn identity(&self) -> Identity<'_> {
+        let (kind, key) = match self {
+            Resource::Node(n) => return (ResourceKind::Node, "", &n.name),
+            Resource::Service(s) => (ResourceKind::Service, &s.key),
+            Resource::EndpointSlice(e) => (ResourceKind::EndpointSlice, &e.key),
+            Resource::Endpoints(e) => (ResourceKind::Endpoints, &e.key),
+            Resource::DestinationRule(d) => (ResourceKind::DestinationRule, &d.key),
+            Resource::Gateway(g) => (ResourceKind::Gateway, &g.key),
+            Resource::VirtualService(v) => (ResourceKind::VirtualService, &v.key),
+            Resource::Secret(s) => (ResourceKind::Secret, &s.key),
+            Resource::Pod(p) => (ResourceKind::Pod, &p.key),
+        };
+        (kind, &key.namespace, &key.name)
+    }
+
     /// The Service this object is an input of, for the objects a Service is built from: itself,
     /// its endpoints, and the DestinationRule named like it.
     pub(crate) fn service(&self) -> Option<&ObjectKey> {
@@ -139,21 +159,96 @@ impl Resource {
     }
 }
 
-/// Boxed: the table holds one slot per object with room to grow, and a slot as large as the
-/// largest [`Resource`] variant (~180 bytes) made the table alone 7.9 MB at 10,000 Services
-/// (massif); a boxed slot is 72 bytes and the resource is allocated at its own size.
+/// 24 bytes: the table holds one slot per object with room to grow, and a slot as large as the
+/// largest spec (~180 bytes) made the table alone 7.9 MB at 10,000 Services (massif); each
+/// [`Resource`] points to its spec, allocated at its own size.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
     pub(crate) source: SourceId,
-    pub(crate) resource: Box<Resource>,
+    pub(crate) resource: Resource,
+}
+
+/// The catalog's objects, found by [`ResourceRef`] without holding one: the kind and key are
+/// read from the resource itself. A map keyed by `ResourceRef` spent 40 of its 64 bytes a slot on
+/// a copy of what the spec already says (~100 B a service at 100,000 services, where a Service
+/// and its EndpointSlice take two slots).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Entries {
+    table: HashTable<Entry>,
+    /// A fast non-cryptographic hash, as the Snapshot's frontend index: names are what the API
+    /// server accepted, and an upsert or lookup costs a third of SipHash's.
+    hasher: FastHash,
+}
+
+/// What an entry is found by: its kind, namespace and name.
+type Identity<'a> = (ResourceKind, &'a str, &'a str);
+
+fn hash_of(hasher: &FastHash, (kind, namespace, name): Identity<'_>) -> u64 {
+    let mut h = hasher.build_hasher();
+    kind.hash(&mut h);
+    namespace.hash(&mut h);
+    name.hash(&mut h);
+    h.finish()
+}
+
+impl Entries {
+    fn find(&self, wanted: Identity<'_>) -> Option<&Entry> {
+        let hash = hash_of(&self.hasher, wanted);
+        self.table.find(hash, |e| e.resource.identity() == wanted)
+    }
+
+    fn find_mut(&mut self, wanted: Identity<'_>) -> Option<&mut Entry> {
+        let hash = hash_of(&self.hasher, wanted);
+        self.table
+            .find_mut(hash, |e| e.resource.identity() == wanted)
+    }
+
+    /// Adds `entry`, or replaces the one of the same kind and key (returned).
+    fn insert(&mut self, entry: Entry) -> Option<Entry> {
+        let wanted = entry.resource.identity();
+        let hasher = &self.hasher;
+        let slot = self.table.entry(
+            hash_of(hasher, wanted),
+            |e| e.resource.identity() == wanted,
+            |e| hash_of(hasher, e.resource.identity()),
+        );
+        match slot {
+            hash_table::Entry::Occupied(mut slot) => Some(std::mem::replace(slot.get_mut(), entry)),
+            hash_table::Entry::Vacant(slot) => {
+                slot.insert(entry);
+                None
+            }
+        }
+    }
+
+    fn remove(&mut self, wanted: Identity<'_>) -> Option<Entry> {
+        let hash = hash_of(&self.hasher, wanted);
+        let found = self
+            .table
+            .find_entry(hash, |e| e.resource.identity() == wanted)
+            .ok()?;
+        Some(found.remove().0)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.table.iter()
+    }
+
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+}
+
+impl ResourceRef {
+    fn identity(&self) -> Identity<'_> {
+        (self.kind, &self.key.namespace, &self.key.name)
+    }
 }
 
 /// Every object currently known, plus which (source, kind) pairs have completed a first listing.
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
-    /// A fast non-cryptographic hash, as the Snapshot's frontend index: names are what the API
-    /// server accepted, and an upsert or lookup costs a third of SipHash's.
-    pub(crate) entries: HashMap<ResourceRef, Entry, FastHash>,
+    pub(crate) entries: Entries,
     synced: HashSet<(SourceId, ResourceKind)>,
     /// What changed since [`Catalog::build_next`] last ran.
     pub(crate) changes: Changes,
@@ -202,19 +297,14 @@ impl Catalog {
 
     /// Adds or replaces one object (an identical copy changes nothing).
     pub fn upsert(&mut self, source: SourceId, resource: Resource) {
-        let reference = resource.reference();
-        if let Some(entry) = self.entries.get_mut(&reference)
-            && *entry.resource == resource
+        if let Some(entry) = self.entries.find_mut(resource.identity())
+            && entry.resource == resource
         {
             entry.source = source;
             return;
         }
         self.changes.note(&resource);
-        let entry = Entry {
-            source,
-            resource: Box::new(resource),
-        };
-        if let Some(replaced) = self.entries.insert(reference, entry) {
+        if let Some(replaced) = self.entries.insert(Entry { source, resource }) {
             // A slice moved to another Service changes both.
             self.changes.note(&replaced.resource);
         }
@@ -222,7 +312,7 @@ impl Catalog {
 
     /// Removes one object; returns whether it was present.
     pub fn remove(&mut self, reference: &ResourceRef) -> bool {
-        let Some(removed) = self.entries.remove(reference) else {
+        let Some(removed) = self.entries.remove(reference.identity()) else {
             return false;
         };
         self.changes.note(&removed.resource);
@@ -235,8 +325,8 @@ impl Catalog {
         let mut stale: HashSet<ResourceRef> = self
             .entries
             .iter()
-            .filter(|(r, e)| r.kind == kind && e.source == source)
-            .map(|(r, _)| r.clone())
+            .filter(|e| e.resource.identity().0 == kind && e.source == source)
+            .map(|e| e.resource.reference())
             .collect();
         for item in items {
             stale.remove(&item.reference());
@@ -264,11 +354,11 @@ impl Catalog {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.len() == 0
     }
 
     pub fn get(&self, reference: &ResourceRef) -> Option<&Resource> {
-        self.entries.get(reference).map(|e| &*e.resource)
+        self.entries.find(reference.identity()).map(|e| &e.resource)
     }
 }
 
@@ -278,13 +368,13 @@ mod tests {
     use crate::spec::{NodeSpec, ServiceKind};
 
     fn svc(name: &str) -> Resource {
-        Resource::Service(ServiceSpec {
+        Resource::Service(Arc::new(ServiceSpec {
             key: ObjectKey::new("ns", name),
             kind: ServiceKind::Headless,
             ports: vec![],
             has_proxy_name_label: false,
             session_affinity: None,
-        })
+        }))
     }
 
     #[test]
@@ -294,16 +384,48 @@ mod tests {
         c.upsert(SourceId::Manifests, svc("b"));
         c.upsert(
             SourceId::KubeApi,
-            Resource::Node(NodeSpec {
+            Resource::Node(Box::new(NodeSpec {
                 name: "n".into(),
                 ..NodeSpec::default()
-            }),
+            })),
         );
         c.replace_kind(SourceId::KubeApi, ResourceKind::Service, vec![svc("c")]);
-        let names: HashSet<_> = c.entries.keys().map(|r| r.key.name.clone()).collect();
+        let names: HashSet<_> = c
+            .entries
+            .iter()
+            .map(|e| e.resource.reference().key.name)
+            .collect();
         assert_eq!(names, HashSet::from(["b".into(), "c".into(), "n".into()]));
         assert!(c.is_synced(SourceId::KubeApi, ResourceKind::Service));
         assert!(!c.is_synced(SourceId::KubeApi, ResourceKind::Node));
+    }
+
+    /// Entries are found by the kind and key their resource names, a Node by its name alone.
+    #[test]
+    fn objects_are_found_by_kind_and_key() {
+        let mut c = Catalog::new();
+        let node = Resource::Node(Box::new(NodeSpec {
+            name: "web".into(),
+            ..NodeSpec::default()
+        }));
+        c.upsert(SourceId::KubeApi, svc("web"));
+        c.upsert(SourceId::KubeApi, node.clone());
+        for _ in 0..100 {
+            c.upsert(SourceId::KubeApi, svc(&format!("filler-{}", c.len())));
+        }
+        assert_eq!(c.len(), 102);
+        assert_eq!(c.get(&node.reference()), Some(&node));
+        assert_eq!(c.get(&svc("web").reference()), Some(&svc("web")));
+        let other_namespace = ResourceRef {
+            kind: ResourceKind::Service,
+            key: ObjectKey::new("other", "web"),
+        };
+        assert_eq!(c.get(&other_namespace), None);
+        c.upsert(SourceId::Manifests, svc("web"));
+        assert_eq!(c.len(), 102, "the same object replaced, not added");
+        assert!(c.remove(&node.reference()));
+        assert_eq!(c.get(&node.reference()), None);
+        assert_eq!(c.get(&svc("web").reference()), Some(&svc("web")));
     }
 
     #[test]

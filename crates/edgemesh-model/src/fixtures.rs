@@ -11,7 +11,7 @@ use crate::spec::{
 /// A port numbered `number` with the same target port.
 pub fn service_port(name: &str, protocol: Protocol, number: u16) -> ServicePortSpec {
     ServicePortSpec {
-        name: name.into(),
+        name: crate::port_name(name),
         protocol,
         port: number,
         target_port: TargetPort::Number(number),
@@ -68,7 +68,7 @@ pub fn endpoint_slice(service: &ServiceSpec, ips: &[(IpAddr, &str)], port: u16) 
         service: service.key.clone(),
         subsets: vec![EndpointSubset {
             ports: vec![EndpointPortSpec {
-                name: "http".into(),
+                name: crate::port_name("http"),
                 protocol: Protocol::Tcp,
                 port,
             }],
@@ -103,8 +103,10 @@ pub fn large_catalog(services: u32, endpoints_per_service: u32) -> Catalog {
             })
             .collect();
         let eps: Vec<(IpAddr, &str)> = eps.iter().map(|(ip, n)| (*ip, n.as_str())).collect();
-        items.push(Resource::EndpointSlice(endpoint_slice(&svc, &eps, 8080)));
-        items.push(Resource::Service(svc));
+        items.push(Resource::EndpointSlice(
+            endpoint_slice(&svc, &eps, 8080).into(),
+        ));
+        items.push(Resource::Service(svc.into()));
     }
     for item in items {
         catalog.upsert(SourceId::Manifests, item);

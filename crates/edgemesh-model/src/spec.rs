@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::Cidr;
-use crate::intern::{NAMESPACES, NODE_NAMES};
+use crate::intern::{NAMESPACES, NODE_NAMES, PORT_NAMES};
 
 /// Label that takes a Service out of (or, in `FilterIfLabelDoesNotExists` mode, into) edgemesh.
 pub const SERVICE_PROXY_NAME_LABEL: &str = "service.edgemesh.kubeedge.io/service-proxy-name";
@@ -218,15 +218,18 @@ pub enum TargetPort {
 }
 
 /// One entry of `spec.ports` (port is non-zero; name unique within the service).
+///
+/// The name and application protocol are shared strings (see [`port_name`]): a few repeat in
+/// every service, and the Snapshot's [`ServicePort`](crate::ServicePort) shares them too.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServicePortSpec {
-    pub name: String,
+    pub name: Arc<str>,
     pub protocol: Protocol,
     pub port: u16,
     pub target_port: TargetPort,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub app_protocol: Option<String>,
+    pub app_protocol: Option<Arc<str>>,
 }
 
 /// `sessionAffinity: ClientIP` with its timeout.
@@ -257,7 +260,8 @@ pub struct ServiceSpec {
 /// One port of an endpoint set (EndpointSlice `ports[]` or Endpoints `subsets[].ports[]`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct EndpointPortSpec {
-    pub name: String,
+    /// Shared, as a service port's name (see [`port_name`]).
+    pub name: Arc<str>,
     pub protocol: Protocol,
     pub port: u16,
 }
@@ -271,13 +275,20 @@ pub struct EndpointSpec {
     /// Shared with every endpoint on the same node (see [`node_name`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_name: Option<Arc<str>>,
+    /// Shared with the Snapshot's [`Endpoint`](crate::Endpoint): a clone is a reference count,
+    /// and the field is 8 bytes smaller than a `String` (an endpoint of every service has one).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hostname: Option<String>,
+    pub hostname: Option<Arc<str>>,
 }
 
 /// The shared copy of a node name, as an endpoint holds it.
 pub fn node_name(name: &str) -> Arc<str> {
     NODE_NAMES.get(name)
+}
+
+/// The shared copy of a port name or application protocol, as a port holds it.
+pub fn port_name(name: &str) -> Arc<str> {
+    PORT_NAMES.get(name)
 }
 
 /// Addresses sharing one port list.

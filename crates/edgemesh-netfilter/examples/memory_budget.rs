@@ -89,7 +89,7 @@ fn main() {
     println!("\nsizes of the structures that repeat per object:");
     for (name, size) in [
         (
-            "Resource (boxed in the catalog)",
+            "Resource (in a catalog slot)",
             size_of::<edgemesh_model::Resource>(),
         ),
         ("ServiceSpec", size_of::<edgemesh_model::ServiceSpec>()),

@@ -159,10 +159,10 @@ pub fn policies_snapshot() -> Snapshot {
                 host: String::new(),
                 subsets: Vec::new(),
             };
-            catalog.upsert(SourceId::Manifests, Resource::DestinationRule(rule));
+            catalog.upsert(SourceId::Manifests, Resource::DestinationRule(rule.into()));
         }
-        catalog.upsert(SourceId::Manifests, Resource::Service(svc));
-        catalog.upsert(SourceId::Manifests, Resource::EndpointSlice(slice));
+        catalog.upsert(SourceId::Manifests, Resource::Service(svc.into()));
+        catalog.upsert(SourceId::Manifests, Resource::EndpointSlice(slice.into()));
     };
     add("rr", FAST_RR_V4, &[(ip(11), "n1"), (ip(12), "n1")], None);
     add(
@@ -191,15 +191,15 @@ pub fn policies_snapshot() -> Snapshot {
         },
     );
     let slice = endpoint_slice(&exposed_svc, &[(ip(11), "n1")], 8080);
-    catalog.upsert(SourceId::Manifests, Resource::Service(exposed_svc));
-    catalog.upsert(SourceId::Manifests, Resource::EndpointSlice(slice));
+    catalog.upsert(SourceId::Manifests, Resource::Service(exposed_svc.into()));
+    catalog.upsert(SourceId::Manifests, Resource::EndpointSlice(slice.into()));
     catalog.build_snapshot(BuildOptions::default()).0
 }
 
 fn snapshot_of(services: impl IntoIterator<Item = ServiceSpec>) -> Snapshot {
     let mut catalog = Catalog::new();
     for spec in services {
-        catalog.upsert(SourceId::Manifests, Resource::Service(spec));
+        catalog.upsert(SourceId::Manifests, Resource::Service(spec.into()));
     }
     catalog.build_snapshot(BuildOptions::default()).0
 }
@@ -378,11 +378,11 @@ impl ChangingCluster {
                     host: String::new(),
                     subsets: Vec::new(),
                 };
-                resources.push(Resource::DestinationRule(rule));
+                resources.push(Resource::DestinationRule(rule.into()));
             }
             let slice = endpoint_slice(&svc, &endpoints, 8080);
-            resources.push(Resource::EndpointSlice(slice));
-            resources.push(Resource::Service(svc));
+            resources.push(Resource::EndpointSlice(slice.into()));
+            resources.push(Resource::Service(svc.into()));
         }
         resources
     }

@@ -370,7 +370,7 @@ fn place(
         .filter(|_| !frontend.is_node_port())
         .and_then(|fp| fast_route(frontend, service, port, fp));
     Placement::Intercepted {
-        label: format!("{}:{}", service.key, port.name),
+        label: format!("{}:{}", service.key(), port.name),
         kernel,
     }
 }

@@ -12,7 +12,7 @@ const HTTP_APP_PROTOCOLS: &[&str] = &["http", "http2", "kubernetes.io/h2c", "kub
 /// Whether a port speaks cleartext HTTP, by Istio's naming convention (`http`, `http-*`) or by
 /// its `appProtocol`. HTTPS/TLS ports are passthrough and never match.
 pub fn is_http_port(port: &ServicePort) -> bool {
-    let by_name = port.name == "http" || port.name.starts_with("http-");
+    let by_name = &*port.name == "http" || port.name.starts_with("http-");
     let by_app_protocol = port
         .app_protocol
         .as_deref()
@@ -54,7 +54,9 @@ pub fn foreign_backends(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use edgemesh_model::Protocol;
+    use std::sync::Arc;
+
+    use edgemesh_model::{Protocol, ServiceSpec};
 
     fn port(name: &str, app_protocol: Option<&str>) -> ServicePort {
         ServicePort {
@@ -91,11 +93,15 @@ mod tests {
     #[test]
     fn only_header_hash_on_http_ports_needs_the_head() {
         let mut svc = Service {
-            key: edgemesh_model::ObjectKey::new("ns", "s"),
-            kind: edgemesh_model::ServiceKind::Headless,
+            spec: Arc::new(ServiceSpec {
+                key: edgemesh_model::ObjectKey::new("ns", "s"),
+                kind: edgemesh_model::ServiceKind::Headless,
+                ports: Vec::new(),
+                has_proxy_name_label: false,
+                session_affinity: None,
+            }),
             proxy: edgemesh_model::ProxyDecision::Proxied,
             lb_policy: LbPolicy::RoundRobin,
-            session_affinity: None,
             ports: vec![],
             endpoints: vec![],
         };
@@ -134,18 +140,22 @@ mod tests {
         };
         let node_port = Frontend::node_port(cluster_ip.ip, 30080, Protocol::Tcp);
         let service = |policy| Service {
-            key: edgemesh_model::ObjectKey::new("ns", "s"),
-            kind: ServiceKind::Exposed {
-                cluster_ips: vec![cluster_ip.ip],
-                exposure: Box::new(Exposure {
-                    external_ips: vec![external_ip.ip],
-                    external_traffic_policy: policy,
-                    ..Exposure::default()
-                }),
-            },
+            spec: Arc::new(ServiceSpec {
+                key: edgemesh_model::ObjectKey::new("ns", "s"),
+                kind: ServiceKind::Exposed {
+                    cluster_ips: vec![cluster_ip.ip],
+                    exposure: Box::new(Exposure {
+                        external_ips: vec![external_ip.ip],
+                        external_traffic_policy: policy,
+                        ..Exposure::default()
+                    }),
+                },
+                ports: Vec::new(),
+                has_proxy_name_label: false,
+                session_affinity: None,
+            }),
             proxy: edgemesh_model::ProxyDecision::Proxied,
             lb_policy: LbPolicy::RoundRobin,
-            session_affinity: None,
             ports: vec![],
             endpoints: vec![],
         };

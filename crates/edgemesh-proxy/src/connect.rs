@@ -99,9 +99,9 @@ pub async fn dial_any(
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
-    use edgemesh_model::{ObjectKey, Protocol, ProxyDecision, ServiceKind};
+    use edgemesh_model::{ObjectKey, Protocol, ProxyDecision, ServiceKind, ServiceSpec};
     use futures::future::BoxFuture;
 
     use super::*;
@@ -153,13 +153,17 @@ mod tests {
             backends: Vec::new().into(),
         };
         let service = Service {
-            key: ObjectKey::new("ns", "web"),
-            kind: ServiceKind::ClusterIp {
-                cluster_ips: vec![frontend.ip],
-            },
+            spec: Arc::new(ServiceSpec {
+                key: ObjectKey::new("ns", "web"),
+                kind: ServiceKind::ClusterIp {
+                    cluster_ips: vec![frontend.ip],
+                },
+                ports: Vec::new(),
+                has_proxy_name_label: false,
+                session_affinity: None,
+            }),
             proxy: ProxyDecision::Proxied,
             lb_policy: Default::default(),
-            session_affinity: None,
             ports: vec![port.clone()],
             endpoints: vec![],
         };

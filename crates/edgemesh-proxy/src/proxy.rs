@@ -168,7 +168,7 @@ impl Proxy {
         {
             return self.refuse_for_reserve(&client, peer);
         }
-        tracing::debug!(backend = %connected.picked.backend.addr, service = %service.key, "relaying");
+        tracing::debug!(backend = %connected.picked.backend.addr, service = %service.key(), "relaying");
         if let Some(keepalive) = inner.config.tcp_keepalive {
             // A tunnel stream has the tunnel's own liveness checks; a socket needs the kernel's.
             let upstream = match &connected.upstream {
@@ -219,7 +219,7 @@ impl Proxy {
         let routed = snapshot.resolve(dst).and_then(|frontend| {
             let (service, port) = snapshot.route(&frontend)?;
             let index = service.ports.iter().position(|p| std::ptr::eq(p, port))?;
-            let counters = self.inner.metrics.services.of(&service.key, &snapshot);
+            let counters = self.inner.metrics.services.of(service.key(), &snapshot);
             Metrics::inc(&counters.connections);
             Some(Routed {
                 frontend,

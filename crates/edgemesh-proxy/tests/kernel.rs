@@ -73,7 +73,7 @@ fn snapshots(protocol: Protocol, port: u16) -> Arc<SnapshotCell> {
     let mut spec = cluster_ip_service("ns", "web", [10, 96, 0, 10].into(), port);
     spec.ports[0].protocol = protocol;
     let mut catalog = Catalog::new();
-    catalog.upsert(SourceId::Manifests, Resource::Service(spec));
+    catalog.upsert(SourceId::Manifests, Resource::Service(spec.into()));
     Arc::new(SnapshotCell::new(
         catalog.build_snapshot(BuildOptions::default()).0,
     ))
@@ -365,7 +365,7 @@ fn netns_udp_port_flood_and_idle_tcp_connections_leave_the_proxy_serving() {
             (dns.name, dns.protocol, dns.port) = ("dns".into(), Protocol::Udp, 53);
             spec.ports.push(dns);
             let mut catalog = Catalog::new();
-            catalog.upsert(SourceId::Manifests, Resource::Service(spec));
+            catalog.upsert(SourceId::Manifests, Resource::Service(spec.into()));
             let snapshot = catalog.build_snapshot(BuildOptions::default()).0;
             let config = ProxyConfig {
                 sockets: sockets.clone(),

@@ -24,8 +24,8 @@ pub fn snapshot_from_endpoints(endpoints: &[AllowedEndpoint]) -> Snapshot {
     let mut catalog = Catalog::new();
     for (i, ep) in endpoints.iter().enumerate() {
         let (service, slice) = one_endpoint_service(i, ep);
-        catalog.upsert(SourceId::Manifests, Resource::Service(service));
-        catalog.upsert(SourceId::Manifests, Resource::EndpointSlice(slice));
+        catalog.upsert(SourceId::Manifests, Resource::Service(service.into()));
+        catalog.upsert(SourceId::Manifests, Resource::EndpointSlice(slice.into()));
     }
     catalog.build_snapshot(BuildOptions::default()).0
 }

@@ -24,8 +24,8 @@ fn world() -> &'static World {
         let ip: IpAddr = "10.96.0.10".parse().unwrap();
         let web = cluster_ip_service("ns", "web", ip, 80);
         let slice = endpoint_slice(&web, &[("10.244.0.1".parse().unwrap(), "n1")], 8080);
-        catalog.upsert(SourceId::Manifests, Resource::EndpointSlice(slice));
-        catalog.upsert(SourceId::Manifests, Resource::Service(web));
+        catalog.upsert(SourceId::Manifests, Resource::EndpointSlice(slice.into()));
+        catalog.upsert(SourceId::Manifests, Resource::Service(web.into()));
         let snapshot = catalog.build_snapshot(BuildOptions::default()).0;
         let cell = Arc::new(SnapshotCell::new(snapshot));
         let resolver =

@@ -209,12 +209,12 @@ pub fn snapshot(endpoints: u32, version: u64) -> Snapshot {
     let mut c = Catalog::new();
     let ip = |s: &str| s.parse::<IpAddr>().unwrap();
     let web = cluster_ip_service("ns", "web", ip("10.96.0.10"), 80);
-    c.upsert(SourceId::Manifests, Resource::Service(web));
+    c.upsert(SourceId::Manifests, Resource::Service(web.into()));
     let mut ext = cluster_ip_service("ns", "ext", ip("10.96.0.11"), 80);
     ext.kind = ServiceKind::ExternalName {
         external_name: "example.com".into(),
     };
-    c.upsert(SourceId::Manifests, Resource::Service(ext));
+    c.upsert(SourceId::Manifests, Resource::Service(ext.into()));
     let mut many = cluster_ip_service("ns", "many", ip("10.96.0.12"), 80);
     many.kind = ServiceKind::Headless;
     let ips: Vec<IpAddr> = (0..endpoints)
@@ -223,9 +223,9 @@ pub fn snapshot(endpoints: u32, version: u64) -> Snapshot {
     let eps: Vec<(IpAddr, &str)> = ips.iter().map(|i| (*i, "n1")).collect();
     c.upsert(
         SourceId::Manifests,
-        Resource::EndpointSlice(endpoint_slice(&many, &eps, 80)),
+        Resource::EndpointSlice(endpoint_slice(&many, &eps, 80).into()),
     );
-    c.upsert(SourceId::Manifests, Resource::Service(many));
+    c.upsert(SourceId::Manifests, Resource::Service(many.into()));
     c.build_snapshot(BuildOptions {
         version,
         ..BuildOptions::default()

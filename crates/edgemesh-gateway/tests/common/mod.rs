@@ -108,8 +108,8 @@ pub fn service_with_port_name(
     let ips: Vec<(IpAddr, &str)> = ips.iter().map(|ip| (IpAddr::from(*ip), "node-a")).collect();
     let mut slice = endpoint_slice(&spec, &ips, target);
     slice.subsets[0].ports[0].name = port_name.into();
-    catalog.upsert(SourceId::Manifests, Resource::Service(spec));
-    catalog.upsert(SourceId::Manifests, Resource::EndpointSlice(slice));
+    catalog.upsert(SourceId::Manifests, Resource::Service(spec.into()));
+    catalog.upsert(SourceId::Manifests, Resource::EndpointSlice(slice.into()));
 }
 
 pub fn snapshot(catalog: &Catalog, version: u64) -> Arc<Snapshot> {
@@ -181,17 +181,20 @@ pub async fn gateway(snapshot: Arc<Snapshot>) -> Running {
 
 /// EdgeMesh's example Gateway (`examples/hostname-lb-random-gateway.yaml`) on `port`.
 pub fn edgemesh_gateway(port: u16, hosts: &[&str], tls: Option<ServerTls>) -> Resource {
-    Resource::Gateway(GatewaySpec {
-        key: ObjectKey::new("default", "edgemesh-gateway"),
-        selector: BTreeMap::from([("kubeedge".into(), "edgemesh-gateway".into())]),
-        servers: vec![ServerSpec {
-            port,
-            port_name: "http-0".into(),
-            protocol: ServerProtocol::Http,
-            hosts: hosts.iter().map(|h| h.to_string()).collect(),
-            tls,
-        }],
-    })
+    Resource::Gateway(
+        GatewaySpec {
+            key: ObjectKey::new("default", "edgemesh-gateway"),
+            selector: BTreeMap::from([("kubeedge".into(), "edgemesh-gateway".into())]),
+            servers: vec![ServerSpec {
+                port,
+                port_name: "http-0".into(),
+                protocol: ServerProtocol::Http,
+                hosts: hosts.iter().map(|h| h.to_string()).collect(),
+                tls,
+            }],
+        }
+        .into(),
+    )
 }
 
 pub fn destination(host: &str, port: u16, weight: u32) -> DestinationSpec {

@@ -99,7 +99,7 @@ pub async fn run(client: Client, events: Events, endpoints: EndpointsApi, inputs
 async fn watch_services(client: Client, events: Events) {
     let plan = plan(ResourceKind::Service, Role::Required, SERVICES);
     watch(Api::<Service>::all(client), plan, events, |s| {
-        convert::service(s).map(Resource::Service)
+        convert::service(s).map(|s| Resource::Service(s.into()))
     })
     .await;
 }
@@ -107,7 +107,7 @@ async fn watch_services(client: Client, events: Events) {
 async fn watch_nodes(client: Client, events: Events) {
     let plan = plan(ResourceKind::Node, Role::Optional, NODES);
     let ended = watch(Api::<Node>::all(client), plan, events, |n| {
-        convert::node(n).map(Resource::Node)
+        convert::node(n).map(|s| Resource::Node(Box::new(s)))
     })
     .await;
     if let Ended::Refused(refusal) = ended {
@@ -139,7 +139,7 @@ async fn watch_endpoints(client: Client, events: Events, endpoints: EndpointsApi
             };
             let slices = Api::<EndpointSlice>::all(client.clone());
             let ended = watch(slices, plan, events.clone(), |s| {
-                convert::endpoint_slice(s).map(Resource::EndpointSlice)
+                convert::endpoint_slice(s).map(|s| Resource::EndpointSlice(Box::new(s)))
             })
             .await;
             let Ended::Refused(refusal) = ended else {
@@ -167,7 +167,7 @@ async fn watch_endpoints(client: Client, events: Events, endpoints: EndpointsApi
     not_served(&events, ResourceKind::EndpointSlice).await;
     let plan = plan(ResourceKind::Endpoints, Role::Required, ENDPOINTS);
     watch(Api::<Endpoints>::all(client), plan, events, |e| {
-        convert::endpoints(e).map(Resource::Endpoints)
+        convert::endpoints(e).map(|s| Resource::Endpoints(Box::new(s)))
     })
     .await;
 }
@@ -177,7 +177,7 @@ async fn watch_endpoints(client: Client, events: Events, endpoints: EndpointsApi
 async fn watch_pods(client: Client, events: Events) {
     let plan = plan(ResourceKind::Pod, Role::Optional, PODS);
     let ended = watch(Api::<Pod>::all(client), plan, events, |p| {
-        convert::pod(p).map(Resource::Pod)
+        convert::pod(p).map(|s| Resource::Pod(Box::new(s)))
     })
     .await;
     if let Ended::Refused(refusal) = ended {
@@ -194,7 +194,8 @@ async fn watch_pods(client: Client, events: Events) {
 async fn watch_secrets(client: Client, events: Events) {
     let plan = plan(ResourceKind::Secret, Role::Optional, SECRETS);
     let stream = watcher::watcher(Api::<Secret>::all(client), watcher::Config::default());
-    let convert = |s: &Secret| convert::tls_secret(s).map(|spec| spec.map(Resource::Secret));
+    let convert =
+        |s: &Secret| convert::tls_secret(s).map(|spec| spec.map(|s| Resource::Secret(Box::new(s))));
     let ended = forward(stream, plan, events, convert, |s| {
         object_key(&s.metadata, true)
     })
@@ -227,7 +228,7 @@ const RULES_KIND: IstioKind = IstioKind {
     grant: DESTINATION_RULES,
     versions: &ISTIO_VERSIONS,
     without: "every service uses round robin",
-    convert: |v| convert::destination_rule(v).map(Resource::DestinationRule),
+    convert: |v| convert::destination_rule(v).map(|s| Resource::DestinationRule(Box::new(s))),
 };
 
 const GATEWAYS_KIND: IstioKind = IstioKind {
@@ -236,7 +237,7 @@ const GATEWAYS_KIND: IstioKind = IstioKind {
     grant: GATEWAYS,
     versions: &ISTIO_INGRESS_VERSIONS,
     without: "the gateway opens no listeners",
-    convert: |v| convert::gateway(v).map(Resource::Gateway),
+    convert: |v| convert::gateway(v).map(|s| Resource::Gateway(Box::new(s))),
 };
 
 const ROUTES_KIND: IstioKind = IstioKind {

@@ -67,26 +67,32 @@ fn resource_kind(group: &str, kind: &str) -> Option<ResourceKind> {
 fn convert(doc: &Value, kind: ResourceKind) -> Decoded {
     match kind {
         ResourceKind::Service => typed(doc, kind, |s| {
-            result(convert::service(&s).map(Resource::Service))
+            result(convert::service(&s).map(|s| Resource::Service(s.into())))
         }),
         ResourceKind::Endpoints => typed(doc, kind, |e| {
-            result(convert::endpoints(&e).map(Resource::Endpoints))
+            result(convert::endpoints(&e).map(|s| Resource::Endpoints(Box::new(s))))
         }),
         ResourceKind::EndpointSlice => typed(doc, kind, |e| {
-            result(convert::endpoint_slice(&e).map(Resource::EndpointSlice))
+            result(convert::endpoint_slice(&e).map(|s| Resource::EndpointSlice(Box::new(s))))
         }),
-        ResourceKind::Node => typed(doc, kind, |n| result(convert::node(&n).map(Resource::Node))),
-        ResourceKind::Pod => typed(doc, kind, |p| result(convert::pod(&p).map(Resource::Pod))),
+        ResourceKind::Node => typed(doc, kind, |n| {
+            result(convert::node(&n).map(|s| Resource::Node(Box::new(s))))
+        }),
+        ResourceKind::Pod => typed(doc, kind, |p| {
+            result(convert::pod(&p).map(|s| Resource::Pod(Box::new(s))))
+        }),
         // A Secret without TLS keys is none of our business: no warning.
         ResourceKind::Secret => typed(doc, kind, |s| match convert::tls_secret(&s) {
-            Ok(Some(spec)) => Decoded::Resource(Resource::Secret(spec)),
+            Ok(Some(spec)) => Decoded::Resource(Resource::Secret(spec.into())),
             Ok(None) => Decoded::Ignored,
             Err(e) => Decoded::Invalid(e),
         }),
         ResourceKind::DestinationRule => {
-            result(convert::destination_rule(doc).map(Resource::DestinationRule))
+            result(convert::destination_rule(doc).map(|s| Resource::DestinationRule(Box::new(s))))
         }
-        ResourceKind::Gateway => result(convert::gateway(doc).map(Resource::Gateway)),
+        ResourceKind::Gateway => {
+            result(convert::gateway(doc).map(|s| Resource::Gateway(Box::new(s))))
+        }
         ResourceKind::VirtualService => {
             result(convert::virtual_service(doc).map(|v| Resource::VirtualService(Box::new(v))))
         }

@@ -10,7 +10,7 @@ use edgemesh_lb::{
 };
 use edgemesh_model::{
     Backend, ClientIpAffinity, Frontend, LbPolicy, ObjectKey, Protocol, ProxyDecision, Service,
-    ServiceKind, ServicePort,
+    ServiceKind, ServicePort, ServiceSpec,
 };
 
 pub type TestBalancer = LoadBalancer<SeededRng, Arc<ManualClock>>;
@@ -25,23 +25,26 @@ pub fn frontend() -> Frontend {
 
 pub fn service(policy: LbPolicy) -> Service {
     Service {
-        key: ObjectKey::new("ns", "svc"),
-        kind: ServiceKind::ClusterIp {
-            cluster_ips: vec![frontend().ip],
-        },
+        spec: Arc::new(ServiceSpec {
+            key: ObjectKey::new("ns", "svc"),
+            kind: ServiceKind::ClusterIp {
+                cluster_ips: vec![frontend().ip],
+            },
+            ports: Vec::new(),
+            has_proxy_name_label: false,
+            session_affinity: None,
+        }),
         proxy: ProxyDecision::Proxied,
         lb_policy: policy,
-        session_affinity: None,
         ports: vec![],
         endpoints: vec![],
     }
 }
 
 pub fn sticky(policy: LbPolicy, timeout: Duration) -> Service {
-    Service {
-        session_affinity: Some(ClientIpAffinity { timeout }),
-        ..service(policy)
-    }
+    let mut service = service(policy);
+    Arc::make_mut(&mut service.spec).session_affinity = Some(ClientIpAffinity { timeout });
+    service
 }
 
 pub fn backend_addr(i: usize) -> SocketAddr {

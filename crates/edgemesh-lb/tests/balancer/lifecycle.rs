@@ -16,8 +16,8 @@ fn catalog_with(names: &[&str]) -> Catalog {
             "node-a",
         )];
         let slice = endpoint_slice(&svc, &backends, 8080);
-        catalog.upsert(SourceId::Manifests, Resource::Service(svc));
-        catalog.upsert(SourceId::Manifests, Resource::EndpointSlice(slice));
+        catalog.upsert(SourceId::Manifests, Resource::Service(svc.into()));
+        catalog.upsert(SourceId::Manifests, Resource::EndpointSlice(slice.into()));
     }
     catalog
 }

@@ -68,7 +68,7 @@ pub fn fast_route(
     port: &ServicePort,
     opts: &FastPathOptions,
 ) -> Option<FastRoute> {
-    if frontend.protocol != Protocol::Tcp || service.session_affinity.is_some() {
+    if frontend.protocol != Protocol::Tcp || service.session_affinity().is_some() {
         return None;
     }
     let spread = match service.lb_policy {

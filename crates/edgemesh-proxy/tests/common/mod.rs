@@ -27,16 +27,19 @@ pub fn snapshots(policy: LbPolicy) -> Arc<SnapshotCell> {
     let web: SocketAddr = WEB.parse().unwrap();
     catalog.upsert(
         SourceId::Manifests,
-        Resource::Service(cluster_ip_service("ns", "web", web.ip(), web.port())),
+        Resource::Service(cluster_ip_service("ns", "web", web.ip(), web.port()).into()),
     );
     catalog.upsert(
         SourceId::Manifests,
-        Resource::DestinationRule(DestinationRuleSpec {
-            key: ObjectKey::new("ns", "web"),
-            policy,
-            host: String::new(),
-            subsets: Vec::new(),
-        }),
+        Resource::DestinationRule(
+            DestinationRuleSpec {
+                key: ObjectKey::new("ns", "web"),
+                policy,
+                host: String::new(),
+                subsets: Vec::new(),
+            }
+            .into(),
+        ),
     );
     let (snapshot, _) = catalog.build_snapshot(BuildOptions::default());
     Arc::new(SnapshotCell::new(snapshot))

@@ -36,8 +36,8 @@ fn build(services: Vec<ServiceSpec>, filter_mode: ServiceFilterMode) -> Snapshot
     let mut catalog = Catalog::new();
     for svc in services {
         let slice = endpoint_slice(&svc, &[(IpAddr::from([192, 0, 2, 11]), "n1")], 8080);
-        catalog.upsert(SourceId::Manifests, Resource::EndpointSlice(slice));
-        catalog.upsert(SourceId::Manifests, Resource::Service(svc));
+        catalog.upsert(SourceId::Manifests, Resource::EndpointSlice(slice.into()));
+        catalog.upsert(SourceId::Manifests, Resource::Service(svc.into()));
     }
     let options = BuildOptions {
         filter_mode,
@@ -70,7 +70,7 @@ fn a_node_port_service_gets_cluster_ip_external_ip_and_node_port_frontends() {
     assert!(node_port.is_node_port());
     for frontend in &frontends {
         let (service, port) = snap.route(frontend).expect("routed");
-        assert_eq!((&*service.key.name, port.port), ("web", 80));
+        assert_eq!((&*service.key().name, port.port), ("web", 80));
     }
 }
 
@@ -111,7 +111,7 @@ fn cluster_ips_and_external_ips_win_over_node_ports() {
     let dst = tcp([10, 96, 0, 2], 30080);
     assert_eq!(snap.resolve(&dst), Some(dst));
     assert_eq!(
-        snap.route(&dst).expect("routed").0.key.name.as_ref(),
+        snap.route(&dst).expect("routed").0.key().name.as_ref(),
         "other"
     );
 }
@@ -137,12 +137,17 @@ fn two_services_claiming_one_node_port_keep_the_first_with_a_warning() {
         exposure.external_ips.clear();
     }
     let mut catalog = Catalog::new();
-    catalog.upsert(SourceId::Manifests, Resource::Service(a));
-    catalog.upsert(SourceId::Manifests, Resource::Service(b));
+    catalog.upsert(SourceId::Manifests, Resource::Service(a.into()));
+    catalog.upsert(SourceId::Manifests, Resource::Service(b.into()));
     let (snap, report) = catalog.build_snapshot(BuildOptions::default());
     let node_port = Frontend::node_port(CLUSTER_IP.into(), 30080, Protocol::Tcp);
     assert_eq!(
-        snap.route(&node_port).expect("routed").0.key.name.as_ref(),
+        snap.route(&node_port)
+            .expect("routed")
+            .0
+            .key()
+            .name
+            .as_ref(),
         "web"
     );
     assert_eq!(

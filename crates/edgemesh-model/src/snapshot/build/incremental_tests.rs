@@ -19,8 +19,8 @@ fn pod(last: u8) -> IpAddr {
 fn service(catalog: &mut Catalog, name: &str, ip: u8, endpoint: u8) {
     let spec = cluster_ip_service("ns", name, cluster_ip(ip), 80);
     let slice = endpoint_slice(&spec, &[(pod(endpoint), "n1")], 8080);
-    catalog.upsert(SourceId::KubeApi, Resource::Service(spec));
-    catalog.upsert(SourceId::KubeApi, Resource::EndpointSlice(slice));
+    catalog.upsert(SourceId::KubeApi, Resource::Service(spec.into()));
+    catalog.upsert(SourceId::KubeApi, Resource::EndpointSlice(slice.into()));
 }
 
 fn options(version: u64) -> BuildOptions {
@@ -36,7 +36,7 @@ fn view(snapshot: &Snapshot) -> impl PartialEq + std::fmt::Debug {
         .proxied_frontends()
         .map(|(f, port)| {
             let (owner, _) = snapshot.route(&f).unwrap();
-            (f, owner.key.clone(), port.clone())
+            (f, owner.key().clone(), port.clone())
         })
         .collect();
     (snapshot.services.clone(), frontends, snapshot.nodes.clone())
@@ -109,12 +109,7 @@ fn a_relist_counts_only_what_differs() {
     let (mut catalog, first) = ten_services();
     let mut services: Vec<Resource> = (1..=10)
         .map(|i| {
-            Resource::Service(cluster_ip_service(
-                "ns",
-                &format!("s{i}"),
-                cluster_ip(i),
-                80,
-            ))
+            Resource::Service(cluster_ip_service("ns", &format!("s{i}"), cluster_ip(i), 80).into())
         })
         .collect();
     services.pop(); // s10 is gone
@@ -146,10 +141,13 @@ fn frontend_conflicts_and_other_kinds_take_a_full_build() {
     // A Node is no service's: full.
     catalog.upsert(
         SourceId::KubeApi,
-        Resource::Node(NodeSpec {
-            name: "n1".into(),
-            ..NodeSpec::default()
-        }),
+        Resource::Node(
+            NodeSpec {
+                name: "n1".into(),
+                ..NodeSpec::default()
+            }
+            .into(),
+        ),
     );
     let fourth = next(&mut catalog, &third);
     assert!(fourth.changes.is_none());
@@ -179,5 +177,5 @@ fn the_loser_of_a_conflict_leaving_takes_a_full_build() {
             protocol: Protocol::Tcp,
         })
         .unwrap();
-    assert_eq!(owner.key, ObjectKey::new("ns", "s5"));
+    assert_eq!(*owner.key(), ObjectKey::new("ns", "s5"));
 }

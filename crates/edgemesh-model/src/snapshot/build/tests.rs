@@ -35,7 +35,10 @@ fn service_with_slice_routes_to_ready_backends() {
     let svc = cluster_ip_service("ns", "web", ip(1), 80);
     let mut slice = endpoint_slice(&svc, &[(pod(1), "n1"), (pod(2), "n2")], 8080);
     slice.subsets[0].endpoints[1].ready = false;
-    let c = catalog_with(vec![Resource::Service(svc), Resource::EndpointSlice(slice)]);
+    let c = catalog_with(vec![
+        Resource::Service(svc.into()),
+        Resource::EndpointSlice(slice.into()),
+    ]);
     let (snap, report) = c.build_snapshot(BuildOptions {
         version: 7,
         ..Default::default()
@@ -43,7 +46,7 @@ fn service_with_slice_routes_to_ready_backends() {
     assert_eq!(snap.version, 7);
     assert!(report.warnings.is_empty());
     let (service, port) = snap.route(&frontend(1, 80)).expect("routed");
-    assert_eq!(service.key, ObjectKey::new("ns", "web"));
+    assert_eq!(*service.key(), ObjectKey::new("ns", "web"));
     assert_eq!(port.backends.len(), 1);
     assert_eq!(port.backends[0].addr.to_string(), "192.0.2.1:8080");
     assert_eq!(port.backends[0].node_name.as_deref(), Some("n1"));
@@ -56,7 +59,10 @@ fn filter_modes_decide_which_services_are_proxied() {
     let plain = cluster_ip_service("ns", "plain", ip(1), 80);
     let mut labelled = cluster_ip_service("ns", "labelled", ip(2), 80);
     labelled.has_proxy_name_label = true;
-    let c = catalog_with(vec![Resource::Service(plain), Resource::Service(labelled)]);
+    let c = catalog_with(vec![
+        Resource::Service(plain.into()),
+        Resource::Service(labelled.into()),
+    ]);
     let cases = [
         (ServiceFilterMode::FilterIfLabelExists, true, false),
         (ServiceFilterMode::FilterIfLabelDoesNotExists, false, true),
@@ -92,9 +98,9 @@ fn headless_and_external_name_are_kept_but_not_proxied() {
     };
     let slice = endpoint_slice(&headless, &[(pod(9), "n1")], 5432);
     let c = catalog_with(vec![
-        Resource::Service(headless),
-        Resource::Service(external),
-        Resource::EndpointSlice(slice),
+        Resource::Service(headless.into()),
+        Resource::Service(external.into()),
+        Resource::EndpointSlice(slice.into()),
     ]);
     let (snap, _) = c.build_snapshot(BuildOptions::default());
     let db = snap.service(&ObjectKey::new("ns", "db")).expect("db");
@@ -115,8 +121,8 @@ fn destination_rule_sets_policy_unless_client_ip_affinity_wins() {
         subsets: Vec::new(),
     };
     let c = catalog_with(vec![
-        Resource::Service(svc.clone()),
-        Resource::DestinationRule(rule),
+        Resource::Service(svc.clone().into()),
+        Resource::DestinationRule(rule.into()),
     ]);
     let (snap, report) = c.build_snapshot(BuildOptions::default());
     assert_eq!(
@@ -130,7 +136,7 @@ fn destination_rule_sets_policy_unless_client_ip_affinity_wins() {
         timeout: Duration::from_secs(60),
     });
     let mut c = c;
-    c.upsert(SourceId::Manifests, Resource::Service(sticky));
+    c.upsert(SourceId::Manifests, Resource::Service(sticky.into()));
     let (snap, report) = c.build_snapshot(BuildOptions::default());
     assert_eq!(
         snap.service(&svc.key).expect("svc").lb_policy,
@@ -150,16 +156,16 @@ fn endpoint_slices_win_over_core_endpoints() {
     let mut endpoints = endpoint_slice(&svc, &[(pod(2), "n2")], 8080);
     endpoints.key = svc.key.clone();
     let c = catalog_with(vec![
-        Resource::Service(svc),
-        Resource::EndpointSlice(slice.clone()),
-        Resource::Endpoints(endpoints.clone()),
+        Resource::Service(svc.into()),
+        Resource::EndpointSlice(slice.clone().into()),
+        Resource::Endpoints(endpoints.clone().into()),
     ]);
     let (snap, _) = c.build_snapshot(BuildOptions::default());
     let (_, port) = snap.route(&frontend(1, 80)).expect("routed");
     assert_eq!(port.backends[0].addr.ip(), pod(1));
 
     let mut c = c;
-    c.remove(&Resource::EndpointSlice(slice).reference());
+    c.remove(&Resource::EndpointSlice(slice.into()).reference());
     let (snap, _) = c.build_snapshot(BuildOptions::default());
     let (_, port) = snap.route(&frontend(1, 80)).expect("routed");
     assert_eq!(port.backends[0].addr.ip(), pod(2));
@@ -172,9 +178,9 @@ fn duplicate_endpoints_across_slices_are_merged() {
     let mut b = endpoint_slice(&svc, &[(pod(2), "n1"), (pod(3), "n1")], 8080);
     b.key.name = "web-other".into();
     let c = catalog_with(vec![
-        Resource::Service(svc),
-        Resource::EndpointSlice(a),
-        Resource::EndpointSlice(b),
+        Resource::Service(svc.into()),
+        Resource::EndpointSlice(a.into()),
+        Resource::EndpointSlice(b.into()),
     ]);
     let (snap, _) = c.build_snapshot(BuildOptions::default());
     let (service, port) = snap.route(&frontend(1, 80)).expect("routed");
@@ -186,13 +192,16 @@ fn duplicate_endpoints_across_slices_are_merged() {
 fn two_services_claiming_one_frontend_keep_the_first_and_warn() {
     let a = cluster_ip_service("ns", "a", ip(1), 80);
     let b = cluster_ip_service("ns", "b", ip(1), 80);
-    let c = catalog_with(vec![Resource::Service(b), Resource::Service(a)]);
+    let c = catalog_with(vec![
+        Resource::Service(b.into()),
+        Resource::Service(a.into()),
+    ]);
     let (snap, report) = c.build_snapshot(BuildOptions::default());
     assert_eq!(
         snap.route(&frontend(1, 80))
             .expect("routed")
             .0
-            .key
+            .key()
             .name
             .as_ref(),
         "a"
@@ -204,7 +213,10 @@ fn two_services_claiming_one_frontend_keep_the_first_and_warn() {
 fn snapshot_serializes_to_json_with_readable_keys() {
     let svc = cluster_ip_service("ns", "web", ip(1), 80);
     let slice = endpoint_slice(&svc, &[(pod(1), "n1")], 8080);
-    let c = catalog_with(vec![Resource::Service(svc), Resource::EndpointSlice(slice)]);
+    let c = catalog_with(vec![
+        Resource::Service(svc.into()),
+        Resource::EndpointSlice(slice.into()),
+    ]);
     let (snap, _) = c.build_snapshot(BuildOptions {
         version: 3,
         ..Default::default()
@@ -236,10 +248,10 @@ fn the_kubernetes_service_goes_to_the_edge_hub_when_one_is_set() {
     let api = cluster_ip_service("default", "kubernetes", ip(1), 443);
     let other = cluster_ip_service("other", "kubernetes", ip(2), 443);
     let items = vec![
-        Resource::EndpointSlice(endpoint_slice(&api, &[(pod(100), "master")], 6443)),
-        Resource::EndpointSlice(endpoint_slice(&other, &[(pod(101), "n1")], 6443)),
-        Resource::Service(api),
-        Resource::Service(other),
+        Resource::EndpointSlice(endpoint_slice(&api, &[(pod(100), "master")], 6443).into()),
+        Resource::EndpointSlice(endpoint_slice(&other, &[(pod(101), "n1")], 6443).into()),
+        Resource::Service(api.into()),
+        Resource::Service(other.into()),
     ];
     let c = catalog_with(items);
     let backends = |options: BuildOptions, last: u8| -> Vec<String> {
@@ -258,4 +270,36 @@ fn the_kubernetes_service_goes_to_the_edge_hub_when_one_is_set() {
         "only default/kubernetes"
     );
     assert_eq!(backends(BuildOptions::default(), 1), ["192.0.2.100:6443"]);
+}
+
+/// The Snapshot's Service shares its spec with the catalog but serializes as before, its key,
+/// kind and affinity among its own fields (the agent's `/snapshot` debug page shows this).
+#[test]
+fn service_serializes_its_spec_fields_flat() {
+    let mut svc = cluster_ip_service("ns", "web", ip(1), 80);
+    svc.session_affinity = Some(ClientIpAffinity {
+        timeout: Duration::from_secs(60),
+    });
+    let slice = endpoint_slice(&svc, &[(pod(1), "n1")], 8080);
+    let key = svc.key.clone();
+    let c = catalog_with(vec![
+        Resource::Service(svc.into()),
+        Resource::EndpointSlice(slice.into()),
+    ]);
+    let snap = c.build_snapshot(BuildOptions::default()).0;
+    let json = serde_json::to_value(snap.service(&key).expect("built").as_ref()).expect("json");
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "key": {"namespace": "ns", "name": "web"},
+            "type": "clusterIp",
+            "clusterIps": ["10.96.0.1"],
+            "proxy": "proxied",
+            "lbPolicy": "roundRobin",
+            "sessionAffinity": {"timeout": 60},
+            "ports": [{"name": "http", "protocol": "TCP", "port": 80,
+                       "backends": [{"addr": "192.0.2.1:8080", "nodeName": "n1"}]}],
+            "endpoints": [{"ip": "192.0.2.1", "nodeName": "n1"}],
+        })
+    );
 }

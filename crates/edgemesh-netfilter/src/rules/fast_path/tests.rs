@@ -1,7 +1,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use edgemesh_model::{ClientIpAffinity, HashKey, ObjectKey, ProxyDecision, ServiceKind};
+use edgemesh_model::{
+    ClientIpAffinity, HashKey, ObjectKey, ProxyDecision, ServiceKind, ServiceSpec,
+};
 
 use super::*;
 
@@ -17,15 +19,19 @@ fn backend(addr: &str, node: Option<&str>) -> Backend {
 
 fn service(policy: LbPolicy, affinity: bool) -> Service {
     Service {
-        key: ObjectKey::new("default", "web"),
-        kind: ServiceKind::ClusterIp {
-            cluster_ips: vec![VIP],
-        },
+        spec: Arc::new(ServiceSpec {
+            key: ObjectKey::new("default", "web"),
+            kind: ServiceKind::ClusterIp {
+                cluster_ips: vec![VIP],
+            },
+            ports: Vec::new(),
+            has_proxy_name_label: false,
+            session_affinity: affinity.then_some(ClientIpAffinity {
+                timeout: Duration::from_secs(10),
+            }),
+        }),
         proxy: ProxyDecision::Proxied,
         lb_policy: policy,
-        session_affinity: affinity.then_some(ClientIpAffinity {
-            timeout: Duration::from_secs(10),
-        }),
         ports: Vec::new(),
         endpoints: Vec::new(),
     }
