@@ -248,6 +248,9 @@ pub fn fd_in_reserve(fd: std::os::fd::BorrowedFd<'_>) -> bool {
     let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) else {
         return false;
     };
+    // rlim_t is u32 on 32-bit ARM (armv7 edge nodes), u64 elsewhere.
+    #[allow(clippy::useless_conversion)]
+    let soft = u64::from(soft);
     let reserve = FD_RESERVE.min(soft / 4);
     let number = u64::try_from(fd.as_raw_fd()).unwrap_or(0);
     number + reserve >= soft
