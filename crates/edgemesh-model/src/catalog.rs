@@ -117,34 +117,36 @@ pub enum Resource {
 
 impl Resource {
     pub fn reference(&self) -> ResourceRef {
-        let (kind, key) = match self {
-            Resource::Service(s) => (ResourceKind::Service, s.key.clone()),
-            Resource::EndpointSlice(e) => (ResourceKind::EndpointSlice, e.key.clone()),
-            Resource::Endpoints(e) => (ResourceKind::Endpoints, e.key.clone()),
-            Resource::DestinationRule(d) => (ResourceKind::DestinationRule, d.key.clone()),
-            Resource::Node(n) => (ResourceKind::Node, ObjectKey::cluster(n.name.clone())),
-            Resource::Gateway(g) => (ResourceKind::Gateway, g.key.clone()),
-            Resource::VirtualService(v) => (ResourceKind::VirtualService, v.key.clone()),
-            Resource::Secret(s) => (ResourceKind::Secret, s.key.clone()),
-            Resource::Pod(p) => (ResourceKind::Pod, p.key.clone()),
+        let (kind, key) = self.kind_and_key();
+        let key = match key {
+            Ok(key) => key.clone(),
+            Err(node) => ObjectKey::cluster(node),
         };
         ResourceRef { kind, key }
     }
 
     /// What [`Self::reference`] names, without building it (a Node's key would be a new one).
     fn identity(&self) -> Identity<'_> {
-        let (kind, key) = match self {
-            Resource::Node(n) => return (ResourceKind::Node, "", &n.name),
-            Resource::Service(s) => (ResourceKind::Service, &s.key),
-            Resource::EndpointSlice(e) => (ResourceKind::EndpointSlice, &e.key),
-            Resource::Endpoints(e) => (ResourceKind::Endpoints, &e.key),
-            Resource::DestinationRule(d) => (ResourceKind::DestinationRule, &d.key),
-            Resource::Gateway(g) => (ResourceKind::Gateway, &g.key),
-            Resource::VirtualService(v) => (ResourceKind::VirtualService, &v.key),
-            Resource::Secret(s) => (ResourceKind::Secret, &s.key),
-            Resource::Pod(p) => (ResourceKind::Pod, &p.key),
-        };
-        (kind, &key.namespace, &key.name)
+        match self.kind_and_key() {
+            (kind, Ok(key)) => (kind, &key.namespace, &key.name),
+            (kind, Err(node)) => (kind, "", node),
+        }
+    }
+
+    /// The object's kind and key: the spec's own, or (`Err`) a Node's name, which has no key of
+    /// its own (nodes are cluster-scoped).
+    fn kind_and_key(&self) -> (ResourceKind, Result<&ObjectKey, &str>) {
+        match self {
+            Resource::Service(s) => (ResourceKind::Service, Ok(&s.key)),
+            Resource::EndpointSlice(e) => (ResourceKind::EndpointSlice, Ok(&e.key)),
+            Resource::Endpoints(e) => (ResourceKind::Endpoints, Ok(&e.key)),
+            Resource::DestinationRule(d) => (ResourceKind::DestinationRule, Ok(&d.key)),
+            Resource::Node(n) => (ResourceKind::Node, Err(&n.name)),
+            Resource::Gateway(g) => (ResourceKind::Gateway, Ok(&g.key)),
+            Resource::VirtualService(v) => (ResourceKind::VirtualService, Ok(&v.key)),
+            Resource::Secret(s) => (ResourceKind::Secret, Ok(&s.key)),
+            Resource::Pod(p) => (ResourceKind::Pod, Ok(&p.key)),
+        }
     }
 
     /// The Service this object is an input of, for the objects a Service is built from: itself,
