@@ -13,7 +13,7 @@ use crate::command::Command;
 use crate::discovery;
 use crate::error::{ConnectFailure, TunnelError};
 use crate::policy::WireProtocol;
-use crate::shared::{STREAMS_PER_PEER, Shared};
+use crate::shared::{STREAMS_PER_PEER, Shared, SlotPressure};
 use crate::stats::{Counted, Opening};
 use crate::wire::{self, MsgType, PROXY_PROTOCOL, Proxy};
 
@@ -91,13 +91,14 @@ pub(crate) async fn open(
             .spend(node, connect_current(shared, node, peer))
             .await?;
         let slots = shared.stream_slots(peer);
-        let slot = take_slot(&slots.open, node, peer).await?;
+        let slot = take_slot(&slots.open, Some(&slots.pressure), node, peer).await?;
         let opening = Opening::new(shared.counters(peer));
-        let opening_slot = take_slot(&slots.opening, node, peer).await?;
+        let opening_slot = take_slot(&slots.opening, None, node, peer).await?;
         let opened = open_and_handshake(shared, opening_slot, node, peer, protocol, target);
         match budget.spend(node, opened).await {
             Ok(stream) => {
-                let stream = Counted::new(stream.compat(), shared.counters(peer)).holding(slot);
+                let stream = Counted::new(stream.compat(), shared.counters(peer))
+                    .holding(slot, Arc::clone(&slots.pressure));
                 drop(opening);
                 return Ok(stream);
             }
@@ -127,9 +128,11 @@ pub(crate) async fn open(
     }
 }
 
-/// One of `peer`'s `slots`, waiting (bounded) for one to be freed when all are taken.
+/// One of `peer`'s `slots`, waiting (bounded) for one to be freed when all are taken; the wait
+/// is counted in `pressure`, if given, so idle UDP flows make room.
 async fn take_slot(
     slots: &Arc<Semaphore>,
+    pressure: Option<&SlotPressure>,
     node: &str,
     peer: PeerId,
 ) -> Result<OwnedSemaphorePermit, TunnelError> {
@@ -137,6 +140,7 @@ async fn take_slot(
         return Ok(slot);
     }
     tracing::debug!(node, peer.id = %peer, "all stream slots to the peer taken; waiting for one");
+    let _waiting = pressure.map(SlotPressure::wait);
     match tokio::time::timeout(SLOT_WAIT, Arc::clone(slots).acquire_owned()).await {
         Ok(Ok(slot)) => Ok(slot),
         // The semaphores are never closed.

@@ -139,6 +139,7 @@ impl Tunnel {
             commands,
             control: Mutex::new(control),
             handshake_failures: Default::default(),
+            udp_flows_yielded: Default::default(),
             snapshot,
             config,
             peer_id,
@@ -231,6 +232,14 @@ impl TunnelHandle {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Remote UDP flows that, idle while opens to their peer waited for a stream slot, gave
+    /// theirs up, since the tunnel started.
+    pub fn udp_flows_yielded(&self) -> u64 {
+        self.shared
+            .udp_flows_yielded
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// This node's peer id (derived from its key).
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
@@ -256,7 +265,8 @@ impl TunnelHandle {
     /// A UDP flow to `target`, an endpoint on `node` (one stream for the whole flow), opened as
     /// [`TunnelHandle::open_tcp`] opens a stream. A node that refuses `udp-framed` is asked
     /// again for EdgeMesh's unframed `udp` (within the same `connect_timeout`): an EdgeMesh Go
-    /// agent knows no other (it refuses `udp-framed` as an unsupported protocol).
+    /// agent knows no other (it refuses `udp-framed` as an unsupported protocol). While opens to
+    /// the same peer wait for a stream slot, a flow idle for 2 s ends to give its slot up.
     pub async fn open_udp(
         &self,
         node: &str,
@@ -266,11 +276,11 @@ impl TunnelHandle {
         let mut budget = client::Budget::new(connect_timeout);
         let shared = &self.shared;
         match client::open(shared, node, WireProtocol::UdpFramed, target, &mut budget).await {
-            Ok(stream) => Ok(UdpTunnel::spawn(stream, target, udp::Framing::Framed)),
+            Ok(stream) => Ok(udp_flow(shared, stream, target, udp::Framing::Framed)),
             Err(TunnelError::Refused { .. }) => {
                 let legacy = WireProtocol::UdpLegacy;
                 let stream = client::open(shared, node, legacy, target, &mut budget).await?;
-                Ok(UdpTunnel::spawn(stream, target, udp::Framing::Unframed))
+                Ok(udp_flow(shared, stream, target, udp::Framing::Unframed))
             }
             Err(e) => Err(e),
         }
@@ -288,6 +298,20 @@ impl TunnelHandle {
         let conns = answer.await.map_err(|_| TunnelError::Stopped)?;
         Ok(stats_report(&self.shared, conns))
     }
+}
+
+/// A flow over `stream` that gives its slot up when idle and wanted (`udp::Yielding`).
+fn udp_flow(
+    shared: &Arc<Shared>,
+    stream: TunnelStream,
+    target: SocketAddr,
+    framing: udp::Framing,
+) -> UdpTunnel {
+    let yielding = stream.slot_pressure().map(|pressure| udp::Yielding {
+        pressure,
+        yielded: Arc::clone(&shared.udp_flows_yielded),
+    });
+    UdpTunnel::spawn(stream, target, framing, yielding)
 }
 
 fn stats_report(shared: &Shared, conns: Vec<ConnSummary>) -> Vec<PeerReport> {

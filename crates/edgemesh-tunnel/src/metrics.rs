@@ -128,6 +128,16 @@ impl Readout for PeersView {
             "edgemesh_tunnel_handshake_failures",
             "Transport handshakes that failed, most likely on the PSK (another key or psk.mode).",
             failures,
+        )?;
+        let yielded = self
+            .handle
+            .as_ref()
+            .map_or(0, TunnelHandle::udp_flows_yielded);
+        out.one(
+            Kind::Counter,
+            "edgemesh_tunnel_udp_flows_yielded",
+            "Remote UDP flows ended after 2 s idle to give their stream slot to waiting opens.",
+            yielded,
         )
     }
 }
@@ -180,6 +190,7 @@ mod tests {
             "edgemesh_tunnel_streams_open{path=\"direct\"} 3",
             "edgemesh_tunnel_streams_open{path=\"relayed\"} 4",
             "edgemesh_tunnel_handshake_failures_total 0",
+            "edgemesh_tunnel_udp_flows_yielded_total 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

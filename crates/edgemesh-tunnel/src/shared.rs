@@ -1,6 +1,7 @@
 //! State shared by the swarm driver, the stream handlers and the handles.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -49,6 +50,55 @@ pub(crate) struct StreamSlots {
     pub open: Arc<Semaphore>,
     /// [`OPENING_PER_PEER`] slots, each held while a stream is being opened.
     pub opening: Arc<Semaphore>,
+    /// Opens waiting for an `open` slot: idle UDP flows give theirs up to them.
+    pub pressure: Arc<SlotPressure>,
+}
+
+/// How many opens wait for one of a peer's stream slots. A remote UDP flow holds its stream
+/// until it has been idle for `udpIdleTimeout` (120 s by default), so past the 2,000 slots new
+/// flows queued behind flows that had long gone quiet and failed after the slot wait (60 s);
+/// while opens wait, a flow idle for [`crate::udp::YIELD_IDLE`] gives its slot up instead.
+#[derive(Debug, Default)]
+pub(crate) struct SlotPressure {
+    waiting: AtomicUsize,
+    changed: Notify,
+}
+
+impl SlotPressure {
+    /// Counts one waiting open until the returned guard is dropped.
+    pub fn wait(&self) -> Waiting<'_> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        self.changed.notify_waiters();
+        Waiting(self)
+    }
+
+    /// Whether any open waits now.
+    pub fn any_waiting(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) > 0
+    }
+
+    /// Resolves once an open waits (at once if one does).
+    pub async fn until_waiting(&self) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            // Registered before the check, so a waiter counted after it still wakes us.
+            changed.as_mut().enable();
+            if self.any_waiting() {
+                return;
+            }
+            changed.await;
+        }
+    }
+}
+
+/// One open waiting for a slot (see [`SlotPressure::wait`]).
+pub(crate) struct Waiting<'a>(&'a SlotPressure);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 pub(crate) struct Shared {
@@ -69,6 +119,9 @@ pub(crate) struct Shared {
     /// directions): `edgemesh_tunnel_handshake_failures_total`, read by `edgemesh doctor` to
     /// tell a wrong PSK from an unreachable relay.
     pub handshake_failures: std::sync::atomic::AtomicU64,
+    /// Remote UDP flows that gave their stream slot up to waiting opens
+    /// (`edgemesh_tunnel_udp_flows_yielded_total`; see [`SlotPressure`]).
+    pub udp_flows_yielded: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -112,6 +165,7 @@ impl Shared {
             Arc::new(StreamSlots {
                 open: Arc::new(Semaphore::new(STREAMS_PER_PEER)),
                 opening: Arc::new(Semaphore::new(OPENING_PER_PEER)),
+                pressure: Arc::default(),
             })
         }))
     }

@@ -8,6 +8,8 @@ use std::task::{Context, Poll};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::shared::SlotPressure;
+
 /// Traffic through the tunnel with one peer (both directions of every stream).
 #[derive(Debug, Default)]
 pub struct PeerCounters {
@@ -104,8 +106,8 @@ pub struct Counted<S> {
     inner: S,
     guard: OpenGuard,
     /// The slot among the streams this node may have open to the peer (`client.rs`), freed
-    /// when the stream is dropped.
-    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// when the stream is dropped, and the opens waiting for one of those slots.
+    slot: Option<(tokio::sync::OwnedSemaphorePermit, Arc<SlotPressure>)>,
 }
 
 impl<S> Counted<S> {
@@ -115,14 +117,24 @@ impl<S> Counted<S> {
         Counted {
             inner,
             guard: OpenGuard(counters),
-            _slot: None,
+            slot: None,
         }
     }
 
-    /// The stream holds `slot` until it is dropped.
-    pub(crate) fn holding(mut self, slot: tokio::sync::OwnedSemaphorePermit) -> Self {
-        self._slot = Some(slot);
+    /// The stream holds `slot`, one of those `pressure` counts the waiters for, until it is
+    /// dropped.
+    pub(crate) fn holding(
+        mut self,
+        slot: tokio::sync::OwnedSemaphorePermit,
+        pressure: Arc<SlotPressure>,
+    ) -> Self {
+        self.slot = Some((slot, pressure));
         self
+    }
+
+    /// The opens waiting for a slot like the one this stream holds.
+    pub(crate) fn slot_pressure(&self) -> Option<Arc<SlotPressure>> {
+        self.slot.as_ref().map(|(_, pressure)| Arc::clone(pressure))
     }
 }
 

@@ -11,7 +11,11 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use edgemesh_copy::Activity;
 
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::UdpSocket;
@@ -19,6 +23,8 @@ use tokio::sync::{Mutex, mpsc};
 
 pub use edgemesh_copy::datagram::MAX_DATAGRAM;
 use edgemesh_copy::datagram::{recv_datagram, sized_for};
+
+use crate::shared::SlotPressure;
 /// Datagrams queued per direction of a flow before new ones are dropped.
 const QUEUE: usize = 1024;
 
@@ -97,16 +103,11 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let last = std::sync::Mutex::new(Instant::now());
-    let touch = || {
-        *last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now()
-    };
+    let activity = Activity::new();
     let to_backend = async {
         let mut buf = Vec::new();
         while let Ok(Some(n)) = read_datagram(&mut rd, &mut buf, framing).await {
-            touch();
+            activity.touch();
             // A refused or full socket drops this datagram; the flow goes on.
             let _ = socket.send(&buf[..n]).await;
         }
@@ -117,31 +118,25 @@ where
             let Ok(datagram) = recv_datagram(&socket).await else {
                 continue;
             };
-            touch();
+            activity.touch();
             if write_datagram(&mut wr, &datagram, framing).await.is_err() {
                 return;
             }
         }
     };
-    let expiry = async {
-        loop {
-            let since = last
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .elapsed();
-            if since >= idle {
-                return;
-            }
-            tokio::time::sleep(idle - since).await;
-        }
-    };
     tokio::select! {
         () = to_backend => {}
         () = to_client => {}
-        () = expiry => {}
+        () = activity.idle_for(idle) => {}
     }
     let _ = wr.shutdown().await;
 }
+
+/// How long a flow must have been silent both ways to give its stream slot up to opens waiting
+/// for one of its peer's slots ([`SlotPressure`]); the next datagram of its client opens a new
+/// flow (in turn). Short, as the local proxy's eviction of the idlest flow is immediate: a
+/// stream is worth more to a flow waiting for its first datagram than to one gone quiet.
+pub(crate) const YIELD_IDLE: Duration = Duration::from_secs(2);
 
 /// Local side of a tunnelled UDP flow: send and receive whole datagrams.
 #[derive(Debug)]
@@ -152,7 +147,14 @@ pub struct UdpTunnel {
 }
 
 impl UdpTunnel {
-    pub(crate) fn spawn<S>(stream: S, target: SocketAddr, framing: Framing) -> UdpTunnel
+    /// Relays the flow's datagrams over `stream` until the flow is dropped, the remote ends it,
+    /// or (with `yielding`) it gives its stream slot up while idle.
+    pub(crate) fn spawn<S>(
+        stream: S,
+        target: SocketAddr,
+        framing: Framing,
+        yielding: Option<Yielding>,
+    ) -> UdpTunnel
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
@@ -160,19 +162,37 @@ impl UdpTunnel {
         let (in_tx, rx) = mpsc::channel::<Vec<u8>>(QUEUE);
         let (mut rd, mut wr) = tokio::io::split(stream);
         tokio::spawn(async move {
-            while let Some(datagram) = out_rx.recv().await {
-                if write_datagram(&mut wr, &datagram, framing).await.is_err() {
-                    return;
+            let activity = Activity::new();
+            let to_remote = async {
+                while let Some(datagram) = out_rx.recv().await {
+                    activity.touch();
+                    if write_datagram(&mut wr, &datagram, framing).await.is_err() {
+                        return;
+                    }
                 }
+            };
+            let from_remote = async {
+                let mut buf = Vec::new();
+                while let Ok(Some(n)) = read_datagram(&mut rd, &mut buf, framing).await {
+                    activity.touch();
+                    // Never wait on a slow reader: drop instead (the flow keeps going).
+                    let _ = in_tx.try_send(buf[..n].to_vec());
+                }
+            };
+            let yielded = async {
+                match &yielding {
+                    Some(yielding) => yielding.when_idle_and_wanted(&activity).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = to_remote => {}
+                () = from_remote => {}
+                () = yielded => {}
             }
+            // Whichever ended the flow, the remote's end follows ours; `in_tx` dropped with
+            // this task ends the flow for [`UdpTunnel::recv`].
             let _ = wr.shutdown().await;
-        });
-        tokio::spawn(async move {
-            let mut buf = Vec::new();
-            while let Ok(Some(n)) = read_datagram(&mut rd, &mut buf, framing).await {
-                // Never wait on a slow reader: drop instead (the flow keeps going).
-                let _ = in_tx.try_send(buf[..n].to_vec());
-            }
         });
         UdpTunnel {
             tx,
@@ -194,6 +214,28 @@ impl UdpTunnel {
     /// The next datagram from the endpoint; `None` once the flow has ended.
     pub async fn recv(&self) -> Option<Vec<u8>> {
         self.rx.lock().await.recv().await
+    }
+}
+
+/// What lets a flow give its stream slot up: its peer's waiting opens, and where yields count
+/// (`Shared::udp_flows_yielded`).
+pub(crate) struct Yielding {
+    pub pressure: Arc<SlotPressure>,
+    pub yielded: Arc<AtomicU64>,
+}
+
+impl Yielding {
+    /// Resolves when the flow has been idle for [`YIELD_IDLE`] while an open waits for a slot.
+    /// Each turn waits for an open to wait, then for the flow to be idle: it ends or sleeps.
+    async fn when_idle_and_wanted(&self, activity: &Activity) {
+        loop {
+            self.pressure.until_waiting().await;
+            activity.idle_for(YIELD_IDLE).await;
+            if self.pressure.any_waiting() {
+                self.yielded.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
     }
 }
 
@@ -227,6 +269,49 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
 
+    /// A flow keeps its stream however long it is idle while no open waits for a slot; once one
+    /// waits, the flow ends after 2 s of silence (and counts), and the remote sees the end.
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_flow_gives_its_slot_up_only_while_opens_wait() {
+        let (local, mut remote) = tokio::io::duplex(1 << 16);
+        let pressure = Arc::new(SlotPressure::default());
+        let yielded = Arc::new(AtomicU64::new(0));
+        let yielding = Yielding {
+            pressure: Arc::clone(&pressure),
+            yielded: Arc::clone(&yielded),
+        };
+        let target = SocketAddr::from(([192, 0, 2, 1], 53));
+        let flow = UdpTunnel::spawn(local, target, Framing::Framed, Some(yielding));
+        assert!(flow.send(b"query"));
+        let mut buf = Vec::new();
+        let n = read_frame(&mut remote, &mut buf).await.unwrap().unwrap();
+        assert_eq!(&buf[..n], b"query");
+
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        assert!(
+            flow.send(b"still here"),
+            "the flow ended with no open waiting"
+        );
+        read_frame(&mut remote, &mut buf).await.unwrap().unwrap();
+
+        let waiting = pressure.wait();
+        tokio::time::sleep(Duration::from_millis(1900)).await;
+        assert_eq!(
+            yielded.load(Ordering::Relaxed),
+            0,
+            "yielded before 2 s of silence"
+        );
+        let ended = tokio::time::timeout(Duration::from_secs(1), flow.recv()).await;
+        assert_eq!(
+            ended,
+            Ok(None),
+            "the flow must end once idle for 2 s while an open waits"
+        );
+        assert_eq!(yielded.load(Ordering::Relaxed), 1);
+        assert_eq!(read_frame(&mut remote, &mut buf).await.unwrap(), None);
+        drop(waiting);
+    }
+
     /// 100,000 datagrams through one framed flow to a real UDP echo server on loopback: no
     /// stall, and (on loopback, paced by the echo) no loss beyond a bounded few.
     #[tokio::test]
@@ -248,7 +333,7 @@ mod tests {
             Duration::from_secs(5),
             Framing::Framed,
         ));
-        let flow = UdpTunnel::spawn(local, echo_addr, Framing::Framed);
+        let flow = UdpTunnel::spawn(local, echo_addr, Framing::Framed, None);
         let total = 100_000u32;
         let mut received = 0u32;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
