@@ -39,10 +39,12 @@ async fn copy_to(target: SocketAddr, mode: Mode) -> SocketAddr {
                         .await
                         .map(drop)
                         .map_err(std::io::Error::from),
-                    Mode::OursSplice => splice_both_ways(&client, &up, &(), None)
-                        .await
-                        .map(drop)
-                        .map_err(std::io::Error::from),
+                    Mode::OursSplice => {
+                        splice_both_ways(&mut client, &mut up, &(), Options::default())
+                            .await
+                            .map(drop)
+                            .map_err(std::io::Error::from)
+                    }
                     Mode::OursAdaptive => {
                         adaptive_both_ways(&mut client, &mut up, &(), Options::default())
                             .await

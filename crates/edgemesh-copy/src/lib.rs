@@ -150,20 +150,25 @@ where
 }
 
 /// Splices both ways between two kernel TCP sockets: the bytes go socket → pipe → socket and
-/// never enter user space. Half-close, errors and the idle timeout as in [`both_ways`].
+/// never enter user space. Half-close, errors and the idle timeout as in [`both_ways`]. When
+/// the process cannot spare descriptors for the pipes (see [`adaptive_both_ways`]), the
+/// connection is copied in user space instead.
 pub async fn splice_both_ways<M: Meter + ?Sized>(
-    a: &TcpStream,
-    b: &TcpStream,
+    a: &mut TcpStream,
+    b: &mut TcpStream,
     meter: &M,
-    idle_timeout: Option<Duration>,
+    options: Options,
 ) -> Result<End, Broke> {
+    let Some(pipes) = splice::Pipes::new() else {
+        return both_ways(a, b, meter, options).await;
+    };
     let activity = Activity::new();
     let touching = Touching {
         meter,
         activity: &activity,
     };
-    let splicing = splice::both_ways(a, b, &touching);
-    until_idle(splicing, &activity, idle_timeout).await
+    let splicing = splice::both_ways(a, b, pipes, &touching);
+    until_idle(splicing, &activity, options.idle_timeout).await
 }
 
 /// Between two kernel TCP sockets: the user-space copy while the traffic is messages (a read
@@ -172,6 +177,10 @@ pub async fn splice_both_ways<M: Meter + ?Sized>(
 /// (its buffer grew to `options.max_buffer` on back-to-back full reads) and neither direction
 /// holds a byte in user space, so nothing is lost or reordered by the switch. Half-close,
 /// errors and the idle timeout as in [`both_ways`].
+///
+/// The move needs two pipes (four descriptors); when the process cannot spare them (out of
+/// descriptors, or they would lie in the data path's reserve, `edgemesh_host::fd_in_reserve`)
+/// the copy stays in user space for good ([`splice_refused`] counts it).
 pub async fn adaptive_both_ways<M: Meter + ?Sized>(
     a: &mut TcpStream,
     b: &mut TcpStream,
@@ -184,22 +193,43 @@ pub async fn adaptive_both_ways<M: Meter + ?Sized>(
         activity: &activity,
     };
     let mut halves = Halves::new(options.max_buffer);
-    let copying = poll_fn(
-        |cx| match halves.poll_copy(cx, &mut *a, &mut *b, &touching) {
-            Poll::Ready(ended) => Poll::Ready(ended.map(|()| Copied::Done)),
-            Poll::Pending if halves.ready_for_splice() => Poll::Ready(Ok(Copied::Streaming)),
-            Poll::Pending => Poll::Pending,
-        },
-    );
-    match unless_idle(copying, &activity, options.idle_timeout).await? {
-        None => Ok(End::Idle),
-        Some(Copied::Done) => Ok(End::Done),
-        Some(Copied::Streaming) => {
-            MOVED_TO_SPLICE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let splicing = splice::both_ways(a, b, &touching);
-            until_idle(splicing, &activity, options.idle_timeout).await
+    let mut may_splice = true;
+    loop {
+        let copying = poll_fn(
+            |cx| match halves.poll_copy(cx, &mut *a, &mut *b, &touching) {
+                Poll::Ready(ended) => Poll::Ready(ended.map(|()| Copied::Done)),
+                Poll::Pending if may_splice && halves.ready_for_splice() => {
+                    Poll::Ready(Ok(Copied::Streaming))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        );
+        match unless_idle(copying, &activity, options.idle_timeout).await? {
+            None => return Ok(End::Idle),
+            Some(Copied::Done) => return Ok(End::Done),
+            Some(Copied::Streaming) => match splice::Pipes::new() {
+                Some(pipes) => {
+                    MOVED_TO_SPLICE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let splicing = splice::both_ways(a, b, pipes, &touching);
+                    return until_idle(splicing, &activity, options.idle_timeout).await;
+                }
+                None => {
+                    SPLICE_REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    may_splice = false;
+                }
+            },
         }
     }
+}
+
+/// Copies of [`adaptive_both_ways`] that found a streaming direction but no descriptors to
+/// spare for pipes, in this process.
+static SPLICE_REFUSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many [`adaptive_both_ways`] copies of this process stayed in user space because the
+/// pipes for splice(2) would have taken descriptors from the reserve (or there were none).
+pub fn splice_refused() -> u64 {
+    SPLICE_REFUSED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Copies of [`adaptive_both_ways`] that moved to splice, in this process.

@@ -1,10 +1,13 @@
 //! TCP↔TCP copy with `splice(2)`: socket → pipe → socket, the bytes never enter user space.
 //! Safe code only: nix wraps the syscalls; tokio's readiness drives the non-blocking calls.
-//! Each direction owns a pipe (two file descriptors), so a spliced connection costs six fds.
+//! Each direction owns a pipe (two file descriptors), so a spliced connection costs six fds;
+//! pipes are made only outside the process's descriptor reserve ([`Pipes::new`]).
 
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd as _, OwnedFd};
+
+use edgemesh_host::fd_in_reserve;
 
 use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice};
 use socket2::SockRef;
@@ -16,21 +19,46 @@ use crate::{Broke, Direction, Meter, Side};
 /// Most bytes moved per splice call; the pipe is enlarged to match when the kernel allows.
 const CHUNK: usize = 256 * 1024;
 
-/// Splices both ways until each direction reached EOF (and half-closed the other side), or a
-/// side broke.
+/// The two pipes of a spliced connection, one per direction.
+pub(crate) struct Pipes {
+    forward: Pipe,
+    backward: Pipe,
+}
+
+impl Pipes {
+    /// Both pipes, or `None` when the process cannot spare their four descriptors: out of them,
+    /// or one of them in the reserve the data path leaves to the rest of the process
+    /// (`edgemesh_host::fd_in_reserve`). A connection accepted just below the reserve would
+    /// otherwise take four more in it (issue #17); the caller copies in user space instead.
+    pub(crate) fn new() -> Option<Pipes> {
+        let pipes = Pipes {
+            forward: Pipe::new().ok()?,
+            backward: Pipe::new().ok()?,
+        };
+        let in_reserve = [&pipes.forward, &pipes.backward]
+            .iter()
+            .any(|pipe| fd_in_reserve(pipe.read.as_fd()) || fd_in_reserve(pipe.write.as_fd()));
+        (!in_reserve).then_some(pipes)
+    }
+}
+
+/// Splices both ways through `pipes` until each direction reached EOF (and half-closed the
+/// other side), or a side broke.
 pub(crate) async fn both_ways<M: Meter + ?Sized>(
     a: &TcpStream,
     b: &TcpStream,
+    pipes: Pipes,
     meter: &M,
 ) -> Result<(), Broke> {
-    let forward = one_way(a, b, Direction::AToB, meter);
-    let backward = one_way(b, a, Direction::BToA, meter);
+    let forward = one_way(a, b, pipes.forward, Direction::AToB, meter);
+    let backward = one_way(b, a, pipes.backward, Direction::BToA, meter);
     tokio::try_join!(forward, backward).map(|_| ())
 }
 
 async fn one_way<M: Meter + ?Sized>(
     from: &TcpStream,
     to: &TcpStream,
+    pipe: Pipe,
     direction: Direction,
     meter: &M,
 ) -> Result<(), Broke> {
@@ -39,8 +67,6 @@ async fn one_way<M: Meter + ?Sized>(
         Direction::BToA => (Side::B, Side::A),
     };
     let broke = |side| move |error| Broke { side, error };
-    // A pipe that cannot be made is no fault of either side; it is charged to the reader.
-    let pipe = Pipe::new().map_err(broke(from_side))?;
     loop {
         let n = fill(from, &pipe).await.map_err(broke(from_side))?;
         if n == 0 {

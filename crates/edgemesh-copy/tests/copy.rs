@@ -66,7 +66,7 @@ async fn line(copier: Copier, idle_timeout: Option<Duration>) -> Line {
         };
         let end = match copier {
             Copier::Copy => both_ways(&mut near, &mut far, &counts, options).await,
-            Copier::Splice => splice_both_ways(&near, &far, &counts, idle_timeout).await,
+            Copier::Splice => splice_both_ways(&mut near, &mut far, &counts, options).await,
             Copier::Adaptive => adaptive_both_ways(&mut near, &mut far, &counts, options).await,
         };
         (end, counts)

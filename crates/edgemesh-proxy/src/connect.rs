@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd as _;
 use std::time::{Duration, Instant};
 
 use edgemesh_lb::{Balancer, PickContext, Picked};
@@ -76,6 +77,13 @@ pub async fn dial_any(
         {
             Ok(upstream) => {
                 metrics.dial_duration.observe(started.elapsed());
+                // A socket in the reserve is closed (dropped here): the node has used the data
+                // path's share of descriptors; another endpoint would need one as well.
+                if let Upstream::Tcp(socket) = &upstream
+                    && edgemesh_host::fd_in_reserve(socket.as_fd())
+                {
+                    return Err(ProxyError::DescriptorReserve(*target.frontend));
+                }
                 return Ok(Connected { upstream, picked });
             }
             Err(error) => {

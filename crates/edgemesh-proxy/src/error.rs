@@ -21,6 +21,11 @@ pub enum ProxyError {
         backend: SocketAddr,
         error: io::Error,
     },
+    #[error(
+        "connection to {0:?} refused: the node's file descriptors are down to the reserve kept \
+         for the admin endpoint, DNS and the sources (see docs/troubleshooting.md)"
+    )]
+    DescriptorReserve(Frontend),
     #[error("UDP socket set-up failed ({what}): {error}")]
     UdpSetup {
         what: &'static str,

@@ -156,6 +156,9 @@ impl Proxy {
         );
         let connected = match dial.await {
             Ok(connected) => connected,
+            Err(crate::ProxyError::DescriptorReserve(_)) => {
+                return self.refuse_for_reserve(&client, peer);
+            }
             Err(error) => {
                 Metrics::inc(&routed.counters.errors);
                 self.count_dial_error(&error);
@@ -163,11 +166,6 @@ impl Proxy {
                 return reset(&client);
             }
         };
-        if let Upstream::Tcp(upstream) = &connected.upstream
-            && edgemesh_host::fd_in_reserve(upstream.as_fd())
-        {
-            return self.refuse_for_reserve(&client, peer);
-        }
         tracing::debug!(backend = %connected.picked.backend.addr, service = %service.key(), "relaying");
         if let Some(keepalive) = inner.config.tcp_keepalive {
             // A tunnel stream has the tunnel's own liveness checks; a socket needs the kernel's.

@@ -66,15 +66,13 @@ async fn tcp_to_tcp(
     meter: &Counted<'_>,
 ) -> io::Result<End> {
     send_prefix(up, prefix, meter).await?;
+    let options = Options {
+        idle_timeout,
+        ..Options::default()
+    };
     let copied = match mode {
-        RelayMode::Splice => edgemesh_copy::splice_both_ways(client, up, meter, idle_timeout).await,
-        _ => {
-            let options = Options {
-                idle_timeout,
-                ..Options::default()
-            };
-            edgemesh_copy::adaptive_both_ways(client, up, meter, options).await
-        }
+        RelayMode::Splice => edgemesh_copy::splice_both_ways(client, up, meter, options).await,
+        _ => edgemesh_copy::adaptive_both_ways(client, up, meter, options).await,
     };
     copied.map_err(io::Error::from)
 }

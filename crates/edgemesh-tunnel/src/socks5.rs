@@ -13,6 +13,7 @@
 //! at once, logged.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsFd as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,6 +96,12 @@ impl Socks5Server {
             match self.listener.accept().await {
                 Ok((client, peer)) if !is_this_node(&tunnel, &self.listener, peer.ip()) => {
                     tracing::warn!(client.addr = %peer, "SOCKS5 refused: only this node's own processes may use it");
+                    drop(client);
+                }
+                // The node has used the data path's share of descriptors: this one is closed at
+                // once, leaving the reserve to the admin endpoint, DNS and the sources.
+                Ok((client, peer)) if edgemesh_host::fd_in_reserve(client.as_fd()) => {
+                    tracing::debug!(client.addr = %peer, "SOCKS5 refused: descriptor reserve reached");
                     drop(client);
                 }
                 Ok((client, peer)) => {

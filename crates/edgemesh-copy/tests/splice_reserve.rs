@@ -1,0 +1,81 @@
+//! Splice's pipes take four descriptors a connection; they must not come out of the reserve the
+//! data path leaves to the rest of the process (`edgemesh_host::fd_in_reserve`, issue #17): the
+//! copy then stays in user space, and every byte still arrives. Its own test binary, because it
+//! lowers the process's descriptor limit.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::fd::AsRawFd as _;
+
+use edgemesh_copy::{
+    Options, adaptive_both_ways, moved_to_splice, splice_both_ways, splice_refused,
+};
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A connected pair of loopback TCP sockets.
+async fn pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (connected, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    (connected.unwrap(), accepted.unwrap().0)
+}
+
+/// Sends 2 MB (enough to make the adaptive copy want splice) from `from` and reads it at `to`.
+async fn bulk_arrives(mut from: TcpStream, to: &mut TcpStream) {
+    let bulk: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    let sent = bulk.clone();
+    let sending = tokio::spawn(async move {
+        from.write_all(&sent).await.unwrap();
+        from.shutdown().await.unwrap();
+    });
+    let mut got = Vec::new();
+    to.read_to_end(&mut got).await.unwrap();
+    sending.await.unwrap();
+    assert!(got == bulk, "the bulk transfer arrives whole and in order");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn pipes_are_not_taken_from_the_descriptor_reserve() {
+    let (adaptive_client, mut adaptive_near) = pair().await;
+    let (mut adaptive_far, mut adaptive_server) = pair().await;
+    let (splice_client, mut splice_near) = pair().await;
+    let (mut splice_far, mut splice_server) = pair().await;
+
+    // The limit just above the next free descriptor, so that every further one (the pipes') is
+    // in the reserve: min(256, limit / 4) descriptors below the limit. Filler files first make
+    // a quarter of the limit larger than the room left.
+    let fillers: Vec<std::fs::File> = (0..64)
+        .map(|_| std::fs::File::open("/dev/null").unwrap())
+        .collect();
+    let next = std::fs::File::open("/dev/null").unwrap();
+    let next_fd = u64::try_from(next.as_raw_fd()).unwrap();
+    drop(next);
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, next_fd + 16, hard).unwrap();
+
+    let (refused, moved) = (splice_refused(), moved_to_splice());
+    let adaptive = tokio::spawn(async move {
+        let options = Options::default();
+        adaptive_both_ways(&mut adaptive_near, &mut adaptive_far, &(), options).await
+    });
+    bulk_arrives(adaptive_client, &mut adaptive_server).await;
+    drop(adaptive_server);
+    adaptive.await.unwrap().unwrap();
+    assert_eq!(
+        (splice_refused() - refused, moved_to_splice() - moved),
+        (1, 0),
+        "the adaptive copy must stay in user space rather than take pipes from the reserve"
+    );
+
+    let spliced = tokio::spawn(async move {
+        let options = Options::default();
+        splice_both_ways(&mut splice_near, &mut splice_far, &(), options).await
+    });
+    bulk_arrives(splice_client, &mut splice_server).await;
+    drop(splice_server);
+    spliced.await.unwrap().unwrap();
+
+    setrlimit(Resource::RLIMIT_NOFILE, soft, hard).unwrap();
+    drop(fillers);
+}
