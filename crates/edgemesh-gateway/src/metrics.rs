@@ -4,7 +4,9 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
+
+use edgemesh_telemetry::register_metrics;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -48,31 +50,40 @@ impl Default for Metrics {
 impl Metrics {
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self::default();
-        registry.register(
-            "edgemesh_gateway_requests",
-            "HTTP requests answered by the gateway, by route and status code",
-            metrics.requests.clone(),
-        );
-        registry.register_with_unit(
-            "edgemesh_gateway_request_duration",
-            "Time from a request's arrival to its response head, by route",
-            prometheus_client::registry::Unit::Seconds,
-            metrics.latency.clone(),
-        );
-        registry.register(
-            "edgemesh_gateway_upstream_errors",
-            "Requests or connections whose backend could not be reached or broke, by route",
-            metrics.upstream_errors.clone(),
-        );
-        registry.register(
-            "edgemesh_gateway_tcp_connections",
-            "TCP and TLS-passthrough connections routed, by route",
-            metrics.connections.clone(),
-        );
-        registry.register(
-            "edgemesh_gateway_retries",
-            "Tries of HTTP requests after their first (the route's retries), by route",
-            metrics.retries.clone(),
+        register_metrics(
+            registry,
+            [
+                (
+                    "edgemesh_gateway_requests",
+                    "HTTP requests answered by the gateway, by route and status code",
+                    None,
+                    Box::new(metrics.requests.clone()),
+                ),
+                (
+                    "edgemesh_gateway_request_duration",
+                    "Time from a request's arrival to its response head, by route",
+                    Some(Unit::Seconds),
+                    Box::new(metrics.latency.clone()),
+                ),
+                (
+                    "edgemesh_gateway_upstream_errors",
+                    "Requests or connections whose backend could not be reached or broke, by route",
+                    None,
+                    Box::new(metrics.upstream_errors.clone()),
+                ),
+                (
+                    "edgemesh_gateway_tcp_connections",
+                    "TCP and TLS-passthrough connections routed, by route",
+                    None,
+                    Box::new(metrics.connections.clone()),
+                ),
+                (
+                    "edgemesh_gateway_retries",
+                    "Tries of HTTP requests after their first (the route's retries), by route",
+                    None,
+                    Box::new(metrics.retries.clone()),
+                ),
+            ],
         );
         metrics
     }

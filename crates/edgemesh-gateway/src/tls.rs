@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use edgemesh_model::ingress::{ServerTls, TlsMode, TlsSecretSpec, TlsVersion};
-use rustls::client::danger::HandshakeSignatureValid;
 // aws-lc-rs, not ring: a full handshake is one RSA signature with the usual RSA-2048
 // certificates, and ring's took the gateway to half nginx's handshakes per second
 // (docs/benchmarks.md, "Gateway"). The binary links aws-lc-rs already (QUIC).
@@ -16,8 +15,8 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{VerifierBuilderError, WebPkiClientVerifier};
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{
-    CertificateError, DigitallySignedStruct, DistinguishedName, InconsistentKeys, RootCertStore,
-    SignatureScheme, SupportedCipherSuite, SupportedProtocolVersion,
+    CertificateError, DistinguishedName, InconsistentKeys, RootCertStore, SupportedCipherSuite,
+    SupportedProtocolVersion,
 };
 
 /// Why a server's TLS cannot be set up (the server is then not opened; named in the log and in
@@ -316,6 +315,32 @@ fn client_verifier(
         .map_err(|e: VerifierBuilderError| secret_error(owner, format!("ca.crt: {e}")))
 }
 
+/// The handshake-signature methods of a rustls certificate verifier, client or server side
+/// (their traits declare the same three): each checks with `rustls::crypto`'s function of the
+/// same name against the algorithms in `self.$algorithms` (a [`WebPkiSupportedAlgorithms`]).
+/// A macro because only the bodies could be shared otherwise, not the trait methods around them.
+macro_rules! signature_checks {
+    ($algorithms:tt) => {
+        signature_checks!(@each $algorithms: verify_tls12_signature, verify_tls13_signature);
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.$algorithms.supported_schemes()
+        }
+    };
+    (@each $algorithms:tt: $($check:ident),+) => {
+        $(
+            fn $check(
+                &self,
+                message: &[u8],
+                cert: &rustls::pki_types::CertificateDer<'_>,
+                dss: &rustls::DigitallySignedStruct,
+            ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+                rustls::crypto::$check(message, cert, dss, &self.$algorithms)
+            }
+        )+
+    };
+}
+
 /// Accepts exactly one client certificate: the Secret's own. This is what MUTUAL without a CA
 /// means in EdgeMesh's example (a `kubectl create secret tls` of a self-signed pair that curl
 /// then presents too). webpki cannot be used here: a self-signed openssl certificate usually
@@ -348,27 +373,7 @@ impl ClientCertVerifier for PinnedClientCert {
         }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
+    signature_checks!(algorithms);
 }
 
 #[cfg(test)]
@@ -448,27 +453,7 @@ mod tests {
             Ok(ServerCertVerified::assertion())
         }
 
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.supported_schemes()
-        }
+        signature_checks!(0);
     }
 
     fn client(

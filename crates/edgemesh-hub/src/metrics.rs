@@ -9,6 +9,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use edgemesh_telemetry::latency::bounds_seconds;
+use edgemesh_telemetry::register_metrics;
 
 use crate::health::Health;
 use crate::upstream::Upstream;
@@ -55,25 +56,34 @@ impl Default for Metrics {
 impl Metrics {
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self::default();
-        registry.register(
-            "edgemesh_hub_request_duration_seconds",
-            "Time until the response head, by who answered",
-            metrics.request_duration.clone(),
-        );
-        registry.register(
-            "edgemesh_hub_requests",
-            "Requests handled by the edge hub, by who answered them",
-            metrics.requests.clone(),
-        );
-        registry.register(
-            "edgemesh_hub_cloud_online",
-            "1 while at least one upstream apiserver is healthy, 0 while the hub serves from its cache",
-            metrics.online.clone(),
-        );
-        registry.register(
-            "edgemesh_hub_upstream_healthy",
-            "Health of each upstream apiserver (1 healthy, 0 unhealthy)",
-            metrics.upstream_healthy.clone(),
+        register_metrics(
+            registry,
+            [
+                (
+                    "edgemesh_hub_request_duration_seconds",
+                    "Time until the response head, by who answered",
+                    None,
+                    Box::new(metrics.request_duration.clone()),
+                ),
+                (
+                    "edgemesh_hub_requests",
+                    "Requests handled by the edge hub, by who answered them",
+                    None,
+                    Box::new(metrics.requests.clone()),
+                ),
+                (
+                    "edgemesh_hub_cloud_online",
+                    "1 while at least one upstream apiserver is healthy, 0 while the hub serves from its cache",
+                    None,
+                    Box::new(metrics.online.clone()),
+                ),
+                (
+                    "edgemesh_hub_upstream_healthy",
+                    "Health of each upstream apiserver (1 healthy, 0 unhealthy)",
+                    None,
+                    Box::new(metrics.upstream_healthy.clone()),
+                ),
+            ],
         );
         metrics
     }

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use edgemesh_lb::{Balancer, LoadBalancer, PickContext};
+use edgemesh_lb::{Balancer, Destination, LoadBalancer, PickContext};
 use edgemesh_model::{
     Backend, ClientIpAffinity, Frontend, HashKey, LbPolicy, ObjectKey, Protocol, ProxyDecision,
     Service, ServiceKind, ServicePort, ServiceSpec,
@@ -69,6 +69,11 @@ fn picks(c: &mut Criterion) {
         for (name, policy, affinity) in &cases {
             let lb = LoadBalancer::default();
             let service = service(policy.clone(), *affinity);
+            let to = Destination {
+                frontend: &frontend,
+                service: &service,
+                port: &port,
+            };
             let mut client = 0u32;
             group.bench_function(format!("{name}/{n} backends"), |b| {
                 b.iter(|| {
@@ -76,7 +81,7 @@ fn picks(c: &mut Criterion) {
                     client = (client + 1) % 1024;
                     let ip = IpAddr::V4(Ipv4Addr::from(0xC633_6400 + client));
                     let ctx = PickContext::client(ip);
-                    black_box(lb.pick(&frontend, &service, &port, black_box(&ctx)))
+                    black_box(lb.pick(to, black_box(&ctx)))
                 })
             });
         }

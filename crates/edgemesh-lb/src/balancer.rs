@@ -14,7 +14,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::hash::{ConfigError, ConsistentHashConfig};
 use crate::rng::{RandomSource, ThreadRng};
 use crate::tables::{FrontendState, PortCore};
-use crate::{Balancer, PickContext, Picked, policy};
+use crate::{Balancer, Destination, PickContext, Picked, policy};
 
 /// Shards of the frontend map: picks on different frontends rarely share a lock word.
 const SHARDS: usize = 32;
@@ -198,13 +198,12 @@ fn read(
 }
 
 impl<R: RandomSource, C: Clock> Balancer for LoadBalancer<R, C> {
-    fn pick(
-        &self,
-        frontend: &Frontend,
-        service: &Service,
-        port: &ServicePort,
-        ctx: &PickContext<'_>,
-    ) -> Option<Picked> {
+    fn pick(&self, to: Destination<'_>, ctx: &PickContext<'_>) -> Option<Picked> {
+        let Destination {
+            frontend,
+            service,
+            port,
+        } = to;
         if port.backends.is_empty() {
             return None;
         }

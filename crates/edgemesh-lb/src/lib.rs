@@ -77,6 +77,15 @@ impl<'a> PickContext<'a> {
     }
 }
 
+/// The service port a pick is for: the frontend the connection reached (the balancer keeps its
+/// state by it), the service routed there and the port whose backends are chosen from.
+#[derive(Debug, Clone, Copy)]
+pub struct Destination<'a> {
+    pub frontend: &'a Frontend,
+    pub service: &'a Service,
+    pub port: &'a ServicePort,
+}
+
 /// A chosen backend; holding the lease counts the connection against the backend's load
 /// (consistent hash with bounded load). Drop it when the connection ends.
 #[derive(Debug)]
@@ -88,11 +97,5 @@ pub struct Picked {
 /// Chooses a backend for a new connection (or request) to a service port.
 pub trait Balancer: Send + Sync + 'static {
     /// `None` when the port has no backend left that is not excluded.
-    fn pick(
-        &self,
-        frontend: &Frontend,
-        service: &Service,
-        port: &ServicePort,
-        ctx: &PickContext<'_>,
-    ) -> Option<Picked>;
+    fn pick(&self, to: Destination<'_>, ctx: &PickContext<'_>) -> Option<Picked>;
 }

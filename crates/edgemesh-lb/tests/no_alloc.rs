@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use edgemesh_lb::{Balancer, LoadBalancer, PickContext};
+use edgemesh_lb::{Balancer, Destination, LoadBalancer, PickContext};
 use edgemesh_model::{
     Backend, ClientIpAffinity, Frontend, HashKey, LbPolicy, ObjectKey, Protocol, ProxyDecision,
     Service, ServiceKind, ServicePort, ServiceSpec,
@@ -109,6 +109,11 @@ fn steady_state_picks_do_not_allocate() {
     )];
     for (name, svc) in cases {
         let lb = LoadBalancer::default();
+        let to = Destination {
+            frontend: &frontend,
+            service: &svc,
+            port: &port,
+        };
         let pick_all = || {
             for c in 0..64u8 {
                 let ctx = PickContext {
@@ -116,7 +121,7 @@ fn steady_state_picks_do_not_allocate() {
                     http_header: Some("alice"),
                     exclude: &exclude,
                 };
-                assert!(lb.pick(&frontend, &svc, &port, &ctx).is_some());
+                assert!(lb.pick(to, &ctx).is_some());
             }
         };
         pick_all(); // first use: frontend state, ring, affinity entries

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use edgemesh_model::Protocol::{Sctp, Tcp, Udp};
 use edgemesh_model::fixtures::{
     cluster_ip_service, endpoint_slice, exposed, service, service_port as port,
 };
@@ -53,14 +54,11 @@ fn node_port_services() -> [ServiceSpec; 2] {
             external_traffic_policy: ExternalTrafficPolicy::Cluster,
         }),
     };
-    let shop = service(
+    let shop = service_of(
         "default",
         "shop",
         shop,
-        vec![
-            port("http", Protocol::Tcp, 80),
-            port("dns", Protocol::Udp, 53),
-        ],
+        &[("http", Tcp, 80), ("dns", Udp, 53)],
     );
     let exporter = cluster_ip_service("monitoring", "exporter-np", LABELLED_V4, 9101);
     let mut exporter = exposed(
@@ -93,21 +91,13 @@ pub fn sample_snapshot() -> Snapshot {
     labelled.has_proxy_name_label = true;
     let services = [
         http_service("default", "web", web),
-        service(
+        service_of(
             "kube-system",
             "dns",
             dns,
-            vec![
-                port("dns", Protocol::Udp, 53),
-                port("dns-tcp", Protocol::Tcp, 53),
-            ],
+            &[("dns", Udp, 53), ("dns-tcp", Tcp, 53)],
         ),
-        service(
-            "default",
-            "sctp",
-            sctp,
-            vec![port("s", Protocol::Sctp, 9999)],
-        ),
+        service_of("default", "sctp", sctp, &[("s", Sctp, 9999)]),
         http_service("default", "headless", ServiceKind::Headless),
         http_service("default", "ext", external),
         labelled,
@@ -117,7 +107,21 @@ pub fn sample_snapshot() -> Snapshot {
 
 /// A service of `kind` with one port, `http` TCP 80.
 fn http_service(namespace: &str, name: &str, kind: ServiceKind) -> ServiceSpec {
-    service(namespace, name, kind, vec![port("http", Protocol::Tcp, 80)])
+    service_of(namespace, name, kind, &[("http", Tcp, 80)])
+}
+
+/// A service of `kind` with `ports`, each `(name, protocol, number)`.
+fn service_of(
+    namespace: &str,
+    name: &str,
+    kind: ServiceKind,
+    ports: &[(&str, Protocol, u16)],
+) -> ServiceSpec {
+    let ports = ports
+        .iter()
+        .map(|&(name, protocol, number)| port(name, protocol, number))
+        .collect();
+    service(namespace, name, kind, ports)
 }
 
 /// `count` ClusterIP services (10.96.0.0 upwards), one TCP port 80 each.

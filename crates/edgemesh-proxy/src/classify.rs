@@ -56,7 +56,7 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    use edgemesh_model::{Protocol, ServiceSpec};
+    use edgemesh_model::{Protocol, ServiceKind, ServiceSpec};
 
     fn port(name: &str, app_protocol: Option<&str>) -> ServicePort {
         ServicePort {
@@ -90,12 +90,12 @@ mod tests {
         }
     }
 
-    #[test]
-    fn only_header_hash_on_http_ports_needs_the_head() {
-        let mut svc = Service {
+    /// `ns/s` of `kind`, proxied, round robin, without ports or endpoints.
+    fn service(kind: ServiceKind) -> Service {
+        Service {
             spec: Arc::new(ServiceSpec {
                 key: edgemesh_model::ObjectKey::new("ns", "s"),
-                kind: edgemesh_model::ServiceKind::Headless,
+                kind,
                 ports: Vec::new(),
                 has_proxy_name_label: false,
                 session_affinity: None,
@@ -104,7 +104,12 @@ mod tests {
             lb_policy: LbPolicy::RoundRobin,
             ports: vec![],
             endpoints: vec![],
-        };
+        }
+    }
+
+    #[test]
+    fn only_header_hash_on_http_ports_needs_the_head() {
+        let mut svc = service(ServiceKind::Headless);
         let http = port("http", None);
         let tcp = port("tcp", None);
         assert_eq!(hash_header(&svc, &http), None);
@@ -117,7 +122,7 @@ mod tests {
 
     #[test]
     fn local_policy_excludes_other_nodes_backends_for_external_traffic_only() {
-        use edgemesh_model::{Backend, Exposure, ExternalTrafficPolicy, Frontend, ServiceKind};
+        use edgemesh_model::{Backend, Exposure, ExternalTrafficPolicy, Frontend};
         let backend = |last: u8, node: Option<&str>| Backend {
             addr: SocketAddr::from(([192, 0, 2, last], 8080)),
             node_name: node.map(Into::into),
@@ -139,25 +144,15 @@ mod tests {
             ..cluster_ip
         };
         let node_port = Frontend::node_port(cluster_ip.ip, 30080, Protocol::Tcp);
-        let service = |policy| Service {
-            spec: Arc::new(ServiceSpec {
-                key: edgemesh_model::ObjectKey::new("ns", "s"),
-                kind: ServiceKind::Exposed {
-                    cluster_ips: vec![cluster_ip.ip],
-                    exposure: Box::new(Exposure {
-                        external_ips: vec![external_ip.ip],
-                        external_traffic_policy: policy,
-                        ..Exposure::default()
-                    }),
-                },
-                ports: Vec::new(),
-                has_proxy_name_label: false,
-                session_affinity: None,
-            }),
-            proxy: edgemesh_model::ProxyDecision::Proxied,
-            lb_policy: LbPolicy::RoundRobin,
-            ports: vec![],
-            endpoints: vec![],
+        let exposed = |policy| {
+            service(ServiceKind::Exposed {
+                cluster_ips: vec![cluster_ip.ip],
+                exposure: Box::new(Exposure {
+                    external_ips: vec![external_ip.ip],
+                    external_traffic_policy: policy,
+                    ..Exposure::default()
+                }),
+            })
         };
         let there: Vec<SocketAddr> = vec![backend(12, None).addr];
         use ExternalTrafficPolicy::{Cluster, Local};
@@ -171,7 +166,7 @@ mod tests {
             (Local, node_port, None, vec![]),
         ];
         for (policy, frontend, node, want) in table {
-            let got = foreign_backends(&service(policy), &http, &frontend, node);
+            let got = foreign_backends(&exposed(policy), &http, &frontend, node);
             assert_eq!(got, want, "{policy:?} {frontend:?} {node:?}");
         }
     }

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd as _;
 use std::time::{Duration, Instant};
 
-use edgemesh_lb::{Balancer, PickContext, Picked};
+use edgemesh_lb::{Balancer, Destination, PickContext, Picked};
 use edgemesh_model::{Frontend, Service, ServicePort};
 
 use crate::ProxyError;
@@ -57,13 +57,18 @@ pub async fn dial_any(
     // Foreign backends are excluded like failed ones; they do not count as failures.
     let mut failed: Vec<SocketAddr> = target.foreign.to_vec();
     let mut last_error: Option<(SocketAddr, io::Error)> = None;
+    let to = Destination {
+        frontend: target.frontend,
+        service: target.service,
+        port: target.port,
+    };
     for attempt in 0..limits.attempts.max(1) {
         let ctx = PickContext {
             client: client.ip,
             http_header: client.http_header,
             exclude: &failed,
         };
-        let Some(picked) = balancer.pick(target.frontend, target.service, target.port, &ctx) else {
+        let Some(picked) = balancer.pick(to, &ctx) else {
             break;
         };
         if attempt > 0 {

@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
-use edgemesh_lb::{Balancer, Lease, PickContext, Picked};
-use edgemesh_model::{Backend, Frontend, Service, ServicePort};
+use edgemesh_lb::{Balancer, Destination, Lease, PickContext, Picked};
+use edgemesh_model::Backend;
 
 /// Picks the first of its own backends that is not excluded, and remembers the header value
 /// of every pick. Ignores the Snapshot's backends so tests can point at loopback servers.
@@ -32,13 +32,7 @@ impl FirstAvailable {
 }
 
 impl Balancer for FirstAvailable {
-    fn pick(
-        &self,
-        _frontend: &Frontend,
-        _service: &Service,
-        _port: &ServicePort,
-        ctx: &PickContext<'_>,
-    ) -> Option<Picked> {
+    fn pick(&self, _to: Destination<'_>, ctx: &PickContext<'_>) -> Option<Picked> {
         if let Ok(mut seen) = self.seen_headers.lock() {
             seen.push(ctx.http_header.map(str::to_owned));
         }

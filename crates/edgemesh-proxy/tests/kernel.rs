@@ -10,12 +10,9 @@ use std::time::Duration;
 
 use common::netns::Netns;
 use edgemesh_host::{HostSockets, ensure_tproxy_route};
-use edgemesh_lb::{Balancer, Lease, PickContext, Picked};
+use edgemesh_lb::{Balancer, Destination, Lease, PickContext, Picked};
 use edgemesh_model::fixtures::cluster_ip_service;
-use edgemesh_model::{
-    Backend, BuildOptions, Catalog, Frontend, Protocol, Resource, Service, ServicePort,
-    SnapshotCell, SourceId,
-};
+use edgemesh_model::{Backend, BuildOptions, Catalog, Protocol, Resource, SnapshotCell, SourceId};
 use edgemesh_proxy::testing::FirstAvailable;
 use edgemesh_proxy::udp::TproxySocket;
 use edgemesh_proxy::{DEFAULT_BYPASS_MARK, DirectDialer, Proxy, ProxyConfig};
@@ -191,14 +188,8 @@ struct ByProtocol {
 }
 
 impl Balancer for ByProtocol {
-    fn pick(
-        &self,
-        frontend: &Frontend,
-        _service: &Service,
-        _port: &ServicePort,
-        _ctx: &PickContext<'_>,
-    ) -> Option<Picked> {
-        let addr = match frontend.protocol {
+    fn pick(&self, to: Destination<'_>, _ctx: &PickContext<'_>) -> Option<Picked> {
+        let addr = match to.frontend.protocol {
             Protocol::Udp => self.udp,
             _ => self.tcp,
         };

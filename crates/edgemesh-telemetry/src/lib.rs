@@ -20,7 +20,7 @@ pub use admin::{AdminServer, Route};
 pub use latency::{Latency, LatencySnapshot};
 pub use liveness::Liveness;
 pub use logging::{LogArgs, LogFormat, init_logging};
-pub use metrics::{Kind, Readings, Readout, register_readout};
+pub use metrics::{Kind, Readings, Readout, register_metrics, register_readout};
 pub use process::{ProcessMetrics, role_registry};
 pub use prometheus_client;
 pub use prometheus_client::registry::Registry;

@@ -18,7 +18,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::exemplar::Exemplar;
 use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry, Unit};
 
 use crate::latency::Latency;
 use crate::reply::Reply;
@@ -216,6 +216,41 @@ pub fn register_readout<T: Readout>(registry: &mut Registry, source: Arc<T>) {
     registry.register_collector(Box::new(Collected(source)));
 }
 
+/// A row of [`register_metrics`]: a name, a help text, a unit (`Some` as
+/// [`Registry::register_with_unit`] takes it: the name gains its suffix and the text a `# UNIT`
+/// line) and the metric, boxed so that one table holds counters, gauges and histograms alike.
+pub type MetricRow<'a> = (&'a str, &'a str, Option<Unit>, Box<dyn Metric>);
+
+/// Registers prometheus-client metrics from one table of [`MetricRow`]s, in its order.
+pub fn register_metrics<const N: usize>(registry: &mut Registry, rows: [MetricRow<'_>; N]) {
+    for (name, help, unit, metric) in rows {
+        let metric = Boxed(metric);
+        match unit {
+            Some(unit) => registry.register_with_unit(name, help, unit, metric),
+            None => registry.register(name, help, metric),
+        }
+    }
+}
+
+/// A boxed metric as [`Registry::register`] takes one (prometheus-client implements [`Metric`]
+/// for sized types only); it encodes as the metric it holds.
+#[derive(Debug)]
+struct Boxed(Box<dyn Metric>);
+
+impl EncodeMetric for Boxed {
+    fn encode(&self, encoder: MetricEncoder<'_>) -> fmt::Result {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.0.metric_type()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// The `/metrics` answer: `registry` in the OpenMetrics text format.
 pub fn encode(registry: &Registry) -> Reply {
     let mut text = String::new();
@@ -251,6 +286,50 @@ mod tests {
             out.labelled(Kind::Gauge, "test_info", "Info.", &info)?;
             out.histogram("test_wait_seconds", "Waits.", &self.1)
         }
+    }
+
+    #[test]
+    fn a_table_registers_in_order_with_units_and_empty_families_left_out() {
+        use prometheus_client::metrics::counter::Counter;
+        use prometheus_client::metrics::family::Family;
+        use prometheus_client::metrics::gauge::Gauge;
+        let served: Counter = Counter::default();
+        let wait: Gauge = Gauge::default();
+        let unseen: Family<Vec<(String, String)>, Counter> = Family::default();
+        let mut registry = Registry::default();
+        register_metrics(
+            &mut registry,
+            [
+                ("test_served", "Served.", None, Box::new(served.clone())),
+                (
+                    "test_wait",
+                    "Wait.",
+                    Some(Unit::Seconds),
+                    Box::new(wait.clone()),
+                ),
+                ("test_unseen", "Unseen.", None, Box::new(unseen.clone())),
+            ],
+        );
+        served.inc_by(2);
+        wait.set(1);
+        let text = String::from_utf8(encode(&registry).body).unwrap();
+        let expected = [
+            "# TYPE test_served counter",
+            "test_served_total 2",
+            "# TYPE test_wait_seconds gauge",
+            "# UNIT test_wait_seconds seconds",
+            "test_wait_seconds 1",
+            "# EOF",
+        ];
+        assert_eq!(
+            text.lines()
+                .filter(|l| !l.starts_with("# HELP"))
+                .collect::<Vec<_>>(),
+            expected
+        );
+        unseen.get_or_create(&vec![("k".into(), "v".into())]).inc();
+        let text = String::from_utf8(encode(&registry).body).unwrap();
+        assert!(text.contains("\ntest_unseen_total{k=\"v\"} 1\n"), "{text}");
     }
 
     #[test]

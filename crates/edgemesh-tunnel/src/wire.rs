@@ -23,51 +23,65 @@ pub enum MsgType {
     Failed = 2,
 }
 
-/// `proxy.Proxy` (proto2), plus one extension field EdgeMesh ignores as unknown.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Proxy {
-    #[prost(enumeration = "MsgType", optional, tag = "1")]
-    pub r#type: Option<i32>,
-    #[prost(string, optional, tag = "2")]
-    pub protocol: Option<String>,
-    #[prost(string, optional, tag = "3")]
-    pub node_name: Option<String>,
-    #[prost(string, optional, tag = "4")]
-    pub ip: Option<String>,
-    #[prost(int32, optional, tag = "5")]
-    pub port: Option<i32>,
-    /// Extension: in a FAILED answer, why the node did not dial (its dial error, or the policy
-    /// refusal). EdgeMesh's Go agents neither send nor read it (proto2 skips unknown fields).
-    #[prost(string, optional, tag = "100")]
-    pub reason: Option<String>,
+/// Declares one of EdgeMesh's two proto2 messages: the three fields both open with (tags 1-3,
+/// the same in `proxy.proto` and `discovery.proto`), then the message's own fields, and its
+/// `kind()`. A macro because prost cannot flatten a shared struct into a message without
+/// nesting it, which would change the wire format.
+macro_rules! edgemesh_message {
+    ($(#[$doc:meta])* $name:ident { $($own:tt)* }) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct $name {
+            #[prost(enumeration = "MsgType", optional, tag = "1")]
+            pub r#type: Option<i32>,
+            /// `Proxy`: `tcp` or `udp`. `Discovery`: EdgeMesh's "MDNS" or "DHT"; edgemesh also
+            /// sends [`LOOKUP`] to ask a relay for a node.
+            #[prost(string, optional, tag = "2")]
+            pub protocol: Option<String>,
+            #[prost(string, optional, tag = "3")]
+            pub node_name: Option<String>,
+            $($own)*
+        }
+
+        impl $name {
+            pub fn kind(&self) -> Option<MsgType> {
+                MsgType::try_from(self.r#type.unwrap_or(0)).ok()
+            }
+        }
+    };
+}
+
+edgemesh_message! {
+    /// `proxy.Proxy` (proto2), plus one extension field EdgeMesh ignores as unknown.
+    Proxy {
+        #[prost(string, optional, tag = "4")]
+        pub ip: Option<String>,
+        #[prost(int32, optional, tag = "5")]
+        pub port: Option<i32>,
+        /// Extension: in a FAILED answer, why the node did not dial (its dial error, or the
+        /// policy refusal). EdgeMesh's Go agents neither send nor read it (proto2 skips unknown
+        /// fields).
+        #[prost(string, optional, tag = "100")]
+        pub reason: Option<String>,
+    }
 }
 
 /// Longest [`Proxy::reason`] sent: the whole answer stays far below [`MAX_MESSAGE`].
 pub const MAX_REASON: usize = 512;
 
-/// `discovery.Discovery` (proto2), plus one extension field EdgeMesh ignores as unknown.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Discovery {
-    #[prost(enumeration = "MsgType", optional, tag = "1")]
-    pub r#type: Option<i32>,
-    /// EdgeMesh: "MDNS" or "DHT"; edgemesh also sends [`LOOKUP`] to ask a relay for a node.
-    #[prost(string, optional, tag = "2")]
-    pub protocol: Option<String>,
-    #[prost(string, optional, tag = "3")]
-    pub node_name: Option<String>,
-    /// Extension: in a LOOKUP answer, the peer id (bytes) of the node asked for.
-    #[prost(bytes = "vec", optional, tag = "100")]
-    pub peer_id: Option<Vec<u8>>,
+edgemesh_message! {
+    /// `discovery.Discovery` (proto2), plus one extension field EdgeMesh ignores as unknown.
+    Discovery {
+        /// Extension: in a LOOKUP answer, the peer id (bytes) of the node asked for.
+        #[prost(bytes = "vec", optional, tag = "100")]
+        pub peer_id: Option<Vec<u8>>,
+    }
 }
 
 /// `Discovery.protocol` of a name lookup sent to a relay.
 pub const LOOKUP: &str = "LOOKUP";
 
 impl Proxy {
-    pub fn kind(&self) -> Option<MsgType> {
-        MsgType::try_from(self.r#type.unwrap_or(0)).ok()
-    }
-
     pub fn answer(kind: MsgType) -> Proxy {
         Proxy {
             r#type: Some(kind as i32),
@@ -85,12 +99,6 @@ impl Proxy {
             reason: Some(reason[..end].to_owned()),
             ..Proxy::answer(MsgType::Failed)
         }
-    }
-}
-
-impl Discovery {
-    pub fn kind(&self) -> Option<MsgType> {
-        MsgType::try_from(self.r#type.unwrap_or(0)).ok()
     }
 }
 

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use edgemesh_lb::{
-    Balancer, ConsistentHashConfig, LoadBalancer, ManualClock, PickContext, Picked, SeededRng,
+    Balancer, ConsistentHashConfig, Destination, LoadBalancer, ManualClock, PickContext, Picked,
+    SeededRng,
 };
 use edgemesh_model::{
     Backend, ClientIpAffinity, Frontend, LbPolicy, ObjectKey, Protocol, ProxyDecision, Service,
@@ -94,7 +95,12 @@ pub fn pick(
     port: &ServicePort,
     ctx: PickContext,
 ) -> Option<Picked> {
-    lb.pick(&frontend(), svc, port, &ctx)
+    let to = Destination {
+        frontend: &frontend(),
+        service: svc,
+        port,
+    };
+    lb.pick(to, &ctx)
 }
 
 /// The backend address chosen for `client` (lease released at once).

@@ -1,6 +1,6 @@
 use std::net::{IpAddr, Ipv4Addr};
 
-use edgemesh_lb::{Balancer, ConsistentHashConfig, LoadBalancer, PickContext};
+use edgemesh_lb::{Balancer, ConsistentHashConfig, Destination, LoadBalancer, PickContext};
 use edgemesh_model::fixtures::{cluster_ip_service, endpoint_slice};
 use edgemesh_model::{BuildOptions, Catalog, Frontend, Protocol, Resource, Snapshot, SourceId};
 
@@ -41,8 +41,14 @@ fn prune_drops_the_frontends_a_snapshot_no_longer_routes() {
     let lb = LoadBalancer::default();
     let both = snapshot(&["a", "b"]);
     for i in 0..2 {
-        let (svc, port) = both.route(&frontend_of(i)).expect("routed");
-        let picked = lb.pick(&frontend_of(i), svc, port, &PickContext::client(client(0)));
+        let frontend = frontend_of(i);
+        let (service, port) = both.route(&frontend).expect("routed");
+        let to = Destination {
+            frontend: &frontend,
+            service,
+            port,
+        };
+        let picked = lb.pick(to, &PickContext::client(client(0)));
         assert!(picked.is_some());
     }
     assert_eq!(lb.frontend_count(), 2);

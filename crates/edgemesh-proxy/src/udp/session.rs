@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock, PoisonError};
 
 use edgemesh_copy::Activity;
 use edgemesh_host::fd_in_reserve;
-use edgemesh_lb::{PickContext, Picked};
+use edgemesh_lb::{Destination, PickContext, Picked};
 use edgemesh_model::{Frontend, Protocol};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -133,10 +133,12 @@ pub(crate) fn open(proxy: &Proxy, received: Received) -> Option<(Session, Option
         http_header: None,
         exclude: &foreign,
     };
-    let Some(picked) = inner
-        .balancer
-        .pick(&frontend, service, &service.ports[index], &ctx)
-    else {
+    let to = Destination {
+        frontend: &frontend,
+        service,
+        port: &service.ports[index],
+    };
+    let Some(picked) = inner.balancer.pick(to, &ctx) else {
         Metrics::inc(&inner.metrics.no_endpoint);
         Metrics::inc(&routed.counters.errors);
         return None;
