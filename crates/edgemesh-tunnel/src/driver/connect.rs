@@ -119,7 +119,7 @@ impl Driver {
     /// `peer` through each relay we are connected to. A circuit out needs only our connection
     /// to the relay (the reservation is the callee's); waiting for our own reservation too made
     /// the first requests in the second after start-up fail with `NoPath`.
-    fn circuit_addrs(&self, peer: PeerId) -> Vec<Multiaddr> {
+    pub(super) fn circuit_addrs(&self, peer: PeerId) -> Vec<Multiaddr> {
         let mut out = Vec::new();
         for slot in &self.relays {
             let Some(relay) = slot.peer else { continue };

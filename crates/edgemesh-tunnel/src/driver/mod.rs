@@ -82,6 +82,7 @@ impl Driver {
                     self.finish_draining();
                     self.redial_lan_peers();
                     self.retry_quic_upgrades();
+                    self.retry_punches(std::time::Instant::now());
                 }
             }
         }
@@ -273,11 +274,20 @@ impl Driver {
                 }
             }
             BehaviourEvent::Keepalive(event) => self.on_ping(event),
-            BehaviourEvent::Identify(identify::Event::Received { info, .. }) => {
-                self.swarm
-                    .behaviour_mut()
-                    .dcutr
-                    .observed(&info.observed_addr);
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                // A peer of our LAN (found by mDNS) sees our LAN address, which no node behind
+                // another NAT can reach: offered to one, it was at times the only candidate (the
+                // relay's view not in yet), and the punch dialled nothing but it.
+                let lan_peer = self
+                    .peers
+                    .get(&peer_id)
+                    .is_some_and(|s| !s.lan_addrs.is_empty());
+                if !lan_peer {
+                    self.swarm
+                        .behaviour_mut()
+                        .dcutr
+                        .observed(&info.observed_addr);
+                }
             }
             BehaviourEvent::Dcutr(dcutr::Event {
                 remote_peer_id,

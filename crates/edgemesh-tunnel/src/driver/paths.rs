@@ -7,7 +7,9 @@ use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId, dcutr};
 
 use super::Driver;
-use super::peer::{Conn, Draining};
+use libp2p::swarm::dial_opts::PeerCondition;
+
+use super::peer::{Conn, Draining, PunchRetry};
 use crate::quic_gate::is_direct_quic;
 use crate::stats::{self, PathKind, TransportKind};
 
@@ -120,6 +122,9 @@ impl Driver {
         match result {
             Ok(id) => {
                 tracing::info!(peer.id = %peer, "hole punch succeeded: direct path");
+                if let Some(state) = self.peers.get_mut(&peer) {
+                    state.punch_retry = None;
+                }
                 let relay_link = self.is_relay_link(peer);
                 let links = self.peers.get_mut(&peer).and_then(|s| s.links_mut());
                 if let Some(conn) = links.and_then(|l| l.conns.get_mut(&id)) {
@@ -130,7 +135,82 @@ impl Driver {
             }
             Err(error) => {
                 tracing::warn!(peer.id = %peer, %error, "hole punch failed (symmetric NAT or filtered): staying on the relay");
+                self.schedule_punch_retry(peer);
+            }
+        }
+    }
+
+    /// Plans another punch to `peer` after a failed one. A punch runs once per relayed
+    /// connection (DCUtR, three dials), with the candidates known at that moment: right after
+    /// start-up this node may not yet know the address its relay sees it at, and offers none
+    /// that the peer can reach. Only the side with the lower peer id retries, so that the two
+    /// do not both open a circuit for it.
+    fn schedule_punch_retry(&mut self, peer: PeerId) {
+        self.redial_relays_over_quic();
+        if *self.swarm.local_peer_id() > peer {
+            return;
+        }
+        let state = self.peers.entry(peer);
+        let left = state.punch_retry.map_or(PUNCH_RETRIES, |r| r.left);
+        state.punch_retry = left.checked_sub(1).map(|left| PunchRetry {
+            at: Instant::now() + PUNCH_RETRY_AFTER * u32::from(PUNCH_RETRIES - left),
+            left,
+        });
+    }
+
+    /// Punches again (a new relayed connection, which DCUtR upgrades) to peers whose punch
+    /// failed, once their retry is due, while the relay is still their only path.
+    pub(super) fn retry_punches(&mut self, now: Instant) {
+        let due: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, s)| s.punch_retry.is_some_and(|r| r.at <= now))
+            .filter(|(_, s)| !s.has_path(|p| p != PathKind::Relayed))
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in due {
+            let addrs = self.circuit_addrs(peer);
+            if addrs.is_empty() {
+                continue;
+            }
+            if let Some(state) = self.peers.get_mut(&peer)
+                && let Some(retry) = state.punch_retry.as_mut()
+            {
+                retry.at = now + PUNCH_RETRY_AFTER * 4;
+            }
+            tracing::info!(peer.id = %peer, "trying the hole punch again over a new relayed connection");
+            if let Err(error) = self.dial(peer, addrs, PeerCondition::Always) {
+                tracing::debug!(peer.id = %peer, %error, "punch retry not started");
+            }
+        }
+    }
+
+    /// With QUIC on, a QUIC connection to each connected relay that has none: its identify is
+    /// how this node learns the address a QUIC punch must aim at, and the NAT mapping it keeps
+    /// is the one the punch goes through. Made when the relay is reached over TCP; redialled
+    /// here after a failed punch, since a QUIC connection that died (pings unanswered) is not
+    /// otherwise.
+    fn redial_relays_over_quic(&mut self) {
+        if !self.shared.config.quic {
+            return;
+        }
+        let relays: Vec<(PeerId, Vec<Multiaddr>)> = self
+            .relays
+            .iter()
+            .filter_map(|slot| {
+                let quic = slot.addrs.iter().filter_map(super::quic::tcp_to_quic);
+                Some((slot.peer?, quic.collect()))
+            })
+            .collect();
+        for (relay, quic) in relays {
+            if !quic.is_empty() {
+                self.dial_quic(relay, quic);
             }
         }
     }
 }
+
+/// Punches tried again after a failed one, at most.
+const PUNCH_RETRIES: u8 = 3;
+/// The wait before the first retry; the n-th waits n times as long.
+const PUNCH_RETRY_AFTER: Duration = Duration::from_secs(5);

@@ -95,6 +95,15 @@ pub(super) struct PeerState {
     /// Our QUIC dial to it (the upgrade from TCP), in flight: its failure only logs. On the
     /// peer, not its connections: the dial may end after every connection closed.
     pub quic_dial: Option<ConnectionId>,
+    /// A hole punch to it failed: when to try again, and how many more tries (`paths.rs`).
+    pub punch_retry: Option<PunchRetry>,
+}
+
+/// The next hole punch to a peer after one failed.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PunchRetry {
+    pub at: Instant,
+    pub left: u8,
 }
 
 /// Where we stand with a peer.
