@@ -140,6 +140,7 @@ impl Tunnel {
             control: Mutex::new(control),
             handshake_failures: Default::default(),
             udp_flows_yielded: Default::default(),
+            pins_saving: Default::default(),
             snapshot,
             config,
             peer_id,

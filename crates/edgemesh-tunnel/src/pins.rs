@@ -15,6 +15,7 @@ use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 
 use crate::TunnelError;
+#[cfg(test)]
 use crate::fsutil::write_atomic;
 
 /// A name's binding.
@@ -111,29 +112,25 @@ impl PeerPins {
             .map(|(n, _)| n.as_str())
     }
 
-    /// Checks `peer`'s `claim` of the name `node`, recording (and saving) a new binding.
-    pub fn check(
-        &mut self,
-        node: &str,
-        peer: PeerId,
-        claim: Claim,
-        policy: Policy,
-    ) -> Result<PinVerdict, TunnelError> {
+    /// Checks `peer`'s `claim` of the name `node`, recording a new binding in memory; a verdict
+    /// that made one ([`PinVerdict::changes_pins`]) wants the table saved ([`PeerPins::encoded`]).
+    pub fn check(&mut self, node: &str, peer: PeerId, claim: Claim, policy: Policy) -> PinVerdict {
         let verdict = decide(self.pins.get(node).copied(), peer, claim, policy);
         let attested = match verdict {
             PinVerdict::Pinned => false,
             PinVerdict::Attested { .. } => true,
-            _ => return Ok(verdict),
+            _ => return verdict,
         };
         self.pins
             .insert(node.to_owned(), Binding { peer, attested });
-        self.save()?;
-        Ok(verdict)
+        verdict
     }
 
-    fn save(&self) -> Result<(), TunnelError> {
+    /// Where the table is kept and its JSON, to be written with `fsutil::write_atomic` (away
+    /// from whatever lock holds the table: the write syncs the disk twice); `None` in memory.
+    pub fn encoded(&self) -> Result<Option<(PathBuf, Vec<u8>)>, TunnelError> {
         let Some(path) = &self.path else {
-            return Ok(());
+            return Ok(None);
         };
         let text: BTreeMap<&str, Stored> = self
             .pins
@@ -144,7 +141,24 @@ impl PeerPins {
             path: path.clone(),
             error: e,
         })?;
-        write_atomic(path, &json, 0o600)
+        Ok(Some((path.clone(), json)))
+    }
+
+    /// Writes the table where it is kept (tests; the tunnel writes it off its locks:
+    /// `Shared::save_pins`).
+    #[cfg(test)]
+    fn save(&self) -> Result<(), TunnelError> {
+        match self.encoded()? {
+            Some((path, json)) => write_atomic(&path, &json, 0o600),
+            None => Ok(()),
+        }
+    }
+}
+
+impl PinVerdict {
+    /// Whether the verdict recorded a binding that the table on disk does not have yet.
+    pub fn changes_pins(&self) -> bool {
+        matches!(self, PinVerdict::Pinned | PinVerdict::Attested { .. })
     }
 }
 
@@ -301,24 +315,25 @@ mod tests {
         let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
         let mut pins = PeerPins::load(&path).unwrap();
         assert_eq!(
-            pins.check("edge-1", a, Unattested, Tofu).unwrap(),
+            pins.check("edge-1", a, Unattested, Tofu),
             PinVerdict::Pinned
         );
         assert_eq!(
-            pins.check("edge-2", b, Attested, Tofu).unwrap(),
+            pins.check("edge-2", b, Attested, Tofu),
             PinVerdict::Attested { replaced: None }
         );
+        pins.save().unwrap();
         let mut reloaded = PeerPins::load(&path).unwrap();
         assert_eq!(
-            reloaded.check("edge-1", a, Unattested, Tofu).unwrap(),
+            reloaded.check("edge-1", a, Unattested, Tofu),
             PinVerdict::Known
         );
         assert!(matches!(
-            reloaded.check("edge-1", c, Unattested, Tofu).unwrap(),
+            reloaded.check("edge-1", c, Unattested, Tofu),
             PinVerdict::Conflict(_)
         ));
         assert!(matches!(
-            reloaded.check("edge-2", c, Unattested, Tofu).unwrap(),
+            reloaded.check("edge-2", c, Unattested, Tofu),
             PinVerdict::Conflict(Binding { attested: true, .. })
         ));
         assert_eq!(reloaded.name_of(&a), Some("edge-1"));

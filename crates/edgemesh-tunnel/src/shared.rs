@@ -122,6 +122,8 @@ pub(crate) struct Shared {
     /// Remote UDP flows that gave their stream slot up to waiting opens
     /// (`edgemesh_tunnel_udp_flows_yielded_total`; see [`SlotPressure`]).
     pub udp_flows_yielded: Arc<std::sync::atomic::AtomicU64>,
+    /// Held while the pins are written (`save_pins`), so saves do not overtake each other.
+    pub pins_saving: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -197,7 +199,10 @@ impl Shared {
         let verdict = self
             .directory()
             .pins
-            .check(node, peer, claim, self.identity.policy)?;
+            .check(node, peer, claim, self.identity.policy);
+        if verdict.changes_pins() {
+            self.save_pins().await?;
+        }
         let replaced = match verdict {
             PinVerdict::Conflict(bound) => {
                 log_conflict(node, peer, bound.peer, bound.attested, &evidence);
@@ -221,6 +226,21 @@ impl Shared {
             let _ = self.send(Command::Disconnect { peer: old }).await;
         }
         Ok(Verdict::Accepted)
+    }
+
+    /// Writes the pins to disk, one save at a time, each with the table as it is then (so the
+    /// last one written is the newest). The write syncs the disk twice, which can take seconds
+    /// on a busy disk; it used to run under the directory lock, which the swarm driver takes on
+    /// its events, on a runtime worker thread: a new peer's pin could hold up the whole node.
+    /// Now the lock is held only to encode, and the write runs on a blocking thread.
+    async fn save_pins(&self) -> Result<(), TunnelError> {
+        let _one_at_a_time = self.pins_saving.lock().await;
+        let Some((path, json)) = self.directory().pins.encoded()? else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || crate::fsutil::write_atomic(&path, &json, 0o600))
+            .await
+            .map_err(|_| TunnelError::Stopped)?
     }
 
     /// The verified (or pinned) peer of `node`.
