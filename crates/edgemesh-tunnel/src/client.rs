@@ -13,7 +13,8 @@ use crate::command::Command;
 use crate::discovery;
 use crate::error::{ConnectFailure, TunnelError};
 use crate::policy::WireProtocol;
-use crate::shared::{STREAMS_PER_PEER, Shared, SlotPressure};
+use crate::shared::{STREAMS_PER_PEER, Shared};
+use crate::slots::SlotPressure;
 use crate::stats::{Counted, Opening};
 use crate::wire::{self, MsgType, PROXY_PROTOCOL, Proxy};
 

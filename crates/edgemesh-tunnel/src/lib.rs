@@ -41,6 +41,7 @@ pub mod relays_reload;
 mod server;
 pub mod settings;
 mod shared;
+mod slots;
 pub mod snapshot_file;
 pub mod socks5;
 pub mod stats;

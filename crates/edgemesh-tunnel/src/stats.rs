@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::shared::SlotPressure;
+use crate::slots::SlotPressure;
 
 /// Traffic through the tunnel with one peer (both directions of every stream).
 #[derive(Debug, Default)]

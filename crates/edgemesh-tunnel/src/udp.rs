@@ -24,7 +24,7 @@ use tokio::sync::{Mutex, mpsc};
 pub use edgemesh_copy::datagram::MAX_DATAGRAM;
 use edgemesh_copy::datagram::{recv_datagram, sized_for};
 
-use crate::shared::SlotPressure;
+use crate::slots::SlotPressure;
 /// Datagrams queued per direction of a flow before new ones are dropped.
 const QUEUE: usize = 1024;
 
