@@ -119,28 +119,29 @@ impl Readout for PeersView {
             "Tunnel streams open, by the path of their peer.",
             ("path", &by_path(|t| t.streams_open)),
         )?;
-        let failures = self
-            .handle
-            .as_ref()
-            .map_or(0, TunnelHandle::handshake_failures);
-        out.one(
-            Kind::Counter,
-            "edgemesh_tunnel_handshake_failures",
-            "Transport handshakes that failed, most likely on the PSK (another key or psk.mode).",
-            failures,
-        )?;
-        let yielded = self
-            .handle
-            .as_ref()
-            .map_or(0, TunnelHandle::udp_flows_yielded);
-        out.one(
-            Kind::Counter,
-            "edgemesh_tunnel_udp_flows_yielded",
-            "Remote UDP flows ended after 2 s idle to give their stream slot to waiting opens.",
-            yielded,
-        )
+        // Counters the tunnel keeps itself (0 before it runs).
+        let counters: [HandleCounter; 2] = [
+            (
+                "edgemesh_tunnel_handshake_failures",
+                "Transport handshakes that failed, most likely on the PSK (another key or psk.mode).",
+                TunnelHandle::handshake_failures,
+            ),
+            (
+                "edgemesh_tunnel_udp_flows_yielded",
+                "Remote UDP flows ended after 2 s idle to give their stream slot to waiting opens.",
+                TunnelHandle::udp_flows_yielded,
+            ),
+        ];
+        for (name, help, count) in counters {
+            let value = self.handle.as_ref().map_or(0, count);
+            out.one(Kind::Counter, name, help, value)?;
+        }
+        Ok(())
     }
 }
+
+/// A counter the tunnel keeps itself: name, help, and how to read it from the handle.
+type HandleCounter = (&'static str, &'static str, fn(&TunnelHandle) -> u64);
 
 #[cfg(test)]
 mod tests {
