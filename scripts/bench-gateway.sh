@@ -19,11 +19,16 @@
 #     PERF_OUT.data (perf report -i PERF_OUT.data --no-children --sort sym)
 #   GW_LOG='info,edgemesh_gateway=debug' scripts/bench-gateway.sh   # the gateway's log filter
 #     (default: its own, access log off, plus the route-table compile timings read below)
+#   ONLY=rss scripts/bench-gateway.sh   # memory only: no nginx proxy and no load; the gateway's
+#     RSS idle (after its warm-up requests) and with the 1,000 VirtualServices. For cold-cache
+#     figures drop the page cache first: sync; echo 3 > /proc/sys/vm/drop_caches
 # The last column is CPU time (user + system) per request of the gateway and of the nginx proxy
 # (all its processes): the figure that holds on a noisy machine, where req/s moves with
 # whatever else shares the cores.
 set -euo pipefail
 
+ONLY=${ONLY:-}
+case "$ONLY" in "" | rss) ;; *) echo "bench-gateway.sh: ONLY=$ONLY: only ONLY=rss is known" >&2; exit 2 ;; esac
 DURATION=${DURATION:-5}
 CONNS=${CONNS:-"1 16 64"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -76,9 +81,11 @@ nginx_conf proxy "upstream web { server 192.0.2.11:8080; keepalive 64; }
 ip netns exec "$POD" "$NGINX" -c "$WORK/backend/nginx.conf" &
 BACKEND=$!
 PIDS+=($!)
-ip netns exec "$NODE" "$NGINX" -c "$WORK/proxy/nginx.conf" &  # not in_node: $! must be nginx itself
-NGINX_PROXY=$!
-PIDS+=($!)
+if [ -z "$ONLY" ]; then  # the nginx proxy (not with ONLY=rss)
+  ip netns exec "$NODE" "$NGINX" -c "$WORK/proxy/nginx.conf" &  # not in_node: $! must be nginx itself
+  NGINX_PROXY=$!
+  PIDS+=($!)
+fi
 
 MANIFESTS=$WORK/manifests
 mkdir -p "$MANIFESTS"
@@ -142,10 +149,9 @@ wait_for() { # what, seconds, command...
 admin_addr() { sed -n 's/.*admin endpoint listening.* listen\.addr=\([0-9.:]*\).*/\1/p' "$WORK/gateway.log" | head -1; }
 wait_for "admin address" 20 grep -q "admin endpoint listening" "$WORK/gateway.log"
 ADMIN=$(admin_addr)
-for url in http://192.0.2.11:8080/ http://192.0.2.1:23333/ http://192.0.2.1:8081/; do
-  wait_for "$url" 20 in_node curl -sf "$url"
-done
-for url in https://192.0.2.1:23443/ https://192.0.2.1:8443/; do
+PROXY_URLS=(http://192.0.2.1:8081/ https://192.0.2.1:8443/)
+[ -z "$ONLY" ] || PROXY_URLS=()
+for url in http://192.0.2.11:8080/ http://192.0.2.1:23333/ "${PROXY_URLS[@]}" https://192.0.2.1:23443/; do
   wait_for "$url" 20 in_node curl -sfk "$url"
 done
 
@@ -156,6 +162,7 @@ rss() {
 }
 echo "gateway idle: $(rss)"
 
+if [ -z "$ONLY" ]; then  # the load runs (not with ONLY=rss)
 # CPU time (user + system, all threads) the given processes used, in clock ticks.
 cpu_ticks() {
   local total=0 u s
@@ -232,6 +239,7 @@ for mode in -new -reuse; do
 done
 echo
 echo "gateway after load: $(rss)"
+fi
 
 # 1,000 VirtualServices with distinct hosts on the one Gateway, written as one file (renamed in).
 python3 "$ROOT/scripts/bench/gateway_vs.py" 1000 >"$WORK/vs1000.tmp"

@@ -1,4 +1,5 @@
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use edgemesh_model::ingress::*;
 use edgemesh_model::{BuildOptions, Catalog, Resource, SourceId};
@@ -147,11 +148,11 @@ fn virtual_services_bind_to_the_gateways_and_namespaces_they_may() {
             "public",
             vec![server(80, ServerProtocol::Http, &["./*", "team/*"], None)],
         ),
-        Resource::VirtualService(Box::new(vs("gw", "own", &["*"], &["public"]))),
-        Resource::VirtualService(Box::new(vs("team", "allowed", &["a.com"], &["gw/public"]))),
-        Resource::VirtualService(Box::new(vs("other", "refused", &["*"], &["gw/public"]))),
-        Resource::VirtualService(Box::new(vs("gw", "mesh-only", &["*"], &["mesh"]))),
-        Resource::VirtualService(Box::new(vs("gw", "no-gateways", &["*"], &[]))),
+        Resource::VirtualService(Arc::new(vs("gw", "own", &["*"], &["public"]))),
+        Resource::VirtualService(Arc::new(vs("team", "allowed", &["a.com"], &["gw/public"]))),
+        Resource::VirtualService(Arc::new(vs("other", "refused", &["*"], &["gw/public"]))),
+        Resource::VirtualService(Arc::new(vs("gw", "mesh-only", &["*"], &["mesh"]))),
+        Resource::VirtualService(Arc::new(vs("gw", "no-gateways", &["*"], &[]))),
     ]);
     let names: Vec<&str> = table.ports[&80]
         .http
@@ -190,8 +191,8 @@ fn tls_routes_need_sni_hosts_and_route_by_them() {
             "gw",
             vec![server(443, ServerProtocol::Tls, &["*"], Some(passthrough))],
         ),
-        Resource::VirtualService(Box::new(by_sni)),
-        Resource::VirtualService(Box::new(no_sni)),
+        Resource::VirtualService(Arc::new(by_sni)),
+        Resource::VirtualService(Arc::new(no_sni)),
     ]);
     let port = &table.ports[&443];
     assert!(matches!(port.mode, PortMode::Passthrough));
@@ -305,7 +306,7 @@ fn a_match_with_gateways_holds_only_on_their_servers() {
             "g3",
             vec![server(82, ServerProtocol::Http, &["*"], None)],
         ),
-        Resource::VirtualService(Box::new(restricted)),
+        Resource::VirtualService(Arc::new(restricted)),
     ]);
     assert!(table.problems.is_empty(), "{:?}", table.problems);
     let g1_only = Some("default/restricted/g1-only".to_string());
@@ -344,7 +345,7 @@ fn an_unknown_retry_condition_leaves_the_route_out_and_names_it() {
             "gw",
             vec![server(80, ServerProtocol::Http, &["*"], None)],
         ),
-        Resource::VirtualService(Box::new(flaky)),
+        Resource::VirtualService(Arc::new(flaky)),
     ]);
     assert!(table.ports[&80].http.is_empty());
     assert_eq!(
@@ -409,7 +410,7 @@ fn tcp_and_tls_matches_with_gateways_hold_only_on_their_servers() {
                 ),
             ],
         ),
-        Resource::VirtualService(Box::new(both)),
+        Resource::VirtualService(Arc::new(both)),
     ]);
     assert!(table.problems.is_empty(), "{:?}", table.problems);
     let l4_for = |port: u16, sni: Option<&str>| {

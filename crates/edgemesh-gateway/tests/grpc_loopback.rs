@@ -120,7 +120,7 @@ async fn calls_through_gateway(
             vec![destination("echo", 9000, 100)],
         )],
     );
-    catalog.upsert(SourceId::Manifests, Resource::VirtualService(Box::new(vs)));
+    catalog.upsert(SourceId::Manifests, Resource::VirtualService(Arc::new(vs)));
     let _gw = gateway(snapshot(&catalog, 1)).await;
     tokio::task::spawn_blocking(move || grpc_calls(format!("127.0.0.1:{port}"), tls))
         .await

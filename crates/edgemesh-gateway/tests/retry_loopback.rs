@@ -7,6 +7,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -91,7 +92,7 @@ async fn retries_move_a_failed_request_to_another_endpoint() {
     });
     let plain = http_route(vec![prefix("/plain")], vec![destination("flaky", 80, 100)]);
     let vs = virtual_service("flaky", &["*"], vec![retried, plain]);
-    catalog.upsert(SourceId::Manifests, Resource::VirtualService(Box::new(vs)));
+    catalog.upsert(SourceId::Manifests, Resource::VirtualService(Arc::new(vs)));
     let gw = gateway(snapshot(&catalog, 1)).await;
     let base = format!("http://127.0.0.1:{port}");
     let retries = || {
@@ -145,7 +146,7 @@ async fn a_try_past_per_try_timeout_is_retried_elsewhere() {
         retry_on: Some("gateway-error".into()),
     });
     let vs = virtual_service("sluggish", &["*"], vec![route]);
-    catalog.upsert(SourceId::Manifests, Resource::VirtualService(Box::new(vs)));
+    catalog.upsert(SourceId::Manifests, Resource::VirtualService(Arc::new(vs)));
     let _gw = gateway(snapshot(&catalog, 1)).await;
     let started = Instant::now();
     let answers = post(format!("http://127.0.0.1:{port}/"), &[], 6).await;

@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::*;
 use edgemesh_model::Catalog;
 use edgemesh_model::Resource;
@@ -39,7 +41,7 @@ async fn edgemesh_example_routes_every_path_to_the_service() {
     );
     catalog.upsert(
         edgemesh_model::SourceId::Manifests,
-        Resource::VirtualService(Box::new(vs)),
+        Resource::VirtualService(Arc::new(vs)),
     );
     let _gw = gateway(snapshot(&catalog, 1)).await;
     let url = format!("http://127.0.0.1:{port}/hello");
@@ -165,7 +167,7 @@ async fn host_path_and_header_routes_and_a_broken_virtual_service() {
     for vs in [good, second, broken] {
         catalog.upsert(
             edgemesh_model::SourceId::Manifests,
-            Resource::VirtualService(Box::new(vs)),
+            Resource::VirtualService(Arc::new(vs)),
         );
     }
     let gw = gateway(snapshot(&catalog, 1)).await;
@@ -260,7 +262,7 @@ async fn weights_split_requests_within_bounds() {
     );
     catalog.upsert(
         edgemesh_model::SourceId::Manifests,
-        Resource::VirtualService(Box::new(vs)),
+        Resource::VirtualService(Arc::new(vs)),
     );
     let _gw = gateway(snapshot(&catalog, 1)).await;
     // One curl, 1,000 keep-alive requests: each is routed on its own.
@@ -308,7 +310,7 @@ async fn a_match_with_gateways_routes_only_on_their_ports() {
     let Resource::Gateway(mut second) = edgemesh_gateway(public_port, &["*"], None) else {
         unreachable!()
     };
-    second.key.name = "public-gateway".into();
+    Arc::make_mut(&mut second).key.name = "public-gateway".into();
     catalog.upsert(
         edgemesh_model::SourceId::Manifests,
         edgemesh_gateway(internal_port, &["*"], None),
@@ -330,7 +332,7 @@ async fn a_match_with_gateways_routes_only_on_their_ports() {
     vs.gateways.push("default/public-gateway".into());
     catalog.upsert(
         edgemesh_model::SourceId::Manifests,
-        Resource::VirtualService(Box::new(vs)),
+        Resource::VirtualService(Arc::new(vs)),
     );
     let _gw = gateway(snapshot(&catalog, 1)).await;
     for (port, expected) in [(internal_port, "internal /x"), (public_port, "public /x")] {
@@ -401,7 +403,7 @@ async fn subsets_of_one_service_keep_their_own_upstream_connections() {
     let vs = virtual_service("web", &["*"], routes);
     catalog.upsert(
         edgemesh_model::SourceId::Manifests,
-        Resource::VirtualService(Box::new(vs)),
+        Resource::VirtualService(Arc::new(vs)),
     );
     let _gw = gateway(snapshot(&catalog, 1)).await;
     // One curl: 40 keep-alive requests, /v1 and /v2 in turn.

@@ -37,9 +37,9 @@ fn one_change(c: &mut Criterion) {
     group.bench_function("one endpoint change at 100k services", |b| {
         b.iter_with_large_drop(|| {
             flip += 1;
-            let mut changed = slice.clone();
+            let mut changed = (*slice).clone();
             changed.subsets[0].endpoints[0].ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, flip as u8));
-            catalog.upsert(SourceId::Manifests, Resource::EndpointSlice(changed));
+            catalog.upsert(SourceId::Manifests, Resource::EndpointSlice(changed.into()));
             let next = catalog.build_next(&first, options(2)).0;
             assert!(next.changes.is_some(), "rebuilt incrementally");
             next

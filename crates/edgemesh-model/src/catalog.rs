@@ -99,20 +99,24 @@ impl fmt::Display for ResourceRef {
     }
 }
 
-/// One validated object, held by pointer: the catalog stores each at its own size in a
-/// 16-byte slot (an inline spec would size every slot by the largest variant), and a Service's
-/// spec is shared with the Snapshot's [`Service`](crate::Service) built from it.
+/// One validated object, held by a shared pointer: the catalog stores each at its own size in a
+/// 16-byte slot (an inline spec would size every slot by the largest variant), and cloning one
+/// never copies its spec. So the manifests source's view of its files, the relists it sends and
+/// the catalog hold one spec between them, and the Snapshot shares it too (a Service's spec with
+/// its [`Service`](crate::Service), the ingress objects in
+/// [`Ingress`](crate::ingress::Ingress)). Two resources compare equal at once when they point
+/// to the same spec.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Resource {
     Service(Arc<ServiceSpec>),
-    EndpointSlice(Box<EndpointSetSpec>),
-    Endpoints(Box<EndpointSetSpec>),
-    DestinationRule(Box<DestinationRuleSpec>),
-    Node(Box<NodeSpec>),
-    Gateway(Box<GatewaySpec>),
-    VirtualService(Box<VirtualServiceSpec>),
-    Secret(Box<TlsSecretSpec>),
-    Pod(Box<PodSpec>),
+    EndpointSlice(Arc<EndpointSetSpec>),
+    Endpoints(Arc<EndpointSetSpec>),
+    DestinationRule(Arc<DestinationRuleSpec>),
+    Node(Arc<NodeSpec>),
+    Gateway(Arc<GatewaySpec>),
+    VirtualService(Arc<VirtualServiceSpec>),
+    Secret(Arc<TlsSecretSpec>),
+    Pod(Arc<PodSpec>),
 }
 
 impl Resource {
@@ -386,7 +390,7 @@ mod tests {
         c.upsert(SourceId::Manifests, svc("b"));
         c.upsert(
             SourceId::KubeApi,
-            Resource::Node(Box::new(NodeSpec {
+            Resource::Node(Arc::new(NodeSpec {
                 name: "n".into(),
                 ..NodeSpec::default()
             })),
@@ -406,7 +410,7 @@ mod tests {
     #[test]
     fn objects_are_found_by_kind_and_key() {
         let mut c = Catalog::new();
-        let node = Resource::Node(Box::new(NodeSpec {
+        let node = Resource::Node(Arc::new(NodeSpec {
             name: "web".into(),
             ..NodeSpec::default()
         }));

@@ -20,6 +20,7 @@ mod refusal;
 mod retry;
 
 use std::fmt::Debug;
+use std::sync::Arc;
 use std::time::Duration;
 
 use edgemesh_model::{Resource, ResourceKind, SourceId};
@@ -107,7 +108,7 @@ async fn watch_services(client: Client, events: Events) {
 async fn watch_nodes(client: Client, events: Events) {
     let plan = plan(ResourceKind::Node, Role::Optional, NODES);
     let ended = watch(Api::<Node>::all(client), plan, events, |n| {
-        convert::node(n).map(|s| Resource::Node(Box::new(s)))
+        convert::node(n).map(|s| Resource::Node(Arc::new(s)))
     })
     .await;
     if let Ended::Refused(refusal) = ended {
@@ -139,7 +140,7 @@ async fn watch_endpoints(client: Client, events: Events, endpoints: EndpointsApi
             };
             let slices = Api::<EndpointSlice>::all(client.clone());
             let ended = watch(slices, plan, events.clone(), |s| {
-                convert::endpoint_slice(s).map(|s| Resource::EndpointSlice(Box::new(s)))
+                convert::endpoint_slice(s).map(|s| Resource::EndpointSlice(Arc::new(s)))
             })
             .await;
             let Ended::Refused(refusal) = ended else {
@@ -167,7 +168,7 @@ async fn watch_endpoints(client: Client, events: Events, endpoints: EndpointsApi
     not_served(&events, ResourceKind::EndpointSlice).await;
     let plan = plan(ResourceKind::Endpoints, Role::Required, ENDPOINTS);
     watch(Api::<Endpoints>::all(client), plan, events, |e| {
-        convert::endpoints(e).map(|s| Resource::Endpoints(Box::new(s)))
+        convert::endpoints(e).map(|s| Resource::Endpoints(Arc::new(s)))
     })
     .await;
 }
@@ -177,7 +178,7 @@ async fn watch_endpoints(client: Client, events: Events, endpoints: EndpointsApi
 async fn watch_pods(client: Client, events: Events) {
     let plan = plan(ResourceKind::Pod, Role::Optional, PODS);
     let ended = watch(Api::<Pod>::all(client), plan, events, |p| {
-        convert::pod(p).map(|s| Resource::Pod(Box::new(s)))
+        convert::pod(p).map(|s| Resource::Pod(Arc::new(s)))
     })
     .await;
     if let Ended::Refused(refusal) = ended {
@@ -195,7 +196,7 @@ async fn watch_secrets(client: Client, events: Events) {
     let plan = plan(ResourceKind::Secret, Role::Optional, SECRETS);
     let stream = watcher::watcher(Api::<Secret>::all(client), watcher::Config::default());
     let convert =
-        |s: &Secret| convert::tls_secret(s).map(|spec| spec.map(|s| Resource::Secret(Box::new(s))));
+        |s: &Secret| convert::tls_secret(s).map(|spec| spec.map(|s| Resource::Secret(Arc::new(s))));
     let ended = forward(stream, plan, events, convert, |s| {
         object_key(&s.metadata, true)
     })
@@ -228,7 +229,7 @@ const RULES_KIND: IstioKind = IstioKind {
     grant: DESTINATION_RULES,
     versions: &ISTIO_VERSIONS,
     without: "every service uses round robin",
-    convert: |v| convert::destination_rule(v).map(|s| Resource::DestinationRule(Box::new(s))),
+    convert: |v| convert::destination_rule(v).map(|s| Resource::DestinationRule(Arc::new(s))),
 };
 
 const GATEWAYS_KIND: IstioKind = IstioKind {
@@ -237,7 +238,7 @@ const GATEWAYS_KIND: IstioKind = IstioKind {
     grant: GATEWAYS,
     versions: &ISTIO_INGRESS_VERSIONS,
     without: "the gateway opens no listeners",
-    convert: |v| convert::gateway(v).map(|s| Resource::Gateway(Box::new(s))),
+    convert: |v| convert::gateway(v).map(|s| Resource::Gateway(Arc::new(s))),
 };
 
 const ROUTES_KIND: IstioKind = IstioKind {
@@ -246,7 +247,7 @@ const ROUTES_KIND: IstioKind = IstioKind {
     grant: VIRTUAL_SERVICES,
     versions: &ISTIO_INGRESS_VERSIONS,
     without: "the gateway routes no requests",
-    convert: |v| convert::virtual_service(v).map(|v| Resource::VirtualService(Box::new(v))),
+    convert: |v| convert::virtual_service(v).map(|v| Resource::VirtualService(Arc::new(v))),
 };
 
 /// An Istio kind, optional: without the CRD, or refused, the role does without it. Istio may be

@@ -1,5 +1,7 @@
 //! Turning untyped documents (YAML/JSON manifests) into validated resources.
 
+use std::sync::Arc;
+
 use edgemesh_model::{Resource, ResourceKind};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -70,16 +72,16 @@ fn convert(doc: &Value, kind: ResourceKind) -> Decoded {
             result(convert::service(&s).map(|s| Resource::Service(s.into())))
         }),
         ResourceKind::Endpoints => typed(doc, kind, |e| {
-            result(convert::endpoints(&e).map(|s| Resource::Endpoints(Box::new(s))))
+            result(convert::endpoints(&e).map(|s| Resource::Endpoints(Arc::new(s))))
         }),
         ResourceKind::EndpointSlice => typed(doc, kind, |e| {
-            result(convert::endpoint_slice(&e).map(|s| Resource::EndpointSlice(Box::new(s))))
+            result(convert::endpoint_slice(&e).map(|s| Resource::EndpointSlice(Arc::new(s))))
         }),
         ResourceKind::Node => typed(doc, kind, |n| {
-            result(convert::node(&n).map(|s| Resource::Node(Box::new(s))))
+            result(convert::node(&n).map(|s| Resource::Node(Arc::new(s))))
         }),
         ResourceKind::Pod => typed(doc, kind, |p| {
-            result(convert::pod(&p).map(|s| Resource::Pod(Box::new(s))))
+            result(convert::pod(&p).map(|s| Resource::Pod(Arc::new(s))))
         }),
         // A Secret without TLS keys is none of our business: no warning.
         ResourceKind::Secret => typed(doc, kind, |s| match convert::tls_secret(&s) {
@@ -88,13 +90,13 @@ fn convert(doc: &Value, kind: ResourceKind) -> Decoded {
             Err(e) => Decoded::Invalid(e),
         }),
         ResourceKind::DestinationRule => {
-            result(convert::destination_rule(doc).map(|s| Resource::DestinationRule(Box::new(s))))
+            result(convert::destination_rule(doc).map(|s| Resource::DestinationRule(Arc::new(s))))
         }
         ResourceKind::Gateway => {
-            result(convert::gateway(doc).map(|s| Resource::Gateway(Box::new(s))))
+            result(convert::gateway(doc).map(|s| Resource::Gateway(Arc::new(s))))
         }
         ResourceKind::VirtualService => {
-            result(convert::virtual_service(doc).map(|v| Resource::VirtualService(Box::new(v))))
+            result(convert::virtual_service(doc).map(|v| Resource::VirtualService(Arc::new(v))))
         }
     }
 }

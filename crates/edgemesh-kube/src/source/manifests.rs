@@ -12,12 +12,12 @@
 //! symlinks lead to them (`ln -s . loop` must not make the walk explode), and rescans run off the
 //! async threads, so DNS and the admin endpoint never wait for a slow directory.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use edgemesh_model::{Resource, ResourceKind, SourceId};
+use edgemesh_model::{Resource, ResourceKind, ResourceRef, SourceId};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
@@ -55,6 +55,8 @@ struct Stamp {
     modified: SystemTime,
 }
 
+/// One file's objects as last read. Cloning a [`Resource`] shares its spec, so this costs a
+/// pointer per object: the catalog holds the same specs (the relists hand them over).
 #[derive(Debug)]
 struct FileState {
     stamp: Stamp,
@@ -155,7 +157,10 @@ impl ManifestsDir {
             }
             changed = true;
             match read_file(&path, self.inputs) {
-                Ok(resources) => {
+                Ok(mut resources) => {
+                    if let Some(previous) = self.files.get(&path) {
+                        share_unchanged(&previous.resources, &mut resources);
+                    }
                     self.files.insert(path, FileState { stamp, resources });
                 }
                 Err(message) => {
@@ -191,6 +196,26 @@ impl ManifestsDir {
             .into_iter()
             .map(|(kind, items)| SourceEvent::Relist(SourceId::Manifests, kind, items))
             .collect()
+    }
+}
+
+/// Points each object of a re-read file that is unchanged from `previous` (same kind, key and
+/// content) at the spec read before, which the relists already gave the catalog: the source
+/// and the catalog then hold one spec between them, however often the file is rewritten, and
+/// the catalog sees the same pointer (an upsert that changes nothing, found without comparing
+/// the content).
+fn share_unchanged(previous: &[Resource], read: &mut [Resource]) {
+    if previous.is_empty() {
+        return;
+    }
+    let before: HashMap<ResourceRef, &Resource> =
+        previous.iter().map(|r| (r.reference(), r)).collect();
+    for resource in read {
+        if let Some(old) = before.get(&resource.reference())
+            && **old == *resource
+        {
+            *resource = (*old).clone();
+        }
     }
 }
 

@@ -73,13 +73,11 @@ impl<'a> Grouped<'a> {
                 if !d.subsets.is_empty() {
                     g.ingress
                         .destination_rules
-                        .insert(d.key.clone(), Arc::new((**d).clone()));
+                        .insert(d.key.clone(), Arc::clone(d));
                 }
             }
             Resource::Pod(p) => {
-                g.ingress
-                    .pods
-                    .insert(p.key.clone(), Arc::new((**p).clone()));
+                g.ingress.pods.insert(p.key.clone(), Arc::clone(p));
             }
             Resource::Node(n) => {
                 g.nodes.insert(n.name.clone(), (**n).clone());
@@ -87,16 +85,15 @@ impl<'a> Grouped<'a> {
             Resource::Gateway(spec) => {
                 g.ingress
                     .gateways
-                    .insert(spec.key.clone(), Arc::new((**spec).clone()));
+                    .insert(spec.key.clone(), Arc::clone(spec));
             }
             Resource::VirtualService(spec) => {
-                let spec = Arc::new((**spec).clone());
-                g.ingress.virtual_services.insert(spec.key.clone(), spec);
+                g.ingress
+                    .virtual_services
+                    .insert(spec.key.clone(), Arc::clone(spec));
             }
             Resource::Secret(spec) => {
-                g.ingress
-                    .secrets
-                    .insert(spec.key.clone(), Arc::new((**spec).clone()));
+                g.ingress.secrets.insert(spec.key.clone(), Arc::clone(spec));
             }
         }
     }

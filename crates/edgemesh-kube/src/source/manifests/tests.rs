@@ -289,3 +289,57 @@ fn ingress_objects_are_read_for_the_gateway_only() {
         );
     }
 }
+
+/// The Service specs of a relist, by name.
+fn service_specs(
+    dir: &ManifestsDir,
+) -> BTreeMap<String, std::sync::Arc<edgemesh_model::ServiceSpec>> {
+    dir.relist_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            SourceEvent::Relist(_, ResourceKind::Service, items) => Some(items),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|r| match r {
+            Resource::Service(spec) => Some((spec.key.name.to_string(), spec)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A rewritten file's unchanged objects keep the specs read before (the ones the catalog got
+/// from the earlier relist), so the source and the catalog hold one copy; a changed object gets
+/// its new spec, and a relist never copies a spec.
+#[test]
+fn a_rewritten_file_shares_the_specs_of_its_unchanged_objects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a.yaml");
+    let two = format!("{SERVICE}{}", SERVICE.replace("name: web", "name: db"));
+    std::fs::write(&file, &two).unwrap();
+    let mut dir = ManifestsDir::new(tmp.path());
+    assert!(dir.rescan().unwrap());
+    let before = service_specs(&dir);
+    assert_eq!(before.keys().collect::<Vec<_>>(), ["db", "web"]);
+    let again = service_specs(&dir);
+    for (name, spec) in &before {
+        assert!(
+            std::sync::Arc::ptr_eq(spec, &again[name]),
+            "{name} copied by a relist"
+        );
+    }
+
+    // db's port changes, web stays; a longer file, so the stamp differs for sure.
+    std::fs::write(&file, two.replace("name: db, namespace: ns}\nspec:\n  clusterIP: 10.96.0.10\n  ports: [{name: http, port: 80}]", "name: db, namespace: ns}\nspec:\n  clusterIP: 10.96.0.10\n  ports: [{name: http, port: 8080}]")).unwrap();
+    assert!(dir.rescan().unwrap());
+    let after = service_specs(&dir);
+    assert!(
+        std::sync::Arc::ptr_eq(&before["web"], &after["web"]),
+        "web unchanged, shared"
+    );
+    assert!(
+        !std::sync::Arc::ptr_eq(&before["db"], &after["db"]),
+        "db changed, new spec"
+    );
+    assert_eq!(after["db"].ports[0].port, 8080);
+}

@@ -1,0 +1,147 @@
+//! Where the gateway's memory goes per route: the heap bytes live after each stage for N
+//! Services + Endpoints + VirtualServices on one Gateway with two ports (the shape of
+//! `scripts/bench/gateway_vs.py` and `scripts/bench-gateway.sh`), counted by a wrapping global
+//! allocator, so the figures are the heap's own, without allocator slack.
+//!
+//!   cargo run --release -p edgemesh-gateway --example route_memory -- 1000
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// A global allocator that counts can only be written with `unsafe`; this example is a
+// measuring tool, never part of the binary.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use edgemesh_gateway::{Identity, RouteTable};
+use edgemesh_model::fixtures::{cluster_ip_service, endpoint_slice};
+use edgemesh_model::ingress::{
+    DestinationSpec, GatewaySpec, HeaderOpsSpec, HttpRouteSpec, ServerProtocol, ServerSpec,
+    VirtualServiceSpec,
+};
+use edgemesh_model::{BuildOptions, Catalog, ObjectKey, Resource, Snapshot, SourceId};
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged; only a counter is added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's layout.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: `ptr` came from `alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        // SAFETY: forwarded unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+fn virtual_service(i: u32) -> VirtualServiceSpec {
+    VirtualServiceSpec {
+        key: ObjectKey::new("default", format!("vs-{i}")),
+        hosts: vec![format!("vs-{i}.bench.example")],
+        gateways: vec!["edgemesh-gateway".into()],
+        http: vec![HttpRouteSpec {
+            name: None,
+            matches: vec![],
+            route: vec![DestinationSpec {
+                host: format!("svc-{i}"),
+                port: Some(80),
+                subset: None,
+                weight: 100,
+            }],
+            redirect: None,
+            rewrite: None,
+            timeout: None,
+            retries: None,
+            headers: HeaderOpsSpec::default(),
+        }],
+        tcp: vec![],
+        tls: vec![],
+    }
+}
+
+fn main() {
+    let routes: u32 = std::env::args()
+        .nth(1)
+        .map_or(1_000, |n| n.parse().expect("a number of routes"));
+    let mut last = live();
+    let mut report = |stage: &str| {
+        let now = live();
+        let grown = now - last;
+        println!(
+            "{stage:<44} {:>7.2} MiB  {:>6} B/route",
+            grown as f64 / (1 << 20) as f64,
+            grown / routes as isize
+        );
+        last = now;
+    };
+    let mut catalog = Catalog::new();
+    let server = |port: u16| ServerSpec {
+        port,
+        port_name: format!("p{port}"),
+        protocol: ServerProtocol::Http,
+        hosts: vec!["*".into()],
+        tls: None,
+    };
+    catalog.upsert(
+        SourceId::Manifests,
+        Resource::Gateway(Arc::new(GatewaySpec {
+            key: ObjectKey::new("default", "edgemesh-gateway"),
+            selector: BTreeMap::from([("kubeedge".into(), "edgemesh-gateway".into())]),
+            servers: vec![server(23333), server(23443)],
+        })),
+    );
+    report("(the Gateway)");
+    let backend: IpAddr = [192, 0, 2, 11].into();
+    for i in 0..routes {
+        let ip = IpAddr::from([10, 97, (i / 250) as u8, (i % 250 + 1) as u8]);
+        let service = cluster_ip_service("default", &format!("svc-{i}"), ip, 80);
+        let endpoints = endpoint_slice(&service, &[(backend, "n1")], 8080);
+        catalog.upsert(SourceId::Manifests, Resource::Service(service.into()));
+        catalog.upsert(SourceId::Manifests, Resource::Endpoints(endpoints.into()));
+    }
+    report("catalog: Services + Endpoints");
+    for i in 0..routes {
+        let vs = virtual_service(i);
+        catalog.upsert(SourceId::Manifests, Resource::VirtualService(vs.into()));
+    }
+    report("catalog: VirtualServices");
+    let options = BuildOptions {
+        version: 1,
+        ..BuildOptions::default()
+    };
+    let snapshot = catalog.build_next(&Snapshot::empty(), options).0;
+    report("Snapshot (shares the catalog's specs)");
+    let table = RouteTable::compile(&snapshot, &Identity::edgemesh_default());
+    report("route table (two ports)");
+    assert_eq!(table.ports.len(), 2);
+    assert_eq!(table.ports[&23333].http.len(), routes as usize);
+    println!(
+        "{:<44} {:>7.2} MiB  {:>6} B/route",
+        "total",
+        live() as f64 / (1 << 20) as f64,
+        live() / routes as isize
+    );
+    drop((table, snapshot, catalog));
+}
