@@ -4,49 +4,14 @@
 //!
 //!   cargo run --release -p edgemesh-netfilter --example memory_budget -- 100000
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-// A global allocator that counts can only be written with `unsafe`; this example is a
-// measuring tool, never part of the binary.
-#![allow(unsafe_code)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
 
 use edgemesh_model::fixtures::large_catalog;
 use edgemesh_model::{BuildOptions, Snapshot};
 use edgemesh_netfilter::{FastPathOptions, RuleOptions, desired_rules};
 
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every call is forwarded to the system allocator unchanged; only a counter is added.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded with the caller's layout.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: `ptr` came from `alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        // SAFETY: forwarded unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
-}
+#[path = "../../edgemesh-testkit/include/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::live;
 
 fn main() {
     let services: u32 = std::env::args()
