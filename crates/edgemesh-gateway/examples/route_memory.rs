@@ -13,8 +13,7 @@ use std::sync::Arc;
 use edgemesh_gateway::{Identity, RouteTable};
 use edgemesh_model::fixtures::{cluster_ip_service, endpoint_slice};
 use edgemesh_model::ingress::{
-    DestinationSpec, GatewaySpec, HeaderOpsSpec, HttpRouteSpec, ServerProtocol, ServerSpec,
-    VirtualServiceSpec,
+    DestinationSpec, GatewaySpec, HttpRouteSpec, ServerProtocol, ServerSpec, VirtualServiceSpec,
 };
 use edgemesh_model::{BuildOptions, Catalog, ObjectKey, Resource, Snapshot, SourceId};
 
@@ -28,19 +27,13 @@ fn virtual_service(i: u32) -> VirtualServiceSpec {
         hosts: vec![format!("vs-{i}.bench.example")],
         gateways: vec!["edgemesh-gateway".into()],
         http: vec![HttpRouteSpec {
-            name: None,
-            matches: vec![],
             route: vec![DestinationSpec {
                 host: format!("svc-{i}"),
                 port: Some(80),
                 subset: None,
                 weight: 100,
             }],
-            redirect: None,
-            rewrite: None,
-            timeout: None,
-            retries: None,
-            headers: HeaderOpsSpec::default(),
+            ..HttpRouteSpec::default()
         }],
         tcp: vec![],
         tls: vec![],

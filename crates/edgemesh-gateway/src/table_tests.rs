@@ -47,14 +47,8 @@ fn vs(ns: &str, name: &str, hosts: &[&str], gateways: &[&str]) -> VirtualService
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
         gateways: gateways.iter().map(|h| h.to_string()).collect(),
         http: vec![HttpRouteSpec {
-            name: None,
-            matches: vec![],
             route: route_to("web"),
-            redirect: None,
-            rewrite: None,
-            timeout: None,
-            retries: None,
-            headers: HeaderOpsSpec::default(),
+            ..HttpRouteSpec::default()
         }],
         tcp: vec![],
         tls: vec![],

@@ -142,8 +142,8 @@ pub struct VirtualServiceSpec {
     pub tls: Vec<L4RouteSpec>,
 }
 
-/// One `http[]` route.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// One `http[]` route (`Default`: no name, match, destination or policy, for struct updates).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct HttpRouteSpec {
     pub name: Option<String>,
     /// Any of them matches (an empty list matches every request).

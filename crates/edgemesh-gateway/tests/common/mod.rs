@@ -208,14 +208,9 @@ pub fn destination(host: &str, port: u16, weight: u32) -> DestinationSpec {
 
 pub fn http_route(matches: Vec<HttpMatchSpec>, route: Vec<DestinationSpec>) -> HttpRouteSpec {
     HttpRouteSpec {
-        name: None,
         matches,
         route,
-        redirect: None,
-        rewrite: None,
-        timeout: None,
-        retries: None,
-        headers: HeaderOpsSpec::default(),
+        ..HttpRouteSpec::default()
     }
 }
 

@@ -41,17 +41,12 @@ fn edgemesh_route(hosts: &str, prefix: &str) -> VirtualServiceSpec {
         hosts: vec![hosts.into()],
         gateways: vec!["edgemesh-gateway".into()],
         http: vec![HttpRouteSpec {
-            name: None,
             matches: vec![HttpMatchSpec {
                 uri: Some(StringMatchSpec::Prefix(prefix.into())),
                 ..HttpMatchSpec::default()
             }],
             route: vec![dest("hostname-lb-svc", Some(12345), None, 100)],
-            redirect: None,
-            rewrite: None,
-            timeout: None,
-            retries: None,
-            headers: HeaderOpsSpec::default(),
+            ..HttpRouteSpec::default()
         }],
         tcp: vec![],
         tls: vec![],
