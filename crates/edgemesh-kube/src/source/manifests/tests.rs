@@ -13,7 +13,8 @@ metadata: {name: ignored}
 ---
 ";
 
-fn services(dir: &ManifestsDir) -> Vec<String> {
+/// The Services of a relist, in its order.
+fn relisted_services(dir: &ManifestsDir) -> Vec<std::sync::Arc<edgemesh_model::ServiceSpec>> {
     dir.relist_events()
         .into_iter()
         .filter_map(|e| match e {
@@ -21,7 +22,17 @@ fn services(dir: &ManifestsDir) -> Vec<String> {
             _ => None,
         })
         .flatten()
-        .map(|r| r.reference().key.to_string())
+        .filter_map(|r| match r {
+            Resource::Service(spec) => Some(spec),
+            _ => None,
+        })
+        .collect()
+}
+
+fn services(dir: &ManifestsDir) -> Vec<String> {
+    relisted_services(dir)
+        .iter()
+        .map(|spec| spec.key.to_string())
         .collect()
 }
 
@@ -294,17 +305,9 @@ fn ingress_objects_are_read_for_the_gateway_only() {
 fn service_specs(
     dir: &ManifestsDir,
 ) -> BTreeMap<String, std::sync::Arc<edgemesh_model::ServiceSpec>> {
-    dir.relist_events()
+    relisted_services(dir)
         .into_iter()
-        .filter_map(|e| match e {
-            SourceEvent::Relist(_, ResourceKind::Service, items) => Some(items),
-            _ => None,
-        })
-        .flatten()
-        .filter_map(|r| match r {
-            Resource::Service(spec) => Some((spec.key.name.to_string(), spec)),
-            _ => None,
-        })
+        .map(|spec| (spec.key.name.to_string(), spec))
         .collect()
 }
 
