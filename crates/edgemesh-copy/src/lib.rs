@@ -38,6 +38,7 @@ use tokio::net::TcpStream;
 
 pub use activity::Activity;
 pub use buffer::{DEFAULT_MAX_BUFFER, held_buffer_bytes};
+pub use splice::splice_refused;
 
 use half::Half;
 
@@ -180,7 +181,8 @@ pub async fn splice_both_ways<M: Meter + ?Sized>(
 ///
 /// The move needs two pipes (four descriptors); when the process cannot spare them (out of
 /// descriptors, or they would lie in the data path's reserve, `edgemesh_host::fd_in_reserve`)
-/// the copy stays in user space for good ([`splice_refused`] counts it).
+/// the copy stays in user space for good ([`splice_refused`] counts it, as it counts
+/// [`splice_both_ways`] falling back).
 pub async fn adaptive_both_ways<M: Meter + ?Sized>(
     a: &mut TcpStream,
     b: &mut TcpStream,
@@ -213,23 +215,10 @@ pub async fn adaptive_both_ways<M: Meter + ?Sized>(
                     let splicing = splice::both_ways(a, b, pipes, &touching);
                     return until_idle(splicing, &activity, options.idle_timeout).await;
                 }
-                None => {
-                    SPLICE_REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    may_splice = false;
-                }
+                None => may_splice = false,
             },
         }
     }
-}
-
-/// Copies of [`adaptive_both_ways`] that found a streaming direction but no descriptors to
-/// spare for pipes, in this process.
-static SPLICE_REFUSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// How many [`adaptive_both_ways`] copies of this process stayed in user space because the
-/// pipes for splice(2) would have taken descriptors from the reserve (or there were none).
-pub fn splice_refused() -> u64 {
-    SPLICE_REFUSED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Copies of [`adaptive_both_ways`] that moved to splice, in this process.

@@ -6,6 +6,7 @@
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd as _, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use edgemesh_host::fd_in_reserve;
 
@@ -31,6 +32,14 @@ impl Pipes {
     /// (`edgemesh_host::fd_in_reserve`). A connection accepted just below the reserve would
     /// otherwise take four more in it (issue #17); the caller copies in user space instead.
     pub(crate) fn new() -> Option<Pipes> {
+        let made = Self::outside_the_reserve();
+        if made.is_none() {
+            REFUSED.fetch_add(1, Ordering::Relaxed);
+        }
+        made
+    }
+
+    fn outside_the_reserve() -> Option<Pipes> {
         let pipes = Pipes {
             forward: Pipe::new().ok()?,
             backward: Pipe::new().ok()?,
@@ -40,6 +49,15 @@ impl Pipes {
             .any(|pipe| fd_in_reserve(pipe.read.as_fd()) || fd_in_reserve(pipe.write.as_fd()));
         (!in_reserve).then_some(pipes)
     }
+}
+
+/// Copies that wanted splice's pipes and stayed in user space (see [`Pipes::new`]).
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// How many copies of this process stayed in user space because splice's pipes would have
+/// taken descriptors from the reserve (or there were none to take).
+pub fn splice_refused() -> u64 {
+    REFUSED.load(Ordering::Relaxed)
 }
 
 /// Splices both ways through `pipes` until each direction reached EOF (and half-closed the

@@ -75,6 +75,11 @@ async fn pipes_are_not_taken_from_the_descriptor_reserve() {
     bulk_arrives(splice_client, &mut splice_server).await;
     drop(splice_server);
     spliced.await.unwrap().unwrap();
+    assert_eq!(
+        splice_refused() - refused,
+        2,
+        "the forced splice must fall back to the user-space copy (and count it) too"
+    );
 
     setrlimit(Resource::RLIMIT_NOFILE, soft, hard).unwrap();
     drop(fillers);
