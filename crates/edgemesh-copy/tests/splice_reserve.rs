@@ -35,6 +35,24 @@ async fn bulk_arrives(mut from: TcpStream, to: &mut TcpStream) {
     assert!(got == bulk, "the bulk transfer arrives whole and in order");
 }
 
+/// Sets the soft limit 16 above the next free descriptor, so that every descriptor from there
+/// on lies in the reserve (`min(256, limit / 4)` below the limit): files are opened first until
+/// the next number is at least 64, which makes a quarter of the limit more than 16. Those files
+/// are returned, to be kept open.
+fn reserve_from_the_next_descriptor(hard: u64) -> Vec<std::fs::File> {
+    let mut fillers = Vec::new();
+    loop {
+        let next = std::fs::File::open("/dev/null").unwrap();
+        let next_fd = u64::try_from(next.as_raw_fd()).unwrap();
+        if next_fd >= 64 {
+            drop(next);
+            setrlimit(Resource::RLIMIT_NOFILE, next_fd + 16, hard).unwrap();
+            return fillers;
+        }
+        fillers.push(next);
+    }
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn pipes_are_not_taken_from_the_descriptor_reserve() {
     let (adaptive_client, mut adaptive_near) = pair().await;
@@ -42,17 +60,8 @@ async fn pipes_are_not_taken_from_the_descriptor_reserve() {
     let (splice_client, mut splice_near) = pair().await;
     let (mut splice_far, mut splice_server) = pair().await;
 
-    // The limit just above the next free descriptor, so that every further one (the pipes') is
-    // in the reserve: min(256, limit / 4) descriptors below the limit. Filler files first make
-    // a quarter of the limit larger than the room left.
-    let fillers: Vec<std::fs::File> = (0..64)
-        .map(|_| std::fs::File::open("/dev/null").unwrap())
-        .collect();
-    let next = std::fs::File::open("/dev/null").unwrap();
-    let next_fd = u64::try_from(next.as_raw_fd()).unwrap();
-    drop(next);
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
-    setrlimit(Resource::RLIMIT_NOFILE, next_fd + 16, hard).unwrap();
+    let fillers = reserve_from_the_next_descriptor(hard);
 
     let (refused, moved) = (splice_refused(), moved_to_splice());
     let adaptive = tokio::spawn(async move {
@@ -68,6 +77,8 @@ async fn pipes_are_not_taken_from_the_descriptor_reserve() {
         "the adaptive copy must stay in user space rather than take pipes from the reserve"
     );
 
+    // The adaptive copy's sockets are closed: their numbers are free again, below the reserve.
+    let more_fillers = reserve_from_the_next_descriptor(hard);
     let spliced = tokio::spawn(async move {
         let options = Options::default();
         splice_both_ways(&mut splice_near, &mut splice_far, &(), options).await
@@ -82,5 +93,5 @@ async fn pipes_are_not_taken_from_the_descriptor_reserve() {
     );
 
     setrlimit(Resource::RLIMIT_NOFILE, soft, hard).unwrap();
-    drop(fillers);
+    drop((fillers, more_fillers));
 }
