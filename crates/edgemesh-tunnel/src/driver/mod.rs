@@ -221,11 +221,7 @@ impl Driver {
                 // until it is held, peers elsewhere cannot reach this node.
                 self.maintain_relays();
             }
-            // A QUIC connection to the relay too: its identify tells us our public QUIC address,
-            // and the NAT mapping it opens is what a QUIC hole punch goes through.
-            if self.shared.config.quic && !relay_quic.is_empty() {
-                self.dial_quic(peer, relay_quic);
-            }
+            self.dial_relay_over_quic(peer, relay_quic);
         }
         self.drop_superseded(peer, rank);
         self.plan_quic_upgrade(peer, path, transport);

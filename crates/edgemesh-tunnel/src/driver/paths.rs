@@ -151,10 +151,10 @@ impl Driver {
             return;
         }
         let state = self.peers.entry(peer);
-        let left = state.punch_retry.map_or(PUNCH_RETRIES, |r| r.left);
-        state.punch_retry = left.checked_sub(1).map(|left| PunchRetry {
-            at: Instant::now() + PUNCH_RETRY_AFTER * u32::from(PUNCH_RETRIES - left),
-            left,
+        let tried = state.punch_retry.map_or(0, |r| r.tried);
+        state.punch_retry = (tried < PUNCH_RETRIES).then(|| PunchRetry {
+            at: Instant::now() + PUNCH_RETRY_AFTER * u32::from(tried + 1),
+            tried,
         });
     }
 
@@ -164,7 +164,10 @@ impl Driver {
         let due: Vec<PeerId> = self
             .peers
             .iter()
-            .filter(|(_, s)| s.punch_retry.is_some_and(|r| r.at <= now))
+            .filter(|(_, s)| {
+                s.punch_retry
+                    .is_some_and(|r| r.at <= now && r.tried < PUNCH_RETRIES)
+            })
             .filter(|(_, s)| !s.has_path(|p| p != PathKind::Relayed))
             .map(|(peer, _)| *peer)
             .collect();
@@ -173,10 +176,13 @@ impl Driver {
             if addrs.is_empty() {
                 continue;
             }
+            // The try is spent now: a retry whose relayed dial fails reports no punch, and is
+            // tried again after `PUNCH_RESULT_WAIT` (still at most `PUNCH_RETRIES` in all).
             if let Some(state) = self.peers.get_mut(&peer)
                 && let Some(retry) = state.punch_retry.as_mut()
             {
-                retry.at = now + PUNCH_RETRY_AFTER * 4;
+                retry.tried += 1;
+                retry.at = now + PUNCH_RESULT_WAIT;
             }
             tracing::info!(peer.id = %peer, "trying the hole punch again over a new relayed connection");
             if let Err(error) = self.dial(peer, addrs, PeerCondition::Always) {
@@ -184,33 +190,11 @@ impl Driver {
             }
         }
     }
-
-    /// With QUIC on, a QUIC connection to each connected relay that has none: its identify is
-    /// how this node learns the address a QUIC punch must aim at, and the NAT mapping it keeps
-    /// is the one the punch goes through. Made when the relay is reached over TCP; redialled
-    /// here after a failed punch, since a QUIC connection that died (pings unanswered) is not
-    /// otherwise.
-    fn redial_relays_over_quic(&mut self) {
-        if !self.shared.config.quic {
-            return;
-        }
-        let relays: Vec<(PeerId, Vec<Multiaddr>)> = self
-            .relays
-            .iter()
-            .filter_map(|slot| {
-                let quic = slot.addrs.iter().filter_map(super::quic::tcp_to_quic);
-                Some((slot.peer?, quic.collect()))
-            })
-            .collect();
-        for (relay, quic) in relays {
-            if !quic.is_empty() {
-                self.dial_quic(relay, quic);
-            }
-        }
-    }
 }
 
 /// Punches tried again after a failed one, at most.
 const PUNCH_RETRIES: u8 = 3;
+/// How long a retry waits for its punch's result before the next one may start.
+const PUNCH_RESULT_WAIT: Duration = Duration::from_secs(20);
 /// The wait before the first retry; the n-th waits n times as long.
 const PUNCH_RETRY_AFTER: Duration = Duration::from_secs(5);

@@ -103,7 +103,8 @@ pub(super) struct PeerState {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct PunchRetry {
     pub at: Instant,
-    pub left: u8,
+    /// Retries started so far.
+    pub tried: u8,
 }
 
 /// Where we stand with a peer.

@@ -66,7 +66,37 @@ pub(super) struct RelaySlot {
     last_dial: Option<Instant>,
 }
 
+impl RelaySlot {
+    /// The relay's QUIC addresses: its TCP ones on UDP (a relay listens on both).
+    fn quic_addrs(&self) -> impl Iterator<Item = Multiaddr> + '_ {
+        self.addrs.iter().filter_map(super::quic::tcp_to_quic)
+    }
+}
+
 impl Driver {
+    /// With QUIC on, a QUIC connection to `relay` at `addrs` too, unless it has one: its
+    /// identify is how this node learns the address a QUIC punch must aim at, and the NAT
+    /// mapping it keeps is the one the punch goes through.
+    pub(super) fn dial_relay_over_quic(&mut self, relay: PeerId, addrs: Vec<Multiaddr>) {
+        if self.shared.config.quic && !addrs.is_empty() {
+            self.dial_quic(relay, addrs);
+        }
+    }
+
+    /// [`Driver::dial_relay_over_quic`] for every connected relay. Made when a relay is
+    /// reached over TCP; redialled after a failed punch (`paths.rs`), since a QUIC connection
+    /// that died (pings unanswered) is not otherwise.
+    pub(super) fn redial_relays_over_quic(&mut self) {
+        let relays: Vec<(PeerId, Vec<Multiaddr>)> = self
+            .relays
+            .iter()
+            .filter_map(|slot| Some((slot.peer?, slot.quic_addrs().collect())))
+            .collect();
+        for (relay, addrs) in relays {
+            self.dial_relay_over_quic(relay, addrs);
+        }
+    }
+
     pub(super) fn set_relays(&mut self, relays: Vec<RelayNode>) {
         let port = self.shared.config.relay_port;
         let me = self.shared.me().to_owned();
@@ -154,7 +184,7 @@ impl Driver {
                 tracing::info!(relay.node = %slot.node, peer.id = %peer, "connected to relay");
             }
             self.shared.directory().relays.insert(peer);
-            relay_quic.extend(slot.addrs.iter().filter_map(super::quic::tcp_to_quic));
+            relay_quic.extend(slot.quic_addrs());
         }
         relay_quic
     }
