@@ -13,7 +13,8 @@ pub mod sockets;
 
 pub use net::{
     BridgeStatus, NetError, TPROXY_TABLE, ensure_bridge_device, ensure_tproxy_route,
-    interface_addresses, interface_networks, remove_bridge_device, remove_tproxy_route,
+    in_named_netns, interface_addresses, interface_networks, nftables_transaction,
+    remove_bridge_device, remove_tproxy_route,
 };
 pub use sockets::{
     FD_RESERVE, HostSockets, Keepalive, SocketError, SocketFactory, TRANSPARENT_RECEIVE_BUFFER,

@@ -15,6 +15,8 @@ pub enum NetfilterError {
         status: ExitStatus,
         stderr: String,
     },
+    #[error("{0}")]
+    Netlink(edgemesh_host::NetError),
     #[error("`{command}` printed output that is not UTF-8")]
     NotUtf8 { command: String },
     #[error(

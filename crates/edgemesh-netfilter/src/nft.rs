@@ -14,24 +14,52 @@ use crate::rules::{Action, ChainType, Hook, IpFamily, Match, RuleSet};
 use crate::runner::CommandRunner;
 
 mod delta;
+mod element;
 mod fast;
+mod netlink;
 
 pub use delta::render_nft_delta;
+pub use netlink::Batch;
+
+use element::{Element, Field, Fields};
+use netlink::ElementBatch;
 
 /// Family and name of our table.
 pub const NFT_TABLE: &str = "inet edgemesh";
+/// Our table's name alone (netlink names the family apart).
+const NFT_TABLE_NAME: &str = "edgemesh";
 
 /// The whole transaction for one sync: create the table if absent (so the delete cannot fail),
 /// delete it, define it anew. The kernel applies all of it or none of it.
 pub fn render_nft(rules: &RuleSet) -> String {
-    let mut out = String::with_capacity(256 + rules.elements.len() * 32);
+    render_table(rules, &mut None)
+}
+
+/// A full rewrite in two transactions: the text of [`render_nft`] with every set and map
+/// declared empty, then one netlink batch holding all their elements (what `nft` would spend
+/// seconds parsing at 100,000 services). Between the two the sets are empty: nothing is
+/// intercepted for that moment (milliseconds), as before the agent's first sync.
+pub fn render_nft_bulk(rules: &RuleSet) -> (String, Batch) {
+    let mut batch = Some(ElementBatch::new(NFT_TABLE_NAME));
+    let text = render_table(rules, &mut batch);
+    let batch = batch.map(ElementBatch::finish).unwrap_or(Batch {
+        bytes: Vec::new(),
+        acks: 0,
+    });
+    (text, batch)
+}
+
+/// The table's text; the elements go inline, or into `bulk` when there is one.
+fn render_table(rules: &RuleSet, bulk: &mut Option<ElementBatch>) -> String {
+    let inline = bulk.is_none();
+    let mut out = String::with_capacity(256 + if inline { rules.elements.len() * 32 } else { 0 });
     out.push_str(&render_nft_cleanup());
     let _ = writeln!(out, "table {NFT_TABLE} {{");
-    render_set(&mut out, rules, IpFamily::V4);
-    render_set(&mut out, rules, IpFamily::V6);
-    render_node_port_set(&mut out, rules, IpFamily::V4);
-    render_node_port_set(&mut out, rules, IpFamily::V6);
-    fast::render(&mut out, rules);
+    render_set(&mut out, rules, IpFamily::V4, bulk);
+    render_set(&mut out, rules, IpFamily::V6, bulk);
+    render_node_port_set(&mut out, rules, IpFamily::V4, bulk);
+    render_node_port_set(&mut out, rules, IpFamily::V6, bulk);
+    fast::render(&mut out, rules, bulk);
     for chain in &rules.chains {
         let _ = writeln!(out, "\tchain {} {{", chain.name);
         let _ = writeln!(
@@ -60,29 +88,35 @@ fn set_name(family: IpFamily) -> &'static str {
 }
 
 /// The set an intercepted frontend is an element of (by family, and whether it is a node port),
-/// and the element's text: what a full rewrite lists and an incremental sync adds or deletes.
-fn intercepted_element(f: &Frontend) -> (&'static str, String) {
+/// and the element: what a full rewrite lists and an incremental sync adds or deletes.
+fn intercepted_element(f: &Frontend) -> (&'static str, Element) {
     let family = IpFamily::of(&f.ip);
+    let (protocol, port) = (Field::Proto(f.protocol), Field::Port(f.port));
     match f.is_node_port() {
         true => (
             node_port_set_name(family),
-            format!("{} . {}", l4(f.protocol), f.port),
+            Element::set(Fields::two(protocol, port)),
         ),
         false => (
             set_name(family),
-            format!("{} . {} . {}", f.ip, l4(f.protocol), f.port),
+            Element::set(Fields::three(Field::Addr(f.ip), protocol, port)),
         ),
     }
 }
 
-fn render_set(out: &mut String, rules: &RuleSet, family: IpFamily) {
+fn render_set(
+    out: &mut String,
+    rules: &RuleSet,
+    family: IpFamily,
+    bulk: &mut Option<ElementBatch>,
+) {
     let elements = rules
         .elements
         .keys()
         .filter(|f| IpFamily::of(&f.ip) == family && !f.is_node_port())
         .map(|f| intercepted_element(f).1);
     let declaration = format!("type {} . inet_proto . inet_service", addr_type(family));
-    render_collection(out, "set", set_name(family), &declaration, elements);
+    render_collection(out, "set", set_name(family), &declaration, elements, bulk);
 }
 
 fn node_port_set_name(family: IpFamily) -> &'static str {
@@ -90,14 +124,20 @@ fn node_port_set_name(family: IpFamily) -> &'static str {
 }
 
 /// Node ports of one family: protocol and port only, the address is any local one.
-fn render_node_port_set(out: &mut String, rules: &RuleSet, family: IpFamily) {
+fn render_node_port_set(
+    out: &mut String,
+    rules: &RuleSet,
+    family: IpFamily,
+    bulk: &mut Option<ElementBatch>,
+) {
     let elements = rules
         .elements
         .keys()
         .filter(|f| IpFamily::of(&f.ip) == family && f.is_node_port())
         .map(|f| intercepted_element(f).1);
     let name = node_port_set_name(family);
-    render_collection(out, "set", name, "type inet_proto . inet_service", elements);
+    let declaration = "type inet_proto . inet_service";
+    render_collection(out, "set", name, declaration, elements, bulk);
 }
 
 /// Loopback is not a node-port address (as in kube-proxy's nftables mode).
@@ -106,15 +146,24 @@ fn loopback(family: IpFamily) -> &'static str {
 }
 
 /// One set or map of our table: `kind name {`, its `declaration` (type, flags), `elements = { a,
-/// b, ... }` unless there are none, `}`.
+/// b, ... }` unless there are none or they go to the `bulk` batch instead, `}`.
 fn render_collection(
     out: &mut String,
     kind: &str,
     name: &str,
     declaration: &str,
-    elements: impl Iterator<Item = String>,
+    elements: impl Iterator<Item = Element>,
+    bulk: &mut Option<ElementBatch>,
 ) {
     let _ = writeln!(out, "\t{kind} {name} {{\n\t\t{declaration}");
+    match bulk {
+        Some(batch) => batch.add(name, elements),
+        None => render_elements(out, elements),
+    }
+    out.push_str("\t}\n");
+}
+
+fn render_elements(out: &mut String, elements: impl Iterator<Item = Element>) {
     let mut elements = elements.peekable();
     if elements.peek().is_some() {
         out.push_str("\t\telements = {");
@@ -124,7 +173,6 @@ fn render_collection(
         }
         out.push_str(" }\n");
     }
-    out.push_str("\t}\n");
 }
 
 /// The nft type of one family's addresses.
@@ -243,6 +291,10 @@ fn action(rule: &crate::rules::Rule) -> String {
 /// services a rewrite costs ~3.5 s of CPU, so this is ~0.6 % of one core.
 pub const RESYNC_INTERVAL: Duration = Duration::from_secs(600);
 
+/// A full rewrite with more set and map elements than this sends them over netlink
+/// ([`render_nft_bulk`]) instead of as `nft` text (~6 µs of `nft`'s parsing per element).
+pub const BULK_ELEMENTS: usize = 20_000;
+
 /// Applies rule sets with `nft -f -`: the whole table the first time, then only the set and map
 /// elements that changed ([`render_nft_delta`]), with a full rewrite again when the chains
 /// change, after a failed transaction, after cleanup and every [`RESYNC_INTERVAL`].
@@ -255,6 +307,8 @@ pub struct NftBackend {
     /// When the last full rewrite succeeded.
     rewritten: Option<Instant>,
     resync: Duration,
+    /// Element count above which a full rewrite sends the elements over netlink.
+    bulk_elements: usize,
 }
 
 impl NftBackend {
@@ -264,7 +318,15 @@ impl NftBackend {
             applied: None,
             rewritten: None,
             resync: RESYNC_INTERVAL,
+            bulk_elements: BULK_ELEMENTS,
         }
+    }
+
+    /// Sends a full rewrite's elements over netlink above `elements` (tests lower
+    /// [`BULK_ELEMENTS`] to 0 to take that path with a few services).
+    pub fn with_bulk_elements(mut self, elements: usize) -> Self {
+        self.bulk_elements = elements;
+        self
     }
 
     /// Rewrites the whole table at least every `every` (tests shorten [`RESYNC_INTERVAL`]).
@@ -319,11 +381,40 @@ impl NftBackend {
             }
         }
         self.applied = None;
+        let bytes = match element_count(rules) > self.bulk_elements {
+            true => self.rewrite_bulk(rules)?,
+            false => self.rewrite(rules)?,
+        };
+        self.rewritten = Some(Instant::now());
+        Ok((bytes, false))
+    }
+
+    fn rewrite(&self, rules: &RuleSet) -> Result<usize> {
         let text = render_nft(rules);
         self.run(&text)?;
-        self.rewritten = Some(Instant::now());
-        Ok((text.len(), false))
+        Ok(text.len())
     }
+
+    /// The table as text, its elements as one netlink batch; when the batch fails (a kernel or
+    /// `nft` that lays elements out otherwise), the one text transaction instead.
+    fn rewrite_bulk(&self, rules: &RuleSet) -> Result<usize> {
+        let (text, batch) = render_nft_bulk(rules);
+        self.run(&text)?;
+        match self.runner.nftables_batch(&batch) {
+            Ok(()) => Ok(text.len() + batch.bytes.len()),
+            Err(error) => {
+                tracing::warn!(%error, "nftables elements over netlink failed; sending them as text");
+                self.rewrite(rules)
+            }
+        }
+    }
+}
+
+/// Set and map elements of a full rewrite: intercepted frontends, fast-path frontends and their
+/// map elements (one per backend).
+fn element_count(rules: &RuleSet) -> usize {
+    let map_elements: usize = rules.fast.values().map(|r| r.backends.len()).sum();
+    rules.elements.len() + rules.fast.len() + map_elements
 }
 
 impl RuleBackend for NftBackend {

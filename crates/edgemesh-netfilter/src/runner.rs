@@ -6,10 +6,15 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use crate::error::{NetfilterError, Result};
+use crate::nft::Batch;
 
 /// Runs one program with arguments and optional stdin; returns stdout.
 pub trait CommandRunner: Debug + Send + Sync {
     fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> Result<String>;
+
+    /// Sends one nf_tables netlink batch where `run` would run `nft`, and waits for the kernel's
+    /// answer.
+    fn nftables_batch(&self, batch: &Batch) -> Result<()>;
 }
 
 /// Runs commands on this machine, optionally inside a named network namespace
@@ -75,6 +80,17 @@ impl CommandRunner for SystemRunner {
             });
         }
         String::from_utf8(output.stdout).map_err(|_| NetfilterError::NotUtf8 { command })
+    }
+
+    fn nftables_batch(&self, batch: &Batch) -> Result<()> {
+        let send = || edgemesh_host::nftables_transaction(&batch.bytes, batch.acks);
+        match &self.netns {
+            None => send(),
+            Some(ns) => edgemesh_host::in_named_netns(ns, send).map_err(|error| {
+                NetfilterError::Netlink(edgemesh_host::NetError::Nftables { error })
+            })?,
+        }
+        .map_err(NetfilterError::Netlink)
     }
 }
 

@@ -24,6 +24,8 @@ pub enum NetError {
     },
     #[error("cannot list the interface addresses: {error}")]
     Interfaces { error: std::io::Error },
+    #[error("nftables netlink transaction failed: {error}")]
+    Nftables { error: std::io::Error },
     #[error("no loopback device (lo) to route TPROXY traffic to")]
     NoLoopback,
 }

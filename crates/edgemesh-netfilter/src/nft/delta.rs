@@ -27,8 +27,8 @@ pub fn render_nft_delta(old: &RuleSet, new: &RuleSet) -> Option<String> {
     for (frontend, change) in changes(&old.elements, &new.elements) {
         let (set, element) = intercepted_element(frontend);
         match change {
-            Change::Removed(_) => delta.delete(set, element),
-            Change::Added(_) => delta.add(set, element),
+            Change::Removed(_) => delta.delete(set, element.to_string()),
+            Change::Added(_) => delta.add(set, element.to_string()),
             // The label is not part of the element.
             Change::Both(..) => {}
         }
@@ -138,18 +138,18 @@ impl Delta {
         if let Some(old) = old {
             let map = fast::map_name(family, old.group());
             for key in fast::map_keys(frontend, old) {
-                self.delete(map.as_str(), key);
+                self.delete(map.as_str(), key.to_string());
             }
         }
         if let Some(new) = new {
             let map = fast::map_name(family, new.group());
             for element in fast::map_elements(frontend, new) {
-                self.add(map.as_str(), element);
+                self.add(map.as_str(), element.to_string());
             }
         }
         match (old, new) {
-            (Some(_), None) => self.delete(set, fast::set_element(frontend)),
-            (None, Some(_)) => self.add(set, fast::set_element(frontend)),
+            (Some(_), None) => self.delete(set, fast::set_element(frontend).to_string()),
+            (None, Some(_)) => self.add(set, fast::set_element(frontend).to_string()),
             _ => {}
         }
     }

@@ -6,6 +6,8 @@
 
 use std::collections::BTreeSet;
 
+use super::element::{Element, Field, Fields};
+use super::netlink::ElementBatch;
 use super::{addr, addr_type, render_collection};
 use edgemesh_model::Frontend;
 
@@ -35,7 +37,7 @@ pub fn key(family: IpFamily, group: FastGroup) -> String {
 }
 
 /// The maps and the masquerade sets; nothing when the fast path is off.
-pub fn render(out: &mut String, rules: &RuleSet) {
+pub fn render(out: &mut String, rules: &RuleSet, bulk: &mut Option<ElementBatch>) {
     if rules.options.fast_path.is_none() {
         return;
     }
@@ -45,14 +47,20 @@ pub fn render(out: &mut String, rules: &RuleSet) {
         .map(|(f, route)| (IpFamily::of(&f.ip), route.group()))
         .collect();
     for (family, group) in groups {
-        render_map(out, rules, family, group);
+        render_map(out, rules, family, group, bulk);
     }
     for family in [IpFamily::V4, IpFamily::V6] {
-        render_set(out, rules, family);
+        render_set(out, rules, family, bulk);
     }
 }
 
-fn render_map(out: &mut String, rules: &RuleSet, family: IpFamily, group: FastGroup) {
+fn render_map(
+    out: &mut String,
+    rules: &RuleSet,
+    family: IpFamily,
+    group: FastGroup,
+    bulk: &mut Option<ElementBatch>,
+) {
     let members = rules
         .fast
         .iter()
@@ -63,41 +71,49 @@ fn render_map(out: &mut String, rules: &RuleSet, family: IpFamily, group: FastGr
         key(family, group),
         addr(family)
     );
-    render_collection(out, "map", &map_name(family, group), &declaration, elements);
+    let name = map_name(family, group);
+    render_collection(out, "map", &name, &declaration, elements, bulk);
 }
 
 /// The elements of `f` in its group's map, `key : backend`, one per backend (slot).
 pub fn map_elements<'a>(
     f: &'a Frontend,
     route: &'a FastRoute,
-) -> impl Iterator<Item = String> + 'a {
-    map_keys(f, route)
-        .zip(&route.backends)
-        .map(|(key, b)| format!("{key} : {} . {}", b.ip(), b.port()))
+) -> impl Iterator<Item = Element> + 'a {
+    map_keys(f, route).zip(&route.backends).map(|(key, b)| {
+        let backend = Fields::two(Field::Addr(b.ip()), Field::Port(b.port()));
+        Element::map(key.key, backend)
+    })
 }
 
 /// The keys of `f`'s map elements: what deleting them names.
-pub fn map_keys<'a>(f: &'a Frontend, route: &'a FastRoute) -> impl Iterator<Item = String> + 'a {
+pub fn map_keys<'a>(f: &'a Frontend, route: &'a FastRoute) -> impl Iterator<Item = Element> + 'a {
     let slots = route.backends.len();
+    let (ip, port) = (Field::Addr(f.ip), Field::Port(f.port));
     (0..slots).map(move |slot| match slots {
-        1 => format!("{} . {}", f.ip, f.port),
-        _ => format!("{} . {} . {slot}", f.ip, f.port),
+        1 => Element::set(Fields::two(ip, port)),
+        _ => Element::set(Fields::three(ip, port, Field::Slot(slot as u32))),
     })
 }
 
 /// `f`'s element in its family's fast-path set.
-pub fn set_element(f: &Frontend) -> String {
-    format!("{} . {}", f.ip, f.port)
+pub fn set_element(f: &Frontend) -> Element {
+    Element::set(Fields::two(Field::Addr(f.ip), Field::Port(f.port)))
 }
 
-fn render_set(out: &mut String, rules: &RuleSet, family: IpFamily) {
+fn render_set(
+    out: &mut String,
+    rules: &RuleSet,
+    family: IpFamily,
+    bulk: &mut Option<ElementBatch>,
+) {
     let elements = rules
         .fast
         .keys()
         .filter(|f| IpFamily::of(&f.ip) == family)
         .map(set_element);
     let declaration = format!("type {} . inet_service", addr_type(family));
-    render_collection(out, "set", set_name(family), &declaration, elements);
+    render_collection(out, "set", set_name(family), &declaration, elements, bulk);
 }
 
 fn spread_name(spread: Spread) -> &'static str {
