@@ -13,11 +13,13 @@ use crate::error::Result;
 use crate::rules::{Action, ChainType, Hook, IpFamily, Match, RuleSet};
 use crate::runner::CommandRunner;
 
+mod bulk;
 mod delta;
 mod element;
 mod fast;
 mod netlink;
 
+pub use bulk::{Existing, render_nft_bulk};
 pub use delta::render_nft_delta;
 pub use netlink::Batch;
 
@@ -26,40 +28,26 @@ use netlink::ElementBatch;
 
 /// Family and name of our table.
 pub const NFT_TABLE: &str = "inet edgemesh";
-/// Our table's name alone (netlink names the family apart).
+/// Our table's name alone (netlink and listings name the family apart).
 const NFT_TABLE_NAME: &str = "edgemesh";
 
 /// The whole transaction for one sync: create the table if absent (so the delete cannot fail),
 /// delete it, define it anew. The kernel applies all of it or none of it.
 pub fn render_nft(rules: &RuleSet) -> String {
-    render_table(rules, &mut None)
-}
-
-/// A full rewrite in two transactions: the text of [`render_nft`] with every set and map
-/// declared empty, then one netlink batch holding all their elements (what `nft` would spend
-/// seconds parsing at 100,000 services). Between the two the sets are empty: nothing is
-/// intercepted for that moment (milliseconds), as before the agent's first sync.
-pub fn render_nft_bulk(rules: &RuleSet) -> (String, Batch) {
-    let mut batch = Some(ElementBatch::new(NFT_TABLE_NAME));
-    let text = render_table(rules, &mut batch);
-    let batch = batch.map(ElementBatch::finish).unwrap_or(Batch {
-        bytes: Vec::new(),
-        acks: 0,
-    });
-    (text, batch)
-}
-
-/// The table's text; the elements go inline, or into `bulk` when there is one.
-fn render_table(rules: &RuleSet, bulk: &mut Option<ElementBatch>) -> String {
-    let inline = bulk.is_none();
-    let mut out = String::with_capacity(256 + if inline { rules.elements.len() * 32 } else { 0 });
+    let mut out = String::with_capacity(256 + rules.elements.len() * 32);
     out.push_str(&render_nft_cleanup());
+    render_table(&mut out, rules, &mut None);
+    out
+}
+
+/// `table inet edgemesh { sets, maps, chains }`; the elements go inline, or into `bulk`.
+fn render_table(out: &mut String, rules: &RuleSet, bulk: &mut Option<ElementBatch>) {
     let _ = writeln!(out, "table {NFT_TABLE} {{");
-    render_set(&mut out, rules, IpFamily::V4, bulk);
-    render_set(&mut out, rules, IpFamily::V6, bulk);
-    render_node_port_set(&mut out, rules, IpFamily::V4, bulk);
-    render_node_port_set(&mut out, rules, IpFamily::V6, bulk);
-    fast::render(&mut out, rules, bulk);
+    render_set(out, rules, IpFamily::V4, bulk);
+    render_set(out, rules, IpFamily::V6, bulk);
+    render_node_port_set(out, rules, IpFamily::V4, bulk);
+    render_node_port_set(out, rules, IpFamily::V6, bulk);
+    fast::render(out, rules, bulk);
     for chain in &rules.chains {
         let _ = writeln!(out, "\tchain {} {{", chain.name);
         let _ = writeln!(
@@ -75,7 +63,6 @@ fn render_table(rules: &RuleSet, bulk: &mut Option<ElementBatch>) -> String {
         out.push_str("\t}\n");
     }
     out.push_str("}\n");
-    out
 }
 
 /// Removes our table, whether or not it exists.
@@ -157,7 +144,7 @@ fn render_collection(
 ) {
     let _ = writeln!(out, "\t{kind} {name} {{\n\t\t{declaration}");
     match bulk {
-        Some(batch) => batch.add(name, elements),
+        Some(batch) => batch.fill(name, elements),
         None => render_elements(out, elements),
     }
     out.push_str("\t}\n");
@@ -395,15 +382,30 @@ impl NftBackend {
         Ok(text.len())
     }
 
-    /// The table as text, its elements as one netlink batch; when the batch fails (a kernel or
-    /// `nft` that lays elements out otherwise), the one text transaction instead.
+    /// The table as text, its elements as one netlink batch ([`render_nft_bulk`]); when either
+    /// transaction fails (a set of another type left by another version, a kernel that lays
+    /// elements out otherwise), the one text transaction instead.
     fn rewrite_bulk(&self, rules: &RuleSet) -> Result<usize> {
-        let (text, batch) = render_nft_bulk(rules);
-        self.run(&text)?;
-        match self.runner.nftables_batch(&batch) {
-            Ok(()) => Ok(text.len() + batch.bytes.len()),
+        let started = Instant::now();
+        let existing = Existing::list(&*self.runner)?;
+        let (text, batch) = render_nft_bulk(rules, &existing);
+        let rendered = started.elapsed();
+        let sent = self
+            .run(&text)
+            .and_then(|()| Ok((started.elapsed(), self.runner.nftables_batch(&batch)?)));
+        match sent {
+            Ok((declared, ())) => {
+                tracing::debug!(
+                    render_ms = rendered.as_secs_f64() * 1e3,
+                    text_ms = (declared - rendered).as_secs_f64() * 1e3,
+                    netlink_ms = (started.elapsed() - declared).as_secs_f64() * 1e3,
+                    batch_bytes = batch.bytes.len(),
+                    "nftables table written, its elements over netlink"
+                );
+                Ok(text.len() + batch.bytes.len())
+            }
             Err(error) => {
-                tracing::warn!(%error, "nftables elements over netlink failed; sending them as text");
+                tracing::warn!(%error, "nftables rewrite over netlink failed; sending it as text");
                 self.rewrite(rules)
             }
         }

@@ -207,3 +207,55 @@ fn nft_bulk_rewrite_leaves_what_the_text_rewrite_does() {
     }
     assert!(shapes.iter().all(|(_, seen)| *seen), "{shapes:?}");
 }
+
+/// What someone else left in our table goes with the next bulk rewrite: a chain and a map of
+/// their own, and a set of ours redefined with another type (the declaration then fails and the
+/// backend falls back to the one text transaction).
+#[test]
+fn nft_bulk_rewrite_removes_what_others_left() {
+    let (ns, text_ns) = (Netns::new(), Netns::new());
+    let mut backend = NftBackend::new(ns.runner())
+        .with_bulk_elements(0)
+        .with_resync(Duration::ZERO);
+    let rules = desired_rules(&ChangingCluster::new(21).snapshot(), &fast_options());
+    backend.apply(rules.clone()).unwrap();
+    rewrite(&text_ns, rules.clone());
+    ns.exec("nft", &["add", "chain", "inet", "edgemesh", "stray"]);
+    ns.exec(
+        "nft",
+        &[
+            "add",
+            "map",
+            "inet",
+            "edgemesh",
+            "strays",
+            "{ type ipv4_addr : ipv4_addr; }",
+        ],
+    );
+    backend.apply(rules.clone()).unwrap();
+    assert!(
+        ruleset(&ns) == ruleset(&text_ns),
+        "{}",
+        ns.exec("nft", &["list", "ruleset"])
+    );
+
+    ns.exec("nft", &["delete", "table", "inet", "edgemesh"]);
+    ns.exec("nft", &["add", "table", "inet", "edgemesh"]);
+    ns.exec(
+        "nft",
+        &[
+            "add",
+            "set",
+            "inet",
+            "edgemesh",
+            "svc4",
+            "{ type ipv4_addr; }",
+        ],
+    );
+    backend.apply(rules).unwrap();
+    assert!(
+        ruleset(&ns) == ruleset(&text_ns),
+        "{}",
+        ns.exec("nft", &["list", "ruleset"])
+    );
+}

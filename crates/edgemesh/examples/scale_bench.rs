@@ -5,7 +5,8 @@
 //! apply (`edgemesh_proxier_last_sync_microseconds`), VmRSS / VmHWM / RssAnon once settled, and
 //! (API mode) one endpoint change: from the write in the double to the new backend in the
 //! kernel's map (as `nft monitor` prints it), the apply that carried it (incremental or a full
-//! rewrite) and the agent's CPU for it.
+//! rewrite) and the agent's CPU for it. `NFT_MONITOR=0`: no `nft monitor`, no change measured
+//! (the full apply as an agent without a listener sees it); `LOG_DIR=dir` keeps the agent's log.
 //!
 //! usage: scale_bench api|manifests N [N...]   (run by `scripts/bench-scale.sh`, root)
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark driver: failures should panic
@@ -64,7 +65,7 @@ fn measure(mode: &str, services: u32) {
         "--log-level",
         // The publisher's and the proxier's debug lines carry the rebuild and sync times; the
         // admin address is found in `edgemesh::mesh`'s line (without it the driver waits 600 s).
-        "warn,edgemesh::agent=info,edgemesh::mesh=info,edgemesh_kube::publisher=debug,edgemesh_netfilter::proxier=debug",
+        "warn,edgemesh::agent=info,edgemesh::mesh=info,edgemesh_kube::publisher=debug,edgemesh_netfilter::proxier=debug,edgemesh_netfilter::nft=debug",
     ]
     .map(String::from)
     .to_vec();
@@ -96,7 +97,12 @@ fn measure(mode: &str, services: u32) {
     let started = Instant::now();
     // Started on the empty ruleset: `nft monitor` first loads the whole ruleset, which takes
     // minutes at 100,000 services; started now, it only follows the load.
-    let monitor = api.as_ref().map(|_| Monitor::start(&ns));
+    // `NFT_MONITOR=0` leaves it out (and the change measurement with it): a listener makes the
+    // kernel write a notification per element, which slows the full apply 2-4 times.
+    let monitor = api
+        .as_ref()
+        .filter(|_| std::env::var("NFT_MONITOR").as_deref() != Ok("0"))
+        .map(|_| Monitor::start(&ns));
     let mut agent = Process::start(edgemesh_bin().unwrap(), &args, Some(&ns)).unwrap();
     agent
         .wait_ready(Duration::from_secs(600))
@@ -112,6 +118,7 @@ fn measure(mode: &str, services: u32) {
     let full_apply = metric(&agent, "edgemesh_proxier_last_sync_microseconds");
     let memory = Memory::of(agent.pid());
     save_smaps(agent.pid(), mode, services);
+    save_log(&agent, mode, services);
     let change = api
         .zip(monitor)
         .map(|(api, monitor)| change_endpoint(&ns, &agent, &api, &monitor, services / 2));
@@ -319,6 +326,16 @@ fn save_smaps(pid: u32, mode: &str, services: u32) {
     let path = std::path::Path::new(&dir).join(format!("smaps-{mode}-{services}"));
     std::fs::write(&path, smaps).unwrap();
     eprintln!("smaps: {}", path.display());
+}
+
+/// With `LOG_DIR=dir`, the agent's log as it is once the rules are complete.
+fn save_log(agent: &Process, mode: &str, services: u32) {
+    let Some(dir) = std::env::var_os("LOG_DIR") else {
+        return;
+    };
+    let path = std::path::Path::new(&dir).join(format!("agent-{mode}-{services}.log"));
+    std::fs::write(&path, agent.logs()).unwrap();
+    eprintln!("log: {}", path.display());
 }
 
 /// VmRSS, VmHWM and RssAnon in MiB.

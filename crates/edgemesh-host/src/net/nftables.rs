@@ -28,7 +28,7 @@ const REPLY_WAIT: Duration = Duration::from_secs(30);
 /// acknowledgements; the first error the kernel reports is returned (the batch was not applied).
 pub fn nftables_transaction(batch: &[u8], acks: usize) -> Result<(), NetError> {
     let failed = |error: io::Error| NetError::Nftables { error };
-    let socket = open(batch.len()).map_err(failed)?;
+    let socket = open(batch.len(), acks).map_err(failed)?;
     let sent = socket.send(batch, 0).map_err(failed)?;
     if sent != batch.len() {
         return Err(failed(io::Error::other(format!(
@@ -56,7 +56,10 @@ pub fn in_named_netns<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> io::
     })
 }
 
-fn open(batch_len: usize) -> io::Result<Socket> {
+/// Receive-buffer room per acknowledgement: its socket buffer's true size, not its 36 bytes.
+const ACK_ROOM: usize = 2048;
+
+fn open(batch_len: usize, acks: usize) -> io::Result<Socket> {
     let mut socket = Socket::new(NETLINK_NETFILTER)?;
     socket.bind_auto()?;
     // The whole batch goes in one datagram; the default send buffer (~200 KB) holds ~5,000
@@ -65,6 +68,14 @@ fn open(batch_len: usize) -> io::Result<Socket> {
         &socket.as_fd(),
         sockopt::SndBufForce,
         &(batch_len + 64 * 1024),
+    )
+    .map_err(io::Error::from)?;
+    // The kernel queues every acknowledgement within the `sendmsg`, before we read any: the
+    // default receive buffer (~200 KB) overflows at ~250 of them (ENOBUFS, 500,000 elements).
+    setsockopt(
+        &socket.as_fd(),
+        sockopt::RcvBufForce,
+        &((acks + 32) * ACK_ROOM),
     )
     .map_err(io::Error::from)?;
     // Acknowledgements without a copy of the (up to 64 KB) message they answer.

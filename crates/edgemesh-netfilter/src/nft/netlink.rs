@@ -1,6 +1,7 @@
 //! Set and map elements as one nf_tables netlink batch (what `nft` itself sends after parsing):
-//! `NFNL_MSG_BATCH_BEGIN`, `NFT_MSG_NEWSETELEM` messages of up to ~1,500 elements each (an
-//! attribute's length is 16 bits), `NFNL_MSG_BATCH_END`. The kernel applies the batch as one
+//! `NFNL_MSG_BATCH_BEGIN`; per set, `NFT_MSG_DELSETELEM` without elements (a flush) and
+//! `NFT_MSG_NEWSETELEM` messages of up to ~1,500 elements each (an attribute's length is 16
+//! bits); `NFNL_MSG_BATCH_END`. The kernel applies the batch as one
 //! transaction. Layouts from `linux/netfilter/nf_tables.h` and `nfnetlink.h`.
 
 use super::element::{Element, Fields};
@@ -9,6 +10,7 @@ const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
 const NFT_MSG_NEWSETELEM: u16 = 12;
+const NFT_MSG_DELSETELEM: u16 = 14;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
 const NLM_F_CREATE: u16 = 0x400;
@@ -32,6 +34,8 @@ pub struct ElementBatch {
     seq: u32,
     acks: usize,
     table: &'static str,
+    /// The sets and maps this batch fills, in order.
+    collections: Vec<String>,
 }
 
 /// A finished batch and how many acknowledgements the kernel will send for it.
@@ -49,18 +53,23 @@ impl ElementBatch {
             seq: 0,
             acks: 0,
             table,
+            collections: Vec::new(),
         };
         batch.control(NFNL_MSG_BATCH_BEGIN);
         batch
     }
 
-    /// Adds `elements` to the set or map `set`, in as many messages as they need.
-    pub fn add(&mut self, set: &str, elements: impl Iterator<Item = Element>) {
+    /// Replaces the elements of the set or map `set` with `elements`: a flush, then as many
+    /// messages as they need, in the same transaction.
+    pub fn fill(&mut self, set: &str, elements: impl Iterator<Item = Element>) {
+        self.collections.push(set.to_string());
+        let flush = self.begin(NFT_MSG_DELSETELEM | (NFNL_SUBSYS_NFTABLES << 8));
+        self.put_names(set);
+        self.end_message(flush);
         let mut elements = elements.peekable();
         while elements.peek().is_some() {
             let message = self.begin(NFT_MSG_NEWSETELEM | (NFNL_SUBSYS_NFTABLES << 8));
-            self.put_str(NFTA_SET_ELEM_LIST_TABLE, self.table);
-            self.put_str(NFTA_SET_ELEM_LIST_SET, set);
+            self.put_names(set);
             let list = self.begin_nest(NFTA_SET_ELEM_LIST_ELEMENTS);
             while self.bytes.len() - list < LIST_LIMIT
                 && let Some(element) = elements.next()
@@ -72,12 +81,23 @@ impl ElementBatch {
         }
     }
 
+    /// Whether [`Self::fill`] was called for `set`.
+    pub fn declares(&self, set: &str) -> bool {
+        self.collections.iter().any(|c| c == set)
+    }
+
     pub fn finish(mut self) -> Batch {
         self.control(NFNL_MSG_BATCH_END);
         Batch {
             bytes: self.bytes,
             acks: self.acks,
         }
+    }
+
+    /// The table and the set a message is about (a flush without an element list).
+    fn put_names(&mut self, set: &str) {
+        self.put_str(NFTA_SET_ELEM_LIST_TABLE, self.table);
+        self.put_str(NFTA_SET_ELEM_LIST_SET, set);
     }
 
     fn put_element(&mut self, element: &Element) {
@@ -193,11 +213,13 @@ mod tests {
             ))
         };
         let mut batch = ElementBatch::new("edgemesh");
-        batch.add("fastsvc4", (0..7_000).map(element));
-        batch.add("empty", std::iter::empty());
+        batch.fill("fastsvc4", (0..7_000).map(element));
+        batch.fill("empty", std::iter::empty());
+        assert!(batch.declares("empty") && !batch.declares("svc4"));
         let batch = batch.finish();
-        // 7,000 elements of 20 bytes: three messages under the 16-bit list length.
-        assert_eq!(batch.acks, 3);
+        // A flush each, then 7,000 elements of 20 bytes: three messages under the 16-bit list
+        // length.
+        assert_eq!(batch.acks, 5);
 
         let mut at = 0;
         let mut kinds = Vec::new();
@@ -208,6 +230,6 @@ mod tests {
             at += len;
         }
         assert_eq!(at, batch.bytes.len(), "lengths add up to the batch");
-        assert_eq!(kinds, [0x10, 0x0a0c, 0x0a0c, 0x0a0c, 0x11]);
+        assert_eq!(kinds, [0x10, 0x0a0e, 0x0a0c, 0x0a0c, 0x0a0c, 0x0a0e, 0x11]);
     }
 }
