@@ -23,7 +23,9 @@ fn main() {
     println!(
         "| backend  | services | first apply | rewrite over it (restart) | same rules again | one frontend fewer (median of {ROUNDS}) | its bytes | full bytes |"
     );
-    println!("|----------|---------:|------------:|------------:|------------:|------------:|------:|------:|");
+    println!(
+        "|----------|---------:|------------:|------------:|------------:|------------:|------:|------:|"
+    );
     for n in [1_000u32, 10_000, 100_000] {
         let snapshot = many_services(n);
         let (built, rules) = timed(|| desired_rules(&snapshot, &RuleOptions::default()));
@@ -34,7 +36,10 @@ fn main() {
             vec![Box::new(|| Box::new(NftBackend::new(runner.clone())))];
         if n <= 10_000 {
             backends.push(Box::new(|| {
-                Box::new(IptablesBackend::with_families(runner.clone(), &[IpFamily::V4]))
+                Box::new(IptablesBackend::with_families(
+                    runner.clone(),
+                    &[IpFamily::V4],
+                ))
             }));
         }
         for new_backend in backends {

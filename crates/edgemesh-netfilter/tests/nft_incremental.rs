@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::Netns;
-use edgemesh_netfilter::fixtures::ChangingCluster;
+use edgemesh_netfilter::fixtures::{ChangingCluster, many_services, sample_snapshot};
 use edgemesh_netfilter::{
     FastPathOptions, NftBackend, RuleBackend, RuleOptions, RuleSet, desired_rules,
 };
@@ -257,5 +257,48 @@ fn nft_bulk_rewrite_removes_what_others_left() {
         ruleset(&ns) == ruleset(&text_ns),
         "{}",
         ns.exec("nft", &["list", "ruleset"])
+    );
+}
+
+/// A rewrite over a loaded table (a restarted agent, the periodic resync) never shows the kernel
+/// an empty set: a checker lists the node-port set without pause while new backends rewrite
+/// 30,000 services. Deleting the table and sending the elements after it would leave the sets
+/// empty for the batch's ~50 ms, which the checker sees.
+#[test]
+fn nft_bulk_rewrite_never_empties_a_set() {
+    let ns = Netns::new();
+    let mut rules = desired_rules(&many_services(30_000), &RuleOptions::default());
+    let node_ports = desired_rules(&sample_snapshot(), &RuleOptions::default());
+    rules.elements.extend(node_ports.elements);
+    NftBackend::new(ns.runner()).apply(rules.clone()).unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let checker = {
+        let (name, done) = (ns.name().to_string(), done.clone());
+        std::thread::spawn(move || {
+            let (mut lists, mut empty) = (0, 0);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) && lists < 10_000 {
+                let listed = std::process::Command::new("ip")
+                    .args([
+                        "netns", "exec", &name, "nft", "list", "set", "inet", "edgemesh",
+                    ])
+                    .arg("nodeport4")
+                    .output()
+                    .unwrap();
+                lists += 1;
+                empty += usize::from(!String::from_utf8_lossy(&listed.stdout).contains("elements"));
+            }
+            (lists, empty)
+        })
+    };
+    for _ in 0..5 {
+        let stats = NftBackend::new(ns.runner()).apply(rules.clone()).unwrap();
+        assert!(!stats.incremental);
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (lists, empty) = checker.join().unwrap();
+    assert!(lists >= 20, "the checker listed the set only {lists} times");
+    assert_eq!(
+        empty, 0,
+        "{empty} of {lists} listings found the node-port set empty"
     );
 }
