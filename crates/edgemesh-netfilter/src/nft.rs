@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use edgemesh_model::{Frontend, Protocol};
+use edgemesh_model::Frontend;
 
 use crate::backend::{RuleBackend, SyncStats};
 use crate::error::Result;
@@ -23,7 +23,7 @@ pub use bulk::{Existing, render_nft_bulk};
 pub use delta::render_nft_delta;
 pub use netlink::Batch;
 
-use element::{Element, Field, Fields};
+use element::{Element, Field, Fields, l4};
 use netlink::ElementBatch;
 
 /// Family and name of our table.
@@ -165,14 +165,6 @@ fn render_elements(out: &mut String, elements: impl Iterator<Item = Element>) {
 /// The nft type of one family's addresses.
 fn addr_type(family: IpFamily) -> &'static str {
     family.pick("ipv4_addr", "ipv6_addr")
-}
-
-fn l4(protocol: Protocol) -> &'static str {
-    match protocol {
-        Protocol::Tcp => "tcp",
-        Protocol::Udp => "udp",
-        Protocol::Sctp => "sctp",
-    }
 }
 
 fn chain_type(t: ChainType) -> &'static str {

@@ -7,8 +7,6 @@ use std::net::IpAddr;
 
 use edgemesh_model::Protocol;
 
-use super::l4;
-
 /// One field of a key or a value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Field {
@@ -112,6 +110,15 @@ impl fmt::Display for Element {
             Some(value) => write!(f, " : {value}"),
             None => Ok(()),
         }
+    }
+}
+
+/// The protocol's name in nft text.
+pub fn l4(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+        Protocol::Sctp => "sctp",
     }
 }
 
