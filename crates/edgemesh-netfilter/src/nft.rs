@@ -43,10 +43,7 @@ pub fn render_nft(rules: &RuleSet) -> String {
 /// `table inet edgemesh { sets, maps, chains }`; the elements go inline, or into `bulk`.
 fn render_table(out: &mut String, rules: &RuleSet, bulk: &mut Option<ElementBatch>) {
     let _ = writeln!(out, "table {NFT_TABLE} {{");
-    render_set(out, rules, IpFamily::V4, bulk);
-    render_set(out, rules, IpFamily::V6, bulk);
-    render_node_port_set(out, rules, IpFamily::V4, bulk);
-    render_node_port_set(out, rules, IpFamily::V6, bulk);
+    render_intercepted_sets(out, rules, bulk);
     fast::render(out, rules, bulk);
     for chain in &rules.chains {
         let _ = writeln!(out, "\tchain {} {{", chain.name);
@@ -91,40 +88,33 @@ fn intercepted_element(f: &Frontend) -> (&'static str, Element) {
     }
 }
 
-fn render_set(
-    out: &mut String,
-    rules: &RuleSet,
-    family: IpFamily,
-    bulk: &mut Option<ElementBatch>,
-) {
-    let elements = rules
-        .elements
-        .keys()
-        .filter(|f| IpFamily::of(&f.ip) == family && !f.is_node_port())
-        .map(|f| intercepted_element(f).1);
-    let declaration = format!("type {} . inet_proto . inet_service", addr_type(family));
-    render_collection(out, "set", set_name(family), &declaration, elements, bulk);
+/// The sets of intercepted frontends, per family: `svcN` (address, protocol, port) and
+/// `nodeportN` (protocol and port only: the address is any local one).
+fn render_intercepted_sets(out: &mut String, rules: &RuleSet, bulk: &mut Option<ElementBatch>) {
+    for node_port in [false, true] {
+        for family in [IpFamily::V4, IpFamily::V6] {
+            let elements = rules
+                .elements
+                .keys()
+                .filter(|f| IpFamily::of(&f.ip) == family && f.is_node_port() == node_port)
+                .map(|f| intercepted_element(f).1);
+            let (name, declaration) = match node_port {
+                false => (
+                    set_name(family),
+                    format!("type {} . inet_proto . inet_service", addr_type(family)),
+                ),
+                true => (
+                    node_port_set_name(family),
+                    "type inet_proto . inet_service".to_string(),
+                ),
+            };
+            render_collection(out, "set", name, &declaration, elements, bulk);
+        }
+    }
 }
 
 fn node_port_set_name(family: IpFamily) -> &'static str {
     family.pick("nodeport4", "nodeport6")
-}
-
-/// Node ports of one family: protocol and port only, the address is any local one.
-fn render_node_port_set(
-    out: &mut String,
-    rules: &RuleSet,
-    family: IpFamily,
-    bulk: &mut Option<ElementBatch>,
-) {
-    let elements = rules
-        .elements
-        .keys()
-        .filter(|f| IpFamily::of(&f.ip) == family && f.is_node_port())
-        .map(|f| intercepted_element(f).1);
-    let name = node_port_set_name(family);
-    let declaration = "type inet_proto . inet_service";
-    render_collection(out, "set", name, declaration, elements, bulk);
 }
 
 /// Loopback is not a node-port address (as in kube-proxy's nftables mode).
@@ -374,33 +364,32 @@ impl NftBackend {
         Ok(text.len())
     }
 
-    /// The table as text, its elements as one netlink batch ([`render_nft_bulk`]); when either
-    /// transaction fails (a set of another type left by another version, a kernel that lays
-    /// elements out otherwise), the one text transaction instead.
+    /// The table as text, its elements as one netlink batch ([`render_nft_bulk`]); when any
+    /// step fails (listing the table, a set of another type left by another version, a kernel
+    /// that lays elements out otherwise), the one text transaction instead.
     fn rewrite_bulk(&self, rules: &RuleSet) -> Result<usize> {
+        self.try_rewrite_bulk(rules).or_else(|error| {
+            tracing::warn!(%error, "nftables rewrite over netlink failed; sending it as text");
+            self.rewrite(rules)
+        })
+    }
+
+    fn try_rewrite_bulk(&self, rules: &RuleSet) -> Result<usize> {
         let started = Instant::now();
         let existing = Existing::list(&*self.runner)?;
         let (text, batch) = render_nft_bulk(rules, &existing);
         let rendered = started.elapsed();
-        let sent = self
-            .run(&text)
-            .and_then(|()| Ok((started.elapsed(), self.runner.nftables_batch(&batch)?)));
-        match sent {
-            Ok((declared, ())) => {
-                tracing::debug!(
-                    render_ms = rendered.as_secs_f64() * 1e3,
-                    text_ms = (declared - rendered).as_secs_f64() * 1e3,
-                    netlink_ms = (started.elapsed() - declared).as_secs_f64() * 1e3,
-                    batch_bytes = batch.bytes.len(),
-                    "nftables table written, its elements over netlink"
-                );
-                Ok(text.len() + batch.bytes.len())
-            }
-            Err(error) => {
-                tracing::warn!(%error, "nftables rewrite over netlink failed; sending it as text");
-                self.rewrite(rules)
-            }
-        }
+        self.run(&text)?;
+        let declared = started.elapsed();
+        self.runner.nftables_batch(&batch)?;
+        tracing::debug!(
+            render_ms = rendered.as_secs_f64() * 1e3,
+            text_ms = (declared - rendered).as_secs_f64() * 1e3,
+            netlink_ms = (started.elapsed() - declared).as_secs_f64() * 1e3,
+            batch_bytes = batch.bytes.len(),
+            "nftables table written, its elements over netlink"
+        );
+        Ok(text.len() + batch.bytes.len())
     }
 }
 
