@@ -5,8 +5,7 @@
 # VmRSS/VmHWM/RssAnon, one endpoint change from the API write to the kernel's map.
 # Needs root. Prints markdown tables; with PLOT=path also draws RSS and apply time vs N (gnuplot).
 #   SIZES="1000 10000 50000 100000" MANIFEST_SIZES="10000" PLOT=docs/scale.png scripts/bench-scale.sh
-# NFT_MONITOR=0 runs without the `nft monitor` that times the endpoint change (its notifications
-# slow the full apply 2-4x); LOG_DIR=dir keeps the agent's logs.
+# LOG_DIR=dir keeps the agent's logs.
 # SMAPS_DIR=dir keeps the agent's /proc/PID/smaps of each run there (which mappings the RSS is).
 set -euo pipefail
 cd "$(dirname "$0")/.."

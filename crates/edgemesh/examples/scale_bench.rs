@@ -4,9 +4,9 @@
 //! it prints: time to ready, time until the rules hold every frontend, the last full nftables
 //! apply (`edgemesh_proxier_last_sync_microseconds`), VmRSS / VmHWM / RssAnon once settled, and
 //! (API mode) one endpoint change: from the write in the double to the new backend in the
-//! kernel's map (as `nft monitor` prints it), the apply that carried it (incremental or a full
-//! rewrite) and the agent's CPU for it. `NFT_MONITOR=0`: no `nft monitor`, no change measured
-//! (the full apply as an agent without a listener sees it); `LOG_DIR=dir` keeps the agent's log.
+//! kernel's map (as the kernel announces it to nf_tables listeners), the apply that carried it
+//! (incremental or a full rewrite) and the agent's CPU for it. `LOG_DIR=dir` keeps the agent's
+//! log.
 //!
 //! usage: scale_bench api|manifests N [N...]   (run by `scripts/bench-scale.sh`, root)
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark driver: failures should panic
@@ -36,7 +36,7 @@ fn main() {
         "mode is api or manifests"
     );
     println!(
-        "| mode | services | endpoints | ready after | rules complete after | full apply | VmRSS | VmHWM | RssAnon | one endpoint change synced (seen) | its Snapshot rebuild | its apply | agent CPU for it |"
+        "| mode | services | endpoints | ready after | rules complete after | full apply | VmRSS | VmHWM | RssAnon | one endpoint change synced (seen in the kernel) | its Snapshot rebuild | its apply | agent CPU for it |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for n in sizes {
@@ -95,14 +95,6 @@ fn measure(mode: &str, services: u32) {
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let started = Instant::now();
-    // Started on the empty ruleset: `nft monitor` first loads the whole ruleset, which takes
-    // minutes at 100,000 services; started now, it only follows the load.
-    // `NFT_MONITOR=0` leaves it out (and the change measurement with it): a listener makes the
-    // kernel write a notification per element, which slows the full apply 2-4 times.
-    let monitor = api
-        .as_ref()
-        .filter(|_| std::env::var("NFT_MONITOR").as_deref() != Ok("0"))
-        .map(|_| Monitor::start(&ns));
     let mut agent = Process::start(edgemesh_bin().unwrap(), &args, Some(&ns)).unwrap();
     agent
         .wait_ready(Duration::from_secs(600))
@@ -119,15 +111,18 @@ fn measure(mode: &str, services: u32) {
     let memory = Memory::of(agent.pid());
     save_smaps(agent.pid(), mode, services);
     save_log(&agent, mode, services);
-    let change = api
-        .zip(monitor)
-        .map(|(api, monitor)| change_endpoint(&ns, &agent, &api, &monitor, services / 2));
+    // Subscribed only now: a listener makes the kernel write a notification per element, which
+    // would slow the full apply measured above 2-4 times (an agent has no listener).
+    let change = api.map(|api| {
+        let watch = ElementWatch::start(&ns);
+        change_endpoint(&agent, &api, &watch, services / 2)
+    });
     let change = change.map_or("– | – | – | –".into(), |c| {
         format!(
             "{:.0} ms ({}) | {:.0} ms | {:.0} ms ({}) | {:.0} ms",
             c.synced.as_secs_f64() * 1e3,
             c.seen.map_or("not seen in 30 s".into(), |d| format!(
-                "nft monitor {:.0} ms",
+                "kernel {:.0} ms",
                 d.as_secs_f64() * 1e3
             )),
             c.rebuild_ms,
@@ -152,7 +147,7 @@ fn measure(mode: &str, services: u32) {
 struct Change {
     /// From the write to the proxier's sync counter moving (its `nft -f` returned).
     synced: Duration,
-    /// From the write to `nft monitor` printing the new map element, if it did within 30 s.
+    /// From the write to the kernel announcing the new map element, if it did within 30 s.
     seen: Option<Duration>,
     apply_micros: u64,
     /// The Snapshot rebuild that carried the change (the publisher's `build_ms`).
@@ -163,16 +158,10 @@ struct Change {
 }
 
 /// Moves one endpoint of service `i` to [`CHANGED_IP`] and waits until the kernel's map has it:
-/// `nft monitor` prints each committed element, so the time it shows the new backend is when
-/// the kernel had it (asking with `nft get element` reads the whole map: 11 s at 100,000).
-fn change_endpoint(
-    ns: &Netns,
-    agent: &Process,
-    api: &ApiServer,
-    monitor: &Monitor,
-    i: u32,
-) -> Change {
-    monitor.catch_up(ns);
+/// the kernel announces each committed element ([`ElementWatch`]), so the time it announces the
+/// new backend is when the kernel had it (asking with `nft get element` reads the whole map: 11 s
+/// at 100,000).
+fn change_endpoint(agent: &Process, api: &ApiServer, watch: &ElementWatch, i: u32) -> Change {
     let incremental_before = metric(agent, "edgemesh_proxier_incremental_syncs_total");
     let syncs_before = metric(agent, "edgemesh_proxier_syncs_total");
     let cpu_before = cpu(agent.pid());
@@ -185,10 +174,8 @@ fn change_endpoint(
         std::thread::sleep(Duration::from_millis(2));
     }
     let synced = written.elapsed();
-    // Only service `i` ever has this backend (in whichever slot its order puts it). nft monitor
-    // is far behind after a full rewrite of 300,000 elements: then it stays unconfirmed.
-    let needle = format!(": {CHANGED_IP} . 8080");
-    let seen = monitor.saw(&needle, Duration::from_secs(30));
+    // Only service `i` ever has this backend (in whichever slot its order puts it).
+    let seen = watch.saw(Duration::from_secs(30));
     let cpu = cpu(agent.pid()) - cpu_before;
     Change {
         synced,
@@ -200,76 +187,74 @@ fn change_endpoint(
     }
 }
 
-/// `nft monitor` in the namespace, its lines read on a thread.
-struct Monitor {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<(Instant, String)>,
+/// A netlink socket in the namespace subscribed to nf_tables events (what `nft monitor` reads,
+/// without `nft monitor`'s listing of the whole ruleset first, which fails at 100,000 services):
+/// a thread notes when an added set element carries [`CHANGED_IP`].
+struct ElementWatch {
+    seen: std::sync::mpsc::Receiver<Instant>,
+    /// Ends the reading thread, which closes the socket (it would keep the namespace alive).
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl Monitor {
-    /// Starts the monitor and waits until it reports events.
-    fn start(ns: &Netns) -> Monitor {
-        let mut child = ns
-            .command("nft")
-            .arg("monitor")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
+impl ElementWatch {
+    fn start(ns: &Netns) -> ElementWatch {
+        use netlink_sys::{Socket, constants::NETLINK_NETFILTER};
+        const NFNLGRP_NFTABLES: u32 = 7;
+        let socket = ns.run(|| {
+            let mut socket = Socket::new(NETLINK_NETFILTER).unwrap();
+            socket.bind_auto().unwrap();
+            socket.add_membership(NFNLGRP_NFTABLES).unwrap();
+            socket.set_non_blocking(true).unwrap();
+            socket
+        });
+        let wanted: std::net::Ipv4Addr = CHANGED_IP.parse().unwrap();
+        let (tx, seen) = std::sync::mpsc::channel();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
         std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send((Instant::now(), line)).is_err() {
-                    break;
+            let mut buf = Vec::with_capacity(1 << 20);
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                buf.clear();
+                match socket.recv(&mut buf, 0) {
+                    Ok(_) if new_element_with(&buf, wanted.octets()) => {
+                        let _ = tx.send(Instant::now());
+                    }
+                    Ok(_) => {}
+                    // Nothing yet; ENOBUFS (events dropped while we were slow) is no end either.
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
                 }
             }
         });
-        let monitor = Monitor { child, lines };
-        monitor.catch_up(ns);
-        monitor
+        ElementWatch { seen, stop }
     }
 
-    /// Returns once the monitor printed every event so far: a marker table is added and removed
-    /// until it shows (the first time, the monitor may not be listening yet).
-    fn catch_up(&self, ns: &Netns) {
-        // A marker of its own per call: a late copy of an earlier one must not end this wait.
-        static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let marker = &format!("scale_probe_{call}");
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            ns.exec_ok("nft", &["add", "table", "inet", marker])
-                .unwrap();
-            ns.exec_ok("nft", &["delete", "table", "inet", marker])
-                .unwrap();
-            if self.saw(marker, Duration::from_secs(2)).is_some() {
-                return;
-            }
-            assert!(Instant::now() < deadline, "nft monitor never reported");
-        }
-    }
-
-    /// When a line containing `needle` came, waiting at most `within` from now.
-    fn saw(&self, needle: &str, within: Duration) -> Option<Instant> {
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let (at, line) = self.lines.recv_timeout(left).ok()?;
-            if line.contains(needle) {
-                return Some(at);
-            }
-        }
+    /// When an element with the address came, waiting at most `within` from now.
+    fn saw(&self, within: Duration) -> Option<Instant> {
+        self.seen.recv_timeout(within).ok()
     }
 }
 
-impl Drop for Monitor {
+impl Drop for ElementWatch {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
+}
+
+/// Whether a datagram of nf_tables events holds an `NFT_MSG_NEWSETELEM` with `address` in it.
+fn new_element_with(mut events: &[u8], address: [u8; 4]) -> bool {
+    const NEWSETELEM: u16 = (10 << 8) | 12;
+    while events.len() >= 16 {
+        let len = u32::from_ne_bytes(events[..4].try_into().unwrap()) as usize;
+        let kind = u16::from_ne_bytes([events[4], events[5]]);
+        if len < 16 || len > events.len() {
+            return false;
+        }
+        if kind == NEWSETELEM && events[16..len].windows(4).any(|w| w == address) {
+            return true;
+        }
+        events = &events[len.next_multiple_of(4).min(events.len())..];
+    }
+    false
 }
 
 /// The value of `field=` on the last log line containing `message` (0 when none).
