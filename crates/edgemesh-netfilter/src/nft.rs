@@ -1,6 +1,7 @@
 //! The nftables backend: our own `table inet edgemesh`, one `nft -f -` transaction per sync:
 //! the whole table replaced on the first sync and when its structure changes, otherwise only
-//! the set and map elements that changed ([`render_nft_delta`]).
+//! the set and map elements that changed ([`render_nft_delta`]). A large table's full rewrite
+//! sends its elements as one netlink batch after the text ([`render_nft_bulk`]).
 
 use std::fmt::Write;
 use std::sync::Arc;
