@@ -12,7 +12,7 @@ pub mod net;
 pub mod sockets;
 
 pub use net::{
-    BridgeStatus, NetError, TPROXY_TABLE, ensure_bridge_device, ensure_tproxy_route,
+    BridgeStatus, NETNS_RUN_DIR, NetError, TPROXY_TABLE, ensure_bridge_device, ensure_tproxy_route,
     in_named_netns, interface_addresses, interface_networks, nftables_transaction,
     remove_bridge_device, remove_tproxy_route,
 };

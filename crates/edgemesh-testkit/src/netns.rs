@@ -5,17 +5,12 @@
 //! are created inside a namespace with [`Netns::run`], which runs a closure on a fresh thread
 //! that has `setns()`'d into it; the calling thread never changes namespace.
 
-use std::fs::File;
 use std::io;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use nix::sched::{CloneFlags, setns};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-
-/// Where `ip netns` keeps the bind mounts that name namespaces.
-const NETNS_RUN_DIR: &str = "/run/netns";
 
 /// Panics with a clear message unless the test runs as root (it needs CAP_NET_ADMIN).
 ///
@@ -119,22 +114,8 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    let path = format!("{NETNS_RUN_DIR}/{netns_name}");
-    let joined = std::thread::scope(|scope| {
-        scope
-            .spawn(move || {
-                let file = File::open(&path)
-                    .unwrap_or_else(|e| panic!("cannot open network namespace {path}: {e}"));
-                setns(&file, CloneFlags::CLONE_NEWNET)
-                    .unwrap_or_else(|e| panic!("setns into {path} failed: {e}"));
-                f()
-            })
-            .join()
-    });
-    match joined {
-        Ok(value) => value,
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
+    edgemesh_host::in_named_netns(netns_name, f)
+        .unwrap_or_else(|e| panic!("cannot enter network namespace {netns_name}: {e}"))
 }
 
 /// Kills what runs inside `name`, then deletes it. Best effort: used from `Drop`.

@@ -5,13 +5,15 @@
 mod addresses;
 mod device;
 mod error;
+mod netns;
 mod nftables;
 mod tproxy_route;
 
 pub use addresses::{interface_addresses, interface_networks, named_interface_addresses};
 pub use device::{BridgeStatus, ensure_bridge_device, remove_bridge_device};
 pub use error::NetError;
-pub use nftables::{in_named_netns, nftables_transaction};
+pub use netns::{NETNS_RUN_DIR, in_named_netns};
+pub use nftables::nftables_transaction;
 pub use tproxy_route::{TPROXY_TABLE, ensure_tproxy_route, remove_tproxy_route};
 
 use std::future::Future;

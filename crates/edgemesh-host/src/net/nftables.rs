@@ -6,12 +6,10 @@
 
 use std::io;
 use std::os::fd::AsFd;
-use std::path::Path;
 use std::time::Duration;
 
 use netlink_sys::Socket;
 use netlink_sys::constants::NETLINK_NETFILTER;
-use nix::sched::{CloneFlags, setns};
 use nix::sys::socket::{setsockopt, sockopt};
 use nix::sys::time::TimeVal;
 
@@ -37,23 +35,6 @@ pub fn nftables_transaction(batch: &[u8], acks: usize) -> Result<(), NetError> {
         ))));
     }
     read_acks(&socket, acks).map_err(failed)
-}
-
-/// Runs `f` on a thread inside the network namespace named `name` (`ip netns add NAME`), so the
-/// sockets it opens belong to that namespace; the calling thread never changes namespace.
-pub fn in_named_netns<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> io::Result<T> {
-    let path = Path::new("/var/run/netns").join(name);
-    let file = std::fs::File::open(&path)
-        .map_err(|error| io::Error::new(error.kind(), format!("{}: {error}", path.display())))?;
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                setns(&file, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
-                Ok(f())
-            })
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the namespace thread panicked")))
-    })
 }
 
 /// Receive-buffer room per acknowledgement: its socket buffer's true size, not its 36 bytes.
@@ -127,17 +108,13 @@ fn count_acks(mut replies: &[u8]) -> io::Result<usize> {
                 errno => return Err(io::Error::from_raw_os_error(-errno)),
             }
         }
-        replies = &replies[align4(len).min(replies.len())..];
+        replies = &replies[len.next_multiple_of(4).min(replies.len())..];
     }
     Ok(acks)
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
     u32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap_or_default())
-}
-
-fn align4(len: usize) -> usize {
-    (len + 3) & !3
 }
 
 #[cfg(test)]
