@@ -37,14 +37,14 @@ const NFT_TABLE_NAME: &str = "edgemesh";
 pub fn render_nft(rules: &RuleSet) -> String {
     let mut out = String::with_capacity(256 + rules.elements.len() * 32);
     out.push_str(&render_nft_cleanup());
-    render_table(&mut out, rules, &mut None);
+    render_table(&mut out, rules, None);
     out
 }
 
 /// `table inet edgemesh { sets, maps, chains }`; the elements go inline, or into `bulk`.
-fn render_table(out: &mut String, rules: &RuleSet, bulk: &mut Option<ElementBatch>) {
+fn render_table(out: &mut String, rules: &RuleSet, mut bulk: Option<&mut ElementBatch>) {
     let _ = writeln!(out, "table {NFT_TABLE} {{");
-    render_intercepted_sets(out, rules, bulk);
+    render_intercepted_sets(out, rules, bulk.as_deref_mut());
     fast::render(out, rules, bulk);
     for chain in &rules.chains {
         let _ = writeln!(out, "\tchain {} {{", chain.name);
@@ -91,7 +91,7 @@ fn intercepted_element(f: &Frontend) -> (&'static str, Element) {
 
 /// The sets of intercepted frontends, per family: `svcN` (address, protocol, port) and
 /// `nodeportN` (protocol and port only: the address is any local one).
-fn render_intercepted_sets(out: &mut String, rules: &RuleSet, bulk: &mut Option<ElementBatch>) {
+fn render_intercepted_sets(out: &mut String, rules: &RuleSet, mut bulk: Option<&mut ElementBatch>) {
     for node_port in [false, true] {
         for family in [IpFamily::V4, IpFamily::V6] {
             let elements = rules
@@ -109,7 +109,14 @@ fn render_intercepted_sets(out: &mut String, rules: &RuleSet, bulk: &mut Option<
                     "type inet_proto . inet_service".to_string(),
                 ),
             };
-            render_collection(out, "set", name, &declaration, elements, bulk);
+            render_collection(
+                out,
+                "set",
+                name,
+                &declaration,
+                elements,
+                bulk.as_deref_mut(),
+            );
         }
     }
 }
@@ -131,7 +138,7 @@ fn render_collection(
     name: &str,
     declaration: &str,
     elements: impl Iterator<Item = Element>,
-    bulk: &mut Option<ElementBatch>,
+    bulk: Option<&mut ElementBatch>,
 ) {
     let _ = writeln!(out, "\t{kind} {name} {{\n\t\t{declaration}");
     match bulk {

@@ -71,9 +71,8 @@ impl Existing {
 /// The two transactions of the module's rewrite for `rules` over the `existing` table.
 pub fn render_nft_bulk(rules: &RuleSet, existing: &Existing) -> (String, Batch) {
     let mut table = String::with_capacity(4096);
-    let mut batch = Some(ElementBatch::new(NFT_TABLE_NAME));
-    render_table(&mut table, rules, &mut batch);
-    let batch = batch.unwrap_or_else(|| ElementBatch::new(NFT_TABLE_NAME));
+    let mut batch = ElementBatch::new(NFT_TABLE_NAME);
+    render_table(&mut table, rules, Some(&mut batch));
     let mut text = format!("table {NFT_TABLE} {{}}\nflush table {NFT_TABLE}\n");
     for chain in &existing.chains {
         let _ = writeln!(text, "delete chain {NFT_TABLE} {chain}");

@@ -37,7 +37,7 @@ pub fn key(family: IpFamily, group: FastGroup) -> String {
 }
 
 /// The maps and the masquerade sets; nothing when the fast path is off.
-pub fn render(out: &mut String, rules: &RuleSet, bulk: &mut Option<ElementBatch>) {
+pub fn render(out: &mut String, rules: &RuleSet, mut bulk: Option<&mut ElementBatch>) {
     if rules.options.fast_path.is_none() {
         return;
     }
@@ -47,10 +47,10 @@ pub fn render(out: &mut String, rules: &RuleSet, bulk: &mut Option<ElementBatch>
         .map(|(f, route)| (IpFamily::of(&f.ip), route.group()))
         .collect();
     for (family, group) in groups {
-        render_map(out, rules, family, group, bulk);
+        render_map(out, rules, family, group, bulk.as_deref_mut());
     }
     for family in [IpFamily::V4, IpFamily::V6] {
-        render_set(out, rules, family, bulk);
+        render_set(out, rules, family, bulk.as_deref_mut());
     }
 }
 
@@ -59,7 +59,7 @@ fn render_map(
     rules: &RuleSet,
     family: IpFamily,
     group: FastGroup,
-    bulk: &mut Option<ElementBatch>,
+    bulk: Option<&mut ElementBatch>,
 ) {
     let members = rules
         .fast
@@ -105,7 +105,7 @@ fn render_set(
     out: &mut String,
     rules: &RuleSet,
     family: IpFamily,
-    bulk: &mut Option<ElementBatch>,
+    bulk: Option<&mut ElementBatch>,
 ) {
     let elements = rules
         .fast
