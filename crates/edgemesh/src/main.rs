@@ -1,7 +1,9 @@
 //! The `edgemesh` binary: parses the command line and runs the chosen role.
-#![forbid(unsafe_code)]
+// One FFI call, in `allocator`, allowed there alone.
+#![deny(unsafe_code)]
 
 mod agent;
+mod allocator;
 mod cli;
 mod gateway;
 mod hub;
@@ -14,14 +16,6 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub use process::EXIT_INVALID_CONFIG;
-
-/// mimalloc instead of glibc malloc: with glibc, the memory of a load peak (thousands of
-/// tunnelled connections, their copy buffers and yamux state) stayed resident after every
-/// connection had closed, an agent growing by megabytes per round of load, in its per-thread
-/// arenas (one arena: less, but not reliably). The state itself is freed: mimalloc returns it
-/// (docs/tunnel.md, "Memory after load"; `netns_memory_returns_after_load`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let roles::Invocation::Edgemesh(argv) = roles::invocation(std::env::args_os().collect());
