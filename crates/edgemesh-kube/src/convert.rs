@@ -5,14 +5,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use edgemesh_model::{
     ClientIpAffinity, DestinationRuleSpec, EndpointPortSpec, EndpointSetSpec, EndpointSpec,
     EndpointSubset, Exposure, ExternalTrafficPolicy, HashKey, LbPolicy, NodeAddress, NodePortSpec,
     NodeSpec, ObjectKey, PodSpec, Protocol, ResourceKind, SERVICE_PROXY_NAME_LABEL, ServiceKind,
-    ServicePortSpec, ServiceSpec, SubsetSpec, TargetPort,
+    ServicePortSpec, ServiceSpec, SubsetSpec, TargetPort, ThinStr,
 };
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -300,7 +299,7 @@ pub fn endpoint_slice(slice: &EndpointSlice) -> Result<EndpointSetSpec> {
                 ip,
                 ready,
                 node_name: ep.node_name.as_deref().map(edgemesh_model::node_name),
-                hostname: ep.hostname.as_deref().map(Arc::from),
+                hostname: ep.hostname.as_deref().map(ThinStr::from),
             });
         }
     }
@@ -378,7 +377,7 @@ pub fn endpoints(eps: &Endpoints) -> Result<EndpointSetSpec> {
                 ip,
                 ready,
                 node_name: address.node_name.as_deref().map(edgemesh_model::node_name),
-                hostname: address.hostname.as_deref().map(Arc::from),
+                hostname: address.hostname.as_deref().map(ThinStr::from),
             });
         }
         ports.shrink_to_fit();

@@ -8,7 +8,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use edgemesh_lb::{Balancer, Destination, LoadBalancer, PickContext};
 use edgemesh_model::{
     Backend, ClientIpAffinity, Frontend, HashKey, LbPolicy, ObjectKey, Protocol, ProxyDecision,
-    Service, ServiceKind, ServicePort, ServiceSpec,
+    Service, ServiceKind, ServicePort, ServiceSpec, ThinStr,
 };
 
 fn service(policy: LbPolicy, affinity: bool) -> Service {
@@ -35,7 +35,7 @@ fn port(backends: usize) -> ServicePort {
     let backends: Arc<[Backend]> = (0..backends)
         .map(|i| Backend {
             addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0x0af4_0000 + i as u32)), 8080),
-            node_name: Some(Arc::from("node-1")),
+            node_name: Some(ThinStr::from("node-1")),
         })
         .collect();
     ServicePort {

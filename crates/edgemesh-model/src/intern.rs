@@ -6,11 +6,14 @@
 //! gets its own copy, as before), so a cluster that invents names without end cannot grow it.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
-/// A bounded table of shared strings.
+use crate::ThinStr;
+
+/// A bounded table of shared strings, handed out as one-word [`ThinStr`]s (their holders repeat
+/// per object, so the word saved counts).
 pub(crate) struct Interned {
-    table: Mutex<Option<HashSet<Arc<str>>>>,
+    table: Mutex<Option<HashSet<ThinStr>>>,
     limit: usize,
 }
 
@@ -33,15 +36,15 @@ impl Interned {
     }
 
     /// The shared copy of `s` (a new one while the table is full).
-    pub(crate) fn get(&self, s: &str) -> Arc<str> {
+    pub(crate) fn get(&self, s: &str) -> ThinStr {
         let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
         let table = table.get_or_insert_with(HashSet::new);
         if let Some(shared) = table.get(s) {
-            return Arc::clone(shared);
+            return shared.clone();
         }
-        let shared: Arc<str> = Arc::from(s);
+        let shared = ThinStr::from(s);
         if table.len() < self.limit {
-            table.insert(Arc::clone(&shared));
+            table.insert(shared.clone());
         }
         shared
     }
@@ -55,9 +58,9 @@ mod tests {
     fn equal_strings_share_one_copy_until_the_table_is_full() {
         let table = Interned::new(1);
         let (a, b) = (table.get("default"), table.get("default"));
-        assert!(Arc::ptr_eq(&a, &b));
+        assert!(ThinStr::ptr_eq(&a, &b));
         let (c, d) = (table.get("kube-system"), table.get("kube-system"));
         assert_eq!(c, d);
-        assert!(!Arc::ptr_eq(&c, &d), "past the bound, not shared");
+        assert!(!ThinStr::ptr_eq(&c, &d), "past the bound, not shared");
     }
 }

@@ -14,6 +14,7 @@ pub mod ingress;
 mod intern;
 pub mod snapshot;
 pub mod spec;
+mod thin_str;
 
 pub use catalog::{Catalog, Resource, ResourceKind, ResourceRef, SourceId};
 pub use cidr::{Cidr, InvalidCidr};
@@ -22,3 +23,4 @@ pub use snapshot::{
     SkipReason, Snapshot, SnapshotCell, SnapshotChanges,
 };
 pub use spec::*;
+pub use thin_str::ThinStr;

@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
+use crate::ThinStr;
 use crate::ingress::Ingress;
 use crate::spec::{
     ClientIpAffinity, ExternalTrafficPolicy, LbPolicy, NodeSpec, ObjectKey, Protocol,
@@ -54,7 +55,7 @@ impl Frontend {
 pub struct Backend {
     pub addr: SocketAddr,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub node_name: Option<Arc<str>>,
+    pub node_name: Option<ThinStr>,
 }
 
 impl Backend {
@@ -72,10 +73,10 @@ impl Backend {
 pub struct Endpoint {
     pub ip: IpAddr,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub node_name: Option<Arc<str>>,
+    pub node_name: Option<ThinStr>,
     /// The catalog's copy (see [`EndpointSpec::hostname`](crate::EndpointSpec::hostname)).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hostname: Option<Arc<str>>,
+    pub hostname: Option<ThinStr>,
 }
 
 /// A service port with its resolved backends.
@@ -83,11 +84,11 @@ pub struct Endpoint {
 #[serde(rename_all = "camelCase")]
 pub struct ServicePort {
     /// The spec's shared string (see [`port_name`](crate::port_name)).
-    pub name: Arc<str>,
+    pub name: ThinStr,
     pub protocol: Protocol,
     pub port: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub app_protocol: Option<Arc<str>>,
+    pub app_protocol: Option<ThinStr>,
     pub backends: Arc<[Backend]>,
 }
 

@@ -110,13 +110,15 @@ impl DatagramChannel for UdpTunnel {
 
 #[cfg(test)]
 mod tests {
+    use edgemesh_model::ThinStr;
+
     use super::*;
 
     #[test]
     fn routes() {
         let b = |node: Option<&str>| Backend {
             addr: "10.244.0.5:80".parse().unwrap(),
-            node_name: node.map(Arc::from),
+            node_name: node.map(ThinStr::from),
         };
         let cases = [
             (None, Route::Direct),

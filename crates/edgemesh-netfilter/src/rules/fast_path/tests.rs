@@ -2,7 +2,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use edgemesh_model::{
-    ClientIpAffinity, HashKey, ObjectKey, ProxyDecision, ServiceKind, ServiceSpec,
+    ClientIpAffinity, HashKey, ObjectKey, ProxyDecision, ServiceKind, ServiceSpec, ThinStr,
 };
 
 use super::*;
@@ -13,7 +13,7 @@ const VIP6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0xa));
 fn backend(addr: &str, node: Option<&str>) -> Backend {
     Backend {
         addr: addr.parse().unwrap(),
-        node_name: node.map(Arc::from),
+        node_name: node.map(ThinStr::from),
     }
 }
 
