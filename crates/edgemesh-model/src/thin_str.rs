@@ -55,12 +55,6 @@ impl From<&str> for ThinStr {
     }
 }
 
-impl From<String> for ThinStr {
-    fn from(s: String) -> Self {
-        Self(Arc::new(s))
-    }
-}
-
 impl PartialEq<str> for ThinStr {
     fn eq(&self, other: &str) -> bool {
         self.as_str() == other

@@ -74,7 +74,7 @@ impl Readout for ProcessMetrics {
                 )?;
             }
         }
-        if let Some(rss) = resident_bytes() {
+        if let Some(rss) = self_status_bytes("VmRSS") {
             let help = "Resident memory size in bytes.";
             out.one(Kind::Gauge, "process_resident_memory_bytes", help, rss)?;
         }
@@ -127,16 +127,14 @@ fn boot_time_seconds() -> Option<f64> {
         .map(|s| s as f64)
 }
 
-/// `VmRSS` of `/proc/self/status`, which is in kB whatever the page size.
-fn resident_bytes() -> Option<u64> {
+/// A memory field of `/proc/self/status` (`VmRSS`, `RssAnon`, `VmHWM`…) in bytes: the file
+/// gives them in kB whatever the page size.
+pub fn self_status_bytes(field: &str) -> Option<u64> {
     let text = fs::read_to_string("/proc/self/status").ok()?;
-    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line["VmRSS:".len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
+    let kib: u64 = value.trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kib * 1024)
 }
 
@@ -175,7 +173,9 @@ mod tests {
     fn own_process_is_readable() {
         let stat = read_stat().unwrap();
         assert!(stat.threads >= 1);
-        assert!(resident_bytes().unwrap() > 0);
+        assert!(self_status_bytes("VmRSS").unwrap() > 0);
+        assert!(self_status_bytes("RssAnon").unwrap() > 0);
+        assert_eq!(self_status_bytes("NoSuchField"), None);
         assert!(max_open_files().unwrap() > 0);
         assert!(boot_time_seconds().unwrap() > 1e9);
         assert!(parse_stat("garbage").is_none());

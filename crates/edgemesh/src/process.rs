@@ -95,13 +95,8 @@ mod tests {
 
     /// The process's anonymous resident memory (heap), in MiB.
     fn rss_anon_mib() -> u64 {
-        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-        let kib = status
-            .lines()
-            .find_map(|l| l.strip_prefix("RssAnon:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .expect("RssAnon in /proc/self/status");
-        kib / 1024
+        edgemesh_telemetry::self_status_bytes("RssAnon").expect("RssAnon in /proc/self/status")
+            >> 20
     }
 
     /// 256 MiB in blocks of the sizes a burst of objects has, touched, then all freed.
