@@ -3,7 +3,7 @@
 # namespace starts with one Service, gets N more Services (3 endpoints each) in a second file,
 # then loses that file again. Prints its RssAnon (MiB) idle, loaded, just after the removal, and
 # 4 s and 10 s later: whether the memory of a burst goes back once the agent is idle.
-# Needs root, curl, python3. EDGEMESH_BIN picks the binary (A/B: run it once per binary).
+# Needs root, curl, python3; the Services are scripts/bench/services.py's. EDGEMESH_BIN picks the binary (A/B: run it once per binary).
 #   N=5000 scripts/bench-memory-cycle.sh
 #   EDGEMESH_BIN=/tmp/edgemesh-old N=5000 scripts/bench-memory-cycle.sh
 set -euo pipefail
@@ -27,36 +27,12 @@ trap cleanup EXIT
 ip netns add "$ns"
 ip -n "$ns" link set lo up
 
-# services FIRST COUNT PREFIX: COUNT Services from index FIRST, each with an EndpointSlice of 3
-# endpoints (ClusterIPs in 10.100.0.0/14, inside the namespace only).
-services() {
-  python3 - "$@" <<'EOF'
-import sys
-first, count, prefix = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-docs = []
-for i in range(first, first + count):
-    hi, lo = divmod(i, 250)
-    ns, name = f"ns{i % 50}", f"{prefix}{i}"
-    docs.append(f"""apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: {ns}}}
-spec:
-  clusterIP: 10.{100 + hi // 250}.{hi % 250}.{lo + 1}
-  ports: [{{name: http, port: 80, targetPort: 8080}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {name}-x, namespace: {ns}, labels: {{kubernetes.io/service-name: {name}}}}}
-addressType: IPv4
-ports: [{{name: http, port: 8080}}]
-endpoints: [{{addresses: ["192.0.2.{1 + i % 200}"]}}, {{addresses: ["198.51.100.{1 + i % 200}"]}}, {{addresses: ["203.0.113.{1 + i % 200}"]}}]
-""")
-print("---\n".join(docs))
-EOF
-}
-
-services 0 1 keep >"$dir/few.yaml"
-services 1 "$N" s >"$state/big.yaml"
+# The Services of scripts/bench/services.py (10.97.0.0 + i, namespace bench), each with 3
+# endpoints; the one that stays is renamed and moved off their ClusterIPs.
+endpoints=192.0.2.1,198.51.100.1,203.0.113.1
+python3 scripts/bench/services.py 1 "$endpoints" |
+  sed -e 's/bench-0/keep/g' -e 's/"10\.97\.0\.0"/"10.96.0.10"/' >"$dir/few.yaml"
+python3 scripts/bench/services.py "$N" "$endpoints" >"$state/big.yaml"
 ip netns exec "$ns" "$EDGEMESH_BIN" agent --manifests "$dir" --admin-addr "$admin" \
   --node-name cycle --state-dir "$state" --log-level warn >"$state/agent.log" 2>&1 &
 pid=$!
