@@ -368,8 +368,9 @@ pub fn bootstrap_plan(args: &BootstrapFlags) -> Result<BootstrapPlan, String> {
     if upstreams.is_empty() {
         return Err("--server-addr is required (the apiserver URL)".into());
     }
-    let client = upstream::client(args.api.ca_file.as_deref(), BOOTSTRAP_REQUEST_TIMEOUT)
-        .map_err(|e| e.to_string())?;
+    let client = upstream::clients(args.api.ca_file.as_deref(), BOOTSTRAP_REQUEST_TIMEOUT)
+        .map_err(|e| e.to_string())?
+        .pooled;
     let api = Api::new(
         client,
         Arc::new(upstreams),

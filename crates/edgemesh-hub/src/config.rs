@@ -113,7 +113,7 @@ impl HubConfig {
         {
             crate::tls::ReloadingCert::load(cert, key)?;
         }
-        crate::upstream::client(self.ca_file.as_deref(), self.health.timeout)?;
+        crate::upstream::clients(self.ca_file.as_deref(), self.health.timeout)?;
         let mut warnings = Vec::new();
         if let Some(token) = &self.token_file
             && let Err(e) = std::fs::metadata(token)

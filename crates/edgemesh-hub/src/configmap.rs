@@ -72,7 +72,8 @@ async fn poll(state: &State, index: usize, path: &str) -> Found {
         return Found::Unknown;
     };
     let timeout = state.health.config().timeout;
-    let Ok(Ok(response)) = tokio::time::timeout(timeout, state.client.request(request)).await
+    let Ok(Ok(response)) =
+        tokio::time::timeout(timeout, state.clients.pooled.request(request)).await
     else {
         return Found::Unknown;
     };

@@ -83,7 +83,7 @@ impl Hub {
             agents: Arc::new(agents),
             health,
             upstreams,
-            client: upstream::client(config.ca_file.as_deref(), config.connect_timeout)?,
+            clients: upstream::clients(config.ca_file.as_deref(), config.connect_timeout)?,
             metrics,
             bookmark_interval: config.bookmark_interval,
             body_stall_timeout: config.body_stall_timeout,
@@ -176,7 +176,7 @@ fn renewal_task(
     renewal: CsrSettings,
 ) -> impl std::future::Future<Output = ()> + use<> {
     let api = bootstrap::Api::new(
-        state.client.clone(),
+        state.clients.pooled.clone(),
         Arc::clone(&state.upstreams),
         state.own_token.clone(),
         config.health.timeout.max(REQUEST_TIMEOUT),

@@ -25,6 +25,11 @@ use crate::watch;
 pub enum ForwardError {
     #[error("cannot connect: {0}")]
     Connect(String),
+    /// A kept-alive connection was closed with no byte of an answer (an apiserver or a load
+    /// balancer closing idle connections as the request went out): a request without a body
+    /// may be sent again on a new connection.
+    #[error("the upstream closed the connection without answering: {0}")]
+    ClosedUnanswered(String),
     #[error("{0}")]
     Other(String),
 }
@@ -56,8 +61,13 @@ pub async fn forward(
         caching,
         upgrade,
     )?;
+    let client = if upgrade {
+        &state.clients.fresh
+    } else {
+        &state.clients.pooled
+    };
     let answer = tokio::select! {
-        answer = state.client.request(request) => answer,
+        answer = client.request(request) => answer,
         () = state.health.offline() => {
             return Err(ForwardError::Connect("the cloud became unreachable while waiting for an answer".into()));
         }
@@ -65,6 +75,8 @@ pub async fn forward(
     let mut response = answer.map_err(|e| {
         if e.is_connect() {
             ForwardError::Connect(error_chain(&e))
+        } else if closed_without_answer(&e) {
+            ForwardError::ClosedUnanswered(error_chain(&e))
         } else {
             ForwardError::Other(error_chain(&e))
         }
@@ -78,6 +90,20 @@ pub async fn forward(
         return Ok(response.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync()));
     }
     Ok(cache_response(attempt, parts.uri.path(), response).await)
+}
+
+/// Whether the connection ended before any byte of the response (hyper's "incomplete message").
+fn closed_without_answer(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_incomplete_message)
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

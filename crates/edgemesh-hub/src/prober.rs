@@ -16,7 +16,7 @@ pub const QUICK_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 pub async fn probe_now(state: &State, index: usize) -> Outcome {
     let path = &state.health.config().path;
     probe(
-        &state.client,
+        &state.clients.pooled,
         &state.upstreams[index],
         path,
         QUICK_PROBE_TIMEOUT,
@@ -27,7 +27,7 @@ pub async fn probe_now(state: &State, index: usize) -> Outcome {
 /// Probes every upstream forever, every `interval` (first probe at once), and updates the
 /// health metrics.
 pub async fn run_prober_with_metrics(state: Arc<State>) {
-    let (client, upstreams, health) = (&state.client, &state.upstreams, &state.health);
+    let (client, upstreams, health) = (&state.clients.pooled, &state.upstreams, &state.health);
     let config = health.config().clone();
     let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -85,9 +85,9 @@ async fn route(
     let (mut parts, body) = request.into_parts();
     let mut body = Some(body);
     // Failover: a request without a body is retried when its upstream cannot be reached (on the
-    // same upstream if a probe shows it is there, else on the next healthy one); one with a body
-    // is sent once.
-    for _attempt in 0..=state.upstreams.len() {
+    // same upstream if a probe shows it is there, else on the next healthy one) or closed a
+    // kept-alive connection without answering (once); one with a body is sent once.
+    for round in 0..=state.upstreams.len() {
         let Some(index) = state.health.pick() else {
             break;
         };
@@ -110,7 +110,15 @@ async fn route(
                     break;
                 }
             }
-            Err(passthrough::ForwardError::Other(e)) => {
+            Err(passthrough::ForwardError::ClosedUnanswered(e))
+                if round == 0 && !has_body(&parts) =>
+            {
+                tracing::debug!(upstream = %state.upstreams[index].url, error = %e, "sending again on a new connection");
+            }
+            Err(
+                e @ (passthrough::ForwardError::Other(_)
+                | passthrough::ForwardError::ClosedUnanswered(_)),
+            ) => {
                 let message = format!(
                     "edge hub: upstream {} failed: {e}",
                     state.upstreams[index].url

@@ -9,7 +9,7 @@ use crate::creds::OwnToken;
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::store::Cache;
-use crate::upstream::{HttpClient, Upstream};
+use crate::upstream::{Clients, Upstream};
 
 #[derive(Debug)]
 pub struct State {
@@ -17,7 +17,7 @@ pub struct State {
     pub agents: Arc<CacheAgents>,
     pub health: Arc<Health>,
     pub upstreams: Arc<Vec<Upstream>>,
-    pub client: HttpClient,
+    pub clients: Clients,
     pub metrics: Metrics,
     /// How often an offline watch that asked for bookmarks gets one.
     pub bookmark_interval: Duration,

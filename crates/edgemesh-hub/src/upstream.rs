@@ -1,4 +1,4 @@
-//! The upstream apiservers: one pooled HTTP/1.1 client (TLS with the given CA bundle), URL
+//! The upstream apiservers: HTTP/1.1 clients (TLS with the given CA bundle), URL
 //! building, and one health probe (`prober.rs` runs them).
 
 use std::path::Path;
@@ -68,9 +68,20 @@ impl Upstream {
     }
 }
 
-/// Builds the pooled client. `ca_file` holds the PEM CA bundle that signs the upstreams'
-/// serving certificates (required for https upstreams).
-pub fn client(ca_file: Option<&Path>, connect_timeout: Duration) -> Result<HttpClient, HubError> {
+/// The hub's two clients to its upstreams, over one connector (same CA bundle, same timeouts).
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// Keep-alive connections reused across requests: everything but upgrades.
+    pub pooled: HttpClient,
+    /// A new connection for every request, for upgrades (exec, attach, port-forward): an
+    /// upgraded connection is consumed anyway, and a pooled one the apiserver has just closed
+    /// would fail the request after it was sent, which cannot be retried safely (a `POST`).
+    pub fresh: HttpClient,
+}
+
+/// Builds the clients. `ca_file` holds the PEM CA bundle that signs the upstreams' serving
+/// certificates (required for https upstreams).
+pub fn clients(ca_file: Option<&Path>, connect_timeout: Duration) -> Result<Clients, HubError> {
     let mut roots = rustls::RootCertStore::empty();
     if let Some(path) = ca_file {
         for cert in crate::tls::read_certs(path, "CA bundle")? {
@@ -94,9 +105,14 @@ pub fn client(ca_file: Option<&Path>, connect_timeout: Duration) -> Result<HttpC
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build(https))
+    Ok(Clients {
+        pooled: Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(https.clone()),
+        fresh: Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build(https),
+    })
 }
 
 pub fn empty_body() -> Body {

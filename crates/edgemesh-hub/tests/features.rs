@@ -311,45 +311,111 @@ async fn the_serving_certificate_is_reloaded_when_its_files_change() {
     }
 }
 
-/// An upstream that switches protocols on any request and then echoes bytes back.
-async fn echo_upgrade_upstream() -> std::net::SocketAddr {
+/// An upstream as an apiserver behind an idle-closing load balancer looks at its worst: an
+/// upgrade is switched (and then echoed back); any other request is answered and the connection
+/// kept alive, but a second request on that connection finds it closed, unanswered.
+struct ClosingUpstream {
+    addr: std::net::SocketAddr,
+    /// Requests answered (upgrades and the first request of each connection).
+    answered: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn closing_upstream() -> ClosingUpstream {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&answered);
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
+            let counter = Arc::clone(&counter);
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                for request_on_connection in 1.. {
+                    let Some(head) = read_head(&mut stream).await else {
+                        return;
+                    };
+                    if head.contains("upgrade: spdy/3.1") {
+                        let reply = "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: SPDY/3.1\r\n\r\n";
+                        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        stream.write_all(reply.as_bytes()).await.unwrap();
+                        let (mut r, mut w) = stream.split();
+                        let _ = tokio::io::copy(&mut r, &mut w).await;
                         return;
                     }
-                    head.push(byte[0]);
+                    if request_on_connection > 1 {
+                        return; // closed without an answer
+                    }
+                    let body = r#"{"major":"1","minor":"31"}"#;
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    // Counted before the client can see the answer.
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    stream.write_all(reply.as_bytes()).await.unwrap();
                 }
-                let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-                if !head.contains("upgrade: spdy/3.1") {
-                    let _ = stream
-                        .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
-                        .await;
-                    return;
-                }
-                let reply = "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: SPDY/3.1\r\n\r\n";
-                stream.write_all(reply.as_bytes()).await.unwrap();
-                let (mut r, mut w) = stream.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
             });
         }
     });
-    addr
+    ClosingUpstream { addr, answered }
+}
+
+/// One request head, lower-cased; `None` when the connection ends first.
+async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    Some(String::from_utf8_lossy(&head).to_ascii_lowercase())
+}
+
+/// A hub over [`closing_upstream`] whose first health probe has been answered, so a kept-alive
+/// connection (one that will close on its next request) sits in the hub's pool.
+async fn hub_with_a_closing_connection_pooled() -> (ClosingUpstream, TestHub, tempfile::TempDir) {
+    let upstream = closing_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&format!("http://{}", upstream.addr), dir.path(), "*");
+    cfg.health.interval = Duration::from_secs(3600);
+    cfg.config_map = None; // the probe is the hub's only request of its own
+    let hub = start_hub(cfg).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while upstream.answered.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the hub never probed its upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The probe's connection goes back to the pool once its answer is drained.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    (upstream, hub, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_sent_on_a_connection_the_upstream_closed_unanswered_are_sent_again() {
+    let (upstream, hub, _dir) = hub_with_a_closing_connection_pooled().await;
+    // Each read goes out on the connection the previous request left in the pool, which the
+    // upstream closes unanswered: the hub must send it again on a new one, not answer 502.
+    for round in 0..3 {
+        let (code, body) = get(&format!("http://{}/version", hub.addr), "curl", None).await;
+        assert_eq!(code, 200, "round {round}: {body}");
+    }
+    assert_eq!(
+        upstream.answered.load(std::sync::atomic::Ordering::SeqCst),
+        4,
+        "the probe and the three reads, each on its own connection"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrades_such_as_exec_pass_through_both_ways() {
-    let upstream = echo_upgrade_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(&format!("http://{upstream}"), dir.path(), "*");
-    cfg.health.interval = Duration::from_secs(3600);
-    let hub = start_hub(cfg).await;
+    // A pooled connection that closes on its next request sits in the pool: an upgrade goes out
+    // on a new connection of its own (a POST cannot be sent again once a kept-alive connection
+    // failed under it; stop 29's CI saw such an exec answered 503).
+    let (_upstream, hub, _dir) = hub_with_a_closing_connection_pooled().await;
     let mut stream = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
     let request = "POST /api/v1/namespaces/a/pods/p/exec?command=sh HTTP/1.1\r\nHost: hub\r\n\
         User-Agent: kubectl/1\r\nAuthorization: Bearer t\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n";
