@@ -84,13 +84,16 @@ fn parse_unattested(s: &str) -> Result<UnattestedPeers, String> {
     }
 }
 
-/// The agent's allocator (`edgemesh`'s main.rs says why), so that memory figures measured on
-/// this node hold for the agent.
+/// The agent's allocator and runtime (`edgemesh_runtime` says why), so that memory figures
+/// measured on this node hold for the agent.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: edgemesh_runtime::MiMalloc = edgemesh_runtime::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    edgemesh_runtime::runtime()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
         .init();

@@ -1,15 +1,17 @@
 //! The `edgemesh` binary: parses the command line and runs the chosen role.
-// One FFI call, in `allocator`, allowed there alone.
 #![deny(unsafe_code)]
 
 mod agent;
-mod allocator;
 mod cli;
 mod gateway;
 mod hub;
 mod mesh;
 mod process;
 mod roles;
+
+/// mimalloc, as every edgemesh process (`edgemesh_runtime` says why).
+#[global_allocator]
+static ALLOCATOR: edgemesh_runtime::MiMalloc = edgemesh_runtime::MiMalloc;
 
 use std::process::ExitCode;
 

@@ -1,10 +1,4 @@
-//! The process's allocator, and handing back to the OS what a burst of work freed.
-//!
-//! mimalloc instead of glibc malloc: with glibc, the memory of a load peak (thousands of
-//! tunnelled connections, their copy buffers and yamux state) stayed resident after every
-//! connection had closed, an agent growing by megabytes per round of load, in its per-thread
-//! arenas (one arena: less, but not reliably). The state itself is freed: mimalloc returns it
-//! (docs/tunnel.md, "Memory after load"; `netns_memory_returns_after_load`).
+//! Handing back to the OS what a burst of work freed.
 //!
 //! mimalloc returns a thread's free pages to the OS only from a later allocator call of that
 //! same thread, a second after they were freed. A runtime worker that goes idle right after a
@@ -16,9 +10,6 @@
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
-
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// How often an idle worker hands back free memory at most. A release walks the worker's pages
 /// (0.4–1.7 ms at 100,000 services, measured); a worker parks up to once per request, so
@@ -61,8 +52,8 @@ fn release_free_memory() {
         fn mi_collect(force: bool);
     }
     // SAFETY: mi_collect takes no pointers, may be called from any thread at any time and only
-    // affects the allocator's own bookkeeping; the global allocator above is mimalloc, so the
-    // symbol is linked.
+    // affects the allocator's own bookkeeping; this crate links mimalloc, so the symbol is there
+    // (with another global allocator it only tidies mimalloc's own, unused heaps).
     unsafe { mi_collect(true) }
 }
 
