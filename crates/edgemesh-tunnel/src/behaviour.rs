@@ -17,6 +17,7 @@ use libp2p::{PeerId, Swarm, Transport as _, identify, mdns, noise, quic, relay, 
 
 use crate::TunnelError;
 use crate::fate::{FateMuxer, FatedYamux, Fates};
+use crate::inbound::Inbound;
 use crate::keepalive::{DEAD_AFTER, Keepalive};
 use crate::psk::Membership;
 use crate::punch::Punch;
@@ -35,6 +36,8 @@ pub(crate) struct Behaviour {
     pub identify: identify::Behaviour,
     pub keepalive: Keepalive,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// Inbound proxy streams, queued (`inbound.rs` says why not libp2p-stream's `accept`).
+    pub proxy_inbound: Inbound,
     pub stream: libp2p_stream::Behaviour,
 }
 
@@ -54,6 +57,7 @@ pub(crate) fn build_swarm(
     membership: Membership,
     options: StackOptions,
     fates: &Fates,
+    proxy_inbound: Inbound,
 ) -> Result<Swarm<Behaviour>, TunnelError> {
     let swarm_err = |e: &dyn std::fmt::Display| TunnelError::Swarm(e.to_string());
     // Relayed connections run their own pnet and noise handshakes end to end (the noise one
@@ -88,6 +92,7 @@ pub(crate) fn build_swarm(
                 // seconds of silence (`driver/liveness.rs`).
                 keepalive: Keepalive::new(DEAD_AFTER),
                 mdns: Toggle::from(mdns_behaviour(options.mdns, peer)),
+                proxy_inbound,
                 stream: libp2p_stream::Behaviour::new(),
             })
         })

@@ -30,6 +30,7 @@ mod error;
 mod fate;
 mod fsutil;
 pub mod identity;
+mod inbound;
 mod keepalive;
 pub mod metrics;
 pub mod pins;
@@ -115,12 +116,11 @@ impl Tunnel {
             quic: config.quic,
         };
         let fates = fate::Fates::default();
-        let mut swarm = behaviour::build_swarm(keypair, membership, options, &fates)?;
+        let (proxy_inbound, proxy_in) = inbound::Inbound::new(wire::PROXY_PROTOCOL);
+        let mut swarm =
+            behaviour::build_swarm(keypair, membership, options, &fates, proxy_inbound)?;
         listen(&mut swarm, &config)?;
         let mut control = swarm.behaviour().stream.new_control();
-        let proxy_in = control
-            .accept(wire::PROXY_PROTOCOL)
-            .map_err(|e| TunnelError::Swarm(e.to_string()))?;
         let discovery_in = control
             .accept(wire::DISCOVERY_PROTOCOL)
             .map_err(|e| TunnelError::Swarm(e.to_string()))?;

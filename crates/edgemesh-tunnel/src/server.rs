@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use edgemesh_copy::Options;
 use edgemesh_host::SocketFactory;
-use futures::StreamExt as _;
 use libp2p::{PeerId, Stream};
 use tokio::net::UdpSocket;
 use tokio_util::compat::FuturesAsyncReadCompatExt as _;
@@ -19,8 +18,8 @@ use crate::udp;
 use crate::wire::{self, MsgType, Proxy};
 
 /// Serves inbound proxy streams until the tunnel stops.
-pub(crate) async fn serve(shared: Arc<Shared>, mut incoming: libp2p_stream::IncomingStreams) {
-    while let Some((peer, stream)) = incoming.next().await {
+pub(crate) async fn serve(shared: Arc<Shared>, mut incoming: crate::inbound::Incoming) {
+    while let Some((peer, stream)) = incoming.recv().await {
         tokio::spawn(handle(Arc::clone(&shared), peer, stream));
     }
 }

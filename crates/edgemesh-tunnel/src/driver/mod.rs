@@ -254,6 +254,7 @@ impl Driver {
     ) {
         self.peers.closed(peer, id, remaining);
         if remaining > 0 {
+            tracing::debug!(peer.id = %peer, connection.id = %id, cause = ?cause, remaining, "one connection to the peer closed");
             return;
         }
         tracing::info!(peer.id = %peer, cause = ?cause, "disconnected");
