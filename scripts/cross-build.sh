@@ -2,8 +2,9 @@
 # Cross-compiles the edgemesh binary for the ARM platforms EdgeMesh ships (linux/arm64 and
 # linux/arm/v7), with rustup targets and Debian's cross linkers (.cargo/config.toml).
 #
-#   scripts/cross-build.sh            stripped release binaries, their sizes printed
-#   scripts/cross-build.sh --check    `cargo check --release` per target (what CI runs)
+#   scripts/cross-build.sh            the shipped binaries (Cargo.toml's `dist` profile: release,
+#                                     whole-program optimisation, stripped), their sizes printed
+#   scripts/cross-build.sh --check    `cargo check --profile dist` per target (what CI runs)
 #   TARGETS="aarch64-unknown-linux-gnu" scripts/cross-build.sh   one target only
 #
 # scripts/setup.sh installs the toolchains. Honours CARGO_TARGET_DIR.
@@ -30,18 +31,17 @@ done
 
 for t in "${targets[@]}"; do
   if [[ $mode == check ]]; then
-    echo "cross-build: cargo check --release --target $t"
-    cargo check --release --locked --target "$t" -p edgemesh
+    echo "cross-build: cargo check --profile dist --target $t"
+    cargo check --profile dist --locked --target "$t" -p edgemesh
   else
-    echo "cross-build: cargo build --release --target $t (stripped)"
-    CARGO_PROFILE_RELEASE_STRIP=symbols \
-      cargo build --release --locked --target "$t" -p edgemesh --bin edgemesh
+    echo "cross-build: cargo build --profile dist --target $t"
+    cargo build --profile dist --locked --target "$t" -p edgemesh --bin edgemesh
   fi
 done
 
 if [[ $mode == build ]]; then
   for t in "${targets[@]}"; do
-    bin="$target_dir/$t/release/edgemesh"
+    bin="$target_dir/$t/dist/edgemesh"
     printf '%-32s %10d bytes  %s\n' "$t" "$(stat -c %s "$bin")" "$(file -b "$bin" 2>/dev/null | cut -d, -f1-2)"
   done
 fi
