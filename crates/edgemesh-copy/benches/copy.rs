@@ -126,9 +126,7 @@ fn best_of_3(run: impl Fn() -> Duration) -> Duration {
 
 /// Resident set size of this process in KiB.
 fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    edgemesh_telemetry::self_status_bytes("VmRSS").expect("VmRSS in /proc/self/status") / 1024
 }
 
 /// Echoes every connection back to itself.

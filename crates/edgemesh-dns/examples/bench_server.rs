@@ -14,12 +14,7 @@ use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 
 fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    edgemesh_telemetry::self_status_bytes("VmRSS").unwrap_or(0) / 1024
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

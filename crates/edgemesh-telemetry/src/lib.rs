@@ -21,7 +21,7 @@ pub use latency::{Latency, LatencySnapshot};
 pub use liveness::Liveness;
 pub use logging::{LogArgs, LogFormat, init_logging};
 pub use metrics::{Kind, Readings, Readout, register_metrics, register_readout};
-pub use process::{ProcessMetrics, role_registry, self_status_bytes};
+pub use process::{ProcessMetrics, role_registry, self_status_bytes, status_bytes};
 pub use prometheus_client;
 pub use prometheus_client::registry::Registry;
 pub use readiness::{ReadyChecks, Verdict};

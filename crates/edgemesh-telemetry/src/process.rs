@@ -130,7 +130,16 @@ fn boot_time_seconds() -> Option<f64> {
 /// A memory field of `/proc/self/status` (`VmRSS`, `RssAnon`, `VmHWM`…) in bytes: the file
 /// gives them in kB whatever the page size.
 pub fn self_status_bytes(field: &str) -> Option<u64> {
-    let text = fs::read_to_string("/proc/self/status").ok()?;
+    status_field_bytes("/proc/self/status", field)
+}
+
+/// The same field of another process (`pid`), for the benchmarks and tests that watch one.
+pub fn status_bytes(pid: u32, field: &str) -> Option<u64> {
+    status_field_bytes(&format!("/proc/{pid}/status"), field)
+}
+
+fn status_field_bytes(path: &str, field: &str) -> Option<u64> {
+    let text = fs::read_to_string(path).ok()?;
     let value = text
         .lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
@@ -176,6 +185,9 @@ mod tests {
         assert!(self_status_bytes("VmRSS").unwrap() > 0);
         assert!(self_status_bytes("RssAnon").unwrap() > 0);
         assert_eq!(self_status_bytes("NoSuchField"), None);
+        let pid = std::process::id();
+        assert!(status_bytes(pid, "VmHWM").unwrap() > 0);
+        assert_eq!(status_bytes(u32::MAX, "VmRSS"), None);
         assert!(max_open_files().unwrap() > 0);
         assert!(boot_time_seconds().unwrap() > 1e9);
         assert!(parse_stat("garbage").is_none());

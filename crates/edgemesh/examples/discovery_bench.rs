@@ -113,17 +113,10 @@ fn snapshot_version(agent: &Process) -> String {
 
 /// VmRSS and VmHWM of `pid`, in MiB.
 fn memory(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
+    let mib = |field| {
+        edgemesh_telemetry::status_bytes(pid, field).unwrap_or(0) as f64 / f64::from(1 << 20)
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    (mib("VmRSS"), mib("VmHWM"))
 }
 
 fn service(i: u32) -> serde_json::Value {

@@ -323,6 +323,11 @@ fn save_log(agent: &Process, mode: &str, services: u32) {
     eprintln!("log: {}", path.display());
 }
 
+/// A memory field of `pid`'s `/proc/PID/status`, in MiB (0 when the process is gone).
+fn status_mib(pid: u32, field: &str) -> f64 {
+    edgemesh_telemetry::status_bytes(pid, field).unwrap_or(0) as f64 / f64::from(1 << 20)
+}
+
 /// VmRSS, VmHWM and RssAnon in MiB.
 struct Memory {
     rss: f64,
@@ -332,20 +337,11 @@ struct Memory {
 
 impl Memory {
     fn of(pid: u32) -> Memory {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|kb| kb.parse::<f64>().ok())
-                .unwrap_or(0.0)
-                / 1024.0
-        };
+        let mib = |field| status_mib(pid, field);
         Memory {
-            rss: field("VmRSS:"),
-            hwm: field("VmHWM:"),
-            anon: field("RssAnon:"),
+            rss: mib("VmRSS"),
+            hwm: mib("VmHWM"),
+            anon: mib("RssAnon"),
         }
     }
 }

@@ -46,12 +46,7 @@ fn relist(ns_name: &str, hub: SocketAddr) -> usize {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    edgemesh_telemetry::status_bytes(pid, "VmRSS").unwrap_or(0) / 1024
 }
 
 #[test]

@@ -479,10 +479,7 @@ impl LongLived {
 
 /// VmRSS of `pid`, in KiB.
 pub fn rss_kib(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    edgemesh_telemetry::status_bytes(pid, "VmRSS")
+        .map(|bytes| bytes / 1024)
         .with_context(|| format!("no VmRSS in /proc/{pid}/status"))
 }
