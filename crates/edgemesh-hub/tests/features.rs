@@ -333,6 +333,7 @@ async fn closing_upstream() -> ClosingUpstream {
                     let Some(head) = read_head(&mut stream).await else {
                         return;
                     };
+                    let head = head.to_ascii_lowercase();
                     if head.contains("upgrade: spdy/3.1") {
                         let reply = "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: SPDY/3.1\r\n\r\n";
                         counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -359,7 +360,7 @@ async fn closing_upstream() -> ClosingUpstream {
     ClosingUpstream { addr, answered }
 }
 
-/// One request head, lower-cased; `None` when the connection ends first.
+/// One message head (up to its blank line); `None` when the connection ends first.
 async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<String> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -369,7 +370,7 @@ async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<String> {
         }
         head.push(byte[0]);
     }
-    Some(String::from_utf8_lossy(&head).to_ascii_lowercase())
+    Some(String::from_utf8_lossy(&head).into_owned())
 }
 
 /// A hub over [`closing_upstream`] whose first health probe has been answered, so a kept-alive
@@ -420,22 +421,10 @@ async fn upgrades_such_as_exec_pass_through_both_ways() {
     let request = "POST /api/v1/namespaces/a/pods/p/exec?command=sh HTTP/1.1\r\nHost: hub\r\n\
         User-Agent: kubectl/1\r\nAuthorization: Bearer t\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n";
     stream.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            n,
-            1,
-            "connection closed; head so far: {}",
-            String::from_utf8_lossy(&head)
-        );
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head);
+    let head = tokio::time::timeout(Duration::from_secs(5), read_head(&mut stream))
+        .await
+        .expect("no response head within 5 s")
+        .expect("connection closed before the response head");
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     for message in [&b"hello"[..], &b"second frame"[..]] {
         stream.write_all(message).await.unwrap();
